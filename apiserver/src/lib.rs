@@ -1,0 +1,15 @@
+//! Garrison's embedded Kubernetes-compatible API server.
+//!
+//! It serves the subset of kube-apiserver's contract that OCM controllers, kube-rs, kubectl and
+//! Argo CD use: discovery and OpenAPI, the CRUD, patch and watch verbs, metadata semantics
+//! (status subresource, generation, finalizers, garbage collection, namespace lifecycle), the
+//! built-in kinds the hub needs, CustomResourceDefinitions with structural-schema validation,
+//! client-certificate and bootstrap-token authentication, RBAC, and a JSON-lines audit log.
+//! Objects live in SQLite (see [`store`]).
+
+pub mod error;
+pub mod resources;
+pub mod schema;
+pub mod selectors;
+pub mod store;
+pub mod validation;

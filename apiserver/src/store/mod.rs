@@ -1,0 +1,503 @@
+//! Durable object storage in SQLite, with one global, monotonic resourceVersion.
+//!
+//! Objects are stored as JSON rows keyed by `(resource key, namespace, name)`, where the resource
+//! key is `group/plural`, so every served version of a resource shares one row. The database runs
+//! in WAL mode with `synchronous=FULL`: a write's transaction is on disk before the write is
+//! acknowledged, and after `kill -9` nothing acknowledged is lost and nothing half-written is
+//! visible (SQLite's atomic commit). Writes are serialised through one connection; reads use a
+//! small pool of their own connections, which WAL lets run beside the writer.
+
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use watch::{EventType, WatchCache, WatchEvent};
+
+/// Errors opening or checking a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not a Garrison store (or is damaged).
+    #[error("the store at {path} is not a valid Garrison database ({detail})")]
+    Corrupt {
+        /// The database path.
+        path: PathBuf,
+        /// What SQLite reported.
+        detail: String,
+    },
+    /// SQLite failed.
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// What a mutation decided to do with an object.
+pub enum Mutation {
+    /// Write this object (create or replace).
+    Put(Value),
+    /// Remove the object.
+    Delete,
+    /// Change nothing; answer with this object.
+    Keep(Value),
+}
+
+/// The result of a mutation.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The object as written, with its new resourceVersion.
+    Written(Value),
+    /// The object was removed; its last state, stamped with the delete's resourceVersion.
+    Deleted(Value),
+    /// Nothing changed.
+    Unchanged(Value),
+}
+
+impl Outcome {
+    /// The object the outcome carries.
+    pub fn object(&self) -> &Value {
+        match self {
+            Outcome::Written(v) | Outcome::Deleted(v) | Outcome::Unchanged(v) => v,
+        }
+    }
+    /// Consumes the outcome, returning its object.
+    pub fn into_object(self) -> Value {
+        match self {
+            Outcome::Written(v) | Outcome::Deleted(v) | Outcome::Unchanged(v) => v,
+        }
+    }
+}
+
+/// A page of a list.
+pub struct Page {
+    /// The objects, ordered by namespace then name.
+    pub items: Vec<Value>,
+    /// The resourceVersion the list was read at.
+    pub rv: u64,
+    /// The `(namespace, name)` of the last item, when more items follow.
+    pub next: Option<(String, String)>,
+}
+
+/// The object store: SQLite plus the watch cache.
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<PathBuf>,
+    watch: Arc<WatchCache>,
+    /// Called after each committed write with the resource key, for caches such as RBAC.
+    hooks: Mutex<Vec<Arc<dyn Fn(&str) + Send + Sync>>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS garrison_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+    rkey TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    rv INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (rkey, namespace, name)
+) WITHOUT ROWID;
+";
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: &str = "1";
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
+}
+
+/// Opens (creating if needed) the store schema on a connection and checks it is ours.
+fn init_schema(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    conn.execute_batch(SCHEMA).map_err(|e| corrupt(path, e))?;
+    let version: Option<String> = conn
+        .query_row("SELECT value FROM garrison_meta WHERE key = 'schema'", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| corrupt(path, e))?;
+    match version.as_deref() {
+        None => {
+            conn.execute("INSERT INTO garrison_meta (key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
+            conn.execute("INSERT OR IGNORE INTO garrison_meta (key, value) VALUES ('rv', '1')", [])?;
+        }
+        Some(SCHEMA_VERSION) => {}
+        Some(other) => return Err(corrupt(path, format!("unknown schema version {other}"))),
+    }
+    let rv: String = conn.query_row("SELECT value FROM garrison_meta WHERE key = 'rv'", [], |r| r.get(0))?;
+    rv.parse::<u64>().map_err(|e| corrupt(path, format!("bad resourceVersion counter: {e}")))
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if missing. Fails if the file is not ours.
+    pub fn open(path: &Path, watch_capacity: usize) -> Result<Arc<Self>, StoreError> {
+        let conn = Connection::open(path).map_err(|e| corrupt(path, e))?;
+        // A file that is not SQLite fails here, on the first read.
+        configure(&conn).map_err(|e| corrupt(path, e))?;
+        let check: String =
+            conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        if check != "ok" {
+            return Err(corrupt(path, check));
+        }
+        let rv = init_schema(&conn, path)?;
+        Ok(Arc::new(Store {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: Some(path.to_path_buf()),
+            watch: WatchCache::new(watch_capacity, rv),
+            hooks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// A store held only in memory, for simulated clusters and tests.
+    pub fn in_memory(watch_capacity: usize) -> Arc<Self> {
+        let conn = Connection::open_in_memory().expect("sqlite in memory");
+        let rv = init_schema(&conn, Path::new(":memory:")).expect("schema in memory");
+        Arc::new(Store {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: None,
+            watch: WatchCache::new(watch_capacity, rv),
+            hooks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The watch cache.
+    pub fn watch(&self) -> &Arc<WatchCache> {
+        &self.watch
+    }
+
+    /// Registers a function called after each committed write, with the resource key written.
+    pub fn on_write(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
+        self.hooks.lock().expect("hooks lock").push(hook);
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> ApiResult<T> {
+        let Some(path) = &self.path else {
+            let conn = self.writer.lock().expect("store lock");
+            return f(&conn).map_err(internal);
+        };
+        let conn = self.readers.lock().expect("pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(internal)?;
+                c.busy_timeout(std::time::Duration::from_secs(10)).map_err(internal)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(internal);
+        let mut pool = self.readers.lock().expect("pool lock");
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// The latest resourceVersion written.
+    pub fn current_rv(&self) -> ApiResult<u64> {
+        self.with_reader(read_rv)
+    }
+
+    /// Reads one object.
+    pub fn get(&self, key: &str, namespace: &str, name: &str) -> ApiResult<Option<Value>> {
+        let row: Option<Vec<u8>> = self.with_reader(|c| {
+            c.query_row(
+                "SELECT data FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+                params![key, namespace, name],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        row.map(|b| serde_json::from_slice(&b).map_err(internal)).transpose()
+    }
+
+    /// Lists objects of a resource, in one namespace or all, after `after` (exclusive), at most
+    /// `limit` items (0 = no limit).
+    pub fn list(
+        &self,
+        key: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> ApiResult<Page> {
+        let (after_ns, after_name) = after.unwrap_or(("", ""));
+        let has_after = after.is_some();
+        let fetch = if limit == 0 { i64::MAX } else { limit as i64 + 1 };
+        let (rows, rv) = self.with_reader(|c| {
+            let tx = c.unchecked_transaction()?;
+            let rv = read_rv(&tx)?;
+            let mut rows: Vec<(String, String, Vec<u8>)> = Vec::new();
+            {
+                let mut push = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+                    rows.push((r.get(0)?, r.get(1)?, r.get(2)?));
+                    Ok(())
+                };
+                match namespace {
+                    Some(ns) => {
+                        let mut st = tx.prepare_cached(
+                            "SELECT namespace, name, data FROM objects WHERE rkey = ?1 AND namespace = ?2 \
+                             AND (?3 = 0 OR name > ?4) ORDER BY name LIMIT ?5",
+                        )?;
+                        let mut q = st.query(params![key, ns, has_after as i64, after_name, fetch])?;
+                        while let Some(r) = q.next()? {
+                            push(r)?;
+                        }
+                    }
+                    None => {
+                        let mut st = tx.prepare_cached(
+                            "SELECT namespace, name, data FROM objects WHERE rkey = ?1 \
+                             AND (?2 = 0 OR (namespace, name) > (?3, ?4)) ORDER BY namespace, name LIMIT ?5",
+                        )?;
+                        let mut q = st.query(params![key, has_after as i64, after_ns, after_name, fetch])?;
+                        while let Some(r) = q.next()? {
+                            push(r)?;
+                        }
+                    }
+                }
+            }
+            tx.finish()?;
+            Ok((rows, rv))
+        })?;
+        let mut next = None;
+        let mut rows = rows;
+        if limit != 0 && rows.len() > limit {
+            rows.truncate(limit);
+            let last = rows.last().expect("non-empty page");
+            next = Some((last.0.clone(), last.1.clone()));
+        }
+        let items = rows
+            .into_iter()
+            .map(|(_, _, b)| serde_json::from_slice(&b).map_err(internal))
+            .collect::<ApiResult<Vec<Value>>>()?;
+        Ok(Page { items, rv, next })
+    }
+
+    /// Counts the objects of a resource (in one namespace, or all).
+    pub fn count(&self, key: &str, namespace: Option<&str>) -> ApiResult<u64> {
+        self.with_reader(|c| match namespace {
+            Some(ns) => c.query_row(
+                "SELECT COUNT(*) FROM objects WHERE rkey = ?1 AND namespace = ?2",
+                params![key, ns],
+                |r| r.get::<_, i64>(0).map(|n| n as u64),
+            ),
+            None => c.query_row("SELECT COUNT(*) FROM objects WHERE rkey = ?1", params![key], |r| {
+                r.get::<_, i64>(0).map(|n| n as u64)
+            }),
+        })
+    }
+
+    /// Lists every namespace that holds objects of any resource, with the resource keys present.
+    pub fn keys_in_namespace(&self, namespace: &str) -> ApiResult<Vec<String>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached("SELECT DISTINCT rkey FROM objects WHERE namespace = ?1")?;
+            let rows = st.query_map([namespace], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Reads, decides and writes one object atomically. `decide` sees the current object (if any)
+    /// and the resourceVersion the write will get. The write is durable when this returns.
+    pub fn mutate(
+        &self,
+        key: &str,
+        namespace: &str,
+        name: &str,
+        decide: impl FnOnce(Option<Value>, u64) -> ApiResult<Mutation>,
+    ) -> ApiResult<Outcome> {
+        let mut conn = self.writer.lock().expect("store lock");
+        let tx = conn.transaction().map_err(internal)?;
+        let current: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT data FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+                params![key, namespace, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        let current: Option<Value> = current.map(|b| serde_json::from_slice(&b)).transpose().map_err(internal)?;
+        let rv = read_rv(&tx).map_err(internal)? + 1;
+        let existed = current.is_some();
+        let old = current.clone();
+        let (kind, mut object) = match decide(current, rv)? {
+            Mutation::Keep(v) => return Ok(Outcome::Unchanged(v)),
+            Mutation::Put(v) => (if existed { EventType::Modified } else { EventType::Added }, v),
+            Mutation::Delete => match old.clone() {
+                Some(v) => (EventType::Deleted, v),
+                None => return Err(ApiError::internal("delete of a missing object")),
+            },
+        };
+        set_rv(&mut object, rv);
+        if kind == EventType::Deleted {
+            tx.execute(
+                "DELETE FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+                params![key, namespace, name],
+            )
+            .map_err(internal)?;
+        } else {
+            let data = serde_json::to_vec(&object).map_err(internal)?;
+            tx.execute(
+                "INSERT INTO objects (rkey, namespace, name, rv, data) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (rkey, namespace, name) DO UPDATE SET rv = excluded.rv, data = excluded.data",
+                params![key, namespace, name, rv as i64, data],
+            )
+            .map_err(internal)?;
+        }
+        tx.execute("UPDATE garrison_meta SET value = ?1 WHERE key = 'rv'", [rv.to_string()]).map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        let object = Arc::new(object);
+        self.watch.publish(WatchEvent {
+            rv,
+            key: key.to_string(),
+            namespace: namespace.to_string(),
+            kind,
+            object: object.clone(),
+            old: old.map(Arc::new),
+        });
+        drop(conn);
+        for hook in self.hooks.lock().expect("hooks lock").iter() {
+            hook(key);
+        }
+        let object = Arc::try_unwrap(object).unwrap_or_else(|a| (*a).clone());
+        Ok(if kind == EventType::Deleted { Outcome::Deleted(object) } else { Outcome::Written(object) })
+    }
+
+    /// Copies the whole store into a new SQLite file at `dest` while it stays online.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let conn = self.writer.lock().expect("store lock");
+        conn.backup(rusqlite::MAIN_DB, dest, None::<fn(rusqlite::backup::Progress)>)?;
+        Ok(())
+    }
+}
+
+fn read_rv(c: &Connection) -> rusqlite::Result<u64> {
+    let s: String = c.query_row("SELECT value FROM garrison_meta WHERE key = 'rv'", [], |r| r.get(0))?;
+    Ok(s.parse().unwrap_or(0))
+}
+
+fn set_rv(object: &mut Value, rv: u64) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "store failure");
+    ApiError::internal(format!("storage: {e}"))
+}
+
+/// Makes an online, consistent copy of the store file at `src` into `dest`, using SQLite's backup
+/// API, without stopping a hub that has it open.
+pub fn backup_file(src: &Path, dest: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| corrupt(src, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| corrupt(src, e))?;
+    if check != "ok" {
+        return Err(corrupt(src, check));
+    }
+    conn.backup(rusqlite::MAIN_DB, dest, None::<fn(rusqlite::backup::Progress)>)?;
+    Ok(())
+}
+
+/// Checks that `path` is a Garrison store that passes SQLite's integrity check, returning its
+/// object count and resourceVersion.
+pub fn verify_file(path: &Path) -> Result<(u64, u64), StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| corrupt(path, e))?;
+    let check: String =
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+    if check != "ok" {
+        return Err(corrupt(path, check));
+    }
+    let schema: Option<String> = conn
+        .query_row("SELECT value FROM garrison_meta WHERE key = 'schema'", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| corrupt(path, e))?;
+    if schema.as_deref() != Some(SCHEMA_VERSION) {
+        return Err(corrupt(path, "no Garrison schema"));
+    }
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))?;
+    let count = count as u64;
+    let rv = read_rv(&conn)?;
+    Ok((count, rv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "a"}})
+    }
+
+    #[test]
+    fn every_write_gets_a_higher_resource_version() {
+        let s = Store::in_memory(100);
+        let a = s.mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x")))).unwrap();
+        let b = s.mutate("/configmaps", "a", "y", |_, _| Ok(Mutation::Put(cm("y")))).unwrap();
+        let rv = |o: &Outcome| o.object()["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap();
+        assert!(rv(&b) > rv(&a));
+        assert_eq!(s.current_rv().unwrap(), rv(&b));
+    }
+
+    #[test]
+    fn a_failed_decision_writes_nothing() {
+        let s = Store::in_memory(100);
+        let before = s.current_rv().unwrap();
+        let r = s.mutate("/configmaps", "a", "x", |_, _| Err(ApiError::bad_request("no")));
+        assert!(r.is_err());
+        assert_eq!(s.current_rv().unwrap(), before);
+        assert!(s.get("/configmaps", "a", "x").unwrap().is_none());
+    }
+
+    #[test]
+    fn pages_continue_where_the_last_one_ended() {
+        let s = Store::in_memory(100);
+        for n in ["a", "b", "c", "d", "e"] {
+            s.mutate("/configmaps", "a", n, |_, _| Ok(Mutation::Put(cm(n)))).unwrap();
+        }
+        let p1 = s.list("/configmaps", Some("a"), None, 2).unwrap();
+        assert_eq!(p1.items.len(), 2);
+        let (ns, name) = p1.next.clone().unwrap();
+        let p2 = s.list("/configmaps", Some("a"), Some((&ns, &name)), 2).unwrap();
+        assert_eq!(p2.items[0]["metadata"]["name"], "c");
+        let (ns, name) = p2.next.clone().unwrap();
+        let p3 = s.list("/configmaps", None, Some((&ns, &name)), 2).unwrap();
+        assert_eq!(p3.items.len(), 1);
+        assert!(p3.next.is_none());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_reported_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store.db");
+        std::fs::write(&p, b"this is not sqlite at all, not even close........................").unwrap();
+        let err = Store::open(&p, 10).err().expect("must fail");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store.db");
+        {
+            let s = Store::open(&p, 10).unwrap();
+            s.mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x")))).unwrap();
+        }
+        let s = Store::open(&p, 10).unwrap();
+        assert!(s.get("/configmaps", "a", "x").unwrap().is_some());
+        assert_eq!(verify_file(&p).unwrap().0, 1);
+    }
+}
