@@ -7,7 +7,10 @@
 //! client-certificate and bootstrap-token authentication, RBAC, and a JSON-lines audit log.
 //! Objects live in SQLite (see [`store`]).
 
+pub mod apply;
+pub mod auth;
 pub mod error;
+pub mod patch;
 pub mod resources;
 pub mod schema;
 pub mod selectors;

@@ -200,6 +200,33 @@ impl LabelSelector {
     }
 }
 
+/// Whether one `matchExpressions` entry of a metav1.LabelSelector holds for `labels`.
+pub fn label_expression_matches(expr: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let key = expr["key"].as_str().unwrap_or_default();
+    let values: Vec<&str> = expr["values"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let v = labels.get(key).map(String::as_str);
+    match expr["operator"].as_str() {
+        Some("In") => v.is_some_and(|v| values.contains(&v)),
+        Some("NotIn") => v.is_none_or(|v| !values.contains(&v)),
+        Some("Exists") => v.is_some(),
+        Some("DoesNotExist") => v.is_none(),
+        _ => false,
+    }
+}
+
+/// Whether a metav1.LabelSelector (as JSON) selects `labels`. An empty selector selects everything.
+pub fn label_selector_json_matches(sel: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let ml_ok = sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()));
+    let me_ok = sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .is_none_or(|exprs| exprs.iter().all(|e| label_expression_matches(e, labels)));
+    ml_ok && me_ok
+}
+
 /// The labels of an object.
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
     obj.pointer("/metadata/labels")

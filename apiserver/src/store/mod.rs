@@ -80,18 +80,31 @@ pub struct Page {
     pub next: Option<(String, String)>,
 }
 
+/// A function called after each committed write.
+pub type WriteHook = Arc<dyn Fn(&WatchEvent) + Send + Sync>;
+
 /// The object store: SQLite plus the watch cache.
 pub struct Store {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     path: Option<PathBuf>,
     watch: Arc<WatchCache>,
-    /// Called after each committed write with the resource key, for caches such as RBAC.
-    hooks: Mutex<Vec<Arc<dyn Fn(&str) + Send + Sync>>>,
+    /// Called after each committed write with its event, for caches such as RBAC and for the
+    /// garbage collector's queue.
+    hooks: Mutex<Vec<WriteHook>>,
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS garrison_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owner_refs (
+    owner_uid TEXT NOT NULL,
+    rkey TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (owner_uid, rkey, namespace, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS owner_refs_by_dependent ON owner_refs (rkey, namespace, name);
+CREATE TABLE IF NOT EXISTS uids (uid TEXT PRIMARY KEY, rkey TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (
     rkey TEXT NOT NULL,
     namespace TEXT NOT NULL,
@@ -175,8 +188,8 @@ impl Store {
         &self.watch
     }
 
-    /// Registers a function called after each committed write, with the resource key written.
-    pub fn on_write(&self, hook: Arc<dyn Fn(&str) + Send + Sync>) {
+    /// Registers a function called after each committed write, with its event.
+    pub fn on_write(&self, hook: WriteHook) {
         self.hooks.lock().expect("hooks lock").push(hook);
     }
 
@@ -308,6 +321,44 @@ impl Store {
         })
     }
 
+    /// The objects that name `owner_uid` in their ownerReferences: (key, namespace, name).
+    pub fn dependents(&self, owner_uid: &str) -> ApiResult<Vec<(String, String, String)>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached("SELECT rkey, namespace, name FROM owner_refs WHERE owner_uid = ?1")?;
+            let rows = st.query_map([owner_uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Whether an object with this uid exists.
+    pub fn uid_exists(&self, uid: &str) -> ApiResult<bool> {
+        self.with_reader(|c| {
+            c.query_row("SELECT 1 FROM uids WHERE uid = ?1", [uid], |_| Ok(())).optional().map(|o| o.is_some())
+        })
+    }
+
+    /// Objects whose ownerReferences name a uid that no longer exists: (key, namespace, name).
+    pub fn dangling_dependents(&self) -> ApiResult<Vec<(String, String, String)>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT rkey, namespace, name FROM owner_refs WHERE owner_uid NOT IN (SELECT uid FROM uids)",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Objects being deleted (with a deletionTimestamp): (key, namespace, name).
+    pub fn deleting(&self) -> ApiResult<Vec<(String, String, String)>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT rkey, namespace, name FROM objects WHERE json_extract(data, '$.metadata.deletionTimestamp') IS NOT NULL",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Reads, decides and writes one object atomically. `decide` sees the current object (if any)
     /// and the resourceVersion the write will get. The write is durable when this returns.
     pub fn mutate(
@@ -340,6 +391,14 @@ impl Store {
             },
         };
         set_rv(&mut object, rv);
+        tx.execute(
+            "DELETE FROM owner_refs WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+            params![key, namespace, name],
+        )
+        .map_err(internal)?;
+        if let Some(uid) = old.as_ref().and_then(|o| o.pointer("/metadata/uid")).and_then(Value::as_str) {
+            tx.execute("DELETE FROM uids WHERE uid = ?1", [uid]).map_err(internal)?;
+        }
         if kind == EventType::Deleted {
             tx.execute(
                 "DELETE FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
@@ -347,6 +406,22 @@ impl Store {
             )
             .map_err(internal)?;
         } else {
+            if let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO uids (uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
+                    params![uid, key, namespace, name],
+                )
+                .map_err(internal)?;
+            }
+            if let Some(refs) = object.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+                for owner in refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str)) {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO owner_refs (owner_uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
+                        params![owner, key, namespace, name],
+                    )
+                    .map_err(internal)?;
+                }
+            }
             let data = serde_json::to_vec(&object).map_err(internal)?;
             tx.execute(
                 "INSERT INTO objects (rkey, namespace, name, rv, data) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -357,20 +432,20 @@ impl Store {
         }
         tx.execute("UPDATE garrison_meta SET value = ?1 WHERE key = 'rv'", [rv.to_string()]).map_err(internal)?;
         tx.commit().map_err(internal)?;
-        let object = Arc::new(object);
-        self.watch.publish(WatchEvent {
+        let event = WatchEvent {
             rv,
             key: key.to_string(),
             namespace: namespace.to_string(),
             kind,
-            object: object.clone(),
+            object: Arc::new(object),
             old: old.map(Arc::new),
-        });
-        drop(conn);
+        };
         for hook in self.hooks.lock().expect("hooks lock").iter() {
-            hook(key);
+            hook(&event);
         }
-        let object = Arc::try_unwrap(object).unwrap_or_else(|a| (*a).clone());
+        let object = (*event.object).clone();
+        self.watch.publish(event);
+        drop(conn);
         Ok(if kind == EventType::Deleted { Outcome::Deleted(object) } else { Outcome::Written(object) })
     }
 

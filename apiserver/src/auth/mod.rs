@@ -1,0 +1,6 @@
+//! Authentication (who is asking) and authorization (may they), with kube-apiserver's semantics.
+
+pub mod authn;
+pub mod rbac;
+
+pub use authn::UserInfo;
