@@ -7,12 +7,20 @@
 //! client-certificate and bootstrap-token authentication, RBAC, and a JSON-lines audit log.
 //! Objects live in SQLite (see [`store`]).
 
+pub mod admission;
 pub mod apply;
 pub mod auth;
+pub mod audit;
+pub mod bootstrap;
 pub mod error;
+pub mod gc;
+pub mod http;
+pub mod ops;
 pub mod patch;
 pub mod resources;
 pub mod schema;
 pub mod selectors;
+pub mod server;
 pub mod store;
+pub mod tls;
 pub mod validation;

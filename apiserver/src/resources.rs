@@ -302,6 +302,11 @@ impl Registry {
         found.first().map(|r| (*r).clone())
     }
 
+    /// The storage-version resource with storage key `key` (`group/plural`).
+    pub fn by_key(&self, key: &str) -> Option<Arc<Resource>> {
+        self.storage_resources().into_iter().find(|r| r.key() == key)
+    }
+
     /// Every served resource.
     pub fn all(&self) -> Vec<Arc<Resource>> {
         self.inner.read().expect("registry lock").values().cloned().collect()

@@ -1,0 +1,127 @@
+//! The objects a fresh server needs: system namespaces and the default RBAC roles and bindings
+//! kube-apiserver creates (`cluster-admin`, `admin`, `edit`, `view`, `system:discovery`,
+//! `system:basic-user`, `system:public-info-viewer`).
+
+use serde_json::{Value, json};
+
+use crate::admission::FieldValidation;
+use crate::auth::UserInfo;
+use crate::auth::authn::MASTERS;
+use crate::error::ApiResult;
+use crate::ops::{Objects, WriteCtx};
+
+/// The identity the server uses for its own writes.
+pub fn system_user() -> UserInfo {
+    UserInfo::new("system:apiserver", vec![MASTERS.into()], "internal")
+}
+
+fn cluster_role(name: &str, rules: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}, "rules": rules})
+}
+
+fn cluster_binding(name: &str, role: &str, groups: &[&str]) -> Value {
+    let subjects: Vec<Value> = groups.iter().map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g})).collect();
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": subjects})
+}
+
+/// The default objects, in creation order.
+pub fn defaults() -> Vec<Value> {
+    let read = json!(["get", "list", "watch"]);
+    let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
+    let mut out: Vec<Value> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+        .iter()
+        .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
+        .collect();
+    out.push(cluster_role("cluster-admin", json!([
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+        {"nonResourceURLs": ["*"], "verbs": ["*"]}
+    ])));
+    out.push(cluster_role("view", json!([
+        {"apiGroups": [""], "resources": ["configmaps", "serviceaccounts", "events", "namespaces"], "verbs": read},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": read}
+    ])));
+    out.push(cluster_role("edit", json!([
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts", "events"], "verbs": read},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts", "events"], "verbs": write},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "delete", "deletecollection", "patch", "update"]}
+    ])));
+    out.push(cluster_role("admin", json!([
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts", "events"], "verbs": ["*"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["*"]}
+    ])));
+    out.push(cluster_role("system:discovery", json!([
+        {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz", "/openapi", "/openapi/*", "/version", "/version/"], "verbs": ["get"]}
+    ])));
+    out.push(cluster_role("system:basic-user", json!([
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}
+    ])));
+    out.push(cluster_role("system:public-info-viewer", json!([
+        {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}
+    ])));
+    out.push(cluster_binding("cluster-admin", "cluster-admin", &[MASTERS]));
+    out.push(cluster_binding("system:discovery", "system:discovery", &["system:authenticated"]));
+    out.push(cluster_binding("system:basic-user", "system:basic-user", &["system:authenticated"]));
+    out.push(cluster_binding("system:public-info-viewer", "system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]));
+    out
+}
+
+/// Creates each default object that does not exist yet. Existing ones are left as the admin
+/// left them.
+pub fn ensure_defaults(objects: &Objects) -> ApiResult<()> {
+    let user = system_user();
+    for obj in defaults() {
+        ensure(objects, &user, obj)?;
+    }
+    Ok(())
+}
+
+/// Creates `obj` when missing, or, with `update`, replaces its spec-like content when it differs.
+pub fn ensure_object(objects: &Objects, obj: Value, update: bool) -> ApiResult<Value> {
+    let user = system_user();
+    if !update {
+        return ensure(objects, &user, obj);
+    }
+    let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let res = objects.registry.by_kind(group, version, kind).ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut ctx = WriteCtx { user: &user, manager: "garrison-hub".into(), dry_run: false, field_validation: FieldValidation::Strict, warnings: vec![] };
+    match objects.get(&res, &ns, &name) {
+        Ok(current) => {
+            let mut next = obj.clone();
+            next["metadata"] = current["metadata"].clone();
+            if let Some(labels) = obj.pointer("/metadata/labels") {
+                next["metadata"]["labels"] = labels.clone();
+            }
+            objects.update(&res, &ns, &name, "", next, &mut ctx)
+        }
+        Err(e) if e.code == 404 => objects.create(&res, &ns, obj, &mut ctx),
+        Err(e) => Err(e),
+    }
+}
+
+fn split_api_version(av: &str) -> (&str, &str) {
+    av.split_once('/').unwrap_or(("", av))
+}
+
+fn ensure(objects: &Objects, user: &UserInfo, obj: Value) -> ApiResult<Value> {
+    let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let res = objects.registry.by_kind(group, version, kind).ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    match objects.get(&res, &ns, &name) {
+        Ok(v) => Ok(v),
+        Err(e) if e.code == 404 => {
+            let mut ctx = WriteCtx { user, manager: "garrison-hub".into(), dry_run: false, field_validation: FieldValidation::Strict, warnings: vec![] };
+            objects.create(&res, &ns, obj, &mut ctx)
+        }
+        Err(e) => Err(e),
+    }
+}

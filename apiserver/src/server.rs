@@ -1,0 +1,125 @@
+//! Assembling the API server: store, registry, authorizer, audit log, the server's own
+//! controllers, and the default objects.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::audit::AuditLog;
+use crate::auth::rbac::Authorizer;
+use crate::bootstrap;
+use crate::error::ApiResult;
+use crate::http::{ApiServer, CertificateGate, DEFAULT_MAX_BODY};
+use crate::ops::Objects;
+use crate::resources::Registry;
+use crate::store::{Store, StoreError, watch};
+
+/// How to build a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The SQLite file; `None` keeps everything in memory.
+    pub store_path: Option<PathBuf>,
+    /// The audit log file, if any.
+    pub audit_path: Option<PathBuf>,
+    /// Events kept for watch resumption.
+    pub watch_cache_events: usize,
+    /// Interval between watch bookmarks.
+    pub bookmark_interval: Duration,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Garbage-collector resync period.
+    pub gc_resync: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            store_path: None,
+            audit_path: None,
+            watch_cache_events: watch::DEFAULT_CAPACITY,
+            bookmark_interval: Duration::from_secs(30),
+            max_body: DEFAULT_MAX_BODY,
+            gc_resync: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors building a server.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the default objects failed.
+    #[error("cannot create the default objects: {0}")]
+    Defaults(String),
+}
+
+/// A running API server's state.
+pub struct Server {
+    /// The HTTP-facing state.
+    pub api: Arc<ApiServer>,
+    /// The verbs, shared with the controllers.
+    pub objects: Arc<Objects>,
+}
+
+impl Server {
+    /// Opens the store, loads served CRDs, writes the default objects and starts the server's
+    /// controllers. Must run inside a tokio runtime.
+    pub fn build(cfg: &ServerConfig, certificate_gate: Option<CertificateGate>) -> Result<Self, BuildError> {
+        let store = match &cfg.store_path {
+            Some(p) => Store::open(p, cfg.watch_cache_events)?,
+            None => Store::in_memory(cfg.watch_cache_events),
+        };
+        let audit = match &cfg.audit_path {
+            Some(p) => Some(AuditLog::open(p).map_err(|source| BuildError::Audit { path: p.clone(), source })?),
+            None => None,
+        };
+        let registry = Arc::new(Registry::new());
+        let crds = store.list("apiextensions.k8s.io/customresourcedefinitions", None, None, 0).map_err(|e| BuildError::Defaults(e.message))?;
+        for crd in &crds.items {
+            registry.install_crd(crd);
+        }
+        let authz = Authorizer::new(store.clone());
+        let objects = Arc::new(Objects { store: store.clone(), registry: registry.clone(), authz: authz.clone() });
+        bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
+        crate::gc::start(objects.clone(), cfg.gc_resync);
+        let api = Arc::new(ApiServer {
+            objects: Objects { store, registry, authz },
+            audit,
+            max_body: cfg.max_body,
+            bookmark_interval: cfg.bookmark_interval,
+            certificate_gate,
+        });
+        Ok(Server { api, objects })
+    }
+
+    /// The router serving the API.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.api.clone())
+    }
+
+    /// Creates or updates each CustomResourceDefinition, so the served kinds follow the binary.
+    pub fn install_crds(&self, crds: &[Value]) -> ApiResult<()> {
+        for crd in crds {
+            bootstrap::ensure_object(&self.objects, crd.clone(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the store to `dest` while serving.
+    pub fn backup_to(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        self.objects.store.backup_to(dest)
+    }
+}

@@ -1,0 +1,141 @@
+//! TLS for the API server: the one place that picks the crypto provider, the server config that
+//! asks for (but does not require) a client certificate, and the accept loop that turns a
+//! verified client certificate into the connection's identity.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::authn::user_from_certificate;
+use crate::http::PeerIdentity;
+
+/// The crypto provider used everywhere in Garrison's TLS.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Errors building the TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file held no usable item.
+    #[error("{what}: {detail}")]
+    Pem {
+        /// Which file.
+        what: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Parses every certificate in a PEM bundle.
+pub fn certs_from_pem(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem { what, detail: format!("not a PEM certificate bundle ({e})") })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem { what, detail: "no certificate found".into() });
+    }
+    Ok(certs)
+}
+
+/// Parses one private key from PEM.
+pub fn key_from_pem(what: &'static str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut &pem[..])
+        .map_err(|e| TlsError::Pem { what, detail: format!("not a PEM private key ({e})") })?
+        .ok_or(TlsError::Pem { what, detail: "no private key found".into() })
+}
+
+/// The server configuration: our chain and key, client certificates verified against
+/// `client_ca` when offered (bearer tokens remain possible without one), ALPN h2 and http/1.1.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in client_ca {
+        roots.add(c.clone())?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` turns true, then stops accepting and
+/// gives open connections a few seconds to finish.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: axum::Router, mut shutdown: watch::Receiver<bool>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let (conn_stop_tx, conn_stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let mut stop = conn_stop_rx.clone();
+        tasks.spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let identity = identity_of(&stream, addr);
+            let svc = tower::ServiceBuilder::new().layer(axum::extract::Extension(identity)).service(app);
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(peer = %addr, error = %e, "connection ended with an error"); } }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = conn_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(6), async { while tasks.join_next().await.is_some() {} }).await;
+}
+
+fn identity_of(stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>, addr: SocketAddr) -> PeerIdentity {
+    let (_, conn) = stream.get_ref();
+    let user = conn.peer_certificates().and_then(|certs| certs.first()).and_then(|leaf| match user_from_certificate(leaf) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
+            None
+        }
+    });
+    PeerIdentity { user, addr: addr.ip().to_string() }
+}

@@ -1,0 +1,121 @@
+//! `garrison hub`: run the API server over HTTPS until SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use garrison_apiserver::server::{Server, ServerConfig};
+use garrison_apiserver::tls;
+
+use crate::datadir::DataDir;
+use crate::init::HubSettings;
+
+/// Arguments of `garrison hub`.
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// The hub's data directory, as made by `garrison init`.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Listen address; overrides the one given to `init`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Number of recent events kept for watches to resume from; older resourceVersions get 410 Gone.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub watch_cache_events: u64,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read(dir: &DataDir, name: &str) -> Result<Vec<u8>> {
+    let p = dir.pki_file(name);
+    std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+/// Runs `garrison hub`.
+pub fn run(args: HubArgs) -> Result<()> {
+    // Phase 1: configuration, no side effects.
+    let dir = DataDir::new(&args.data_dir);
+    dir.require_initialized()?;
+    let settings = HubSettings::load(&dir)?;
+    let listen = args.listen.unwrap_or(settings.listen);
+    init_logging(args.log_format);
+    // Phase 2: build — lock, certificates, store, socket.
+    let _lock = dir.lock("starting another hub")?;
+    let chain = tls::certs_from_pem("serving certificate pki/serving.crt", &read(&dir, "serving.crt")?)?;
+    let key = tls::key_from_pem("serving key pki/serving.key", &read(&dir, "serving.key")?)?;
+    let client_ca = tls::certs_from_pem("client CA pki/client-ca.crt", &read(&dir, "client-ca.crt")?)?;
+    let tls_config = tls::server_config(chain, key, &client_ca).context("bad certificate")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let cfg = ServerConfig {
+            store_path: Some(dir.store()),
+            audit_path: Some(dir.audit_log()),
+            watch_cache_events: args.watch_cache_events as usize,
+            ..ServerConfig::default()
+        };
+        let server = Server::build(&cfg, None)?;
+        let crds: Vec<serde_json::Value> = garrison_api::crds::all().iter().map(|c| serde_json::to_value(c).expect("CRD serialises")).collect();
+        server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!("cannot listen on {listen}: the port is already in use (another hub? choose one with --listen)")
+            } else {
+                anyhow::anyhow!("cannot listen on {listen}: {e}")
+            }
+        })?;
+        let bound = listener.local_addr()?;
+        tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
+        eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let serve = tokio::spawn(tls::serve(listener, tls_config, server.router(), stop_rx));
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
