@@ -43,8 +43,16 @@ impl FieldValidation {
 
 /// Decodes an object of `res`: checks types, handles unknown fields, applies defaults, and
 /// validates. Returns the object to store and any warnings.
-pub fn decode(res: &Resource, input: Value, fv: FieldValidation) -> ApiResult<(Value, Vec<String>)> {
-    let name = input.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+pub fn decode(
+    res: &Resource,
+    input: Value,
+    fv: FieldValidation,
+) -> ApiResult<(Value, Vec<String>)> {
+    let name = input
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let mut warnings = Vec::new();
     let (mut obj, unknown) = match (res.builtin, &res.schema) {
         (Some(b), _) => {
@@ -52,8 +60,12 @@ pub fn decode(res: &Resource, input: Value, fv: FieldValidation) -> ApiResult<(V
             if b == Builtin::Secret {
                 fold_string_data(&mut input)?;
             }
-            let norm = validation::normalize_builtin(b, &input)
-                .map_err(|e| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", res.kind, res.version, res.kind)))?;
+            let norm = validation::normalize_builtin(b, &input).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {e}",
+                    res.kind, res.version, res.kind
+                ))
+            })?;
             let unknown = validation::unknown_fields(&input, &norm);
             (norm, unknown)
         }
@@ -68,11 +80,18 @@ pub fn decode(res: &Resource, input: Value, fv: FieldValidation) -> ApiResult<(V
                     }
                     match sch.get("properties").and_then(|p| p.get(k)) {
                         Some(child) => schema::prune(child, v, k, &mut unknown),
-                        None if sch.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true) => {}
+                        None if sch
+                            .get("x-kubernetes-preserve-unknown-fields")
+                            .and_then(Value::as_bool)
+                            == Some(true) => {}
                         None => unknown.push(k.clone()),
                     }
                 }
-                let top_unknown: Vec<String> = unknown.iter().filter(|u| !u.contains('.') && !u.contains('[')).cloned().collect();
+                let top_unknown: Vec<String> = unknown
+                    .iter()
+                    .filter(|u| !u.contains('.') && !u.contains('['))
+                    .cloned()
+                    .collect();
                 for k in top_unknown {
                     map.remove(&k);
                 }
@@ -106,10 +125,18 @@ pub fn decode(res: &Resource, input: Value, fv: FieldValidation) -> ApiResult<(V
     if !unknown.is_empty() {
         match fv {
             FieldValidation::Strict => {
-                let listed: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
-                return Err(ApiError::bad_request(format!("strict decoding error: {}", listed.join(", "))));
+                let listed: Vec<String> = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    listed.join(", ")
+                )));
             }
-            FieldValidation::Warn => warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\""))),
+            FieldValidation::Warn => {
+                warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")))
+            }
             FieldValidation::Ignore => {}
         }
     }
@@ -136,15 +163,23 @@ pub fn decode(res: &Resource, input: Value, fv: FieldValidation) -> ApiResult<(V
 
 /// Folds a Secret's write-only `stringData` into `data`, as kube-apiserver does.
 fn fold_string_data(obj: &mut Value) -> ApiResult<()> {
-    let Some(map) = obj.as_object_mut() else { return Ok(()) };
-    let Some(sd) = map.remove("stringData") else { return Ok(()) };
-    let Value::Object(sd) = sd else { return Err(ApiError::bad_request("stringData must be a map of strings")) };
+    let Some(map) = obj.as_object_mut() else {
+        return Ok(());
+    };
+    let Some(sd) = map.remove("stringData") else {
+        return Ok(());
+    };
+    let Value::Object(sd) = sd else {
+        return Err(ApiError::bad_request("stringData must be a map of strings"));
+    };
     let data = map.entry("data").or_insert_with(|| json!({}));
     if !data.is_object() {
         *data = json!({});
     }
     for (k, v) in sd {
-        let s = v.as_str().ok_or_else(|| ApiError::bad_request(format!("stringData[{k}] must be a string")))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request(format!("stringData[{k}] must be a string")))?;
         data[&k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
     }
     Ok(())
@@ -153,30 +188,58 @@ fn fold_string_data(obj: &mut Value) -> ApiResult<()> {
 fn check_crd(crd: &Value, causes: &mut Vec<Cause>) {
     let spec = &crd["spec"];
     let group = spec["group"].as_str().unwrap_or_default();
-    let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or_default();
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !group.contains('.') || !validation::is_dns_subdomain(group) {
-        causes.push(Cause::invalid("spec.group", "should be a domain with at least one dot"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            "should be a domain with at least one dot",
+        ));
     }
     if name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", format!("must be spec.names.plural+\".\"+spec.group (expected {plural}.{group})")));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            format!("must be spec.names.plural+\".\"+spec.group (expected {plural}.{group})"),
+        ));
     }
     if !validation::is_dns_label(plural) {
-        causes.push(Cause::invalid("spec.names.plural", "must be a lowercase DNS label"));
+        causes.push(Cause::invalid(
+            "spec.names.plural",
+            "must be a lowercase DNS label",
+        ));
     }
-    if spec.pointer("/names/kind").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         causes.push(Cause::required("spec.names.kind"));
     }
     if !matches!(spec["scope"].as_str(), Some("Namespaced") | Some("Cluster")) {
-        causes.push(Cause::not_supported("spec.scope", "supported values: \"Cluster\", \"Namespaced\""));
+        causes.push(Cause::not_supported(
+            "spec.scope",
+            "supported values: \"Cluster\", \"Namespaced\"",
+        ));
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
         causes.push(Cause::required("spec.versions"));
     }
-    let storage = versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count();
+    let storage = versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count();
     if storage != 1 && !versions.is_empty() {
-        causes.push(Cause::invalid("spec.versions", "must have exactly one version marked as storage version"));
+        causes.push(Cause::invalid(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        ));
     }
     for (i, v) in versions.iter().enumerate() {
         match v.pointer("/schema/openAPIV3Schema") {
@@ -184,16 +247,26 @@ fn check_crd(crd: &Value, causes: &mut Vec<Cause>) {
                 let mut bad = vec![];
                 schema::non_structural_nodes(s, "", &mut bad);
                 for b in bad {
-                    causes.push(Cause::required(format!("spec.versions[{i}].schema.openAPIV3Schema.{b}.type")));
+                    causes.push(Cause::required(format!(
+                        "spec.versions[{i}].schema.openAPIV3Schema.{b}.type"
+                    )));
                 }
             }
-            None => causes.push(Cause::required(format!("spec.versions[{i}].schema.openAPIV3Schema"))),
+            None => causes.push(Cause::required(format!(
+                "spec.versions[{i}].schema.openAPIV3Schema"
+            ))),
         }
     }
 }
 
 /// Kind-specific preparation of a new object, before it is stored.
-pub fn prepare_create(res: &Resource, user: &UserInfo, authz: &Authorizer, namespace: &str, obj: &mut Value) -> ApiResult<()> {
+pub fn prepare_create(
+    res: &Resource,
+    user: &UserInfo,
+    authz: &Authorizer,
+    namespace: &str,
+    obj: &mut Value,
+) -> ApiResult<()> {
     let Some(b) = res.builtin else { return Ok(()) };
     match b {
         Builtin::Namespace => {
@@ -201,13 +274,15 @@ pub fn prepare_create(res: &Resource, user: &UserInfo, authz: &Authorizer, names
             obj["status"] = json!({"phase": "Active"});
         }
         Builtin::Secret => {
-            if obj.get("type").is_none_or(Value::is_null) {
+            if obj.get("type").is_none_or(|t| t.is_null() || t == "") {
                 obj["type"] = json!("Opaque");
             }
         }
         Builtin::CertificateSigningRequest => {
             // The requester is who created the CSR, whatever the body claims.
-            let spec = obj["spec"].as_object_mut().ok_or_else(|| ApiError::bad_request("spec is required"))?;
+            let spec = obj["spec"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("spec is required"))?;
             spec.insert("username".into(), json!(user.name));
             spec.insert("groups".into(), json!(user.groups));
             spec.remove("uid");
@@ -227,8 +302,12 @@ pub fn prepare_create(res: &Resource, user: &UserInfo, authz: &Authorizer, names
             }
             establish_crd(obj, names);
         }
-        Builtin::Role | Builtin::ClusterRole => check_role_escalation(b, user, authz, namespace, obj, res)?,
-        Builtin::RoleBinding | Builtin::ClusterRoleBinding => check_binding_escalation(b, user, authz, namespace, obj, res)?,
+        Builtin::Role | Builtin::ClusterRole => {
+            check_role_escalation(b, user, authz, namespace, obj, res)?
+        }
+        Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
+            check_binding_escalation(b, user, authz, namespace, obj, res)?
+        }
         _ => {}
     }
     Ok(())
@@ -252,7 +331,12 @@ fn establish_crd(obj: &mut Value, names: Value) {
     }
     let stored: Vec<Value> = obj["spec"]["versions"]
         .as_array()
-        .map(|vs| vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["storage"].as_bool() == Some(true))
+                .map(|v| v["name"].clone())
+                .collect()
+        })
         .unwrap_or_default();
     obj["status"] = json!({
         "acceptedNames": accepted,
@@ -284,20 +368,44 @@ pub fn prepare_update(
         }
         Builtin::CertificateSigningRequest => {
             if new["spec"] != old["spec"] {
-                let name = old.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                return Err(ApiError::invalid(&res.group, &res.kind, name, vec![Cause::forbidden("spec", "field is immutable")]));
+                let name = old
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    name,
+                    vec![Cause::forbidden("spec", "field is immutable")],
+                ));
             }
         }
         Builtin::CustomResourceDefinition => {
-            if new.pointer("/spec/group") != old.pointer("/spec/group") || new.pointer("/spec/names/plural") != old.pointer("/spec/names/plural") {
-                let name = old.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                return Err(ApiError::invalid(&res.group, &res.kind, name, vec![Cause::forbidden("spec.names.plural", "field is immutable")]));
+            if new.pointer("/spec/group") != old.pointer("/spec/group")
+                || new.pointer("/spec/names/plural") != old.pointer("/spec/names/plural")
+            {
+                let name = old
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    name,
+                    vec![Cause::forbidden("spec.names.plural", "field is immutable")],
+                ));
             }
             let names = new["spec"]["names"].clone();
             establish_crd(new, names);
             // Keep every version ever stored, as kube-apiserver does.
-            if let Some(old_stored) = old.pointer("/status/storedVersions").and_then(Value::as_array) {
-                let mut stored = new["status"]["storedVersions"].as_array().cloned().unwrap_or_default();
+            if let Some(old_stored) = old
+                .pointer("/status/storedVersions")
+                .and_then(Value::as_array)
+            {
+                let mut stored = new["status"]["storedVersions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 for v in old_stored {
                     if !stored.contains(v) {
                         stored.push(v.clone());
@@ -305,17 +413,30 @@ pub fn prepare_update(
                 }
                 new["status"]["storedVersions"] = json!(stored);
             }
-            new["status"]["conditions"] = old.pointer("/status/conditions").cloned().unwrap_or_else(|| new["status"]["conditions"].clone());
+            new["status"]["conditions"] = old
+                .pointer("/status/conditions")
+                .cloned()
+                .unwrap_or_else(|| new["status"]["conditions"].clone());
         }
         Builtin::Role | Builtin::ClusterRole => {
-            if new.get("rules") != old.get("rules") || new.get("aggregationRule") != old.get("aggregationRule") {
+            if new.get("rules") != old.get("rules")
+                || new.get("aggregationRule") != old.get("aggregationRule")
+            {
                 check_role_escalation(b, user, authz, namespace, new, res)?;
             }
         }
         Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
             if new.get("roleRef") != old.get("roleRef") {
-                let name = old.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                return Err(ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("roleRef", "cannot change roleRef")]));
+                let name = old
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    name,
+                    vec![Cause::invalid("roleRef", "cannot change roleRef")],
+                ));
             }
             if new.get("subjects") != old.get("subjects") {
                 check_binding_escalation(b, user, authz, namespace, new, res)?;
@@ -338,7 +459,14 @@ fn escalation_forbidden(res: &Resource, name: &str, user: &UserInfo, what: &str)
     .with_subject(&res.group, &res.plural, name)
 }
 
-fn has_verb(authz: &Authorizer, user: &UserInfo, verb: &str, res: &Resource, namespace: &str, name: &str) -> ApiResult<bool> {
+fn has_verb(
+    authz: &Authorizer,
+    user: &UserInfo,
+    verb: &str,
+    res: &Resource,
+    namespace: &str,
+    name: &str,
+) -> ApiResult<bool> {
     let attrs = crate::auth::rbac::Attributes {
         verb: verb.into(),
         resource_request: true,
@@ -352,41 +480,94 @@ fn has_verb(authz: &Authorizer, user: &UserInfo, verb: &str, res: &Resource, nam
     Ok(authz.authorize(user, &attrs)?.allowed)
 }
 
-fn check_role_escalation(b: Builtin, user: &UserInfo, authz: &Authorizer, namespace: &str, obj: &Value, res: &Resource) -> ApiResult<()> {
+fn check_role_escalation(
+    b: Builtin,
+    user: &UserInfo,
+    authz: &Authorizer,
+    namespace: &str,
+    obj: &Value,
+    res: &Resource,
+) -> ApiResult<()> {
     if user.is_superuser() {
         return Ok(());
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if has_verb(authz, user, "escalate", res, namespace, name)? {
         return Ok(());
     }
     let scope = if b == Builtin::Role { namespace } else { "" };
     let owned = authz.rules_for(user, scope)?;
-    let requested: Vec<Rule> = obj.get("rules").and_then(Value::as_array).map(|a| a.iter().map(Rule::from_json).collect()).unwrap_or_default();
-    let missing: Vec<String> = requested.iter().filter(|r| !covers(&owned, r)).map(|r| r.to_json().to_string()).collect();
+    let requested: Vec<Rule> = obj
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(Rule::from_json).collect())
+        .unwrap_or_default();
+    let missing: Vec<String> = requested
+        .iter()
+        .filter(|r| !covers(&owned, r))
+        .map(|r| r.to_json().to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(escalation_forbidden(res, name, user, &missing.join(", ")));
     }
     Ok(())
 }
 
-fn check_binding_escalation(b: Builtin, user: &UserInfo, authz: &Authorizer, namespace: &str, obj: &Value, res: &Resource) -> ApiResult<()> {
+fn check_binding_escalation(
+    b: Builtin,
+    user: &UserInfo,
+    authz: &Authorizer,
+    namespace: &str,
+    obj: &Value,
+    res: &Resource,
+) -> ApiResult<()> {
     if user.is_superuser() {
         return Ok(());
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let kind = obj.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or_default();
-    let role = obj.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = obj
+        .pointer("/roleRef/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let role = obj
+        .pointer("/roleRef/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     // The `bind` verb on the referenced role allows binding it without holding its rules.
-    let role_res = Resource { plural: if kind == "Role" { "roles".into() } else { "clusterroles".into() }, ..res.clone() };
-    let bind_ns = if kind == "Role" || b == Builtin::RoleBinding { namespace } else { "" };
+    let role_res = Resource {
+        plural: if kind == "Role" {
+            "roles".into()
+        } else {
+            "clusterroles".into()
+        },
+        ..res.clone()
+    };
+    let bind_ns = if kind == "Role" || b == Builtin::RoleBinding {
+        namespace
+    } else {
+        ""
+    };
     if has_verb(authz, user, "bind", &role_res, bind_ns, role)? {
         return Ok(());
     }
     let rules = authz.role_rules(kind, namespace, role)?.unwrap_or_default();
-    let scope = if b == Builtin::RoleBinding { namespace } else { "" };
+    let scope = if b == Builtin::RoleBinding {
+        namespace
+    } else {
+        ""
+    };
     let owned = authz.rules_for(user, scope)?;
-    let missing: Vec<String> = rules.iter().filter(|r| !covers(&owned, r)).map(|r| r.to_json().to_string()).collect();
+    let missing: Vec<String> = rules
+        .iter()
+        .filter(|r| !covers(&owned, r))
+        .map(|r| r.to_json().to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(escalation_forbidden(res, name, user, &missing.join(", ")));
     }
@@ -395,7 +576,9 @@ fn check_binding_escalation(b: Builtin, user: &UserInfo, authz: &Authorizer, nam
 
 /// The current time in kube's RFC 3339 form, to the second.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -410,7 +593,11 @@ mod tests {
         let input = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "spec": {"x": 1}});
         let err = decode(&cm, input.clone(), FieldValidation::Strict).unwrap_err();
         assert_eq!(err.code, 400);
-        assert!(err.message.contains("unknown field \"spec\""), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field \"spec\""),
+            "{}",
+            err.message
+        );
         let (obj, warnings) = decode(&cm, input, FieldValidation::Warn).unwrap();
         assert!(obj.get("spec").is_none());
         assert_eq!(warnings, vec!["unknown field \"spec\"".to_string()]);
@@ -428,7 +615,9 @@ mod tests {
     #[test]
     fn a_crd_with_a_non_structural_schema_is_invalid() {
         let reg = Registry::new();
-        let r = reg.get("apiextensions.k8s.io", "v1", "customresourcedefinitions").unwrap();
+        let r = reg
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .unwrap();
         let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "ws.example.com"},
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "ws", "kind": "W"},
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"description": "no type"}}}}}]}});

@@ -45,8 +45,17 @@ pub struct Conflict {
 
 /// Metadata fields that the server owns and no manager tracks.
 const UNTRACKED_META: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generateName",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "generateName",
 ];
 
 /// The leaf fields set in an object.
@@ -97,7 +106,9 @@ fn get_path<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parents {
         match cur.get_mut(seg) {
@@ -124,7 +135,9 @@ fn deep_merge(target: &mut Value, patch: &Value) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
                 match t.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => deep_merge(existing, v),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        deep_merge(existing, v)
+                    }
                     _ => {
                         t.insert(k.clone(), v.clone());
                     }
@@ -137,7 +150,12 @@ fn deep_merge(target: &mut Value, patch: &Value) {
 
 /// Parses `metadata.managedFields` of an object.
 pub fn read_managed(obj: &Value) -> Vec<ManagedEntry> {
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else { return vec![] };
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
+        return vec![];
+    };
     list.iter()
         .map(|e| {
             let mut fields = BTreeSet::new();
@@ -177,7 +195,9 @@ fn encode_fields(fields: &BTreeSet<FieldPath>) -> Value {
     for path in fields {
         let mut cur = &mut root;
         for seg in path {
-            let entry = cur.entry(format!("f:{seg}")).or_insert_with(|| Value::Object(Map::new()));
+            let entry = cur
+                .entry(format!("f:{seg}"))
+                .or_insert_with(|| Value::Object(Map::new()));
             cur = entry.as_object_mut().expect("field node");
         }
     }
@@ -242,16 +262,16 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
         .collect();
     // Fields that vanished are no longer owned by anyone.
     for e in &mut entries {
-        e.fields.retain(|p| new_fields.iter().any(|n| overlaps(n, p)) && get_path(new, p).is_some());
+        e.fields
+            .retain(|p| new_fields.iter().any(|n| overlaps(n, p)) && get_path(new, p).is_some());
         if e.manager != w.manager || e.operation != "Update" || e.subresource != w.subresource {
             e.fields.retain(|p| !changed.iter().any(|c| overlaps(c, p)));
         }
     }
     if !changed.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| e.manager == w.manager && e.operation == "Update" && e.subresource == w.subresource)
-        {
+        match entries.iter_mut().find(|e| {
+            e.manager == w.manager && e.operation == "Update" && e.subresource == w.subresource
+        }) {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = w.now.into();
@@ -272,7 +292,12 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
 
 /// Applies `config` over `live` for manager `w.manager`. Returns the merged object, or the
 /// conflicts when another manager owns a field with a different value and `force` is false.
-pub fn apply(live: Option<&Value>, config: &Value, w: &Writer<'_>, force: bool) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    w: &Writer<'_>,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let mut entries = live.map(read_managed).unwrap_or_default();
     let applied = leaf_fields(config);
     let mut conflicts = Vec::new();
@@ -286,9 +311,17 @@ pub fn apply(live: Option<&Value>, config: &Value, w: &Writer<'_>, force: bool) 
                     // An empty map applied above another manager's field only asserts that the map
                     // exists; it does not contend for the field.
                     let asserts_map = a.len() < owned.len()
-                        && get_path(config, a).and_then(Value::as_object).is_some_and(Map::is_empty);
-                    if overlaps(owned, a) && !asserts_map && get_path(live, a) != get_path(config, a) {
-                        conflicts.push(Conflict { manager: e.manager.clone(), field: dotted(owned) });
+                        && get_path(config, a)
+                            .and_then(Value::as_object)
+                            .is_some_and(Map::is_empty);
+                    if overlaps(owned, a)
+                        && !asserts_map
+                        && get_path(live, a) != get_path(config, a)
+                    {
+                        conflicts.push(Conflict {
+                            manager: e.manager.clone(),
+                            field: dotted(owned),
+                        });
                     }
                 }
             }
@@ -304,10 +337,17 @@ pub fn apply(live: Option<&Value>, config: &Value, w: &Writer<'_>, force: bool) 
     // still owns them.
     let previous: BTreeSet<FieldPath> = entries
         .iter()
-        .find(|e| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource)
+        .find(|e| {
+            e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource
+        })
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    for gone in previous.iter().filter(|p| !applied.iter().any(|a| overlaps(a, p))) {
+    // A previously owned leaf stays when the new configuration still sets it (or something under
+    // it); an empty map applied above it does not keep it.
+    for gone in previous
+        .iter()
+        .filter(|p| !applied.iter().any(|a| a.starts_with(p)))
+    {
         let owned_elsewhere = entries.iter().any(|e| {
             !(e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource)
                 && e.fields.iter().any(|f| overlaps(f, gone))
@@ -321,10 +361,16 @@ pub fn apply(live: Option<&Value>, config: &Value, w: &Writer<'_>, force: bool) 
         if !(e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource) {
             // Forced or equal-valued shared fields: an equal value is shared ownership, a forced
             // one moves to the applier.
-            e.fields.retain(|p| !conflicts.iter().any(|c| c.manager == e.manager && c.field == dotted(p)));
+            e.fields.retain(|p| {
+                !conflicts
+                    .iter()
+                    .any(|c| c.manager == e.manager && c.field == dotted(p))
+            });
         }
     }
-    match entries.iter_mut().find(|e| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource) {
+    match entries.iter_mut().find(|e| {
+        e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource
+    }) {
         Some(e) => {
             e.fields = applied;
             e.time = w.now.into();
@@ -348,21 +394,50 @@ mod tests {
     use super::*;
 
     fn w(manager: &str) -> Writer<'_> {
-        Writer { manager, api_version: "v1", subresource: "", now: "2026-01-01T00:00:00Z" }
+        Writer {
+            manager,
+            api_version: "v1",
+            subresource: "",
+            now: "2026-01-01T00:00:00Z",
+        }
     }
 
     #[test]
     fn applying_twice_with_a_field_removed_removes_it() {
-        let first = apply(None, &json!({"metadata": {"name": "a"}, "data": {"x": "1", "y": "2"}}), &w("m"), false).unwrap();
-        let second = apply(Some(&first), &json!({"metadata": {"name": "a"}, "data": {"x": "1"}}), &w("m"), false).unwrap();
+        let first = apply(
+            None,
+            &json!({"metadata": {"name": "a"}, "data": {"x": "1", "y": "2"}}),
+            &w("m"),
+            false,
+        )
+        .unwrap();
+        let second = apply(
+            Some(&first),
+            &json!({"metadata": {"name": "a"}, "data": {"x": "1"}}),
+            &w("m"),
+            false,
+        )
+        .unwrap();
         assert_eq!(second["data"], json!({"x": "1"}));
     }
 
     #[test]
     fn another_managers_field_with_a_different_value_conflicts() {
-        let first = apply(None, &json!({"metadata": {"name": "a"}, "data": {"x": "1"}}), &w("alice"), false).unwrap();
+        let first = apply(
+            None,
+            &json!({"metadata": {"name": "a"}, "data": {"x": "1"}}),
+            &w("alice"),
+            false,
+        )
+        .unwrap();
         let err = apply(Some(&first), &json!({"data": {"x": "2"}}), &w("bob"), false).unwrap_err();
-        assert_eq!(err, vec![Conflict { manager: "alice".into(), field: ".data.x".into() }]);
+        assert_eq!(
+            err,
+            vec![Conflict {
+                manager: "alice".into(),
+                field: ".data.x".into()
+            }]
+        );
         // The same value is shared ownership, not a conflict.
         assert!(apply(Some(&first), &json!({"data": {"x": "1"}}), &w("bob"), false).is_ok());
     }
@@ -376,7 +451,15 @@ mod tests {
         let alice = entries.iter().find(|e| e.manager == "alice");
         assert!(alice.is_none(), "alice lost her only field: {entries:?}");
         // Now alice conflicts with bob.
-        assert!(apply(Some(&forced), &json!({"data": {"x": "1"}}), &w("alice"), false).is_err());
+        assert!(
+            apply(
+                Some(&forced),
+                &json!({"data": {"x": "1"}}),
+                &w("alice"),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -394,15 +477,33 @@ mod tests {
         edited["data"]["x"] = json!("9");
         record_update(Some(&first), &mut edited, &w("kubectl-edit"));
         let entries = read_managed(&edited);
-        assert!(entries.iter().any(|e| e.manager == "kubectl-edit" && e.fields.contains(&vec!["data".to_string(), "x".to_string()])));
+        assert!(entries.iter().any(|e| {
+            e.manager == "kubectl-edit"
+                && e.fields
+                    .contains(&vec!["data".to_string(), "x".to_string()])
+        }));
         // alice no longer owns it, so alice re-applying her value conflicts with kubectl-edit.
-        let err = apply(Some(&edited), &json!({"data": {"x": "1"}}), &w("alice"), false).unwrap_err();
+        let err = apply(
+            Some(&edited),
+            &json!({"data": {"x": "1"}}),
+            &w("alice"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err[0].manager, "kubectl-edit");
     }
 
     #[test]
     fn fields_v1_round_trips() {
-        let fields: BTreeSet<FieldPath> = [vec!["spec".to_string(), "a".to_string()], vec!["metadata".to_string(), "labels".to_string(), "x".to_string()]].into();
+        let fields: BTreeSet<FieldPath> = [
+            vec!["spec".to_string(), "a".to_string()],
+            vec![
+                "metadata".to_string(),
+                "labels".to_string(),
+                "x".to_string(),
+            ],
+        ]
+        .into();
         let mut out = BTreeSet::new();
         decode_fields(&encode_fields(&fields), vec![], &mut out);
         assert_eq!(out, fields);

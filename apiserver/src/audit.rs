@@ -63,12 +63,16 @@ impl AuditLog {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let file = opts.open(path)?;
-        Ok(AuditLog { out: Mutex::new(BufWriter::new(file)) })
+        Ok(AuditLog {
+            out: Mutex::new(BufWriter::new(file)),
+        })
     }
 
     /// Writes one record. Failures are reported through tracing, never to the client.
     pub fn record(&self, entry: &AuditEntry) {
-        let Ok(mut line) = serde_json::to_vec(entry) else { return };
+        let Ok(mut line) = serde_json::to_vec(entry) else {
+            return;
+        };
         line.push(b'\n');
         let mut out = self.out.lock().expect("audit lock");
         if let Err(e) = out.write_all(&line).and_then(|_| out.flush()) {
@@ -86,10 +90,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("audit.log");
         let log = AuditLog::open(&p).unwrap();
-        log.record(&AuditEntry { user: "alice".into(), verb: "get".into(), resource: "configmaps".into(), code: 200, ..Default::default() });
-        log.record(&AuditEntry { user: "bob".into(), verb: "list".into(), code: 403, ..Default::default() });
+        log.record(&AuditEntry {
+            user: "alice".into(),
+            verb: "get".into(),
+            resource: "configmaps".into(),
+            code: 200,
+            ..Default::default()
+        });
+        log.record(&AuditEntry {
+            user: "bob".into(),
+            verb: "list".into(),
+            code: 403,
+            ..Default::default()
+        });
         let text = std::fs::read_to_string(&p).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["user"], "bob");
         assert_eq!(lines[1]["code"], 403);

@@ -21,7 +21,10 @@ fn cluster_role(name: &str, rules: Value) -> Value {
 }
 
 fn cluster_binding(name: &str, role: &str, groups: &[&str]) -> Value {
-    let subjects: Vec<Value> = groups.iter().map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g})).collect();
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
+        .collect();
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": subjects})
@@ -35,10 +38,13 @@ pub fn defaults() -> Vec<Value> {
         .iter()
         .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
         .collect();
-    out.push(cluster_role("cluster-admin", json!([
-        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-        {"nonResourceURLs": ["*"], "verbs": ["*"]}
-    ])));
+    out.push(cluster_role(
+        "cluster-admin",
+        json!([
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]}
+        ]),
+    ));
     out.push(cluster_role("view", json!([
         {"apiGroups": [""], "resources": ["configmaps", "serviceaccounts", "events", "namespaces"], "verbs": read},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": read}
@@ -63,10 +69,26 @@ pub fn defaults() -> Vec<Value> {
     out.push(cluster_role("system:public-info-viewer", json!([
         {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}
     ])));
-    out.push(cluster_binding("cluster-admin", "cluster-admin", &[MASTERS]));
-    out.push(cluster_binding("system:discovery", "system:discovery", &["system:authenticated"]));
-    out.push(cluster_binding("system:basic-user", "system:basic-user", &["system:authenticated"]));
-    out.push(cluster_binding("system:public-info-viewer", "system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]));
+    out.push(cluster_binding(
+        "cluster-admin",
+        "cluster-admin",
+        &[MASTERS],
+    ));
+    out.push(cluster_binding(
+        "system:discovery",
+        "system:discovery",
+        &["system:authenticated"],
+    ));
+    out.push(cluster_binding(
+        "system:basic-user",
+        "system:basic-user",
+        &["system:authenticated"],
+    ));
+    out.push(cluster_binding(
+        "system:public-info-viewer",
+        "system:public-info-viewer",
+        &["system:authenticated", "system:unauthenticated"],
+    ));
     out
 }
 
@@ -88,10 +110,27 @@ pub fn ensure_object(objects: &Objects, obj: Value, update: bool) -> ApiResult<V
     }
     let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let res = objects.registry.by_kind(group, version, kind).ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut ctx = WriteCtx { user: &user, manager: "garrison-hub".into(), dry_run: false, field_validation: FieldValidation::Strict, warnings: vec![] };
+    let res = objects
+        .registry
+        .by_kind(group, version, kind)
+        .ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut ctx = WriteCtx {
+        user: &user,
+        manager: "garrison-hub".into(),
+        dry_run: false,
+        field_validation: FieldValidation::Strict,
+        warnings: vec![],
+    };
     match objects.get(&res, &ns, &name) {
         Ok(current) => {
             let mut next = obj.clone();
@@ -113,13 +152,30 @@ fn split_api_version(av: &str) -> (&str, &str) {
 fn ensure(objects: &Objects, user: &UserInfo, obj: Value) -> ApiResult<Value> {
     let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let res = objects.registry.by_kind(group, version, kind).ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let res = objects
+        .registry
+        .by_kind(group, version, kind)
+        .ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     match objects.get(&res, &ns, &name) {
         Ok(v) => Ok(v),
         Err(e) if e.code == 404 => {
-            let mut ctx = WriteCtx { user, manager: "garrison-hub".into(), dry_run: false, field_validation: FieldValidation::Strict, warnings: vec![] };
+            let mut ctx = WriteCtx {
+                user,
+                manager: "garrison-hub".into(),
+                dry_run: false,
+                field_validation: FieldValidation::Strict,
+                warnings: vec![],
+            };
             objects.create(&res, &ns, obj, &mut ctx)
         }
         Err(e) => Err(e),

@@ -19,24 +19,44 @@ pub struct Cause {
 impl Cause {
     /// A cause for an invalid field value.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueInvalid".into(), message: message.into(), field: field.into() }
+        Cause {
+            reason: "FieldValueInvalid".into(),
+            message: message.into(),
+            field: field.into(),
+        }
     }
     /// A cause for a missing required field.
     pub fn required(field: impl Into<String>) -> Self {
         let field = field.into();
-        Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field }
+        Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+            field,
+        }
     }
     /// A cause for a value outside an allowed set.
     pub fn not_supported(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueNotSupported".into(), message: message.into(), field: field.into() }
+        Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: message.into(),
+            field: field.into(),
+        }
     }
     /// A cause for a field that is not allowed to be set or changed.
     pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueForbidden".into(), message: message.into(), field: field.into() }
+        Cause {
+            reason: "FieldValueForbidden".into(),
+            message: message.into(),
+            field: field.into(),
+        }
     }
     /// A cause for a value of the wrong type.
     pub fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueTypeInvalid".into(), message: message.into(), field: field.into() }
+        Cause {
+            reason: "FieldValueTypeInvalid".into(),
+            message: message.into(),
+            field: field.into(),
+        }
     }
 }
 
@@ -71,7 +91,14 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), subject: None, causes: vec![], retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            subject: None,
+            causes: vec![],
+            retry_after: None,
+        }
     }
 
     /// 400: the request could not be decoded or is malformed.
@@ -88,8 +115,16 @@ impl ApiError {
     }
     /// 404 for a named object of a resource.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{}\" not found", qualified(group, resource), name));
-        e.subject = Some(Subject { group: group.into(), kind: resource.into(), name: name.into() });
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", qualified(group, resource), name),
+        );
+        e.subject = Some(Subject {
+            group: group.into(),
+            kind: resource.into(),
+            name: name.into(),
+        });
         e
     }
     /// 404 for a path that names no resource.
@@ -101,16 +136,30 @@ impl ApiError {
         let mut e = Self::new(
             405,
             "MethodNotAllowed",
-            format!("{verb} is not supported on resources of kind \"{}\"", qualified(group, resource)),
+            format!(
+                "{verb} is not supported on resources of kind \"{}\"",
+                qualified(group, resource)
+            ),
         );
-        e.subject = Some(Subject { group: group.into(), kind: resource.into(), name: String::new() });
+        e.subject = Some(Subject {
+            group: group.into(),
+            kind: resource.into(),
+            name: String::new(),
+        });
         e
     }
     /// 409: the object already exists.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        let mut e =
-            Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", qualified(group, resource), name));
-        e.subject = Some(Subject { group: group.into(), kind: resource.into(), name: name.into() });
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", qualified(group, resource), name),
+        );
+        e.subject = Some(Subject {
+            group: group.into(),
+            kind: resource.into(),
+            name: name.into(),
+        });
         e
     }
     /// 409: an optimistic-concurrency or precondition conflict.
@@ -118,9 +167,18 @@ impl ApiError {
         let mut e = Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{}\": {}", qualified(group, resource), name, why.into()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                qualified(group, resource),
+                name,
+                why.into()
+            ),
         );
-        e.subject = Some(Subject { group: group.into(), kind: resource.into(), name: name.into() });
+        e.subject = Some(Subject {
+            group: group.into(),
+            kind: resource.into(),
+            name: name.into(),
+        });
         e
     }
     /// 410: the requested resourceVersion is no longer available.
@@ -129,24 +187,49 @@ impl ApiError {
     }
     /// 413: the request body is too large.
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
-    /// 415: the content type is not accepted for this request.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type:?}"))
+    /// 415: the content type is not accepted for this request; `accepted` lists what is.
+    pub fn unsupported_media_type(content_type: &str, accepted: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format ({content_type:?}) - accepted media types include: {accepted}"
+            ),
+        )
     }
     /// 422: the object failed validation.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let listed: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{} \"{}\" is invalid: {}", qualified(group, kind), name, listed.join(", ")),
+            format!(
+                "{} \"{}\" is invalid: {}",
+                qualified(group, kind),
+                name,
+                listed.join(", ")
+            ),
         );
-        e.subject = Some(Subject { group: group.into(), kind: kind.into(), name: name.into() });
+        e.subject = Some(Subject {
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+        });
         e.causes = causes;
         e
     }
@@ -158,7 +241,11 @@ impl ApiError {
     }
     /// 500: something failed inside the server. The message must not carry secrets.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
     /// 504 on a timeout.
     pub fn timeout(message: impl Into<String>) -> Self {
@@ -167,7 +254,11 @@ impl ApiError {
 
     /// Attaches the object this error concerns.
     pub fn with_subject(mut self, group: &str, kind: &str, name: &str) -> Self {
-        self.subject = Some(Subject { group: group.into(), kind: kind.into(), name: name.into() });
+        self.subject = Some(Subject {
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+        });
         self
     }
 
@@ -214,7 +305,11 @@ impl ApiError {
 
 /// `resource.group`, or `resource` for the core group, as kube-apiserver names things in messages.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 /// A `Status` of success, as delete answers when it does not return the object.
@@ -249,11 +344,17 @@ mod tests {
             "cluster.open-cluster-management.io",
             "ManagedCluster",
             "a",
-            vec![Cause::required("spec.x"), Cause::invalid("metadata.name", "bad")],
+            vec![
+                Cause::required("spec.x"),
+                Cause::invalid("metadata.name", "bad"),
+            ],
         );
         assert_eq!(e.code, 422);
         assert!(e.message.contains("spec.x: Required value"));
         assert!(e.message.contains("metadata.name: bad"));
-        assert_eq!(e.to_status()["details"]["causes"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            e.to_status()["details"]["causes"].as_array().unwrap().len(),
+            2
+        );
     }
 }

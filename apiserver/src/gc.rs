@@ -56,7 +56,11 @@ pub fn start(objects: Arc<Objects>, resync: Duration) -> tokio::task::JoinHandle
 /// What a write makes worth looking at.
 fn items_for(ev: &WatchEvent) -> Vec<Item> {
     let obj = &ev.object;
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let mut out = Vec::new();
     match ev.kind {
         EventType::Deleted => {
@@ -67,7 +71,10 @@ fn items_for(ev: &WatchEvent) -> Vec<Item> {
             if !ev.namespace.is_empty() {
                 out.push((NAMESPACES.into(), String::new(), ev.namespace.clone()));
             }
-            if let Some(refs) = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+            if let Some(refs) = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+            {
                 for r in refs.iter().filter_map(|r| r["uid"].as_str()) {
                     out.push(("owner-uid".to_string(), String::new(), r.to_string()));
                 }
@@ -87,7 +94,12 @@ fn items_for(ev: &WatchEvent) -> Vec<Item> {
 
 fn resync_all(o: &Objects) {
     let work = o.store.deleting().and_then(|mut d| {
-        d.extend(o.store.dangling_dependents()?.into_iter().map(|(k, ns, n)| (format!("dependent:{k}"), ns, n)));
+        d.extend(
+            o.store
+                .dangling_dependents()?
+                .into_iter()
+                .map(|(k, ns, n)| (format!("dependent:{k}"), ns, n)),
+        );
         Ok(d)
     });
     match work {
@@ -121,15 +133,23 @@ fn reconcile(o: &Objects, (key, ns, name): &Item) -> ApiResult<()> {
             }
             Ok(())
         }
-        k if k.starts_with("dependent:") => reconcile_dependent(o, &k["dependent:".len()..], ns, name),
+        k if k.starts_with("dependent:") => {
+            reconcile_dependent(o, &k["dependent:".len()..], ns, name)
+        }
         _ => reconcile_deleting(o, key, ns, name),
     }
 }
 
 /// Deletes a dependent whose owners are all gone, or drops its dangling references.
 fn reconcile_dependent(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResult<()> {
-    let Some(obj) = o.store.get(key, ns, name)? else { return Ok(()) };
-    let refs = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+    let Some(obj) = o.store.get(key, ns, name)? else {
+        return Ok(());
+    };
+    let refs = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if refs.is_empty() {
         return Ok(());
     }
@@ -142,17 +162,29 @@ fn reconcile_dependent(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResul
     if alive.len() == refs.len() {
         return Ok(());
     }
-    let Some(res) = o.registry.by_key(key) else { return Ok(()) };
+    let Some(res) = o.registry.by_key(key) else {
+        return Ok(());
+    };
     if alive.is_empty() {
         tracing::debug!(key, ns, name, "deleting dependent whose owners are gone");
-        return match o.delete(&res, ns, name, &DeleteOptions { propagation: Some("Background".into()), ..Default::default() }) {
+        return match o.delete(
+            &res,
+            ns,
+            name,
+            &DeleteOptions {
+                propagation: Some("Background".into()),
+                ..Default::default()
+            },
+        ) {
             Err(e) if e.code == 404 => Ok(()),
             other => other.map(|_| ()),
         };
     }
     let uid = obj.pointer("/metadata/uid").cloned();
     o.store.mutate(key, ns, name, |cur, _| {
-        let Some(mut cur) = cur else { return Ok(Mutation::Keep(json!({}))) };
+        let Some(mut cur) = cur else {
+            return Ok(Mutation::Keep(json!({})));
+        };
         if cur.pointer("/metadata/uid") != uid.as_ref() {
             return Ok(Mutation::Keep(cur));
         }
@@ -162,15 +194,31 @@ fn reconcile_dependent(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResul
     Ok(())
 }
 
-fn remove_finalizer(o: &Objects, key: &str, ns: &str, name: &str, finalizer: &str) -> ApiResult<()> {
+fn remove_finalizer(
+    o: &Objects,
+    key: &str,
+    ns: &str,
+    name: &str,
+    finalizer: &str,
+) -> ApiResult<()> {
     o.store.mutate(key, ns, name, |cur, _| {
-        let Some(mut cur) = cur else { return Ok(Mutation::Keep(json!({}))) };
-        let list: Vec<Value> = cur.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let Some(mut cur) = cur else {
+            return Ok(Mutation::Keep(json!({})));
+        };
+        let list: Vec<Value> = cur
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if !list.iter().any(|f| f == finalizer) {
             return Ok(Mutation::Keep(cur));
         }
         let rest: Vec<Value> = list.into_iter().filter(|f| f != finalizer).collect();
-        let ns_pending = key == NAMESPACES && cur.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let ns_pending = key == NAMESPACES
+            && cur
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
         if rest.is_empty() && cur.pointer("/metadata/deletionTimestamp").is_some() && !ns_pending {
             return Ok(Mutation::Delete);
         }
@@ -181,21 +229,34 @@ fn remove_finalizer(o: &Objects, key: &str, ns: &str, name: &str, finalizer: &st
 }
 
 fn reconcile_deleting(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResult<()> {
-    let Some(obj) = o.store.get(key, ns, name)? else { return Ok(()) };
+    let Some(obj) = o.store.get(key, ns, name)? else {
+        return Ok(());
+    };
     if obj.pointer("/metadata/deletionTimestamp").is_none() {
         return Ok(());
     }
-    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let finalizers: Vec<String> = obj
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     if key == NAMESPACES {
         return finish_namespace(o, name);
     }
     if key == CRDS && finalizers.iter().any(|f| f == CRD_CLEANUP_FINALIZER) {
-        let (group, plural) = match (obj.pointer("/spec/group").and_then(Value::as_str), obj.pointer("/spec/names/plural").and_then(Value::as_str)) {
+        let (group, plural) = match (
+            obj.pointer("/spec/group").and_then(Value::as_str),
+            obj.pointer("/spec/names/plural").and_then(Value::as_str),
+        ) {
             (Some(g), Some(p)) => (g.to_string(), p.to_string()),
             _ => return remove_finalizer(o, key, ns, name, CRD_CLEANUP_FINALIZER),
         };
@@ -206,8 +267,16 @@ fn reconcile_deleting(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResult
         }
         if let Some(res) = o.registry.by_key(&ckey) {
             for item in remaining {
-                let ins = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-                let iname = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let ins = item
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let iname = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let _ = o.delete(&res, &ins, &iname, &DeleteOptions::default());
             }
         }
@@ -216,9 +285,19 @@ fn reconcile_deleting(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResult
     if finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
         for (k, dns, dname) in o.store.dependents(&uid)? {
             o.store.mutate(&k, &dns, &dname, |cur, _| {
-                let Some(mut cur) = cur else { return Ok(Mutation::Keep(json!({}))) };
-                let refs: Vec<Value> = cur.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
-                let kept: Vec<Value> = refs.iter().filter(|r| r["uid"].as_str() != Some(uid.as_str())).cloned().collect();
+                let Some(mut cur) = cur else {
+                    return Ok(Mutation::Keep(json!({})));
+                };
+                let refs: Vec<Value> = cur
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let kept: Vec<Value> = refs
+                    .iter()
+                    .filter(|r| r["uid"].as_str() != Some(uid.as_str()))
+                    .cloned()
+                    .collect();
                 if kept.len() == refs.len() {
                     return Ok(Mutation::Keep(cur));
                 }
@@ -237,18 +316,33 @@ fn reconcile_deleting(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResult
         let deps = o.store.dependents(&uid)?;
         let mut blocking = 0;
         for (k, dns, dname) in &deps {
-            let Some(dep) = o.store.get(k, dns, dname)? else { continue };
+            let Some(dep) = o.store.get(k, dns, dname)? else {
+                continue;
+            };
             let blocks = dep
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid.as_str()) && r["blockOwnerDeletion"].as_bool() == Some(true)));
+                .is_some_and(|refs| {
+                    refs.iter().any(|r| {
+                        r["uid"].as_str() == Some(uid.as_str())
+                            && r["blockOwnerDeletion"].as_bool() == Some(true)
+                    })
+                });
             if blocks {
                 blocking += 1;
             }
             if dep.pointer("/metadata/deletionTimestamp").is_none()
                 && let Some(res) = o.registry.by_key(k)
             {
-                let _ = o.delete(&res, dns, dname, &DeleteOptions { propagation: Some("Foreground".into()), ..Default::default() });
+                let _ = o.delete(
+                    &res,
+                    dns,
+                    dname,
+                    &DeleteOptions {
+                        propagation: Some("Foreground".into()),
+                        ..Default::default()
+                    },
+                );
             }
         }
         if blocking == 0 {
@@ -266,16 +360,38 @@ fn finish_namespace(o: &Objects, name: &str) -> ApiResult<()> {
         let Some(res) = o.registry.by_key(&key) else {
             // Objects of a kind no longer served (its CRD is gone) are removed directly.
             for item in o.store.list(&key, Some(name), None, 0)?.items {
-                let iname = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-                o.store.mutate(&key, name, &iname, |cur, _| Ok(if cur.is_some() { Mutation::Delete } else { Mutation::Keep(json!({})) }))?;
+                let iname = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                o.store.mutate(&key, name, &iname, |cur, _| {
+                    Ok(if cur.is_some() {
+                        Mutation::Delete
+                    } else {
+                        Mutation::Keep(json!({}))
+                    })
+                })?;
             }
             continue;
         };
         for item in o.store.list(&key, Some(name), None, 0)?.items {
             remaining += 1;
             if item.pointer("/metadata/deletionTimestamp").is_none() {
-                let iname = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-                let _ = o.delete(&res, name, &iname, &DeleteOptions { propagation: Some("Background".into()), ..Default::default() });
+                let iname = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = o.delete(
+                    &res,
+                    name,
+                    &iname,
+                    &DeleteOptions {
+                        propagation: Some("Background".into()),
+                        ..Default::default()
+                    },
+                );
             }
         }
     }
@@ -283,11 +399,16 @@ fn finish_namespace(o: &Objects, name: &str) -> ApiResult<()> {
         return Ok(());
     }
     o.store.mutate(NAMESPACES, "", name, |cur, _| {
-        let Some(mut cur) = cur else { return Ok(Mutation::Keep(json!({}))) };
+        let Some(mut cur) = cur else {
+            return Ok(Mutation::Keep(json!({})));
+        };
         if cur.pointer("/metadata/deletionTimestamp").is_none() {
             return Ok(Mutation::Keep(cur));
         }
-        let fins_empty = cur.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty());
+        let fins_empty = cur
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty());
         if fins_empty {
             return Ok(Mutation::Delete);
         }

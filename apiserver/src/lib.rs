@@ -9,14 +9,15 @@
 
 pub mod admission;
 pub mod apply;
-pub mod auth;
 pub mod audit;
+pub mod auth;
 pub mod bootstrap;
 pub mod error;
 pub mod gc;
 pub mod http;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;

@@ -25,6 +25,12 @@ pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 /// Finalizer that makes deletion orphan dependents first.
 pub const ORPHAN_FINALIZER: &str = "orphan";
 
+/// Patch media types accepted for built-in kinds.
+pub const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml";
+/// Patch media types accepted for custom resources (no strategic merge, as kube-apiserver).
+pub const PATCH_TYPES_CUSTOM: &str =
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+
 /// Who is writing, and how.
 pub struct WriteCtx<'a> {
     /// The requesting user.
@@ -76,15 +82,21 @@ pub struct DeleteOptions {
 }
 
 fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn random_suffix() -> String {
     // kube's generateName alphabet: no vowels, no confusable characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut bytes = [0u8; 5];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("system randomness");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn new_uid() -> String {
@@ -113,24 +125,35 @@ fn tracks_generation(res: &Resource) -> bool {
 /// The continue token: the list's resourceVersion and the last key returned.
 pub fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"v": "garrison/1", "rv": rv, "ns": ns, "n": name}).to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"v": "garrison/1", "rv": rv, "ns": ns, "n": name}).to_string())
 }
 
 fn decode_continue(token: &str) -> ApiResult<(u64, String, String)> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: it was not issued by this server");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let bad =
+        || ApiError::bad_request("continue key is not valid: it was not issued by this server");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if v["v"] != "garrison/1" {
         return Err(bad());
     }
-    Ok((v["rv"].as_u64().ok_or_else(bad)?, v["ns"].as_str().ok_or_else(bad)?.into(), v["n"].as_str().ok_or_else(bad)?.into()))
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["ns"].as_str().ok_or_else(bad)?.into(),
+        v["n"].as_str().ok_or_else(bad)?.into(),
+    ))
 }
 
 impl Objects {
     /// Reads one object.
     pub fn get(&self, res: &Resource, ns: &str, name: &str) -> ApiResult<Value> {
-        let obj = self.store.get(&res.key(), ns, name)?.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        let obj = self
+            .store
+            .get(&res.key(), ns, name)?
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
         Ok(self.present(res, obj))
     }
 
@@ -144,12 +167,19 @@ impl Objects {
 
     /// Lists objects, filtered and paged; returns the items, the list resourceVersion and the
     /// continue token.
-    pub fn list(&self, res: &Resource, ns: Option<&str>, opts: &ListOptions) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
+    pub fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
         let after = match &opts.continue_token {
             Some(t) => {
                 let (rv, ns, name) = decode_continue(t)?;
                 if rv < self.store.watch().horizon().saturating_sub(1_000_000) {
-                    return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result."));
+                    return Err(ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result.",
+                    ));
                 }
                 Some((ns, name))
             }
@@ -160,18 +190,40 @@ impl Objects {
         let mut cursor = after;
         let filtering = !opts.labels.is_empty() || !opts.fields.requirements.is_empty();
         loop {
-            let want = if opts.limit == 0 { 0 } else { opts.limit - items.len() };
-            let page = self.store.list(&key, ns, cursor.as_ref().map(|(a, b)| (a.as_str(), b.as_str())), if filtering && want > 0 { want.max(500) } else { want })?;
+            let want = if opts.limit == 0 {
+                0
+            } else {
+                opts.limit - items.len()
+            };
+            let page = self.store.list(
+                &key,
+                ns,
+                cursor.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                if filtering && want > 0 {
+                    want.max(500)
+                } else {
+                    want
+                },
+            )?;
             let rv = page.rv;
             let mut last = None;
             for obj in page.items {
-                let meta_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+                let meta_ns = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 last = Some((meta_ns.clone(), name_of(&obj).to_string()));
                 if opts.labels.matches_object(&obj) && opts.fields.matches(&obj) {
                     items.push(self.present(res, obj));
                     if opts.limit != 0 && items.len() == opts.limit {
                         let (n_ns, n_name) = last.clone().expect("last item");
-                        let more = self.store.list(&key, ns, Some((&n_ns, &n_name)), 1)?.items.len() == 1;
+                        let more = self
+                            .store
+                            .list(&key, ns, Some((&n_ns, &n_name)), 1)?
+                            .items
+                            .len()
+                            == 1;
                         let token = more.then(|| encode_continue(rv, &n_ns, &n_name));
                         return Ok((items, rv, token));
                     }
@@ -191,7 +243,10 @@ impl Objects {
         if !res.namespaced {
             return Ok(());
         }
-        let namespace = self.store.get("/namespaces", "", ns)?.ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
+        let namespace = self
+            .store
+            .get("/namespaces", "", ns)?
+            .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
         if namespace.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::forbidden(format!(
                 "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
@@ -205,9 +260,15 @@ impl Objects {
     /// Checks apiVersion and kind of a body against the resource.
     fn check_type(&self, res: &Resource, obj: &Value) -> ApiResult<()> {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if kind.is_empty() || api_version.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'Kind' or 'apiVersion' is missing in the request body for {}", res.plural)));
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' or 'apiVersion' is missing in the request body for {}",
+                res.plural
+            )));
         }
         if kind != res.kind || api_version != res.api_version() {
             return Err(ApiError::bad_request(format!(
@@ -220,11 +281,16 @@ impl Objects {
     }
 
     fn check_body_namespace(res: &Resource, ns: &str, obj: &mut Value) -> ApiResult<()> {
-        let meta = obj.get_mut("metadata").and_then(Value::as_object_mut).ok_or_else(|| ApiError::bad_request("metadata is required"))?;
+        let meta = obj
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| ApiError::bad_request("metadata is required"))?;
         if res.namespaced {
             match meta.get("namespace").and_then(Value::as_str) {
                 Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 _ => {
                     meta.insert("namespace".into(), json!(ns));
@@ -237,31 +303,57 @@ impl Objects {
     }
 
     /// Creates an object.
-    pub fn create(&self, res: &Resource, ns: &str, body: Value, ctx: &mut WriteCtx<'_>) -> ApiResult<Value> {
+    pub fn create(
+        &self,
+        res: &Resource,
+        ns: &str,
+        body: Value,
+        ctx: &mut WriteCtx<'_>,
+    ) -> ApiResult<Value> {
         if !body.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON or YAML object",
+            ));
         }
         self.check_type(res, &body)?;
         let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
         Self::check_body_namespace(res, ns, &mut obj)?;
         let meta = obj["metadata"].as_object_mut().expect("metadata");
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
-            let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or_default();
+            let generate = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !generate.is_empty() {
                 let prefix: String = generate.chars().take(63 - 5).collect();
                 name = format!("{prefix}{}", random_suffix());
             }
         }
         if let Err(why) = validation::check_name(&name, res.name_rule) {
-            return Err(ApiError::invalid(&res.group, &res.kind, &name, vec![Cause::invalid("metadata.name", why)]));
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                &name,
+                vec![Cause::invalid("metadata.name", why)],
+            ));
         }
         meta.insert("name".into(), json!(name));
         let now = now_rfc3339();
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now));
-        for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion", "managedFields"] {
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "resourceVersion",
+            "managedFields",
+        ] {
             meta.remove(k);
         }
         if tracks_generation(res) {
@@ -269,7 +361,8 @@ impl Objects {
         } else {
             meta.remove("generation");
         }
-        if res.has_status() && res.is_custom()
+        if res.has_status()
+            && res.is_custom()
             && let Some(m) = obj.as_object_mut()
         {
             m.remove("status");
@@ -277,15 +370,26 @@ impl Objects {
         admission::prepare_create(res, ctx.user, &self.authz, ns, &mut obj)?;
         self.check_namespace(res, ns)?;
         let api_version = res.api_version();
-        apply::record_update(None, &mut obj, &Writer { manager: &ctx.manager, api_version: &api_version, subresource: "", now: &now });
+        apply::record_update(
+            None,
+            &mut obj,
+            &Writer {
+                manager: &ctx.manager,
+                api_version: &api_version,
+                subresource: "",
+                now: &now,
+            },
+        );
         if ctx.dry_run || res.virtual_only {
             return Ok(obj);
         }
         let key = res.key();
-        let out = self.store.mutate(&key, ns, &name, |current, _| match current {
-            Some(_) => Err(ApiError::already_exists(&res.group, &res.plural, &name)),
-            None => Ok(Mutation::Put(obj)),
-        })?;
+        let out = self
+            .store
+            .mutate(&key, ns, &name, |current, _| match current {
+                Some(_) => Err(ApiError::already_exists(&res.group, &res.plural, &name)),
+                None => Ok(Mutation::Put(obj)),
+            })?;
         if res.builtin == Some(Builtin::CustomResourceDefinition) {
             self.registry.install_crd(out.object());
         }
@@ -293,19 +397,42 @@ impl Objects {
     }
 
     /// Replaces an object (PUT), on the main resource or a subresource.
-    pub fn update(&self, res: &Resource, ns: &str, name: &str, subresource: &str, body: Value, ctx: &mut WriteCtx<'_>) -> ApiResult<Value> {
+    pub fn update(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        body: Value,
+        ctx: &mut WriteCtx<'_>,
+    ) -> ApiResult<Value> {
         if !body.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON or YAML object",
+            ));
         }
         self.check_type(res, &body)?;
         let body_name = name_of(&body);
         if body_name != name {
-            return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
         }
         let rv_required = res.is_custom() || res.builtin == Some(Builtin::CustomResourceDefinition);
-        let body_rv = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
+        let body_rv = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
         if rv_required && body_rv.as_deref().is_none_or(str::is_empty) {
-            return Err(ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")]));
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                name,
+                vec![Cause::invalid(
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must be specified for an update",
+                )],
+            ));
         }
         let (obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
@@ -466,58 +593,127 @@ impl Objects {
     /// Patches an object. `content_type` picks the patch format; server-side apply creates the
     /// object when it does not exist.
     #[allow(clippy::too_many_arguments)]
-    pub fn patch(&self, res: &Resource, ns: &str, name: &str, subresource: &str, content_type: &str, body: &[u8], force: bool, ctx: &mut WriteCtx<'_>) -> ApiResult<(u16, Value)> {
-        let parse_json = |b: &[u8]| serde_json::from_slice::<Value>(b).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")));
+    pub fn patch(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        content_type: &str,
+        body: &[u8],
+        force: bool,
+        ctx: &mut WriteCtx<'_>,
+    ) -> ApiResult<(u16, Value)> {
+        let parse_json = |b: &[u8]| {
+            serde_json::from_slice::<Value>(b)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+        };
         if content_type == "application/apply-patch+yaml" {
-            let config: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config: Value = serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             return self.server_side_apply(res, ns, name, subresource, config, force, ctx);
         }
         let patch_doc = parse_json(body)?;
-        let current = self.store.get(&res.key(), ns, name)?.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        let current = self
+            .store
+            .get(&res.key(), ns, name)?
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
         let current = self.present(res, current);
         let patched = match content_type {
             "application/json-patch+json" => patch::json_patch(&current, &patch_doc),
             "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
             "application/strategic-merge-patch+json" => match res.builtin {
                 Some(b) => patch::strategic_merge_patch(b, &current, &patch_doc),
-                None => return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json: strategic merge patch is not supported for custom resources; use a merge patch")),
+                None => {
+                    return Err(ApiError::unsupported_media_type(
+                        content_type,
+                        PATCH_TYPES_CUSTOM,
+                    ));
+                }
             },
-            other => return Err(ApiError::unsupported_media_type(other)),
+            other => return Err(ApiError::unsupported_media_type(other, PATCH_TYPES)),
         }
         .map_err(|e| ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("", e)]))?;
         // A patch carries a resourceVersion precondition only if it sets one.
-        let expect_rv = patch_doc.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
+        let expect_rv = patch_doc
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
         self.check_type(res, &patched)?;
         let (obj, warnings) = admission::decode(res, patched, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
-        Ok((200, self.replace(res, ns, name, subresource, obj, expect_rv, ctx)?))
+        Ok((
+            200,
+            self.replace(res, ns, name, subresource, obj, expect_rv, ctx)?,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn server_side_apply(&self, res: &Resource, ns: &str, name: &str, subresource: &str, config: Value, force: bool, ctx: &mut WriteCtx<'_>) -> ApiResult<(u16, Value)> {
+    fn server_side_apply(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        config: Value,
+        force: bool,
+        ctx: &mut WriteCtx<'_>,
+    ) -> ApiResult<(u16, Value)> {
         if !config.is_object() {
-            return Err(ApiError::bad_request("an apply configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "an apply configuration must be an object",
+            ));
         }
         if ctx.manager.is_empty() || ctx.manager.starts_with("unknown") {
-            return Err(ApiError::bad_request("PATCH with an apply configuration requires fieldManager to be set"));
+            return Err(ApiError::bad_request(
+                "PATCH with an apply configuration requires fieldManager to be set",
+            ));
         }
         self.check_type(res, &config)?;
         let cfg_name = name_of(&config);
         if cfg_name != name {
-            return Err(ApiError::bad_request(format!("the name of the object ({cfg_name}) does not match the name on the URL ({name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({cfg_name}) does not match the name on the URL ({name})"
+            )));
         }
         let api_version = res.api_version();
         let now = now_rfc3339();
-        let w = Writer { manager: &ctx.manager, api_version: &api_version, subresource, now: &now };
+        let w = Writer {
+            manager: &ctx.manager,
+            api_version: &api_version,
+            subresource,
+            now: &now,
+        };
         let current = self.store.get(&res.key(), ns, name)?;
         let conflict_err = |conflicts: Vec<apply::Conflict>| {
             let causes: Vec<Cause> = conflicts
                 .iter()
-                .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{}\"", c.manager), field: c.field.clone() })
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with \"{}\"", c.manager),
+                    field: c.field.clone(),
+                })
                 .collect();
-            let listed: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.field)).collect();
-            let mut e = ApiError::conflict(&res.group, &res.plural, name, format!("Apply failed with {} conflict(s): {}", conflicts.len(), listed.join("; ")));
-            e.message = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, listed.join("; "));
+            let listed: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
+            let mut e = ApiError::conflict(
+                &res.group,
+                &res.plural,
+                name,
+                format!(
+                    "Apply failed with {} conflict(s): {}",
+                    conflicts.len(),
+                    listed.join("; ")
+                ),
+            );
+            e.message = format!(
+                "Apply failed with {} conflict{}: {}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                listed.join("; ")
+            );
             e.causes = causes;
             e
         };
@@ -530,7 +726,8 @@ impl Objects {
                 if let Some(m) = managed {
                     let key = res.key();
                     let out = self.store.mutate(&key, ns, name, |cur, _| {
-                        let mut cur = cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+                        let mut cur =
+                            cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
                         cur["metadata"]["managedFields"] = m;
                         Ok(Mutation::Put(cur))
                     });
@@ -549,20 +746,39 @@ impl Objects {
                 if let Some(m) = managed {
                     obj["metadata"]["managedFields"] = m;
                 }
-                let rv = live.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
+                let rv = live
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(String::from);
                 Ok((200, self.replace(res, ns, name, subresource, obj, rv, ctx)?))
             }
         }
     }
 
     /// Deletes an object, or marks it for deletion when finalizers or propagation must run first.
-    pub fn delete(&self, res: &Resource, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+    pub fn delete(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
         let key = res.key();
         let propagation = opts.propagation.clone();
         if let Some(p) = &propagation
             && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
         {
-            return Err(ApiError::invalid(&res.group, &res.kind, name, vec![Cause::not_supported("propagationPolicy", format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))]));
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                name,
+                vec![Cause::not_supported(
+                    "propagationPolicy",
+                    format!(
+                        "Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                )],
+            ));
         }
         let mut dry = None;
         let out = self.store.mutate(&key, ns, name, |current, _| {
@@ -632,11 +848,30 @@ impl Objects {
     }
 
     /// Deletes every object a list would return.
-    pub fn delete_collection(&self, res: &Resource, ns: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> ApiResult<Vec<Value>> {
-        let (items, _, _) = self.list(res, ns, &ListOptions { labels: list.labels.clone(), fields: list.fields.clone(), limit: 0, continue_token: None })?;
+    pub fn delete_collection(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Vec<Value>> {
+        let (items, _, _) = self.list(
+            res,
+            ns,
+            &ListOptions {
+                labels: list.labels.clone(),
+                fields: list.fields.clone(),
+                limit: 0,
+                continue_token: None,
+            },
+        )?;
         let mut out = Vec::new();
         for item in items {
-            let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+            let item_ns = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             match self.delete(res, &item_ns, name_of(&item), opts) {
                 Ok(v) => out.push(v),
                 Err(e) if e.code == 404 => {}
@@ -650,17 +885,34 @@ impl Objects {
 /// CSR approval rules: Approved and Denied are exclusive, and neither can be removed once set.
 fn check_approval(old: &Value, conditions: &Value) -> ApiResult<()> {
     let types = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|c| c["type"].as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["type"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let new_types = types(conditions);
     let name = name_of(old);
-    let invalid = |msg: &str| ApiError::invalid("certificates.k8s.io", "CertificateSigningRequest", name, vec![Cause::invalid("status.conditions", msg)]);
+    let invalid = |msg: &str| {
+        ApiError::invalid(
+            "certificates.k8s.io",
+            "CertificateSigningRequest",
+            name,
+            vec![Cause::invalid("status.conditions", msg)],
+        )
+    };
     if new_types.iter().any(|t| t == "Approved") && new_types.iter().any(|t| t == "Denied") {
-        return Err(invalid("Approved and Denied conditions are mutually exclusive"));
+        return Err(invalid(
+            "Approved and Denied conditions are mutually exclusive",
+        ));
     }
     for t in types(old.pointer("/status/conditions").unwrap_or(&Value::Null)) {
         if (t == "Approved" || t == "Denied") && !new_types.contains(&t) {
-            return Err(invalid(&format!("updates may not remove a condition of type {t:?}")));
+            return Err(invalid(&format!(
+                "updates may not remove a condition of type {t:?}"
+            )));
         }
     }
     Ok(())

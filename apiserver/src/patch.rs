@@ -28,16 +28,20 @@ pub fn list_strategy(kind: Builtin, path: &str) -> ListStrategy {
         (Builtin::ServiceAccount, "secrets") => ListStrategy::MergeByKey("name"),
         (Builtin::ServiceAccount, "imagePullSecrets") => ListStrategy::MergeByKey("name"),
         (Builtin::Namespace, "status.conditions") => ListStrategy::MergeByKey("type"),
-        (Builtin::CertificateSigningRequest, "status.conditions") => ListStrategy::MergeByKey("type"),
+        (Builtin::CertificateSigningRequest, "status.conditions") => {
+            ListStrategy::MergeByKey("type")
+        }
         _ => ListStrategy::Replace,
     }
 }
 
 /// Applies an RFC 6902 JSON patch.
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+    let ops: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| format!("the JSON patch could not be applied: {e}"))?;
+    json_patch::patch(&mut out, &ops)
+        .map_err(|e| format!("the JSON patch could not be applied: {e}"))?;
     Ok(out)
 }
 
@@ -52,8 +56,14 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Result<Value, String> {
 }
 
 /// Applies a strategic merge patch to a built-in object.
-pub fn strategic_merge_patch(kind: Builtin, target: &Value, patch: &Value) -> Result<Value, String> {
-    let Value::Object(p) = patch else { return Err("a strategic merge patch must be a JSON object".into()) };
+pub fn strategic_merge_patch(
+    kind: Builtin,
+    target: &Value,
+    patch: &Value,
+) -> Result<Value, String> {
+    let Value::Object(p) = patch else {
+        return Err("a strategic merge patch must be a JSON object".into());
+    };
     let mut out = target.clone();
     if !out.is_object() {
         out = Value::Object(Map::new());
@@ -63,10 +73,19 @@ pub fn strategic_merge_patch(kind: Builtin, target: &Value, patch: &Value) -> Re
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
-fn merge_map(kind: Builtin, path: &str, target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Result<(), String> {
+fn merge_map(
+    kind: Builtin,
+    path: &str,
+    target: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<(), String> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
             target.clear();
@@ -83,7 +102,12 @@ fn merge_map(kind: Builtin, path: &str, target: &mut Map<String, Value>, patch: 
         None => {}
     }
     if let Some(keep) = patch.get("$retainKeys") {
-        let keep: Vec<&str> = keep.as_array().ok_or("$retainKeys must be a list")?.iter().filter_map(Value::as_str).collect();
+        let keep: Vec<&str> = keep
+            .as_array()
+            .ok_or("$retainKeys must be a list")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         target.retain(|k, _| keep.contains(&k.as_str()));
     }
     for (k, v) in patch {
@@ -91,7 +115,9 @@ fn merge_map(kind: Builtin, path: &str, target: &mut Map<String, Value>, patch: 
             continue;
         }
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            let remove = v.as_array().ok_or("$deleteFromPrimitiveList needs a list")?;
+            let remove = v
+                .as_array()
+                .ok_or("$deleteFromPrimitiveList needs a list")?;
             if let Some(Value::Array(list)) = target.get_mut(field) {
                 list.retain(|x| !remove.contains(x));
             }
@@ -121,9 +147,21 @@ fn merge_map(kind: Builtin, path: &str, target: &mut Map<String, Value>, patch: 
     Ok(())
 }
 
-fn merge_list(kind: Builtin, path: &str, target: &mut Vec<Value>, patch: &[Value]) -> Result<(), String> {
-    if patch.iter().any(|e| e.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *target = patch.iter().filter(|e| e.get("$patch").is_none()).map(strip_directives).collect();
+fn merge_list(
+    kind: Builtin,
+    path: &str,
+    target: &mut Vec<Value>,
+    patch: &[Value],
+) -> Result<(), String> {
+    if patch
+        .iter()
+        .any(|e| e.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *target = patch
+            .iter()
+            .filter(|e| e.get("$patch").is_none())
+            .map(strip_directives)
+            .collect();
         return Ok(());
     }
     match list_strategy(kind, path) {
@@ -137,8 +175,12 @@ fn merge_list(kind: Builtin, path: &str, target: &mut Vec<Value>, patch: &[Value
         }
         ListStrategy::MergeByKey(key) => {
             for e in patch {
-                let Value::Object(pe) = e else { return Err(format!("{path}: elements must be objects")) };
-                let id = pe.get(key).ok_or_else(|| format!("{path}: element is missing merge key {key:?}"))?;
+                let Value::Object(pe) = e else {
+                    return Err(format!("{path}: elements must be objects"));
+                };
+                let id = pe
+                    .get(key)
+                    .ok_or_else(|| format!("{path}: element is missing merge key {key:?}"))?;
                 let pos = target.iter().position(|t| t.get(key) == Some(id));
                 if pe.get("$patch").and_then(Value::as_str) == Some("delete") {
                     if let Some(i) = pos {
@@ -163,7 +205,10 @@ fn merge_list(kind: Builtin, path: &str, target: &mut Vec<Value>, patch: &[Value
 fn strip_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
         other => other.clone(),
@@ -181,7 +226,10 @@ mod tests {
         let patch = json!({"metadata": {"finalizers": ["b"], "ownerReferences": [{"uid": "1", "name": "renamed"}, {"uid": "2", "name": "z"}], "labels": {"gone": null}}});
         let out = strategic_merge_patch(Builtin::ConfigMap, &live, &patch).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
-        assert_eq!(out["metadata"]["ownerReferences"], json!([{"uid": "1", "name": "renamed"}, {"uid": "2", "name": "z"}]));
+        assert_eq!(
+            out["metadata"]["ownerReferences"],
+            json!([{"uid": "1", "name": "renamed"}, {"uid": "2", "name": "z"}])
+        );
         assert_eq!(out["metadata"]["labels"], json!({"k": "v"}));
     }
 
@@ -197,19 +245,37 @@ mod tests {
     #[test]
     fn rbac_rules_are_replaced_not_merged() {
         let live = json!({"rules": [{"verbs": ["get"]}]});
-        let out = strategic_merge_patch(Builtin::Role, &live, &json!({"rules": [{"verbs": ["list"]}]})).unwrap();
+        let out = strategic_merge_patch(
+            Builtin::Role,
+            &live,
+            &json!({"rules": [{"verbs": ["list"]}]}),
+        )
+        .unwrap();
         assert_eq!(out["rules"], json!([{"verbs": ["list"]}]));
     }
 
     #[test]
     fn unknown_directives_are_errors() {
-        assert!(strategic_merge_patch(Builtin::ConfigMap, &json!({}), &json!({"$bogus": 1})).is_err());
-        assert!(strategic_merge_patch(Builtin::ConfigMap, &json!({}), &json!({"data": {"$patch": "merge-ish"}})).is_err());
+        assert!(
+            strategic_merge_patch(Builtin::ConfigMap, &json!({}), &json!({"$bogus": 1})).is_err()
+        );
+        assert!(
+            strategic_merge_patch(
+                Builtin::ConfigMap,
+                &json!({}),
+                &json!({"data": {"$patch": "merge-ish"}})
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn json_patch_test_failures_are_reported() {
-        let err = json_patch(&json!({"a": 1}), &json!([{"op": "test", "path": "/a", "value": 2}])).unwrap_err();
+        let err = json_patch(
+            &json!({"a": 1}),
+            &json!([{"op": "test", "path": "/a", "value": 2}]),
+        )
+        .unwrap_err();
         assert!(err.contains("could not be applied"), "{err}");
         assert!(json_patch(&json!({}), &json!({"not": "a list"})).is_err());
     }

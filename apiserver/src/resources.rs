@@ -113,7 +113,11 @@ impl Resource {
     }
     /// `apiVersion` as written in objects.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     /// Whether this is a custom resource.
     pub fn is_custom(&self) -> bool {
@@ -128,7 +132,16 @@ impl Resource {
         if self.virtual_only {
             vec!["create"]
         } else {
-            vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
         }
     }
 }
@@ -175,12 +188,66 @@ pub fn builtins() -> Vec<Resource> {
     use Builtin as B;
     use NameRule::*;
     vec![
-        builtin("", "namespaces", "Namespace", false, &["ns"], &["status", "finalize"], B::Namespace, DnsLabel),
-        builtin("", "secrets", "Secret", true, &[], &[], B::Secret, DnsSubdomain),
-        builtin("", "configmaps", "ConfigMap", true, &["cm"], &[], B::ConfigMap, DnsSubdomain),
-        builtin("", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], B::ServiceAccount, DnsSubdomain),
-        builtin("", "events", "Event", true, &["ev"], &[], B::Event, DnsSubdomain),
-        builtin("coordination.k8s.io", "leases", "Lease", true, &[], &[], B::Lease, DnsSubdomain),
+        builtin(
+            "",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            &["status", "finalize"],
+            B::Namespace,
+            DnsLabel,
+        ),
+        builtin(
+            "",
+            "secrets",
+            "Secret",
+            true,
+            &[],
+            &[],
+            B::Secret,
+            DnsSubdomain,
+        ),
+        builtin(
+            "",
+            "configmaps",
+            "ConfigMap",
+            true,
+            &["cm"],
+            &[],
+            B::ConfigMap,
+            DnsSubdomain,
+        ),
+        builtin(
+            "",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            &[],
+            B::ServiceAccount,
+            DnsSubdomain,
+        ),
+        builtin(
+            "",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            &[],
+            B::Event,
+            DnsSubdomain,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            &[],
+            B::Lease,
+            DnsSubdomain,
+        ),
         builtin(
             "certificates.k8s.io",
             "certificatesigningrequests",
@@ -191,9 +258,36 @@ pub fn builtins() -> Vec<Resource> {
             B::CertificateSigningRequest,
             PathSegment,
         ),
-        builtin("rbac.authorization.k8s.io", "roles", "Role", true, &[], &[], B::Role, PathSegment),
-        builtin("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false, &[], &[], B::ClusterRole, PathSegment),
-        builtin("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true, &[], &[], B::RoleBinding, PathSegment),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "roles",
+            "Role",
+            true,
+            &[],
+            &[],
+            B::Role,
+            PathSegment,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            &[],
+            B::ClusterRole,
+            PathSegment,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            &[],
+            B::RoleBinding,
+            PathSegment,
+        ),
         builtin(
             "rbac.authorization.k8s.io",
             "clusterrolebindings",
@@ -274,14 +368,23 @@ impl Registry {
     pub fn new() -> Self {
         let mut map = BTreeMap::new();
         for r in builtins() {
-            map.insert((r.group.clone(), r.version.clone(), r.plural.clone()), Arc::new(r));
+            map.insert(
+                (r.group.clone(), r.version.clone(), r.plural.clone()),
+                Arc::new(r),
+            );
         }
-        Registry { inner: RwLock::new(map) }
+        Registry {
+            inner: RwLock::new(map),
+        }
     }
 
     /// Looks up a resource by group, version and plural.
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
-        self.inner.read().expect("registry lock").get(&(group.into(), version.into(), plural.into())).cloned()
+        self.inner
+            .read()
+            .expect("registry lock")
+            .get(&(group.into(), version.into(), plural.into()))
+            .cloned()
     }
 
     /// Looks up a resource by group, version and kind.
@@ -297,24 +400,37 @@ impl Registry {
     /// Looks up any served version of a resource by group and kind, preferring the storage version.
     pub fn by_group_kind(&self, group: &str, kind: &str) -> Option<Arc<Resource>> {
         let inner = self.inner.read().expect("registry lock");
-        let mut found: Vec<&Arc<Resource>> = inner.values().filter(|r| r.group == group && r.kind == kind).collect();
+        let mut found: Vec<&Arc<Resource>> = inner
+            .values()
+            .filter(|r| r.group == group && r.kind == kind)
+            .collect();
         found.sort_by_key(|r| r.version != r.storage_version);
         found.first().map(|r| (*r).clone())
     }
 
     /// The storage-version resource with storage key `key` (`group/plural`).
     pub fn by_key(&self, key: &str) -> Option<Arc<Resource>> {
-        self.storage_resources().into_iter().find(|r| r.key() == key)
+        self.storage_resources()
+            .into_iter()
+            .find(|r| r.key() == key)
     }
 
     /// Every served resource.
     pub fn all(&self) -> Vec<Arc<Resource>> {
-        self.inner.read().expect("registry lock").values().cloned().collect()
+        self.inner
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// One entry per stored resource (the storage version), for controllers that walk everything.
     pub fn storage_resources(&self) -> Vec<Arc<Resource>> {
-        self.all().into_iter().filter(|r| r.version == r.storage_version && !r.virtual_only).collect()
+        self.all()
+            .into_iter()
+            .filter(|r| r.version == r.storage_version && !r.virtual_only)
+            .collect()
     }
 
     /// Served groups with their versions, preferred version first.
@@ -341,12 +457,17 @@ impl Registry {
     /// Serves (or re-serves) the kinds a CustomResourceDefinition defines. Only established CRDs are
     /// served; the caller decides that.
     pub fn install_crd(&self, crd: &Value) {
-        let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else { return };
+        let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
+            return;
+        };
         let entries = crd_resources(crd);
         let mut inner = self.inner.write().expect("registry lock");
         inner.retain(|_, r| !(r.is_custom() && format!("{}.{}", r.plural, r.group) == name));
         for r in entries {
-            inner.insert((r.group.clone(), r.version.clone(), r.plural.clone()), Arc::new(r));
+            inner.insert(
+                (r.group.clone(), r.version.clone(), r.plural.clone()),
+                Arc::new(r),
+            );
         }
     }
 
@@ -359,7 +480,11 @@ impl Registry {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -405,9 +530,15 @@ pub fn crd_resources(crd: &Value) -> Vec<Resource> {
                 version: v["name"].as_str().unwrap_or_default().into(),
                 storage_version: storage_version.clone(),
                 plural: plural.clone(),
-                singular: names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_lowercase()),
+                singular: names["singular"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| kind.to_lowercase()),
                 kind: kind.clone(),
-                list_kind: names["listKind"].as_str().map(String::from).unwrap_or_else(|| format!("{kind}List")),
+                list_kind: names["listKind"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{kind}List")),
                 namespaced,
                 short_names: strings(names.get("shortNames")),
                 categories: strings(names.get("categories")),
@@ -456,7 +587,15 @@ mod tests {
     #[test]
     fn built_ins_are_found_by_kind() {
         let reg = Registry::new();
-        assert_eq!(reg.by_kind("", "v1", "ConfigMap").unwrap().plural, "configmaps");
-        assert_eq!(reg.by_group_kind("rbac.authorization.k8s.io", "Role").unwrap().plural, "roles");
+        assert_eq!(
+            reg.by_kind("", "v1", "ConfigMap").unwrap().plural,
+            "configmaps"
+        );
+        assert_eq!(
+            reg.by_group_kind("rbac.authorization.k8s.io", "Role")
+                .unwrap()
+                .plural,
+            "roles"
+        );
     }
 }

@@ -11,14 +11,20 @@ use crate::error::Cause;
 
 /// Removes fields the schema does not declare, recording their paths in `unknown`.
 pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {
-    if preserves_unknown(schema) && schema.get("properties").is_none() && schema.get("items").is_none() {
+    if preserves_unknown(schema)
+        && schema.get("properties").is_none()
+        && schema.get("items").is_none()
+    {
         return;
     }
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let embedded = schema.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            let embedded = schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
             let keys: Vec<String> = map.keys().cloned().collect();
             for k in keys {
                 let child_path = join(path, &k);
@@ -30,7 +36,9 @@ pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<St
                     if let Some(child) = map.get_mut(&k) {
                         prune(add, child, &child_path, unknown);
                     }
-                } else if additional.and_then(Value::as_bool) == Some(true) || preserves_unknown(schema) {
+                } else if additional.and_then(Value::as_bool) == Some(true)
+                    || preserves_unknown(schema)
+                {
                     // Kept as is.
                 } else if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                     // Embedded resources keep their type and object metadata.
@@ -52,11 +60,18 @@ pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<St
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
-    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Fills in `default` values for missing properties, recursively.
@@ -106,18 +121,39 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Validates `value` against `schema`, collecting every violation.
 pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
-    let field = if path.is_empty() { "<root>".to_string() } else { path.to_string() };
+    let field = if path.is_empty() {
+        "<root>".to_string()
+    } else {
+        path.to_string()
+    };
     if value.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) == Some(true) || schema.get("type").is_none() {
+        if schema.get("nullable").and_then(Value::as_bool) == Some(true)
+            || schema.get("type").is_none()
+        {
             return;
         }
-        causes.push(Cause::type_invalid(field, format!("Invalid value: \"null\": {path} in body must be of type {}", schema["type"].as_str().unwrap_or("object"))));
+        causes.push(Cause::type_invalid(
+            field,
+            format!(
+                "Invalid value: \"null\": {path} in body must be of type {}",
+                schema["type"].as_str().unwrap_or("object")
+            ),
+        ));
         return;
     }
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
     if int_or_string {
         if !matches!(type_name(value), "integer" | "string") {
-            causes.push(Cause::type_invalid(field, format!("Invalid value: {}: {path} in body must be of type integer-or-string", short(value))));
+            causes.push(Cause::type_invalid(
+                field,
+                format!(
+                    "Invalid value: {}: {path} in body must be of type integer-or-string",
+                    short(value)
+                ),
+            ));
             return;
         }
     } else if let Some(t) = schema.get("type").and_then(Value::as_str) {
@@ -126,7 +162,9 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
         if !ok {
             causes.push(Cause::type_invalid(
                 field,
-                format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""),
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
+                ),
             ));
             return;
         }
@@ -135,7 +173,14 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
         && !e.contains(value)
     {
         let allowed: Vec<String> = e.iter().map(|v| v.to_string()).collect();
-        causes.push(Cause::not_supported(field.clone(), format!("Unsupported value: {}: supported values: {}", short(value), allowed.join(", "))));
+        causes.push(Cause::not_supported(
+            field.clone(),
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                short(value),
+                allowed.join(", ")
+            ),
+        ));
     }
     match value {
         Value::String(s) => check_string(schema, s, &field, causes),
@@ -145,12 +190,18 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && n < min
             {
-                causes.push(Cause::invalid(field.clone(), format!("Invalid value: {n}: {path} in body should have at least {min} items")));
+                causes.push(Cause::invalid(
+                    field.clone(),
+                    format!("Invalid value: {n}: {path} in body should have at least {min} items"),
+                ));
             }
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && n > max
             {
-                causes.push(Cause::invalid(field.clone(), format!("Too many: {n}: must have at most {max} items")));
+                causes.push(Cause::invalid(
+                    field.clone(),
+                    format!("Too many: {n}: must have at most {max} items"),
+                ));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
@@ -178,7 +229,13 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
                 _ => passing == 1,
             };
             if !ok {
-                causes.push(Cause::invalid(field.clone(), format!("Invalid value: {}: {path} in body must validate {combinator} its schemas", short(value))));
+                causes.push(Cause::invalid(
+                    field.clone(),
+                    format!(
+                        "Invalid value: {}: {path} in body must validate {combinator} its schemas",
+                        short(value)
+                    ),
+                ));
             }
         }
     }
@@ -186,14 +243,24 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
         let mut c = vec![];
         validate(not, value, path, &mut c);
         if c.is_empty() {
-            causes.push(Cause::invalid(field, format!("Invalid value: {}: {path} in body must not validate the schema (not)", short(value))));
+            causes.push(Cause::invalid(
+                field,
+                format!(
+                    "Invalid value: {}: {path} in body must not validate the schema (not)",
+                    short(value)
+                ),
+            ));
         }
     }
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 64 { format!("{}...", &s[..s.floor_char_boundary(61)]) } else { s }
+    if s.len() > 64 {
+        format!("{}...", &s[..s.floor_char_boundary(61)])
+    } else {
+        s
+    }
 }
 
 fn check_string(schema: &Value, s: &str, field: &str, causes: &mut Vec<Cause>) {
@@ -201,20 +268,30 @@ fn check_string(schema: &Value, s: &str, field: &str, causes: &mut Vec<Cause>) {
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && n > max
     {
-        causes.push(Cause::invalid(field, format!("Too long: may not be more than {max} bytes")));
+        causes.push(Cause::invalid(
+            field,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
     }
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && n < min
     {
-        causes.push(Cause::invalid(field, format!("Invalid value: {s:?}: {field} in body should be at least {min} chars long")));
+        causes.push(Cause::invalid(
+            field,
+            format!("Invalid value: {s:?}: {field} in body should be at least {min} chars long"),
+        ));
     }
     if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
         match regex::Regex::new(p) {
-            Ok(re) if !re.is_match(s) => {
-                causes.push(Cause::invalid(field, format!("Invalid value: {s:?}: {field} in body should match '{p}'")))
-            }
+            Ok(re) if !re.is_match(s) => causes.push(Cause::invalid(
+                field,
+                format!("Invalid value: {s:?}: {field} in body should match '{p}'"),
+            )),
             Ok(_) => {}
-            Err(_) => causes.push(Cause::invalid(field, format!("schema pattern {p:?} does not compile"))),
+            Err(_) => causes.push(Cause::invalid(
+                field,
+                format!("schema pattern {p:?} does not compile"),
+            )),
         }
     }
     if let Some(f) = schema.get("format").and_then(Value::as_str) {
@@ -226,7 +303,10 @@ fn check_string(schema: &Value, s: &str, field: &str, causes: &mut Vec<Cause>) {
             _ => true,
         };
         if !ok {
-            causes.push(Cause::invalid(field, format!("Invalid value: {s:?}: {field} in body must be of type {f}")));
+            causes.push(Cause::invalid(
+                field,
+                format!("Invalid value: {s:?}: {field} in body must be of type {f}"),
+            ));
         }
     }
 }
@@ -236,18 +316,34 @@ fn check_number(schema: &Value, v: &Value, field: &str, causes: &mut Vec<Cause>)
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
         let exclusive = schema.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
         if x > max || (exclusive && x >= max) {
-            causes.push(Cause::invalid(field, format!("Invalid value: {v}: {field} in body should be less than or equal to {max}")));
+            causes.push(Cause::invalid(
+                field,
+                format!(
+                    "Invalid value: {v}: {field} in body should be less than or equal to {max}"
+                ),
+            ));
         }
     }
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
         let exclusive = schema.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
         if x < min || (exclusive && x <= min) {
-            causes.push(Cause::invalid(field, format!("Invalid value: {v}: {field} in body should be greater than or equal to {min}")));
+            causes.push(Cause::invalid(
+                field,
+                format!(
+                    "Invalid value: {v}: {field} in body should be greater than or equal to {min}"
+                ),
+            ));
         }
     }
     match schema.get("format").and_then(Value::as_str) {
-        Some("int32") if v.as_i64().is_none_or(|i| i < i32::MIN as i64 || i > i32::MAX as i64) => {
-            causes.push(Cause::invalid(field, format!("Invalid value: {v}: {field} in body must be of type int32")));
+        Some("int32")
+            if v.as_i64()
+                .is_none_or(|i| i < i32::MIN as i64 || i > i32::MAX as i64) =>
+        {
+            causes.push(Cause::invalid(
+                field,
+                format!("Invalid value: {v}: {field} in body must be of type int32"),
+            ));
         }
         _ => {}
     }
@@ -258,7 +354,11 @@ fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Ve
         Some("set") => {
             for (i, a) in items.iter().enumerate() {
                 if items[..i].contains(a) {
-                    causes.push(Cause { reason: "FieldValueDuplicate".into(), message: format!("Duplicate value: {a}"), field: format!("{field}[{i}]") });
+                    causes.push(Cause {
+                        reason: "FieldValueDuplicate".into(),
+                        message: format!("Duplicate value: {a}"),
+                        field: format!("{field}[{i}]"),
+                    });
                 }
             }
         }
@@ -268,11 +368,19 @@ fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Ve
                 .and_then(Value::as_array)
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let key_of = |v: &Value| keys.iter().map(|k| v.get(*k).cloned().unwrap_or(Value::Null)).collect::<Vec<_>>();
+            let key_of = |v: &Value| {
+                keys.iter()
+                    .map(|k| v.get(*k).cloned().unwrap_or(Value::Null))
+                    .collect::<Vec<_>>()
+            };
             for (i, a) in items.iter().enumerate() {
                 let ka = key_of(a);
                 if items[..i].iter().any(|b| key_of(b) == ka) {
-                    causes.push(Cause { reason: "FieldValueDuplicate".into(), message: format!("Duplicate value: {}", Value::Array(ka)), field: format!("{field}[{i}]") });
+                    causes.push(Cause {
+                        reason: "FieldValueDuplicate".into(),
+                        message: format!("Duplicate value: {}", Value::Array(ka)),
+                        field: format!("{field}[{i}]"),
+                    });
                 }
             }
         }
@@ -280,7 +388,13 @@ fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Ve
     }
 }
 
-fn check_object(schema: &Value, map: &Map<String, Value>, path: &str, field: &str, causes: &mut Vec<Cause>) {
+fn check_object(
+    schema: &Value,
+    map: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    causes: &mut Vec<Cause>,
+) {
     if let Some(req) = schema.get("required").and_then(Value::as_array) {
         for r in req.iter().filter_map(Value::as_str) {
             if !map.contains_key(r) {
@@ -292,12 +406,18 @@ fn check_object(schema: &Value, map: &Map<String, Value>, path: &str, field: &st
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
         && n > max
     {
-        causes.push(Cause::invalid(field, format!("Too many: {n}: must have at most {max} items")));
+        causes.push(Cause::invalid(
+            field,
+            format!("Too many: {n}: must have at most {max} items"),
+        ));
     }
     if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
         && n < min
     {
-        causes.push(Cause::invalid(field, format!("Invalid value: {n}: {field} in body should have at least {min} properties")));
+        causes.push(Cause::invalid(
+            field,
+            format!("Invalid value: {n}: {field} in body should have at least {min} properties"),
+        ));
     }
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
@@ -309,7 +429,11 @@ fn check_object(schema: &Value, map: &Map<String, Value>, path: &str, field: &st
             validate(add, v, &child_path, causes);
         }
     }
-    if schema.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true) {
+    if schema
+        .get("x-kubernetes-embedded-resource")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         for k in ["apiVersion", "kind"] {
             if map.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
                 causes.push(Cause::required(join(path, k)));
@@ -321,10 +445,20 @@ fn check_object(schema: &Value, map: &Map<String, Value>, path: &str, field: &st
 /// Checks that a CRD version schema is structural: every node names a type, or is int-or-string,
 /// or preserves unknown fields. Returns the paths that are not.
 pub fn non_structural_nodes(schema: &Value, path: &str, out: &mut Vec<String>) {
-    let has_type = schema.get("type").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
-    let ios = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let has_type = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    let ios = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
     if !has_type && !ios && !preserves_unknown(schema) {
-        out.push(if path.is_empty() { "<root>".into() } else { path.into() });
+        out.push(if path.is_empty() {
+            "<root>".into()
+        } else {
+            path.into()
+        });
     }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
@@ -378,9 +512,18 @@ mod tests {
 
     #[test]
     fn each_violation_is_reported_with_its_field() {
-        let causes = check(json!({"spec": {"size": 11, "mode": "C", "name": "ABCDEFG", "tags": ["a", "a"], "port": 1.5, "labels": {"x": 1}}}));
+        let causes = check(
+            json!({"spec": {"size": 11, "mode": "C", "name": "ABCDEFG", "tags": ["a", "a"], "port": 1.5, "labels": {"x": 1}}}),
+        );
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
-        for f in ["spec.size", "spec.mode", "spec.name", "spec.tags[1]", "spec.port", "spec.labels.x"] {
+        for f in [
+            "spec.size",
+            "spec.mode",
+            "spec.name",
+            "spec.tags[1]",
+            "spec.port",
+            "spec.labels.x",
+        ] {
             assert!(fields.contains(&f), "missing {f} in {fields:?}");
         }
     }
@@ -410,7 +553,11 @@ mod tests {
     #[test]
     fn a_schema_node_without_a_type_is_not_structural() {
         let mut out = vec![];
-        non_structural_nodes(&json!({"type": "object", "properties": {"a": {"description": "x"}}}), "", &mut out);
+        non_structural_nodes(
+            &json!({"type": "object", "properties": {"a": {"description": "x"}}}),
+            "",
+            &mut out,
+        );
         assert_eq!(out, vec!["a".to_string()]);
     }
 }

@@ -56,7 +56,9 @@ fn valid_key(key: &str) -> bool {
 fn valid_value(v: &str) -> bool {
     v.len() <= 63
         && (v.is_empty()
-            || (v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            || (v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
                 && v.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && v.ends_with(|c: char| c.is_ascii_alphanumeric())))
 }
@@ -117,7 +119,8 @@ impl LabelSelector {
             if part.is_empty() {
                 return Err("empty requirement".into());
             }
-            let req = Self::parse_requirement(part).map_err(|e| format!("unable to parse requirement {part:?}: {e}"))?;
+            let req = Self::parse_requirement(part)
+                .map_err(|e| format!("unable to parse requirement {part:?}: {e}"))?;
             requirements.push(req);
         }
         Ok(LabelSelector { requirements })
@@ -129,7 +132,10 @@ impl LabelSelector {
             if !valid_key(key) {
                 return Err(format!("invalid label key {key:?}"));
             }
-            return Ok(Requirement { key: key.into(), op: Op::NotExists });
+            return Ok(Requirement {
+                key: key.into(),
+                op: Op::NotExists,
+            });
         }
         // Set-based forms: `key in (...)`, `key notin (...)`.
         for (word, negate) in [(" notin ", true), (" in ", false)] {
@@ -139,8 +145,15 @@ impl LabelSelector {
                     return Err(format!("invalid label key {key:?}"));
                 }
                 let values = parse_set(&part[idx + word.len()..])?;
-                let op = if negate { Op::NotIn(values) } else { Op::In(values) };
-                return Ok(Requirement { key: key.into(), op });
+                let op = if negate {
+                    Op::NotIn(values)
+                } else {
+                    Op::In(values)
+                };
+                return Ok(Requirement {
+                    key: key.into(),
+                    op,
+                });
             }
         }
         for (tok, kind) in [("!=", 0), ("==", 1), ("=", 1), (">", 2), ("<", 3)] {
@@ -155,20 +168,32 @@ impl LabelSelector {
                         if !valid_value(value) {
                             return Err(format!("invalid label value {value:?}"));
                         }
-                        if kind == 0 { Op::NotIn(vec![value.into()]) } else { Op::In(vec![value.into()]) }
+                        if kind == 0 {
+                            Op::NotIn(vec![value.into()])
+                        } else {
+                            Op::In(vec![value.into()])
+                        }
                     }
                     _ => {
-                        let n: i64 = value.parse().map_err(|_| format!("{value:?} is not an integer"))?;
+                        let n: i64 = value
+                            .parse()
+                            .map_err(|_| format!("{value:?} is not an integer"))?;
                         if kind == 2 { Op::Gt(n) } else { Op::Lt(n) }
                     }
                 };
-                return Ok(Requirement { key: key.into(), op });
+                return Ok(Requirement {
+                    key: key.into(),
+                    op,
+                });
             }
         }
         if !valid_key(part) {
             return Err(format!("invalid label key {part:?}"));
         }
-        Ok(Requirement { key: part.into(), op: Op::Exists })
+        Ok(Requirement {
+            key: part.into(),
+            op: Op::Exists,
+        })
     }
 
     /// Whether the selector selects everything.
@@ -185,8 +210,12 @@ impl LabelSelector {
                 Op::NotExists => v.is_none(),
                 Op::In(vals) => v.is_some_and(|v| vals.contains(v)),
                 Op::NotIn(vals) => v.is_none_or(|v| !vals.contains(v)),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -203,7 +232,10 @@ impl LabelSelector {
 /// Whether one `matchExpressions` entry of a metav1.LabelSelector holds for `labels`.
 pub fn label_expression_matches(expr: &Value, labels: &BTreeMap<String, String>) -> bool {
     let key = expr["key"].as_str().unwrap_or_default();
-    let values: Vec<&str> = expr["values"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let values: Vec<&str> = expr["values"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let v = labels.get(key).map(String::as_str);
     match expr["operator"].as_str() {
         Some("In") => v.is_some_and(|v| values.contains(&v)),
@@ -219,7 +251,10 @@ pub fn label_selector_json_matches(sel: &Value, labels: &BTreeMap<String, String
     let ml_ok = sel
         .get("matchLabels")
         .and_then(Value::as_object)
-        .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()));
+        .is_none_or(|m| {
+            m.iter()
+                .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+        });
     let me_ok = sel
         .get("matchExpressions")
         .and_then(Value::as_array)
@@ -231,7 +266,11 @@ pub fn label_selector_json_matches(sel: &Value, labels: &BTreeMap<String, String
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
     obj.pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -271,7 +310,11 @@ impl FieldSelector {
             if !supported(field) {
                 return Err(format!("field label not supported: {field}"));
             }
-            requirements.push(FieldRequirement { field: field.into(), value: value.trim().into(), negate });
+            requirements.push(FieldRequirement {
+                field: field.into(),
+                value: value.trim().into(),
+                negate,
+            });
         }
         Ok(FieldSelector { requirements })
     }
@@ -286,7 +329,10 @@ impl FieldSelector {
 
     /// The name this selector pins with `metadata.name=`, if any.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.requirements.iter().find(|r| r.field == "metadata.name" && !r.negate).map(|r| r.value.as_str())
+        self.requirements
+            .iter()
+            .find(|r| r.field == "metadata.name" && !r.negate)
+            .map(|r| r.value.as_str())
     }
 }
 
@@ -312,7 +358,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -332,13 +381,27 @@ mod tests {
 
     #[test]
     fn prefixed_keys_parse() {
-        let s = LabelSelector::parse("cluster.open-cluster-management.io/clusterset=default").unwrap();
-        assert_eq!(s.requirements[0].key, "cluster.open-cluster-management.io/clusterset");
+        let s =
+            LabelSelector::parse("cluster.open-cluster-management.io/clusterset=default").unwrap();
+        assert_eq!(
+            s.requirements[0].key,
+            "cluster.open-cluster-management.io/clusterset"
+        );
     }
 
     #[test]
     fn malformed_selectors_are_rejected_with_the_requirement_named() {
-        for bad in ["app=", "=x", "a in (b", "a in b", "Bad Key=x", "a=b,,c=d", "a>x", "-a=b", "a=b)"] {
+        for bad in [
+            "app=",
+            "=x",
+            "a in (b",
+            "a in b",
+            "Bad Key=x",
+            "a=b,,c=d",
+            "a>x",
+            "-a=b",
+            "a=b)",
+        ] {
             if bad == "app=" {
                 // An empty value is legal: app= selects app with the empty value.
                 assert!(LabelSelector::parse(bad).is_ok());

@@ -77,26 +77,47 @@ pub struct Server {
 impl Server {
     /// Opens the store, loads served CRDs, writes the default objects and starts the server's
     /// controllers. Must run inside a tokio runtime.
-    pub fn build(cfg: &ServerConfig, certificate_gate: Option<CertificateGate>) -> Result<Self, BuildError> {
+    pub fn build(
+        cfg: &ServerConfig,
+        certificate_gate: Option<CertificateGate>,
+    ) -> Result<Self, BuildError> {
         let store = match &cfg.store_path {
             Some(p) => Store::open(p, cfg.watch_cache_events)?,
             None => Store::in_memory(cfg.watch_cache_events),
         };
         let audit = match &cfg.audit_path {
-            Some(p) => Some(AuditLog::open(p).map_err(|source| BuildError::Audit { path: p.clone(), source })?),
+            Some(p) => Some(AuditLog::open(p).map_err(|source| BuildError::Audit {
+                path: p.clone(),
+                source,
+            })?),
             None => None,
         };
         let registry = Arc::new(Registry::new());
-        let crds = store.list("apiextensions.k8s.io/customresourcedefinitions", None, None, 0).map_err(|e| BuildError::Defaults(e.message))?;
+        let crds = store
+            .list(
+                "apiextensions.k8s.io/customresourcedefinitions",
+                None,
+                None,
+                0,
+            )
+            .map_err(|e| BuildError::Defaults(e.message))?;
         for crd in &crds.items {
             registry.install_crd(crd);
         }
         let authz = Authorizer::new(store.clone());
-        let objects = Arc::new(Objects { store: store.clone(), registry: registry.clone(), authz: authz.clone() });
+        let objects = Arc::new(Objects {
+            store: store.clone(),
+            registry: registry.clone(),
+            authz: authz.clone(),
+        });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);
         let api = Arc::new(ApiServer {
-            objects: Objects { store, registry, authz },
+            objects: Objects {
+                store,
+                registry,
+                authz,
+            },
             audit,
             max_body: cfg.max_body,
             bookmark_interval: cfg.bookmark_interval,

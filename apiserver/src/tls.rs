@@ -36,12 +36,21 @@ pub enum TlsError {
 }
 
 /// Parses every certificate in a PEM bundle.
-pub fn certs_from_pem(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn certs_from_pem(
+    what: &'static str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem { what, detail: format!("not a PEM certificate bundle ({e})") })?;
+        .map_err(|e| TlsError::Pem {
+            what,
+            detail: format!("not a PEM certificate bundle ({e})"),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { what, detail: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            what,
+            detail: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
@@ -49,8 +58,14 @@ pub fn certs_from_pem(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateD
 /// Parses one private key from PEM.
 pub fn key_from_pem(what: &'static str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| TlsError::Pem { what, detail: format!("not a PEM private key ({e})") })?
-        .ok_or(TlsError::Pem { what, detail: "no private key found".into() })
+        .map_err(|e| TlsError::Pem {
+            what,
+            detail: format!("not a PEM private key ({e})"),
+        })?
+        .ok_or(TlsError::Pem {
+            what,
+            detail: "no private key found".into(),
+        })
 }
 
 /// The server configuration: our chain and key, client certificates verified against
@@ -79,7 +94,12 @@ pub fn server_config(
 
 /// Serves `app` over TLS on `listener` until `shutdown` turns true, then stops accepting and
 /// gives open connections a few seconds to finish.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: axum::Router, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let (conn_stop_tx, conn_stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -125,17 +145,29 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: a
         while tasks.try_join_next().is_some() {}
     }
     let _ = conn_stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(6), async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(6), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
 }
 
-fn identity_of(stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>, addr: SocketAddr) -> PeerIdentity {
+fn identity_of(
+    stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    addr: SocketAddr,
+) -> PeerIdentity {
     let (_, conn) = stream.get_ref();
-    let user = conn.peer_certificates().and_then(|certs| certs.first()).and_then(|leaf| match user_from_certificate(leaf) {
-        Ok(u) => Some(u),
-        Err(e) => {
-            tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
-            None
-        }
-    });
-    PeerIdentity { user, addr: addr.ip().to_string() }
+    let user = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| match user_from_certificate(leaf) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
+                None
+            }
+        });
+    PeerIdentity {
+        user,
+        addr: addr.ip().to_string(),
+    }
 }

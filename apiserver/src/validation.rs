@@ -10,7 +10,8 @@ use crate::resources::{Builtin, NameRule};
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -36,7 +37,9 @@ pub fn check_name(name: &str, rule: NameRule) -> Result<(), String> {
         NameRule::PathSegment if name.contains('/') || name.contains('%') => {
             Err(format!("may not contain '/' or '%' (got {name:?})"))
         }
-        NameRule::PathSegment if name.len() > 253 => Err("must be no more than 253 characters".into()),
+        NameRule::PathSegment if name.len() > 253 => {
+            Err("must be no more than 253 characters".into())
+        }
         _ => Ok(()),
     }
 }
@@ -48,7 +51,10 @@ pub fn check_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {
             Some(m) => {
                 for (k, v) in m {
                     if !valid_qualified_name(k) {
-                        causes.push(Cause::invalid(format!("metadata.labels"), format!("invalid label key {k:?}")));
+                        causes.push(Cause::invalid(
+                            format!("metadata.labels"),
+                            format!("invalid label key {k:?}"),
+                        ));
                     }
                     match v.as_str() {
                         Some(s) if valid_label_value(s) => {}
@@ -60,7 +66,10 @@ pub fn check_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {
                 }
             }
             None if labels.is_null() => {}
-            None => causes.push(Cause::type_invalid("metadata.labels", "must be a map of strings")),
+            None => causes.push(Cause::type_invalid(
+                "metadata.labels",
+                "must be a map of strings",
+            )),
         }
     }
     if let Some(ann) = meta.get("annotations") {
@@ -69,19 +78,31 @@ pub fn check_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {
                 let mut total = 0usize;
                 for (k, v) in m {
                     if !valid_qualified_name(k) {
-                        causes.push(Cause::invalid("metadata.annotations", format!("invalid annotation key {k:?}")));
+                        causes.push(Cause::invalid(
+                            "metadata.annotations",
+                            format!("invalid annotation key {k:?}"),
+                        ));
                     }
                     match v.as_str() {
                         Some(s) => total += k.len() + s.len(),
-                        None => causes.push(Cause::type_invalid("metadata.annotations", format!("value of {k:?} must be a string"))),
+                        None => causes.push(Cause::type_invalid(
+                            "metadata.annotations",
+                            format!("value of {k:?} must be a string"),
+                        )),
                     }
                 }
                 if total > 256 * 1024 {
-                    causes.push(Cause::invalid("metadata.annotations", "Too long: must have at most 262144 bytes"));
+                    causes.push(Cause::invalid(
+                        "metadata.annotations",
+                        "Too long: must have at most 262144 bytes",
+                    ));
                 }
             }
             None if ann.is_null() => {}
-            None => causes.push(Cause::type_invalid("metadata.annotations", "must be a map of strings")),
+            None => causes.push(Cause::type_invalid(
+                "metadata.annotations",
+                "must be a map of strings",
+            )),
         }
     }
     if let Some(f) = meta.get("finalizers") {
@@ -90,12 +111,18 @@ pub fn check_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {
                 for item in list {
                     match item.as_str() {
                         Some(s) if valid_qualified_name(s) || s == "kubernetes" => {}
-                        _ => causes.push(Cause::invalid("metadata.finalizers", format!("invalid finalizer {item}"))),
+                        _ => causes.push(Cause::invalid(
+                            "metadata.finalizers",
+                            format!("invalid finalizer {item}"),
+                        )),
                     }
                 }
             }
             None if f.is_null() => {}
-            None => causes.push(Cause::type_invalid("metadata.finalizers", "must be a list of strings")),
+            None => causes.push(Cause::type_invalid(
+                "metadata.finalizers",
+                "must be a list of strings",
+            )),
         }
     }
 }
@@ -118,12 +145,16 @@ pub fn valid_qualified_name(k: &str) -> bool {
 pub fn valid_label_value(v: &str) -> bool {
     v.len() <= 63
         && (v.is_empty()
-            || (v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            || (v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
                 && v.as_bytes()[0].is_ascii_alphanumeric()
                 && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()))
 }
 
-fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Result<Value, String> {
+fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(
+    v: &Value,
+) -> Result<Value, String> {
     let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
@@ -140,15 +171,21 @@ pub fn normalize_builtin(kind: Builtin, v: &Value) -> Result<Value, String> {
         Builtin::ServiceAccount => roundtrip::<core::v1::ServiceAccount>(v),
         Builtin::Event => roundtrip::<core::v1::Event>(v),
         Builtin::Lease => roundtrip::<coordination::v1::Lease>(v),
-        Builtin::CertificateSigningRequest => roundtrip::<certificates::v1::CertificateSigningRequest>(v),
+        Builtin::CertificateSigningRequest => {
+            roundtrip::<certificates::v1::CertificateSigningRequest>(v)
+        }
         Builtin::Role => roundtrip::<rbac::v1::Role>(v),
         Builtin::ClusterRole => roundtrip::<rbac::v1::ClusterRole>(v),
         Builtin::RoleBinding => roundtrip::<rbac::v1::RoleBinding>(v),
         Builtin::ClusterRoleBinding => roundtrip::<rbac::v1::ClusterRoleBinding>(v),
         Builtin::CustomResourceDefinition => roundtrip::<apiext::CustomResourceDefinition>(v),
         Builtin::SubjectAccessReview => roundtrip::<authorization::v1::SubjectAccessReview>(v),
-        Builtin::SelfSubjectAccessReview => roundtrip::<authorization::v1::SelfSubjectAccessReview>(v),
-        Builtin::SelfSubjectRulesReview => roundtrip::<authorization::v1::SelfSubjectRulesReview>(v),
+        Builtin::SelfSubjectAccessReview => {
+            roundtrip::<authorization::v1::SelfSubjectAccessReview>(v)
+        }
+        Builtin::SelfSubjectRulesReview => {
+            roundtrip::<authorization::v1::SelfSubjectRulesReview>(v)
+        }
         Builtin::SelfSubjectReview => roundtrip::<authentication::v1::SelfSubjectReview>(v),
     }
 }
@@ -164,12 +201,17 @@ fn walk_unknown(input: &Value, norm: &Value, path: String, out: &mut Vec<String>
     match (input, norm) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(nv) => walk_unknown(v, nv, p, out),
                     None if v.is_null() => {}
                     // Empty containers may be dropped by the typed round trip; they carry nothing.
-                    None if v.as_object().is_some_and(|m| m.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()) => {}
+                    None if v.as_object().is_some_and(|m| m.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty()) => {}
                     None => out.push(p),
                 }
             }
@@ -192,7 +234,9 @@ pub fn check_builtin(kind: Builtin, obj: &Value, causes: &mut Vec<Cause>) {
                     for k in m.keys() {
                         let ok = !k.is_empty()
                             && k.len() <= 253
-                            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                            && k.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+                            })
                             && k != "."
                             && k != "..";
                         if !ok {
@@ -205,17 +249,33 @@ pub fn check_builtin(kind: Builtin, obj: &Value, causes: &mut Vec<Cause>) {
         Builtin::Role | Builtin::ClusterRole => {
             if let Some(rules) = obj.get("rules").and_then(Value::as_array) {
                 for (i, r) in rules.iter().enumerate() {
-                    let verbs = r.get("verbs").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+                    let verbs = r
+                        .get("verbs")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len())
+                        .unwrap_or(0);
                     if verbs == 0 {
                         causes.push(Cause::required(format!("rules[{i}].verbs")));
                     }
-                    let has_res = r.get("resources").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-                    let has_urls = r.get("nonResourceURLs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+                    let has_res = r
+                        .get("resources")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty());
+                    let has_urls = r
+                        .get("nonResourceURLs")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty());
                     if has_res && has_urls {
-                        causes.push(Cause::invalid(format!("rules[{i}].nonResourceURLs"), "rules cannot apply to both regular resources and non-resource URLs"));
+                        causes.push(Cause::invalid(
+                            format!("rules[{i}].nonResourceURLs"),
+                            "rules cannot apply to both regular resources and non-resource URLs",
+                        ));
                     }
                     if kind == Builtin::Role && has_urls {
-                        causes.push(Cause::invalid(format!("rules[{i}].nonResourceURLs"), "namespaced rules cannot apply to non-resource URLs"));
+                        causes.push(Cause::invalid(
+                            format!("rules[{i}].nonResourceURLs"),
+                            "namespaced rules cannot apply to non-resource URLs",
+                        ));
                     }
                     if !has_res && !has_urls && kind == Builtin::Role {
                         causes.push(Cause::required(format!("rules[{i}].resources")));
@@ -229,12 +289,22 @@ pub fn check_builtin(kind: Builtin, obj: &Value, causes: &mut Vec<Cause>) {
         Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
             let rr = &obj["roleRef"];
             if rr["apiGroup"].as_str() != Some("rbac.authorization.k8s.io") {
-                causes.push(Cause::not_supported("roleRef.apiGroup", "supported values: \"rbac.authorization.k8s.io\""));
+                causes.push(Cause::not_supported(
+                    "roleRef.apiGroup",
+                    "supported values: \"rbac.authorization.k8s.io\"",
+                ));
             }
             match rr["kind"].as_str() {
                 Some("ClusterRole") => {}
                 Some("Role") if kind == Builtin::RoleBinding => {}
-                _ => causes.push(Cause::not_supported("roleRef.kind", if kind == Builtin::RoleBinding { "supported values: \"Role\", \"ClusterRole\"" } else { "supported values: \"ClusterRole\"" })),
+                _ => causes.push(Cause::not_supported(
+                    "roleRef.kind",
+                    if kind == Builtin::RoleBinding {
+                        "supported values: \"Role\", \"ClusterRole\""
+                    } else {
+                        "supported values: \"ClusterRole\""
+                    },
+                )),
             }
             if rr["name"].as_str().is_none_or(str::is_empty) {
                 causes.push(Cause::required("roleRef.name"));
@@ -244,11 +314,16 @@ pub fn check_builtin(kind: Builtin, obj: &Value, causes: &mut Vec<Cause>) {
                     match s["kind"].as_str() {
                         Some("User") | Some("Group") => {}
                         Some("ServiceAccount") => {
-                            if s["namespace"].as_str().is_none_or(str::is_empty) && kind == Builtin::ClusterRoleBinding {
+                            if s["namespace"].as_str().is_none_or(str::is_empty)
+                                && kind == Builtin::ClusterRoleBinding
+                            {
                                 causes.push(Cause::required(format!("subjects[{i}].namespace")));
                             }
                         }
-                        _ => causes.push(Cause::not_supported(format!("subjects[{i}].kind"), "supported values: \"ServiceAccount\", \"User\", \"Group\"")),
+                        _ => causes.push(Cause::not_supported(
+                            format!("subjects[{i}].kind"),
+                            "supported values: \"ServiceAccount\", \"User\", \"Group\"",
+                        )),
                     }
                     if s["name"].as_str().is_none_or(str::is_empty) {
                         causes.push(Cause::required(format!("subjects[{i}].name")));
@@ -267,14 +342,22 @@ pub fn check_builtin(kind: Builtin, obj: &Value, causes: &mut Vec<Cause>) {
             if let Some(s) = spec["expirationSeconds"].as_i64()
                 && s < 600
             {
-                causes.push(Cause::invalid("spec.expirationSeconds", "may not specify a duration less than 600 seconds (10 minutes)"));
+                causes.push(Cause::invalid(
+                    "spec.expirationSeconds",
+                    "may not specify a duration less than 600 seconds (10 minutes)",
+                ));
             }
         }
         Builtin::Lease => {
-            if let Some(d) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64)
+            if let Some(d) = obj
+                .pointer("/spec/leaseDurationSeconds")
+                .and_then(Value::as_i64)
                 && d <= 0
             {
-                causes.push(Cause::invalid("spec.leaseDurationSeconds", "must be greater than 0"));
+                causes.push(Cause::invalid(
+                    "spec.leaseDurationSeconds",
+                    "must be greater than 0",
+                ));
             }
         }
         _ => {}
@@ -294,7 +377,13 @@ mod tests {
         assert!(!is_dns_subdomain("-a"));
         assert!(!is_dns_label("a.b"));
         assert!(!is_dns_label(&"a".repeat(64)));
-        assert!(check_name("open-cluster-management:managedcluster:c1", NameRule::PathSegment).is_ok());
+        assert!(
+            check_name(
+                "open-cluster-management:managedcluster:c1",
+                NameRule::PathSegment
+            )
+            .is_ok()
+        );
         assert!(check_name("a/b", NameRule::PathSegment).is_err());
         assert!(check_name("..", NameRule::PathSegment).is_err());
     }
@@ -326,7 +415,10 @@ mod tests {
     #[test]
     fn label_values_follow_kubernetes_rules() {
         let mut causes = vec![];
-        check_metadata_maps(&json!({"labels": {"ok": "fine", "bad key": "x", "k": "-bad"}}), &mut causes);
+        check_metadata_maps(
+            &json!({"labels": {"ok": "fine", "bad key": "x", "k": "-bad"}}),
+            &mut causes,
+        );
         assert_eq!(causes.len(), 2);
     }
 }

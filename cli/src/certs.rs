@@ -2,7 +2,10 @@
 //! the admin client certificate. All keys are ECDSA P-256.
 
 use anyhow::{Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use time::{Duration, OffsetDateTime};
 
 /// A certificate and its private key, PEM-encoded.
@@ -15,12 +18,16 @@ pub struct Pair {
 
 impl std::fmt::Debug for Pair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pair").field("cert_pem", &self.cert_pem).field("key_pem", &"<redacted>").finish()
+        f.debug_struct("Pair")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
     }
 }
 
 fn new_key() -> Result<KeyPair> {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("cannot generate an ECDSA P-256 key")
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("cannot generate an ECDSA P-256 key")
 }
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
@@ -36,14 +43,22 @@ pub fn new_ca(cn: &str, lifetime: Duration) -> Result<Pair> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut params, lifetime);
     let cert = params.self_signed(&key)?;
-    Ok(Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn issuer(ca: &Pair) -> Result<Issuer<'static, KeyPair>> {
-    let key = KeyPair::from_pem(&ca.key_pem).context("the CA key is not a valid PEM private key")?;
+    let key =
+        KeyPair::from_pem(&ca.key_pem).context("the CA key is not a valid PEM private key")?;
     Issuer::from_ca_cert_pem(&ca.cert_pem, key).context("the CA certificate is not valid PEM")
 }
 
@@ -51,18 +66,27 @@ fn issuer(ca: &Pair) -> Result<Issuer<'static, KeyPair>> {
 pub fn new_serving(ca: &Pair, hosts: &[String], lifetime: Duration) -> Result<Pair> {
     let key = new_key()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, "garrison-hub");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "garrison-hub");
     for h in hosts {
         match h.parse::<std::net::IpAddr>() {
             Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
-            Err(_) => params.subject_alt_names.push(SanType::DnsName(h.clone().try_into().with_context(|| format!("invalid host name {h:?}"))?)),
+            Err(_) => params.subject_alt_names.push(SanType::DnsName(
+                h.clone()
+                    .try_into()
+                    .with_context(|| format!("invalid host name {h:?}"))?,
+            )),
         }
     }
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     validity(&mut params, lifetime);
     let cert = params.signed_by(&key, &issuer(ca)?)?;
-    Ok(Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// A client certificate: CN is the user, each O a group.
@@ -77,7 +101,9 @@ pub fn new_client(ca: &Pair, user: &str, groups: &[&str], lifetime: Duration) ->
         [a] => params.distinguished_name.push(DnType::OrganizationName, *a),
         [a, b] => {
             params.distinguished_name.push(DnType::OrganizationName, *a);
-            params.distinguished_name.push(DnType::CustomDnType(vec![2, 5, 4, 10]), *b);
+            params
+                .distinguished_name
+                .push(DnType::CustomDnType(vec![2, 5, 4, 10]), *b);
         }
         _ => anyhow::bail!("a client certificate can carry at most two groups"),
     }
@@ -85,5 +111,8 @@ pub fn new_client(ca: &Pair, user: &str, groups: &[&str], lifetime: Duration) ->
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     validity(&mut params, lifetime);
     let cert = params.signed_by(&key, &issuer(ca)?)?;
-    Ok(Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }

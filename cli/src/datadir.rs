@@ -16,7 +16,9 @@ pub struct DataDir {
 impl DataDir {
     /// The data directory at `root` (not checked).
     pub fn new(root: &Path) -> Self {
-        DataDir { root: root.to_path_buf() }
+        DataDir {
+            root: root.to_path_buf(),
+        }
     }
     /// The hub settings written by `init`.
     pub fn config(&self) -> PathBuf {
@@ -54,10 +56,18 @@ impl DataDir {
     /// Fails with a clear message unless the directory holds an initialised hub.
     pub fn require_initialized(&self) -> Result<()> {
         if !self.root.is_dir() {
-            bail!("data directory {} does not exist; run `garrison init --data-dir {}` first", self.root.display(), self.root.display());
+            bail!(
+                "data directory {} does not exist; run `garrison init --data-dir {}` first",
+                self.root.display(),
+                self.root.display()
+            );
         }
         if !self.is_initialized() {
-            bail!("{} is not a Garrison hub data directory (no hub.json); run `garrison init --data-dir {}` first", self.root.display(), self.root.display());
+            bail!(
+                "{} is not a Garrison hub data directory (no hub.json); run `garrison init --data-dir {}` first",
+                self.root.display(),
+                self.root.display()
+            );
         }
         Ok(())
     }
@@ -67,12 +77,15 @@ impl DataDir {
         if self.root.exists() && !self.root.is_dir() {
             bail!("{} exists and is not a directory", self.root.display());
         }
-        fs::create_dir_all(&self.root).with_context(|| format!("cannot create data directory {}", self.root.display()))?;
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("cannot create data directory {}", self.root.display()))?;
         set_mode(&self.root, 0o700)?;
         let probe = self.root.join(".write-test");
-        fs::write(&probe, b"").with_context(|| format!("data directory {} is not writable", self.root.display()))?;
+        fs::write(&probe, b"")
+            .with_context(|| format!("data directory {} is not writable", self.root.display()))?;
         let _ = fs::remove_file(probe);
-        fs::create_dir_all(self.pki()).with_context(|| format!("cannot create {}", self.pki().display()))?;
+        fs::create_dir_all(self.pki())
+            .with_context(|| format!("cannot create {}", self.pki().display()))?;
         set_mode(&self.pki(), 0o700)?;
         Ok(())
     }
@@ -88,9 +101,14 @@ impl DataDir {
         match f.try_lock() {
             Ok(()) => Ok(f),
             Err(fs::TryLockError::WouldBlock) => {
-                bail!("another garrison process is using {} (a running hub?); stop it before {purpose}", self.root.display())
+                bail!(
+                    "another garrison process is using {} (a running hub?); stop it before {purpose}",
+                    self.root.display()
+                )
             }
-            Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", self.root.display())),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", self.root.display()))
+            }
         }
     }
 }
@@ -100,7 +118,8 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot set permissions on {}", path.display()))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set permissions on {}", path.display()))?;
     }
     Ok(())
 }
@@ -113,8 +132,11 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         opts.create(true).write(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::io::Write::write_all(&mut f, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::io::Write::write_all(&mut f, data)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.sync_all()?;
     }
     set_mode(&tmp, 0o600)?;

@@ -24,6 +24,9 @@ pub struct HubArgs {
     /// Number of recent events kept for watches to resume from; older resourceVersions get 410 Gone.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub watch_cache_events: u64,
+    /// Seconds between watch bookmarks sent to clients that ask for them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub watch_bookmark_seconds: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -39,8 +42,11 @@ pub enum LogFormat {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -62,16 +68,24 @@ pub fn run(args: HubArgs) -> Result<()> {
     init_logging(args.log_format);
     // Phase 2: build — lock, certificates, store, socket.
     let _lock = dir.lock("starting another hub")?;
-    let chain = tls::certs_from_pem("serving certificate pki/serving.crt", &read(&dir, "serving.crt")?)?;
+    let chain = tls::certs_from_pem(
+        "serving certificate pki/serving.crt",
+        &read(&dir, "serving.crt")?,
+    )?;
     let key = tls::key_from_pem("serving key pki/serving.key", &read(&dir, "serving.key")?)?;
-    let client_ca = tls::certs_from_pem("client CA pki/client-ca.crt", &read(&dir, "client-ca.crt")?)?;
+    let client_ca =
+        tls::certs_from_pem("client CA pki/client-ca.crt", &read(&dir, "client-ca.crt")?)?;
     let tls_config = tls::server_config(chain, key, &client_ca).context("bad certificate")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let cfg = ServerConfig {
             store_path: Some(dir.store()),
             audit_path: Some(dir.audit_log()),
             watch_cache_events: args.watch_cache_events as usize,
+            bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
             ..ServerConfig::default()
         };
         let server = Server::build(&cfg, None)?;

@@ -43,8 +43,10 @@ pub struct HubSettings {
 impl HubSettings {
     /// Reads `hub.json`.
     pub fn load(dir: &DataDir) -> Result<Self> {
-        let raw = std::fs::read(dir.config()).with_context(|| format!("cannot read {}", dir.config().display()))?;
-        serde_json::from_slice(&raw).with_context(|| format!("{} is not valid hub settings", dir.config().display()))
+        let raw = std::fs::read(dir.config())
+            .with_context(|| format!("cannot read {}", dir.config().display()))?;
+        serde_json::from_slice(&raw)
+            .with_context(|| format!("{} is not valid hub settings", dir.config().display()))
     }
 }
 
@@ -58,12 +60,18 @@ const ADMIN_LIFETIME: Duration = Duration::days(365);
 pub const ADMIN_USER: &str = "garrison-admin";
 
 fn host_of(url: &str) -> Result<String> {
-    let rest = url.strip_prefix("https://").with_context(|| format!("--external-url {url:?} must start with https://"))?;
+    let rest = url
+        .strip_prefix("https://")
+        .with_context(|| format!("--external-url {url:?} must start with https://"))?;
     let authority = rest.split('/').next().unwrap_or_default();
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default().to_string()
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_string()
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
+            .to_string()
     };
     if host.is_empty() {
         bail!("--external-url {url:?} has no host");
@@ -75,13 +83,23 @@ fn host_of(url: &str) -> Result<String> {
 pub fn run(args: InitArgs) -> Result<()> {
     let dir = DataDir::new(&args.data_dir);
     if dir.is_initialized() && !args.force {
-        bail!("{} already holds a hub; use --force to replace it (this revokes every credential it issued)", dir.root.display());
+        bail!(
+            "{} already holds a hub; use --force to replace it (this revokes every credential it issued)",
+            dir.root.display()
+        );
     }
     dir.create()?;
     let _lock = dir.lock("initialising it")?;
-    let external_url = args.external_url.clone().unwrap_or_else(|| format!("https://{}", args.listen));
+    let external_url = args
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", args.listen));
     let host = host_of(&external_url)?;
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !args.listen.ip().is_unspecified() {
         hosts.push(args.listen.ip().to_string());
     }
@@ -94,22 +112,42 @@ pub fn run(args: InitArgs) -> Result<()> {
     let admin = certs::new_client(&client_ca, ADMIN_USER, &["system:masters"], ADMIN_LIFETIME)?;
     write_private(&dir.pki_file("ca.crt"), hub_ca.cert_pem.as_bytes())?;
     write_private(&dir.pki_file("ca.key"), hub_ca.key_pem.as_bytes())?;
-    write_private(&dir.pki_file("client-ca.crt"), client_ca.cert_pem.as_bytes())?;
+    write_private(
+        &dir.pki_file("client-ca.crt"),
+        client_ca.cert_pem.as_bytes(),
+    )?;
     write_private(&dir.pki_file("client-ca.key"), client_ca.key_pem.as_bytes())?;
-    write_private(&dir.pki_file("serving.crt"), format!("{}{}", serving.cert_pem, hub_ca.cert_pem).as_bytes())?;
+    write_private(
+        &dir.pki_file("serving.crt"),
+        format!("{}{}", serving.cert_pem, hub_ca.cert_pem).as_bytes(),
+    )?;
     write_private(&dir.pki_file("serving.key"), serving.key_pem.as_bytes())?;
-    let kc = kubeconfig::with_client_cert("garrison", &external_url, &hub_ca.cert_pem, ADMIN_USER, &admin.cert_pem, &admin.key_pem);
+    let kc = kubeconfig::with_client_cert(
+        "garrison",
+        &external_url,
+        &hub_ca.cert_pem,
+        ADMIN_USER,
+        &admin.cert_pem,
+        &admin.key_pem,
+    );
     write_private(&dir.admin_kubeconfig(), kc.as_bytes())?;
     if args.force && dir.store().exists() {
         for suffix in ["", "-wal", "-shm"] {
             let p = PathBuf::from(format!("{}{suffix}", dir.store().display()));
             if p.exists() {
-                std::fs::remove_file(&p).with_context(|| format!("cannot remove old store {}", p.display()))?;
+                std::fs::remove_file(&p)
+                    .with_context(|| format!("cannot remove old store {}", p.display()))?;
             }
         }
     }
-    let settings = HubSettings { listen: args.listen, external_url: external_url.clone() };
-    write_private(&dir.config(), serde_json::to_string_pretty(&settings)?.as_bytes())?;
+    let settings = HubSettings {
+        listen: args.listen,
+        external_url: external_url.clone(),
+    };
+    write_private(
+        &dir.config(),
+        serde_json::to_string_pretty(&settings)?.as_bytes(),
+    )?;
     println!("Initialised a Garrison hub in {}", dir.root.display());
     println!("  hub CA:           {}", dir.pki_file("ca.crt").display());
     println!("  admin kubeconfig: {}", dir.admin_kubeconfig().display());
@@ -118,7 +156,10 @@ pub fn run(args: InitArgs) -> Result<()> {
     println!("Start it with:");
     println!("  garrison hub --data-dir {}", dir.root.display());
     println!("then, in another terminal:");
-    println!("  kubectl --kubeconfig {} get namespaces", dir.admin_kubeconfig().display());
+    println!(
+        "  kubectl --kubeconfig {} get namespaces",
+        dir.admin_kubeconfig().display()
+    );
     Ok(())
 }
 
@@ -128,7 +169,10 @@ mod tests {
 
     #[test]
     fn hosts_are_taken_from_external_urls() {
-        assert_eq!(host_of("https://hub.example.com:6443").unwrap(), "hub.example.com");
+        assert_eq!(
+            host_of("https://hub.example.com:6443").unwrap(),
+            "hub.example.com"
+        );
         assert_eq!(host_of("https://10.0.0.1").unwrap(), "10.0.0.1");
         assert_eq!(host_of("https://[::1]:6443/").unwrap(), "::1");
         assert!(host_of("http://hub:6443").is_err());

@@ -9,7 +9,14 @@ fn b64(s: &str) -> String {
 
 /// A kubeconfig for `user` at `server`, trusting `ca_pem`, authenticating with a client
 /// certificate.
-pub fn with_client_cert(cluster: &str, server: &str, ca_pem: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
+pub fn with_client_cert(
+    cluster: &str,
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",

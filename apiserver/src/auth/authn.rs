@@ -36,7 +36,11 @@ impl UserInfo {
         if !groups.iter().any(|g| g == AUTHENTICATED) {
             groups.push(AUTHENTICATED.into());
         }
-        UserInfo { name: name.into(), groups, method }
+        UserInfo {
+            name: name.into(),
+            groups,
+            method,
+        }
     }
     /// Whether the user is in `system:masters`.
     pub fn is_superuser(&self) -> bool {
@@ -69,7 +73,8 @@ pub enum AuthnError {
 
 /// Maps a verified client certificate (DER) to its user: CN is the user, each O a group.
 pub fn user_from_certificate(der: &[u8]) -> Result<UserInfo, AuthnError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| AuthnError::BadCertificate)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| AuthnError::BadCertificate)?;
     let subject = cert.subject();
     let cn = subject
         .iter_common_name()
@@ -77,17 +82,25 @@ pub fn user_from_certificate(der: &[u8]) -> Result<UserInfo, AuthnError> {
         .and_then(|a| a.as_str().ok())
         .filter(|s| !s.is_empty())
         .ok_or(AuthnError::NoCommonName)?;
-    let groups = subject.iter_organization().filter_map(|a| a.as_str().ok()).map(String::from).collect();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .map(String::from)
+        .collect();
     Ok(UserInfo::new(cn, groups, "x509"))
 }
 
 fn is_token_part(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Splits a bootstrap token into id and secret, checking its shape.
 pub fn parse_bootstrap_token(token: &str) -> Result<(&str, &str), AuthnError> {
-    let (id, secret) = token.split_once('.').ok_or(AuthnError::NotABootstrapToken)?;
+    let (id, secret) = token
+        .split_once('.')
+        .ok_or(AuthnError::NotABootstrapToken)?;
     if !is_token_part(id, 6) || !is_token_part(secret, 16) {
         return Err(AuthnError::NotABootstrapToken);
     }
@@ -102,7 +115,11 @@ fn secret_field(secret: &Value, key: &str) -> Option<String> {
 
 /// Authenticates a bootstrap token against the Secrets in `kube-system`, as kube-apiserver's
 /// bootstrap-token authenticator does.
-pub fn authenticate_bootstrap_token(store: &Store, token: &str, now: jiff::Timestamp) -> Result<UserInfo, AuthnError> {
+pub fn authenticate_bootstrap_token(
+    store: &Store,
+    token: &str,
+    now: jiff::Timestamp,
+) -> Result<UserInfo, AuthnError> {
     let (id, secret) = parse_bootstrap_token(token)?;
     let obj = store
         .get("/secrets", "kube-system", &format!("bootstrap-token-{id}"))
@@ -142,7 +159,11 @@ pub fn authenticate_bootstrap_token(store: &Store, token: &str, now: jiff::Times
             }
         }
     }
-    Ok(UserInfo::new(format!("system:bootstrap:{id}"), groups, "bootstrap-token"))
+    Ok(UserInfo::new(
+        format!("system:bootstrap:{id}"),
+        groups,
+        "bootstrap-token",
+    ))
 }
 
 #[cfg(test)]
@@ -164,7 +185,14 @@ mod tests {
                      "usage-bootstrap-authentication": b64("true"), "expiration": b64(expiration),
                      "auth-extra-groups": b64(extra)}
         });
-        store.mutate("/secrets", "kube-system", "bootstrap-token-abcdef", |_, _| Ok(Mutation::Put(secret))).unwrap();
+        store
+            .mutate(
+                "/secrets",
+                "kube-system",
+                "bootstrap-token-abcdef",
+                |_, _| Ok(Mutation::Put(secret)),
+            )
+            .unwrap();
         store
     }
 
@@ -177,34 +205,59 @@ mod tests {
         let s = store_with_token("2026-06-02T00:00:00Z", "system:bootstrappers:garrison");
         let u = authenticate_bootstrap_token(&s, "abcdef.0123456789abcdef", now()).unwrap();
         assert_eq!(u.name, "system:bootstrap:abcdef");
-        assert!(u.groups.contains(&"system:bootstrappers:garrison".to_string()));
+        assert!(
+            u.groups
+                .contains(&"system:bootstrappers:garrison".to_string())
+        );
         assert!(u.groups.contains(&AUTHENTICATED.to_string()));
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let s = store_with_token("2026-05-31T00:00:00Z", "");
-        assert_eq!(authenticate_bootstrap_token(&s, "abcdef.0123456789abcdef", now()), Err(AuthnError::Expired));
+        assert_eq!(
+            authenticate_bootstrap_token(&s, "abcdef.0123456789abcdef", now()),
+            Err(AuthnError::Expired)
+        );
     }
 
     #[test]
     fn a_wrong_secret_is_refused() {
         let s = store_with_token("2026-06-02T00:00:00Z", "");
-        assert_eq!(authenticate_bootstrap_token(&s, "abcdef.0123456789abcdee", now()), Err(AuthnError::UnknownToken));
-        assert_eq!(authenticate_bootstrap_token(&s, "zzzzzz.0123456789abcdef", now()), Err(AuthnError::UnknownToken));
+        assert_eq!(
+            authenticate_bootstrap_token(&s, "abcdef.0123456789abcdee", now()),
+            Err(AuthnError::UnknownToken)
+        );
+        assert_eq!(
+            authenticate_bootstrap_token(&s, "zzzzzz.0123456789abcdef", now()),
+            Err(AuthnError::UnknownToken)
+        );
     }
 
     #[test]
     fn a_token_cannot_claim_groups_outside_bootstrappers() {
-        let s = store_with_token("2026-06-02T00:00:00Z", "system:masters,system:bootstrappers:x");
+        let s = store_with_token(
+            "2026-06-02T00:00:00Z",
+            "system:masters,system:bootstrappers:x",
+        );
         let u = authenticate_bootstrap_token(&s, "abcdef.0123456789abcdef", now()).unwrap();
         assert!(!u.is_superuser());
     }
 
     #[test]
     fn malformed_tokens_are_not_bootstrap_tokens() {
-        for t in ["", "abcdef", "abcdef.short", "ABCDEF.0123456789abcdef", "abcdef.0123456789abcdef.x"] {
-            assert_eq!(parse_bootstrap_token(t).err(), Some(AuthnError::NotABootstrapToken), "{t}");
+        for t in [
+            "",
+            "abcdef",
+            "abcdef.short",
+            "ABCDEF.0123456789abcdef",
+            "abcdef.0123456789abcdef.x",
+        ] {
+            assert_eq!(
+                parse_bootstrap_token(t).err(),
+                Some(AuthnError::NotABootstrapToken),
+                "{t}"
+            );
         }
     }
 }

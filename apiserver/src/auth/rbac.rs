@@ -34,7 +34,11 @@ pub struct Rule {
 fn strs(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -58,10 +62,16 @@ impl Rule {
             m.insert("resources".into(), serde_json::json!(self.resources));
         }
         if !self.resource_names.is_empty() {
-            m.insert("resourceNames".into(), serde_json::json!(self.resource_names));
+            m.insert(
+                "resourceNames".into(),
+                serde_json::json!(self.resource_names),
+            );
         }
         if !self.non_resource_urls.is_empty() {
-            m.insert("nonResourceURLs".into(), serde_json::json!(self.non_resource_urls));
+            m.insert(
+                "nonResourceURLs".into(),
+                serde_json::json!(self.non_resource_urls),
+            );
         }
         Value::Object(m)
     }
@@ -71,7 +81,11 @@ impl Rule {
     }
 
     fn allows_resource(&self, attrs: &Attributes) -> bool {
-        if !self.api_groups.iter().any(|g| g == "*" || *g == attrs.api_group) {
+        if !self
+            .api_groups
+            .iter()
+            .any(|g| g == "*" || *g == attrs.api_group)
+        {
             return false;
         }
         let combined = if attrs.subresource.is_empty() {
@@ -89,12 +103,16 @@ impl Rule {
         if !res_ok {
             return false;
         }
-        self.resource_names.is_empty() || (!attrs.name.is_empty() && self.resource_names.contains(&attrs.name))
+        self.resource_names.is_empty()
+            || (!attrs.name.is_empty() && self.resource_names.contains(&attrs.name))
     }
 
     fn allows_path(&self, path: &str) -> bool {
         self.non_resource_urls.iter().any(|u| {
-            u == "*" || u == path || u.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix))
+            u == "*"
+                || u == path
+                || u.strip_suffix('*')
+                    .is_some_and(|prefix| path.starts_with(prefix))
         })
     }
 
@@ -103,7 +121,11 @@ impl Rule {
         if !self.allows_verb(&attrs.verb) {
             return false;
         }
-        if attrs.resource_request { self.allows_resource(attrs) } else { self.allows_path(&attrs.path) }
+        if attrs.resource_request {
+            self.allows_resource(attrs)
+        } else {
+            self.allows_path(&attrs.path)
+        }
     }
 }
 
@@ -156,10 +178,26 @@ struct Snapshot {
 
 fn binding_of(v: &Value) -> Binding {
     Binding {
-        name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().into(),
-        namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().into(),
-        role_kind: v.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or_default().into(),
-        role_name: v.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default().into(),
+        name: v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
+        namespace: v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
+        role_kind: v
+            .pointer("/roleRef/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
+        role_name: v
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
         subjects: v
             .get("subjects")
             .and_then(Value::as_array)
@@ -178,12 +216,20 @@ fn binding_of(v: &Value) -> Binding {
     }
 }
 
-fn subject_matches(user: &UserInfo, binding_ns: &str, (kind, name, ns): &(String, String, String)) -> bool {
+fn subject_matches(
+    user: &UserInfo,
+    binding_ns: &str,
+    (kind, name, ns): &(String, String, String),
+) -> bool {
     match kind.as_str() {
         "User" => user.name == *name,
         "Group" => user.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = if ns.is_empty() { binding_ns } else { ns.as_str() };
+            let ns = if ns.is_empty() {
+                binding_ns
+            } else {
+                ns.as_str()
+            };
             user.name == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -199,11 +245,20 @@ impl Snapshot {
         let mut snap = Snapshot::default();
         let cluster_roles = all_items(store, "rbac.authorization.k8s.io/clusterroles")?;
         for cr in &cluster_roles {
-            let name = cr.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let mut rules: Vec<Rule> =
-                cr.get("rules").and_then(Value::as_array).map(|a| a.iter().map(Rule::from_json).collect()).unwrap_or_default();
+            let name = cr
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut rules: Vec<Rule> = cr
+                .get("rules")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(Rule::from_json).collect())
+                .unwrap_or_default();
             // Aggregation: the rules of every ClusterRole whose labels match a selector.
-            if let Some(selectors) = cr.pointer("/aggregationRule/clusterRoleSelectors").and_then(Value::as_array) {
+            if let Some(selectors) = cr
+                .pointer("/aggregationRule/clusterRoleSelectors")
+                .and_then(Value::as_array)
+            {
                 for other in &cluster_roles {
                     if std::ptr::eq(other, cr) {
                         continue;
@@ -213,10 +268,18 @@ impl Snapshot {
                         let ml = sel.get("matchLabels").and_then(Value::as_object);
                         let has_rules = ml.is_some() || sel.get("matchExpressions").is_some();
                         has_rules
-                            && ml.is_none_or(|m| m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
-                            && sel.get("matchExpressions").and_then(Value::as_array).is_none_or(|exprs| {
-                                exprs.iter().all(|e| crate::selectors::label_expression_matches(e, &labels))
+                            && ml.is_none_or(|m| {
+                                m.iter()
+                                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
                             })
+                            && sel
+                                .get("matchExpressions")
+                                .and_then(Value::as_array)
+                                .is_none_or(|exprs| {
+                                    exprs.iter().all(|e| {
+                                        crate::selectors::label_expression_matches(e, &labels)
+                                    })
+                                })
                     });
                     if selected && let Some(r) = other.get("rules").and_then(Value::as_array) {
                         rules.extend(r.iter().map(Rule::from_json));
@@ -226,14 +289,33 @@ impl Snapshot {
             snap.cluster_roles.insert(name.into(), rules);
         }
         for r in all_items(store, "rbac.authorization.k8s.io/roles")? {
-            let ns = r.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-            let name = r.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let rules = r.get("rules").and_then(Value::as_array).map(|a| a.iter().map(Rule::from_json).collect()).unwrap_or_default();
+            let ns = r
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = r
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let rules = r
+                .get("rules")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(Rule::from_json).collect())
+                .unwrap_or_default();
             snap.roles.insert((ns.into(), name.into()), rules);
         }
-        snap.cluster_bindings = all_items(store, "rbac.authorization.k8s.io/clusterrolebindings")?.iter().map(binding_of).collect();
-        for b in all_items(store, "rbac.authorization.k8s.io/rolebindings")?.iter().map(binding_of) {
-            snap.bindings.entry(b.namespace.clone()).or_default().push(b);
+        snap.cluster_bindings = all_items(store, "rbac.authorization.k8s.io/clusterrolebindings")?
+            .iter()
+            .map(binding_of)
+            .collect();
+        for b in all_items(store, "rbac.authorization.k8s.io/rolebindings")?
+            .iter()
+            .map(binding_of)
+        {
+            snap.bindings
+                .entry(b.namespace.clone())
+                .or_default()
+                .push(b);
         }
         Ok(snap)
     }
@@ -247,7 +329,10 @@ impl Snapshot {
                 && b.role_kind == "ClusterRole"
                 && let Some(rules) = self.cluster_roles.get(&b.role_name)
             {
-                let why = format!("RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\" to {} \"{}\"", b.name, b.role_name, s.0, s.1);
+                let why = format!(
+                    "RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\" to {} \"{}\"",
+                    b.name, b.role_name, s.0, s.1
+                );
                 out.extend(rules.iter().map(|r| (r.clone(), why.clone())));
             }
         }
@@ -255,10 +340,18 @@ impl Snapshot {
             && let Some(list) = self.bindings.get(namespace)
         {
             for b in list {
-                let Some(s) = b.subjects.iter().find(|s| subject_matches(user, &b.namespace, s)) else { continue };
+                let Some(s) = b
+                    .subjects
+                    .iter()
+                    .find(|s| subject_matches(user, &b.namespace, s))
+                else {
+                    continue;
+                };
                 let rules = match b.role_kind.as_str() {
                     "ClusterRole" => self.cluster_roles.get(&b.role_name),
-                    "Role" => self.roles.get(&(namespace.to_string(), b.role_name.clone())),
+                    "Role" => self
+                        .roles
+                        .get(&(namespace.to_string(), b.role_name.clone())),
                     _ => None,
                 };
                 if let Some(rules) = rules {
@@ -267,7 +360,12 @@ impl Snapshot {
                         b.name, b.namespace, b.role_kind, b.role_name, s.0, s.1
                     );
                     // Rules reached through a RoleBinding never grant non-resource URLs.
-                    out.extend(rules.iter().filter(|r| r.non_resource_urls.is_empty()).map(|r| (r.clone(), why.clone())));
+                    out.extend(
+                        rules
+                            .iter()
+                            .filter(|r| r.non_resource_urls.is_empty())
+                            .map(|r| (r.clone(), why.clone())),
+                    );
                 }
             }
         }
@@ -292,7 +390,10 @@ pub const RBAC_KEYS: [&str; 4] = [
 impl Authorizer {
     /// An authorizer over the RBAC objects in `store`.
     pub fn new(store: Arc<Store>) -> Arc<Self> {
-        let authz = Arc::new(Authorizer { store: store.clone(), snapshot: RwLock::new(None) });
+        let authz = Arc::new(Authorizer {
+            store: store.clone(),
+            snapshot: RwLock::new(None),
+        });
         let weak = Arc::downgrade(&authz);
         store.on_write(Arc::new(move |event| {
             if RBAC_KEYS.contains(&event.key.as_str())
@@ -316,29 +417,50 @@ impl Authorizer {
     /// Decides whether `user` may do what `attrs` describe.
     pub fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> ApiResult<Decision> {
         if user.is_superuser() {
-            return Ok(Decision { allowed: true, reason: "system:masters is the superuser group".into() });
+            return Ok(Decision {
+                allowed: true,
+                reason: "system:masters is the superuser group".into(),
+            });
         }
         let snap = self.snapshot()?;
         for (rule, why) in snap.rules_for(user, &attrs.namespace) {
             if rule.allows(attrs) {
-                return Ok(Decision { allowed: true, reason: why });
+                return Ok(Decision {
+                    allowed: true,
+                    reason: why,
+                });
             }
         }
-        Ok(Decision { allowed: false, reason: String::new() })
+        Ok(Decision {
+            allowed: false,
+            reason: String::new(),
+        })
     }
 
     /// Every rule `user` holds in `namespace`, including cluster-wide ones.
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> ApiResult<Vec<Rule>> {
         let snap = self.snapshot()?;
-        Ok(snap.rules_for(user, namespace).into_iter().map(|(r, _)| r).collect())
+        Ok(snap
+            .rules_for(user, namespace)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
     }
 
     /// The rules of a referenced role, for escalation checks on bindings.
-    pub fn role_rules(&self, kind: &str, namespace: &str, name: &str) -> ApiResult<Option<Vec<Rule>>> {
+    pub fn role_rules(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> ApiResult<Option<Vec<Rule>>> {
         let snap = self.snapshot()?;
         Ok(match kind {
             "ClusterRole" => snap.cluster_roles.get(name).cloned(),
-            "Role" => snap.roles.get(&(namespace.to_string(), name.to_string())).cloned(),
+            "Role" => snap
+                .roles
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned(),
             _ => None,
         })
     }
@@ -354,14 +476,19 @@ pub fn covers(owned: &[Rule], requested: &Rule) -> bool {
                 covered(&|o: &Rule| {
                     o.verbs.iter().any(|ov| ov == "*" || ov == v)
                         && o.non_resource_urls.iter().any(|ou| {
-                            ou == "*" || ou == u || ou.strip_suffix('*').is_some_and(|p| u.starts_with(p))
+                            ou == "*"
+                                || ou == u
+                                || ou.strip_suffix('*').is_some_and(|p| u.starts_with(p))
                         })
                 })
             })
         });
     }
-    let names: Vec<Option<&String>> =
-        if requested.resource_names.is_empty() { vec![None] } else { requested.resource_names.iter().map(Some).collect() };
+    let names: Vec<Option<&String>> = if requested.resource_names.is_empty() {
+        vec![None]
+    } else {
+        requested.resource_names.iter().map(Some).collect()
+    };
     requested.verbs.iter().all(|v| {
         requested.api_groups.iter().all(|g| {
             requested.resources.iter().all(|r| {
@@ -376,7 +503,8 @@ pub fn covers(owned: &[Rule], requested: &Rule) -> bool {
                                         *or == format!("{base}/*") || *or == format!("*/{sub}")
                                     })
                             })
-                            && (o.resource_names.is_empty() || n.is_some_and(|n| o.resource_names.contains(n)))
+                            && (o.resource_names.is_empty()
+                                || n.is_some_and(|n| o.resource_names.contains(n)))
                     })
                 })
             })
@@ -392,18 +520,36 @@ mod tests {
 
     fn put(store: &Store, key: &str, ns: &str, obj: Value) {
         let name = obj["metadata"]["name"].as_str().unwrap().to_string();
-        store.mutate(key, ns, &name, |_, _| Ok(Mutation::Put(obj))).unwrap();
+        store
+            .mutate(key, ns, &name, |_, _| Ok(Mutation::Put(obj)))
+            .unwrap();
     }
 
     fn attrs(verb: &str, ns: &str, resource: &str) -> Attributes {
-        Attributes { verb: verb.into(), resource_request: true, namespace: ns.into(), resource: resource.into(), ..Default::default() }
+        Attributes {
+            verb: verb.into(),
+            resource_request: true,
+            namespace: ns.into(),
+            resource: resource.into(),
+            ..Default::default()
+        }
     }
 
     fn setup() -> (Arc<Store>, Arc<Authorizer>) {
         let store = Store::in_memory(100);
         let authz = Authorizer::new(store.clone());
-        put(&store, RBAC_KEYS[0], "a", json!({"metadata": {"name": "cm-reader", "namespace": "a"}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}));
-        put(&store, RBAC_KEYS[2], "a", json!({"metadata": {"name": "alice-reads", "namespace": "a"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "User", "name": "alice"}]}));
+        put(
+            &store,
+            RBAC_KEYS[0],
+            "a",
+            json!({"metadata": {"name": "cm-reader", "namespace": "a"}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}),
+        );
+        put(
+            &store,
+            RBAC_KEYS[2],
+            "a",
+            json!({"metadata": {"name": "alice-reads", "namespace": "a"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "User", "name": "alice"}]}),
+        );
         (store, authz)
     }
 
@@ -411,45 +557,96 @@ mod tests {
     fn a_role_in_one_namespace_grants_nothing_in_another() {
         let (_s, authz) = setup();
         let alice = UserInfo::new("alice", vec![], "x509");
-        assert!(authz.authorize(&alice, &attrs("get", "a", "configmaps")).unwrap().allowed);
-        assert!(!authz.authorize(&alice, &attrs("get", "b", "configmaps")).unwrap().allowed);
-        assert!(!authz.authorize(&alice, &attrs("get", "", "configmaps")).unwrap().allowed);
-        assert!(!authz.authorize(&alice, &attrs("delete", "a", "configmaps")).unwrap().allowed);
+        assert!(
+            authz
+                .authorize(&alice, &attrs("get", "a", "configmaps"))
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !authz
+                .authorize(&alice, &attrs("get", "b", "configmaps"))
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !authz
+                .authorize(&alice, &attrs("get", "", "configmaps"))
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !authz
+                .authorize(&alice, &attrs("delete", "a", "configmaps"))
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]
     fn a_user_with_no_binding_is_denied() {
         let (_s, authz) = setup();
         let bob = UserInfo::new("bob", vec![], "x509");
-        assert!(!authz.authorize(&bob, &attrs("get", "a", "configmaps")).unwrap().allowed);
+        assert!(
+            !authz
+                .authorize(&bob, &attrs("get", "a", "configmaps"))
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]
     fn a_new_binding_takes_effect_at_once() {
         let (store, authz) = setup();
         let bob = UserInfo::new("bob", vec!["devs".into()], "x509");
-        assert!(!authz.authorize(&bob, &attrs("list", "a", "configmaps")).unwrap().allowed);
-        put(&store, RBAC_KEYS[2], "a", json!({"metadata": {"name": "devs", "namespace": "a"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "Group", "name": "devs"}]}));
-        let d = authz.authorize(&bob, &attrs("list", "a", "configmaps")).unwrap();
+        assert!(
+            !authz
+                .authorize(&bob, &attrs("list", "a", "configmaps"))
+                .unwrap()
+                .allowed
+        );
+        put(
+            &store,
+            RBAC_KEYS[2],
+            "a",
+            json!({"metadata": {"name": "devs", "namespace": "a"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"}, "subjects": [{"kind": "Group", "name": "devs"}]}),
+        );
+        let d = authz
+            .authorize(&bob, &attrs("list", "a", "configmaps"))
+            .unwrap();
         assert!(d.allowed);
         assert!(d.reason.contains("RoleBinding \"devs/a\""), "{}", d.reason);
     }
 
     #[test]
     fn resource_names_limit_a_rule_to_named_objects() {
-        let rule = Rule { verbs: vec!["get".into()], api_groups: vec!["".into()], resources: vec!["secrets".into()], resource_names: vec!["one".into()], ..Default::default() };
+        let rule = Rule {
+            verbs: vec!["get".into()],
+            api_groups: vec!["".into()],
+            resources: vec!["secrets".into()],
+            resource_names: vec!["one".into()],
+            ..Default::default()
+        };
         let mut a = attrs("get", "a", "secrets");
         a.name = "one".into();
         assert!(rule.allows(&a));
         a.name = "two".into();
         assert!(!rule.allows(&a));
         a.name.clear();
-        assert!(!rule.allows(&a), "a list is not limited to a name, so it is not allowed");
+        assert!(
+            !rule.allows(&a),
+            "a list is not limited to a name, so it is not allowed"
+        );
     }
 
     #[test]
     fn subresources_need_their_own_grant() {
-        let rule = Rule { verbs: vec!["update".into()], api_groups: vec!["*".into()], resources: vec!["managedclusters".into()], ..Default::default() };
+        let rule = Rule {
+            verbs: vec!["update".into()],
+            api_groups: vec!["*".into()],
+            resources: vec!["managedclusters".into()],
+            ..Default::default()
+        };
         let mut a = attrs("update", "", "managedclusters");
         assert!(rule.allows(&a));
         a.subresource = "status".into();
@@ -458,17 +655,40 @@ mod tests {
 
     #[test]
     fn escalation_check_needs_a_wildcard_to_grant_a_wildcard() {
-        let owned = vec![Rule { verbs: vec!["get".into(), "list".into()], api_groups: vec!["".into()], resources: vec!["configmaps".into()], ..Default::default() }];
-        let narrow = Rule { verbs: vec!["get".into()], api_groups: vec!["".into()], resources: vec!["configmaps".into()], ..Default::default() };
-        let wide = Rule { verbs: vec!["*".into()], api_groups: vec!["".into()], resources: vec!["configmaps".into()], ..Default::default() };
+        let owned = vec![Rule {
+            verbs: vec!["get".into(), "list".into()],
+            api_groups: vec!["".into()],
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        }];
+        let narrow = Rule {
+            verbs: vec!["get".into()],
+            api_groups: vec!["".into()],
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        };
+        let wide = Rule {
+            verbs: vec!["*".into()],
+            api_groups: vec!["".into()],
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        };
         assert!(covers(&owned, &narrow));
         assert!(!covers(&owned, &wide));
     }
 
     #[test]
     fn non_resource_urls_match_by_prefix() {
-        let rule = Rule { verbs: vec!["get".into()], non_resource_urls: vec!["/api/*".into(), "/version".into()], ..Default::default() };
-        let a = |p: &str| Attributes { verb: "get".into(), path: p.into(), ..Default::default() };
+        let rule = Rule {
+            verbs: vec!["get".into()],
+            non_resource_urls: vec!["/api/*".into(), "/version".into()],
+            ..Default::default()
+        };
+        let a = |p: &str| Attributes {
+            verb: "get".into(),
+            path: p.into(),
+            ..Default::default()
+        };
         assert!(rule.allows(&a("/api/v1")));
         assert!(rule.allows(&a("/version")));
         assert!(!rule.allows(&a("/metrics")));

@@ -76,7 +76,10 @@ impl Query {
     }
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     /// Whether `key` is `true` or `1`.
     pub fn flag(&self, key: &str) -> bool {
@@ -88,14 +91,18 @@ impl Query {
 pub fn json_response(code: u16, body: &Value) -> Response {
     let mut resp = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 fn error_response(e: &ApiError) -> Response {
     let mut resp = json_response(e.code, &e.to_status());
     if let Some(s) = e.retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     resp
 }
@@ -111,14 +118,25 @@ fn add_warnings(resp: &mut Response, warnings: &[String]) {
 
 async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Response {
     let started = Instant::now();
-    let peer = req.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
+    let peer = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .cloned()
+        .unwrap_or_default();
     let mut entry = AuditEntry {
         time: crate::admission::now_rfc3339(),
         user: "system:anonymous".into(),
         source_ip: peer.addr.clone(),
         verb: req.method().to_string().to_lowercase(),
         path: req.uri().path().to_string(),
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(200).collect(),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
         ..Default::default()
     };
     let resp = match serve(&srv, req, &peer, &mut entry).await {
@@ -136,7 +154,10 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
 }
 
 fn is_health(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+    matches!(path, "/healthz" | "/livez" | "/readyz")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
 }
 
 fn authenticate(srv: &ApiServer, headers: &HeaderMap, peer: &PeerIdentity) -> ApiResult<UserInfo> {
@@ -149,11 +170,17 @@ fn authenticate(srv: &ApiServer, headers: &HeaderMap, peer: &PeerIdentity) -> Ap
         return Ok(user.clone());
     }
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        let token = auth.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(str::trim).ok_or_else(ApiError::unauthorized)?;
-        return authenticate_bootstrap_token(&srv.objects.store, token, jiff::Timestamp::now()).map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            ApiError::unauthorized()
-        });
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        return authenticate_bootstrap_token(&srv.objects.store, token, jiff::Timestamp::now())
+            .map_err(|e| {
+                tracing::info!(reason = %e, "bearer token refused");
+                ApiError::unauthorized()
+            });
     }
     Err(ApiError::unauthorized())
 }
@@ -174,11 +201,30 @@ fn verb_for(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static
 
 fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
     if !attrs.resource_request {
-        return format!("forbidden: User \"{}\" cannot {} path \"{}\"", user.name, attrs.verb, attrs.path);
+        return format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"",
+            user.name, attrs.verb, attrs.path
+        );
     }
-    let res = if attrs.subresource.is_empty() { attrs.resource.clone() } else { format!("{}/{}", attrs.resource, attrs.subresource) };
-    let subject = if attrs.name.is_empty() { res.clone() } else { format!("{} \"{}\"", qualified(&attrs.api_group, &attrs.resource), attrs.name) };
-    let scope = if attrs.namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace \"{}\"", attrs.namespace) };
+    let res = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
+    let subject = if attrs.name.is_empty() {
+        res.clone()
+    } else {
+        format!(
+            "{} \"{}\"",
+            qualified(&attrs.api_group, &attrs.resource),
+            attrs.name
+        )
+    };
+    let scope = if attrs.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", attrs.namespace)
+    };
     format!(
         "{subject} is forbidden: User \"{}\" cannot {} resource \"{res}\" in API group \"{}\" {scope}",
         user.name, attrs.verb, attrs.api_group
@@ -189,8 +235,15 @@ async fn read_body(srv: &ApiServer, body: Body) -> ApiResult<Bytes> {
     let limited = http_body_util::Limited::new(body, srv.max_body);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large(srv.max_body)),
-        Err(e) => Err(ApiError::bad_request(format!("error reading the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(srv.max_body))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error reading the request body: {e}"
+        ))),
     }
 }
 
@@ -198,9 +251,19 @@ fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
+
+/// Media types accepted for create and update bodies.
+const OBJECT_TYPES: &str =
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf";
 
 /// Decodes a create/update body by content type.
 fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
@@ -209,11 +272,16 @@ fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     let v: Value = match ct.as_str() {
-        "application/json" => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}")))?
-        }
-        other => return Err(ApiError::unsupported_media_type(other)),
+        "application/json" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?,
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("cannot decode the protobuf body: {e}")))?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
+            .map_err(|e| {
+                ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
+            })?,
+        other => return Err(ApiError::unsupported_media_type(other, OBJECT_TYPES)),
     };
     if !v.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
@@ -221,11 +289,19 @@ fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     Ok(v)
 }
 
-async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, entry: &mut AuditEntry) -> ApiResult<Response> {
+async fn serve(
+    srv: &Arc<ApiServer>,
+    req: Request<Body>,
+    peer: &PeerIdentity,
+    entry: &mut AuditEntry,
+) -> ApiResult<Response> {
     let path = req.uri().path().to_string();
     if is_health(&path) {
         let mut r = Response::new(Body::from("ok"));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         return Ok(r);
     }
     let user = authenticate(srv, req.headers(), peer)?;
@@ -235,12 +311,20 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
     let target = request_info::parse(&path).map_err(ApiError::no_route)?;
     let rp = match target {
         Target::NonResource => {
-            let attrs = Attributes { verb: req.method().as_str().to_lowercase(), path: path.clone(), ..Default::default() };
+            let attrs = Attributes {
+                verb: req.method().as_str().to_lowercase(),
+                path: path.clone(),
+                ..Default::default()
+            };
             if !srv.objects.authz.authorize(&user, &attrs)?.allowed {
                 return Err(ApiError::forbidden(forbidden_message(&user, &attrs)));
             }
             if req.method() != Method::GET {
-                return Err(ApiError::method_not_supported("", &path, req.method().as_str()));
+                return Err(ApiError::method_not_supported(
+                    "",
+                    &path,
+                    req.method().as_str(),
+                ));
             }
             return discovery::serve(srv, &path, req.headers());
         }
@@ -254,24 +338,38 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
     if let Some(sub) = &rp.subresource
         && !res.subresources.contains(&sub.as_str())
     {
-        return Err(ApiError::no_route("the server could not find the requested resource"));
+        return Err(ApiError::no_route(
+            "the server could not find the requested resource",
+        ));
     }
     if rp.namespace.is_some() && !res.namespaced {
-        return Err(ApiError::no_route("the server could not find the requested resource"));
+        return Err(ApiError::no_route(
+            "the server could not find the requested resource",
+        ));
     }
     let verb = verb_for(req.method(), &rp, &q)?;
     if res.virtual_only && verb != "create" {
-        return Err(ApiError::method_not_supported(&res.group, &res.plural, req.method().as_str()));
+        return Err(ApiError::method_not_supported(
+            &res.group,
+            &res.plural,
+            req.method().as_str(),
+        ));
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     if res.namespaced && ns.is_empty() && !matches!(verb, "list" | "watch") {
-        return Err(ApiError::no_route("the server could not find the requested resource"));
+        return Err(ApiError::no_route(
+            "the server could not find the requested resource",
+        ));
     }
     let name = rp.name.clone().unwrap_or_default();
     let sub = rp.subresource.clone().unwrap_or_default();
     entry.verb = verb.into();
     entry.api_group = res.group.clone();
-    entry.resource = if sub.is_empty() { res.plural.clone() } else { format!("{}/{sub}", res.plural) };
+    entry.resource = if sub.is_empty() {
+        res.plural.clone()
+    } else {
+        format!("{}/{sub}", res.plural)
+    };
     entry.namespace = ns.clone();
     entry.name = name.clone();
     entry.path.clear();
@@ -286,16 +384,30 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
         path: String::new(),
     };
     if !srv.objects.authz.authorize(&user, &attrs)?.allowed {
-        return Err(ApiError::forbidden(forbidden_message(&user, &attrs)).with_subject(&res.group, &res.plural, &name));
+        return Err(
+            ApiError::forbidden(forbidden_message(&user, &attrs)).with_subject(
+                &res.group,
+                &res.plural,
+                &name,
+            ),
+        );
     }
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let wants_table = accept.contains("as=Table");
     let wants_meta = accept.contains("as=PartialObjectMetadata");
     match verb {
         "get" => {
             let obj = srv.objects.get(&res, &ns, &name)?;
             if wants_table {
-                return Ok(json_response(200, &table::to_table(&res, &[obj], q.get("includeObject"), None, None)));
+                return Ok(json_response(
+                    200,
+                    &table::to_table(&res, &[obj], q.get("includeObject"), None, None),
+                ));
             }
             if wants_meta {
                 return Ok(json_response(200, &partial_metadata(&obj)));
@@ -306,7 +418,10 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
             let opts = list_options(&res, &q)?;
             let (items, rv, cont) = srv.objects.list(&res, rp.namespace.as_deref(), &opts)?;
             if wants_table {
-                return Ok(json_response(200, &table::to_table(&res, &items, q.get("includeObject"), Some(rv), cont)));
+                return Ok(json_response(
+                    200,
+                    &table::to_table(&res, &items, q.get("includeObject"), Some(rv), cont),
+                ));
             }
             let mut meta = json!({"resourceVersion": rv.to_string()});
             if let Some(c) = cont {
@@ -314,13 +429,26 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
             }
             if wants_meta {
                 let items: Vec<Value> = items.iter().map(partial_metadata).collect();
-                return Ok(json_response(200, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})));
+                return Ok(json_response(
+                    200,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+                ));
             }
-            Ok(json_response(200, &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": items})))
+            Ok(json_response(
+                200,
+                &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": items}),
+            ))
         }
         "watch" => {
             let opts = list_options(&res, &q)?;
-            watch::serve(srv.clone(), res, rp.namespace.clone(), opts, &q, wants_table)
+            watch::serve(
+                srv.clone(),
+                res,
+                rp.namespace.clone(),
+                opts,
+                &q,
+                wants_table,
+            )
         }
         "create" | "update" | "patch" => {
             let headers = req.headers().clone();
@@ -343,17 +471,37 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
                 }
                 "update" => {
                     let obj = decode_object(&headers, &body)?;
-                    (200, srv.objects.update(&res, &ns, &name, &sub, obj, &mut ctx)?)
+                    (
+                        200,
+                        srv.objects.update(&res, &ns, &name, &sub, obj, &mut ctx)?,
+                    )
                 }
                 _ => {
                     let ct = media_type(&headers);
                     if !matches!(
                         ct.as_str(),
-                        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/apply-patch+yaml"
+                        "application/json-patch+json"
+                            | "application/merge-patch+json"
+                            | "application/strategic-merge-patch+json"
+                            | "application/apply-patch+yaml"
                     ) {
-                        return Err(ApiError::unsupported_media_type(&ct));
+                        let accepted = if res.is_custom() {
+                            crate::ops::PATCH_TYPES_CUSTOM
+                        } else {
+                            crate::ops::PATCH_TYPES
+                        };
+                        return Err(ApiError::unsupported_media_type(&ct, accepted));
                     }
-                    srv.objects.patch(&res, &ns, &name, &sub, &ct, &body, q.flag("force"), &mut ctx)?
+                    srv.objects.patch(
+                        &res,
+                        &ns,
+                        &name,
+                        &sub,
+                        &ct,
+                        &body,
+                        q.flag("force"),
+                        &mut ctx,
+                    )?
                 }
             };
             let mut resp = json_response(code, &obj);
@@ -369,11 +517,20 @@ async fn serve(srv: &Arc<ApiServer>, req: Request<Body>, peer: &PeerIdentity, en
                 return Ok(json_response(200, &obj));
             }
             let list = list_options(&res, &q)?;
-            let items = srv.objects.delete_collection(&res, rp.namespace.as_deref(), &list, &opts)?;
+            let items =
+                srv.objects
+                    .delete_collection(&res, rp.namespace.as_deref(), &list, &opts)?;
             let rv = srv.objects.store.current_rv()?;
-            Ok(json_response(200, &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items})))
+            Ok(json_response(
+                200,
+                &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+            ))
         }
-        _ => Err(ApiError::method_not_supported(&res.group, &res.plural, verb)),
+        _ => Err(ApiError::method_not_supported(
+            &res.group,
+            &res.plural,
+            verb,
+        )),
     }
 }
 
@@ -385,14 +542,18 @@ fn dry_run(q: &Query) -> ApiResult<bool> {
     match q.get("dryRun") {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("dryRun: unsupported value {other:?}: supported values: \"All\""))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "dryRun: unsupported value {other:?}: supported values: \"All\""
+        ))),
     }
 }
 
 fn field_manager(q: &Query, headers: &HeaderMap, verb: &str) -> ApiResult<String> {
     if let Some(m) = q.get("fieldManager") {
         if m.is_empty() || m.len() > 128 || m.chars().any(|c| c.is_control()) {
-            return Err(ApiError::bad_request("fieldManager: must be a non-empty string of printable characters, at most 128 long"));
+            return Err(ApiError::bad_request(
+                "fieldManager: must be a non-empty string of printable characters, at most 128 long",
+            ));
         }
         return Ok(m.to_string());
     }
@@ -400,21 +561,41 @@ fn field_manager(q: &Query, headers: &HeaderMap, verb: &str) -> ApiResult<String
         return Ok(String::new());
     }
     // kube-apiserver derives the default manager from the user agent's program name.
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
     let prog = ua.split('/').next().unwrap_or("unknown").trim();
-    Ok(if prog.is_empty() { "unknown".into() } else { prog.chars().take(128).collect() })
+    Ok(if prog.is_empty() {
+        "unknown".into()
+    } else {
+        prog.chars().take(128).collect()
+    })
 }
 
 /// Builds list options from the query, refusing unsupported field selectors.
 pub fn list_options(res: &Resource, q: &Query) -> ApiResult<ListOptions> {
-    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
     let supported = |f: &str| supported_field(res, f);
-    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &supported).map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &supported)
+        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
     let limit = match q.get("limit") {
         None | Some("") => 0,
-        Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("limit: invalid value {l:?}")))?.max(0) as usize,
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("limit: invalid value {l:?}")))?
+            .max(0) as usize,
     };
-    Ok(ListOptions { labels, fields, limit, continue_token: q.get("continue").filter(|c| !c.is_empty()).map(String::from) })
+    Ok(ListOptions {
+        labels,
+        fields,
+        limit,
+        continue_token: q
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(String::from),
+    })
 }
 
 fn supported_field(res: &Resource, field: &str) -> bool {
@@ -428,31 +609,58 @@ fn supported_field(res: &Resource, field: &str) -> bool {
         Some(B::CertificateSigningRequest) => field == "spec.signerName",
         Some(B::Event) => matches!(
             field,
-            "involvedObject.kind" | "involvedObject.namespace" | "involvedObject.name" | "involvedObject.uid"
-                | "involvedObject.apiVersion" | "involvedObject.resourceVersion" | "involvedObject.fieldPath"
-                | "reason" | "reportingComponent" | "source" | "type"
+            "involvedObject.kind"
+                | "involvedObject.namespace"
+                | "involvedObject.name"
+                | "involvedObject.uid"
+                | "involvedObject.apiVersion"
+                | "involvedObject.resourceVersion"
+                | "involvedObject.fieldPath"
+                | "reason"
+                | "reportingComponent"
+                | "source"
+                | "type"
         ),
         _ => false,
     }
 }
 
 fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let mut opts = DeleteOptions { propagation: q.get("propagationPolicy").map(String::from), dry_run: dry_run(q)?, ..Default::default() };
+    let mut opts = DeleteOptions {
+        propagation: q.get("propagationPolicy").map(String::from),
+        dry_run: dry_run(q)?,
+        ..Default::default()
+    };
     if !body.is_empty() {
         let ct = media_type(headers);
         let v: Value = match ct.as_str() {
-            "application/json" | "" => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
-            "application/yaml" => serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
-            other => return Err(ApiError::unsupported_media_type(other)),
+            "application/json" | "" => serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
+            "application/yaml" => serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?,
+            other => {
+                return Err(ApiError::unsupported_media_type(
+                    other,
+                    "application/json, application/yaml",
+                ));
+            }
         };
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(p.into());
         }
-        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && opts.propagation.is_none() {
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && opts.propagation.is_none()
+        {
             opts.propagation = Some("Orphan".into());
         }
-        opts.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-        opts.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+        opts.uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from);
+        opts.resource_version = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
         if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
             opts.dry_run |= d.iter().any(|x| x == "All");
         }

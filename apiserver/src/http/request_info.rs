@@ -31,7 +31,11 @@ const NAMESPACE_SUBRESOURCES: [&str; 2] = ["status", "finalize"];
 
 /// Parses a request path.
 pub fn parse(path: &str) -> Result<Target, String> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
@@ -40,7 +44,9 @@ pub fn parse(path: &str) -> Result<Target, String> {
     let mut parts: Vec<&str> = rest.to_vec();
     let mut namespace = None;
     if parts.first() == Some(&"watch") {
-        return Err("watch paths (/watch/...) are deprecated and not served; use ?watch=true".into());
+        return Err(
+            "watch paths (/watch/...) are deprecated and not served; use ?watch=true".into(),
+        );
     }
     if parts[0] == "namespaces" && parts.len() > 1 {
         namespace = Some(parts[1].to_string());
@@ -83,22 +89,45 @@ mod tests {
     #[test]
     fn namespaced_paths_split_into_their_parts() {
         let r = res("/api/v1/namespaces/a/configmaps/x");
-        assert_eq!((r.group.as_str(), r.namespace.as_deref(), r.resource.as_str(), r.name.as_deref()), ("", Some("a"), "configmaps", Some("x")));
-        let r = res("/apis/work.open-cluster-management.io/v1/namespaces/c1/manifestworks/w/status");
+        assert_eq!(
+            (
+                r.group.as_str(),
+                r.namespace.as_deref(),
+                r.resource.as_str(),
+                r.name.as_deref()
+            ),
+            ("", Some("a"), "configmaps", Some("x"))
+        );
+        let r =
+            res("/apis/work.open-cluster-management.io/v1/namespaces/c1/manifestworks/w/status");
         assert_eq!(r.subresource.as_deref(), Some("status"));
     }
 
     #[test]
     fn a_namespace_and_its_subresources_are_the_namespaces_resource() {
         let r = res("/api/v1/namespaces/a");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.namespace), ("namespaces", Some("a"), None));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("a"), None)
+        );
         let r = res("/api/v1/namespaces/a/finalize");
-        assert_eq!((r.resource.as_str(), r.subresource.as_deref()), ("namespaces", Some("finalize")));
+        assert_eq!(
+            (r.resource.as_str(), r.subresource.as_deref()),
+            ("namespaces", Some("finalize"))
+        );
     }
 
     #[test]
     fn discovery_paths_are_not_resources() {
-        for p in ["/api", "/api/v1", "/apis", "/apis/g", "/apis/g/v1", "/healthz", "/openapi/v2"] {
+        for p in [
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/apis/g",
+            "/apis/g/v1",
+            "/healthz",
+            "/openapi/v2",
+        ] {
             assert_eq!(parse(p).unwrap(), Target::NonResource, "{p}");
         }
     }

@@ -11,7 +11,12 @@ use crate::resources::{Builtin, Resource};
 
 fn attributes_of(spec: &Value, res: &Resource) -> ApiResult<Attributes> {
     if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
-        let s = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            ra.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         return Ok(Attributes {
             verb: s("verb"),
             resource_request: true,
@@ -30,25 +35,55 @@ fn attributes_of(spec: &Value, res: &Resource) -> ApiResult<Attributes> {
             ..Default::default()
         });
     }
-    Err(ApiError::invalid(&res.group, &res.kind, "", vec![Cause::required("spec.resourceAttributes")]))
+    Err(ApiError::invalid(
+        &res.group,
+        &res.kind,
+        "",
+        vec![Cause::required("spec.resourceAttributes")],
+    ))
 }
 
 /// Answers a review object created by `user`.
-pub fn answer(srv: &ApiServer, res: &Resource, user: &UserInfo, _ns: &str, mut obj: Value) -> ApiResult<Value> {
-    let b = res.builtin.ok_or_else(|| ApiError::internal("review of a custom kind"))?;
-    let (normalized, _) = crate::admission::decode(res, obj.clone(), crate::admission::FieldValidation::Ignore)?;
+pub fn answer(
+    srv: &ApiServer,
+    res: &Resource,
+    user: &UserInfo,
+    _ns: &str,
+    mut obj: Value,
+) -> ApiResult<Value> {
+    let b = res
+        .builtin
+        .ok_or_else(|| ApiError::internal("review of a custom kind"))?;
+    let (normalized, _) =
+        crate::admission::decode(res, obj.clone(), crate::admission::FieldValidation::Ignore)?;
     obj = normalized;
     let authz = &srv.objects.authz;
     match b {
         Builtin::SubjectAccessReview => {
             let spec = &obj["spec"];
             let name = spec["user"].as_str().unwrap_or_default();
-            let groups: Vec<String> = spec["groups"].as_array().map(|a| a.iter().filter_map(|g| g.as_str().map(String::from)).collect()).unwrap_or_default();
+            let groups: Vec<String> = spec["groups"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|g| g.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
             if name.is_empty() && groups.is_empty() {
-                return Err(ApiError::invalid(&res.group, &res.kind, "", vec![Cause::required("spec.user")]));
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    "",
+                    vec![Cause::required("spec.user")],
+                ));
             }
             // The subject is exactly as given: no implicit groups are added.
-            let subject = UserInfo { name: name.into(), groups, method: "review" };
+            let subject = UserInfo {
+                name: name.into(),
+                groups,
+                method: "review",
+            };
             let attrs = attributes_of(spec, res)?;
             let d = authz.authorize(&subject, &attrs)?;
             obj["status"] = json!({"allowed": d.allowed, "reason": d.reason});
@@ -59,13 +94,26 @@ pub fn answer(srv: &ApiServer, res: &Resource, user: &UserInfo, _ns: &str, mut o
             obj["status"] = json!({"allowed": d.allowed, "reason": d.reason});
         }
         Builtin::SelfSubjectRulesReview => {
-            let ns = obj.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+            let ns = obj
+                .pointer("/spec/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let rules = if user.is_superuser() {
-                vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}), json!({"verbs": ["*"], "nonResourceURLs": ["*"]})]
+                vec![
+                    json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}),
+                    json!({"verbs": ["*"], "nonResourceURLs": ["*"]}),
+                ]
             } else {
-                authz.rules_for(user, &ns)?.iter().map(|r| r.to_json()).collect()
+                authz
+                    .rules_for(user, &ns)?
+                    .iter()
+                    .map(|r| r.to_json())
+                    .collect()
             };
-            let (resource, non_resource): (Vec<Value>, Vec<Value>) = rules.into_iter().partition(|r| r.get("nonResourceURLs").is_none());
+            let (resource, non_resource): (Vec<Value>, Vec<Value>) = rules
+                .into_iter()
+                .partition(|r| r.get("nonResourceURLs").is_none());
             obj["status"] = json!({"resourceRules": resource, "nonResourceRules": non_resource, "incomplete": false});
         }
         Builtin::SelfSubjectReview => {

@@ -27,34 +27,67 @@ fn line(kind: &str, object: Value) -> Bytes {
 }
 
 /// Starts a watch response.
-pub fn serve(srv: Arc<ApiServer>, res: Arc<Resource>, ns: Option<String>, opts: ListOptions, q: &Query, as_table: bool) -> ApiResult<Response> {
+pub fn serve(
+    srv: Arc<ApiServer>,
+    res: Arc<Resource>,
+    ns: Option<String>,
+    opts: ListOptions,
+    q: &Query,
+    as_table: bool,
+) -> ApiResult<Response> {
     let bookmarks = q.flag("allowWatchBookmarks");
     let send_initial = q.flag("sendInitialEvents");
-    let timeout = match q.get("timeoutSeconds") {
-        None | Some("") => DEFAULT_TIMEOUT,
-        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {t:?}")))?),
-    };
+    let timeout =
+        match q.get("timeoutSeconds") {
+            None | Some("") => DEFAULT_TIMEOUT,
+            Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("timeoutSeconds: invalid value {t:?}"))
+            })?),
+        };
     let rv_param = q.get("resourceVersion").unwrap_or("").to_string();
     if send_initial && (!bookmarks || q.get("resourceVersionMatch") != Some("NotOlderThan")) {
-        return Err(ApiError::invalid("", "ListOptions", "", vec![crate::error::Cause::forbidden("sendInitialEvents", "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan")]));
+        return Err(ApiError::invalid(
+            "",
+            "ListOptions",
+            "",
+            vec![crate::error::Cause::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan",
+            )],
+        ));
     }
     // Without a resourceVersion (or with "0"), a watch starts with the current state as ADDED
     // events, as kube-apiserver does.
     let (initial, from_rv) = if rv_param.is_empty() || rv_param == "0" || send_initial {
-        let all = ListOptions { labels: opts.labels.clone(), fields: opts.fields.clone(), limit: 0, continue_token: None };
+        let all = ListOptions {
+            labels: opts.labels.clone(),
+            fields: opts.fields.clone(),
+            limit: 0,
+            continue_token: None,
+        };
         let (items, rv, _) = srv.objects.list(&res, ns.as_deref(), &all)?;
         (items, rv)
     } else {
-        let rv = rv_param.parse::<u64>().map_err(|_| ApiError::bad_request(format!("resourceVersion: invalid value {rv_param:?}")))?;
+        let rv = rv_param.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("resourceVersion: invalid value {rv_param:?}"))
+        })?;
         (vec![], rv)
     };
     let key = res.key();
-    let sub = srv.objects.store.watch().subscribe(&key, ns.as_deref(), from_rv);
+    let sub = srv
+        .objects
+        .store
+        .watch()
+        .subscribe(&key, ns.as_deref(), from_rv);
     let res2 = res.clone();
     let srv2 = srv.clone();
     let render = move |obj: &Value| -> Value {
         let obj = srv2.objects.present(&res2, obj.clone());
-        if as_table { table::to_table(&res2, &[obj], Some("Object"), None, None) } else { obj }
+        if as_table {
+            table::to_table(&res2, &[obj], Some("Object"), None, None)
+        } else {
+            obj
+        }
     };
     let interval = srv.bookmark_interval;
     let stream = async_stream::stream! {
@@ -103,7 +136,10 @@ pub fn serve(srv: Arc<ApiServer>, res: Arc<Resource>, ns: Option<String>, opts: 
         }
     };
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 

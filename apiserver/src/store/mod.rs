@@ -127,26 +127,44 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
 }
 
 /// Opens (creating if needed) the store schema on a connection and checks it is ours.
 fn init_schema(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
     conn.execute_batch(SCHEMA).map_err(|e| corrupt(path, e))?;
     let version: Option<String> = conn
-        .query_row("SELECT value FROM garrison_meta WHERE key = 'schema'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM garrison_meta WHERE key = 'schema'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(|e| corrupt(path, e))?;
     match version.as_deref() {
         None => {
-            conn.execute("INSERT INTO garrison_meta (key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
-            conn.execute("INSERT OR IGNORE INTO garrison_meta (key, value) VALUES ('rv', '1')", [])?;
+            conn.execute(
+                "INSERT INTO garrison_meta (key, value) VALUES ('schema', ?1)",
+                [SCHEMA_VERSION],
+            )?;
+            conn.execute(
+                "INSERT OR IGNORE INTO garrison_meta (key, value) VALUES ('rv', '1')",
+                [],
+            )?;
         }
         Some(SCHEMA_VERSION) => {}
         Some(other) => return Err(corrupt(path, format!("unknown schema version {other}"))),
     }
-    let rv: String = conn.query_row("SELECT value FROM garrison_meta WHERE key = 'rv'", [], |r| r.get(0))?;
-    rv.parse::<u64>().map_err(|e| corrupt(path, format!("bad resourceVersion counter: {e}")))
+    let rv: String = conn.query_row(
+        "SELECT value FROM garrison_meta WHERE key = 'rv'",
+        [],
+        |r| r.get(0),
+    )?;
+    rv.parse::<u64>()
+        .map_err(|e| corrupt(path, format!("bad resourceVersion counter: {e}")))
 }
 
 impl Store {
@@ -155,8 +173,9 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| corrupt(path, e))?;
         // A file that is not SQLite fails here, on the first read.
         configure(&conn).map_err(|e| corrupt(path, e))?;
-        let check: String =
-            conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(path, e))?;
         if check != "ok" {
             return Err(corrupt(path, check));
         }
@@ -207,7 +226,8 @@ impl Store {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(internal)?;
-                c.busy_timeout(std::time::Duration::from_secs(10)).map_err(internal)?;
+                c.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(internal)?;
                 c
             }
         };
@@ -234,7 +254,8 @@ impl Store {
             )
             .optional()
         })?;
-        row.map(|b| serde_json::from_slice(&b).map_err(internal)).transpose()
+        row.map(|b| serde_json::from_slice(&b).map_err(internal))
+            .transpose()
     }
 
     /// Lists objects of a resource, in one namespace or all, after `after` (exclusive), at most
@@ -248,7 +269,11 @@ impl Store {
     ) -> ApiResult<Page> {
         let (after_ns, after_name) = after.unwrap_or(("", ""));
         let has_after = after.is_some();
-        let fetch = if limit == 0 { i64::MAX } else { limit as i64 + 1 };
+        let fetch = if limit == 0 {
+            i64::MAX
+        } else {
+            limit as i64 + 1
+        };
         let (rows, rv) = self.with_reader(|c| {
             let tx = c.unchecked_transaction()?;
             let rv = read_rv(&tx)?;
@@ -306,16 +331,19 @@ impl Store {
                 params![key, ns],
                 |r| r.get::<_, i64>(0).map(|n| n as u64),
             ),
-            None => c.query_row("SELECT COUNT(*) FROM objects WHERE rkey = ?1", params![key], |r| {
-                r.get::<_, i64>(0).map(|n| n as u64)
-            }),
+            None => c.query_row(
+                "SELECT COUNT(*) FROM objects WHERE rkey = ?1",
+                params![key],
+                |r| r.get::<_, i64>(0).map(|n| n as u64),
+            ),
         })
     }
 
     /// Lists every namespace that holds objects of any resource, with the resource keys present.
     pub fn keys_in_namespace(&self, namespace: &str) -> ApiResult<Vec<String>> {
         self.with_reader(|c| {
-            let mut st = c.prepare_cached("SELECT DISTINCT rkey FROM objects WHERE namespace = ?1")?;
+            let mut st =
+                c.prepare_cached("SELECT DISTINCT rkey FROM objects WHERE namespace = ?1")?;
             let rows = st.query_map([namespace], |r| r.get(0))?;
             rows.collect()
         })
@@ -324,7 +352,9 @@ impl Store {
     /// The objects that name `owner_uid` in their ownerReferences: (key, namespace, name).
     pub fn dependents(&self, owner_uid: &str) -> ApiResult<Vec<(String, String, String)>> {
         self.with_reader(|c| {
-            let mut st = c.prepare_cached("SELECT rkey, namespace, name FROM owner_refs WHERE owner_uid = ?1")?;
+            let mut st = c.prepare_cached(
+                "SELECT rkey, namespace, name FROM owner_refs WHERE owner_uid = ?1",
+            )?;
             let rows = st.query_map([owner_uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
         })
@@ -333,7 +363,9 @@ impl Store {
     /// Whether an object with this uid exists.
     pub fn uid_exists(&self, uid: &str) -> ApiResult<bool> {
         self.with_reader(|c| {
-            c.query_row("SELECT 1 FROM uids WHERE uid = ?1", [uid], |_| Ok(())).optional().map(|o| o.is_some())
+            c.query_row("SELECT 1 FROM uids WHERE uid = ?1", [uid], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
         })
     }
 
@@ -378,13 +410,23 @@ impl Store {
             )
             .optional()
             .map_err(internal)?;
-        let current: Option<Value> = current.map(|b| serde_json::from_slice(&b)).transpose().map_err(internal)?;
+        let current: Option<Value> = current
+            .map(|b| serde_json::from_slice(&b))
+            .transpose()
+            .map_err(internal)?;
         let rv = read_rv(&tx).map_err(internal)? + 1;
         let existed = current.is_some();
         let old = current.clone();
         let (kind, mut object) = match decide(current, rv)? {
             Mutation::Keep(v) => return Ok(Outcome::Unchanged(v)),
-            Mutation::Put(v) => (if existed { EventType::Modified } else { EventType::Added }, v),
+            Mutation::Put(v) => (
+                if existed {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                },
+                v,
+            ),
             Mutation::Delete => match old.clone() {
                 Some(v) => (EventType::Deleted, v),
                 None => return Err(ApiError::internal("delete of a missing object")),
@@ -396,8 +438,13 @@ impl Store {
             params![key, namespace, name],
         )
         .map_err(internal)?;
-        if let Some(uid) = old.as_ref().and_then(|o| o.pointer("/metadata/uid")).and_then(Value::as_str) {
-            tx.execute("DELETE FROM uids WHERE uid = ?1", [uid]).map_err(internal)?;
+        if let Some(uid) = old
+            .as_ref()
+            .and_then(|o| o.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+        {
+            tx.execute("DELETE FROM uids WHERE uid = ?1", [uid])
+                .map_err(internal)?;
         }
         if kind == EventType::Deleted {
             tx.execute(
@@ -413,8 +460,14 @@ impl Store {
                 )
                 .map_err(internal)?;
             }
-            if let Some(refs) = object.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
-                for owner in refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str)) {
+            if let Some(refs) = object
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+            {
+                for owner in refs
+                    .iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                {
                     tx.execute(
                         "INSERT OR IGNORE INTO owner_refs (owner_uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
                         params![owner, key, namespace, name],
@@ -430,7 +483,11 @@ impl Store {
             )
             .map_err(internal)?;
         }
-        tx.execute("UPDATE garrison_meta SET value = ?1 WHERE key = 'rv'", [rv.to_string()]).map_err(internal)?;
+        tx.execute(
+            "UPDATE garrison_meta SET value = ?1 WHERE key = 'rv'",
+            [rv.to_string()],
+        )
+        .map_err(internal)?;
         tx.commit().map_err(internal)?;
         let event = WatchEvent {
             rv,
@@ -446,19 +503,31 @@ impl Store {
         let object = (*event.object).clone();
         self.watch.publish(event);
         drop(conn);
-        Ok(if kind == EventType::Deleted { Outcome::Deleted(object) } else { Outcome::Written(object) })
+        Ok(if kind == EventType::Deleted {
+            Outcome::Deleted(object)
+        } else {
+            Outcome::Written(object)
+        })
     }
 
     /// Copies the whole store into a new SQLite file at `dest` while it stays online.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         let conn = self.writer.lock().expect("store lock");
-        conn.backup(rusqlite::MAIN_DB, dest, None::<fn(rusqlite::backup::Progress)>)?;
+        conn.backup(
+            rusqlite::MAIN_DB,
+            dest,
+            None::<fn(rusqlite::backup::Progress)>,
+        )?;
         Ok(())
     }
 }
 
 fn read_rv(c: &Connection) -> rusqlite::Result<u64> {
-    let s: String = c.query_row("SELECT value FROM garrison_meta WHERE key = 'rv'", [], |r| r.get(0))?;
+    let s: String = c.query_row(
+        "SELECT value FROM garrison_meta WHERE key = 'rv'",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(s.parse().unwrap_or(0))
 }
 
@@ -476,27 +545,40 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 /// Makes an online, consistent copy of the store file at `src` into `dest`, using SQLite's backup
 /// API, without stopping a hub that has it open.
 pub fn backup_file(src: &Path, dest: &Path) -> Result<(), StoreError> {
-    let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| corrupt(src, e))?;
+    let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| corrupt(src, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| corrupt(src, e))?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| corrupt(src, e))?;
     if check != "ok" {
         return Err(corrupt(src, check));
     }
-    conn.backup(rusqlite::MAIN_DB, dest, None::<fn(rusqlite::backup::Progress)>)?;
+    conn.backup(
+        rusqlite::MAIN_DB,
+        dest,
+        None::<fn(rusqlite::backup::Progress)>,
+    )?;
     Ok(())
 }
 
 /// Checks that `path` is a Garrison store that passes SQLite's integrity check, returning its
 /// object count and resourceVersion.
 pub fn verify_file(path: &Path) -> Result<(u64, u64), StoreError> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| corrupt(path, e))?;
-    let check: String =
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| corrupt(path, e))?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| corrupt(path, e))?;
     if check != "ok" {
         return Err(corrupt(path, check));
     }
     let schema: Option<String> = conn
-        .query_row("SELECT value FROM garrison_meta WHERE key = 'schema'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM garrison_meta WHERE key = 'schema'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(|e| corrupt(path, e))?;
     if schema.as_deref() != Some(SCHEMA_VERSION) {
@@ -520,9 +602,19 @@ mod tests {
     #[test]
     fn every_write_gets_a_higher_resource_version() {
         let s = Store::in_memory(100);
-        let a = s.mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x")))).unwrap();
-        let b = s.mutate("/configmaps", "a", "y", |_, _| Ok(Mutation::Put(cm("y")))).unwrap();
-        let rv = |o: &Outcome| o.object()["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap();
+        let a = s
+            .mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x"))))
+            .unwrap();
+        let b = s
+            .mutate("/configmaps", "a", "y", |_, _| Ok(Mutation::Put(cm("y"))))
+            .unwrap();
+        let rv = |o: &Outcome| {
+            o.object()["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
         assert!(rv(&b) > rv(&a));
         assert_eq!(s.current_rv().unwrap(), rv(&b));
     }
@@ -531,7 +623,9 @@ mod tests {
     fn a_failed_decision_writes_nothing() {
         let s = Store::in_memory(100);
         let before = s.current_rv().unwrap();
-        let r = s.mutate("/configmaps", "a", "x", |_, _| Err(ApiError::bad_request("no")));
+        let r = s.mutate("/configmaps", "a", "x", |_, _| {
+            Err(ApiError::bad_request("no"))
+        });
         assert!(r.is_err());
         assert_eq!(s.current_rv().unwrap(), before);
         assert!(s.get("/configmaps", "a", "x").unwrap().is_none());
@@ -541,12 +635,15 @@ mod tests {
     fn pages_continue_where_the_last_one_ended() {
         let s = Store::in_memory(100);
         for n in ["a", "b", "c", "d", "e"] {
-            s.mutate("/configmaps", "a", n, |_, _| Ok(Mutation::Put(cm(n)))).unwrap();
+            s.mutate("/configmaps", "a", n, |_, _| Ok(Mutation::Put(cm(n))))
+                .unwrap();
         }
         let p1 = s.list("/configmaps", Some("a"), None, 2).unwrap();
         assert_eq!(p1.items.len(), 2);
         let (ns, name) = p1.next.clone().unwrap();
-        let p2 = s.list("/configmaps", Some("a"), Some((&ns, &name)), 2).unwrap();
+        let p2 = s
+            .list("/configmaps", Some("a"), Some((&ns, &name)), 2)
+            .unwrap();
         assert_eq!(p2.items[0]["metadata"]["name"], "c");
         let (ns, name) = p2.next.clone().unwrap();
         let p3 = s.list("/configmaps", None, Some((&ns, &name)), 2).unwrap();
@@ -558,7 +655,11 @@ mod tests {
     fn a_file_that_is_not_a_database_is_reported_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("store.db");
-        std::fs::write(&p, b"this is not sqlite at all, not even close........................").unwrap();
+        std::fs::write(
+            &p,
+            b"this is not sqlite at all, not even close........................",
+        )
+        .unwrap();
         let err = Store::open(&p, 10).err().expect("must fail");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     }
@@ -569,7 +670,8 @@ mod tests {
         let p = dir.path().join("store.db");
         {
             let s = Store::open(&p, 10).unwrap();
-            s.mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x")))).unwrap();
+            s.mutate("/configmaps", "a", "x", |_, _| Ok(Mutation::Put(cm("x"))))
+                .unwrap();
         }
         let s = Store::open(&p, 10).unwrap();
         assert!(s.get("/configmaps", "a", "x").unwrap().is_some());

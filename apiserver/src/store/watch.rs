@@ -144,7 +144,9 @@ impl WatchCache {
             inner.horizon = old.rv;
         }
         inner.ring.push_back(event.clone());
-        let Some(by_ns) = inner.watchers.get_mut(&event.key) else { return };
+        let Some(by_ns) = inner.watchers.get_mut(&event.key) else {
+            return;
+        };
         for ns in [event.namespace.as_str(), ""] {
             if let Some(list) = by_ns.get_mut(ns) {
                 // A full or closed channel ends that watch; its client resumes from its last
@@ -167,7 +169,9 @@ impl WatchCache {
     ) -> Result<Subscription, TooOld> {
         let mut inner = self.inner.lock().expect("watch cache lock");
         if from_rv < inner.horizon {
-            return Err(TooOld { oldest: inner.horizon });
+            return Err(TooOld {
+                oldest: inner.horizon,
+            });
         }
         let ns = namespace.unwrap_or("").to_string();
         // The ring is ordered by rv; find the first event after from_rv.
@@ -181,18 +185,34 @@ impl WatchCache {
         let (tx, rx) = mpsc::channel(WATCHER_DEPTH);
         inner.next_id += 1;
         let id = inner.next_id;
-        inner.watchers.entry(key.to_string()).or_default().entry(ns.clone()).or_default().push(Watcher { id, tx });
+        inner
+            .watchers
+            .entry(key.to_string())
+            .or_default()
+            .entry(ns.clone())
+            .or_default()
+            .push(Watcher { id, tx });
         Ok(Subscription {
             backlog,
             rx,
-            guard: SubscriptionGuard { cache: self.clone(), key: key.to_string(), namespace: ns, id },
+            guard: SubscriptionGuard {
+                cache: self.clone(),
+                key: key.to_string(),
+                namespace: ns,
+                id,
+            },
         })
     }
 
     /// The number of open watches, for metrics and tests.
     pub fn watcher_count(&self) -> usize {
         let inner = self.inner.lock().expect("watch cache lock");
-        inner.watchers.values().flat_map(|m| m.values()).map(Vec::len).sum()
+        inner
+            .watchers
+            .values()
+            .flat_map(|m| m.values())
+            .map(Vec::len)
+            .sum()
     }
 
     /// The oldest resourceVersion a watch can resume from.
@@ -247,7 +267,10 @@ mod tests {
         for rv in 1..=5 {
             cache.publish(ev(rv, "a"));
         }
-        assert_eq!(cache.subscribe("/configmaps", None, 1).err(), Some(TooOld { oldest: 2 }));
+        assert_eq!(
+            cache.subscribe("/configmaps", None, 1).err(),
+            Some(TooOld { oldest: 2 })
+        );
         assert!(cache.subscribe("/configmaps", None, 2).is_ok());
     }
 

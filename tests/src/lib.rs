@@ -1,0 +1,263 @@
+//! Harness for end-to-end tests: start the real `garrison` binary on a free port, and talk to it
+//! with kube-rs and kubectl.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The `garrison` binary, built once per test process in the same profile as the tests.
+pub fn garrison_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "garrison", "--bin", "garrison"])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build runs");
+        assert!(status.success(), "building garrison failed");
+        target.join("debug").join("garrison")
+    })
+    .clone()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Runs `garrison` with arguments and returns its output.
+pub fn garrison(args: &[&str]) -> Output {
+    Command::new(garrison_bin())
+        .args(args)
+        .output()
+        .expect("garrison runs")
+}
+
+/// A running hub in a temporary data directory, killed on drop.
+pub struct Hub {
+    /// The data directory's owner.
+    pub dir: tempfile::TempDir,
+    /// The listen port.
+    pub port: u16,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Hub {
+    /// Initialises and starts a hub.
+    pub async fn start() -> Result<Hub> {
+        Self::start_with(&[]).await
+    }
+
+    /// Initialises and starts a hub with extra `garrison hub` arguments.
+    pub async fn start_with(extra: &[&str]) -> Result<Hub> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let out = garrison(&[
+            "init",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        if !out.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut hub = Hub {
+            dir,
+            port,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        hub.restart().await?;
+        Ok(hub)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The admin kubeconfig path.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir().join("admin.kubeconfig")
+    }
+
+    /// Starts (or restarts after `kill`) the hub process and waits until it answers.
+    pub async fn restart(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir().join("hub.log"))?;
+        let mut cmd = Command::new(garrison_bin());
+        cmd.args(["hub", "--data-dir", self.data_dir().to_str().unwrap()])
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().context("spawn hub")?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = self.client().await
+                && c.apiserver_version().await.is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("hub exited with {status}: {}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("hub did not become ready: {}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The hub's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("hub.log")).unwrap_or_default()
+    }
+
+    /// Kills the hub with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit, returning its status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("hub not running")?;
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
+        if !st.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                bail!("hub did not stop within 20s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A kube client as the admin.
+    pub async fn client(&self) -> Result<kube::Client> {
+        client_from(&self.kubeconfig()).await
+    }
+
+    /// Writes a kubeconfig for `user` in `groups`, with a certificate from the hub's client CA.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let pki = self.data_dir().join("pki");
+        let ca_cert = std::fs::read_to_string(pki.join("client-ca.crt"))?;
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("client-ca.key"))?)?;
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert, ca_key)?;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, user);
+        if let Some(g) = groups.first() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *g);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer)?;
+        let admin: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(self.kubeconfig())?)?;
+        let mut kc = admin.clone();
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        kc["users"][0]["user"]["client-certificate-data"] = b64(&cert.pem()).into();
+        kc["users"][0]["user"]["client-key-data"] = b64(&key.serialize_pem()).into();
+        let path = self
+            .data_dir()
+            .join(format!("{}.kubeconfig", user.replace(':', "_")));
+        std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+        Ok(path)
+    }
+
+    /// Runs kubectl with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_with(
+            &self.kubeconfig(),
+            &self.data_dir().join("kubectl-cache"),
+            args,
+        )
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> Result<kube::Client> {
+    let kc = Kubeconfig::read_from(path)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Runs kubectl with a kubeconfig and a private discovery cache.
+pub fn kubectl_with(kubeconfig: &Path, cache: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .expect("kubectl runs")
+}
+
+/// stdout of a successful command, or a panic with its stderr.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The HTTP code of a kube API error, or 0.
+pub fn api_code(e: &kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        _ => 0,
+    }
+}

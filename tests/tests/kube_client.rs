@@ -1,0 +1,611 @@
+//! kube-rs against a running hub over real HTTPS: CRUD, optimistic concurrency, watches,
+//! `kube::runtime::watcher` and a small `Controller`, server-side apply, and metadata semantics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use garrison_api::ManagedCluster;
+use garrison_e2e::{Hub, api_code};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{
+    Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::runtime::{Controller, controller::Action, watcher};
+use serde_json::json;
+
+fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+async fn namespace(client: &kube::Client, name: &str) {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn rv_of(cm: &ConfigMap) -> String {
+    cm.metadata.resource_version.clone().unwrap()
+}
+
+#[tokio::test]
+async fn configmaps_and_managed_clusters_go_through_create_get_list_update_delete() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "crud").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "crud");
+    let created = api
+        .create(&PostParams::default(), &cm("a", &[("k", "v")]))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    let got = api.get("a").await.unwrap();
+    assert_eq!(got.data.as_ref().unwrap()["k"], "v");
+    let mut changed = got.clone();
+    changed
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("k".into(), "w".into());
+    let replaced = api
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert!(rv_of(&replaced).parse::<u64>().unwrap() > rv_of(&got).parse::<u64>().unwrap());
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_code(&api.get("a").await.unwrap_err()), 404);
+
+    let clusters: Api<ManagedCluster> = Api::all(client.clone());
+    let mc: ManagedCluster = serde_json::from_value(json!({
+        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+        "metadata": {"name": "cluster1"}, "spec": {"hubAcceptsClient": true}
+    }))
+    .unwrap();
+    let created = clusters.create(&PostParams::default(), &mc).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(
+        created.spec.lease_duration_seconds,
+        Some(60),
+        "the CRD default is applied"
+    );
+    clusters
+        .delete("cluster1", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_update_gets_409_conflict() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "occ").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "occ");
+    let first = api
+        .create(&PostParams::default(), &cm("a", &[("n", "0")]))
+        .await
+        .unwrap();
+    let mut one = first.clone();
+    one.data.as_mut().unwrap().insert("n".into(), "1".into());
+    api.replace("a", &PostParams::default(), &one)
+        .await
+        .unwrap();
+    let mut stale = first.clone();
+    stale.data.as_mut().unwrap().insert("n".into(), "2".into());
+    let err = api
+        .replace("a", &PostParams::default(), &stale)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 409, "{err}");
+    assert_eq!(
+        api.get("a").await.unwrap().data.unwrap()["n"],
+        "1",
+        "the stale write changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_resumes_from_a_resource_version() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "w").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "w");
+    let a = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .unwrap();
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(5), &rv_of(&a))
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while let Some(ev) = stream.try_next().await.unwrap() {
+        match ev {
+            WatchEvent::Added(o) => seen.push(format!("ADDED {}", o.metadata.name.unwrap())),
+            WatchEvent::Deleted(o) => seen.push(format!("DELETED {}", o.metadata.name.unwrap())),
+            WatchEvent::Modified(o) => seen.push(format!("MODIFIED {}", o.metadata.name.unwrap())),
+            _ => {}
+        }
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, vec!["ADDED b", "DELETED a"]);
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_resource_version_gets_410_gone() {
+    let hub = Hub::start_with(&["--watch-cache-events", "5"])
+        .await
+        .unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "gone").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "gone");
+    let first = api
+        .create(&PostParams::default(), &cm("first", &[]))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        api.create(&PostParams::default(), &cm(&format!("c{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(5), &rv_of(&first))
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+        }
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_bookmarks_carry_the_current_resource_version() {
+    let hub = Hub::start_with(&["--watch-bookmark-seconds", "1"])
+        .await
+        .unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "bm").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "bm");
+    let a = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
+    let mut stream = api
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(10),
+            &rv_of(&a),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(Duration::from_secs(9), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Some(WatchEvent::Bookmark(b)) => assert!(
+            b.metadata.resource_version.parse::<u64>().unwrap()
+                >= rv_of(&a).parse::<u64>().unwrap()
+        ),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_runtime_watcher_sees_changes_and_a_controller_converges() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "ctl").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "ctl");
+    for i in 0..5 {
+        api.create(
+            &PostParams::default(),
+            &cm(&format!("item{i}"), &[("want", &format!("{i}"))]),
+        )
+        .await
+        .unwrap();
+    }
+    // The watcher's initial list and a later event.
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut initial = 0;
+    while let Some(ev) = events.try_next().await.unwrap() {
+        match ev {
+            watcher::Event::InitApply(_) => initial += 1,
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, 5);
+    api.create(&PostParams::default(), &cm("late", &[("want", "x")]))
+        .await
+        .unwrap();
+    loop {
+        if let Some(watcher::Event::Apply(o)) = events.try_next().await.unwrap()
+            && o.metadata.name.as_deref() == Some("late")
+        {
+            break;
+        }
+    }
+
+    // A controller that copies data.want into data.done, until every object agrees.
+    struct Ctx {
+        api: Api<ConfigMap>,
+    }
+    async fn reconcile(obj: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
+        let data = obj.data.clone().unwrap_or_default();
+        if data.get("done") != data.get("want") {
+            let patch = json!({"data": {"done": data.get("want")}});
+            ctx.api
+                .patch(
+                    obj.metadata.name.as_deref().unwrap(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+        }
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: Arc<ConfigMap>, _: &kube::Error, _: Arc<Ctx>) -> Action {
+        Action::requeue(Duration::from_millis(200))
+    }
+    let ctl = Controller::new(api.clone(), watcher::Config::default())
+        .run(reconcile, error_policy, Arc::new(Ctx { api: api.clone() }))
+        .for_each(|_| async {});
+    let handle = tokio::spawn(ctl);
+    let converged = async {
+        loop {
+            let items = api.list(&ListParams::default()).await.unwrap().items;
+            if items.iter().all(|c| {
+                let d: BTreeMap<String, String> = c.data.clone().unwrap_or_default();
+                d.get("done").is_some() && d.get("done") == d.get("want")
+            }) {
+                return items.len();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let n = tokio::time::timeout(Duration::from_secs(30), converged)
+        .await
+        .expect("controller converges");
+    assert_eq!(n, 6);
+    handle.abort();
+}
+
+#[tokio::test]
+async fn generate_name_selectors_and_pages_work_as_in_kubernetes() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "sel").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "sel");
+    let generated = api
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    generate_name: Some("gen-".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let name = generated.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+    for i in 0..7 {
+        let mut c = cm(&format!("p{i}"), &[]);
+        c.metadata.labels = Some(
+            [(
+                "parity".to_string(),
+                if i % 2 == 0 { "even" } else { "odd" }.to_string(),
+            )]
+            .into(),
+        );
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+    assert_eq!(
+        api.list(&ListParams::default().labels("parity=even"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    assert_eq!(
+        api.list(&ListParams::default().labels("parity in (odd),!missing"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(
+        api.list(&ListParams::default().fields("metadata.name=p3"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        api_code(
+            &api.list(&ListParams::default().fields("data.x=1"))
+                .await
+                .unwrap_err()
+        ),
+        400
+    );
+    assert_eq!(
+        api_code(
+            &api.list(&ListParams::default().labels("a in (b"))
+                .await
+                .unwrap_err()
+        ),
+        400
+    );
+    let mut names = Vec::new();
+    let mut lp = ListParams::default().limit(3);
+    loop {
+        let page = api.list(&lp).await.unwrap();
+        assert!(page.items.len() <= 3);
+        names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = ListParams::default().limit(3).continue_token(&c),
+            _ => break,
+        }
+    }
+    assert_eq!(names.len(), 8, "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 8, "no item repeated across pages");
+}
+
+#[tokio::test]
+async fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "ssa").await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "ssa");
+    let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1", "y": "2"}});
+    let created = api
+        .patch("a", &PatchParams::apply("alice"), &Patch::Apply(&cfg))
+        .await
+        .unwrap();
+    assert_eq!(created.data.as_ref().unwrap()["x"], "1");
+    let mf = created.metadata.managed_fields.unwrap();
+    assert_eq!(mf[0].manager.as_deref(), Some("alice"));
+    assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+    let bob = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "changed"}});
+    let err = api
+        .patch("a", &PatchParams::apply("bob"), &Patch::Apply(&bob))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 409, "{err}");
+    assert!(err.to_string().contains("alice"), "{err}");
+    let forced = api
+        .patch("a", &PatchParams::apply("bob").force(), &Patch::Apply(&bob))
+        .await
+        .unwrap();
+    assert_eq!(forced.data.as_ref().unwrap()["x"], "changed");
+    // alice drops y from her configuration: it is removed.
+    let alice2 =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}});
+    let after = api
+        .patch("a", &PatchParams::apply("alice"), &Patch::Apply(&alice2))
+        .await
+        .unwrap();
+    let data = after.data.unwrap_or_default();
+    assert!(!data.contains_key("y"), "{data:?}");
+    assert_eq!(data["x"], "changed");
+}
+
+#[tokio::test]
+async fn status_generation_finalizers_and_garbage_collection_follow_kubernetes() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    let clusters: Api<ManagedCluster> = Api::all(client.clone());
+    let mc: ManagedCluster = serde_json::from_value(json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster", "metadata": {"name": "c1", "finalizers": ["test/hold"]}, "spec": {"hubAcceptsClient": false}, "status": {"version": {"kubernetes": "ignored"}}})).unwrap();
+    let created = clusters.create(&PostParams::default(), &mc).await.unwrap();
+    assert!(created.status.is_none(), "status is not set on create");
+    // A status write leaves spec and generation alone.
+    let st = clusters.patch_status("c1", &PatchParams::default(), &Patch::Merge(json!({"status": {"version": {"kubernetes": "v1.33.0"}}, "spec": {"hubAcceptsClient": true}}))).await.unwrap();
+    assert_eq!(st.metadata.generation, Some(1));
+    assert_eq!(st.spec.hub_accepts_client, Some(false));
+    // A spec write bumps generation and leaves status alone.
+    let sp = clusters
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}, "status": null})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sp.metadata.generation, Some(2));
+    assert!(sp.status.is_some());
+    // A label change is not a spec change.
+    let lb = clusters
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lb.metadata.generation, Some(2));
+    // Delete with a finalizer only marks the object.
+    clusters
+        .delete("c1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let marked = clusters.get("c1").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    clusters
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api_code(&clusters.get("c1").await.unwrap_err()), 404);
+
+    // ownerReferences: background deletion removes dependents; orphan keeps them.
+    namespace(&client, "gc").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "gc");
+    for (owner, policy) in [
+        ("owner-bg", "Background"),
+        ("owner-orphan", "Orphan"),
+        ("owner-fg", "Foreground"),
+    ] {
+        let o = api
+            .create(&PostParams::default(), &cm(owner, &[]))
+            .await
+            .unwrap();
+        let mut dep = cm(&format!("{owner}-dep"), &[]);
+        dep.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                name: owner.into(),
+                uid: o.metadata.uid.clone().unwrap(),
+                block_owner_deletion: Some(true),
+                ..Default::default()
+            },
+        ]);
+        api.create(&PostParams::default(), &dep).await.unwrap();
+        let dp = DeleteParams {
+            propagation_policy: Some(match policy {
+                "Background" => kube::api::PropagationPolicy::Background,
+                "Orphan" => kube::api::PropagationPolicy::Orphan,
+                _ => kube::api::PropagationPolicy::Foreground,
+            }),
+            ..Default::default()
+        };
+        api.delete(owner, &dp).await.unwrap();
+    }
+    let settled = async {
+        loop {
+            let names: Vec<String> = api
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|c| c.metadata.name.unwrap())
+                .collect();
+            if names == vec!["owner-orphan-dep".to_string()] {
+                let orphan = api.get("owner-orphan-dep").await.unwrap();
+                assert!(
+                    orphan
+                        .metadata
+                        .owner_references
+                        .unwrap_or_default()
+                        .is_empty(),
+                    "the orphan lost its owner reference"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), settled)
+        .await
+        .expect("garbage collection settles");
+
+    // Deleting a namespace deletes what is in it, then the namespace.
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.delete("gc", &DeleteParams::default()).await.unwrap();
+    let gone = async {
+        loop {
+            if let Err(e) = ns.get("gc").await {
+                assert_eq!(api_code(&e), 404);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), gone)
+        .await
+        .expect("namespace goes away");
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn creating_in_a_missing_or_terminating_namespace_is_refused() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    let missing: Api<ConfigMap> = Api::namespaced(client.clone(), "nope");
+    assert_eq!(
+        api_code(
+            &missing
+                .create(&PostParams::default(), &cm("a", &[]))
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    namespace(&client, "t").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "t");
+    let mut held = cm("held", &[]);
+    held.metadata.finalizers = Some(vec!["test/hold".into()]);
+    api.create(&PostParams::default(), &held).await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .delete("t", &DeleteParams::default())
+        .await
+        .unwrap();
+    let err = api
+        .create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403, "{err}");
+    assert!(err.to_string().contains("being terminated"), "{err}");
+}
