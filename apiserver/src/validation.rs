@@ -16,9 +16,20 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Whether `s` is an RFC 1123 DNS subdomain: dot-separated DNS labels, at most 253 characters.
+/// Whether `s` is an RFC 1123 DNS subdomain as Kubernetes checks it: dot-separated parts of
+/// lowercase alphanumerics and '-', each starting and ending alphanumeric, at most 253 characters
+/// in all. Like kube-apiserver, the 63-character limit of DNS labels is not applied to the parts
+/// (upstream OCM relies on this for `<64-char hub hash>-<work>` names).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !p.starts_with('-')
+                && !p.ends_with('-')
+        })
 }
 
 /// Checks a name against a rule, returning what is wrong with it.
@@ -377,6 +388,11 @@ mod tests {
         assert!(!is_dns_subdomain("-a"));
         assert!(!is_dns_label("a.b"));
         assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(
+            is_dns_subdomain(&format!("{}-work", "a".repeat(64))),
+            "parts may exceed 63 characters"
+        );
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
         assert!(
             check_name(
                 "open-cluster-management:managedcluster:c1",

@@ -25,11 +25,26 @@ pub fn garrison_bin() -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace().join("target"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "garrison", "--bin", "garrison"])
-            .current_dir(workspace())
-            .status()
-            .expect("cargo build runs");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "garrison", "--bin", "garrison"])
+            .current_dir(workspace());
+        // Variables cargo sets for this test process would make the nested build see a changed
+        // environment and rebuild dependencies; drop them.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || k.starts_with("CARGO_CRATE_")
+                || k.starts_with("CARGO_BIN_")
+                || k == "CARGO_PRIMARY_PACKAGE"
+                || k == "CARGO_TARGET_TMPDIR"
+                || k == "OUT_DIR"
+                || k == "CARGO_RUSTC_CURRENT_DIR"
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        let status = cmd.status().expect("cargo build runs");
         assert!(status.success(), "building garrison failed");
         target.join("debug").join("garrison")
     })

@@ -185,6 +185,50 @@ fn authenticate(srv: &ApiServer, headers: &HeaderMap, peer: &PeerIdentity) -> Ap
     Err(ApiError::unauthorized())
 }
 
+/// Applies `Impersonate-User`/`Impersonate-Group` headers, when the caller may `impersonate`
+/// that user and those groups, as kube-apiserver does.
+fn impersonate(srv: &ApiServer, headers: &HeaderMap, user: UserInfo) -> ApiResult<UserInfo> {
+    let Some(target) = headers.get("Impersonate-User") else {
+        if headers.get("Impersonate-Group").is_some() {
+            return Err(ApiError::bad_request(
+                "Impersonate-Group requires Impersonate-User",
+            ));
+        }
+        return Ok(user);
+    };
+    let target = target
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Impersonate-User is not valid text"))?
+        .to_string();
+    let groups: Vec<String> = headers
+        .get_all("Impersonate-Group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    let check = |resource: &str, name: &str| -> ApiResult<()> {
+        let attrs = Attributes {
+            verb: "impersonate".into(),
+            resource_request: true,
+            resource: resource.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        if srv.objects.authz.authorize(&user, &attrs)?.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{resource} \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope",
+                user.name
+            )))
+        }
+    };
+    check("users", &target)?;
+    for g in &groups {
+        check("groups", g)?;
+    }
+    Ok(UserInfo::new(target, groups, "impersonation"))
+}
+
 fn verb_for(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static str> {
     Ok(match (method.as_str(), rp.name.is_some()) {
         ("GET", _) if q.flag("watch") => "watch",
@@ -305,6 +349,7 @@ async fn serve(
         return Ok(r);
     }
     let user = authenticate(srv, req.headers(), peer)?;
+    let user = impersonate(srv, req.headers(), user)?;
     entry.user = user.name.clone();
     entry.groups = user.groups.clone();
     let q = Query::parse(req.uri().query())?;
