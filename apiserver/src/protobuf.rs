@@ -195,6 +195,7 @@ const SSRR: &[F] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "spec", Msg(&[f(1, "namespace", Str)])),
 ];
+const SELF_SUBJECT_REVIEW: &[F] = &[f(1, "metadata", Msg(OBJECT_META))];
 const CSR_CONDITION: &[F] = &[
     f(1, "type", Str),
     f(6, "status", Str),
@@ -241,6 +242,7 @@ fn table_for(api_version: &str, kind: &str) -> Option<&'static [F]> {
         ("authorization.k8s.io/v1", "SubjectAccessReview") => SAR,
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => SSRR,
         ("certificates.k8s.io/v1", "CertificateSigningRequest") => CSR,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => SELF_SUBJECT_REVIEW,
         _ => return None,
     })
 }

@@ -81,6 +81,14 @@ pub fn run(args: HubArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The socket first: a busy port fails before the store is touched.
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!("cannot listen on {listen}: the port is already in use (another hub? choose one with --listen)")
+            } else {
+                anyhow::anyhow!("cannot listen on {listen}: {e}")
+            }
+        })?;
         let cfg = ServerConfig {
             store_path: Some(dir.store()),
             audit_path: Some(dir.audit_log()),
@@ -91,13 +99,6 @@ pub fn run(args: HubArgs) -> Result<()> {
         let server = Server::build(&cfg, None)?;
         let crds: Vec<serde_json::Value> = garrison_api::crds::all().iter().map(|c| serde_json::to_value(c).expect("CRD serialises")).collect();
         server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!("cannot listen on {listen}: the port is already in use (another hub? choose one with --listen)")
-            } else {
-                anyhow::anyhow!("cannot listen on {listen}: {e}")
-            }
-        })?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
         eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
