@@ -273,10 +273,8 @@ pub fn prepare_create(
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        Builtin::Secret => {
-            if obj.get("type").is_none_or(|t| t.is_null() || t == "") {
-                obj["type"] = json!("Opaque");
-            }
+        Builtin::Secret if obj.get("type").is_none_or(|t| t.is_null() || t == "") => {
+            obj["type"] = json!("Opaque");
         }
         Builtin::CertificateSigningRequest => {
             // The requester is who created the CSR, whatever the body claims.
@@ -366,19 +364,17 @@ pub fn prepare_update(
                 new["status"] = old["status"].clone();
             }
         }
-        Builtin::CertificateSigningRequest => {
-            if new["spec"] != old["spec"] {
-                let name = old
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                return Err(ApiError::invalid(
-                    &res.group,
-                    &res.kind,
-                    name,
-                    vec![Cause::forbidden("spec", "field is immutable")],
-                ));
-            }
+        Builtin::CertificateSigningRequest if new["spec"] != old["spec"] => {
+            let name = old
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                name,
+                vec![Cause::forbidden("spec", "field is immutable")],
+            ));
         }
         Builtin::CustomResourceDefinition => {
             if new.pointer("/spec/group") != old.pointer("/spec/group")
@@ -418,12 +414,11 @@ pub fn prepare_update(
                 .cloned()
                 .unwrap_or_else(|| new["status"]["conditions"].clone());
         }
-        Builtin::Role | Builtin::ClusterRole => {
+        Builtin::Role | Builtin::ClusterRole
             if new.get("rules") != old.get("rules")
-                || new.get("aggregationRule") != old.get("aggregationRule")
-            {
-                check_role_escalation(b, user, authz, namespace, new, res)?;
-            }
+                || new.get("aggregationRule") != old.get("aggregationRule") =>
+        {
+            check_role_escalation(b, user, authz, namespace, new, res)?;
         }
         Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
             if new.get("roleRef") != old.get("roleRef") {

@@ -303,10 +303,7 @@ fn string(b: &[u8]) -> Result<String, String> {
 
 fn decode_map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), String> {
     let mut rd = Reader { buf: b, pos: 0 };
-    let (mut k, mut v) = (
-        String::new(),
-        if bytes_value { json!("") } else { json!("") },
-    );
+    let (mut k, mut v) = (String::new(), json!(""));
     while !rd.done() {
         let key = rd.varint()?;
         match (key >> 3, key & 7) {

@@ -63,14 +63,14 @@ pub fn check_metadata_maps(meta: &Value, causes: &mut Vec<Cause>) {
                 for (k, v) in m {
                     if !valid_qualified_name(k) {
                         causes.push(Cause::invalid(
-                            format!("metadata.labels"),
+                            "metadata.labels",
                             format!("invalid label key {k:?}"),
                         ));
                     }
                     match v.as_str() {
                         Some(s) if valid_label_value(s) => {}
                         _ => causes.push(Cause::invalid(
-                            format!("metadata.labels"),
+                            "metadata.labels",
                             format!("invalid label value for {k:?}: must be 63 characters or less, alphanumerics, '-', '_' or '.'"),
                         )),
                     }

@@ -7,8 +7,22 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
-async fn send(client: &kube::Client, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
-    let req = http::Request::builder().method(method).uri(path).header("Content-Type", content_type).body(body).unwrap();
+/// (what, path, content type, body, expected code, expected reason)
+type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+
+async fn send(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", content_type)
+        .body(body)
+        .unwrap();
     match client.request::<Value>(req).await {
         Ok(_) => (200, String::new()),
         Err(kube::Error::Api(s)) => (s.code, s.reason.clone()),
@@ -20,11 +34,21 @@ async fn send(client: &kube::Client, method: &str, path: &str, content_type: &st
 async fn every_kind_of_bad_request_gets_its_status_and_leaves_no_state() {
     let hub = Hub::start().await.unwrap();
     let client = hub.client().await.unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "bad"}})).unwrap()).await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "bad"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let cms = "/api/v1/namespaces/bad/configmaps";
     let mcs = "/apis/cluster.open-cluster-management.io/v1/managedclusters";
-    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).to_string().into_bytes();
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    let cm = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+            .to_string()
+            .into_bytes()
+    };
+    let cases: Vec<Case> = vec![
         ("malformed JSON", cms, "application/json", b"{not json".to_vec(), 400, "BadRequest"),
         ("malformed YAML", cms, "application/yaml", b"metadata: [unclosed".to_vec(), 400, "BadRequest"),
         ("a JSON array", cms, "application/json", b"[1,2]".to_vec(), 400, "BadRequest"),
@@ -43,38 +67,133 @@ async fn every_kind_of_bad_request_gets_its_status_and_leaves_no_state() {
     }
     // Unknown fields: refused under Strict, dropped with a warning otherwise.
     let unknown = json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster", "metadata": {"name": "u"}, "spec": {"bogus": 1}}).to_string().into_bytes();
-    assert_eq!(send(&client, "POST", &format!("{mcs}?fieldValidation=Strict"), "application/json", unknown.clone()).await, (400, "BadRequest".into()));
-    assert_eq!(send(&client, "POST", &format!("{mcs}?fieldValidation=Nonsense"), "application/json", unknown).await, (400, "BadRequest".into()));
+    assert_eq!(
+        send(
+            &client,
+            "POST",
+            &format!("{mcs}?fieldValidation=Strict"),
+            "application/json",
+            unknown.clone()
+        )
+        .await,
+        (400, "BadRequest".into())
+    );
+    assert_eq!(
+        send(
+            &client,
+            "POST",
+            &format!("{mcs}?fieldValidation=Nonsense"),
+            "application/json",
+            unknown
+        )
+        .await,
+        (400, "BadRequest".into())
+    );
 
     // Nothing was stored by any of them.
-    assert!(Api::<ConfigMap>::namespaced(client.clone(), "bad").list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), "bad")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let mc: Api<garrison_api::ManagedCluster> = Api::all(client.clone());
-    assert!(mc.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(
+        mc.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     // Unknown paths and verbs.
-    assert_eq!(send(&client, "GET", "/apis/nope.example.com/v1/things", "application/json", vec![]).await.0, 404);
-    assert_eq!(send(&client, "PUT", cms, "application/json", cm("x")).await.0, 405);
+    assert_eq!(
+        send(
+            &client,
+            "GET",
+            "/apis/nope.example.com/v1/things",
+            "application/json",
+            vec![]
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        send(&client, "PUT", cms, "application/json", cm("x"))
+            .await
+            .0,
+        405
+    );
 }
 
 #[tokio::test]
 async fn failed_preconditions_and_patches_change_nothing() {
     let hub = Hub::start().await.unwrap();
     let client = hub.client().await.unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pre"}})).unwrap()).await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "pre"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "pre");
-    let c = api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "v"}})).unwrap()).await.unwrap();
+    let c = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "v"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let rv = c.metadata.resource_version.clone().unwrap();
-    let wrong_uid = DeleteParams { preconditions: Some(Preconditions { uid: Some("not-the-uid".into()), resource_version: None }), ..Default::default() };
-    assert_eq!(api_code(&api.delete("a", &wrong_uid).await.unwrap_err()), 409);
+    let wrong_uid = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        api_code(&api.delete("a", &wrong_uid).await.unwrap_err()),
+        409
+    );
     let failing_test = json!([{"op": "test", "path": "/data/k", "value": "other"}, {"op": "replace", "path": "/data/k", "value": "changed"}]);
-    let err = api.patch("a", &PatchParams::default(), &Patch::<Value>::Json(serde_json::from_value(failing_test).unwrap())).await.unwrap_err();
+    let err = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::<Value>::Json(serde_json::from_value(failing_test).unwrap()),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 422, "{err}");
     let stale = json!({"metadata": {"resourceVersion": "1"}, "data": {"k": "stale"}});
-    assert_eq!(api_code(&api.patch("a", &PatchParams::default(), &Patch::Merge(&stale)).await.unwrap_err()), 409);
+    assert_eq!(
+        api_code(
+            &api.patch("a", &PatchParams::default(), &Patch::Merge(&stale))
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
     let now = api.get("a").await.unwrap();
-    assert_eq!(now.metadata.resource_version.unwrap(), rv, "nothing was written");
+    assert_eq!(
+        now.metadata.resource_version.unwrap(),
+        rv,
+        "nothing was written"
+    );
     assert_eq!(now.data.unwrap()["k"], "v");
     // A duplicate create is 409 AlreadyExists.
-    let dup = api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "a"}})).unwrap()).await.unwrap_err();
+    let dup = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "a"}})).unwrap(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&dup), 409);
 }

@@ -12,12 +12,18 @@ use serde_json::json;
 /// Asserts failure with exactly one line on stderr, containing `needle`.
 fn fails_with(out: std::process::Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected failure, got success: {err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line expected, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -25,28 +31,63 @@ fn init_refuses_bad_directories_and_existing_hubs() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    fails_with(garrison(&["init", "--data-dir", file.to_str().unwrap()]), "not a directory");
-    fails_with(garrison(&["init", "--data-dir", "/proc/garrison-cannot-exist"]), "cannot create data directory");
+    fails_with(
+        garrison(&["init", "--data-dir", file.to_str().unwrap()]),
+        "not a directory",
+    );
+    fails_with(
+        garrison(&["init", "--data-dir", "/proc/garrison-cannot-exist"]),
+        "cannot create data directory",
+    );
     let dir = tmp.path().join("hub");
     let d = dir.to_str().unwrap();
     ok(garrison(&["init", "--data-dir", d]));
     fails_with(garrison(&["init", "--data-dir", d]), "--force");
     ok(garrison(&["init", "--data-dir", d, "--force"]));
-    fails_with(garrison(&["init", "--data-dir", d, "--force", "--external-url", "http://insecure:6443"]), "must start with https://");
+    fails_with(
+        garrison(&[
+            "init",
+            "--data-dir",
+            d,
+            "--force",
+            "--external-url",
+            "http://insecure:6443",
+        ]),
+        "must start with https://",
+    );
     let key = std::fs::metadata(dir.join("pki/ca.key")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
 }
 
 #[test]
 fn hub_reports_missing_dirs_corrupt_stores_bad_certificates_and_busy_ports() {
     let tmp = tempfile::tempdir().unwrap();
-    fails_with(garrison(&["hub", "--data-dir", tmp.path().join("missing").to_str().unwrap()]), "does not exist");
-    fails_with(garrison(&["hub", "--data-dir", tmp.path().to_str().unwrap()]), "not a Garrison hub data directory");
+    fails_with(
+        garrison(&[
+            "hub",
+            "--data-dir",
+            tmp.path().join("missing").to_str().unwrap(),
+        ]),
+        "does not exist",
+    );
+    fails_with(
+        garrison(&["hub", "--data-dir", tmp.path().to_str().unwrap()]),
+        "not a Garrison hub data directory",
+    );
 
     let port = free_port();
     let dir = tmp.path().join("hub");
     let d = dir.to_str().unwrap();
-    ok(garrison(&["init", "--data-dir", d, "--listen", &format!("127.0.0.1:{port}")]));
+    ok(garrison(&[
+        "init",
+        "--data-dir",
+        d,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]));
     let busy = TcpListener::bind(("127.0.0.1", port)).unwrap();
     fails_with(garrison(&["hub", "--data-dir", d]), "already in use");
     drop(busy);
@@ -55,11 +96,18 @@ fn hub_reports_missing_dirs_corrupt_stores_bad_certificates_and_busy_ports() {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     std::fs::write(dir.join("store.db"), vec![0x42u8; 8192]).unwrap();
-    fails_with(garrison(&["hub", "--data-dir", d]), "not a valid Garrison database");
+    fails_with(
+        garrison(&["hub", "--data-dir", d]),
+        "not a valid Garrison database",
+    );
     std::fs::remove_file(dir.join("store.db")).unwrap();
 
     let good = std::fs::read(dir.join("pki/serving.crt")).unwrap();
-    std::fs::write(dir.join("pki/serving.crt"), b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        dir.join("pki/serving.crt"),
+        b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     fails_with(garrison(&["hub", "--data-dir", d]), "serving certificate");
     std::fs::write(dir.join("pki/serving.crt"), good).unwrap();
 
@@ -79,38 +127,98 @@ async fn sigterm_stops_the_hub_gracefully() {
 async fn a_backup_of_a_running_hub_restores_into_a_new_directory() {
     let hub = Hub::start().await.unwrap();
     let client = hub.client().await.unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "keep"}})).unwrap()).await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "keep"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     Api::<ConfigMap>::namespaced(client.clone(), "keep")
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "precious"}, "data": {"k": "v"}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "precious"}, "data": {"k": "v"}}))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("hub.backup");
-    let out = ok(garrison(&["backup", "--data-dir", hub.data_dir().to_str().unwrap(), "--to", file.to_str().unwrap()]));
+    let out = ok(garrison(&[
+        "backup",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+        "--to",
+        file.to_str().unwrap(),
+    ]));
     assert!(out.contains("Backed up"), "{out}");
-    fails_with(garrison(&["backup", "--data-dir", hub.data_dir().to_str().unwrap(), "--to", file.to_str().unwrap()]), "already exists");
+    fails_with(
+        garrison(&[
+            "backup",
+            "--data-dir",
+            hub.data_dir().to_str().unwrap(),
+            "--to",
+            file.to_str().unwrap(),
+        ]),
+        "already exists",
+    );
     // Restoring over a running hub is refused.
-    fails_with(garrison(&["restore", "--from", file.to_str().unwrap(), "--data-dir", hub.data_dir().to_str().unwrap(), "--force"]), "another garrison process");
+    fails_with(
+        garrison(&[
+            "restore",
+            "--from",
+            file.to_str().unwrap(),
+            "--data-dir",
+            hub.data_dir().to_str().unwrap(),
+            "--force",
+        ]),
+        "another garrison process",
+    );
     let not_backup = tmp.path().join("junk");
     std::fs::write(&not_backup, b"junk").unwrap();
-    fails_with(garrison(&["restore", "--from", not_backup.to_str().unwrap(), "--data-dir", tmp.path().join("x").to_str().unwrap()]), "not a usable backup");
+    fails_with(
+        garrison(&[
+            "restore",
+            "--from",
+            not_backup.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().join("x").to_str().unwrap(),
+        ]),
+        "not a usable backup",
+    );
 
     let restored = tmp.path().join("restored");
-    ok(garrison(&["restore", "--from", file.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()]));
+    ok(garrison(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]));
     let port = free_port();
     let mut child = std::process::Command::new(garrison_e2e::garrison_bin())
-        .args(["hub", "--data-dir", restored.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "hub",
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // The restored admin kubeconfig points at the old port; talk to the new one.
-    let kc = std::fs::read_to_string(restored.join("admin.kubeconfig")).unwrap().replace(&format!(":{}", hub.port), &format!(":{port}"));
+    let kc = std::fs::read_to_string(restored.join("admin.kubeconfig"))
+        .unwrap()
+        .replace(&format!(":{}", hub.port), &format!(":{port}"));
     let kc_path = tmp.path().join("restored.kubeconfig");
     std::fs::write(&kc_path, kc).unwrap();
     let mut got = None;
     for _ in 0..100 {
         if let Ok(c) = garrison_e2e::client_from(&kc_path).await
-            && let Ok(cm) = Api::<ConfigMap>::namespaced(c, "keep").get("precious").await
+            && let Ok(cm) = Api::<ConfigMap>::namespaced(c, "keep")
+                .get("precious")
+                .await
         {
             got = Some(cm);
             break;
@@ -119,5 +227,8 @@ async fn a_backup_of_a_running_hub_restores_into_a_new_directory() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(got.expect("restored hub serves the backup").data.unwrap()["k"], "v");
+    assert_eq!(
+        got.expect("restored hub serves the backup").data.unwrap()["k"],
+        "v"
+    );
 }

@@ -18,7 +18,13 @@ fn payload(name: &str) -> String {
 async fn every_acknowledged_write_survives_sigkill() {
     let mut hub = Hub::start().await.unwrap();
     let client = hub.client().await.unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "dur"}})).unwrap()).await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "dur"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let acked: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for w in 0..4 {
@@ -27,7 +33,10 @@ async fn every_acknowledged_write_survives_sigkill() {
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let name = format!("w{w}-{i}");
-                let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}, "data": {"payload": payload(&name)}})).unwrap();
+                let cm: ConfigMap = serde_json::from_value(
+                    json!({"metadata": {"name": name}, "data": {"payload": payload(&name)}}),
+                )
+                .unwrap();
                 match api.create(&PostParams::default(), &cm).await {
                     Ok(_) => acked.lock().unwrap().push(name),
                     Err(_) => return,
@@ -53,11 +62,22 @@ async fn every_acknowledged_write_survives_sigkill() {
     let stored = api.list(&ListParams::default()).await.unwrap().items;
     for item in &stored {
         let name = item.metadata.name.clone().unwrap();
-        assert_eq!(item.data.as_ref().unwrap()["payload"], payload(&name), "{name} is whole");
+        assert_eq!(
+            item.data.as_ref().unwrap()["payload"],
+            payload(&name),
+            "{name} is whole"
+        );
     }
-    let names: std::collections::HashSet<String> = stored.iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+    let names: std::collections::HashSet<String> = stored
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
     let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert!(stored.len() >= acked.len());
-    eprintln!("{} acknowledged, {} stored (the difference was in flight)", acked.len(), stored.len());
+    eprintln!(
+        "{} acknowledged, {} stored (the difference was in flight)",
+        acked.len(),
+        stored.len()
+    );
 }

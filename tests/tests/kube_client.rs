@@ -299,7 +299,7 @@ async fn the_runtime_watcher_sees_changes_and_a_controller_converges() {
             let items = api.list(&ListParams::default()).await.unwrap().items;
             if items.iter().all(|c| {
                 let d: BTreeMap<String, String> = c.data.clone().unwrap_or_default();
-                d.get("done").is_some() && d.get("done") == d.get("want")
+                d.contains_key("done") && d.get("done") == d.get("want")
             }) {
                 return items.len();
             }

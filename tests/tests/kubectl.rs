@@ -302,5 +302,6 @@ async fn kubectl_get_watch_streams_changes() {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     assert!(seen, "kubectl get -w printed the new configmap");
 }

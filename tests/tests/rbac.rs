@@ -5,7 +5,9 @@
 
 use base64::Engine;
 use garrison_e2e::{Hub, api_code, client_from, kubectl_with, ok};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
@@ -15,7 +17,12 @@ async fn setup(hub: &Hub) -> kube::Client {
     let admin = hub.client().await.unwrap();
     let ns: Api<Namespace> = Api::all(admin.clone());
     for n in ["team-a", "team-b"] {
-        ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": n}})).unwrap()).await.unwrap();
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": n}})).unwrap(),
+        )
+        .await
+        .unwrap();
     }
     let roles: Api<Role> = Api::namespaced(admin.clone(), "team-a");
     roles
@@ -37,20 +44,57 @@ async fn setup(hub: &Hub) -> kube::Client {
 async fn a_user_without_bindings_gets_403_and_a_role_stays_in_its_namespace() {
     let hub = Hub::start().await.unwrap();
     setup(&hub).await;
-    let nobody = client_from(&hub.kubeconfig_for("nobody", &[]).unwrap()).await.unwrap();
-    let err = Api::<ConfigMap>::namespaced(nobody.clone(), "team-a").list(&ListParams::default()).await.unwrap_err();
+    let nobody = client_from(&hub.kubeconfig_for("nobody", &[]).unwrap())
+        .await
+        .unwrap();
+    let err = Api::<ConfigMap>::namespaced(nobody.clone(), "team-a")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 403, "{err}");
-    assert!(err.to_string().contains("User \"nobody\" cannot list resource \"configmaps\""), "{err}");
-    assert_eq!(api_code(&Api::<Namespace>::all(nobody).list(&ListParams::default()).await.unwrap_err()), 403);
+    assert!(
+        err.to_string()
+            .contains("User \"nobody\" cannot list resource \"configmaps\""),
+        "{err}"
+    );
+    assert_eq!(
+        api_code(
+            &Api::<Namespace>::all(nobody)
+                .list(&ListParams::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
 
-    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap()).await.unwrap();
-    assert!(Api::<ConfigMap>::namespaced(alice.clone(), "team-a").list(&ListParams::default()).await.is_ok());
-    let other = Api::<ConfigMap>::namespaced(alice.clone(), "team-b").list(&ListParams::default()).await.unwrap_err();
+    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        Api::<ConfigMap>::namespaced(alice.clone(), "team-a")
+            .list(&ListParams::default())
+            .await
+            .is_ok()
+    );
+    let other = Api::<ConfigMap>::namespaced(alice.clone(), "team-b")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&other), 403);
-    let all = Api::<ConfigMap>::all(alice.clone()).list(&ListParams::default()).await.unwrap_err();
-    assert_eq!(api_code(&all), 403, "a namespaced grant is not a cluster-wide list");
+    let all = Api::<ConfigMap>::all(alice.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_code(&all),
+        403,
+        "a namespaced grant is not a cluster-wide list"
+    );
     let write = Api::<ConfigMap>::namespaced(alice.clone(), "team-a")
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(api_code(&write), 403);
@@ -67,20 +111,53 @@ async fn subject_access_review_answers_as_kube_apiserver_would() {
         metadata: ObjectMeta::default(),
         spec: SubjectAccessReviewSpec {
             user: Some(user.into()),
-            resource_attributes: Some(ResourceAttributes { namespace: Some(ns.into()), verb: Some(verb.into()), resource: Some("configmaps".into()), group: Some("".into()), ..Default::default() }),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.into()),
+                verb: Some(verb.into()),
+                resource: Some("configmaps".into()),
+                group: Some("".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         status: None,
     };
-    let yes = sar.create(&PostParams::default(), &ask("alice", "team-a", "list")).await.unwrap();
+    let yes = sar
+        .create(&PostParams::default(), &ask("alice", "team-a", "list"))
+        .await
+        .unwrap();
     let st = yes.status.unwrap();
     assert!(st.allowed);
-    assert_eq!(st.reason.as_deref(), Some("RBAC: allowed by RoleBinding \"alice/team-a\" of Role \"cm-reader\" to User \"alice\""));
-    assert!(!sar.create(&PostParams::default(), &ask("alice", "team-b", "list")).await.unwrap().status.unwrap().allowed);
-    assert!(!sar.create(&PostParams::default(), &ask("alice", "team-a", "delete")).await.unwrap().status.unwrap().allowed);
+    assert_eq!(
+        st.reason.as_deref(),
+        Some(
+            "RBAC: allowed by RoleBinding \"alice/team-a\" of Role \"cm-reader\" to User \"alice\""
+        )
+    );
+    assert!(
+        !sar.create(&PostParams::default(), &ask("alice", "team-b", "list"))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !sar.create(&PostParams::default(), &ask("alice", "team-a", "delete"))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
     // Creating a SubjectAccessReview itself needs permission.
-    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap()).await.unwrap();
-    let err = Api::<SubjectAccessReview>::all(alice).create(&PostParams::default(), &ask("alice", "team-a", "list")).await.unwrap_err();
+    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap())
+        .await
+        .unwrap();
+    let err = Api::<SubjectAccessReview>::all(alice)
+        .create(&PostParams::default(), &ask("alice", "team-a", "list"))
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 403);
 }
 
@@ -101,17 +178,37 @@ async fn nobody_can_grant_more_than_they_hold() {
         )
         .await
         .unwrap();
-    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap()).await.unwrap();
+    let alice = client_from(&hub.kubeconfig_for("alice", &[]).unwrap())
+        .await
+        .unwrap();
     let as_alice: Api<Role> = Api::namespaced(alice.clone(), "team-a");
     let within = json!({"metadata": {"name": "narrow"}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]});
-    as_alice.create(&PostParams::default(), &serde_json::from_value(within).unwrap()).await.unwrap();
+    as_alice
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(within).unwrap(),
+        )
+        .await
+        .unwrap();
     let beyond = json!({"metadata": {"name": "wide"}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
-    let err = as_alice.create(&PostParams::default(), &serde_json::from_value(beyond).unwrap()).await.unwrap_err();
+    let err = as_alice
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(beyond).unwrap(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 403);
     assert!(err.to_string().contains("not currently held"), "{err}");
     // Binding cluster-admin to herself is escalation too.
     let bind = json!({"metadata": {"name": "me-admin"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}, "subjects": [{"kind": "User", "name": "alice"}]});
-    let err = Api::<RoleBinding>::namespaced(alice, "team-a").create(&PostParams::default(), &serde_json::from_value(bind).unwrap()).await.unwrap_err();
+    let err = Api::<RoleBinding>::namespaced(alice, "team-a")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(bind).unwrap(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 403);
     // Aggregated ClusterRoles carry the rules of the roles they select.
     let crs: Api<ClusterRole> = Api::all(admin.clone());
@@ -121,9 +218,24 @@ async fn nobody_can_grant_more_than_they_hold() {
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "bob-agg"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "agg"}, "subjects": [{"kind": "User", "name": "bob"}]})).unwrap())
         .await
         .unwrap();
-    let bob = client_from(&hub.kubeconfig_for("bob", &[]).unwrap()).await.unwrap();
-    assert!(Api::<Secret>::namespaced(bob.clone(), "team-b").list(&ListParams::default()).await.is_ok());
-    assert_eq!(api_code(&Api::<Secret>::namespaced(bob, "team-a").list(&ListParams::default()).await.unwrap_err()), 403);
+    let bob = client_from(&hub.kubeconfig_for("bob", &[]).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        Api::<Secret>::namespaced(bob.clone(), "team-b")
+            .list(&ListParams::default())
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        api_code(
+            &Api::<Secret>::namespaced(bob, "team-a")
+                .list(&ListParams::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
 }
 
 fn b64(s: &str) -> String {
@@ -135,31 +247,75 @@ async fn bootstrap_tokens_authenticate_until_they_expire_and_anonymous_gets_401(
     let hub = Hub::start().await.unwrap();
     let admin = hub.client().await.unwrap();
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "kube-system");
-    for (id, exp) in [("abcdef", "2999-01-01T00:00:00Z"), ("expird", "2001-01-01T00:00:00Z")] {
+    for (id, exp) in [
+        ("abcdef", "2999-01-01T00:00:00Z"),
+        ("expird", "2001-01-01T00:00:00Z"),
+    ] {
         let s = json!({"metadata": {"name": format!("bootstrap-token-{id}")}, "type": "bootstrap.kubernetes.io/token",
             "data": {"token-id": b64(id), "token-secret": b64("0123456789abcdef"), "expiration": b64(exp), "usage-bootstrap-authentication": b64("true")}});
-        secrets.create(&PostParams::default(), &serde_json::from_value(s).unwrap()).await.unwrap();
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
     }
     let cache = hub.data_dir().join("cache-token");
     // A kubeconfig with no client certificate at all.
-    let anon: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
+    let anon: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
     let mut anon = anon;
     anon["users"][0]["user"] = serde_yaml::from_str("{}").unwrap();
     let anon_path = hub.data_dir().join("anon.kubeconfig");
     std::fs::write(&anon_path, serde_yaml::to_string(&anon).unwrap()).unwrap();
-    let who = ok(kubectl_with(&anon_path, &cache, &["--token", "abcdef.0123456789abcdef", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]));
+    let who = ok(kubectl_with(
+        &anon_path,
+        &cache,
+        &[
+            "--token",
+            "abcdef.0123456789abcdef",
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    ));
     assert_eq!(who, "system:bootstrap:abcdef");
-    let expired = kubectl_with(&anon_path, &cache, &["--token", "expird.0123456789abcdef", "get", "ns"]);
+    let expired = kubectl_with(
+        &anon_path,
+        &cache,
+        &["--token", "expird.0123456789abcdef", "get", "ns"],
+    );
     assert!(!expired.status.success());
-    assert!(String::from_utf8_lossy(&expired.stderr).contains("provide credentials"), "{}", String::from_utf8_lossy(&expired.stderr));
-    let wrong = kubectl_with(&anon_path, &cache, &["--token", "abcdef.0123456789abcdee", "get", "ns"]);
+    assert!(
+        String::from_utf8_lossy(&expired.stderr).contains("provide credentials"),
+        "{}",
+        String::from_utf8_lossy(&expired.stderr)
+    );
+    let wrong = kubectl_with(
+        &anon_path,
+        &cache,
+        &["--token", "abcdef.0123456789abcdee", "get", "ns"],
+    );
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("provide credentials"));
     // No credentials at all: 401 from kube-rs (kubectl would prompt for a password).
     let anonymous = client_from(&anon_path).await.unwrap();
-    let err = Api::<Namespace>::all(anonymous.clone()).list(&ListParams::default()).await.unwrap_err();
+    let err = Api::<Namespace>::all(anonymous.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 401, "{err}");
-    assert_eq!(api_code(&anonymous.apiserver_version().await.unwrap_err()), 401);
+    assert_eq!(
+        api_code(&anonymous.apiserver_version().await.unwrap_err()),
+        401
+    );
     // A bootstrap user holds nothing by default.
-    let denied = kubectl_with(&anon_path, &cache, &["--token", "abcdef.0123456789abcdef", "get", "ns"]);
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"), "{}", String::from_utf8_lossy(&denied.stderr));
+    let denied = kubectl_with(
+        &anon_path,
+        &cache,
+        &["--token", "abcdef.0123456789abcdef", "get", "ns"],
+    );
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("Forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
 }

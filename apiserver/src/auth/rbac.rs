@@ -97,7 +97,6 @@ impl Rule {
             r == "*"
                 || *r == combined
                 || (!attrs.subresource.is_empty() && *r == format!("*/{}", attrs.subresource))
-                || (attrs.subresource.is_empty() && false)
                 || (*r == format!("{}/*", attrs.resource) && !attrs.subresource.is_empty())
         });
         if !res_ok {

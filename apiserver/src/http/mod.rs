@@ -624,7 +624,7 @@ pub fn list_options(res: &Resource, q: &Query) -> ApiResult<ListOptions> {
         .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
     let supported = |f: &str| supported_field(res, f);
     let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), &supported)
-        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+        .map_err(ApiError::bad_request)?;
     let limit = match q.get("limit") {
         None | Some("") => 0,
         Some(l) => l

@@ -1,0 +1,97 @@
+//! Fuzz targets for the parsers that see untrusted bytes. Each target takes raw bytes and must
+//! never panic, whatever they are; the logic lives in the library crates, the targets only feed
+//! it. They run under the smoke fuzzer in `src/bin/smoke.rs` (stable toolchain, in CI), and are
+//! plain `fn(&[u8])` so a coverage-guided driver (cargo-fuzz, AFL++) can call them unchanged.
+
+use garrison_apiserver::resources::Builtin;
+use garrison_apiserver::{http::request_info, http::table, patch, protobuf, schema, selectors};
+use serde_json::Value;
+
+/// A named target.
+pub struct Target {
+    /// Name, for reports.
+    pub name: &'static str,
+    /// The function under test.
+    pub run: fn(&[u8]),
+    /// Seed inputs the mutator starts from.
+    pub seeds: &'static [&'static [u8]],
+}
+
+fn text(data: &[u8]) -> &str {
+    std::str::from_utf8(data).unwrap_or("")
+}
+
+/// Kubernetes protobuf request bodies.
+pub fn protobuf_body(data: &[u8]) {
+    let _ = protobuf::decode(data);
+}
+
+/// Label selectors from `?labelSelector=`.
+pub fn label_selector(data: &[u8]) {
+    if let Ok(sel) = selectors::LabelSelector::parse(text(data)) {
+        let _ = sel.matches(&[("app".to_string(), "web".to_string())].into());
+    }
+}
+
+/// Field selectors from `?fieldSelector=`.
+pub fn field_selector(data: &[u8]) {
+    let all = |_: &str| true;
+    if let Ok(sel) = selectors::FieldSelector::parse(text(data), &all) {
+        let _ = sel.matches(&serde_json::json!({"metadata": {"name": "a"}}));
+    }
+}
+
+/// Request paths.
+pub fn request_path(data: &[u8]) {
+    let _ = request_info::parse(text(data));
+}
+
+/// Printer-column JSONPaths (from CRDs, written by admins but evaluated on every table).
+pub fn jsonpath(data: &[u8]) {
+    let obj = serde_json::json!({"a": [{"b": 1, "type": "X"}, {"b": "two"}], "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let _ = table::jsonpath(&obj, text(data));
+}
+
+/// Strategic merge, merge and JSON patches: the first half of the input is the live object,
+/// the second the patch.
+pub fn patches(data: &[u8]) {
+    let mid = data.len() / 2;
+    let (Ok(live), Ok(p)) = (
+        serde_json::from_slice::<Value>(&data[..mid]),
+        serde_json::from_slice::<Value>(&data[mid..]),
+    ) else {
+        return;
+    };
+    let _ = patch::strategic_merge_patch(Builtin::ConfigMap, &live, &p);
+    let _ = patch::merge_patch(&live, &p);
+    let _ = patch::json_patch(&live, &p);
+}
+
+/// Structural-schema validation of objects against schemas: first half schema, second object.
+pub fn schema_validation(data: &[u8]) {
+    let mid = data.len() / 2;
+    let (Ok(s), Ok(mut v)) = (
+        serde_json::from_slice::<Value>(&data[..mid]),
+        serde_json::from_slice::<Value>(&data[mid..]),
+    ) else {
+        return;
+    };
+    let mut unknown = vec![];
+    schema::prune(&s, &mut v, "", &mut unknown);
+    schema::apply_defaults(&s, &mut v);
+    let mut causes = vec![];
+    schema::validate(&s, &v, "", &mut causes);
+}
+
+/// Every target.
+pub fn targets() -> Vec<Target> {
+    vec![
+        Target { name: "protobuf_body", run: protobuf_body, seeds: &[b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x02s1\x1a\x02ns"] },
+        Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
+        Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },
+        Target { name: "request_path", run: request_path, seeds: &[b"/apis/g/v1/namespaces/a/things/x/status", b"/api/v1/namespaces/a/finalize"] },
+        Target { name: "jsonpath", run: jsonpath, seeds: &[b".status.conditions[?(@.type==\"Ready\")].status", b"{.a[*].b}"] },
+        Target { name: "patches", run: patches, seeds: &[b"{\"metadata\":{\"finalizers\":[\"a\"]}}{\"metadata\":{\"$patch\":\"replace\"}}"] },
+        Target { name: "schema_validation", run: schema_validation, seeds: &[b"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"maximum\":3}}}{\"a\":5,\"b\":[1]}"] },
+    ]
+}
