@@ -569,6 +569,32 @@ fn check_binding_escalation(
     Ok(())
 }
 
+/// Checks the signer permission a CSR approval (`approve`) or certificate issuance (`sign`)
+/// needs, as kube-apiserver does: the verb on `signers` in `certificates.k8s.io`, named by the
+/// signer or by its domain wildcard (`example.com/*`).
+pub fn check_signer_permission(user: &UserInfo, authz: &Authorizer, verb: &str, csr: &Value) -> ApiResult<()> {
+    let signer = csr.pointer("/spec/signerName").and_then(Value::as_str).unwrap_or_default();
+    let name = csr.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let domain_wildcard = format!("{}/*", signer.split('/').next().unwrap_or_default());
+    for candidate in [signer, domain_wildcard.as_str()] {
+        let attrs = crate::auth::rbac::Attributes {
+            verb: verb.into(),
+            resource_request: true,
+            api_group: "certificates.k8s.io".into(),
+            resource: "signers".into(),
+            name: candidate.into(),
+            ..Default::default()
+        };
+        if authz.authorize(user, &attrs)?.allowed {
+            return Ok(());
+        }
+    }
+    Err(ApiError::forbidden(format!(
+        "certificatesigningrequests.certificates.k8s.io \"{name}\" is forbidden: user not permitted to {verb} requests with signerName \"{signer}\""
+    ))
+    .with_subject("certificates.k8s.io", "certificatesigningrequests", name))
+}
+
 /// The current time in kube's RFC 3339 form, to the second.
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()

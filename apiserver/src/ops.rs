@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, Cause};
 use crate::patch;
 use crate::resources::{Builtin, Registry, Resource};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Mutation, Outcome, Store};
+use crate::store::{Mutation, Store};
 use crate::validation;
 
 /// Finalizer that makes deletion wait for dependents to be deleted first.
@@ -390,9 +390,6 @@ impl Objects {
                 Some(_) => Err(ApiError::already_exists(&res.group, &res.plural, &name)),
                 None => Ok(Mutation::Put(obj)),
             })?;
-        if res.builtin == Some(Builtin::CustomResourceDefinition) {
-            self.registry.install_crd(out.object());
-        }
         Ok(self.present(res, out.into_object()))
     }
 
@@ -471,6 +468,11 @@ impl Objects {
             let mut next = match subresource {
                 // A status write changes only status.
                 "status" => {
+                    if res.builtin == Some(Builtin::CertificateSigningRequest)
+                        && new.pointer("/status/certificate") != old.pointer("/status/certificate")
+                    {
+                        admission::check_signer_permission(user, &authz, "sign", &old)?;
+                    }
                     let mut n = old.clone();
                     n["status"] = new.get("status").cloned().unwrap_or(Value::Null);
                     if n["status"].is_null()
@@ -481,6 +483,7 @@ impl Objects {
                     n
                 }
                 "approval" => {
+                    admission::check_signer_permission(user, &authz, "approve", &old)?;
                     let mut n = old.clone();
                     let conditions = new.pointer("/status/conditions").cloned().unwrap_or(json!([]));
                     check_approval(&old, &conditions)?;
@@ -550,9 +553,7 @@ impl Objects {
                 let g = old_meta["generation"].as_i64().unwrap_or(0) + 1;
                 next["metadata"]["generation"] = json!(g);
             }
-            let managed_before = next["metadata"].get("managedFields").cloned();
             apply::record_update(Some(&old), &mut next, &Writer { manager: &manager, api_version: &api_version, subresource, now: &now_rfc3339() });
-            let _ = managed_before;
             let mut cmp_old = old.clone();
             let mut cmp_new = next.clone();
             for v in [&mut cmp_old, &mut cmp_new] {
@@ -579,13 +580,6 @@ impl Objects {
         })?;
         if let Some(d) = dry_result {
             return Ok(d);
-        }
-        if res.builtin == Some(Builtin::CustomResourceDefinition) {
-            match &out {
-                Outcome::Written(o) => self.registry.install_crd(o),
-                Outcome::Deleted(o) => self.registry.remove_crd(name_of(o)),
-                Outcome::Unchanged(_) => {}
-            }
         }
         Ok(self.present(res, out.into_object()))
     }
@@ -838,13 +832,7 @@ impl Objects {
         if let Some(d) = dry {
             return Ok(d);
         }
-        let out = out?;
-        if res.builtin == Some(Builtin::CustomResourceDefinition)
-            && let Outcome::Deleted(o) = &out
-        {
-            self.registry.remove_crd(name_of(o));
-        }
-        Ok(self.present(res, out.into_object()))
+        Ok(self.present(res, out?.into_object()))
     }
 
     /// Deletes every object a list would return.

@@ -14,7 +14,11 @@ use crate::error::ApiResult;
 use crate::http::{ApiServer, CertificateGate, DEFAULT_MAX_BODY};
 use crate::ops::Objects;
 use crate::resources::Registry;
+use crate::store::watch::{EventType, WatchEvent};
 use crate::store::{Store, StoreError, watch};
+
+/// Storage key of CustomResourceDefinitions.
+const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
 
 /// How to build a server.
 #[derive(Debug, Clone)]
@@ -104,6 +108,22 @@ impl Server {
         for crd in &crds.items {
             registry.install_crd(crd);
         }
+        // The served kinds follow the stored CRDs, whoever writes them (a client, or the garbage
+        // collector finishing a CRD's deletion). The hook runs before the write is answered, so
+        // a kind is servable as soon as its CRD's create returns.
+        let reg = registry.clone();
+        store.on_write(Arc::new(move |ev: &WatchEvent| {
+            if ev.key == CRD_KEY {
+                match ev.kind {
+                    EventType::Deleted => {
+                        if let Some(name) = ev.object.pointer("/metadata/name").and_then(Value::as_str) {
+                            reg.remove_crd(name);
+                        }
+                    }
+                    _ => reg.install_crd(&ev.object),
+                }
+            }
+        }));
         let authz = Authorizer::new(store.clone());
         let objects = Arc::new(Objects {
             store: store.clone(),
