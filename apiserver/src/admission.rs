@@ -500,15 +500,26 @@ fn check_role_escalation(
         .and_then(Value::as_array)
         .map(|a| a.iter().map(Rule::from_json).collect())
         .unwrap_or_default();
+    require_covered(res, name, user, &owned, &requested)
+}
+
+/// Refuses, naming every rule not covered, when `requested` grants more than `owned` holds.
+fn require_covered(
+    res: &Resource,
+    name: &str,
+    user: &UserInfo,
+    owned: &[Rule],
+    requested: &[Rule],
+) -> ApiResult<()> {
     let missing: Vec<String> = requested
         .iter()
-        .filter(|r| !covers(&owned, r))
+        .filter(|r| !covers(owned, r))
         .map(|r| r.to_json().to_string())
         .collect();
-    if !missing.is_empty() {
-        return Err(escalation_forbidden(res, name, user, &missing.join(", ")));
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(escalation_forbidden(res, name, user, &missing.join(", ")))
 }
 
 fn check_binding_escalation(
@@ -558,23 +569,26 @@ fn check_binding_escalation(
         ""
     };
     let owned = authz.rules_for(user, scope)?;
-    let missing: Vec<String> = rules
-        .iter()
-        .filter(|r| !covers(&owned, r))
-        .map(|r| r.to_json().to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(escalation_forbidden(res, name, user, &missing.join(", ")));
-    }
-    Ok(())
+    require_covered(res, name, user, &owned, &rules)
 }
 
 /// Checks the signer permission a CSR approval (`approve`) or certificate issuance (`sign`)
 /// needs, as kube-apiserver does: the verb on `signers` in `certificates.k8s.io`, named by the
 /// signer or by its domain wildcard (`example.com/*`).
-pub fn check_signer_permission(user: &UserInfo, authz: &Authorizer, verb: &str, csr: &Value) -> ApiResult<()> {
-    let signer = csr.pointer("/spec/signerName").and_then(Value::as_str).unwrap_or_default();
-    let name = csr.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+pub fn check_signer_permission(
+    user: &UserInfo,
+    authz: &Authorizer,
+    verb: &str,
+    csr: &Value,
+) -> ApiResult<()> {
+    let signer = csr
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = csr
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let domain_wildcard = format!("{}/*", signer.split('/').next().unwrap_or_default());
     for candidate in [signer, domain_wildcard.as_str()] {
         let attrs = crate::auth::rbac::Attributes {

@@ -116,7 +116,9 @@ impl Server {
             if ev.key == CRD_KEY {
                 match ev.kind {
                     EventType::Deleted => {
-                        if let Some(name) = ev.object.pointer("/metadata/name").and_then(Value::as_str) {
+                        if let Some(name) =
+                            ev.object.pointer("/metadata/name").and_then(Value::as_str)
+                        {
                             reg.remove_crd(name);
                         }
                     }

@@ -629,30 +629,75 @@ async fn a_new_crd_is_served_validated_defaulted_and_cleaned_up() {
                         "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}}},
                     "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
     });
-    let created = crds.create(&PostParams::default(), &serde_json::from_value(crd).unwrap()).await.unwrap();
-    let established = created.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Established" && c.status == "True");
+    let created = crds
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    let established = created
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .iter()
+        .any(|c| c.type_ == "Established" && c.status == "True");
     assert!(established);
     // A non-structural schema is refused.
     let bad = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "gadgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "gadgets", "kind": "Gadget"},
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"description": "untyped"}}}}}]}});
-    assert_eq!(api_code(&crds.create(&PostParams::default(), &serde_json::from_value(bad).unwrap()).await.unwrap_err()), 422);
+    assert_eq!(
+        api_code(
+            &crds
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(bad).unwrap()
+                )
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
 
     namespace(&client, "shop").await;
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar);
     let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}})).unwrap();
     let got = widgets.create(&PostParams::default(), &w).await.unwrap();
-    assert_eq!(got.data["spec"]["color"], "red", "the schema default is applied");
+    assert_eq!(
+        got.data["spec"]["color"], "red",
+        "the schema default is applied"
+    );
     let invalid: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {"size": 0, "color": "green"}})).unwrap();
-    let err = widgets.create(&PostParams::default(), &invalid).await.unwrap_err();
+    let err = widgets
+        .create(&PostParams::default(), &invalid)
+        .await
+        .unwrap_err();
     assert_eq!(api_code(&err), 422, "{err}");
-    assert!(err.to_string().contains("spec.size") && err.to_string().contains("spec.color"), "{err}");
+    assert!(
+        err.to_string().contains("spec.size") && err.to_string().contains("spec.color"),
+        "{err}"
+    );
     let missing: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w3"}, "spec": {}})).unwrap();
-    assert_eq!(api_code(&widgets.create(&PostParams::default(), &missing).await.unwrap_err()), 422);
+    assert_eq!(
+        api_code(
+            &widgets
+                .create(&PostParams::default(), &missing)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
 
     // Deleting the CRD deletes its objects, then stops serving the kind.
-    crds.delete("widgets.example.com", &Default::default()).await.unwrap();
+    crds.delete("widgets.example.com", &Default::default())
+        .await
+        .unwrap();
     let gone = async {
         loop {
             if crds.get("widgets.example.com").await.is_err() {
@@ -661,6 +706,11 @@ async fn a_new_crd_is_served_validated_defaulted_and_cleaned_up() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), gone).await.expect("CRD cleanup finishes");
-    assert_eq!(api_code(&widgets.list(&ListParams::default()).await.unwrap_err()), 404);
+    tokio::time::timeout(Duration::from_secs(20), gone)
+        .await
+        .expect("CRD cleanup finishes");
+    assert_eq!(
+        api_code(&widgets.list(&ListParams::default()).await.unwrap_err()),
+        404
+    );
 }

@@ -327,13 +327,25 @@ async fn approving_a_csr_needs_the_approve_verb_on_its_signer() {
     let admin = setup(&hub).await;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "someone");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "someone");
     let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
     let csr = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "csr-1"},
         "spec": {"request": b64(&pem), "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"], "username": "forged"}});
-    let created = csrs.create(&PostParams::default(), &serde_json::from_value(csr).unwrap()).await.unwrap();
-    assert_eq!(created.spec.username.as_deref(), Some("garrison-admin"), "the requester is stamped by the server, not taken from the body");
+    let created = csrs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(csr).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.username.as_deref(),
+        Some("garrison-admin"),
+        "the requester is stamped by the server, not taken from the body"
+    );
 
     // carol may update the approval subresource but holds no approve verb on the signer.
     Api::<ClusterRole>::all(admin.clone())
@@ -348,11 +360,19 @@ async fn approving_a_csr_needs_the_approve_verb_on_its_signer() {
     let cache = hub.data_dir().join("cache-carol");
     let denied = kubectl_with(&carol, &cache, &["certificate", "approve", "csr-1"]);
     assert!(!denied.status.success());
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("not permitted to approve"), "{}", String::from_utf8_lossy(&denied.stderr));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("not permitted to approve"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
     ok(hub.kubectl(&["certificate", "approve", "csr-1"]));
     let approved = csrs.get("csr-1").await.unwrap();
     let conds = approved.status.unwrap().conditions.unwrap();
-    assert!(conds.iter().any(|c| c.type_ == "Approved" && c.status == "True"));
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Approved" && c.status == "True")
+    );
     // An approval cannot be turned into a denial.
     let deny = hub.kubectl(&["certificate", "deny", "csr-1"]);
     assert!(!deny.status.success());
