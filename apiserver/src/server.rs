@@ -161,6 +161,23 @@ impl Server {
         Ok(())
     }
 
+    /// A kube client served in-process by this server, through the router as a tower service
+    /// with no TLS hop, acting as `user`. Controllers use it in embedded mode; the same code
+    /// runs against a real kube-apiserver with a network client.
+    pub fn local_client(&self, user: crate::auth::UserInfo) -> kube::Client {
+        let identity = crate::http::PeerIdentity {
+            user: Some(user),
+            addr: "in-process".into(),
+        };
+        let svc = tower::ServiceBuilder::new()
+            .map_request(move |mut req: http::Request<kube::client::Body>| {
+                req.extensions_mut().insert(identity.clone());
+                req
+            })
+            .service(self.router());
+        kube::Client::new(svc, "default")
+    }
+
     /// Copies the store to `dest` while serving.
     pub fn backup_to(&self, dest: &std::path::Path) -> Result<(), StoreError> {
         self.objects.store.backup_to(dest)
