@@ -83,9 +83,15 @@ pub fn schema_validation(data: &[u8]) {
     schema::validate(&s, &v, "", &mut causes);
 }
 
+/// Agents' certificate signing requests (PEM or DER).
+pub fn csr(data: &[u8]) {
+    let _ = garrison_pki::parse_csr(data);
+}
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
+        Target { name: "csr", run: csr, seeds: &[include_bytes!("../../pki/tests/fixtures/rsa2048.csr"), include_bytes!("../../pki/tests/fixtures/rsa1024.csr")] },
         Target { name: "protobuf_body", run: protobuf_body, seeds: &[b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x02s1\x1a\x02ns"] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },

@@ -1,0 +1,130 @@
+//! The CA that signs agents' client certificates (ECDSA P-256).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::csr::ParsedCsr;
+use crate::error::PkiError;
+
+/// A certificate authority: its certificate and signing key. `Debug` never prints the key.
+pub struct ClusterCa {
+    cert_pem: String,
+    key_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCa")
+            .field("cert_pem", &self.cert_pem)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("system randomness");
+    bytes[0] &= 0x7f; // a positive INTEGER
+    SerialNumber::from_slice(&bytes)
+}
+
+impl ClusterCa {
+    /// A new self-signed CA with common name `cn`, valid for `lifetime` from `now`.
+    pub fn generate(cn: &str, now: OffsetDateTime, lifetime: Duration) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = now - Duration::minutes(1);
+        params.not_after = now + lifetime;
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key)?;
+        let key_pem = key.serialize_pem();
+        Ok(ClusterCa {
+            cert_pem: cert.pem(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Loads a CA from PEM.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::BadCa(format!("key: {e}")))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| PkiError::BadCa(format!("certificate: {e}")))?;
+        Ok(ClusterCa {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+            issuer,
+        })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA key (PEM), for storing it. Handle as a secret.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// Signs a checked CSR as a client certificate for its agent identity, valid from `now`
+    /// (back-dated one minute for clock skew) for `lifetime`.
+    pub fn sign(
+        &self,
+        csr: &ParsedCsr,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, PkiError> {
+        let public = rcgen::CertificateSigningRequestParams::from_der(&csr.der().to_vec().into())?
+            .public_key;
+        let id = csr.identity();
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, id.user());
+        let [own, all] = id.groups();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, own);
+        // rcgen keys name entries by type; the second organization is written under the same
+        // OID (2.5.4.10) spelled as a custom type, so the certificate carries two O attributes.
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 10]), all);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = now - Duration::minutes(1);
+        params.not_after = now + lifetime;
+        params.serial_number = Some(random_serial());
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&public, &self.issuer)?;
+        Ok(cert.pem())
+    }
+
+    /// The kubeadm-style pin of this CA: `sha256:` of its SubjectPublicKeyInfo.
+    pub fn pin(&self) -> Result<String, PkiError> {
+        spki_pin(&self.cert_pem)
+    }
+}
+
+/// The kubeadm-style pin of a certificate: `sha256:` of its SubjectPublicKeyInfo (DER).
+pub fn spki_pin(cert_pem: &str) -> Result<String, PkiError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| PkiError::BadCa(format!("PEM: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| PkiError::BadCa(format!("certificate: {e}")))?;
+    Ok(crate::csr::sha256_hex(cert.public_key().raw))
+}

@@ -1,0 +1,250 @@
+//! Parsing and checking certificate signing requests from agents.
+//!
+//! A CSR is untrusted input. It is parsed (PEM or DER), its self-signature verified, its key
+//! checked, its requested extensions checked, and its subject parsed into an [`AgentIdentity`].
+//! Only a [`ParsedCsr`] can be signed, so nothing unparsed reaches the CA.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::error::CsrError;
+use crate::identity::{AgentIdentity, ClusterName};
+
+/// The longest an agent client certificate may live: 24 hours.
+pub const MAX_CLIENT_LIFETIME_SECS: u64 = 24 * 3600;
+/// Largest CSR accepted, in bytes.
+pub const MAX_CSR_BYTES: usize = 16 * 1024;
+
+/// The kind of key a CSR carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA on NIST P-256.
+    EcdsaP256,
+    /// ECDSA on NIST P-384.
+    EcdsaP384,
+    /// RSA with this many modulus bits (at least 2048).
+    Rsa(usize),
+}
+
+/// A CSR that parsed, verified and names a well-formed agent identity.
+#[derive(Debug, Clone)]
+pub struct ParsedCsr {
+    identity: AgentIdentity,
+    der: Vec<u8>,
+    key: KeyKind,
+    fingerprint: String,
+}
+
+impl ParsedCsr {
+    /// The identity the CSR asks for.
+    pub fn identity(&self) -> &AgentIdentity {
+        &self.identity
+    }
+    /// The request's DER bytes.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+    /// The key kind.
+    pub fn key(&self) -> KeyKind {
+        self.key
+    }
+    /// `sha256:<hex>` of the request's SubjectPublicKeyInfo, shown to admins before they accept.
+    pub fn key_fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    /// Fails unless the CSR is for `cluster`.
+    pub fn require_cluster(&self, cluster: &ClusterName) -> Result<(), CsrError> {
+        if self.identity.cluster() != cluster {
+            return Err(CsrError::WrongCluster {
+                requested: self.identity.cluster().to_string(),
+                expected: cluster.to_string(),
+            });
+        }
+        Ok(())
+    }
+    /// Fails unless the CSR asks for exactly the requester's own identity (renewals).
+    pub fn require_identity(&self, requester: &AgentIdentity) -> Result<(), CsrError> {
+        self.require_cluster(requester.cluster())?;
+        if &self.identity != requester {
+            return Err(CsrError::WrongIdentity {
+                requested: self.identity.user(),
+                expected: requester.user(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `sha256:<hex>` of DER bytes.
+pub fn sha256_hex(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<u8>, CsrError> {
+    if bytes.len() > MAX_CSR_BYTES {
+        return Err(CsrError::Malformed(format!(
+            "larger than {MAX_CSR_BYTES} bytes"
+        )));
+    }
+    let trimmed = bytes.trim_ascii_start();
+    if trimmed.starts_with(b"-----BEGIN") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(trimmed)
+            .map_err(|e| CsrError::Malformed(format!("bad PEM: {e}")))?;
+        if pem.label != "CERTIFICATE REQUEST" && pem.label != "NEW CERTIFICATE REQUEST" {
+            return Err(CsrError::Malformed(format!(
+                "PEM block is {:?}, not CERTIFICATE REQUEST",
+                pem.label
+            )));
+        }
+        return Ok(pem.contents);
+    }
+    Ok(bytes.to_vec())
+}
+
+fn key_kind(csr: &X509CertificationRequest<'_>) -> Result<KeyKind, CsrError> {
+    let spki = &csr.certification_request_info.subject_pki;
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        return match curve {
+            Some(c) if c == OID_EC_P256 => Ok(KeyKind::EcdsaP256),
+            Some(c) if c == OID_NIST_EC_P384 => Ok(KeyKind::EcdsaP384),
+            Some(c) => Err(CsrError::WeakKey(format!("ECDSA on curve {c}"))),
+            None => Err(CsrError::WeakKey("ECDSA without a named curve".into())),
+        };
+    }
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        return match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => {
+                let bits = rsa.key_size();
+                if bits >= 2048 {
+                    Ok(KeyKind::Rsa(bits))
+                } else {
+                    Err(CsrError::WeakKey(format!("RSA of {bits} bits")))
+                }
+            }
+            _ => Err(CsrError::WeakKey("unreadable RSA key".into())),
+        };
+    }
+    Err(CsrError::WeakKey(format!("of algorithm {alg}")))
+}
+
+fn check_extensions(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
+    let Some(exts) = csr.requested_extensions() else {
+        return Ok(());
+    };
+    for ext in exts {
+        match ext {
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                if eku.server_auth {
+                    return Err(CsrError::ForbiddenUsage("server auth".into()));
+                }
+                if eku.any
+                    || eku.code_signing
+                    || eku.email_protection
+                    || eku.time_stamping
+                    || eku.ocsp_signing
+                    || !eku.other.is_empty()
+                {
+                    return Err(CsrError::ForbiddenUsage(
+                        "extended key usage other than client auth".into(),
+                    ));
+                }
+            }
+            ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
+                return Err(CsrError::ForbiddenUsage("certificate signing".into()));
+            }
+            ParsedExtension::BasicConstraints(bc) if bc.ca => {
+                return Err(CsrError::ForbiddenExtension(
+                    "basicConstraints CA:true".into(),
+                ));
+            }
+            ParsedExtension::SubjectAlternativeName(_) => {
+                return Err(CsrError::ForbiddenExtension("subjectAltName".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parses and checks a CSR (PEM or DER).
+pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
+    let der = decode(bytes)?;
+    let (rest, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CsrError::Malformed(format!(
+            "{} trailing bytes after the request",
+            rest.len()
+        )));
+    }
+    // The key is judged first: a weak key is named as such, and the crypto provider refuses to
+    // verify signatures made with keys it considers too weak anyway.
+    let key = key_kind(&csr)?;
+    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
+    check_extensions(&csr)?;
+    let subject = &csr.certification_request_info.subject;
+    let cns: Vec<&str> = subject
+        .iter_common_name()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    let [cn] = cns.as_slice() else {
+        return Err(CsrError::BadCommonName(format!(
+            "{} common names",
+            cns.len()
+        )));
+    };
+    let orgs: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .map(String::from)
+        .collect();
+    let identity = AgentIdentity::from_subject(cn, &orgs)?;
+    let fingerprint = sha256_hex(csr.certification_request_info.subject_pki.raw);
+    Ok(ParsedCsr {
+        identity,
+        der,
+        key,
+        fingerprint,
+    })
+}
+
+/// Checks the usages a Kubernetes CSR object asks for (`spec.usages`): client authentication,
+/// with digital signature and key encipherment, and nothing else.
+pub fn check_usages(usages: &[String]) -> Result<(), CsrError> {
+    for u in usages {
+        match u.as_str() {
+            "client auth" | "digital signature" | "key encipherment" => {}
+            other => return Err(CsrError::ForbiddenUsage(other.to_string())),
+        }
+    }
+    if !usages.iter().any(|u| u == "client auth") {
+        return Err(CsrError::ForbiddenUsage("missing \"client auth\"".into()));
+    }
+    Ok(())
+}
+
+/// The lifetime to issue for a request of `requested` seconds (the CSR object's
+/// `spec.expirationSeconds`): the maximum when none is given; refused above the maximum.
+pub fn check_lifetime(requested: Option<u64>, max_secs: u64) -> Result<u64, CsrError> {
+    match requested {
+        None => Ok(max_secs),
+        Some(r) if r > max_secs => Err(CsrError::LifetimeTooLong {
+            requested_secs: r,
+            max_secs,
+        }),
+        Some(r) => Ok(r),
+    }
+}
