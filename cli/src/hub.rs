@@ -102,6 +102,18 @@ pub fn run(args: HubArgs) -> Result<()> {
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
         eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
+        // The embedded signer for agents' client certificates, with the client CA.
+        let ca = garrison_pki::ClusterCa::from_pem(
+            &String::from_utf8_lossy(&read(&dir, "client-ca.crt")?),
+            &String::from_utf8_lossy(&read(&dir, "client-ca.key")?),
+        )
+        .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;
+        let signer = std::sync::Arc::new(garrison_hub::registration::csr_signer::Ctx {
+            client: server.local_client(garrison_apiserver::bootstrap::system_user()),
+            ca,
+            max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
+        });
+        tokio::spawn(garrison_hub::registration::csr_signer::run(signer));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serve = tokio::spawn(tls::serve(listener, tls_config, server.router(), stop_rx));
         wait_for_signal().await;

@@ -1,0 +1,3 @@
+//! Cluster registration on the hub.
+
+pub mod csr_signer;
