@@ -276,19 +276,27 @@ fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
 }
 
 async fn read_body(srv: &ApiServer, body: Body) -> ApiResult<Bytes> {
-    let limited = http_body_util::Limited::new(body, srv.max_body);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(srv.max_body))
+    // Past the limit the rest of the body is read and dropped (up to a bound), so the client,
+    // still sending, receives the 413 instead of a reset stream.
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= srv.max_body {
+                buf.extend_from_slice(&data);
+            } else if seen > srv.max_body.saturating_mul(8) {
+                break;
+            }
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "error reading the request body: {e}"
-        ))),
     }
+    if seen > srv.max_body {
+        return Err(ApiError::too_large(srv.max_body));
+    }
+    Ok(buf.freeze())
 }
 
 fn media_type(headers: &HeaderMap) -> String {
