@@ -9,6 +9,7 @@ mod datadir;
 mod hub;
 mod init;
 mod kubeconfig;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup file into a data directory. The hub must be stopped.
     Restore(backup::RestoreArgs),
+    /// Manage bootstrap tokens (`token create --ttl 1h`). Tokens always expire (default 24h, at most 7d).
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Hub(a) => hub::run(a),
         Command::Backup(a) => backup::run_backup(a),
         Command::Restore(a) => backup::run_restore(a),
+        Command::Token(a) => token::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

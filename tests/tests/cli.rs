@@ -232,3 +232,85 @@ async fn a_backup_of_a_running_hub_restores_into_a_new_directory() {
         "v"
     );
 }
+
+#[tokio::test]
+async fn token_create_makes_an_expiring_bootstrap_token_and_prints_the_ca_pin() {
+    let mut hub = Hub::start().await.unwrap();
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let d = dir.as_str();
+    let out = ok(garrison(&[
+        "token",
+        "create",
+        "--data-dir",
+        d,
+        "--ttl",
+        "1h",
+    ]));
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let pin = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ca-cert-hash:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(token.len() == 23 && token.as_bytes()[6] == b'.', "{token}");
+    assert!(pin.starts_with("sha256:") && pin.len() == 71, "{pin}");
+    // The pin is the SHA-256 of the hub CA's public key info.
+    let ca = std::fs::read(hub.data_dir().join("pki/ca.crt")).unwrap();
+    let (_, p) = x509_parser::pem::parse_x509_pem(&ca).unwrap();
+    let cert = p.parse_x509().unwrap();
+    let digest = sha256_hex_via_coreutils(cert.public_key().raw);
+    assert_eq!(pin, format!("sha256:{digest}"));
+    // The token authenticates as its bootstrap user.
+    let mut anon: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
+    anon["users"][0]["user"] = serde_yaml::from_str("{}").unwrap();
+    let anon_path = hub.data_dir().join("anon.kubeconfig");
+    std::fs::write(&anon_path, serde_yaml::to_string(&anon).unwrap()).unwrap();
+    let who = ok(garrison_e2e::kubectl_with(
+        &anon_path,
+        &hub.data_dir().join("c"),
+        &[
+            "--token",
+            &token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    ));
+    assert_eq!(who, format!("system:bootstrap:{}", &token[..6]));
+
+    for bad in ["0h", "8d", "soon", "10"] {
+        let out = garrison(&["token", "create", "--data-dir", d, "--ttl", bad]);
+        assert_eq!(out.status.code(), Some(2), "--ttl {bad} is a usage error");
+    }
+    hub.kill();
+    fails_with(
+        garrison(&["token", "create", "--data-dir", d]),
+        "is `garrison hub` running?",
+    );
+}
+
+/// SHA-256 of `data` as hex, computed by coreutils' sha256sum: an implementation independent of
+/// the one under test (the hub uses ring).
+fn sha256_hex_via_coreutils(data: &[u8]) -> String {
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}

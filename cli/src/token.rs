@@ -1,0 +1,190 @@
+//! `garrison token create`: a bootstrap token for joining clusters, stored on the hub as a
+//! `bootstrap.kubernetes.io/token` Secret in `kube-system`. Tokens always expire.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use clap::{Args, Subcommand};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use crate::datadir::DataDir;
+
+/// Arguments of `garrison token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a bootstrap token on the running hub and print it with the hub CA's pin.
+    Create(CreateArgs),
+}
+
+#[derive(Args, Debug)]
+struct CreateArgs {
+    /// The hub's data directory (for its admin kubeconfig and CA).
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
+    data_dir: PathBuf,
+    /// How long the token is valid: a number and a unit (s, m, h, d), from 1m to 7d.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_ttl)]
+    ttl: u64,
+    /// A description stored with the token.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "created by garrison token create"
+    )]
+    description: String,
+}
+
+/// Shortest token lifetime, in seconds.
+const MIN_TTL: u64 = 60;
+/// Longest token lifetime, in seconds: tokens never live longer than a week.
+const MAX_TTL: u64 = 7 * 86_400;
+
+/// Parses `90s`, `30m`, `24h`, `2d` into seconds, within [1m, 7d].
+pub fn parse_ttl(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit; use s, m, h or d (e.g. 24h)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    let secs = n.checked_mul(mult).ok_or("duration too large")?;
+    if !(MIN_TTL..=MAX_TTL).contains(&secs) {
+        return Err(format!(
+            "{s} is outside the allowed range of 1m to 7d (tokens always expire)"
+        ));
+    }
+    Ok(secs)
+}
+
+fn random_part(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; len];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("system randomness");
+    // 252 = 7 * 36: rejecting bytes above it keeps the choice uniform.
+    let mut out = String::with_capacity(len);
+    let mut i = 0;
+    while out.len() < len {
+        if i == bytes.len() {
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .expect("system randomness");
+            i = 0;
+        }
+        let b = bytes[i];
+        i += 1;
+        if b < 252 {
+            out.push(ALPHABET[(b % 36) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Runs `garrison token`.
+pub fn run(args: TokenArgs) -> Result<()> {
+    match args.command {
+        TokenCommand::Create(a) => create(a),
+    }
+}
+
+fn create(args: CreateArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir);
+    dir.require_initialized()?;
+    let ca_pem = std::fs::read_to_string(dir.pki_file("ca.crt"))
+        .with_context(|| format!("cannot read {}", dir.pki_file("ca.crt").display()))?;
+    let pin = garrison_pki::ca::spki_pin(&ca_pem)
+        .context("the hub CA pki/ca.crt is not a valid certificate")?;
+    let id = random_part(6);
+    let secret = random_part(16);
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(args.ttl as i64);
+    let expiration = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let obj: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+        "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": "kube-system"},
+        "data": {
+            "token-id": b64(&id), "token-secret": b64(&secret), "expiration": b64(&expiration),
+            "usage-bootstrap-authentication": b64("true"),
+            "auth-extra-groups": b64("system:bootstrappers:garrison"),
+            "description": b64(&args.description),
+        }
+    }))?;
+    let kubeconfig = dir.admin_kubeconfig();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .context("the admin kubeconfig is not usable")?;
+        let url = cfg.cluster_url.to_string();
+        let client = kube::Client::try_from(cfg)?;
+        let api: Api<Secret> = Api::namespaced(client, "kube-system");
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) => bail!("the hub refused the token: {}", s.message),
+            Err(e) => bail!("cannot reach the hub at {url} (is `garrison hub` running?): {e}"),
+        }
+    })?;
+    println!("token:         {id}.{secret}");
+    println!("ca-cert-hash:  {pin}");
+    println!("expires:       {expiration}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_parse_within_bounds() {
+        assert_eq!(parse_ttl("24h").unwrap(), 86_400);
+        assert_eq!(parse_ttl("90s").unwrap(), 90);
+        assert_eq!(parse_ttl("7d").unwrap(), 7 * 86_400);
+        for bad in [
+            "",
+            "0h",
+            "59s",
+            "8d",
+            "1w",
+            "h",
+            "12",
+            "-1h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_parts_have_the_bootstrap_token_shape() {
+        for _ in 0..100 {
+            let id = random_part(6);
+            let secret = random_part(16);
+            assert!(id.len() == 6 && secret.len() == 16);
+            assert!(
+                format!("{id}{secret}")
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
+        }
+    }
+}
