@@ -95,35 +95,30 @@ pub fn defaults() -> Vec<Value> {
 /// Creates each default object that does not exist yet. Existing ones are left as the admin
 /// left them.
 pub fn ensure_defaults(objects: &Objects) -> ApiResult<()> {
-    let user = system_user();
     for obj in defaults() {
-        ensure(objects, &user, obj)?;
+        ensure_object(objects, obj, false)?;
     }
     Ok(())
 }
 
-/// Creates `obj` when missing, or, with `update`, replaces its spec-like content when it differs.
+/// Creates `obj` when missing, or, with `update`, replaces its content (keeping the stored
+/// metadata, taking the given labels) when it exists.
 pub fn ensure_object(objects: &Objects, obj: Value, update: bool) -> ApiResult<Value> {
     let user = system_user();
-    if !update {
-        return ensure(objects, &user, obj);
-    }
-    let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let kind = obj["kind"].as_str().unwrap_or_default();
     let res = objects
         .registry
         .by_kind(group, version, kind)
         .ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let meta_field = |f: &str| {
+        obj.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ns, name) = (meta_field("namespace"), meta_field("name"));
     let mut ctx = WriteCtx {
         user: &user,
         manager: "garrison-hub".into(),
@@ -132,6 +127,7 @@ pub fn ensure_object(objects: &Objects, obj: Value, update: bool) -> ApiResult<V
         warnings: vec![],
     };
     match objects.get(&res, &ns, &name) {
+        Ok(current) if !update => Ok(current),
         Ok(current) => {
             let mut next = obj.clone();
             next["metadata"] = current["metadata"].clone();
@@ -141,43 +137,6 @@ pub fn ensure_object(objects: &Objects, obj: Value, update: bool) -> ApiResult<V
             objects.update(&res, &ns, &name, "", next, &mut ctx)
         }
         Err(e) if e.code == 404 => objects.create(&res, &ns, obj, &mut ctx),
-        Err(e) => Err(e),
-    }
-}
-
-fn split_api_version(av: &str) -> (&str, &str) {
-    av.split_once('/').unwrap_or(("", av))
-}
-
-fn ensure(objects: &Objects, user: &UserInfo, obj: Value) -> ApiResult<Value> {
-    let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
-    let kind = obj["kind"].as_str().unwrap_or_default();
-    let res = objects
-        .registry
-        .by_kind(group, version, kind)
-        .ok_or_else(|| crate::error::ApiError::bad_request(format!("unknown kind {kind}")))?;
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    match objects.get(&res, &ns, &name) {
-        Ok(v) => Ok(v),
-        Err(e) if e.code == 404 => {
-            let mut ctx = WriteCtx {
-                user,
-                manager: "garrison-hub".into(),
-                dry_run: false,
-                field_validation: FieldValidation::Strict,
-                warnings: vec![],
-            };
-            objects.create(&res, &ns, obj, &mut ctx)
-        }
         Err(e) => Err(e),
     }
 }

@@ -456,7 +456,6 @@ impl Objects {
         let user = ctx.user;
         let manager = ctx.manager.clone();
         let authz = self.authz.clone();
-        let mut dry_result = None;
         let out = self.store.mutate(&key, ns, name, |current, _| {
             let old = current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
             if let Some(rv) = &expect_rv
@@ -569,18 +568,15 @@ impl Objects {
             let deleting = next.pointer("/metadata/deletionTimestamp").is_some();
             let ns_pending = res.builtin == Some(Builtin::Namespace)
                 && next.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+            // A dry run answers with the result and writes nothing.
             if dry_run {
-                dry_result = Some(next);
-                return Ok(Mutation::Keep(old));
+                return Ok(Mutation::Keep(next));
             }
             if deleting && finalizers_empty && !ns_pending {
                 return Ok(Mutation::Delete);
             }
             Ok(Mutation::Put(next))
         })?;
-        if let Some(d) = dry_result {
-            return Ok(d);
-        }
         Ok(self.present(res, out.into_object()))
     }
 
@@ -774,7 +770,8 @@ impl Objects {
                 )],
             ));
         }
-        let mut dry = None;
+        // A dry run answers with what the delete would leave (the object, or the object marked
+        // for deletion) through Mutation::Keep, which writes nothing.
         let out = self.store.mutate(&key, ns, name, |current, _| {
             let mut obj = current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
             let meta = &obj["metadata"];
@@ -797,11 +794,7 @@ impl Objects {
             }
             let is_namespace = res.builtin == Some(Builtin::Namespace);
             if finalizers.is_empty() && !is_namespace {
-                if opts.dry_run {
-                    dry = Some(obj);
-                    return Err(ApiError::internal("dry run"));
-                }
-                return Ok(Mutation::Delete);
+                return Ok(if opts.dry_run { Mutation::Keep(obj) } else { Mutation::Delete });
             }
             if already && obj["metadata"]["finalizers"].as_array().map(Vec::len) == Some(finalizers.len()) {
                 return Ok(Mutation::Keep(obj));
@@ -823,15 +816,8 @@ impl Objects {
             if is_namespace {
                 obj["status"]["phase"] = json!("Terminating");
             }
-            if opts.dry_run {
-                dry = Some(obj);
-                return Err(ApiError::internal("dry run"));
-            }
-            Ok(Mutation::Put(obj))
+            Ok(if opts.dry_run { Mutation::Keep(obj) } else { Mutation::Put(obj) })
         });
-        if let Some(d) = dry {
-            return Ok(d);
-        }
         Ok(self.present(res, out?.into_object()))
     }
 

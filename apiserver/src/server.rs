@@ -128,18 +128,14 @@ impl Server {
         }));
         let authz = Authorizer::new(store.clone());
         let objects = Arc::new(Objects {
-            store: store.clone(),
-            registry: registry.clone(),
-            authz: authz.clone(),
+            store,
+            registry,
+            authz,
         });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);
         let api = Arc::new(ApiServer {
-            objects: Objects {
-                store,
-                registry,
-                authz,
-            },
+            objects: objects.clone(),
             audit,
             max_body: cfg.max_body,
             bookmark_interval: cfg.bookmark_interval,

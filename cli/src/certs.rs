@@ -3,8 +3,7 @@
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -37,22 +36,13 @@ fn validity(params: &mut CertificateParams, lifetime: Duration) {
     params.not_after = now + lifetime;
 }
 
-/// A self-signed CA with common name `cn`.
+/// A self-signed CA with common name `cn`, made by `garrison_pki` (the one place CAs are made).
 pub fn new_ca(cn: &str, lifetime: Duration) -> Result<Pair> {
-    let key = new_key()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    validity(&mut params, lifetime);
-    let cert = params.self_signed(&key)?;
+    let ca = garrison_pki::ClusterCa::generate(cn, OffsetDateTime::now_utc(), lifetime)
+        .with_context(|| format!("cannot create the {cn} CA"))?;
     Ok(Pair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        cert_pem: ca.cert_pem().to_string(),
+        key_pem: ca.key_pem().to_string(),
     })
 }
 

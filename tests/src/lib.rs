@@ -222,6 +222,17 @@ impl Hub {
         Ok(path)
     }
 
+    /// Writes a kubeconfig that trusts the hub but carries no credentials (for tokens, or to be
+    /// anonymous).
+    pub fn anonymous_kubeconfig(&self) -> Result<PathBuf> {
+        let mut kc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(self.kubeconfig())?)?;
+        kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
+        let path = self.data_dir().join("anonymous.kubeconfig");
+        std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+        Ok(path)
+    }
+
     /// Runs kubectl with the admin kubeconfig.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         kubectl_with(

@@ -197,3 +197,99 @@ async fn failed_preconditions_and_patches_change_nothing() {
         .unwrap_err();
     assert_eq!(api_code(&dup), 409);
 }
+
+#[tokio::test]
+async fn dry_run_writes_answer_but_store_nothing() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "dry"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "dry");
+    let dry_post = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let answered = api
+        .create(
+            &dry_post,
+            &serde_json::from_value(json!({"metadata": {"name": "ghost"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.metadata.name.as_deref(), Some("ghost"));
+    assert_eq!(api_code(&api.get("ghost").await.unwrap_err()), 404);
+
+    let real = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "a", "finalizers": ["test/hold"]}, "data": {"k": "v"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv = real.metadata.resource_version.clone().unwrap();
+    let patched = api
+        .patch(
+            "a",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(json!({"data": {"k": "changed"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.data.unwrap()["k"],
+        "changed",
+        "the answer shows the result"
+    );
+    let marked = api
+        .delete(
+            "a",
+            &DeleteParams {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(
+        marked.metadata.deletion_timestamp.is_some(),
+        "the answer shows the object marked for deletion"
+    );
+    let stored = api.get("a").await.unwrap();
+    assert_eq!(
+        stored.metadata.resource_version.unwrap(),
+        rv,
+        "nothing was written"
+    );
+    assert!(stored.metadata.deletion_timestamp.is_none());
+    assert_eq!(stored.data.unwrap()["k"], "v");
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete(
+        "a",
+        &DeleteParams {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        api.get("a").await.is_ok(),
+        "a dry-run delete of a finalizer-free object keeps it"
+    );
+}

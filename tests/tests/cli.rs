@@ -267,11 +267,7 @@ async fn token_create_makes_an_expiring_bootstrap_token_and_prints_the_ca_pin() 
     let digest = sha256_hex_via_coreutils(cert.public_key().raw);
     assert_eq!(pin, format!("sha256:{digest}"));
     // The token authenticates as its bootstrap user.
-    let mut anon: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
-    anon["users"][0]["user"] = serde_yaml::from_str("{}").unwrap();
-    let anon_path = hub.data_dir().join("anon.kubeconfig");
-    std::fs::write(&anon_path, serde_yaml::to_string(&anon).unwrap()).unwrap();
+    let anon_path = hub.anonymous_kubeconfig().unwrap();
     let who = ok(garrison_e2e::kubectl_with(
         &anon_path,
         &hub.data_dir().join("c"),

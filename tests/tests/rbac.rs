@@ -259,13 +259,7 @@ async fn bootstrap_tokens_authenticate_until_they_expire_and_anonymous_gets_401(
             .unwrap();
     }
     let cache = hub.data_dir().join("cache-token");
-    // A kubeconfig with no client certificate at all.
-    let anon: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
-    let mut anon = anon;
-    anon["users"][0]["user"] = serde_yaml::from_str("{}").unwrap();
-    let anon_path = hub.data_dir().join("anon.kubeconfig");
-    std::fs::write(&anon_path, serde_yaml::to_string(&anon).unwrap()).unwrap();
+    let anon_path = hub.anonymous_kubeconfig().unwrap();
     let who = ok(kubectl_with(
         &anon_path,
         &cache,

@@ -46,7 +46,7 @@ pub type CertificateGate = Arc<dyn Fn(&UserInfo) -> bool + Send + Sync>;
 /// The API server's shared state.
 pub struct ApiServer {
     /// The verbs and the state they need.
-    pub objects: Objects,
+    pub objects: Arc<Objects>,
     /// The audit log, when enabled.
     pub audit: Option<AuditLog>,
     /// Largest accepted request body, in bytes.
