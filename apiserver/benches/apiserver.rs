@@ -125,7 +125,7 @@ async fn main() {
         watch_cache_events: 20_000,
         ..Default::default()
     };
-    let server = Server::build(&cfg, None).unwrap();
+    let server = Server::build(&cfg).unwrap();
     let p = pki();
     let tls_cfg = tls::server_config(
         tls::certs_from_pem("chain", p.chain.as_bytes()).unwrap(),

@@ -267,7 +267,9 @@ pub fn prepare_create(
     namespace: &str,
     obj: &mut Value,
 ) -> ApiResult<()> {
-    let Some(b) = res.builtin else { return Ok(()) };
+    let Some(b) = res.builtin else {
+        return crate::ocm::admit_create(res, user, authz, obj);
+    };
     match b {
         Builtin::Namespace => {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -288,6 +290,7 @@ pub fn prepare_create(
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
+            crate::ocm::admit_csr(user, obj)?;
         }
         Builtin::CustomResourceDefinition => {
             let names = obj["spec"]["names"].clone();
@@ -355,7 +358,9 @@ pub fn prepare_update(
     old: &Value,
     new: &mut Value,
 ) -> ApiResult<()> {
-    let Some(b) = res.builtin else { return Ok(()) };
+    let Some(b) = res.builtin else {
+        return crate::ocm::admit_update(res, user, authz, old, new);
+    };
     match b {
         Builtin::Namespace => {
             // spec.finalizers changes only through the finalize subresource.

@@ -20,6 +20,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod gc;
 pub mod http;
+pub mod ocm;
 pub mod ops;
 pub mod patch;
 pub mod protobuf;

@@ -19,6 +19,8 @@ pub enum Builtin {
     ServiceAccount,
     /// core/v1 Event
     Event,
+    /// core/v1 Node
+    Node,
     /// coordination.k8s.io/v1 Lease
     Lease,
     /// certificates.k8s.io/v1 CertificateSigningRequest
@@ -236,6 +238,16 @@ pub fn builtins() -> Vec<Resource> {
             &["ev"],
             &[],
             B::Event,
+            DnsSubdomain,
+        ),
+        builtin(
+            "",
+            "nodes",
+            "Node",
+            false,
+            &["no"],
+            &["status"],
+            B::Node,
             DnsSubdomain,
         ),
         builtin(

@@ -81,10 +81,7 @@ pub struct Server {
 impl Server {
     /// Opens the store, loads served CRDs, writes the default objects and starts the server's
     /// controllers. Must run inside a tokio runtime.
-    pub fn build(
-        cfg: &ServerConfig,
-        certificate_gate: Option<CertificateGate>,
-    ) -> Result<Self, BuildError> {
+    pub fn build(cfg: &ServerConfig) -> Result<Self, BuildError> {
         let store = match &cfg.store_path {
             Some(p) => Store::open(p, cfg.watch_cache_events)?,
             None => Store::in_memory(cfg.watch_cache_events),
@@ -126,6 +123,10 @@ impl Server {
                 }
             }
         }));
+        // Agent certificates authenticate only while their cluster is accepted.
+        let accepted = crate::ocm::AcceptedClusters::follow(&store)
+            .map_err(|e| BuildError::Defaults(e.message))?;
+        let certificate_gate: CertificateGate = Arc::new(move |u| accepted.allows(u));
         let authz = Authorizer::new(store.clone());
         let objects = Arc::new(Objects {
             store,
@@ -139,7 +140,7 @@ impl Server {
             audit,
             max_body: cfg.max_body,
             bookmark_interval: cfg.bookmark_interval,
-            certificate_gate,
+            certificate_gate: Some(certificate_gate),
         });
         Ok(Server { api, objects })
     }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_client_reads_writes_and_watches_under_rbac() {
-    let server = Server::build(&ServerConfig::default(), None).unwrap();
+    let server = Server::build(&ServerConfig::default()).unwrap();
     let admin = server.local_client(garrison_apiserver::bootstrap::system_user());
     Api::<Namespace>::all(admin.clone())
         .create(

@@ -96,7 +96,7 @@ pub fn run(args: HubArgs) -> Result<()> {
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
             ..ServerConfig::default()
         };
-        let server = Server::build(&cfg, None)?;
+        let server = Server::build(&cfg)?;
         let crds: Vec<serde_json::Value> = garrison_api::crds::all().iter().map(|c| serde_json::to_value(c).expect("CRD serialises")).collect();
         server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
         let bound = listener.local_addr()?;

@@ -68,6 +68,9 @@ pub enum PkiError {
     /// The CA certificate or key could not be loaded.
     #[error("the CA could not be loaded: {0}")]
     BadCa(String),
+    /// A certificate could not be read.
+    #[error("the certificate could not be read: {0}")]
+    BadCertificate(String),
     /// Certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Generation(#[from] rcgen::Error),

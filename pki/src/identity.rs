@@ -109,6 +109,18 @@ impl AgentIdentity {
         })
     }
 
+    /// Parses an authenticated user (its name and groups, as an API server reports them) as an
+    /// agent identity. The `system:authenticated` group every user has is ignored; any other
+    /// group beyond the agent's two makes it fail.
+    pub fn from_user(name: &str, groups: &[String]) -> Result<Self, CsrError> {
+        let own: Vec<String> = groups
+            .iter()
+            .filter(|g| g.as_str() != "system:authenticated")
+            .cloned()
+            .collect();
+        Self::from_subject(name, &own)
+    }
+
     /// The cluster.
     pub fn cluster(&self) -> &ClusterName {
         &self.cluster
@@ -190,5 +202,21 @@ mod tests {
             assert!(ClusterName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ClusterName::parse("cluster-1").is_ok());
+    }
+
+    #[test]
+    fn from_user_ignores_only_the_authenticated_group() {
+        let name = "system:open-cluster-management:c1:agent";
+        let mut groups = vec![
+            "system:open-cluster-management:c1".to_string(),
+            MANAGED_CLUSTERS_GROUP.to_string(),
+            "system:authenticated".to_string(),
+        ];
+        assert!(AgentIdentity::from_user(name, &groups).is_ok());
+        groups.push("system:masters".into());
+        assert!(matches!(
+            AgentIdentity::from_user(name, &groups),
+            Err(CsrError::BadOrganizations { .. })
+        ));
     }
 }

@@ -5,12 +5,14 @@
 //! Module by concern: [`identity`] (who), [`csr`] (what is asked, checked), [`ca`] (issuance),
 //! [`rotation`] (when to renew). Errors in [`error`] say who is at fault and never carry keys.
 
+pub mod agent;
 pub mod ca;
 pub mod csr;
 pub mod error;
 pub mod identity;
 pub mod rotation;
 
+pub use agent::{CertInfo, KeyAndRequest, cert_info, new_request};
 pub use ca::ClusterCa;
 pub use csr::{ParsedCsr, parse as parse_csr};
 pub use error::{CsrError, PkiError};

@@ -1,0 +1,304 @@
+//! Open Cluster Management's rules inside the API server:
+//!
+//! - the acceptance gate: a managed cluster's agent certificate authenticates only while the
+//!   cluster exists, is accepted (`hubAcceptsClient: true`) and is not being deleted, so `deny`
+//!   or deletion cuts access at once, before the certificate expires;
+//! - `hubAcceptsClient` can be set to true, or changed, only by users allowed to `update`
+//!   `managedclusters/accept`, as upstream's admission webhook requires;
+//! - a CSR for the `kubernetes.io/kube-apiserver-client` signer from an agent may only ask for
+//!   that agent's own cluster, and one from a bootstrap token only for a well-formed agent
+//!   identity. Anything else is refused with the reason.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::auth::UserInfo;
+use crate::auth::rbac::{Attributes, Authorizer};
+use crate::error::{ApiError, ApiResult};
+use crate::resources::Resource;
+use crate::store::Store;
+use crate::store::watch::{EventType, WatchEvent};
+
+/// The OCM cluster API group.
+pub const CLUSTER_GROUP: &str = "cluster.open-cluster-management.io";
+/// Storage key of ManagedClusters.
+pub const MANAGED_CLUSTERS_KEY: &str = "cluster.open-cluster-management.io/managedclusters";
+/// The signer agents' client certificates are issued by.
+pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Group every bootstrap-token user is in.
+pub const BOOTSTRAPPERS: &str = "system:bootstrappers";
+
+fn accepted(obj: &Value) -> bool {
+    obj.pointer("/spec/hubAcceptsClient")
+        .and_then(Value::as_bool)
+        == Some(true)
+        && obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_none_or(Value::is_null)
+}
+
+/// The set of accepted clusters, kept current by a store hook that runs before each write is
+/// acknowledged: once a `deny` returns, the cluster's certificates are already refused.
+#[derive(Debug, Default)]
+pub struct AcceptedClusters {
+    names: RwLock<HashSet<String>>,
+}
+
+impl AcceptedClusters {
+    /// Loads the accepted clusters from `store` and follows its writes.
+    pub fn follow(store: &Store) -> ApiResult<Arc<Self>> {
+        let me = Arc::new(AcceptedClusters::default());
+        let this = me.clone();
+        store.on_write(Arc::new(move |ev: &WatchEvent| {
+            if ev.key != MANAGED_CLUSTERS_KEY {
+                return;
+            }
+            let Some(name) = ev.object.pointer("/metadata/name").and_then(Value::as_str) else {
+                return;
+            };
+            let mut names = this.names.write().expect("accepted clusters lock");
+            if ev.kind != EventType::Deleted && accepted(&ev.object) {
+                names.insert(name.to_string());
+            } else {
+                names.remove(name);
+            }
+        }));
+        // Loaded after the hook is installed, so no write falls between the two.
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let page = store.list(
+                MANAGED_CLUSTERS_KEY,
+                None,
+                after.as_ref().map(|(n, m)| (n.as_str(), m.as_str())),
+                1000,
+            )?;
+            let mut names = me.names.write().expect("accepted clusters lock");
+            for obj in &page.items {
+                if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str)
+                    && accepted(obj)
+                {
+                    names.insert(name.to_string());
+                }
+            }
+            drop(names);
+            match page.items.last() {
+                Some(last) if page.items.len() == 1000 => {
+                    let name = last["metadata"]["name"].as_str().unwrap_or_default();
+                    after = Some((String::new(), name.to_string()));
+                }
+                _ => break,
+            }
+        }
+        Ok(me)
+    }
+
+    /// Whether `cluster` is accepted now.
+    pub fn is_accepted(&self, cluster: &str) -> bool {
+        self.names
+            .read()
+            .expect("accepted clusters lock")
+            .contains(cluster)
+    }
+
+    /// Whether a certificate user may authenticate. Users outside the managed-cluster namespace
+    /// of names pass; agent users pass only while their cluster is accepted. A user that claims
+    /// the namespace but is not a well-formed agent identity is refused.
+    pub fn allows(&self, user: &UserInfo) -> bool {
+        if !user.name.starts_with(garrison_pki::identity::PREFIX) {
+            return true;
+        }
+        match garrison_pki::AgentIdentity::from_user(&user.name, &user.groups) {
+            Ok(id) => self.is_accepted(id.cluster().as_str()),
+            Err(_) => false,
+        }
+    }
+}
+
+fn is_managed_clusters(res: &Resource) -> bool {
+    res.group == CLUSTER_GROUP && res.plural == "managedclusters"
+}
+
+fn may_accept(user: &UserInfo, authz: &Authorizer, name: &str) -> ApiResult<bool> {
+    let attrs = Attributes {
+        verb: "update".into(),
+        resource_request: true,
+        api_group: CLUSTER_GROUP.into(),
+        resource: "managedclusters".into(),
+        subresource: "accept".into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    Ok(authz.authorize(user, &attrs)?.allowed)
+}
+
+fn accept_forbidden(user: &UserInfo, name: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "managedclusters.{CLUSTER_GROUP} \"{name}\" is forbidden: user \"{}\" cannot update the HubAcceptsClient field (it needs update on managedclusters/accept)",
+        user.name
+    ))
+    .with_subject(CLUSTER_GROUP, "managedclusters", name)
+}
+
+/// Admission of a new custom-resource object: ManagedClusters created already accepted need the
+/// accept permission.
+pub fn admit_create(
+    res: &Resource,
+    user: &UserInfo,
+    authz: &Authorizer,
+    obj: &Value,
+) -> ApiResult<()> {
+    if is_managed_clusters(res)
+        && obj
+            .pointer("/spec/hubAcceptsClient")
+            .and_then(Value::as_bool)
+            == Some(true)
+    {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !may_accept(user, authz, name)? {
+            return Err(accept_forbidden(user, name));
+        }
+    }
+    Ok(())
+}
+
+/// Admission of an update of a custom-resource object: changing `hubAcceptsClient` needs the
+/// accept permission.
+pub fn admit_update(
+    res: &Resource,
+    user: &UserInfo,
+    authz: &Authorizer,
+    old: &Value,
+    new: &Value,
+) -> ApiResult<()> {
+    let flag =
+        |v: &Value| v.pointer("/spec/hubAcceptsClient").and_then(Value::as_bool) == Some(true);
+    if is_managed_clusters(res) && flag(old) != flag(new) {
+        let name = old
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !may_accept(user, authz, name)? {
+            return Err(accept_forbidden(user, name));
+        }
+    }
+    Ok(())
+}
+
+/// Admission of a new CSR for the client signer, by agents and bootstrap tokens. Other requesters
+/// and signers are not restricted here.
+pub fn admit_csr(user: &UserInfo, csr: &Value) -> ApiResult<()> {
+    if csr.pointer("/spec/signerName").and_then(Value::as_str) != Some(CLIENT_SIGNER) {
+        return Ok(());
+    }
+    let is_agent = user.name.starts_with(garrison_pki::identity::PREFIX);
+    let is_bootstrap = user.groups.iter().any(|g| g == BOOTSTRAPPERS);
+    if !is_agent && !is_bootstrap {
+        return Ok(());
+    }
+    let name = csr
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let refuse = |why: String| {
+        ApiError::forbidden(format!(
+            "certificatesigningrequests.certificates.k8s.io \"{name}\" is forbidden: {why}"
+        ))
+        .with_subject("certificates.k8s.io", "certificatesigningrequests", name)
+    };
+    let request = csr
+        .pointer("/spec/request")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, request)
+        .map_err(|_| refuse("spec.request is not base64".into()))?;
+    let parsed = garrison_pki::csr::parse(&der).map_err(|e| refuse(e.to_string()))?;
+    if is_agent {
+        let requester = garrison_pki::AgentIdentity::from_user(&user.name, &user.groups)
+            .map_err(|e| refuse(format!("the requester is not a valid agent identity: {e}")))?;
+        parsed
+            .require_cluster(requester.cluster())
+            .map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn agent(cluster: &str) -> UserInfo {
+        UserInfo::new(
+            format!("system:open-cluster-management:{cluster}:agent1"),
+            vec![
+                format!("system:open-cluster-management:{cluster}"),
+                "system:open-cluster-management:managed-clusters".into(),
+            ],
+            "x509",
+        )
+    }
+
+    fn csr_for(cluster: &str) -> Value {
+        let id = garrison_pki::AgentIdentity::new(
+            garrison_pki::ClusterName::parse(cluster).unwrap(),
+            "agent1",
+        )
+        .unwrap();
+        let req = garrison_pki::new_request(&id).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(req.csr_pem.as_bytes()).unwrap();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pem.contents);
+        json!({"metadata": {"name": "c1"}, "spec": {"signerName": CLIENT_SIGNER, "request": b64}})
+    }
+
+    #[test]
+    fn the_gate_follows_acceptance_and_refuses_malformed_agent_names() {
+        let store = Store::in_memory(100);
+        let gate = AcceptedClusters::follow(&store).unwrap();
+        assert!(!gate.allows(&agent("a")));
+        gate.names.write().unwrap().insert("a".into());
+        assert!(gate.allows(&agent("a")));
+        assert!(!gate.allows(&agent("b")));
+        // Claims the prefix but is not an agent identity: refused.
+        let odd = UserInfo::new("system:open-cluster-management:a", vec![], "x509");
+        assert!(!gate.allows(&odd));
+        // Right name, wrong groups: refused.
+        let mut forged = agent("a");
+        forged.groups = vec!["system:open-cluster-management:b".into()];
+        assert!(!gate.allows(&forged));
+        // Not an agent at all: not this gate's business.
+        assert!(gate.allows(&UserInfo::new("alice", vec![], "x509")));
+    }
+
+    #[test]
+    fn an_agent_may_only_ask_for_its_own_cluster() {
+        admit_csr(&agent("a"), &csr_for("a")).unwrap();
+        let err = admit_csr(&agent("a"), &csr_for("b")).unwrap_err();
+        assert_eq!(err.code, 403);
+        assert!(err.message.contains("\"b\""), "{}", err.message);
+    }
+
+    #[test]
+    fn a_bootstrap_token_may_only_ask_for_an_agent_identity() {
+        let boot = UserInfo::new(
+            "system:bootstrap:abcdef",
+            vec![BOOTSTRAPPERS.into(), "system:authenticated".into()],
+            "token",
+        );
+        admit_csr(&boot, &csr_for("new-cluster")).unwrap();
+        let mut bad = csr_for("x");
+        bad["spec"]["request"] = json!("bm90IGEgY3Ny");
+        assert_eq!(admit_csr(&boot, &bad).unwrap_err().code, 403);
+        let mut not_b64 = csr_for("x");
+        not_b64["spec"]["request"] = json!("%%%");
+        assert_eq!(admit_csr(&boot, &not_b64).unwrap_err().code, 403);
+        // Other signers are not restricted here.
+        let mut other = bad.clone();
+        other["spec"]["signerName"] = json!("example.com/other");
+        admit_csr(&boot, &other).unwrap();
+    }
+}

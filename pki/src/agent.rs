@@ -1,0 +1,157 @@
+//! The agent's side of the PKI: a fresh key and a CSR for its identity, and reading back the
+//! certificate the hub issued. The private key is generated here, on the spoke, and only its
+//! PEM leaves this module, to be stored by the caller with owner-only permissions.
+
+use rcgen::{CertificateParams, DnType, KeyPair};
+
+use crate::error::PkiError;
+use crate::identity::AgentIdentity;
+
+/// A private key and a CSR for it. `Debug` never prints the key.
+pub struct KeyAndRequest {
+    /// The private key, PKCS#8 PEM.
+    pub key_pem: String,
+    /// The CSR, PEM.
+    pub csr_pem: String,
+}
+
+impl std::fmt::Debug for KeyAndRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAndRequest")
+            .field("key_pem", &"<redacted>")
+            .field("csr_pem", &self.csr_pem)
+            .finish()
+    }
+}
+
+/// Generates an ECDSA P-256 key and a CSR for `identity`: CN is the agent's user name, O its two
+/// groups, and no extensions.
+pub fn new_request(identity: &AgentIdentity) -> Result<KeyAndRequest, PkiError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, identity.user());
+    let [own, all] = identity.groups();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, own);
+    params
+        .distinguished_name
+        .push(DnType::CustomDnType(vec![2, 5, 4, 10]), all);
+    let csr = params.serialize_request(&key)?;
+    Ok(KeyAndRequest {
+        key_pem: key.serialize_pem(),
+        csr_pem: csr.pem()?,
+    })
+}
+
+/// What an agent needs to know about its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+    /// The agent identity named by the subject.
+    pub identity: AgentIdentity,
+    /// Serial number, hex.
+    pub serial: String,
+    /// `sha256:<hex>` of the certificate's SubjectPublicKeyInfo.
+    pub key_fingerprint: String,
+}
+
+/// Reads an agent client certificate (PEM): its validity, identity and key fingerprint.
+pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| PkiError::BadCertificate(format!("PEM: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| PkiError::BadCertificate(format!("certificate: {e}")))?;
+    let subject = cert.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let orgs: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok().map(str::to_string))
+        .collect();
+    let identity = AgentIdentity::from_subject(&cn, &orgs)
+        .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    Ok(CertInfo {
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        identity,
+        serial: cert.raw_serial_as_string().replace(':', ""),
+        key_fingerprint: crate::csr::sha256_hex(cert.public_key().raw),
+    })
+}
+
+/// Whether `key_pem` is the private key of the certificate `cert_pem`.
+pub fn key_matches(cert_pem: &str, key_pem: &str) -> Result<bool, PkiError> {
+    let key = KeyPair::from_pem(key_pem)?;
+    let info = cert_info(cert_pem)?;
+    Ok(
+        crate::csr::sha256_hex(&rcgen::PublicKeyData::subject_public_key_info(&key))
+            == info.key_fingerprint,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ClusterName;
+    use crate::{ClusterCa, csr};
+    use time::{Duration, OffsetDateTime};
+
+    fn identity(cluster: &str) -> AgentIdentity {
+        AgentIdentity::new(ClusterName::parse(cluster).unwrap(), "a1b2c3").unwrap()
+    }
+
+    #[test]
+    fn a_new_request_parses_as_the_same_identity_and_signs() {
+        let id = identity("edge-1");
+        let req = new_request(&id).unwrap();
+        assert!(req.key_pem.contains("PRIVATE KEY"));
+        assert!(!format!("{req:?}").contains("PRIVATE KEY"));
+        let parsed = csr::parse(req.csr_pem.as_bytes()).unwrap();
+        assert_eq!(parsed.identity(), &id);
+        parsed.require_identity(&id).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ca = ClusterCa::generate("test-ca", now, Duration::days(1)).unwrap();
+        let cert = ca.sign(&parsed, now, Duration::hours(1)).unwrap();
+        let info = cert_info(&cert).unwrap();
+        assert_eq!(info.identity, id);
+        assert_eq!(info.key_fingerprint, parsed.key_fingerprint());
+        assert!(info.not_after - info.not_before <= 3600 + 60);
+        assert!(key_matches(&cert, &req.key_pem).unwrap());
+        let other = new_request(&id).unwrap();
+        assert!(!key_matches(&cert, &other.key_pem).unwrap());
+    }
+
+    #[test]
+    fn two_requests_have_different_keys() {
+        let id = identity("edge-1");
+        let a = csr::parse(new_request(&id).unwrap().csr_pem.as_bytes()).unwrap();
+        let b = csr::parse(new_request(&id).unwrap().csr_pem.as_bytes()).unwrap();
+        assert_ne!(a.key_fingerprint(), b.key_fingerprint());
+    }
+
+    #[test]
+    fn cert_info_refuses_garbage_and_non_agent_certificates() {
+        assert!(matches!(
+            cert_info("not a certificate"),
+            Err(PkiError::BadCertificate(_))
+        ));
+        let now = OffsetDateTime::now_utc();
+        let ca = ClusterCa::generate("some-ca", now, Duration::days(1)).unwrap();
+        // A CA certificate has no agent identity.
+        assert!(matches!(
+            cert_info(ca.cert_pem()),
+            Err(PkiError::BadCertificate(_))
+        ));
+    }
+}
