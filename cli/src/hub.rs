@@ -27,9 +27,23 @@ pub struct HubArgs {
     /// Seconds between watch bookmarks sent to clients that ask for them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub watch_bookmark_seconds: u64,
+    /// Lifetime of the client certificates issued to agents (10s to 24h). Requests for longer
+    /// are shortened to it; requests over 24h are refused. Shorter values are for testing
+    /// rotation.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_cert_lifetime)]
+    pub cert_lifetime: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn parse_cert_lifetime(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(
+        s,
+        10,
+        garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
+        "10s to 24h",
+    )
 }
 
 /// Log output formats.
@@ -41,15 +55,21 @@ pub enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+/// Sets up logging on stderr, once per process.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let _ = builder.try_init();
+        }
+        LogFormat::Json => {
+            let _ = builder.json().try_init();
+        }
     }
 }
 
@@ -108,12 +128,21 @@ pub fn run(args: HubArgs) -> Result<()> {
             &String::from_utf8_lossy(&read(&dir, "client-ca.key")?),
         )
         .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;
-        let signer = std::sync::Arc::new(garrison_hub::registration::csr_signer::Ctx {
-            client: server.local_client(garrison_apiserver::bootstrap::system_user()),
+        let hub_client = server.local_client(garrison_apiserver::bootstrap::system_user());
+        use garrison_hub::registration::{approver, cluster, csr_signer};
+        cluster::ensure_shared_rbac(&hub_client)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the registration RBAC: {e}"))?;
+        tokio::spawn(csr_signer::run(std::sync::Arc::new(csr_signer::Ctx {
+            client: hub_client.clone(),
             ca,
             max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
-        });
-        tokio::spawn(garrison_hub::registration::csr_signer::run(signer));
+            issue_lifetime_secs: args.cert_lifetime,
+        })));
+        tokio::spawn(approver::run(std::sync::Arc::new(approver::Ctx {
+            client: hub_client.clone(),
+        })));
+        tokio::spawn(cluster::run(std::sync::Arc::new(cluster::Ctx::new(hub_client))));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serve = tokio::spawn(tls::serve(listener, tls_config, server.router(), stop_rx));
         wait_for_signal().await;
@@ -125,7 +154,8 @@ pub fn run(args: HubArgs) -> Result<()> {
     })
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -28,6 +28,9 @@ pub struct InitArgs {
     /// Replace an existing hub in DIR. Its CAs are regenerated, so every issued credential stops working.
     #[arg(long)]
     pub force: bool,
+    /// Lifetime of the first bootstrap token (1m to 7d). Make more with `garrison token create`.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::token::parse_ttl)]
+    pub token_ttl: u64,
 }
 
 /// Settings `init` writes for `hub` to read.
@@ -148,6 +151,21 @@ pub fn run(args: InitArgs) -> Result<()> {
         &dir.config(),
         serde_json::to_string_pretty(&settings)?.as_bytes(),
     )?;
+    // The first bootstrap token goes straight into the new store.
+    let token = crate::token::new_token(args.token_ttl, "created by garrison init")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let cfg = garrison_apiserver::server::ServerConfig {
+            store_path: Some(dir.store()),
+            ..Default::default()
+        };
+        let server = garrison_apiserver::server::Server::build(&cfg)?;
+        let client = server.local_client(garrison_apiserver::bootstrap::system_user());
+        crate::token::store_token(client, &token).await
+    })?;
+    let pin = crate::token::ca_pin(&dir)?;
     println!("Initialised a Garrison hub in {}", dir.root.display());
     println!("  hub CA:           {}", dir.pki_file("ca.crt").display());
     println!("  admin kubeconfig: {}", dir.admin_kubeconfig().display());
@@ -160,6 +178,10 @@ pub fn run(args: InitArgs) -> Result<()> {
         "  kubectl --kubeconfig {} get namespaces",
         dir.admin_kubeconfig().display()
     );
+    println!();
+    crate::token::print_join(&external_url, &token, &pin);
+    println!("and accept it on the hub with:");
+    println!("  garrison accept NAME --data-dir {}", dir.root.display());
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! `main` stays thin: parse arguments (no side effects), then run the chosen command. Every
 //! failure ends as one line on stderr naming the cause, and a non-zero exit.
 
+mod admin;
+mod agent;
 mod backup;
 mod certs;
 mod datadir;
@@ -44,6 +46,33 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Manage bootstrap tokens (`token create --ttl 1h`). Tokens always expire (default 24h, at most 7d).
     Token(token::TokenArgs),
+    /// Register this cluster with a hub, then run its agent in the foreground.
+    ///
+    /// Checks the hub's CA against --ca-cert-hash before sending anything, generates the agent's
+    /// key locally (it never leaves DIR), creates the ManagedCluster and a certificate request,
+    /// and waits for `garrison accept NAME` on the hub.
+    Join(agent::JoinArgs),
+    /// Run a joined agent again (after `garrison join`), from its data directory.
+    Klusterlet(agent::KlusterletArgs),
+    /// Accept clusters: show each pending certificate request (requester, identity, key
+    /// fingerprint), then approve them and set hubAcceptsClient=true.
+    Accept(admin::AcceptArgs),
+    /// Deny a cluster: hubAcceptsClient=false. Its certificates are refused at once, its RBAC is
+    /// removed and its pending requests are denied.
+    Deny(admin::DenyArgs),
+    /// Show clusters, the hub, or an agent.
+    #[command(subcommand)]
+    Get(GetCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum GetCommand {
+    /// The managed clusters: acceptance, joined, availability (-o wide|json|yaml).
+    Clusters(admin::GetClustersArgs),
+    /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
+    HubInfo(admin::HubInfoArgs),
+    /// An agent's identity, certificate, rotation time and pending request, from its data directory.
+    KlusterletInfo(agent::KlusterletInfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +97,13 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a),
         Command::Restore(a) => backup::run_restore(a),
         Command::Token(a) => token::run(a),
+        Command::Join(a) => agent::join(a),
+        Command::Klusterlet(a) => agent::klusterlet(a),
+        Command::Accept(a) => admin::accept(a),
+        Command::Deny(a) => admin::deny(a),
+        Command::Get(GetCommand::Clusters(a)) => admin::get_clusters(a),
+        Command::Get(GetCommand::HubInfo(a)) => admin::hub_info(a),
+        Command::Get(GetCommand::KlusterletInfo(a)) => agent::info(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

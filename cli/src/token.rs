@@ -49,6 +49,12 @@ const MAX_TTL: u64 = 7 * 86_400;
 
 /// Parses `90s`, `30m`, `24h`, `2d` into seconds, within [1m, 7d].
 pub fn parse_ttl(s: &str) -> Result<u64, String> {
+    parse_duration(s, MIN_TTL, MAX_TTL, "1m to 7d (tokens always expire)")
+}
+
+/// Parses a duration written as a whole number and a unit (s, m, h, d) into seconds, within
+/// `[min, max]`; `range` names the bounds in the error.
+pub fn parse_duration(s: &str, min: u64, max: u64, range: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
@@ -65,10 +71,8 @@ pub fn parse_ttl(s: &str) -> Result<u64, String> {
         other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
     };
     let secs = n.checked_mul(mult).ok_or("duration too large")?;
-    if !(MIN_TTL..=MAX_TTL).contains(&secs) {
-        return Err(format!(
-            "{s} is outside the allowed range of 1m to 7d (tokens always expire)"
-        ));
+    if !(min..=max).contains(&secs) {
+        return Err(format!("{s} is outside the allowed range of {range}"));
     }
     Ok(secs)
 }
@@ -103,16 +107,21 @@ pub fn run(args: TokenArgs) -> Result<()> {
     }
 }
 
-fn create(args: CreateArgs) -> Result<()> {
-    let dir = DataDir::new(&args.data_dir);
-    dir.require_initialized()?;
-    let ca_pem = std::fs::read_to_string(dir.pki_file("ca.crt"))
-        .with_context(|| format!("cannot read {}", dir.pki_file("ca.crt").display()))?;
-    let pin = garrison_pki::ca::spki_pin(&ca_pem)
-        .context("the hub CA pki/ca.crt is not a valid certificate")?;
+/// A new bootstrap token and the Secret that stores it.
+pub struct NewToken {
+    /// `<id>.<secret>`.
+    pub token: String,
+    /// RFC 3339 expiry.
+    pub expiration: String,
+    /// The Secret to create in `kube-system`.
+    pub secret: Secret,
+}
+
+/// Makes a random token valid for `ttl` seconds, in the `system:bootstrappers:garrison` group.
+pub fn new_token(ttl: u64, description: &str) -> Result<NewToken> {
     let id = random_part(6);
     let secret = random_part(16);
-    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(args.ttl as i64);
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl as i64);
     let expiration = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let obj: Secret = serde_json::from_value(json!({
@@ -121,32 +130,58 @@ fn create(args: CreateArgs) -> Result<()> {
         "data": {
             "token-id": b64(&id), "token-secret": b64(&secret), "expiration": b64(&expiration),
             "usage-bootstrap-authentication": b64("true"),
-            "auth-extra-groups": b64("system:bootstrappers:garrison"),
-            "description": b64(&args.description),
+            "auth-extra-groups": b64(garrison_hub::registration::rbac::BOOTSTRAP_GROUP),
+            "description": b64(description),
         }
     }))?;
-    let kubeconfig = dir.admin_kubeconfig();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
-            .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .context("the admin kubeconfig is not usable")?;
-        let url = cfg.cluster_url.to_string();
-        let client = kube::Client::try_from(cfg)?;
-        let api: Api<Secret> = Api::namespaced(client, "kube-system");
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) => bail!("the hub refused the token: {}", s.message),
-            Err(e) => bail!("cannot reach the hub at {url} (is `garrison hub` running?): {e}"),
-        }
-    })?;
-    println!("token:         {id}.{secret}");
+    Ok(NewToken {
+        token: format!("{id}.{secret}"),
+        expiration,
+        secret: obj,
+    })
+}
+
+/// Stores a token's Secret on the hub.
+pub async fn store_token(client: kube::Client, token: &NewToken) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(client, "kube-system");
+    match api.create(&PostParams::default(), &token.secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) => bail!("the hub refused the token: {}", s.message),
+        Err(e) => Err(crate::admin::unreachable(e)),
+    }
+}
+
+/// The hub CA's pin, from the data directory.
+pub fn ca_pin(dir: &DataDir) -> Result<String> {
+    let ca_pem = std::fs::read_to_string(dir.pki_file("ca.crt"))
+        .with_context(|| format!("cannot read {}", dir.pki_file("ca.crt").display()))?;
+    garrison_pki::ca::spki_pin(&ca_pem).context("the hub CA pki/ca.crt is not a valid certificate")
+}
+
+/// Prints a token, its expiry and the join command that uses it.
+pub fn print_join(url: &str, token: &NewToken, pin: &str) {
+    println!("token:         {}", token.token);
     println!("ca-cert-hash:  {pin}");
-    println!("expires:       {expiration}");
+    println!("expires:       {}", token.expiration);
+    println!();
+    println!("Join a cluster with (choose its name, and --simulated or --kubeconfig FILE):");
+    println!(
+        "  garrison join --hub {url} --token {} --ca-cert-hash {pin} --cluster-name NAME --data-dir NAME-agent --simulated",
+        token.token
+    );
+}
+
+fn create(args: CreateArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir);
+    dir.require_initialized()?;
+    let pin = ca_pin(&dir)?;
+    let token = new_token(args.ttl, &args.description)?;
+    let url = crate::admin::runtime()?.block_on(async {
+        let (client, url) = crate::admin::client(&crate::admin::Target::dir(&dir)).await?;
+        store_token(client, &token).await?;
+        anyhow::Ok(url)
+    })?;
+    print_join(&url, &token, &pin);
     Ok(())
 }
 

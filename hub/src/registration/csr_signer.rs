@@ -28,8 +28,11 @@ pub struct Ctx {
     pub client: kube::Client,
     /// The client CA.
     pub ca: ClusterCa,
-    /// The longest certificate it issues, in seconds.
+    /// The longest lifetime a CSR may ask for, in seconds; longer requests are refused.
     pub max_lifetime_secs: u64,
+    /// The longest certificate actually issued, in seconds: requests are shortened to it
+    /// (the hub's `--cert-lifetime`, at most `max_lifetime_secs`).
+    pub issue_lifetime_secs: u64,
 }
 
 /// Errors of one reconcile.
@@ -102,6 +105,9 @@ async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     match decide(&obj, ctx.max_lifetime_secs) {
+        (Decision::Sign(secs), parsed) if secs > ctx.issue_lifetime_secs => {
+            sign(&ctx, &api, &name, ctx.issue_lifetime_secs, parsed).await?
+        }
         (Decision::Skip, _) => {}
         (Decision::Fail(reason), _) => {
             tracing::warn!(csr = %name, %reason, "refusing to sign");
@@ -137,28 +143,37 @@ async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
             )
             .await?;
         }
-        (Decision::Sign(secs), Some(parsed)) => {
-            let pem = ctx.ca.sign(
-                &parsed,
-                time::OffsetDateTime::now_utc(),
-                time::Duration::seconds(secs as i64),
-            )?;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
-            let pp = PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            };
-            api.patch_status(
-                &name,
-                &pp,
-                &Patch::Merge(json!({"status": {"certificate": b64}})),
-            )
-            .await?;
-            tracing::info!(csr = %name, identity = %parsed.identity().user(), lifetime_secs = secs, "issued client certificate");
-        }
-        (Decision::Sign(_), None) => {}
+        (Decision::Sign(secs), parsed) => sign(&ctx, &api, &name, secs, parsed).await?,
     }
     Ok(Action::await_change())
+}
+
+async fn sign(
+    ctx: &Ctx,
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+    secs: u64,
+    parsed: Option<garrison_pki::ParsedCsr>,
+) -> Result<(), Error> {
+    let Some(parsed) = parsed else { return Ok(()) };
+    let pem = ctx.ca.sign(
+        &parsed,
+        time::OffsetDateTime::now_utc(),
+        time::Duration::seconds(secs as i64),
+    )?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+    let pp = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch_status(
+        name,
+        &pp,
+        &Patch::Merge(json!({"status": {"certificate": b64}})),
+    )
+    .await?;
+    tracing::info!(csr = %name, identity = %parsed.identity().user(), lifetime_secs = secs, "issued client certificate");
+    Ok(())
 }
 
 fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Action {

@@ -1,3 +1,8 @@
-//! Cluster registration on the hub.
+//! Cluster registration on the hub: the shared and per-cluster RBAC, the ManagedCluster
+//! controller (accept, deny, delete, lease, taints), the renewal approver, and the embedded
+//! client-certificate signer.
 
+pub mod approver;
+pub mod cluster;
 pub mod csr_signer;
+pub mod rbac;

@@ -1,0 +1,465 @@
+//! The admin verbs on a running hub: `accept`, `deny`, `get clusters`, `get hub-info`.
+//! They talk to the hub over HTTPS with the admin kubeconfig, like any other client.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use garrison_api::ManagedCluster;
+use garrison_api::conditions::managed_cluster as mc;
+use garrison_api::status::find_condition;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::datadir::DataDir;
+
+/// Where the admin's credentials come from.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// The hub's data directory; its admin.kubeconfig is used.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// A kubeconfig to use instead of DIR/admin.kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Target {
+    /// The admin kubeconfig of a data directory.
+    pub fn dir(dir: &DataDir) -> Self {
+        Target {
+            data_dir: dir.root.clone(),
+            kubeconfig: None,
+        }
+    }
+}
+
+/// A current-thread runtime for one admin command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The error for a hub that did not answer.
+pub fn unreachable(e: kube::Error) -> anyhow::Error {
+    match e {
+        kube::Error::Api(s) => anyhow!("the hub refused: {}", s.message),
+        other => anyhow!("cannot reach the hub (is `garrison hub` running?): {other}"),
+    }
+}
+
+/// A client for the hub with the admin's credentials, and the hub's URL.
+pub async fn client(target: &Target) -> Result<(kube::Client, String)> {
+    let path = match &target.kubeconfig {
+        Some(p) => p.clone(),
+        None => {
+            let dir = DataDir::new(&target.data_dir);
+            dir.require_initialized()?;
+            dir.admin_kubeconfig()
+        }
+    };
+    let kc = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
+    let url = cfg
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    Ok((kube::Client::try_from(cfg)?, url))
+}
+
+/// Arguments of `garrison accept`.
+#[derive(Args, Debug)]
+pub struct AcceptArgs {
+    /// The clusters to accept.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// Approve without asking. Without it, each request is shown and confirmation is read from
+    /// the terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Arguments of `garrison deny`.
+#[derive(Args, Debug)]
+pub struct DenyArgs {
+    /// The cluster to deny.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// A pending CSR of a cluster, as shown before acceptance.
+struct PendingRequest {
+    csr: CertificateSigningRequest,
+    requester: String,
+    identity: String,
+    fingerprint: String,
+}
+
+fn decided(csr: &CertificateSigningRequest) -> bool {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed"))
+        })
+}
+
+/// The pending client-certificate requests for `cluster`, judged by the subject the CSR really
+/// carries (not by its labels, which the requester chose).
+async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<PendingRequest>> {
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(unreachable)?;
+    let mut out = Vec::new();
+    for csr in list.items {
+        if csr.spec.signer_name != garrison_hub::registration::csr_signer::SIGNER || decided(&csr) {
+            continue;
+        }
+        let Ok(parsed) = garrison_pki::csr::parse(&csr.spec.request.0) else {
+            continue;
+        };
+        if parsed.identity().cluster().as_str() != cluster {
+            continue;
+        }
+        out.push(PendingRequest {
+            requester: csr.spec.username.clone().unwrap_or_default(),
+            identity: parsed.identity().user(),
+            fingerprint: parsed.key_fingerprint().to_string(),
+            csr,
+        });
+    }
+    out.sort_by_key(|p| p.csr.name_any());
+    Ok(out)
+}
+
+async fn set_condition(
+    client: &kube::Client,
+    csr: &CertificateSigningRequest,
+    approve: bool,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let mut conditions = csr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    conditions.push(CertificateSigningRequestCondition {
+        type_: if approve { "Approved" } else { "Denied" }.into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+    });
+    api.patch_approval(
+        &csr.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": conditions}})),
+    )
+    .await
+    .map_err(unreachable)?;
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("not approving without confirmation: stdin is not a terminal; pass --yes to approve");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Runs `garrison accept`.
+pub fn accept(args: AcceptArgs) -> Result<()> {
+    for name in &args.names {
+        garrison_pki::ClusterName::parse(name).map_err(|e| anyhow!("{e}"))?;
+    }
+    runtime()?.block_on(async {
+        let (client, _) = client(&args.target).await?;
+        let clusters: Api<ManagedCluster> = Api::all(client.clone());
+        for name in &args.names {
+            let Some(cluster) = clusters.get_opt(name).await.map_err(unreachable)? else {
+                bail!("no cluster named {name:?} has asked to join; list them with `garrison get clusters`");
+            };
+            let pending = pending_for(&client, name).await?;
+            if pending.is_empty() {
+                println!("cluster {name}: no pending certificate requests");
+            } else {
+                println!("cluster {name}: {} pending certificate request(s)", pending.len());
+                for p in &pending {
+                    println!("  CSR {}", p.csr.name_any());
+                    println!("    requested by:    {}", p.requester);
+                    println!("    for identity:    {}", p.identity);
+                    println!("    key fingerprint: {}", p.fingerprint);
+                }
+            }
+            if !args.yes && !confirm(&format!("Accept cluster {name}?"))? {
+                bail!("cluster {name} was not accepted");
+            }
+            if cluster.spec.hub_accepts_client != Some(true) {
+                clusters
+                    .patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}})),
+                    )
+                    .await
+                    .map_err(unreachable)?;
+            }
+            for p in &pending {
+                set_condition(
+                    &client,
+                    &p.csr,
+                    true,
+                    "GarrisonAccept",
+                    "approved by the hub admin with garrison accept",
+                )
+                .await?;
+            }
+            println!(
+                "accepted {name}: hubAcceptsClient=true, {} certificate request(s) approved",
+                pending.len()
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Runs `garrison deny`.
+pub fn deny(args: DenyArgs) -> Result<()> {
+    garrison_pki::ClusterName::parse(&args.name).map_err(|e| anyhow!("{e}"))?;
+    runtime()?.block_on(async {
+        let (client, _) = client(&args.target).await?;
+        let clusters: Api<ManagedCluster> = Api::all(client.clone());
+        if clusters.get_opt(&args.name).await.map_err(unreachable)?.is_none() {
+            bail!(
+                "no cluster named {:?}; list them with `garrison get clusters`",
+                args.name
+            );
+        }
+        clusters
+            .patch(
+                &args.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"hubAcceptsClient": false}})),
+            )
+            .await
+            .map_err(unreachable)?;
+        let pending = pending_for(&client, &args.name).await?;
+        for p in &pending {
+            set_condition(
+                &client,
+                &p.csr,
+                false,
+                "GarrisonDeny",
+                "denied by the hub admin with garrison deny",
+            )
+            .await?;
+        }
+        println!(
+            "denied {}: its certificates are refused from now on, its RBAC is removed, and {} pending request(s) were denied",
+            args.name,
+            pending.len()
+        );
+        Ok(())
+    })
+}
+
+/// Output formats of `get`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// A table.
+    Table,
+    /// A wider table.
+    Wide,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Arguments of `garrison get clusters`.
+#[derive(Args, Debug)]
+pub struct GetClustersArgs {
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    target: Target,
+}
+
+fn condition_status(c: &ManagedCluster, type_: &str) -> String {
+    c.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .and_then(|cs| find_condition(cs, type_))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+fn age(t: Option<&Time>) -> String {
+    let Some(t) = t else { return String::new() };
+    let secs = (jiff::Timestamp::now().as_second() - t.0.as_second()).max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Prints rows as aligned columns.
+pub fn print_table(rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+}
+
+/// Runs `garrison get clusters`.
+pub fn get_clusters(args: GetClustersArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let (client, _) = client(&args.target).await?;
+        let list = Api::<ManagedCluster>::all(client)
+            .list(&ListParams::default())
+            .await
+            .map_err(unreachable)?;
+        match args.output {
+            Output::Json | Output::Yaml => {
+                let value = json!({"apiVersion": "v1", "kind": "List", "items": list.items});
+                if args.output == Output::Json {
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                } else {
+                    print!("{}", serde_yaml::to_string(&value)?);
+                }
+            }
+            Output::Table | Output::Wide => {
+                let wide = args.output == Output::Wide;
+                let mut header = vec!["NAME", "HUB ACCEPTED", "JOINED", "AVAILABLE", "AGE"];
+                if wide {
+                    header.extend(["VERSION", "CPU", "MEMORY", "TAINTS", "LEASE"]);
+                }
+                let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+                for c in &list.items {
+                    let mut row = vec![
+                        c.name_any(),
+                        c.spec.hub_accepts_client.unwrap_or(false).to_string(),
+                        condition_status(c, mc::JOINED),
+                        condition_status(c, mc::AVAILABLE),
+                        age(c.metadata.creation_timestamp.as_ref()),
+                    ];
+                    if wide {
+                        let status = c.status.clone().unwrap_or_default();
+                        row.push(
+                            status
+                                .version
+                                .and_then(|v| v.kubernetes)
+                                .unwrap_or_default(),
+                        );
+                        row.push(status.capacity.get("cpu").map(|q| q.0.clone()).unwrap_or_default());
+                        row.push(
+                            status.capacity.get("memory").map(|q| q.0.clone()).unwrap_or_default(),
+                        );
+                        let taints: Vec<String> = c
+                            .spec
+                            .taints
+                            .iter()
+                            .map(|t| t.key.rsplit('/').next().unwrap_or_default().to_string())
+                            .collect();
+                        row.push(taints.join(","));
+                        row.push(format!("{}s", c.spec.lease_duration_seconds.unwrap_or(60)));
+                    }
+                    rows.push(row);
+                }
+                if list.items.is_empty() {
+                    eprintln!("No clusters have joined yet. Create a token with `garrison token create` and run the join command it prints.");
+                } else {
+                    print_table(&rows);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Arguments of `garrison get hub-info`.
+#[derive(Args, Debug)]
+pub struct HubInfoArgs {
+    /// The hub's data directory.
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// Runs `garrison get hub-info`: what a spoke admin needs to join, and the fleet at a glance.
+pub fn hub_info(args: HubInfoArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir);
+    dir.require_initialized()?;
+    let settings = crate::init::HubSettings::load(&dir)?;
+    let pin = crate::token::ca_pin(&dir)?;
+    println!("hub URL:           {}", settings.external_url);
+    println!("listen address:    {}", settings.listen);
+    println!("ca-cert-hash:      {pin}");
+    println!("admin kubeconfig:  {}", dir.admin_kubeconfig().display());
+    let summary = runtime()?.block_on(async {
+        let (client, _) = client(&Target::dir(&dir)).await?;
+        let list = Api::<ManagedCluster>::all(client)
+            .list(&ListParams::default())
+            .await
+            .map_err(unreachable)?;
+        let accepted = list
+            .items
+            .iter()
+            .filter(|c| c.spec.hub_accepts_client == Some(true))
+            .count();
+        let available = list
+            .items
+            .iter()
+            .filter(|c| condition_status(c, mc::AVAILABLE) == "True")
+            .count();
+        anyhow::Ok((list.items.len(), accepted, available))
+    });
+    match summary {
+        Ok((total, accepted, available)) => println!(
+            "clusters:          {total} joined, {accepted} accepted, {available} available"
+        ),
+        Err(e) => println!("clusters:          unknown ({e})"),
+    }
+    println!(
+        "new join token:    garrison token create --data-dir {}",
+        dir.root.display()
+    );
+    Ok(())
+}

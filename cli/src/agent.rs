@@ -1,0 +1,190 @@
+//! `garrison join`, `garrison klusterlet` and `garrison get klusterlet-info`: the agent side.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use garrison_klusterlet::agent::{self, JoinOptions};
+use garrison_klusterlet::state::{AgentDir, SpokeSource};
+
+use crate::hub::LogFormat;
+
+/// Longest lease period accepted.
+const MAX_LEASE_SECS: u64 = 3600;
+
+/// Parses `--lease-duration`: 1s to 1h.
+fn parse_lease(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 1, MAX_LEASE_SECS, "1s to 1h")
+}
+
+/// Arguments of `garrison join`.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// The hub's URL, as printed by `garrison init` or `garrison token create`.
+    #[arg(long, value_name = "URL")]
+    pub hub: String,
+    /// A bootstrap token from the hub (`garrison token create`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GARRISON_JOIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// The pin of the hub CA (`sha256:...`). The join fails, before anything is sent, if the hub
+    /// presents another CA.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub ca_cert_hash: String,
+    /// This cluster's name on the hub: a lowercase DNS label.
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: String,
+    /// The agent's data directory (created, mode 0700): key, certificate, pinned CA.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Manage a simulated cluster held in memory (for demos, tests and benchmarks).
+    #[arg(
+        long,
+        conflicts_with = "kubeconfig",
+        required_unless_present = "kubeconfig"
+    )]
+    pub simulated: bool,
+    /// Manage the real cluster this kubeconfig reaches.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How often the agent renews its lease (1s to 1h). Shorter values are for testing; the
+    /// hub marks the cluster Unknown after 5 missed periods.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lease)]
+    pub lease_duration: u64,
+    /// Join again over an existing agent directory (a new key and a new request).
+    #[arg(long)]
+    pub force: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Arguments of `garrison klusterlet`.
+#[derive(Args, Debug)]
+pub struct KlusterletArgs {
+    /// The agent's data directory, as made by `garrison join`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Arguments of `garrison get klusterlet-info`.
+#[derive(Args, Debug)]
+pub struct KlusterletInfoArgs {
+    /// The agent's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long, short = 'o', value_parser = ["json"])]
+    pub output: Option<String>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::hub::wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Runs `garrison join`.
+pub fn join(args: JoinArgs) -> Result<()> {
+    let spoke = match (&args.kubeconfig, args.simulated) {
+        (Some(p), false) => SpokeSource::Kubeconfig { path: p.clone() },
+        (None, true) => SpokeSource::Simulated,
+        _ => bail!("give exactly one of --simulated or --kubeconfig FILE"),
+    };
+    let opts = JoinOptions {
+        hub_url: args.hub,
+        token: args.token,
+        ca_cert_hash: args.ca_cert_hash,
+        cluster_name: args.cluster_name,
+        spoke,
+        lease_duration_seconds: args.lease_duration as u32,
+        force: args.force,
+    };
+    crate::hub::init_logging(args.log_format);
+    let dir = AgentDir::new(&args.data_dir);
+    runtime()?.block_on(async {
+        agent::prepare_join(&dir, &opts).await?;
+        let stop = stop_on_signal();
+        agent::run(&dir, stop, true).await
+    })
+}
+
+/// Runs `garrison klusterlet`.
+pub fn klusterlet(args: KlusterletArgs) -> Result<()> {
+    let dir = AgentDir::new(&args.data_dir);
+    dir.load_config()?;
+    crate::hub::init_logging(args.log_format);
+    runtime()?.block_on(async {
+        let stop = stop_on_signal();
+        let result = agent::run(&dir, stop, false).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        result
+    })
+}
+
+/// Runs `garrison get klusterlet-info`.
+pub fn info(args: KlusterletInfoArgs) -> Result<()> {
+    let info = agent::info(&AgentDir::new(&args.data_dir))?;
+    if args.output.is_some() {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!("cluster:           {}", info.cluster_name);
+    println!("hub:               {}", info.hub_url);
+    println!("ca-cert-hash:      {}", info.ca_cert_hash);
+    println!("agent identity:    {}", info.agent);
+    println!("managed cluster:   {}", info.managed_cluster);
+    println!("lease duration:    {}s", info.lease_duration_seconds);
+    match &info.certificate {
+        Some(c) => {
+            println!(
+                "certificate:       serial {} ({})",
+                c.serial,
+                if c.valid_now {
+                    "valid"
+                } else {
+                    "EXPIRED or unusable"
+                }
+            );
+            println!("  valid from:      {}", c.not_before);
+            println!("  valid until:     {}", c.not_after);
+            println!("  rotation by:     {}", c.rotation_due_by);
+            println!("  key fingerprint: {}", c.key_fingerprint);
+        }
+        None => println!("certificate:       none yet"),
+    }
+    match &info.pending_csr {
+        Some(csr) => println!(
+            "pending request:   CSR {csr} (waiting for `garrison accept {}` on the hub)",
+            info.cluster_name
+        ),
+        None => println!("pending request:   none"),
+    }
+    println!(
+        "bootstrap token:   {}",
+        if info.bootstrap_token_kept {
+            "kept (for re-bootstrap)"
+        } else {
+            "none"
+        }
+    );
+    Ok(())
+}

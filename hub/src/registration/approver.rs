@@ -1,0 +1,267 @@
+//! Automatic approval of certificate renewals, under the hub's rules.
+//!
+//! A pending CSR for the client signer is approved without a human only when all hold:
+//! the requester is a managed cluster's agent (by its current certificate), the CSR asks for
+//! exactly the requester's identity, the cluster exists, is accepted and is not being deleted,
+//! and the key and usages pass the PKI's checks. A CSR from an agent for any other identity,
+//! or with a bad key or usage, is denied with the reason. Everything else, including every
+//! first CSR made with a bootstrap token, is left pending for `garrison accept`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use garrison_api::ManagedCluster;
+use garrison_pki::{AgentIdentity, csr};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use super::csr_signer::SIGNER;
+
+const MANAGER: &str = "garrison-csr-approver";
+/// Reason recorded on automatic approvals, as upstream.
+pub const REASON_AUTO_APPROVED: &str = "AutoApprovedByHubCSRApprovingController";
+/// Reason recorded on automatic denials.
+pub const REASON_DENIED: &str = "GarrisonRenewalPolicy";
+
+/// What the approver needs.
+pub struct Ctx {
+    /// The API, as the hub.
+    pub client: kube::Client,
+}
+
+/// What the approver decides for one CSR.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not an agent renewal, or already decided: leave it.
+    Leave,
+    /// An agent renewal whose cluster must be checked; approve if it is accepted.
+    ApproveIfAccepted(String),
+    /// Deny with this message.
+    Deny(String),
+}
+
+fn has_condition(obj: &CertificateSigningRequest, kind: &str) -> bool {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == kind))
+}
+
+/// Judges a CSR without side effects; the cluster's acceptance is checked by the caller.
+pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
+    if obj.spec.signer_name != SIGNER
+        || has_condition(obj, "Approved")
+        || has_condition(obj, "Denied")
+        || has_condition(obj, "Failed")
+    {
+        return Verdict::Leave;
+    }
+    let username = obj.spec.username.as_deref().unwrap_or_default();
+    if !username.starts_with(garrison_pki::identity::PREFIX) {
+        return Verdict::Leave;
+    }
+    let groups = obj.spec.groups.clone().unwrap_or_default();
+    let requester = match AgentIdentity::from_user(username, &groups) {
+        Ok(r) => r,
+        Err(e) => return Verdict::Deny(format!("the requester is not a valid agent: {e}")),
+    };
+    let parsed = match csr::parse(&obj.spec.request.0) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Deny(e.to_string()),
+    };
+    if let Err(e) = parsed.require_identity(&requester) {
+        return Verdict::Deny(e.to_string());
+    }
+    if let Err(e) = csr::check_usages(obj.spec.usages.as_deref().unwrap_or_default()) {
+        return Verdict::Deny(e.to_string());
+    }
+    Verdict::ApproveIfAccepted(requester.cluster().to_string())
+}
+
+async fn decide(
+    api: &Api<CertificateSigningRequest>,
+    obj: &CertificateSigningRequest,
+    approved: bool,
+    reason: &str,
+    message: String,
+) -> Result<(), kube::Error> {
+    let mut conditions = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    conditions.push(CertificateSigningRequestCondition {
+        type_: if approved { "Approved" } else { "Denied" }.into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+    });
+    let pp = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch_approval(
+        &obj.name_any(),
+        &pp,
+        &Patch::Merge(json!({"status": {"conditions": conditions}})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reconcile(
+    obj: Arc<CertificateSigningRequest>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, kube::Error> {
+    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
+    match judge(&obj) {
+        Verdict::Leave => {}
+        Verdict::Deny(why) => {
+            tracing::warn!(csr = %obj.name_any(), reason = %why, "denying agent CSR");
+            decide(&api, &obj, false, REASON_DENIED, why).await?;
+        }
+        Verdict::ApproveIfAccepted(cluster) => {
+            let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
+            let accepted = clusters.get_opt(&cluster).await?.is_some_and(|c| {
+                c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
+            });
+            if accepted {
+                tracing::info!(csr = %obj.name_any(), %cluster, "approving certificate renewal");
+                decide(
+                    &api,
+                    &obj,
+                    true,
+                    REASON_AUTO_APPROVED,
+                    "Auto approving Managed cluster agent certificate after SubjectAccessReview."
+                        .into(),
+                )
+                .await?;
+            } else {
+                tracing::info!(csr = %obj.name_any(), %cluster, "renewal left pending: the cluster is not accepted");
+                return Ok(Action::requeue(Duration::from_secs(30)));
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(_: Arc<CertificateSigningRequest>, e: &kube::Error, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %e, "CSR approver reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Runs the approver until its stream ends.
+pub async fn run(ctx: Arc<Ctx>) {
+    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use garrison_pki::{ClusterName, new_request};
+    use k8s_openapi::ByteString;
+
+    fn agent(cluster: &str, id: &str) -> AgentIdentity {
+        AgentIdentity::new(ClusterName::parse(cluster).unwrap(), id).unwrap()
+    }
+
+    fn csr_obj(
+        requester: Option<&AgentIdentity>,
+        subject: &AgentIdentity,
+    ) -> CertificateSigningRequest {
+        let req = new_request(subject).unwrap();
+        let (username, groups) = match requester {
+            Some(r) => {
+                let mut g = r.groups().to_vec();
+                g.push("system:authenticated".into());
+                (r.user(), g)
+            }
+            None => (
+                "system:bootstrap:abcdef".to_string(),
+                vec!["system:bootstrappers".into(), "system:authenticated".into()],
+            ),
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": "x"},
+            "spec": {
+                "signerName": SIGNER,
+                "request": ByteString(req.csr_pem.into_bytes()),
+                "usages": ["digital signature", "client auth"],
+                "username": username,
+                "groups": groups,
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_renewal_of_the_same_identity_is_approved_if_accepted() {
+        let a = agent("a", "one");
+        assert_eq!(
+            judge(&csr_obj(Some(&a), &a)),
+            Verdict::ApproveIfAccepted("a".into())
+        );
+    }
+
+    #[test]
+    fn bootstrap_csrs_wait_for_a_human() {
+        assert_eq!(judge(&csr_obj(None, &agent("a", "one"))), Verdict::Leave);
+    }
+
+    #[test]
+    fn another_clusters_identity_is_denied_with_the_reason() {
+        let a = agent("a", "one");
+        let Verdict::Deny(why) = judge(&csr_obj(Some(&a), &agent("b", "one"))) else {
+            panic!("not denied");
+        };
+        assert!(why.contains("\"b\""), "{why}");
+    }
+
+    #[test]
+    fn another_agent_of_the_same_cluster_is_denied() {
+        let a = agent("a", "one");
+        assert!(matches!(
+            judge(&csr_obj(Some(&a), &agent("a", "two"))),
+            Verdict::Deny(_)
+        ));
+    }
+
+    #[test]
+    fn server_usage_is_denied() {
+        let a = agent("a", "one");
+        let mut obj = csr_obj(Some(&a), &a);
+        obj.spec.usages = Some(vec!["digital signature".into(), "server auth".into()]);
+        assert!(matches!(judge(&obj), Verdict::Deny(w) if w.contains("server auth")));
+    }
+
+    #[test]
+    fn a_forged_group_list_is_denied() {
+        let a = agent("a", "one");
+        let mut obj = csr_obj(Some(&a), &a);
+        obj.spec.groups = Some(vec!["system:masters".into()]);
+        assert!(matches!(judge(&obj), Verdict::Deny(_)));
+    }
+
+    #[test]
+    fn decided_csrs_and_other_signers_are_left() {
+        let a = agent("a", "one");
+        let mut obj = csr_obj(Some(&a), &a);
+        obj.spec.signer_name = "example.com/x".into();
+        assert_eq!(judge(&obj), Verdict::Leave);
+    }
+}

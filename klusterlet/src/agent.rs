@@ -1,0 +1,810 @@
+//! The registration agent: join, obtain and rotate the certificate, renew the lease, report
+//! status, and re-bootstrap when the hub refuses it.
+//!
+//! One loop per agent. While it holds a working certificate it renews the lease every
+//! `leaseDurationSeconds`, reports the managed cluster's status on the same beat, and rotates
+//! the certificate at 80% of its lifetime (less a random jitter of up to 5%). A refusal (401)
+//! or an expired certificate sends it back to bootstrap: it asks for a new certificate with the
+//! bootstrap token, and meanwhile keeps trying its old one, in case the cluster is accepted
+//! again. While the hub is unreachable it backs off exponentially with jitter, up to 30s.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use garrison_api::ManagedCluster;
+use garrison_api::conditions::{STATUS_FALSE, STATUS_TRUE, managed_cluster as mc};
+use garrison_api::labels::{CLUSTER_NAME, MANAGED_CLUSTER_LEASE};
+use garrison_api::status::set_condition;
+use garrison_pki::{AgentIdentity, ClusterName, RotationPolicy};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::hub::{self, Auth};
+use crate::spoke::{Observed, Spoke};
+use crate::state::{AgentConfig, AgentDir, Credentials, SpokeSource};
+
+/// The signer agent certificates are requested from.
+pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Lifetime the agent asks for; the hub may issue less, never more.
+pub const REQUESTED_LIFETIME_SECS: i32 = 86_400;
+/// Longest pause between retries while the hub is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A uniform random number in [0, 1).
+pub fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("system randomness");
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A random lowercase alphanumeric string.
+pub fn random_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| ALPHABET[(random_unit() * 36.0) as usize % 36] as char)
+        .collect()
+}
+
+/// Exponential backoff with ±20% jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    base: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starting at `base`, doubling to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            next: base,
+            base,
+            max,
+        }
+    }
+    /// The next pause.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d.mul_f64(0.8 + 0.4 * random_unit())
+    }
+    /// Back to the base after a success.
+    pub fn reset(&mut self) {
+        self.next = self.base;
+    }
+}
+
+/// What `garrison join` was given.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The hub's URL.
+    pub hub_url: String,
+    /// The bootstrap token.
+    pub token: String,
+    /// The hub CA pin.
+    pub ca_cert_hash: String,
+    /// The cluster name.
+    pub cluster_name: String,
+    /// The managed cluster.
+    pub spoke: SpokeSource,
+    /// Lease period, seconds.
+    pub lease_duration_seconds: u32,
+    /// Join again over an existing agent directory.
+    pub force: bool,
+}
+
+/// Checks a bootstrap token's shape (`[a-z0-9]{6}.[a-z0-9]{16}`) without saying anything about
+/// its secret part.
+pub fn check_token_shape(token: &str) -> Result<()> {
+    let ok = token.split_once('.').is_some_and(|(id, secret)| {
+        id.len() == 6
+            && secret.len() == 16
+            && id
+                .bytes()
+                .chain(secret.bytes())
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if !ok {
+        bail!(
+            "--token must look like abcdef.0123456789abcdef (as printed by garrison token create)"
+        );
+    }
+    Ok(())
+}
+
+/// First step of `join`: validate everything, verify the hub CA against the pin, and record the
+/// configuration. Nothing secret is sent before the pin matches.
+pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentConfig> {
+    let cluster = ClusterName::parse(&opts.cluster_name)
+        .map_err(|e| anyhow::anyhow!("--cluster-name: {e}"))?;
+    let pin = hub::parse_pin(&opts.ca_cert_hash)?;
+    hub::host_port(&opts.hub_url)?;
+    check_token_shape(&opts.token)?;
+    if let SpokeSource::Kubeconfig { path } = &opts.spoke
+        && !path.exists()
+    {
+        bail!("--kubeconfig {} does not exist", path.display());
+    }
+    if dir.is_joined() && !opts.force {
+        bail!(
+            "{} already holds a joined klusterlet; restart it with `garrison klusterlet --data-dir {}`, or pass --force to join again",
+            dir.root.display(),
+            dir.root.display()
+        );
+    }
+    eprintln!(
+        "[1/4] checking the hub's CA at {} against {pin}",
+        opts.hub_url
+    );
+    let ca = hub::fetch_pinned_ca(&opts.hub_url, &pin).await?;
+    eprintln!("      hub CA verified");
+    dir.create()?;
+    let _lock = dir.lock()?;
+    let cfg = AgentConfig {
+        hub_url: opts.hub_url.trim_end_matches('/').to_string(),
+        ca_cert_hash: pin,
+        cluster_name: cluster.to_string(),
+        agent_id: random_id(10),
+        spoke: opts.spoke.clone(),
+        lease_duration_seconds: opts.lease_duration_seconds,
+    };
+    crate::state::write_file(&dir.hub_ca_file(), ca.as_bytes(), 0o644)?;
+    crate::state::write_file(&dir.token_file(), opts.token.as_bytes(), 0o600)?;
+    let _ = std::fs::remove_file(dir.client_file());
+    let _ = std::fs::remove_file(dir.pending_key_file());
+    let _ = std::fs::remove_file(dir.root.join("pending.json"));
+    dir.save_config(&cfg)?;
+    Ok(cfg)
+}
+
+fn identity(cfg: &AgentConfig) -> Result<AgentIdentity> {
+    let cluster = ClusterName::parse(&cfg.cluster_name)?;
+    Ok(AgentIdentity::new(cluster, &cfg.agent_id)?)
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Whether credentials are usable now: they parse, the key matches, and they have not expired.
+pub fn usable(creds: &Credentials, cfg: &AgentConfig) -> Option<garrison_pki::CertInfo> {
+    let info = garrison_pki::cert_info(&creds.cert_pem).ok()?;
+    let id = identity(cfg).ok()?;
+    (info.identity == id
+        && info.not_after > now_secs()
+        && garrison_pki::agent::key_matches(&creds.cert_pem, &creds.key_pem).unwrap_or(false))
+    .then_some(info)
+}
+
+/// A CSR waiting for approval.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Pending {
+    csr: String,
+}
+
+/// How the hub answered while the agent asked for a certificate.
+enum Ask {
+    /// Issued.
+    Issued(Credentials),
+    /// Not yet.
+    Waiting,
+}
+
+/// Creates a CSR for the agent's identity with `client`, remembering its key in `pending.key`.
+async fn create_csr(
+    client: &kube::Client,
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+) -> Result<String, kube::Error> {
+    let id = identity(cfg).map_err(|e| kube::Error::Service(e.into()))?;
+    let req = garrison_pki::new_request(&id).map_err(|e| kube::Error::Service(e.into()))?;
+    crate::state::write_file(&dir.pending_key_file(), req.key_pem.as_bytes(), 0o600)
+        .map_err(|e| kube::Error::Service(e.into()))?;
+    let csr: CertificateSigningRequest = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{}-", cfg.cluster_name),
+            "labels": {CLUSTER_NAME: cfg.cluster_name}},
+        "spec": {
+            "signerName": SIGNER,
+            "request": base64::engine::general_purpose::STANDARD.encode(&req.csr_pem),
+            "usages": ["digital signature", "key encipherment", "client auth"],
+            "expirationSeconds": REQUESTED_LIFETIME_SECS,
+        }
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    let created = Api::<CertificateSigningRequest>::all(client.clone())
+        .create(&PostParams::default(), &csr)
+        .await?;
+    let name = created.metadata.name.unwrap_or_default();
+    crate::state::write_file(
+        &dir.root.join("pending.json"),
+        &serde_json::to_vec(&Pending { csr: name.clone() }).expect("serialises"),
+        0o644,
+    )
+    .map_err(|e| kube::Error::Service(e.into()))?;
+    Ok(name)
+}
+
+fn forget_pending(dir: &AgentDir) {
+    let _ = std::fs::remove_file(dir.pending_key_file());
+    let _ = std::fs::remove_file(dir.root.join("pending.json"));
+}
+
+/// The pending CSR's name, if any.
+pub fn pending_csr(dir: &AgentDir) -> Option<String> {
+    let raw = std::fs::read(dir.root.join("pending.json")).ok()?;
+    serde_json::from_slice::<Pending>(&raw).ok().map(|p| p.csr)
+}
+
+/// Checks the pending CSR: issued, still waiting, or gone (denied, failed, deleted).
+async fn check_pending(
+    client: &kube::Client,
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+) -> Result<Option<Ask>, kube::Error> {
+    let Some(name) = pending_csr(dir) else {
+        return Ok(None);
+    };
+    let Ok(key_pem) = std::fs::read_to_string(dir.pending_key_file()) else {
+        forget_pending(dir);
+        return Ok(None);
+    };
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let Some(csr) = api.get_opt(&name).await? else {
+        tracing::warn!(csr = %name, "the pending certificate request is gone; asking again");
+        forget_pending(dir);
+        return Ok(None);
+    };
+    let status = csr.status.unwrap_or_default();
+    if let Some(c) = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
+    {
+        tracing::error!(csr = %name, condition = %c.type_, reason = %c.reason.unwrap_or_default(), message = %c.message.unwrap_or_default(), "the hub refused the certificate request");
+        forget_pending(dir);
+        return Ok(None);
+    }
+    let Some(cert) = status.certificate else {
+        return Ok(Some(Ask::Waiting));
+    };
+    let creds = Credentials {
+        cert_pem: String::from_utf8_lossy(&cert.0).into_owned(),
+        key_pem,
+    };
+    if usable(&creds, cfg).is_none() {
+        tracing::error!(csr = %name, "the issued certificate does not match this agent's identity or key; discarding it");
+        forget_pending(dir);
+        return Ok(None);
+    }
+    Ok(Some(Ask::Issued(creds)))
+}
+
+/// Why obtaining a certificate stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ObtainError {
+    /// The bootstrap token was refused and there is nothing else to try.
+    #[error(
+        "the hub refused the bootstrap token (expired or deleted?); create a new one on the hub with `garrison token create` and join again with --force"
+    )]
+    TokenRefused,
+    /// Shut down while waiting.
+    #[error("stopped")]
+    Stopped,
+    /// Something local failed.
+    #[error(transparent)]
+    Local(#[from] anyhow::Error),
+}
+
+/// Obtains working credentials: the old ones if the hub takes them again, or a new certificate
+/// through the bootstrap token. With `fail_on_token_refusal`, a refused token ends the attempt
+/// (first join); otherwise it is logged and retried, since the old certificate may work again.
+pub async fn obtain(
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+    old: Option<Credentials>,
+    fail_on_token_refusal: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Credentials, ObtainError> {
+    let ca = dir.hub_ca()?;
+    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
+    let mut said_waiting = false;
+    let mut said_token = false;
+    loop {
+        let mut unreachable = false;
+        // The old certificate, if the cluster has been accepted again.
+        if let Some(old) = old.as_ref().filter(|c| usable(c, cfg).is_some()) {
+            let client = hub::client(&cfg.hub_url, &ca, Auth::Cert(old)).await?;
+            match Api::<ManagedCluster>::all(client)
+                .get(&cfg.cluster_name)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!("the hub accepts this cluster's certificate again");
+                    return Ok(old.clone());
+                }
+                Err(e) if status_code(&e).is_some() => {}
+                Err(_) => unreachable = true,
+            }
+        }
+        if let Some(token) = dir.token() {
+            let client = hub::client(&cfg.hub_url, &ca, Auth::Token(&token)).await?;
+            match ask_with_token(&client, dir, cfg).await {
+                Ok(Ask::Issued(creds)) => {
+                    dir.save_credentials(&creds)?;
+                    forget_pending(dir);
+                    return Ok(creds);
+                }
+                Ok(Ask::Waiting) => {
+                    if !said_waiting {
+                        eprintln!(
+                            "      waiting for the hub admin to accept this cluster: on the hub, run `garrison accept {}`",
+                            cfg.cluster_name
+                        );
+                        said_waiting = true;
+                    }
+                    backoff.reset();
+                }
+                Err(e) if status_code(&e) == Some(401) => {
+                    if fail_on_token_refusal {
+                        return Err(ObtainError::TokenRefused);
+                    }
+                    if !said_token {
+                        tracing::error!("{}", ObtainError::TokenRefused);
+                        said_token = true;
+                    }
+                }
+                Err(e) if status_code(&e).is_some() => {
+                    tracing::warn!(error = %e, "the hub refused a bootstrap step");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the hub is unreachable; retrying");
+                    unreachable = true;
+                }
+            }
+        } else if fail_on_token_refusal {
+            return Err(ObtainError::Local(anyhow::anyhow!(
+                "no bootstrap token in {}; join again with --token",
+                dir.root.display()
+            )));
+        }
+        let pause = if unreachable {
+            backoff.next_delay()
+        } else {
+            Duration::from_millis(500)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return Err(ObtainError::Stopped),
+        }
+    }
+}
+
+/// One bootstrap step: make sure the ManagedCluster and a CSR exist, and see whether the CSR
+/// has been issued.
+async fn ask_with_token(
+    client: &kube::Client,
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+) -> Result<Ask, kube::Error> {
+    if let Some(ask) = check_pending(client, dir, cfg).await? {
+        return Ok(ask);
+    }
+    let clusters: Api<ManagedCluster> = Api::all(client.clone());
+    if clusters.get_opt(&cfg.cluster_name).await?.is_none() {
+        let mc: ManagedCluster = serde_json::from_value(json!({
+            "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+            "metadata": {"name": cfg.cluster_name},
+            "spec": {"hubAcceptsClient": false, "leaseDurationSeconds": cfg.lease_duration_seconds},
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        match clusters.create(&PostParams::default(), &mc).await {
+            Ok(_) => eprintln!("[2/4] created ManagedCluster {}", cfg.cluster_name),
+            Err(e) if status_code(&e) == Some(409) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let name = create_csr(client, dir, cfg).await?;
+    eprintln!(
+        "[3/4] requested a client certificate (CSR {name}); the private key stays in {}",
+        dir.root.display()
+    );
+    Ok(Ask::Waiting)
+}
+
+/// Why the serving loop ended.
+enum Ended {
+    /// The hub refused the certificate (401).
+    Refused,
+    /// The certificate expired before it could be rotated.
+    Expired,
+    /// Asked to stop.
+    Stopped,
+}
+
+/// Runs a joined agent until `stop` turns true.
+pub async fn run(dir: &AgentDir, mut stop: watch::Receiver<bool>, first_join: bool) -> Result<()> {
+    let cfg = dir.load_config()?;
+    let _lock = dir.lock()?;
+    let spoke = match &cfg.spoke {
+        SpokeSource::Simulated => Spoke::simulated(&cfg.cluster_name, &cfg.agent_id).await?,
+        SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
+    };
+    let mut creds = dir.credentials();
+    let mut refused_once = false;
+    loop {
+        let current = match creds.clone().filter(|c| usable(c, &cfg).is_some()) {
+            Some(c) if !refused_once => c,
+            other => match obtain(dir, &cfg, other, first_join && creds.is_none(), &mut stop).await
+            {
+                Ok(c) => c,
+                Err(ObtainError::Stopped) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let info = usable(&current, &cfg).context("the new certificate is not usable")?;
+        if first_join && !refused_once {
+            eprintln!(
+                "[4/4] joined: certificate serial {} valid until {}; running the agent (Ctrl-C to stop)",
+                info.serial,
+                jiff::Timestamp::from_second(info.not_after)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            );
+        }
+        match serve(dir, &cfg, &spoke, current, &mut stop).await? {
+            (Ended::Stopped, _) => return Ok(()),
+            (Ended::Refused, latest) => {
+                tracing::warn!(
+                    "the hub refused this cluster's certificate (denied, deleted, or revoked); re-bootstrapping"
+                );
+                creds = Some(latest);
+                refused_once = true;
+            }
+            (Ended::Expired, latest) => {
+                tracing::warn!(
+                    "the certificate expired before it could be rotated; re-bootstrapping"
+                );
+                creds = Some(latest);
+                refused_once = true;
+            }
+        }
+    }
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        observed_generation: None,
+    }
+}
+
+/// Writes the observed state into the ManagedCluster's status if it changed. Returns the lease
+/// period the hub asks for.
+async fn report_status(
+    client: &kube::Client,
+    cfg: &AgentConfig,
+    seen: &Observed,
+) -> Result<Option<u64>, kube::Error> {
+    let api: Api<ManagedCluster> = Api::all(client.clone());
+    let mut mc = api.get(&cfg.cluster_name).await?;
+    let lease = mc
+        .spec
+        .lease_duration_seconds
+        .filter(|s| *s > 0)
+        .map(|s| s as u64);
+    let mut status = mc.status.clone().unwrap_or_default();
+    let mut conditions = status.conditions.clone().unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    set_condition(
+        &mut conditions,
+        cond(
+            mc::JOINED,
+            STATUS_TRUE,
+            mc::REASON_JOINED,
+            "Managed cluster joined",
+        ),
+        now.clone(),
+    );
+    let available = if seen.healthy {
+        cond(
+            mc::AVAILABLE,
+            STATUS_TRUE,
+            mc::REASON_AVAILABLE,
+            "Managed cluster is available",
+        )
+    } else {
+        cond(
+            mc::AVAILABLE,
+            STATUS_FALSE,
+            mc::REASON_KUBE_API_SERVER_UNAVAILABLE,
+            "The kube-apiserver of the managed cluster is not available",
+        )
+    };
+    set_condition(&mut conditions, available, now);
+    status.conditions = Some(conditions);
+    if seen.healthy {
+        status.capacity = seen.capacity.clone();
+        status.allocatable = seen.allocatable.clone();
+        status.version = seen.version.clone();
+        status.cluster_claims = seen.claims.clone();
+    }
+    if mc.status.as_ref() != Some(&status) {
+        mc.status = Some(status);
+        mc.metadata.managed_fields = None;
+        match api
+            .replace_status(&cfg.cluster_name, &PostParams::default(), &mc)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if status_code(&e) == Some(409) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(lease)
+}
+
+async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<(), kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.cluster_name);
+    let patch = json!({"spec": {"renewTime": MicroTime(jiff::Timestamp::now())}});
+    match api
+        .patch(
+            MANAGED_CLUSTER_LEASE,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // The hub creates the lease on acceptance; until then there is nothing to renew.
+        Err(e) if status_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Rotates the certificate: a new key and CSR for the same identity, signed after the hub's
+/// automatic approval. Returns the new credentials once issued.
+async fn rotate(
+    client: &kube::Client,
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+    deadline: i64,
+) -> Result<Option<Credentials>, kube::Error> {
+    if pending_csr(dir).is_none() {
+        let name = create_csr(client, dir, cfg).await?;
+        tracing::info!(csr = %name, "requested certificate renewal");
+    }
+    loop {
+        match check_pending(client, dir, cfg).await? {
+            Some(Ask::Issued(creds)) => {
+                dir.save_credentials(&creds)
+                    .map_err(|e| kube::Error::Service(e.into()))?;
+                forget_pending(dir);
+                return Ok(Some(creds));
+            }
+            Some(Ask::Waiting) => {}
+            None => return Ok(None),
+        }
+        if now_secs() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn serve(
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+    spoke: &Spoke,
+    mut creds: Credentials,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(Ended, Credentials)> {
+    let ca = dir.hub_ca()?;
+    let mut client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
+    let mut info = usable(&creds, cfg).context("certificate not usable")?;
+    let policy = RotationPolicy::default();
+    let mut renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
+    let mut lease_secs = u64::from(cfg.lease_duration_seconds.max(1));
+    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
+    let mut next_rotation_try = renew_at;
+    loop {
+        let now = now_secs();
+        if now >= info.not_after {
+            return Ok((Ended::Expired, creds));
+        }
+        let mut failure: Option<kube::Error> = None;
+        if now >= next_rotation_try {
+            match rotate(&client, dir, cfg, info.not_after).await {
+                Ok(Some(new)) => {
+                    let new_info = usable(&new, cfg).context("rotated certificate not usable")?;
+                    tracing::info!(old_serial = %info.serial, new_serial = %new_info.serial, not_after = new_info.not_after, "rotated the client certificate");
+                    creds = new;
+                    info = new_info;
+                    client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
+                    renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
+                    next_rotation_try = renew_at;
+                }
+                Ok(None) => next_rotation_try = now_secs() + 2,
+                Err(e) => {
+                    next_rotation_try = now_secs() + 2;
+                    failure = Some(e);
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = renew_lease(&client, cfg).await
+        {
+            failure = Some(e);
+        }
+        if failure.is_none() {
+            let seen = spoke.observe().await;
+            match report_status(&client, cfg, &seen).await {
+                Ok(Some(l)) => lease_secs = l,
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        let pause = match failure {
+            Some(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
+            Some(e) => {
+                tracing::warn!(error = %e, "cannot reach the hub; retrying");
+                backoff.next_delay()
+            }
+            None => {
+                backoff.reset();
+                Duration::from_secs(lease_secs)
+            }
+        };
+        let until_rotation = Duration::from_secs((next_rotation_try - now_secs()).max(0) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(pause.min(until_rotation.max(Duration::from_millis(100)))) => {}
+            _ = stop.changed() => return Ok((Ended::Stopped, creds)),
+        }
+    }
+}
+
+/// What `garrison get klusterlet-info` shows.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Hub URL.
+    pub hub_url: String,
+    /// The hub CA pin.
+    pub ca_cert_hash: String,
+    /// The agent's user name.
+    pub agent: String,
+    /// The managed cluster: `simulated` or a kubeconfig path.
+    pub managed_cluster: String,
+    /// Lease period asked for.
+    pub lease_duration_seconds: u32,
+    /// The certificate, if any.
+    pub certificate: Option<CertSummary>,
+    /// The pending CSR, if any.
+    pub pending_csr: Option<String>,
+    /// Whether a bootstrap token is kept.
+    pub bootstrap_token_kept: bool,
+}
+
+/// A certificate, for display.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSummary {
+    /// Serial, hex.
+    pub serial: String,
+    /// Start of validity.
+    pub not_before: String,
+    /// End of validity.
+    pub not_after: String,
+    /// When it will be rotated (at 80% of its lifetime, at the latest).
+    pub rotation_due_by: String,
+    /// Whether it is valid now.
+    pub valid_now: bool,
+    /// `sha256:` of its public key.
+    pub key_fingerprint: String,
+}
+
+fn ts(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Reads what an agent directory holds, without contacting anything.
+pub fn info(dir: &AgentDir) -> Result<Info> {
+    let cfg = dir.load_config()?;
+    let certificate = dir.credentials().and_then(|c| {
+        let i = garrison_pki::cert_info(&c.cert_pem).ok()?;
+        let due = RotationPolicy::default().renew_at(i.not_before, i.not_after, 0.0);
+        Some(CertSummary {
+            serial: i.serial,
+            not_before: ts(i.not_before),
+            not_after: ts(i.not_after),
+            rotation_due_by: ts(due),
+            valid_now: usable(&c, &cfg).is_some(),
+            key_fingerprint: i.key_fingerprint,
+        })
+    });
+    Ok(Info {
+        agent: identity(&cfg)?.user(),
+        managed_cluster: match &cfg.spoke {
+            SpokeSource::Simulated => "simulated".into(),
+            SpokeSource::Kubeconfig { path } => path.display().to_string(),
+        },
+        cluster_name: cfg.cluster_name,
+        hub_url: cfg.hub_url,
+        ca_cert_hash: cfg.ca_cert_hash,
+        lease_duration_seconds: cfg.lease_duration_seconds,
+        certificate,
+        pending_csr: pending_csr(dir),
+        bootstrap_token_kept: dir.token().is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shapes() {
+        check_token_shape("abcdef.0123456789abcdef").unwrap();
+        for bad in [
+            "",
+            "abcdef",
+            "ABCDEF.0123456789abcdef",
+            "abcde.0123456789abcdef",
+            "abcdef.0123456789abcde!",
+        ] {
+            assert!(check_token_shape(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+        let delays: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
+        assert!(
+            delays[0] >= Duration::from_millis(800) && delays[0] <= Duration::from_millis(1200)
+        );
+        assert!(
+            delays[1] >= Duration::from_millis(1600) && delays[1] <= Duration::from_millis(2400)
+        );
+        for d in &delays[3..] {
+            assert!(
+                *d >= Duration::from_millis(6400) && *d <= Duration::from_millis(9600),
+                "{d:?}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn random_ids_are_lowercase_alphanumeric() {
+        let id = random_id(10);
+        assert_eq!(id.len(), 10);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        assert_ne!(random_id(10), id);
+    }
+}

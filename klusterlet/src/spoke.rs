@@ -1,0 +1,320 @@
+//! The cluster the agent manages: a real one through a kubeconfig, or a simulated one held in
+//! memory (the apiserver crate with a few Nodes and ClusterClaims). The agent reads both through
+//! the same `kube::Client`, so a simulated cluster runs the real agent code path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use garrison_api::cluster::v1::{ManagedClusterClaim, ManagedClusterVersion};
+use garrison_api::cluster::v1alpha1::{ClusterClaim, RESERVED_CLUSTER_CLAIM_NAMES};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+/// What the agent reports about the managed cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// Summed node capacity (cpu, memory, pods).
+    pub capacity: BTreeMap<String, Quantity>,
+    /// Summed node allocatable (cpu, memory, pods).
+    pub allocatable: BTreeMap<String, Quantity>,
+    /// The Kubernetes version, if the API server answered.
+    pub version: Option<ManagedClusterVersion>,
+    /// Cluster claims, reserved names first, then by name.
+    pub claims: Vec<ManagedClusterClaim>,
+    /// Whether the cluster's API server answered.
+    pub healthy: bool,
+}
+
+/// A managed cluster.
+pub struct Spoke {
+    /// The client to its API server.
+    pub client: kube::Client,
+    /// Held for a simulated cluster: its in-memory API server.
+    _server: Option<garrison_apiserver::server::Server>,
+}
+
+impl Spoke {
+    /// A real cluster, from a kubeconfig.
+    pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
+        let kc = kube::config::Kubeconfig::read_from(path)
+            .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
+        Ok(Spoke {
+            client: kube::Client::try_from(cfg)?,
+            _server: None,
+        })
+    }
+
+    /// A simulated cluster named `cluster`: an in-memory API server with three Nodes and the
+    /// well-known ClusterClaims.
+    pub async fn simulated(cluster: &str, agent_id: &str) -> Result<Self> {
+        let server = garrison_apiserver::server::Server::build(&Default::default())
+            .context("cannot start the simulated cluster")?;
+        let crds: Vec<serde_json::Value> = garrison_api::crds::all()
+            .iter()
+            .map(|c| serde_json::to_value(c).expect("CRD serialises"))
+            .collect();
+        server
+            .install_crds(&crds)
+            .map_err(|e| anyhow::anyhow!("simulated cluster: {}", e.message))?;
+        let client = server.local_client(garrison_apiserver::bootstrap::system_user());
+        let nodes: Api<Node> = Api::all(client.clone());
+        for i in 1..=3 {
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": format!("{cluster}-node-{i}"),
+                    "labels": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""}},
+                "status": {
+                    "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                    "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                    "nodeInfo": {"kubeletVersion": "v1.32.0-garrison-sim"}
+                }
+            }))?;
+            let created = nodes.create(&PostParams::default(), &node).await?;
+            // Status is a subresource: written separately, as a kubelet would.
+            let mut with_status = created.clone();
+            with_status.status = node.status.clone();
+            nodes
+                .replace_status(
+                    &created.metadata.name.clone().unwrap_or_default(),
+                    &PostParams::default(),
+                    &with_status,
+                )
+                .await?;
+        }
+        let claims: Api<ClusterClaim> = Api::all(client.clone());
+        for (name, value) in [
+            ("id.k8s.io", format!("{cluster}-{agent_id}")),
+            ("platform.open-cluster-management.io", "Simulated".into()),
+            ("product.open-cluster-management.io", "Garrison".into()),
+        ] {
+            let claim: ClusterClaim = serde_json::from_value(json!({
+                "apiVersion": "cluster.open-cluster-management.io/v1alpha1", "kind": "ClusterClaim",
+                "metadata": {"name": name}, "spec": {"value": value}
+            }))?;
+            claims.create(&PostParams::default(), &claim).await?;
+        }
+        Ok(Spoke {
+            client,
+            _server: Some(server),
+        })
+    }
+
+    /// Reads what the agent reports. A cluster whose API server does not answer is reported
+    /// unhealthy with nothing else.
+    pub async fn observe(&self) -> Observed {
+        let version = match self.client.apiserver_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "the managed cluster's API server does not answer");
+                return Observed::default();
+            }
+        };
+        let mut out = Observed {
+            healthy: true,
+            version: Some(ManagedClusterVersion {
+                kubernetes: Some(version.git_version),
+            }),
+            ..Default::default()
+        };
+        match Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(nodes) => {
+                let (cap, alloc) = sum_nodes(&nodes.items);
+                out.capacity = cap;
+                out.allocatable = alloc;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list nodes on the managed cluster"),
+        }
+        match Api::<ClusterClaim>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => out.claims = order_claims(&list.items),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => tracing::warn!(error = %e, "cannot list cluster claims"),
+        }
+        out
+    }
+}
+
+/// Orders claims as upstream: reserved names first, in their order, then the rest by name.
+pub fn order_claims(items: &[ClusterClaim]) -> Vec<ManagedClusterClaim> {
+    let mut claims: Vec<(usize, String, Option<String>)> = items
+        .iter()
+        .map(|c| {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let rank = RESERVED_CLUSTER_CLAIM_NAMES
+                .iter()
+                .position(|r| *r == name)
+                .unwrap_or(RESERVED_CLUSTER_CLAIM_NAMES.len());
+            (rank, name, c.spec.value.clone())
+        })
+        .collect();
+    claims.sort();
+    claims
+        .into_iter()
+        .map(|(_, name, value)| ManagedClusterClaim {
+            name: Some(name),
+            value,
+        })
+        .collect()
+}
+
+/// Sums the cpu, memory and pods of nodes' capacity and allocatable.
+pub fn sum_nodes(nodes: &[Node]) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+    let mut cap: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut alloc: BTreeMap<&str, i128> = BTreeMap::new();
+    for node in nodes {
+        let Some(status) = &node.status else { continue };
+        for (target, source) in [
+            (&mut cap, &status.capacity),
+            (&mut alloc, &status.allocatable),
+        ] {
+            let Some(source) = source else { continue };
+            for key in ["cpu", "memory", "pods"] {
+                if let Some(q) = source.get(key).and_then(|q| parse_milli(&q.0)) {
+                    *target.entry(key).or_default() += q;
+                }
+            }
+        }
+    }
+    let render = |m: BTreeMap<&str, i128>| {
+        m.into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(format_milli(k, v))))
+            .collect()
+    };
+    (render(cap), render(alloc))
+}
+
+/// Parses a Kubernetes quantity into thousandths (so `3800m` is 3800 and `1Ki` is 1,024,000).
+/// Returns None for anything malformed or absurdly large.
+pub fn parse_milli(s: &str) -> Option<i128> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    if num.is_empty() || num.len() > 30 {
+        return None;
+    }
+    let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
+    let negative = int_part.starts_with('-');
+    let int_digits = int_part.trim_start_matches(['+', '-']);
+    if !int_digits.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || (int_digits.is_empty() && frac_part.is_empty())
+    {
+        return None;
+    }
+    // Value × 1000 × multiplier, computed in integers from the decimal digits.
+    let (mult_num, mult_den): (i128, i128) = match suffix {
+        "" => (1, 1),
+        "m" => (1, 1000),
+        "k" => (1_000, 1),
+        "M" => (1_000_000, 1),
+        "G" => (1_000_000_000, 1),
+        "T" => (1_000_000_000_000, 1),
+        "P" => (1_000_000_000_000_000, 1),
+        "Ki" => (1 << 10, 1),
+        "Mi" => (1 << 20, 1),
+        "Gi" => (1 << 30, 1),
+        "Ti" => (1 << 40, 1),
+        "Pi" => (1 << 50, 1),
+        _ => return None,
+    };
+    let frac_len = frac_part.len().min(9) as u32;
+    let digits: i128 = format!("{int_digits}{}", &frac_part[..frac_len as usize])
+        .parse()
+        .ok()?;
+    let scale = 10i128.pow(frac_len);
+    let value = digits.checked_mul(1000)?.checked_mul(mult_num)? / scale / mult_den;
+    Some(if negative { -value } else { value })
+}
+
+/// Renders thousandths as a quantity: cpu in cores or millicores, memory in the largest binary
+/// unit that divides it, anything else as a whole number.
+pub fn format_milli(resource: &str, milli: i128) -> String {
+    if resource == "cpu" {
+        return if milli % 1000 == 0 {
+            (milli / 1000).to_string()
+        } else {
+            format!("{milli}m")
+        };
+    }
+    let whole = milli / 1000;
+    if resource == "memory" {
+        for (unit, size) in [
+            ("Ti", 1i128 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
+            if whole != 0 && whole % size == 0 {
+                return format!("{}{unit}", whole / size);
+            }
+        }
+    }
+    whole.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_as_kubernetes_writes_them() {
+        assert_eq!(parse_milli("4"), Some(4000));
+        assert_eq!(parse_milli("3800m"), Some(3800));
+        assert_eq!(parse_milli("0.5"), Some(500));
+        assert_eq!(parse_milli("1Ki"), Some(1_024_000));
+        assert_eq!(parse_milli("16Gi"), Some(16 * (1i128 << 30) * 1000));
+        assert_eq!(parse_milli("2k"), Some(2_000_000));
+        for bad in ["", "Gi", "4x", "1.2.3", "--1", "1e3"] {
+            assert_eq!(parse_milli(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn nodes_sum_and_render() {
+        let node = |cpu: &str, mem: &str| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n"},
+                "status": {"capacity": {"cpu": cpu, "memory": mem, "pods": "110"},
+                           "allocatable": {"cpu": "500m", "memory": "1Gi"}}}))
+            .unwrap()
+        };
+        let (cap, alloc) = sum_nodes(&[node("4", "16Gi"), node("2", "8Gi")]);
+        assert_eq!(cap["cpu"].0, "6");
+        assert_eq!(cap["memory"].0, "24Gi");
+        assert_eq!(cap["pods"].0, "220");
+        assert_eq!(alloc["cpu"].0, "1");
+        assert_eq!(alloc["memory"].0, "2Gi");
+        assert_eq!(format_milli("cpu", 7600), "7600m");
+    }
+
+    #[test]
+    fn reserved_claims_come_first() {
+        let claim = |n: &str| -> ClusterClaim {
+            serde_json::from_value(
+                json!({"apiVersion": "cluster.open-cluster-management.io/v1alpha1",
+                "kind": "ClusterClaim", "metadata": {"name": n}, "spec": {"value": "v"}}),
+            )
+            .unwrap()
+        };
+        let out = order_claims(&[
+            claim("zone.example.com"),
+            claim("platform.open-cluster-management.io"),
+            claim("id.k8s.io"),
+        ]);
+        let names: Vec<_> = out.iter().map(|c| c.name.clone().unwrap()).collect();
+        assert_eq!(names[2], "zone.example.com");
+        assert_eq!(names[0], "id.k8s.io");
+    }
+}
