@@ -207,7 +207,10 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     }
     let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
     let negative = int_part.starts_with('-');
-    let int_digits = int_part.trim_start_matches(['+', '-']);
+    let int_digits = int_part
+        .strip_prefix('-')
+        .or_else(|| int_part.strip_prefix('+'))
+        .unwrap_or(int_part);
     if !int_digits.bytes().all(|b| b.is_ascii_digit())
         || !frac_part.bytes().all(|b| b.is_ascii_digit())
         || (int_digits.is_empty() && frac_part.is_empty())
