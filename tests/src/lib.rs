@@ -287,3 +287,146 @@ pub fn api_code(e: &kube::Error) -> u16 {
         _ => 0,
     }
 }
+
+/// Polls `f` every 100ms until it returns `Some`, or fails after `secs` seconds with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A bootstrap token and the CA pin, from `garrison token create`.
+pub fn create_token(hub: &Hub, ttl: &str) -> (String, String) {
+    let out = ok(garrison(&[
+        "token",
+        "create",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+        "--ttl",
+        ttl,
+    ]));
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    (field("token:"), field("ca-cert-hash:"))
+}
+
+/// A `garrison join` agent process managing a simulated cluster, killed on drop.
+pub struct Agent {
+    /// The cluster name.
+    pub name: String,
+    /// The agent's data directory.
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Starts `garrison join` for `name` with a data directory inside the hub's.
+    pub fn join(hub: &Hub, name: &str, token: &str, pin: &str, extra: &[&str]) -> Agent {
+        let dir = hub.data_dir().join(format!("agent-{name}"));
+        let log = std::fs::File::create(hub.data_dir().join(format!("agent-{name}.log")))
+            .expect("agent log");
+        let child = Command::new(garrison_bin())
+            .args([
+                "join",
+                "--hub",
+                &format!("https://127.0.0.1:{}", hub.port),
+                "--token",
+                token,
+                "--ca-cert-hash",
+                pin,
+                "--cluster-name",
+                name,
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--simulated",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn garrison join");
+        Agent {
+            name: name.into(),
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// Restarts a stopped agent with `garrison klusterlet`.
+    pub fn restart(&mut self, hub: &Hub) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(hub.data_dir().join(format!("agent-{}.log", self.name)))
+            .expect("agent log");
+        self.child = Some(
+            Command::new(garrison_bin())
+                .args(["klusterlet", "--data-dir", self.dir.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn garrison klusterlet"),
+        );
+    }
+
+    /// Kills the agent with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A kubeconfig for the hub with the agent's current certificate, or None before it has one.
+    pub fn kubeconfig(&self, hub: &Hub) -> Option<PathBuf> {
+        let pem = std::fs::read_to_string(self.dir.join("client.pem")).ok()?;
+        let key_at = pem.find("-----BEGIN PRIVATE KEY")?;
+        let (cert, key) = pem.split_at(key_at);
+        let mut kc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).ok()?).ok()?;
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
+        kc["users"][0]["user"]["client-certificate-data"] = b64(cert).into();
+        kc["users"][0]["user"]["client-key-data"] = b64(key).into();
+        let path = hub
+            .data_dir()
+            .join(format!("agent-{}.kubeconfig", self.name));
+        std::fs::write(&path, serde_yaml::to_string(&kc).ok()?).ok()?;
+        Some(path)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A kubeconfig for the hub that authenticates with a bearer token.
+pub fn token_kubeconfig(hub: &Hub, token: &str) -> Result<PathBuf> {
+    let mut kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig())?)?;
+    kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
+    kc["users"][0]["user"]["token"] = token.into();
+    let path = hub
+        .data_dir()
+        .join(format!("token-{}.kubeconfig", &token[..6]));
+    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+    Ok(path)
+}

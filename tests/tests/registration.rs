@@ -1,0 +1,595 @@
+//! Cluster registration with real processes: one hub, three simulated clusters.
+//!
+//! Double opt-in, availability from the lease, deny and re-accept, an agent's limits, bootstrap
+//! rights, expired tokens, a wrong CA pin, ordered deletion, and rotation at 80% of the
+//! certificate's lifetime.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use garrison_api::ManagedCluster;
+use garrison_e2e::{
+    Agent, Hub, api_code, client_from, create_token, eventually, garrison, ok, token_kubeconfig,
+};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn condition(c: &ManagedCluster, type_: &str) -> Option<(String, String)> {
+    c.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|x| x.type_ == type_)
+        .map(|x| (x.status.clone(), x.reason.clone()))
+}
+
+async fn cluster(hub: &kube::Client, name: &str) -> Option<ManagedCluster> {
+    Api::<ManagedCluster>::all(hub.clone())
+        .get_opt(name)
+        .await
+        .ok()?
+}
+
+async fn available(hub: &kube::Client, name: &str) -> Option<()> {
+    let c = cluster(hub, name).await?;
+    (condition(&c, "ManagedClusterConditionAvailable")?.0 == "True").then_some(())
+}
+
+fn csr_for(cluster: &str) -> CertificateSigningRequest {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("system:open-cluster-management:{cluster}:intruder"),
+    );
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationName,
+        format!("system:open-cluster-management:{cluster}"),
+    );
+    params.distinguished_name.push(
+        rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]),
+        "system:open-cluster-management:managed-clusters",
+    );
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    serde_json::from_value(json!({
+        "metadata": {"generateName": "attack-"},
+        "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
+            "request": base64::engine::general_purpose::STANDARD.encode(pem),
+            "usages": ["digital signature", "client auth"]}
+    }))
+    .unwrap()
+}
+
+fn accept(hub: &Hub, names: &[&str]) -> String {
+    let mut args = vec!["accept"];
+    args.extend_from_slice(names);
+    args.extend(["--yes", "--data-dir", hub.data_dir().to_str().unwrap()]);
+    ok(garrison(&args))
+}
+
+#[tokio::test]
+async fn three_clusters_join_two_are_accepted_and_every_boundary_holds() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let lease = ["--lease-duration", "1s"];
+    let mut a = Agent::join(&hub, "alpha", &token, &pin, &lease);
+    let mut b = Agent::join(&hub, "bravo", &token, &pin, &lease);
+    let c = Agent::join(&hub, "charlie", &token, &pin, &lease);
+
+    // All three ask to join; none is accepted by that alone.
+    for name in ["alpha", "bravo", "charlie"] {
+        let mc = eventually(30, &format!("ManagedCluster {name}"), || {
+            cluster(&admin, name)
+        })
+        .await;
+        assert_eq!(mc.spec.hub_accepts_client, Some(false));
+    }
+    let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    eventually(30, "three pending CSRs", || async {
+        let l = csrs.list(&ListParams::default()).await.ok()?;
+        (l.items.len() >= 3).then_some(())
+    })
+    .await;
+
+    // accept shows who asked and with which key, then approves.
+    let out = accept(&hub, &["alpha", "bravo"]);
+    assert!(out.contains("requested by:    system:bootstrap:"), "{out}");
+    assert!(out.contains("key fingerprint: sha256:"), "{out}");
+    assert!(
+        out.contains("system:open-cluster-management:alpha:"),
+        "{out}"
+    );
+    // Without --yes and without a terminal, nothing is approved.
+    let refused = garrison(&[
+        "accept",
+        "charlie",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+
+    for name in ["alpha", "bravo"] {
+        eventually(30, &format!("{name} Available"), || available(&admin, name)).await;
+        let mc = cluster(&admin, name).await.unwrap();
+        assert_eq!(
+            condition(&mc, "HubAcceptedManagedCluster").unwrap().0,
+            "True"
+        );
+        assert_eq!(condition(&mc, "ManagedClusterJoined").unwrap().0, "True");
+        assert_eq!(
+            condition(&mc, "ManagedClusterConditionClockSynced")
+                .unwrap()
+                .0,
+            "True"
+        );
+        let status = mc.status.unwrap();
+        assert_eq!(status.capacity["cpu"].0, "12");
+        assert_eq!(status.allocatable["memory"].0, "45Gi");
+        assert!(status.version.unwrap().kubernetes.unwrap().starts_with('v'));
+        assert_eq!(status.cluster_claims[0].name.as_deref(), Some("id.k8s.io"));
+        assert!(mc.spec.taints.is_empty(), "{:?}", mc.spec.taints);
+        // What acceptance created.
+        Api::<Namespace>::all(admin.clone())
+            .get(name)
+            .await
+            .unwrap();
+        Api::<ClusterRole>::all(admin.clone())
+            .get(&format!("open-cluster-management:managedcluster:{name}"))
+            .await
+            .unwrap();
+        Api::<Lease>::namespaced(admin.clone(), name)
+            .get("managed-cluster-lease")
+            .await
+            .unwrap();
+    }
+    // charlie stays unaccepted and has no certificate.
+    let ch = cluster(&admin, "charlie").await.unwrap();
+    assert_eq!(ch.spec.hub_accepts_client, Some(false));
+    assert!(condition(&ch, "ManagedClusterConditionAvailable").is_none());
+    assert!(c.kubeconfig(&hub).is_none());
+    let info = ok(garrison(&[
+        "get",
+        "klusterlet-info",
+        "--data-dir",
+        c.dir.to_str().unwrap(),
+    ]));
+    assert!(
+        info.contains("waiting for `garrison accept charlie`"),
+        "{info}"
+    );
+    let table = ok(garrison(&[
+        "get",
+        "clusters",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("alpha") && l.contains("True")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("charlie") && l.contains("false")),
+        "{table}"
+    );
+
+    // The key never left the spoke, and it is owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.dir.join("client.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The unaccepted cluster can do nothing beyond its bootstrap rights.
+    let boot = client_from(&token_kubeconfig(&hub, &token).unwrap())
+        .await
+        .unwrap();
+    let e = Api::<Secret>::namespaced(boot.clone(), "kube-system")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<ConfigMap>::namespaced(boot.clone(), "alpha")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<ManagedCluster>::all(boot.clone())
+        .patch(
+            "charlie",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let pending = csrs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|x| {
+            x.status
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref())
+                .is_none()
+        })
+        .expect("charlie's pending CSR");
+    let e = Api::<CertificateSigningRequest>::all(boot.clone())
+        .patch_approval(&pending.metadata.name.clone().unwrap(), &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "Self"}]}})))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let evil: ManagedCluster = serde_json::from_value(json!({"apiVersion": "cluster.open-cluster-management.io/v1",
+        "kind": "ManagedCluster", "metadata": {"name": "evil"}, "spec": {"hubAcceptsClient": true}})).unwrap();
+    let e = Api::<ManagedCluster>::all(boot.clone())
+        .create(&PostParams::default(), &evil)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403, "{e}");
+
+    // Cluster alpha's agent, with its own certificate, stays in its lane.
+    let alpha = client_from(&a.kubeconfig(&hub).unwrap()).await.unwrap();
+    Api::<Lease>::namespaced(alpha.clone(), "alpha")
+        .get("managed-cluster-lease")
+        .await
+        .unwrap();
+    let e = Api::<ConfigMap>::namespaced(alpha.clone(), "bravo")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
+    let e = Api::<ConfigMap>::namespaced(alpha.clone(), "bravo")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<Lease>::namespaced(alpha.clone(), "bravo")
+        .get("managed-cluster-lease")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<CertificateSigningRequest>::all(alpha.clone())
+        .patch_approval(&pending.metadata.name.clone().unwrap(), &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "Peer"}]}})))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<CertificateSigningRequest>::all(alpha.clone())
+        .create(&PostParams::default(), &csr_for("bravo"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    assert!(
+        e.to_string().contains("\"bravo\""),
+        "the denial names the cluster: {e}"
+    );
+    let e = Api::<ManagedCluster>::all(alpha.clone())
+        .patch(
+            "charlie",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    let e = Api::<ManagedCluster>::all(alpha.clone())
+        .patch(
+            "alpha",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hubAcceptsClient": false}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403);
+    assert!(e.to_string().contains("HubAcceptsClient"), "{e}");
+
+    // A stopped agent: Unknown after 5 missed leases, and tainted unreachable.
+    b.kill();
+    let stopped = Instant::now();
+    let mc = eventually(30, "bravo Unknown", || async {
+        let mc = cluster(&admin, "bravo").await?;
+        (condition(&mc, "ManagedClusterConditionAvailable")?.0 == "Unknown").then_some(mc)
+    })
+    .await;
+    let grace = stopped.elapsed();
+    assert!(
+        grace >= Duration::from_secs(3),
+        "Unknown too early: {grace:?}"
+    );
+    assert_eq!(
+        condition(&mc, "ManagedClusterConditionAvailable")
+            .unwrap()
+            .1,
+        "ManagedClusterLeaseUpdateStopped"
+    );
+    eventually(10, "bravo tainted unreachable", || async {
+        let mc = cluster(&admin, "bravo").await?;
+        mc.spec
+            .taints
+            .iter()
+            .any(|t| t.key == "cluster.open-cluster-management.io/unreachable")
+            .then_some(())
+    })
+    .await;
+    // Back again: Available, untainted.
+    b.restart(&hub);
+    eventually(30, "bravo Available again", || async {
+        let mc = cluster(&admin, "bravo").await?;
+        (condition(&mc, "ManagedClusterConditionAvailable")?.0 == "True"
+            && mc.spec.taints.is_empty())
+        .then_some(())
+    })
+    .await;
+
+    // deny: alpha's certificate is refused within seconds; accept restores access.
+    let alpha_kc = a.kubeconfig(&hub).unwrap();
+    ok(garrison(&[
+        "deny",
+        "alpha",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]));
+    let denied = Instant::now();
+    let alpha = client_from(&alpha_kc).await.unwrap();
+    eventually(5, "alpha's certificate refused", || async {
+        let e = Api::<Lease>::namespaced(alpha.clone(), "alpha")
+            .get("managed-cluster-lease")
+            .await
+            .err()?;
+        (api_code(&e) == 401).then_some(())
+    })
+    .await;
+    eprintln!("deny took effect after {:?}", denied.elapsed());
+    eventually(10, "alpha's RBAC removed", || async {
+        Api::<ClusterRole>::all(admin.clone())
+            .get_opt("open-cluster-management:managedcluster:alpha")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let mc = cluster(&admin, "alpha").await.unwrap();
+    assert_eq!(
+        condition(&mc, "HubAcceptedManagedCluster").unwrap(),
+        ("False".into(), "HubClusterAdminDenied".into())
+    );
+    accept(&hub, &["alpha"]);
+    eventually(20, "alpha's agent working again", || async {
+        let kc = a.kubeconfig(&hub)?;
+        let cl = client_from(&kc).await.ok()?;
+        Api::<Lease>::namespaced(cl, "alpha")
+            .get("managed-cluster-lease")
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    eventually(30, "alpha Available after re-acceptance", || {
+        available(&admin, "alpha")
+    })
+    .await;
+
+    // Deleting a cluster: its namespace, then its RBAC, then the object.
+    b.kill();
+    Api::<ManagedCluster>::all(admin.clone())
+        .delete("bravo", &Default::default())
+        .await
+        .unwrap();
+    eventually(30, "bravo gone", || async {
+        let gone = cluster(&admin, "bravo").await.is_none()
+            && Api::<Namespace>::all(admin.clone())
+                .get_opt("bravo")
+                .await
+                .ok()?
+                .is_none()
+            && Api::<ClusterRole>::all(admin.clone())
+                .get_opt("open-cluster-management:managedcluster:bravo")
+                .await
+                .ok()?
+                .is_none();
+        gone.then_some(())
+    })
+    .await;
+    a.kill();
+}
+
+#[tokio::test]
+async fn an_expired_token_and_a_wrong_pin_are_refused_before_anything_is_granted() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let url = format!("https://127.0.0.1:{}", hub.port);
+    // An expired token, stored as the hub stores tokens.
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "bootstrap-token-old123", "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token",
+        "data": {"token-id": b64("old123"), "token-secret": b64("0123456789abcdef"),
+            "expiration": b64("2020-01-01T00:00:00Z"), "usage-bootstrap-authentication": b64("true"),
+            "auth-extra-groups": b64("system:bootstrappers:garrison")}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let (_, pin) = create_token(&hub, "1h");
+    let agent_dir = format!("{dir}/expired-agent");
+    let out = garrison(&[
+        "join",
+        "--hub",
+        &url,
+        "--token",
+        "old123.0123456789abcdef",
+        "--ca-cert-hash",
+        &pin,
+        "--cluster-name",
+        "late",
+        "--data-dir",
+        &agent_dir,
+        "--simulated",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the bootstrap token"), "{err}");
+    assert!(err.lines().last().unwrap().starts_with("error: "), "{err}");
+    assert!(cluster(&admin, "late").await.is_none());
+
+    // A wrong pin: join fails before any request, so the token never reaches the hub.
+    let (token, _) = create_token(&hub, "1h");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = garrison(&[
+        "join",
+        "--hub",
+        &url,
+        "--token",
+        &token,
+        "--ca-cert-hash",
+        &wrong,
+        "--cluster-name",
+        "spoofed",
+        "--data-dir",
+        &format!("{dir}/pin-agent"),
+        "--simulated",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match --ca-cert-hash") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let token_user = format!("system:bootstrap:{}", &token[..6]);
+    let audit = std::fs::read_to_string(hub.data_dir().join("audit.log")).unwrap();
+    assert!(
+        !audit.contains(&token_user),
+        "the token was used despite the wrong pin"
+    );
+    assert!(!std::path::Path::new(&format!("{dir}/pin-agent/bootstrap.token")).exists());
+
+    // Bad input gets one-line errors and exit code 1 or 2.
+    for (args, needle) in [
+        (vec!["--ca-cert-hash", "md5:abc"], "sha256:"),
+        (vec!["--ca-cert-hash", &pin, "--token", "nope"], "--token"),
+    ] {
+        let mut full = vec![
+            "join",
+            "--hub",
+            &url,
+            "--cluster-name",
+            "x",
+            "--data-dir",
+            "unused",
+            "--simulated",
+        ];
+        if !args.contains(&"--token") {
+            full.extend(["--token", &token]);
+        }
+        full.extend(args.iter().copied());
+        let out = garrison(&full);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = garrison(&[
+        "join",
+        "--hub",
+        &url,
+        "--token",
+        &token,
+        "--ca-cert-hash",
+        &pin,
+        "--cluster-name",
+        "Not_A_Label",
+        "--data-dir",
+        "unused",
+        "--simulated",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-name"));
+    let out = garrison(&["accept", "nobody", "--yes", "--data-dir", &dir]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no cluster named \"nobody\""));
+    let out = garrison(&["hub", "--data-dir", &dir, "--cert-lifetime", "48h"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn certificates_rotate_at_about_80_percent_and_the_agent_keeps_working() {
+    let hub = Hub::start_with(&["--cert-lifetime", "20s"]).await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let mut a = Agent::join(&hub, "rotor", &token, &pin, &["--lease-duration", "1s"]);
+    eventually(30, "rotor asks to join", || cluster(&admin, "rotor")).await;
+    accept(&hub, &["rotor"]);
+    eventually(30, "rotor Available", || available(&admin, "rotor")).await;
+    let read = |dir: &std::path::Path| {
+        let pem = std::fs::read_to_string(dir.join("client.pem")).ok()?;
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+        let cert = p.parse_x509().ok()?;
+        Some((
+            cert.raw_serial_as_string(),
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        ))
+    };
+    let (first_serial, nb, na) = read(&a.dir).unwrap();
+    let rotated = eventually(30, "a rotated certificate", || async {
+        let (s, nb2, na2) = read(&a.dir)?;
+        (s != first_serial).then_some((nb2, na2))
+    })
+    .await;
+    let at = jiff::Timestamp::now().as_second();
+    let share = (at - nb) as f64 / (na - nb) as f64;
+    eprintln!("rotated at {:.0}% of the lifetime", share * 100.0);
+    assert!(
+        (0.70..=0.90).contains(&share),
+        "rotated at {share:.2} of the lifetime"
+    );
+    // Past the old certificate's expiry the agent still renews its lease: it uses the new one.
+    tokio::time::sleep(Duration::from_secs((na - at + 2).max(0) as u64)).await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "rotor");
+    let renewed = |l: Lease| {
+        l.spec
+            .and_then(|s| s.renew_time)
+            .map(|t| t.0.as_second())
+            .unwrap_or(0)
+    };
+    eventually(
+        10,
+        "a lease renewal after the old certificate expired",
+        || async {
+            let l = leases.get("managed-cluster-lease").await.ok()?;
+            (renewed(l) > na).then_some(())
+        },
+    )
+    .await;
+    assert!(rotated.1 > na, "the new certificate outlives the old one");
+    let mc = cluster(&admin, "rotor").await.unwrap();
+    assert_eq!(
+        condition(&mc, "ManagedClusterConditionAvailable")
+            .unwrap()
+            .0,
+        "True"
+    );
+    a.kill();
+}
