@@ -35,6 +35,21 @@ pub const REQUESTED_LIFETIME_SECS: i32 = 86_400;
 /// Longest pause between retries while the hub is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Silences the progress lines `join` prints for a person (for benchmarks running many agents).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 /// A uniform random number in [0, 1).
 pub fn random_unit() -> f64 {
     let mut b = [0u8; 8];
@@ -138,12 +153,12 @@ pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentCon
             dir.root.display()
         );
     }
-    eprintln!(
+    progress!(
         "[1/4] checking the hub's CA at {} against {pin}",
         opts.hub_url
     );
     let ca = hub::fetch_pinned_ca(&opts.hub_url, &pin).await?;
-    eprintln!("      hub CA verified");
+    progress!("      hub CA verified");
     dir.create()?;
     let _lock = dir.lock()?;
     let cfg = AgentConfig {
@@ -350,7 +365,7 @@ pub async fn obtain(
                 }
                 Ok(Ask::Waiting) => {
                     if !said_waiting {
-                        eprintln!(
+                        progress!(
                             "      waiting for the hub admin to accept this cluster: on the hub, run `garrison accept {}`",
                             cfg.cluster_name
                         );
@@ -412,13 +427,13 @@ async fn ask_with_token(
         }))
         .map_err(kube::Error::SerdeError)?;
         match clusters.create(&PostParams::default(), &mc).await {
-            Ok(_) => eprintln!("[2/4] created ManagedCluster {}", cfg.cluster_name),
+            Ok(_) => progress!("[2/4] created ManagedCluster {}", cfg.cluster_name),
             Err(e) if status_code(&e) == Some(409) => {}
             Err(e) => return Err(e),
         }
     }
     let name = create_csr(client, dir, cfg).await?;
-    eprintln!(
+    progress!(
         "[3/4] requested a client certificate (CSR {name}); the private key stays in {}",
         dir.root.display()
     );
@@ -457,7 +472,7 @@ pub async fn run(dir: &AgentDir, mut stop: watch::Receiver<bool>, first_join: bo
         };
         let info = usable(&current, &cfg).context("the new certificate is not usable")?;
         if first_join && !refused_once {
-            eprintln!(
+            progress!(
                 "[4/4] joined: certificate serial {} valid until {}; running the agent (Ctrl-C to stop)",
                 info.serial,
                 jiff::Timestamp::from_second(info.not_after)

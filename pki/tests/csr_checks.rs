@@ -343,3 +343,33 @@ fn a_request_for_certificate_signing_rights_is_rejected() {
         CsrError::ForbiddenUsage("certificate signing".into())
     );
 }
+
+#[test]
+fn a_request_to_be_a_ca_is_rejected() {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        "system:open-cluster-management:c1:agent-1",
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, format!("{P}c1"));
+    params.distinguished_name.push(
+        DnType::CustomDnType(vec![2, 5, 4, 10]),
+        format!("{P}managed-clusters"),
+    );
+    // basicConstraints (2.5.29.19), critical, cA TRUE: SEQUENCE { BOOLEAN TRUE }.
+    let mut ext = rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 19],
+        vec![0x30, 0x03, 0x01, 0x01, 0xff],
+    );
+    ext.set_criticality(true);
+    params.custom_extensions = vec![ext];
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    let err = parse_csr(&der).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::ForbiddenExtension(e) if e.contains("CA:true")),
+        "{err:?}"
+    );
+}

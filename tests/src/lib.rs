@@ -44,9 +44,16 @@ pub fn garrison_bin() -> PathBuf {
                 cmd.env_remove(&k);
             }
         }
+        // Benchmarks are built without debug assertions: they drive a release hub.
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            cmd.arg("--release");
+            "release"
+        };
         let status = cmd.status().expect("cargo build runs");
         assert!(status.success(), "building garrison failed");
-        target.join("debug").join("garrison")
+        target.join(profile).join("garrison")
     })
     .clone()
 }
@@ -106,6 +113,11 @@ impl Hub {
         };
         hub.restart().await?;
         Ok(hub)
+    }
+
+    /// The hub process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The data directory.

@@ -51,6 +51,10 @@ pub struct Ctx {
     pub client: kube::Client,
     /// The last lease resourceVersion judged for clock sync, per cluster.
     seen_leases: Mutex<HashMap<String, String>>,
+    /// Per cluster uid, whether this controller has ensured its access (true: namespace, RBAC
+    /// and lease exist) or its denial (false: RBAC removed) since it started, so lease renewals
+    /// and status reports do not repeat that work.
+    rbac_done: Mutex<HashMap<String, bool>>,
 }
 
 impl Ctx {
@@ -59,6 +63,7 @@ impl Ctx {
         Ctx {
             client,
             seen_leases: Mutex::new(HashMap::new()),
+            rbac_done: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -193,8 +198,13 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         .filter(|s| *s > 0)
         .unwrap_or(DEFAULT_LEASE_SECONDS);
     let mut requeue = None;
+    let uid = cluster.uid().unwrap_or_default();
     if accepted {
-        admit(&name, &ctx).await?;
+        let done = ctx.rbac_done.lock().expect("rbac state").get(&uid) == Some(&true);
+        if !done {
+            admit(&name, &ctx).await?;
+            ctx.rbac_done.lock().expect("rbac state").insert(uid, true);
+        }
         set_condition(
             &mut conditions,
             cond(
@@ -206,7 +216,11 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
             now.clone(),
         );
     } else {
-        deny(&name, &ctx).await?;
+        let done = ctx.rbac_done.lock().expect("rbac state").get(&uid) == Some(&false);
+        if !done {
+            deny(&name, &ctx).await?;
+            ctx.rbac_done.lock().expect("rbac state").insert(uid, false);
+        }
         if find_condition(&conditions, mc::HUB_ACCEPTED).is_some() {
             set_condition(
                 &mut conditions,
@@ -409,6 +423,9 @@ async fn cleanup(cluster: &ManagedCluster, ctx: &Ctx) -> Result<Action, Error> {
         Err(e) => return Err(e.into()),
     }
     ctx.seen_leases.lock().expect("lease map").remove(&name);
+    if let Some(uid) = cluster.uid() {
+        ctx.rbac_done.lock().expect("rbac state").remove(&uid);
+    }
     tracing::info!(cluster = %name, "cluster removed: namespace, RBAC and finalizer");
     Ok(Action::await_change())
 }

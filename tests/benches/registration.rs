@@ -1,0 +1,246 @@
+//! Registration benchmark (not a test):
+//!
+//! 1. CSR signing throughput in the hub's signer path: parse and check an agent CSR, then sign
+//!    it with the client CA (ECDSA P-256), and the agent's side (key and CSR generation).
+//! 2. Fleet join: N simulated clusters (in this process, each with its own in-memory API server
+//!    and the real agent code) join a real `garrison hub` process over HTTPS; an admin loop
+//!    accepts them as `garrison accept --yes` does. Measured: the time until all N are
+//!    Available, per-cluster join-to-Available p50/p99, and the hub's RSS and CPU time.
+//!
+//! Run: `cargo bench -p garrison-e2e --bench registration` (N = 100 and 1,000; set
+//! GARRISON_BENCH_CLUSTERS=100 for one size).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use garrison_api::ManagedCluster;
+use garrison_e2e::{Hub, create_token};
+use garrison_klusterlet::agent::{self, JoinOptions};
+use garrison_klusterlet::state::{AgentDir, SpokeSource};
+use garrison_pki::{AgentIdentity, ClusterCa, ClusterName};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+fn signing() {
+    let now = time::OffsetDateTime::now_utc();
+    let ca = ClusterCa::generate("bench-ca", now, time::Duration::days(1)).unwrap();
+    let n = 2_000;
+    let t = Instant::now();
+    let requests: Vec<String> = (0..n)
+        .map(|i| {
+            let id =
+                AgentIdentity::new(ClusterName::parse(&format!("c{i}")).unwrap(), "agent").unwrap();
+            garrison_pki::new_request(&id).unwrap().csr_pem
+        })
+        .collect();
+    let generation = t.elapsed();
+    let t = Instant::now();
+    for pem in &requests {
+        let parsed = garrison_pki::csr::parse(pem.as_bytes()).unwrap();
+        garrison_pki::csr::check_usages(&["digital signature".into(), "client auth".into()])
+            .unwrap();
+        ca.sign(&parsed, now, time::Duration::hours(24)).unwrap();
+    }
+    let sign = t.elapsed();
+    println!(
+        "agent key + CSR generation: {n} in {:.2}s = {:.0}/s",
+        generation.as_secs_f64(),
+        n as f64 / generation.as_secs_f64()
+    );
+    println!(
+        "hub parse + check + sign:   {n} in {:.2}s = {:.0}/s ({:.0} µs each)",
+        sign.as_secs_f64(),
+        n as f64 / sign.as_secs_f64(),
+        sign.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+/// Agents launched per second.
+const RATE_PER_SEC: usize = 50;
+
+fn proc_stat(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15; after the ")" split they are at 11 and 12.
+    let ticks: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (rss, ticks as f64 / 100.0)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn fleet(n: usize) {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let pid = hub.pid().unwrap();
+    let (rss0, cpu0) = proc_stat(pid);
+    let root = tempfile::tempdir().unwrap();
+    agent::set_quiet(true);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The admin: accept every cluster and approve its first CSR, as `garrison accept --yes`,
+    // concurrently with the launches.
+    let admin_loop = {
+        let admin = admin.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let clusters: Api<ManagedCluster> = Api::all(admin.clone());
+            let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+            let accept = watcher(clusters.clone(), watcher::Config::default())
+                .applied_objects()
+                .try_for_each(|mc| {
+                    let clusters = clusters.clone();
+                    async move {
+                        if mc.spec.hub_accepts_client != Some(true) {
+                            let _ = clusters
+                                .patch(
+                                    &mc.name_any(),
+                                    &PatchParams::default(),
+                                    &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}})),
+                                )
+                                .await;
+                        }
+                        Ok(())
+                    }
+                });
+            let approve = watcher(csrs.clone(), watcher::Config::default())
+                .applied_objects()
+                .try_for_each(|csr| {
+                    let csrs = csrs.clone();
+                    async move {
+                        let decided = csr.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| !c.is_empty());
+                        if !decided {
+                            let _ = csrs
+                                .patch_approval(&csr.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [
+                                    {"type": "Approved", "status": "True", "reason": "Bench", "message": "benchmark admin"}]}})))
+                                .await;
+                        }
+                        Ok(())
+                    }
+                });
+            tokio::select! {
+                _ = accept => {}
+                _ = approve => {}
+                _ = stop.changed() => {}
+            }
+        })
+    };
+    // Who became Available when, watched from before the first launch.
+    let watch_available = {
+        let clusters: Api<ManagedCluster> = Api::all(admin.clone());
+        tokio::spawn(async move {
+            let mut up_at: HashMap<String, Instant> = HashMap::new();
+            let mut events =
+                std::pin::pin!(watcher(clusters, watcher::Config::default()).applied_objects());
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
+            while up_at.len() < n {
+                let Ok(Some(Ok(mc))) = tokio::time::timeout_at(deadline, events.next()).await
+                else {
+                    break;
+                };
+                let up = mc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c.type_ == "ManagedClusterConditionAvailable" && c.status == "True"
+                        })
+                    });
+                if up {
+                    up_at.entry(mc.name_any()).or_insert_with(Instant::now);
+                }
+            }
+            up_at
+        })
+    };
+    let started = Instant::now();
+    let mut launched: HashMap<String, Instant> = HashMap::new();
+    for i in 0..n {
+        let name = format!("sim-{i:04}");
+        let dir = AgentDir::new(&root.path().join(&name));
+        let opts = JoinOptions {
+            hub_url: format!("https://127.0.0.1:{}", hub.port),
+            token: token.clone(),
+            ca_cert_hash: pin.clone(),
+            cluster_name: name.clone(),
+            spoke: SpokeSource::Simulated,
+            lease_duration_seconds: 60,
+            force: false,
+        };
+        // Launched at a steady rate: all agents share this process's two cores, and a burst
+        // of a thousand in-memory clusters starting at once would starve their own handshakes.
+        if i > 0 && i % RATE_PER_SEC == 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        launched.insert(name, Instant::now());
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            agent::prepare_join(&dir, &opts).await.unwrap();
+            if let Err(e) = agent::run(&dir, stop, true).await {
+                eprintln!("agent failed: {e:#}");
+            }
+        });
+    }
+    // The admin loop runs while agents launch.
+    let launch_done = started.elapsed();
+    let up_at = watch_available.await.unwrap();
+    let available_at: HashMap<String, Duration> = up_at
+        .iter()
+        .map(|(name, at)| (name.clone(), at.saturating_duration_since(launched[name])))
+        .collect();
+    let total = started.elapsed();
+    let (rss1, cpu1) = proc_stat(pid);
+    let _ = stop_tx.send(true);
+    let _ = admin_loop.await;
+    let mut secs: Vec<f64> = available_at.values().map(Duration::as_secs_f64).collect();
+    secs.sort_by(f64::total_cmp);
+    println!(
+        "{n} clusters: {} Available in {:.1}s (agents launched in {:.1}s); join→Available p50 {:.1}s, p99 {:.1}s",
+        available_at.len(),
+        total.as_secs_f64(),
+        launch_done.as_secs_f64(),
+        pct(&secs, 0.5),
+        pct(&secs, 0.99),
+    );
+    println!(
+        "  hub: RSS {} MiB → {} MiB (+{:.1} KiB per cluster), CPU {:.1}s",
+        rss0 / 1024,
+        rss1 / 1024,
+        (rss1.saturating_sub(rss0)) as f64 / n as f64,
+        cpu1 - cpu0
+    );
+    assert_eq!(available_at.len(), n, "not every cluster became Available");
+}
+
+fn main() {
+    signing();
+    let sizes: Vec<usize> = match std::env::var("GARRISON_BENCH_CLUSTERS") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) => vec![100, 1_000],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for n in sizes {
+        rt.block_on(fleet(n));
+    }
+}
