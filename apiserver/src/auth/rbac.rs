@@ -3,10 +3,11 @@
 //! aggregated ClusterRoles carry the rules of the roles they select, `system:masters` is the
 //! superuser, and creating roles or bindings cannot grant more than the creator holds.
 //!
-//! The authorizer works from an in-memory snapshot of the four RBAC kinds, rebuilt lazily after
-//! any of them is written.
+//! The authorizer works from an in-memory snapshot of the four RBAC kinds, loaded once and then
+//! updated object by object as they are written; ClusterRoleBindings are indexed by subject, so
+//! a decision looks only at the bindings that name the user or one of its groups.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -167,12 +168,63 @@ struct Binding {
     subjects: Vec<(String, String, String)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Snapshot {
+    /// Effective rules of each ClusterRole, aggregation applied.
     cluster_roles: HashMap<String, Vec<Rule>>,
+    /// ClusterRoles as stored, for aggregation.
+    cluster_roles_raw: BTreeMap<String, Value>,
+    /// ClusterRoles that aggregate others.
+    aggregators: BTreeSet<String>,
     roles: HashMap<(String, String), Vec<Rule>>,
-    cluster_bindings: Vec<Binding>,
-    bindings: HashMap<String, Vec<Binding>>,
+    cluster_bindings: BTreeMap<String, Binding>,
+    /// ClusterRoleBinding names by subject key (`User:n`, `Group:n`, `ServiceAccount:ns/n`).
+    cluster_binding_index: HashMap<String, BTreeSet<String>>,
+    bindings: HashMap<String, BTreeMap<String, Binding>>,
+}
+
+fn subject_key((kind, name, ns): &(String, String, String), binding_ns: &str) -> String {
+    match kind.as_str() {
+        "ServiceAccount" => {
+            let ns = if ns.is_empty() {
+                binding_ns
+            } else {
+                ns.as_str()
+            };
+            format!("ServiceAccount:{ns}/{name}")
+        }
+        other => format!("{other}:{name}"),
+    }
+}
+
+fn user_keys(user: &UserInfo) -> Vec<String> {
+    let mut keys = vec![format!("User:{}", user.name)];
+    keys.extend(user.groups.iter().map(|g| format!("Group:{g}")));
+    if let Some(rest) = user.name.strip_prefix("system:serviceaccount:")
+        && let Some((ns, name)) = rest.split_once(':')
+    {
+        keys.push(format!("ServiceAccount:{ns}/{name}"));
+    }
+    keys
+}
+
+fn own_rules(cr: &Value) -> Vec<Rule> {
+    cr.get("rules")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(Rule::from_json).collect())
+        .unwrap_or_default()
+}
+
+fn name_of(v: &Value) -> &str {
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn namespace_of(v: &Value) -> &str {
+    v.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn binding_of(v: &Value) -> Binding {
@@ -242,24 +294,56 @@ fn all_items(store: &Store, key: &str) -> ApiResult<Vec<Value>> {
 impl Snapshot {
     fn load(store: &Store) -> ApiResult<Self> {
         let mut snap = Snapshot::default();
-        let cluster_roles = all_items(store, "rbac.authorization.k8s.io/clusterroles")?;
-        for cr in &cluster_roles {
-            let name = cr
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut rules: Vec<Rule> = cr
-                .get("rules")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(Rule::from_json).collect())
-                .unwrap_or_default();
-            // Aggregation: the rules of every ClusterRole whose labels match a selector.
+        for cr in all_items(store, "rbac.authorization.k8s.io/clusterroles")? {
+            snap.put_cluster_role_raw(cr);
+        }
+        snap.rebuild_cluster_roles(None);
+        for r in all_items(store, "rbac.authorization.k8s.io/roles")? {
+            snap.apply("rbac.authorization.k8s.io/roles", &r, false);
+        }
+        for b in all_items(store, "rbac.authorization.k8s.io/clusterrolebindings")? {
+            snap.apply("rbac.authorization.k8s.io/clusterrolebindings", &b, false);
+        }
+        for b in all_items(store, "rbac.authorization.k8s.io/rolebindings")? {
+            snap.apply("rbac.authorization.k8s.io/rolebindings", &b, false);
+        }
+        Ok(snap)
+    }
+
+    fn put_cluster_role_raw(&mut self, cr: Value) {
+        let name = name_of(&cr).to_string();
+        if cr
+            .pointer("/aggregationRule/clusterRoleSelectors")
+            .is_some()
+        {
+            self.aggregators.insert(name.clone());
+        } else {
+            self.aggregators.remove(&name);
+        }
+        self.cluster_roles_raw.insert(name, cr);
+    }
+
+    /// Recomputes the effective rules of `changed` (all roles when None) and of every
+    /// aggregating role, whose rules may depend on it.
+    fn rebuild_cluster_roles(&mut self, changed: Option<&str>) {
+        let names: Vec<String> = match changed {
+            Some(n) => std::iter::once(n.to_string())
+                .chain(self.aggregators.iter().cloned())
+                .collect(),
+            None => self.cluster_roles_raw.keys().cloned().collect(),
+        };
+        for name in names {
+            let Some(cr) = self.cluster_roles_raw.get(&name) else {
+                self.cluster_roles.remove(&name);
+                continue;
+            };
+            let mut rules = own_rules(cr);
             if let Some(selectors) = cr
                 .pointer("/aggregationRule/clusterRoleSelectors")
                 .and_then(Value::as_array)
             {
-                for other in &cluster_roles {
-                    if std::ptr::eq(other, cr) {
+                for (other_name, other) in &self.cluster_roles_raw {
+                    if *other_name == name {
                         continue;
                     }
                     let labels = labels_of(other);
@@ -280,50 +364,88 @@ impl Snapshot {
                                     })
                                 })
                     });
-                    if selected && let Some(r) = other.get("rules").and_then(Value::as_array) {
-                        rules.extend(r.iter().map(Rule::from_json));
+                    if selected {
+                        rules.extend(own_rules(other));
                     }
                 }
             }
-            snap.cluster_roles.insert(name.into(), rules);
+            self.cluster_roles.insert(name, rules);
         }
-        for r in all_items(store, "rbac.authorization.k8s.io/roles")? {
-            let ns = r
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = r
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let rules = r
-                .get("rules")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(Rule::from_json).collect())
-                .unwrap_or_default();
-            snap.roles.insert((ns.into(), name.into()), rules);
+    }
+
+    /// Applies one stored write (or deletion) of an RBAC object.
+    fn apply(&mut self, key: &str, obj: &Value, deleted: bool) {
+        let name = name_of(obj).to_string();
+        let ns = namespace_of(obj).to_string();
+        match key {
+            "rbac.authorization.k8s.io/clusterroles" => {
+                if deleted {
+                    self.cluster_roles_raw.remove(&name);
+                    self.aggregators.remove(&name);
+                } else {
+                    self.put_cluster_role_raw(obj.clone());
+                }
+                self.rebuild_cluster_roles(Some(&name));
+            }
+            "rbac.authorization.k8s.io/roles" => {
+                if deleted {
+                    self.roles.remove(&(ns, name));
+                } else {
+                    self.roles.insert((ns, name), own_rules(obj));
+                }
+            }
+            "rbac.authorization.k8s.io/clusterrolebindings" => {
+                if let Some(old) = self.cluster_bindings.remove(&name) {
+                    for s in &old.subjects {
+                        let k = subject_key(s, "");
+                        if let Some(set) = self.cluster_binding_index.get_mut(&k) {
+                            set.remove(&name);
+                            if set.is_empty() {
+                                self.cluster_binding_index.remove(&k);
+                            }
+                        }
+                    }
+                }
+                if !deleted {
+                    let b = binding_of(obj);
+                    for s in &b.subjects {
+                        self.cluster_binding_index
+                            .entry(subject_key(s, ""))
+                            .or_default()
+                            .insert(name.clone());
+                    }
+                    self.cluster_bindings.insert(name, b);
+                }
+            }
+            "rbac.authorization.k8s.io/rolebindings" => {
+                let list = self.bindings.entry(ns.clone()).or_default();
+                if deleted {
+                    list.remove(&name);
+                    if list.is_empty() {
+                        self.bindings.remove(&ns);
+                    }
+                } else {
+                    list.insert(name, binding_of(obj));
+                }
+            }
+            _ => {}
         }
-        snap.cluster_bindings = all_items(store, "rbac.authorization.k8s.io/clusterrolebindings")?
-            .iter()
-            .map(binding_of)
-            .collect();
-        for b in all_items(store, "rbac.authorization.k8s.io/rolebindings")?
-            .iter()
-            .map(binding_of)
-        {
-            snap.bindings
-                .entry(b.namespace.clone())
-                .or_default()
-                .push(b);
-        }
-        Ok(snap)
     }
 
     /// Rules granted to `user` in `namespace` (cluster-wide rules included), each with the
     /// sentence kube-apiserver uses to name its source.
     fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<(Rule, String)> {
         let mut out = Vec::new();
-        for b in &self.cluster_bindings {
+        let mut candidates: BTreeSet<&String> = BTreeSet::new();
+        for k in user_keys(user) {
+            if let Some(set) = self.cluster_binding_index.get(&k) {
+                candidates.extend(set.iter());
+            }
+        }
+        for b in candidates
+            .into_iter()
+            .filter_map(|n| self.cluster_bindings.get(n))
+        {
             if let Some(s) = b.subjects.iter().find(|s| subject_matches(user, "", s))
                 && b.role_kind == "ClusterRole"
                 && let Some(rules) = self.cluster_roles.get(&b.role_name)
@@ -338,7 +460,7 @@ impl Snapshot {
         if !namespace.is_empty()
             && let Some(list) = self.bindings.get(namespace)
         {
-            for b in list {
+            for b in list.values() {
                 let Some(s) = b
                     .subjects
                     .iter()
@@ -389,16 +511,27 @@ pub const RBAC_KEYS: [&str; 4] = [
 impl Authorizer {
     /// An authorizer over the RBAC objects in `store`.
     pub fn new(store: Arc<Store>) -> Arc<Self> {
+        // Loaded before the hook is installed; no writer runs while a server is being built.
+        let initial = Snapshot::load(&store).ok().map(Arc::new);
         let authz = Arc::new(Authorizer {
             store: store.clone(),
-            snapshot: RwLock::new(None),
+            snapshot: RwLock::new(initial),
         });
         let weak = Arc::downgrade(&authz);
+        // Each RBAC write updates the snapshot in place (copying it only while a reader still
+        // holds the old one), so a write costs one object, not a reload of them all.
         store.on_write(Arc::new(move |event| {
             if RBAC_KEYS.contains(&event.key.as_str())
                 && let Some(a) = weak.upgrade()
             {
-                *a.snapshot.write().expect("rbac lock") = None;
+                let mut guard = a.snapshot.write().expect("rbac lock");
+                if let Some(snap) = guard.as_mut() {
+                    Arc::make_mut(snap).apply(
+                        &event.key,
+                        &event.object,
+                        event.kind == crate::store::watch::EventType::Deleted,
+                    );
+                }
             }
         }));
         authz
