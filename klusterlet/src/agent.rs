@@ -338,26 +338,37 @@ pub async fn obtain(
     let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
     let mut said_waiting = false;
     let mut said_token = false;
+    // One connection each for the whole wait, not one per attempt.
+    let old_client = match &old {
+        Some(c) => Some(hub::client(&cfg.hub_url, &ca, Auth::Cert(c)).await?),
+        None => None,
+    };
+    let token = dir.token();
+    let token_client = match &token {
+        Some(t) => Some(hub::client(&cfg.hub_url, &ca, Auth::Token(t)).await?),
+        None => None,
+    };
     loop {
         let mut unreachable = false;
+        let mut waiting_on: Option<String> = None;
         // The old certificate, if the cluster has been accepted again.
-        if let Some(old) = old.as_ref().filter(|c| usable(c, cfg).is_some()) {
-            let client = hub::client(&cfg.hub_url, &ca, Auth::Cert(old)).await?;
-            match Api::<ManagedCluster>::all(client)
+        if old.as_ref().is_some_and(|c| usable(c, cfg).is_some())
+            && let Some(client) = &old_client
+        {
+            match Api::<ManagedCluster>::all(client.clone())
                 .get(&cfg.cluster_name)
                 .await
             {
                 Ok(_) => {
                     tracing::info!("the hub accepts this cluster's certificate again");
-                    return Ok(old.clone());
+                    return Ok(old.clone().expect("checked above"));
                 }
                 Err(e) if status_code(&e).is_some() => {}
                 Err(_) => unreachable = true,
             }
         }
-        if let Some(token) = dir.token() {
-            let client = hub::client(&cfg.hub_url, &ca, Auth::Token(&token)).await?;
-            match ask_with_token(&client, dir, cfg).await {
+        if let Some(client) = &token_client {
+            match ask_with_token(client, dir, cfg).await {
                 Ok(Ask::Issued(creds)) => {
                     dir.save_credentials(&creds)?;
                     forget_pending(dir);
@@ -372,6 +383,7 @@ pub async fn obtain(
                         said_waiting = true;
                     }
                     backoff.reset();
+                    waiting_on = pending_csr(dir);
                 }
                 Err(e) if status_code(&e) == Some(401) => {
                     if fail_on_token_refusal {
@@ -396,6 +408,16 @@ pub async fn obtain(
                 dir.root.display()
             )));
         }
+        if let (Some(csr), Some(client), false) = (&waiting_on, &token_client, unreachable) {
+            // Waiting for a human: watch the request rather than poll it. The old certificate
+            // is tried again when the watch times out.
+            let wait = if old.is_some() { 5 } else { 30 };
+            tokio::select! {
+                _ = wait_for_csr_change(client, csr, wait) => {}
+                _ = stop.changed() => return Err(ObtainError::Stopped),
+            }
+            continue;
+        }
         let pause = if unreachable {
             backoff.next_delay()
         } else {
@@ -405,6 +427,39 @@ pub async fn obtain(
             _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return Err(ObtainError::Stopped),
         }
+    }
+}
+
+/// Returns when the CSR `name` changes, or after `secs` seconds.
+async fn wait_for_csr_change(client: &kube::Client, name: &str, secs: u32) {
+    use futures::StreamExt;
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let Ok(current) = api.get(name).await else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return;
+    };
+    if current.status.as_ref().is_some_and(|s| {
+        s.certificate.is_some() || s.conditions.as_ref().is_some_and(|c| !c.is_empty())
+    }) {
+        return;
+    }
+    let rv = current.metadata.resource_version.unwrap_or_default();
+    let wp = kube::api::WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(secs);
+    match api.watch(&wp, &rv).await {
+        Ok(stream) => {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                if matches!(
+                    ev,
+                    Ok(kube::api::WatchEvent::Modified(_) | kube::api::WatchEvent::Deleted(_))
+                ) {
+                    return;
+                }
+            }
+        }
+        Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
     }
 }
 
