@@ -15,11 +15,11 @@ use base64::Engine;
 use garrison_api::ManagedCluster;
 use garrison_api::conditions::{STATUS_FALSE, STATUS_TRUE, managed_cluster as mc};
 use garrison_api::labels::{CLUSTER_NAME, MANAGED_CLUSTER_LEASE};
-use garrison_api::status::set_condition;
+use garrison_api::status::{condition, set_condition};
 use garrison_pki::{AgentIdentity, ClusterName, RotationPolicy};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
@@ -555,17 +555,6 @@ pub async fn run(dir: &AgentDir, mut stop: watch::Receiver<bool>, first_join: bo
     }
 }
 
-fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
-        observed_generation: None,
-    }
-}
-
 /// Writes the observed state into the ManagedCluster's status if it changed. Returns the lease
 /// period the hub asks for.
 async fn report_status(
@@ -585,7 +574,7 @@ async fn report_status(
     let now = Time(jiff::Timestamp::now());
     set_condition(
         &mut conditions,
-        cond(
+        condition(
             mc::JOINED,
             STATUS_TRUE,
             mc::REASON_JOINED,
@@ -594,14 +583,14 @@ async fn report_status(
         now.clone(),
     );
     let available = if seen.healthy {
-        cond(
+        condition(
             mc::AVAILABLE,
             STATUS_TRUE,
             mc::REASON_AVAILABLE,
             "Managed cluster is available",
         )
     } else {
-        cond(
+        condition(
             mc::AVAILABLE,
             STATUS_FALSE,
             mc::REASON_KUBE_API_SERVER_UNAVAILABLE,

@@ -24,7 +24,7 @@ use garrison_api::conditions::{STATUS_FALSE, STATUS_TRUE, STATUS_UNKNOWN, manage
 use garrison_api::labels::{
     MANAGED_CLUSTER_FINALIZER, MANAGED_CLUSTER_LEASE, TAINT_UNAVAILABLE, TAINT_UNREACHABLE,
 };
-use garrison_api::status::{find_condition, set_condition};
+use garrison_api::status::{condition, find_condition, set_condition};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
@@ -115,17 +115,6 @@ where
     }
 }
 
-fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
-        observed_generation: None,
-    }
-}
-
 /// The taints availability calls for, keeping `timeAdded` of those already present and every
 /// taint the controller does not own.
 pub fn desired_taints(current: &[Taint], available: Option<&Condition>, now: &Time) -> Vec<Taint> {
@@ -207,7 +196,7 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         }
         set_condition(
             &mut conditions,
-            cond(
+            condition(
                 mc::HUB_ACCEPTED,
                 STATUS_TRUE,
                 mc::REASON_HUB_CLUSTER_ADMIN_ACCEPTED,
@@ -224,7 +213,7 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         if find_condition(&conditions, mc::HUB_ACCEPTED).is_some() {
             set_condition(
                 &mut conditions,
-                cond(
+                condition(
                     mc::HUB_ACCEPTED,
                     STATUS_FALSE,
                     mc::REASON_HUB_CLUSTER_ADMIN_DENIED,
@@ -242,7 +231,7 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         if age > grace {
             set_condition(
                 &mut conditions,
-                cond(
+                condition(
                     mc::AVAILABLE,
                     STATUS_UNKNOWN,
                     mc::REASON_LEASE_UPDATE_STOPPED,
@@ -262,14 +251,14 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         if fresh && age != i64::MAX {
             let synced = age.abs() < lease_secs;
             let c = if synced {
-                cond(
+                condition(
                     mc::CLOCK_SYNCED,
                     STATUS_TRUE,
                     mc::REASON_CLOCK_SYNCED,
                     "The clock of the managed cluster is synced with the hub.",
                 )
             } else {
-                cond(
+                condition(
                     mc::CLOCK_SYNCED,
                     STATUS_FALSE,
                     mc::REASON_CLOCK_OUT_OF_SYNC,
@@ -467,7 +456,7 @@ mod tests {
     use super::*;
 
     fn available(status: &str) -> Condition {
-        cond(mc::AVAILABLE, status, "r", "m")
+        condition(mc::AVAILABLE, status, "r", "m")
     }
 
     #[test]
