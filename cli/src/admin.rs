@@ -9,9 +9,8 @@ use clap::{Args, ValueEnum};
 use garrison_api::ManagedCluster;
 use garrison_api::conditions::managed_cluster as mc;
 use garrison_api::status::find_condition;
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestCondition,
-};
+use garrison_hub::registration::approver;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -111,16 +110,6 @@ struct PendingRequest {
     fingerprint: String,
 }
 
-fn decided(csr: &CertificateSigningRequest) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed"))
-        })
-}
-
 /// The pending client-certificate requests for `cluster`, judged by the subject the CSR really
 /// carries (not by its labels, which the requester chose).
 async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<PendingRequest>> {
@@ -131,7 +120,9 @@ async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<Pending
         .map_err(unreachable)?;
     let mut out = Vec::new();
     for csr in list.items {
-        if csr.spec.signer_name != garrison_hub::registration::csr_signer::SIGNER || decided(&csr) {
+        if csr.spec.signer_name != garrison_hub::registration::csr_signer::SIGNER
+            || approver::is_decided(&csr)
+        {
             continue;
         }
         let Ok(parsed) = garrison_pki::csr::parse(&csr.spec.request.0) else {
@@ -151,6 +142,9 @@ async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<Pending
     Ok(out)
 }
 
+/// Field manager of the admin verbs' writes.
+const MANAGER: &str = "garrison-admin";
+
 async fn set_condition(
     client: &kube::Client,
     csr: &CertificateSigningRequest,
@@ -159,28 +153,9 @@ async fn set_condition(
     message: &str,
 ) -> Result<()> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
-    let mut conditions = csr
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
-    let now = Time(jiff::Timestamp::now());
-    conditions.push(CertificateSigningRequestCondition {
-        type_: if approve { "Approved" } else { "Denied" }.into(),
-        status: "True".into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_update_time: Some(now.clone()),
-        last_transition_time: Some(now),
-    });
-    api.patch_approval(
-        &csr.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"conditions": conditions}})),
-    )
-    .await
-    .map_err(unreachable)?;
-    Ok(())
+    approver::record_decision(&api, csr, approve, reason, message, MANAGER)
+        .await
+        .map_err(unreachable)
 }
 
 fn confirm(question: &str) -> Result<bool> {
@@ -323,15 +298,10 @@ fn condition_status(c: &ManagedCluster, type_: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Age as kubectl prints it.
 fn age(t: Option<&Time>) -> String {
-    let Some(t) = t else { return String::new() };
-    let secs = (jiff::Timestamp::now().as_second() - t.0.as_second()).max(0);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
+    t.map(|t| garrison_apiserver::http::table::age(&t.0.to_string()))
+        .unwrap_or_default()
 }
 
 /// Prints rows as aligned columns.

@@ -57,11 +57,7 @@ fn has_condition(obj: &CertificateSigningRequest, kind: &str) -> bool {
 
 /// Judges a CSR without side effects; the cluster's acceptance is checked by the caller.
 pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
-    if obj.spec.signer_name != SIGNER
-        || has_condition(obj, "Approved")
-        || has_condition(obj, "Denied")
-        || has_condition(obj, "Failed")
-    {
+    if obj.spec.signer_name != SIGNER || is_decided(obj) {
         return Verdict::Leave;
     }
     let username = obj.spec.username.as_deref().unwrap_or_default();
@@ -86,12 +82,22 @@ pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
     Verdict::ApproveIfAccepted(requester.cluster().to_string())
 }
 
-async fn decide(
+/// Whether a CSR has been approved, denied or has failed.
+pub fn is_decided(obj: &CertificateSigningRequest) -> bool {
+    ["Approved", "Denied", "Failed"]
+        .iter()
+        .any(|c| has_condition(obj, c))
+}
+
+/// Approves or denies a CSR through its approval subresource, keeping its other conditions,
+/// as `manager`.
+pub async fn record_decision(
     api: &Api<CertificateSigningRequest>,
     obj: &CertificateSigningRequest,
     approved: bool,
     reason: &str,
-    message: String,
+    message: &str,
+    manager: &str,
 ) -> Result<(), kube::Error> {
     let mut conditions = obj
         .status
@@ -103,12 +109,12 @@ async fn decide(
         type_: if approved { "Approved" } else { "Denied" }.into(),
         status: "True".into(),
         reason: Some(reason.into()),
-        message: Some(message),
+        message: Some(message.into()),
         last_update_time: Some(now.clone()),
         last_transition_time: Some(now),
     });
     let pp = PatchParams {
-        field_manager: Some(MANAGER.into()),
+        field_manager: Some(manager.into()),
         ..Default::default()
     };
     api.patch_approval(
@@ -129,7 +135,7 @@ async fn reconcile(
         Verdict::Leave => {}
         Verdict::Deny(why) => {
             tracing::warn!(csr = %obj.name_any(), reason = %why, "denying agent CSR");
-            decide(&api, &obj, false, REASON_DENIED, why).await?;
+            record_decision(&api, &obj, false, REASON_DENIED, &why, MANAGER).await?;
         }
         Verdict::ApproveIfAccepted(cluster) => {
             let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
@@ -138,13 +144,13 @@ async fn reconcile(
             });
             if accepted {
                 tracing::info!(csr = %obj.name_any(), %cluster, "approving certificate renewal");
-                decide(
+                record_decision(
                     &api,
                     &obj,
                     true,
                     REASON_AUTO_APPROVED,
-                    "Auto approving Managed cluster agent certificate after SubjectAccessReview."
-                        .into(),
+                    "Auto approving Managed cluster agent certificate after SubjectAccessReview.",
+                    MANAGER,
                 )
                 .await?;
             } else {
