@@ -43,6 +43,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     .collect()
 }
 
+/// Every CRD as JSON, ready to be installed.
+pub fn all_json() -> Vec<Value> {
+    all()
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("a CustomResourceDefinition serializes"))
+        .collect()
+}
+
 /// The CRD as a YAML document.
 pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
     serde_yaml::to_string(crd).expect("a CustomResourceDefinition serializes to YAML")

@@ -93,8 +93,8 @@ pub fn run(args: HubArgs) -> Result<()> {
         &read(&dir, "serving.crt")?,
     )?;
     let key = tls::key_from_pem("serving key pki/serving.key", &read(&dir, "serving.key")?)?;
-    let client_ca =
-        tls::certs_from_pem("client CA pki/client-ca.crt", &read(&dir, "client-ca.crt")?)?;
+    let client_ca_pem = read(&dir, "client-ca.crt")?;
+    let client_ca = tls::certs_from_pem("client CA pki/client-ca.crt", &client_ca_pem)?;
     let tls_config = tls::server_config(chain, key, &client_ca).context("bad certificate")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,14 +117,14 @@ pub fn run(args: HubArgs) -> Result<()> {
             ..ServerConfig::default()
         };
         let server = Server::build(&cfg)?;
-        let crds: Vec<serde_json::Value> = garrison_api::crds::all().iter().map(|c| serde_json::to_value(c).expect("CRD serialises")).collect();
+        let crds = garrison_api::crds::all_json();
         server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
         eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
         // The embedded signer for agents' client certificates, with the client CA.
         let ca = garrison_pki::ClusterCa::from_pem(
-            &String::from_utf8_lossy(&read(&dir, "client-ca.crt")?),
+            &String::from_utf8_lossy(&client_ca_pem),
             &String::from_utf8_lossy(&read(&dir, "client-ca.key")?),
         )
         .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;

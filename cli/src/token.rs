@@ -77,29 +77,6 @@ pub fn parse_duration(s: &str, min: u64, max: u64, range: &str) -> Result<u64, S
     Ok(secs)
 }
 
-fn random_part(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = vec![0u8; len];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("system randomness");
-    // 252 = 7 * 36: rejecting bytes above it keeps the choice uniform.
-    let mut out = String::with_capacity(len);
-    let mut i = 0;
-    while out.len() < len {
-        if i == bytes.len() {
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-                .expect("system randomness");
-            i = 0;
-        }
-        let b = bytes[i];
-        i += 1;
-        if b < 252 {
-            out.push(ALPHABET[(b % 36) as usize] as char);
-        }
-    }
-    out
-}
-
 /// Runs `garrison token`.
 pub fn run(args: TokenArgs) -> Result<()> {
     match args.command {
@@ -119,8 +96,8 @@ pub struct NewToken {
 
 /// Makes a random token valid for `ttl` seconds, in the `system:bootstrappers:garrison` group.
 pub fn new_token(ttl: u64, description: &str) -> Result<NewToken> {
-    let id = random_part(6);
-    let secret = random_part(16);
+    let id = garrison_pki::random_alphanumeric(6);
+    let secret = garrison_pki::random_alphanumeric(16);
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(ttl as i64);
     let expiration = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
@@ -212,8 +189,8 @@ mod tests {
     #[test]
     fn token_parts_have_the_bootstrap_token_shape() {
         for _ in 0..100 {
-            let id = random_part(6);
-            let secret = random_part(16);
+            let id = garrison_pki::random_alphanumeric(6);
+            let secret = garrison_pki::random_alphanumeric(16);
             assert!(id.len() == 6 && secret.len() == 16);
             assert!(
                 format!("{id}{secret}")

@@ -58,14 +58,6 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A random lowercase alphanumeric string.
-pub fn random_id(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| ALPHABET[(random_unit() * 36.0) as usize % 36] as char)
-        .collect()
-}
-
 /// Exponential backoff with ±20% jitter.
 #[derive(Debug)]
 pub struct Backoff {
@@ -165,7 +157,7 @@ pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentCon
         hub_url: opts.hub_url.trim_end_matches('/').to_string(),
         ca_cert_hash: pin,
         cluster_name: cluster.to_string(),
-        agent_id: random_id(10),
+        agent_id: garrison_pki::random_alphanumeric(10),
         spoke: opts.spoke.clone(),
         lease_duration_seconds: opts.lease_duration_seconds,
     };
@@ -200,7 +192,10 @@ pub fn usable(creds: &Credentials, cfg: &AgentConfig) -> Option<garrison_pki::Ce
     let id = identity(cfg).ok()?;
     (info.identity == id
         && info.not_after > now_secs()
-        && garrison_pki::agent::key_matches(&creds.cert_pem, &creds.key_pem).unwrap_or(false))
+        && garrison_pki::agent::key_fingerprint(&creds.key_pem)
+            .ok()
+            .as_ref()
+            == Some(&info.key_fingerprint))
     .then_some(info)
 }
 
@@ -854,16 +849,5 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(1200));
-    }
-
-    #[test]
-    fn random_ids_are_lowercase_alphanumeric() {
-        let id = random_id(10);
-        assert_eq!(id.len(), 10);
-        assert!(
-            id.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        );
-        assert_ne!(random_id(10), id);
     }
 }

@@ -55,10 +55,7 @@ impl Spoke {
     pub async fn simulated(cluster: &str, agent_id: &str) -> Result<Self> {
         let server = garrison_apiserver::server::Server::build(&Default::default())
             .context("cannot start the simulated cluster")?;
-        let crds: Vec<serde_json::Value> = garrison_api::crds::all()
-            .iter()
-            .map(|c| serde_json::to_value(c).expect("CRD serialises"))
-            .collect();
+        let crds = garrison_api::crds::all_json();
         server
             .install_crds(&crds)
             .map_err(|e| anyhow::anyhow!("simulated cluster: {}", e.message))?;

@@ -90,14 +90,18 @@ pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
     })
 }
 
+/// `sha256:<hex>` of a private key's SubjectPublicKeyInfo, to compare with
+/// [`CertInfo::key_fingerprint`].
+pub fn key_fingerprint(key_pem: &str) -> Result<String, PkiError> {
+    let key = KeyPair::from_pem(key_pem)?;
+    Ok(crate::csr::sha256_hex(
+        &rcgen::PublicKeyData::subject_public_key_info(&key),
+    ))
+}
+
 /// Whether `key_pem` is the private key of the certificate `cert_pem`.
 pub fn key_matches(cert_pem: &str, key_pem: &str) -> Result<bool, PkiError> {
-    let key = KeyPair::from_pem(key_pem)?;
-    let info = cert_info(cert_pem)?;
-    Ok(
-        crate::csr::sha256_hex(&rcgen::PublicKeyData::subject_public_key_info(&key))
-            == info.key_fingerprint,
-    )
+    Ok(key_fingerprint(key_pem)? == cert_info(cert_pem)?.key_fingerprint)
 }
 
 #[cfg(test)]
