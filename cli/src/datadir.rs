@@ -113,33 +113,9 @@ impl DataDir {
     }
 }
 
-/// Sets a path's Unix mode.
-pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set permissions on {}", path.display()))?;
-    }
-    Ok(())
-}
+pub use garrison_klusterlet::state::set_mode;
 
-/// Writes a file readable only by its owner (for keys and kubeconfigs).
+/// Writes a file readable only by its owner (for keys and kubeconfigs), atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = OpenOptions::new();
-        opts.create(true).write(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::io::Write::write_all(&mut f, data)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_all()?;
-    }
-    set_mode(&tmp, 0o600)?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    garrison_klusterlet::state::write_file(path, data, 0o600)
 }

@@ -220,29 +220,24 @@ impl Hub {
         }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.signed_by(&key, &issuer)?;
-        let admin: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(self.kubeconfig())?)?;
-        let mut kc = admin.clone();
-        use base64::Engine as _;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        kc["users"][0]["user"]["client-certificate-data"] = b64(&cert.pem()).into();
-        kc["users"][0]["user"]["client-key-data"] = b64(&key.serialize_pem()).into();
-        let path = self
-            .data_dir()
-            .join(format!("{}.kubeconfig", user.replace(':', "_")));
-        std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
-        Ok(path)
+        let mut creds = serde_yaml::Mapping::new();
+        creds.insert("client-certificate-data".into(), b64(&cert.pem()).into());
+        creds.insert("client-key-data".into(), b64(&key.serialize_pem()).into());
+        kubeconfig_with_user(
+            self,
+            &format!("{}.kubeconfig", user.replace(':', "_")),
+            creds.into(),
+        )
     }
 
     /// Writes a kubeconfig that trusts the hub but carries no credentials (for tokens, or to be
     /// anonymous).
     pub fn anonymous_kubeconfig(&self) -> Result<PathBuf> {
-        let mut kc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(self.kubeconfig())?)?;
-        kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
-        let path = self.data_dir().join("anonymous.kubeconfig");
-        std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
-        Ok(path)
+        kubeconfig_with_user(
+            self,
+            "anonymous.kubeconfig",
+            serde_yaml::Value::Mapping(Default::default()),
+        )
     }
 
     /// Runs kubectl with the admin kubeconfig.
@@ -259,6 +254,22 @@ impl Drop for Hub {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Writes `file` in the hub's data directory: the admin kubeconfig (same server and CA) with
+/// its user's credentials replaced by `user`.
+fn kubeconfig_with_user(hub: &Hub, file: &str, user: serde_yaml::Value) -> Result<PathBuf> {
+    let mut kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig())?)?;
+    kc["users"][0]["user"] = user;
+    let path = hub.data_dir().join(file);
+    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+    Ok(path)
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// A kube client from a kubeconfig file.
@@ -409,18 +420,15 @@ impl Agent {
         let pem = std::fs::read_to_string(self.dir.join("client.pem")).ok()?;
         let key_at = pem.find("-----BEGIN PRIVATE KEY")?;
         let (cert, key) = pem.split_at(key_at);
-        let mut kc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).ok()?).ok()?;
-        use base64::Engine as _;
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
-        kc["users"][0]["user"]["client-certificate-data"] = b64(cert).into();
-        kc["users"][0]["user"]["client-key-data"] = b64(key).into();
-        let path = hub
-            .data_dir()
-            .join(format!("agent-{}.kubeconfig", self.name));
-        std::fs::write(&path, serde_yaml::to_string(&kc).ok()?).ok()?;
-        Some(path)
+        let mut creds = serde_yaml::Mapping::new();
+        creds.insert("client-certificate-data".into(), b64(cert).into());
+        creds.insert("client-key-data".into(), b64(key).into());
+        kubeconfig_with_user(
+            hub,
+            &format!("agent-{}.kubeconfig", self.name),
+            creds.into(),
+        )
+        .ok()
     }
 }
 
@@ -432,13 +440,11 @@ impl Drop for Agent {
 
 /// A kubeconfig for the hub that authenticates with a bearer token.
 pub fn token_kubeconfig(hub: &Hub, token: &str) -> Result<PathBuf> {
-    let mut kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig())?)?;
-    kc["users"][0]["user"] = serde_yaml::Value::Mapping(Default::default());
-    kc["users"][0]["user"]["token"] = token.into();
-    let path = hub
-        .data_dir()
-        .join(format!("token-{}.kubeconfig", &token[..6]));
-    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
-    Ok(path)
+    let mut creds = serde_yaml::Mapping::new();
+    creds.insert("token".into(), token.into());
+    kubeconfig_with_user(
+        hub,
+        &format!("token-{}.kubeconfig", &token[..6.min(token.len())]),
+        creds.into(),
+    )
 }

@@ -41,21 +41,12 @@ async fn available(hub: &kube::Client, name: &str) -> Option<()> {
 }
 
 fn csr_for(cluster: &str) -> CertificateSigningRequest {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        format!("system:open-cluster-management:{cluster}:intruder"),
-    );
-    params.distinguished_name.push(
-        rcgen::DnType::OrganizationName,
-        format!("system:open-cluster-management:{cluster}"),
-    );
-    params.distinguished_name.push(
-        rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]),
-        "system:open-cluster-management:managed-clusters",
-    );
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let id = garrison_pki::AgentIdentity::new(
+        garrison_pki::ClusterName::parse(cluster).unwrap(),
+        "intruder",
+    )
+    .unwrap();
+    let pem = garrison_pki::new_request(&id).unwrap().csr_pem;
     serde_json::from_value(json!({
         "metadata": {"generateName": "attack-"},
         "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
