@@ -158,6 +158,8 @@ pub mod work {
     pub const REASON_CONDITION_RULE_EXPRESSION_ERROR: &str = "ConditionRuleExpressionError";
     /// Reason of a rule-set condition: evaluation failed for another cause.
     pub const REASON_CONDITION_RULE_INTERNAL_ERROR: &str = "ConditionRuleInternalError";
+    /// Reason of a work-level condition aggregated from its manifests' rule-set conditions.
+    pub const REASON_CONDITION_RULES_AGGREGATED: &str = "ConditionRulesAggregated";
 }
 
 /// Conditions of `ManifestWorkReplicaSet`.

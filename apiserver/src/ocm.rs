@@ -7,7 +7,10 @@
 //!   `managedclusters/accept`, as upstream's admission webhook requires;
 //! - a CSR for the `kubernetes.io/kube-apiserver-client` signer from an agent may only ask for
 //!   that agent's own cluster, and one from a bootstrap token only for a well-formed agent
-//!   identity. Anything else is refused with the reason.
+//!   identity. Anything else is refused with the reason;
+//! - ManifestWorks are validated as upstream's webhook does: manifests present, at most 500 KiB
+//!   in all, each named (no `generateName`), no two for the same object, and an `executor` only
+//!   from users allowed to `execute-as` that service account.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -141,14 +144,152 @@ fn accept_forbidden(user: &UserInfo, name: &str) -> ApiError {
     .with_subject(CLUSTER_GROUP, "managedclusters", name)
 }
 
+/// The OCM work API group.
+pub const WORK_GROUP: &str = "work.open-cluster-management.io";
+/// Largest total size of a ManifestWork's manifests, in bytes.
+pub const MAX_MANIFESTS_SIZE: usize = 500 * 1024;
+/// Name of upstream's ManifestWork validating webhook, which denials name.
+const WORK_WEBHOOK: &str = "manifestworkvalidators.admission.work.open-cluster-management.io";
+
+fn is_manifest_works(res: &Resource) -> bool {
+    res.group == WORK_GROUP && res.plural == "manifestworks"
+}
+
+fn work_denied(message: String) -> ApiError {
+    ApiError::bad_request(format!(
+        "admission webhook \"{WORK_WEBHOOK}\" denied the request: {message}"
+    ))
+}
+
+/// The object a manifest names: group, kind, namespace, name.
+fn manifest_key(m: &Value) -> (String, String, String, String) {
+    let api_version = m["apiVersion"].as_str().unwrap_or_default();
+    let group = api_version
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or_default();
+    let meta = |f: &str| {
+        m.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (
+        group.to_string(),
+        m["kind"].as_str().unwrap_or_default().to_string(),
+        meta("namespace"),
+        meta("name"),
+    )
+}
+
+/// Checks a ManifestWork's manifests. Each error names the manifest by index.
+pub fn validate_manifests(work: &Value) -> ApiResult<()> {
+    let manifests = work
+        .pointer("/spec/workload/manifests")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if manifests.is_empty() {
+        return Err(work_denied("manifests should not be empty".into()));
+    }
+    let size: usize = manifests
+        .iter()
+        .map(|m| serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0))
+        .sum();
+    if size > MAX_MANIFESTS_SIZE {
+        return Err(work_denied(format!(
+            "the size of manifests is {size} bytes which exceeds the {MAX_MANIFESTS_SIZE} limit"
+        )));
+    }
+    let mut seen: Vec<(String, String, String, String)> = Vec::with_capacity(manifests.len());
+    for (i, m) in manifests.iter().enumerate() {
+        if !m.is_object() {
+            return Err(work_denied(format!(
+                "spec.workload.manifests[{i}]: a manifest must be an object"
+            )));
+        }
+        let key = manifest_key(m);
+        if m.pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty())
+        {
+            return Err(work_denied(format!(
+                "spec.workload.manifests[{i}] ({}): generateName must not be set in manifest",
+                key.1
+            )));
+        }
+        if key.3.is_empty() {
+            return Err(work_denied(format!(
+                "spec.workload.manifests[{i}] ({}): name must be set in manifest",
+                key.1
+            )));
+        }
+        if let Some(j) = seen.iter().position(|k| *k == key) {
+            let ns = if key.2.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", key.2)
+            };
+            return Err(work_denied(format!(
+                "spec.workload.manifests[{i}] duplicates spec.workload.manifests[{j}]: both are {} {ns}{}",
+                key.1, key.3
+            )));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// Checks that `user` may set the work's executor: `execute-as` on the service account, as a
+/// SubjectAccessReview would ask.
+fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value, ns: &str) -> ApiResult<()> {
+    let Some(executor) = work.pointer("/spec/executor").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let Some(sa) = executor
+        .pointer("/subject/serviceAccount")
+        .filter(|v| !v.is_null())
+    else {
+        return Err(work_denied(
+            "executor service account can not be nil".into(),
+        ));
+    };
+    let sa_ns = sa["namespace"].as_str().unwrap_or_default();
+    let sa_name = sa["name"].as_str().unwrap_or_default();
+    let attrs = Attributes {
+        verb: "execute-as".into(),
+        resource_request: true,
+        api_group: WORK_GROUP.into(),
+        resource: "manifestworks".into(),
+        namespace: ns.into(),
+        name: format!("system:serviceaccount:{sa_ns}:{sa_name}"),
+        ..Default::default()
+    };
+    if authz.authorize(user, &attrs)?.allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "admission webhook \"{WORK_WEBHOOK}\" denied the request: user {} cannot manipulate the Manifestwork with executor {sa_ns}/{sa_name} in namespace {ns}",
+        user.name
+    )))
+}
+
 /// Admission of a new custom-resource object: ManagedClusters created already accepted need the
-/// accept permission.
+/// accept permission; ManifestWorks are validated.
 pub fn admit_create(
     res: &Resource,
     user: &UserInfo,
     authz: &Authorizer,
     obj: &Value,
 ) -> ApiResult<()> {
+    if is_manifest_works(res) {
+        validate_manifests(obj)?;
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return check_executor(user, authz, obj, ns);
+    }
     if is_managed_clusters(res)
         && obj
             .pointer("/spec/hubAcceptsClient")
@@ -175,6 +316,20 @@ pub fn admit_update(
     old: &Value,
     new: &Value,
 ) -> ApiResult<()> {
+    if is_manifest_works(res) {
+        if old.get("spec") == new.get("spec") {
+            return Ok(());
+        }
+        validate_manifests(new)?;
+        if old.pointer("/spec/executor") != new.pointer("/spec/executor") {
+            let ns = new
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return check_executor(user, authz, new, ns);
+        }
+        return Ok(());
+    }
     let flag =
         |v: &Value| v.pointer("/spec/hubAcceptsClient").and_then(Value::as_bool) == Some(true);
     if is_managed_clusters(res) && flag(old) != flag(new) {
@@ -231,6 +386,54 @@ pub fn admit_csr(user: &UserInfo, csr: &Value) -> ApiResult<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn work(manifests: Vec<Value>) -> Value {
+        json!({"metadata": {"name": "w", "namespace": "east"},
+            "spec": {"workload": {"manifests": manifests}}})
+    }
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+    }
+
+    #[test]
+    fn manifest_work_rules_name_the_manifest_that_broke_them() {
+        assert!(validate_manifests(&work(vec![cm("a"), cm("b")])).is_ok());
+        let msg = |w: Value| validate_manifests(&w).unwrap_err().message;
+        assert!(msg(work(vec![])).contains("manifests should not be empty"));
+        let mut unnamed = cm("");
+        unnamed["metadata"]["generateName"] = json!("x-");
+        assert!(
+            msg(work(vec![cm("a"), unnamed]))
+                .contains("manifests[1] (ConfigMap): generateName must not be set")
+        );
+        assert!(
+            msg(work(vec![cm("a"), cm("")]))
+                .contains("manifests[1] (ConfigMap): name must be set in manifest")
+        );
+        let m = msg(work(vec![cm("a"), cm("b"), cm("a")]));
+        assert!(
+            m.contains(
+                "manifests[2] duplicates spec.workload.manifests[0]: both are ConfigMap default/a"
+            ),
+            "{m}"
+        );
+        // The same name in another namespace or kind is another object.
+        let mut other_ns = cm("a");
+        other_ns["metadata"]["namespace"] = json!("prod");
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "default"}});
+        assert!(validate_manifests(&work(vec![cm("a"), other_ns, secret])).is_ok());
+        let big = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"},
+            "data": {"x": "a".repeat(MAX_MANIFESTS_SIZE)}});
+        let e = validate_manifests(&work(vec![big])).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.contains("exceeds the 512000 limit"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains(WORK_WEBHOOK));
+    }
 
     fn agent(cluster: &str) -> UserInfo {
         UserInfo::new(

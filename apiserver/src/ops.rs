@@ -53,6 +53,25 @@ pub struct Objects {
     pub registry: Arc<Registry>,
     /// The authorizer, for RBAC escalation checks in admission.
     pub authz: Arc<Authorizer>,
+    /// A simulated cluster's stand-in for an admission webhook: objects annotated with
+    /// [`SIMULATED_REJECT_ANNOTATION`] are refused, for tests of failed applies.
+    pub simulated_rejections: bool,
+}
+
+/// Annotation a simulated cluster refuses objects for; its value is the denial message.
+pub const SIMULATED_REJECT_ANNOTATION: &str = "simulation.garrison.dev/reject";
+
+fn simulated_rejection(obj: &Value) -> ApiResult<()> {
+    if let Some(msg) = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SIMULATED_REJECT_ANNOTATION))
+        .and_then(Value::as_str)
+    {
+        return Err(ApiError::bad_request(format!(
+            "admission webhook \"simulation.garrison.dev\" denied the request: {msg}"
+        )));
+    }
+    Ok(())
 }
 
 /// Options of a list.
@@ -316,6 +335,9 @@ impl Objects {
             ));
         }
         self.check_type(res, &body)?;
+        if self.simulated_rejections {
+            simulated_rejection(&body)?;
+        }
         let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
         Self::check_body_namespace(res, ns, &mut obj)?;
@@ -407,6 +429,9 @@ impl Objects {
             return Err(ApiError::bad_request(
                 "the request body must be a JSON or YAML object",
             ));
+        }
+        if self.simulated_rejections && subresource.is_empty() {
+            simulated_rejection(&body)?;
         }
         self.check_type(res, &body)?;
         let body_name = name_of(&body);

@@ -28,9 +28,17 @@ pub fn list_strategy(kind: Builtin, path: &str) -> ListStrategy {
         (Builtin::ServiceAccount, "secrets") => ListStrategy::MergeByKey("name"),
         (Builtin::ServiceAccount, "imagePullSecrets") => ListStrategy::MergeByKey("name"),
         (Builtin::Namespace, "status.conditions") => ListStrategy::MergeByKey("type"),
-        (Builtin::CertificateSigningRequest, "status.conditions") => {
-            ListStrategy::MergeByKey("type")
+        (_, p) if p.ends_with("containers") || p.ends_with("initContainers") => {
+            ListStrategy::MergeByKey("name")
         }
+        (_, p) if p.ends_with(".env") => ListStrategy::MergeByKey("name"),
+        (_, p) if p.ends_with(".volumeMounts") => ListStrategy::MergeByKey("mountPath"),
+        (_, p) if p.ends_with(".volumes") => ListStrategy::MergeByKey("name"),
+        (_, p) if p.ends_with(".ports") && !p.starts_with("spec.ports") => {
+            ListStrategy::MergeByKey("containerPort")
+        }
+        (Builtin::Service, "spec.ports") => ListStrategy::MergeByKey("port"),
+        (_, "status.conditions") => ListStrategy::MergeByKey("type"),
         _ => ListStrategy::Replace,
     }
 }

@@ -43,6 +43,26 @@ pub enum Builtin {
     SelfSubjectRulesReview,
     /// authentication.k8s.io/v1 SelfSubjectReview (create only, not stored)
     SelfSubjectReview,
+    /// core/v1 Pod (workload kinds: served by simulated clusters)
+    Pod,
+    /// core/v1 Service
+    Service,
+    /// apps/v1 Deployment
+    Deployment,
+    /// apps/v1 StatefulSet
+    StatefulSet,
+    /// apps/v1 DaemonSet
+    DaemonSet,
+    /// apps/v1 ReplicaSet
+    ReplicaSet,
+    /// batch/v1 Job
+    Job,
+    /// batch/v1 CronJob
+    CronJob,
+    /// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration
+    ValidatingWebhookConfiguration,
+    /// admissionregistration.k8s.io/v1 MutatingWebhookConfiguration
+    MutatingWebhookConfiguration,
 }
 
 /// Which rule an object's name must satisfy.
@@ -363,6 +383,116 @@ pub fn builtins() -> Vec<Resource> {
     ]
 }
 
+/// The workload kinds a real cluster serves and a hub does not need: Pods, Services, the apps and
+/// batch kinds, and admission webhooks. Simulated clusters serve them.
+pub fn workload_builtins() -> Vec<Resource> {
+    use Builtin as B;
+    use NameRule::*;
+    let scaled = &["status", "scale"][..];
+    vec![
+        builtin(
+            "",
+            "pods",
+            "Pod",
+            true,
+            &["po"],
+            &["status"],
+            B::Pod,
+            DnsSubdomain,
+        ),
+        builtin(
+            "",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            &["status"],
+            B::Service,
+            DnsLabel,
+        ),
+        builtin(
+            "apps",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            scaled,
+            B::Deployment,
+            DnsSubdomain,
+        ),
+        builtin(
+            "apps",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            &["sts"],
+            scaled,
+            B::StatefulSet,
+            DnsSubdomain,
+        ),
+        builtin(
+            "apps",
+            "daemonsets",
+            "DaemonSet",
+            true,
+            &["ds"],
+            &["status"],
+            B::DaemonSet,
+            DnsSubdomain,
+        ),
+        builtin(
+            "apps",
+            "replicasets",
+            "ReplicaSet",
+            true,
+            &["rs"],
+            scaled,
+            B::ReplicaSet,
+            DnsSubdomain,
+        ),
+        builtin(
+            "batch",
+            "jobs",
+            "Job",
+            true,
+            &[],
+            &["status"],
+            B::Job,
+            DnsSubdomain,
+        ),
+        builtin(
+            "batch",
+            "cronjobs",
+            "CronJob",
+            true,
+            &["cj"],
+            &["status"],
+            B::CronJob,
+            DnsSubdomain,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            &[],
+            B::ValidatingWebhookConfiguration,
+            DnsSubdomain,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            false,
+            &[],
+            &[],
+            B::MutatingWebhookConfiguration,
+            DnsSubdomain,
+        ),
+    ]
+}
+
 /// The served resources, keyed by (group, version, plural). Built-ins are fixed; custom resources
 /// follow the stored CustomResourceDefinitions.
 pub struct Registry {
@@ -378,8 +508,19 @@ impl Default for Registry {
 impl Registry {
     /// A registry holding the built-in kinds.
     pub fn new() -> Self {
+        Self::with(builtins())
+    }
+
+    /// A registry holding the built-in kinds and the workload kinds, as a simulated cluster serves.
+    pub fn with_workloads() -> Self {
+        let mut all = builtins();
+        all.extend(workload_builtins());
+        Self::with(all)
+    }
+
+    fn with(resources: Vec<Resource>) -> Self {
         let mut map = BTreeMap::new();
-        for r in builtins() {
+        for r in resources {
             map.insert(
                 (r.group.clone(), r.version.clone(), r.plural.clone()),
                 Arc::new(r),

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Garbage-collector resync period.
     pub gc_resync: Duration,
+    /// Serve the workload kinds (Pods, Deployments, Jobs, ...) and refuse objects annotated
+    /// for refusal, as a simulated cluster does.
+    pub workloads: bool,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
             gc_resync: Duration::from_secs(5),
+            workloads: false,
         }
     }
 }
@@ -93,7 +97,11 @@ impl Server {
             })?),
             None => None,
         };
-        let registry = Arc::new(Registry::new());
+        let registry = Arc::new(if cfg.workloads {
+            Registry::with_workloads()
+        } else {
+            Registry::new()
+        });
         let crds = store
             .list(
                 "apiextensions.k8s.io/customresourcedefinitions",
@@ -132,6 +140,7 @@ impl Server {
             store,
             registry,
             authz,
+            simulated_rejections: cfg.workloads,
         });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);

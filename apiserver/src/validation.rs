@@ -199,6 +199,20 @@ pub fn normalize_builtin(kind: Builtin, v: &Value) -> Result<Value, String> {
             roundtrip::<authorization::v1::SelfSubjectRulesReview>(v)
         }
         Builtin::SelfSubjectReview => roundtrip::<authentication::v1::SelfSubjectReview>(v),
+        Builtin::Pod => roundtrip::<core::v1::Pod>(v),
+        Builtin::Service => roundtrip::<core::v1::Service>(v),
+        Builtin::Deployment => roundtrip::<apps::v1::Deployment>(v),
+        Builtin::StatefulSet => roundtrip::<apps::v1::StatefulSet>(v),
+        Builtin::DaemonSet => roundtrip::<apps::v1::DaemonSet>(v),
+        Builtin::ReplicaSet => roundtrip::<apps::v1::ReplicaSet>(v),
+        Builtin::Job => roundtrip::<batch::v1::Job>(v),
+        Builtin::CronJob => roundtrip::<batch::v1::CronJob>(v),
+        Builtin::ValidatingWebhookConfiguration => {
+            roundtrip::<admissionregistration::v1::ValidatingWebhookConfiguration>(v)
+        }
+        Builtin::MutatingWebhookConfiguration => {
+            roundtrip::<admissionregistration::v1::MutatingWebhookConfiguration>(v)
+        }
     }
 }
 

@@ -18,6 +18,39 @@ fn parse_lease(s: &str) -> Result<u64, String> {
     crate::token::parse_duration(s, 1, MAX_LEASE_SECS, "1s to 1h")
 }
 
+/// Parses `--status-sync-interval`: 1s to 1h.
+fn parse_sync(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 1, 3600, "1s to 1h")
+}
+
+/// Parses `--appliedmanifestwork-eviction-grace-period`: 1s to 100 years (which never evicts).
+fn parse_grace(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 1, 100 * 365 * 86_400, "1s to 36500d")
+}
+
+/// The work agent's settings, shared by `join` and `klusterlet`.
+#[derive(Args, Debug, Clone)]
+pub struct WorkArgs {
+    /// How often every work is re-applied and its status and feedback re-read: the bound on
+    /// how long drift on the cluster lasts (1s to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_sync)]
+    pub status_sync_interval: u64,
+    /// How long the resources of a work that is gone from the (reachable) hub are kept before
+    /// they are deleted. Works deleted on the hub are cleaned up at once; this covers works
+    /// removed without the agent's finalizer, or a hub that was replaced.
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_grace)]
+    pub appliedmanifestwork_eviction_grace_period: u64,
+}
+
+impl WorkArgs {
+    fn options(&self) -> agent::WorkOptions {
+        agent::WorkOptions {
+            resync: Duration::from_secs(self.status_sync_interval),
+            eviction_grace: Duration::from_secs(self.appliedmanifestwork_eviction_grace_period),
+        }
+    }
+}
+
 /// Arguments of `garrison join`.
 #[derive(Args, Debug)]
 pub struct JoinArgs {
@@ -42,7 +75,8 @@ pub struct JoinArgs {
     /// The agent's data directory (created, mode 0700): key, certificate, pinned CA.
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
-    /// Manage a simulated cluster held in memory (for demos, tests and benchmarks).
+    /// Manage a simulated cluster (for demos, tests and benchmarks): an API server kept in the
+    /// data directory, whose Deployments, Jobs and Pods get the status a healthy cluster gives.
     #[arg(
         long,
         conflicts_with = "kubeconfig",
@@ -59,6 +93,8 @@ pub struct JoinArgs {
     /// Join again over an existing agent directory (a new key and a new request).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub work: WorkArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -70,6 +106,8 @@ pub struct KlusterletArgs {
     /// The agent's data directory, as made by `garrison join`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub work: WorkArgs,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -120,10 +158,11 @@ pub fn join(args: JoinArgs) -> Result<()> {
     };
     crate::hub::init_logging(args.log_format);
     let dir = AgentDir::new(&args.data_dir);
+    let work = args.work.options();
     runtime()?.block_on(async {
         agent::prepare_join(&dir, &opts).await?;
         let stop = stop_on_signal();
-        agent::run(&dir, stop, true).await
+        agent::run(&dir, stop, true, work).await
     })
 }
 
@@ -134,7 +173,7 @@ pub fn klusterlet(args: KlusterletArgs) -> Result<()> {
     crate::hub::init_logging(args.log_format);
     runtime()?.block_on(async {
         let stop = stop_on_signal();
-        let result = agent::run(&dir, stop, false).await;
+        let result = agent::run(&dir, stop, false, args.work.options()).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         result
     })

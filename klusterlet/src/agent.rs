@@ -8,6 +8,7 @@
 //! bootstrap token, and meanwhile keeps trying its old one, in case the cluster is accepted
 //! again. While the hub is unreachable it backs off exponentially with jitter, up to 30s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -27,13 +28,15 @@ use tokio::sync::watch;
 use crate::hub::{self, Auth};
 use crate::spoke::{Observed, Spoke};
 use crate::state::{AgentConfig, AgentDir, Credentials, SpokeSource};
+pub use crate::work::Options as WorkOptions;
+use crate::work::WorkAgent;
 
 /// The signer agent certificates are requested from.
 pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 /// Lifetime the agent asks for; the hub may issue less, never more.
 pub const REQUESTED_LIFETIME_SECS: i32 = 86_400;
 /// Longest pause between retries while the hub is unreachable.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -500,21 +503,58 @@ enum Ended {
     Stopped,
 }
 
-/// Runs a joined agent until `stop` turns true.
-pub async fn run(dir: &AgentDir, mut stop: watch::Receiver<bool>, first_join: bool) -> Result<()> {
+/// Runs a joined agent until `stop` turns true: registration (lease, status, rotation) in this
+/// task, the work agent in another, fed the current hub client.
+pub async fn run(
+    dir: &AgentDir,
+    mut stop: watch::Receiver<bool>,
+    first_join: bool,
+    work_opts: WorkOptions,
+) -> Result<()> {
     let cfg = dir.load_config()?;
     let _lock = dir.lock()?;
     let spoke = match &cfg.spoke {
-        SpokeSource::Simulated => Spoke::simulated(&cfg.cluster_name, &cfg.agent_id).await?,
+        SpokeSource::Simulated => {
+            Spoke::simulated(
+                &cfg.cluster_name,
+                &cfg.agent_id,
+                Some(&dir.simulated_store_file()),
+            )
+            .await?
+        }
         SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
     };
+    let (hub_tx, hub_rx) = watch::channel(None);
+    let work_agent = Arc::new(WorkAgent::new(
+        &cfg.cluster_name,
+        &cfg.hub_url,
+        "",
+        spoke.client.clone(),
+        Vec::new(),
+        work_opts,
+    ));
+    let work_task = tokio::spawn(work_agent.run(hub_rx, stop.clone()));
+    let result = run_registration(dir, &cfg, &spoke, &mut stop, first_join, &hub_tx).await;
+    let _ = hub_tx.send(None);
+    work_task.abort();
+    result
+}
+
+async fn run_registration(
+    dir: &AgentDir,
+    cfg: &AgentConfig,
+    spoke: &Spoke,
+    stop: &mut watch::Receiver<bool>,
+    first_join: bool,
+    hub_tx: &watch::Sender<Option<kube::Client>>,
+) -> Result<()> {
+    let cfg = cfg.clone();
     let mut creds = dir.credentials();
     let mut refused_once = false;
     loop {
         let current = match creds.clone().filter(|c| usable(c, &cfg).is_some()) {
             Some(c) if !refused_once => c,
-            other => match obtain(dir, &cfg, other, first_join && creds.is_none(), &mut stop).await
-            {
+            other => match obtain(dir, &cfg, other, first_join && creds.is_none(), stop).await {
                 Ok(c) => c,
                 Err(ObtainError::Stopped) => return Ok(()),
                 Err(e) => return Err(e.into()),
@@ -530,7 +570,10 @@ pub async fn run(dir: &AgentDir, mut stop: watch::Receiver<bool>, first_join: bo
                     .unwrap_or_default()
             );
         }
-        match serve(dir, &cfg, &spoke, current, &mut stop).await? {
+        let served = serve(dir, &cfg, spoke, current, stop, hub_tx).await?;
+        // The old client is refused or expired: the work agent waits for the next one.
+        let _ = hub_tx.send(None);
+        match served {
             (Ended::Stopped, _) => return Ok(()),
             (Ended::Refused, latest) => {
                 tracing::warn!(
@@ -669,9 +712,11 @@ async fn serve(
     spoke: &Spoke,
     mut creds: Credentials,
     stop: &mut watch::Receiver<bool>,
+    hub_tx: &watch::Sender<Option<kube::Client>>,
 ) -> Result<(Ended, Credentials)> {
     let ca = dir.hub_ca()?;
     let mut client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
+    let _ = hub_tx.send(Some(client.clone()));
     let mut info = usable(&creds, cfg).context("certificate not usable")?;
     let policy = RotationPolicy::default();
     let mut renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
@@ -692,6 +737,7 @@ async fn serve(
                     creds = new;
                     info = new_info;
                     client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
+                    let _ = hub_tx.send(Some(client.clone()));
                     renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
                     next_rotation_try = renew_at;
                 }

@@ -7,5 +7,7 @@
 
 pub mod agent;
 pub mod hub;
+pub mod simulator;
 pub mod spoke;
 pub mod state;
+pub mod work;

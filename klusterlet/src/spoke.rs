@@ -28,6 +28,9 @@ pub struct Observed {
     pub healthy: bool,
 }
 
+/// Nodes in a simulated cluster.
+pub const SIMULATED_NODES: i64 = 3;
+
 /// A managed cluster.
 pub struct Spoke {
     /// The client to its API server.
@@ -50,10 +53,17 @@ impl Spoke {
         })
     }
 
-    /// A simulated cluster named `cluster`: an in-memory API server with three Nodes and the
-    /// well-known ClusterClaims.
-    pub async fn simulated(cluster: &str, agent_id: &str) -> Result<Self> {
-        let server = garrison_apiserver::server::Server::build(&Default::default())
+    /// A simulated cluster named `cluster`: an API server serving the workload kinds, with three
+    /// Nodes, the well-known ClusterClaims and the status simulator. With `store`, its objects
+    /// persist there, so workloads survive an agent restart as they would on a real cluster;
+    /// without, it lives in memory.
+    pub async fn simulated(cluster: &str, agent_id: &str, store: Option<&Path>) -> Result<Self> {
+        let cfg = garrison_apiserver::server::ServerConfig {
+            store_path: store.map(Path::to_path_buf),
+            workloads: true,
+            ..Default::default()
+        };
+        let server = garrison_apiserver::server::Server::build(&cfg)
             .context("cannot start the simulated cluster")?;
         let crds = garrison_api::crds::all_json();
         server
@@ -61,7 +71,7 @@ impl Spoke {
             .map_err(|e| anyhow::anyhow!("simulated cluster: {}", e.message))?;
         let client = server.local_client(garrison_apiserver::bootstrap::system_user());
         let nodes: Api<Node> = Api::all(client.clone());
-        for i in 1..=3 {
+        for i in 1..=SIMULATED_NODES {
             let node: Node = serde_json::from_value(json!({
                 "metadata": {"name": format!("{cluster}-node-{i}"),
                     "labels": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""}},
@@ -72,7 +82,11 @@ impl Spoke {
                     "nodeInfo": {"kubeletVersion": "v1.32.0-garrison-sim"}
                 }
             }))?;
-            let created = nodes.create(&PostParams::default(), &node).await?;
+            let created = match nodes.create(&PostParams::default(), &node).await {
+                Ok(n) => n,
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            };
             // Status is a subresource: written separately, as a kubelet would.
             let mut with_status = created.clone();
             with_status.status = node.status.clone();
@@ -94,8 +108,13 @@ impl Spoke {
                 "apiVersion": "cluster.open-cluster-management.io/v1alpha1", "kind": "ClusterClaim",
                 "metadata": {"name": name}, "spec": {"value": value}
             }))?;
-            claims.create(&PostParams::default(), &claim).await?;
+            match claims.create(&PostParams::default(), &claim).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        crate::simulator::start(&server, client.clone(), SIMULATED_NODES);
         Ok(Spoke {
             client,
             _server: Some(server),

@@ -66,6 +66,10 @@ impl AgentDir {
     pub fn config_file(&self) -> PathBuf {
         self.root.join("klusterlet.json")
     }
+    /// `simulated-cluster.db`: a simulated cluster's objects.
+    pub fn simulated_store_file(&self) -> PathBuf {
+        self.root.join("simulated-cluster.db")
+    }
     /// `hub-ca.crt`.
     pub fn hub_ca_file(&self) -> PathBuf {
         self.root.join("hub-ca.crt")

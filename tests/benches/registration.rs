@@ -194,7 +194,7 @@ async fn fleet(n: usize) {
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             agent::prepare_join(&dir, &opts).await.unwrap();
-            if let Err(e) = agent::run(&dir, stop, true).await {
+            if let Err(e) = agent::run(&dir, stop, true, Default::default()).await {
                 eprintln!("agent failed: {e:#}");
             }
         });
