@@ -388,7 +388,7 @@ pub fn builtins() -> Vec<Resource> {
 pub fn workload_builtins() -> Vec<Resource> {
     use Builtin as B;
     use NameRule::*;
-    let scaled = &["status", "scale"][..];
+    let scaled = &["status"][..];
     vec![
         builtin(
             "",

@@ -8,9 +8,9 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use crate::certs;
 use crate::datadir::{DataDir, write_private};
-use crate::kubeconfig;
+use garrison_apiserver::certs;
+use garrison_apiserver::kubeconfig;
 
 /// Arguments of `garrison init`.
 #[derive(Args, Debug)]

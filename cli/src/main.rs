@@ -6,12 +6,11 @@
 mod admin;
 mod agent;
 mod backup;
-mod certs;
 mod datadir;
 mod hub;
 mod init;
-mod kubeconfig;
 mod token;
+mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,15 +59,40 @@ enum Command {
     /// Deny a cluster: hubAcceptsClient=false. Its certificates are refused at once, its RBAC is
     /// removed and its pending requests are denied.
     Deny(admin::DenyArgs),
-    /// Show clusters, the hub, or an agent.
+    /// Show clusters, works, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
+    /// Create a ManifestWork from a file of plain manifests.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Delete a ManifestWork; its agent removes what it applied.
+    #[command(subcommand)]
+    Delete(DeleteCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CreateCommand {
+    /// Deliver manifests to clusters as a ManifestWork in each cluster's namespace.
+    ///
+    /// FILE holds plain manifests (YAML documents separated by ---, or a List), or one whole
+    /// ManifestWork. Deployments, DaemonSets, Jobs and Pods get WellKnownStatus feedback unless
+    /// --no-feedback is given.
+    Work(work::CreateWorkArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum DeleteCommand {
+    /// Delete a work. The agent deletes the resources it applied (per the work's delete option),
+    /// then removes its finalizer; this waits for that, up to --wait.
+    Work(work::DeleteWorkArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum GetCommand {
     /// The managed clusters: acceptance, joined, availability (-o wide|json|yaml).
     Clusters(admin::GetClustersArgs),
+    /// The ManifestWorks: Applied, Available and Degraded, and status feedback (-o wide|json|yaml).
+    Works(work::GetWorksArgs),
     /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
     HubInfo(admin::HubInfoArgs),
     /// An agent's identity, certificate, rotation time and pending request, from its data directory.
@@ -103,6 +127,9 @@ fn main() -> ExitCode {
         Command::Deny(a) => admin::deny(a),
         Command::Get(GetCommand::Clusters(a)) => admin::get_clusters(a),
         Command::Get(GetCommand::HubInfo(a)) => admin::hub_info(a),
+        Command::Get(GetCommand::Works(a)) => work::get(a),
+        Command::Create(CreateCommand::Work(a)) => work::create(a),
+        Command::Delete(DeleteCommand::Work(a)) => work::delete(a),
         Command::Get(GetCommand::KlusterletInfo(a)) => agent::info(a),
     };
     match result {

@@ -515,12 +515,16 @@ pub async fn run(
     let _lock = dir.lock()?;
     let spoke = match &cfg.spoke {
         SpokeSource::Simulated => {
-            Spoke::simulated(
+            let mut spoke = Spoke::simulated(
                 &cfg.cluster_name,
                 &cfg.agent_id,
                 Some(&dir.simulated_store_file()),
             )
-            .await?
+            .await?;
+            let kubeconfig = dir.simulated_kubeconfig_file();
+            let url = spoke.expose(&cfg.cluster_name, &kubeconfig).await?;
+            tracing::info!(%url, kubeconfig = %kubeconfig.display(), "serving the simulated cluster");
+            spoke
         }
         SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
     };

@@ -37,6 +37,8 @@ pub struct Spoke {
     pub client: kube::Client,
     /// Held for a simulated cluster: its in-memory API server.
     _server: Option<garrison_apiserver::server::Server>,
+    /// Keeps a simulated cluster's HTTPS listener open while the spoke lives.
+    _serving: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Spoke {
@@ -50,6 +52,7 @@ impl Spoke {
         Ok(Spoke {
             client: kube::Client::try_from(cfg)?,
             _server: None,
+            _serving: None,
         })
     }
 
@@ -118,7 +121,50 @@ impl Spoke {
         Ok(Spoke {
             client,
             _server: Some(server),
+            _serving: None,
         })
+    }
+
+    /// Serves a simulated cluster's API over HTTPS on a loopback port, so kubectl can look at
+    /// it (and tests can change it behind the agent's back), and writes an admin kubeconfig for
+    /// it to `kubeconfig` (mode 0600). Fresh certificates each start; nothing is served for a
+    /// real cluster. Returns the URL.
+    pub async fn expose(&mut self, cluster: &str, kubeconfig: &Path) -> Result<String> {
+        use garrison_apiserver::{certs, tls};
+        let Some(server) = &self._server else {
+            anyhow::bail!("only a simulated cluster is served by the agent");
+        };
+        let lifetime = time::Duration::days(7);
+        let ca = certs::new_ca(&format!("{cluster}-simulated-ca"), lifetime)?;
+        let serving = certs::new_serving(&ca, &["127.0.0.1".into(), "localhost".into()], lifetime)?;
+        let admin = certs::new_client(
+            &ca,
+            "simulated-cluster-admin",
+            &["system:masters"],
+            lifetime,
+        )?;
+        let chain =
+            tls::certs_from_pem("simulated serving certificate", serving.cert_pem.as_bytes())?;
+        let key = tls::key_from_pem("simulated serving key", serving.key_pem.as_bytes())?;
+        let roots = tls::certs_from_pem("simulated CA", ca.cert_pem.as_bytes())?;
+        let config = tls::server_config(chain, key, &roots)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot listen on a loopback port for the simulated cluster")?;
+        let url = format!("https://{}", listener.local_addr()?);
+        let kc = garrison_apiserver::kubeconfig::with_client_cert(
+            &format!("{cluster}-simulated"),
+            &url,
+            &ca.cert_pem,
+            "simulated-cluster-admin",
+            &admin.cert_pem,
+            &admin.key_pem,
+        );
+        crate::state::write_file(kubeconfig, kc.as_bytes(), 0o600)?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(tls::serve(listener, config, server.router(), rx));
+        self._serving = Some(tx);
+        Ok(url)
     }
 
     /// Reads what the agent reports. A cluster whose API server does not answer is reported

@@ -70,6 +70,10 @@ impl AgentDir {
     pub fn simulated_store_file(&self) -> PathBuf {
         self.root.join("simulated-cluster.db")
     }
+    /// `simulated-cluster.kubeconfig`: an admin kubeconfig for the simulated cluster.
+    pub fn simulated_kubeconfig_file(&self) -> PathBuf {
+        self.root.join("simulated-cluster.kubeconfig")
+    }
     /// `hub-ca.crt`.
     pub fn hub_ca_file(&self) -> PathBuf {
         self.root.join("hub-ca.crt")

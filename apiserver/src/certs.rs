@@ -1,5 +1,6 @@
-//! Certificates made by `garrison init`: the hub CA and serving certificate, the client CA, and
-//! the admin client certificate. All keys are ECDSA P-256.
+//! Certificates for serving the API: a CA, serving certificates, and client certificates for
+//! kubeconfigs (`garrison init` makes the hub's; a simulated cluster makes its own). All keys
+//! are ECDSA P-256.
 
 use anyhow::{Context, Result};
 use rcgen::{
