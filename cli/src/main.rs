@@ -9,6 +9,7 @@ mod backup;
 mod datadir;
 mod hub;
 mod init;
+mod quickstart;
 mod token;
 mod work;
 
@@ -27,6 +28,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a hub and 3 simulated clusters here, join and accept them, and deploy a sample
+    /// workload with a ManifestWork. Runs until Ctrl-C; a second run reuses DIR.
+    Quickstart(quickstart::QuickstartArgs),
     /// Create a new hub: CAs, serving certificate and an admin kubeconfig in DIR.
     ///
     /// Writes DIR/pki (hub CA, client CA, serving certificate; keys mode 0600),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Quickstart(a) => quickstart::run(a),
         Command::Init(a) => init::run(a),
         Command::Hub(a) => hub::run(a),
         Command::Backup(a) => backup::run_backup(a),

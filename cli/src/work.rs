@@ -175,6 +175,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<()> {
 }
 
 /// What a file held.
+#[derive(Debug)]
 pub enum Loaded {
     /// Plain manifests.
     Manifests(Vec<Value>),

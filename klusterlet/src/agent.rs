@@ -662,7 +662,8 @@ async fn report_status(
     Ok(lease)
 }
 
-async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<(), kube::Error> {
+/// Renews the lease. Returns false while the hub has not created it yet.
+async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<bool, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.cluster_name);
     let patch = json!({"spec": {"renewTime": MicroTime(jiff::Timestamp::now())}});
     match api
@@ -673,9 +674,9 @@ async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<(), kub
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // The hub creates the lease on acceptance; until then there is nothing to renew.
-        Err(e) if status_code(&e) == Some(404) => Ok(()),
+        Err(e) if status_code(&e) == Some(404) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -752,10 +753,12 @@ async fn serve(
                 }
             }
         }
-        if failure.is_none()
-            && let Err(e) = renew_lease(&client, cfg).await
-        {
-            failure = Some(e);
+        let mut lease_missing = false;
+        if failure.is_none() {
+            match renew_lease(&client, cfg).await {
+                Ok(renewed) => lease_missing = !renewed,
+                Err(e) => failure = Some(e),
+            }
         }
         if failure.is_none() {
             let seen = spoke.observe().await;
@@ -773,7 +776,12 @@ async fn serve(
             }
             None => {
                 backoff.reset();
-                Duration::from_secs(lease_secs)
+                if lease_missing {
+                    // Just accepted: renew as soon as the hub has made the lease.
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(lease_secs)
+                }
             }
         };
         let until_rotation = Duration::from_secs((next_rotation_try - now_secs()).max(0) as u64);
