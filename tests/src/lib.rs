@@ -392,6 +392,11 @@ impl Agent {
 
     /// Restarts a stopped agent with `garrison klusterlet`.
     pub fn restart(&mut self, hub: &Hub) {
+        self.restart_with(hub, &[]);
+    }
+
+    /// Restarts a stopped agent with `garrison klusterlet` and extra flags.
+    pub fn restart_with(&mut self, hub: &Hub, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -400,6 +405,7 @@ impl Agent {
         self.child = Some(
             Command::new(garrison_bin())
                 .args(["klusterlet", "--data-dir", self.dir.to_str().unwrap()])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -413,6 +419,20 @@ impl Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// A client for the agent's simulated cluster, once the agent serves it.
+    pub async fn spoke(&self) -> kube::Client {
+        let path = self.dir.join("simulated-cluster.kubeconfig");
+        eventually(30, "the simulated cluster's kubeconfig", || {
+            let path = path.clone();
+            async move {
+                let c = client_from(&path).await.ok()?;
+                c.apiserver_version().await.ok()?;
+                Some(c)
+            }
+        })
+        .await
     }
 
     /// A kubeconfig for the hub with the agent's current certificate, or None before it has one.
