@@ -7,8 +7,12 @@
 //!    accepts them as `garrison accept --yes` does. Measured: the time until all N are
 //!    Available, per-cluster join-to-Available p50/p99, and the hub's RSS and CPU time.
 //!
+//! 3. Dispatch: then W ManifestWorks per cluster (one ConfigMap each; W = 10 at 100 clusters, 5
+//!    at 1,000, as OCM's performance runs), measured from create on the hub to `Applied=True`
+//!    seen on the hub, with the hub's RSS and CPU over that phase.
+//!
 //! Run: `cargo bench -p garrison-e2e --bench registration` (N = 100 and 1,000; set
-//! GARRISON_BENCH_CLUSTERS=100 for one size).
+//! GARRISON_BENCH_CLUSTERS=100 for one size, GARRISON_BENCH_WORKS=0 to skip dispatch).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -208,8 +212,7 @@ async fn fleet(n: usize) {
         .collect();
     let total = started.elapsed();
     let (rss1, cpu1) = proc_stat(pid);
-    let _ = stop_tx.send(true);
-    let _ = admin_loop.await;
+    admin_loop.abort();
     let mut secs: Vec<f64> = available_at.values().map(Duration::as_secs_f64).collect();
     secs.sort_by(f64::total_cmp);
     println!(
@@ -228,6 +231,96 @@ async fn fleet(n: usize) {
         cpu1 - cpu0
     );
     assert_eq!(available_at.len(), n, "not every cluster became Available");
+    let works = works_per_cluster(n);
+    if works > 0 {
+        dispatch(&admin, pid, n, works).await;
+    }
+    let _ = stop_tx.send(true);
+}
+
+/// Works per cluster in the dispatch phase: 10 for up to 100 clusters, 5 beyond (as OCM's own
+/// performance runs), or GARRISON_BENCH_WORKS.
+fn works_per_cluster(n: usize) -> usize {
+    std::env::var("GARRISON_BENCH_WORKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if n <= 100 { 10 } else { 5 })
+}
+
+/// Dispatch latency: from each ManifestWork's create on the hub (one ConfigMap each) to
+/// `Applied=True` seen on the hub through a watch. Works are created at a steady 200/s.
+async fn dispatch(admin: &kube::Client, pid: u32, n: usize, per_cluster: usize) {
+    use garrison_api::work::v1::ManifestWork;
+    let (rss0, cpu0) = proc_stat(pid);
+    let total = n * per_cluster;
+    let works: Api<ManifestWork> = Api::all(admin.clone());
+    let seen = tokio::spawn(async move {
+        let mut applied: HashMap<String, Instant> = HashMap::new();
+        let mut events =
+            std::pin::pin!(watcher(works, watcher::Config::default()).applied_objects());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
+        while applied.len() < total {
+            let Ok(Some(Ok(w))) = tokio::time::timeout_at(deadline, events.next()).await else {
+                break;
+            };
+            let ok = w.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Applied" && c.status == "True")
+            });
+            if ok {
+                let key = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
+                applied.entry(key).or_insert_with(Instant::now);
+            }
+        }
+        applied
+    });
+    let started = Instant::now();
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    for i in 0..per_cluster {
+        for c in 0..n {
+            let cluster = format!("sim-{c:04}");
+            let name = format!("bench-{i}");
+            let work: ManifestWork = serde_json::from_value(json!({
+                "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+                "metadata": {"name": name, "namespace": cluster},
+                "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("bench-{i}"), "namespace": "default"},
+                    "data": {"work": format!("{i}"), "cluster": cluster}}]}}
+            }))
+            .unwrap();
+            let api: Api<ManifestWork> = Api::namespaced(admin.clone(), &cluster);
+            created.insert(format!("{cluster}/{name}"), Instant::now());
+            api.create(&kube::api::PostParams::default(), &work)
+                .await
+                .unwrap();
+            if created.len().is_multiple_of(200) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    let applied = seen.await.unwrap();
+    let elapsed = started.elapsed();
+    let (rss1, cpu1) = proc_stat(pid);
+    let mut secs: Vec<f64> = applied
+        .iter()
+        .map(|(k, at)| at.saturating_duration_since(created[k]).as_secs_f64())
+        .collect();
+    secs.sort_by(f64::total_cmp);
+    println!(
+        "  dispatch, {n} clusters × {per_cluster} works: {} of {total} Applied in {:.1}s; create→Applied p50 {:.0} ms, p99 {:.0} ms",
+        applied.len(),
+        elapsed.as_secs_f64(),
+        pct(&secs, 0.5) * 1e3,
+        pct(&secs, 0.99) * 1e3,
+    );
+    println!(
+        "  hub during dispatch: RSS {} MiB → {} MiB, CPU {:.1}s",
+        rss0 / 1024,
+        rss1 / 1024,
+        cpu1 - cpu0
+    );
+    assert_eq!(applied.len(), total, "not every work was applied");
 }
 
 fn main() {

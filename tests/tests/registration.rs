@@ -362,11 +362,14 @@ async fn three_clusters_join_two_are_accepted_and_every_boundary_holds() {
             .then_some(())
     })
     .await;
-    let mc = cluster(&admin, "alpha").await.unwrap();
-    assert_eq!(
-        condition(&mc, "HubAcceptedManagedCluster").unwrap(),
-        ("False".into(), "HubClusterAdminDenied".into())
-    );
+    // The controller removes the RBAC, then records the denial.
+    eventually(10, "alpha's denial recorded", || async {
+        let mc = cluster(&admin, "alpha").await?;
+        (condition(&mc, "HubAcceptedManagedCluster")?
+            == ("False".into(), "HubClusterAdminDenied".into()))
+            .then_some(())
+    })
+    .await;
     accept(&hub, &["alpha"]);
     eventually(20, "alpha's agent working again", || async {
         let kc = a.kubeconfig(&hub)?;
