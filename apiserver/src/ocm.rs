@@ -242,7 +242,11 @@ pub fn validate_manifests(work: &Value) -> ApiResult<()> {
 
 /// Checks that `user` may set the work's executor: `execute-as` on the service account, as a
 /// SubjectAccessReview would ask.
-fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value, ns: &str) -> ApiResult<()> {
+fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value) -> ApiResult<()> {
+    let ns = work
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(executor) = work.pointer("/spec/executor").filter(|v| !v.is_null()) else {
         return Ok(());
     };
@@ -284,11 +288,7 @@ pub fn admit_create(
 ) -> ApiResult<()> {
     if is_manifest_works(res) {
         validate_manifests(obj)?;
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        return check_executor(user, authz, obj, ns);
+        return check_executor(user, authz, obj);
     }
     if is_managed_clusters(res)
         && obj
@@ -322,11 +322,7 @@ pub fn admit_update(
         }
         validate_manifests(new)?;
         if old.pointer("/spec/executor") != new.pointer("/spec/executor") {
-            let ns = new
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            return check_executor(user, authz, new, ns);
+            return check_executor(user, authz, new);
         }
         return Ok(());
     }

@@ -299,9 +299,20 @@ fn condition_status(c: &ManagedCluster, type_: &str) -> String {
 }
 
 /// Age as kubectl prints it.
-fn age(t: Option<&Time>) -> String {
+pub fn age(t: Option<&Time>) -> String {
     t.map(|t| garrison_apiserver::http::table::age(&t.0.to_string()))
         .unwrap_or_default()
+}
+
+/// Prints objects as a `v1` List in JSON or YAML, as `kubectl get -o json|yaml` does.
+pub fn print_list<T: serde::Serialize>(items: &[T], output: Output) -> Result<()> {
+    let value = json!({"apiVersion": "v1", "kind": "List", "items": items});
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", serde_yaml::to_string(&value)?);
+    }
+    Ok(())
 }
 
 /// Prints rows as aligned columns.
@@ -328,14 +339,7 @@ pub fn get_clusters(args: GetClustersArgs) -> Result<()> {
             .await
             .map_err(unreachable)?;
         match args.output {
-            Output::Json | Output::Yaml => {
-                let value = json!({"apiVersion": "v1", "kind": "List", "items": list.items});
-                if args.output == Output::Json {
-                    println!("{}", serde_json::to_string_pretty(&value)?);
-                } else {
-                    print!("{}", serde_yaml::to_string(&value)?);
-                }
-            }
+            Output::Json | Output::Yaml => print_list(&list.items, args.output)?,
             Output::Table | Output::Wide => {
                 let wide = args.output == Output::Wide;
                 let mut header = vec!["NAME", "HUB ACCEPTED", "JOINED", "AVAILABLE", "AGE"];

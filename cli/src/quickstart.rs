@@ -135,13 +135,24 @@ fn exe() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the garrison binary")
 }
 
-fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
-    let path = dir.join("logs").join(format!("{name}.log"));
-    std::fs::OpenOptions::new()
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("logs").join(format!("{name}.log"))
+}
+
+/// This binary with `args`, its output appended to DIR/logs/NAME.log.
+fn command(dir: &Path, name: &str, args: &[&str]) -> Result<Command> {
+    let path = log_path(dir, name);
+    let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut cmd = Command::new(exe()?);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(cmd)
 }
 
 fn spawn(
@@ -151,12 +162,7 @@ fn spawn(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Result<()> {
-    let log = log_file(dir, name)?;
-    let mut cmd = Command::new(exe()?);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+    let mut cmd = command(dir, name, args)?;
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -168,19 +174,11 @@ fn spawn(
 }
 
 fn run_to_log(dir: &Path, name: &str, args: &[&str]) -> Result<()> {
-    let log = log_file(dir, name)?;
-    let status = Command::new(exe()?)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+    let status = command(dir, name, args)?
         .status()
         .with_context(|| format!("cannot run {name}"))?;
     if !status.success() {
-        bail!(
-            "{name} failed; see {}",
-            dir.join("logs").join(format!("{name}.log")).display()
-        );
+        bail!("{name} failed; see {}", log_path(dir, name).display());
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{Output, Target, client, print_table, runtime, unreachable};
+use crate::admin::{Output, Target, age, client, print_list, print_table, runtime, unreachable};
 
 /// Arguments of `garrison create work`.
 #[derive(Args, Debug)]
@@ -374,14 +374,7 @@ pub fn get(args: GetWorksArgs) -> Result<()> {
         };
         let list = api.list(&ListParams::default()).await.map_err(unreachable)?;
         match args.output {
-            Output::Json | Output::Yaml => {
-                let value = json!({"apiVersion": "v1", "kind": "List", "items": list.items});
-                if args.output == Output::Json {
-                    println!("{}", serde_json::to_string_pretty(&value)?);
-                } else {
-                    print!("{}", serde_yaml::to_string(&value)?);
-                }
-            }
+            Output::Json | Output::Yaml => print_list(&list.items, args.output)?,
             Output::Table | Output::Wide => {
                 if list.items.is_empty() {
                     eprintln!("No works{}. Create one with `garrison create work NAME -f FILE --cluster CLUSTER`.",
@@ -402,9 +395,7 @@ pub fn get(args: GetWorksArgs) -> Result<()> {
                         if w.metadata.deletion_timestamp.is_some() { "Deleting".into() } else { cond_status(w, wc::APPLIED) },
                         cond_status(w, wc::AVAILABLE),
                         cond_status(w, wc::DEGRADED),
-                        garrison_apiserver::http::table::age(
-                            &w.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
-                        ),
+                        age(w.metadata.creation_timestamp.as_ref()),
                         feedback_summary(w),
                     ];
                     if wide {

@@ -182,7 +182,8 @@ fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-fn status_code(e: &kube::Error) -> Option<u16> {
+/// The HTTP status of an API error, if the server answered.
+pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(s) => Some(s.code),
         _ => None,

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use garrison_apiserver::store::watch::{EventType, WatchEvent};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -34,17 +36,7 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
 
 fn api_resource(i: usize) -> ApiResource {
     let (group, version, kind, plural) = KINDS[i];
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
-        },
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 fn kind_index(store_key: &str) -> Option<usize> {

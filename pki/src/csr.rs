@@ -83,8 +83,12 @@ impl ParsedCsr {
 /// `sha256:<hex>` of DER bytes.
 pub fn sha256_hex(der: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, der);
-    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", hex(d.as_ref()))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<u8>, CsrError> {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use garrison_api::work::v1::{AppliedManifestWork, ManifestWork};
+use garrison_api::work::v1::{AppliedManifestWork, ManifestCondition, ManifestWork};
 use garrison_e2e::{Agent, Hub, create_token, eventually, garrison, ok};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -67,15 +67,18 @@ async fn wait_work(
     .await
 }
 
-fn manifest_conds(w: &ManifestWork, ordinal: i32) -> BTreeMap<String, (String, String, String)> {
+fn manifest(w: &ManifestWork, ordinal: i32) -> Option<&ManifestCondition> {
     w.status
-        .as_ref()
-        .and_then(|s| s.resource_status.as_ref())
-        .and_then(|r| {
-            r.manifests
-                .iter()
-                .find(|m| m.resource_meta.ordinal == ordinal)
-        })
+        .as_ref()?
+        .resource_status
+        .as_ref()?
+        .manifests
+        .iter()
+        .find(|m| m.resource_meta.ordinal == ordinal)
+}
+
+fn manifest_conds(w: &ManifestWork, ordinal: i32) -> BTreeMap<String, (String, String, String)> {
+    manifest(w, ordinal)
         .map(|m| {
             m.conditions
                 .iter()
@@ -91,14 +94,7 @@ fn manifest_conds(w: &ManifestWork, ordinal: i32) -> BTreeMap<String, (String, S
 }
 
 fn feedback(w: &ManifestWork, ordinal: i32) -> BTreeMap<String, Value> {
-    w.status
-        .as_ref()
-        .and_then(|s| s.resource_status.as_ref())
-        .and_then(|r| {
-            r.manifests
-                .iter()
-                .find(|m| m.resource_meta.ordinal == ordinal)
-        })
+    manifest(w, ordinal)
         .and_then(|m| m.status_feedbacks.as_ref())
         .map(|f| {
             f.values
@@ -150,17 +146,10 @@ fn dyn_api(
     plural: &str,
     ns: Option<&str>,
 ) -> Api<DynamicObject> {
-    let ar = kube::api::ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
-        },
-        kind: kind.into(),
-        plural: plural.into(),
-    };
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, version, kind),
+        plural,
+    );
     match ns {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

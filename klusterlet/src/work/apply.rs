@@ -266,12 +266,7 @@ pub fn spec_hash(required: &Value) -> String {
         &ring::digest::SHA256,
         serde_json::to_string(&v).unwrap_or_default().as_bytes(),
     );
-    hex(&digest.as_ref()[..16])
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    garrison_pki::csr::hex(&digest.as_ref()[..16])
 }
 
 /// Whether every field `required` sets has the same value in `live`. Maps may hold more
@@ -287,6 +282,29 @@ pub fn covers(live: &Value, required: &Value) -> bool {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (a, b) => a == b,
     }
+}
+
+/// The live object's owner references with this work's replaced by `owner` (kept in its place,
+/// so an unchanged object compares equal), appended if new, or removed when `owner` is None.
+fn refs_with(live: &Value, owner: Option<&Value>, owner_uid: &str) -> Vec<Value> {
+    let mut refs: Vec<Value> = Vec::new();
+    let mut placed = false;
+    for r in owner_refs(live) {
+        if r["uid"].as_str() == Some(owner_uid) {
+            if let Some(o) = owner {
+                refs.push(o.clone());
+                placed = true;
+            }
+        } else {
+            refs.push(r);
+        }
+    }
+    if let Some(o) = owner
+        && !placed
+    {
+        refs.push(o.clone());
+    }
+    refs
 }
 
 /// What the Update strategy writes over a live object: the work's fields, the live object's
@@ -308,25 +326,10 @@ fn merged(live: &Value, required: &Value, owner: Option<&Value>, owner_uid: &str
         }
         live_meta.insert(field.into(), Value::Object(m));
     }
-    // Ours stays where it is, so an unchanged object compares equal.
-    let mut refs: Vec<Value> = Vec::new();
-    let mut placed = false;
-    for r in owner_refs(live) {
-        if r["uid"].as_str() == Some(owner_uid) {
-            if let Some(o) = owner {
-                refs.push(o.clone());
-                placed = true;
-            }
-        } else {
-            refs.push(r);
-        }
-    }
-    if let Some(o) = owner
-        && !placed
-    {
-        refs.push(o.clone());
-    }
-    live_meta.insert("ownerReferences".into(), Value::Array(refs));
+    live_meta.insert(
+        "ownerReferences".into(),
+        Value::Array(refs_with(live, owner, owner_uid)),
+    );
     out["metadata"] = Value::Object(live_meta);
     if let Some(status) = live.get("status") {
         out["status"] = status.clone();
@@ -377,7 +380,7 @@ pub async fn apply(
                 e => api_err("apply", t, e),
             })?;
         if owner.is_none() && has_owner(&to_value(&obj), owner_uid) {
-            return release_owner(&api, t, &to_value(&obj), owner_uid)
+            return set_owner(&api, t, &to_value(&obj), None, owner_uid)
                 .await
                 .map(Some);
         }
@@ -421,8 +424,9 @@ pub async fn apply(
         UpdateStrategyType::CreateOnly => {
             let owned = has_owner(&live, owner_uid);
             match (owner, owned) {
-                (Some(o), false) => add_owner(&api, t, &live, o).await.map(Some),
-                (None, true) => release_owner(&api, t, &live, owner_uid).await.map(Some),
+                (Some(_), false) | (None, true) => {
+                    set_owner(&api, t, &live, owner, owner_uid).await.map(Some)
+                }
                 _ => Ok(Some(live)),
             }
         }
@@ -456,33 +460,16 @@ fn to_value(o: &DynamicObject) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
 }
 
-async fn add_owner(
+/// Writes the live object's owner references with this work's set to `owner` (None removes it),
+/// guarded by the live resourceVersion.
+async fn set_owner(
     api: &Api<DynamicObject>,
     t: &Target,
     live: &Value,
-    owner: &Value,
-) -> Result<Value, ApplyError> {
-    let mut refs = owner_refs(live);
-    refs.push(owner.clone());
-    let patch = json!({"metadata": {"ownerReferences": refs,
-        "resourceVersion": live["metadata"]["resourceVersion"]}});
-    api.patch(&t.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|o| to_value(&o))
-        .map_err(|e| api_err("update the owners of", t, e))
-}
-
-async fn release_owner(
-    api: &Api<DynamicObject>,
-    t: &Target,
-    live: &Value,
+    owner: Option<&Value>,
     owner_uid: &str,
 ) -> Result<Value, ApplyError> {
-    let refs: Vec<Value> = owner_refs(live)
-        .into_iter()
-        .filter(|r| r["uid"].as_str() != Some(owner_uid))
-        .collect();
-    let patch = json!({"metadata": {"ownerReferences": refs,
+    let patch = json!({"metadata": {"ownerReferences": refs_with(live, owner, owner_uid),
         "resourceVersion": live["metadata"]["resourceVersion"]}});
     api.patch(&t.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -510,18 +497,13 @@ pub async fn release(
     res: &AppliedManifestResourceMeta,
     owner_uid: &str,
 ) -> Result<Released, ApplyError> {
-    let group = res.group.clone().unwrap_or_default();
-    let api_resource = ApiResource {
-        api_version: if group.is_empty() {
-            res.version.clone()
-        } else {
-            format!("{group}/{}", res.version)
-        },
-        group,
-        version: res.version.clone(),
-        kind: String::new(),
-        plural: res.resource.clone(),
-    };
+    // The kind is not recorded, and reads and deletes do not need it.
+    let gvk = kube::api::GroupVersionKind::gvk(
+        res.group.as_deref().unwrap_or_default(),
+        &res.version,
+        "",
+    );
+    let api_resource = ApiResource::from_gvk_with_plural(&gvk, &res.resource);
     let ns = res.namespace.clone().unwrap_or_default();
     let t = Target {
         resolved: Resolved {
@@ -558,7 +540,7 @@ pub async fn release(
         })
         .count();
     if others > 0 {
-        release_owner(&api, &t, &live, owner_uid).await?;
+        set_owner(&api, &t, &live, None, owner_uid).await?;
         return Ok(Released::Kept);
     }
     let dp = DeleteParams {

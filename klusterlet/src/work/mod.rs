@@ -41,6 +41,7 @@ use tokio::sync::watch;
 use self::apply::{Released, Resolver, Target};
 use self::gate::Gate;
 use self::status::Outcome;
+use crate::agent::status_code;
 
 /// Default period between full passes (drift correction and status feedback).
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(10);
@@ -51,7 +52,7 @@ pub const DEFAULT_EVICTION_GRACE: Duration = Duration::from_secs(60 * 60);
 /// The hash of a hub's URL that prefixes AppliedManifestWork names, so two hubs managing one
 /// cluster never collide: hex SHA-256.
 pub fn hub_hash(hub_url: &str) -> String {
-    apply::hex(ring::digest::digest(&ring::digest::SHA256, hub_url.as_bytes()).as_ref())
+    garrison_pki::csr::hex(ring::digest::digest(&ring::digest::SHA256, hub_url.as_bytes()).as_ref())
 }
 
 /// The AppliedManifestWork name for a work: `<hub hash>-<work name>`.
@@ -86,13 +87,6 @@ pub struct WorkAgent {
     resolver: Resolver,
     gates: Vec<Arc<dyn Gate>>,
     opts: Options,
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
 }
 
 impl WorkAgent {
@@ -155,7 +149,11 @@ impl WorkAgent {
                             match ev {
                                 watcher::Event::Apply(w) => {
                                     let name = w.name_any();
-                                    self.reconcile(&client, &w).await;
+                                    // The agent's own status writes come back as events; only a
+                                    // new spec, deletion or finalizer change needs a pass now.
+                                    if cache.get(&name).is_none_or(|old| needs_pass(old, &w)) {
+                                        self.reconcile(&client, &w).await;
+                                    }
                                     cache.insert(name, w);
                                 }
                                 watcher::Event::Delete(w) => {
@@ -624,6 +622,14 @@ impl WorkAgent {
             .map(|a| a.spec.manifest_work_name)
             .collect())
     }
+}
+
+/// Whether a changed copy of a work differs from the last in what a pass acts on.
+fn needs_pass(old: &ManifestWork, new: &ManifestWork) -> bool {
+    old.metadata.generation != new.metadata.generation
+        || old.spec != new.spec
+        || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+        || old.metadata.finalizers != new.metadata.finalizers
 }
 
 fn same_resource(a: &AppliedManifestResourceMeta, b: &AppliedManifestResourceMeta) -> bool {
