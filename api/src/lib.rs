@@ -15,7 +15,8 @@
 //! - [`labels`]: well-known labels, annotations, taints, finalizers and object names,
 //! - [`status`]: helpers to find and set entries of a status condition list,
 //! - [`crds`]: every `CustomResourceDefinition` the crate defines, and their YAML form,
-//! - [`schema`]: schema functions for fields that hold arbitrary embedded objects.
+//! - [`schema`]: schema functions for fields that hold arbitrary embedded objects,
+//! - [`selector`]: `metav1.LabelSelector` checked and matched as apimachinery does.
 //!
 //! The types are written so that objects in the shape upstream writes them deserialize and
 //! serialize back without loss: optional fields are `Option`s or empty-skipping collections,
@@ -28,6 +29,7 @@ pub mod conditions;
 pub mod crds;
 pub mod labels;
 pub mod schema;
+pub mod selector;
 pub mod status;
 pub mod work;
 

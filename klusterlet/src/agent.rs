@@ -598,13 +598,21 @@ async fn run_registration(
     }
 }
 
-/// Writes the observed state into the ManagedCluster's status if it changed. Returns the lease
-/// period the hub asks for.
+/// What one status report found.
+struct Reported {
+    /// The lease period the hub asks for.
+    lease: Option<u64>,
+    /// The write lost a race with another writer (the hub's controllers); report again soon
+    /// rather than a whole lease period later.
+    conflicted: bool,
+}
+
+/// Writes the observed state into the ManagedCluster's status if it changed.
 async fn report_status(
     client: &kube::Client,
     cfg: &AgentConfig,
     seen: &Observed,
-) -> Result<Option<u64>, kube::Error> {
+) -> Result<Reported, kube::Error> {
     let api: Api<ManagedCluster> = Api::all(client.clone());
     let mut mc = api.get(&cfg.cluster_name).await?;
     let lease = mc
@@ -648,6 +656,7 @@ async fn report_status(
         status.version = seen.version.clone();
         status.cluster_claims = seen.claims.clone();
     }
+    let mut conflicted = false;
     if mc.status.as_ref() != Some(&status) {
         mc.status = Some(status);
         mc.metadata.managed_fields = None;
@@ -656,11 +665,11 @@ async fn report_status(
             .await
         {
             Ok(_) => {}
-            Err(e) if status_code(&e) == Some(409) => {}
+            Err(e) if status_code(&e) == Some(409) => conflicted = true,
             Err(e) => return Err(e),
         }
     }
-    Ok(lease)
+    Ok(Reported { lease, conflicted })
 }
 
 /// Renews the lease. Returns false while the hub has not created it yet.
@@ -754,18 +763,24 @@ async fn serve(
                 }
             }
         }
-        let mut lease_missing = false;
+        // Set when this beat left something undone that should not wait a whole lease period:
+        // a lease the hub has not made yet (just accepted), or a status write that lost a race.
+        let mut soon = false;
         if failure.is_none() {
             match renew_lease(&client, cfg).await {
-                Ok(renewed) => lease_missing = !renewed,
+                Ok(renewed) => soon = !renewed,
                 Err(e) => failure = Some(e),
             }
         }
         if failure.is_none() {
             let seen = spoke.observe().await;
             match report_status(&client, cfg, &seen).await {
-                Ok(Some(l)) => lease_secs = l,
-                Ok(None) => {}
+                Ok(reported) => {
+                    if let Some(l) = reported.lease {
+                        lease_secs = l;
+                    }
+                    soon |= reported.conflicted;
+                }
                 Err(e) => failure = Some(e),
             }
         }
@@ -777,8 +792,7 @@ async fn serve(
             }
             None => {
                 backoff.reset();
-                if lease_missing {
-                    // Just accepted: renew as soon as the hub has made the lease.
+                if soon {
                     Duration::from_secs(1)
                 } else {
                     Duration::from_secs(lease_secs)
