@@ -10,7 +10,11 @@
 //!   identity. Anything else is refused with the reason;
 //! - ManifestWorks are validated as upstream's webhook does: manifests present, at most 500 KiB
 //!   in all, each named (no `generateName`), no two for the same object, and an `executor` only
-//!   from users allowed to `execute-as` that service account.
+//!   from users allowed to `execute-as` that service account;
+//! - cluster sets, as upstream's webhooks: a ManagedCluster without a set label joins `default`;
+//!   putting a cluster into a set or taking it out needs `create` on `managedclustersets/join`
+//!   for that set (old and new); a ManagedClusterSetBinding must be named after its set, and
+//!   creating one needs `create` on `managedclustersets/bind` for the set.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -19,7 +23,7 @@ use serde_json::Value;
 
 use crate::auth::UserInfo;
 use crate::auth::rbac::{Attributes, Authorizer};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::resources::Resource;
 use crate::store::Store;
 use crate::store::watch::{EventType, WatchEvent};
@@ -278,17 +282,165 @@ fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value) -> ApiResul
     )))
 }
 
-/// Admission of a new custom-resource object: ManagedClusters created already accepted need the
-/// accept permission; ManifestWorks are validated.
+/// The set every cluster without a set label is in.
+pub const DEFAULT_CLUSTER_SET: &str = "default";
+
+fn cluster_set_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(garrison_api::labels::CLUSTER_SET))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Gives a cluster without a set label (or an empty one) the `default` set, as upstream's
+/// mutating webhook does.
+fn default_cluster_set(obj: &mut Value) {
+    if !cluster_set_of(obj).is_empty() {
+        return;
+    }
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !labels.is_object() {
+        *labels = Value::Object(Default::default());
+    }
+    labels[garrison_api::labels::CLUSTER_SET] = Value::String(DEFAULT_CLUSTER_SET.into());
+}
+
+/// Gives each taint without `timeAdded` one, as upstream's mutating webhook does: the time the
+/// old object recorded for the same taint (key, value and effect), else now. Placements count
+/// `tolerationSeconds` from it.
+fn stamp_taints(old: Option<&Value>, new: &mut Value) {
+    let Some(taints) = new
+        .pointer_mut("/spec/taints")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let same = |a: &Value, b: &Value| {
+        ["key", "value", "effect"]
+            .iter()
+            .all(|k| a.get(*k).filter(|v| !v.is_null()) == b.get(*k).filter(|v| !v.is_null()))
+    };
+    let old_taints = old
+        .and_then(|o| o.pointer("/spec/taints"))
+        .and_then(Value::as_array);
+    for t in taints.iter_mut() {
+        if t.get("timeAdded").is_some_and(|v| !v.is_null()) || !t.is_object() {
+            continue;
+        }
+        let recorded = old_taints
+            .and_then(|ts| ts.iter().find(|o| same(o, t)))
+            .and_then(|o| o.get("timeAdded"))
+            .filter(|v| !v.is_null())
+            .cloned();
+        t["timeAdded"] = recorded.unwrap_or_else(|| Value::String(crate::admission::now_rfc3339()));
+    }
+}
+
+/// Whether `user` may `create` the `managedclustersets/<sub>` subresource of set `set`.
+fn may_use_set(user: &UserInfo, authz: &Authorizer, sub: &str, set: &str) -> ApiResult<bool> {
+    let attrs = Attributes {
+        verb: "create".into(),
+        resource_request: true,
+        api_group: CLUSTER_GROUP.into(),
+        resource: "managedclustersets".into(),
+        subresource: sub.into(),
+        name: set.into(),
+        ..Default::default()
+    };
+    Ok(authz.authorize(user, &attrs)?.allowed)
+}
+
+/// Checks a change of a cluster's set, from `old` to `new` (empty: none): the user must be
+/// allowed to join both, old first, as upstream's webhook asks.
+fn check_join(user: &UserInfo, authz: &Authorizer, old: &str, new: &str) -> ApiResult<()> {
+    if old == new {
+        return Ok(());
+    }
+    for set in [old, new] {
+        if !set.is_empty() && !may_use_set(user, authz, "join", set)? {
+            return Err(ApiError::forbidden(format!(
+                "managedclustersets.{CLUSTER_GROUP} \"{set}\" is forbidden: user \"{}\" cannot add/remove a ManagedCluster to/from ManagedClusterSet \"{set}\" (it needs create on managedclustersets/join)",
+                user.name
+            ))
+            .with_subject(CLUSTER_GROUP, "managedclustersets", set));
+        }
+    }
+    Ok(())
+}
+
+fn is_set_bindings(res: &Resource) -> bool {
+    res.group == CLUSTER_GROUP && res.plural == "managedclustersetbindings"
+}
+
+/// A binding's name must be its set's, as the CRD's validation rule says.
+fn check_binding_name(obj: &Value) -> ApiResult<()> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let set = obj
+        .pointer("/spec/clusterSet")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if name == set {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        CLUSTER_GROUP,
+        "ManagedClusterSetBinding",
+        name,
+        vec![Cause::invalid(
+            "<nil>",
+            format!(
+                "Invalid value: \"object\": {}",
+                garrison_api::cluster::v1beta2::BINDING_NAME_RULE_MESSAGE
+            ),
+        )],
+    ))
+}
+
+/// Creating a binding needs `create` on `managedclustersets/bind` for its set.
+fn check_bind(user: &UserInfo, authz: &Authorizer, obj: &Value) -> ApiResult<()> {
+    let set = obj
+        .pointer("/spec/clusterSet")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if may_use_set(user, authz, "bind", set)? {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "managedclustersets/bind.{CLUSTER_GROUP} \"{set}\" is forbidden: user \"{}\" is not allowed to bind cluster set \"{set}\" (it needs create on managedclustersets/bind)",
+        user.name
+    ))
+    .with_subject(CLUSTER_GROUP, "managedclustersets", set))
+}
+
+/// Admission of a new custom-resource object: ManagedClusters get the default set and need the
+/// join permission for their set, and the accept permission if created already accepted;
+/// bindings are checked; ManifestWorks are validated.
 pub fn admit_create(
     res: &Resource,
     user: &UserInfo,
     authz: &Authorizer,
-    obj: &Value,
+    obj: &mut Value,
 ) -> ApiResult<()> {
     if is_manifest_works(res) {
         validate_manifests(obj)?;
         return check_executor(user, authz, obj);
+    }
+    if is_set_bindings(res) {
+        check_binding_name(obj)?;
+        return check_bind(user, authz, obj);
+    }
+    if is_managed_clusters(res) {
+        default_cluster_set(obj);
+        stamp_taints(None, obj);
+        check_join(user, authz, "", cluster_set_of(obj))?;
     }
     if is_managed_clusters(res)
         && obj
@@ -308,14 +460,22 @@ pub fn admit_create(
 }
 
 /// Admission of an update of a custom-resource object: changing `hubAcceptsClient` needs the
-/// accept permission.
+/// accept permission, changing a cluster's set the join permission for both sets.
 pub fn admit_update(
     res: &Resource,
     user: &UserInfo,
     authz: &Authorizer,
     old: &Value,
-    new: &Value,
+    new: &mut Value,
 ) -> ApiResult<()> {
+    if is_set_bindings(res) {
+        return check_binding_name(new);
+    }
+    if is_managed_clusters(res) {
+        default_cluster_set(new);
+        stamp_taints(Some(old), new);
+        check_join(user, authz, cluster_set_of(old), cluster_set_of(new))?;
+    }
     if is_manifest_works(res) {
         if old.get("spec") == new.get("spec") {
             return Ok(());
@@ -499,5 +659,64 @@ mod tests {
         let mut other = bad.clone();
         other["spec"]["signerName"] = json!("example.com/other");
         admit_csr(&boot, &other).unwrap();
+    }
+
+    #[test]
+    fn clusters_without_a_set_join_default_and_keep_their_own() {
+        let mut bare = json!({"metadata": {"name": "c1"}});
+        default_cluster_set(&mut bare);
+        assert_eq!(cluster_set_of(&bare), "default");
+        let mut empty = json!({"metadata": {"name": "c1", "labels": {"cluster.open-cluster-management.io/clusterset": ""}}});
+        default_cluster_set(&mut empty);
+        assert_eq!(cluster_set_of(&empty), "default");
+        let mut own = json!({"metadata": {"name": "c1", "labels": {"cluster.open-cluster-management.io/clusterset": "prod", "a": "b"}}});
+        default_cluster_set(&mut own);
+        assert_eq!(cluster_set_of(&own), "prod");
+        assert_eq!(own["metadata"]["labels"]["a"], "b");
+    }
+
+    #[test]
+    fn taints_get_their_time_once() {
+        let mut new = json!({"spec": {"taints": [{"key": "a", "effect": "NoSelect"}]}});
+        stamp_taints(None, &mut new);
+        let stamped = new["spec"]["taints"][0]["timeAdded"].clone();
+        assert!(stamped.is_string());
+        // The same taint written again without a time keeps the recorded one; a changed one is new.
+        let old = json!({"spec": {"taints": [{"key": "a", "effect": "NoSelect", "timeAdded": "2020-01-01T00:00:00Z"}]}});
+        let mut again = json!({"spec": {"taints": [
+            {"key": "a", "effect": "NoSelect"},
+            {"key": "a", "value": "x", "effect": "NoSelect"}]}});
+        stamp_taints(Some(&old), &mut again);
+        assert_eq!(
+            again["spec"]["taints"][0]["timeAdded"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_ne!(
+            again["spec"]["taints"][1]["timeAdded"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert!(again["spec"]["taints"][1]["timeAdded"].is_string());
+        // A time the writer gives is kept.
+        let mut given = json!({"spec": {"taints": [{"key": "b", "effect": "NoSelect", "timeAdded": "2021-01-01T00:00:00Z"}]}});
+        stamp_taints(None, &mut given);
+        assert_eq!(
+            given["spec"]["taints"][0]["timeAdded"],
+            "2021-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_binding_is_named_after_its_set() {
+        let ok = json!({"metadata": {"name": "prod"}, "spec": {"clusterSet": "prod"}});
+        check_binding_name(&ok).unwrap();
+        let bad = json!({"metadata": {"name": "prod"}, "spec": {"clusterSet": "dev"}});
+        let e = check_binding_name(&bad).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert!(
+            e.message
+                .contains("must have the same name as the target ManagedClusterSet"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -1,4 +1,6 @@
 //! Garrison's hub controllers. Each sees only a `kube::Client`: in embedded mode one served
 //! in-process by the API server, otherwise one talking to a real kube-apiserver.
 
+pub mod clusterset;
+pub mod placement;
 pub mod registration;

@@ -1,7 +1,7 @@
 //! The RBAC the registration flow hands out, as upstream OCM names it.
 //!
 //! - Bootstrap (`open-cluster-management:bootstrap`, bound to the bootstrap-token group): create
-//!   a ManagedCluster and CSRs, and follow those CSRs. Nothing else.
+//!   a ManagedCluster (in the `default` set) and CSRs, and follow those CSRs. Nothing else.
 //! - Per accepted cluster, ClusterRole and ClusterRoleBinding
 //!   `open-cluster-management:managedcluster:<cluster>` for the cluster's group: CSRs for its
 //!   renewals, and its own ManagedCluster and its status, by name.
@@ -63,7 +63,10 @@ pub fn shared_objects() -> Vec<Value> {
         "metadata": {"name": BOOTSTRAP_ROLE, "labels": labels(None)},
         "rules": [
             {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"]},
-            {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "verbs": ["create", "get"]}
+            {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "verbs": ["create", "get"]},
+            // A new cluster lands in the default set (the API server labels it so), which its
+            // creator must be allowed to join.
+            {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclustersets/join"], "resourceNames": ["default"], "verbs": ["create"]}
         ]}),
         json!({"apiVersion": RBAC, "kind": "ClusterRoleBinding",
             "metadata": {"name": BOOTSTRAP_ROLE, "labels": labels(None)},
