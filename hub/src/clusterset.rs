@@ -63,6 +63,15 @@ pub fn builtin_selector(name: &str) -> Option<ManagedClusterSelector> {
     }
 }
 
+/// A merge patch that makes a set's selector exactly `want` (fields `want` lacks are removed).
+fn selector_patch(want: &ManagedClusterSelector) -> serde_json::Value {
+    let mut sel = json!(want);
+    if want.label_selector.is_none() {
+        sel["labelSelector"] = serde_json::Value::Null;
+    }
+    json!({"spec": {"clusterSelector": sel}})
+}
+
 fn auto_update(set: &ManagedClusterSet) -> bool {
     set.annotations()
         .get(AUTO_UPDATE_ANNOTATION)
@@ -90,7 +99,7 @@ pub async fn ensure_builtin_sets(client: &kube::Client) -> Result<(), Error> {
                 }
             }
             Some(set) if auto_update(&set) && set.spec.cluster_selector.as_ref() != Some(&want) => {
-                let patch = json!({"spec": {"clusterSelector": want}});
+                let patch = selector_patch(&want);
                 api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 tracing::info!(set = name, "put the built-in cluster set's selector back");
@@ -133,7 +142,7 @@ async fn reconcile_set(set: Arc<ManagedClusterSet>, ctx: Arc<SetCtx>) -> Result<
         && auto_update(&set)
         && set.spec.cluster_selector.as_ref() != Some(&want)
     {
-        let patch = json!({"spec": {"clusterSelector": want}});
+        let patch = selector_patch(&want);
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         return Ok(Action::await_change());
