@@ -9,6 +9,7 @@ mod backup;
 mod datadir;
 mod hub;
 mod init;
+mod placement;
 mod quickstart;
 mod token;
 mod work;
@@ -63,10 +64,13 @@ enum Command {
     /// Deny a cluster: hubAcceptsClient=false. Its certificates are refused at once, its RBAC is
     /// removed and its pending requests are denied.
     Deny(admin::DenyArgs),
-    /// Show clusters, works, the hub, or an agent.
+    /// Put clusters into cluster sets, and bind sets to namespaces for placements.
+    #[command(subcommand)]
+    Clusterset(placement::ClusterSetCommand),
+    /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
-    /// Create a ManifestWork from a file of plain manifests.
+    /// Create a ManifestWork or a Placement.
     #[command(subcommand)]
     Create(CreateCommand),
     /// Delete a ManifestWork; its agent removes what it applied.
@@ -82,6 +86,9 @@ enum CreateCommand {
     /// ManifestWork. Deployments, DaemonSets, Jobs and Pods get WellKnownStatus feedback unless
     /// --no-feedback is given.
     Work(work::CreateWorkArgs),
+    /// Choose clusters from the cluster sets bound to a namespace: by labels, ranked by
+    /// prioritizers, up to a count. The hub publishes the choice as PlacementDecisions.
+    Placement(placement::CreatePlacementArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +104,8 @@ enum GetCommand {
     Clusters(admin::GetClustersArgs),
     /// The ManifestWorks: Applied, Available and Degraded, and status feedback (-o wide|json|yaml).
     Works(work::GetWorksArgs),
+    /// The placements: whether satisfied, how many clusters, and which (-o wide|json|yaml).
+    Placements(placement::GetPlacementsArgs),
     /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
     HubInfo(admin::HubInfoArgs),
     /// An agent's identity, certificate, rotation time and pending request, from its data directory.
@@ -133,6 +142,9 @@ fn main() -> ExitCode {
         Command::Get(GetCommand::Clusters(a)) => admin::get_clusters(a),
         Command::Get(GetCommand::HubInfo(a)) => admin::hub_info(a),
         Command::Get(GetCommand::Works(a)) => work::get(a),
+        Command::Get(GetCommand::Placements(a)) => placement::get(a),
+        Command::Clusterset(c) => placement::clusterset(c),
+        Command::Create(CreateCommand::Placement(a)) => placement::create(a),
         Command::Create(CreateCommand::Work(a)) => work::create(a),
         Command::Delete(DeleteCommand::Work(a)) => work::delete(a),
         Command::Get(GetCommand::KlusterletInfo(a)) => agent::info(a),

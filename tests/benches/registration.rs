@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use garrison_api::ManagedCluster;
-use garrison_e2e::{Hub, create_token};
+use garrison_e2e::{Hub, create_token, pct, proc_stat};
 use garrison_klusterlet::agent::{self, JoinOptions};
 use garrison_klusterlet::state::{AgentDir, SpokeSource};
 use garrison_pki::{AgentIdentity, ClusterCa, ClusterName};
@@ -65,30 +65,6 @@ fn signing() {
 
 /// Agents launched per second.
 const RATE_PER_SEC: usize = 50;
-
-fn proc_stat(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15; after the ")" split they are at 11 and 12.
-    let ticks: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (rss, ticks as f64 / 100.0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 async fn fleet(n: usize) {
     let hub = Hub::start().await.unwrap();
