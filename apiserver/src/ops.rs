@@ -192,6 +192,11 @@ impl Objects {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
+        // Every page of a list carries the first page's resourceVersion, as kube-apiserver's
+        // do: a client that lists page by page and then watches from that version sees every
+        // change made while it was paging (some twice, which watchers tolerate), instead of
+        // missing changes to objects on pages it had already read.
+        let mut first_rv = None;
         let after = match &opts.continue_token {
             Some(t) => {
                 let (rv, ns, name) = decode_continue(t)?;
@@ -200,6 +205,7 @@ impl Objects {
                         "The provided continue parameter is too old to display a consistent list result.",
                     ));
                 }
+                first_rv = Some(rv);
                 Some((ns, name))
             }
             None => None,
@@ -224,7 +230,7 @@ impl Objects {
                     want
                 },
             )?;
-            let rv = page.rv;
+            let rv = first_rv.unwrap_or(page.rv);
             let mut last = None;
             for obj in page.items {
                 let meta_ns = obj

@@ -147,6 +147,7 @@ pub fn run(args: HubArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot create the default and global cluster sets: {e}"))?;
         tokio::spawn(garrison_hub::clusterset::run(hub_client.clone()));
         tokio::spawn(garrison_hub::placement::run(hub_client.clone()));
+        tokio::spawn(garrison_hub::mwrs::run(hub_client.clone()));
         tokio::spawn(cluster::run(std::sync::Arc::new(cluster::Ctx::new(hub_client))));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serve = tokio::spawn(tls::serve(listener, tls_config, server.router(), stop_rx));

@@ -31,13 +31,22 @@ pub struct CreateWorkArgs {
     #[arg(
         long,
         value_name = "CLUSTER",
-        conflicts_with = "clusters",
-        required_unless_present = "clusters"
+        conflicts_with_all = ["clusters", "placement"],
+        required_unless_present_any = ["clusters", "placement"]
     )]
     pub cluster: Option<String>,
     /// Several clusters, comma-separated: one work in each cluster's namespace.
-    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "A,B,...",
+        value_delimiter = ',',
+        conflicts_with = "placement"
+    )]
     pub clusters: Vec<String>,
+    /// The clusters a placement chooses, now and as its decisions change: creates a
+    /// ManifestWorkReplicaSet named NAME in the placement's namespace (rolled out to all at once).
+    #[arg(long, value_name = "NAMESPACE/PLACEMENT")]
+    pub placement: Option<String>,
     /// Do not ask for WellKnownStatus feedback (asked by default for Deployments, DaemonSets,
     /// Jobs and Pods).
     #[arg(long)]
@@ -255,6 +264,9 @@ fn read_file(path: &Path) -> Result<(String, String)> {
 
 /// Runs `garrison create work`.
 pub fn create(args: CreateWorkArgs) -> Result<()> {
+    if let Some(p) = &args.placement {
+        return create_replica_set(&args, p);
+    }
     let clusters = clusters_of(&args.cluster, &args.clusters)?;
     let (text, source) = read_file(&args.file)?;
     let loaded = read_manifests(&text, &source)?;
@@ -297,6 +309,53 @@ pub fn create(args: CreateWorkArgs) -> Result<()> {
         }
         let first = &clusters[0];
         eprintln!("Follow it with: garrison get works --cluster {first}");
+        Ok(())
+    })
+}
+
+/// `create work --placement NS/NAME`: a ManifestWorkReplicaSet over that placement.
+fn create_replica_set(args: &CreateWorkArgs, placement: &str) -> Result<()> {
+    let (ns, pname) = placement
+        .split_once('/')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty() && !p.contains('/'))
+        .ok_or_else(|| anyhow!("--placement: expected NAMESPACE/PLACEMENT, got {placement:?}"))?;
+    let (text, source) = read_file(&args.file)?;
+    let loaded = read_manifests(&text, &source)?;
+    // The template is the work a cluster would get; its namespace is filled per cluster.
+    let work = build_work(&args.name, ns, &loaded, !args.no_feedback)?;
+    let mwrs = json!({
+        "apiVersion": "work.open-cluster-management.io/v1alpha1", "kind": "ManifestWorkReplicaSet",
+        "metadata": {"name": args.name, "namespace": ns},
+        "spec": {"manifestWorkTemplate": work.spec, "placementRefs": [{"name": pname}]}
+    });
+    let mwrs: garrison_api::work::v1alpha1::ManifestWorkReplicaSet = serde_json::from_value(mwrs)?;
+    runtime()?.block_on(async {
+        let (client, _) = client(&args.target).await?;
+        let placements: Api<garrison_api::cluster::v1beta1::Placement> =
+            Api::namespaced(client.clone(), ns);
+        if placements.get_opt(pname).await.map_err(unreachable)?.is_none() {
+            bail!("placement {ns}/{pname} not found; create it with `garrison create placement {pname} -n {ns}`");
+        }
+        let api: Api<garrison_api::work::v1alpha1::ManifestWorkReplicaSet> =
+            Api::namespaced(client, ns);
+        match api.create(&PostParams::default(), &mwrs).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 && args.replace => {
+                let mut current = api.get(&args.name).await.map_err(unreachable)?;
+                current.spec.manifest_work_template = mwrs.spec.manifest_work_template.clone();
+                api.replace(&args.name, &PostParams::default(), &current)
+                    .await
+                    .map_err(unreachable)?;
+                println!("manifestworkreplicaset {ns}/{} replaced", args.name);
+                return Ok(());
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                bail!("manifestworkreplicaset {ns}/{} exists already; use --replace to change it", args.name)
+            }
+            Err(e) => return Err(unreachable(e)),
+        }
+        println!("manifestworkreplicaset {ns}/{} created over placement {pname}", args.name);
+        eprintln!("Follow it with: garrison get works, or kubectl get manifestworkreplicasets -n {ns}");
         Ok(())
     })
 }

@@ -2,5 +2,7 @@
 //! in-process by the API server, otherwise one talking to a real kube-apiserver.
 
 pub mod clusterset;
+pub mod mwrs;
 pub mod placement;
 pub mod registration;
+pub mod rollout;
