@@ -387,9 +387,27 @@ async fn generate_name_selectors_and_pages_work_as_in_kubernetes() {
     );
     let mut names = Vec::new();
     let mut lp = ListParams::default().limit(3);
+    let mut first_rv: Option<String> = None;
     loop {
         let page = api.list(&lp).await.unwrap();
         assert!(page.items.len() <= 3);
+        // Every page carries the first page's version, even after a write in between, so a
+        // watch started from it misses nothing that changed while paging.
+        match &first_rv {
+            None => {
+                first_rv = page.metadata.resource_version.clone();
+                let touch = serde_json::json!({"metadata": {"annotations": {"touched": "yes"}}});
+                let first = page.items[0].metadata.name.clone().unwrap();
+                api.patch(
+                    &first,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&touch),
+                )
+                .await
+                .unwrap();
+            }
+            Some(rv) => assert_eq!(page.metadata.resource_version.as_ref(), Some(rv)),
+        }
         names.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
         match page.metadata.continue_ {
             Some(c) if !c.is_empty() => lp = ListParams::default().limit(3).continue_token(&c),
