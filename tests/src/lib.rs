@@ -494,3 +494,34 @@ pub fn proc_stat(pid: u32) -> (u64, f64) {
 pub fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+/// Joins agents `names` (simulated clusters, with `extra` flags) and accepts them with
+/// `garrison accept --yes` once each has asked.
+pub async fn join_and_accept(hub: &Hub, names: &[&str], extra: &[&str]) -> Vec<Agent> {
+    let (token, pin) = create_token(hub, "1h");
+    let agents: Vec<Agent> = names
+        .iter()
+        .map(|n| Agent::join(hub, n, &token, &pin, extra))
+        .collect();
+    let admin = hub.client().await.unwrap();
+    for n in names {
+        eventually(30, "the cluster to ask to join", || async {
+            kube::Api::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>::all(
+                admin.clone(),
+            )
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("open-cluster-management.io/cluster-name={n}")),
+            )
+            .await
+            .ok()
+            .filter(|l| !l.items.is_empty())
+        })
+        .await;
+    }
+    let mut args = vec!["accept"];
+    args.extend_from_slice(names);
+    args.extend(["--yes", "--data-dir", hub.data_dir().to_str().unwrap()]);
+    ok(garrison(&args));
+    agents
+}

@@ -112,30 +112,7 @@ fn hub_hash(hub: &Hub) -> String {
 }
 
 async fn setup(hub: &Hub, names: &[&str]) -> Vec<Agent> {
-    let (token, pin) = create_token(hub, "1h");
-    let agents: Vec<Agent> = names
-        .iter()
-        .map(|n| Agent::join(hub, n, &token, &pin, &SYNC))
-        .collect();
-    let admin = hub.client().await.unwrap();
-    for n in names {
-        eventually(30, "the cluster to ask to join", || async {
-            Api::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>::all(admin.clone())
-                .list(
-                    &ListParams::default()
-                        .labels(&format!("open-cluster-management.io/cluster-name={n}")),
-                )
-                .await
-                .ok()
-                .filter(|l| !l.items.is_empty())
-        })
-        .await;
-    }
-    let mut args = vec!["accept"];
-    args.extend_from_slice(names);
-    args.extend(["--yes", "--data-dir", hub.data_dir().to_str().unwrap()]);
-    ok(garrison(&args));
-    agents
+    garrison_e2e::join_and_accept(hub, names, &SYNC).await
 }
 
 fn dyn_api(

@@ -459,8 +459,11 @@ fn rule_conditions(
                 out.push(rule_cond(wc::PROGRESSING, false, m.clone()));
                 out.push(rule_cond(wc::DEGRADED, false, m));
             }
+            // A failing workload has not reached its desired state: still progressing, and
+            // degraded. Rollouts (ManifestWorkReplicaSet) count Progressing with Degraded as a
+            // failure, and Progressing=False as done.
             Some(Err(m)) => {
-                out.push(rule_cond(wc::PROGRESSING, false, m.clone()));
+                out.push(rule_cond(wc::PROGRESSING, true, m.clone()));
                 out.push(rule_cond(wc::DEGRADED, true, m));
             }
             None => {
