@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use garrison_api::work::v1::{AppliedManifestWork, ManifestCondition, ManifestWork};
-use garrison_e2e::{Agent, Hub, create_token, eventually, garrison, ok};
+use garrison_e2e::{Agent, Hub, eventually, garrison, ok};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
