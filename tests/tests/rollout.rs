@@ -1,5 +1,6 @@
 //! ManifestWorkReplicaSet with real agents and simulated clusters: a progressive rollout that
-//! stops at `maxFailures` when a cluster's workload fails, and resumes when it recovers.
+//! stops at `maxFailures` when a cluster's workload fails, resumes when it recovers, and
+//! follows the placement's decisions afterwards.
 
 use garrison_api::work::v1::ManifestWork;
 use garrison_api::work::v1alpha1::ManifestWorkReplicaSet;
@@ -191,5 +192,29 @@ spec:
         condition(&m, "ManifestworkApplied"),
         Some(("True".into(), "AsExpected".into()))
     );
+
+    // Works follow the decisions: r3 leaves the set, so its work goes.
+    ok(hub.kubectl(&[
+        "label",
+        "managedcluster",
+        "r3",
+        "cluster.open-cluster-management.io/clusterset=default",
+        "--overwrite",
+    ]));
+    eventually(30, "r3's work to be removed", || {
+        let client = client.clone();
+        async move { work_on(&client, "r3").await.is_none().then_some(()) }
+    })
+    .await;
+    let summary = eventually(30, "the summary to count two clusters", || {
+        let sets = sets.clone();
+        async move {
+            let s = sets.get("shop").await.ok()?.status?.summary?;
+            (s.total == Some(2)).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(summary.available, Some(2));
+    assert!(work_on(&client, "r1").await.is_some() && work_on(&client, "r2").await.is_some());
     drop(agents);
 }
