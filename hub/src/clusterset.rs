@@ -27,10 +27,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use serde_json::json;
 
+use crate::cache::watched;
 use crate::placement::schedule::SetSelector;
 
 /// The set clusters without a set label are in.
@@ -220,14 +221,8 @@ fn retry<K>(_: Arc<K>, err: &Error, _: Arc<impl Send + Sync>) -> Action {
 /// Runs the cluster-set and binding controllers, and keeps the built-in sets.
 pub async fn run(client: kube::Client) {
     let cfg = watcher::Config::default;
-    let (clusters, w_clusters) = reflector::store::<ManagedCluster>();
-    let (sets, w_sets) = reflector::store::<ManagedClusterSet>();
-    let cluster_events = reflector::reflector(w_clusters, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
-    let set_events = reflector::reflector(w_sets, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
+    let (clusters, cluster_events) = watched::<ManagedCluster>(&client, cfg());
+    let (sets, set_events) = watched::<ManagedClusterSet>(&client, cfg());
 
     let set_controller = Controller::new(Api::<ManagedClusterSet>::all(client.clone()), cfg())
         .with_config(Config::default().debounce(Duration::from_millis(200)));

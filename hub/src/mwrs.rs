@@ -39,10 +39,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use serde_json::json;
 
+use crate::cache::watched;
 use crate::rollout::{self, ClusterStatus, GroupKey, Groups, Status};
 
 /// Longest wait before a replica set is looked at again.
@@ -194,6 +195,12 @@ async fn delete_work(api: &Api<ManifestWork>, name: &str) -> Result<(), Error> {
 }
 
 async fn reconcile(mwrs: Arc<ManifestWorkReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    // Deciding on half-filled caches would delete works of clusters not yet seen.
+    let _ = futures::join!(
+        ctx.works.wait_until_ready(),
+        ctx.placements.wait_until_ready(),
+        ctx.decisions.wait_until_ready()
+    );
     let ns = mwrs.namespace().unwrap_or_default();
     let name = mwrs.name_any();
     let key = owner_key(&ns, &name);
@@ -463,26 +470,10 @@ fn error_policy(_: Arc<ManifestWorkReplicaSet>, err: &Error, _: Arc<Ctx>) -> Act
 /// Runs the ManifestWorkReplicaSet controller.
 pub async fn run(client: kube::Client) {
     let cfg = watcher::Config::default;
-    let (works, w_works) = reflector::store::<ManifestWork>();
-    let (placements, w_placements) = reflector::store::<Placement>();
-    let (decisions, w_decisions) = reflector::store::<PlacementDecision>();
-    let work_events = reflector::reflector(
-        w_works,
-        watcher(
-            Api::all(client.clone()),
-            cfg().labels(MANIFEST_WORK_REPLICA_SET),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let placement_events =
-        reflector::reflector(w_placements, watcher(Api::all(client.clone()), cfg()))
-            .default_backoff()
-            .touched_objects();
-    let decision_events =
-        reflector::reflector(w_decisions, watcher(Api::all(client.clone()), cfg()))
-            .default_backoff()
-            .touched_objects();
+    let (works, work_events) =
+        watched::<ManifestWork>(&client, cfg().labels(MANIFEST_WORK_REPLICA_SET));
+    let (placements, placement_events) = watched::<Placement>(&client, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
     let controller = Controller::new(Api::<ManifestWorkReplicaSet>::all(client.clone()), cfg());
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets);
@@ -502,7 +493,6 @@ pub async fn run(client: kube::Client) {
         placements,
         decisions,
     });
-    let ctx_ready = ctx.clone();
     controller
         .watches_stream(work_events, |w: ManifestWork| {
             w.labels()
@@ -519,21 +509,7 @@ pub async fn run(client: kube::Client) {
                 None => Vec::new(),
             }
         })
-        .run(
-            move |m, ctx: Arc<Ctx>| {
-                let ready = ctx_ready.clone();
-                async move {
-                    let _ = futures::join!(
-                        ready.works.wait_until_ready(),
-                        ready.placements.wait_until_ready(),
-                        ready.decisions.wait_until_ready()
-                    );
-                    reconcile(m, ctx).await
-                }
-            },
-            error_policy,
-            ctx,
-        )
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

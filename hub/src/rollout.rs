@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use garrison_api::cluster::v1alpha1::{MandatoryDecisionGroup, RolloutStrategy, RolloutType};
+use garrison_api::cluster::v1alpha1::{
+    MandatoryDecisionGroup, RolloutConfig, RolloutStrategy, RolloutType,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// A cluster's rollout state.
@@ -184,6 +186,15 @@ fn add(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
 }
 
 impl Clock {
+    /// The clock of a progressive strategy's settings.
+    fn of(config: &RolloutConfig, now: jiff::Timestamp) -> Result<Self, String> {
+        Ok(Clock {
+            now,
+            min_success: parse_duration(config.min_success_time.as_deref().unwrap_or("0"))?,
+            deadline: parse_deadline(config.progress_deadline.as_deref())?,
+        })
+    }
+
     /// Sorts one known state into in-flight or timed out; returns the state after a timeout.
     fn judge(
         &self,
@@ -359,6 +370,19 @@ fn per_group(
     })
 }
 
+/// The mandatory groups' step, while it is not done: they go first and tolerate no failure.
+fn mandatory_first(
+    clock: &Clock,
+    mandatory: &Groups,
+    current: &[ClusterStatus],
+) -> Result<Option<RolloutResult>, String> {
+    if mandatory.is_empty() {
+        return Ok(None);
+    }
+    let r = per_group(clock, mandatory, None, current)?;
+    Ok((!r.to_rollout.is_empty() || !r.timed_out.is_empty()).then_some(r))
+}
+
 fn select(groups: &Groups, mandatory: &[MandatoryDecisionGroup]) -> (Groups, Groups) {
     let is_mandatory = |k: &GroupKey| {
         mandatory.iter().any(|m| match m.group_name.as_deref() {
@@ -402,22 +426,13 @@ pub fn rollout(
         }
         RolloutType::Progressive => {
             let p = strategy.progressive.clone().unwrap_or_default();
-            let clock = Clock {
-                now,
-                min_success: parse_duration(p.config.min_success_time.as_deref().unwrap_or("0"))?,
-                deadline: parse_deadline(p.config.progress_deadline.as_deref())?,
-            };
+            let clock = Clock::of(&p.config, now)?;
             let max_failures = rollout_size(p.config.max_failures.as_ref(), chosen.len(), 0)
                 .map_err(|e| format!("failed to parse the provided maxFailures: {e}"))?;
             let (mandatory, rest) = select(groups, &p.mandatory_decision_groups);
-            let first = if mandatory.is_empty() {
-                None
-            } else {
-                Some(per_group(&clock, &mandatory, None, &current)?)
-            };
-            match first {
-                Some(r) if !r.to_rollout.is_empty() || !r.timed_out.is_empty() => r,
-                _ => {
+            match mandatory_first(&clock, &mandatory, &current)? {
+                Some(r) => r,
+                None => {
                     let rest_total = all_clusters(&rest).len();
                     let size = rollout_size(p.max_concurrency.as_ref(), rest_total, rest_total)
                         .map_err(|e| format!("failed to parse the provided maxConcurrency: {e}"))?;
@@ -427,22 +442,13 @@ pub fn rollout(
         }
         RolloutType::ProgressivePerGroup => {
             let p = strategy.progressive_per_group.clone().unwrap_or_default();
-            let clock = Clock {
-                now,
-                min_success: parse_duration(p.config.min_success_time.as_deref().unwrap_or("0"))?,
-                deadline: parse_deadline(p.config.progress_deadline.as_deref())?,
-            };
+            let clock = Clock::of(&p.config, now)?;
             rollout_size(p.config.max_failures.as_ref(), chosen.len(), 0)
                 .map_err(|e| format!("failed to parse the provided maxFailures: {e}"))?;
             let (mandatory, rest) = select(groups, &p.mandatory_decision_groups);
-            let first = if mandatory.is_empty() {
-                None
-            } else {
-                Some(per_group(&clock, &mandatory, None, &current)?)
-            };
-            match first {
-                Some(r) if !r.to_rollout.is_empty() || !r.timed_out.is_empty() => r,
-                _ => per_group(&clock, &rest, p.config.max_failures.as_ref(), &current)?,
+            match mandatory_first(&clock, &mandatory, &current)? {
+                Some(r) => r,
+                None => per_group(&clock, &rest, p.config.max_failures.as_ref(), &current)?,
             }
         }
     };

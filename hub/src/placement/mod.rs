@@ -31,11 +31,12 @@ use garrison_api::{ManagedCluster, ManagedClusterSetBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::cache::watched;
 use schedule::{Code, DecisionSlice, Outcome, ScoreSource, Snapshot};
 
 const MANAGER: &str = "garrison-placement";
@@ -400,27 +401,11 @@ fn error_policy(_: Arc<Placement>, err: &Error, _: Arc<Ctx>) -> Action {
 /// Runs the placement controller until the client's server goes away.
 pub async fn run(client: kube::Client) {
     let cfg = watcher::Config::default;
-    let (clusters, w_clusters) = reflector::store::<ManagedCluster>();
-    let (sets, w_sets) = reflector::store::<ManagedClusterSet>();
-    let (bindings, w_bindings) = reflector::store::<ManagedClusterSetBinding>();
-    let (decisions, w_decisions) = reflector::store::<PlacementDecision>();
-    let (scores, w_scores) = reflector::store::<AddOnPlacementScore>();
-    let cluster_events = reflector::reflector(w_clusters, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
-    let set_events = reflector::reflector(w_sets, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
-    let binding_events = reflector::reflector(w_bindings, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
-    let decision_events =
-        reflector::reflector(w_decisions, watcher(Api::all(client.clone()), cfg()))
-            .default_backoff()
-            .touched_objects();
-    let score_events = reflector::reflector(w_scores, watcher(Api::all(client.clone()), cfg()))
-        .default_backoff()
-        .touched_objects();
+    let (clusters, cluster_events) = watched::<ManagedCluster>(&client, cfg());
+    let (sets, set_events) = watched::<ManagedClusterSet>(&client, cfg());
+    let (bindings, binding_events) = watched::<ManagedClusterSetBinding>(&client, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
+    let (scores, score_events) = watched::<AddOnPlacementScore>(&client, cfg());
 
     let controller = Controller::new(Api::<Placement>::all(client.clone()), cfg())
         .with_config(Config::default().debounce(Duration::from_millis(50)));

@@ -721,6 +721,8 @@ pub fn schedule(placement: &Placement, snap: &Snapshot<'_>) -> Outcome {
     let tolerations = &placement.spec.tolerations;
     let mut ranked: Vec<(String, i64)> = Vec::new();
     let mut selected: Vec<Arc<ManagedCluster>> = Vec::new();
+    // When each kept cluster's toleration runs out, from the one check that kept it.
+    let mut tolerated_until: HashMap<String, jiff::Timestamp> = HashMap::new();
     let filtered = predicate_filter(placement, candidates, &snap.scores).and_then(|cs| {
         if cs.is_empty() {
             return Ok(cs);
@@ -730,7 +732,12 @@ pub fn schedule(placement: &Placement, snap: &Snapshot<'_>) -> Outcome {
             .into_iter()
             .filter(|c| {
                 let name = c.name_any();
-                tolerated(c, tolerations, snap.existing.contains(&name), snap.now).0
+                let (ok, until) =
+                    tolerated(c, tolerations, snap.existing.contains(&name), snap.now);
+                if let (true, Some(u)) = (ok, until) {
+                    tolerated_until.insert(name, u);
+                }
+                ok
             })
             .collect::<Vec<_>>())
     });
@@ -783,11 +790,11 @@ pub fn schedule(placement: &Placement, snap: &Snapshot<'_>) -> Outcome {
             }
         }
     }
-    for c in &selected {
-        let (ok, until) = tolerated(c, tolerations, false, snap.now);
-        if let (true, Some(u)) = (ok, until) {
-            requeue = Some(requeue.map_or(u, |r| r.min(u)));
-        }
+    for u in selected
+        .iter()
+        .filter_map(|c| tolerated_until.get(&c.name_any()))
+    {
+        requeue = Some(requeue.map_or(*u, |r| r.min(*u)));
     }
 
     let unscheduled = placement
