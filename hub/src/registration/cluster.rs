@@ -150,6 +150,13 @@ fn lease_age_secs(lease: &Lease, now: jiff::Timestamp) -> Option<i64> {
     Some(now.as_second() - renewed.as_second())
 }
 
+/// Milliseconds since the lease was last renewed, judged by the hub's clock. Whole seconds
+/// would count a renewal at x.9 s judged at (x+1).1 s as a second old.
+fn lease_age_ms(lease: &Lease, now: jiff::Timestamp) -> Option<i64> {
+    let renewed = lease.spec.as_ref()?.renew_time.as_ref()?.0;
+    Some(now.as_millisecond() - renewed.as_millisecond())
+}
+
 async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = cluster.name_any();
     let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
@@ -248,8 +255,8 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
             let mut seen = ctx.seen_leases.lock().expect("lease map");
             seen.insert(name.clone(), rv.clone()).as_deref() != Some(rv.as_str())
         };
-        if fresh && age != i64::MAX {
-            let synced = age.abs() < lease_secs;
+        if fresh && let Some(age_ms) = lease_age_ms(&lease, now.0) {
+            let synced = age_ms.abs() < lease_secs * 1000;
             let c = if synced {
                 condition(
                     mc::CLOCK_SYNCED,
@@ -457,6 +464,21 @@ mod tests {
 
     fn available(status: &str) -> Condition {
         condition(mc::AVAILABLE, status, "r", "m")
+    }
+
+    #[test]
+    fn clock_sync_measures_the_lease_age_below_a_second() {
+        let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap();
+        let lease = Lease {
+            spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+                renew_time: Some(MicroTime(at(10_900))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // 200 ms after a renewal across a second boundary: not a second old.
+        assert_eq!(lease_age_ms(&lease, at(11_100)), Some(200));
+        assert_eq!(lease_age_ms(&lease, at(10_400)), Some(-500));
     }
 
     #[test]
