@@ -136,7 +136,13 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(tls::serve(listener, tls_cfg, server.router(), stop_rx));
+    tokio::spawn(tls::serve(
+        listener,
+        tls_cfg,
+        server.router(),
+        stop_rx,
+        Some(server.connection_policy.clone()),
+    ));
     let c = client(port, &p).await;
     let ns: Api<Namespace> = Api::all(c.clone());
     ns.create(

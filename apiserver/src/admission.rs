@@ -304,7 +304,7 @@ pub fn prepare_create(
             establish_crd(obj, names);
         }
         Builtin::Role | Builtin::ClusterRole => {
-            check_role_escalation(b, user, authz, namespace, obj, res)?
+            check_role_escalation(b, user, authz, namespace, obj, None, res)?
         }
         Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
             check_binding_escalation(b, user, authz, namespace, obj, res)?
@@ -423,7 +423,7 @@ pub fn prepare_update(
             if new.get("rules") != old.get("rules")
                 || new.get("aggregationRule") != old.get("aggregationRule") =>
         {
-            check_role_escalation(b, user, authz, namespace, new, res)?;
+            check_role_escalation(b, user, authz, namespace, new, Some(old), res)?;
         }
         Builtin::RoleBinding | Builtin::ClusterRoleBinding => {
             if new.get("roleRef") != old.get("roleRef") {
@@ -486,6 +486,7 @@ fn check_role_escalation(
     authz: &Authorizer,
     namespace: &str,
     obj: &Value,
+    old: Option<&Value>,
     res: &Resource,
 ) -> ApiResult<()> {
     if user.is_superuser() {
@@ -505,7 +506,38 @@ fn check_role_escalation(
         .and_then(Value::as_array)
         .map(|a| a.iter().map(Rule::from_json).collect())
         .unwrap_or_default();
-    require_covered(res, name, user, &owned, &requested)
+    require_covered(res, name, user, &owned, &requested)?;
+    // An aggregation rule gathers the rules of whatever ClusterRoles its selectors match, now
+    // and later, so no finite set of held rules covers it: as kube-apiserver does, setting,
+    // changing or keeping one needs full authority.
+    if b == Builtin::ClusterRole
+        && (has_aggregation_rule(obj) || old.is_some_and(has_aggregation_rule))
+        && !full_authority(&owned)
+    {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: must have cluster-admin privileges to use the aggregationRule",
+            crate::error::qualified(&res.group, &res.plural),
+            name
+        ))
+        .with_subject(&res.group, &res.plural, name));
+    }
+    Ok(())
+}
+
+/// Whether a ClusterRole carries an aggregation rule (an empty one gathers nothing).
+fn has_aggregation_rule(obj: &Value) -> bool {
+    obj.pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty())
+}
+
+/// Whether `owned` holds every verb on every resource of every group and on every
+/// non-resource URL: kube-apiserver's `fullAuthority`.
+fn full_authority(owned: &[Rule]) -> bool {
+    let all_resources =
+        Rule::from_json(&json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
+    let all_urls = Rule::from_json(&json!({"nonResourceURLs": ["*"], "verbs": ["*"]}));
+    covers(owned, &all_resources) && covers(owned, &all_urls)
 }
 
 /// Refuses, naming every rule not covered, when `requested` grants more than `owned` holds.

@@ -20,6 +20,7 @@ pub mod bootstrap;
 pub mod certs;
 pub mod error;
 pub mod gc;
+pub mod health;
 pub mod http;
 pub mod kubeconfig;
 pub mod ocm;

@@ -48,9 +48,21 @@ fn accepted(obj: &Value) -> bool {
 
 /// The set of accepted clusters, kept current by a store hook that runs before each write is
 /// acknowledged: once a `deny` returns, the cluster's certificates are already refused.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AcceptedClusters {
     names: RwLock<HashSet<String>>,
+    /// Bumped each time a cluster stops being accepted, so open connections re-check their
+    /// certificate at once instead of at their next request.
+    revoked: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for AcceptedClusters {
+    fn default() -> Self {
+        AcceptedClusters {
+            names: RwLock::default(),
+            revoked: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl AcceptedClusters {
@@ -68,8 +80,9 @@ impl AcceptedClusters {
             let mut names = this.names.write().expect("accepted clusters lock");
             if ev.kind != EventType::Deleted && accepted(&ev.object) {
                 names.insert(name.to_string());
-            } else {
-                names.remove(name);
+            } else if names.remove(name) {
+                drop(names);
+                this.revoked.send_modify(|n| *n += 1);
             }
         }));
         // Loaded after the hook is installed, so no write falls between the two.
@@ -107,6 +120,11 @@ impl AcceptedClusters {
             .read()
             .expect("accepted clusters lock")
             .contains(cluster)
+    }
+
+    /// Changes each time a cluster stops being accepted.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revoked.subscribe()
     }
 
     /// Whether a certificate user may authenticate. Users outside the managed-cluster namespace

@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::auth::rbac::Authorizer;
 use crate::bootstrap;
 use crate::error::ApiResult;
-use crate::http::{ApiServer, CertificateGate, DEFAULT_MAX_BODY};
+use crate::http::{ApiServer, CertificateGate, ConnectionPolicy, DEFAULT_MAX_BODY};
 use crate::ops::Objects;
 use crate::resources::Registry;
 use crate::store::watch::{EventType, WatchEvent};
@@ -80,6 +80,8 @@ pub struct Server {
     pub api: Arc<ApiServer>,
     /// The verbs, shared with the controllers.
     pub objects: Arc<Objects>,
+    /// For the listener: which live connections to cut when a certificate is revoked.
+    pub connection_policy: ConnectionPolicy,
 }
 
 impl Server {
@@ -134,7 +136,12 @@ impl Server {
         // Agent certificates authenticate only while their cluster is accepted.
         let accepted = crate::ocm::AcceptedClusters::follow(&store)
             .map_err(|e| BuildError::Defaults(e.message))?;
+        let revocations = accepted.revocations();
         let certificate_gate: CertificateGate = Arc::new(move |u| accepted.allows(u));
+        let connection_policy = ConnectionPolicy {
+            gate: certificate_gate.clone(),
+            revocations,
+        };
         let authz = Authorizer::new(store.clone());
         let objects = Arc::new(Objects {
             store,
@@ -144,14 +151,26 @@ impl Server {
         });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);
+        let health = crate::health::Health::default();
+        health.add("store", store_probe(objects.store.clone()));
         let api = Arc::new(ApiServer {
             objects: objects.clone(),
             audit,
             max_body: cfg.max_body,
             bookmark_interval: cfg.bookmark_interval,
             certificate_gate: Some(certificate_gate),
+            health,
         });
-        Ok(Server { api, objects })
+        Ok(Server {
+            api,
+            objects,
+            connection_policy,
+        })
+    }
+
+    /// The checks behind `/readyz`, to add the embedder's own.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.api.health
     }
 
     /// The router serving the API.
@@ -188,4 +207,22 @@ impl Server {
     pub fn backup_to(&self, dest: &std::path::Path) -> Result<(), StoreError> {
         self.objects.store.backup_to(dest)
     }
+}
+
+/// The store's health check: a real write, at most once a second whoever asks (the health
+/// endpoints answer anonymous callers, who must not be able to make the store fsync at will).
+fn store_probe(store: Arc<Store>) -> crate::health::Check {
+    let last: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>> =
+        std::sync::Mutex::new(None);
+    Arc::new(move || {
+        let mut last = last.lock().expect("probe lock");
+        if let Some((at, r)) = last.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return r.clone();
+        }
+        let r = store.probe_write();
+        *last = Some((std::time::Instant::now(), r.clone()));
+        r
+    })
 }

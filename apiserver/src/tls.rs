@@ -11,8 +11,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::UserInfo;
 use crate::auth::authn::user_from_certificate;
-use crate::http::PeerIdentity;
+use crate::http::{ConnectionPolicy, PeerIdentity};
 
 /// The crypto provider used everywhere in Garrison's TLS.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -94,11 +95,17 @@ pub fn server_config(
 
 /// Serves `app` over TLS on `listener` until `shutdown` turns true, then stops accepting and
 /// gives open connections a few seconds to finish.
+///
+/// A connection made with a client certificate lives no longer than the certificate: it is
+/// closed when the certificate expires and, with a `policy`, as soon as the policy's gate stops
+/// admitting its user (a denied or deleted cluster). Watches on it end with it, so a revoked
+/// agent cannot keep reading through a connection opened before the revocation.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: axum::Router,
     mut shutdown: watch::Receiver<bool>,
+    policy: Option<ConnectionPolicy>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let (conn_stop_tx, conn_stop_rx) = watch::channel(false);
@@ -119,6 +126,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = conn_stop_rx.clone();
+        let policy = policy.clone();
         tasks.spawn(async move {
             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -128,18 +136,24 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let identity = identity_of(&stream, addr);
+            let (identity, not_after) = identity_of(&stream, addr);
+            let user = identity.user.clone();
             let svc = tower::ServiceBuilder::new().layer(axum::extract::Extension(identity)).service(app);
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::pin!(conn);
+            let expired = until_expiry(not_after);
+            let revoked = revoked(user, policy);
             tokio::select! {
                 r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(peer = %addr, error = %e, "connection ended with an error"); } }
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
                 }
+                // Dropping the connection closes it at once, with every stream on it.
+                _ = expired => tracing::info!(peer = %addr, "closed a connection: its client certificate expired"),
+                user = revoked => tracing::info!(peer = %addr, %user, "closed a connection: its client certificate was revoked"),
             }
         });
         while tasks.try_join_next().is_some() {}
@@ -151,23 +165,60 @@ pub async fn serve(
     .await;
 }
 
+/// Resolves when the certificate that authenticated a connection expires; never without one.
+async fn until_expiry(not_after: Option<i64>) {
+    let Some(not_after) = not_after else {
+        return std::future::pending().await;
+    };
+    let now = jiff::Timestamp::now().as_second();
+    tokio::time::sleep(Duration::from_secs(
+        not_after.saturating_sub(now).max(0) as u64
+    ))
+    .await;
+}
+
+/// Resolves, with the user's name, once `policy`'s gate refuses the connection's certificate
+/// user; never for a connection without one or a server without a policy.
+async fn revoked(user: Option<UserInfo>, policy: Option<ConnectionPolicy>) -> String {
+    let (Some(user), Some(mut policy)) = (user, policy) else {
+        return std::future::pending().await;
+    };
+    // A connection whose user is refused from the start is left to the per-request gate, which
+    // answers 401 as kube-apiserver does; only a revocation after that cuts it.
+    loop {
+        if policy.revocations.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if !(policy.gate)(&user) {
+            return user.name;
+        }
+    }
+}
+
+/// The connection's identity, and the expiry (Unix seconds) of the certificate that proved it.
 fn identity_of(
     stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     addr: SocketAddr,
-) -> PeerIdentity {
+) -> (PeerIdentity, Option<i64>) {
     let (_, conn) = stream.get_ref();
-    let user = conn
-        .peer_certificates()
-        .and_then(|certs| certs.first())
-        .and_then(|leaf| match user_from_certificate(leaf) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
-                None
-            }
-        });
-    PeerIdentity {
-        user,
-        addr: addr.ip().to_string(),
-    }
+    let leaf = conn.peer_certificates().and_then(|certs| certs.first());
+    let user = leaf.and_then(|leaf| match user_from_certificate(leaf) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
+            None
+        }
+    });
+    let not_after = leaf.and_then(|leaf| {
+        x509_parser::parse_x509_certificate(leaf)
+            .ok()
+            .map(|(_, c)| c.validity().not_after.timestamp())
+    });
+    (
+        PeerIdentity {
+            user,
+            addr: addr.ip().to_string(),
+        },
+        not_after,
+    )
 }

@@ -88,6 +88,12 @@ pub struct AcceptArgs {
     /// the terminal.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Approve only this certificate request. Needed when a cluster has requests from more than
+    /// one key or requester (someone else may have asked with the same bootstrap token); the
+    /// cluster's `garrison get klusterlet-info` shows which key is the agent's. The other
+    /// requests are denied.
+    #[arg(long, value_name = "CSR")]
+    pub csr: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -145,19 +151,6 @@ async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<Pending
 /// Field manager of the admin verbs' writes.
 const MANAGER: &str = "garrison-admin";
 
-async fn set_condition(
-    client: &kube::Client,
-    csr: &CertificateSigningRequest,
-    approve: bool,
-    reason: &str,
-    message: &str,
-) -> Result<()> {
-    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
-    approver::record_decision(&api, csr, approve, reason, message, MANAGER)
-        .await
-        .map_err(unreachable)
-}
-
 fn confirm(question: &str) -> Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -170,10 +163,74 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
+/// Which of a cluster's pending requests `garrison accept` approves and which it denies.
+#[derive(Debug, PartialEq, Eq)]
+struct Choice {
+    approve: Vec<usize>,
+    deny: Vec<usize>,
+}
+
+/// Decides what to approve among the requests shown, failing closed: with requests from more
+/// than one (requester, key) pair, the admin must name the one to trust; nothing that was not
+/// shown is ever approved.
+fn choose(cluster: &str, pending: &[PendingRequest], chosen: Option<&str>) -> Result<Choice> {
+    let all: Vec<usize> = (0..pending.len()).collect();
+    let Some(name) = chosen else {
+        let mut origins: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|p| (p.requester.as_str(), p.fingerprint.as_str()))
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        if origins.len() > 1 {
+            bail!(
+                "cluster {cluster} has {} pending certificate requests from {} different keys or requesters, so someone else may have asked with the same bootstrap token; compare the fingerprints above with `garrison get klusterlet-info` on the cluster and run `garrison accept {cluster} --csr NAME`",
+                pending.len(),
+                origins.len()
+            );
+        }
+        return Ok(Choice {
+            approve: all,
+            deny: vec![],
+        });
+    };
+    let Some(i) = pending.iter().position(|p| p.csr.name_any() == name) else {
+        bail!(
+            "{name:?} is not a pending certificate request of cluster {cluster}; the pending ones are listed above"
+        );
+    };
+    Ok(Choice {
+        approve: vec![i],
+        deny: all.into_iter().filter(|&j| j != i).collect(),
+    })
+}
+
+/// Records a decision on a request exactly as it was shown: the write carries the
+/// resourceVersion that was read, so a request changed or replaced since is not touched.
+async fn decide_shown(
+    client: &kube::Client,
+    p: &PendingRequest,
+    approve: bool,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    match approver::record_decision_at(&api, &p.csr, approve, reason, message, MANAGER).await {
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => bail!(
+            "certificate request {} changed after it was shown; nothing was approved for it; run `garrison accept` again",
+            p.csr.name_any()
+        ),
+        other => other.map_err(unreachable),
+    }
+}
+
 /// Runs `garrison accept`.
 pub fn accept(args: AcceptArgs) -> Result<()> {
     for name in &args.names {
         garrison_pki::ClusterName::parse(name).map_err(|e| anyhow!("{e}"))?;
+    }
+    if args.csr.is_some() && args.names.len() != 1 {
+        bail!("--csr names one request of one cluster: give exactly one cluster name with it");
     }
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
@@ -194,6 +251,7 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
                     println!("    key fingerprint: {}", p.fingerprint);
                 }
             }
+            let choice = choose(name, &pending, args.csr.as_deref())?;
             if !args.yes && !confirm(&format!("Accept cluster {name}?"))? {
                 bail!("cluster {name} was not accepted");
             }
@@ -207,10 +265,21 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
                     .await
                     .map_err(unreachable)?;
             }
-            for p in &pending {
-                set_condition(
+            for &i in &choice.deny {
+                decide_shown(
                     &client,
-                    &p.csr,
+                    &pending[i],
+                    false,
+                    "GarrisonAcceptNotChosen",
+                    "denied: the hub admin approved another request of this cluster with garrison accept --csr",
+                )
+                .await?;
+                println!("  denied CSR {}", pending[i].csr.name_any());
+            }
+            for &i in &choice.approve {
+                decide_shown(
+                    &client,
+                    &pending[i],
                     true,
                     "GarrisonAccept",
                     "approved by the hub admin with garrison accept",
@@ -219,7 +288,7 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
             }
             println!(
                 "accepted {name}: hubAcceptsClient=true, {} certificate request(s) approved",
-                pending.len()
+                choice.approve.len()
             );
         }
         Ok(())
@@ -248,9 +317,9 @@ pub fn deny(args: DenyArgs) -> Result<()> {
             .map_err(unreachable)?;
         let pending = pending_for(&client, &args.name).await?;
         for p in &pending {
-            set_condition(
+            decide_shown(
                 &client,
-                &p.csr,
+                p,
                 false,
                 "GarrisonDeny",
                 "denied by the hub admin with garrison deny",

@@ -64,7 +64,7 @@ pub struct JoinArgs {
         env = "GARRISON_JOIN_TOKEN",
         hide_env_values = true
     )]
-    pub token: String,
+    pub token: garrison_pki::SecretString,
     /// The pin of the hub CA (`sha256:...`). The join fails, before anything is sent, if the hub
     /// presents another CA.
     #[arg(long, value_name = "sha256:HEX")]
@@ -217,6 +217,9 @@ pub fn info(args: KlusterletInfoArgs) -> Result<()> {
         ),
         None => println!("pending request:   none"),
     }
+    if let Some(fp) = &info.pending_key_fingerprint {
+        println!("  key fingerprint: {fp} (compare with what `garrison accept` shows)");
+    }
     println!(
         "bootstrap token:   {}",
         if info.bootstrap_token_kept {
@@ -226,4 +229,41 @@ pub fn info(args: KlusterletInfoArgs) -> Result<()> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cmd {
+        #[command(flatten)]
+        join: JoinArgs,
+    }
+
+    /// Regression: `JoinArgs` derived `Debug` with the token as a plain `String`, so any debug
+    /// log of the arguments printed the bootstrap token.
+    #[test]
+    fn join_arguments_debug_without_the_token() {
+        let cmd = Cmd::try_parse_from([
+            "join",
+            "--hub",
+            "https://hub.example:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--ca-cert-hash",
+            "sha256:00",
+            "--cluster-name",
+            "c1",
+            "--data-dir",
+            "agent",
+            "--simulated",
+        ])
+        .unwrap();
+        assert_eq!(cmd.join.token.expose(), "abcdef.0123456789abcdef");
+        let shown = format!("{cmd:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("c1"), "{shown}");
+    }
 }

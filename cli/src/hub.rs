@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -32,9 +33,24 @@ pub struct HubArgs {
     /// rotation.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_cert_lifetime)]
     pub cert_lifetime: u64,
+    /// How an accepted cluster's certificate renewals are approved: `auto` approves a renewal
+    /// that passes every check (same identity, accepted cluster, good key and usages); `manual`
+    /// leaves every renewal for an admin (`garrison accept NAME`), while agents keep working on
+    /// their current certificate until it expires. Bad requests are denied in both modes.
+    #[arg(long, value_enum, default_value_t = RenewalApproval::Auto)]
+    pub renewal_approval: RenewalApproval,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Who approves certificate renewals.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewalApproval {
+    /// The hub, when every check passes.
+    Auto,
+    /// An admin, with `garrison accept`.
+    Manual,
 }
 
 fn parse_cert_lifetime(s: &str) -> Result<u64, String> {
@@ -129,28 +145,25 @@ pub fn run(args: HubArgs) -> Result<()> {
         )
         .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;
         let hub_client = server.local_client(garrison_apiserver::bootstrap::system_user());
-        use garrison_hub::registration::{approver, cluster, csr_signer};
+        use garrison_hub::registration::cluster;
         cluster::ensure_shared_rbac(&hub_client)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the registration RBAC: {e}"))?;
-        tokio::spawn(csr_signer::run(std::sync::Arc::new(csr_signer::Ctx {
-            client: hub_client.clone(),
-            ca,
-            max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
-            issue_lifetime_secs: args.cert_lifetime,
-        })));
-        tokio::spawn(approver::run(std::sync::Arc::new(approver::Ctx {
-            client: hub_client.clone(),
-        })));
         garrison_hub::clusterset::ensure_builtin_sets(&hub_client)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the default and global cluster sets: {e}"))?;
-        tokio::spawn(garrison_hub::clusterset::run(hub_client.clone()));
-        tokio::spawn(garrison_hub::placement::run(hub_client.clone()));
-        tokio::spawn(garrison_hub::mwrs::run(hub_client.clone()));
-        tokio::spawn(cluster::run(std::sync::Arc::new(cluster::Ctx::new(hub_client))));
+        let controllers = start_controllers(&hub_client, ca, &args);
+        server
+            .health()
+            .add("controllers", Arc::new(move || controllers.check()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let serve = tokio::spawn(tls::serve(listener, tls_config, server.router(), stop_rx));
+        let serve = tokio::spawn(tls::serve(
+            listener,
+            tls_config,
+            server.router(),
+            stop_rx,
+            Some(server.connection_policy.clone()),
+        ));
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
@@ -158,6 +171,46 @@ pub fn run(args: HubArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Starts every hub controller under a supervisor, which restarts any that dies and reports
+/// the dead ones to `/readyz`.
+fn start_controllers(
+    client: &kube::Client,
+    ca: garrison_pki::ClusterCa,
+    args: &HubArgs,
+) -> garrison_hub::supervisor::Supervisor {
+    use garrison_hub::registration::{approver, cleaner, cluster, csr_signer};
+    let sup = garrison_hub::supervisor::Supervisor::default();
+    let signer = Arc::new(csr_signer::Ctx {
+        client: client.clone(),
+        ca,
+        max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
+        issue_lifetime_secs: args.cert_lifetime,
+    });
+    sup.spawn("csr-signer", move || csr_signer::run(signer.clone()));
+    let approval = Arc::new(approver::Ctx {
+        client: client.clone(),
+        auto_approve: args.renewal_approval == RenewalApproval::Auto,
+    });
+    sup.spawn("csr-approver", move || approver::run(approval.clone()));
+    let clean = Arc::new(cleaner::Ctx {
+        client: client.clone(),
+    });
+    sup.spawn("registration-cleaner", move || cleaner::run(clean.clone()));
+    let c = client.clone();
+    sup.spawn("clusterset", move || {
+        garrison_hub::clusterset::run(c.clone())
+    });
+    let c = client.clone();
+    sup.spawn("placement", move || garrison_hub::placement::run(c.clone()));
+    let c = client.clone();
+    sup.spawn("manifestworkreplicaset", move || {
+        garrison_hub::mwrs::run(c.clone())
+    });
+    let clusters = Arc::new(cluster::Ctx::new(client.clone()));
+    sup.spawn("managedcluster", move || cluster::run(clusters.clone()));
+    sup
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -7,3 +7,4 @@ pub mod mwrs;
 pub mod placement;
 pub mod registration;
 pub mod rollout;
+pub mod supervisor;

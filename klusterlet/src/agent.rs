@@ -9,7 +9,7 @@
 //! again. While the hub is unreachable it backs off exponentially with jitter, up to 30s.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -95,8 +95,8 @@ impl Backoff {
 pub struct JoinOptions {
     /// The hub's URL.
     pub hub_url: String,
-    /// The bootstrap token.
-    pub token: String,
+    /// The bootstrap token; `Debug` does not print it.
+    pub token: garrison_pki::SecretString,
     /// The hub CA pin.
     pub ca_cert_hash: String,
     /// The cluster name.
@@ -135,7 +135,7 @@ pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentCon
         .map_err(|e| anyhow::anyhow!("--cluster-name: {e}"))?;
     let pin = hub::parse_pin(&opts.ca_cert_hash)?;
     hub::host_port(&opts.hub_url)?;
-    check_token_shape(&opts.token)?;
+    check_token_shape(opts.token.expose())?;
     if let SpokeSource::Kubeconfig { path } = &opts.spoke
         && !path.exists()
     {
@@ -165,7 +165,7 @@ pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentCon
         lease_duration_seconds: opts.lease_duration_seconds,
     };
     crate::state::write_file(&dir.hub_ca_file(), ca.as_bytes(), 0o644)?;
-    crate::state::write_file(&dir.token_file(), opts.token.as_bytes(), 0o600)?;
+    crate::state::write_file(&dir.token_file(), opts.token.expose().as_bytes(), 0o600)?;
     let _ = std::fs::remove_file(dir.client_file());
     let _ = std::fs::remove_file(dir.pending_key_file());
     let _ = std::fs::remove_file(dir.root.join("pending.json"));
@@ -691,36 +691,47 @@ async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<bool, k
     }
 }
 
-/// Rotates the certificate: a new key and CSR for the same identity, signed after the hub's
-/// automatic approval. Returns the new credentials once issued.
-async fn rotate(
+/// Where a renewal stands after one step.
+enum Renewal {
+    /// The new certificate is issued and saved.
+    Issued(Credentials),
+    /// The request is pending.
+    Waiting,
+    /// The request was denied, failed, disappeared, or came back unusable: ask again later.
+    Refused,
+}
+
+/// Longest wait between renewal requests after refusals.
+const MAX_RENEWAL_BACKOFF: Duration = Duration::from_secs(300);
+
+/// One step of certificate rotation, which never waits: asks for a new certificate (a new key
+/// and CSR for the same identity) if nothing is pending, else looks at the pending request
+/// once. Lease renewal and status reporting go on between steps, so a slow approver cannot
+/// make a healthy cluster look dead.
+async fn rotation_step(
     client: &kube::Client,
     dir: &AgentDir,
     cfg: &AgentConfig,
-    deadline: i64,
-) -> Result<Option<Credentials>, kube::Error> {
+) -> Result<Renewal, kube::Error> {
     if pending_csr(dir).is_none() {
         let name = create_csr(client, dir, cfg).await?;
         tracing::info!(csr = %name, "requested certificate renewal");
+        return Ok(Renewal::Waiting);
     }
-    loop {
-        match check_pending(client, dir, cfg).await? {
-            Some(Ask::Issued(creds)) => {
-                dir.save_credentials(&creds)
-                    .map_err(|e| kube::Error::Service(e.into()))?;
-                forget_pending(dir);
-                return Ok(Some(creds));
-            }
-            Some(Ask::Waiting) => {}
-            None => return Ok(None),
+    match check_pending(client, dir, cfg).await? {
+        Some(Ask::Issued(creds)) => {
+            dir.save_credentials(&creds)
+                .map_err(|e| kube::Error::Service(e.into()))?;
+            forget_pending(dir);
+            Ok(Renewal::Issued(creds))
         }
-        if now_secs() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        Some(Ask::Waiting) => Ok(Renewal::Waiting),
+        None => Ok(Renewal::Refused),
     }
 }
 
+/// Serves one certificate: renews the lease and reports status every lease period, and rotates
+/// the certificate from 80% of its lifetime on, as independent schedules in one loop.
 async fn serve(
     dir: &AgentDir,
     cfg: &AgentConfig,
@@ -734,77 +745,94 @@ async fn serve(
     let _ = hub_tx.send(Some(client.clone()));
     let mut info = usable(&creds, cfg).context("certificate not usable")?;
     let policy = RotationPolicy::default();
-    let mut renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
     let mut lease_secs = u64::from(cfg.lease_duration_seconds.max(1));
     let mut backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
-    let mut next_rotation_try = renew_at;
+    let mut renewal_backoff = Backoff::new(Duration::from_secs(2), MAX_RENEWAL_BACKOFF);
+    let mut next_rotation =
+        epoch_instant(policy.renew_at(info.not_before, info.not_after, random_unit()));
+    let mut next_beat = Instant::now();
     loop {
-        let now = now_secs();
-        if now >= info.not_after {
+        if now_secs() >= info.not_after {
             return Ok((Ended::Expired, creds));
         }
-        let mut failure: Option<kube::Error> = None;
-        if now >= next_rotation_try {
-            match rotate(&client, dir, cfg, info.not_after).await {
-                Ok(Some(new)) => {
+        if Instant::now() >= next_rotation {
+            let step = rotation_step(&client, dir, cfg).await;
+            next_rotation = match step {
+                Ok(Renewal::Issued(new)) => {
                     let new_info = usable(&new, cfg).context("rotated certificate not usable")?;
                     tracing::info!(old_serial = %info.serial, new_serial = %new_info.serial, not_after = new_info.not_after, "rotated the client certificate");
                     creds = new;
                     info = new_info;
                     client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
                     let _ = hub_tx.send(Some(client.clone()));
-                    renew_at = policy.renew_at(info.not_before, info.not_after, random_unit());
-                    next_rotation_try = renew_at;
+                    renewal_backoff.reset();
+                    epoch_instant(policy.renew_at(info.not_before, info.not_after, random_unit()))
                 }
-                Ok(None) => next_rotation_try = now_secs() + 2,
+                Ok(Renewal::Waiting) => Instant::now() + RENEWAL_POLL,
+                Ok(Renewal::Refused) => {
+                    let wait = renewal_backoff.next_delay();
+                    tracing::warn!(retry_in = ?wait, "certificate renewal refused; asking again later");
+                    Instant::now() + wait
+                }
+                Err(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
                 Err(e) => {
-                    next_rotation_try = now_secs() + 2;
-                    failure = Some(e);
+                    tracing::warn!(error = %e, "certificate renewal failed; retrying");
+                    Instant::now() + backoff.next_delay()
                 }
-            }
+            };
         }
-        // Set when this beat left something undone that should not wait a whole lease period:
-        // a lease the hub has not made yet (just accepted), or a status write that lost a race.
-        let mut soon = false;
-        if failure.is_none() {
-            match renew_lease(&client, cfg).await {
-                Ok(renewed) => soon = !renewed,
-                Err(e) => failure = Some(e),
-            }
-        }
-        if failure.is_none() {
-            let seen = spoke.observe().await;
-            match report_status(&client, cfg, &seen).await {
-                Ok(reported) => {
-                    if let Some(l) = reported.lease {
-                        lease_secs = l;
+        if Instant::now() >= next_beat {
+            let pause = match beat(&client, cfg, spoke, &mut lease_secs).await {
+                Err(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the hub; retrying");
+                    backoff.next_delay()
+                }
+                Ok(soon) => {
+                    backoff.reset();
+                    if soon {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_secs(lease_secs)
                     }
-                    soon |= reported.conflicted;
                 }
-                Err(e) => failure = Some(e),
-            }
+            };
+            next_beat = Instant::now() + pause;
         }
-        let pause = match failure {
-            Some(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
-            Some(e) => {
-                tracing::warn!(error = %e, "cannot reach the hub; retrying");
-                backoff.next_delay()
-            }
-            None => {
-                backoff.reset();
-                if soon {
-                    Duration::from_secs(1)
-                } else {
-                    Duration::from_secs(lease_secs)
-                }
-            }
-        };
-        let until_rotation = Duration::from_secs((next_rotation_try - now_secs()).max(0) as u64);
+        let expiry = epoch_instant(info.not_after);
+        let wake = next_beat.min(next_rotation).min(expiry);
         tokio::select! {
-            _ = tokio::time::sleep(pause.min(until_rotation.max(Duration::from_millis(100)))) => {}
+            _ = tokio::time::sleep_until(wake.max(Instant::now() + Duration::from_millis(50)).into()) => {}
             _ = stop.changed() => return Ok((Ended::Stopped, creds)),
         }
     }
+}
+
+/// How often a pending renewal is looked at.
+const RENEWAL_POLL: Duration = Duration::from_secs(1);
+
+/// One heartbeat: renews the lease and reports status. Returns whether the next beat should
+/// come soon rather than a whole lease period later: a lease the hub has not made yet (just
+/// accepted), or a status write that lost a race.
+async fn beat(
+    client: &kube::Client,
+    cfg: &AgentConfig,
+    spoke: &Spoke,
+    lease_secs: &mut u64,
+) -> Result<bool, kube::Error> {
+    let renewed = renew_lease(client, cfg).await?;
+    let seen = spoke.observe().await;
+    let reported = report_status(client, cfg, &seen).await?;
+    if let Some(l) = reported.lease {
+        *lease_secs = l;
+    }
+    Ok(!renewed || reported.conflicted)
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it has passed).
+fn epoch_instant(secs: i64) -> Instant {
+    let ahead = secs.saturating_sub(now_secs()).max(0) as u64;
+    Instant::now() + Duration::from_secs(ahead)
 }
 
 /// What `garrison get klusterlet-info` shows.
@@ -827,6 +855,9 @@ pub struct Info {
     pub certificate: Option<CertSummary>,
     /// The pending CSR, if any.
     pub pending_csr: Option<String>,
+    /// `sha256:` of the pending CSR's public key, for the hub admin to compare with what
+    /// `garrison accept` shows.
+    pub pending_key_fingerprint: Option<String>,
     /// Whether a bootstrap token is kept.
     pub bootstrap_token_kept: bool,
 }
@@ -882,6 +913,9 @@ pub fn info(dir: &AgentDir) -> Result<Info> {
         lease_duration_seconds: cfg.lease_duration_seconds,
         certificate,
         pending_csr: pending_csr(dir),
+        pending_key_fingerprint: std::fs::read_to_string(dir.pending_key_file())
+            .ok()
+            .and_then(|k| garrison_pki::agent::key_fingerprint(&k).ok()),
         bootstrap_token_kept: dir.token().is_some(),
     })
 }

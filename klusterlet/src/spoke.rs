@@ -162,7 +162,7 @@ impl Spoke {
         );
         crate::state::write_file(kubeconfig, kc.as_bytes(), 0o600)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(tls::serve(listener, config, server.router(), rx));
+        tokio::spawn(tls::serve(listener, config, server.router(), rx, None));
         self._serving = Some(tx);
         Ok(url)
     }

@@ -11,6 +11,7 @@ pub mod csr;
 pub mod error;
 pub mod identity;
 pub mod rotation;
+pub mod secret;
 
 pub use agent::{CertInfo, KeyAndRequest, cert_info, new_request};
 pub use ca::ClusterCa;
@@ -18,6 +19,7 @@ pub use csr::{ParsedCsr, parse as parse_csr};
 pub use error::{CsrError, PkiError};
 pub use identity::{AgentIdentity, ClusterName};
 pub use rotation::RotationPolicy;
+pub use secret::SecretString;
 
 /// A uniformly random string of lowercase letters and digits, from the system's secure random
 /// source (bootstrap token parts, agent ids).

@@ -158,7 +158,7 @@ async fn fleet(n: usize) {
         let dir = AgentDir::new(&root.path().join(&name));
         let opts = JoinOptions {
             hub_url: format!("https://127.0.0.1:{}", hub.port),
-            token: token.clone(),
+            token: token.clone().into(),
             ca_cert_hash: pin.clone(),
             cluster_name: name.clone(),
             spoke: SpokeSource::Simulated,

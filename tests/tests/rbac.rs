@@ -238,6 +238,68 @@ async fn nobody_can_grant_more_than_they_hold() {
     );
 }
 
+/// Regression: a user allowed to edit ClusterRoles could aggregate cluster-wide rules she does
+/// not hold through `aggregationRule` with empty `rules`, because only `rules` was checked.
+#[tokio::test]
+async fn an_aggregation_rule_needs_full_authority() {
+    let hub = Hub::start().await.unwrap();
+    let admin = setup(&hub).await;
+    let crs: Api<ClusterRole> = Api::all(admin.clone());
+    // A role the attacker wants: reading every Secret, labelled for aggregation.
+    crs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "secret-reader", "labels": {"example.com/aggregate-to-ops": "true"}}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]})).unwrap()).await.unwrap();
+    // mallory may manage ClusterRoles, and is bound to one she may edit.
+    crs.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "ops"}, "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["get", "list", "create", "update", "patch"]}]})).unwrap()).await.unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "mallory-ops"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ops"}, "subjects": [{"kind": "User", "name": "mallory"}]})).unwrap())
+        .await
+        .unwrap();
+    let mallory = hub.kubeconfig_for("mallory", &[]).unwrap();
+    let cache = hub.data_dir().join("cache-mallory");
+    let file = hub.data_dir().join("ops-aggregating.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: ops\naggregationRule:\n  clusterRoleSelectors:\n  - matchLabels:\n      example.com/aggregate-to-ops: \"true\"\nrules:\n- apiGroups: [rbac.authorization.k8s.io]\n  resources: [clusterroles]\n  verbs: [get, list, create, update, patch]\n",
+    )
+    .unwrap();
+    // The attack: turn her own role into an aggregate of secret-reader.
+    let attack = kubectl_with(&mallory, &cache, &["apply", "-f", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&attack.stderr);
+    assert!(!attack.status.success(), "aggregation accepted: {stderr}");
+    assert!(
+        stderr.contains("must have cluster-admin privileges to use the aggregationRule"),
+        "{stderr}"
+    );
+    let secrets = kubectl_with(&mallory, &cache, &["get", "secrets", "-A"]);
+    assert!(
+        !secrets.status.success(),
+        "mallory reads secrets: {}",
+        String::from_utf8_lossy(&secrets.stdout)
+    );
+    // A new aggregating role is refused the same way, even with no rules at all.
+    let fresh = json!({"metadata": {"name": "gather"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-ops": "true"}}]}, "rules": []});
+    let as_mallory = client_from(&mallory).await.unwrap();
+    let err = Api::<ClusterRole>::all(as_mallory.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(fresh.clone()).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403, "{err}");
+    // Rules she holds are still hers to hand out.
+    Api::<ClusterRole>::all(as_mallory)
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "viewer"}, "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["get"]}]})).unwrap())
+        .await
+        .unwrap();
+    // Full authority may aggregate.
+    crs.create(
+        &PostParams::default(),
+        &serde_json::from_value(fresh).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }

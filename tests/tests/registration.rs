@@ -15,6 +15,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -590,4 +591,348 @@ async fn certificates_rotate_at_about_80_percent_and_the_agent_keeps_working() {
         "True"
     );
     a.kill();
+}
+
+/// Regression: `garrison accept` approved every pending CSR naming the cluster, so an impostor
+/// holding the shared bootstrap token got a certificate for the cluster alongside the agent.
+#[tokio::test]
+async fn accept_approves_only_the_request_the_admin_chose() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let agent = Agent::join(&hub, "victim", &token, &pin, &["--lease-duration", "1s"]);
+    let pending_file = agent.dir.join("pending.json");
+    let legit = eventually(30, "the agent's pending CSR", || async {
+        let raw = std::fs::read(&pending_file).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        v["csr"].as_str().map(str::to_string)
+    })
+    .await;
+    // The impostor asks for the same cluster with the same bootstrap token.
+    let as_bootstrap = client_from(&token_kubeconfig(&hub, &token).unwrap())
+        .await
+        .unwrap();
+    let forged = Api::<CertificateSigningRequest>::all(as_bootstrap)
+        .create(&PostParams::default(), &csr_for("victim"))
+        .await
+        .unwrap();
+    let forged = forged.metadata.name.unwrap();
+
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let refused = garrison(&["accept", "victim", "--yes", "--data-dir", &dir]);
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "accepted both: {stdout}");
+    assert!(
+        stdout.contains(&legit) && stdout.contains(&forged),
+        "{stdout}"
+    );
+    assert!(stderr.contains("--csr NAME"), "{stderr}");
+    let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    for name in [&legit, &forged] {
+        let c = csrs.get(name).await.unwrap();
+        assert!(
+            c.status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .is_empty(),
+            "{name} was decided without the admin's choice"
+        );
+    }
+    let mc = cluster(&admin, "victim").await.unwrap();
+    assert_eq!(mc.spec.hub_accepts_client, Some(false));
+
+    // A request that was not shown cannot be chosen.
+    let bogus = garrison(&[
+        "accept",
+        "victim",
+        "--yes",
+        "--csr",
+        "csr-nope",
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(!bogus.status.success());
+    assert!(
+        String::from_utf8_lossy(&bogus.stderr).contains("is not a pending certificate request"),
+        "{}",
+        String::from_utf8_lossy(&bogus.stderr)
+    );
+
+    // The admin compares fingerprints and picks the agent's request.
+    let info = ok(garrison(&[
+        "get",
+        "klusterlet-info",
+        "--data-dir",
+        agent.dir.to_str().unwrap(),
+    ]));
+    let agent_fp = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("key fingerprint: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no fingerprint in {info}"))
+        .to_string();
+    let block = stdout
+        .split("CSR ")
+        .find(|b| b.starts_with(&legit))
+        .unwrap();
+    assert!(block.contains(&agent_fp), "{block} vs {agent_fp}");
+    let out = ok(garrison(&[
+        "accept",
+        "victim",
+        "--yes",
+        "--csr",
+        &legit,
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(out.contains(&format!("denied CSR {forged}")), "{out}");
+    let forged_csr = csrs.get(&forged).await.unwrap();
+    let conds = forged_csr.status.unwrap().conditions.unwrap();
+    assert!(conds.iter().any(|c| c.type_ == "Denied"));
+    assert!(!conds.iter().any(|c| c.type_ == "Approved"));
+    eventually(30, "victim Available", || available(&admin, "victim")).await;
+    assert!(
+        forged_csr_has_no_certificate(&csrs, &forged).await,
+        "the impostor got a certificate"
+    );
+}
+
+async fn forged_csr_has_no_certificate(api: &Api<CertificateSigningRequest>, name: &str) -> bool {
+    api.get(name)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.certificate)
+        .is_none()
+}
+
+/// How long a watch opened with `kubeconfig` on its cluster's ManifestWorks stays open, from
+/// now; the server closes it at the latest after `limit`.
+async fn watch_lifetime(kubeconfig: &std::path::Path, ns: &str, limit: Duration) -> Duration {
+    use futures::StreamExt;
+    let client = client_from(kubeconfig).await.unwrap();
+    let works: Api<garrison_api::work::v1::ManifestWork> = Api::namespaced(client, ns);
+    let started = Instant::now();
+    let mut stream = works
+        .watch(&kube::api::WatchParams::default().timeout(290), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(ev) = stream.next().await {
+            if ev.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+/// Regression: a watch opened with a cluster's certificate kept streaming after `garrison deny`
+/// and after the certificate expired, since only new requests were checked.
+#[tokio::test]
+async fn deny_and_expiry_close_connections_opened_before() {
+    let hub = Hub::start_with(&["--cert-lifetime", "20s"]).await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let lease = ["--lease-duration", "1s"];
+    let agents = [
+        Agent::join(&hub, "denied", &token, &pin, &lease),
+        Agent::join(&hub, "expiring", &token, &pin, &lease),
+    ];
+    for a in &agents {
+        eventually(30, "the cluster asks to join", || cluster(&admin, &a.name)).await;
+    }
+    accept(&hub, &["denied", "expiring"]);
+    for a in &agents {
+        eventually(30, "the agent's certificate", || async {
+            a.kubeconfig(&hub)
+        })
+        .await;
+    }
+    let kubeconfigs: Vec<_> = agents
+        .iter()
+        .map(|a| {
+            let kc = a.kubeconfig(&hub).unwrap();
+            // A copy: the agent rewrites its own as it rotates.
+            let copy = kc.with_extension("first");
+            std::fs::copy(&kc, &copy).unwrap();
+            copy
+        })
+        .collect();
+    let not_after = {
+        let pem = std::fs::read_to_string(agents[1].dir.join("client.pem")).unwrap();
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        p.parse_x509().unwrap().validity().not_after.timestamp()
+    };
+
+    let denied_watch = tokio::spawn({
+        let kc = kubeconfigs[0].clone();
+        async move { watch_lifetime(&kc, "denied", Duration::from_secs(30)).await }
+    });
+    let expiring_watch = tokio::spawn({
+        let kc = kubeconfigs[1].clone();
+        async move { watch_lifetime(&kc, "expiring", Duration::from_secs(60)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ok(garrison(&[
+        "deny",
+        "denied",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]));
+    let open_for = denied_watch.await.unwrap();
+    eprintln!("the denied cluster's watch was closed after {open_for:?}");
+    assert!(
+        open_for < Duration::from_secs(5),
+        "the watch outlived the deny: {open_for:?}"
+    );
+
+    let open_for = expiring_watch.await.unwrap();
+    let closed_at = jiff::Timestamp::now().as_second();
+    eprintln!(
+        "the watch closed {}s after its certificate expired",
+        closed_at - not_after
+    );
+    assert!(
+        (not_after - 1..=not_after + 3).contains(&closed_at),
+        "watch closed at {closed_at}, certificate expired at {not_after} (open {open_for:?})"
+    );
+}
+
+/// The renewal requests the agent of `cluster` made with its certificate, oldest first.
+async fn renewals(
+    api: &Api<CertificateSigningRequest>,
+    cluster: &str,
+) -> Vec<CertificateSigningRequest> {
+    let prefix = format!("system:open-cluster-management:{cluster}:");
+    let mut out: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| {
+            c.spec
+                .username
+                .as_deref()
+                .is_some_and(|u| u.starts_with(&prefix))
+        })
+        .collect();
+    out.sort_by_key(|c| c.metadata.creation_timestamp.clone().map(|t| t.0));
+    out
+}
+
+/// Regressions: the agent stopped renewing its lease while it waited for a renewal to be
+/// approved, so a slow approver made a healthy cluster Unknown; and after a denied renewal it
+/// asked again every two seconds.
+#[tokio::test]
+async fn a_pending_or_denied_renewal_never_stops_the_lease() {
+    let hub = Hub::start_with(&["--cert-lifetime", "90s", "--renewal-approval", "manual"])
+        .await
+        .unwrap();
+    let admin = hub.client().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let _agent = Agent::join(&hub, "patient", &token, &pin, &["--lease-duration", "1s"]);
+    eventually(30, "patient asks to join", || cluster(&admin, "patient")).await;
+    accept(&hub, &["patient"]);
+    eventually(30, "patient Available", || available(&admin, "patient")).await;
+    let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    // Rotation starts between 75% and 80% of the 90 s lifetime; nobody approves it.
+    let first = eventually(90, "a renewal request", || async {
+        renewals(&csrs, "patient").await.into_iter().next()
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "patient");
+    let renew_time = || async {
+        leases
+            .get("managed-cluster-lease")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.renew_time)
+            .map(|t| t.0)
+            .unwrap()
+    };
+    // While the renewal waits, the lease is renewed every second and the cluster stays Available
+    // (five missed periods would make it Unknown).
+    let mut last = renew_time().await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = renew_time().await;
+        assert!(
+            now > last,
+            "the lease was not renewed while the renewal waited"
+        );
+        last = now;
+        assert!(
+            available(&admin, "patient").await.is_some(),
+            "patient not Available"
+        );
+    }
+    let still = csrs.get(&first.name_any()).await.unwrap();
+    assert!(still.status.and_then(|s| s.certificate).is_none());
+
+    // Deny every renewal for 14 s: the agent asks again with a growing delay (about 2, 4 and
+    // 8 s), not every two seconds, and its lease goes on.
+    let deny_from = Instant::now();
+    let mut denied = std::collections::BTreeSet::new();
+    while deny_from.elapsed() < Duration::from_secs(14) {
+        for c in renewals(&csrs, "patient").await {
+            let name = c.name_any();
+            if denied.insert(name.clone()) {
+                ok(hub.kubectl(&["certificate", "deny", &name]));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("{} renewal requests in 14 s of denials", denied.len());
+    assert!(
+        denied.len() <= 4,
+        "the agent asked {} times in 14 s",
+        denied.len()
+    );
+    assert!(denied.len() >= 2, "the agent stopped asking");
+    let now = renew_time().await;
+    assert!(now > last, "the lease stopped during denials");
+    assert!(available(&admin, "patient").await.is_some());
+}
+
+#[tokio::test]
+async fn expired_bootstrap_tokens_are_deleted() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "kube-system");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
+    for (id, exp) in [
+        ("soonxx", soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        ("laterx", "2999-01-01T00:00:00Z".to_string()),
+    ] {
+        let s = json!({"metadata": {"name": format!("bootstrap-token-{id}")}, "type": "bootstrap.kubernetes.io/token",
+            "data": {"token-id": b64(id), "token-secret": b64("0123456789abcdef"), "expiration": b64(&exp), "usage-bootstrap-authentication": b64("true")}});
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
+    }
+    eventually(15, "the expired token deleted", || async {
+        secrets
+            .get_opt("bootstrap-token-soonxx")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        secrets
+            .get_opt("bootstrap-token-laterx")
+            .await
+            .unwrap()
+            .is_some(),
+        "a valid token was deleted"
+    );
 }

@@ -43,6 +43,16 @@ pub struct PeerIdentity {
 /// (for example, a denied cluster's agent). Returning false answers 401.
 pub type CertificateGate = Arc<dyn Fn(&UserInfo) -> bool + Send + Sync>;
 
+/// What the listener needs to cut live connections whose certificate stopped being good: the
+/// gate, and a signal that changes whenever the gate may have started refusing someone.
+#[derive(Clone)]
+pub struct ConnectionPolicy {
+    /// The same gate requests pass.
+    pub gate: CertificateGate,
+    /// Changes when a certificate user may have been revoked.
+    pub revocations: tokio::sync::watch::Receiver<u64>,
+}
+
 /// The API server's shared state.
 pub struct ApiServer {
     /// The verbs and the state they need.
@@ -55,6 +65,8 @@ pub struct ApiServer {
     pub bookmark_interval: std::time::Duration,
     /// Extra check on certificate users, if any.
     pub certificate_gate: Option<CertificateGate>,
+    /// The checks `/readyz` and `/healthz` run.
+    pub health: crate::health::Health,
 }
 
 /// kube-apiserver's request body limit: 3 MiB.
@@ -151,6 +163,42 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         log.record(&entry);
     }
     resp
+}
+
+/// Answers a health endpoint: `/livez` says the process answers; `/readyz` and `/healthz`
+/// run the registered checks (`/readyz/NAME` one of them) and answer 500 when one fails, with
+/// the per-check lines when `verbose` is asked or something failed.
+fn health(srv: &ApiServer, path: &str, query: Option<&str>) -> ApiResult<Response> {
+    let (code, body) = if path == "/livez" || path.starts_with("/livez/") {
+        (StatusCode::OK, "ok".to_string())
+    } else {
+        let only = path
+            .strip_prefix("/readyz/")
+            .or_else(|| path.strip_prefix("/healthz/"))
+            .filter(|n| !n.is_empty());
+        let Some(report) = srv.health.run(only) else {
+            return Err(ApiError::no_route(format!("no health check at {path}")));
+        };
+        let verbose = query.is_some_and(|q| {
+            q.split('&')
+                .any(|p| p == "verbose" || p.starts_with("verbose="))
+        });
+        if report.healthy {
+            (
+                StatusCode::OK,
+                if verbose { report.text } else { "ok".into() },
+            )
+        } else {
+            (StatusCode::INTERNAL_SERVER_ERROR, report.text)
+        }
+    };
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(r)
 }
 
 fn is_health(path: &str) -> bool {
@@ -349,12 +397,7 @@ async fn serve(
 ) -> ApiResult<Response> {
     let path = req.uri().path().to_string();
     if is_health(&path) {
-        let mut r = Response::new(Body::from("ok"));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        return Ok(r);
+        return health(srv, &path, req.uri().query());
     }
     let user = authenticate(srv, req.headers(), peer)?;
     let user = impersonate(srv, req.headers(), user)?;

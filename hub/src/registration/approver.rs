@@ -5,7 +5,8 @@
 //! exactly the requester's identity, the cluster exists, is accepted and is not being deleted,
 //! and the key and usages pass the PKI's checks. A CSR from an agent for any other identity,
 //! or with a bad key or usage, is denied with the reason. Everything else, including every
-//! first CSR made with a bootstrap token, is left pending for `garrison accept`.
+//! first CSR made with a bootstrap token, is left pending for `garrison accept`. With
+//! `--renewal-approval manual`, renewals that pass every check wait for an admin too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub const REASON_DENIED: &str = "GarrisonRenewalPolicy";
 pub struct Ctx {
     /// The API, as the hub.
     pub client: kube::Client,
+    /// Whether renewals that pass every check are approved; when false they wait for an admin
+    /// (bad requests are denied either way).
+    pub auto_approve: bool,
 }
 
 /// What the approver decides for one CSR.
@@ -99,6 +103,18 @@ pub async fn record_decision(
     message: &str,
     manager: &str,
 ) -> Result<(), kube::Error> {
+    decide(api, obj, approved, reason, message, manager, false).await
+}
+
+async fn decide(
+    api: &Api<CertificateSigningRequest>,
+    obj: &CertificateSigningRequest,
+    approved: bool,
+    reason: &str,
+    message: &str,
+    manager: &str,
+    pinned: bool,
+) -> Result<(), kube::Error> {
     let mut conditions = obj
         .status
         .as_ref()
@@ -117,13 +133,27 @@ pub async fn record_decision(
         field_manager: Some(manager.into()),
         ..Default::default()
     };
-    api.patch_approval(
-        &obj.name_any(),
-        &pp,
-        &Patch::Merge(json!({"status": {"conditions": conditions}})),
-    )
-    .await?;
+    let mut patch = json!({"status": {"conditions": conditions}});
+    if pinned {
+        patch["metadata"] = json!({"resourceVersion": obj.resource_version()});
+    }
+    api.patch_approval(&obj.name_any(), &pp, &Patch::Merge(patch))
+        .await?;
     Ok(())
+}
+
+/// Like [`record_decision`], but only if the request is still exactly as `obj` was read (same
+/// resourceVersion); otherwise the server answers 409 and nothing is decided. For decisions a
+/// person made after looking at the request.
+pub async fn record_decision_at(
+    api: &Api<CertificateSigningRequest>,
+    obj: &CertificateSigningRequest,
+    approved: bool,
+    reason: &str,
+    message: &str,
+    manager: &str,
+) -> Result<(), kube::Error> {
+    decide(api, obj, approved, reason, message, manager, true).await
 }
 
 async fn reconcile(
@@ -142,7 +172,9 @@ async fn reconcile(
             let accepted = clusters.get_opt(&cluster).await?.is_some_and(|c| {
                 c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
             });
-            if accepted {
+            if accepted && !ctx.auto_approve {
+                tracing::info!(csr = %obj.name_any(), %cluster, "renewal waits for an admin: garrison accept {cluster}");
+            } else if accepted {
                 tracing::info!(csr = %obj.name_any(), %cluster, "approving certificate renewal");
                 record_decision(
                     &api,
