@@ -269,8 +269,40 @@ fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value) -> ApiResul
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let Some(executor) = work.pointer("/spec/executor").filter(|v| !v.is_null()) else {
+    let Some((sa_ns, sa_name)) = executor_of(work.pointer("/spec/executor"))? else {
         return Ok(());
+    };
+    if may_execute_as(user, authz, ns, &sa_ns, &sa_name)? {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "admission webhook \"{WORK_WEBHOOK}\" denied the request: user {} cannot manipulate the Manifestwork with executor {sa_ns}/{sa_name} in namespace {ns}",
+        user.name
+    )))
+}
+
+/// Checks a ManifestWorkReplicaSet's template executor against its author. Its works land in
+/// whichever cluster namespaces the placement picks, now or later, so the author needs
+/// `execute-as` on the service account in every namespace; without this check anyone who may
+/// create a replica set could make agents act as any service account.
+fn check_replica_set_executor(user: &UserInfo, authz: &Authorizer, mwrs: &Value) -> ApiResult<()> {
+    let Some((sa_ns, sa_name)) = executor_of(mwrs.pointer("/spec/manifestWorkTemplate/executor"))?
+    else {
+        return Ok(());
+    };
+    if may_execute_as(user, authz, "", &sa_ns, &sa_name)? {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "admission webhook \"{WORK_WEBHOOK}\" denied the request: user {} cannot manipulate the ManifestWorkReplicaSet with executor {sa_ns}/{sa_name}: its works may land in any cluster namespace, so execute-as on manifestworks is needed in all namespaces",
+        user.name
+    )))
+}
+
+/// The executor's service account (namespace, name), None without an executor.
+fn executor_of(executor: Option<&Value>) -> ApiResult<Option<(String, String)>> {
+    let Some(executor) = executor.filter(|v| !v.is_null()) else {
+        return Ok(None);
     };
     let Some(sa) = executor
         .pointer("/subject/serviceAccount")
@@ -280,8 +312,20 @@ fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value) -> ApiResul
             "executor service account can not be nil".into(),
         ));
     };
-    let sa_ns = sa["namespace"].as_str().unwrap_or_default();
-    let sa_name = sa["name"].as_str().unwrap_or_default();
+    Ok(Some((
+        sa["namespace"].as_str().unwrap_or_default().to_string(),
+        sa["name"].as_str().unwrap_or_default().to_string(),
+    )))
+}
+
+/// Whether `user` may `execute-as` the service account in namespace `ns` ("" for all).
+fn may_execute_as(
+    user: &UserInfo,
+    authz: &Authorizer,
+    ns: &str,
+    sa_ns: &str,
+    sa_name: &str,
+) -> ApiResult<bool> {
     let attrs = Attributes {
         verb: "execute-as".into(),
         resource_request: true,
@@ -291,13 +335,16 @@ fn check_executor(user: &UserInfo, authz: &Authorizer, work: &Value) -> ApiResul
         name: format!("system:serviceaccount:{sa_ns}:{sa_name}"),
         ..Default::default()
     };
-    if authz.authorize(user, &attrs)?.allowed {
-        return Ok(());
-    }
-    Err(ApiError::forbidden(format!(
-        "admission webhook \"{WORK_WEBHOOK}\" denied the request: user {} cannot manipulate the Manifestwork with executor {sa_ns}/{sa_name} in namespace {ns}",
-        user.name
-    )))
+    Ok(authz.authorize(user, &attrs)?.allowed)
+}
+
+fn is_replica_sets(res: &Resource) -> bool {
+    res.group == WORK_GROUP && res.plural == "manifestworkreplicasets"
+}
+
+/// The replica set's template seen as a work, for the manifest rules.
+fn template_as_work(mwrs: &Value) -> Value {
+    serde_json::json!({"spec": mwrs.pointer("/spec/manifestWorkTemplate").cloned().unwrap_or(Value::Null)})
 }
 
 /// The set every cluster without a set label is in.
@@ -451,6 +498,10 @@ pub fn admit_create(
         validate_manifests(obj)?;
         return check_executor(user, authz, obj);
     }
+    if is_replica_sets(res) {
+        validate_manifests(&template_as_work(obj))?;
+        return check_replica_set_executor(user, authz, obj);
+    }
     if is_set_bindings(res) {
         check_binding_name(obj)?;
         return check_bind(user, authz, obj);
@@ -501,6 +552,18 @@ pub fn admit_update(
         validate_manifests(new)?;
         if old.pointer("/spec/executor") != new.pointer("/spec/executor") {
             return check_executor(user, authz, new);
+        }
+        return Ok(());
+    }
+    if is_replica_sets(res) {
+        if old.get("spec") == new.get("spec") {
+            return Ok(());
+        }
+        validate_manifests(&template_as_work(new))?;
+        if old.pointer("/spec/manifestWorkTemplate/executor")
+            != new.pointer("/spec/manifestWorkTemplate/executor")
+        {
+            return check_replica_set_executor(user, authz, new);
         }
         return Ok(());
     }

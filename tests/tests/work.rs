@@ -266,6 +266,212 @@ async fn admission_rules_name_the_manifest_and_the_executor_needs_execute_as() {
         .create(&PostParams::default(), &w)
         .await
         .expect("execute-as granted");
+
+    // Regression: ManifestWorkReplicaSets skipped the executor check, so a user who could create
+    // one made agents act as any service account. Its works may land in any cluster namespace,
+    // so execute-as in east alone is not enough.
+    cr.create(&PostParams::default(), &rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mwrs-editor"},
+        "rules": [{"apiGroups": ["work.open-cluster-management.io"], "resources": ["manifestworkreplicasets"], "verbs": ["create", "get"]}]})))
+        .await
+        .unwrap();
+    rb.create(&PostParams::default(), &rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "bob-mwrs", "namespace": "east"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mwrs-editor"},
+        "subjects": [{"kind": "User", "name": "bob"}]})))
+        .await
+        .unwrap();
+    let bob_kc = hub.kubeconfig_for("bob", &[]).unwrap();
+    let mwrs_file = hub.data_dir().join("mwrs-executor.yaml");
+    std::fs::write(
+        &mwrs_file,
+        serde_yaml::to_string(&json!({"apiVersion": "work.open-cluster-management.io/v1alpha1", "kind": "ManifestWorkReplicaSet",
+            "metadata": {"name": "as-deployer", "namespace": "east"},
+            "spec": {"placementRefs": [{"name": "all"}], "manifestWorkTemplate": {
+                "workload": {"manifests": [cm("a", "default", json!({}))]},
+                "executor": {"subject": {"type": "ServiceAccount", "serviceAccount": {"namespace": "apps", "name": "deployer"}}}}}}))
+        .unwrap(),
+    )
+    .unwrap();
+    let cache = hub.data_dir().join("cache-bob");
+    let refused = garrison_e2e::kubectl_with(
+        &bob_kc,
+        &cache,
+        &["create", "-f", mwrs_file.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "replica set with an executor admitted"
+    );
+    assert!(
+        stderr.contains(
+            "user bob cannot manipulate the ManifestWorkReplicaSet with executor apps/deployer"
+        ),
+        "{stderr}"
+    );
+    let crb = dyn_api(
+        &admin,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        None,
+    );
+    crb.create(&PostParams::default(), &rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "bob-exec-everywhere"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "execute-as-deployer"},
+        "subjects": [{"kind": "User", "name": "bob"}]})))
+        .await
+        .unwrap();
+    ok(garrison_e2e::kubectl_with(
+        &bob_kc,
+        &cache,
+        &["create", "-f", mwrs_file.to_str().unwrap()],
+    ));
+}
+
+/// Regression: the agent ignored `spec.executor` and applied everything with its own rights.
+/// Now each manifest is checked with SubjectAccessReviews for the executor on the managed
+/// cluster, RBAC objects for escalation too.
+#[tokio::test]
+async fn the_agent_applies_only_what_the_executor_may() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let agents = setup(&hub, &["east"]).await;
+    let spoke = agents[0].spoke().await;
+    let rbac = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(spoke.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "apps"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "secret-reader", "namespace": "apps"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
+    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "east");
+    let exec = json!({"executor": {"subject": {"type": "ServiceAccount", "serviceAccount": {"namespace": "apps", "name": "deployer"}}}});
+    works
+        .create(
+            &PostParams::default(),
+            &work(
+                "limited",
+                "east",
+                vec![cm("settings", "apps", json!({"k": "v"})), role],
+                exec,
+            ),
+        )
+        .await
+        .unwrap();
+    let message = |w: &ManifestWork, i: i32| {
+        manifest_conds(w, i)
+            .get("Applied")
+            .map(|c| c.2.clone())
+            .unwrap_or_default()
+    };
+    // The executor holds nothing: nothing is applied, and each manifest says what is missing.
+    let w = wait_work(&works, "limited", "both manifests refused", |w| {
+        is(w, "Applied", "False")
+            && message(w, 0).contains("may not")
+            && message(w, 1).contains("may not")
+    })
+    .await;
+    assert!(
+        message(&w, 0).contains("executor system:serviceaccount:apps:deployer may not create configmaps \"settings\" in namespace apps"),
+        "{}",
+        message(&w, 0)
+    );
+    assert_eq!(manifest_conds(&w, 0)["Applied"].1, "AppliedManifestFailed");
+    let cms: Api<ConfigMap> = Api::namespaced(spoke.clone(), "apps");
+    assert!(
+        cms.get_opt("settings").await.unwrap().is_none(),
+        "applied without permission"
+    );
+
+    // Grant the ConfigMap and the right to write Roles, but not what the Role grants.
+    let roles = dyn_api(
+        &spoke,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        Some("apps"),
+    );
+    roles.create(&PostParams::default(), &rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deployer", "namespace": "apps"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+                  {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["create", "update", "patch", "get", "delete"]}]})))
+        .await
+        .unwrap();
+    let bindings = dyn_api(
+        &spoke,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        Some("apps"),
+    );
+    bindings
+        .create(
+            &PostParams::default(),
+            &rbac(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "deployer", "namespace": "apps"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "apps"}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let w = wait_work(
+        &works,
+        "limited",
+        "the ConfigMap applied, the Role refused",
+        |w| {
+            manifest_conds(w, 0)
+                .get("Applied")
+                .is_some_and(|c| c.0 == "True")
+        },
+    )
+    .await;
+    assert!(
+        message(&w, 1).contains(
+            "executor system:serviceaccount:apps:deployer may not get secrets in namespace apps"
+        ),
+        "{}",
+        message(&w, 1)
+    );
+    assert!(cms.get_opt("settings").await.unwrap().is_some());
+    assert!(
+        roles.get_opt("secret-reader").await.unwrap().is_none(),
+        "escalation applied"
+    );
+
+    // Once the executor holds what the Role grants, the whole work applies.
+    roles
+        .create(
+            &PostParams::default(),
+            &rbac(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deployer-secrets", "namespace": "apps"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    bindings.create(&PostParams::default(), &rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "deployer-secrets", "namespace": "apps"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer-secrets"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "apps"}]})))
+        .await
+        .unwrap();
+    wait_work(&works, "limited", "the whole work applied", |w| {
+        is(w, "Applied", "True")
+    })
+    .await;
+    assert!(roles.get_opt("secret-reader").await.unwrap().is_some());
 }
 
 #[tokio::test]

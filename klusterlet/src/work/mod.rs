@@ -17,6 +17,7 @@
 //! deleted: works are re-applied from the last copy seen.
 
 pub mod apply;
+pub mod executor;
 pub mod gate;
 pub mod jsonpath;
 pub mod status;
@@ -371,6 +372,17 @@ impl WorkAgent {
         let config = status::config_for(work, &target);
         let strategy = config.and_then(|c| c.update_strategy.as_ref());
         let orphaned = is_orphaned(work, &target);
+        match executor::executor_of(work) {
+            Ok(None) => {}
+            Ok(Some(ex)) => {
+                if let Err(msg) =
+                    executor::check(&self.spoke, &ex, &target, manifest, !orphaned).await
+                {
+                    return (Outcome::failed(meta, msg), Some(target));
+                }
+            }
+            Err(msg) => return (Outcome::failed(meta, msg), Some(target)),
+        }
         let result = apply::apply(
             &self.spoke,
             &target,
