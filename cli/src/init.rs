@@ -56,9 +56,9 @@ impl HubSettings {
 /// Lifetime of the CAs.
 const CA_LIFETIME: Duration = Duration::days(3650);
 /// Lifetime of the serving certificate.
-const SERVING_LIFETIME: Duration = Duration::days(365);
+pub const SERVING_LIFETIME: Duration = Duration::days(365);
 /// Lifetime of the admin client certificate.
-const ADMIN_LIFETIME: Duration = Duration::days(365);
+pub const ADMIN_LIFETIME: Duration = Duration::days(365);
 /// The admin user name.
 pub const ADMIN_USER: &str = "garrison-admin";
 

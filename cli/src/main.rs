@@ -6,6 +6,7 @@
 mod admin;
 mod agent;
 mod backup;
+mod certs;
 mod datadir;
 mod hub;
 mod init;
@@ -50,6 +51,11 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Manage bootstrap tokens (`token create --ttl 1h`). Tokens always expire (default 24h, at most 7d).
     Token(token::TokenArgs),
+    /// Show when the hub's CAs, serving certificate and admin kubeconfig expire
+    /// (`certs check-expiration`), and renew the serving certificate and admin kubeconfig
+    /// (`certs renew serving|admin|all`).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Register this cluster with a hub, then run its agent in the foreground.
     ///
     /// Checks the hub's CA against --ca-cert-hash before sending anything, generates the agent's
@@ -135,6 +141,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run_backup(a),
         Command::Restore(a) => backup::run_restore(a),
         Command::Token(a) => token::run(a),
+        Command::Certs(c) => certs::run(c),
         Command::Join(a) => agent::join(a),
         Command::Klusterlet(a) => agent::klusterlet(a),
         Command::Accept(a) => admin::accept(a),

@@ -310,3 +310,51 @@ fn sha256_hex_via_coreutils(data: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+fn serial_of(pem: &str) -> String {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    p.parse_x509().unwrap().raw_serial_as_string()
+}
+
+fn admin_serial(hub: &Hub) -> String {
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
+    let data = kc["users"][0]["user"]["client-certificate-data"]
+        .as_str()
+        .unwrap();
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    serial_of(&String::from_utf8(pem).unwrap())
+}
+
+#[tokio::test]
+async fn certs_check_expiration_and_renew_keep_the_hub_reachable() {
+    let mut hub = Hub::start().await.unwrap();
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let table = ok(garrison(&["certs", "check-expiration", "--data-dir", &dir]));
+    for row in ["hub CA", "client CA", "serving", "admin"] {
+        assert!(table.contains(row), "{table}");
+    }
+    assert!(table.contains("3650d") && table.contains("365d"), "{table}");
+
+    let old_admin = admin_serial(&hub);
+    let out = ok(garrison(&["certs", "renew", "admin", "--data-dir", &dir]));
+    assert!(out.contains("it works at once"), "{out}");
+    assert_ne!(admin_serial(&hub), old_admin);
+    ok(hub.kubectl(&["get", "namespaces"]));
+
+    let serving = |hub: &Hub| {
+        serial_of(&std::fs::read_to_string(hub.data_dir().join("pki/serving.crt")).unwrap())
+    };
+    let old_serving = serving(&hub);
+    let out = ok(garrison(&["certs", "renew", "serving", "--data-dir", &dir]));
+    assert!(out.contains("restart the hub"), "{out}");
+    assert_ne!(serving(&hub), old_serving);
+    hub.restart().await.unwrap();
+    ok(hub.kubectl(&["get", "namespaces"]));
+
+    let bad = garrison(&["certs", "renew", "everything", "--data-dir", &dir]);
+    assert_eq!(bad.status.code(), Some(2));
+}
