@@ -184,7 +184,10 @@ async fn revoked(user: Option<UserInfo>, policy: Option<ConnectionPolicy>) -> St
         return std::future::pending().await;
     };
     // A connection whose user is refused from the start is left to the per-request gate, which
-    // answers 401 as kube-apiserver does; only a revocation after that cuts it.
+    // answers 401 as kube-apiserver does; only a revocation from now on cuts it. (The receiver
+    // is a clone and would otherwise report every revocation since the server started.) This
+    // runs at the connection's first poll, before any request on it is admitted.
+    policy.revocations.borrow_and_update();
     loop {
         if policy.revocations.changed().await.is_err() {
             return std::future::pending().await;

@@ -141,6 +141,18 @@ fn rows(dir: &DataDir) -> Result<Vec<Row>> {
     Ok(out)
 }
 
+/// The hub data directory at `path`, or a one-line error when there is none.
+fn hub_dir(path: &std::path::Path) -> Result<DataDir> {
+    let dir = DataDir::new(path);
+    if !dir.is_initialized() {
+        bail!(
+            "{} holds no hub; create one with `garrison init`",
+            dir.root.display()
+        );
+    }
+    Ok(dir)
+}
+
 fn residual(secs: i64) -> String {
     if secs <= 0 {
         return "EXPIRED".into();
@@ -154,13 +166,7 @@ fn residual(secs: i64) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<()> {
-    let dir = DataDir::new(&args.data_dir);
-    if !dir.is_initialized() {
-        bail!(
-            "{} holds no hub; create one with `garrison init`",
-            dir.root.display()
-        );
-    }
+    let dir = hub_dir(&args.data_dir)?;
     let now = jiff::Timestamp::now().as_second();
     let rows = rows(&dir)?;
     let mut table = vec![vec![
@@ -212,13 +218,7 @@ fn ca(dir: &DataDir, cert: &str, key: &str) -> Result<Pair> {
 }
 
 fn renew(args: RenewArgs) -> Result<()> {
-    let dir = DataDir::new(&args.data_dir);
-    if !dir.is_initialized() {
-        bail!(
-            "{} holds no hub; create one with `garrison init`",
-            dir.root.display()
-        );
-    }
+    let dir = hub_dir(&args.data_dir)?;
     let settings = crate::init::HubSettings::load(&dir)?;
     let hub_ca = ca(&dir, "ca.crt", "ca.key")?;
     if matches!(args.what, Renewable::Serving | Renewable::All) {
