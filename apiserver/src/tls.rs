@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::UserInfo;
-use crate::auth::authn::user_from_certificate;
+use crate::auth::authn::{parse_certificate, user_from_certificate};
 use crate::http::{ConnectionPolicy, PeerIdentity};
 
 /// The crypto provider used everywhere in Garrison's TLS.
@@ -205,17 +205,17 @@ fn identity_of(
 ) -> (PeerIdentity, Option<i64>) {
     let (_, conn) = stream.get_ref();
     let leaf = conn.peer_certificates().and_then(|certs| certs.first());
-    let user = leaf.and_then(|leaf| match user_from_certificate(leaf) {
+    let parsed = leaf.map(|leaf| parse_certificate(leaf));
+    let not_after = parsed
+        .as_ref()
+        .and_then(|c| c.as_ref().ok())
+        .map(|c| c.validity().not_after.timestamp());
+    let user = parsed.and_then(|c| match c.and_then(|c| user_from_certificate(&c)) {
         Ok(u) => Some(u),
         Err(e) => {
             tracing::info!(peer = %addr, reason = %e, "client certificate not usable");
             None
         }
-    });
-    let not_after = leaf.and_then(|leaf| {
-        x509_parser::parse_x509_certificate(leaf)
-            .ok()
-            .map(|(_, c)| c.validity().not_after.timestamp())
     });
     (
         PeerIdentity {

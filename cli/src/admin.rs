@@ -215,9 +215,9 @@ async fn decide_shown(
     message: &str,
 ) -> Result<()> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
-    match approver::record_decision_at(&api, &p.csr, approve, reason, message, MANAGER).await {
+    match approver::record_decision(&api, &p.csr, approve, reason, message, MANAGER).await {
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => bail!(
-            "certificate request {} changed after it was shown; nothing was approved for it; run `garrison accept` again",
+            "certificate request {} changed after it was shown; nothing was decided for it; run `garrison accept` again",
             p.csr.name_any()
         ),
         other => other.map_err(unreachable),

@@ -69,7 +69,15 @@ struct Row {
     signed_by: &'static str,
 }
 
-fn parse_not_after(pem: &str, what: &str) -> Result<(i64, Vec<String>)> {
+/// What `certs` needs of a certificate.
+struct Facts {
+    /// Unix seconds.
+    not_after: i64,
+    /// Its DNS and IP subject alternative names.
+    hosts: Vec<String>,
+}
+
+fn inspect(pem: &str, what: &str) -> Result<Facts> {
     let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| anyhow::anyhow!("{what}: not a PEM certificate ({e})"))?;
     let cert = p
@@ -92,7 +100,10 @@ fn parse_not_after(pem: &str, what: &str) -> Result<(i64, Vec<String>)> {
             }
         }
     }
-    Ok((cert.validity().not_after.timestamp(), hosts))
+    Ok(Facts {
+        not_after: cert.validity().not_after.timestamp(),
+        hosts,
+    })
 }
 
 fn read(dir: &DataDir, file: &str) -> Result<String> {
@@ -123,7 +134,7 @@ fn rows(dir: &DataDir) -> Result<Vec<Row>> {
         ("client CA", "client-ca.crt", "self"),
         ("serving", "serving.crt", "hub CA"),
     ] {
-        let (not_after, _) = parse_not_after(&read(dir, file)?, file)?;
+        let not_after = inspect(&read(dir, file)?, file)?.not_after;
         out.push(Row {
             name,
             file: format!("pki/{file}"),
@@ -131,7 +142,7 @@ fn rows(dir: &DataDir) -> Result<Vec<Row>> {
             signed_by,
         });
     }
-    let (not_after, _) = parse_not_after(&admin_cert(dir)?, "admin.kubeconfig")?;
+    let not_after = inspect(&admin_cert(dir)?, "admin.kubeconfig")?.not_after;
     out.push(Row {
         name: "admin",
         file: "admin.kubeconfig".into(),
@@ -220,10 +231,10 @@ fn ca(dir: &DataDir, cert: &str, key: &str) -> Result<Pair> {
 fn renew(args: RenewArgs) -> Result<()> {
     let dir = hub_dir(&args.data_dir)?;
     let settings = crate::init::HubSettings::load(&dir)?;
-    let hub_ca = ca(&dir, "ca.crt", "ca.key")?;
     if matches!(args.what, Renewable::Serving | Renewable::All) {
+        let hub_ca = ca(&dir, "ca.crt", "ca.key")?;
         // The same names as before, so every client that reached the hub still does.
-        let (_, mut hosts) = parse_not_after(&read(&dir, "serving.crt")?, "serving.crt")?;
+        let mut hosts = inspect(&read(&dir, "serving.crt")?, "serving.crt")?.hosts;
         let mut seen = std::collections::BTreeSet::new();
         hosts.retain(|h| seen.insert(h.clone()));
         if hosts.is_empty() {
@@ -240,7 +251,7 @@ fn renew(args: RenewArgs) -> Result<()> {
             std::fs::rename(dir.pki_file(&format!("{f}.new")), dir.pki_file(f))
                 .with_context(|| format!("cannot replace pki/{f}"))?;
         }
-        let (not_after, _) = parse_not_after(&serving.cert_pem, "serving")?;
+        let not_after = inspect(&serving.cert_pem, "serving")?.not_after;
         println!(
             "renewed the serving certificate for {} until {}; restart the hub to serve it",
             hosts.join(", "),
@@ -260,13 +271,13 @@ fn renew(args: RenewArgs) -> Result<()> {
         let kc = garrison_apiserver::kubeconfig::with_client_cert(
             "garrison",
             &settings.external_url,
-            &hub_ca.cert_pem,
+            &read(&dir, "ca.crt")?,
             crate::init::ADMIN_USER,
             &admin.cert_pem,
             &admin.key_pem,
         );
         write_private(&dir.admin_kubeconfig(), kc.as_bytes())?;
-        let (not_after, _) = parse_not_after(&admin.cert_pem, "admin")?;
+        let not_after = inspect(&admin.cert_pem, "admin")?.not_after;
         println!(
             "renewed {} until {}; it works at once",
             dir.admin_kubeconfig().display(),

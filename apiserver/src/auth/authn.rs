@@ -71,10 +71,19 @@ pub enum AuthnError {
     Expired,
 }
 
-/// Maps a verified client certificate (DER) to its user: CN is the user, each O a group.
-pub fn user_from_certificate(der: &[u8]) -> Result<UserInfo, AuthnError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|_| AuthnError::BadCertificate)?;
+/// Parses a verified client certificate (DER), for [`user_from_certificate`] and its expiry.
+pub fn parse_certificate(
+    der: &[u8],
+) -> Result<x509_parser::certificate::X509Certificate<'_>, AuthnError> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| cert)
+        .map_err(|_| AuthnError::BadCertificate)
+}
+
+/// Maps a verified client certificate to its user: CN is the user, each O a group.
+pub fn user_from_certificate(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<UserInfo, AuthnError> {
     let subject = cert.subject();
     let cn = subject
         .iter_common_name()

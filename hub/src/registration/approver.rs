@@ -94,7 +94,10 @@ pub fn is_decided(obj: &CertificateSigningRequest) -> bool {
 }
 
 /// Approves or denies a CSR through its approval subresource, keeping its other conditions,
-/// as `manager`.
+/// as `manager` — but only if the request is still exactly as `obj` was read (same
+/// resourceVersion): the new condition list is built from `obj`, so writing it over a newer
+/// copy would drop what changed since, and a person's decision must be about the request they
+/// saw. Otherwise the server answers 409 and nothing is decided.
 pub async fn record_decision(
     api: &Api<CertificateSigningRequest>,
     obj: &CertificateSigningRequest,
@@ -102,18 +105,6 @@ pub async fn record_decision(
     reason: &str,
     message: &str,
     manager: &str,
-) -> Result<(), kube::Error> {
-    decide(api, obj, approved, reason, message, manager, false).await
-}
-
-async fn decide(
-    api: &Api<CertificateSigningRequest>,
-    obj: &CertificateSigningRequest,
-    approved: bool,
-    reason: &str,
-    message: &str,
-    manager: &str,
-    pinned: bool,
 ) -> Result<(), kube::Error> {
     let mut conditions = obj
         .status
@@ -133,27 +124,13 @@ async fn decide(
         field_manager: Some(manager.into()),
         ..Default::default()
     };
-    let mut patch = json!({"status": {"conditions": conditions}});
-    if pinned {
-        patch["metadata"] = json!({"resourceVersion": obj.resource_version()});
-    }
+    let patch = json!({
+        "metadata": {"resourceVersion": obj.resource_version()},
+        "status": {"conditions": conditions},
+    });
     api.patch_approval(&obj.name_any(), &pp, &Patch::Merge(patch))
         .await?;
     Ok(())
-}
-
-/// Like [`record_decision`], but only if the request is still exactly as `obj` was read (same
-/// resourceVersion); otherwise the server answers 409 and nothing is decided. For decisions a
-/// person made after looking at the request.
-pub async fn record_decision_at(
-    api: &Api<CertificateSigningRequest>,
-    obj: &CertificateSigningRequest,
-    approved: bool,
-    reason: &str,
-    message: &str,
-    manager: &str,
-) -> Result<(), kube::Error> {
-    decide(api, obj, approved, reason, message, manager, true).await
 }
 
 async fn reconcile(

@@ -54,7 +54,18 @@ struct Permission<'a> {
     name: &'a str,
 }
 
-impl Permission<'_> {
+impl<'a> Permission<'a> {
+    /// `verb` on the very object `t` names.
+    fn on(t: &'a Target, verb: &'a str) -> Self {
+        Permission {
+            verb,
+            group: &t.resolved.api.group,
+            resource: &t.resolved.api.plural,
+            namespace: &t.namespace,
+            name: &t.name,
+        }
+    }
+
     fn describe(&self) -> String {
         let what = if self.group.is_empty() {
             self.resource.to_string()
@@ -100,6 +111,14 @@ async fn allowed(spoke: &kube::Client, ex: &Executor, p: &Permission<'_>) -> Res
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
+/// A refusal of the manifest `t`, in upstream's words, with why.
+fn not_allowed(t: &Target, why: &str) -> String {
+    format!(
+        "not allowed to apply the resource {} {}, {} {}: {why}",
+        t.resolved.api.group, t.resolved.api.plural, t.namespace, t.name
+    )
+}
+
 async fn require(
     spoke: &kube::Client,
     ex: &Executor,
@@ -109,14 +128,9 @@ async fn require(
     if allowed(spoke, ex, &p).await? {
         return Ok(());
     }
-    Err(format!(
-        "not allowed to apply the resource {} {}, {} {}: executor {} may not {}",
-        t.resolved.api.group,
-        t.resolved.api.plural,
-        t.namespace,
-        t.name,
-        ex.user,
-        p.describe()
+    Err(not_allowed(
+        t,
+        &format!("executor {} may not {}", ex.user, p.describe()),
     ))
 }
 
@@ -136,28 +150,14 @@ pub async fn check(
         &["create", "update", "patch", "get"]
     };
     for verb in verbs {
-        let p = Permission {
-            verb,
-            group: &api.group,
-            resource: &api.plural,
-            namespace: &target.namespace,
-            name: &target.name,
-        };
-        require(spoke, ex, p, target).await?;
+        require(spoke, ex, Permission::on(target, verb), target).await?;
     }
     if api.group != "rbac.authorization.k8s.io" {
         return Ok(());
     }
     match api.kind.as_str() {
         "Role" | "ClusterRole" => {
-            let escalate = Permission {
-                verb: "escalate",
-                group: &api.group,
-                resource: &api.plural,
-                namespace: &target.namespace,
-                name: &target.name,
-            };
-            if allowed(spoke, ex, &escalate).await? {
+            if allowed(spoke, ex, &Permission::on(target, "escalate")).await? {
                 return Ok(());
             }
             let rules = manifest.get("rules").cloned().unwrap_or(Value::Null);
@@ -172,15 +172,16 @@ pub async fn check(
                 .pointer("/roleRef/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let (plural, role_ns) = if kind == "Role" {
-                ("roles", target.namespace.as_str())
+            let role_api = role_resource(kind);
+            let role_ns = if kind == "Role" {
+                target.namespace.as_str()
             } else {
-                ("clusterroles", "")
+                ""
             };
             let bind = Permission {
                 verb: "bind",
                 group: &api.group,
-                resource: plural,
+                resource: &role_api.plural,
                 namespace: role_ns,
                 name: role,
             };
@@ -190,18 +191,21 @@ pub async fn check(
             // Without `bind`, the executor must hold everything the role grants, where the
             // binding grants it.
             let roles: Api<DynamicObject> = if kind == "Role" {
-                Api::namespaced_with(spoke.clone(), role_ns, &role_resource(kind))
+                Api::namespaced_with(spoke.clone(), role_ns, &role_api)
             } else {
-                Api::all_with(spoke.clone(), &role_resource(kind))
+                Api::all_with(spoke.clone(), &role_api)
             };
             let Some(obj) = roles
                 .get_opt(role)
                 .await
                 .map_err(|e| format!("cannot read {kind} {role}: {e}"))?
             else {
-                return Err(format!(
-                    "not allowed to apply the resource {} {}, {} {}: executor {} may not bind {kind} {role:?}, which does not exist",
-                    api.group, api.plural, target.namespace, target.name, ex.user
+                return Err(not_allowed(
+                    target,
+                    &format!(
+                        "executor {} may not bind {kind} {role:?}, which does not exist",
+                        ex.user
+                    ),
                 ));
             };
             let rules = obj.data.get("rules").cloned().unwrap_or(Value::Null);
@@ -250,10 +254,7 @@ async fn require_rules(
             names.iter().map(String::as_str).collect()
         };
         if !strings(rule, "nonResourceURLs").is_empty() {
-            return Err(format!(
-                "not allowed to apply the resource {} {}, {} {}: an executor may not grant nonResourceURLs",
-                t.resolved.api.group, t.resolved.api.plural, t.namespace, t.name
-            ));
+            return Err(not_allowed(t, "an executor may not grant nonResourceURLs"));
         }
         for verb in strings(rule, "verbs") {
             for group in strings(rule, "apiGroups") {
