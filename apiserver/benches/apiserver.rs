@@ -141,7 +141,7 @@ async fn main() {
         tls_cfg,
         server.router(),
         stop_rx,
-        Some(server.connection_policy.clone()),
+        server.connection_policy.clone(),
     ));
     let c = client(port, &p).await;
     let ns: Api<Namespace> = Api::all(c.clone());

@@ -34,3 +34,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod validation;
+pub mod webhooks;

@@ -100,6 +100,35 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+/// Whether an update leaves the object as it was, apart from managedFields and the
+/// resourceVersion; such an update writes nothing.
+fn unchanged(old: &Value, next: &Value) -> bool {
+    let mut cmp_old = old.clone();
+    let mut cmp_new = next.clone();
+    for v in [&mut cmp_old, &mut cmp_new] {
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
+        }
+    }
+    cmp_old == cmp_new
+}
+
+/// Whether an update removes the last finalizer of an object being deleted, so the object goes.
+fn completes_deletion(res: &Resource, next: &Value) -> bool {
+    let finalizers_empty = next
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty());
+    let deleting = next.pointer("/metadata/deletionTimestamp").is_some();
+    let ns_pending = res.builtin == Some(Builtin::Namespace)
+        && next
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+    deleting && finalizers_empty && !ns_pending
+}
+
 fn name_of(v: &Value) -> &str {
     v.pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -584,31 +613,90 @@ impl Objects {
                 next["metadata"]["generation"] = json!(g);
             }
             apply::record_update(Some(&old), &mut next, &Writer { manager: &manager, api_version: &api_version, subresource, now: &now_rfc3339() });
-            let mut cmp_old = old.clone();
-            let mut cmp_new = next.clone();
-            for v in [&mut cmp_old, &mut cmp_new] {
-                if let Some(m) = v["metadata"].as_object_mut() {
-                    m.remove("managedFields");
-                    m.remove("resourceVersion");
-                }
-            }
-            if cmp_old == cmp_new {
+            if unchanged(&old, &next) {
                 return Ok(Mutation::Keep(old));
             }
-            let finalizers_empty = next.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty());
-            let deleting = next.pointer("/metadata/deletionTimestamp").is_some();
-            let ns_pending = res.builtin == Some(Builtin::Namespace)
-                && next.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
             // A dry run answers with the result and writes nothing.
             if dry_run {
                 return Ok(Mutation::Keep(next));
             }
-            if deleting && finalizers_empty && !ns_pending {
+            if completes_deletion(res, &next) {
                 return Ok(Mutation::Delete);
             }
             Ok(Mutation::Put(next))
         })?;
         Ok(self.present(res, out.into_object()))
+    }
+
+    /// Stores the result of a write that admission webhooks reviewed: `prepared` is what the
+    /// write would have stored (from a dry run against the object at `old_rv`, or a create when
+    /// `old_rv` is None) and `admitted` what the webhooks left of it. Server-owned metadata is
+    /// kept from `prepared` whatever a webhook patched, and a patched object is decoded again.
+    /// Returns None when the object changed since the dry run, so the caller runs it again.
+    pub fn commit_admitted(
+        &self,
+        res: &Resource,
+        ns: &str,
+        old_rv: Option<&str>,
+        prepared: &Value,
+        admitted: Value,
+    ) -> ApiResult<Option<Value>> {
+        let mut obj = admitted;
+        if obj != *prepared {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "resourceVersion",
+                "generation",
+                "name",
+                "namespace",
+                "managedFields",
+            ] {
+                match prepared["metadata"].get(k) {
+                    Some(v) => obj["metadata"][k] = v.clone(),
+                    None => {
+                        if let Some(m) = obj["metadata"].as_object_mut() {
+                            m.remove(k);
+                        }
+                    }
+                }
+            }
+            obj = admission::decode(res, obj, FieldValidation::Ignore)?.0;
+        }
+        if res.version != res.storage_version {
+            obj["apiVersion"] = json!(if res.group.is_empty() {
+                res.storage_version.clone()
+            } else {
+                format!("{}/{}", res.group, res.storage_version)
+            });
+        }
+        let name = name_of(&obj).to_string();
+        let raced = std::cell::Cell::new(false);
+        let out = self.store.mutate(&res.key(), ns, &name, |current, _| {
+            match (old_rv, current) {
+                (None, Some(_)) => Err(ApiError::already_exists(&res.group, &res.plural, &name)),
+                (None, None) => Ok(Mutation::Put(obj)),
+                (Some(_), None) => Err(ApiError::not_found(&res.group, &res.plural, &name)),
+                (Some(rv), Some(current)) => {
+                    if current["metadata"]["resourceVersion"].as_str() != Some(rv) {
+                        raced.set(true);
+                        return Ok(Mutation::Keep(current));
+                    }
+                    if unchanged(&current, &obj) {
+                        return Ok(Mutation::Keep(current));
+                    }
+                    if completes_deletion(res, &obj) {
+                        return Ok(Mutation::Delete);
+                    }
+                    Ok(Mutation::Put(obj))
+                }
+            }
+        })?;
+        if raced.get() {
+            return Ok(None);
+        }
+        Ok(Some(self.present(res, out.into_object())))
     }
 
     /// Patches an object. `content_type` picks the patch format; server-side apply creates the

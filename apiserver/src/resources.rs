@@ -380,6 +380,26 @@ pub fn builtins() -> Vec<Resource> {
             B::SelfSubjectReview,
             DnsSubdomain,
         ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            &[],
+            B::ValidatingWebhookConfiguration,
+            DnsSubdomain,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            false,
+            &[],
+            &[],
+            B::MutatingWebhookConfiguration,
+            DnsSubdomain,
+        ),
     ]
 }
 
@@ -468,26 +488,6 @@ pub fn workload_builtins() -> Vec<Resource> {
             &["cj"],
             &["status"],
             B::CronJob,
-            DnsSubdomain,
-        ),
-        builtin(
-            "admissionregistration.k8s.io",
-            "validatingwebhookconfigurations",
-            "ValidatingWebhookConfiguration",
-            false,
-            &[],
-            &[],
-            B::ValidatingWebhookConfiguration,
-            DnsSubdomain,
-        ),
-        builtin(
-            "admissionregistration.k8s.io",
-            "mutatingwebhookconfigurations",
-            "MutatingWebhookConfiguration",
-            false,
-            &[],
-            &[],
-            B::MutatingWebhookConfiguration,
             DnsSubdomain,
         ),
     ]

@@ -38,6 +38,11 @@ pub struct ServerConfig {
     /// Serve the workload kinds (Pods, Deployments, Jobs, ...) and refuse objects annotated
     /// for refusal, as a simulated cluster does.
     pub workloads: bool,
+    /// Refuse a managed cluster's agent certificates unless the cluster is accepted
+    /// (`hubAcceptsClient: true`) and not being deleted, and cut its live connections when it
+    /// stops being accepted. An embedded OCM hub turns this on; kube-apiserver has no such gate,
+    /// so `garrison apiserver` leaves it off.
+    pub agent_gate: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +55,7 @@ impl Default for ServerConfig {
             max_body: DEFAULT_MAX_BODY,
             gc_resync: Duration::from_secs(5),
             workloads: false,
+            agent_gate: false,
         }
     }
 }
@@ -81,7 +87,7 @@ pub struct Server {
     /// The verbs, shared with the controllers.
     pub objects: Arc<Objects>,
     /// For the listener: which live connections to cut when a certificate is revoked.
-    pub connection_policy: ConnectionPolicy,
+    pub connection_policy: Option<ConnectionPolicy>,
 }
 
 impl Server {
@@ -134,14 +140,20 @@ impl Server {
             }
         }));
         // Agent certificates authenticate only while their cluster is accepted.
-        let accepted = crate::ocm::AcceptedClusters::follow(&store)
-            .map_err(|e| BuildError::Defaults(e.message))?;
-        let revocations = accepted.revocations();
-        let certificate_gate: CertificateGate = Arc::new(move |u| accepted.allows(u));
-        let connection_policy = ConnectionPolicy {
-            gate: certificate_gate.clone(),
-            revocations,
+        let (certificate_gate, connection_policy) = if cfg.agent_gate {
+            let accepted = crate::ocm::AcceptedClusters::follow(&store)
+                .map_err(|e| BuildError::Defaults(e.message))?;
+            let revocations = accepted.revocations();
+            let gate: CertificateGate = Arc::new(move |u| accepted.allows(u));
+            let policy = ConnectionPolicy {
+                gate: gate.clone(),
+                revocations,
+            };
+            (Some(gate), Some(policy))
+        } else {
+            (None, None)
         };
+        let webhooks = follow_webhooks(&store)?;
         let authz = Authorizer::new(store.clone());
         let objects = Arc::new(Objects {
             store,
@@ -158,8 +170,9 @@ impl Server {
             audit,
             max_body: cfg.max_body,
             bookmark_interval: cfg.bookmark_interval,
-            certificate_gate: Some(certificate_gate),
+            certificate_gate,
             health,
+            webhooks,
         });
         Ok(Server {
             api,
@@ -171,6 +184,11 @@ impl Server {
     /// The checks behind `/readyz`, to add the embedder's own.
     pub fn health(&self) -> &crate::health::Health {
         &self.api.health
+    }
+
+    /// The admission webhooks, to register in-process ones.
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.api.webhooks
     }
 
     /// The router serving the API.
@@ -207,6 +225,37 @@ impl Server {
     pub fn backup_to(&self, dest: &std::path::Path) -> Result<(), StoreError> {
         self.objects.store.backup_to(dest)
     }
+}
+
+/// The registered admission webhooks, following the stored configurations. The hook runs before
+/// a configuration's write is answered, so a webhook is called from the next request on.
+fn follow_webhooks(store: &Store) -> Result<Arc<crate::webhooks::Webhooks>, BuildError> {
+    use crate::webhooks::{MUTATING_KEY, VALIDATING_KEY, Webhooks};
+    let hooks = Arc::new(Webhooks::default());
+    let h = hooks.clone();
+    store.on_write(Arc::new(move |ev: &WatchEvent| {
+        let mutating = match ev.key.as_str() {
+            MUTATING_KEY => true,
+            VALIDATING_KEY => false,
+            _ => return,
+        };
+        match ev.kind {
+            EventType::Deleted => h.remove_config(
+                mutating,
+                ev.object["metadata"]["name"].as_str().unwrap_or_default(),
+            ),
+            _ => h.put_config(mutating, &ev.object),
+        }
+    }));
+    for (key, mutating) in [(MUTATING_KEY, true), (VALIDATING_KEY, false)] {
+        let list = store
+            .list(key, None, None, 0)
+            .map_err(|e| BuildError::Defaults(e.message))?;
+        for obj in &list.items {
+            hooks.put_config(mutating, obj);
+        }
+    }
+    Ok(hooks)
 }
 
 /// The store's health check: a real write, at most once a second whoever asks (the health

@@ -16,6 +16,15 @@ use crate::init::HubSettings;
 /// Arguments of `garrison hub`.
 #[derive(Args, Debug)]
 pub struct HubArgs {
+    /// Run the hub's controllers and admission webhooks against the existing Kubernetes API
+    /// server this kubeconfig reaches, instead of an embedded one. The hub installs or updates
+    /// the OCM CRDs and its webhook configurations there, and elects a leader with a Lease so
+    /// several replicas can run. kube-controller-manager signs the agents' certificates; the hub
+    /// only approves them. Without it, the hub embeds its own API server (DIR is used).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub external: crate::hub_external::ExternalArgs,
     /// The hub's data directory, as made by `garrison init`.
     #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
     pub data_dir: PathBuf,
@@ -94,8 +103,61 @@ fn read(dir: &DataDir, name: &str) -> Result<Vec<u8>> {
     std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
 }
 
+/// Arguments of `garrison apiserver`.
+#[derive(Args, Debug)]
+pub struct ApiServerArgs {
+    /// The data directory, as made by `garrison init` (CAs, serving certificate, admin kubeconfig).
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Listen address; overrides the one given to `init`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Lifetime of the client certificates the signer issues for
+    /// `kubernetes.io/kube-apiserver-client` (10s to 24h); a request's `expirationSeconds` may
+    /// ask for less.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_cert_lifetime)]
+    pub cert_lifetime: u64,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// What an embedded server runs besides the API.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The OCM hub: CRDs, admission webhooks in process, the acceptance gate, every controller.
+    Hub,
+    /// The API server alone, with kube-controller-manager's client-certificate signer.
+    ApiServer,
+}
+
+/// Runs `garrison apiserver`: the generic API server alone, as a stand-in for kube-apiserver
+/// (with kube-controller-manager's signer for client certificates): no OCM CRDs, admission
+/// rules or controllers.
+pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
+    let hub = HubArgs {
+        kubeconfig: None,
+        external: Default::default(),
+        data_dir: args.data_dir,
+        listen: args.listen,
+        watch_cache_events: 10_000,
+        watch_bookmark_seconds: 30,
+        cert_lifetime: args.cert_lifetime,
+        renewal_approval: RenewalApproval::Manual,
+        log_format: args.log_format,
+    };
+    serve(hub, Role::ApiServer)
+}
+
 /// Runs `garrison hub`.
 pub fn run(args: HubArgs) -> Result<()> {
+    if let Some(kubeconfig) = args.kubeconfig.clone() {
+        return crate::hub_external::run(&args, &kubeconfig);
+    }
+    serve(args, Role::Hub)
+}
+
+fn serve(args: HubArgs, role: Role) -> Result<()> {
     // Phase 1: configuration, no side effects.
     let dir = DataDir::new(&args.data_dir);
     dir.require_initialized()?;
@@ -130,29 +192,30 @@ pub fn run(args: HubArgs) -> Result<()> {
             audit_path: Some(dir.audit_log()),
             watch_cache_events: args.watch_cache_events as usize,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
+            agent_gate: role == Role::Hub,
             ..ServerConfig::default()
         };
         let server = Server::build(&cfg)?;
-        let crds = garrison_api::crds::all_json();
-        server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
+        let hub_client = server.local_client(garrison_apiserver::bootstrap::system_user());
         let bound = listener.local_addr()?;
-        tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
-        eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
-        // The embedded signer for agents' client certificates, with the client CA.
         let ca = garrison_pki::ClusterCa::from_pem(
             &String::from_utf8_lossy(&client_ca_pem),
             &String::from_utf8_lossy(&read(&dir, "client-ca.key")?),
         )
         .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;
-        let hub_client = server.local_client(garrison_apiserver::bootstrap::system_user());
-        use garrison_hub::registration::cluster;
-        cluster::ensure_shared_rbac(&hub_client)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the registration RBAC: {e}"))?;
-        garrison_hub::clusterset::ensure_builtin_sets(&hub_client)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the default and global cluster sets: {e}"))?;
-        let controllers = start_controllers(&hub_client, ca, &args);
+        let controllers = if role == Role::Hub {
+            crate::webhook::register_in_process(&server, garrison_hub::admission::Admission::new(hub_client.clone()));
+            let crds = garrison_api::crds::all_json();
+            server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
+            tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
+            eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
+            prepare_hub(&hub_client).await?;
+            start_controllers(&hub_client, Some(ca), &args)
+        } else {
+            tracing::info!(address = %bound, data_dir = %dir.root.display(), "garrison apiserver serving");
+            eprintln!("garrison apiserver serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
+            start_signer(&hub_client, ca, &args)
+        };
         server
             .health()
             .add("controllers", Arc::new(move || controllers.check()));
@@ -162,7 +225,7 @@ pub fn run(args: HubArgs) -> Result<()> {
             tls_config,
             server.router(),
             stop_rx,
-            Some(server.connection_policy.clone()),
+            server.connection_policy.clone(),
         ));
         wait_for_signal().await;
         tracing::info!("shutting down");
@@ -173,14 +236,25 @@ pub fn run(args: HubArgs) -> Result<()> {
     })
 }
 
-/// Starts every hub controller under a supervisor, which restarts any that dies and reports
-/// the dead ones to `/readyz`.
-fn start_controllers(
+/// The objects the hub's controllers expect: the registration RBAC and the built-in sets.
+pub async fn prepare_hub(client: &kube::Client) -> Result<()> {
+    garrison_hub::registration::cluster::ensure_shared_rbac(client)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the registration RBAC: {e}"))?;
+    garrison_hub::clusterset::ensure_builtin_sets(client)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the default and global cluster sets: {e}"))
+}
+
+/// The signer for agents' client certificates (`kubernetes.io/kube-apiserver-client`), under a
+/// supervisor: the hub's own when it embeds the API server, and kube-controller-manager's part
+/// in `garrison apiserver`.
+fn start_signer(
     client: &kube::Client,
     ca: garrison_pki::ClusterCa,
     args: &HubArgs,
 ) -> garrison_hub::supervisor::Supervisor {
-    use garrison_hub::registration::{approver, cleaner, cluster, csr_signer};
+    use garrison_hub::registration::csr_signer;
     let sup = garrison_hub::supervisor::Supervisor::default();
     let signer = Arc::new(csr_signer::Ctx {
         client: client.clone(),
@@ -189,6 +263,22 @@ fn start_controllers(
         issue_lifetime_secs: args.cert_lifetime,
     });
     sup.spawn("csr-signer", move || csr_signer::run(signer.clone()));
+    sup
+}
+
+/// Starts every hub controller under a supervisor, which restarts any that dies and reports
+/// the dead ones to `/readyz`. With `signer_ca` the hub also signs the certificates it
+/// approves; without, kube-controller-manager does.
+pub fn start_controllers(
+    client: &kube::Client,
+    signer_ca: Option<garrison_pki::ClusterCa>,
+    args: &HubArgs,
+) -> garrison_hub::supervisor::Supervisor {
+    use garrison_hub::registration::{approver, cleaner, cluster};
+    let sup = match signer_ca {
+        Some(ca) => start_signer(client, ca, args),
+        None => garrison_hub::supervisor::Supervisor::default(),
+    };
     let approval = Arc::new(approver::Ctx {
         client: client.clone(),
         auto_approve: args.renewal_approval == RenewalApproval::Auto,

@@ -9,10 +9,12 @@ mod backup;
 mod certs;
 mod datadir;
 mod hub;
+mod hub_external;
 mod init;
 mod placement;
 mod quickstart;
 mod token;
+mod webhook;
 mod work;
 
 use std::path::PathBuf;
@@ -45,6 +47,13 @@ enum Command {
     /// authorizes with RBAC, stores in DIR/store.db (SQLite) and appends one JSON line per request
     /// to DIR/audit.log. Stops gracefully on SIGTERM or Ctrl-C.
     Hub(hub::HubArgs),
+    /// Run the generic API server alone: no OCM CRDs, admission rules or controllers, only what
+    /// kube-apiserver (and kube-controller-manager's client-certificate signer) would do.
+    ///
+    /// A stand-in for a real Kubernetes control plane on one machine: point
+    /// `garrison hub --kubeconfig DIR/admin.kubeconfig` at it to run the hub the way it runs
+    /// next to kube-apiserver. DIR is made by `garrison init`.
+    Apiserver(hub::ApiServerArgs),
     /// Copy a hub's store and PKI into one backup file. Safe while the hub is running.
     Backup(backup::BackupArgs),
     /// Restore a backup file into a data directory. The hub must be stopped.
@@ -138,6 +147,7 @@ fn main() -> ExitCode {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Init(a) => init::run(a),
         Command::Hub(a) => hub::run(a),
+        Command::Apiserver(a) => hub::run_apiserver(a),
         Command::Backup(a) => backup::run_backup(a),
         Command::Restore(a) => backup::run_restore(a),
         Command::Token(a) => token::run(a),

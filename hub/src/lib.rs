@@ -1,8 +1,10 @@
 //! Garrison's hub controllers. Each sees only a `kube::Client`: in embedded mode one served
 //! in-process by the API server, otherwise one talking to a real kube-apiserver.
 
+pub mod admission;
 pub mod cache;
 pub mod clusterset;
+pub mod leader;
 pub mod mwrs;
 pub mod placement;
 pub mod registration;

@@ -67,6 +67,8 @@ pub struct ApiServer {
     pub certificate_gate: Option<CertificateGate>,
     /// The checks `/readyz` and `/healthz` run.
     pub health: crate::health::Health,
+    /// The admission webhooks writes pass.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// kube-apiserver's request body limit: 3 MiB.
@@ -556,49 +558,33 @@ async fn serve(
                 field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
                 warnings: vec![],
             };
-            let (code, obj) = match verb {
-                "create" => {
-                    let obj = decode_object(&headers, &body)?;
-                    if res.virtual_only {
-                        let answered = reviews::answer(srv, &res, &user, &ns, obj)?;
-                        return Ok(json_response(201, &answered));
-                    }
-                    (201, srv.objects.create(&res, &ns, obj, &mut ctx)?)
-                }
-                "update" => {
-                    let obj = decode_object(&headers, &body)?;
-                    (
-                        200,
-                        srv.objects.update(&res, &ns, &name, &sub, obj, &mut ctx)?,
-                    )
-                }
+            if verb == "create" && res.virtual_only {
+                let obj = decode_object(&headers, &body)?;
+                let answered = reviews::answer(srv, &res, &user, &ns, obj)?;
+                return Ok(json_response(201, &answered));
+            }
+            let write = Write {
+                res: &res,
+                ns: &ns,
+                name: &name,
+                sub: &sub,
+                verb,
+                headers: &headers,
+                body: &body,
+                force: q.flag("force"),
+            };
+            let hooked = match verb {
+                "create" => srv.webhooks.may_match("CREATE", &res, &sub),
+                "update" => srv.webhooks.may_match("UPDATE", &res, &sub),
                 _ => {
-                    let ct = media_type(&headers);
-                    if !matches!(
-                        ct.as_str(),
-                        "application/json-patch+json"
-                            | "application/merge-patch+json"
-                            | "application/strategic-merge-patch+json"
-                            | "application/apply-patch+yaml"
-                    ) {
-                        let accepted = if res.is_custom() {
-                            crate::ops::PATCH_TYPES_CUSTOM
-                        } else {
-                            crate::ops::PATCH_TYPES
-                        };
-                        return Err(ApiError::unsupported_media_type(&ct, accepted));
-                    }
-                    srv.objects.patch(
-                        &res,
-                        &ns,
-                        &name,
-                        &sub,
-                        &ct,
-                        &body,
-                        q.flag("force"),
-                        &mut ctx,
-                    )?
+                    srv.webhooks.may_match("UPDATE", &res, &sub)
+                        || srv.webhooks.may_match("CREATE", &res, &sub)
                 }
+            };
+            let (code, obj) = if hooked {
+                write_through_webhooks(srv, &write, &mut ctx).await?
+            } else {
+                write.run(srv, &mut ctx)?
             };
             let mut resp = json_response(code, &obj);
             add_warnings(&mut resp, &ctx.warnings);
@@ -608,6 +594,30 @@ async fn serve(
             let headers = req.headers().clone();
             let body = read_body(srv, req.into_body()).await?;
             let opts = delete_options(&q, &headers, &body)?;
+            if srv.webhooks.may_match("DELETE", &res, "") {
+                let doomed = if verb == "delete" {
+                    vec![srv.objects.get(&res, &ns, &name)?]
+                } else {
+                    let list = list_options(&res, &q)?;
+                    srv.objects.list(&res, rp.namespace.as_deref(), &list)?.0
+                };
+                for old in &doomed {
+                    let req = crate::webhooks::Request {
+                        operation: "DELETE",
+                        resource: &res,
+                        subresource: "",
+                        namespace: old["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        name: old["metadata"]["name"].as_str().unwrap_or_default(),
+                        user: &user,
+                        object: None,
+                        old: Some(old),
+                        dry_run: opts.dry_run,
+                    };
+                    let mut warnings = vec![];
+                    let labels = |n: &str| namespace_labels(srv, n);
+                    srv.webhooks.admit(req, &labels, &mut warnings).await?;
+                }
+            }
             if verb == "delete" {
                 let obj = srv.objects.delete(&res, &ns, &name, &opts)?;
                 return Ok(json_response(200, &obj));
@@ -628,6 +638,141 @@ async fn serve(
             verb,
         )),
     }
+}
+
+/// One create, update or patch request, decoded from the wire.
+struct Write<'a> {
+    res: &'a Resource,
+    ns: &'a str,
+    name: &'a str,
+    sub: &'a str,
+    verb: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+    force: bool,
+}
+
+impl Write<'_> {
+    /// Runs the write against the store (or as a dry run, per `ctx`).
+    fn run(&self, srv: &ApiServer, ctx: &mut WriteCtx<'_>) -> ApiResult<(u16, Value)> {
+        let (res, ns, name, sub) = (self.res, self.ns, self.name, self.sub);
+        match self.verb {
+            "create" => {
+                let obj = decode_object(self.headers, self.body)?;
+                Ok((201, srv.objects.create(res, ns, obj, ctx)?))
+            }
+            "update" => {
+                let obj = decode_object(self.headers, self.body)?;
+                Ok((200, srv.objects.update(res, ns, name, sub, obj, ctx)?))
+            }
+            _ => {
+                let ct = media_type(self.headers);
+                if !matches!(
+                    ct.as_str(),
+                    "application/json-patch+json"
+                        | "application/merge-patch+json"
+                        | "application/strategic-merge-patch+json"
+                        | "application/apply-patch+yaml"
+                ) {
+                    let accepted = if res.is_custom() {
+                        crate::ops::PATCH_TYPES_CUSTOM
+                    } else {
+                        crate::ops::PATCH_TYPES
+                    };
+                    return Err(ApiError::unsupported_media_type(&ct, accepted));
+                }
+                srv.objects
+                    .patch(res, ns, name, sub, &ct, self.body, self.force, ctx)
+            }
+        }
+    }
+}
+
+/// How many times a write is prepared again when its object changes while webhooks review it.
+const ADMISSION_ATTEMPTS: usize = 5;
+
+/// A write that admission webhooks must see, in kube-apiserver's order: the server prepares the
+/// object (decoding, defaults, its own admission) as a dry run, the webhooks review and may
+/// patch it, and it is stored only if the object it was prepared from is still current;
+/// otherwise it is prepared and reviewed again, as kube-apiserver retries a guaranteed update.
+async fn write_through_webhooks(
+    srv: &ApiServer,
+    write: &Write<'_>,
+    ctx: &mut WriteCtx<'_>,
+) -> ApiResult<(u16, Value)> {
+    let res = write.res;
+    let dry_run = ctx.dry_run;
+    for _ in 0..ADMISSION_ATTEMPTS {
+        let old = if write.verb == "create" {
+            None
+        } else {
+            srv.objects.store.get(&res.key(), write.ns, write.name)?
+        };
+        ctx.dry_run = true;
+        let prepared = write.run(srv, ctx);
+        ctx.dry_run = dry_run;
+        let (code, prepared) = prepared?;
+        // A server-side apply of a missing object creates it.
+        let old = old.filter(|_| code != 201);
+        let old_rv = old
+            .as_ref()
+            .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+            .map(String::from);
+        if old_rv.is_some() && old_rv.as_deref() != prepared["metadata"]["resourceVersion"].as_str()
+        {
+            continue;
+        }
+        let old = old.map(|o| srv.objects.present(res, o));
+        let name = prepared["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let req = crate::webhooks::Request {
+            operation: if old.is_some() { "UPDATE" } else { "CREATE" },
+            resource: res,
+            subresource: write.sub,
+            namespace: write.ns,
+            name: &name,
+            user: ctx.user,
+            object: Some(prepared.clone()),
+            old: old.as_ref(),
+            dry_run,
+        };
+        let labels = |n: &str| namespace_labels(srv, n);
+        let admitted = srv
+            .webhooks
+            .admit(req, &labels, &mut ctx.warnings)
+            .await?
+            .unwrap_or_else(|| prepared.clone());
+        if dry_run {
+            return Ok((code, admitted));
+        }
+        if let Some(stored) =
+            srv.objects
+                .commit_admitted(res, write.ns, old_rv.as_deref(), &prepared, admitted)?
+        {
+            return Ok((code, stored));
+        }
+    }
+    Err(ApiError::conflict(
+        &res.group,
+        &res.plural,
+        write.name,
+        "the object kept changing while admission webhooks reviewed the write; please try again",
+    ))
+}
+
+/// The labels of namespace `ns`, for webhooks' namespaceSelectors.
+fn namespace_labels(
+    srv: &ApiServer,
+    ns: &str,
+) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    Ok(srv
+        .objects
+        .store
+        .get("/namespaces", "", ns)?
+        .map(|n| crate::selectors::labels_of(&n))
+        .unwrap_or_default())
 }
 
 fn partial_metadata(obj: &Value) -> Value {

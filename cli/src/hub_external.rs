@@ -1,0 +1,230 @@
+//! `garrison hub --kubeconfig FILE`: the hub's controllers and admission webhooks next to an
+//! existing Kubernetes API server, one active replica elected with a Lease.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+use crate::hub::HubArgs;
+
+/// The namespace the hub's Lease (and, installed in a cluster, the hub itself) lives in.
+pub const HUB_NAMESPACE: &str = "open-cluster-management-hub";
+/// The Lease replicas elect their leader with.
+pub const LEASE_NAME: &str = "garrison-hub";
+/// Field manager of what the hub installs.
+const MANAGER: &str = "garrison-hub";
+
+/// Flags that apply with `--kubeconfig` only.
+#[derive(Args, Debug, Default)]
+pub struct ExternalArgs {
+    /// With --kubeconfig: where the admission webhooks listen. Port 0 picks a free port; the
+    /// leader registers whatever address it got.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// With --kubeconfig, inside a cluster: the Service (NAMESPACE/NAME:PORT) kube-apiserver
+    /// reaches the webhooks through. Without it the webhooks are registered by URL.
+    #[arg(long, value_name = "NS/NAME:PORT", value_parser = parse_service)]
+    pub webhook_service: Option<(String, String, u16)>,
+    /// With --kubeconfig: how long the leader's Lease is good for after each renewal. Another
+    /// replica takes over at most this long after the leader stops renewing (plus one retry).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_secs)]
+    pub leader_lease_duration: Option<u64>,
+    /// With --kubeconfig: how long the leader keeps failing to renew before it stops (must be
+    /// shorter than the lease duration).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_secs)]
+    pub leader_renew_deadline: Option<u64>,
+    /// With --kubeconfig: time between attempts to take or renew the Lease.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_secs)]
+    pub leader_retry_period: Option<u64>,
+}
+
+fn parse_secs(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 1, 3600, "1s to 1h")
+}
+
+fn parse_service(s: &str) -> Result<(String, String, u16), String> {
+    let bad = || {
+        format!(
+            "{s:?} is not NAMESPACE/NAME:PORT (for example open-cluster-management-hub/garrison-hub-webhook:443)"
+        )
+    };
+    let (ns, rest) = s.split_once('/').ok_or_else(bad)?;
+    let (name, port) = rest.split_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if ns.is_empty() || name.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((ns.into(), name.into(), port))
+}
+
+/// A kube client from a kubeconfig file, with errors naming the file.
+pub async fn client_from(path: &Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?;
+    kube::Client::try_from(cfg).context("cannot build a client")
+}
+
+/// This replica's name in the election: host name, process id and a random suffix.
+fn identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "garrison-hub".into());
+    format!(
+        "{host}_{}_{}",
+        std::process::id(),
+        garrison_pki::random_alphanumeric(6).to_lowercase()
+    )
+}
+
+/// Runs the hub against the API server `kubeconfig` reaches.
+pub fn run(args: &HubArgs, kubeconfig: &Path) -> Result<()> {
+    crate::hub::init_logging(args.log_format);
+    let ext = &args.external;
+    let mut election = garrison_hub::leader::Config::new(HUB_NAMESPACE, LEASE_NAME, &identity());
+    election.lease_duration = Duration::from_secs(ext.leader_lease_duration.unwrap_or(15));
+    election.renew_deadline = Duration::from_secs(ext.leader_renew_deadline.unwrap_or(10));
+    election.retry_period = Duration::from_secs(ext.leader_retry_period.unwrap_or(2));
+    election.validate().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let client = client_from(kubeconfig).await?;
+        let version = client.apiserver_version().await.with_context(|| {
+            format!("cannot reach the API server of {}", kubeconfig.display())
+        })?;
+        tracing::info!(server = %format!("{}.{}", version.major, version.minor), "connected to the API server");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let controllers: Arc<OnceLock<garrison_hub::supervisor::Supervisor>> = Arc::default();
+        let c = controllers.clone();
+        let ready = Arc::new(move || match c.get() {
+            Some(sup) => sup.check(),
+            None => Ok(()),
+        });
+        let admission = garrison_hub::admission::Admission::new(client.clone());
+        let listen = ext.webhook_listen.unwrap_or(([127, 0, 0, 1], 0).into());
+        let (served, webhooks) =
+            crate::webhook::serve(admission, listen, ext.webhook_service.clone(), ready, stop_rx).await?;
+        ensure_namespace(&client, HUB_NAMESPACE).await?;
+        let identity = election.identity.clone();
+        let mut elector = garrison_hub::leader::Elector::new(client.clone(), election);
+        eprintln!("garrison hub {identity}: waiting to lead (Lease {HUB_NAMESPACE}/{LEASE_NAME})");
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = crate::hub::wait_for_signal() => {
+                let _ = stop_tx.send(true);
+                return Ok(());
+            }
+        }
+        eprintln!("garrison hub {identity}: leading; installing CRDs and webhooks");
+        tracing::info!(identity = %identity, "became the leader");
+        install_crds(&client).await?;
+        served.register(&client).await?;
+        crate::hub::prepare_hub(&client).await?;
+        let sup = crate::hub::start_controllers(&client, None, args);
+        let _ = controllers.set(sup);
+        eprintln!("garrison hub {identity}: controllers running");
+        let outcome = tokio::select! {
+            why = elector.hold() => Err(anyhow::anyhow!("lost the leader lease ({why}); stopping so that no two replicas act at once")),
+            _ = crate::hub::wait_for_signal() => Ok(()),
+        };
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), webhooks).await;
+        outcome
+    })
+}
+
+async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create the namespace {name}")),
+    }
+}
+
+/// Creates or updates the OCM CRDs (server-side apply), and waits until each is established.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    let ar = ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let crds = garrison_api::crds::all_json();
+    for crd in &crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+        api.patch(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .with_context(|| format!("cannot install the CRD {name}"))?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for crd in &crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+        loop {
+            let got = api.get(name).await?;
+            let established = got
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                });
+            if established {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the CRD {name} was not established within 60s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    tracing::info!(crds = crds.len(), "OCM CRDs installed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_is_namespace_name_and_port() {
+        assert_eq!(
+            parse_service("ocm/hook:443").unwrap(),
+            ("ocm".into(), "hook".into(), 443)
+        );
+        for bad in [
+            "hook:443",
+            "ocm/hook",
+            "ocm/hook:x",
+            "/hook:443",
+            "ocm/:443",
+            "ocm/hook:0",
+        ] {
+            assert!(parse_service(bad).is_err(), "{bad}");
+        }
+    }
+}
