@@ -23,6 +23,10 @@ pub struct HubArgs {
     /// only approves them. Without it, the hub embeds its own API server (DIR is used).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Like --kubeconfig, with the credentials of the pod's ServiceAccount: for the hub
+    /// installed in a cluster (`garrison install hub`).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub in_cluster: bool,
     #[command(flatten)]
     pub external: crate::hub_external::ExternalArgs,
     /// The hub's data directory, as made by `garrison init`.
@@ -137,6 +141,7 @@ enum Role {
 pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
     let hub = HubArgs {
         kubeconfig: None,
+        in_cluster: false,
         external: Default::default(),
         data_dir: args.data_dir,
         listen: args.listen,
@@ -151,8 +156,8 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
 
 /// Runs `garrison hub`.
 pub fn run(args: HubArgs) -> Result<()> {
-    if let Some(kubeconfig) = args.kubeconfig.clone() {
-        return crate::hub_external::run(&args, &kubeconfig);
+    if args.kubeconfig.is_some() || args.in_cluster {
+        return crate::hub_external::run(&args);
     }
     serve(args, Role::Hub)
 }
@@ -193,6 +198,8 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             watch_cache_events: args.watch_cache_events as usize,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
             agent_gate: role == Role::Hub,
+            // kube-apiserver serves the workload kinds too; the stand-in does likewise.
+            workloads: role == Role::ApiServer,
             ..ServerConfig::default()
         };
         let server = Server::build(&cfg)?;

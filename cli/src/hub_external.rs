@@ -89,8 +89,8 @@ fn identity() -> String {
     )
 }
 
-/// Runs the hub against the API server `kubeconfig` reaches.
-pub fn run(args: &HubArgs, kubeconfig: &Path) -> Result<()> {
+/// Runs the hub against the API server its `--kubeconfig` reaches, or the one it runs in.
+pub fn run(args: &HubArgs) -> Result<()> {
     crate::hub::init_logging(args.log_format);
     let ext = &args.external;
     let mut election = garrison_hub::leader::Config::new(HUB_NAMESPACE, LEASE_NAME, &identity());
@@ -103,10 +103,18 @@ pub fn run(args: &HubArgs, kubeconfig: &Path) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let client = client_from(kubeconfig).await?;
-        let version = client.apiserver_version().await.with_context(|| {
-            format!("cannot reach the API server of {}", kubeconfig.display())
-        })?;
+        let (client, source) = match &args.kubeconfig {
+            Some(path) => (client_from(path).await?, path.display().to_string()),
+            None => {
+                let cfg = kube::Config::incluster()
+                    .context("--in-cluster: not running in a pod with a ServiceAccount")?;
+                (kube::Client::try_from(cfg)?, "the in-cluster config".to_string())
+            }
+        };
+        let version = client
+            .apiserver_version()
+            .await
+            .with_context(|| format!("cannot reach the API server of {source}"))?;
         tracing::info!(server = %format!("{}.{}", version.major, version.minor), "connected to the API server");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let controllers: Arc<OnceLock<garrison_hub::supervisor::Supervisor>> = Arc::default();

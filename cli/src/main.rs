@@ -11,6 +11,7 @@ mod datadir;
 mod hub;
 mod hub_external;
 mod init;
+mod install;
 mod placement;
 mod quickstart;
 mod token;
@@ -54,6 +55,9 @@ enum Command {
     /// `garrison hub --kubeconfig DIR/admin.kubeconfig` at it to run the hub the way it runs
     /// next to kube-apiserver. DIR is made by `garrison init`.
     Apiserver(hub::ApiServerArgs),
+    /// Print the YAML that runs Garrison on a Kubernetes cluster, for `kubectl apply -f -`.
+    #[command(subcommand)]
+    Install(install::InstallCommand),
     /// Copy a hub's store and PKI into one backup file. Safe while the hub is running.
     Backup(backup::BackupArgs),
     /// Restore a backup file into a data directory. The hub must be stopped.
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         Command::Init(a) => init::run(a),
         Command::Hub(a) => hub::run(a),
         Command::Apiserver(a) => hub::run_apiserver(a),
+        Command::Install(c) => install::run(c),
         Command::Backup(a) => backup::run_backup(a),
         Command::Restore(a) => backup::run_restore(a),
         Command::Token(a) => token::run(a),

@@ -83,7 +83,15 @@ pub struct Hub {
     pub port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// `hub` (the embedded hub) or `apiserver` (the API server alone).
+    command: &'static str,
+    /// Out-of-process hub replicas (`garrison hub --kubeconfig`), by index.
+    replicas: Vec<Option<Child>>,
 }
+
+/// Lease timing the out-of-process replicas run with in tests: leadership must move within
+/// two lease durations of the leader's death.
+pub const TEST_LEASE_SECS: u64 = 4;
 
 impl Hub {
     /// Initialises and starts a hub.
@@ -93,6 +101,132 @@ impl Hub {
 
     /// Initialises and starts a hub with extra `garrison hub` arguments.
     pub async fn start_with(extra: &[&str]) -> Result<Hub> {
+        Self::start_as("hub", extra).await
+    }
+
+    /// Starts `garrison apiserver` as a stand-in for kube-apiserver, installs the hub on it
+    /// with `garrison install hub | kubectl apply -f -`, and runs `replicas` hub replicas out
+    /// of process (`garrison hub --kubeconfig`), as the hub's ServiceAccount: only the
+    /// ClusterRole the install grants. Returns once a leader runs the controllers and serves
+    /// the webhooks.
+    pub async fn start_external(replicas: usize) -> Result<Hub> {
+        let mut hub = Self::start_as("apiserver", &[]).await?;
+        let yaml = garrison(&["install", "hub"]);
+        if !yaml.status.success() {
+            bail!(
+                "install hub failed: {}",
+                String::from_utf8_lossy(&yaml.stderr)
+            );
+        }
+        let manifest = hub.data_dir().join("hub.yaml");
+        std::fs::write(&manifest, &yaml.stdout)?;
+        let applied = hub.kubectl(&["apply", "--server-side", "-f", manifest.to_str().unwrap()]);
+        if !applied.status.success() {
+            bail!(
+                "kubectl apply of the install YAML failed: {}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        }
+        hub.kubeconfig_for(
+            "system:serviceaccount:open-cluster-management-hub:garrison-hub",
+            &["system:serviceaccounts"],
+        )?;
+        for i in 0..replicas {
+            hub.replicas.push(None);
+            hub.start_replica(i)?;
+        }
+        let admin = hub.client().await?;
+        let hooks: kube::Api<
+            k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
+        > = kube::Api::all(admin.clone());
+        let sets: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+            admin,
+            &kube::discovery::ApiResource {
+                group: "cluster.open-cluster-management.io".into(),
+                version: "v1beta2".into(),
+                api_version: "cluster.open-cluster-management.io/v1beta2".into(),
+                kind: "ManagedClusterSet".into(),
+                plural: "managedclustersets".into(),
+            },
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let by_url = hooks
+                .get_opt("garrison-hub-mutators")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|h| h.webhooks?.first()?.client_config.url.clone())
+                .is_some_and(|u| u.starts_with("https://127.0.0.1:"));
+            if by_url && sets.get_opt("default").await.ok().flatten().is_some() {
+                return Ok(hub);
+            }
+            if Instant::now() > deadline {
+                bail!("no hub replica took the lead: {}", hub.replica_logs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Starts `garrison apiserver` alone in a fresh data directory: a networked API server to
+    /// stand in for a Kubernetes cluster.
+    pub async fn start_as_apiserver() -> Result<Hub> {
+        Self::start_as("apiserver", &[]).await
+    }
+
+    /// Starts (or restarts) out-of-process replica `i`.
+    pub fn start_replica(&mut self, i: usize) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir().join(format!("hub-replica-{i}.log")))?;
+        let kubeconfig = self
+            .data_dir()
+            .join("system_serviceaccount_open-cluster-management-hub_garrison-hub.kubeconfig");
+        let lease = format!("{TEST_LEASE_SECS}s");
+        let child = Command::new(garrison_bin())
+            .args(["hub", "--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args([
+                "--leader-lease-duration",
+                &lease,
+                "--leader-renew-deadline",
+                "3s",
+            ])
+            .args(["--leader-retry-period", "1s"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawn hub replica")?;
+        self.replicas[i] = Some(child);
+        Ok(())
+    }
+
+    /// The process id of out-of-process replica `i`, while it runs.
+    pub fn replica_pid(&self, i: usize) -> Option<u32> {
+        self.replicas.get(i)?.as_ref().map(Child::id)
+    }
+
+    /// Kills out-of-process replica `i` with SIGKILL.
+    pub fn kill_replica(&mut self, i: usize) {
+        if let Some(mut c) = self.replicas.get_mut(i).and_then(Option::take) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The logs of the out-of-process replicas.
+    pub fn replica_logs(&self) -> String {
+        (0..self.replicas.len())
+            .map(|i| {
+                let log =
+                    std::fs::read_to_string(self.data_dir().join(format!("hub-replica-{i}.log")))
+                        .unwrap_or_default();
+                format!("--- replica {i} ---\n{log}")
+            })
+            .collect()
+    }
+
+    async fn start_as(command: &'static str, extra: &[&str]) -> Result<Hub> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let out = garrison(&[
@@ -110,6 +244,8 @@ impl Hub {
             port,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            command,
+            replicas: vec![],
         };
         hub.restart().await?;
         Ok(hub)
@@ -137,10 +273,14 @@ impl Hub {
             .append(true)
             .open(self.data_dir().join("hub.log"))?;
         let mut cmd = Command::new(garrison_bin());
-        cmd.args(["hub", "--data-dir", self.data_dir().to_str().unwrap()])
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            self.command,
+            "--data-dir",
+            self.data_dir().to_str().unwrap(),
+        ])
+        .args(&self.extra_args)
+        .stdout(Stdio::null())
+        .stderr(log);
         self.child = Some(cmd.spawn().context("spawn hub")?);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -252,6 +392,9 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
+        for i in 0..self.replicas.len() {
+            self.kill_replica(i);
+        }
         self.kill();
     }
 }
@@ -360,6 +503,19 @@ pub struct Agent {
 impl Agent {
     /// Starts `garrison join` for `name` with a data directory inside the hub's.
     pub fn join(hub: &Hub, name: &str, token: &str, pin: &str, extra: &[&str]) -> Agent {
+        Self::join_cluster(hub, name, token, pin, &["--simulated"], extra)
+    }
+
+    /// Starts `garrison join` for `name`, managing the cluster `target` names (`--simulated`, or
+    /// `--kubeconfig FILE`).
+    pub fn join_cluster(
+        hub: &Hub,
+        name: &str,
+        token: &str,
+        pin: &str,
+        target: &[&str],
+        extra: &[&str],
+    ) -> Agent {
         let dir = hub.data_dir().join(format!("agent-{name}"));
         let log = std::fs::File::create(hub.data_dir().join(format!("agent-{name}.log")))
             .expect("agent log");
@@ -376,8 +532,8 @@ impl Agent {
                 name,
                 "--data-dir",
                 dir.to_str().unwrap(),
-                "--simulated",
             ])
+            .args(target)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)

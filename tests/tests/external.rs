@@ -1,0 +1,231 @@
+//! The hub out of process, as it runs next to a real kube-apiserver: `garrison apiserver` (the
+//! generic API server alone, no OCM rules or controllers) stands in for kube-apiserver, the hub
+//! is installed on it with `garrison install hub | kubectl apply`, and `garrison hub
+//! --kubeconfig` replicas run as the hub's ServiceAccount with only the install's ClusterRole.
+//! The controllers and the webhooks reach the API server only through its public API. The
+//! managed cluster is another `garrison apiserver`, reached by the agent's `--kubeconfig`.
+
+use std::time::{Duration, Instant};
+
+use garrison_api::ManagedCluster;
+use garrison_api::cluster::v1beta1::PlacementDecision;
+use garrison_api::work::v1::ManifestWork;
+use garrison_e2e::{Agent, Hub, TEST_LEASE_SECS, create_token, eventually, garrison, ok};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+
+fn work(name: &str, cluster: &str, manifests: Vec<Value>) -> ManifestWork {
+    serde_json::from_value(json!({
+        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+        "metadata": {"name": name, "namespace": cluster},
+        "spec": {"workload": {"manifests": manifests}},
+    }))
+    .unwrap()
+}
+
+fn config_map(name: &str, value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"}, "data": {"v": value}})
+}
+
+fn applied(w: &ManifestWork) -> bool {
+    w.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Applied"))
+        .is_some_and(|c| c.status == "True")
+}
+
+async fn leader(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("garrison-hub")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
+}
+
+/// Which replica (by index) a lease holder identity names: identities carry the process id.
+fn replica_of(hub: &Hub, holder: &str, replicas: usize) -> Option<usize> {
+    (0..replicas).find(|i| {
+        hub.replica_pid(*i)
+            .is_some_and(|pid| holder.contains(&format!("_{pid}_")))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_work_and_placement_with_the_hub_out_of_process_and_failover() {
+    let mut hub = Hub::start_external(2).await.unwrap();
+    let admin = hub.client().await.unwrap();
+
+    // The managed cluster: another API server, on the network, reached by --kubeconfig.
+    let spoke = Hub::start_as_apiserver().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let spoke_kc = spoke.kubeconfig();
+    let _agent = Agent::join_cluster(
+        &hub,
+        "edge",
+        &token,
+        &pin,
+        &["--kubeconfig", spoke_kc.to_str().unwrap()],
+        &["--lease-duration", "2s", "--status-sync-interval", "1s"],
+    );
+    let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    eventually(30, "the agent's certificate request", || async {
+        csrs.list(&ListParams::default().labels("open-cluster-management.io/cluster-name=edge"))
+            .await
+            .ok()
+            .filter(|l| !l.items.is_empty())
+    })
+    .await;
+    // The hub's webhooks run over HTTPS here: the agent's CSR passed them, and bad writes do not.
+    let clusters: Api<ManagedCluster> = Api::all(admin.clone());
+    let mc = clusters.get("edge").await.unwrap();
+    assert_eq!(
+        mc.metadata.labels.as_ref().unwrap()["cluster.open-cluster-management.io/clusterset"],
+        "default",
+        "the mutating webhook put the cluster in the default set"
+    );
+    ok(garrison(&[
+        "accept",
+        "edge",
+        "--yes",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]));
+    // kube-controller-manager's part (here in `garrison apiserver`) signs what the hub approved,
+    // for the 24 hours the agent asks.
+    let signed = eventually(30, "the approved certificate to be issued", || async {
+        csrs.list(&ListParams::default().labels("open-cluster-management.io/cluster-name=edge"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|c| c.status.as_ref().is_some_and(|s| s.certificate.is_some()))
+    })
+    .await;
+    assert_eq!(signed.spec.expiration_seconds, Some(86400));
+    eventually(40, "the cluster to be joined and available", || async {
+        let mc = clusters.get("edge").await.ok()?;
+        let conds = mc.status?.conditions.unwrap_or_default();
+        let ok = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
+        (ok("ManagedClusterJoined") && ok("ManagedClusterConditionAvailable")).then_some(())
+    })
+    .await;
+
+    // Work delivery to the networked cluster.
+    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "edge");
+    works
+        .create(
+            &PostParams::default(),
+            &work("before", "edge", vec![config_map("before", "1")]),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !works.get("before").await.is_ok_and(|w| applied(&w)) {
+        assert!(
+            Instant::now() < deadline,
+            "the first work was not applied: {:?}\nagent: {}\n{}",
+            works.get("before").await.ok().and_then(|w| w.status),
+            std::fs::read_to_string(hub.data_dir().join("agent-edge.log")).unwrap_or_default(),
+            hub.replica_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let spoke_client = spoke.client().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(spoke_client, "default");
+    assert_eq!(cms.get("before").await.unwrap().data.unwrap()["v"], "1");
+    let refused = works
+        .create(&PostParams::default(), &work("empty", "edge", vec![]))
+        .await
+        .unwrap_err();
+    let msg = refused.to_string();
+    assert!(
+        msg.contains("admission webhook \"manifestworkvalidators.admission.work.open-cluster-management.io\" denied the request: manifests should not be empty"),
+        "{msg}"
+    );
+
+    // Placement: bind the default set to a namespace and place onto the cluster.
+    let place = hub.data_dir().join("placement.yaml");
+    std::fs::write(
+        &place,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n---\n\
+         apiVersion: cluster.open-cluster-management.io/v1beta2\nkind: ManagedClusterSetBinding\n\
+         metadata:\n  name: default\n  namespace: apps\nspec:\n  clusterSet: default\n---\n\
+         apiVersion: cluster.open-cluster-management.io/v1beta1\nkind: Placement\n\
+         metadata:\n  name: everywhere\n  namespace: apps\nspec: {}\n",
+    )
+    .unwrap();
+    ok(hub.kubectl(&["apply", "-f", place.to_str().unwrap()]));
+    let decisions: Api<PlacementDecision> = Api::namespaced(admin.clone(), "apps");
+    eventually(30, "the placement to choose the cluster", || async {
+        let list = decisions
+            .list(
+                &ListParams::default()
+                    .labels("cluster.open-cluster-management.io/placement=everywhere"),
+            )
+            .await
+            .ok()?;
+        list.items
+            .iter()
+            .flat_map(|d| d.status.iter().flat_map(|s| s.decisions.iter()))
+            .any(|d| d.cluster_name == "edge")
+            .then_some(())
+    })
+    .await;
+
+    // Failover: kill the leader; the other replica leads within two lease durations, serves
+    // the webhooks, and nothing delivered is lost.
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "open-cluster-management-hub");
+    let first = leader(&leases).await.expect("a leader");
+    let dead = replica_of(&hub, &first, 2).expect("the leader is one of the replicas");
+    let killed_at = Instant::now();
+    hub.kill_replica(dead);
+    let next = eventually(
+        4 * TEST_LEASE_SECS,
+        "another replica to take the lease",
+        || async { leader(&leases).await.filter(|h| *h != first) },
+    )
+    .await;
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(2 * TEST_LEASE_SECS),
+        "leadership moved after {took:?}, more than two lease durations: {}",
+        hub.replica_logs()
+    );
+    assert_eq!(replica_of(&hub, &next, 2), Some(1 - dead));
+    eprintln!("leadership moved in {took:?} (lease {TEST_LEASE_SECS}s)");
+    // Writes that need the webhooks work again once the new leader registered its own.
+    let after = eventually(30, "a work to be admitted by the new leader", || async {
+        works
+            .create(
+                &PostParams::default(),
+                &work("after", "edge", vec![config_map("after", "2")]),
+            )
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(after.metadata.name.as_deref(), Some("after"));
+    eventually(
+        40,
+        "the work created after failover to be applied",
+        || async { works.get("after").await.ok().filter(applied) },
+    )
+    .await;
+    assert!(
+        applied(&works.get("before").await.unwrap()),
+        "the first work stays applied"
+    );
+    assert_eq!(cms.get("before").await.unwrap().data.unwrap()["v"], "1");
+    assert_eq!(cms.get("after").await.unwrap().data.unwrap()["v"], "2");
+    // The install's ClusterRole was enough: no replica was ever refused anything.
+    let logs = hub.replica_logs();
+    assert!(
+        !logs.to_lowercase().contains("forbidden"),
+        "a hub replica lacked a permission: {logs}"
+    );
+}
