@@ -229,3 +229,184 @@ async fn registration_work_and_placement_with_the_hub_out_of_process_and_failove
         "a hub replica lacked a permission: {logs}"
     );
 }
+
+/// A webhook configuration `name` for ConfigMap creates, reaching `url`.
+fn config_map_hook(name: &str, url: &str, ca: &str, extra: Value) -> Value {
+    let mut hook = json!({
+        "name": format!("{name}.hooks.example.com"),
+        "clientConfig": {"url": url, "caBundle": ca},
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": 2,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        hook[k] = v.clone();
+    }
+    json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name}, "webhooks": [hook]})
+}
+
+/// The API server calls the webhooks users register, as kube-apiserver does. The webhook here
+/// is the hub's own ManifestWork validator (over HTTPS, trusted through the caBundle), which
+/// refuses any ConfigMap for having no manifests; selectors, failure policies, timeouts and
+/// dry runs decide whether it is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_calls_registered_webhooks_as_kube_apiserver_does() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Namespace;
+    let hub = Hub::start_external(1).await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let ours: Api<ValidatingWebhookConfiguration> = Api::all(admin.clone());
+    let registered = ours.get("garrison-hub-validators").await.unwrap();
+    let cc = &registered.webhooks.unwrap()[0].client_config;
+    let base = cc.url.clone().unwrap();
+    let base = &base[..base.find("/validate").unwrap()];
+    let ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        &cc.ca_bundle.clone().unwrap().0,
+    );
+    let refuser = format!("{base}/validate-manifestworks");
+    let create = |v: Value| {
+        let admin = admin.clone();
+        async move {
+            let hooks: Api<ValidatingWebhookConfiguration> = Api::all(admin);
+            hooks
+                .create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    let cms = |ns: &str| Api::<ConfigMap>::namespaced(admin.clone(), ns);
+    let cm = |name: &str, labels: Value| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+    };
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    for (ns, team) in [("team-a", "a"), ("team-b", "b")] {
+        let n: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"team": team}}}))
+                .unwrap();
+        namespaces.create(&PostParams::default(), &n).await.unwrap();
+    }
+
+    // objectSelector and namespaceSelector: only labelled objects in team-a's namespaces.
+    create(config_map_hook(
+        "selective",
+        &refuser,
+        &ca,
+        json!({"objectSelector": {"matchLabels": {"checked": "yes"}},
+               "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}}),
+    ))
+    .await;
+    let pp = PostParams::default();
+    let e = cms("team-a")
+        .create(&pp, &cm("checked", json!({"checked": "yes"})))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "admission webhook \"selective.hooks.example.com\" denied the request: manifests should not be empty"
+        ),
+        "{e}"
+    );
+    assert_eq!(garrison_e2e::api_code(&e), 400);
+    cms("team-a")
+        .create(&pp, &cm("unlabelled", json!({})))
+        .await
+        .unwrap();
+    cms("team-b")
+        .create(&pp, &cm("other-team", json!({"checked": "yes"})))
+        .await
+        .unwrap();
+    // A dry run reaches a webhook without side effects, and is refused the same way.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    assert!(
+        cms("team-a")
+            .create(&dry, &cm("dry", json!({"checked": "yes"})))
+            .await
+            .is_err()
+    );
+    ours.delete("selective", &Default::default()).await.unwrap();
+
+    // A webhook nobody answers: Fail refuses with 500, Ignore lets the write through.
+    let dead = format!("https://127.0.0.1:{}/x", garrison_e2e::free_port());
+    create(config_map_hook(
+        "ignored",
+        &dead,
+        &ca,
+        json!({"failurePolicy": "Ignore"}),
+    ))
+    .await;
+    cms("team-b")
+        .create(&pp, &cm("through", json!({})))
+        .await
+        .unwrap();
+    create(config_map_hook(
+        "closed",
+        &dead,
+        &ca,
+        json!({"failurePolicy": "Fail"}),
+    ))
+    .await;
+    let e = cms("team-b")
+        .create(&pp, &cm("blocked", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 500);
+    assert!(
+        e.to_string()
+            .contains("failed calling webhook \"closed.hooks.example.com\""),
+        "{e}"
+    );
+    ours.delete("closed", &Default::default()).await.unwrap();
+    ours.delete("ignored", &Default::default()).await.unwrap();
+
+    // A webhook that accepts the connection and never answers: timeoutSeconds bounds the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("https://{}/x", silent.local_addr().unwrap());
+    create(config_map_hook(
+        "slow",
+        &silent_url,
+        &ca,
+        json!({"timeoutSeconds": 1}),
+    ))
+    .await;
+    let started = Instant::now();
+    let e = cms("team-b")
+        .create(&pp, &cm("late", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 500);
+    assert!(e.to_string().contains("no answer within 1s"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A webhook with side effects is never called for a dry run: the dry run is refused.
+    ours.delete("slow", &Default::default()).await.unwrap();
+    create(config_map_hook(
+        "effects",
+        &refuser,
+        &ca,
+        json!({"sideEffects": "Some"}),
+    ))
+    .await;
+    let e = cms("team-b")
+        .create(&dry, &cm("dry2", json!({})))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not support dry run"), "{e}");
+    // A caBundle that does not sign the webhook's certificate fails the call.
+    ours.delete("effects", &Default::default()).await.unwrap();
+    let other_ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(hub.data_dir().join("pki").join("ca.crt")).unwrap(),
+    );
+    create(config_map_hook("untrusted", &refuser, &other_ca, json!({}))).await;
+    let e = cms("team-b")
+        .create(&pp, &cm("mitm", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 500);
+    assert!(e.to_string().contains("tls"), "{e}");
+}
