@@ -47,6 +47,8 @@ pub enum Builtin {
     Pod,
     /// core/v1 Service
     Service,
+    /// core/v1 PersistentVolumeClaim
+    PersistentVolumeClaim,
     /// apps/v1 Deployment
     Deployment,
     /// apps/v1 StatefulSet
@@ -429,6 +431,16 @@ pub fn workload_builtins() -> Vec<Resource> {
             &["status"],
             B::Service,
             DnsLabel,
+        ),
+        builtin(
+            "",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            &["status"],
+            B::PersistentVolumeClaim,
+            DnsSubdomain,
         ),
         builtin(
             "apps",

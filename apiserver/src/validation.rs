@@ -201,6 +201,7 @@ pub fn normalize_builtin(kind: Builtin, v: &Value) -> Result<Value, String> {
         Builtin::SelfSubjectReview => roundtrip::<authentication::v1::SelfSubjectReview>(v),
         Builtin::Pod => roundtrip::<core::v1::Pod>(v),
         Builtin::Service => roundtrip::<core::v1::Service>(v),
+        Builtin::PersistentVolumeClaim => roundtrip::<core::v1::PersistentVolumeClaim>(v),
         Builtin::Deployment => roundtrip::<apps::v1::Deployment>(v),
         Builtin::StatefulSet => roundtrip::<apps::v1::StatefulSet>(v),
         Builtin::DaemonSet => roundtrip::<apps::v1::DaemonSet>(v),

@@ -77,15 +77,20 @@ pub struct JoinArgs {
     pub data_dir: PathBuf,
     /// Manage a simulated cluster (for demos, tests and benchmarks): an API server kept in the
     /// data directory, whose Deployments, Jobs and Pods get the status a healthy cluster gives.
-    #[arg(
-        long,
-        conflicts_with = "kubeconfig",
-        required_unless_present = "kubeconfig"
-    )]
+    #[arg(long, conflicts_with_all = ["kubeconfig", "in_cluster"],
+        required_unless_present_any = ["kubeconfig", "in_cluster"])]
     pub simulated: bool,
     /// Manage the real cluster this kubeconfig reaches.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "in_cluster")]
     pub kubeconfig: Option<PathBuf>,
+    /// Manage the cluster this runs in, with the pod's ServiceAccount (`garrison install
+    /// klusterlet`).
+    #[arg(long)]
+    pub in_cluster: bool,
+    /// If DIR already holds a joined klusterlet, run it instead of joining (the token is then
+    /// not used): for a pod that restarts over a persistent volume.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
     /// How often the agent renews its lease (1s to 1h). Shorter values are for testing; the
     /// hub marks the cluster Unknown after 5 missed periods.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lease)]
@@ -142,11 +147,19 @@ fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
 
 /// Runs `garrison join`.
 pub fn join(args: JoinArgs) -> Result<()> {
-    let spoke = match (&args.kubeconfig, args.simulated) {
-        (Some(p), false) => SpokeSource::Kubeconfig { path: p.clone() },
-        (None, true) => SpokeSource::Simulated,
-        _ => bail!("give exactly one of --simulated or --kubeconfig FILE"),
+    let spoke = match (&args.kubeconfig, args.simulated, args.in_cluster) {
+        (Some(p), false, false) => SpokeSource::Kubeconfig { path: p.clone() },
+        (None, true, false) => SpokeSource::Simulated,
+        (None, false, true) => SpokeSource::InCluster,
+        _ => bail!("give exactly one of --simulated, --kubeconfig FILE or --in-cluster"),
     };
+    if args.resume && AgentDir::new(&args.data_dir).is_joined() {
+        return klusterlet(KlusterletArgs {
+            data_dir: args.data_dir,
+            work: args.work,
+            log_format: args.log_format,
+        });
+    }
     let opts = JoinOptions {
         hub_url: args.hub,
         token: args.token,

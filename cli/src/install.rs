@@ -14,6 +14,37 @@ pub enum InstallCommand {
     /// least-privilege ClusterRole and binding, webhook Service, a Deployment of replicas that
     /// elect a leader, and the webhook configurations (failing closed until the hub serves).
     Hub(InstallHubArgs),
+    /// Print the YAML that runs the agent in a managed cluster: Namespace, ServiceAccount and
+    /// its ClusterRole, a volume for the agent's identity, and a Deployment that joins the hub
+    /// on first start and resumes afterwards. The bootstrap token goes into a Secret only when
+    /// given; otherwise create it yourself (see the YAML's header).
+    Klusterlet(InstallKlusterletArgs),
+}
+
+/// Arguments of `garrison install klusterlet`.
+#[derive(Args, Debug)]
+pub struct InstallKlusterletArgs {
+    /// The hub's URL, as printed by `garrison init` or `garrison token create`.
+    #[arg(long, value_name = "URL")]
+    pub hub: String,
+    /// The pin of the hub CA (`sha256:...`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub ca_cert_hash: String,
+    /// This cluster's name on the hub: a lowercase DNS label.
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: String,
+    /// A bootstrap token, to include as a Secret. Without it, the YAML expects the Secret
+    /// `garrison-join` (key `token`) to be created separately, so the token stays out of files.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GARRISON_JOIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<garrison_pki::SecretString>,
+    /// The container image holding the garrison binary.
+    #[arg(long, value_name = "IMAGE", default_value_t = default_image())]
+    pub image: String,
 }
 
 /// Arguments of `garrison install hub`.
@@ -46,6 +77,17 @@ pub fn run(cmd: InstallCommand) -> Result<()> {
     match cmd {
         InstallCommand::Hub(a) => {
             print!("{}", hub_yaml(&a.image, a.replicas)?);
+            Ok(())
+        }
+        InstallCommand::Klusterlet(a) => {
+            garrison_pki::ClusterName::parse(&a.cluster_name)
+                .map_err(|e| anyhow::anyhow!("--cluster-name: {e}"))?;
+            garrison_klusterlet::hub::parse_pin(&a.ca_cert_hash)?;
+            garrison_klusterlet::hub::host_port(&a.hub)?;
+            if let Some(t) = &a.token {
+                garrison_klusterlet::agent::check_token_shape(t.expose())?;
+            }
+            print!("{}", klusterlet_yaml(&a)?);
             Ok(())
         }
     }
@@ -200,6 +242,120 @@ pub fn hub_yaml(image: &str, replicas: u32) -> Result<String> {
     Ok(out)
 }
 
+/// The agent's namespace in a managed cluster.
+pub const AGENT_NAMESPACE: &str = "open-cluster-management-agent";
+
+/// The agent's objects for `kubectl apply`.
+pub fn klusterlet_objects(a: &InstallKlusterletArgs) -> Vec<Value> {
+    let labels = json!({"app.kubernetes.io/name": "garrison-klusterlet", "app.kubernetes.io/part-of": "garrison"});
+    let mut out = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": AGENT_NAMESPACE, "labels": labels},
+    })];
+    if let Some(token) = &a.token {
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "garrison-join", "namespace": AGENT_NAMESPACE, "labels": labels},
+            "stringData": {"token": token.expose()},
+        }));
+    }
+    out.push(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "klusterlet", "namespace": AGENT_NAMESPACE, "labels": labels},
+    }));
+    // The work agent applies whatever ManifestWorks ask for, so its own rights are wide; each
+    // work is held to its executor's rights by SubjectAccessReview before anything is applied.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "garrison:klusterlet", "labels": labels},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "garrison:klusterlet", "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "garrison:klusterlet"},
+        "subjects": [{"kind": "ServiceAccount", "name": "klusterlet", "namespace": AGENT_NAMESPACE}],
+    }));
+    out.push(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "garrison-klusterlet", "namespace": AGENT_NAMESPACE, "labels": labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+    }));
+    out.push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "garrison-klusterlet", "namespace": AGENT_NAMESPACE, "labels": labels},
+        "spec": {
+            // One agent per cluster: the old pod stops before a new one starts.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "garrison-klusterlet"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "klusterlet",
+                    "securityContext": {"runAsNonRoot": true, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "klusterlet",
+                        "image": a.image,
+                        "args": [
+                            "join", "--resume", "--in-cluster",
+                            "--hub", a.hub, "--ca-cert-hash", a.ca_cert_hash,
+                            "--cluster-name", a.cluster_name,
+                            "--data-dir", "/var/lib/garrison/agent",
+                            "--log-format", "json",
+                        ],
+                        "env": [{"name": "GARRISON_JOIN_TOKEN",
+                                 "valueFrom": {"secretKeyRef": {"name": "garrison-join", "key": "token"}}}],
+                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/garrison"}],
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"memory": "256Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "garrison-klusterlet"}}],
+                },
+            },
+        },
+    }));
+    out
+}
+
+/// `klusterlet_objects` as YAML documents, with a header.
+pub fn klusterlet_yaml(a: &InstallKlusterletArgs) -> Result<String> {
+    let mut out = format!(
+        "# Garrison klusterlet {} for cluster {}: generated by `garrison install klusterlet`.\n",
+        env!("CARGO_PKG_VERSION"),
+        a.cluster_name
+    );
+    if a.token.is_none() {
+        out.push_str(&format!(
+            "# Create the bootstrap token Secret first:\n#   kubectl -n {AGENT_NAMESPACE} create secret generic garrison-join --from-literal=token=TOKEN\n"
+        ));
+    }
+    for obj in klusterlet_objects(a) {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&obj)?);
+    }
+    Ok(out)
+}
+
+/// The arguments `deploy/klusterlet.yaml` is generated with.
+#[cfg(test)]
+fn example_klusterlet_args() -> InstallKlusterletArgs {
+    InstallKlusterletArgs {
+        hub: "https://hub.example.com:6443".into(),
+        ca_cert_hash: format!("sha256:{}", "0".repeat(64)),
+        cluster_name: "cluster1".into(),
+        token: None,
+        image: default_image(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +368,17 @@ mod tests {
         assert!(
             committed == printed,
             "deploy/hub.yaml is stale: regenerate it with `cargo run -- install hub > deploy/hub.yaml`"
+        );
+    }
+
+    /// `deploy/klusterlet.yaml` is what `garrison install klusterlet` prints for the example.
+    #[test]
+    fn the_committed_klusterlet_yaml_matches_the_binary() {
+        let committed = include_str!("../../deploy/klusterlet.yaml");
+        let printed = klusterlet_yaml(&example_klusterlet_args()).unwrap();
+        assert!(
+            committed == printed,
+            "deploy/klusterlet.yaml is stale: regenerate it with `cargo run -- install klusterlet --hub https://hub.example.com:6443 --ca-cert-hash sha256:0000000000000000000000000000000000000000000000000000000000000000 --cluster-name cluster1 > deploy/klusterlet.yaml`"
         );
     }
 

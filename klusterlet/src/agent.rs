@@ -528,6 +528,7 @@ pub async fn run(
             spoke
         }
         SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
+        SpokeSource::InCluster => Spoke::in_cluster().await?,
     };
     let (hub_tx, hub_rx) = watch::channel(None);
     let work_agent = Arc::new(WorkAgent::new(
@@ -906,6 +907,7 @@ pub fn info(dir: &AgentDir) -> Result<Info> {
         managed_cluster: match &cfg.spoke {
             SpokeSource::Simulated => "simulated".into(),
             SpokeSource::Kubeconfig { path } => path.display().to_string(),
+            SpokeSource::InCluster => "in-cluster".into(),
         },
         cluster_name: cfg.cluster_name,
         hub_url: cfg.hub_url,

@@ -115,6 +115,21 @@ impl Spoke {
         })
     }
 
+    /// The cluster this agent runs in, with its pod's ServiceAccount.
+    pub async fn in_cluster() -> Result<Self> {
+        let cfg = kube::Config::incluster()
+            .context("--in-cluster: not running in a pod with a ServiceAccount")?;
+        let client = kube::Client::try_from(cfg)?;
+        install_agent_crds(&client)
+            .await
+            .context("cannot install the agent's CRDs on this cluster")?;
+        Ok(Spoke {
+            client,
+            _server: None,
+            _serving: None,
+        })
+    }
+
     /// A simulated cluster named `cluster`: an API server serving the workload kinds, with three
     /// Nodes, the well-known ClusterClaims and the status simulator. With `store`, its objects
     /// persist there, so workloads survive an agent restart as they would on a real cluster;

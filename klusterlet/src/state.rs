@@ -28,6 +28,8 @@ pub enum SpokeSource {
         /// The kubeconfig path.
         path: PathBuf,
     },
+    /// The cluster the agent runs in, with its pod's ServiceAccount.
+    InCluster,
 }
 
 /// What `join` records.

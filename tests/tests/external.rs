@@ -410,3 +410,68 @@ async fn the_api_server_calls_registered_webhooks_as_kube_apiserver_does() {
     assert_eq!(garrison_e2e::api_code(&e), 500);
     assert!(e.to_string().contains("tls"), "{e}");
 }
+
+/// `garrison install klusterlet` applies with kubectl to a Garrison API server, and keeps the
+/// token out of the YAML unless asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_klusterlet_install_yaml_applies_with_kubectl() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = Hub::start_as_apiserver().await.unwrap();
+    let pin = format!("sha256:{}", "ab".repeat(32));
+    let args = [
+        "install",
+        "klusterlet",
+        "--hub",
+        "https://hub.example.com:6443",
+        "--ca-cert-hash",
+        pin.as_str(),
+        "--cluster-name",
+        "edge",
+    ];
+    let without = ok(garrison(&args));
+    assert!(without.contains("create secret generic garrison-join"));
+    assert!(!without.contains("kind: Secret"));
+    let mut with_token = args.to_vec();
+    with_token.extend(["--token", "abcdef.0123456789abcdef"]);
+    let yaml = ok(garrison(&with_token));
+    let path = cluster.data_dir().join("klusterlet.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    ok(cluster.kubectl(&["apply", "-f", path.to_str().unwrap()]));
+    let client = cluster.client().await.unwrap();
+    let dep: Deployment = Api::namespaced(client.clone(), "open-cluster-management-agent")
+        .get("garrison-klusterlet")
+        .await
+        .unwrap();
+    let args = dep.spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        args.windows(2).any(|w| w == ["--cluster-name", "edge"]),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--resume".to_string()));
+    let secret: k8s_openapi::api::core::v1::Secret =
+        Api::namespaced(client, "open-cluster-management-agent")
+            .get("garrison-join")
+            .await
+            .unwrap();
+    assert_eq!(
+        secret.data.unwrap()["token"].0,
+        b"abcdef.0123456789abcdef".to_vec()
+    );
+    // Bad input is named, and nothing is printed.
+    let bad = garrison(&[
+        "install",
+        "klusterlet",
+        "--hub",
+        "https://h:1",
+        "--ca-cert-hash",
+        &pin,
+        "--cluster-name",
+        "Edge",
+    ]);
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--cluster-name"));
+}
