@@ -628,41 +628,21 @@ impl Objects {
         Ok(self.present(res, out.into_object()))
     }
 
-    /// Stores the result of a write that admission webhooks reviewed: `prepared` is what the
-    /// write would have stored (from a dry run against the object at `old_rv`, or a create when
-    /// `old_rv` is None) and `admitted` what the webhooks left of it. Server-owned metadata is
-    /// kept from `prepared` whatever a webhook patched, and a patched object is decoded again.
-    /// Returns None when the object changed since the dry run, so the caller runs it again.
+    /// Stores the result of a write that admission webhooks reviewed and left as it was:
+    /// `obj` is what the write would have stored (from a dry run against the object at
+    /// `old_rv`, or a create when `old_rv` is None). Returns None when the object changed since
+    /// the dry run, so the caller runs it again.
     pub fn commit_admitted(
         &self,
         res: &Resource,
         ns: &str,
         old_rv: Option<&str>,
-        prepared: &Value,
-        admitted: Value,
+        obj: Value,
     ) -> ApiResult<Option<Value>> {
-        let mut obj = admitted;
-        if obj != *prepared {
-            for k in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "resourceVersion",
-                "generation",
-                "name",
-                "namespace",
-                "managedFields",
-            ] {
-                match prepared["metadata"].get(k) {
-                    Some(v) => obj["metadata"][k] = v.clone(),
-                    None => {
-                        if let Some(m) = obj["metadata"].as_object_mut() {
-                            m.remove(k);
-                        }
-                    }
-                }
-            }
-            obj = admission::decode(res, obj, FieldValidation::Ignore)?.0;
+        let mut obj = obj;
+        if old_rv.is_none() {
+            // The namespace may have started terminating while the webhooks ran.
+            self.check_namespace(res, ns)?;
         }
         if res.version != res.storage_version {
             obj["apiVersion"] = json!(if res.group.is_empty() {

@@ -405,6 +405,11 @@ fn one_matches(list: &[String], value: &str) -> bool {
 }
 
 fn rule_matches(rule: &Rule, operation: &str, res: &Resource, subresource: &str) -> bool {
+    // As kube-apiserver: webhook configurations never go to webhooks, so a broken webhook can
+    // always be fixed or removed.
+    if res.group == "admissionregistration.k8s.io" {
+        return false;
+    }
     if !one_matches(&rule.operations, operation)
         || !one_matches(&rule.groups, &res.group)
         || !one_matches(&rule.versions, &res.version)
@@ -729,6 +734,16 @@ mod tests {
         let star = rule(&["*"], &["*"], "*");
         assert!(rule_matches(&star, "DELETE", &nodes, ""));
         assert!(!rule_matches(&star, "UPDATE", &nodes, "status"));
+        let mut hooks = res(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            false,
+        );
+        hooks.version = "v1".into();
+        assert!(
+            !rule_matches(&star, "DELETE", &hooks, ""),
+            "never for webhook configurations"
+        );
         let all = rule(&["*"], &["*/*"], "*");
         assert!(rule_matches(&all, "UPDATE", &nodes, "status"));
         let status = rule(&["UPDATE"], &["*/status"], "*");

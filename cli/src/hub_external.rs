@@ -123,11 +123,19 @@ pub fn run(args: &HubArgs) -> Result<()> {
             Some(sup) => sup.check(),
             None => Ok(()),
         });
+        ensure_namespace(&client, HUB_NAMESPACE).await?;
         let admission = garrison_hub::admission::Admission::new(client.clone());
         let listen = ext.webhook_listen.unwrap_or(([127, 0, 0, 1], 0).into());
-        let (served, webhooks) =
-            crate::webhook::serve(admission, listen, ext.webhook_service.clone(), ready, stop_rx).await?;
-        ensure_namespace(&client, HUB_NAMESPACE).await?;
+        let ca = crate::webhook::shared_ca(&client, HUB_NAMESPACE).await?;
+        let (served, webhooks) = crate::webhook::serve(
+            admission,
+            ca,
+            listen,
+            ext.webhook_service.clone(),
+            ready,
+            stop_rx,
+        )
+        .await?;
         let identity = election.identity.clone();
         let mut elector = garrison_hub::leader::Elector::new(client.clone(), election);
         eprintln!("garrison hub {identity}: waiting to lead (Lease {HUB_NAMESPACE}/{LEASE_NAME})");
@@ -140,20 +148,37 @@ pub fn run(args: &HubArgs) -> Result<()> {
         }
         eprintln!("garrison hub {identity}: leading; installing CRDs and webhooks");
         tracing::info!(identity = %identity, "became the leader");
-        install_crds(&client).await?;
-        served.register(&client).await?;
-        crate::hub::prepare_hub(&client).await?;
-        let sup = crate::hub::start_controllers(&client, None, args);
+        // The lease is renewed from now on, while the set-up below runs too.
+        let mut lost = tokio::spawn(async move { elector.hold().await });
+        let setup = async {
+            install_crds(&client).await?;
+            served.register(&client).await?;
+            crate::hub::prepare_hub(&client).await?;
+            anyhow::Ok(crate::hub::start_controllers(&client, None, args))
+        };
+        let sup = tokio::select! {
+            r = setup => r?,
+            why = &mut lost => return Err(lost_lease(why)),
+            _ = crate::hub::wait_for_signal() => return Ok(()),
+        };
         let _ = controllers.set(sup);
         eprintln!("garrison hub {identity}: controllers running");
-        let outcome = tokio::select! {
-            why = elector.hold() => Err(anyhow::anyhow!("lost the leader lease ({why}); stopping so that no two replicas act at once")),
-            _ = crate::hub::wait_for_signal() => Ok(()),
-        };
-        let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), webhooks).await;
-        outcome
+        tokio::select! {
+            // Leadership lost: stop at once, before another replica acts, without waiting for
+            // anything to wind down.
+            why = &mut lost => Err(lost_lease(why)),
+            _ = crate::hub::wait_for_signal() => {
+                let _ = stop_tx.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(5), webhooks).await;
+                Ok(())
+            }
+        }
     })
+}
+
+fn lost_lease(why: Result<String, tokio::task::JoinError>) -> anyhow::Error {
+    let why = why.unwrap_or_else(|e| format!("the lease keeper failed: {e}"));
+    anyhow::anyhow!("lost the leader lease ({why}); stopping so that no two replicas act at once")
 }
 
 async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {

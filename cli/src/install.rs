@@ -120,7 +120,6 @@ pub fn hub_rules() -> Value {
          "resources": ["manifestworks/status", "manifestworkreplicasets/status"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": rw},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
          "verbs": ["get", "list", "watch", "delete"]},
@@ -167,6 +166,33 @@ pub fn hub_objects(image: &str, replicas: u32) -> Vec<Value> {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "garrison:hub"},
         "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": HUB_NAMESPACE}],
     }));
+    // Secrets only where the hub needs them: bootstrap tokens in kube-system (the cleaner
+    // deletes expired ones), and the webhooks' shared CA in the hub's namespace.
+    for (ns, rules) in [
+        (
+            "kube-system",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "delete"]}]),
+        ),
+        (
+            HUB_NAMESPACE,
+            json!([
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [crate::webhook::WEBHOOK_CA_SECRET], "verbs": ["get"]},
+            ]),
+        ),
+    ] {
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "garrison:hub", "namespace": ns, "labels": labels()},
+            "rules": rules,
+        }));
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "garrison:hub", "namespace": ns, "labels": labels()},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "garrison:hub"},
+            "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": HUB_NAMESPACE}],
+        }));
+    }
     out.push(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": WEBHOOK_SERVICE, "namespace": HUB_NAMESPACE, "labels": labels()},
@@ -216,15 +242,12 @@ pub fn hub_objects(image: &str, replicas: u32) -> Vec<Value> {
             },
         },
     }));
-    // Registered from the start so that no OCM object is written unreviewed: until the elected
-    // hub serves them (and writes its caBundle here), these writes fail closed.
+    // Registered from the start so that no OCM object is written unreviewed: until a hub serves
+    // them (and the leader writes the caBundle here), these writes fail closed.
     let service = |path: &str| json!({"service": {"namespace": HUB_NAMESPACE, "name": WEBHOOK_SERVICE, "port": 443, "path": path}});
-    out.push(garrison_hub::admission::webhook_configuration(
-        true, &service,
-    ));
-    out.push(garrison_hub::admission::webhook_configuration(
-        false, &service,
-    ));
+    use garrison_hub::admission::{CsrScope, webhook_configuration};
+    out.push(webhook_configuration(true, CsrScope::Labelled, &service));
+    out.push(webhook_configuration(false, CsrScope::Labelled, &service));
     out
 }
 

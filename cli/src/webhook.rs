@@ -6,13 +6,61 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
+use garrison_apiserver::certs;
 use garrison_apiserver::webhooks::{InProcess, ReviewFuture};
 use garrison_hub::admission::{self, Admission};
 use serde_json::{Value, json};
 
-/// Lifetime of the webhook server's private CA and certificate. They are made afresh at each
-/// start and trusted only through the webhook configuration the hub writes with them.
-const WEBHOOK_CERT_LIFETIME: time::Duration = time::Duration::days(30);
+/// Lifetime of the webhook serving certificate, made afresh at each start.
+const WEBHOOK_CERT_LIFETIME: time::Duration = time::Duration::days(365);
+/// Lifetime of the webhooks' private CA, shared by the replicas through a Secret and trusted
+/// only through the webhook configurations' caBundle.
+const WEBHOOK_CA_LIFETIME: time::Duration = time::Duration::days(3650);
+/// The Secret holding the webhooks' CA in the hub's namespace.
+pub const WEBHOOK_CA_SECRET: &str = "garrison-hub-webhook-ca";
+
+/// The webhooks' CA, shared by every replica so that any of them can answer behind one
+/// Service with the caBundle the leader registers: read from its Secret, or made and stored
+/// by whichever replica comes first.
+pub async fn shared_ca(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<garrison_apiserver::certs::Pair> {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, PostParams};
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |s: &Secret| -> Option<garrison_apiserver::certs::Pair> {
+        let data = s.data.as_ref()?;
+        Some(garrison_apiserver::certs::Pair {
+            cert_pem: String::from_utf8(data.get("tls.crt")?.0.clone()).ok()?,
+            key_pem: String::from_utf8(data.get("tls.key")?.0.clone()).ok()?,
+        })
+    };
+    if let Some(s) = api
+        .get_opt(WEBHOOK_CA_SECRET)
+        .await
+        .context("cannot read the webhook CA Secret")?
+    {
+        return read(&s).with_context(|| {
+            format!("the Secret {namespace}/{WEBHOOK_CA_SECRET} holds no tls.crt and tls.key")
+        });
+    }
+    let ca = garrison_apiserver::certs::new_ca("garrison-hub-webhook-ca", WEBHOOK_CA_LIFETIME)?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": WEBHOOK_CA_SECRET, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": ca.cert_pem, "tls.key": ca.key_pem},
+    }))?;
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(ca),
+        // Another replica stored one first: use that.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let s = api.get(WEBHOOK_CA_SECRET).await?;
+            read(&s).context("the webhook CA Secret holds no tls.crt and tls.key")
+        }
+        Err(e) => Err(e).context("cannot store the webhook CA Secret"),
+    }
+}
 
 struct InProcessReviewer(Admission);
 
@@ -30,7 +78,8 @@ pub fn register_in_process(server: &garrison_apiserver::server::Server, admissio
     let reviewer: Arc<dyn InProcess> = Arc::new(InProcessReviewer(admission));
     let in_process = |path: &str| json!({"url": format!("https://in-process.invalid{path}")});
     for mutating in [true, false] {
-        let config = admission::webhook_configuration(mutating, &in_process);
+        let config =
+            admission::webhook_configuration(mutating, admission::CsrScope::All, &in_process);
         server
             .webhooks()
             .add_in_process(mutating, &config, reviewer.clone());
@@ -96,7 +145,10 @@ impl Served {
                 "validatingwebhookconfigurations",
             ),
         ] {
-            let config = admission::webhook_configuration(mutating, &|p| self.client_config(p));
+            let config =
+                admission::webhook_configuration(mutating, admission::CsrScope::Labelled, &|p| {
+                    self.client_config(p)
+                });
             let ar = ApiResource {
                 group: "admissionregistration.k8s.io".into(),
                 version: "v1".into(),
@@ -119,16 +171,17 @@ impl Served {
 }
 
 /// Starts serving the hub's webhooks (and `/healthz`, `/readyz`) over HTTPS on `listen`, with a
-/// fresh private CA. `service` names the Service in front of it when the hub runs in a
-/// cluster; otherwise it is registered by URL. `ready` answers `/readyz`.
+/// serving certificate from `ca`. `service` names the Service in front of it when the hub runs
+/// in a cluster; otherwise it is registered by URL. `ready` answers `/readyz`.
 pub async fn serve(
     admission: Admission,
+    ca: certs::Pair,
     listen: SocketAddr,
     service: Option<(String, String, u16)>,
     ready: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Served, tokio::task::JoinHandle<()>)> {
-    use garrison_apiserver::{certs, tls};
+    use garrison_apiserver::tls;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen for webhooks on {listen}"))?;
@@ -141,7 +194,6 @@ pub async fn serve(
         hosts.push(format!("{name}.{ns}.svc"));
         hosts.push(format!("{name}.{ns}.svc.cluster.local"));
     }
-    let ca = certs::new_ca("garrison-hub-webhook-ca", WEBHOOK_CERT_LIFETIME)?;
     let serving = certs::new_serving(&ca, &hosts, WEBHOOK_CERT_LIFETIME)?;
     let chain = tls::certs_from_pem("webhook serving certificate", serving.cert_pem.as_bytes())?;
     let key = tls::key_from_pem("webhook serving key", serving.key_pem.as_bytes())?;

@@ -106,22 +106,28 @@ impl Elector {
     }
 
     /// Keeps the lease renewed. Returns, with why, once leadership is lost: another replica
-    /// holds the lease, or no renewal succeeded within the renew deadline.
+    /// holds the lease, or no renewal succeeded within the renew deadline. Each attempt is cut
+    /// off at the deadline, so a request that hangs cannot keep a stale leader going.
     pub async fn hold(&mut self) -> String {
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.cfg.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = Instant::now(),
-                Ok(false) => {
+            let left = self
+                .cfg
+                .renew_deadline
+                .saturating_sub(last_renewal.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewal = Instant::now(),
+                Ok(Ok(false)) => {
                     return format!(
                         "the lease is held by {}",
                         self.holder().unwrap_or_else(|| "another replica".into())
                     );
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot renew the leader lease");
                 }
+                Err(_) => tracing::warn!("renewing the leader lease timed out"),
             }
             if last_renewal.elapsed() >= self.cfg.renew_deadline {
                 return format!(
@@ -169,8 +175,14 @@ impl Elector {
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let mine = holder == self.cfg.identity;
+        // The holder's own promise, not ours, says how long its lease lasts.
+        let lasts = spec
+            .lease_duration_seconds
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64))
+            .unwrap_or(self.cfg.lease_duration);
         let seen_at = self.observed.as_ref().map(|(_, _, at)| *at);
-        let expired = seen_at.is_none_or(|at| at.elapsed() >= self.cfg.lease_duration);
+        let expired = seen_at.is_none_or(|at| at.elapsed() >= lasts);
         if !holder.is_empty() && !mine && !expired {
             return Ok(false);
         }

@@ -364,6 +364,52 @@ async fn the_api_server_calls_registered_webhooks_as_kube_apiserver_does() {
     ours.delete("closed", &Default::default()).await.unwrap();
     ours.delete("ignored", &Default::default()).await.unwrap();
 
+    // A DELETE webhook guards labelled objects: a collection delete is reviewed object by
+    // object, whatever page size the client asks for, and nothing it refuses is deleted.
+    let guard = config_map_hook(
+        "guard",
+        &dead,
+        &ca,
+        json!({"failurePolicy": "Fail", "objectSelector": {"matchLabels": {"protected": "yes"}}}),
+    );
+    let mut guard = guard;
+    guard["webhooks"][0]["rules"][0]["operations"] = json!(["DELETE"]);
+    create(guard).await;
+    cms("team-b")
+        .create(&pp, &cm("a-loose", json!({})))
+        .await
+        .unwrap();
+    cms("team-b")
+        .create(&pp, &cm("keep", json!({"protected": "yes"})))
+        .await
+        .unwrap();
+    let e = cms("team-b")
+        .delete_collection(&Default::default(), &ListParams::default().limit(1))
+        .await
+        .unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 500, "{e}");
+    cms("team-b")
+        .get("keep")
+        .await
+        .expect("the guarded object is still there");
+    let e = cms("team-b")
+        .delete("keep", &Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 500, "{e}");
+    // As in kube-apiserver, what was reviewed and allowed before the refusal is deleted.
+    assert!(cms("team-b").get_opt("a-loose").await.unwrap().is_none());
+    ours.delete("guard", &Default::default()).await.unwrap();
+    // Webhook configurations never go to webhooks, so even a webhook that refuses everything
+    // can be removed.
+    let mut everything =
+        config_map_hook("everything", &dead, &ca, json!({"failurePolicy": "Fail"}));
+    everything["webhooks"][0]["rules"] = json!([{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]);
+    create(everything).await;
+    ours.delete("everything", &Default::default())
+        .await
+        .unwrap();
+
     // A webhook that accepts the connection and never answers: timeoutSeconds bounds the wait.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("https://{}/x", silent.local_addr().unwrap());

@@ -595,28 +595,7 @@ async fn serve(
             let body = read_body(srv, req.into_body()).await?;
             let opts = delete_options(&q, &headers, &body)?;
             if srv.webhooks.may_match("DELETE", &res, "") {
-                let doomed = if verb == "delete" {
-                    vec![srv.objects.get(&res, &ns, &name)?]
-                } else {
-                    let list = list_options(&res, &q)?;
-                    srv.objects.list(&res, rp.namespace.as_deref(), &list)?.0
-                };
-                for old in &doomed {
-                    let req = crate::webhooks::Request {
-                        operation: "DELETE",
-                        resource: &res,
-                        subresource: "",
-                        namespace: old["metadata"]["namespace"].as_str().unwrap_or_default(),
-                        name: old["metadata"]["name"].as_str().unwrap_or_default(),
-                        user: &user,
-                        object: None,
-                        old: Some(old),
-                        dry_run: opts.dry_run,
-                    };
-                    let mut warnings = vec![];
-                    let labels = |n: &str| namespace_labels(srv, n);
-                    srv.webhooks.admit(req, &labels, &mut warnings).await?;
-                }
+                return delete_through_webhooks(srv, &res, &rp, &name, &q, &user, opts).await;
             }
             if verb == "delete" {
                 let obj = srv.objects.delete(&res, &ns, &name, &opts)?;
@@ -747,9 +726,36 @@ async fn write_through_webhooks(
         if dry_run {
             return Ok((code, admitted));
         }
+        if admitted != prepared {
+            // A webhook changed the object: it goes through the server's whole write path
+            // again (type, decoding, its own admission, the status-only rule of subresources,
+            // generation), pinned to the version it was prepared from, as kube-apiserver
+            // validates after mutating admission.
+            let written = match &old_rv {
+                None => srv.objects.create(res, write.ns, admitted, ctx),
+                Some(rv) => {
+                    let mut body = admitted;
+                    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("resourceVersion".into(), json!(rv));
+                    }
+                    srv.objects
+                        .update(res, write.ns, &name, write.sub, body, ctx)
+                }
+            };
+            match written {
+                Err(e)
+                    if e.code == 409
+                        && old_rv.is_some()
+                        && e.message.contains("has been modified") =>
+                {
+                    continue;
+                }
+                r => return Ok((code, r?)),
+            }
+        }
         if let Some(stored) =
             srv.objects
-                .commit_admitted(res, write.ns, old_rv.as_deref(), &prepared, admitted)?
+                .commit_admitted(res, write.ns, old_rv.as_deref(), admitted)?
         {
             return Ok((code, stored));
         }
@@ -760,6 +766,82 @@ async fn write_through_webhooks(
         write.name,
         "the object kept changing while admission webhooks reviewed the write; please try again",
     ))
+}
+
+/// A delete (or each delete of a collection) that DELETE webhooks must see: each object is
+/// reviewed as stored, then deleted only if it is still that version (a changed object is left
+/// for the client to retry, as a resourceVersion precondition would).
+async fn delete_through_webhooks(
+    srv: &ApiServer,
+    res: &Resource,
+    rp: &ResourcePath,
+    name: &str,
+    q: &Query,
+    user: &UserInfo,
+    opts: crate::ops::DeleteOptions,
+) -> ApiResult<Response> {
+    let single = rp.name.is_some();
+    let doomed = if single {
+        vec![
+            srv.objects
+                .get(res, rp.namespace.as_deref().unwrap_or_default(), name)?,
+        ]
+    } else {
+        let mut list = list_options(res, q)?;
+        list.limit = 0;
+        list.continue_token = None;
+        srv.objects.list(res, rp.namespace.as_deref(), &list)?.0
+    };
+    let mut deleted = Vec::with_capacity(doomed.len());
+    let mut warnings = vec![];
+    for old in &doomed {
+        let item_ns = old["metadata"]["namespace"].as_str().unwrap_or_default();
+        let item_name = old["metadata"]["name"].as_str().unwrap_or_default();
+        let req = crate::webhooks::Request {
+            operation: "DELETE",
+            resource: res,
+            subresource: "",
+            namespace: item_ns,
+            name: item_name,
+            user,
+            object: None,
+            old: Some(old),
+            dry_run: opts.dry_run,
+        };
+        let labels = |n: &str| namespace_labels(srv, n);
+        srv.webhooks.admit(req, &labels, &mut warnings).await?;
+        let mut pinned = opts.clone();
+        let reviewed_rv = old["metadata"]["resourceVersion"]
+            .as_str()
+            .map(String::from);
+        if let (Some(wanted), Some(have)) = (&opts.resource_version, &reviewed_rv)
+            && wanted != have
+        {
+            return Err(ApiError::conflict(
+                &res.group,
+                &res.plural,
+                item_name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        pinned.resource_version = reviewed_rv;
+        match srv.objects.delete(res, item_ns, item_name, &pinned) {
+            Ok(v) => deleted.push(v),
+            Err(e) if !single && (e.code == 404 || e.code == 409) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut resp = if single {
+        json_response(200, &deleted.pop().unwrap_or(Value::Null))
+    } else {
+        let rv = srv.objects.store.current_rv()?;
+        json_response(
+            200,
+            &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted}),
+        )
+    };
+    add_warnings(&mut resp, &warnings);
+    Ok(resp)
 }
 
 /// The labels of namespace `ns`, for webhooks' namespaceSelectors.

@@ -103,9 +103,26 @@ const HOOKS: [Hook; 6] = [
     },
 ];
 
+/// Which CSRs the agent-CSR webhook reviews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrScope {
+    /// Every CSR: for the embedded server, where the webhook cannot be down while the API
+    /// server is up.
+    All,
+    /// Only CSRs labelled with a cluster name (agents label theirs): next to kube-apiserver, so
+    /// the cluster's other CSRs (kubelets' among them) never wait on the hub. An unlabelled
+    /// request is not the hub's to approve either: the approver checks every request's
+    /// identity whether or not this webhook saw it.
+    Labelled,
+}
+
 /// The hub's webhook configuration of one kind (`mutating` or validating), each webhook's
 /// `clientConfig` made by `client_config` from its path: a URL with a caBundle, or a Service.
-pub fn webhook_configuration(mutating: bool, client_config: &dyn Fn(&str) -> Value) -> Value {
+pub fn webhook_configuration(
+    mutating: bool,
+    csrs: CsrScope,
+    client_config: &dyn Fn(&str) -> Value,
+) -> Value {
     let webhooks: Vec<Value> = HOOKS
         .iter()
         .filter(|h| h.mutating == mutating)
@@ -132,6 +149,10 @@ pub fn webhook_configuration(mutating: bool, client_config: &dyn Fn(&str) -> Val
             });
             if mutating {
                 w["reinvocationPolicy"] = json!("Never");
+            }
+            if h.resource == "certificatesigningrequests" && csrs == CsrScope::Labelled {
+                w["objectSelector"] = json!({"matchExpressions": [
+                    {"key": garrison_api::labels::CLUSTER_NAME, "operator": "Exists"}]});
             }
             w
         })
@@ -352,8 +373,8 @@ mod tests {
     #[test]
     fn every_webhook_is_in_one_configuration_with_upstreams_name() {
         let cc = |p: &str| json!({"url": format!("https://127.0.0.1:9443{p}"), "caBundle": "Y2E="});
-        let validating = webhook_configuration(false, &cc);
-        let mutating = webhook_configuration(true, &cc);
+        let validating = webhook_configuration(false, CsrScope::All, &cc);
+        let mutating = webhook_configuration(true, CsrScope::All, &cc);
         let names = |c: &Value| -> Vec<String> {
             c["webhooks"]
                 .as_array()
