@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod certs;
+pub mod client;
 pub mod error;
 pub mod gc;
 pub mod health;

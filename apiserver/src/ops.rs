@@ -639,17 +639,9 @@ impl Objects {
         old_rv: Option<&str>,
         obj: Value,
     ) -> ApiResult<Option<Value>> {
-        let mut obj = obj;
         if old_rv.is_none() {
             // The namespace may have started terminating while the webhooks ran.
             self.check_namespace(res, ns)?;
-        }
-        if res.version != res.storage_version {
-            obj["apiVersion"] = json!(if res.group.is_empty() {
-                res.storage_version.clone()
-            } else {
-                format!("{}/{}", res.group, res.storage_version)
-            });
         }
         let name = name_of(&obj).to_string();
         let raced = std::cell::Cell::new(false);

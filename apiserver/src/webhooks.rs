@@ -124,17 +124,27 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Records a stored configuration (created or updated).
-    pub fn put_config(&self, mutating: bool, obj: &Value) {
-        let name = obj["metadata"]["name"]
+    fn insert(
+        &self,
+        mutating: bool,
+        config: &Value,
+        source: u8,
+        reviewer: Option<Arc<dyn InProcess>>,
+    ) {
+        let name = config["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let hooks = parse_hooks(obj, None);
+        let hooks = parse_hooks(config, reviewer);
         self.configs
             .write()
             .expect("webhooks lock")
-            .insert((mutating, name, 0), hooks);
+            .insert((mutating, name, source), hooks);
+    }
+
+    /// Records a stored configuration (created or updated).
+    pub fn put_config(&self, mutating: bool, obj: &Value) {
+        self.insert(mutating, obj, 0, None);
     }
 
     /// Forgets a deleted stored configuration.
@@ -149,15 +159,7 @@ impl Webhooks {
     /// configuration has the same form as a stored one; each webhook's path is its
     /// `clientConfig.url` path or `clientConfig.service.path`.
     pub fn add_in_process(&self, mutating: bool, config: &Value, reviewer: Arc<dyn InProcess>) {
-        let name = config["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let hooks = parse_hooks(config, Some(reviewer));
-        self.configs
-            .write()
-            .expect("webhooks lock")
-            .insert((mutating, name, 1), hooks);
+        self.insert(mutating, config, 1, Some(reviewer));
     }
 
     /// Whether any webhook could match a write of `operation` on this resource and subresource,

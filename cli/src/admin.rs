@@ -65,11 +65,7 @@ pub async fn client(target: &Target) -> Result<(kube::Client, String)> {
             dir.admin_kubeconfig()
         }
     };
-    let kc = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
+    let cfg = garrison_apiserver::client::config_from_kubeconfig(&path).await?;
     let url = cfg
         .cluster_url
         .to_string()

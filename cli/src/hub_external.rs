@@ -2,15 +2,13 @@
 //! existing Kubernetes API server, one active replica elected with a Lease.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
-use serde_json::{Value, json};
+use kube::api::{Api, PostParams};
+use serde_json::json;
 
 use crate::hub::HubArgs;
 
@@ -64,16 +62,6 @@ fn parse_service(s: &str) -> Result<(String, String, u16), String> {
     Ok((ns.into(), name.into(), port))
 }
 
-/// A kube client from a kubeconfig file, with errors naming the file.
-pub async fn client_from(path: &Path) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?;
-    kube::Client::try_from(cfg).context("cannot build a client")
-}
-
 /// This replica's name in the election: host name, process id and a random suffix.
 fn identity() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
@@ -104,7 +92,10 @@ pub fn run(args: &HubArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let (client, source) = match &args.kubeconfig {
-            Some(path) => (client_from(path).await?, path.display().to_string()),
+            Some(path) => (
+                garrison_apiserver::client::client_from_kubeconfig(path).await?,
+                path.display().to_string(),
+            ),
             None => {
                 let cfg = kube::Config::incluster()
                     .context("--in-cluster: not running in a pod with a ServiceAccount")?;
@@ -194,47 +185,8 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
 
 /// Creates or updates the OCM CRDs (server-side apply), and waits until each is established.
 pub async fn install_crds(client: &kube::Client) -> Result<()> {
-    let ar = ApiResource {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "apiextensions.k8s.io/v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        plural: "customresourcedefinitions".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let crds = garrison_api::crds::all_json();
-    for crd in &crds {
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
-        api.patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .with_context(|| format!("cannot install the CRD {name}"))?;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for crd in &crds {
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
-        loop {
-            let got = api.get(name).await?;
-            let established = got
-                .data
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Established" && c["status"] == "True")
-                });
-            if established {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("the CRD {name} was not established within 60s");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
+    garrison_apiserver::client::apply_crds(client, &crds, MANAGER).await?;
     tracing::info!(crds = crds.len(), "OCM CRDs installed");
     Ok(())
 }

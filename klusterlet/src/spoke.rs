@@ -50,58 +50,17 @@ const AGENT_CRDS: [&str; 2] = [
 /// Creates or updates the agent's CRDs on a real cluster (server-side apply), and waits until
 /// they are served.
 async fn install_agent_crds(client: &kube::Client) -> Result<()> {
-    use kube::api::{DynamicObject, Patch, PatchParams};
-    use kube::discovery::ApiResource;
-    let ar = ApiResource {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "apiextensions.k8s.io/v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        plural: "customresourcedefinitions".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    for crd in garrison_api::crds::all_json() {
-        let name = crd["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if !AGENT_CRDS.contains(&name.as_str()) {
-            continue;
-        }
-        api.patch(
-            &name,
-            &PatchParams::apply("garrison-klusterlet").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        for _ in 0..240 {
-            let got = api.get(&name).await?;
-            let established = got
-                .data
-                .pointer("/status/conditions")
-                .and_then(serde_json::Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Established" && c["status"] == "True")
-                });
-            if established {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-    }
-    Ok(())
+    let crds: Vec<serde_json::Value> = garrison_api::crds::all_json()
+        .into_iter()
+        .filter(|c| AGENT_CRDS.contains(&c["metadata"]["name"].as_str().unwrap_or_default()))
+        .collect();
+    garrison_apiserver::client::apply_crds(client, &crds, "garrison-klusterlet").await
 }
 
 impl Spoke {
     /// A real cluster, from a kubeconfig.
     pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
-        let kc = kube::config::Kubeconfig::read_from(path)
-            .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
-        let client = kube::Client::try_from(cfg)?;
+        let client = garrison_apiserver::client::client_from_kubeconfig(path).await?;
         install_agent_crds(&client).await.with_context(|| {
             format!(
                 "cannot install the agent's CRDs on the cluster of {}",

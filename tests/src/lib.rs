@@ -139,16 +139,7 @@ impl Hub {
         let hooks: kube::Api<
             k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
         > = kube::Api::all(admin.clone());
-        let sets: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
-            admin,
-            &kube::discovery::ApiResource {
-                group: "cluster.open-cluster-management.io".into(),
-                version: "v1beta2".into(),
-                api_version: "cluster.open-cluster-management.io/v1beta2".into(),
-                kind: "ManagedClusterSet".into(),
-                plural: "managedclustersets".into(),
-            },
-        );
+        let sets: kube::Api<garrison_api::ManagedClusterSet> = kube::Api::all(admin);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let by_url = hooks
