@@ -74,6 +74,13 @@ pub fn decode(
             let mut unknown = Vec::new();
             // The root's apiVersion, kind and metadata are not part of the CRD schema.
             if let Some(map) = obj.as_object_mut() {
+                map.retain(|k, v| {
+                    !v.is_null()
+                        || sch
+                            .get("properties")
+                            .and_then(|p| p.get(k))
+                            .is_none_or(schema::nullable)
+                });
                 for (k, v) in map.iter_mut() {
                     if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                         continue;

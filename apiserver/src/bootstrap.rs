@@ -89,8 +89,26 @@ pub fn defaults() -> Vec<Value> {
         "system:public-info-viewer",
         &["system:authenticated", "system:unauthenticated"],
     ));
+    // kubeadm's: anyone may read the signed cluster-info, which token discovery starts from.
+    let clusterinfo = "kubeadm:bootstrap-signer-clusterinfo";
+    out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": clusterinfo, "namespace": "kube-public"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}]}));
+    out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": clusterinfo, "namespace": "kube-public"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": clusterinfo},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": ANONYMOUS}]}));
     out
 }
+
+/// The user of requests without credentials, on the paths that admit them.
+pub const ANONYMOUS: &str = "system:anonymous";
+/// The group of requests without credentials.
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The only resource path served to requests without credentials, as kube-apiserver's
+/// anonymous authentication limited to `cluster-info` (its `AuthenticationConfiguration`
+/// `anonymous.conditions`) serves it; RBAC still decides. Everything else answers 401.
+pub const ANONYMOUS_PATHS: &[&str] = &["/api/v1/namespaces/kube-public/configmaps/cluster-info"];
 
 /// Creates each default object that does not exist yet. Existing ones are left as the admin
 /// left them.

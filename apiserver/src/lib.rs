@@ -17,6 +17,7 @@ pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod bootstrap_signer;
 pub mod certs;
 pub mod client;
 pub mod error;

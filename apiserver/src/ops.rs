@@ -151,6 +151,20 @@ fn new_uid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A write of a custom resource's main resource ignores `status` when the status subresource
+/// exists, as kube-apiserver does: on create status starts empty, on update it stays as stored.
+/// It is dropped before validation, so whatever a client sent there cannot fail the write.
+fn without_status(res: &Resource, subresource: &str, mut body: Value) -> Value {
+    if subresource.is_empty()
+        && res.has_status()
+        && res.is_custom()
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("status");
+    }
+    body
+}
+
 /// Whether two objects differ outside metadata and (when the status subresource exists) status.
 fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| {
@@ -373,6 +387,7 @@ impl Objects {
         if self.simulated_rejections {
             simulated_rejection(&body)?;
         }
+        let body = without_status(res, "", body);
         let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
         Self::check_body_namespace(res, ns, &mut obj)?;
@@ -491,6 +506,7 @@ impl Objects {
                 )],
             ));
         }
+        let body = without_status(res, subresource, body);
         let (obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
         ctx.warnings.extend(warnings);
         self.replace(res, ns, name, subresource, obj, body_rv, ctx)

@@ -28,6 +28,18 @@ pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<St
             let keys: Vec<String> = map.keys().cloned().collect();
             for k in keys {
                 let child_path = join(path, &k);
+                let child_schema = props
+                    .and_then(|p| p.get(&k))
+                    .or(additional.filter(|a| a.is_object()));
+                if let Some(p) = child_schema
+                    && map.get(&k).is_some_and(Value::is_null)
+                    && !nullable(p)
+                {
+                    // As kube-apiserver does, a null where the schema does not allow one is
+                    // dropped (and defaulted later, if the schema has a default).
+                    map.remove(&k);
+                    continue;
+                }
                 if let Some(p) = props.and_then(|p| p.get(&k)) {
                     if let Some(child) = map.get_mut(&k) {
                         prune(p, child, &child_path, unknown);
@@ -57,6 +69,11 @@ pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<St
         }
         _ => {}
     }
+}
+
+/// Whether the schema allows `null`.
+pub fn nullable(schema: &Value) -> bool {
+    schema.get("nullable").and_then(Value::as_bool) == Some(true)
 }
 
 fn preserves_unknown(schema: &Value) -> bool {

@@ -163,6 +163,7 @@ impl Server {
         });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);
+        crate::bootstrap_signer::start(objects.clone(), Duration::from_secs(60));
         let health = crate::health::Health::default();
         health.add("store", store_probe(objects.store.clone()));
         let api = Arc::new(ApiServer {

@@ -171,9 +171,16 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
     init_logging(args.log_format);
     // Phase 2: build — lock, certificates, store, socket.
     let _lock = dir.lock("starting another hub")?;
-    let chain = tls::certs_from_pem(
+    let mut chain = tls::certs_from_pem(
         "serving certificate pki/serving.crt",
         &read(&dir, "serving.crt")?,
+    )?;
+    // Only the leaf is presented, as kube-apiserver presents it: clients learn the CA from a
+    // kubeconfig or from the signed cluster-info, never from the connection itself.
+    chain.truncate(1);
+    let cluster_info = cluster_info_kubeconfig(
+        &std::fs::read_to_string(dir.admin_kubeconfig())
+            .with_context(|| format!("cannot read {}", dir.admin_kubeconfig().display()))?,
     )?;
     let key = tls::key_from_pem("serving key pki/serving.key", &read(&dir, "serving.key")?)?;
     let client_ca_pem = read(&dir, "client-ca.crt")?;
@@ -210,6 +217,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             &String::from_utf8_lossy(&read(&dir, "client-ca.key")?),
         )
         .context("cannot load the client CA from pki/client-ca.crt and pki/client-ca.key")?;
+        publish_cluster_info(&hub_client, &cluster_info).await?;
         let controllers = if role == Role::Hub {
             crate::webhook::register_in_process(&server, garrison_hub::admission::Admission::new(hub_client.clone()));
             let crds = garrison_api::crds::all_json();
@@ -241,6 +249,43 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The kubeconfig published in `kube-public/cluster-info`, as kubeadm writes it: the admin
+/// kubeconfig's server and CA under a cluster named "", and nothing else.
+fn cluster_info_kubeconfig(admin: &str) -> Result<String> {
+    let cfg: serde_json::Value =
+        serde_yaml::from_str(admin).context("the admin kubeconfig is not valid YAML")?;
+    let cluster = cfg
+        .pointer("/clusters/0/cluster")
+        .context("the admin kubeconfig has no cluster")?;
+    let info = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "", "cluster": {
+            "server": cluster["server"],
+            "certificate-authority-data": cluster["certificate-authority-data"],
+        }}],
+        "contexts": [], "users": [],
+    });
+    Ok(serde_yaml::to_string(&info)?)
+}
+
+/// Writes `kube-public/cluster-info`; the API server's bootstrap signer signs it for every
+/// signing token.
+async fn publish_cluster_info(client: &kube::Client, kubeconfig: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (ns, name) = garrison_apiserver::bootstrap_signer::CLUSTER_INFO;
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns}, "data": {"kubeconfig": kubeconfig}});
+    kube::Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("garrison-hub").force(),
+            &kube::api::Patch::Apply(&cm),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot publish {ns}/{name}: {e}"))?;
+    Ok(())
 }
 
 /// The objects the hub's controllers expect: the registration RBAC and the built-in sets.

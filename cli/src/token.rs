@@ -94,7 +94,8 @@ pub struct NewToken {
     pub secret: Secret,
 }
 
-/// Makes a random token valid for `ttl` seconds, in the `system:bootstrappers:garrison` group.
+/// Makes a random token valid for `ttl` seconds, in the `system:bootstrappers:managedcluster`
+/// group, usable to authenticate and to sign the hub's `cluster-info` for discovery.
 pub fn new_token(ttl: u64, description: &str) -> Result<NewToken> {
     let id = garrison_pki::random_alphanumeric(6);
     let secret = garrison_pki::random_alphanumeric(16);
@@ -107,6 +108,7 @@ pub fn new_token(ttl: u64, description: &str) -> Result<NewToken> {
         "data": {
             "token-id": b64(&id), "token-secret": b64(&secret), "expiration": b64(&expiration),
             "usage-bootstrap-authentication": b64("true"),
+            "usage-bootstrap-signing": b64("true"),
             "auth-extra-groups": b64(garrison_hub::registration::rbac::BOOTSTRAP_GROUP),
             "description": b64(description),
         }

@@ -21,7 +21,7 @@ use garrison_pki::{AgentIdentity, ClusterName, RotationPolicy};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -149,11 +149,11 @@ pub async fn prepare_join(dir: &AgentDir, opts: &JoinOptions) -> Result<AgentCon
         );
     }
     progress!(
-        "[1/4] checking the hub's CA at {} against {pin}",
+        "[1/4] discovering the hub at {}: its signed cluster-info, and its CA against {pin}",
         opts.hub_url
     );
-    let ca = hub::fetch_pinned_ca(&opts.hub_url, &pin).await?;
-    progress!("      hub CA verified");
+    let ca = hub::discover(&opts.hub_url, opts.token.expose(), &pin).await?;
+    progress!("      cluster-info signature and hub CA verified");
     dir.create()?;
     let _lock = dir.lock()?;
     let cfg = AgentConfig {
@@ -674,21 +674,32 @@ async fn report_status(
 }
 
 /// Renews the lease. Returns false while the hub has not created it yet.
+///
+/// A read and an update with the read's resourceVersion, as upstream's agent does: upstream's
+/// per-cluster RBAC grants leases `get` and `update`, not `patch`. A conflict means another
+/// writer got in between; the lease is read again and written once more.
 async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<bool, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.cluster_name);
-    let patch = json!({"spec": {"renewTime": MicroTime(jiff::Timestamp::now())}});
-    match api
-        .patch(
-            MANAGED_CLUSTER_LEASE,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        // The hub creates the lease on acceptance; until then there is nothing to renew.
-        Err(e) if status_code(&e) == Some(404) => Ok(false),
-        Err(e) => Err(e),
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut lease = match api.get(MANAGED_CLUSTER_LEASE).await {
+            Ok(l) => l,
+            // The hub creates the lease on acceptance; until then there is nothing to renew.
+            Err(e) if status_code(&e) == Some(404) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        lease.metadata.managed_fields = None;
+        lease.spec.get_or_insert_default().renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        match api
+            .replace(MANAGED_CLUSTER_LEASE, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(e) if status_code(&e) == Some(409) && attempts < 3 => continue,
+            Err(e) if status_code(&e) == Some(404) => return Ok(false),
+            Err(e) => return Err(e),
+        }
     }
 }
 

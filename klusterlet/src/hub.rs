@@ -1,18 +1,13 @@
-//! Reaching the hub: the first contact, which trusts nothing but the CA pin, and the clients
-//! built afterwards from the pinned CA.
+//! Reaching the hub: discovery, which trusts nothing but the token and the CA pin, and the
+//! clients built afterwards from the discovered CA.
 //!
-//! At join, the agent opens a TLS connection and accepts the hub's certificate only if some
-//! certificate in the chain the hub presents has the pinned SubjectPublicKeyInfo hash and the
-//! serving certificate verifies against it (signature, validity, host name). The handshake is
-//! the only thing sent: no request, and so no token, leaves the agent before the pin matches.
-//! Every later connection trusts exactly that CA.
-
-use std::sync::{Arc, Mutex};
+//! At join, the agent reads the hub's `kube-public/cluster-info` without credentials, checks
+//! its JWS signature with the bootstrap token and the CA it names against the pin, and from
+//! then on trusts exactly that CA. This is kubeadm's token discovery, so a Garrison hub and a
+//! kube-apiserver (which presents only its leaf certificate) are joined the same way. No
+//! credential leaves the agent before the signature and the pin match.
 
 use anyhow::{Context, Result, anyhow, bail};
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::json;
 
 use crate::state::Credentials;
@@ -34,87 +29,6 @@ pub fn pin_of(der: &[u8]) -> Option<String> {
     Some(garrison_pki::csr::sha256_hex(cert.public_key().raw))
 }
 
-#[derive(Debug)]
-struct PinVerifier {
-    pin: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    found: Mutex<Option<CertificateDer<'static>>>,
-    seen_pins: Mutex<Vec<String>>,
-}
-
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        for cert in intermediates.iter().chain(std::iter::once(end_entity)) {
-            let Some(pin) = pin_of(cert) else { continue };
-            self.seen_pins.lock().expect("pins").push(pin.clone());
-            if pin != self.pin {
-                continue;
-            }
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(cert.clone().into_owned())?;
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                self.provider.clone(),
-            )
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-            verifier.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            )?;
-            *self.found.lock().expect("found") = Some(cert.clone().into_owned());
-            return Ok(ServerCertVerified::assertion());
-        }
-        Err(rustls::Error::General(
-            "no certificate the hub presented matches --ca-cert-hash".into(),
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// Host and port of an `https://` URL.
 pub fn host_port(url: &str) -> Result<(String, u16)> {
     let uri: http::Uri = url
@@ -132,53 +46,125 @@ pub fn host_port(url: &str) -> Result<(String, u16)> {
     Ok((host, uri.port_u16().unwrap_or(443)))
 }
 
-/// Connects to the hub, checks its CA against `pin`, and returns the CA (PEM). Sends nothing but
-/// a TLS handshake.
-pub async fn fetch_pinned_ca(url: &str, pin: &str) -> Result<String> {
-    let (host, port) = host_port(url)?;
-    let provider = garrison_apiserver::tls::provider();
-    let verifier = Arc::new(PinVerifier {
-        pin: pin.to_string(),
-        provider: provider.clone(),
-        found: Mutex::new(None),
-        seen_pins: Mutex::new(Vec::new()),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS configuration")?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.clone())
-        .map_err(|_| anyhow!("--hub host {host:?} is not a valid server name"))?;
-    let tcp = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| anyhow!("cannot reach the hub at {url}: connection timed out"))?
-    .with_context(|| format!("cannot reach the hub at {url}"))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    match connector.connect(name, tcp).await {
-        Ok(_) => {}
-        Err(e) => {
-            let seen = verifier.seen_pins.lock().expect("pins").clone();
-            if !seen.is_empty() && !seen.contains(&pin.to_string()) {
-                bail!(
-                    "the hub at {url} does not match --ca-cert-hash {pin} (it presented {}); nothing was sent. Check the hash with `garrison get hub-info` on the hub",
-                    seen.join(", ")
-                );
+/// How long discovery waits for the hub to sign `cluster-info` for a token just made.
+const SIGNATURE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads `kube-public/cluster-info` anonymously; returns its `kubeconfig` and the signature
+/// for `token_id`, if any.
+async fn read_cluster_info(
+    client: kube::Client,
+    token_id: &str,
+) -> Result<(String, Option<String>)> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cm = kube::Api::<ConfigMap>::namespaced(client, "kube-public")
+        .get("cluster-info")
+        .await?;
+    let data = cm.data.unwrap_or_default();
+    let kubeconfig = data
+        .get("kubeconfig")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| anyhow!("kube-public/cluster-info has no kubeconfig"))?
+        .clone();
+    Ok((
+        kubeconfig,
+        data.get(&format!("jws-kubeconfig-{token_id}")).cloned(),
+    ))
+}
+
+/// The CA certificates (PEM) a cluster-info kubeconfig names.
+fn cluster_info_cas(kubeconfig: &str) -> Result<Vec<String>> {
+    use base64::Engine;
+    let cfg: serde_json::Value = serde_yaml::from_str(kubeconfig)
+        .map_err(|e| anyhow!("cluster-info's kubeconfig does not parse: {e}"))?;
+    let mut out = Vec::new();
+    for c in cfg["clusters"].as_array().into_iter().flatten() {
+        let Some(data) = c
+            .pointer("/cluster/certificate-authority-data")
+            .and_then(|d| d.as_str())
+        else {
+            continue;
+        };
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| anyhow!("cluster-info's certificate-authority-data is not base64"))?;
+        for item in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+            let item = item.map_err(|e| anyhow!("cluster-info's CA is not PEM: {e}"))?;
+            if item.label == "CERTIFICATE" {
+                out.push(pem_of(&item.contents));
             }
-            bail!("TLS with the hub at {url} failed: {e}; nothing was sent");
         }
     }
-    let der = verifier
-        .found
-        .lock()
-        .expect("found")
-        .clone()
-        .ok_or_else(|| anyhow!("the hub's CA was not found in its chain"))?;
-    Ok(pem_of(&der))
+    Ok(out)
+}
+
+/// Token discovery, as kubeadm does it: reads `kube-public/cluster-info` without trusting the
+/// server and without credentials, checks its JWS signature with the token (so it was written
+/// by someone who knows the token) and the CA in it against `pin`, then reads it again trusting
+/// that CA and requires the same content. Returns the CA (PEM). Nothing secret is sent: the
+/// token leaves the agent only on connections that trust the pinned CA.
+pub async fn discover(url: &str, token: &str, pin: &str) -> Result<String> {
+    let (token_id, token_secret) = token
+        .split_once('.')
+        .ok_or_else(|| anyhow!("the token is not of the form <id>.<secret>"))?;
+    let mut cfg = kube::Config::new(
+        url.parse()
+            .map_err(|e| anyhow!("--hub {url} is not a valid URL: {e}"))?,
+    );
+    cfg.accept_invalid_certs = true;
+    cfg.connect_timeout = Some(std::time::Duration::from_secs(10));
+    cfg.read_timeout = Some(std::time::Duration::from_secs(30));
+    let insecure = kube::Client::try_from(cfg).context("building the discovery client")?;
+    let deadline = tokio::time::Instant::now() + SIGNATURE_WAIT;
+    let (kubeconfig, signature) = loop {
+        let (kubeconfig, signature) = read_cluster_info(insecure.clone(), token_id)
+            .await
+            .with_context(|| {
+                format!("cannot read kube-public/cluster-info from the hub at {url}")
+            })?;
+        match signature {
+            Some(sig) => break (kubeconfig, sig),
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            None => bail!(
+                "the hub at {url} has not signed its cluster-info for token id {token_id:?}: the token is unknown, expired or not made for signing (usage-bootstrap-signing); nothing was sent"
+            ),
+        }
+    };
+    if !garrison_pki::jws::verify_detached(&signature, token_id, token_secret, &kubeconfig) {
+        bail!(
+            "the cluster-info of the hub at {url} is not signed with this token: the hub does not know the token, or someone between is not the hub; nothing was sent"
+        );
+    }
+    let cas = cluster_info_cas(&kubeconfig)?;
+    let pins: Vec<String> = cas
+        .iter()
+        .filter_map(|pem| {
+            let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+            pin_of(&p.contents)
+        })
+        .collect();
+    if !pins.iter().any(|p| p == pin) {
+        bail!(
+            "the hub at {url} does not match --ca-cert-hash {pin} (its cluster-info names {}); nothing was sent. Check the hash with `garrison get hub-info` on the hub",
+            if pins.is_empty() {
+                "no CA".to_string()
+            } else {
+                pins.join(", ")
+            }
+        );
+    }
+    let ca = cas.concat();
+    let trusted = client(url, &ca, Auth::Anonymous).await?;
+    let (again, _) = read_cluster_info(trusted, token_id)
+        .await
+        .with_context(|| {
+            format!("the hub at {url} does not present a certificate of the CA in its cluster-info")
+        })?;
+    if again != kubeconfig {
+        bail!("the hub at {url} changed its cluster-info between two reads; try again");
+    }
+    Ok(ca)
 }
 
 fn pem_of(der: &[u8]) -> String {
@@ -199,6 +185,8 @@ pub enum Auth<'a> {
     Token(&'a str),
     /// Its client certificate.
     Cert(&'a Credentials),
+    /// No credentials: only for reading `cluster-info`.
+    Anonymous,
 }
 
 /// A kube client for the hub at `url`, trusting exactly `ca_pem`.
@@ -211,6 +199,7 @@ pub async fn client(url: &str, ca_pem: &str, auth: Auth<'_>) -> Result<kube::Cli
             "client-certificate-data": b64(&c.cert_pem),
             "client-key-data": b64(&c.key_pem),
         }),
+        Auth::Anonymous => json!({}),
     };
     let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Config",

@@ -88,8 +88,10 @@ impl ClusterCa {
         now: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, PkiError> {
-        let public = rcgen::CertificateSigningRequestParams::from_der(&csr.der().to_vec().into())?
-            .public_key;
+        // Only the key is taken from the request: the subject is written from the checked
+        // identity, so how the request laid out its names (one attribute per RDN, or several
+        // in one RDN as Go writes `O=a+O=b`) does not matter here.
+        let public = rcgen::SubjectPublicKeyInfo::from_der(csr.spki())?;
         let id = csr.identity();
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params

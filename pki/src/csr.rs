@@ -35,6 +35,8 @@ pub enum KeyKind {
 #[derive(Debug, Clone)]
 pub struct ParsedCsr {
     identity: AgentIdentity,
+    /// The requested key's SubjectPublicKeyInfo (DER).
+    spki: Vec<u8>,
     der: Vec<u8>,
     key: KeyKind,
     fingerprint: String,
@@ -44,6 +46,10 @@ impl ParsedCsr {
     /// The identity the CSR asks for.
     pub fn identity(&self) -> &AgentIdentity {
         &self.identity
+    }
+    /// The requested key's SubjectPublicKeyInfo (DER).
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
     }
     /// The request's DER bytes.
     pub fn der(&self) -> &[u8] {
@@ -216,9 +222,11 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
         .map(String::from)
         .collect();
     let identity = AgentIdentity::from_subject(cn, &orgs)?;
-    let fingerprint = sha256_hex(csr.certification_request_info.subject_pki.raw);
+    let spki = csr.certification_request_info.subject_pki.raw.to_vec();
+    let fingerprint = sha256_hex(&spki);
     Ok(ParsedCsr {
         identity,
+        spki,
         der,
         key,
         fingerprint,

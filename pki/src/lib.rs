@@ -10,6 +10,7 @@ pub mod ca;
 pub mod csr;
 pub mod error;
 pub mod identity;
+pub mod jws;
 pub mod rotation;
 pub mod secret;
 

@@ -373,3 +373,82 @@ fn a_request_to_be_a_ca_is_rejected() {
         "{err:?}"
     );
 }
+
+/// A CSR written by `openssl req -multivalue-rdn`, which lays out several attributes in one
+/// RDN as Go's x509 does for several `O` values (`O=a+O=b`).
+fn openssl_csr(subject: &str, key: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-nodes",
+            "-keyout",
+            "/dev/null",
+            "-multivalue-rdn",
+        ])
+        .args(key)
+        .args(["-subj", subject])
+        .output()
+        .expect("openssl is installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+const EC: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+#[test]
+fn several_organizations_in_one_rdn_are_checked_and_signed() {
+    let now = OffsetDateTime::now_utc();
+    let ca = ClusterCa::generate("garrison-client-ca", now, Duration::days(3650)).unwrap();
+    for key in [EC, &["-newkey", "rsa:2048"][..]] {
+        let pem = openssl_csr(
+            &format!("/O={P}c1+O={P}managed-clusters/CN={P}c1:agent-1"),
+            key,
+        );
+        let parsed = parse_csr(&pem).unwrap();
+        assert_eq!(parsed.identity().user(), format!("{P}c1:agent-1"));
+        let cert = ca.sign(&parsed, now, Duration::hours(24)).unwrap();
+        let (_, p) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).unwrap();
+        let cert = p.parse_x509().unwrap();
+        let orgs: Vec<&str> = cert
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            orgs,
+            [format!("{P}c1"), format!("{P}managed-clusters")],
+            "both groups are in the certificate"
+        );
+        assert_eq!(
+            cert.public_key().raw,
+            parsed.spki(),
+            "the certificate carries the requested key"
+        );
+    }
+}
+
+#[test]
+fn an_extra_organization_hidden_in_a_multi_valued_rdn_is_refused() {
+    // An attacker's CSR that adds a privileged group in the same RDN as a legitimate one.
+    for subject in [
+        format!("/O={P}c1+O=system:masters/O={P}managed-clusters/CN={P}c1:agent-1"),
+        format!("/O={P}c1+O={P}managed-clusters+O=system:masters/CN={P}c1:agent-1"),
+        format!("/O={P}c2+O={P}managed-clusters/CN={P}c1:agent-1"),
+        format!("/O={P}c1+CN={P}c1:agent-2/O={P}managed-clusters/CN={P}c1:agent-1"),
+    ] {
+        let pem = openssl_csr(&subject, EC);
+        let err = parse_csr(&pem).expect_err(&subject);
+        assert!(
+            matches!(
+                err,
+                CsrError::BadOrganizations { .. } | CsrError::BadCommonName(_)
+            ),
+            "{subject}: {err:?}"
+        );
+    }
+}

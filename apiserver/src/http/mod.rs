@@ -210,7 +210,12 @@ fn is_health(path: &str) -> bool {
         || path.starts_with("/readyz/")
 }
 
-fn authenticate(srv: &ApiServer, headers: &HeaderMap, peer: &PeerIdentity) -> ApiResult<UserInfo> {
+fn authenticate(
+    srv: &ApiServer,
+    path: &str,
+    headers: &HeaderMap,
+    peer: &PeerIdentity,
+) -> ApiResult<UserInfo> {
     if let Some(user) = &peer.user {
         if let Some(gate) = &srv.certificate_gate
             && !gate(user)
@@ -231,6 +236,13 @@ fn authenticate(srv: &ApiServer, headers: &HeaderMap, peer: &PeerIdentity) -> Ap
                 tracing::info!(reason = %e, "bearer token refused");
                 ApiError::unauthorized()
             });
+    }
+    if crate::bootstrap::ANONYMOUS_PATHS.contains(&path) {
+        return Ok(UserInfo {
+            name: crate::bootstrap::ANONYMOUS.into(),
+            groups: vec![crate::bootstrap::UNAUTHENTICATED.into()],
+            method: "anonymous",
+        });
     }
     Err(ApiError::unauthorized())
 }
@@ -291,6 +303,28 @@ fn verb_for(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static
         ("DELETE", false) => "deletecollection",
         (m, _) => return Err(ApiError::method_not_supported(&rp.group, &rp.resource, m)),
     })
+}
+
+/// The name a list or watch is limited to by `fieldSelector=metadata.name=NAME`, which
+/// kube-apiserver authorizes as a request for that name, so a Role's `resourceNames` allows an
+/// informer scoped to one object. Empty when the selector does not pin one valid name.
+fn name_from_field_selector(selector: &str) -> String {
+    selector
+        .split(',')
+        .filter_map(|term| {
+            let (field, value) = term.split_once("==").or_else(|| {
+                term.split_once('=')
+                    .filter(|(field, _)| !field.ends_with('!'))
+            })?;
+            (field.trim() == "metadata.name").then(|| value.trim())
+        })
+        .find(|name| {
+            !name.is_empty()
+                && !matches!(*name, "." | "..")
+                && !name.contains(['/', '%', '\\', '=', '!'])
+        })
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
@@ -401,7 +435,7 @@ async fn serve(
     if is_health(&path) {
         return health(srv, &path, req.uri().query());
     }
-    let user = authenticate(srv, req.headers(), peer)?;
+    let user = authenticate(srv, &path, req.headers(), peer)?;
     let user = impersonate(srv, req.headers(), user)?;
     entry.user = user.name.clone();
     entry.groups = user.groups.clone();
@@ -478,7 +512,11 @@ async fn serve(
         api_group: res.group.clone(),
         resource: res.plural.clone(),
         subresource: sub.clone(),
-        name: name.clone(),
+        name: if matches!(verb, "list" | "watch") {
+            name_from_field_selector(q.get("fieldSelector").unwrap_or(""))
+        } else {
+            name.clone()
+        },
         path: String::new(),
     };
     if !srv.objects.authz.authorize(&user, &attrs)?.allowed {

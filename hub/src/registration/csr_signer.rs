@@ -104,11 +104,18 @@ async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    match decide(&obj, ctx.max_lifetime_secs) {
-        (Decision::Sign(secs), parsed) if secs > ctx.issue_lifetime_secs => {
-            sign(&ctx, &api, &name, ctx.issue_lifetime_secs, parsed).await?
+    let mut decision = decide(&obj, ctx.max_lifetime_secs);
+    if let (Decision::Sign(secs), Some(parsed)) = &decision {
+        // A request the checks passed but the CA cannot sign is failed with the reason, not
+        // retried forever: nothing about it will change.
+        let secs = (*secs).min(ctx.issue_lifetime_secs);
+        match issue(&ctx, parsed, secs) {
+            Ok(pem) => return write_certificate(&api, &name, pem, parsed, secs).await,
+            Err(e) => decision = (Decision::Fail(e.to_string()), None),
         }
-        (Decision::Skip, _) => {}
+    }
+    match decision {
+        (Decision::Sign(..), _) | (Decision::Skip, _) => {}
         (Decision::Fail(reason), _) => {
             tracing::warn!(csr = %name, %reason, "refusing to sign");
             let mut conditions = obj
@@ -143,24 +150,25 @@ async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
             )
             .await?;
         }
-        (Decision::Sign(secs), parsed) => sign(&ctx, &api, &name, secs, parsed).await?,
     }
     Ok(Action::await_change())
 }
 
-async fn sign(
-    ctx: &Ctx,
-    api: &Api<CertificateSigningRequest>,
-    name: &str,
-    secs: u64,
-    parsed: Option<garrison_pki::ParsedCsr>,
-) -> Result<(), Error> {
-    let Some(parsed) = parsed else { return Ok(()) };
-    let pem = ctx.ca.sign(
-        &parsed,
+fn issue(ctx: &Ctx, parsed: &garrison_pki::ParsedCsr, secs: u64) -> Result<String, Error> {
+    Ok(ctx.ca.sign(
+        parsed,
         time::OffsetDateTime::now_utc(),
         time::Duration::seconds(secs as i64),
-    )?;
+    )?)
+}
+
+async fn write_certificate(
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+    pem: String,
+    parsed: &garrison_pki::ParsedCsr,
+    secs: u64,
+) -> Result<Action, Error> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
     let pp = PatchParams {
         field_manager: Some(MANAGER.into()),
@@ -173,7 +181,7 @@ async fn sign(
     )
     .await?;
     tracing::info!(csr = %name, identity = %parsed.identity().user(), lifetime_secs = secs, "issued client certificate");
-    Ok(())
+    Ok(Action::await_change())
 }
 
 fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Action {

@@ -12,7 +12,10 @@
 use serde_json::{Value, json};
 
 /// Group bootstrap tokens made by `garrison token create` carry.
-pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers:garrison";
+///
+/// This is the group `clusteradm init` gives its bootstrap tokens, so an upstream bootstrap
+/// kubeconfig (and the token Secret clusteradm writes) works against a Garrison hub unchanged.
+pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers:managedcluster";
 /// Name of the bootstrap ClusterRole and its binding.
 pub const BOOTSTRAP_ROLE: &str = "open-cluster-management:bootstrap";
 /// Shared ClusterRole bound in each cluster namespace for the registration agent.
@@ -63,7 +66,10 @@ pub fn shared_objects() -> Vec<Value> {
         "metadata": {"name": BOOTSTRAP_ROLE, "labels": labels(None)},
         "rules": [
             {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"]},
-            {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "verbs": ["create", "get"]},
+            // Upstream's agent lists and watches its ManagedCluster before it has a certificate.
+            // Unlike clusteradm's role, no `update` (a bootstrap token could rewrite any other
+            // cluster's spec) and no `configmaps get` (every ConfigMap of the hub).
+            {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "verbs": ["create", "get", "list", "watch"]},
             // A new cluster lands in the default set (the API server labels it so), which its
             // creator must be allowed to join.
             {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclustersets/join"], "resourceNames": ["default"], "verbs": ["create"]}
@@ -75,8 +81,9 @@ pub fn shared_objects() -> Vec<Value> {
         json!({"apiVersion": RBAC, "kind": "ClusterRole",
         "metadata": {"name": REGISTRATION_ROLE, "labels": labels(None)},
         "rules": [
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "update", "patch"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+            // Exactly upstream's: leases are renewed by update, never patched or created.
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "update"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
             {"apiGroups": ["addon.open-cluster-management.io"], "resources": ["managedclusteraddons"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["addon.open-cluster-management.io"], "resources": ["managedclusteraddons/status"], "verbs": ["patch", "update"]}
         ]}),
@@ -85,7 +92,7 @@ pub fn shared_objects() -> Vec<Value> {
         "rules": [
             {"apiGroups": ["work.open-cluster-management.io"], "resources": ["manifestworks"], "verbs": ["get", "list", "watch", "update", "patch"]},
             {"apiGroups": ["work.open-cluster-management.io"], "resources": ["manifestworks/status"], "verbs": ["patch", "update"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]}
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}
         ]}),
     ]
 }
@@ -96,8 +103,8 @@ pub fn cluster_role(cluster: &str) -> Value {
     "metadata": {"name": cluster_role_name(cluster), "labels": labels(Some(cluster))},
     "rules": [
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"]},
-        {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "resourceNames": [cluster], "verbs": ["get", "update", "patch"]},
-        {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters/status"], "resourceNames": [cluster], "verbs": ["get", "update", "patch"]}
+        {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"], "resourceNames": [cluster], "verbs": ["get", "list", "watch", "update"]},
+        {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters/status"], "resourceNames": [cluster], "verbs": ["patch", "update"]}
     ]})
 }
 
@@ -132,8 +139,10 @@ mod tests {
         let role = cluster_role("east");
         for rule in role["rules"].as_array().unwrap() {
             if rule["apiGroups"][0] == "cluster.open-cluster-management.io" {
+                // list and watch too, but only through `metadata.name=east`, which the API
+                // server authorizes against resourceNames as kube-apiserver does.
                 assert_eq!(rule["resourceNames"], json!(["east"]));
-                assert!(!rule["verbs"].as_array().unwrap().contains(&json!("list")));
+                assert!(!rule["verbs"].as_array().unwrap().contains(&json!("delete")));
             }
         }
         let [reg, work] = namespace_bindings("east");

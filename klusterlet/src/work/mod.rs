@@ -90,6 +90,17 @@ pub struct WorkAgent {
     opts: Options,
 }
 
+/// Whether a watcher error is one the watcher recovers from by itself without the hub being
+/// unreachable: an established watch that broke (resumed from its resourceVersion) or one the
+/// hub expired with 410 Gone (relisted).
+fn watch_resumes(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchFailed(_) => true,
+        watcher::Error::WatchError(status) => status.code == 410,
+        _ => false,
+    }
+}
+
 impl WorkAgent {
     /// An agent for `cluster`, applying to `spoke`, for the hub at `hub_url`.
     pub fn new(
@@ -173,6 +184,11 @@ impl WorkAgent {
                                     self.evict(&cache).await;
                                 }
                             }
+                        }
+                        // A watch the hub ended (timeout, reset stream, HTTP/2 GOAWAY) resumes
+                        // from the last resourceVersion; 410 Gone relists. Both are routine.
+                        Some(Err(e)) if watch_resumes(&e) => {
+                            tracing::debug!(error = %e, "ManifestWork watch ended; resuming");
                         }
                         Some(Err(e)) => {
                             if reachable {
