@@ -1,0 +1,329 @@
+//! Interoperability with upstream OCM: each test drives one place where Garrison differed from
+//! kube-apiserver or from upstream OCM, through the real API with kube-rs and kubectl, the
+//! way upstream's agent (client-go) does it.
+
+use garrison_e2e::{Hub, api_code, client_from, create_token, kubectl_with, token_kubeconfig};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DynamicObject, ListParams, PostParams, WatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+
+fn managed_clusters(client: kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("cluster.open-cluster-management.io", "v1", "ManagedCluster");
+    Api::all_with(client, &ApiResource::from_gvk(&gvk))
+}
+
+/// Upstream's agent creates its ManagedCluster with `status.conditions: null`; kube-apiserver
+/// drops status on create (status subresource) and prunes nulls the schema does not allow.
+#[tokio::test]
+async fn a_create_carrying_status_and_nulls_is_accepted_as_kube_apiserver_accepts_it() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let api = managed_clusters(admin.clone());
+    let body: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+        "metadata": {"name": "upstream-one"},
+        "spec": {"hubAcceptsClient": false, "managedClusterClientConfigs": null, "taints": null},
+        "status": {"conditions": null, "version": {}}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &body).await.unwrap();
+    assert!(
+        created.data.pointer("/status/conditions").is_none(),
+        "status is not taken from a create: {:?}",
+        created.data.get("status")
+    );
+    assert!(created.data.pointer("/spec/taints").is_none());
+
+    // An update of the main resource ignores status too: whatever it carries, nothing fails
+    // and the stored status stays.
+    let mut next = created.clone();
+    next.data["status"] = json!({"conditions": [{"type": "Forged", "status": "True"}]});
+    next.data["spec"]["leaseDurationSeconds"] = json!(null);
+    let updated = api
+        .replace("upstream-one", &PostParams::default(), &next)
+        .await
+        .unwrap();
+    assert!(updated.data.pointer("/status/conditions").is_none());
+    // kubectl sends the same shape from YAML.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mc.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: cluster.open-cluster-management.io/v1\nkind: ManagedCluster\nmetadata:\n  name: upstream-two\nspec:\n  hubAcceptsClient: false\nstatus:\n  conditions: null\n",
+    )
+    .unwrap();
+    let out = hub.kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A null where the schema wants a value and says nothing of null is still refused when
+    // it is an array item: only object fields are pruned.
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+        "metadata": {"name": "upstream-three"},
+        "spec": {"hubAcceptsClient": false, "managedClusterClientConfigs": [null]}
+    }))
+    .unwrap();
+    let e = api.create(&PostParams::default(), &bad).await.unwrap_err();
+    assert_eq!(api_code(&e), 422, "{e}");
+}
+
+/// A bootstrap kubeconfig as `clusteradm` makes it: group `system:bootstrappers:managedcluster`,
+/// which may list and watch ManagedClusters and follow CSRs, and nothing more.
+#[tokio::test]
+async fn a_bootstrap_token_has_upstreams_group_and_rights() {
+    let hub = Hub::start().await.unwrap();
+    let (token, _) = create_token(&hub, "1h");
+    let kc = token_kubeconfig(&hub, &token).unwrap();
+    let cache = hub.data_dir().join("kubectl-cache-boot");
+    let who = kubectl_with(&kc, &cache, &["auth", "whoami", "-o", "json"]);
+    assert!(
+        who.status.success(),
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    let who: serde_json::Value = serde_json::from_slice(&who.stdout).unwrap();
+    let groups = who["status"]["userInfo"]["groups"].to_string();
+    assert!(
+        groups.contains("system:bootstrappers:managedcluster"),
+        "{groups}"
+    );
+    for (verb, resource, allowed) in [
+        (
+            "list",
+            "managedclusters.cluster.open-cluster-management.io",
+            true,
+        ),
+        (
+            "watch",
+            "managedclusters.cluster.open-cluster-management.io",
+            true,
+        ),
+        (
+            "create",
+            "managedclusters.cluster.open-cluster-management.io",
+            true,
+        ),
+        (
+            "update",
+            "managedclusters.cluster.open-cluster-management.io",
+            false,
+        ),
+        (
+            "delete",
+            "managedclusters.cluster.open-cluster-management.io",
+            false,
+        ),
+        (
+            "create",
+            "certificatesigningrequests.certificates.k8s.io",
+            true,
+        ),
+        (
+            "watch",
+            "certificatesigningrequests.certificates.k8s.io",
+            true,
+        ),
+        ("list", "configmaps", false),
+        ("list", "secrets", false),
+    ] {
+        let out = kubectl_with(&kc, &cache, &["auth", "can-i", verb, resource]);
+        assert_eq!(
+            out.status.success(),
+            allowed,
+            "{verb} {resource}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let client = client_from(&kc).await.unwrap();
+    managed_clusters(client)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+}
+
+/// An informer scoped to one object (`fieldSelector=metadata.name=NAME`) is authorized against
+/// a Role's `resourceNames`, as kube-apiserver does; other names and plain lists are not.
+#[tokio::test]
+async fn list_and_watch_by_name_are_authorized_by_resource_names() {
+    let hub = Hub::start().await.unwrap();
+    let out = hub.kubectl(&["create", "configmap", "mine", "-n", "default"]);
+    assert!(out.status.success());
+    let out = hub.kubectl(&["create", "configmap", "theirs", "-n", "default"]);
+    assert!(out.status.success());
+    let out = hub.kubectl(&[
+        "create",
+        "role",
+        "one",
+        "-n",
+        "default",
+        "--verb=get,list,watch",
+        "--resource=configmaps",
+        "--resource-name=mine",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hub.kubectl(&[
+        "create",
+        "rolebinding",
+        "one",
+        "-n",
+        "default",
+        "--role=one",
+        "--user=scoped",
+    ]);
+    assert!(out.status.success());
+    let scoped = client_from(&hub.kubeconfig_for("scoped", &[]).unwrap())
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(scoped, "default");
+    let mine = ListParams::default().fields("metadata.name=mine");
+    let listed = cms.list(&mine).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    for selector in [
+        "metadata.name==mine",
+        "metadata.name=mine,metadata.namespace=default",
+    ] {
+        cms.list(&ListParams::default().fields(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    }
+    let mut stream = cms
+        .watch(
+            &WatchParams::default()
+                .fields("metadata.name=mine")
+                .timeout(2),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
+    use futures::StreamExt;
+    assert!(stream.next().await.is_some(), "the watch by name delivers");
+    for selector in [
+        "",
+        "metadata.name=theirs",
+        "metadata.name!=theirs",
+        "metadata.name=mine/../theirs",
+    ] {
+        let e = cms
+            .list(&ListParams::default().fields(selector))
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), 403, "{selector:?}: {e}");
+    }
+    let e = cms
+        .watch(&WatchParams::default().fields("metadata.name=theirs"), "0")
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(api_code(&e), 403, "{e}");
+}
+
+/// The hub publishes `kube-public/cluster-info` as kubeadm does: readable without credentials,
+/// signed per signing token with a detached JWS an agent checks with its token. Nothing else
+/// is served without credentials.
+#[tokio::test]
+async fn cluster_info_is_public_signed_per_token_and_alone_anonymous() {
+    let hub = Hub::start().await.unwrap();
+    let (token, _) = create_token(&hub, "1h");
+    let (id, secret) = token.split_once('.').unwrap();
+    let anon = client_from(&hub.anonymous_kubeconfig().unwrap())
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(anon.clone(), "kube-public");
+    let info = garrison_e2e::eventually(10, "cluster-info signed for the new token", || {
+        let cms = cms.clone();
+        let key = format!("jws-kubeconfig-{id}");
+        async move {
+            let cm = cms.get("cluster-info").await.ok()?;
+            let data = cm.data?;
+            data.contains_key(&key).then_some(data)
+        }
+    })
+    .await;
+    let kubeconfig = &info["kubeconfig"];
+    let sig = &info[&format!("jws-kubeconfig-{id}")];
+    assert!(garrison_pki::jws::verify_detached(
+        sig, id, secret, kubeconfig
+    ));
+    assert!(!garrison_pki::jws::verify_detached(
+        sig,
+        id,
+        "0000000000000000",
+        kubeconfig
+    ));
+    assert!(kubeconfig.contains("certificate-authority-data"));
+    // Anonymous requests for anything else: 401.
+    for e in [
+        Api::<ConfigMap>::namespaced(anon.clone(), "kube-public")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+        Api::<ConfigMap>::namespaced(anon.clone(), "kube-system")
+            .get("cluster-info")
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(api_code(&e), 401, "{e}");
+    }
+    // A deleted token's signature goes.
+    let out = hub.kubectl(&[
+        "delete",
+        "secret",
+        "-n",
+        "kube-system",
+        &format!("bootstrap-token-{id}"),
+    ]);
+    assert!(out.status.success());
+    garrison_e2e::eventually(10, "the deleted token's signature removed", || {
+        let cms = cms.clone();
+        let key = format!("jws-kubeconfig-{id}");
+        async move {
+            let cm = cms.get("cluster-info").await.ok()?;
+            (!cm.data?.contains_key(&key)).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Joining trusts only what discovery proved: a token that is not the hub's (wrong secret)
+/// fails the signature check before any credential is sent.
+#[tokio::test]
+async fn discovery_refuses_a_cluster_info_not_signed_with_the_token() {
+    let hub = Hub::start().await.unwrap();
+    let (token, pin) = create_token(&hub, "1h");
+    let forged = format!("{}.{}", &token[..6], "0123456789abcdef");
+    let dir = tempfile::tempdir().unwrap();
+    let out = garrison_e2e::garrison(&[
+        "join",
+        "--hub",
+        &format!("https://127.0.0.1:{}", hub.port),
+        "--token",
+        &forged,
+        "--ca-cert-hash",
+        &pin,
+        "--cluster-name",
+        "forged",
+        "--data-dir",
+        dir.path().join("agent").to_str().unwrap(),
+        "--simulated",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not signed with this token") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let audit = std::fs::read_to_string(hub.data_dir().join("audit.log")).unwrap();
+    assert!(
+        !audit.contains(&format!("system:bootstrap:{}", &token[..6])),
+        "the forged token reached the hub"
+    );
+}
