@@ -53,6 +53,8 @@ pub struct Objects {
     pub registry: Arc<Registry>,
     /// The authorizer, for RBAC escalation checks in admission.
     pub authz: Arc<Authorizer>,
+    /// Conversions between served and stored versions.
+    pub conversions: Arc<crate::conversion::Conversions>,
     /// A simulated cluster's stand-in for an admission webhook: objects annotated with
     /// [`SIMULATED_REJECT_ANNOTATION`] are refused, for tests of failed applies.
     pub simulated_rejections: bool,
@@ -220,11 +222,29 @@ impl Objects {
     }
 
     /// Rewrites a stored object for the version it is read at.
-    pub fn present(&self, res: &Resource, mut obj: Value) -> Value {
-        if res.version != res.storage_version {
-            obj["apiVersion"] = json!(res.api_version());
+    pub fn present(&self, res: &Resource, obj: Value) -> Value {
+        let want = res.api_version();
+        if obj["apiVersion"].as_str() == Some(want.as_str()) {
+            return obj;
         }
-        obj
+        let fallback = obj.clone();
+        match self.conversions.convert(res, obj, &want) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(resource = %res.key(), version = %want, error = %e, "cannot convert a stored object");
+                let mut o = fallback;
+                o["apiVersion"] = json!(want);
+                o
+            }
+        }
+    }
+
+    /// Converts an object of the version `res` serves to the stored version.
+    pub fn to_storage(&self, res: &Resource, obj: Value) -> ApiResult<Value> {
+        let stored = res.storage_api_version();
+        self.conversions
+            .convert(res, obj, &stored)
+            .map_err(|e| ApiError::internal(format!("conversion to {stored} failed: {e}")))
     }
 
     /// Lists objects, filtered and paged; returns the items, the list resourceVersion and the
@@ -389,6 +409,17 @@ impl Objects {
         }
         let body = without_status(res, "", body);
         let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
+        if res.builtin == Some(Builtin::EventV1) {
+            let causes = crate::events::validate_v1_create(&obj);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    name_of(&obj),
+                    causes,
+                ));
+            }
+        }
         ctx.warnings.extend(warnings);
         Self::check_body_namespace(res, ns, &mut obj)?;
         let meta = obj["metadata"].as_object_mut().expect("metadata");
@@ -456,6 +487,7 @@ impl Objects {
             return Ok(obj);
         }
         let key = res.key();
+        let obj = self.to_storage(res, obj)?;
         let out = self
             .store
             .mutate(&key, ns, &name, |current, _| match current {
@@ -521,10 +553,11 @@ impl Objects {
         ns: &str,
         name: &str,
         subresource: &str,
-        mut new: Value,
+        new: Value,
         expect_rv: Option<String>,
         ctx: &mut WriteCtx<'_>,
     ) -> ApiResult<Value> {
+        let mut new = self.to_storage(res, new)?;
         Self::check_body_namespace(res, ns, &mut new)?;
         let key = res.key();
         let api_version = res.api_version();
@@ -655,6 +688,7 @@ impl Objects {
         old_rv: Option<&str>,
         obj: Value,
     ) -> ApiResult<Option<Value>> {
+        let obj = self.to_storage(res, obj)?;
         if old_rv.is_none() {
             // The namespace may have started terminating while the webhooks ran.
             self.check_namespace(res, ns)?;

@@ -19,6 +19,8 @@ pub enum Builtin {
     ServiceAccount,
     /// core/v1 Event
     Event,
+    /// events.k8s.io/v1 Event, stored as a core Event
+    EventV1,
     /// core/v1 Node
     Node,
     /// coordination.k8s.io/v1 Lease
@@ -102,6 +104,10 @@ pub struct Resource {
     pub version: String,
     /// The version objects are stored at.
     pub storage_version: String,
+    /// The group objects are stored under: the resource's own group, except for kinds
+    /// kube-apiserver serves from another group's storage (events.k8s.io Events are core
+    /// Events).
+    pub storage_group: String,
     /// Plural resource name.
     pub plural: String,
     /// Singular name.
@@ -133,7 +139,15 @@ pub struct Resource {
 impl Resource {
     /// The storage key shared by every version: `group/plural`.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.group, self.plural)
+        format!("{}/{}", self.storage_group, self.plural)
+    }
+    /// `apiVersion` of stored objects.
+    pub fn storage_api_version(&self) -> String {
+        if self.storage_group.is_empty() {
+            self.storage_version.clone()
+        } else {
+            format!("{}/{}", self.storage_group, self.storage_version)
+        }
     }
     /// `apiVersion` as written in objects.
     pub fn api_version(&self) -> String {
@@ -185,6 +199,7 @@ fn builtin(
         group: group.into(),
         version: "v1".into(),
         storage_version: "v1".into(),
+        storage_group: group.into(),
         plural: plural.into(),
         singular: kind.to_lowercase(),
         kind: kind.into(),
@@ -262,6 +277,19 @@ pub fn builtins() -> Vec<Resource> {
             B::Event,
             DnsSubdomain,
         ),
+        Resource {
+            storage_group: String::new(),
+            ..builtin(
+                "events.k8s.io",
+                "events",
+                "Event",
+                true,
+                &["ev"],
+                &[],
+                B::EventV1,
+                DnsSubdomain,
+            )
+        },
         builtin(
             "",
             "nodes",
@@ -594,7 +622,9 @@ impl Registry {
     pub fn storage_resources(&self) -> Vec<Arc<Resource>> {
         self.all()
             .into_iter()
-            .filter(|r| r.version == r.storage_version && !r.virtual_only)
+            .filter(|r| {
+                r.version == r.storage_version && r.group == r.storage_group && !r.virtual_only
+            })
             .collect()
     }
 
@@ -694,6 +724,7 @@ pub fn crd_resources(crd: &Value) -> Vec<Resource> {
                 group: group.clone(),
                 version: v["name"].as_str().unwrap_or_default().into(),
                 storage_version: storage_version.clone(),
+                storage_group: group.clone(),
                 plural: plural.clone(),
                 singular: names["singular"]
                     .as_str()

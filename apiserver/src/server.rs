@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Garbage-collector resync period.
     pub gc_resync: Duration,
+    /// How long an Event is kept after it was last written (kube-apiserver's `--event-ttl`).
+    pub event_ttl: Duration,
     /// Serve the workload kinds (Pods, Deployments, Jobs, ...) and refuse objects annotated
     /// for refusal, as a simulated cluster does.
     pub workloads: bool,
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
             gc_resync: Duration::from_secs(5),
+            event_ttl: Duration::from_secs(3600),
             workloads: false,
             agent_gate: false,
         }
@@ -159,11 +162,17 @@ impl Server {
             store,
             registry,
             authz,
+            conversions: Default::default(),
             simulated_rejections: cfg.workloads,
         });
         bootstrap::ensure_defaults(&objects).map_err(|e| BuildError::Defaults(e.message))?;
         crate::gc::start(objects.clone(), cfg.gc_resync);
         crate::bootstrap_signer::start(objects.clone(), Duration::from_secs(60));
+        crate::events::start(
+            objects.clone(),
+            cfg.event_ttl,
+            (cfg.event_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        );
         let health = crate::health::Health::default();
         health.add("store", store_probe(objects.store.clone()));
         let api = Arc::new(ApiServer {

@@ -181,6 +181,7 @@ pub fn normalize_builtin(kind: Builtin, v: &Value) -> Result<Value, String> {
         Builtin::ConfigMap => roundtrip::<core::v1::ConfigMap>(v),
         Builtin::ServiceAccount => roundtrip::<core::v1::ServiceAccount>(v),
         Builtin::Event => roundtrip::<core::v1::Event>(v),
+        Builtin::EventV1 => roundtrip::<events::v1::Event>(v),
         Builtin::Node => roundtrip::<core::v1::Node>(v),
         Builtin::Lease => roundtrip::<coordination::v1::Lease>(v),
         Builtin::CertificateSigningRequest => {

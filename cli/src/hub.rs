@@ -41,6 +41,10 @@ pub struct HubArgs {
     /// Seconds between watch bookmarks sent to clients that ask for them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub watch_bookmark_seconds: u64,
+    /// Seconds an Event is kept after it was last written, as kube-apiserver's --event-ttl;
+    /// at most 20,000 Events are kept in all, the oldest going first.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=30 * 24 * 3600))]
+    pub event_ttl: u64,
     /// Lifetime of the client certificates issued to agents (10s to 24h). Requests for longer
     /// are shortened to it; requests over 24h are refused. Shorter values are for testing
     /// rotation.
@@ -147,6 +151,7 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
         listen: args.listen,
         watch_cache_events: 10_000,
         watch_bookmark_seconds: 30,
+        event_ttl: 3600,
         cert_lifetime: args.cert_lifetime,
         renewal_approval: RenewalApproval::Manual,
         log_format: args.log_format,
@@ -204,6 +209,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             audit_path: Some(dir.audit_log()),
             watch_cache_events: args.watch_cache_events as usize,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
+            event_ttl: Duration::from_secs(args.event_ttl),
             agent_gate: role == Role::Hub,
             // kube-apiserver serves the workload kinds too; the stand-in does likewise.
             workloads: role == Role::ApiServer,

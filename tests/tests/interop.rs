@@ -327,3 +327,58 @@ async fn discovery_refuses_a_cluster_info_not_signed_with_the_token() {
         "the forged token reached the hub"
     );
 }
+
+/// `events.k8s.io/v1` is served from the same storage as core Events, with kube-apiserver's
+/// field mapping and create checks, and Events expire after `--event-ttl`.
+#[tokio::test]
+async fn events_v1_are_served_beside_core_events_and_expire() {
+    let hub = Hub::start_with(&["--event-ttl", "3"]).await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), "default");
+    let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "c1.available"},
+        "eventTime": "2026-11-30T10:00:00.000000Z",
+        "reportingController": "klusterlet-agent", "reportingInstance": "c1",
+        "action": "StatusUpdate", "reason": "Available", "type": "Normal",
+        "note": "managed cluster is available",
+        "regarding": {"kind": "ManagedCluster", "name": "c1"}
+    }))
+    .unwrap();
+    v1.create(&PostParams::default(), &ev).await.unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin.clone(), "default");
+    let as_core = core.get("c1.available").await.unwrap();
+    assert_eq!(
+        as_core.message.as_deref(),
+        Some("managed cluster is available")
+    );
+    assert_eq!(as_core.involved_object.name.as_deref(), Some("c1"));
+    assert_eq!(
+        as_core.reporting_component.as_deref(),
+        Some("klusterlet-agent")
+    );
+    let back = v1.get("c1.available").await.unwrap();
+    assert_eq!(back.note.as_deref(), Some("managed cluster is available"));
+    let out = hub.kubectl(&["get", "events", "-n", "default", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("c1.available"));
+
+    // kube-apiserver's create checks: an Event without eventTime or action is refused.
+    let mut bad = ev.clone();
+    bad.metadata.name = Some("bad".into());
+    bad.action = None;
+    let e = v1.create(&PostParams::default(), &bad).await.unwrap_err();
+    assert_eq!(api_code(&e), 422, "{e}");
+    assert!(e.to_string().contains("action"), "{e}");
+
+    // Retention: the event was last written at its eventTime, long before the 3 s TTL.
+    garrison_e2e::eventually(15, "the expired event deleted", || {
+        let core = core.clone();
+        async move {
+            core.get_opt("c1.available")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+}
