@@ -76,13 +76,23 @@ fn signing_token(secret: &Value, now: jiff::Timestamp) -> Option<(String, String
         return None;
     }
     let id = field(secret, "token-id")?;
+    // Token ids and secrets have kubeadm's form; nothing else goes into a JWS header.
+    let token_part = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if !token_part(&id, 6) {
+        return None;
+    }
     let name = secret.pointer("/metadata/name").and_then(Value::as_str)?;
     if name != format!("bootstrap-token-{id}") {
         return None;
     }
-    let token_secret = field(secret, "token-secret").filter(|s| !s.is_empty())?;
-    if let Some(exp) = field(secret, "expiration") {
-        let exp: jiff::Timestamp = exp.parse().ok()?;
+    let token_secret = field(secret, "token-secret").filter(|s| token_part(s, 16))?;
+    if secret.pointer("/data/expiration").is_some() {
+        // Present but unreadable counts as expired.
+        let exp: jiff::Timestamp = field(secret, "expiration")?.parse().ok()?;
         if exp <= now {
             return None;
         }

@@ -16,24 +16,32 @@ const EVENTS: &str = "/events";
 /// The most Events kept in all.
 pub const MAX_EVENTS: usize = 20_000;
 
-/// When an Event was last written: the newest of its times.
+/// When an Event was last written, by the server's clock: its creation or its latest write
+/// (managedFields). The times inside an Event are the client's and are not trusted here, so a
+/// client cannot keep its Events forever or push out everyone else's.
 fn last_written(ev: &Value) -> Option<jiff::Timestamp> {
-    [
-        "/series/lastObservedTime",
-        "/lastTimestamp",
-        "/eventTime",
-        "/metadata/creationTimestamp",
-    ]
-    .iter()
-    .filter_map(|p| ev.pointer(p).and_then(Value::as_str))
-    .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
-    .max()
+    let created = ev
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str);
+    let writes = ev
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("time").and_then(Value::as_str));
+    created
+        .into_iter()
+        .chain(writes)
+        .filter_map(|t| t.parse::<jiff::Timestamp>().ok())
+        .max()
 }
 
 /// Deletes expired Events and, past [`MAX_EVENTS`], the oldest. Returns how many went.
 pub fn sweep(objects: &Objects, ttl: Duration, now: jiff::Timestamp) -> ApiResult<usize> {
     let items = objects.store.list(EVENTS, None, None, 0)?.items;
-    let cutoff = now - jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
+    let ttl =
+        jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_hours(24 * 365));
+    let cutoff = now.checked_sub(ttl).unwrap_or(jiff::Timestamp::MIN);
     let mut aged: Vec<(jiff::Timestamp, String, String)> = items
         .iter()
         .map(|ev| {
@@ -181,13 +189,14 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_time_counts() {
-        let ev = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"},
-            "series": {"count": 3, "lastObservedTime": "2026-01-01T05:00:00.000000Z"},
-            "eventTime": "2026-01-01T01:00:00.000000Z"});
+    fn only_the_servers_times_count() {
+        let ev = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z",
+                "managedFields": [{"manager": "a", "time": "2026-01-01T02:00:00Z"}]},
+            "series": {"count": 3, "lastObservedTime": "9999-01-01T05:00:00.000000Z"},
+            "eventTime": "9999-01-01T01:00:00.000000Z", "lastTimestamp": "9999-01-01T00:00:00Z"});
         assert_eq!(
             last_written(&ev).unwrap(),
-            "2026-01-01T05:00:00Z".parse::<jiff::Timestamp>().unwrap()
+            "2026-01-01T02:00:00Z".parse::<jiff::Timestamp>().unwrap()
         );
     }
 }

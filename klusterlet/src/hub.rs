@@ -137,14 +137,22 @@ pub async fn discover(url: &str, token: &str, pin: &str) -> Result<String> {
         );
     }
     let cas = cluster_info_cas(&kubeconfig)?;
-    let pins: Vec<String> = cas
+    let pinned: Vec<(String, String)> = cas
         .iter()
         .filter_map(|pem| {
             let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
-            pin_of(&p.contents)
+            Some((pin_of(&p.contents)?, pem.clone()))
         })
         .collect();
-    if !pins.iter().any(|p| p == pin) {
+    let pins: Vec<String> = pinned.iter().map(|(p, _)| p.clone()).collect();
+    // Only the pinned CA is trusted: another CA in the same cluster-info (added by whoever can
+    // write it, or by another holder of a shared token) must not become a trust anchor.
+    let ca: String = pinned
+        .iter()
+        .filter(|(p, _)| p == pin)
+        .map(|(_, pem)| pem.as_str())
+        .collect();
+    if ca.is_empty() {
         bail!(
             "the hub at {url} does not match --ca-cert-hash {pin} (its cluster-info names {}); nothing was sent. Check the hash with `garrison get hub-info` on the hub",
             if pins.is_empty() {
@@ -154,7 +162,6 @@ pub async fn discover(url: &str, token: &str, pin: &str) -> Result<String> {
             }
         );
     }
-    let ca = cas.concat();
     let trusted = client(url, &ca, Auth::Anonymous).await?;
     let (again, _) = read_cluster_info(trusted, token_id)
         .await
