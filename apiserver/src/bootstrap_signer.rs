@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use crate::auth::authn::{is_token_part, secret_field};
 use crate::error::{ApiError, ApiResult};
 use crate::ops::Objects;
 use crate::store::Mutation;
@@ -59,23 +59,17 @@ pub fn start(objects: Arc<Objects>, resync: Duration) {
     });
 }
 
-fn field(secret: &Value, key: &str) -> Option<String> {
-    let b64 = secret.get("data")?.get(key)?.as_str()?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    String::from_utf8(bytes).ok()
-}
-
 /// The `(id, secret)` of a token Secret that may sign at `now`, as the bootstrap signer judges
 /// it: the right type and name, a secret, the signing usage, and not expired (an expiry that
 /// does not parse counts as expired).
 fn signing_token(secret: &Value, now: jiff::Timestamp) -> Option<(String, String)> {
     if secret["type"].as_str() != Some(TOKEN_TYPE)
         || secret.pointer("/metadata/deletionTimestamp").is_some()
-        || field(secret, "usage-bootstrap-signing").as_deref() != Some("true")
+        || secret_field(secret, "usage-bootstrap-signing").as_deref() != Some("true")
     {
         return None;
     }
-    let id = field(secret, "token-id")?;
+    let id = secret_field(secret, "token-id")?;
     // Token ids and secrets have kubeadm's form; nothing else goes into a JWS header.
     let token_part = |s: &str, len: usize| {
         s.len() == len
@@ -89,10 +83,10 @@ fn signing_token(secret: &Value, now: jiff::Timestamp) -> Option<(String, String
     if name != format!("bootstrap-token-{id}") {
         return None;
     }
-    let token_secret = field(secret, "token-secret").filter(|s| token_part(s, 16))?;
+    let token_secret = secret_field(secret, "token-secret").filter(|s| is_token_part(s, 16))?;
     if secret.pointer("/data/expiration").is_some() {
         // Present but unreadable counts as expired.
-        let exp: jiff::Timestamp = field(secret, "expiration")?.parse().ok()?;
+        let exp: jiff::Timestamp = secret_field(secret, "expiration")?.parse().ok()?;
         if exp <= now {
             return None;
         }
@@ -151,6 +145,7 @@ pub fn sign(objects: &Objects, now: jiff::Timestamp) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)

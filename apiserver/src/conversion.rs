@@ -15,7 +15,16 @@ use serde_json::{Map, Value, json};
 use crate::resources::Resource;
 
 /// Converts an object to the `apiVersion` given, or says why it cannot.
-pub type Converter = Arc<dyn Fn(Value, &str) -> Result<Value, String> + Send + Sync>;
+pub type Converter = Arc<dyn Fn(&Value, &str) -> Result<Value, String> + Send + Sync>;
+
+/// A conversion that failed: why, and the object as it was given.
+#[derive(Debug)]
+pub struct ConversionError {
+    /// Why.
+    pub message: String,
+    /// The unconverted object.
+    pub object: Value,
+}
 
 /// The converters, by stored `(group, kind)`.
 pub struct Conversions {
@@ -47,7 +56,7 @@ impl Conversions {
         res: &Resource,
         mut obj: Value,
         api_version: &str,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ConversionError> {
         if obj["apiVersion"].as_str() == Some(api_version) {
             return Ok(obj);
         }
@@ -57,32 +66,31 @@ impl Conversions {
             .expect("conversions lock")
             .get(&(res.storage_group.clone(), res.kind.clone()))
             .cloned();
-        match f {
-            Some(f) => {
-                let mut out = f(obj, api_version)?;
-                out["apiVersion"] = json!(api_version);
-                Ok(out)
-            }
-            None => {
-                obj["apiVersion"] = json!(api_version);
-                Ok(obj)
-            }
+        if let Some(f) = f {
+            obj = f(&obj, api_version).map_err(|message| ConversionError {
+                message,
+                object: obj,
+            })?;
         }
+        obj["apiVersion"] = json!(api_version);
+        Ok(obj)
     }
 }
 
 /// Renames top-level fields of `obj` from the first name of each pair to the second.
-fn rename(obj: Value, pairs: &[(&str, &str)]) -> Value {
-    let Value::Object(map) = obj else { return obj };
+fn rename(obj: &Value, pairs: &[(&str, &str)]) -> Value {
+    let Value::Object(map) = obj else {
+        return obj.clone();
+    };
     let out: Map<String, Value> = map
-        .into_iter()
+        .iter()
         .map(|(k, v)| {
             let k = pairs
                 .iter()
-                .find(|(from, _)| *from == k)
+                .find(|(from, _)| from == k)
                 .map(|(_, to)| to.to_string())
-                .unwrap_or(k);
-            (k, v)
+                .unwrap_or_else(|| k.clone());
+            (k, v.clone())
         })
         .collect();
     Value::Object(out)
@@ -99,7 +107,7 @@ const EVENT_FIELDS: &[(&str, &str)] = &[
     ("reportingComponent", "reportingController"),
 ];
 
-fn convert_event(obj: Value, api_version: &str) -> Result<Value, String> {
+fn convert_event(obj: &Value, api_version: &str) -> Result<Value, String> {
     match api_version {
         "events.k8s.io/v1" => Ok(rename(obj, EVENT_FIELDS)),
         "v1" => {
@@ -120,15 +128,15 @@ mod tests {
             "involvedObject": {"kind": "ManagedCluster", "name": "c1"}, "message": "up",
             "reason": "Available", "reportingComponent": "klusterlet-agent", "count": 2,
             "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Normal"});
-        let v1 = convert_event(core.clone(), "events.k8s.io/v1").unwrap();
+        let v1 = convert_event(&core, "events.k8s.io/v1").unwrap();
         assert_eq!(v1["regarding"]["name"], "c1");
         assert_eq!(v1["note"], "up");
         assert_eq!(v1["reportingController"], "klusterlet-agent");
         assert_eq!(v1["deprecatedCount"], 2);
         assert!(v1.get("message").is_none());
-        let mut back = convert_event(v1, "v1").unwrap();
+        let mut back = convert_event(&v1, "v1").unwrap();
         back["apiVersion"] = json!("v1");
         assert_eq!(back, core);
-        assert!(convert_event(core, "events.k8s.io/v1beta1").is_err());
+        assert!(convert_event(&core, "events.k8s.io/v1beta1").is_err());
     }
 }

@@ -224,27 +224,22 @@ impl Objects {
     /// Rewrites a stored object for the version it is read at.
     pub fn present(&self, res: &Resource, obj: Value) -> Value {
         let want = res.api_version();
-        if obj["apiVersion"].as_str() == Some(want.as_str()) {
-            return obj;
-        }
-        let fallback = obj.clone();
-        match self.conversions.convert(res, obj, &want) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(resource = %res.key(), version = %want, error = %e, "cannot convert a stored object");
-                let mut o = fallback;
+        self.conversions
+            .convert(res, obj, &want)
+            .unwrap_or_else(|e| {
+                tracing::error!(resource = %res.key(), version = %want, error = %e.message, "cannot convert a stored object");
+                let mut o = e.object;
                 o["apiVersion"] = json!(want);
                 o
-            }
-        }
+            })
     }
 
     /// Converts an object of the version `res` serves to the stored version.
     pub fn to_storage(&self, res: &Resource, obj: Value) -> ApiResult<Value> {
         let stored = res.storage_api_version();
-        self.conversions
-            .convert(res, obj, &stored)
-            .map_err(|e| ApiError::internal(format!("conversion to {stored} failed: {e}")))
+        self.conversions.convert(res, obj, &stored).map_err(|e| {
+            ApiError::internal(format!("conversion to {stored} failed: {}", e.message))
+        })
     }
 
     /// Lists objects, filtered and paged; returns the items, the list resourceVersion and the

@@ -99,7 +99,7 @@ pub fn user_from_certificate(
     Ok(UserInfo::new(cn, groups, "x509"))
 }
 
-fn is_token_part(s: &str, len: usize) -> bool {
+pub(crate) fn is_token_part(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
@@ -116,7 +116,7 @@ pub fn parse_bootstrap_token(token: &str) -> Result<(&str, &str), AuthnError> {
     Ok((id, secret))
 }
 
-fn secret_field(secret: &Value, key: &str) -> Option<String> {
+pub(crate) fn secret_field(secret: &Value, key: &str) -> Option<String> {
     let b64 = secret.get("data")?.get(key)?.as_str()?;
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     String::from_utf8(bytes).ok()

@@ -309,22 +309,19 @@ fn verb_for(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static
 /// kube-apiserver authorizes as a request for that name, so a Role's `resourceNames` allows an
 /// informer scoped to one object. Empty when the selector does not pin one valid name.
 fn name_from_field_selector(selector: &str) -> String {
-    selector
-        .split(',')
-        .filter_map(|term| {
-            let (field, value) = term.split_once("==").or_else(|| {
-                term.split_once('=')
-                    .filter(|(field, _)| !field.ends_with('!'))
-            })?;
-            (field.trim() == "metadata.name").then(|| value.trim())
+    // The parser the list itself filters with, so both read the selector the same way.
+    crate::selectors::FieldSelector::parse(selector, &|_| true)
+        .ok()
+        .and_then(|fs| {
+            fs.requirements
+                .into_iter()
+                .find(|r| r.field == "metadata.name" && !r.negate)
         })
-        .find(|name| {
-            !name.is_empty()
-                && !matches!(*name, "." | "..")
-                && !name.contains(['/', '%', '\\', '=', '!'])
+        .map(|r| r.value)
+        .filter(|name| {
+            !name.is_empty() && !matches!(name.as_str(), "." | "..") && !name.contains(['/', '%'])
         })
         .unwrap_or_default()
-        .to_string()
 }
 
 fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
