@@ -21,9 +21,11 @@ fn text(data: &[u8]) -> &str {
     std::str::from_utf8(data).unwrap_or("")
 }
 
-/// Kubernetes protobuf request bodies.
+/// Kubernetes protobuf request bodies, and the protobuf answer made from what they decode to.
 pub fn protobuf_body(data: &[u8]) {
-    let _ = protobuf::decode(data);
+    if let Ok(obj) = protobuf::decode(data) {
+        let _ = protobuf::encode(&obj);
+    }
 }
 
 /// Label selectors from `?labelSelector=`.
@@ -92,7 +94,11 @@ pub fn csr(data: &[u8]) {
 pub fn targets() -> Vec<Target> {
     vec![
         Target { name: "csr", run: csr, seeds: &[include_bytes!("../../pki/tests/fixtures/rsa2048.csr"), include_bytes!("../../pki/tests/fixtures/rsa1024.csr")] },
-        Target { name: "protobuf_body", run: protobuf_body, seeds: &[b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x02s1\x1a\x02ns"] },
+        Target { name: "protobuf_body", run: protobuf_body, seeds: &[
+            b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x02s1\x1a\x02ns",
+            // A Lease with a renewTime, as client-go writes it.
+            b"k8s\0\x0a\x1f\x0a\x16coordination.k8s.io/v1\x12\x05Lease\x12\x15\x0a\x07\x0a\x05agent\x12\x0a\x22\x08\x08\x80\xe1\xb1\xd7\x06\x10\x00",
+        ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },
         Target { name: "request_path", run: request_path, seeds: &[b"/apis/g/v1/namespaces/a/things/x/status", b"/api/v1/namespaces/a/finalize"] },

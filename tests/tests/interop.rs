@@ -391,3 +391,261 @@ async fn events_v1_are_served_beside_core_events_and_expire() {
     })
     .await;
 }
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// A body in Kubernetes' protobuf form, built with the k8s-pb types generated from
+/// Kubernetes' own `.proto` files, as client-go builds it.
+fn protobuf_body(api_version: &str, kind: &str, msg: &impl prost::Message) -> Vec<u8> {
+    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+    use prost::Message;
+    let unknown = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(msg.encode_to_vec()),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    [b"k8s\0".as_slice(), &unknown.encode_to_vec()].concat()
+}
+
+/// The object in a protobuf answer, with the apiVersion and kind of its envelope.
+fn from_protobuf<M: prost::Message + Default>(body: &[u8]) -> (String, String, M) {
+    use prost::Message;
+    let rest = body
+        .strip_prefix(b"k8s\0")
+        .expect("the protobuf magic number");
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(rest).unwrap();
+    let tm = unknown.type_meta.unwrap_or_default();
+    let msg = M::decode(unknown.raw.unwrap_or_default().as_slice()).unwrap();
+    (
+        tm.api_version.unwrap_or_default(),
+        tm.kind.unwrap_or_default(),
+        msg,
+    )
+}
+
+/// Sends a request as client-go's protobuf clients do: protobuf body, protobuf first in Accept.
+async fn send_protobuf(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+    accept: &str,
+) -> (u16, String, Vec<u8>) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", PROTOBUF)
+        .header("Accept", accept)
+        .body(body)
+        .unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (code, ct, bytes)
+}
+
+/// client-go writes built-in kinds in protobuf: a Lease update made with the generated types is
+/// stored, answered in protobuf when protobuf is asked for first, and a write that changes
+/// nothing (the same update again, or the same status) writes nothing.
+#[tokio::test]
+async fn protobuf_lease_updates_renew_and_writes_that_change_nothing_are_not_writes() {
+    use k8s_pb::api::coordination::v1 as pb;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"holderIdentity": "agent", "leaseDurationSeconds": 60}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv = leases
+        .get("agent")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+
+    // The update as Go's encoder writes it: every non-pointer field present, zero or not.
+    let lease = pb::Lease {
+        metadata: Some(meta::ObjectMeta {
+            name: Some("agent".into()),
+            namespace: Some("default".into()),
+            generate_name: Some(String::new()),
+            resource_version: Some(rv),
+            generation: Some(0),
+            creation_timestamp: Some(meta::Time::default()),
+            ..Default::default()
+        }),
+        spec: Some(pb::LeaseSpec {
+            holder_identity: Some("agent".into()),
+            lease_duration_seconds: Some(60),
+            renew_time: Some(meta::MicroTime {
+                seconds: Some(1_796_000_000),
+                nanos: Some(250_000_000),
+            }),
+            ..Default::default()
+        }),
+    };
+    let path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/agent";
+    let body = protobuf_body("coordination.k8s.io/v1", "Lease", &lease);
+    let accept = format!("{PROTOBUF}, application/json");
+    let (code, ct, answer) = send_protobuf(&admin, "PUT", path, body, &accept).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(ct, PROTOBUF);
+    let (api_version, kind, stored): (_, _, pb::Lease) = from_protobuf(&answer);
+    assert_eq!(
+        (api_version.as_str(), kind.as_str()),
+        ("coordination.k8s.io/v1", "Lease")
+    );
+    let renewed = stored.spec.unwrap().renew_time.unwrap();
+    assert_eq!(
+        (renewed.seconds, renewed.nanos),
+        (Some(1_796_000_000), Some(250_000_000))
+    );
+    let after = stored.metadata.unwrap();
+    assert!(after.creation_timestamp.unwrap().seconds.unwrap() > 1_700_000_000);
+    let rv = after.resource_version.unwrap();
+
+    // JSON readers see the same renewal.
+    let json_view = leases.get("agent").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(json_view.spec.unwrap().renew_time.unwrap()).unwrap(),
+        json!("2026-11-30T00:53:20.250000Z")
+    );
+
+    // The same update again changes nothing, so it writes nothing.
+    let mut again = lease.clone();
+    again.metadata.as_mut().unwrap().resource_version = Some(rv.clone());
+    let body = protobuf_body("coordination.k8s.io/v1", "Lease", &again);
+    let (code, _, answer) = send_protobuf(&admin, "PUT", path, body, &accept).await;
+    assert_eq!(code, 200);
+    let (_, _, same): (_, _, pb::Lease) = from_protobuf(&answer);
+    assert_eq!(same.metadata.unwrap().resource_version, Some(rv.clone()));
+
+    // A list asked for in protobuf alone comes back as a LeaseList.
+    let (code, ct, answer) = send_protobuf(
+        &admin,
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        vec![],
+        PROTOBUF,
+    )
+    .await;
+    assert_eq!((code, ct.as_str()), (200, PROTOBUF));
+    let (_, kind, list): (_, _, pb::LeaseList) = from_protobuf(&answer);
+    assert_eq!(kind, "LeaseList");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        list.items[0].metadata.as_ref().unwrap().name.as_deref(),
+        Some("agent")
+    );
+
+    // A body that is not what it claims to be is a 400 naming the problem, and nothing changes.
+    let mut bad = protobuf_body("coordination.k8s.io/v1", "Lease", &again);
+    bad.truncate(bad.len() - 3);
+    let (code, _, answer) = send_protobuf(&admin, "PUT", path, bad, &accept).await;
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("cannot decode the protobuf body"));
+    assert_eq!(
+        leases.get("agent").await.unwrap().metadata.resource_version,
+        Some(rv)
+    );
+
+    // A status write that changes nothing is not a write: the cluster's resourceVersion stays.
+    let clusters = managed_clusters(admin.clone());
+    clusters
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster", "metadata": {"name": "c1"}, "spec": {"hubAcceptsClient": true}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = json!({"status": {"conditions": [{"type": "ManagedClusterConditionAvailable", "status": "True", "reason": "ManagedClusterAvailable", "message": "up", "lastTransitionTime": "2026-11-30T10:00:00Z"}]}});
+    let pp = kube::api::PatchParams::default();
+    clusters
+        .patch_status("c1", &pp, &kube::api::Patch::Merge(&status))
+        .await
+        .unwrap();
+    // The hub's controllers also write the cluster, so compare around one write at a time.
+    garrison_e2e::eventually(
+        20,
+        "a status write that changes nothing keeps the resourceVersion",
+        || {
+            let clusters = clusters.clone();
+            let (pp, status) = (pp.clone(), status.clone());
+            async move {
+                let before = clusters.get("c1").await.ok()?.metadata.resource_version;
+                let after = clusters
+                    .patch_status("c1", &pp, &kube::api::Patch::Merge(&status))
+                    .await
+                    .ok()?
+                    .metadata
+                    .resource_version;
+                (before == after).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// kubectl's typed commands send protobuf and ask for it first; they get protobuf back.
+#[tokio::test]
+async fn kubectl_typed_commands_talk_protobuf_both_ways() {
+    let hub = Hub::start().await.unwrap();
+    let out = hub.kubectl(&[
+        "create",
+        "configmap",
+        "pb",
+        "-n",
+        "default",
+        "--from-literal=k=v",
+        "-v=8",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // kubectl 1.32 logs "Response Headers:", 1.33 logs "Response" status=...: split at either.
+    let (request, response) = log
+        .split_once("Response")
+        .unwrap_or_else(|| panic!("kubectl -v=8 logs headers: {log}"));
+    assert!(
+        request.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "{log}"
+    );
+    assert!(
+        response.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "{log}"
+    );
+    let got = hub.kubectl(&[
+        "get",
+        "configmap",
+        "pb",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.data.k}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "v");
+}

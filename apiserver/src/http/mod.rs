@@ -153,10 +153,14 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
             .collect(),
         ..Default::default()
     };
-    let resp = match serve(&srv, req, &peer, &mut entry).await {
+    let wants_protobuf = prefers_protobuf(req.headers());
+    let mut resp = match serve(&srv, req, &peer, &mut entry).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    if wants_protobuf {
+        resp = into_protobuf(resp).await;
+    }
     entry.code = resp.status().as_u16();
     entry.latency_ms = started.elapsed().as_millis() as u64;
     if let Some(log) = &srv.audit
@@ -165,6 +169,81 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         log.record(&entry);
     }
     resp
+}
+
+/// Whether the client's Accept header puts Kubernetes' protobuf before JSON and YAML, as
+/// client-go does for built-in kinds (`application/vnd.kubernetes.protobuf, */*`).
+fn prefers_protobuf(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut ranges: Vec<(f32, String)> = accept
+        .split(',')
+        .map(|r| {
+            let mut parts = r.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q, media)
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    // Stable: among equal weights the first listed wins.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranges
+        .iter()
+        .find(|(_, m)| {
+            matches!(
+                m.as_str(),
+                crate::protobuf::MEDIA_TYPE
+                    | "application/json"
+                    | "application/yaml"
+                    | "application/*"
+                    | "*/*"
+            )
+        })
+        .is_some_and(|(_, m)| m == crate::protobuf::MEDIA_TYPE)
+}
+
+/// Re-encodes a successful JSON answer as protobuf when its kind has a protobuf form; any
+/// other answer (errors, custom resources, watch streams, tables) stays as it is, which
+/// client-go accepts because it always offers JSON as well.
+async fn into_protobuf(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !resp.status().is_success() || !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read an answer to encode as protobuf");
+            return error_response(&ApiError::internal("cannot read the answer"));
+        }
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| crate::protobuf::encode(&v));
+    match encoded {
+        Some(Ok(pb)) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::protobuf::MEDIA_TYPE),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(pb))
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "answering in JSON: the object has no protobuf form");
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
 }
 
 /// Answers a health endpoint: `/livez` says the process answers; `/readyz` and `/healthz`
