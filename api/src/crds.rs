@@ -25,8 +25,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     [
         addon::v1alpha1::AddOnDeploymentConfig::crd(),
         addon::v1alpha1::AddOnTemplate::crd(),
-        addon::v1alpha1::ClusterManagementAddOn::crd(),
-        addon::v1alpha1::ManagedClusterAddOn::crd(),
+        served_both(
+            addon::v1alpha1::ClusterManagementAddOn::crd(),
+            addon::v1beta1::ClusterManagementAddOn::crd(),
+        ),
+        served_both(
+            addon::v1alpha1::ManagedClusterAddOn::crd(),
+            addon::v1beta1::ManagedClusterAddOn::crd(),
+        ),
         cluster::v1alpha1::AddOnPlacementScore::crd(),
         cluster::v1alpha1::ClusterClaim::crd(),
         cluster::v1::ManagedCluster::crd(),
@@ -65,6 +71,17 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 /// Schema paths, below the root, of fields upstream marks `+nullable`, per kind.
 const NULLABLE_FIELDS: &[(&str, &[&str])] =
     &[("ManagedCluster", &["spec", "taints", "items", "timeAdded"])];
+
+/// One CRD serving a kind at two versions, stored at the first (as upstream stores add-ons
+/// at v1alpha1 and serves v1beta1 beside it).
+fn served_both(
+    stored: CustomResourceDefinition,
+    also: CustomResourceDefinition,
+) -> CustomResourceDefinition {
+    let version = stored.spec.versions[0].name.clone();
+    kube::core::crd::merge_crds(vec![stored, also], &version)
+        .expect("two versions of one kind merge into one CRD")
+}
 
 fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let kind = crd.spec.names.kind.clone();

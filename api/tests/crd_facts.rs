@@ -171,7 +171,21 @@ fn every_kind_has_upstreams_name_version_scope_short_names_and_status() {
             crd.spec.names.list_kind.as_deref(),
             Some(format!("{}List", expected.kind).as_str())
         );
-        assert_eq!(crd.spec.versions.len(), 1);
+        // Upstream serves the add-on kinds at v1beta1 too, stored at v1alpha1.
+        let also_served: Vec<&str> = crd.spec.versions[1..]
+            .iter()
+            .inspect(|v| assert!(v.served && !v.storage, "{}", expected.kind))
+            .map(|v| v.name.as_str())
+            .collect();
+        let expected_also: &[&str] = if matches!(
+            expected.kind,
+            "ManagedClusterAddOn" | "ClusterManagementAddOn"
+        ) {
+            &["v1beta1"]
+        } else {
+            &[]
+        };
+        assert_eq!(also_served, expected_also, "{}", expected.kind);
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, expected.version, "{}", expected.kind);
         assert!(version.served && version.storage);

@@ -533,6 +533,33 @@ pub fn workload_builtins() -> Vec<Resource> {
     ]
 }
 
+/// The sort key of an API version in kube-apiserver's priority order: GA before beta before
+/// alpha, higher numbers first within each (`v2`, `v1`, `v1beta2`, `v1beta1`, `v1alpha1`), and
+/// versions of other forms last, in alphabetical order.
+pub fn version_priority(v: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    use std::cmp::Reverse;
+    let parsed = v.strip_prefix('v').and_then(|rest| {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((0, major, 0));
+        }
+        let (level, minor) = if let Some(m) = tail.strip_prefix("beta") {
+            (1, m)
+        } else {
+            (2, tail.strip_prefix("alpha")?)
+        };
+        Some((level, major, minor.parse().ok()?))
+    });
+    match parsed {
+        Some((level, major, minor)) => (level, Reverse(major), Reverse(minor), String::new()),
+        None => (3, Reverse(0), Reverse(0), v.to_string()),
+    }
+}
+
 /// The served resources, keyed by (group, version, plural). Built-ins are fixed; custom resources
 /// follow the stored CustomResourceDefinitions.
 pub struct Registry {
@@ -628,7 +655,8 @@ impl Registry {
             .collect()
     }
 
-    /// Served groups with their versions, preferred version first.
+    /// Served groups with their versions, in kube-apiserver's version priority: the preferred
+    /// version first.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let inner = self.inner.read().expect("registry lock");
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -636,15 +664,14 @@ impl Registry {
             match out.iter_mut().find(|(g, _)| *g == r.group) {
                 Some((_, versions)) => {
                     if !versions.contains(&r.version) {
-                        if r.version == r.storage_version {
-                            versions.insert(0, r.version.clone());
-                        } else {
-                            versions.push(r.version.clone());
-                        }
+                        versions.push(r.version.clone());
                     }
                 }
                 None => out.push((r.group.clone(), vec![r.version.clone()])),
             }
+        }
+        for (_, versions) in &mut out {
+            versions.sort_by_key(|v| version_priority(v));
         }
         out
     }
@@ -766,6 +793,36 @@ mod tests {
                     {"name": "v0", "served": false, "storage": false}
                 ]}
         })
+    }
+
+    #[test]
+    fn versions_sort_in_kube_apiservers_priority() {
+        let mut v = vec![
+            "v1alpha1",
+            "v1beta1",
+            "foo",
+            "v1",
+            "v2beta1",
+            "v1beta2",
+            "v2",
+            "v11alpha2",
+            "v10",
+        ];
+        v.sort_by_key(|v| version_priority(v));
+        assert_eq!(
+            v,
+            [
+                "v10",
+                "v2",
+                "v1",
+                "v2beta1",
+                "v1beta2",
+                "v1beta1",
+                "v11alpha2",
+                "v1alpha1",
+                "foo"
+            ]
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
         publish_cluster_info(&hub_client, &cluster_info).await?;
         let controllers = if role == Role::Hub {
             crate::webhook::register_in_process(&server, garrison_hub::admission::Admission::new(hub_client.clone()));
+            crate::webhook::register_conversions(&server);
             let crds = garrison_api::crds::all_json();
             server.install_crds(&crds).map_err(|e| anyhow::anyhow!("cannot install the OCM CRDs: {}", e.message))?;
             tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");

@@ -86,6 +86,18 @@ pub fn register_in_process(server: &garrison_apiserver::server::Server, admissio
     }
 }
 
+/// Registers the conversions of the add-on kinds served at two versions with the embedded
+/// server: stored at v1alpha1, served at v1beta1 too, converted as upstream converts them.
+pub fn register_conversions(server: &garrison_apiserver::server::Server) {
+    for kind in ["ManagedClusterAddOn", "ClusterManagementAddOn"] {
+        server.objects.conversions.add(
+            garrison_api::addon::GROUP,
+            kind,
+            Arc::new(garrison_api::addon::v1beta1::convert),
+        );
+    }
+}
+
 /// How kube-apiserver reaches this webhook server.
 #[derive(Debug, Clone)]
 pub enum Reach {

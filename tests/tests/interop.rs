@@ -649,3 +649,142 @@ async fn kubectl_typed_commands_talk_protobuf_both_ways() {
     ]);
     assert_eq!(String::from_utf8_lossy(&got.stdout), "v");
 }
+
+fn addons(client: kube::Client, version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("addon.open-cluster-management.io", version, kind);
+    let plural = format!("{}s", kind.to_lowercase());
+    let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
+    match ns {
+        Some(ns) => Api::namespaced_with(client, ns, &ar),
+        None => Api::all_with(client, &ar),
+    }
+}
+
+/// The add-on kinds are served at v1beta1 beside v1alpha1 (stored), converted both ways as
+/// upstream converts them; v1beta1 is the group's preferred version, as kube-apiserver would
+/// make it.
+#[tokio::test]
+async fn addons_are_served_at_v1beta1_converted_as_upstream_converts_them() {
+    let hub = Hub::start().await.unwrap();
+    let admin = hub.client().await.unwrap();
+    let out = hub.kubectl(&["create", "namespace", "c1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An add-on written at v1alpha1, as Garrison's hub and older tools write it.
+    let alpha = addons(admin.clone(), "v1alpha1", "ManagedClusterAddOn", Some("c1"));
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "addon.open-cluster-management.io/v1alpha1", "kind": "ManagedClusterAddOn",
+        "metadata": {"name": "policy"},
+        "spec": {"installNamespace": "addons"},
+    }))
+    .unwrap();
+    alpha.create(&PostParams::default(), &obj).await.unwrap();
+    let status = json!({"status": {
+        "kubeClientDriver": "token",
+        "registrations": [
+            {"signerName": "kubernetes.io/kube-apiserver-client", "subject": {"user": "u", "groups": ["g"]}},
+            {"signerName": "example.com/metrics", "subject": {"user": "m", "organizationUnit": ["ou"]}},
+        ],
+    }});
+    alpha
+        .patch_status(
+            "policy",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+
+    // The upstream agent lists v1beta1 at start.
+    let beta = addons(admin.clone(), "v1beta1", "ManagedClusterAddOn", Some("c1"));
+    let listed = beta.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let got = serde_json::to_value(&listed.items[0]).unwrap();
+    assert_eq!(
+        got["apiVersion"],
+        "addon.open-cluster-management.io/v1beta1"
+    );
+    assert_eq!(
+        got["metadata"]["annotations"]["addon.open-cluster-management.io/v1alpha1-install-namespace"],
+        "addons"
+    );
+    assert!(got["spec"].get("installNamespace").is_none(), "{got}");
+    assert_eq!(
+        got["status"]["registrations"],
+        json!([
+            {"type": "kubeClient", "kubeClient": {"subject": {"user": "u", "groups": ["g"]}, "driver": "token"}},
+            {"type": "customSigner", "customSigner": {"signerName": "example.com/metrics", "subject": {"user": "m", "organizationUnits": ["ou"]}}},
+        ])
+    );
+
+    // A write at v1beta1 is stored at v1alpha1: the annotation becomes installNamespace.
+    let mut b = beta.get("policy").await.unwrap();
+    b.metadata.annotations.get_or_insert_default().insert(
+        "addon.open-cluster-management.io/v1alpha1-install-namespace".into(),
+        "other".into(),
+    );
+    beta.replace("policy", &PostParams::default(), &b)
+        .await
+        .unwrap();
+    let a = serde_json::to_value(alpha.get("policy").await.unwrap()).unwrap();
+    assert_eq!(a["spec"]["installNamespace"], "other");
+    assert_eq!(a["status"]["kubeClientDriver"], "token");
+
+    // kubectl sees v1beta1 as the preferred version, and both by their full names.
+    let out = hub.kubectl(&["api-versions"]);
+    let versions = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        versions.contains("addon.open-cluster-management.io/v1beta1"),
+        "{versions}"
+    );
+    let out = hub.kubectl(&[
+        "get",
+        "mca",
+        "-n",
+        "c1",
+        "policy",
+        "-o",
+        "jsonpath={.apiVersion}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "addon.open-cluster-management.io/v1beta1"
+    );
+    let out = hub.kubectl(&[
+        "get",
+        "managedclusteraddons.v1alpha1.addon.open-cluster-management.io",
+        "-n",
+        "c1",
+        "policy",
+        "-o",
+        "jsonpath={.spec.installNamespace}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "other");
+
+    // A ClusterManagementAddOn's supported configs become default configs, and one without a
+    // default keeps its place under the reserved name.
+    let cma = addons(admin.clone(), "v1alpha1", "ClusterManagementAddOn", None);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "addon.open-cluster-management.io/v1alpha1", "kind": "ClusterManagementAddOn",
+        "metadata": {"name": "policy"},
+        "spec": {"supportedConfigs": [
+            {"group": "addon.open-cluster-management.io", "resource": "addondeploymentconfigs", "defaultConfig": {"name": "d", "namespace": "c1"}},
+            {"resource": "configmaps"},
+        ]},
+    }))
+    .unwrap();
+    cma.create(&PostParams::default(), &obj).await.unwrap();
+    let beta_cma = addons(admin.clone(), "v1beta1", "ClusterManagementAddOn", None);
+    let got = serde_json::to_value(beta_cma.get("policy").await.unwrap()).unwrap();
+    assert_eq!(
+        got["spec"]["defaultConfigs"],
+        json!([
+            {"group": "addon.open-cluster-management.io", "resource": "addondeploymentconfigs", "name": "d", "namespace": "c1"},
+            {"group": "", "resource": "configmaps", "name": "__reserved_no_default__"},
+        ])
+    );
+}

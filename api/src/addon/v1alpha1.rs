@@ -452,6 +452,11 @@ pub struct ManagedClusterAddOnStatus {
     /// How the add-on's health is checked; by lease by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+
+    /// How the agent's hub client credentials are obtained for the
+    /// `kubernetes.io/kube-apiserver-client` registration: `csr` or `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_client_driver: Option<String>,
 }
 
 /// Reference to an object related to an add-on.
