@@ -583,31 +583,29 @@ async fn protobuf_lease_updates_renew_and_writes_that_change_nothing_are_not_wri
         )
         .await
         .unwrap();
-    let status = json!({"status": {"conditions": [{"type": "ManagedClusterConditionAvailable", "status": "True", "reason": "ManagedClusterAvailable", "message": "up", "lastTransitionTime": "2026-11-30T10:00:00Z"}]}});
-    let pp = kube::api::PatchParams::default();
-    clusters
-        .patch_status("c1", &pp, &kube::api::Patch::Merge(&status))
-        .await
-        .unwrap();
-    // The hub's controllers also write the cluster, so compare around one write at a time.
-    garrison_e2e::eventually(
-        20,
-        "a status write that changes nothing keeps the resourceVersion",
-        || {
-            let clusters = clusters.clone();
-            let (pp, status) = (pp.clone(), status.clone());
-            async move {
-                let before = clusters.get("c1").await.ok()?.metadata.resource_version;
-                let after = clusters
-                    .patch_status("c1", &pp, &kube::api::Patch::Merge(&status))
-                    .await
-                    .ok()?
-                    .metadata
-                    .resource_version;
-                (before == after).then_some(())
+    // Written back as read: nothing changes, so nothing is written and the resourceVersion
+    // stays. The hub's controllers also write the cluster; a write of theirs in between makes
+    // ours a 409 conflict, and then the read and write are tried again.
+    garrison_e2e::eventually(30, "a status write without a conflict", || {
+        let clusters = clusters.clone();
+        async move {
+            let current = clusters.get("c1").await.ok()?;
+            match clusters
+                .replace_status("c1", &PostParams::default(), &current)
+                .await
+            {
+                Ok(after) => {
+                    assert_eq!(
+                        after.metadata.resource_version,
+                        current.metadata.resource_version
+                    );
+                    Some(())
+                }
+                Err(e) if api_code(&e) == 409 => None,
+                Err(e) => panic!("{e}"),
             }
-        },
-    )
+        }
+    })
     .await;
 }
 
