@@ -507,6 +507,21 @@ impl Agent {
         target: &[&str],
         extra: &[&str],
     ) -> Agent {
+        let url = format!("https://127.0.0.1:{}", hub.port);
+        Self::join_at(hub, &url, name, token, pin, target, extra)
+    }
+
+    /// Starts `garrison join` for `name`, reaching the hub at `hub_url` (a proxy in front of
+    /// it, say).
+    pub fn join_at(
+        hub: &Hub,
+        hub_url: &str,
+        name: &str,
+        token: &str,
+        pin: &str,
+        target: &[&str],
+        extra: &[&str],
+    ) -> Agent {
         let dir = hub.data_dir().join(format!("agent-{name}"));
         let log = std::fs::File::create(hub.data_dir().join(format!("agent-{name}.log")))
             .expect("agent log");
@@ -514,7 +529,7 @@ impl Agent {
             .args([
                 "join",
                 "--hub",
-                &format!("https://127.0.0.1:{}", hub.port),
+                hub_url,
                 "--token",
                 token,
                 "--ca-cert-hash",
@@ -645,10 +660,21 @@ pub fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Joins agents `names` (simulated clusters, with `extra` flags) and accepts them with
 /// `garrison accept --yes` once each has asked.
 pub async fn join_and_accept(hub: &Hub, names: &[&str], extra: &[&str]) -> Vec<Agent> {
+    let url = format!("https://127.0.0.1:{}", hub.port);
+    join_and_accept_at(hub, &url, names, extra).await
+}
+
+/// [`join_and_accept`] with agents that reach the hub at `hub_url`.
+pub async fn join_and_accept_at(
+    hub: &Hub,
+    hub_url: &str,
+    names: &[&str],
+    extra: &[&str],
+) -> Vec<Agent> {
     let (token, pin) = create_token(hub, "1h");
     let agents: Vec<Agent> = names
         .iter()
-        .map(|n| Agent::join(hub, n, &token, &pin, extra))
+        .map(|n| Agent::join_at(hub, hub_url, n, &token, &pin, &["--simulated"], extra))
         .collect();
     let admin = hub.client().await.unwrap();
     for n in names {
@@ -671,4 +697,61 @@ pub async fn join_and_accept(hub: &Hub, names: &[&str], extra: &[&str]) -> Vec<A
     args.extend(["--yes", "--data-dir", hub.data_dir().to_str().unwrap()]);
     ok(garrison(&args));
     agents
+}
+
+/// A TCP proxy on loopback in front of a port, which can cut every connection passing through
+/// it at once with a reset, as a load balancer or a dying API server does; new connections keep
+/// being accepted.
+pub struct CuttingProxy {
+    /// The port it listens on.
+    pub port: u16,
+    live: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    /// Starts a proxy to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> CuttingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let live: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let tracked = live.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                // A cut resets the connection (RST), as a dying peer or a load balancer does,
+                // rather than closing it cleanly.
+                let _ = inbound.set_linger(Some(Duration::ZERO));
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        CuttingProxy { port, live, accept }
+    }
+
+    /// The proxy's HTTPS URL.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every connection open through the proxy; returns how many there were.
+    pub fn cut(&self) -> usize {
+        let handles: Vec<_> = std::mem::take(&mut *self.live.lock().unwrap());
+        let open = handles.iter().filter(|h| !h.is_finished()).count();
+        handles.iter().for_each(tokio::task::AbortHandle::abort);
+        open
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
 }

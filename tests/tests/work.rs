@@ -1151,3 +1151,66 @@ async fn sigkill_mid_apply_converges_with_nothing_duplicated_or_orphaned() {
     })
     .await;
 }
+
+/// Watches that end are routine: a connection the hub (or a load balancer in front of it)
+/// closes mid-watch is resumed from the last resourceVersion, quietly, and works keep
+/// applying. Before, every cut logged "cannot watch ManifestWorks on the hub".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifestwork_watch_the_connection_drops_under_resumes_quietly() {
+    let hub = Hub::start().await.unwrap();
+    let proxy = garrison_e2e::CuttingProxy::start(hub.port).await;
+    let _agents = garrison_e2e::join_and_accept_at(&hub, &proxy.url(), &["c1"], &SYNC).await;
+    let admin = hub.client().await.unwrap();
+    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "c1");
+    works
+        .create(
+            &PostParams::default(),
+            &work(
+                "before",
+                "c1",
+                vec![cm("before", "default", json!({"a": "1"}))],
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_work(&works, "before", "the first work applied", |w| {
+        is(w, "Applied", "True")
+    })
+    .await;
+
+    let mut cut = 0;
+    for _ in 0..3 {
+        cut += proxy.cut();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    assert!(
+        cut >= 3,
+        "the agent kept connections open through the proxy ({cut} cut)"
+    );
+
+    works
+        .create(
+            &PostParams::default(),
+            &work(
+                "after",
+                "c1",
+                vec![cm("after", "default", json!({"b": "2"}))],
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_work(
+        &works,
+        "after",
+        "a work created after the cuts applied",
+        |w| is(w, "Applied", "True"),
+    )
+    .await;
+    let log = std::fs::read_to_string(hub.data_dir().join("agent-c1.log")).unwrap();
+    assert!(
+        !log.contains("cannot watch ManifestWorks"),
+        "a watch that ended was reported as a failure:\n{log}"
+    );
+}

@@ -150,6 +150,7 @@ impl WorkAgent {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             let mut initial: BTreeMap<String, ManifestWork> = BTreeMap::new();
             let mut reachable = true;
+            let mut failures = 0u32;
             let mut backoff =
                 crate::agent::Backoff::new(Duration::from_millis(500), crate::agent::MAX_BACKOFF);
             loop {
@@ -157,6 +158,7 @@ impl WorkAgent {
                     ev = stream.next() => match ev {
                         Some(Ok(ev)) => {
                             reachable = true;
+                            failures = 0;
                             backoff.reset();
                             match ev {
                                 watcher::Event::Apply(w) => {
@@ -190,11 +192,19 @@ impl WorkAgent {
                         Some(Err(e)) if watch_resumes(&e) => {
                             tracing::debug!(error = %e, "ManifestWork watch ended; resuming");
                         }
+                        // One failed restart (a request that raced a connection the hub or a
+                        // proxy just closed) is retried quietly; a second in a row means the hub
+                        // is out of reach.
                         Some(Err(e)) => {
-                            if reachable {
-                                tracing::warn!(error = %e, "cannot watch ManifestWorks on the hub; applying from the last copy");
+                            failures += 1;
+                            if failures < 2 {
+                                tracing::debug!(error = %e, "ManifestWork watch did not restart; retrying");
+                            } else {
+                                if reachable {
+                                    tracing::warn!(error = %e, "cannot watch ManifestWorks on the hub; applying from the last copy");
+                                }
+                                reachable = false;
                             }
-                            reachable = false;
                             tokio::select! {
                                 _ = tokio::time::sleep(backoff.next_delay()) => {}
                                 _ = stop.changed() => return,
