@@ -721,7 +721,7 @@ impl CuttingProxy {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 // A cut resets the connection (RST), as a dying peer or a load balancer does,
                 // rather than closing it cleanly.
-                let _ = inbound.set_linger(Some(Duration::ZERO));
+                let _ = inbound.set_zero_linger();
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) =
                         tokio::net::TcpStream::connect(("127.0.0.1", target)).await
