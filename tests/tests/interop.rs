@@ -563,6 +563,29 @@ async fn protobuf_lease_updates_renew_and_writes_that_change_nothing_are_not_wri
         Some("agent")
     );
 
+    // A watch asked for with protobuf first streams its events as they happen (in JSON, which
+    // client-go also accepts), rather than being held back as a whole answer would be.
+    let req = http::Request::builder()
+        .uri("/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=1")
+        .header("Accept", &accept)
+        .body(vec![])
+        .unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let resp = admin.send(req.map(kube::client::Body::from)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut body = resp.into_body();
+        http_body_util::BodyExt::frame(&mut body).await
+    })
+    .await
+    .expect("the first watch event arrives while the watch is open")
+    .unwrap()
+    .unwrap();
+    let event = String::from_utf8_lossy(first.data_ref().unwrap()).to_string();
+    assert!(
+        event.contains("\"ADDED\"") && event.contains("agent"),
+        "{event}"
+    );
+
     // A body that is not what it claims to be is a 400 naming the problem, and nothing changes.
     let mut bad = protobuf_body("coordination.k8s.io/v1", "Lease", &again);
     bad.truncate(bad.len() - 3);

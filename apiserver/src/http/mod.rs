@@ -215,7 +215,11 @@ async fn into_protobuf(resp: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/json");
-    if !resp.status().is_success() || !is_json {
+    // A body of unknown length is a stream (a watch): it goes out as it comes, in JSON.
+    let complete = axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .is_some();
+    if !resp.status().is_success() || !is_json || !complete {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
