@@ -346,7 +346,7 @@ pub fn convert(obj: &Value, api_version: &str) -> Result<Value, String> {
         api_version == alpha,
     ) {
         ("ManagedClusterAddOn", true, true, _, _) => mca_to_beta(&mut out),
-        ("ManagedClusterAddOn", _, _, true, true) => mca_to_alpha(&mut out),
+        ("ManagedClusterAddOn", _, _, true, true) => mca_to_alpha(&mut out)?,
         ("ClusterManagementAddOn", true, true, _, _) => cma_to_beta(&mut out),
         ("ClusterManagementAddOn", _, _, true, true) => cma_to_alpha(&mut out),
         _ if from == api_version => {}
@@ -419,13 +419,24 @@ fn mca_to_beta(obj: &mut Value) {
         .and_then(Value::as_array_mut)
     {
         for r in refs.iter_mut().filter_map(Value::as_object_mut) {
-            r.remove("name");
-            r.remove("namespace");
+            let name = r.remove("name");
+            let namespace = r.remove("namespace");
+            // An old writer set only the deprecated name and namespace: they are the desired
+            // configuration, whose hash nobody has computed yet.
+            if !r.get("desiredConfig").is_some_and(Value::is_object)
+                && let Some(name) = name.filter(|n| n.as_str().is_some_and(|n| !n.is_empty()))
+            {
+                let mut desired = json!({"name": name, "specHash": ""});
+                if let Some(ns) = namespace.filter(|n| n.as_str().is_some_and(|n| !n.is_empty())) {
+                    desired["namespace"] = ns;
+                }
+                r.insert("desiredConfig".into(), desired);
+            }
         }
     }
 }
 
-fn mca_to_alpha(obj: &mut Value) {
+fn mca_to_alpha(obj: &mut Value) -> Result<(), String> {
     let install_ns = obj["metadata"]["annotations"][INSTALL_NAMESPACE_ANNOTATION]
         .as_str()
         .map(str::to_string);
@@ -436,15 +447,25 @@ fn mca_to_alpha(obj: &mut Value) {
         obj["spec"]["installNamespace"] = json!(ns);
     }
     let Some(status) = object_at(obj, "status") else {
-        return;
+        return Ok(());
     };
     let mut driver = None;
     if let Some(regs) = status
         .get_mut("registrations")
         .and_then(Value::as_array_mut)
     {
-        for reg in regs.iter_mut() {
-            *reg = if reg["type"].as_str() == Some("kubeClient") {
+        for (i, reg) in regs.iter_mut().enumerate() {
+            let member = match reg["type"].as_str() {
+                Some("kubeClient") => "kubeClient",
+                _ => "customSigner",
+            };
+            if !reg[member].is_object() {
+                return Err(format!(
+                    "status.registrations[{i}]: type {:?} without its {member} settings",
+                    reg["type"].as_str().unwrap_or_default()
+                ));
+            }
+            *reg = if member == "kubeClient" {
                 let kc = &reg["kubeClient"];
                 if driver.is_none() {
                     driver = kc["driver"].as_str().map(str::to_string);
@@ -488,6 +509,7 @@ fn mca_to_alpha(obj: &mut Value) {
             }
         }
     }
+    Ok(())
 }
 
 fn cma_to_beta(obj: &mut Value) {
@@ -648,6 +670,25 @@ mod tests {
             .unwrap()
             .remove("addOnConfiguration");
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn old_config_references_and_incomplete_registrations() {
+        let alpha = json!({
+            "apiVersion": ALPHA, "kind": "ManagedClusterAddOn", "metadata": {"name": "a"},
+            "status": {"configReferences": [{"resource": "configmaps", "name": "cfg", "namespace": "c1"}]},
+        });
+        let beta = convert(&alpha, BETA).unwrap();
+        assert_eq!(
+            beta["status"]["configReferences"],
+            json!([{"resource": "configmaps", "desiredConfig": {"name": "cfg", "namespace": "c1", "specHash": ""}}])
+        );
+        let incomplete = json!({
+            "apiVersion": BETA, "kind": "ManagedClusterAddOn", "metadata": {"name": "a"},
+            "status": {"registrations": [{"type": "customSigner"}]},
+        });
+        let e = convert(&incomplete, ALPHA).unwrap_err();
+        assert!(e.contains("without its customSigner settings"), "{e}");
     }
 
     #[test]

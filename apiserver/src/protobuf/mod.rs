@@ -353,13 +353,21 @@ fn time_to_json(
         // Go's zero time, written as an empty message and left out of JSON.
         return Ok(None);
     }
-    let t = jiff::Timestamp::new(seconds.unwrap_or(0), nanos.unwrap_or(0))
+    let seconds = seconds.unwrap_or(0);
+    // RFC 3339 has four-digit years: 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+    if !(-62_167_219_200..=253_402_300_799).contains(&seconds) {
+        return Err(format!(
+            ": {seconds} seconds is outside the years 0000 to 9999"
+        ));
+    }
+    let t = jiff::Timestamp::new(seconds, nanos.unwrap_or(0))
         .map_err(|e| format!(": not a time: {e}"))?;
     let base = t.strftime("%Y-%m-%dT%H:%M:%S");
     Ok(Some(Value::String(if digits == 0 {
         format!("{base}Z")
     } else {
-        format!("{base}.{:06}Z", t.subsec_microsecond())
+        // Before 1970 jiff's sub-second part is negative; the written fraction never is.
+        format!("{base}.{:06}Z", t.as_microsecond().rem_euclid(1_000_000))
     })))
 }
 
@@ -761,6 +769,21 @@ mod tests {
             },
         });
         assert_eq!(decode(&encode(&crd).unwrap().unwrap()).unwrap(), crd);
+    }
+
+    #[test]
+    fn times_before_1970_and_outside_four_digit_years() {
+        let t = |seconds, nanos| meta::MicroTime {
+            seconds: Some(seconds),
+            nanos: Some(nanos),
+        };
+        // 1969-12-31T23:59:59.5: one second before the epoch plus half a second.
+        assert_eq!(
+            Obj::to_json(&t(-1, 500_000_000)).unwrap(),
+            Some(json!("1969-12-31T23:59:59.500000Z"))
+        );
+        assert!(Obj::to_json(&t(253_402_300_800, 0)).is_err());
+        assert!(Obj::to_json(&t(-62_167_219_201, 0)).is_err());
     }
 
     #[test]
