@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use kube::api::{Api, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::hub::HubArgs;
 
@@ -142,7 +142,7 @@ pub fn run(args: &HubArgs) -> Result<()> {
         // The lease is renewed from now on, while the set-up below runs too.
         let mut lost = tokio::spawn(async move { elector.hold().await });
         let setup = async {
-            install_crds(&client).await?;
+            install_crds(&client, &crate::webhook::crds_converted_by(&served)).await?;
             served.register(&client).await?;
             crate::hub::prepare_hub(&client).await?;
             anyhow::Ok(crate::hub::start_controllers(&client, None, args))
@@ -183,10 +183,9 @@ async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
     }
 }
 
-/// Creates or updates the OCM CRDs (server-side apply), and waits until each is established.
-pub async fn install_crds(client: &kube::Client) -> Result<()> {
-    let crds = garrison_api::crds::all_json();
-    garrison_apiserver::client::apply_crds(client, &crds, MANAGER).await?;
+/// Creates or updates the CRDs given (server-side apply), and waits until each is established.
+pub async fn install_crds(client: &kube::Client, crds: &[Value]) -> Result<()> {
+    garrison_apiserver::client::apply_crds(client, crds, MANAGER).await?;
     tracing::info!(crds = crds.len(), "OCM CRDs installed");
     Ok(())
 }

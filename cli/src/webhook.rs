@@ -98,6 +98,54 @@ pub fn register_conversions(server: &garrison_apiserver::server::Server) {
     }
 }
 
+/// Path of the conversion webhook of the add-on kinds served at two versions.
+pub const CONVERT_PATH: &str = "/convert";
+
+/// Answers a `ConversionReview` (apiextensions.k8s.io/v1) as kube-apiserver asks a CRD's
+/// conversion webhook: every object converted to `desiredAPIVersion`, or a failure naming why.
+pub fn conversion_review(review: &Value) -> Value {
+    let request = &review["request"];
+    let uid = request["uid"].clone();
+    let desired = request["desiredAPIVersion"].as_str().unwrap_or_default();
+    let converted: Result<Vec<Value>, String> = match request["objects"].as_array() {
+        None => Err("the ConversionReview has no request.objects".into()),
+        Some(objects) => objects
+            .iter()
+            .map(|o| garrison_api::addon::v1beta1::convert(o, desired))
+            .collect(),
+    };
+    let response = match converted {
+        Ok(objects) => {
+            json!({"uid": uid, "convertedObjects": objects, "result": {"status": "Success"}})
+        }
+        Err(message) => {
+            json!({"uid": uid, "convertedObjects": [], "result": {"status": "Failure", "message": message}})
+        }
+    };
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": response})
+}
+
+/// The CRDs to install when the hub runs against kube-apiserver: those serving two versions
+/// are converted by this webhook server.
+pub fn crds_converted_by(served: &Served) -> Vec<Value> {
+    let mut crds = garrison_api::crds::all_json();
+    for crd in &mut crds {
+        if crd["spec"]["versions"]
+            .as_array()
+            .is_some_and(|v| v.len() > 1)
+        {
+            crd["spec"]["conversion"] = json!({
+                "strategy": "Webhook",
+                "webhook": {
+                    "clientConfig": served.client_config(CONVERT_PATH),
+                    "conversionReviewVersions": ["v1"],
+                },
+            });
+        }
+    }
+    crds
+}
+
 /// How kube-apiserver reaches this webhook server.
 #[derive(Debug, Clone)]
 pub enum Reach {
@@ -263,6 +311,7 @@ fn router(
                 )
             };
             match serde_json::from_slice::<Value>(&body) {
+                Ok(v) if uri.path() == CONVERT_PATH => reply(StatusCode::OK, conversion_review(&v)),
                 Ok(v) => reply(StatusCode::OK, admission.review(uri.path(), v).await),
                 Err(e) => reply(
                     StatusCode::BAD_REQUEST,

@@ -148,6 +148,52 @@ async fn registration_work_and_placement_with_the_hub_out_of_process_and_failove
         "{msg}"
     );
 
+    // The add-on kinds served at two versions are converted by the hub's webhook server, as
+    // kube-apiserver asks it: the CRD names it, and it answers a ConversionReview.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(admin.clone());
+    let crd = crds
+        .get("managedclusteraddons.addon.open-cluster-management.io")
+        .await
+        .unwrap();
+    let conversion = crd.spec.conversion.expect("a conversion webhook");
+    assert_eq!(conversion.strategy, "Webhook");
+    let client_config = conversion.webhook.unwrap().client_config.unwrap();
+    let url: http::Uri = client_config.url.unwrap().parse().unwrap();
+    let ca_pem = client_config.ca_bundle.unwrap().0;
+    let mut cfg = kube::Config::new(
+        format!("https://{}", url.authority().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    cfg.root_cert = Some(
+        rustls_pemfile::certs(&mut ca_pem.as_slice())
+            .map(|c| c.unwrap().to_vec())
+            .collect(),
+    );
+    let webhook = kube::Client::try_from(cfg).unwrap();
+    let review = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "request": {
+        "uid": "u1", "desiredAPIVersion": "addon.open-cluster-management.io/v1beta1",
+        "objects": [{"apiVersion": "addon.open-cluster-management.io/v1alpha1", "kind": "ManagedClusterAddOn",
+            "metadata": {"name": "a", "namespace": "edge"}, "spec": {"installNamespace": "addons"}}],
+    }});
+    let req = http::Request::post(url.path())
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&review).unwrap())
+        .unwrap();
+    let answer: Value = webhook.request(req).await.unwrap();
+    assert_eq!(answer["response"]["uid"], "u1");
+    assert_eq!(answer["response"]["result"]["status"], "Success");
+    let converted = &answer["response"]["convertedObjects"][0];
+    assert_eq!(
+        converted["apiVersion"],
+        "addon.open-cluster-management.io/v1beta1"
+    );
+    assert_eq!(
+        converted["metadata"]["annotations"]["addon.open-cluster-management.io/v1alpha1-install-namespace"],
+        "addons"
+    );
+
     // Placement: bind the default set to a namespace and place onto the cluster.
     let place = hub.data_dir().join("placement.yaml");
     std::fs::write(
