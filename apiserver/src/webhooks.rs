@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::auth::UserInfo;
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::resources::strings;
 use crate::resources::{Builtin, Resource};
 use crate::selectors::{label_selector_json_matches, labels_of};
 
@@ -250,17 +251,6 @@ fn apply_patch(obj: &mut Value, patch_b64: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn parse_hooks(config: &Value, reviewer: Option<Arc<dyn InProcess>>) -> Vec<Arc<Hook>> {
     let Some(list) = config.get("webhooks").and_then(Value::as_array) else {
         return vec![];
@@ -273,10 +263,10 @@ fn parse_hooks(config: &Value, reviewer: Option<Arc<dyn InProcess>>) -> Vec<Arc<
                 .map(|rs| {
                     rs.iter()
                         .map(|r| Rule {
-                            operations: strings(&r["operations"]),
-                            groups: strings(&r["apiGroups"]),
-                            versions: strings(&r["apiVersions"]),
-                            resources: strings(&r["resources"]),
+                            operations: strings(r.get("operations")),
+                            groups: strings(r.get("apiGroups")),
+                            versions: strings(r.get("apiVersions")),
+                            resources: strings(r.get("resources")),
                             scope: r["scope"].as_str().unwrap_or("*").to_string(),
                         })
                         .collect()
@@ -539,7 +529,7 @@ async fn call(
             ),
         );
     }
-    for w in strings(&response["warnings"]) {
+    for w in strings(response.get("warnings")) {
         warnings.push(w);
     }
     match response["allowed"].as_bool() {

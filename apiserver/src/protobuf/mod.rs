@@ -423,38 +423,26 @@ fn raw_from_json(v: &Value) -> Result<Option<Vec<u8>>, String> {
         .map_err(|e| format!(": {e}"))
 }
 
-impl Obj for k8s_pb::apimachinery::pkg::runtime::RawExtension {
-    fn to_json(&self) -> Result<Option<Value>, String> {
-        raw_to_json(&self.raw)
-    }
-    fn from_json(v: &Value) -> Result<Self, String> {
-        Ok(Self {
-            raw: raw_from_json(v)?,
-        })
-    }
+/// Messages whose one field `raw` carries embedded JSON.
+macro_rules! embedded_json {
+    ($($ty:path),*) => {$(
+        impl Obj for $ty {
+            fn to_json(&self) -> Result<Option<Value>, String> {
+                raw_to_json(&self.raw)
+            }
+            fn from_json(v: &Value) -> Result<Self, String> {
+                Ok(Self {
+                    raw: raw_from_json(v)?,
+                })
+            }
+        }
+    )*};
 }
-
-impl Obj for meta::FieldsV1 {
-    fn to_json(&self) -> Result<Option<Value>, String> {
-        raw_to_json(&self.raw)
-    }
-    fn from_json(v: &Value) -> Result<Self, String> {
-        Ok(Self {
-            raw: raw_from_json(v)?,
-        })
-    }
-}
-
-impl Obj for apiext::Json {
-    fn to_json(&self) -> Result<Option<Value>, String> {
-        raw_to_json(&self.raw)
-    }
-    fn from_json(v: &Value) -> Result<Self, String> {
-        Ok(Self {
-            raw: raw_from_json(v)?,
-        })
-    }
-}
+embedded_json!(
+    k8s_pb::apimachinery::pkg::runtime::RawExtension,
+    meta::FieldsV1,
+    apiext::Json
+);
 
 impl Obj for k8s_pb::apimachinery::pkg::api::resource::Quantity {
     fn to_json(&self) -> Result<Option<Value>, String> {
@@ -639,11 +627,6 @@ pub fn encode(obj: &Value) -> Option<Result<Vec<u8>, String>> {
         content_type: Some(String::new()),
     };
     Some(Ok([MAGIC, &unknown.encode_to_vec()].concat()))
-}
-
-/// Whether the protobuf form of the given kind is known here.
-pub fn supports(api_version: &str, kind: &str) -> bool {
-    generated::decode(api_version, kind, &[]).is_some()
 }
 
 #[cfg(test)]

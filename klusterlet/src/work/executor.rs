@@ -8,6 +8,7 @@
 //! is missing; the rest of the work goes on, as upstream's.
 
 use garrison_api::work::v1::ManifestWork;
+use garrison_apiserver::resources::strings;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -225,18 +226,6 @@ fn role_resource(kind: &str) -> kube::api::ApiResource {
     kube::api::ApiResource::from_gvk_with_plural(&gvk, plural)
 }
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Requires every permission in `rules` (resource rules; wildcards asked as wildcards, so only
 /// a wildcard grant covers them, as kube-apiserver's escalation check).
 async fn require_rules(
@@ -247,18 +236,18 @@ async fn require_rules(
     t: &Target,
 ) -> Result<(), String> {
     for rule in rules.as_array().into_iter().flatten() {
-        let names = strings(rule, "resourceNames");
+        let names = strings(rule.get("resourceNames"));
         let names: Vec<&str> = if names.is_empty() {
             vec![""]
         } else {
             names.iter().map(String::as_str).collect()
         };
-        if !strings(rule, "nonResourceURLs").is_empty() {
+        if !strings(rule.get("nonResourceURLs")).is_empty() {
             return Err(not_allowed(t, "an executor may not grant nonResourceURLs"));
         }
-        for verb in strings(rule, "verbs") {
-            for group in strings(rule, "apiGroups") {
-                for resource in strings(rule, "resources") {
+        for verb in strings(rule.get("verbs")) {
+            for group in strings(rule.get("apiGroups")) {
+                for resource in strings(rule.get("resources")) {
                     for name in &names {
                         let p = Permission {
                             verb: &verb,
