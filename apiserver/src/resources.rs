@@ -45,6 +45,8 @@ pub enum Builtin {
     SelfSubjectRulesReview,
     /// authentication.k8s.io/v1 SelfSubjectReview (create only, not stored)
     SelfSubjectReview,
+    /// authentication.k8s.io/v1 TokenReview (create only, not stored)
+    TokenReview,
     /// core/v1 Pod (workload kinds: served by simulated clusters)
     Pod,
     /// core/v1 Service
@@ -218,6 +220,7 @@ fn builtin(
                 | Builtin::SelfSubjectAccessReview
                 | Builtin::SelfSubjectRulesReview
                 | Builtin::SelfSubjectReview
+                | Builtin::TokenReview
         ),
     }
 }
@@ -263,7 +266,7 @@ pub fn builtins() -> Vec<Resource> {
             "ServiceAccount",
             true,
             &["sa"],
-            &[],
+            &["token"],
             B::ServiceAccount,
             DnsSubdomain,
         ),
@@ -398,6 +401,16 @@ pub fn builtins() -> Vec<Resource> {
             &[],
             &[],
             B::SelfSubjectRulesReview,
+            DnsSubdomain,
+        ),
+        builtin(
+            "authentication.k8s.io",
+            "tokenreviews",
+            "TokenReview",
+            false,
+            &[],
+            &[],
+            B::TokenReview,
             DnsSubdomain,
         ),
         builtin(

@@ -45,6 +45,13 @@ pub struct ServerConfig {
     /// stops being accepted. An embedded OCM hub turns this on; kube-apiserver has no such gate,
     /// so `garrison apiserver` leaves it off.
     pub agent_gate: bool,
+    /// The ServiceAccount token signing key (P-256, PKCS#8 PEM). `None` makes a fresh one, so
+    /// tokens last only as long as the process.
+    pub service_account_key: Option<String>,
+    /// The issuer of ServiceAccount tokens, also the audience accepted by default.
+    pub service_account_issuer: String,
+    /// The shortest lifetime a TokenRequest may ask for, in seconds (kube-apiserver: 600).
+    pub min_token_expiration_secs: i64,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +66,9 @@ impl Default for ServerConfig {
             event_ttl: Duration::from_secs(3600),
             workloads: false,
             agent_gate: false,
+            service_account_key: None,
+            service_account_issuer: crate::auth::tokens::DEFAULT_ISSUER.into(),
+            min_token_expiration_secs: crate::auth::tokens::MIN_EXPIRATION_SECS,
         }
     }
 }
@@ -175,7 +185,18 @@ impl Server {
         );
         let health = crate::health::Health::default();
         health.add("store", store_probe(objects.store.clone()));
+        let key = match &cfg.service_account_key {
+            Some(pem) => pem.clone(),
+            None => crate::auth::tokens::generate_key_pem().map_err(BuildError::Defaults)?,
+        };
+        let tokens = crate::auth::tokens::TokenSigner::from_pem(
+            &key,
+            &cfg.service_account_issuer,
+            cfg.min_token_expiration_secs,
+        )
+        .map_err(BuildError::Defaults)?;
         let api = Arc::new(ApiServer {
+            tokens: Arc::new(tokens),
             objects: objects.clone(),
             audit,
             max_body: cfg.max_body,

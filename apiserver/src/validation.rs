@@ -200,6 +200,7 @@ pub fn normalize_builtin(kind: Builtin, v: &Value) -> Result<Value, String> {
             roundtrip::<authorization::v1::SelfSubjectRulesReview>(v)
         }
         Builtin::SelfSubjectReview => roundtrip::<authentication::v1::SelfSubjectReview>(v),
+        Builtin::TokenReview => roundtrip::<authentication::v1::TokenReview>(v),
         Builtin::Pod => roundtrip::<core::v1::Pod>(v),
         Builtin::Service => roundtrip::<core::v1::Service>(v),
         Builtin::PersistentVolumeClaim => roundtrip::<core::v1::PersistentVolumeClaim>(v),

@@ -106,6 +106,22 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// The hub's ServiceAccount token signing key (`pki/sa.key`), made on first use so data
+/// directories from before it existed keep working.
+pub fn service_account_key(dir: &DataDir) -> Result<String> {
+    let p = dir.pki_file("sa.key");
+    match std::fs::read_to_string(&p) {
+        Ok(pem) => Ok(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pem = garrison_apiserver::auth::tokens::generate_key_pem()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            crate::datadir::write_private(&p, pem.as_bytes())?;
+            Ok(pem)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", p.display())),
+    }
+}
+
 fn read(dir: &DataDir, name: &str) -> Result<Vec<u8>> {
     let p = dir.pki_file(name);
     std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
@@ -213,6 +229,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             agent_gate: role == Role::Hub,
             // kube-apiserver serves the workload kinds too; the stand-in does likewise.
             workloads: role == Role::ApiServer,
+            service_account_key: Some(service_account_key(&dir)?),
             ..ServerConfig::default()
         };
         let server = Server::build(&cfg)?;

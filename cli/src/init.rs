@@ -125,6 +125,7 @@ pub fn run(args: InitArgs) -> Result<()> {
         format!("{}{}", serving.cert_pem, hub_ca.cert_pem).as_bytes(),
     )?;
     write_private(&dir.pki_file("serving.key"), serving.key_pem.as_bytes())?;
+    crate::hub::service_account_key(&dir)?;
     let kc = kubeconfig::with_client_cert(
         "garrison",
         &external_url,

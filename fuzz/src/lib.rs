@@ -28,6 +28,19 @@ pub fn protobuf_body(data: &[u8]) {
     }
 }
 
+/// Bearer tokens that look like JWTs, checked as ServiceAccount tokens by a fixed key.
+pub fn service_account_token(data: &[u8]) {
+    use garrison_apiserver::auth::tokens::{TokenSigner, generate_key_pem};
+    static SIGNER: std::sync::OnceLock<TokenSigner> = std::sync::OnceLock::new();
+    let signer = SIGNER.get_or_init(|| {
+        TokenSigner::from_pem(&generate_key_pem().expect("key"), "https://fuzz", 600)
+            .expect("signer")
+    });
+    let token = text(data);
+    let _ = TokenSigner::looks_like_jwt(token);
+    let _ = signer.verify(token, &[], 1_800_000_000);
+}
+
 /// Label selectors from `?labelSelector=`.
 pub fn label_selector(data: &[u8]) {
     if let Ok(sel) = selectors::LabelSelector::parse(text(data)) {
@@ -98,6 +111,10 @@ pub fn targets() -> Vec<Target> {
             b"k8s\0\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x02s1\x1a\x02ns",
             // A Lease with a renewTime, as client-go writes it.
             b"k8s\0\x0a\x1f\x0a\x16coordination.k8s.io/v1\x12\x05Lease\x12\x15\x0a\x07\x0a\x05agent\x12\x0a\x22\x08\x08\x80\xe1\xb1\xd7\x06\x10\x00",
+        ] },
+        Target { name: "service_account_token", run: service_account_token, seeds: &[
+            b"eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2Z1enoiLCJhdWQiOlsiaHR0cHM6Ly9mdXp6Il0sImV4cCI6MTkwMDAwMDAwMH0.AAAA",
+            b"eyJhbGciOiJub25lIn0.e30.",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },

@@ -94,8 +94,25 @@ impl Spoke {
     /// persist there, so workloads survive an agent restart as they would on a real cluster;
     /// without, it lives in memory.
     pub async fn simulated(cluster: &str, agent_id: &str, store: Option<&Path>) -> Result<Self> {
+        // Tokens outlive an agent restart when the cluster does: the key is kept beside the store.
+        let service_account_key = match store {
+            Some(p) => {
+                let key_file = p.with_extension("sa.key");
+                match std::fs::read_to_string(&key_file) {
+                    Ok(pem) => Some(pem),
+                    Err(_) => {
+                        let pem = garrison_apiserver::auth::tokens::generate_key_pem()
+                            .map_err(|e| anyhow::anyhow!(e))?;
+                        crate::state::write_file(&key_file, pem.as_bytes(), 0o600)?;
+                        Some(pem)
+                    }
+                }
+            }
+            None => None,
+        };
         let cfg = garrison_apiserver::server::ServerConfig {
             store_path: store.map(Path::to_path_buf),
+            service_account_key,
             workloads: true,
             ..Default::default()
         };

@@ -626,7 +626,11 @@ pub fn token_kubeconfig(hub: &Hub, token: &str) -> Result<PathBuf> {
     creds.insert("token".into(), token.into());
     kubeconfig_with_user(
         hub,
-        &format!("token-{}.kubeconfig", &token[..6.min(token.len())]),
+        // The end of a token differs from token to token (a JWT's start never does).
+        &format!(
+            "token-{}.kubeconfig",
+            &token[token.len().saturating_sub(8)..].replace(['/', '.'], "_")
+        ),
         creds.into(),
     )
 }

@@ -2,5 +2,6 @@
 
 pub mod authn;
 pub mod rbac;
+pub mod tokens;
 
 pub use authn::UserInfo;

@@ -69,6 +69,8 @@ pub struct ApiServer {
     pub health: crate::health::Health,
     /// The admission webhooks writes pass.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Issues and checks ServiceAccount tokens.
+    pub tokens: Arc<crate::auth::tokens::TokenSigner>,
 }
 
 /// kube-apiserver's request body limit: 3 MiB.
@@ -314,6 +316,21 @@ fn authenticate(
             .and_then(|s| s.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
+        if crate::auth::tokens::TokenSigner::looks_like_jwt(token) {
+            return srv
+                .tokens
+                .authenticate(
+                    &srv.objects.store,
+                    token,
+                    &[],
+                    jiff::Timestamp::now().as_second(),
+                )
+                .map(|c| c.user())
+                .map_err(|e| {
+                    tracing::info!(reason = %e, "service account token refused");
+                    ApiError::unauthorized()
+                });
+        }
         return authenticate_bootstrap_token(&srv.objects.store, token, jiff::Timestamp::now())
             .map_err(|e| {
                 tracing::info!(reason = %e, "bearer token refused");
@@ -380,6 +397,8 @@ fn verb_for(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'static
         ("GET", true) => "get",
         ("GET", false) => "list",
         ("POST", false) => "create",
+        // TokenRequest is a create on a subresource of a named ServiceAccount.
+        ("POST", true) if rp.subresource.as_deref() == Some("token") => "create",
         ("PUT", true) => "update",
         ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
@@ -676,6 +695,11 @@ async fn serve(
                 field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
                 warnings: vec![],
             };
+            if verb == "create" && sub == "token" {
+                let obj = decode_object(&headers, &body)?;
+                let answered = reviews::token_request(srv, &ns, &name, obj)?;
+                return Ok(json_response(201, &answered));
+            }
             if verb == "create" && res.virtual_only {
                 let obj = decode_object(&headers, &body)?;
                 let answered = reviews::answer(srv, &res, &user, &ns, obj)?;

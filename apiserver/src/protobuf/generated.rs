@@ -258,12 +258,47 @@ message!(k8s_pb::api::apps::v1::StatefulSetUpdateStrategy {
     r#type: "type",
     rolling_update: "rollingUpdate",
 });
+message!(k8s_pb::api::authentication::v1::BoundObjectReference {
+    kind: "kind",
+    api_version: "apiVersion",
+    name: "name",
+    u_id: "uid",
+});
 message!(k8s_pb::api::authentication::v1::SelfSubjectReview {
     metadata: "metadata",
     status: "status",
 });
 message!(k8s_pb::api::authentication::v1::SelfSubjectReviewStatus {
     user_info: "userInfo",
+});
+message!(k8s_pb::api::authentication::v1::TokenRequest {
+    metadata: "metadata",
+    spec: "spec",
+    status: "status",
+});
+message!(k8s_pb::api::authentication::v1::TokenRequestSpec {
+    audiences: "audiences",
+    expiration_seconds: "expirationSeconds",
+    bound_object_ref: "boundObjectRef",
+});
+message!(k8s_pb::api::authentication::v1::TokenRequestStatus {
+    token: "token",
+    expiration_timestamp: "expirationTimestamp",
+});
+message!(k8s_pb::api::authentication::v1::TokenReview {
+    metadata: "metadata",
+    spec: "spec",
+    status: "status",
+});
+message!(k8s_pb::api::authentication::v1::TokenReviewSpec {
+    token: "token",
+    audiences: "audiences",
+});
+message!(k8s_pb::api::authentication::v1::TokenReviewStatus {
+    authenticated: "authenticated",
+    user: "user",
+    audiences: "audiences",
+    error: "error",
 });
 message!(k8s_pb::api::authentication::v1::UserInfo {
     username: "username",
@@ -2003,6 +2038,8 @@ pub(super) fn decode(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => dec::<k8s_pb::api::authorization::v1::SelfSubjectAccessReview>(raw),
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => dec::<k8s_pb::api::authorization::v1::SelfSubjectRulesReview>(raw),
         ("authentication.k8s.io/v1", "SelfSubjectReview") => dec::<k8s_pb::api::authentication::v1::SelfSubjectReview>(raw),
+        ("authentication.k8s.io/v1", "TokenReview") => dec::<k8s_pb::api::authentication::v1::TokenReview>(raw),
+        ("authentication.k8s.io/v1", "TokenRequest") => dec::<k8s_pb::api::authentication::v1::TokenRequest>(raw),
         ("apps/v1", "Deployment") => dec::<k8s_pb::api::apps::v1::Deployment>(raw),
         ("apps/v1", "DeploymentList") => dec::<k8s_pb::api::apps::v1::DeploymentList>(raw),
         ("apps/v1", "StatefulSet") => dec::<k8s_pb::api::apps::v1::StatefulSet>(raw),
@@ -2070,6 +2107,8 @@ pub(super) fn encode(
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => enc::<k8s_pb::api::authorization::v1::SelfSubjectAccessReview>(obj),
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => enc::<k8s_pb::api::authorization::v1::SelfSubjectRulesReview>(obj),
         ("authentication.k8s.io/v1", "SelfSubjectReview") => enc::<k8s_pb::api::authentication::v1::SelfSubjectReview>(obj),
+        ("authentication.k8s.io/v1", "TokenReview") => enc::<k8s_pb::api::authentication::v1::TokenReview>(obj),
+        ("authentication.k8s.io/v1", "TokenRequest") => enc::<k8s_pb::api::authentication::v1::TokenRequest>(obj),
         ("apps/v1", "Deployment") => enc::<k8s_pb::api::apps::v1::Deployment>(obj),
         ("apps/v1", "DeploymentList") => enc::<k8s_pb::api::apps::v1::DeploymentList>(obj),
         ("apps/v1", "StatefulSet") => enc::<k8s_pb::api::apps::v1::StatefulSet>(obj),
