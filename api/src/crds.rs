@@ -11,7 +11,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
-use crate::{addon, cluster, work};
+use crate::{addon, authentication, cluster, rbac, work};
 
 /// Every CRD of the crate, ordered by group, then kind.
 ///
@@ -33,6 +33,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
             addon::v1alpha1::ManagedClusterAddOn::crd(),
             addon::v1beta1::ManagedClusterAddOn::crd(),
         ),
+        served_both(
+            authentication::v1beta1::ManagedServiceAccount::crd(),
+            authentication::v1alpha1::ManagedServiceAccount::crd(),
+        ),
         cluster::v1alpha1::AddOnPlacementScore::crd(),
         cluster::v1alpha1::ClusterClaim::crd(),
         cluster::v1::ManagedCluster::crd(),
@@ -40,6 +44,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         cluster::v1beta2::ManagedClusterSetBinding::crd(),
         cluster::v1beta1::Placement::crd(),
         cluster::v1beta1::PlacementDecision::crd(),
+        rbac::v1alpha1::ClusterPermission::crd(),
         work::v1::AppliedManifestWork::crd(),
         work::v1::ManifestWork::crd(),
         work::v1alpha1::ManifestWorkReplicaSet::crd(),

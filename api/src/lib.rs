@@ -8,7 +8,9 @@
 //! | --- | --- |
 //! | `cluster.open-cluster-management.io` | [`cluster::v1`], [`cluster::v1beta1`], [`cluster::v1beta2`], [`cluster::v1alpha1`] |
 //! | `work.open-cluster-management.io` | [`work::v1`], [`work::v1alpha1`] |
-//! | `addon.open-cluster-management.io` | [`addon::v1alpha1`] |
+//! | `addon.open-cluster-management.io` | [`addon::v1alpha1`], [`addon::v1beta1`] |
+//! | `rbac.open-cluster-management.io` | [`rbac::v1alpha1`] |
+//! | `authentication.open-cluster-management.io` | [`authentication::v1beta1`], [`authentication::v1alpha1`] |
 //!
 //! Besides the types, the crate holds
 //! - [`conditions`]: well-known condition types and reasons as string constants,
@@ -24,10 +26,12 @@
 //! does no I/O.
 
 pub mod addon;
+pub mod authentication;
 pub mod cluster;
 pub mod conditions;
 pub mod crds;
 pub mod labels;
+pub mod rbac;
 pub mod schema;
 pub mod selector;
 pub mod status;
@@ -38,9 +42,11 @@ mod lenient;
 pub use addon::v1alpha1::{
     AddOnDeploymentConfig, AddOnTemplate, ClusterManagementAddOn, ManagedClusterAddOn,
 };
+pub use authentication::v1beta1::ManagedServiceAccount;
 pub use cluster::v1::ManagedCluster;
 pub use cluster::v1alpha1::{AddOnPlacementScore, ClusterClaim};
 pub use cluster::v1beta1::{Placement, PlacementDecision};
 pub use cluster::v1beta2::{ManagedClusterSet, ManagedClusterSetBinding};
+pub use rbac::v1alpha1::ClusterPermission;
 pub use work::v1::{AppliedManifestWork, ManifestWork};
 pub use work::v1alpha1::ManifestWorkReplicaSet;

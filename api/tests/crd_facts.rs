@@ -127,6 +127,22 @@ const EXPECTED: &[Expected] = &[
         short_names: &[],
         status: false,
     },
+    Expected {
+        name: "clusterpermissions.rbac.open-cluster-management.io",
+        kind: "ClusterPermission",
+        version: "v1alpha1",
+        scope: "Namespaced",
+        short_names: &[],
+        status: true,
+    },
+    Expected {
+        name: "managedserviceaccounts.authentication.open-cluster-management.io",
+        kind: "ManagedServiceAccount",
+        version: "v1beta1",
+        scope: "Namespaced",
+        short_names: &[],
+        status: true,
+    },
 ];
 
 fn crd(kind: &str) -> CustomResourceDefinition {
@@ -177,13 +193,11 @@ fn every_kind_has_upstreams_name_version_scope_short_names_and_status() {
             .inspect(|v| assert!(v.served && !v.storage, "{}", expected.kind))
             .map(|v| v.name.as_str())
             .collect();
-        let expected_also: &[&str] = if matches!(
-            expected.kind,
-            "ManagedClusterAddOn" | "ClusterManagementAddOn"
-        ) {
-            &["v1beta1"]
-        } else {
-            &[]
+        // Upstream's ManagedServiceAccount is stored at v1beta1 and still served at v1alpha1.
+        let expected_also: &[&str] = match expected.kind {
+            "ManagedClusterAddOn" | "ClusterManagementAddOn" => &["v1beta1"],
+            "ManagedServiceAccount" => &["v1alpha1"],
+            _ => &[],
         };
         assert_eq!(also_served, expected_also, "{}", expected.kind);
         let version = &crd.spec.versions[0];

@@ -109,13 +109,15 @@ impl AcceptedClusters {
     }
 
     /// Whether a certificate user may authenticate. Users outside the managed-cluster namespace
-    /// of names pass; agent users pass only while their cluster is accepted. A user that claims
+    /// of names pass; agent and add-on users pass only while their cluster is accepted. A user that claims
     /// the namespace but is not a well-formed agent identity is refused.
     pub fn allows(&self, user: &UserInfo) -> bool {
         if !user.name.starts_with(garrison_pki::identity::PREFIX) {
             return true;
         }
-        match garrison_pki::AgentIdentity::from_user(&user.name, &user.groups) {
+        // An agent, or an add-on of a cluster (`...:cluster:<c>:addon:<a>:agent:<n>`): both
+        // only while their cluster is accepted.
+        match garrison_pki::Identity::from_user(&user.name, &user.groups) {
             Ok(id) => self.is_accepted(id.cluster().as_str()),
             Err(_) => false,
         }
@@ -148,6 +150,24 @@ mod tests {
         // Claims the prefix but is not an agent identity: refused.
         let odd = UserInfo::new("system:open-cluster-management:a", vec![], "x509");
         assert!(!gate.allows(&odd));
+        // Add-on identities follow their cluster, and must be well formed.
+        let addon = |c: &str, groups: Vec<String>| {
+            UserInfo::new(
+                format!("system:open-cluster-management:cluster:{c}:addon:x:agent:x"),
+                groups,
+                "x509",
+            )
+        };
+        let groups = |c: &str| {
+            vec![
+                format!("system:open-cluster-management:cluster:{c}:addon:x"),
+                "system:open-cluster-management:addon:x".to_string(),
+            ]
+        };
+        assert!(gate.allows(&addon("a", groups("a"))));
+        assert!(!gate.allows(&addon("b", groups("b"))));
+        assert!(!gate.allows(&addon("a", groups("b"))));
+        assert!(!gate.allows(&addon("a", vec!["system:masters".into()])));
         // Right name, wrong groups: refused.
         let mut forged = agent("a");
         forged.groups = vec!["system:open-cluster-management:b".into()];

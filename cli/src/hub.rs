@@ -376,6 +376,12 @@ pub fn start_controllers(
     });
     let clusters = Arc::new(cluster::Ctx::new(client.clone()));
     sup.spawn("managedcluster", move || cluster::run(clusters.clone()));
+    let c = client.clone();
+    sup.spawn("addon-manager", move || garrison_hub::addon::run(c.clone()));
+    let c = client.clone();
+    sup.spawn("clusterpermission", move || {
+        garrison_hub::addon::cluster_permission::run(c.clone())
+    });
     sup
 }
 

@@ -1,6 +1,7 @@
 //! Garrison's hub controllers. Each sees only a `kube::Client`: in embedded mode one served
 //! in-process by the API server, otherwise one talking to a real kube-apiserver.
 
+pub mod addon;
 pub mod admission;
 pub mod cache;
 pub mod clusterset;

@@ -194,7 +194,7 @@ pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
 pub fn usable(creds: &Credentials, cfg: &AgentConfig) -> Option<garrison_pki::CertInfo> {
     let info = garrison_pki::cert_info(&creds.cert_pem).ok()?;
     let id = identity(cfg).ok()?;
-    (info.identity == id
+    (info.identity.agent() == Some(&id)
         && info.not_after > now_secs()
         && garrison_pki::agent::key_fingerprint(&creds.key_pem)
             .ok()
@@ -224,7 +224,8 @@ async fn create_csr(
     cfg: &AgentConfig,
 ) -> Result<String, kube::Error> {
     let id = identity(cfg).map_err(|e| kube::Error::Service(e.into()))?;
-    let req = garrison_pki::new_request(&id).map_err(|e| kube::Error::Service(e.into()))?;
+    let req = garrison_pki::new_request(&id.clone().into())
+        .map_err(|e| kube::Error::Service(e.into()))?;
     crate::state::write_file(&dir.pending_key_file(), req.key_pem.as_bytes(), 0o600)
         .map_err(|e| kube::Error::Service(e.into()))?;
     let csr: CertificateSigningRequest = serde_json::from_value(json!({

@@ -5,7 +5,7 @@
 use rcgen::{CertificateParams, DnType, KeyPair};
 
 use crate::error::PkiError;
-use crate::identity::AgentIdentity;
+use crate::identity::Identity;
 
 /// A private key and a CSR for it. `Debug` never prints the key.
 pub struct KeyAndRequest {
@@ -24,9 +24,9 @@ impl std::fmt::Debug for KeyAndRequest {
     }
 }
 
-/// Generates an ECDSA P-256 key and a CSR for `identity`: CN is the agent's user name, O its two
-/// groups, and no extensions.
-pub fn new_request(identity: &AgentIdentity) -> Result<KeyAndRequest, PkiError> {
+/// Generates an ECDSA P-256 key and a CSR for `identity` (an agent or an add-on): CN is the
+/// user name, O its two groups, and no extensions.
+pub fn new_request(identity: &Identity) -> Result<KeyAndRequest, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
@@ -53,15 +53,15 @@ pub struct CertInfo {
     pub not_before: i64,
     /// End of validity, Unix seconds.
     pub not_after: i64,
-    /// The agent identity named by the subject.
-    pub identity: AgentIdentity,
+    /// The identity named by the subject.
+    pub identity: Identity,
     /// Serial number, hex.
     pub serial: String,
     /// `sha256:<hex>` of the certificate's SubjectPublicKeyInfo.
     pub key_fingerprint: String,
 }
 
-/// Reads an agent client certificate (PEM): its validity, identity and key fingerprint.
+/// Reads an agent or add-on client certificate (PEM): its validity, identity and key fingerprint.
 pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
         .map_err(|e| PkiError::BadCertificate(format!("PEM: {e}")))?;
@@ -79,8 +79,8 @@ pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
         .iter_organization()
         .filter_map(|a| a.as_str().ok().map(str::to_string))
         .collect();
-    let identity = AgentIdentity::from_subject(&cn, &orgs)
-        .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let identity =
+        Identity::from_subject(&cn, &orgs).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     Ok(CertInfo {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
@@ -107,12 +107,14 @@ pub fn key_matches(cert_pem: &str, key_pem: &str) -> Result<bool, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::ClusterName;
+    use crate::identity::{AddonIdentity, AgentIdentity, ClusterName};
     use crate::{ClusterCa, csr};
     use time::{Duration, OffsetDateTime};
 
-    fn identity(cluster: &str) -> AgentIdentity {
-        AgentIdentity::new(ClusterName::parse(cluster).unwrap(), "a1b2c3").unwrap()
+    fn identity(cluster: &str) -> Identity {
+        AgentIdentity::new(ClusterName::parse(cluster).unwrap(), "a1b2c3")
+            .unwrap()
+            .into()
     }
 
     #[test]
@@ -123,7 +125,7 @@ mod tests {
         assert!(!format!("{req:?}").contains("PRIVATE KEY"));
         let parsed = csr::parse(req.csr_pem.as_bytes()).unwrap();
         assert_eq!(parsed.identity(), &id);
-        parsed.require_identity(&id).unwrap();
+        parsed.require_identity(id.agent().unwrap()).unwrap();
         let now = OffsetDateTime::now_utc();
         let ca = ClusterCa::generate("test-ca", now, Duration::days(1)).unwrap();
         let cert = ca.sign(&parsed, now, Duration::hours(1)).unwrap();
@@ -134,6 +136,22 @@ mod tests {
         assert!(key_matches(&cert, &req.key_pem).unwrap());
         let other = new_request(&id).unwrap();
         assert!(!key_matches(&cert, &other.key_pem).unwrap());
+    }
+
+    #[test]
+    fn an_addon_request_signs_as_the_addon_and_never_as_the_agent() {
+        let c = ClusterName::parse("edge-1").unwrap();
+        let id: Identity = AddonIdentity::new(c.clone(), "managed-serviceaccount", "msa")
+            .unwrap()
+            .into();
+        let parsed = csr::parse(new_request(&id).unwrap().csr_pem.as_bytes()).unwrap();
+        assert_eq!(parsed.identity(), &id);
+        let agent = AgentIdentity::new(c, "a1b2c3").unwrap();
+        assert!(parsed.require_identity(&agent).is_err());
+        let now = OffsetDateTime::now_utc();
+        let ca = ClusterCa::generate("test-ca", now, Duration::days(1)).unwrap();
+        let info = cert_info(&ca.sign(&parsed, now, Duration::hours(1)).unwrap()).unwrap();
+        assert_eq!(info.identity, id);
     }
 
     #[test]

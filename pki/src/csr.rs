@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
 use crate::error::CsrError;
-use crate::identity::{AgentIdentity, ClusterName};
+use crate::identity::{AgentIdentity, ClusterName, Identity};
 
 /// The longest an agent client certificate may live: 24 hours.
 pub const MAX_CLIENT_LIFETIME_SECS: u64 = 24 * 3600;
@@ -34,7 +34,7 @@ pub enum KeyKind {
 /// A CSR that parsed, verified and names a well-formed agent identity.
 #[derive(Debug, Clone)]
 pub struct ParsedCsr {
-    identity: AgentIdentity,
+    identity: Identity,
     /// The requested key's SubjectPublicKeyInfo (DER).
     spki: Vec<u8>,
     der: Vec<u8>,
@@ -44,7 +44,7 @@ pub struct ParsedCsr {
 
 impl ParsedCsr {
     /// The identity the CSR asks for.
-    pub fn identity(&self) -> &AgentIdentity {
+    pub fn identity(&self) -> &Identity {
         &self.identity
     }
     /// The requested key's SubjectPublicKeyInfo (DER).
@@ -76,7 +76,7 @@ impl ParsedCsr {
     /// Fails unless the CSR asks for exactly the requester's own identity (renewals).
     pub fn require_identity(&self, requester: &AgentIdentity) -> Result<(), CsrError> {
         self.require_cluster(requester.cluster())?;
-        if &self.identity != requester {
+        if self.identity.agent() != Some(requester) {
             return Err(CsrError::WrongIdentity {
                 requested: self.identity.user(),
                 expected: requester.user(),
@@ -150,9 +150,13 @@ fn key_kind(csr: &X509CertificationRequest<'_>) -> Result<KeyKind, CsrError> {
     Err(CsrError::WeakKey(format!("of algorithm {alg}")))
 }
 
-fn check_extensions(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
+/// Checks the requested extensions; returns the DNS names of a subjectAltName, which only an
+/// add-on request may carry (upstream's agents put `<addon>.addon.open-cluster-management.io`
+/// there).
+fn check_extensions(csr: &X509CertificationRequest<'_>) -> Result<Vec<String>, CsrError> {
+    let mut dns = vec![];
     let Some(exts) = csr.requested_extensions() else {
-        return Ok(());
+        return Ok(dns);
     };
     for ext in exts {
         match ext {
@@ -180,13 +184,22 @@ fn check_extensions(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> 
                     "basicConstraints CA:true".into(),
                 ));
             }
-            ParsedExtension::SubjectAlternativeName(_) => {
-                return Err(CsrError::ForbiddenExtension("subjectAltName".into()));
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    match name {
+                        x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_string()),
+                        _ => {
+                            return Err(CsrError::ForbiddenExtension(
+                                "subjectAltName other than a DNS name".into(),
+                            ));
+                        }
+                    }
+                }
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(dns)
 }
 
 /// Parses and checks a CSR (PEM or DER).
@@ -204,7 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
     // verify signatures made with keys it considers too weak anyway.
     let key = key_kind(&csr)?;
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
-    check_extensions(&csr)?;
+    let dns_names = check_extensions(&csr)?;
     let subject = &csr.certification_request_info.subject;
     let cns: Vec<&str> = subject
         .iter_common_name()
@@ -221,7 +234,15 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
         .filter_map(|a| a.as_str().ok())
         .map(String::from)
         .collect();
-    let identity = AgentIdentity::from_subject(cn, &orgs)?;
+    let identity = Identity::from_subject(cn, &orgs)?;
+    // Only an add-on request may name a DNS name, and only its add-on's, which the signed
+    // certificate leaves out anyway: client certificates carry no names.
+    match (&identity, dns_names.as_slice()) {
+        (_, []) => {}
+        (Identity::Addon(a), [d])
+            if *d == format!("{}.addon.open-cluster-management.io", a.addon()) => {}
+        _ => return Err(CsrError::ForbiddenExtension("subjectAltName".into())),
+    }
     let spki = csr.certification_request_info.subject_pki.raw.to_vec();
     let fingerprint = sha256_hex(&spki);
     Ok(ParsedCsr {

@@ -27,6 +27,14 @@ pub enum CsrError {
         /// The organizations found.
         got: Vec<String>,
     },
+    /// An add-on subject's organizations are not exactly the add-on's groups.
+    #[error("organizations {got:?} must be exactly {want}")]
+    BadAddonOrganizations {
+        /// The groups required.
+        want: String,
+        /// The organizations found.
+        got: Vec<String>,
+    },
     /// The CSR asks for another cluster's identity.
     #[error("the CSR is for cluster {requested:?}, but the requester is cluster {expected:?}")]
     WrongCluster {

@@ -139,6 +139,193 @@ impl AgentIdentity {
     }
 }
 
+/// The prefix of every add-on user and of the per-cluster add-on group:
+/// `system:open-cluster-management:cluster:<cluster>:addon:<addon>`.
+pub const ADDON_PREFIX: &str = "system:open-cluster-management:cluster:";
+/// The prefix of the fleet-wide group of an add-on: `system:open-cluster-management:addon:<addon>`.
+pub const ADDON_GROUP_PREFIX: &str = "system:open-cluster-management:addon:";
+
+/// The hub identity of one add-on on one managed cluster, as upstream OCM names it: user
+/// `system:open-cluster-management:cluster:<c>:addon:<a>:agent:<agent>`, groups
+/// `system:open-cluster-management:cluster:<c>:addon:<a>` and `system:open-cluster-management:addon:<a>`.
+///
+/// Nothing else is an add-on identity: a subject with other groups (`system:masters`, a
+/// cluster's agent group) is refused, so an add-on certificate holds only add-on RBAC.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AddonIdentity {
+    cluster: ClusterName,
+    addon: String,
+    agent: String,
+}
+
+fn bad_addon_subject(cn: &str) -> CsrError {
+    CsrError::BadCommonName(cn.chars().take(160).collect())
+}
+
+impl AddonIdentity {
+    /// The identity of add-on `addon`'s agent `agent` on `cluster`.
+    pub fn new(cluster: ClusterName, addon: &str, agent: &str) -> Result<Self, CsrError> {
+        if !valid_agent_id(addon) || !valid_agent_id(agent) {
+            return Err(bad_addon_subject(&format!(
+                "{ADDON_PREFIX}{cluster}:addon:{addon}:agent:{agent}"
+            )));
+        }
+        Ok(AddonIdentity {
+            cluster,
+            addon: addon.into(),
+            agent: agent.into(),
+        })
+    }
+
+    /// Parses a CSR subject or certificate user: the common name and the organizations, which
+    /// must be exactly the add-on's two groups (`system:authenticated` may be listed too, as
+    /// upstream's agents list it).
+    pub fn from_subject(common_name: &str, organizations: &[String]) -> Result<Self, CsrError> {
+        let rest = common_name
+            .strip_prefix(ADDON_PREFIX)
+            .ok_or_else(|| bad_addon_subject(common_name))?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [cluster, "addon", addon, "agent", agent] = parts.as_slice() else {
+            return Err(bad_addon_subject(common_name));
+        };
+        let id = AddonIdentity::new(ClusterName::parse(cluster)?, addon, agent)
+            .map_err(|_| bad_addon_subject(common_name))?;
+        let mut want = id.groups().to_vec();
+        let mut got: Vec<String> = organizations
+            .iter()
+            .filter(|g| g.as_str() != "system:authenticated")
+            .cloned()
+            .collect();
+        want.sort();
+        got.sort();
+        got.dedup();
+        if got != want {
+            return Err(CsrError::BadAddonOrganizations {
+                want: want.join(", "),
+                got: organizations.to_vec(),
+            });
+        }
+        Ok(id)
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &ClusterName {
+        &self.cluster
+    }
+    /// The add-on's name.
+    pub fn addon(&self) -> &str {
+        &self.addon
+    }
+    /// The agent's name within the add-on.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+    /// The user name.
+    pub fn user(&self) -> String {
+        format!(
+            "{ADDON_PREFIX}{}:addon:{}:agent:{}",
+            self.cluster, self.addon, self.agent
+        )
+    }
+    /// The per-cluster group (bound by the add-on's RoleBindings in the cluster namespace) and
+    /// the fleet-wide group of the add-on.
+    pub fn groups(&self) -> [String; 2] {
+        [
+            addon_cluster_group(self.cluster.as_str(), &self.addon),
+            format!("{ADDON_GROUP_PREFIX}{}", self.addon),
+        ]
+    }
+}
+
+/// `system:open-cluster-management:cluster:<cluster>:addon:<addon>`.
+pub fn addon_cluster_group(cluster: &str, addon: &str) -> String {
+    format!("{ADDON_PREFIX}{cluster}:addon:{addon}")
+}
+
+/// A subject the hub's client signer issues certificates for: a managed cluster's agent, or an
+/// add-on on a managed cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// A managed cluster's agent.
+    Agent(AgentIdentity),
+    /// An add-on's agent on a managed cluster.
+    Addon(AddonIdentity),
+}
+
+impl From<AgentIdentity> for Identity {
+    fn from(id: AgentIdentity) -> Self {
+        Identity::Agent(id)
+    }
+}
+
+impl From<AddonIdentity> for Identity {
+    fn from(id: AddonIdentity) -> Self {
+        Identity::Addon(id)
+    }
+}
+
+impl Identity {
+    /// Parses a subject as an add-on identity when its common name has the add-on prefix, else
+    /// as an agent identity.
+    pub fn from_subject(common_name: &str, organizations: &[String]) -> Result<Self, CsrError> {
+        if common_name.starts_with(ADDON_PREFIX) {
+            AddonIdentity::from_subject(common_name, organizations).map(Identity::Addon)
+        } else {
+            AgentIdentity::from_subject(common_name, organizations).map(Identity::Agent)
+        }
+    }
+    /// Parses an authenticated user (its groups include `system:authenticated`).
+    pub fn from_user(name: &str, groups: &[String]) -> Result<Self, CsrError> {
+        let own: Vec<String> = groups
+            .iter()
+            .filter(|g| g.as_str() != "system:authenticated")
+            .cloned()
+            .collect();
+        Self::from_subject(name, &own)
+    }
+    /// The cluster.
+    pub fn cluster(&self) -> &ClusterName {
+        match self {
+            Identity::Agent(a) => a.cluster(),
+            Identity::Addon(a) => a.cluster(),
+        }
+    }
+    /// The user name.
+    pub fn user(&self) -> String {
+        match self {
+            Identity::Agent(a) => a.user(),
+            Identity::Addon(a) => a.user(),
+        }
+    }
+    /// The groups, in the order they are written into certificates.
+    pub fn groups(&self) -> [String; 2] {
+        match self {
+            Identity::Agent(a) => a.groups(),
+            Identity::Addon(a) => a.groups(),
+        }
+    }
+    /// The agent identity, if this is one.
+    pub fn agent(&self) -> Option<&AgentIdentity> {
+        match self {
+            Identity::Agent(a) => Some(a),
+            Identity::Addon(_) => None,
+        }
+    }
+    /// The add-on identity, if this is one.
+    pub fn addon(&self) -> Option<&AddonIdentity> {
+        match self {
+            Identity::Agent(_) => None,
+            Identity::Addon(a) => Some(a),
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.user())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +405,53 @@ mod tests {
             AgentIdentity::from_user(name, &groups),
             Err(CsrError::BadOrganizations { .. })
         ));
+    }
+
+    fn addon_orgs(cluster: &str, addon: &str) -> Vec<String> {
+        vec![
+            format!("system:open-cluster-management:cluster:{cluster}:addon:{addon}"),
+            format!("system:open-cluster-management:addon:{addon}"),
+            "system:authenticated".into(),
+        ]
+    }
+
+    #[test]
+    fn an_upstream_addon_subject_parses_and_nothing_near_it_does() {
+        let cn = "system:open-cluster-management:cluster:c1:addon:managed-serviceaccount:agent:managed-serviceaccount";
+        let id = Identity::from_subject(cn, &addon_orgs("c1", "managed-serviceaccount")).unwrap();
+        let a = id.addon().unwrap();
+        assert_eq!(a.cluster().as_str(), "c1");
+        assert_eq!(a.addon(), "managed-serviceaccount");
+        assert_eq!(id.user(), cn);
+        // Another cluster's group, an extra group, a missing group: refused.
+        for orgs in [
+            addon_orgs("c2", "managed-serviceaccount"),
+            [
+                addon_orgs("c1", "managed-serviceaccount"),
+                vec!["system:masters".into()],
+            ]
+            .concat(),
+            vec![addon_orgs("c1", "managed-serviceaccount")[0].clone()],
+            [addon_orgs("c1", "managed-serviceaccount"), orgs("c1")].concat(),
+        ] {
+            assert!(Identity::from_subject(cn, &orgs).is_err(), "{orgs:?}");
+        }
+        for cn in [
+            "system:open-cluster-management:cluster:c1:addon:x",
+            "system:open-cluster-management:cluster:c1:addon:x:agent:",
+            "system:open-cluster-management:cluster:c1:addon:x:agent:y:z",
+            "system:open-cluster-management:cluster:C1:addon:x:agent:y",
+            "system:open-cluster-management:cluster:c1:notaddon:x:agent:y",
+        ] {
+            assert!(
+                Identity::from_subject(cn, &addon_orgs("c1", "x")).is_err(),
+                "{cn}"
+            );
+        }
+        // The agent form still parses as an agent.
+        let agent =
+            Identity::from_subject("system:open-cluster-management:c1:agent-7", &orgs("c1"))
+                .unwrap();
+        assert!(agent.agent().is_some());
     }
 }

@@ -18,7 +18,7 @@ pub use agent::{CertInfo, KeyAndRequest, cert_info, new_request};
 pub use ca::ClusterCa;
 pub use csr::{ParsedCsr, parse as parse_csr};
 pub use error::{CsrError, PkiError};
-pub use identity::{AgentIdentity, ClusterName};
+pub use identity::{AddonIdentity, AgentIdentity, ClusterName, Identity};
 pub use rotation::RotationPolicy;
 pub use secret::SecretString;
 

@@ -38,7 +38,9 @@ fn signing() {
         .map(|i| {
             let id =
                 AgentIdentity::new(ClusterName::parse(&format!("c{i}")).unwrap(), "agent").unwrap();
-            garrison_pki::new_request(&id).unwrap().csr_pem
+            garrison_pki::new_request(&id.clone().into())
+                .unwrap()
+                .csr_pem
         })
         .collect();
     let generation = t.elapsed();

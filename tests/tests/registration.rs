@@ -47,7 +47,9 @@ fn csr_for(cluster: &str) -> CertificateSigningRequest {
         "intruder",
     )
     .unwrap();
-    let pem = garrison_pki::new_request(&id).unwrap().csr_pem;
+    let pem = garrison_pki::new_request(&id.clone().into())
+        .unwrap()
+        .csr_pem;
     serde_json::from_value(json!({
         "metadata": {"generateName": "attack-"},
         "spec": {"signerName": "kubernetes.io/kube-apiserver-client",

@@ -201,8 +201,9 @@ pub(super) fn check_binding_name(obj: &Value) -> Result<(), Denial> {
     ))
 }
 
-/// A CSR for the client signer from an agent may only ask for the agent's own cluster; one
-/// from a bootstrap token only for a well-formed agent identity. Other requesters and signers
+/// A CSR for the client signer from an agent may only ask for the agent's own cluster (its own
+/// identity, or an add-on's on its cluster); one from a bootstrap token only for a well-formed
+/// agent identity. An add-on's certificate may ask for nothing. Other requesters and signers
 /// are not restricted here.
 pub(super) fn check_agent_csr(who: &Requester, csr: &Value) -> Result<(), Denial> {
     if csr.pointer("/spec/signerName").and_then(Value::as_str) != Some(CLIENT_SIGNER) {
@@ -226,6 +227,12 @@ pub(super) fn check_agent_csr(who: &Requester, csr: &Value) -> Result<(), Denial
     let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, request)
         .map_err(|_| refuse("spec.request is not base64".into()))?;
     let parsed = garrison_pki::csr::parse(&der).map_err(|e| refuse(e.to_string()))?;
+    // A bootstrap token joins a cluster; it never asks for an add-on's identity.
+    if !is_agent && parsed.identity().addon().is_some() {
+        return Err(refuse(
+            "a bootstrap token may not request an add-on identity".into(),
+        ));
+    }
     if is_agent {
         let requester = garrison_pki::AgentIdentity::from_user(&who.name, &who.groups)
             .map_err(|e| refuse(format!("the requester is not a valid agent identity: {e}")))?;
@@ -475,7 +482,7 @@ mod tests {
             "agent1",
         )
         .unwrap();
-        let req = garrison_pki::new_request(&id).unwrap();
+        let req = garrison_pki::new_request(&id.clone().into()).unwrap();
         let pem = req
             .csr_pem
             .lines()

@@ -48,9 +48,20 @@ pub enum Verdict {
     Leave,
     /// An agent renewal whose cluster must be checked; approve if it is accepted.
     ApproveIfAccepted(String),
+    /// An add-on CSR made by a cluster's agent for an add-on of that cluster: approve if the
+    /// cluster is accepted and the add-on is enabled there with a registration for exactly this
+    /// subject; deny otherwise.
+    ApproveIfAddonRegistered(garrison_pki::AddonIdentity),
     /// Deny with this message.
     Deny(String),
 }
+
+/// Label naming the cluster of an add-on CSR, as upstream sets it.
+pub const CLUSTER_LABEL: &str = "open-cluster-management.io/cluster-name";
+/// Label naming the add-on of an add-on CSR, as upstream sets it.
+pub const ADDON_LABEL: &str = "open-cluster-management.io/addon-name";
+/// Reason recorded on denied add-on CSRs.
+pub const REASON_ADDON_DENIED: &str = "GarrisonAddOnRegistrationPolicy";
 
 fn has_condition(obj: &CertificateSigningRequest, kind: &str) -> bool {
     obj.status
@@ -77,13 +88,90 @@ pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
         Ok(p) => p,
         Err(e) => return Verdict::Deny(e.to_string()),
     };
-    if let Err(e) = parsed.require_identity(&requester) {
-        return Verdict::Deny(e.to_string());
-    }
     if let Err(e) = csr::check_usages(obj.spec.usages.as_deref().unwrap_or_default()) {
         return Verdict::Deny(e.to_string());
     }
+    if let Some(addon) = parsed.identity().addon() {
+        if let Err(e) = parsed.require_cluster(requester.cluster()) {
+            return Verdict::Deny(e.to_string());
+        }
+        let labels = obj.metadata.labels.clone().unwrap_or_default();
+        if labels.get(CLUSTER_LABEL).map(String::as_str) != Some(addon.cluster().as_str())
+            || labels.get(ADDON_LABEL).map(String::as_str) != Some(addon.addon())
+        {
+            return Verdict::Deny(format!(
+                "an add-on CSR must be labelled {CLUSTER_LABEL}={} and {ADDON_LABEL}={}",
+                addon.cluster(),
+                addon.addon()
+            ));
+        }
+        return Verdict::ApproveIfAddonRegistered(addon.clone());
+    }
+    if let Err(e) = parsed.require_identity(&requester) {
+        return Verdict::Deny(e.to_string());
+    }
     Verdict::ApproveIfAccepted(requester.cluster().to_string())
+}
+
+/// Why an add-on CSR may not be approved now, or `None` when the add-on is enabled on the
+/// accepted cluster with a kube-apiserver-client registration for exactly this subject.
+pub fn addon_refusal(
+    cluster: Option<&ManagedCluster>,
+    addon: Option<&garrison_api::ManagedClusterAddOn>,
+    id: &garrison_pki::AddonIdentity,
+) -> Option<String> {
+    let accepted = cluster.is_some_and(|c| {
+        c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
+    });
+    if !accepted {
+        return Some(format!("cluster {} is not accepted", id.cluster()));
+    }
+    let Some(addon) = addon.filter(|a| a.metadata.deletion_timestamp.is_none()) else {
+        return Some(format!(
+            "add-on {} is not enabled on cluster {}",
+            id.addon(),
+            id.cluster()
+        ));
+    };
+    let registered = addon
+        .status
+        .as_ref()
+        .map(|s| s.registrations.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .any(|r| {
+            let subject = r.subject.clone().unwrap_or_default();
+            let user = Some(subject.user)
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| default_addon_user(id));
+            let mut groups: Vec<String> = Some(subject.groups)
+                .filter(|g| !g.is_empty())
+                .unwrap_or_else(|| id.groups().to_vec())
+                .into_iter()
+                .filter(|g| g != "system:authenticated")
+                .collect();
+            groups.sort();
+            let mut want = id.groups().to_vec();
+            want.sort();
+            r.signer_name == SIGNER && user == id.user() && groups == want
+        });
+    if !registered {
+        return Some(format!(
+            "add-on {} on cluster {} has no registration for {}",
+            id.addon(),
+            id.cluster(),
+            id.user()
+        ));
+    }
+    None
+}
+
+/// The user upstream's add-on agents take when a registration names none: the agent is named
+/// after the add-on.
+fn default_addon_user(id: &garrison_pki::AddonIdentity) -> String {
+    garrison_pki::AddonIdentity::new(id.cluster().clone(), id.addon(), id.addon())
+        .map(|d| d.user())
+        .unwrap_or_default()
 }
 
 /// Whether a CSR has been approved, denied or has failed.
@@ -144,6 +232,35 @@ async fn reconcile(
             tracing::warn!(csr = %obj.name_any(), reason = %why, "denying agent CSR");
             record_decision(&api, &obj, false, REASON_DENIED, &why, MANAGER).await?;
         }
+        Verdict::ApproveIfAddonRegistered(id) => {
+            let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
+            let cluster = clusters.get_opt(id.cluster().as_str()).await?;
+            let addons: Api<garrison_api::ManagedClusterAddOn> =
+                Api::namespaced(ctx.client.clone(), id.cluster().as_str());
+            let addon = addons.get_opt(id.addon()).await?;
+            match addon_refusal(cluster.as_ref(), addon.as_ref(), &id) {
+                Some(why) => {
+                    tracing::warn!(csr = %obj.name_any(), reason = %why, "denying add-on CSR");
+                    record_decision(&api, &obj, false, REASON_ADDON_DENIED, &why, MANAGER).await?;
+                }
+                None => {
+                    tracing::info!(csr = %obj.name_any(), cluster = %id.cluster(), addon = id.addon(), "approving add-on certificate");
+                    record_decision(
+                        &api,
+                        &obj,
+                        true,
+                        REASON_AUTO_APPROVED,
+                        &format!(
+                            "Auto approving add-on {} agent certificate for cluster {}.",
+                            id.addon(),
+                            id.cluster()
+                        ),
+                        MANAGER,
+                    )
+                    .await?;
+                }
+            }
+        }
         Verdict::ApproveIfAccepted(cluster) => {
             let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
             let accepted = clusters.get_opt(&cluster).await?.is_some_and(|c| {
@@ -199,7 +316,7 @@ mod tests {
         requester: Option<&AgentIdentity>,
         subject: &AgentIdentity,
     ) -> CertificateSigningRequest {
-        let req = new_request(subject).unwrap();
+        let req = new_request(&subject.clone().into()).unwrap();
         let (username, groups) = match requester {
             Some(r) => {
                 let mut g = r.groups().to_vec();

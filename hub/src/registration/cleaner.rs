@@ -221,7 +221,7 @@ mod tests {
             "agent",
         )
         .unwrap();
-        let req = garrison_pki::new_request(&id).unwrap();
+        let req = garrison_pki::new_request(&id.clone().into()).unwrap();
         let parsed = garrison_pki::parse_csr(req.csr_pem.as_bytes()).unwrap();
         let cert = ca.sign(&parsed, now, time::Duration::seconds(60)).unwrap();
         let not_after = garrison_pki::cert_info(&cert).unwrap().not_after;

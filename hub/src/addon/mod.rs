@@ -1,0 +1,255 @@
+//! The add-on manager on the hub, for the add-ons built into Garrison's agent.
+//!
+//! Each built-in add-on has a ClusterManagementAddOn (made at start when missing) and a
+//! ClusterRole with exactly the hub rights its agent needs. Enabling it on a cluster is
+//! creating a ManagedClusterAddOn of its name in the cluster's namespace (by kubectl, by
+//! `garrison addon enable`, or by an install strategy). For each such ManagedClusterAddOn the
+//! manager writes what the cluster's agent needs to register the add-on (`status.registrations`
+//! with upstream's default subject, `status.namespace`, lease health) and binds the ClusterRole
+//! in the cluster's namespace to the add-on's per-cluster group only, so one cluster's add-on
+//! certificate reaches nothing of another cluster. The binding is owned by the
+//! ManagedClusterAddOn: disabling the add-on removes it.
+
+pub mod cluster_permission;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use garrison_api::{ClusterManagementAddOn, ManagedCluster, ManagedClusterAddOn};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+/// Field manager of the add-on manager's writes.
+const MANAGER: &str = "garrison-addon-manager";
+/// The namespace add-on agents use on the managed cluster unless told otherwise.
+pub const DEFAULT_INSTALL_NAMESPACE: &str = "open-cluster-management-agent-addon";
+/// The client signer add-on certificates are issued by.
+pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// The managed-serviceaccount add-on.
+pub const MANAGED_SERVICE_ACCOUNT: &str = "managed-serviceaccount";
+
+/// An add-on built into the agent.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinAddon {
+    /// Its name (of the ClusterManagementAddOn and every ManagedClusterAddOn).
+    pub name: &'static str,
+    /// Display name.
+    pub display_name: &'static str,
+    /// Description.
+    pub description: &'static str,
+    /// The hub rules its agent holds, in its cluster's namespace only.
+    pub rules: fn() -> Value,
+}
+
+fn msa_rules() -> Value {
+    // Upstream's managed-serviceaccount agent role.
+    json!([
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": ["authentication.open-cluster-management.io"], "resources": ["managedserviceaccounts"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["authentication.open-cluster-management.io"], "resources": ["managedserviceaccounts/status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}
+    ])
+}
+
+/// The add-ons built into Garrison's agent.
+pub const BUILTIN: &[BuiltinAddon] = &[BuiltinAddon {
+    name: MANAGED_SERVICE_ACCOUNT,
+    display_name: "managed-serviceaccount",
+    description: "ServiceAccounts on managed clusters whose tokens are projected to the hub",
+    rules: msa_rules,
+}];
+
+/// The built-in add-on of this name.
+pub fn builtin(name: &str) -> Option<&'static BuiltinAddon> {
+    BUILTIN.iter().find(|a| a.name == name)
+}
+
+/// Name of a built-in add-on's hub ClusterRole.
+pub fn cluster_role_name(addon: &str) -> String {
+    format!("open-cluster-management:addon:{addon}")
+}
+
+/// Name of the RoleBinding of an add-on's ClusterRole in a cluster namespace, as upstream names
+/// the bindings of template add-ons.
+pub fn binding_name(addon: &str) -> String {
+    format!("open-cluster-management:{addon}:clusterrole:agent")
+}
+
+/// The install namespace of a ManagedClusterAddOn: `spec.installNamespace`, the v1beta1
+/// annotation, or the default.
+pub fn install_namespace(mca: &ManagedClusterAddOn) -> String {
+    mca.spec
+        .install_namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            mca.annotations()
+                .get(garrison_api::addon::v1beta1::INSTALL_NAMESPACE_ANNOTATION)
+                .cloned()
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_INSTALL_NAMESPACE.into())
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API call failed.
+    #[error("API call failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Makes each built-in add-on's ClusterManagementAddOn (when missing: an admin's changes stay)
+/// and its ClusterRole (always as the binary says).
+pub async fn ensure_builtins(client: &kube::Client) -> Result<(), Error> {
+    let cmas: Api<ClusterManagementAddOn> = Api::all(client.clone());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let pp = PatchParams::apply(MANAGER).force();
+    for a in BUILTIN {
+        if cmas.get_opt(a.name).await?.is_none() {
+            let cma: ClusterManagementAddOn = serde_json::from_value(json!({
+                "apiVersion": "addon.open-cluster-management.io/v1alpha1",
+                "kind": "ClusterManagementAddOn",
+                "metadata": {"name": a.name, "labels": {"app.kubernetes.io/managed-by": "garrison"}},
+                "spec": {"addOnMeta": {"displayName": a.display_name, "description": a.description},
+                         "installStrategy": {"type": "Manual"}}
+            }))
+            .expect("a well-formed ClusterManagementAddOn");
+            match cmas.create(&PostParams::default(), &cma).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let role = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": cluster_role_name(a.name), "labels": {"app.kubernetes.io/managed-by": "garrison"}},
+            "rules": (a.rules)(),
+        });
+        roles
+            .patch(&cluster_role_name(a.name), &pp, &Patch::Apply(role))
+            .await?;
+    }
+    Ok(())
+}
+
+/// What the manager writes into a built-in add-on's status: its registration with upstream's
+/// default subject, its namespace, lease health, and its metadata.
+pub fn desired_status(addon: &BuiltinAddon, mca: &ManagedClusterAddOn) -> Value {
+    let cluster = mca.namespace().unwrap_or_default();
+    let user = format!(
+        "system:open-cluster-management:cluster:{cluster}:addon:{0}:agent:{0}",
+        addon.name
+    );
+    json!({
+        "namespace": install_namespace(mca),
+        "registrations": [{
+            "signerName": CLIENT_SIGNER,
+            "subject": {"user": user, "groups": [
+                garrison_pki::identity::addon_cluster_group(&cluster, addon.name),
+                format!("{}{}", garrison_pki::identity::ADDON_GROUP_PREFIX, addon.name),
+            ]},
+        }],
+        "healthCheck": {"mode": "Lease"},
+        "addOnMeta": {"displayName": addon.display_name, "description": addon.description},
+        "relatedObjects": [{"group": "addon.open-cluster-management.io",
+            "resource": "clustermanagementaddons", "name": addon.name}],
+    })
+}
+
+async fn reconcile(
+    mca: Arc<ManagedClusterAddOn>,
+    client: Arc<kube::Client>,
+) -> Result<Action, Error> {
+    let Some(addon) = builtin(&mca.name_any()) else {
+        return Ok(Action::await_change());
+    };
+    if mca.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let cluster = mca.namespace().unwrap_or_default();
+    let clusters: Api<ManagedCluster> = Api::all((*client).clone());
+    if clusters.get_opt(&cluster).await?.is_none() {
+        // Not a cluster namespace: nothing to register, and no RBAC is handed out.
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let want = desired_status(addon, &mca);
+    let have = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
+    let differs = want
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| have.get(k) != Some(v));
+    let mcas: Api<ManagedClusterAddOn> = Api::namespaced((*client).clone(), &cluster);
+    if differs {
+        let mut status = want.clone();
+        let mut conditions = mca
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        garrison_api::status::set_condition(
+            &mut conditions,
+            garrison_api::status::condition(
+                "RegistrationApplied",
+                "True",
+                "SetPermissionApplied",
+                "Registration of the add-on agent is configured",
+            ),
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        status["conditions"] = json!(conditions);
+        mcas.patch_status(
+            &mca.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    }
+    let bindings: Api<RoleBinding> = Api::namespaced((*client).clone(), &cluster);
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": binding_name(addon.name), "namespace": cluster,
+            "labels": {"app.kubernetes.io/managed-by": "garrison",
+                       "open-cluster-management.io/addon-name": addon.name},
+            "ownerReferences": [{"apiVersion": "addon.open-cluster-management.io/v1alpha1",
+                "kind": "ManagedClusterAddOn", "name": mca.name_any(),
+                "uid": mca.uid().unwrap_or_default(), "blockOwnerDeletion": true}]},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+            "name": cluster_role_name(addon.name)},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+            "name": garrison_pki::identity::addon_cluster_group(&cluster, addon.name)}],
+    });
+    bindings
+        .patch(
+            &binding_name(addon.name),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(binding),
+        )
+        .await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) -> Action {
+    tracing::warn!(error = %e, "add-on manager reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Runs the manager until its stream ends.
+pub async fn run(client: kube::Client) {
+    while let Err(e) = ensure_builtins(&client).await {
+        tracing::warn!(error = %e, "cannot install the built-in add-ons; retrying");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let api: Api<ManagedClusterAddOn> = Api::all(client.clone());
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, Arc::new(client))
+        .for_each(|_| async {})
+        .await;
+}
