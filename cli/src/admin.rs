@@ -130,7 +130,9 @@ async fn pending_for(client: &kube::Client, cluster: &str) -> Result<Vec<Pending
         let Ok(parsed) = garrison_pki::csr::parse(&csr.spec.request.0) else {
             continue;
         };
-        if parsed.identity().cluster().as_str() != cluster {
+        // Add-on certificates are the add-on registration's business, never an admin's
+        // approval of a cluster.
+        if parsed.identity().cluster().as_str() != cluster || parsed.identity().agent().is_none() {
             continue;
         }
         out.push(PendingRequest {

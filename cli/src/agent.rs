@@ -40,13 +40,26 @@ pub struct WorkArgs {
     /// removed without the agent's finalizer, or a hub that was replaced.
     #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_grace)]
     pub appliedmanifestwork_eviction_grace_period: u64,
+    /// With --simulated: the shortest ServiceAccount token the simulated cluster issues
+    /// (kube-apiserver's 10m by default). Shorter values let a demo or test watch the
+    /// managed-serviceaccount add-on rotate tokens (1s to 10m).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_min_token)]
+    pub simulated_min_token_expiration: u64,
+}
+
+/// Parses `--simulated-min-token-expiration`: 1s to 10m.
+fn parse_min_token(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 1, 600, "1s to 10m")
 }
 
 impl WorkArgs {
-    fn options(&self) -> agent::WorkOptions {
-        agent::WorkOptions {
-            resync: Duration::from_secs(self.status_sync_interval),
-            eviction_grace: Duration::from_secs(self.appliedmanifestwork_eviction_grace_period),
+    fn options(&self) -> agent::RunOptions {
+        agent::RunOptions {
+            work: agent::WorkOptions {
+                resync: Duration::from_secs(self.status_sync_interval),
+                eviction_grace: Duration::from_secs(self.appliedmanifestwork_eviction_grace_period),
+            },
+            simulated_min_token_secs: self.simulated_min_token_expiration as i64,
         }
     }
 }

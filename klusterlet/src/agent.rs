@@ -29,6 +29,25 @@ use crate::hub::{self, Auth};
 use crate::spoke::{Observed, Spoke};
 use crate::state::{AgentConfig, AgentDir, Credentials, SpokeSource};
 pub use crate::work::Options as WorkOptions;
+
+/// The agent's settings besides its data directory.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The work agent's.
+    pub work: WorkOptions,
+    /// The shortest token a simulated cluster's TokenRequest issues, in seconds
+    /// (kube-apiserver's 600 by default; shorter only to watch rotation in tests and demos).
+    pub simulated_min_token_secs: i64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            work: WorkOptions::default(),
+            simulated_min_token_secs: garrison_apiserver::auth::tokens::MIN_EXPIRATION_SECS,
+        }
+    }
+}
 use crate::work::WorkAgent;
 
 /// The signer agent certificates are requested from.
@@ -511,8 +530,9 @@ pub async fn run(
     dir: &AgentDir,
     mut stop: watch::Receiver<bool>,
     first_join: bool,
-    work_opts: WorkOptions,
+    opts: RunOptions,
 ) -> Result<()> {
+    let work_opts = opts.work;
     let cfg = dir.load_config()?;
     let _lock = dir.lock()?;
     let spoke = match &cfg.spoke {
@@ -521,6 +541,7 @@ pub async fn run(
                 &cfg.cluster_name,
                 &cfg.agent_id,
                 Some(&dir.simulated_store_file()),
+                opts.simulated_min_token_secs,
             )
             .await?;
             let kubeconfig = dir.simulated_kubeconfig_file();
@@ -540,10 +561,20 @@ pub async fn run(
         Vec::new(),
         work_opts,
     ));
+    let addon_agent = crate::addon::AddonAgent::new(
+        &cfg.cluster_name,
+        &cfg.agent_id,
+        &cfg.hub_url,
+        &dir.hub_ca()?,
+        spoke.client.clone(),
+        spoke.ca_pem.clone(),
+    );
+    let addon_task = tokio::spawn(addon_agent.run(hub_rx.clone(), stop.clone()));
     let work_task = tokio::spawn(work_agent.run(hub_rx, stop.clone()));
     let result = run_registration(dir, &cfg, &spoke, &mut stop, first_join, &hub_tx).await;
     let _ = hub_tx.send(None);
     work_task.abort();
+    addon_task.abort();
     result
 }
 

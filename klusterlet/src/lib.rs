@@ -5,6 +5,7 @@
 //! Modules by concern: [`state`] (the data directory), [`hub`] (pinned first contact and hub
 //! clients), [`spoke`] (the managed cluster, real or simulated), [`agent`] (the loop).
 
+pub mod addon;
 pub mod agent;
 pub mod hub;
 pub mod simulator;

@@ -39,6 +39,35 @@ pub struct Spoke {
     _server: Option<garrison_apiserver::server::Server>,
     /// Keeps a simulated cluster's HTTPS listener open while the spoke lives.
     _serving: Option<tokio::sync::watch::Sender<bool>>,
+    /// The CA that signs the cluster API server's certificate (PEM), when known: reported
+    /// beside the ServiceAccount tokens add-ons hand to the hub.
+    pub ca_pem: Option<String>,
+}
+
+/// The CA of the current context's cluster in a kubeconfig, as PEM.
+fn kubeconfig_ca(path: &Path) -> Option<String> {
+    use base64::Engine;
+    let kc = kube::config::Kubeconfig::read_from(path).ok()?;
+    let ctx_name = kc.current_context.clone()?;
+    let ctx = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)?
+        .context
+        .clone()?;
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)?
+        .cluster
+        .clone()?;
+    if let Some(data) = cluster.certificate_authority_data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority?).ok()
 }
 
 /// The CRDs the agent itself uses on its cluster, as upstream's klusterlet installs them.
@@ -71,6 +100,7 @@ impl Spoke {
             client,
             _server: None,
             _serving: None,
+            ca_pem: kubeconfig_ca(path),
         })
     }
 
@@ -86,6 +116,8 @@ impl Spoke {
             client,
             _server: None,
             _serving: None,
+            ca_pem: std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+                .ok(),
         })
     }
 
@@ -93,7 +125,13 @@ impl Spoke {
     /// Nodes, the well-known ClusterClaims and the status simulator. With `store`, its objects
     /// persist there, so workloads survive an agent restart as they would on a real cluster;
     /// without, it lives in memory.
-    pub async fn simulated(cluster: &str, agent_id: &str, store: Option<&Path>) -> Result<Self> {
+    /// Its TokenRequest API issues tokens no shorter than `min_token_secs`.
+    pub async fn simulated(
+        cluster: &str,
+        agent_id: &str,
+        store: Option<&Path>,
+        min_token_secs: i64,
+    ) -> Result<Self> {
         // Tokens outlive an agent restart when the cluster does: the key is kept beside the store.
         let service_account_key = match store {
             Some(p) => {
@@ -113,6 +151,7 @@ impl Spoke {
         let cfg = garrison_apiserver::server::ServerConfig {
             store_path: store.map(Path::to_path_buf),
             service_account_key,
+            min_token_expiration_secs: min_token_secs,
             workloads: true,
             ..Default::default()
         };
@@ -172,6 +211,7 @@ impl Spoke {
             client,
             _server: Some(server),
             _serving: None,
+            ca_pem: None,
         })
     }
 
@@ -214,6 +254,7 @@ impl Spoke {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(tls::serve(listener, config, server.router(), rx, None));
         self._serving = Some(tx);
+        self.ca_pem = Some(ca.cert_pem.clone());
         Ok(url)
     }
 

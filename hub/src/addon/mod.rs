@@ -180,12 +180,18 @@ async fn reconcile(
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
     let want = desired_status(addon, &mca);
-    let have = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
-    let differs = want
-        .as_object()
-        .into_iter()
-        .flatten()
-        .any(|(k, v)| have.get(k) != Some(v));
+    // Compared as typed statuses, so defaults and empty fields do not count as differences
+    // (a difference that never goes away would write forever).
+    let mut merged = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
+    if !merged.is_object() {
+        merged = json!({});
+    }
+    for (k, v) in want.as_object().into_iter().flatten() {
+        merged[k] = v.clone();
+    }
+    let merged: Option<garrison_api::addon::v1alpha1::ManagedClusterAddOnStatus> =
+        serde_json::from_value(merged).ok();
+    let differs = merged.as_ref() != mca.status.as_ref();
     let mcas: Api<ManagedClusterAddOn> = Api::namespaced((*client).clone(), &cluster);
     if differs {
         let mut status = want.clone();
@@ -205,12 +211,24 @@ async fn reconcile(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
         );
         status["conditions"] = json!(conditions);
-        mcas.patch_status(
-            &mca.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
+        // Against the resourceVersion read, so the agent's health condition written since is
+        // not dropped: a conflict is read again and retried.
+        let patch =
+            json!({"metadata": {"resourceVersion": mca.resource_version()}, "status": status});
+        match mcas
+            .patch_status(
+                &mca.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                return Ok(Action::requeue(Duration::from_millis(200)));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let bindings: Api<RoleBinding> = Api::namespaced((*client).clone(), &cluster);
     let binding = json!({

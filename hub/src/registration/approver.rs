@@ -396,4 +396,76 @@ mod tests {
         obj.spec.signer_name = "example.com/x".into();
         assert_eq!(judge(&obj), Verdict::Leave);
     }
+
+    fn addon(cluster: &str, name: &str) -> garrison_pki::AddonIdentity {
+        garrison_pki::AddonIdentity::new(ClusterName::parse(cluster).unwrap(), name, name).unwrap()
+    }
+
+    fn mc(accepted: bool) -> ManagedCluster {
+        serde_json::from_value(
+            json!({"metadata": {"name": "c1"}, "spec": {"hubAcceptsClient": accepted}}),
+        )
+        .unwrap()
+    }
+
+    fn mca(registrations: serde_json::Value) -> garrison_api::ManagedClusterAddOn {
+        serde_json::from_value(json!({
+            "metadata": {"name": "msa", "namespace": "c1"},
+            "spec": {},
+            "status": {"registrations": registrations}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn add_on_certificates_need_an_accepted_cluster_an_enabled_add_on_and_a_matching_registration()
+    {
+        let id = addon("c1", "msa");
+        let good = mca(json!([{"signerName": SIGNER, "subject": {
+            "user": id.user(), "groups": [id.groups()[0].clone(), id.groups()[1].clone(), "system:authenticated"]}}]));
+        assert_eq!(addon_refusal(Some(&mc(true)), Some(&good), &id), None);
+        // A registration with no subject means upstream's default one.
+        let default = mca(json!([{"signerName": SIGNER}]));
+        assert_eq!(addon_refusal(Some(&mc(true)), Some(&default), &id), None);
+        let why = |c: Option<&ManagedCluster>, a: Option<&garrison_api::ManagedClusterAddOn>| {
+            addon_refusal(c, a, &id).unwrap()
+        };
+        assert!(why(Some(&mc(false)), Some(&good)).contains("not accepted"));
+        assert!(why(None, Some(&good)).contains("not accepted"));
+        assert!(why(Some(&mc(true)), None).contains("not enabled"));
+        let mut deleting = good.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        assert!(why(Some(&mc(true)), Some(&deleting)).contains("not enabled"));
+        // Registered for another signer, or another subject: refused.
+        let other_signer = mca(json!([{"signerName": "example.com/custom"}]));
+        assert!(why(Some(&mc(true)), Some(&other_signer)).contains("no registration"));
+        let other_user = mca(json!([{"signerName": SIGNER, "subject": {"user": "someone-else"}}]));
+        assert!(why(Some(&mc(true)), Some(&other_user)).contains("no registration"));
+    }
+
+    #[test]
+    fn an_add_on_request_must_come_from_its_own_clusters_agent_with_upstreams_labels() {
+        let a = agent("c1", "one");
+        let id: garrison_pki::Identity = addon("c1", "msa").into();
+        let mut obj = csr_obj(Some(&a), &a);
+        let req = new_request(&id).unwrap();
+        obj.spec.request = ByteString(req.csr_pem.into_bytes());
+        assert!(matches!(judge(&obj), Verdict::Deny(w) if w.contains("labelled")));
+        obj.metadata.labels = Some(
+            [
+                (CLUSTER_LABEL.to_string(), "c1".to_string()),
+                (ADDON_LABEL.to_string(), "msa".to_string()),
+            ]
+            .into(),
+        );
+        assert!(matches!(judge(&obj), Verdict::ApproveIfAddonRegistered(_)));
+        // Another cluster's agent asking for it: denied.
+        let b = agent("c2", "two");
+        let mut from_b = obj.clone();
+        from_b.spec.username = Some(b.user());
+        from_b.spec.groups = Some(b.groups().to_vec());
+        assert!(matches!(judge(&from_b), Verdict::Deny(_)));
+    }
 }

@@ -1,0 +1,599 @@
+//! Add-ons on the managed cluster: registration, health and the built-in add-ons.
+//!
+//! For each ManagedClusterAddOn of the cluster with a `kubernetes.io/kube-apiserver-client`
+//! registration, the agent makes a key here, on the spoke, asks the hub for a certificate with
+//! upstream's CSR (generateName `addon-<cluster>-<addon>-`, its two labels), and keeps the
+//! result in the Secret `<addon>-hub-kubeconfig` in the add-on's namespace (keys `tls.crt`,
+//! `tls.key`, `kubeconfig`, `cluster-name`, `agent-name`). It asks again at 80% of the
+//! certificate's lifetime, and removes the Secret when the add-on is disabled.
+//!
+//! Health in Lease mode: the add-on renews a Lease named after it in its namespace; the agent
+//! reads it and sets the ManagedClusterAddOn's `Available` condition, as upstream's agent does.
+//!
+//! Built-in add-ons ([`msa`]) run in this process once their Secret exists, each with a hub
+//! client made from that Secret alone: they hold their add-on's RBAC and never the agent's.
+
+pub mod msa;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use base64::Engine;
+use futures::StreamExt;
+use garrison_api::ManagedClusterAddOn;
+use garrison_api::addon::v1alpha1::HealthCheckMode;
+use garrison_api::status::{condition, set_condition};
+use garrison_pki::{AddonIdentity, ClusterName, Identity};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use tokio::sync::watch;
+
+/// The signer of add-on client certificates.
+pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// Label of the add-on's name, on CSRs and on the Secrets the agent writes.
+pub const ADDON_LABEL: &str = "open-cluster-management.io/addon-name";
+/// Label of the cluster's name on add-on CSRs.
+pub const CLUSTER_LABEL: &str = "open-cluster-management.io/cluster-name";
+/// Marks the Secrets this agent owns, so it removes only its own.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "garrison-klusterlet");
+/// Namespace of add-on agents when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "open-cluster-management-agent-addon";
+/// How long the Lease of a healthy add-on lasts between renewals, as upstream.
+pub const LEASE_SECONDS: i64 = 60;
+/// A Lease not renewed for this many periods means the add-on stopped.
+const LEASE_STALE_PERIODS: i64 = 5;
+/// How often everything is checked even without a change on the hub.
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// The add-ons built into this agent.
+pub const BUILTIN: &[&str] = &[msa::ADDON];
+
+/// The Secret holding an add-on's hub credentials.
+pub fn secret_name(addon: &str) -> String {
+    format!("{addon}-hub-kubeconfig")
+}
+
+/// The namespace an add-on's agent lives in on the managed cluster.
+pub fn addon_namespace(mca: &ManagedClusterAddOn) -> String {
+    mca.status
+        .as_ref()
+        .and_then(|s| s.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| mca.spec.install_namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A certificate request waiting for the hub.
+struct Pending {
+    csr: String,
+    key_pem: String,
+    identity: AddonIdentity,
+}
+
+/// A built-in add-on running in this process.
+struct Running {
+    /// The certificate it was started with; a rotated one restarts it.
+    cert_pem: String,
+    stop: watch::Sender<bool>,
+}
+
+/// The add-on side of the agent.
+pub struct AddonAgent {
+    cluster: String,
+    agent_id: String,
+    hub_url: String,
+    hub_ca: String,
+    spoke: kube::Client,
+    spoke_ca: Option<String>,
+    pending: HashMap<String, Pending>,
+    running: HashMap<String, Running>,
+}
+
+impl AddonAgent {
+    /// The add-on agent of `cluster`, reaching the hub at `hub_url` (trusting `hub_ca`) and the
+    /// managed cluster through `spoke`, whose CA (for the tokens it reports) is `spoke_ca`.
+    pub fn new(
+        cluster: &str,
+        agent_id: &str,
+        hub_url: &str,
+        hub_ca: &str,
+        spoke: kube::Client,
+        spoke_ca: Option<String>,
+    ) -> Self {
+        AddonAgent {
+            cluster: cluster.into(),
+            agent_id: agent_id.into(),
+            hub_url: hub_url.into(),
+            hub_ca: hub_ca.into(),
+            spoke,
+            spoke_ca,
+            pending: HashMap::new(),
+            running: HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` turns true, with the agent's current hub client from `hub_rx`.
+    pub async fn run(
+        mut self,
+        mut hub_rx: watch::Receiver<Option<kube::Client>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let hub = hub_rx.borrow_and_update().clone();
+            let Some(hub) = hub else {
+                tokio::select! {
+                    _ = hub_rx.changed() => continue,
+                    _ = stop.changed() => break,
+                }
+            };
+            // Any change to the cluster's add-ons wakes the loop; so do CSR decisions, which
+            // are polled while requests are pending.
+            let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
+            let mut changes = watcher(mcas, watcher::Config::default()).boxed();
+            loop {
+                if let Err(e) = self.sync(&hub).await {
+                    tracing::warn!(error = %e, "add-on sync failed; retrying");
+                }
+                let wait = if self.pending.is_empty() {
+                    RESYNC
+                } else {
+                    Duration::from_secs(1)
+                };
+                let deadline = tokio::time::sleep(wait);
+                tokio::pin!(deadline);
+                tokio::select! {
+                    _ = &mut deadline => {}
+                    ev = changes.next() => {
+                        if ev.is_none() { tokio::time::sleep(Duration::from_secs(1)).await; }
+                        // Coalesce a burst of events into one pass.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    _ = hub_rx.changed() => break,
+                    _ = stop.changed() => {
+                        self.stop_all();
+                        return;
+                    }
+                }
+            }
+        }
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for (_, r) in self.running.drain() {
+            let _ = r.stop.send(true);
+        }
+    }
+
+    /// One pass over the cluster's add-ons.
+    pub async fn sync(&mut self, hub: &kube::Client) -> Result<(), kube::Error> {
+        let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
+        let list = mcas.list(&ListParams::default()).await?.items;
+        let mut active: BTreeMap<String, String> = BTreeMap::new();
+        for mca in &list {
+            let name = mca.name_any();
+            if mca.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let ns = addon_namespace(mca);
+            let registered = mca
+                .status
+                .as_ref()
+                .map(|s| {
+                    s.registrations
+                        .iter()
+                        .any(|r| r.signer_name == CLIENT_SIGNER)
+                })
+                .unwrap_or(false);
+            if registered {
+                active.insert(name.clone(), ns.clone());
+                if let Err(e) = self.register(hub, mca, &ns).await {
+                    tracing::warn!(addon = %name, error = %e, "add-on registration failed");
+                }
+            }
+            if let Err(e) = self.report_health(hub, mca, &ns).await {
+                tracing::warn!(addon = %name, error = %e, "add-on health report failed");
+            }
+        }
+        self.pending.retain(|a, _| active.contains_key(a));
+        self.remove_disabled(&active).await?;
+        self.run_builtins(&active).await;
+        Ok(())
+    }
+
+    /// The add-on identity a registration asks for, if it is one of this cluster's.
+    fn identity_of(&self, mca: &ManagedClusterAddOn) -> Option<AddonIdentity> {
+        let reg = mca
+            .status
+            .as_ref()?
+            .registrations
+            .iter()
+            .find(|r| r.signer_name == CLIENT_SIGNER)?;
+        let addon = mca.name_any();
+        let cluster = ClusterName::parse(&self.cluster).ok()?;
+        let subject = reg.subject.clone().unwrap_or_default();
+        let id = if subject.user.is_empty() {
+            AddonIdentity::new(cluster, &addon, &addon).ok()?
+        } else {
+            let groups = if subject.groups.is_empty() {
+                AddonIdentity::new(cluster.clone(), &addon, &addon)
+                    .ok()?
+                    .groups()
+                    .to_vec()
+            } else {
+                subject.groups.clone()
+            };
+            match Identity::from_subject(&subject.user, &groups) {
+                Ok(Identity::Addon(a))
+                    if a.cluster().as_str() == self.cluster && a.addon() == addon =>
+                {
+                    a
+                }
+                _ => {
+                    tracing::warn!(%addon, user = %subject.user, "the add-on's registration subject is not an identity of this add-on on this cluster; not requesting it");
+                    return None;
+                }
+            }
+        };
+        Some(id)
+    }
+
+    /// Makes sure the add-on's Secret holds a certificate that is not due for renewal.
+    async fn register(
+        &mut self,
+        hub: &kube::Client,
+        mca: &ManagedClusterAddOn,
+        ns: &str,
+    ) -> Result<(), kube::Error> {
+        let addon = mca.name_any();
+        let Some(id) = self.identity_of(mca) else {
+            return Ok(());
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.spoke.clone(), ns);
+        let current = secrets.get_opt(&secret_name(&addon)).await?;
+        let now = jiff::Timestamp::now().as_second();
+        let fresh = current.as_ref().and_then(|s| {
+            let cert = String::from_utf8(s.data.as_ref()?.get("tls.crt")?.0.clone()).ok()?;
+            let info = garrison_pki::cert_info(&cert).ok()?;
+            (info.identity == Identity::Addon(id.clone())
+                && !garrison_pki::RotationPolicy::default().due(
+                    info.not_before,
+                    info.not_after,
+                    now,
+                    0.0,
+                ))
+            .then_some(())
+        });
+        if fresh.is_some() {
+            return Ok(());
+        }
+        let csrs: Api<CertificateSigningRequest> = Api::all(hub.clone());
+        if let Some(p) = self.pending.get(&addon).filter(|p| p.identity == id) {
+            let Some(csr) = csrs.get_opt(&p.csr).await? else {
+                self.pending.remove(&addon);
+                return Ok(());
+            };
+            let status = csr.status.unwrap_or_default();
+            if let Some(c) = status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
+            {
+                tracing::error!(%addon, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request");
+                self.pending.remove(&addon);
+                return Ok(());
+            }
+            let Some(cert) = status.certificate else {
+                return Ok(());
+            };
+            let cert_pem = String::from_utf8_lossy(&cert.0).into_owned();
+            let p = self.pending.remove(&addon).expect("present");
+            self.write_secret(ns, &addon, &cert_pem, &p.key_pem).await?;
+            tracing::info!(%addon, "add-on certificate issued");
+            return Ok(());
+        }
+        let req = garrison_pki::new_request(&Identity::Addon(id.clone()))
+            .map_err(|e| kube::Error::Service(e.into()))?;
+        let csr: CertificateSigningRequest = serde_json::from_value(json!({
+            "metadata": {"generateName": format!("addon-{}-{addon}-", self.cluster),
+                "labels": {CLUSTER_LABEL: self.cluster, ADDON_LABEL: addon}},
+            "spec": {
+                "signerName": CLIENT_SIGNER,
+                "request": b64(&req.csr_pem),
+                "usages": ["digital signature", "key encipherment", "client auth"],
+            }
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        let created = csrs.create(&PostParams::default(), &csr).await?;
+        tracing::info!(%addon, csr = %created.name_any(), "requested an add-on certificate");
+        self.pending.insert(
+            addon,
+            Pending {
+                csr: created.name_any(),
+                key_pem: req.key_pem,
+                identity: id,
+            },
+        );
+        Ok(())
+    }
+
+    async fn ensure_namespace(&self, ns: &str) -> Result<(), kube::Error> {
+        let nss: Api<Namespace> = Api::all(self.spoke.clone());
+        if nss.get_opt(ns).await?.is_none() {
+            let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))
+                .map_err(kube::Error::SerdeError)?;
+            match nss.create(&PostParams::default(), &n).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_secret(
+        &self,
+        ns: &str,
+        addon: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), kube::Error> {
+        self.ensure_namespace(ns).await?;
+        let kubeconfig = garrison_apiserver::kubeconfig::with_client_cert(
+            "hub",
+            &self.hub_url,
+            &self.hub_ca,
+            addon,
+            cert_pem,
+            key_pem,
+        );
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret_name(addon), "namespace": ns,
+                "labels": {ADDON_LABEL: addon, MANAGED_BY.0: MANAGED_BY.1}},
+            "type": "Opaque",
+            "data": {
+                "tls.crt": b64(cert_pem), "tls.key": b64(key_pem), "kubeconfig": b64(&kubeconfig),
+                "cluster-name": b64(&self.cluster), "agent-name": b64(&self.agent_id),
+            },
+        });
+        let secrets: Api<Secret> = Api::namespaced(self.spoke.clone(), ns);
+        secrets
+            .patch(
+                &secret_name(addon),
+                &PatchParams::apply("garrison-klusterlet").force(),
+                &Patch::Apply(secret),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the Secrets of add-ons no longer registered on this cluster.
+    async fn remove_disabled(
+        &mut self,
+        active: &BTreeMap<String, String>,
+    ) -> Result<(), kube::Error> {
+        let secrets: Api<Secret> = Api::all(self.spoke.clone());
+        let mine = secrets
+            .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
+            .await?;
+        for s in mine.items {
+            let Some(addon) = s.labels().get(ADDON_LABEL).cloned() else {
+                continue;
+            };
+            let ns = s.namespace().unwrap_or_default();
+            if active.get(&addon) == Some(&ns) && s.name_any() == secret_name(&addon) {
+                continue;
+            }
+            tracing::info!(%addon, namespace = %ns, "add-on disabled; removing its hub credentials");
+            let api: Api<Secret> = Api::namespaced(self.spoke.clone(), &ns);
+            match api.delete(&s.name_any(), &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `Available` from the add-on's Lease on the managed cluster (Lease mode only).
+    async fn report_health(
+        &self,
+        hub: &kube::Client,
+        mca: &ManagedClusterAddOn,
+        ns: &str,
+    ) -> Result<(), kube::Error> {
+        let mode = mca
+            .status
+            .as_ref()
+            .and_then(|s| s.health_check.as_ref())
+            .and_then(|h| h.mode)
+            .unwrap_or(HealthCheckMode::Lease);
+        if mode != HealthCheckMode::Lease {
+            return Ok(());
+        }
+        let addon = mca.name_any();
+        let leases: Api<Lease> = Api::namespaced(self.spoke.clone(), ns);
+        let now = jiff::Timestamp::now();
+        let cond = match leases.get_opt(&addon).await? {
+            None => condition(
+                "Available",
+                "Unknown",
+                "ManagedClusterAddOnLeaseNotFound",
+                &format!("The status of {addon} add-on is unknown."),
+            ),
+            Some(l) => {
+                let spec = l.spec.unwrap_or_default();
+                let period = spec
+                    .lease_duration_seconds
+                    .map(i64::from)
+                    .filter(|s| *s > 0)
+                    .unwrap_or(LEASE_SECONDS);
+                let renewed = spec.renew_time.map(|t| t.0.as_second()).unwrap_or(0);
+                if now.as_second() - renewed <= period * LEASE_STALE_PERIODS {
+                    condition(
+                        "Available",
+                        "True",
+                        "ManagedClusterAddOnLeaseUpdated",
+                        &format!("{addon} add-on is available."),
+                    )
+                } else {
+                    condition(
+                        "Available",
+                        "False",
+                        "ManagedClusterAddOnLeaseUpdateStopped",
+                        &format!("{addon} add-on is not available."),
+                    )
+                }
+            }
+        };
+        let mut conditions = mca
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        if !set_condition(&mut conditions, cond, Time(now)) {
+            return Ok(());
+        }
+        let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
+        // With the resourceVersion read: a newer status (the hub's add-on manager) wins, and
+        // this is written again on the next pass.
+        let patch = json!({"metadata": {"resourceVersion": mca.resource_version()},
+            "status": {"conditions": conditions}});
+        match mcas
+            .patch_status(&addon, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the built-in add-ons whose credentials are ready, restarts those whose
+    /// certificate was rotated, and stops those disabled.
+    async fn run_builtins(&mut self, active: &BTreeMap<String, String>) {
+        self.running.retain(|name, r| {
+            let keep = active.contains_key(name);
+            if !keep {
+                tracing::info!(addon = %name, "stopping the built-in add-on");
+                let _ = r.stop.send(true);
+            }
+            keep
+        });
+        for name in BUILTIN {
+            let Some(ns) = active.get(*name) else {
+                continue;
+            };
+            let secrets: Api<Secret> = Api::namespaced(self.spoke.clone(), ns);
+            let Ok(Some(secret)) = secrets.get_opt(&secret_name(name)).await else {
+                continue;
+            };
+            let field = |k: &str| {
+                secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(k))
+                    .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                    .unwrap_or_default()
+            };
+            let (cert_pem, key_pem) = (field("tls.crt"), field("tls.key"));
+            if self
+                .running
+                .get(*name)
+                .is_some_and(|r| r.cert_pem == cert_pem)
+            {
+                continue;
+            }
+            let hub = match crate::hub::client(
+                &self.hub_url,
+                &self.hub_ca,
+                crate::hub::Auth::Cert(&crate::state::Credentials {
+                    cert_pem: cert_pem.clone(),
+                    key_pem,
+                }),
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(addon = %name, error = %e, "cannot build the add-on's hub client");
+                    continue;
+                }
+            };
+            if let Some(old) = self.running.remove(*name) {
+                let _ = old.stop.send(true);
+            }
+            let (tx, rx) = watch::channel(false);
+            tracing::info!(addon = %name, "starting the built-in add-on with its own hub identity");
+            let ctx = msa::Ctx {
+                hub,
+                spoke: self.spoke.clone(),
+                cluster: self.cluster.clone(),
+                namespace: ns.clone(),
+                spoke_ca: self.spoke_ca.clone(),
+            };
+            tokio::spawn(run_builtin(name, ctx, rx));
+            self.running
+                .insert(name.to_string(), Running { cert_pem, stop: tx });
+        }
+    }
+}
+
+/// Runs a built-in add-on: its health Lease, renewed every period, and its own loop.
+async fn run_builtin(name: &'static str, ctx: msa::Ctx, mut stop: watch::Receiver<bool>) {
+    let lease_spoke = ctx.spoke.clone();
+    let ns = ctx.namespace.clone();
+    let mut lease_stop = stop.clone();
+    let lease = async move {
+        loop {
+            if let Err(e) = renew_lease(&lease_spoke, &ns, name).await {
+                tracing::warn!(addon = name, error = %e, "cannot renew the add-on's lease");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(LEASE_SECONDS as u64)) => {}
+                _ = lease_stop.changed() => return,
+            }
+        }
+    };
+    let main = async {
+        match name {
+            msa::ADDON => msa::run(ctx, stop.clone()).await,
+            _ => {
+                let _ = stop.changed().await;
+            }
+        }
+    };
+    tokio::join!(lease, main);
+}
+
+/// Creates or renews the Lease named after the add-on in its namespace.
+pub async fn renew_lease(spoke: &kube::Client, ns: &str, name: &str) -> Result<(), kube::Error> {
+    let leases: Api<Lease> = Api::namespaced(spoke.clone(), ns);
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS,
+                 "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now())},
+    });
+    leases
+        .patch(
+            name,
+            &PatchParams::apply(&format!("garrison-addon-{name}")).force(),
+            &Patch::Apply(lease),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! Add-ons end to end: the managed-serviceaccount add-on built into the agent registers with
+//! its own certificate, a ManagedServiceAccount's token comes back to the hub and works on the
+//! managed cluster with exactly the RBAC a ClusterPermission gives it; and add-on certificates
+//! are issued only for enabled add-ons of accepted clusters, and reach nothing else.
+
+use std::path::{Path, PathBuf};
+
+use garrison_api::{ManagedClusterAddOn, ManagedServiceAccount};
+use garrison_e2e::{
+    Agent, Hub, api_code, client_from, eventually, join_and_accept, kubectl_with, ok,
+};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+const MCA_YAML: &str = r#"
+apiVersion: addon.open-cluster-management.io/v1alpha1
+kind: ManagedClusterAddOn
+metadata:
+  name: managed-serviceaccount
+  namespace: c1
+spec:
+  installNamespace: open-cluster-management-agent-addon
+"#;
+
+const MSA_YAML: &str = r#"
+apiVersion: authentication.open-cluster-management.io/v1beta1
+kind: ManagedServiceAccount
+metadata:
+  name: reader
+  namespace: c1
+spec:
+  rotation: {}
+"#;
+
+const CP_YAML: &str = r#"
+apiVersion: rbac.open-cluster-management.io/v1alpha1
+kind: ClusterPermission
+metadata:
+  name: reader-permission
+  namespace: c1
+spec:
+  roles:
+  - namespace: app
+    rules:
+    - apiGroups: [""]
+      resources: ["configmaps"]
+      verbs: ["get", "list"]
+  roleBindings:
+  - namespace: app
+    roleRef:
+      kind: Role
+    subject:
+      apiGroup: authentication.open-cluster-management.io
+      kind: ManagedServiceAccount
+      name: reader
+"#;
+
+fn apply(hub: &Hub, yaml: &str) {
+    let file = hub.data_dir().join(format!("apply-{}.yaml", yaml.len()));
+    std::fs::write(&file, yaml).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+}
+
+/// A kubeconfig for the agent's simulated cluster that authenticates with `token`.
+fn spoke_token_kubeconfig(agent: &Agent, token: &str, file: &str) -> PathBuf {
+    let admin = agent.dir.join("simulated-cluster.kubeconfig");
+    let mut kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(admin).unwrap()).unwrap();
+    let mut user = serde_yaml::Mapping::new();
+    user.insert("token".into(), token.into());
+    kc["users"][0]["user"] = user.into();
+    let path = agent.dir.join(file);
+    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
+fn spoke_kubectl(agent: &Agent, args: &[&str]) -> std::process::Output {
+    kubectl_with(
+        &agent.dir.join("simulated-cluster.kubeconfig"),
+        &agent.dir.join("kubectl-cache"),
+        args,
+    )
+}
+
+fn can_i(agent: &Agent, kc: &Path, args: &[&str]) -> String {
+    let mut a = vec!["auth", "can-i"];
+    a.extend_from_slice(args);
+    let out = kubectl_with(kc, &agent.dir.join("kubectl-cache-token"), &a);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn token_of(hub: &Hub) -> String {
+    let admin = hub.client().await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(admin, "c1");
+    eventually(60, "the token Secret on the hub", || async {
+        let s = secrets.get_opt("reader").await.ok()??;
+        let t = s.data?.get("token")?.0.clone();
+        (!t.is_empty()).then(|| String::from_utf8(t).unwrap())
+    })
+    .await
+}
+
+async fn available(hub: &Hub) {
+    let admin = hub.client().await.unwrap();
+    let mcas: Api<ManagedClusterAddOn> = Api::namespaced(admin, "c1");
+    eventually(60, "the add-on to be Available", || async {
+        let m = mcas.get("managed-serviceaccount").await.ok()?;
+        m.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cluster_permission_grants_a_managed_service_account_exactly_its_rbac() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let agent = &agents[0];
+    apply(&hub, MCA_YAML);
+    available(&hub).await;
+
+    // The add-on's hub credentials live on the managed cluster, in upstream's shape.
+    let spoke = agent.spoke().await;
+    let secret = Api::<Secret>::namespaced(spoke.clone(), "open-cluster-management-agent-addon")
+        .get("managed-serviceaccount-hub-kubeconfig")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    for key in [
+        "tls.crt",
+        "tls.key",
+        "kubeconfig",
+        "cluster-name",
+        "agent-name",
+    ] {
+        assert!(data.contains_key(key), "{key}");
+    }
+    let info =
+        garrison_pki::cert_info(&String::from_utf8(data["tls.crt"].0.clone()).unwrap()).unwrap();
+    assert_eq!(
+        info.identity.user(),
+        "system:open-cluster-management:cluster:c1:addon:managed-serviceaccount:agent:managed-serviceaccount"
+    );
+
+    ok(spoke_kubectl(agent, &["create", "namespace", "app"]));
+    apply(&hub, MSA_YAML);
+    apply(&hub, CP_YAML);
+    let token = token_of(&hub).await;
+    let admin = hub.client().await.unwrap();
+    let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
+    let msa = msas.get("reader").await.unwrap();
+    let st = msa.status.unwrap();
+    for ty in ["SecretCreated", "TokenReported"] {
+        assert!(
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == ty && c.status == "True"),
+            "{ty}: {:?}",
+            st.conditions
+        );
+    }
+    assert_eq!(st.token_secret_ref.unwrap().name, "reader");
+    let sa =
+        Api::<ServiceAccount>::namespaced(spoke.clone(), "open-cluster-management-agent-addon")
+            .get("reader")
+            .await
+            .unwrap();
+    assert_eq!(
+        sa.metadata.labels.unwrap()["authentication.open-cluster-management.io/is-managed-serviceaccount"],
+        "true"
+    );
+
+    let kc = spoke_token_kubeconfig(agent, &token, "reader.kubeconfig");
+    eventually(60, "the Role and RoleBinding on the cluster", || async {
+        (can_i(agent, &kc, &["list", "configmaps", "-n", "app"]) == "yes").then_some(())
+    })
+    .await;
+    assert_eq!(
+        can_i(agent, &kc, &["list", "configmaps", "-n", "kube-system"]),
+        "no"
+    );
+    assert_eq!(
+        can_i(agent, &kc, &["delete", "configmaps", "-n", "app"]),
+        "no"
+    );
+    let cp = ok(hub.kubectl(&[
+        "get",
+        "clusterpermission",
+        "reader-permission",
+        "-n",
+        "c1",
+        "-o",
+        "json",
+    ]));
+    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
+    let work = format!(
+        "reader-permission-{}",
+        &cp["metadata"]["uid"].as_str().unwrap()[..5]
+    );
+    ok(hub.kubectl(&["get", "manifestwork", &work, "-n", "c1"]));
+
+    // Deleting the ClusterPermission takes the RBAC away.
+    ok(hub.kubectl(&[
+        "delete",
+        "clusterpermission",
+        "reader-permission",
+        "-n",
+        "c1",
+    ]));
+    eventually(60, "the RBAC to be removed from the cluster", || async {
+        (can_i(agent, &kc, &["list", "configmaps", "-n", "app"]) == "no").then_some(())
+    })
+    .await;
+
+    // Deleting the ManagedServiceAccount removes its ServiceAccount, and so its token.
+    msas.delete("reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    let sas =
+        Api::<ServiceAccount>::namespaced(spoke.clone(), "open-cluster-management-agent-addon");
+    eventually(60, "the ServiceAccount to be removed", || async {
+        sas.get_opt("reader").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let c = client_from(&kc).await.unwrap();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c, "app");
+    assert_eq!(
+        api_code(&cms.list(&Default::default()).await.unwrap_err()),
+        401
+    );
+
+    // Disabling the add-on removes its credentials from the cluster.
+    ok(hub.kubectl(&[
+        "delete",
+        "managedclusteraddon",
+        "managed-serviceaccount",
+        "-n",
+        "c1",
+    ]));
+    let secrets = Api::<Secret>::namespaced(spoke.clone(), "open-cluster-management-agent-addon");
+    eventually(60, "the add-on's hub credentials to be removed", || async {
+        secrets
+            .get_opt("managed-serviceaccount-hub-kubeconfig")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Writes a CSR for `user`/`groups` as `requester` (a kubeconfig), labelled for `cluster` and
+/// `addon`, and returns its name.
+async fn request(
+    client: &kube::Client,
+    cluster: &str,
+    addon: &str,
+    identity: &garrison_pki::Identity,
+) -> Result<String, kube::Error> {
+    use base64::Engine;
+    let req = garrison_pki::new_request(identity).unwrap();
+    let csr: CertificateSigningRequest = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("addon-{cluster}-{addon}-"),
+            "labels": {"open-cluster-management.io/cluster-name": cluster,
+                       "open-cluster-management.io/addon-name": addon}},
+        "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
+            "request": base64::engine::general_purpose::STANDARD.encode(&req.csr_pem),
+            "usages": ["digital signature", "key encipherment", "client auth"]}
+    }))
+    .unwrap();
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    Ok(api
+        .create(&PostParams::default(), &csr)
+        .await?
+        .metadata
+        .name
+        .unwrap())
+}
+
+async fn decision(hub: &Hub, name: &str) -> (String, String) {
+    let admin = hub.client().await.unwrap();
+    let api: Api<CertificateSigningRequest> = Api::all(admin);
+    eventually(30, "a decision on the CSR", || async {
+        let c = api.get(name).await.ok()?;
+        let cond = c
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Approved" || c.type_ == "Denied")?;
+        Some((cond.type_, cond.message.unwrap_or_default()))
+    })
+    .await
+}
+
+fn addon_id(cluster: &str, addon: &str) -> garrison_pki::Identity {
+    garrison_pki::AddonIdentity::new(
+        garrison_pki::ClusterName::parse(cluster).unwrap(),
+        addon,
+        addon,
+    )
+    .unwrap()
+    .into()
+}
+
+#[tokio::test]
+async fn add_on_certificates_go_only_to_enabled_add_ons_of_accepted_clusters_and_reach_nothing_else()
+ {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1", "c2"], &[]).await;
+    let c1 = &agents[0];
+    apply(&hub, MCA_YAML);
+    available(&hub).await;
+    let agent_kc = eventually(30, "the agent's certificate", || async {
+        c1.kubeconfig(&hub)
+    })
+    .await;
+    let agent = client_from(&agent_kc).await.unwrap();
+
+    // The attacker holds cluster c1's agent certificate.
+    // 1. An add-on identity of another cluster: refused at admission.
+    let err = request(
+        &agent,
+        "c2",
+        "managed-serviceaccount",
+        &addon_id("c2", "managed-serviceaccount"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    // 2. An add-on that is not enabled on c1: denied, with the reason recorded.
+    let name = request(&agent, "c1", "policy", &addon_id("c1", "policy"))
+        .await
+        .unwrap();
+    let (ty, why) = decision(&hub, &name).await;
+    assert_eq!(ty, "Denied");
+    assert!(why.contains("not enabled"), "{why}");
+    // 3. Labels that lie about the add-on: denied.
+    let name = request(
+        &agent,
+        "c1",
+        "other",
+        &addon_id("c1", "managed-serviceaccount"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(decision(&hub, &name).await.0, "Denied");
+    // 4. The enabled add-on's identity: approved (the agent asks exactly this).
+    let name = request(
+        &agent,
+        "c1",
+        "managed-serviceaccount",
+        &addon_id("c1", "managed-serviceaccount"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(decision(&hub, &name).await.0, "Approved");
+
+    // 5. A cluster not accepted yet: its add-on requests are denied.
+    ok(hub.kubectl(&["create", "namespace", "c3"]));
+    let c3_mca = MCA_YAML.replace("namespace: c1", "namespace: c3");
+    apply(&hub, &c3_mca);
+    let (token, pin) = garrison_e2e::create_token(&hub, "1h");
+    let _c3 = Agent::join(&hub, "c3", &token, &pin, &[]);
+    let admin = hub.client().await.unwrap();
+    let boot_user = eventually(30, "c3 to ask to join", || async {
+        let l = Api::<CertificateSigningRequest>::all(admin.clone())
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("open-cluster-management.io/cluster-name=c3"),
+            )
+            .await
+            .ok()?;
+        l.items.first()?.spec.username.clone()
+    })
+    .await;
+    assert!(boot_user.starts_with("system:bootstrap:"));
+    // A bootstrap token may not ask for an add-on identity at all.
+    let boot = garrison_e2e::token_kubeconfig(&hub, &token).unwrap();
+    let boot = client_from(&boot).await.unwrap();
+    let err = request(
+        &boot,
+        "c3",
+        "managed-serviceaccount",
+        &addon_id("c3", "managed-serviceaccount"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+
+    // The add-on's own certificate reaches only its add-on's objects in its cluster's namespace.
+    let spoke = c1.spoke().await;
+    let secret = Api::<Secret>::namespaced(spoke, "open-cluster-management-agent-addon")
+        .get("managed-serviceaccount-hub-kubeconfig")
+        .await
+        .unwrap();
+    let kc = c1.dir.join("msa-hub.kubeconfig");
+    std::fs::write(&kc, &secret.data.unwrap()["kubeconfig"].0).unwrap();
+    let addon = client_from(&kc).await.unwrap();
+    // Its own namespace: ManagedServiceAccounts readable, Secrets writable.
+    Api::<ManagedServiceAccount>::namespaced(addon.clone(), "c1")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    // Another cluster's namespace: nothing.
+    let err = Api::<Secret>::namespaced(addon.clone(), "c2")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    // The agent's objects: its ManifestWorks, its ManagedCluster, CSRs: nothing.
+    let err = Api::<garrison_api::ManifestWork>::namespaced(addon.clone(), "c1")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    let err = Api::<garrison_api::ManagedCluster>::all(addon.clone())
+        .get("c1")
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    let err = Api::<CertificateSigningRequest>::all(addon.clone())
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    // And it cannot ask for the agent's identity or any other.
+    let own =
+        garrison_pki::AgentIdentity::new(garrison_pki::ClusterName::parse("c1").unwrap(), "x1")
+            .unwrap();
+    let err = request(&addon, "c1", "managed-serviceaccount", &own.into())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+
+    // Once c1 is denied, its add-on certificate is refused too.
+    ok(garrison_e2e::garrison(&[
+        "deny",
+        "c1",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]));
+    let err = Api::<ManagedServiceAccount>::namespaced(addon, "c1")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 401);
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_refreshed_before_it_expires_and_the_old_one_then_stops_working() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &["--simulated-min-token-expiration=1s"]).await;
+    let agent = &agents[0];
+    apply(&hub, MCA_YAML);
+    available(&hub).await;
+    apply(
+        &hub,
+        &MSA_YAML.replace("rotation: {}", "rotation:\n    validity: 30s"),
+    );
+    let first = token_of(&hub).await;
+    let c = claims(&first);
+    let lifetime = c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 30, "{c}");
+    let kc1 = spoke_token_kubeconfig(agent, &first, "first.kubeconfig");
+    assert_eq!(
+        can_i(agent, &kc1, &["get", "serviceaccounts", "-n", "app"]),
+        "no"
+    );
+    let old = client_from(&kc1).await.unwrap();
+    // Authenticated (403, not 401) while valid.
+    let probe = |c: kube::Client| async move {
+        let r = Api::<Secret>::namespaced(c, "kube-system")
+            .list(&Default::default())
+            .await;
+        api_code(&r.unwrap_err())
+    };
+    assert_eq!(probe(old.clone()).await, 403);
+    // Refreshed at 80% of its lifetime, before it expires.
+    let admin = hub.client().await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(admin, "c1");
+    let second = eventually(40, "a refreshed token", || async {
+        let s = secrets.get_opt("reader").await.ok()??;
+        let t = String::from_utf8(s.data?.get("token")?.0.clone()).ok()?;
+        (t != first).then_some(t)
+    })
+    .await;
+    let now = jiff::Timestamp::now().as_second();
+    assert!(
+        now < c["exp"].as_i64().unwrap(),
+        "refreshed only after the old token expired"
+    );
+    // The old token works until its expiry, and not after.
+    let wait = c["exp"].as_i64().unwrap() - jiff::Timestamp::now().as_second() + 1;
+    tokio::time::sleep(std::time::Duration::from_secs(wait.max(0) as u64)).await;
+    assert_eq!(probe(old).await, 401);
+    let kc2 = spoke_token_kubeconfig(agent, &second, "second.kubeconfig");
+    let fresh = client_from(&kc2).await.unwrap();
+    assert_eq!(probe(fresh).await, 403);
+}
