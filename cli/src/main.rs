@@ -3,6 +3,7 @@
 //! `main` stays thin: parse arguments (no side effects), then run the chosen command. Every
 //! failure ends as one line on stderr naming the cause, and a non-zero exit.
 
+mod addon;
 mod admin;
 mod agent;
 mod backup;
@@ -86,6 +87,9 @@ enum Command {
     /// Put clusters into cluster sets, and bind sets to namespaces for placements.
     #[command(subcommand)]
     Clusterset(placement::ClusterSetCommand),
+    /// Enable or disable an add-on on clusters (`addon enable managed-serviceaccount --clusters a,b`).
+    #[command(subcommand)]
+    Addon(addon::AddonCommand),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -125,6 +129,8 @@ enum GetCommand {
     Works(work::GetWorksArgs),
     /// The placements: whether satisfied, how many clusters, and which (-o wide|json|yaml).
     Placements(placement::GetPlacementsArgs),
+    /// The add-ons enabled on clusters and their availability per cluster (-o wide|json|yaml).
+    Addons(addon::GetAddonsArgs),
     /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
     HubInfo(admin::HubInfoArgs),
     /// An agent's identity, certificate, rotation time and pending request, from its data directory.
@@ -166,6 +172,8 @@ fn main() -> ExitCode {
         Command::Get(GetCommand::Works(a)) => work::get(a),
         Command::Get(GetCommand::Placements(a)) => placement::get(a),
         Command::Clusterset(c) => placement::clusterset(c),
+        Command::Addon(c) => addon::run(c),
+        Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Create(CreateCommand::Placement(a)) => placement::create(a),
         Command::Create(CreateCommand::Work(a)) => work::create(a),
         Command::Delete(DeleteCommand::Work(a)) => work::delete(a),

@@ -513,3 +513,78 @@ async fn a_short_lived_token_is_refreshed_before_it_expires_and_the_old_one_then
     let fresh = client_from(&kc2).await.unwrap();
     assert_eq!(probe(fresh).await, 403);
 }
+
+#[tokio::test]
+async fn garrison_addon_enable_and_disable_as_clusteradm_does() {
+    let hub = Hub::start().await.unwrap();
+    let _agents = join_and_accept(&hub, &["c1", "c2"], &[]).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--data-dir", dir.as_str()]);
+        garrison_e2e::garrison(&a)
+    };
+    // Mistakes get one clear line and a non-zero exit.
+    let out = run(&["addon", "enable", "no-such-addon", "--clusters", "c1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not registered") && err.contains("managed-serviceaccount"),
+        "{err}"
+    );
+    let out = run(&[
+        "addon",
+        "enable",
+        "managed-serviceaccount",
+        "--clusters",
+        "c1,nope",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nope\" not found"));
+    let out = run(&["addon", "enable", "managed-serviceaccount"]);
+    assert!(!out.status.success());
+
+    let out = ok(run(&[
+        "addon",
+        "enable",
+        "managed-serviceaccount",
+        "--clusters",
+        "c1,c2",
+    ]));
+    assert!(
+        out.contains("enabled on c1") && out.contains("enabled on c2"),
+        "{out}"
+    );
+    eventually(60, "both add-ons Available", || async {
+        let out = run(&["get", "addons", "-o", "wide"]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        err.contains("2/2 available").then_some(())
+    })
+    .await;
+    let table = ok(run(&[
+        "get",
+        "addons",
+        "managed-serviceaccount",
+        "--cluster",
+        "c2",
+    ]));
+    assert!(table.contains("c2") && !table.contains("c1"), "{table}");
+    let out = ok(run(&[
+        "addon",
+        "disable",
+        "managed-serviceaccount",
+        "--clusters",
+        "c1",
+    ]));
+    assert!(out.contains("disabled on c1"), "{out}");
+    let admin = hub.client().await.unwrap();
+    let mcas: Api<ManagedClusterAddOn> = Api::namespaced(admin, "c1");
+    eventually(30, "the add-on gone from c1", || async {
+        mcas.get_opt("managed-serviceaccount")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
