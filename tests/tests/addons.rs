@@ -24,38 +24,12 @@ spec:
   installNamespace: open-cluster-management-agent-addon
 "#;
 
-const MSA_YAML: &str = r#"
-apiVersion: authentication.open-cluster-management.io/v1beta1
-kind: ManagedServiceAccount
-metadata:
-  name: reader
-  namespace: c1
-spec:
-  rotation: {}
-"#;
-
-const CP_YAML: &str = r#"
-apiVersion: rbac.open-cluster-management.io/v1alpha1
-kind: ClusterPermission
-metadata:
-  name: reader-permission
-  namespace: c1
-spec:
-  roles:
-  - namespace: app
-    rules:
-    - apiGroups: [""]
-      resources: ["configmaps"]
-      verbs: ["get", "list"]
-  roleBindings:
-  - namespace: app
-    roleRef:
-      kind: Role
-    subject:
-      apiGroup: authentication.open-cluster-management.io
-      kind: ManagedServiceAccount
-      name: reader
-"#;
+/// The README's example, a ManagedServiceAccount and a ClusterPermission, for cluster c1.
+fn example() -> String {
+    std::fs::read_to_string(garrison_e2e::workspace().join("examples/managed-serviceaccount.yaml"))
+        .unwrap()
+        .replace("namespace: cluster1", "namespace: c1")
+}
 
 fn apply(hub: &Hub, yaml: &str) {
     let file = hub.data_dir().join(format!("apply-{}.yaml", yaml.len()));
@@ -148,8 +122,7 @@ async fn a_cluster_permission_grants_a_managed_service_account_exactly_its_rbac(
     );
 
     ok(spoke_kubectl(agent, &["create", "namespace", "app"]));
-    apply(&hub, MSA_YAML);
-    apply(&hub, CP_YAML);
+    apply(&hub, &example());
     let token = token_of(&hub).await;
     let admin = hub.client().await.unwrap();
     let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
@@ -469,10 +442,7 @@ async fn a_short_lived_token_is_refreshed_before_it_expires_and_the_old_one_then
     let agent = &agents[0];
     apply(&hub, MCA_YAML);
     available(&hub).await;
-    apply(
-        &hub,
-        &MSA_YAML.replace("rotation: {}", "rotation:\n    validity: 30s"),
-    );
+    apply(&hub, &example().replace("validity: 24h", "validity: 30s"));
     let first = token_of(&hub).await;
     let c = claims(&first);
     let lifetime = c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
