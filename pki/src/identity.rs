@@ -268,7 +268,12 @@ impl Identity {
     /// Parses a subject as an add-on identity when its common name has the add-on prefix, else
     /// as an agent identity.
     pub fn from_subject(common_name: &str, organizations: &[String]) -> Result<Self, CsrError> {
-        if common_name.starts_with(ADDON_PREFIX) {
+        // By shape, not by prefix: the agent of a cluster named `cluster` has the CN
+        // `system:open-cluster-management:cluster:<agent-id>`, and agent ids hold no `:`.
+        let addon_shaped = common_name
+            .strip_prefix(ADDON_PREFIX)
+            .is_some_and(|rest| rest.contains(":addon:"));
+        if addon_shaped {
             AddonIdentity::from_subject(common_name, organizations).map(Identity::Addon)
         } else {
             AgentIdentity::from_subject(common_name, organizations).map(Identity::Agent)
@@ -448,7 +453,14 @@ mod tests {
                 "{cn}"
             );
         }
-        // The agent form still parses as an agent.
+        // The agent form still parses as an agent, even for a cluster named `cluster`.
+        let odd = Identity::from_subject(
+            "system:open-cluster-management:cluster:agent-1",
+            &orgs("cluster"),
+        )
+        .unwrap();
+        assert_eq!(odd.cluster().as_str(), "cluster");
+        assert!(odd.agent().is_some());
         let agent =
             Identity::from_subject("system:open-cluster-management:c1:agent-7", &orgs("c1"))
                 .unwrap();

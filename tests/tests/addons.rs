@@ -311,7 +311,7 @@ async fn add_on_certificates_go_only_to_enabled_add_ons_of_accepted_clusters_and
         .unwrap();
     let (ty, why) = decision(&hub, &name).await;
     assert_eq!(ty, "Denied");
-    assert!(why.contains("not enabled"), "{why}");
+    assert!(why.contains("not registered on the hub"), "{why}");
     // 3. Labels that lie about the add-on: denied.
     let name = request(
         &agent,
@@ -557,4 +557,68 @@ async fn garrison_addon_enable_and_disable_as_clusteradm_does() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_managed_service_account_never_takes_over_an_existing_account_or_secret() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let agent = &agents[0];
+    apply(&hub, MCA_YAML);
+    available(&hub).await;
+    // Another add-on's ServiceAccount in the add-on namespace, and a Secret on the hub that
+    // someone else wrote in the cluster namespace.
+    ok(spoke_kubectl(
+        agent,
+        &[
+            "create",
+            "serviceaccount",
+            "policy-controller",
+            "-n",
+            "open-cluster-management-agent-addon",
+        ],
+    ));
+    ok(hub.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "precious",
+        "-n",
+        "c1",
+        "--from-literal=k=v",
+    ]));
+    // The attacker names ManagedServiceAccounts after them.
+    for name in ["policy-controller", "precious"] {
+        apply(
+            &hub,
+            &format!(
+                "apiVersion: authentication.open-cluster-management.io/v1beta1\nkind: ManagedServiceAccount\nmetadata: {{name: {name}, namespace: c1}}\nspec: {{rotation: {{}}}}\n"
+            ),
+        );
+    }
+    let admin = hub.client().await.unwrap();
+    let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
+    for name in ["policy-controller", "precious"] {
+        let message = eventually(60, "TokenReportFailed", || async {
+            let m = msas.get(name).await.ok()?;
+            m.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "TokenReported" && c.reason == "TokenReportFailed")
+                .map(|c| c.message)
+        })
+        .await;
+        assert!(message.contains("refusing"), "{name}: {message}");
+    }
+    let secrets: Api<Secret> = Api::namespaced(admin, "c1");
+    assert!(
+        secrets
+            .get_opt("policy-controller")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let precious = secrets.get("precious").await.unwrap();
+    assert_eq!(precious.data.unwrap().keys().collect::<Vec<_>>(), ["k"]);
+    assert!(precious.metadata.owner_references.is_none());
 }

@@ -203,4 +203,34 @@ async fn bad_token_requests_and_forged_tokens_are_refused() {
         );
     }
     assert!(!hub.log().contains(token.trim()), "the hub logged a token");
+
+    // serviceaccounts/token takes only POST: reads, writes and deletes there are 405, not the
+    // ServiceAccount itself authorized as its token subresource.
+    for (method, body) in [("GET", None), ("PUT", Some("{}")), ("DELETE", None)] {
+        let mut args = vec![
+            "--raw",
+            "/api/v1/namespaces/app/serviceaccounts/admin/token",
+        ];
+        let verb = match method {
+            "GET" => "get",
+            "PUT" => "replace",
+            _ => "delete",
+        };
+        let file = hub.data_dir().join("empty.json");
+        std::fs::write(&file, body.unwrap_or("{}")).unwrap();
+        let f = file.to_str().unwrap().to_string();
+        let mut cmd = vec![verb];
+        cmd.append(&mut args);
+        if body.is_some() {
+            cmd.extend(["-f", f.as_str()]);
+        }
+        let out = hub.kubectl(&cmd);
+        assert!(!out.status.success(), "{method}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("MethodNotAllowed") || err.contains("not allowed") || err.contains("405"),
+            "{method}: {err}"
+        );
+    }
+    ok(hub.kubectl(&["get", "sa", "admin", "-n", "app"]));
 }

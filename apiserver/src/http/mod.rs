@@ -579,6 +579,14 @@ async fn serve(
         ));
     }
     let verb = verb_for(req.method(), &rp, &q)?;
+    // `serviceaccounts/<name>/token` is TokenRequest, a create; nothing else is served there.
+    if rp.subresource.as_deref() == Some("token") && verb != "create" {
+        return Err(ApiError::method_not_supported(
+            &res.group,
+            &format!("{}/token", res.plural),
+            req.method().as_str(),
+        ));
+    }
     if res.virtual_only && verb != "create" {
         return Err(ApiError::method_not_supported(
             &res.group,

@@ -398,7 +398,7 @@ async fn reconcile(cp: Arc<ClusterPermission>, client: Arc<kube::Client>) -> Res
         "metadata": {"name": name, "namespace": cluster,
             "ownerReferences": [{"apiVersion": "rbac.open-cluster-management.io/v1alpha1",
                 "kind": "ClusterPermission", "name": cp.name_any(),
-                "uid": cp.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true}]},
+                "uid": cp.uid().unwrap_or_default(), "controller": true}]},
         "spec": {"workload": {"manifests": manifests}},
     });
     let applied = works

@@ -49,11 +49,9 @@ pub struct BuiltinAddon {
 fn msa_rules() -> Value {
     // Upstream's managed-serviceaccount agent role.
     json!([
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "update"]},
         {"apiGroups": ["authentication.open-cluster-management.io"], "resources": ["managedserviceaccounts"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["authentication.open-cluster-management.io"], "resources": ["managedserviceaccounts/status"], "verbs": ["get", "update", "patch"]},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}
+        {"apiGroups": ["authentication.open-cluster-management.io"], "resources": ["managedserviceaccounts/status"], "verbs": ["get", "update", "patch"]}
     ])
 }
 
@@ -238,7 +236,7 @@ async fn reconcile(
                        "open-cluster-management.io/addon-name": addon.name},
             "ownerReferences": [{"apiVersion": "addon.open-cluster-management.io/v1alpha1",
                 "kind": "ManagedClusterAddOn", "name": mca.name_any(),
-                "uid": mca.uid().unwrap_or_default(), "blockOwnerDeletion": true}]},
+                "uid": mca.uid().unwrap_or_default()}]},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
             "name": cluster_role_name(addon.name)},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",

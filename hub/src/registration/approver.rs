@@ -117,9 +117,18 @@ pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
 /// accepted cluster with a kube-apiserver-client registration for exactly this subject.
 pub fn addon_refusal(
     cluster: Option<&ManagedCluster>,
+    registered_on_hub: bool,
     addon: Option<&garrison_api::ManagedClusterAddOn>,
     id: &garrison_pki::AddonIdentity,
 ) -> Option<String> {
+    // The agent may write its add-ons' status, registrations included; an add-on the hub
+    // does not know (no ClusterManagementAddOn) gets no certificate whatever they say.
+    if !registered_on_hub {
+        return Some(format!(
+            "add-on {} is not registered on the hub (no ClusterManagementAddOn)",
+            id.addon()
+        ));
+    }
     let accepted = cluster.is_some_and(|c| {
         c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
     });
@@ -238,7 +247,9 @@ async fn reconcile(
             let addons: Api<garrison_api::ManagedClusterAddOn> =
                 Api::namespaced(ctx.client.clone(), id.cluster().as_str());
             let addon = addons.get_opt(id.addon()).await?;
-            match addon_refusal(cluster.as_ref(), addon.as_ref(), &id) {
+            let cmas: Api<garrison_api::ClusterManagementAddOn> = Api::all(ctx.client.clone());
+            let known = cmas.get_opt(id.addon()).await?.is_some();
+            match addon_refusal(cluster.as_ref(), known, addon.as_ref(), &id) {
                 Some(why) => {
                     tracing::warn!(csr = %obj.name_any(), reason = %why, "denying add-on CSR");
                     record_decision(&api, &obj, false, REASON_ADDON_DENIED, &why, MANAGER).await?;
@@ -423,12 +434,20 @@ mod tests {
         let id = addon("c1", "msa");
         let good = mca(json!([{"signerName": SIGNER, "subject": {
             "user": id.user(), "groups": [id.groups()[0].clone(), id.groups()[1].clone(), "system:authenticated"]}}]));
-        assert_eq!(addon_refusal(Some(&mc(true)), Some(&good), &id), None);
+        assert_eq!(addon_refusal(Some(&mc(true)), true, Some(&good), &id), None);
+        assert!(
+            addon_refusal(Some(&mc(true)), false, Some(&good), &id)
+                .unwrap()
+                .contains("not registered on the hub")
+        );
         // A registration with no subject means upstream's default one.
         let default = mca(json!([{"signerName": SIGNER}]));
-        assert_eq!(addon_refusal(Some(&mc(true)), Some(&default), &id), None);
+        assert_eq!(
+            addon_refusal(Some(&mc(true)), true, Some(&default), &id),
+            None
+        );
         let why = |c: Option<&ManagedCluster>, a: Option<&garrison_api::ManagedClusterAddOn>| {
-            addon_refusal(c, a, &id).unwrap()
+            addon_refusal(c, true, a, &id).unwrap()
         };
         assert!(why(Some(&mc(false)), Some(&good)).contains("not accepted"));
         assert!(why(None, Some(&good)).contains("not accepted"));

@@ -48,6 +48,8 @@ pub const DEFAULT_NAMESPACE: &str = "open-cluster-management-agent-addon";
 pub const LEASE_SECONDS: i64 = 60;
 /// A Lease not renewed for this many periods means the add-on stopped.
 const LEASE_STALE_PERIODS: i64 = 5;
+/// How long after a refused request the agent asks again.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(300);
 /// How often everything is checked even without a change on the hub.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -97,6 +99,8 @@ pub struct AddonAgent {
     spoke: kube::Client,
     spoke_ca: Option<String>,
     pending: HashMap<String, Pending>,
+    /// Add-ons whose last request the hub refused, and when to ask again.
+    refused: HashMap<String, std::time::Instant>,
     running: HashMap<String, Running>,
 }
 
@@ -119,6 +123,7 @@ impl AddonAgent {
             spoke,
             spoke_ca,
             pending: HashMap::new(),
+            refused: HashMap::new(),
             running: HashMap::new(),
         }
     }
@@ -207,6 +212,7 @@ impl AddonAgent {
             }
         }
         self.pending.retain(|a, _| active.contains_key(a));
+        self.refused.retain(|a, _| active.contains_key(a));
         self.remove_disabled(&active).await?;
         self.run_builtins(&active).await;
         Ok(())
@@ -222,31 +228,26 @@ impl AddonAgent {
             .find(|r| r.signer_name == CLIENT_SIGNER)?;
         let addon = mca.name_any();
         let cluster = ClusterName::parse(&self.cluster).ok()?;
+        // Upstream's defaults for an empty user or group list, as the hub's approver reads them.
         let subject = reg.subject.clone().unwrap_or_default();
-        let id = if subject.user.is_empty() {
-            AddonIdentity::new(cluster, &addon, &addon).ok()?
-        } else {
-            let groups = if subject.groups.is_empty() {
-                AddonIdentity::new(cluster.clone(), &addon, &addon)
-                    .ok()?
-                    .groups()
-                    .to_vec()
-            } else {
-                subject.groups.clone()
-            };
-            match Identity::from_subject(&subject.user, &groups) {
-                Ok(Identity::Addon(a))
-                    if a.cluster().as_str() == self.cluster && a.addon() == addon =>
-                {
-                    a
-                }
-                _ => {
-                    tracing::warn!(%addon, user = %subject.user, "the add-on's registration subject is not an identity of this add-on on this cluster; not requesting it");
-                    return None;
-                }
+        let default = AddonIdentity::new(cluster, &addon, &addon).ok()?;
+        let user = Some(subject.user.clone())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| default.user());
+        let groups = Some(subject.groups.clone())
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| default.groups().to_vec());
+        match Identity::from_subject(&user, &groups) {
+            Ok(Identity::Addon(a))
+                if a.cluster().as_str() == self.cluster && a.addon() == addon =>
+            {
+                Some(a)
             }
-        };
-        Some(id)
+            _ => {
+                tracing::warn!(%addon, %user, "the add-on's registration subject is not an identity of this add-on on this cluster; not requesting it");
+                None
+            }
+        }
     }
 
     /// Makes sure the add-on's Secret holds a certificate that is not due for renewal.
@@ -291,8 +292,10 @@ impl AddonAgent {
                 .into_iter()
                 .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
             {
-                tracing::error!(%addon, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request");
+                tracing::error!(%addon, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request; asking again in 5 minutes");
                 self.pending.remove(&addon);
+                self.refused
+                    .insert(addon, std::time::Instant::now() + REFUSED_BACKOFF);
                 return Ok(());
             }
             let Some(cert) = status.certificate else {
@@ -302,6 +305,13 @@ impl AddonAgent {
             let p = self.pending.remove(&addon).expect("present");
             self.write_secret(ns, &addon, &cert_pem, &p.key_pem).await?;
             tracing::info!(%addon, "add-on certificate issued");
+            return Ok(());
+        }
+        if self
+            .refused
+            .get(&addon)
+            .is_some_and(|t| std::time::Instant::now() < *t)
+        {
             return Ok(());
         }
         let req = garrison_pki::new_request(&Identity::Addon(id.clone()))

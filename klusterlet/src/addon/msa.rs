@@ -28,6 +28,20 @@ use tokio::sync::watch;
 pub const ADDON: &str = "managed-serviceaccount";
 const MANAGER: &str = "garrison-managed-serviceaccount";
 
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// What the add-on works with.
 pub struct Ctx {
     /// The hub, as this add-on on this cluster.
@@ -150,9 +164,22 @@ async fn pass(ctx: &Ctx) -> Result<Duration, kube::Error> {
     Ok(next)
 }
 
+fn refuse(message: String) -> kube::Error {
+    kube::Error::Service(message.into())
+}
+
+/// Makes the ServiceAccount, or finds the one this add-on made. A ServiceAccount that exists
+/// without the add-on's label is someone else's (another add-on's, a system one): its token is
+/// never requested, whatever a ManagedServiceAccount is named.
 async fn ensure_service_account(ctx: &Ctx, name: &str) -> Result<(), kube::Error> {
     let sas: Api<ServiceAccount> = Api::namespaced(ctx.spoke.clone(), &ctx.namespace);
-    if sas.get_opt(name).await?.is_some() {
+    if let Some(sa) = sas.get_opt(name).await? {
+        if sa.labels().get(MANAGED_LABEL).map(String::as_str) != Some("true") {
+            return Err(refuse(format!(
+                "ServiceAccount {}/{name} exists on the cluster and was not made for a ManagedServiceAccount; refusing to hand out its token",
+                ctx.namespace
+            )));
+        }
         return Ok(());
     }
     let sa: ServiceAccount = serde_json::from_value(json!({
@@ -195,8 +222,22 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
             )
         })?;
     let secrets: Api<Secret> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
-    let token = secrets.get_opt(&name).await?.and_then(|s| {
-        s.data.and_then(|d| {
+    let existing = secrets.get_opt(&name).await?;
+    // Only a Secret this add-on wrote for this very ManagedServiceAccount is overwritten.
+    if let Some(s) = &existing {
+        let ours = s.labels().get(MANAGED_LABEL).map(String::as_str) == Some("true")
+            && s.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == msa.metadata.uid.as_ref());
+        if !ours {
+            return Err(refuse(format!(
+                "Secret {}/{name} on the hub was not written for this ManagedServiceAccount; refusing to overwrite it",
+                ctx.cluster
+            )));
+        }
+    }
+    let token = existing.as_ref().and_then(|s| {
+        s.data.as_ref().and_then(|d| {
             d.get("token")
                 .map(|b| String::from_utf8_lossy(&b.0).into_owned())
         })
@@ -241,7 +282,7 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
         .map(|t| t.0)
         .unwrap_or_else(|| jiff::Timestamp::from_second(now + secs).unwrap_or_default());
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let secret = json!({
+    let mut secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "namespace": ctx.cluster,
             "labels": {MANAGED_LABEL: "true"},
@@ -249,14 +290,20 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
                 "kind": "ManagedServiceAccount", "name": name, "uid": msa.uid().unwrap_or_default()}]},
         "type": "Opaque",
         "data": {"token": b64(&token), "ca.crt": b64(ctx.spoke_ca.as_deref().unwrap_or_default())},
-    });
-    secrets
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(secret),
-        )
-        .await?;
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    // create and update only, as upstream's add-on role allows.
+    match existing {
+        Some(old) => {
+            secret.metadata.resource_version = old.metadata.resource_version;
+            secrets
+                .replace(&name, &PostParams::default(), &secret)
+                .await?;
+        }
+        None => {
+            secrets.create(&post_params(), &secret).await?;
+        }
+    }
     let now_t = Time(jiff::Timestamp::now());
     let mut conditions = status.conditions.clone();
     set_condition(
@@ -272,7 +319,7 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
     let msas: Api<ManagedServiceAccount> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
     msas.patch_status(
         &name,
-        &PatchParams::default(),
+        &patch_params(),
         &Patch::Merge(json!({"status": {
             "conditions": conditions,
             "expirationTimestamp": Time(expires),
@@ -304,7 +351,7 @@ async fn report_failure(ctx: &Ctx, msa: &ManagedServiceAccount, message: &str) {
     let _ = msas
         .patch_status(
             &msa.name_any(),
-            &PatchParams::default(),
+            &patch_params(),
             &Patch::Merge(json!({"status": {"conditions": conditions}})),
         )
         .await;
