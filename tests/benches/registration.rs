@@ -11,8 +11,14 @@
 //!    at 1,000, as OCM's performance runs), measured from create on the hub to `Applied=True`
 //!    seen on the hub, with the hub's RSS and CPU over that phase.
 //!
+//! 4. Add-on rollout: the managed-serviceaccount add-on enabled on all N clusters at once (a
+//!    ManagedClusterAddOn in each cluster namespace, as `garrison addon enable` writes it),
+//!    measured until every one is Available: each agent makes a key, gets its add-on CSR
+//!    approved and signed, starts the add-on with its own certificate, and reports its Lease.
+//!
 //! Run: `cargo bench -p garrison-e2e --bench registration` (N = 100 and 1,000; set
-//! GARRISON_BENCH_CLUSTERS=100 for one size, GARRISON_BENCH_WORKS=0 to skip dispatch).
+//! GARRISON_BENCH_CLUSTERS=100 for one size, GARRISON_BENCH_WORKS=0 to skip dispatch,
+//! GARRISON_BENCH_ADDONS=0 to skip the add-on rollout).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -213,7 +219,83 @@ async fn fleet(n: usize) {
     if works > 0 {
         dispatch(&admin, pid, n, works).await;
     }
+    if std::env::var("GARRISON_BENCH_ADDONS").as_deref() != Ok("0") {
+        addon_rollout(&admin, pid, n).await;
+    }
     let _ = stop_tx.send(true);
+}
+
+/// Enables managed-serviceaccount on every cluster and waits until all are Available.
+async fn addon_rollout(admin: &kube::Client, pid: u32, n: usize) {
+    use garrison_api::ManagedClusterAddOn;
+    let (rss0, cpu0) = proc_stat(pid);
+    let all: Api<ManagedClusterAddOn> = Api::all(admin.clone());
+    let started = Instant::now();
+    let watch = tokio::spawn(async move {
+        let mut up: HashMap<String, Instant> = HashMap::new();
+        let mut events = std::pin::pin!(watcher(all, watcher::Config::default()).applied_objects());
+        while up.len() < n {
+            let Some(Ok(m)) = events.next().await else {
+                break;
+            };
+            let available = m.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+            });
+            if available {
+                up.entry(m.namespace().unwrap_or_default())
+                    .or_insert_with(Instant::now);
+            }
+        }
+        up
+    });
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    let names: Vec<String> = (0..n).map(|i| format!("sim-{i:04}")).collect();
+    let mut creates = futures::stream::iter(names.iter().cloned().map(|ns| {
+        let api: Api<ManagedClusterAddOn> = Api::namespaced(admin.clone(), &ns);
+        async move {
+            let mca: ManagedClusterAddOn = serde_json::from_value(json!({
+                "metadata": {"name": "managed-serviceaccount", "namespace": ns},
+                "spec": {"installNamespace": "open-cluster-management-agent-addon"}
+            }))
+            .unwrap();
+            let at = Instant::now();
+            api.create(&Default::default(), &mca).await.unwrap();
+            (ns, at)
+        }
+    }))
+    .buffer_unordered(32);
+    while let Some((ns, at)) = creates.next().await {
+        created.insert(ns, at);
+    }
+    let creates_done = started.elapsed();
+    let up = tokio::time::timeout(Duration::from_secs(900), watch)
+        .await
+        .expect("every add-on Available within 15 minutes")
+        .unwrap();
+    let total = started.elapsed();
+    let (rss1, cpu1) = proc_stat(pid);
+    let mut secs: Vec<f64> = up
+        .iter()
+        .map(|(ns, at)| at.saturating_duration_since(created[ns]).as_secs_f64())
+        .collect();
+    secs.sort_by(f64::total_cmp);
+    println!(
+        "  add-on managed-serviceaccount on {n} clusters: {} Available in {:.1}s (creates took {:.1}s); enable→Available p50 {:.1}s, p99 {:.1}s",
+        up.len(),
+        total.as_secs_f64(),
+        creates_done.as_secs_f64(),
+        pct(&secs, 0.5),
+        pct(&secs, 0.99),
+    );
+    println!(
+        "  hub during the rollout: RSS {} MiB → {} MiB, CPU {:.1}s",
+        rss0 / 1024,
+        rss1 / 1024,
+        cpu1 - cpu0
+    );
+    assert_eq!(up.len(), n, "not every add-on became Available");
 }
 
 /// Works per cluster in the dispatch phase: 10 for up to 100 clusters, 5 beyond (as OCM's own
