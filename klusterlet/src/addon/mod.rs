@@ -50,6 +50,10 @@ pub const LEASE_SECONDS: i64 = 60;
 const LEASE_STALE_PERIODS: i64 = 5;
 /// How long after a refused request the agent asks again.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(300);
+/// How often a newly enabled add-on is checked until it is Available.
+const SETTLE_CHECK: Duration = Duration::from_secs(2);
+/// How long a newly enabled add-on counts as new.
+const SETTLE_WINDOW: Duration = Duration::from_secs(120);
 /// How often everything is checked even without a change on the hub.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -101,6 +105,11 @@ pub struct AddonAgent {
     pending: HashMap<String, Pending>,
     /// Add-ons whose last request the hub refused, and when to ask again.
     refused: HashMap<String, std::time::Instant>,
+    /// When each registered add-on was first seen; a new one is checked every few seconds
+    /// until it is Available, so enabling takes seconds rather than a resync period.
+    first_seen: HashMap<String, std::time::Instant>,
+    /// Whether a new add-on is not Available yet.
+    settling: bool,
     running: HashMap<String, Running>,
 }
 
@@ -124,6 +133,8 @@ impl AddonAgent {
             spoke_ca,
             pending: HashMap::new(),
             refused: HashMap::new(),
+            first_seen: HashMap::new(),
+            settling: false,
             running: HashMap::new(),
         }
     }
@@ -150,10 +161,12 @@ impl AddonAgent {
                 if let Err(e) = self.sync(&hub).await {
                     tracing::warn!(error = %e, "add-on sync failed; retrying");
                 }
-                let wait = if self.pending.is_empty() {
-                    RESYNC
-                } else {
+                let wait = if !self.pending.is_empty() {
                     Duration::from_secs(1)
+                } else if self.settling {
+                    SETTLE_CHECK
+                } else {
+                    RESYNC
                 };
                 let deadline = tokio::time::sleep(wait);
                 tokio::pin!(deadline);
@@ -186,6 +199,7 @@ impl AddonAgent {
         let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
         let list = mcas.list(&ListParams::default()).await?.items;
         let mut active: BTreeMap<String, String> = BTreeMap::new();
+        let mut unavailable: Vec<String> = vec![];
         for mca in &list {
             let name = mca.name_any();
             if mca.metadata.deletion_timestamp.is_some() {
@@ -207,12 +221,26 @@ impl AddonAgent {
                     tracing::warn!(addon = %name, error = %e, "add-on registration failed");
                 }
             }
-            if let Err(e) = self.report_health(hub, mca, &ns).await {
-                tracing::warn!(addon = %name, error = %e, "add-on health report failed");
+            match self.report_health(hub, mca, &ns).await {
+                Ok(true) => {}
+                Ok(false) => unavailable.push(name.clone()),
+                Err(e) => {
+                    tracing::warn!(addon = %name, error = %e, "add-on health report failed")
+                }
             }
         }
         self.pending.retain(|a, _| active.contains_key(a));
         self.refused.retain(|a, _| active.contains_key(a));
+        self.first_seen.retain(|a, _| active.contains_key(a));
+        let now = std::time::Instant::now();
+        for a in active.keys() {
+            self.first_seen.entry(a.clone()).or_insert(now);
+        }
+        self.settling = unavailable.iter().any(|a| {
+            self.first_seen
+                .get(a)
+                .is_some_and(|t| now.duration_since(*t) < SETTLE_WINDOW)
+        });
         self.remove_disabled(&active).await?;
         self.run_builtins(&active).await;
         Ok(())
@@ -419,12 +447,14 @@ impl AddonAgent {
     }
 
     /// Sets `Available` from the add-on's Lease on the managed cluster (Lease mode only).
+    /// Returns whether the add-on is Available (always true in Customized mode, where the
+    /// add-on reports itself).
     async fn report_health(
         &self,
         hub: &kube::Client,
         mca: &ManagedClusterAddOn,
         ns: &str,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<bool, kube::Error> {
         let mode = mca
             .status
             .as_ref()
@@ -432,7 +462,7 @@ impl AddonAgent {
             .and_then(|h| h.mode)
             .unwrap_or(HealthCheckMode::Lease);
         if mode != HealthCheckMode::Lease {
-            return Ok(());
+            return Ok(true);
         }
         let addon = mca.name_any();
         let leases: Api<Lease> = Api::namespaced(self.spoke.clone(), ns);
@@ -474,8 +504,9 @@ impl AddonAgent {
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
+        let up = cond.status == "True";
         if !set_condition(&mut conditions, cond, Time(now)) {
-            return Ok(());
+            return Ok(up);
         }
         let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
         // With the resourceVersion read: a newer status (the hub's add-on manager) wins, and
@@ -486,8 +517,9 @@ impl AddonAgent {
             .patch_status(&addon, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Ok(_) => Ok(up),
+            // Written again on the next pass, which comes soon while it is not Available.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),
         }
     }
