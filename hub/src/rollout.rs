@@ -158,12 +158,19 @@ pub fn rollout_size(
         match value {
             None => 0,
             Some(IntOrString::Int(n)) => i64::from(*n),
-            Some(IntOrString::String(s)) => {
-                let pct = s.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()).ok_or_else(|| {
-                format!("'{s}' is an invalid maximum threshold value: string is not a percentage")
-            })?;
-                (pct / 100.0 * total as f64).ceil() as i64
-            }
+            // A string is a percentage or a plain number, as the CRD's pattern and its default
+            // ("0") allow.
+            Some(IntOrString::String(s)) => match s.strip_suffix('%') {
+                Some(p) => {
+                    let pct = p.parse::<f64>().map_err(|_| {
+                        format!("'{s}' is an invalid maximum threshold value: string is not a number or percentage")
+                    })?;
+                    (pct / 100.0 * total as f64).ceil() as i64
+                }
+                None => s.parse::<i64>().map_err(|_| {
+                    format!("'{s}' is an invalid maximum threshold value: string is not a number or percentage")
+                })?,
+            },
         };
     Ok(if length <= 0 || length as usize > total {
         default

@@ -116,9 +116,8 @@ pub async fn discover(url: &str, token: &str, pin: &str) -> Result<String> {
     let insecure = kube::Client::try_from(cfg).context("building the discovery client")?;
     let deadline = tokio::time::Instant::now() + SIGNATURE_WAIT;
     let (kubeconfig, signature) = loop {
-        let (kubeconfig, signature) = read_cluster_info(insecure.clone(), token_id)
-            .await
-            .with_context(|| {
+        let (kubeconfig, signature) =
+            read_retrying(&insecure, token_id).await.with_context(|| {
                 format!("cannot read kube-public/cluster-info from the hub at {url}")
             })?;
         match signature {
@@ -163,15 +162,62 @@ pub async fn discover(url: &str, token: &str, pin: &str) -> Result<String> {
         );
     }
     let trusted = client(url, &ca, Auth::Anonymous).await?;
-    let (again, _) = read_cluster_info(trusted, token_id)
-        .await
-        .with_context(|| {
-            format!("the hub at {url} does not present a certificate of the CA in its cluster-info")
-        })?;
+    let (again, _) = match read_retrying(&trusted, token_id).await {
+        Ok(v) => v,
+        Err(e) if is_untrusted_certificate(&e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "the hub at {url} does not present a certificate of the CA in its cluster-info"
+                )
+            });
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot read kube-public/cluster-info again from the hub at {url}, trusting the pinned CA")
+            });
+        }
+    };
     if again != kubeconfig {
         bail!("the hub at {url} changed its cluster-info between two reads; try again");
     }
     Ok(ca)
+}
+
+/// Whether an error is the server's certificate failing verification (as opposed to the
+/// connection failing).
+fn is_untrusted_certificate(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("invalid peer certificate") || text.contains("certificate verify failed")
+}
+
+/// Reads `cluster-info`, retrying a few times (about 15 s in all) when the connection fails
+/// rather than the server answering: a busy hub may drop a handshake, and a join should not fail
+/// for it. A certificate that fails verification, or an answer, is returned at once.
+async fn read_retrying(client: &kube::Client, token_id: &str) -> Result<(String, Option<String>)> {
+    let mut delay = std::time::Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match read_cluster_info(client.clone(), token_id).await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < 5 && !is_untrusted_certificate(&e) && is_connection_error(&e) => {
+                tracing::info!(error = %format!("{e:#}"), attempt, "cannot reach the hub; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether an error is the connection failing, with no answer from the server.
+fn is_connection_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<kube::Error>(),
+            Some(kube::Error::HyperError(_) | kube::Error::Service(_))
+        )
+    })
 }
 
 fn pem_of(der: &[u8]) -> String {

@@ -11,6 +11,7 @@ use garrison_e2e::{
 };
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -621,4 +622,105 @@ async fn a_managed_service_account_never_takes_over_an_existing_account_or_secre
     let precious = secrets.get("precious").await.unwrap();
     assert_eq!(precious.data.unwrap().keys().collect::<Vec<_>>(), ["k"]);
     assert!(precious.metadata.owner_references.is_none());
+}
+
+const INSTALL_YAML: &str = r#"
+apiVersion: cluster.open-cluster-management.io/v1beta2
+kind: ManagedClusterSetBinding
+metadata:
+  name: default
+  namespace: addons
+spec:
+  clusterSet: default
+---
+apiVersion: cluster.open-cluster-management.io/v1beta1
+kind: Placement
+metadata:
+  name: prod
+  namespace: addons
+spec:
+  predicates:
+  - requiredClusterSelector:
+      labelSelector:
+        matchLabels:
+          env: prod
+---
+apiVersion: addon.open-cluster-management.io/v1alpha1
+kind: ClusterManagementAddOn
+metadata:
+  name: managed-serviceaccount
+spec:
+  addOnMeta:
+    displayName: managed-serviceaccount
+  installStrategy:
+    type: Placements
+    placements:
+    - name: prod
+      namespace: addons
+      rolloutStrategy:
+        type: Progressive
+        progressive:
+          maxConcurrency: 1
+"#;
+
+#[tokio::test]
+async fn an_install_strategy_installs_on_the_placements_clusters_one_at_a_time_and_follows_them() {
+    let hub = Hub::start().await.unwrap();
+    let _agents = join_and_accept(&hub, &["c1", "c2", "c3"], &[]).await;
+    for c in ["c1", "c2"] {
+        ok(hub.kubectl(&["label", "managedcluster", c, "env=prod"]));
+    }
+    ok(hub.kubectl(&["create", "namespace", "addons"]));
+    apply(&hub, INSTALL_YAML);
+    let admin = hub.client().await.unwrap();
+    let get = |c: &str| {
+        let api: Api<ManagedClusterAddOn> = Api::namespaced(admin.clone(), c);
+        async move { api.get_opt("managed-serviceaccount").await.unwrap() }
+    };
+    let available_at = |m: &ManagedClusterAddOn| {
+        m.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Available" && c.status == "True")
+                .map(|c| c.last_transition_time.0)
+        })
+    };
+    let (a, b) = eventually(90, "the add-on Available on c1 and c2", || async {
+        let a = get("c1").await?;
+        let b = get("c2").await?;
+        (available_at(&a).is_some() && available_at(&b).is_some()).then_some((a, b))
+    })
+    .await;
+    assert!(get("c3").await.is_none(), "c3 is not in the placement");
+    // maxConcurrency 1: the second cluster started only once the first was Available.
+    let (first, second) = if a.metadata.creation_timestamp <= b.metadata.creation_timestamp {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(
+        available_at(&first).unwrap() <= second.metadata.creation_timestamp.clone().unwrap().0,
+        "the second install began before the first was Available"
+    );
+    assert_eq!(first.owner_references()[0].kind, "ClusterManagementAddOn");
+    let cmas: Api<garrison_api::ClusterManagementAddOn> = Api::all(admin.clone());
+    let progress = eventually(30, "InstallSucceed", || async {
+        let c = cmas.get("managed-serviceaccount").await.ok()?;
+        let p = c.status?.install_progressions.into_iter().next()?;
+        p.conditions
+            .into_iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "InstallSucceed")
+    })
+    .await;
+    assert_eq!(
+        progress.message,
+        "2/2 completed with no errors, 0 failed 0 timeout."
+    );
+    // c2 leaves the placement: the add-on the strategy installed there goes.
+    ok(hub.kubectl(&["label", "managedcluster", "c2", "env=dev", "--overwrite"]));
+    eventually(60, "the add-on removed from c2", || async {
+        get("c2").await.is_none().then_some(())
+    })
+    .await;
+    assert!(get("c1").await.is_some());
 }

@@ -11,6 +11,7 @@
 //! ManagedClusterAddOn: disabling the add-on removes it.
 
 pub mod cluster_permission;
+pub mod install;
 
 use std::sync::Arc;
 use std::time::Duration;

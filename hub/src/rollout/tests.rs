@@ -296,7 +296,17 @@ fn sizes_and_durations() {
     );
     assert_eq!(rollout_size(Some(&IntOrString::Int(5)), 3, 7), Ok(7));
     assert_eq!(rollout_size(None, 3, 3), Ok(3));
-    assert!(rollout_size(Some(&IntOrString::String("5".into())), 3, 0).is_err());
+    // The CRDs default maxFailures to the string "0", and their pattern allows plain numbers.
+    assert_eq!(
+        rollout_size(Some(&IntOrString::String("0".into())), 3, 0),
+        Ok(0)
+    );
+    assert_eq!(
+        rollout_size(Some(&IntOrString::String("2".into())), 3, 0),
+        Ok(2)
+    );
+    assert!(rollout_size(Some(&IntOrString::String("five".into())), 3, 0).is_err());
+    assert!(rollout_size(Some(&IntOrString::String("x%".into())), 3, 0).is_err());
     assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert!(parse_duration("5 minutes").is_err());
