@@ -126,6 +126,8 @@ pub fn hub_rules() -> Value {
         {"apiGroups": ["addon.open-cluster-management.io"],
          "resources": ["clustermanagementaddons/status", "managedclusteraddons/status"],
          "verbs": ["get", "update", "patch"]},
+        {"apiGroups": ["addon.open-cluster-management.io"], "resources": ["addontemplates"],
+         "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions/status"],

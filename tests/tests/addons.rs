@@ -724,3 +724,111 @@ async fn an_install_strategy_installs_on_the_placements_clusters_one_at_a_time_a
     .await;
     assert!(get("c1").await.is_some());
 }
+
+#[tokio::test]
+async fn a_template_add_on_delivers_its_agent_registers_it_and_grants_its_hub_permissions() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1", "c2"], &[]).await;
+    let example =
+        std::fs::read_to_string(garrison_e2e::workspace().join("examples/addon-template.yaml"))
+            .unwrap();
+    apply(&hub, &example);
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    ok(garrison_e2e::garrison(&[
+        "addon",
+        "enable",
+        "hello-template",
+        "--clusters",
+        "c1",
+        "--data-dir",
+        &dir,
+    ]));
+    let admin = hub.client().await.unwrap();
+    let mcas: Api<ManagedClusterAddOn> = Api::namespaced(admin.clone(), "c1");
+    let mca = eventually(90, "the template add-on Available", || async {
+        let m = mcas.get("hello-template").await.ok()?;
+        m.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True" && c.reason == "ProbeAvailable")
+            .then_some(m)
+    })
+    .await;
+    let st = mca.status.unwrap();
+    assert_eq!(
+        st.registrations[0].signer_name,
+        "kubernetes.io/kube-apiserver-client"
+    );
+    // The agent's manifests, rendered for c1, are on c1.
+    let work = ok(hub.kubectl(&[
+        "get",
+        "manifestwork",
+        "addon-hello-template-deploy-0",
+        "-n",
+        "c1",
+        "-o",
+        "json",
+    ]));
+    assert!(
+        work.contains("--cluster-name=c1")
+            && work.contains("--hub-kubeconfig=/managed/hub-kubeconfig/kubeconfig"),
+        "{work}"
+    );
+    let spoke = agents[0].spoke().await;
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        spoke.clone(),
+        "open-cluster-management-agent-addon",
+    )
+    .get("hello-template-agent")
+    .await
+    .unwrap();
+    // Its credentials, and its hub permissions: ConfigMaps of c1, nothing of c2.
+    let secrets = Api::<Secret>::namespaced(spoke, "open-cluster-management-agent-addon");
+    let secret = eventually(60, "the add-on's hub kubeconfig", || async {
+        secrets
+            .get_opt("hello-template-hub-kubeconfig")
+            .await
+            .ok()?
+    })
+    .await;
+    let kc = agents[0].dir.join("hello-hub.kubeconfig");
+    std::fs::write(&kc, &secret.data.unwrap()["kubeconfig"].0).unwrap();
+    let addon = client_from(&kc).await.unwrap();
+    ok(hub.kubectl(&[
+        "get",
+        "rolebinding",
+        "open-cluster-management:hello-template:clusterrole:agent",
+        "-n",
+        "c1",
+    ]));
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(addon.clone(), "c1")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let err = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(addon, "c2")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), 403);
+    // Disabling removes the work (and so the agent) and the binding.
+    ok(garrison_e2e::garrison(&[
+        "addon",
+        "disable",
+        "hello-template",
+        "--clusters",
+        "c1",
+        "--data-dir",
+        &dir,
+    ]));
+    let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin, "c1");
+    eventually(60, "the add-on's work removed", || async {
+        works
+            .get_opt("addon-hello-template-deploy-0")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
