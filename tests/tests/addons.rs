@@ -760,6 +760,11 @@ async fn a_template_add_on_delivers_its_agent_registers_it_and_grants_its_hub_pe
         st.registrations[0].signer_name,
         "kubernetes.io/kube-apiserver-client"
     );
+    // Upstream names a template add-on's agent `<addon>-agent`.
+    assert_eq!(
+        st.registrations[0].subject.as_ref().unwrap().user,
+        "system:open-cluster-management:cluster:c1:addon:hello-template:agent:hello-template-agent"
+    );
     // The agent's manifests, rendered for c1, are on c1.
     let work = ok(hub.kubectl(&[
         "get",
@@ -776,13 +781,41 @@ async fn a_template_add_on_delivers_its_agent_registers_it_and_grants_its_hub_pe
         "{work}"
     );
     let spoke = agents[0].spoke().await;
-    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+    let deploy = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
         spoke.clone(),
         "open-cluster-management-agent-addon",
     )
     .get("hello-template-agent")
     .await
     .unwrap();
+    // As upstream: the variables as environment, the hub kubeconfig mounted.
+    let pod = deploy.spec.template.spec.unwrap();
+    let c = &pod.containers[0];
+    let env: Vec<(String, String)> = c
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert!(
+        env.contains(&("CLUSTER_NAME".into(), "c1".into())),
+        "{env:?}"
+    );
+    assert!(
+        c.volume_mounts
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.mount_path == "/managed/hub-kubeconfig")
+    );
+    assert!(pod.volumes.unwrap_or_default().iter().any(|v| {
+        v.secret
+            .as_ref()
+            .and_then(|s| s.secret_name.clone())
+            .as_deref()
+            == Some("hello-template-hub-kubeconfig")
+    }));
     // Its credentials, and its hub permissions: ConfigMaps of c1, nothing of c2.
     let secrets = Api::<Secret>::namespaced(spoke, "open-cluster-management-agent-addon");
     let secret = eventually(60, "the add-on's hub kubeconfig", || async {

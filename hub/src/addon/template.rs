@@ -5,7 +5,9 @@
 //! - renders the template's `agentSpec` into the ManifestWork `addon-<name>-deploy-0` in the
 //!   cluster namespace (label `open-cluster-management.io/addon-name`, owned by the
 //!   ManagedClusterAddOn), with `{{CLUSTER_NAME}}`, `{{INSTALL_NAMESPACE}}` and
-//!   `{{HUB_KUBECONFIG}}` replaced;
+//!   `{{HUB_KUBECONFIG}}` replaced, and, as upstream, those variables as environment variables
+//!   of every Deployment and DaemonSet container, and the add-on's hub kubeconfig Secret
+//!   mounted at `/managed/hub-kubeconfig`;
 //! - turns the template's `registration` into `status.registrations` (KubeClient with
 //!   upstream's default subject; CustomSigner as given), which the agent registers as for any
 //!   add-on;
@@ -64,6 +66,73 @@ pub fn template_name(cma: &ClusterManagementAddOn, mca: &ManagedClusterAddOn) ->
     })
 }
 
+/// The namespace the agent registers in: the first Deployment's, else the first DaemonSet's,
+/// else the ManagedClusterAddOn's install namespace.
+pub fn agent_namespace(spec: &Value, fallback: &str) -> String {
+    let manifests = spec["workload"]["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ["Deployment", "DaemonSet"]
+        .iter()
+        .find_map(|kind| {
+            manifests
+                .iter()
+                .find(|m| m["kind"] == *kind)
+                .and_then(|m| m["metadata"]["namespace"].as_str())
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// Gives every Deployment and DaemonSet of the agent what upstream's template agents get: the
+/// variables as environment variables, and with a KubeClient registration the add-on's hub
+/// kubeconfig Secret mounted at `/managed/hub-kubeconfig`.
+pub fn inject(spec: &mut Value, addon: &str, vars: &[(&str, String)], kube_client: bool) {
+    let Some(manifests) = spec["workload"]["manifests"].as_array_mut() else {
+        return;
+    };
+    for m in manifests {
+        if m["kind"] != "Deployment" && m["kind"] != "DaemonSet" {
+            continue;
+        }
+        let pod = &mut m["spec"]["template"]["spec"];
+        if !pod.is_object() {
+            continue;
+        }
+        if kube_client {
+            let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+            if !volumes.iter().any(|v| v["name"] == "hub-kubeconfig") {
+                let mut volumes = volumes;
+                volumes.push(json!({"name": "hub-kubeconfig",
+                    "secret": {"secretName": format!("{addon}-hub-kubeconfig")}}));
+                pod["volumes"] = Value::Array(volumes);
+            }
+        }
+        for c in pod["containers"].as_array_mut().into_iter().flatten() {
+            let mut env = c["env"].as_array().cloned().unwrap_or_default();
+            let mut keys: Vec<&(&str, String)> = vars.iter().collect();
+            keys.sort_by_key(|(k, _)| *k);
+            for (k, v) in keys {
+                if !env.iter().any(|e| e["name"] == *k) {
+                    env.push(json!({"name": k, "value": v}));
+                }
+            }
+            c["env"] = Value::Array(env);
+            if kube_client {
+                let mut mounts = c["volumeMounts"].as_array().cloned().unwrap_or_default();
+                if !mounts.iter().any(|v| v["name"] == "hub-kubeconfig") {
+                    mounts.push(
+                        json!({"name": "hub-kubeconfig", "mountPath": "/managed/hub-kubeconfig"}),
+                    );
+                }
+                c["volumeMounts"] = Value::Array(mounts);
+            }
+        }
+    }
+}
+
 /// Replaces `{{NAME}}` in every string of `v`.
 pub fn substitute(v: &mut Value, vars: &[(&str, String)]) {
     match v {
@@ -84,8 +153,9 @@ pub fn substitute(v: &mut Value, vars: &[(&str, String)]) {
 /// The registrations a template asks for, in a ManagedClusterAddOn's status shape.
 pub fn registrations(tpl: &AddOnTemplate, cluster: &str) -> Vec<Value> {
     let addon = &tpl.spec.addon_name;
+    // Upstream names a template add-on's agent `<addon>-agent`.
     let default_subject = json!({
-        "user": format!("system:open-cluster-management:cluster:{cluster}:addon:{addon}:agent:{addon}"),
+        "user": format!("system:open-cluster-management:cluster:{cluster}:addon:{addon}:agent:{addon}-agent"),
         "groups": [
             garrison_pki::identity::addon_cluster_group(cluster, addon),
             format!("{}{addon}", garrison_pki::identity::ADDON_GROUP_PREFIX),
@@ -153,7 +223,8 @@ pub fn hub_bindings(tpl: &AddOnTemplate, mca: &ManagedClusterAddOn) -> Vec<(Stri
             // An owner in another namespace is not allowed; bindings outside the cluster
             // namespace are labelled and removed with the add-on instead.
             let mut meta = json!({"name": name, "namespace": ns,
-                "labels": {ADDON_LABEL: addon, "open-cluster-management.io/cluster-name": cluster}});
+                "labels": {ADDON_LABEL: addon, "open-cluster-management.io/addon-template-name": "",
+                    "open-cluster-management.io/cluster-name": cluster}});
             if ns == cluster {
                 meta["ownerReferences"] = owner.clone();
             }
@@ -221,17 +292,24 @@ async fn reconcile(
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
-    let ns = install_namespace(&mca);
     // The agent's manifests.
     let mut spec = serde_json::to_value(&tpl.spec.agent_spec).unwrap_or(Value::Null);
-    substitute(
-        &mut spec,
-        &[
-            ("CLUSTER_NAME", cluster.clone()),
-            ("INSTALL_NAMESPACE", ns.clone()),
-            ("HUB_KUBECONFIG", HUB_KUBECONFIG_PATH.to_string()),
-        ],
-    );
+    let ns = agent_namespace(&spec, &install_namespace(&mca));
+    let kube_client = tpl
+        .spec
+        .registration
+        .iter()
+        .flatten()
+        .any(|r| r.type_ == RegistrationType::KubeClient);
+    let mut vars = vec![
+        ("CLUSTER_NAME", cluster.clone()),
+        ("INSTALL_NAMESPACE", ns.clone()),
+    ];
+    if kube_client {
+        vars.push(("HUB_KUBECONFIG", HUB_KUBECONFIG_PATH.to_string()));
+    }
+    substitute(&mut spec, &vars);
+    inject(&mut spec, &name, &vars, kube_client);
     let works: Api<ManifestWork> = Api::namespaced(client.clone(), &cluster);
     let work = json!({
         "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
@@ -298,29 +376,18 @@ async fn reconcile(
     set_condition(
         &mut conditions,
         match (&applied_c, &available_c) {
-            (None, _) => condition(
-                "Available",
-                "Unknown",
-                "WorkNotApplied",
-                &format!("{name} add-on's work is not applied yet."),
-            ),
             (_, Some(c)) if c.status == "True" => condition(
                 "Available",
                 "True",
                 "ProbeAvailable",
                 &format!("{name} add-on is available."),
             ),
-            (_, Some(_)) => condition(
-                "Available",
-                "False",
-                "ProbeUnavailable",
-                &format!("{name} add-on is not available."),
-            ),
+            (_, Some(c)) => condition("Available", "False", "WorkNotApplied", &c.message),
             (_, None) => condition(
                 "Available",
                 "Unknown",
-                "NoProbeResult",
-                &format!("{name} add-on has no probe result yet."),
+                "WorkNotApplied",
+                "Addon manifestWork is not applied yet",
             ),
         },
         now,
