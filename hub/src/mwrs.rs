@@ -26,8 +26,8 @@ use garrison_api::conditions::{
     STATUS_FALSE, STATUS_TRUE, manifest_work_replica_set as mc, work as wc,
 };
 use garrison_api::labels::{
-    DECISION_GROUP_INDEX, DECISION_GROUP_NAME, MANIFEST_WORK_REPLICA_SET,
-    MANIFEST_WORK_REPLICA_SET_FINALIZER, MANIFEST_WORK_REPLICA_SET_PLACEMENT_NAME, PLACEMENT,
+    MANIFEST_WORK_REPLICA_SET, MANIFEST_WORK_REPLICA_SET_FINALIZER,
+    MANIFEST_WORK_REPLICA_SET_PLACEMENT_NAME, PLACEMENT,
 };
 use garrison_api::status::{condition, find_condition, set_condition};
 use garrison_api::work::v1::ManifestWork;
@@ -44,7 +44,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::cache::watched;
-use crate::rollout::{self, ClusterStatus, GroupKey, Groups, Status};
+use crate::rollout::{self, ClusterStatus, Groups, Status};
 
 /// Longest wait before a replica set is looked at again.
 const MAX_REQUEUE: Duration = Duration::from_secs(30 * 60);
@@ -143,29 +143,11 @@ fn is_true(work: &ManifestWork, t: &str) -> bool {
 }
 
 fn groups_of(ctx: &Ctx, ns: &str, placement: &str) -> Groups {
-    let mut groups = Groups::new();
-    for d in ctx.decisions.state_filter(|d| {
+    let decisions = ctx.decisions.state_filter(|d| {
         d.namespace().as_deref() == Some(ns)
             && d.labels().get(PLACEMENT).map(String::as_str) == Some(placement)
-    }) {
-        let key = GroupKey {
-            index: d
-                .labels()
-                .get(DECISION_GROUP_INDEX)
-                .and_then(|i| i.parse().ok())
-                .unwrap_or(0),
-            name: d
-                .labels()
-                .get(DECISION_GROUP_NAME)
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let entry = groups.entry(key).or_default();
-        for e in d.status.iter().flat_map(|s| s.decisions.iter()) {
-            entry.insert(e.cluster_name.clone());
-        }
-    }
-    groups
+    });
+    rollout::groups_of(decisions.iter().map(|d| &**d))
 }
 
 fn set(

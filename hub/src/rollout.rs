@@ -81,6 +81,34 @@ impl ClusterStatus {
 /// The placement's decisions, by group.
 pub type Groups = BTreeMap<GroupKey, BTreeSet<String>>;
 
+/// The decision groups of a placement's PlacementDecisions, by their group labels.
+pub fn groups_of<'a>(
+    decisions: impl IntoIterator<Item = &'a garrison_api::cluster::v1beta1::PlacementDecision>,
+) -> Groups {
+    use garrison_api::labels::{DECISION_GROUP_INDEX, DECISION_GROUP_NAME};
+    use kube::ResourceExt;
+    let mut groups = Groups::new();
+    for d in decisions {
+        let key = GroupKey {
+            index: d
+                .labels()
+                .get(DECISION_GROUP_INDEX)
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(0),
+            name: d
+                .labels()
+                .get(DECISION_GROUP_NAME)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let entry = groups.entry(key).or_default();
+        for e in d.status.iter().flat_map(|s| s.decisions.iter()) {
+            entry.insert(e.cluster_name.clone());
+        }
+    }
+    groups
+}
+
 /// What to do now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RolloutResult {

@@ -18,7 +18,7 @@ use garrison_api::addon::v1alpha1::{
     ClusterManagementAddOnStatus, InstallProgression, InstallStrategyType,
 };
 use garrison_api::cluster::v1beta1::PlacementDecision;
-use garrison_api::labels::{DECISION_GROUP_INDEX, DECISION_GROUP_NAME, PLACEMENT};
+use garrison_api::labels::PLACEMENT;
 use garrison_api::status::{condition, find_condition, set_condition};
 use garrison_api::{ClusterManagementAddOn, ManagedClusterAddOn};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -30,7 +30,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::{DEFAULT_INSTALL_NAMESPACE, Error};
-use crate::rollout::{self, ClusterStatus, GroupKey, Groups, Status};
+use crate::rollout::{self, ClusterStatus, Groups, Status};
 
 /// The state of one cluster's add-on for a rollout.
 pub fn addon_status(mca: &ManagedClusterAddOn) -> ClusterStatus {
@@ -60,30 +60,10 @@ fn owned_by(mca: &ManagedClusterAddOn, cma: &ClusterManagementAddOn) -> bool {
 
 async fn groups_of(client: &kube::Client, ns: &str, placement: &str) -> Result<Groups, Error> {
     let api: Api<PlacementDecision> = Api::namespaced(client.clone(), ns);
-    let mut groups = Groups::new();
-    for d in api
+    let list = api
         .list(&ListParams::default().labels(&format!("{PLACEMENT}={placement}")))
-        .await?
-        .items
-    {
-        let key = GroupKey {
-            index: d
-                .labels()
-                .get(DECISION_GROUP_INDEX)
-                .and_then(|i| i.parse().ok())
-                .unwrap_or(0),
-            name: d
-                .labels()
-                .get(DECISION_GROUP_NAME)
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let entry = groups.entry(key).or_default();
-        for e in d.status.iter().flat_map(|s| s.decisions.iter()) {
-            entry.insert(e.cluster_name.clone());
-        }
-    }
-    Ok(groups)
+        .await?;
+    Ok(rollout::groups_of(&list.items))
 }
 
 async fn reconcile(

@@ -179,56 +179,26 @@ async fn reconcile(
         // Not a cluster namespace: nothing to register, and no RBAC is handed out.
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let want = desired_status(addon, &mca);
-    // Compared as typed statuses, so defaults and empty fields do not count as differences
-    // (a difference that never goes away would write forever).
-    let mut merged = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
-    if !merged.is_object() {
-        merged = json!({});
-    }
-    for (k, v) in want.as_object().into_iter().flatten() {
-        merged[k] = v.clone();
-    }
-    let merged: Option<garrison_api::addon::v1alpha1::ManagedClusterAddOnStatus> =
-        serde_json::from_value(merged).ok();
-    let differs = merged.as_ref() != mca.status.as_ref();
+    let mut status = desired_status(addon, &mca);
+    let mut conditions = mca
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    garrison_api::status::set_condition(
+        &mut conditions,
+        garrison_api::status::condition(
+            "RegistrationApplied",
+            "True",
+            "SetPermissionApplied",
+            "Registration of the add-on agent is configured",
+        ),
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    status["conditions"] = json!(conditions);
     let mcas: Api<ManagedClusterAddOn> = Api::namespaced((*client).clone(), &cluster);
-    if differs {
-        let mut status = want.clone();
-        let mut conditions = mca
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
-        garrison_api::status::set_condition(
-            &mut conditions,
-            garrison_api::status::condition(
-                "RegistrationApplied",
-                "True",
-                "SetPermissionApplied",
-                "Registration of the add-on agent is configured",
-            ),
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-        );
-        status["conditions"] = json!(conditions);
-        // Against the resourceVersion read, so the agent's health condition written since is
-        // not dropped: a conflict is read again and retried.
-        let patch =
-            json!({"metadata": {"resourceVersion": mca.resource_version()}, "status": status});
-        match mcas
-            .patch_status(
-                &mca.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(patch),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                return Ok(Action::requeue(Duration::from_millis(200)));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    if !patch_status(&mcas, &mca, status).await? {
+        return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let bindings: Api<RoleBinding> = Api::namespaced((*client).clone(), &cluster);
     let binding = json!({
@@ -252,6 +222,42 @@ async fn reconcile(
         )
         .await?;
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Writes the status fields in `want` when they change the ManagedClusterAddOn's status, against
+/// the resourceVersion read, so that what another writer (the agent's health report) wrote since
+/// is not dropped. Compared as typed statuses, so defaults and empty fields are no difference (a
+/// difference that never goes away would write forever). Returns false on a conflict: read again.
+pub async fn patch_status(
+    api: &Api<ManagedClusterAddOn>,
+    mca: &ManagedClusterAddOn,
+    want: Value,
+) -> Result<bool, Error> {
+    let mut merged = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
+    if !merged.is_object() {
+        merged = json!({});
+    }
+    for (k, v) in want.as_object().into_iter().flatten() {
+        merged[k] = v.clone();
+    }
+    let merged: Option<garrison_api::addon::v1alpha1::ManagedClusterAddOnStatus> =
+        serde_json::from_value(merged).ok();
+    if merged.as_ref() == mca.status.as_ref() {
+        return Ok(true);
+    }
+    let patch = json!({"metadata": {"resourceVersion": mca.resource_version()}, "status": want});
+    match api
+        .patch_status(
+            &mca.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) -> Action {

@@ -288,7 +288,7 @@ async fn reconcile(
                 ),
                 Time(jiff::Timestamp::now()),
             );
-            write_status(&mcas, &mca, json!({"conditions": conditions})).await?;
+            super::patch_status(&mcas, &mca, json!({"conditions": conditions})).await?;
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
@@ -400,42 +400,10 @@ async fn reconcile(
         "relatedObjects": [{"group": ADDON_GROUP, "resource": "clustermanagementaddons", "name": name}],
         "conditions": conditions,
     });
-    write_status(&mcas, &mca, status).await?;
+    if !super::patch_status(&mcas, &mca, status).await? {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     Ok(Action::requeue(Duration::from_secs(60)))
-}
-
-/// Writes the status fields given when they differ from the object's, against its
-/// resourceVersion.
-async fn write_status(
-    api: &Api<ManagedClusterAddOn>,
-    mca: &ManagedClusterAddOn,
-    want: Value,
-) -> Result<(), Error> {
-    let mut merged = serde_json::to_value(&mca.status).unwrap_or(Value::Null);
-    if !merged.is_object() {
-        merged = json!({});
-    }
-    for (k, v) in want.as_object().into_iter().flatten() {
-        merged[k] = v.clone();
-    }
-    let merged: Option<garrison_api::addon::v1alpha1::ManagedClusterAddOnStatus> =
-        serde_json::from_value(merged).ok();
-    if merged.as_ref() == mca.status.as_ref() {
-        return Ok(());
-    }
-    let patch = json!({"metadata": {"resourceVersion": mca.resource_version()}, "status": want});
-    match api
-        .patch_status(
-            &mca.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) -> Action {
