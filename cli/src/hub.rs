@@ -379,6 +379,10 @@ pub fn start_controllers(
     let c = client.clone();
     sup.spawn("addon-manager", move || garrison_hub::addon::run(c.clone()));
     let c = client.clone();
+    sup.spawn("managedserviceaccount-ttl", move || {
+        garrison_hub::addon::msa_ttl::run(c.clone())
+    });
+    let c = client.clone();
     sup.spawn("addon-template", move || {
         garrison_hub::addon::template::run(c.clone())
     });

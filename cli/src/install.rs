@@ -133,7 +133,7 @@ pub fn hub_rules() -> Value {
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions/status"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["authentication.open-cluster-management.io"],
-         "resources": ["managedserviceaccounts"], "verbs": ["get", "list", "watch"]},
+         "resources": ["managedserviceaccounts"], "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
          "verbs": ["get", "list", "watch", "delete"]},

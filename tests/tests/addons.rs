@@ -865,3 +865,52 @@ async fn a_template_add_on_delivers_its_agent_registers_it_and_grants_its_hub_pe
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_managed_service_account_with_a_ttl_is_deleted_and_its_token_stops_working() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let agent = &agents[0];
+    apply(&hub, MCA_YAML);
+    available(&hub).await;
+    apply(
+        &hub,
+        "apiVersion: authentication.open-cluster-management.io/v1beta1\nkind: ManagedServiceAccount\nmetadata: {name: reader, namespace: c1}\nspec: {rotation: {}, ttlSecondsAfterCreation: 15}\n",
+    );
+    let token = token_of(&hub).await;
+    let kc = spoke_token_kubeconfig(agent, &token, "ttl.kubeconfig");
+    let c = client_from(&kc).await.unwrap();
+    let probe = |c: kube::Client| async move {
+        let r = Api::<Secret>::namespaced(c, "kube-system")
+            .list(&Default::default())
+            .await;
+        api_code(&r.unwrap_err())
+    };
+    assert_eq!(
+        probe(c.clone()).await,
+        403,
+        "the token works before its TTL"
+    );
+    let admin = hub.client().await.unwrap();
+    let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
+    eventually(
+        40,
+        "the ManagedServiceAccount deleted at its TTL",
+        || async { msas.get_opt("reader").await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(admin, "c1");
+    eventually(30, "its token Secret gone", || async {
+        secrets
+            .get_opt("reader")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually(60, "its token refused on the cluster", || async {
+        (probe(c.clone()).await == 401).then_some(())
+    })
+    .await;
+}

@@ -12,6 +12,7 @@
 
 pub mod cluster_permission;
 pub mod install;
+pub mod msa_ttl;
 pub mod template;
 
 use std::sync::Arc;
