@@ -914,3 +914,69 @@ async fn a_managed_service_account_with_a_ttl_is_deleted_and_its_token_stops_wor
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_validating_cluster_permission_checks_roles_on_the_cluster_and_makes_none() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let agent = &agents[0];
+    ok(spoke_kubectl(agent, &["create", "namespace", "app"]));
+    ok(spoke_kubectl(
+        agent,
+        &[
+            "create",
+            "role",
+            "existing",
+            "-n",
+            "app",
+            "--verb=get",
+            "--resource=configmaps",
+        ],
+    ));
+    apply(
+        &hub,
+        r#"
+apiVersion: rbac.open-cluster-management.io/v1alpha1
+kind: ClusterPermission
+metadata: {name: check, namespace: c1}
+spec:
+  validate: true
+  clusterRoleBinding:
+    subject: {kind: User, apiGroup: rbac.authorization.k8s.io, name: u1}
+    roleRef: {kind: ClusterRole, apiGroup: rbac.authorization.k8s.io, name: missing-cr}
+  roleBindings:
+  - namespace: app
+    roleRef: {kind: Role, apiGroup: rbac.authorization.k8s.io, name: existing}
+    subject: {kind: User, apiGroup: rbac.authorization.k8s.io, name: u1}
+"#,
+    );
+    let admin = hub.client().await.unwrap();
+    let cps: Api<garrison_api::ClusterPermission> = Api::namespaced(admin, "c1");
+    let conds = eventually(60, "both validation conditions", || async {
+        let c = cps.get("check").await.ok()?.status?.conditions;
+        let roles = c
+            .iter()
+            .find(|c| c.type_ == "ValidateRolesExist" && c.status == "True")?
+            .clone();
+        let cluster_roles = c
+            .iter()
+            .find(|c| c.type_ == "ValidateClusterRolesExist" && c.status == "False")?
+            .clone();
+        Some((roles, cluster_roles))
+    })
+    .await;
+    assert_eq!(conds.0.reason, "AllRolesFound");
+    assert_eq!(conds.1.reason, "ClusterRolesNotFound");
+    assert!(
+        conds.1.message.contains("missing-cr"),
+        "{}",
+        conds.1.message
+    );
+    // The bindings are delivered; the missing role is not made.
+    ok(spoke_kubectl(
+        agent,
+        &["get", "rolebinding", "check", "-n", "app"],
+    ));
+    let out = spoke_kubectl(agent, &["get", "clusterrole", "missing-cr"]);
+    assert!(!out.status.success(), "a ReadOnly role was created");
+}

@@ -229,6 +229,104 @@ pub fn build(cp: &ClusterPermission, world: &World) -> Result<Vec<Value>, BuildE
     Ok(out)
 }
 
+/// The Roles and ClusterRoles the bindings among `manifests` refer to, as ReadOnly stubs.
+pub fn referenced_roles(manifests: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = vec![];
+    for m in manifests {
+        let kind = m["roleRef"]["kind"].as_str().unwrap_or_default();
+        let name = m["roleRef"]["name"].as_str().unwrap_or_default();
+        let stub = match (m["kind"].as_str(), kind) {
+            (Some("ClusterRoleBinding" | "RoleBinding"), "ClusterRole") => json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name}}),
+            (Some("RoleBinding"), "Role") => json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": name, "namespace": m["metadata"]["namespace"]}}),
+            _ => continue,
+        };
+        if !out.contains(&stub) {
+            out.push(stub);
+        }
+    }
+    out
+}
+
+fn read_only_config(stub: &Value) -> Value {
+    let resource = if stub["kind"] == "Role" {
+        "roles"
+    } else {
+        "clusterroles"
+    };
+    let mut id = json!({"group": RBAC_GROUP, "resource": resource,
+        "name": stub["metadata"]["name"]});
+    if let Some(ns) = stub["metadata"]["namespace"].as_str() {
+        id["namespace"] = json!(ns);
+    }
+    json!({"resourceIdentifier": id, "updateStrategy": {"type": "ReadOnly"}})
+}
+
+/// `ValidateRolesExist` and `ValidateClusterRolesExist` from the work's state of the ReadOnly
+/// stubs: a role exists when its manifest is Available.
+pub fn validation_conditions(stubs: &[Value], work: &ManifestWork) -> Vec<Condition> {
+    let found = work
+        .status
+        .as_ref()
+        .and_then(|s| s.resource_status.as_ref())
+        .map(|r| r.manifests.clone())
+        .unwrap_or_default();
+    let exists = |m: &Value| {
+        found.iter().any(|c| {
+            c.resource_meta.kind.as_deref() == m["kind"].as_str()
+                && c.resource_meta.name.as_deref() == m["metadata"]["name"].as_str()
+                && c.resource_meta.namespace.as_deref().unwrap_or_default()
+                    == m["metadata"]["namespace"].as_str().unwrap_or_default()
+                && garrison_api::status::find_condition(&c.conditions, "Available")
+                    .is_some_and(|a| a.status == "True")
+        })
+    };
+    let mut out = vec![];
+    for (kind, ty, missing_reason, ok_reason, what) in [
+        (
+            "Role",
+            "ValidateRolesExist",
+            "RolesNotFound",
+            "AllRolesFound",
+            "roles",
+        ),
+        (
+            "ClusterRole",
+            "ValidateClusterRolesExist",
+            "ClusterRolesNotFound",
+            "AllClusterRolesFound",
+            "cluster roles",
+        ),
+    ] {
+        let of_kind: Vec<&Value> = stubs.iter().filter(|m| m["kind"] == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let missing: Vec<String> = of_kind
+            .iter()
+            .filter(|m| !exists(m))
+            .map(|m| match m["metadata"]["namespace"].as_str() {
+                Some(ns) => format!("{ns}/{}", m["metadata"]["name"].as_str().unwrap_or("")),
+                None => m["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+        out.push(if missing.is_empty() {
+            condition(ty, "True", ok_reason, &format!("All {what} are found"))
+        } else {
+            condition(
+                ty,
+                "False",
+                missing_reason,
+                &format!("The following {what} are not found: {}", missing.join(", ")),
+            )
+        });
+    }
+    out
+}
+
 fn now() -> Time {
     Time(jiff::Timestamp::now())
 }
@@ -392,6 +490,14 @@ async fn reconcile(cp: Arc<ClusterPermission>, client: Arc<kube::Client>) -> Res
     };
     status.conditions.retain(|c| c.type_ != reasons::VALIDATION);
     let works: Api<ManifestWork> = Api::namespaced(client.clone(), &cluster);
+    // With `validate`, the roles the bindings name are only looked at (ReadOnly), never made.
+    let stubs = if cp.spec.validate == Some(true) {
+        referenced_roles(&manifests)
+    } else {
+        vec![]
+    };
+    let read_only: Vec<Value> = stubs.iter().map(read_only_config).collect();
+    let delivered: Vec<Value> = manifests.iter().chain(stubs.iter()).cloned().collect();
     let name = work_name(&cp);
     let work = json!({
         "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
@@ -399,7 +505,7 @@ async fn reconcile(cp: Arc<ClusterPermission>, client: Arc<kube::Client>) -> Res
             "ownerReferences": [{"apiVersion": "rbac.open-cluster-management.io/v1alpha1",
                 "kind": "ClusterPermission", "name": cp.name_any(),
                 "uid": cp.uid().unwrap_or_default(), "controller": true}]},
-        "spec": {"workload": {"manifests": manifests}},
+        "spec": {"workload": {"manifests": delivered}, "manifestConfigs": read_only},
     });
     let applied = works
         .patch(
@@ -424,6 +530,9 @@ async fn reconcile(cp: Arc<ClusterPermission>, client: Arc<kube::Client>) -> Res
         ),
     };
     set_condition(&mut status.conditions, c, now());
+    for c in validation_conditions(&stubs, &applied) {
+        set_condition(&mut status.conditions, c, now());
+    }
     let mut rs = resource_status(&manifests, Some(&applied));
     // Keep the transition times of unchanged per-resource conditions.
     if let Some(old) = cp.status.as_ref().and_then(|s| s.resource_status.as_ref()) {
