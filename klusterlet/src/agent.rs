@@ -282,6 +282,18 @@ pub fn pending_csr(dir: &AgentDir) -> Option<String> {
     serde_json::from_slice::<Pending>(&raw).ok().map(|p| p.csr)
 }
 
+/// The condition by which the hub refused a CSR (`Denied` or `Failed`), if it did.
+pub fn refusal(
+    status: &k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus,
+) -> Option<k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
+        .cloned()
+}
+
 /// Checks the pending CSR: issued, still waiting, or gone (denied, failed, deleted).
 async fn check_pending(
     client: &kube::Client,
@@ -302,12 +314,7 @@ async fn check_pending(
         return Ok(None);
     };
     let status = csr.status.unwrap_or_default();
-    if let Some(c) = status
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
-    {
+    if let Some(c) = refusal(&status) {
         tracing::error!(csr = %name, condition = %c.type_, reason = %c.reason.unwrap_or_default(), message = %c.message.unwrap_or_default(), "the hub refused the certificate request");
         forget_pending(dir);
         return Ok(None);

@@ -50,6 +50,16 @@ impl fmt::Display for ClusterName {
     }
 }
 
+/// A user's groups without `system:authenticated`, which every authenticated user has and no
+/// certificate names.
+fn own_groups(groups: &[String]) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|g| g.as_str() != "system:authenticated")
+        .cloned()
+        .collect()
+}
+
 /// An agent's identity: its cluster and its agent id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AgentIdentity {
@@ -113,12 +123,7 @@ impl AgentIdentity {
     /// agent identity. The `system:authenticated` group every user has is ignored; any other
     /// group beyond the agent's two makes it fail.
     pub fn from_user(name: &str, groups: &[String]) -> Result<Self, CsrError> {
-        let own: Vec<String> = groups
-            .iter()
-            .filter(|g| g.as_str() != "system:authenticated")
-            .cloned()
-            .collect();
-        Self::from_subject(name, &own)
+        Self::from_subject(name, &own_groups(groups))
     }
 
     /// The cluster.
@@ -281,12 +286,7 @@ impl Identity {
     }
     /// Parses an authenticated user (its groups include `system:authenticated`).
     pub fn from_user(name: &str, groups: &[String]) -> Result<Self, CsrError> {
-        let own: Vec<String> = groups
-            .iter()
-            .filter(|g| g.as_str() != "system:authenticated")
-            .cloned()
-            .collect();
-        Self::from_subject(name, &own)
+        Self::from_subject(name, &own_groups(groups))
     }
     /// The cluster.
     pub fn cluster(&self) -> &ClusterName {

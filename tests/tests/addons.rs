@@ -32,6 +32,17 @@ fn example() -> String {
         .replace("namespace: cluster1", "namespace: c1")
 }
 
+/// Waits until `name` is gone from `api`.
+async fn gone<K>(secs: u64, what: &str, api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(secs, what, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 fn apply(hub: &Hub, yaml: &str) {
     let file = hub.data_dir().join(format!("apply-{}.yaml", yaml.len()));
     std::fs::write(&file, yaml).unwrap();
@@ -197,10 +208,7 @@ async fn a_cluster_permission_grants_a_managed_service_account_exactly_its_rbac(
         .unwrap();
     let sas =
         Api::<ServiceAccount>::namespaced(spoke.clone(), "open-cluster-management-agent-addon");
-    eventually(60, "the ServiceAccount to be removed", || async {
-        sas.get_opt("reader").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    gone(60, "the ServiceAccount to be removed", &sas, "reader").await;
     let c = client_from(&kc).await.unwrap();
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c, "app");
     assert_eq!(
@@ -217,14 +225,12 @@ async fn a_cluster_permission_grants_a_managed_service_account_exactly_its_rbac(
         "c1",
     ]));
     let secrets = Api::<Secret>::namespaced(spoke.clone(), "open-cluster-management-agent-addon");
-    eventually(60, "the add-on's hub credentials to be removed", || async {
-        secrets
-            .get_opt("managed-serviceaccount-hub-kubeconfig")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    gone(
+        60,
+        "the add-on's hub credentials to be removed",
+        &secrets,
+        "managed-serviceaccount-hub-kubeconfig",
+    )
     .await;
 }
 
@@ -550,13 +556,12 @@ async fn garrison_addon_enable_and_disable_as_clusteradm_does() {
     assert!(out.contains("disabled on c1"), "{out}");
     let admin = hub.client().await.unwrap();
     let mcas: Api<ManagedClusterAddOn> = Api::namespaced(admin, "c1");
-    eventually(30, "the add-on gone from c1", || async {
-        mcas.get_opt("managed-serviceaccount")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    gone(
+        30,
+        "the add-on gone from c1",
+        &mcas,
+        "managed-serviceaccount",
+    )
     .await;
 }
 
@@ -855,14 +860,12 @@ async fn a_template_add_on_delivers_its_agent_registers_it_and_grants_its_hub_pe
         &dir,
     ]));
     let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin, "c1");
-    eventually(60, "the add-on's work removed", || async {
-        works
-            .get_opt("addon-hello-template-deploy-0")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    gone(
+        60,
+        "the add-on's work removed",
+        &works,
+        "addon-hello-template-deploy-0",
+    )
     .await;
 }
 
@@ -893,22 +896,15 @@ async fn a_managed_service_account_with_a_ttl_is_deleted_and_its_token_stops_wor
     );
     let admin = hub.client().await.unwrap();
     let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
-    eventually(
+    gone(
         40,
         "the ManagedServiceAccount deleted at its TTL",
-        || async { msas.get_opt("reader").await.ok()?.is_none().then_some(()) },
+        &msas,
+        "reader",
     )
     .await;
     let secrets: Api<Secret> = Api::namespaced(admin, "c1");
-    eventually(30, "its token Secret gone", || async {
-        secrets
-            .get_opt("reader")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    gone(30, "its token Secret gone", &secrets, "reader").await;
     eventually(60, "its token refused on the cluster", || async {
         (probe(c.clone()).await == 401).then_some(())
     })

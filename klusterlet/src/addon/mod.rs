@@ -314,12 +314,7 @@ impl AddonAgent {
                 return Ok(());
             };
             let status = csr.status.unwrap_or_default();
-            if let Some(c) = status
-                .conditions
-                .unwrap_or_default()
-                .into_iter()
-                .find(|c| c.type_ == "Denied" || c.type_ == "Failed")
-            {
+            if let Some(c) = crate::agent::refusal(&status) {
                 tracing::error!(%addon, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request; asking again in 5 minutes");
                 self.pending.remove(&addon);
                 self.refused
