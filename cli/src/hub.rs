@@ -355,6 +355,14 @@ pub fn start_controllers(
         Some(ca) => start_signer(client, ca, args),
         None => garrison_hub::supervisor::Supervisor::default(),
     };
+    let custom = Arc::new(garrison_hub::addon::signer::Ctx {
+        client: client.clone(),
+        max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
+        issue_lifetime_secs: args.cert_lifetime,
+    });
+    sup.spawn("addon-signer", move || {
+        garrison_hub::addon::signer::run(custom.clone())
+    });
     let approval = Arc::new(approver::Ctx {
         client: client.clone(),
         auto_approve: args.renewal_approval == RenewalApproval::Auto,

@@ -139,6 +139,10 @@ pub fn hub_rules() -> Value {
          "verbs": ["get", "list", "watch", "delete"]},
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"],
          "verbs": ["update"]},
+        // Add-on custom signers write the certificates they issue. Kubernetes also wants
+        // `approve` and `sign` on each custom signer's name, which the admin grants per signer.
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/status"],
+         "verbs": ["update", "patch"]},
         {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
          "resourceNames": ["kubernetes.io/kube-apiserver-client"], "verbs": ["approve"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": rw},
@@ -181,7 +185,7 @@ pub fn hub_objects(image: &str, replicas: u32) -> Vec<Value> {
         "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": HUB_NAMESPACE}],
     }));
     // Secrets only where the hub needs them: bootstrap tokens in kube-system (the cleaner
-    // deletes expired ones), and the webhooks' shared CA in the hub's namespace.
+    // deletes expired ones), and CAs in the hub's namespace.
     for (ns, rules) in [
         (
             "kube-system",
@@ -191,7 +195,9 @@ pub fn hub_objects(image: &str, replicas: u32) -> Vec<Value> {
             HUB_NAMESPACE,
             json!([
                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [crate::webhook::WEBHOOK_CA_SECRET], "verbs": ["get"]},
+                // The webhooks' CA, and add-on custom signers' CAs (their `signingCA`
+                // Secrets live here unless a template names another namespace).
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
             ]),
         ),
     ] {

@@ -98,9 +98,11 @@ pub fn schema_validation(data: &[u8]) {
     schema::validate(&s, &v, "", &mut causes);
 }
 
-/// Agents' certificate signing requests (PEM or DER).
+/// Agents' certificate signing requests (PEM or DER), read both as an agent or add-on
+/// identity and as a custom signer's subject.
 pub fn csr(data: &[u8]) {
     let _ = garrison_pki::parse_csr(data);
+    let _ = garrison_pki::custom::parse(data, "metrics");
 }
 
 /// Every target.

@@ -2,7 +2,7 @@
 //! certificate the hub issued. The private key is generated here, on the spoke, and only its
 //! PEM leaves this module, to be stored by the caller with owner-only permissions.
 
-use rcgen::{CertificateParams, DnType, KeyPair};
+use rcgen::{CertificateParams, KeyPair};
 
 use crate::error::PkiError;
 use crate::identity::Identity;
@@ -29,16 +29,11 @@ impl std::fmt::Debug for KeyAndRequest {
 pub fn new_request(identity: &Identity) -> Result<KeyAndRequest, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, identity.user());
-    let [own, all] = identity.groups();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, own);
-    params
-        .distinguished_name
-        .push(DnType::CustomDnType(vec![2, 5, 4, 10]), all);
+    params.distinguished_name = crate::custom::distinguished_name(&crate::CustomSubject {
+        user: identity.user(),
+        groups: identity.groups().to_vec(),
+        organizational_units: vec![],
+    });
     let csr = params.serialize_request(&key)?;
     Ok(KeyAndRequest {
         key_pem: key.serialize_pem(),
@@ -69,16 +64,11 @@ pub fn cert_info(cert_pem: &str) -> Result<CertInfo, PkiError> {
         .parse_x509()
         .map_err(|e| PkiError::BadCertificate(format!("certificate: {e}")))?;
     let subject = cert.subject();
-    let cn = subject
-        .iter_common_name()
+    let cn = crate::custom::attribute_strings(subject.iter_common_name())
+        .into_iter()
         .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let orgs: Vec<String> = subject
-        .iter_organization()
-        .filter_map(|a| a.as_str().ok().map(str::to_string))
-        .collect();
+        .unwrap_or_default();
+    let orgs = crate::custom::attribute_strings(subject.iter_organization());
     let identity =
         Identity::from_subject(&cn, &orgs).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     Ok(CertInfo {

@@ -91,21 +91,41 @@ impl ClusterCa {
         // Only the key is taken from the request: the subject is written from the checked
         // identity, so how the request laid out its names (one attribute per RDN, or several
         // in one RDN as Go writes `O=a+O=b`) does not matter here.
-        let public = rcgen::SubjectPublicKeyInfo::from_der(csr.spki())?;
         let id = csr.identity();
+        self.sign_key(
+            csr.spki(),
+            &crate::custom::CustomSubject {
+                user: id.user(),
+                groups: id.groups().to_vec(),
+                organizational_units: vec![],
+            },
+            now,
+            lifetime,
+        )
+    }
+
+    /// Signs a checked custom-signer request as a client certificate for its subject, as
+    /// [`ClusterCa::sign`] does for agent identities.
+    pub fn sign_custom(
+        &self,
+        csr: &crate::custom::CustomCsr,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, PkiError> {
+        self.sign_key(csr.spki(), csr.subject(), now, lifetime)
+    }
+
+    /// A client certificate for the key `spki` (DER) naming `subject`.
+    fn sign_key(
+        &self,
+        spki: &[u8],
+        subject: &crate::custom::CustomSubject,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, PkiError> {
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, id.user());
-        let [own, all] = id.groups();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, own);
-        // rcgen keys name entries by type; the second organization is written under the same
-        // OID (2.5.4.10) spelled as a custom type, so the certificate carries two O attributes.
-        params
-            .distinguished_name
-            .push(DnType::CustomDnType(vec![2, 5, 4, 10]), all);
+        params.distinguished_name = crate::custom::distinguished_name(subject);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.not_before = now - std::cmp::min(lifetime / 10_i32, Duration::minutes(1));

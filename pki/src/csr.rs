@@ -12,6 +12,7 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
+use crate::custom::attribute_strings;
 use crate::error::CsrError;
 use crate::identity::{AgentIdentity, ClusterName, Identity};
 
@@ -202,8 +203,33 @@ fn check_extensions(csr: &X509CertificationRequest<'_>) -> Result<Vec<String>, C
     Ok(dns)
 }
 
-/// Parses and checks a CSR (PEM or DER).
-pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
+/// A request that parsed, whose self-signature verified, and whose key and extensions passed
+/// the checks; its subject not yet judged.
+pub(crate) struct Checked {
+    pub(crate) der: Vec<u8>,
+    pub(crate) key: KeyKind,
+    pub(crate) spki: Vec<u8>,
+    pub(crate) common_names: Vec<String>,
+    pub(crate) organizations: Vec<String>,
+    pub(crate) organizational_units: Vec<String>,
+    pub(crate) dns_names: Vec<String>,
+}
+
+impl Checked {
+    /// The single common name, or why there is not exactly one.
+    pub(crate) fn common_name(&self) -> Result<&str, CsrError> {
+        match self.common_names.as_slice() {
+            [cn] => Ok(cn),
+            cns => Err(CsrError::BadCommonName(format!(
+                "{} common names",
+                cns.len()
+            ))),
+        }
+    }
+}
+
+/// Parses a CSR (PEM or DER), verifies its self-signature and checks its key and extensions.
+pub(crate) fn check(bytes: &[u8]) -> Result<Checked, CsrError> {
     let der = decode(bytes)?;
     let (rest, csr) =
         X509CertificationRequest::from_der(&der).map_err(|e| CsrError::Malformed(e.to_string()))?;
@@ -219,37 +245,39 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let dns_names = check_extensions(&csr)?;
     let subject = &csr.certification_request_info.subject;
-    let cns: Vec<&str> = subject
-        .iter_common_name()
-        .filter_map(|a| a.as_str().ok())
-        .collect();
-    let [cn] = cns.as_slice() else {
-        return Err(CsrError::BadCommonName(format!(
-            "{} common names",
-            cns.len()
-        )));
-    };
-    let orgs: Vec<String> = subject
-        .iter_organization()
-        .filter_map(|a| a.as_str().ok())
-        .map(String::from)
-        .collect();
-    let identity = Identity::from_subject(cn, &orgs)?;
+    let common_names = attribute_strings(subject.iter_common_name());
+    let organizations = attribute_strings(subject.iter_organization());
+    let organizational_units = attribute_strings(subject.iter_organizational_unit());
+    let spki = csr.certification_request_info.subject_pki.raw.to_vec();
+    Ok(Checked {
+        der,
+        key,
+        spki,
+        common_names,
+        organizations,
+        organizational_units,
+        dns_names,
+    })
+}
+
+/// Parses and checks a CSR (PEM or DER).
+pub fn parse(bytes: &[u8]) -> Result<ParsedCsr, CsrError> {
+    let checked = check(bytes)?;
+    let identity = Identity::from_subject(checked.common_name()?, &checked.organizations)?;
     // Only an add-on request may name a DNS name, and only its add-on's, which the signed
     // certificate leaves out anyway: client certificates carry no names.
-    match (&identity, dns_names.as_slice()) {
+    match (&identity, checked.dns_names.as_slice()) {
         (_, []) => {}
         (Identity::Addon(a), [d])
             if *d == format!("{}.addon.open-cluster-management.io", a.addon()) => {}
         _ => return Err(CsrError::ForbiddenExtension("subjectAltName".into())),
     }
-    let spki = csr.certification_request_info.subject_pki.raw.to_vec();
-    let fingerprint = sha256_hex(&spki);
+    let fingerprint = sha256_hex(&checked.spki);
     Ok(ParsedCsr {
         identity,
-        spki,
-        der,
-        key,
+        spki: checked.spki,
+        der: checked.der,
+        key: checked.key,
         fingerprint,
     })
 }

@@ -35,6 +35,9 @@ pub enum CsrError {
         /// The organizations found.
         got: Vec<String>,
     },
+    /// A custom-signer subject that cannot be issued.
+    #[error("the requested subject cannot be issued: {0}")]
+    BadCustomSubject(String),
     /// The CSR asks for another cluster's identity.
     #[error("the CSR is for cluster {requested:?}, but the requester is cluster {expected:?}")]
     WrongCluster {

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod ca;
 pub mod csr;
+pub mod custom;
 pub mod error;
 pub mod identity;
 pub mod jws;
@@ -17,6 +18,7 @@ pub mod secret;
 pub use agent::{CertInfo, KeyAndRequest, cert_info, new_request};
 pub use ca::ClusterCa;
 pub use csr::{ParsedCsr, parse as parse_csr};
+pub use custom::{CustomCsr, CustomSubject};
 pub use error::{CsrError, PkiError};
 pub use identity::{AddonIdentity, AgentIdentity, ClusterName, Identity};
 pub use rotation::RotationPolicy;

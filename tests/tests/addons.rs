@@ -242,14 +242,33 @@ async fn request(
     addon: &str,
     identity: &garrison_pki::Identity,
 ) -> Result<String, kube::Error> {
-    use base64::Engine;
     let req = garrison_pki::new_request(identity).unwrap();
+    submit(
+        client,
+        cluster,
+        addon,
+        "kubernetes.io/kube-apiserver-client",
+        &req.csr_pem,
+    )
+    .await
+}
+
+/// Writes an add-on CSR for `signer` as `client`, labelled for `cluster` and `addon`, and
+/// returns its name.
+async fn submit(
+    client: &kube::Client,
+    cluster: &str,
+    addon: &str,
+    signer: &str,
+    csr_pem: &str,
+) -> Result<String, kube::Error> {
+    use base64::Engine;
     let csr: CertificateSigningRequest = serde_json::from_value(json!({
         "metadata": {"generateName": format!("addon-{cluster}-{addon}-"),
             "labels": {"open-cluster-management.io/cluster-name": cluster,
                        "open-cluster-management.io/addon-name": addon}},
-        "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
-            "request": base64::engine::general_purpose::STANDARD.encode(&req.csr_pem),
+        "spec": {"signerName": signer,
+            "request": base64::engine::general_purpose::STANDARD.encode(csr_pem),
             "usages": ["digital signature", "key encipherment", "client auth"]}
     }))
     .unwrap();
@@ -975,4 +994,241 @@ spec:
     ));
     let out = spoke_kubectl(agent, &["get", "clusterrole", "missing-cr"]);
     assert!(!out.status.success(), "a ReadOnly role was created");
+}
+
+const METRICS_YAML: &str = r#"
+apiVersion: addon.open-cluster-management.io/v1alpha1
+kind: AddOnTemplate
+metadata:
+  name: metrics-0.1.0
+spec:
+  addonName: metrics
+  agentSpec:
+    workload:
+      manifests:
+        - apiVersion: v1
+          kind: ConfigMap
+          metadata:
+            name: metrics-agent
+            namespace: open-cluster-management-agent-addon
+          data:
+            cluster: "{{CLUSTER_NAME}}"
+  registration:
+    - type: CustomSigner
+      customSigner:
+        signerName: example.com/metrics
+        subject:
+          user: metrics-agent
+          groups: [metrics]
+          organizationUnit: [fleet]
+        signingCA:
+          name: metrics-ca
+---
+apiVersion: addon.open-cluster-management.io/v1alpha1
+kind: ClusterManagementAddOn
+metadata:
+  name: metrics
+  annotations:
+    addon.open-cluster-management.io/lifecycle: addon-manager
+spec:
+  addOnMeta:
+    displayName: metrics
+  supportedConfigs:
+    - group: addon.open-cluster-management.io
+      resource: addontemplates
+      defaultConfig:
+        name: metrics-0.1.0
+"#;
+
+/// The hub's admin kubeconfig with its user's credentials replaced by `cert`/`key`.
+fn with_client_cert(hub: &Hub, cert: &str, key: &str, file: &str) -> PathBuf {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(hub.kubeconfig()).unwrap()).unwrap();
+    kc["users"][0]["user"] = serde_yaml::to_value(json!({
+        "client-certificate-data": b64(cert), "client-key-data": b64(key)}))
+    .unwrap();
+    let path = hub.data_dir().join(file);
+    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
+fn metrics_subject(user: &str) -> garrison_pki::CustomSubject {
+    garrison_pki::CustomSubject {
+        user: user.into(),
+        groups: vec!["metrics".into()],
+        organizational_units: vec!["fleet".into()],
+    }
+}
+
+#[tokio::test]
+async fn a_custom_signer_issues_the_add_ons_own_certificates_for_its_registered_subject_only() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1", "c2"], &[]).await;
+    // The add-on's CA, in upstream's namespace, as `kubectl create secret tls` writes it.
+    let now = time::OffsetDateTime::now_utc();
+    let ca =
+        garrison_pki::ClusterCa::generate("metrics-ca", now, time::Duration::days(30)).unwrap();
+    let dir = hub.data_dir().to_path_buf();
+    std::fs::write(dir.join("metrics-ca.crt"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("metrics-ca.key"), ca.key_pem()).unwrap();
+    ok(hub.kubectl(&["create", "namespace", "open-cluster-management-hub"]));
+    ok(hub.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "metrics-ca",
+        "-n",
+        "open-cluster-management-hub",
+        "--cert",
+        dir.join("metrics-ca.crt").to_str().unwrap(),
+        "--key",
+        dir.join("metrics-ca.key").to_str().unwrap(),
+    ]));
+    apply(&hub, METRICS_YAML);
+    apply(
+        &hub,
+        "apiVersion: addon.open-cluster-management.io/v1alpha1\nkind: ManagedClusterAddOn\nmetadata:\n  name: metrics\n  namespace: c1\nspec: {}\n",
+    );
+    // The agent asks for it and keeps it under upstream's name, without a hub kubeconfig.
+    let spoke = agents[0].spoke().await;
+    let secrets = Api::<Secret>::namespaced(spoke, "open-cluster-management-agent-addon");
+    let secret = eventually(60, "the custom-signer certificate on c1", || async {
+        secrets
+            .get_opt("metrics-example.com-metrics-client-cert")
+            .await
+            .ok()?
+    })
+    .await;
+    let data = secret.data.unwrap();
+    let cert = String::from_utf8(data["tls.crt"].0.clone()).unwrap();
+    let key = String::from_utf8(data["tls.key"].0.clone()).unwrap();
+    assert!(garrison_pki::custom::issued_by(&cert, ca.cert_pem()).unwrap());
+    let (subject, nb, na) = garrison_pki::custom::cert_subject(&cert).unwrap();
+    assert_eq!(subject, metrics_subject("metrics-agent"));
+    assert!(na - nb <= 24 * 3600 + 60, "{}", na - nb);
+    assert_eq!(data["cluster-name"].0, b"c1");
+    assert!(!data.contains_key("kubeconfig"));
+    // It is the add-on's, not a hub credential: the hub refuses it in the TLS handshake, as
+    // a certificate of an issuer it does not trust.
+    let foreign = client_from(&with_client_cert(&hub, &cert, &key, "metrics.kubeconfig"))
+        .await
+        .unwrap();
+    let err = Api::<Secret>::namespaced(foreign, "c1")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("UnknownCA"), "{err:?}");
+
+    // The attacker holds c1's agent certificate.
+    let agent_kc = eventually(30, "the agent's certificate", || async {
+        agents[0].kubeconfig(&hub)
+    })
+    .await;
+    let agent = client_from(&agent_kc).await.unwrap();
+    let custom = |user: &str, addon: &str| {
+        garrison_pki::custom::new_request(&metrics_subject(user), addon)
+            .unwrap()
+            .csr_pem
+    };
+    // 1. Another subject from the add-on's CA (a name some service trusts): denied.
+    let name = submit(
+        &agent,
+        "c1",
+        "metrics",
+        "example.com/metrics",
+        &custom("admin", "metrics"),
+    )
+    .await
+    .unwrap();
+    let (ty, why) = decision(&hub, &name).await;
+    assert_eq!(ty, "Denied");
+    assert!(why.contains("registers"), "{why}");
+    // 2. Labelled as another cluster's: denied.
+    let name = submit(
+        &agent,
+        "c2",
+        "metrics",
+        "example.com/metrics",
+        &custom("metrics-agent", "metrics"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(decision(&hub, &name).await.0, "Denied");
+    // 3. A signer the add-on does not register: denied.
+    let name = submit(
+        &agent,
+        "c1",
+        "metrics",
+        "example.com/other",
+        &custom("metrics-agent", "metrics"),
+    )
+    .await
+    .unwrap();
+    let (ty, why) = decision(&hub, &name).await;
+    assert_eq!(ty, "Denied");
+    assert!(why.contains("no custom signer"), "{why}");
+    // 4. A well-known Kubernetes signer dressed as an add-on's: denied.
+    let name = submit(
+        &agent,
+        "c1",
+        "metrics",
+        "kubernetes.io/kubelet-serving",
+        &custom("metrics-agent", "metrics"),
+    )
+    .await
+    .unwrap();
+    let (ty, why) = decision(&hub, &name).await;
+    assert_eq!(ty, "Denied");
+    assert!(why.contains("not an add-on signer"), "{why}");
+    // 5. c2, where the add-on is not enabled, asking for it: denied.
+    let c2_kc = eventually(30, "c2's certificate", || async {
+        agents[1].kubeconfig(&hub)
+    })
+    .await;
+    let c2 = client_from(&c2_kc).await.unwrap();
+    let name = submit(
+        &c2,
+        "c2",
+        "metrics",
+        "example.com/metrics",
+        &custom("metrics-agent", "metrics"),
+    )
+    .await
+    .unwrap();
+    let (ty, why) = decision(&hub, &name).await;
+    assert_eq!(ty, "Denied");
+    assert!(why.contains("not enabled on cluster c2"), "{why}");
+    // 6. An admin approving by hand a request for another subject: the signer refuses it.
+    let admin = hub.client().await.unwrap();
+    let name = submit(
+        &admin,
+        "c1",
+        "metrics",
+        "example.com/metrics",
+        &custom("admin", "metrics"),
+    )
+    .await
+    .unwrap();
+    ok(hub.kubectl(&["certificate", "approve", &name]));
+    let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    let failed = eventually(30, "the signer's refusal", || async {
+        let c = csrs.get(&name).await.ok()?;
+        let st = c.status?;
+        assert!(st.certificate.is_none());
+        st.conditions?.into_iter().find(|c| c.type_ == "Failed")
+    })
+    .await;
+    assert!(failed.message.unwrap_or_default().contains("registers"));
+
+    // Disabling the add-on removes its certificate.
+    ok(hub.kubectl(&["delete", "managedclusteraddon", "metrics", "-n", "c1"]));
+    gone(
+        60,
+        "the custom-signer certificate removed",
+        &secrets,
+        "metrics-example.com-metrics-client-cert",
+    )
+    .await;
 }

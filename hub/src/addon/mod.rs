@@ -13,6 +13,7 @@
 pub mod cluster_permission;
 pub mod install;
 pub mod msa_ttl;
+pub mod signer;
 pub mod template;
 
 use std::sync::Arc;

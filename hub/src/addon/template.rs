@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use garrison_api::addon::v1alpha1::{AddOnTemplate, HubPermissionsBindingType, RegistrationType};
+use garrison_api::addon::v1alpha1::{
+    AddOnTemplate, HubPermissionsBindingType, RegistrationType, Subject,
+};
 use garrison_api::status::{condition, find_condition, set_condition};
 use garrison_api::{ClusterManagementAddOn, ManagedCluster, ManagedClusterAddOn, ManifestWork};
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -150,35 +152,107 @@ pub fn substitute(v: &mut Value, vars: &[(&str, String)]) {
     }
 }
 
-/// The registrations a template asks for, in a ManagedClusterAddOn's status shape.
-pub fn registrations(tpl: &AddOnTemplate, cluster: &str) -> Vec<Value> {
-    let addon = &tpl.spec.addon_name;
-    // Upstream names a template add-on's agent `<addon>-agent`.
-    let default_subject = json!({
-        "user": format!("system:open-cluster-management:cluster:{cluster}:addon:{addon}:agent:{addon}-agent"),
-        "groups": [
+/// The subject upstream gives a template add-on's agent when its registration names none:
+/// the agent is named `<addon>-agent`.
+fn default_subject(cluster: &str, addon: &str) -> Subject {
+    Subject {
+        user: format!(
+            "system:open-cluster-management:cluster:{cluster}:addon:{addon}:agent:{addon}-agent"
+        ),
+        groups: vec![
             garrison_pki::identity::addon_cluster_group(cluster, addon),
             format!("{}{addon}", garrison_pki::identity::ADDON_GROUP_PREFIX),
         ],
-    });
+        organization_units: vec![],
+    }
+}
+
+/// The registrations a template asks for, in a ManagedClusterAddOn's status shape.
+pub fn registrations(tpl: &AddOnTemplate, cluster: &str) -> Vec<Value> {
+    let addon = &tpl.spec.addon_name;
+    let subject = |s: Option<Subject>| {
+        serde_json::to_value(s.unwrap_or_else(|| default_subject(cluster, addon)))
+            .unwrap_or(Value::Null)
+    };
     tpl.spec
         .registration
         .iter()
         .flatten()
         .map(|r| match r.type_ {
             RegistrationType::KubeClient => {
-                json!({"signerName": CLIENT_SIGNER, "subject": default_subject})
+                json!({"signerName": CLIENT_SIGNER, "subject": subject(None)})
             }
             RegistrationType::CustomSigner => {
                 let cs = r.custom_signer.clone().unwrap_or_default();
-                let subject = cs
-                    .subject
-                    .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
-                    .unwrap_or_else(|| default_subject.clone());
-                json!({"signerName": cs.signer_name, "subject": subject})
+                json!({"signerName": cs.signer_name, "subject": subject(cs.subject)})
             }
         })
         .collect()
+}
+
+/// Where a custom signer's CA Secret lives when the template names no namespace, as upstream.
+pub const SIGNING_CA_NAMESPACE: &str = "open-cluster-management-hub";
+
+/// A template's CustomSigner registration, for one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomSigner {
+    /// The signer's name.
+    pub signer_name: String,
+    /// The subject the cluster's agent must ask for.
+    pub subject: garrison_pki::CustomSubject,
+    /// Namespace and name of the Secret (`tls.crt`, `tls.key`) holding the signing CA.
+    pub signing_ca: (String, String),
+}
+
+/// The template's CustomSigner registration for `signer_name` on `cluster`, if it has one.
+pub fn custom_signer(
+    tpl: &AddOnTemplate,
+    cluster: &str,
+    signer_name: &str,
+) -> Option<CustomSigner> {
+    let cs = tpl
+        .spec
+        .registration
+        .iter()
+        .flatten()
+        .filter(|r| r.type_ == RegistrationType::CustomSigner)
+        .filter_map(|r| r.custom_signer.as_ref())
+        .find(|cs| cs.signer_name == signer_name)?;
+    let s = cs
+        .subject
+        .clone()
+        .unwrap_or_else(|| default_subject(cluster, &tpl.spec.addon_name));
+    Some(CustomSigner {
+        signer_name: cs.signer_name.clone(),
+        subject: garrison_pki::CustomSubject {
+            user: s.user,
+            groups: s.groups,
+            organizational_units: s.organization_units,
+        },
+        signing_ca: (
+            cs.signing_ca
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| SIGNING_CA_NAMESPACE.into()),
+            cs.signing_ca.name.clone(),
+        ),
+    })
+}
+
+/// The AddOnTemplate a ManagedClusterAddOn uses, read from the hub: `None` when the add-on is
+/// not a template add-on or its template does not exist.
+pub async fn template_of(
+    client: &kube::Client,
+    cma: &ClusterManagementAddOn,
+    mca: &ManagedClusterAddOn,
+) -> Result<Option<AddOnTemplate>, kube::Error> {
+    let Some(name) = template_name(cma, mca) else {
+        return Ok(None);
+    };
+    Api::<AddOnTemplate>::all(client.clone())
+        .get_opt(&name)
+        .await
 }
 
 /// The hub RoleBindings a template's `hubPermissions` ask for: `(namespace, binding)`.

@@ -52,6 +52,10 @@ pub enum Verdict {
     /// cluster is accepted and the add-on is enabled there with a registration for exactly this
     /// subject; deny otherwise.
     ApproveIfAddonRegistered(garrison_pki::AddonIdentity),
+    /// A custom-signer CSR made by a cluster's agent for an add-on of that cluster: approve if
+    /// the add-on is enabled on the accepted cluster and its template registers exactly this
+    /// signer and subject; deny otherwise.
+    ApproveIfCustomSignerRegistered(CustomRequest),
     /// Deny with this message.
     Deny(String),
 }
@@ -72,7 +76,10 @@ fn has_condition(obj: &CertificateSigningRequest, kind: &str) -> bool {
 
 /// Judges a CSR without side effects; the cluster's acceptance is checked by the caller.
 pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
-    if obj.spec.signer_name != SIGNER || is_decided(obj) {
+    let custom = obj.spec.signer_name != SIGNER;
+    let labels = obj.metadata.labels.clone().unwrap_or_default();
+    // Of the other signers, only add-on custom signers are this approver's business.
+    if is_decided(obj) || (custom && !labels.contains_key(ADDON_LABEL)) {
         return Verdict::Leave;
     }
     let username = obj.spec.username.as_deref().unwrap_or_default();
@@ -84,6 +91,9 @@ pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
         Ok(r) => r,
         Err(e) => return Verdict::Deny(format!("the requester is not a valid agent: {e}")),
     };
+    if custom {
+        return judge_custom(obj, &requester, &labels);
+    }
     let parsed = match csr::parse(&obj.spec.request.0) {
         Ok(p) => p,
         Err(e) => return Verdict::Deny(e.to_string()),
@@ -113,6 +123,122 @@ pub fn judge(obj: &CertificateSigningRequest) -> Verdict {
     Verdict::ApproveIfAccepted(requester.cluster().to_string())
 }
 
+/// A request of a cluster's agent for an add-on's custom signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRequest {
+    /// The requester's cluster.
+    pub cluster: String,
+    /// The add-on the request is labelled with.
+    pub addon: String,
+    /// The signer asked for.
+    pub signer_name: String,
+    /// The subject asked for.
+    pub subject: garrison_pki::CustomSubject,
+}
+
+/// Judges a CSR of a cluster's agent for a signer other than the hub's: an add-on's custom
+/// signer. The request must be labelled with the requester's own cluster, name no well-known
+/// Kubernetes signer, and be a well-formed client request for the add-on.
+fn judge_custom(
+    obj: &CertificateSigningRequest,
+    requester: &AgentIdentity,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Verdict {
+    let addon = labels.get(ADDON_LABEL).cloned().unwrap_or_default();
+    if labels.get(CLUSTER_LABEL).map(String::as_str) != Some(requester.cluster().as_str()) {
+        return Verdict::Deny(format!(
+            "an add-on CSR of cluster {} must be labelled {CLUSTER_LABEL}={}",
+            requester.cluster(),
+            requester.cluster()
+        ));
+    }
+    if obj.spec.signer_name.starts_with("kubernetes.io/") {
+        return Verdict::Deny(format!(
+            "signer {} is not an add-on signer",
+            obj.spec.signer_name
+        ));
+    }
+    let parsed = match garrison_pki::custom::parse(&obj.spec.request.0, &addon) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Deny(e.to_string()),
+    };
+    if let Err(e) = csr::check_usages(obj.spec.usages.as_deref().unwrap_or_default()) {
+        return Verdict::Deny(e.to_string());
+    }
+    Verdict::ApproveIfCustomSignerRegistered(CustomRequest {
+        cluster: requester.cluster().to_string(),
+        addon,
+        signer_name: obj.spec.signer_name.clone(),
+        subject: parsed.subject().clone(),
+    })
+}
+
+/// Why no certificate of any signer may be approved now for `addon` on `cluster`, or `None`
+/// when the add-on is known to the hub and enabled on the accepted cluster.
+fn enabled_refusal(
+    cluster: Option<&ManagedCluster>,
+    registered_on_hub: bool,
+    mca: Option<&garrison_api::ManagedClusterAddOn>,
+    cluster_name: &str,
+    addon: &str,
+) -> Option<String> {
+    // The agent may write its add-ons' status, registrations included; an add-on the hub
+    // does not know (no ClusterManagementAddOn) gets no certificate whatever they say.
+    if !registered_on_hub {
+        return Some(format!(
+            "add-on {addon} is not registered on the hub (no ClusterManagementAddOn)"
+        ));
+    }
+    let accepted = cluster.is_some_and(|c| {
+        c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
+    });
+    if !accepted {
+        return Some(format!("cluster {cluster_name} is not accepted"));
+    }
+    if mca.is_none_or(|a| a.metadata.deletion_timestamp.is_some()) {
+        return Some(format!(
+            "add-on {addon} is not enabled on cluster {cluster_name}"
+        ));
+    }
+    None
+}
+
+/// Why a custom-signer CSR may not be approved now, or `None` when the add-on is enabled on the
+/// accepted cluster and its AddOnTemplate, on the hub, registers exactly this signer and
+/// subject. The template is the authority here, not the ManagedClusterAddOn's status, which
+/// the cluster's agent may write.
+pub fn custom_signer_refusal(
+    cluster: Option<&ManagedCluster>,
+    registered_on_hub: bool,
+    mca: Option<&garrison_api::ManagedClusterAddOn>,
+    template: Option<&garrison_api::addon::v1alpha1::AddOnTemplate>,
+    req: &CustomRequest,
+) -> Option<String> {
+    if let Some(why) = enabled_refusal(cluster, registered_on_hub, mca, &req.cluster, &req.addon) {
+        return Some(why);
+    }
+    let Some(tpl) = template else {
+        return Some(format!(
+            "add-on {} has no AddOnTemplate, so no custom signer",
+            req.addon
+        ));
+    };
+    let Some(reg) = crate::addon::template::custom_signer(tpl, &req.cluster, &req.signer_name)
+    else {
+        return Some(format!(
+            "add-on {} registers no custom signer {}",
+            req.addon, req.signer_name
+        ));
+    };
+    if reg.subject.normalized() != req.subject.normalized() {
+        return Some(format!(
+            "the request is for subject {:?}, but add-on {} registers {:?} for signer {}",
+            req.subject.user, req.addon, reg.subject.user, req.signer_name
+        ));
+    }
+    None
+}
+
 /// Why an add-on CSR may not be approved now, or `None` when the add-on is enabled on the
 /// accepted cluster with a kube-apiserver-client registration for exactly this subject.
 pub fn addon_refusal(
@@ -121,27 +247,16 @@ pub fn addon_refusal(
     addon: Option<&garrison_api::ManagedClusterAddOn>,
     id: &garrison_pki::AddonIdentity,
 ) -> Option<String> {
-    // The agent may write its add-ons' status, registrations included; an add-on the hub
-    // does not know (no ClusterManagementAddOn) gets no certificate whatever they say.
-    if !registered_on_hub {
-        return Some(format!(
-            "add-on {} is not registered on the hub (no ClusterManagementAddOn)",
-            id.addon()
-        ));
+    if let Some(why) = enabled_refusal(
+        cluster,
+        registered_on_hub,
+        addon,
+        id.cluster().as_str(),
+        id.addon(),
+    ) {
+        return Some(why);
     }
-    let accepted = cluster.is_some_and(|c| {
-        c.spec.hub_accepts_client == Some(true) && c.metadata.deletion_timestamp.is_none()
-    });
-    if !accepted {
-        return Some(format!("cluster {} is not accepted", id.cluster()));
-    }
-    let Some(addon) = addon.filter(|a| a.metadata.deletion_timestamp.is_none()) else {
-        return Some(format!(
-            "add-on {} is not enabled on cluster {}",
-            id.addon(),
-            id.cluster()
-        ));
-    };
+    let addon = addon?;
     let registered = addon
         .status
         .as_ref()
@@ -265,6 +380,53 @@ async fn reconcile(
                             "Auto approving add-on {} agent certificate for cluster {}.",
                             id.addon(),
                             id.cluster()
+                        ),
+                        MANAGER,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Verdict::ApproveIfCustomSignerRegistered(req) => {
+            let cluster = Api::<ManagedCluster>::all(ctx.client.clone())
+                .get_opt(&req.cluster)
+                .await?;
+            let mca = Api::<garrison_api::ManagedClusterAddOn>::namespaced(
+                ctx.client.clone(),
+                &req.cluster,
+            )
+            .get_opt(&req.addon)
+            .await?;
+            let cma = Api::<garrison_api::ClusterManagementAddOn>::all(ctx.client.clone())
+                .get_opt(&req.addon)
+                .await?;
+            let template = match (&cma, &mca) {
+                (Some(cma), Some(mca)) => {
+                    crate::addon::template::template_of(&ctx.client, cma, mca).await?
+                }
+                _ => None,
+            };
+            match custom_signer_refusal(
+                cluster.as_ref(),
+                cma.is_some(),
+                mca.as_ref(),
+                template.as_ref(),
+                &req,
+            ) {
+                Some(why) => {
+                    tracing::warn!(csr = %obj.name_any(), reason = %why, "denying add-on CSR");
+                    record_decision(&api, &obj, false, REASON_ADDON_DENIED, &why, MANAGER).await?;
+                }
+                None => {
+                    tracing::info!(csr = %obj.name_any(), cluster = %req.cluster, addon = %req.addon, signer = %req.signer_name, "approving add-on custom-signer certificate");
+                    record_decision(
+                        &api,
+                        &obj,
+                        true,
+                        REASON_AUTO_APPROVED,
+                        &format!(
+                            "Auto approving add-on {} certificate of signer {} for cluster {}.",
+                            req.addon, req.signer_name, req.cluster
                         ),
                         MANAGER,
                     )
@@ -486,5 +648,114 @@ mod tests {
         from_b.spec.username = Some(b.user());
         from_b.spec.groups = Some(b.groups().to_vec());
         assert!(matches!(judge(&from_b), Verdict::Deny(_)));
+    }
+
+    fn metrics_subject() -> garrison_pki::CustomSubject {
+        garrison_pki::CustomSubject {
+            user: "metrics-agent".into(),
+            groups: vec!["metrics".into()],
+            organizational_units: vec!["fleet".into()],
+        }
+    }
+
+    fn custom_obj(requester: &AgentIdentity, cluster_label: &str) -> CertificateSigningRequest {
+        let a = requester;
+        let mut obj = csr_obj(Some(a), a);
+        let req = garrison_pki::custom::new_request(&metrics_subject(), "metrics").unwrap();
+        obj.spec.request = ByteString(req.csr_pem.into_bytes());
+        obj.spec.signer_name = "example.com/metrics".into();
+        obj.metadata.labels = Some(
+            [
+                (CLUSTER_LABEL.to_string(), cluster_label.to_string()),
+                (ADDON_LABEL.to_string(), "metrics".to_string()),
+            ]
+            .into(),
+        );
+        obj
+    }
+
+    #[test]
+    fn a_custom_signer_request_must_be_its_own_clusters_and_name_no_kubernetes_signer() {
+        let a = agent("c1", "one");
+        let obj = custom_obj(&a, "c1");
+        assert_eq!(
+            judge(&obj),
+            Verdict::ApproveIfCustomSignerRegistered(CustomRequest {
+                cluster: "c1".into(),
+                addon: "metrics".into(),
+                signer_name: "example.com/metrics".into(),
+                subject: metrics_subject(),
+            })
+        );
+        // Labelled for another cluster: denied.
+        assert!(matches!(judge(&custom_obj(&a, "c2")), Verdict::Deny(w) if w.contains("labelled")));
+        // A well-known signer dressed as an add-on's: denied.
+        let mut kubelet = obj.clone();
+        kubelet.spec.signer_name = "kubernetes.io/kubelet-serving".into();
+        assert!(matches!(judge(&kubelet), Verdict::Deny(w) if w.contains("not an add-on signer")));
+        // Server usage: denied.
+        let mut server = obj.clone();
+        server.spec.usages = Some(vec!["server auth".into()]);
+        assert!(matches!(judge(&server), Verdict::Deny(_)));
+        // Another signer's CSR without an add-on label, or from a bootstrap token: left.
+        let mut plain = obj.clone();
+        plain.metadata.labels = None;
+        assert_eq!(judge(&plain), Verdict::Leave);
+        let mut boot = obj.clone();
+        boot.spec.username = Some("system:bootstrap:abcdef".into());
+        assert_eq!(judge(&boot), Verdict::Leave);
+    }
+
+    #[test]
+    fn a_custom_signer_certificate_needs_the_templates_registration_of_that_signer_and_subject() {
+        let tpl: garrison_api::addon::v1alpha1::AddOnTemplate = serde_json::from_value(json!({
+            "metadata": {"name": "metrics-0.1"},
+            "spec": {"addonName": "metrics", "agentSpec": {"workload": {"manifests": []}},
+                "registration": [{"type": "CustomSigner", "customSigner": {
+                    "signerName": "example.com/metrics",
+                    "subject": {"user": "metrics-agent", "groups": ["metrics"], "organizationUnit": ["fleet"]},
+                    "signingCA": {"name": "metrics-ca"}}}]}
+        }))
+        .unwrap();
+        let m = mca(json!([]));
+        let req = CustomRequest {
+            cluster: "c1".into(),
+            addon: "metrics".into(),
+            signer_name: "example.com/metrics".into(),
+            subject: metrics_subject(),
+        };
+        let refusal =
+            |r: &CustomRequest, t: Option<&garrison_api::addon::v1alpha1::AddOnTemplate>| {
+                custom_signer_refusal(Some(&mc(true)), true, Some(&m), t, r)
+            };
+        assert_eq!(refusal(&req, Some(&tpl)), None);
+        assert!(refusal(&req, None).unwrap().contains("no AddOnTemplate"));
+        let mut other_signer = req.clone();
+        other_signer.signer_name = "example.com/other".into();
+        assert!(
+            refusal(&other_signer, Some(&tpl))
+                .unwrap()
+                .contains("no custom signer")
+        );
+        let mut other_user = req.clone();
+        other_user.subject.user = "system:masters".into();
+        assert!(
+            refusal(&other_user, Some(&tpl))
+                .unwrap()
+                .contains("registers")
+        );
+        let mut extra_group = req.clone();
+        extra_group.subject.groups.push("system:masters".into());
+        assert!(refusal(&extra_group, Some(&tpl)).is_some());
+        assert!(
+            custom_signer_refusal(Some(&mc(false)), true, Some(&m), Some(&tpl), &req)
+                .unwrap()
+                .contains("not accepted")
+        );
+        assert!(
+            custom_signer_refusal(Some(&mc(true)), true, None, Some(&tpl), &req)
+                .unwrap()
+                .contains("not enabled")
+        );
     }
 }

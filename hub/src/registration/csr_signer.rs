@@ -12,6 +12,7 @@ use base64::Engine;
 use futures::StreamExt;
 use garrison_pki::{ClusterCa, csr};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -69,19 +70,7 @@ pub fn decide(
     obj: &CertificateSigningRequest,
     max_lifetime_secs: u64,
 ) -> (Decision, Option<garrison_pki::ParsedCsr>) {
-    if obj.spec.signer_name != SIGNER
-        || !condition(obj, "Approved")
-        || condition(obj, "Denied")
-        || condition(obj, "Failed")
-    {
-        return (Decision::Skip, None);
-    }
-    if obj
-        .status
-        .as_ref()
-        .and_then(|s| s.certificate.as_ref())
-        .is_some()
-    {
+    if obj.spec.signer_name != SIGNER || !awaits_signing(obj) {
         return (Decision::Skip, None);
     }
     let parsed = match csr::parse(&obj.spec.request.0) {
@@ -101,9 +90,6 @@ pub fn decide(
 async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = obj.metadata.name.clone().unwrap_or_default();
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
     let mut decision = decide(&obj, ctx.max_lifetime_secs);
     if let (Decision::Sign(secs), Some(parsed)) = &decision {
         // A request the checks passed but the CA cannot sign is failed with the reason, not
@@ -114,42 +100,9 @@ async fn reconcile(obj: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
             Err(e) => decision = (Decision::Fail(e.to_string()), None),
         }
     }
-    match decision {
-        (Decision::Sign(..), _) | (Decision::Skip, _) => {}
-        (Decision::Fail(reason), _) => {
-            tracing::warn!(csr = %name, %reason, "refusing to sign");
-            let mut conditions = obj
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.clone())
-                .unwrap_or_default();
-            conditions.push(
-                k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
-                    type_: "Failed".into(),
-                    status: "True".into(),
-                    reason: Some("SignerValidationFailure".into()),
-                    message: Some(reason),
-                    last_update_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        now.parse().expect("valid time"),
-                    )),
-                    last_transition_time: Some(
-                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                            now.parse().expect("valid time"),
-                        ),
-                    ),
-                },
-            );
-            let pp = PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            };
-            api.patch_status(
-                &name,
-                &pp,
-                &Patch::Merge(json!({"status": {"conditions": conditions}})),
-            )
-            .await?;
-        }
+    if let (Decision::Fail(reason), _) = decision {
+        tracing::warn!(csr = %name, %reason, "refusing to sign");
+        mark_failed(&api, &obj, reason, MANAGER).await?;
     }
     Ok(Action::await_change())
 }
@@ -169,9 +122,21 @@ async fn write_certificate(
     parsed: &garrison_pki::ParsedCsr,
     secs: u64,
 ) -> Result<Action, Error> {
+    record_certificate(api, name, &pem, MANAGER).await?;
+    tracing::info!(csr = %name, identity = %parsed.identity().user(), lifetime_secs = secs, "issued client certificate");
+    Ok(Action::await_change())
+}
+
+/// Writes an issued certificate (PEM) into a CSR's status, as `manager`.
+pub async fn record_certificate(
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+    pem: &str,
+    manager: &str,
+) -> Result<(), kube::Error> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
     let pp = PatchParams {
-        field_manager: Some(MANAGER.into()),
+        field_manager: Some(manager.into()),
         ..Default::default()
     };
     api.patch_status(
@@ -180,8 +145,56 @@ async fn write_certificate(
         &Patch::Merge(json!({"status": {"certificate": b64}})),
     )
     .await?;
-    tracing::info!(csr = %name, identity = %parsed.identity().user(), lifetime_secs = secs, "issued client certificate");
-    Ok(Action::await_change())
+    Ok(())
+}
+
+/// Marks a CSR `Failed` (reason `SignerValidationFailure`) with `message`, keeping its other
+/// conditions, as `manager`: the signer refuses it for good.
+pub async fn mark_failed(
+    api: &Api<CertificateSigningRequest>,
+    obj: &CertificateSigningRequest,
+    message: String,
+    manager: &str,
+) -> Result<(), kube::Error> {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let mut conditions = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    conditions.push(
+        k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
+            type_: "Failed".into(),
+            status: "True".into(),
+            reason: Some("SignerValidationFailure".into()),
+            message: Some(message),
+            last_update_time: Some(now.clone()),
+            last_transition_time: Some(now),
+        },
+    );
+    let pp = PatchParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    };
+    api.patch_status(
+        &obj.name_any(),
+        &pp,
+        &Patch::Merge(json!({"status": {"conditions": conditions}})),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a CSR is approved, not denied or failed, and not yet signed: a signer's to sign.
+pub fn awaits_signing(obj: &CertificateSigningRequest) -> bool {
+    condition(obj, "Approved")
+        && !condition(obj, "Denied")
+        && !condition(obj, "Failed")
+        && obj
+            .status
+            .as_ref()
+            .and_then(|s| s.certificate.as_ref())
+            .is_none()
 }
 
 fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Action {

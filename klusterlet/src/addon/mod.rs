@@ -1,11 +1,14 @@
 //! Add-ons on the managed cluster: registration, health and the built-in add-ons.
 //!
-//! For each ManagedClusterAddOn of the cluster with a `kubernetes.io/kube-apiserver-client`
-//! registration, the agent makes a key here, on the spoke, asks the hub for a certificate with
-//! upstream's CSR (generateName `addon-<cluster>-<addon>-`, its two labels), and keeps the
-//! result in the Secret `<addon>-hub-kubeconfig` in the add-on's namespace (keys `tls.crt`,
-//! `tls.key`, `kubeconfig`, `cluster-name`, `agent-name`). It asks again at 80% of the
-//! certificate's lifetime, and removes the Secret when the add-on is disabled.
+//! For each registration of each ManagedClusterAddOn of the cluster, the agent makes a key
+//! here, on the spoke, asks the hub for a certificate with upstream's CSR (generateName
+//! `addon-<cluster>-<addon>-`, its two labels, the add-on's DNS name), and keeps the result in
+//! a Secret in the add-on's namespace: for `kubernetes.io/kube-apiserver-client`,
+//! `<addon>-hub-kubeconfig` (keys `tls.crt`, `tls.key`, `kubeconfig`, `cluster-name`,
+//! `agent-name`); for a custom signer, `<addon>-<signer with / as ->-client-cert` (the same keys
+//! but `kubeconfig`: the certificate is for the add-on's own services, not the hub). It asks
+//! again at 80% of the certificate's lifetime, and removes the Secrets when the add-on is
+//! disabled.
 //!
 //! Health in Lease mode: the add-on renews a Lease named after it in its namespace; the agent
 //! reads it and sets the ManagedClusterAddOn's `Available` condition, as upstream's agent does.
@@ -15,7 +18,7 @@
 
 pub mod msa;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
@@ -80,12 +83,74 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// The Secret holding an add-on's certificate of a custom signer, as upstream names it.
+pub fn custom_secret_name(addon: &str, signer: &str) -> String {
+    format!("{addon}-{}-client-cert", signer.replace('/', "-"))
+}
+
+/// The certificate one registration asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    /// A hub client certificate for the add-on's identity.
+    Hub(AddonIdentity),
+    /// A certificate of the add-on's own signer, for the registration's subject.
+    Custom {
+        signer: String,
+        subject: garrison_pki::CustomSubject,
+    },
+}
+
+impl Wanted {
+    fn signer(&self) -> &str {
+        match self {
+            Wanted::Hub(_) => CLIENT_SIGNER,
+            Wanted::Custom { signer, .. } => signer,
+        }
+    }
+
+    fn secret_name(&self, addon: &str) -> String {
+        match self {
+            Wanted::Hub(_) => secret_name(addon),
+            Wanted::Custom { signer, .. } => custom_secret_name(addon, signer),
+        }
+    }
+
+    /// Whether `cert_pem` is for what is wanted and not yet due for renewal at `now`.
+    fn fresh(&self, cert_pem: &str, now: i64) -> bool {
+        let (matches, not_before, not_after) = match self {
+            Wanted::Hub(id) => match garrison_pki::cert_info(cert_pem) {
+                Ok(i) => (
+                    i.identity == Identity::Addon(id.clone()),
+                    i.not_before,
+                    i.not_after,
+                ),
+                Err(_) => return false,
+            },
+            Wanted::Custom { subject, .. } => match garrison_pki::custom::cert_subject(cert_pem) {
+                Ok((s, nb, na)) => (s.normalized() == subject.normalized(), nb, na),
+                Err(_) => return false,
+            },
+        };
+        matches && !garrison_pki::RotationPolicy::default().due(not_before, not_after, now, 0.0)
+    }
+
+    fn request(&self, addon: &str) -> Result<garrison_pki::KeyAndRequest, garrison_pki::PkiError> {
+        match self {
+            Wanted::Hub(id) => garrison_pki::new_request(&Identity::Addon(id.clone())),
+            Wanted::Custom { subject, .. } => garrison_pki::custom::new_request(subject, addon),
+        }
+    }
+}
+
 /// A certificate request waiting for the hub.
 struct Pending {
     csr: String,
     key_pem: String,
-    identity: AddonIdentity,
+    wanted: Wanted,
 }
+
+/// Pending requests and refusals are kept per add-on and signer.
+type RegKey = (String, String);
 
 /// A built-in add-on running in this process.
 struct Running {
@@ -102,9 +167,9 @@ pub struct AddonAgent {
     hub_ca: String,
     spoke: kube::Client,
     spoke_ca: Option<String>,
-    pending: HashMap<String, Pending>,
-    /// Add-ons whose last request the hub refused, and when to ask again.
-    refused: HashMap<String, std::time::Instant>,
+    pending: HashMap<RegKey, Pending>,
+    /// Registrations whose last request the hub refused, and when to ask again.
+    refused: HashMap<RegKey, std::time::Instant>,
     /// When each registered add-on was first seen; a new one is checked every few seconds
     /// until it is Available, so enabling takes seconds rather than a resync period.
     first_seen: HashMap<String, std::time::Instant>,
@@ -198,7 +263,9 @@ impl AddonAgent {
     pub async fn sync(&mut self, hub: &kube::Client) -> Result<(), kube::Error> {
         let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
         let list = mcas.list(&ListParams::default()).await?.items;
+        // Add-ons with a registration, and their namespaces; the Secrets they keep.
         let mut active: BTreeMap<String, String> = BTreeMap::new();
+        let mut keep: BTreeSet<(String, String)> = BTreeSet::new();
         let mut unavailable: Vec<String> = vec![];
         for mca in &list {
             let name = mca.name_any();
@@ -206,18 +273,13 @@ impl AddonAgent {
                 continue;
             }
             let ns = addon_namespace(mca);
-            let registered = mca
-                .status
-                .as_ref()
-                .map(|s| {
-                    s.registrations
-                        .iter()
-                        .any(|r| r.signer_name == CLIENT_SIGNER)
-                })
-                .unwrap_or(false);
-            if registered {
+            let wanted = self.wanted(mca);
+            if !wanted.is_empty() {
                 active.insert(name.clone(), ns.clone());
-                if let Err(e) = self.register(hub, mca, &ns).await {
+            }
+            for w in wanted {
+                keep.insert((ns.clone(), w.secret_name(&name)));
+                if let Err(e) = self.register(hub, &name, &ns, w).await {
                     tracing::warn!(addon = %name, error = %e, "add-on registration failed");
                 }
             }
@@ -229,8 +291,8 @@ impl AddonAgent {
                 }
             }
         }
-        self.pending.retain(|a, _| active.contains_key(a));
-        self.refused.retain(|a, _| active.contains_key(a));
+        self.pending.retain(|(a, _), _| active.contains_key(a));
+        self.refused.retain(|(a, _), _| active.contains_key(a));
         self.first_seen.retain(|a, _| active.contains_key(a));
         let now = std::time::Instant::now();
         for a in active.keys() {
@@ -241,122 +303,140 @@ impl AddonAgent {
                 .get(a)
                 .is_some_and(|t| now.duration_since(*t) < SETTLE_WINDOW)
         });
-        self.remove_disabled(&active).await?;
+        self.remove_disabled(&keep).await?;
         self.run_builtins(&active).await;
         Ok(())
     }
 
-    /// The add-on identity a registration asks for, if it is one of this cluster's.
-    fn identity_of(&self, mca: &ManagedClusterAddOn) -> Option<AddonIdentity> {
-        let reg = mca
-            .status
-            .as_ref()?
-            .registrations
-            .iter()
-            .find(|r| r.signer_name == CLIENT_SIGNER)?;
+    /// The certificates an add-on's registrations ask for. A hub registration must name an
+    /// identity of this add-on on this cluster, and a custom one a subject that can be issued;
+    /// anything else is skipped with a warning.
+    fn wanted(&self, mca: &ManagedClusterAddOn) -> Vec<Wanted> {
         let addon = mca.name_any();
-        let cluster = ClusterName::parse(&self.cluster).ok()?;
-        // Upstream's defaults for an empty user or group list, as the hub's approver reads them.
-        let subject = reg.subject.clone().unwrap_or_default();
-        let default = AddonIdentity::new(cluster, &addon, &addon).ok()?;
-        let user = Some(subject.user.clone())
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| default.user());
-        let groups = Some(subject.groups.clone())
-            .filter(|g| !g.is_empty())
-            .unwrap_or_else(|| default.groups().to_vec());
-        match Identity::from_subject(&user, &groups) {
-            Ok(Identity::Addon(a))
-                if a.cluster().as_str() == self.cluster && a.addon() == addon =>
-            {
-                Some(a)
-            }
-            _ => {
-                tracing::warn!(%addon, %user, "the add-on's registration subject is not an identity of this add-on on this cluster; not requesting it");
-                None
+        let Ok(cluster) = ClusterName::parse(&self.cluster) else {
+            return vec![];
+        };
+        let Ok(default) = AddonIdentity::new(cluster, &addon, &addon) else {
+            return vec![];
+        };
+        let mut out: Vec<Wanted> = vec![];
+        let registrations = mca.status.as_ref().map(|s| s.registrations.as_slice());
+        for reg in registrations.unwrap_or_default() {
+            // Upstream's defaults for an empty user or group list, as the hub reads them.
+            let subject = reg.subject.clone().unwrap_or_default();
+            let user = Some(subject.user.clone())
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| default.user());
+            let groups = Some(subject.groups.clone())
+                .filter(|g| !g.is_empty())
+                .unwrap_or_else(|| default.groups().to_vec());
+            let w = if reg.signer_name == CLIENT_SIGNER {
+                match Identity::from_subject(&user, &groups) {
+                    Ok(Identity::Addon(a))
+                        if a.cluster().as_str() == self.cluster && a.addon() == addon =>
+                    {
+                        Wanted::Hub(a)
+                    }
+                    _ => {
+                        tracing::warn!(%addon, %user, "the add-on's registration subject is not an identity of this add-on on this cluster; not requesting it");
+                        continue;
+                    }
+                }
+            } else {
+                let subject = garrison_pki::CustomSubject {
+                    user,
+                    groups,
+                    organizational_units: subject.organization_units.clone(),
+                };
+                if let Err(e) = subject.check() {
+                    tracing::warn!(%addon, signer = %reg.signer_name, error = %e, "not requesting the add-on's custom-signer certificate");
+                    continue;
+                }
+                Wanted::Custom {
+                    signer: reg.signer_name.clone(),
+                    subject,
+                }
+            };
+            // One certificate per signer, as upstream.
+            if !out.iter().any(|o| o.signer() == w.signer()) {
+                out.push(w);
             }
         }
+        out
     }
 
-    /// Makes sure the add-on's Secret holds a certificate that is not due for renewal.
+    /// Makes sure the Secret of one registration holds a certificate not due for renewal.
     async fn register(
         &mut self,
         hub: &kube::Client,
-        mca: &ManagedClusterAddOn,
+        addon: &str,
         ns: &str,
+        wanted: Wanted,
     ) -> Result<(), kube::Error> {
-        let addon = mca.name_any();
-        let Some(id) = self.identity_of(mca) else {
-            return Ok(());
-        };
+        let key: RegKey = (addon.to_string(), wanted.signer().to_string());
         let secrets: Api<Secret> = Api::namespaced(self.spoke.clone(), ns);
-        let current = secrets.get_opt(&secret_name(&addon)).await?;
+        let current = secrets.get_opt(&wanted.secret_name(addon)).await?;
         let now = jiff::Timestamp::now().as_second();
-        let fresh = current.as_ref().and_then(|s| {
-            let cert = String::from_utf8(s.data.as_ref()?.get("tls.crt")?.0.clone()).ok()?;
-            let info = garrison_pki::cert_info(&cert).ok()?;
-            (info.identity == Identity::Addon(id.clone())
-                && !garrison_pki::RotationPolicy::default().due(
-                    info.not_before,
-                    info.not_after,
-                    now,
-                    0.0,
-                ))
-            .then_some(())
-        });
-        if fresh.is_some() {
+        let fresh = current
+            .as_ref()
+            .and_then(|s| s.data.as_ref()?.get("tls.crt"))
+            .and_then(|c| String::from_utf8(c.0.clone()).ok())
+            .is_some_and(|cert| wanted.fresh(&cert, now));
+        if fresh {
             return Ok(());
         }
         let csrs: Api<CertificateSigningRequest> = Api::all(hub.clone());
-        if let Some(p) = self.pending.get(&addon).filter(|p| p.identity == id) {
+        if let Some(p) = self.pending.get(&key).filter(|p| p.wanted == wanted) {
             let Some(csr) = csrs.get_opt(&p.csr).await? else {
-                self.pending.remove(&addon);
+                self.pending.remove(&key);
                 return Ok(());
             };
             let status = csr.status.unwrap_or_default();
             if let Some(c) = crate::agent::refusal(&status) {
-                tracing::error!(%addon, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request; asking again in 5 minutes");
-                self.pending.remove(&addon);
+                tracing::error!(%addon, signer = %key.1, csr = %p.csr, condition = %c.type_, message = %c.message.unwrap_or_default(), "the hub refused the add-on's certificate request; asking again in 5 minutes");
+                self.pending.remove(&key);
                 self.refused
-                    .insert(addon, std::time::Instant::now() + REFUSED_BACKOFF);
+                    .insert(key, std::time::Instant::now() + REFUSED_BACKOFF);
                 return Ok(());
             }
             let Some(cert) = status.certificate else {
                 return Ok(());
             };
             let cert_pem = String::from_utf8_lossy(&cert.0).into_owned();
-            let p = self.pending.remove(&addon).expect("present");
-            self.write_secret(ns, &addon, &cert_pem, &p.key_pem).await?;
-            tracing::info!(%addon, "add-on certificate issued");
+            let p = self.pending.remove(&key).expect("present");
+            self.write_secret(ns, addon, &p.wanted, &cert_pem, &p.key_pem)
+                .await?;
+            tracing::info!(%addon, signer = %key.1, "add-on certificate issued");
             return Ok(());
         }
         if self
             .refused
-            .get(&addon)
+            .get(&key)
             .is_some_and(|t| std::time::Instant::now() < *t)
         {
             return Ok(());
         }
-        let req = garrison_pki::new_request(&Identity::Addon(id.clone()))
+        let req = wanted
+            .request(addon)
             .map_err(|e| kube::Error::Service(e.into()))?;
         let csr: CertificateSigningRequest = serde_json::from_value(json!({
             "metadata": {"generateName": format!("addon-{}-{addon}-", self.cluster),
                 "labels": {CLUSTER_LABEL: self.cluster, ADDON_LABEL: addon}},
             "spec": {
-                "signerName": CLIENT_SIGNER,
+                "signerName": wanted.signer(),
                 "request": b64(&req.csr_pem),
                 "usages": ["digital signature", "key encipherment", "client auth"],
             }
         }))
         .map_err(kube::Error::SerdeError)?;
         let created = csrs.create(&PostParams::default(), &csr).await?;
-        tracing::info!(%addon, csr = %created.name_any(), "requested an add-on certificate");
+        tracing::info!(%addon, signer = %key.1, csr = %created.name_any(), "requested an add-on certificate");
         self.pending.insert(
-            addon,
+            key,
             Pending {
                 csr: created.name_any(),
                 key_pem: req.key_pem,
-                identity: id,
+                wanted,
             },
         );
         Ok(())
@@ -380,32 +460,38 @@ impl AddonAgent {
         &self,
         ns: &str,
         addon: &str,
+        wanted: &Wanted,
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<(), kube::Error> {
         self.ensure_namespace(ns).await?;
-        let kubeconfig = garrison_apiserver::kubeconfig::with_client_cert(
-            "hub",
-            &self.hub_url,
-            &self.hub_ca,
-            addon,
-            cert_pem,
-            key_pem,
-        );
+        let name = wanted.secret_name(addon);
+        let mut data = json!({
+            "tls.crt": b64(cert_pem), "tls.key": b64(key_pem),
+            "cluster-name": b64(&self.cluster), "agent-name": b64(&self.agent_id),
+        });
+        if let Wanted::Hub(_) = wanted {
+            let kubeconfig = garrison_apiserver::kubeconfig::with_client_cert(
+                "hub",
+                &self.hub_url,
+                &self.hub_ca,
+                addon,
+                cert_pem,
+                key_pem,
+            );
+            data["kubeconfig"] = json!(b64(&kubeconfig));
+        }
         let secret = json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": secret_name(addon), "namespace": ns,
+            "metadata": {"name": name, "namespace": ns,
                 "labels": {ADDON_LABEL: addon, MANAGED_BY.0: MANAGED_BY.1}},
             "type": "Opaque",
-            "data": {
-                "tls.crt": b64(cert_pem), "tls.key": b64(key_pem), "kubeconfig": b64(&kubeconfig),
-                "cluster-name": b64(&self.cluster), "agent-name": b64(&self.agent_id),
-            },
+            "data": data,
         });
         let secrets: Api<Secret> = Api::namespaced(self.spoke.clone(), ns);
         secrets
             .patch(
-                &secret_name(addon),
+                &name,
                 &PatchParams::apply("garrison-klusterlet").force(),
                 &Patch::Apply(secret),
             )
@@ -413,10 +499,10 @@ impl AddonAgent {
         Ok(())
     }
 
-    /// Removes the Secrets of add-ons no longer registered on this cluster.
+    /// Removes the Secrets this agent wrote that no registration keeps (`(namespace, name)`).
     async fn remove_disabled(
         &mut self,
-        active: &BTreeMap<String, String>,
+        keep: &BTreeSet<(String, String)>,
     ) -> Result<(), kube::Error> {
         let secrets: Api<Secret> = Api::all(self.spoke.clone());
         let mine = secrets
@@ -427,10 +513,10 @@ impl AddonAgent {
                 continue;
             };
             let ns = s.namespace().unwrap_or_default();
-            if active.get(&addon) == Some(&ns) && s.name_any() == secret_name(&addon) {
+            if keep.contains(&(ns.clone(), s.name_any())) {
                 continue;
             }
-            tracing::info!(%addon, namespace = %ns, "add-on disabled; removing its hub credentials");
+            tracing::info!(%addon, namespace = %ns, secret = %s.name_any(), "add-on disabled; removing its credentials");
             let api: Api<Secret> = Api::namespaced(self.spoke.clone(), &ns);
             match api.delete(&s.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}
