@@ -18,7 +18,9 @@
 //! - [`status`]: helpers to find and set entries of a status condition list,
 //! - [`crds`]: every `CustomResourceDefinition` the crate defines, and their YAML form,
 //! - [`schema`]: schema functions for fields that hold arbitrary embedded objects,
-//! - [`selector`]: `metav1.LabelSelector` checked and matched as apimachinery does.
+//! - [`selector`]: `metav1.LabelSelector` checked and matched as apimachinery does,
+//! - [`structural`]: structural-schema pruning, defaulting and validation, as kube-apiserver
+//!   applies a CustomResourceDefinition's schema.
 //!
 //! The types are written so that objects in the shape upstream writes them deserialize and
 //! serialize back without loss: optional fields are `Option`s or empty-skipping collections,
@@ -35,6 +37,7 @@ pub mod rbac;
 pub mod schema;
 pub mod selector;
 pub mod status;
+pub mod structural;
 pub mod work;
 
 mod lenient;

@@ -32,7 +32,7 @@ pub mod ops;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
-pub mod schema;
+pub use garrison_api::structural as schema;
 pub mod selectors;
 pub mod server;
 pub mod store;

@@ -14,6 +14,7 @@ mod hub_external;
 mod init;
 mod install;
 mod placement;
+mod policy;
 mod quickstart;
 mod token;
 mod webhook;
@@ -90,6 +91,9 @@ enum Command {
     /// Enable or disable an add-on on clusters (`addon enable managed-serviceaccount --clusters a,b`).
     #[command(subcommand)]
     Addon(addon::AddonCommand),
+    /// Work with policies: run Gatekeeper test suites (`policy test PATH...`).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
         Command::Get(GetCommand::Placements(a)) => placement::get(a),
         Command::Clusterset(c) => placement::clusterset(c),
         Command::Addon(c) => addon::run(c),
+        Command::Policy(c) => policy::run(c),
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Create(CreateCommand::Placement(a)) => placement::create(a),
         Command::Create(CreateCommand::Work(a)) => work::create(a),

@@ -7,7 +7,60 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::Cause;
+/// One field-level cause inside a `Status`'s `details.causes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// Machine-readable cause, e.g. `FieldValueInvalid`.
+    pub reason: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The field path the cause refers to, e.g. `metadata.name`.
+    pub field: String,
+}
+
+impl Cause {
+    /// A cause for an invalid field value.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueInvalid".into(),
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+    /// A cause for a missing required field.
+    pub fn required(field: impl Into<String>) -> Self {
+        let field = field.into();
+        Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+            field,
+        }
+    }
+    /// A cause for a value outside an allowed set.
+    pub fn not_supported(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+    /// A cause for a field that is not allowed to be set or changed.
+    pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueForbidden".into(),
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+    /// A cause for a value of the wrong type.
+    pub fn type_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueTypeInvalid".into(),
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+}
 
 /// Removes fields the schema does not declare, recording their paths in `unknown`.
 pub fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {

@@ -1,0 +1,886 @@
+//! Gatekeeper ConstraintTemplates and Constraints, as upstream writes them, evaluated without
+//! Gatekeeper.
+//!
+//! - A [`Template`] is a `templates.gatekeeper.sh` ConstraintTemplate compiled once: the
+//!   constraint kind it defines, the schema of its constraints' parameters, and its Rego (the
+//!   `admission.k8s.gatekeeper.sh` target's `rego`/`libs`, or its `code[]` entry of engine
+//!   `Rego`, v1 when `source.version` is `v1`, else v0), which must define `violation`.
+//! - A [`Constraint`] is a `constraints.gatekeeper.sh` object of that kind: its `match`, its
+//!   `parameters` (checked against the template's `openAPIV3Schema`; a mismatch is
+//!   [`ConstraintError::Schema`]), and its `enforcementAction` (default `deny`).
+//! - A [`Review`] is what is judged: an object, or an `admission.k8s.io` AdmissionReview,
+//!   turned into the AdmissionRequest the Rego sees as `input.review`.
+//! - The [`Inventory`] is the cluster's objects as `data.inventory.cluster[gv][kind][name]` and
+//!   `data.inventory.namespace[ns][gv][kind][name]`; its Namespaces also serve
+//!   `namespaceSelector`.
+//!
+//! Matching follows Gatekeeper's: every `match` field must pass, for the object or its old
+//! version; a match that cannot be decided (a namespaced object under a `namespaceSelector`
+//! whose Namespace is unknown) is itself a violation, as Gatekeeper's autoreject.
+
+use std::collections::{BTreeMap, HashMap};
+
+use garrison_api::selector::Selector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::{Value, json};
+
+use crate::rego::{CompileError, EvalError, Program, RegoVersion};
+
+/// The Gatekeeper target templates are written for.
+pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
+/// The API group of ConstraintTemplates.
+pub const TEMPLATE_GROUP: &str = "templates.gatekeeper.sh";
+/// The API group of Constraints.
+pub const CONSTRAINT_GROUP: &str = "constraints.gatekeeper.sh";
+
+/// Why a ConstraintTemplate cannot be used: its author's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// The object is not a ConstraintTemplate.
+    #[error("not a ConstraintTemplate of {TEMPLATE_GROUP}: {0}")]
+    NotATemplate(String),
+    /// `spec.crd.spec.names.kind` is missing.
+    #[error("spec.crd.spec.names.kind is required")]
+    NoKind,
+    /// No target `admission.k8s.gatekeeper.sh` with Rego.
+    #[error("no {TARGET} target with Rego: {0}")]
+    NoRego(String),
+    /// The Rego does not compile.
+    #[error("the template's Rego does not compile: {0}")]
+    Compile(#[from] CompileError),
+}
+
+/// Why a Constraint cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConstraintError {
+    /// The object is not a Constraint.
+    #[error("not a Constraint of {CONSTRAINT_GROUP}: {0}")]
+    NotAConstraint(String),
+    /// The Constraint's kind is not the template's.
+    #[error("constraint kind {got} is not the template's kind {want}")]
+    WrongKind {
+        /// The template's kind.
+        want: String,
+        /// The constraint's kind.
+        got: String,
+    },
+    /// The Constraint does not fit its schema (parameters, match, enforcementAction).
+    #[error("the constraint is invalid: {}", .0.join("; "))]
+    Schema(Vec<String>),
+}
+
+/// What a Constraint does with its violations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnforcementAction {
+    /// Refuse.
+    Deny,
+    /// Record only.
+    Dryrun,
+    /// Allow with a warning.
+    Warn,
+    /// Another action Gatekeeper knows (`scoped`), recorded as given.
+    Other(String),
+}
+
+impl EnforcementAction {
+    /// Parses `spec.enforcementAction`; empty is `deny`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "" | "deny" => EnforcementAction::Deny,
+            "dryrun" => EnforcementAction::Dryrun,
+            "warn" => EnforcementAction::Warn,
+            other => EnforcementAction::Other(other.into()),
+        }
+    }
+
+    /// As Gatekeeper spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EnforcementAction::Deny => "deny",
+            EnforcementAction::Dryrun => "dryrun",
+            EnforcementAction::Warn => "warn",
+            EnforcementAction::Other(s) => s,
+        }
+    }
+}
+
+/// `apiVersion` split into group and version.
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A compiled ConstraintTemplate.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    kind: String,
+    schema: Option<Value>,
+    program: Program,
+}
+
+impl Template {
+    /// Compiles a ConstraintTemplate object.
+    pub fn from_object(obj: &Value) -> Result<Template, TemplateError> {
+        let (group, _) = group_version(str_at(obj, "/apiVersion"));
+        if group != TEMPLATE_GROUP || str_at(obj, "/kind") != "ConstraintTemplate" {
+            return Err(TemplateError::NotATemplate(format!(
+                "{}/{}",
+                str_at(obj, "/apiVersion"),
+                str_at(obj, "/kind")
+            )));
+        }
+        let kind = str_at(obj, "/spec/crd/spec/names/kind");
+        if kind.is_empty() {
+            return Err(TemplateError::NoKind);
+        }
+        let schema = obj
+            .pointer("/spec/crd/spec/validation/openAPIV3Schema")
+            .filter(|s| s.is_object())
+            .cloned();
+        let targets = obj
+            .pointer("/spec/targets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let target = match targets.as_slice() {
+            [t] if t["target"] == TARGET => t,
+            [t] => {
+                return Err(TemplateError::NoRego(format!(
+                    "target {} is not supported",
+                    t["target"]
+                )));
+            }
+            [] => return Err(TemplateError::NoRego("no targets".into())),
+            _ => return Err(TemplateError::NoRego("more than one target".into())),
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // The legacy `rego`/`libs` fields win over `code`, as Gatekeeper reads them.
+        let (rego, libs, version) = match target["rego"].as_str().filter(|r| !r.is_empty()) {
+            Some(r) => (r.to_string(), strings(&target["libs"]), RegoVersion::V0),
+            None => {
+                let code = target["code"].as_array().cloned().unwrap_or_default();
+                let Some(c) = code.iter().find(|c| c["engine"] == "Rego") else {
+                    return Err(TemplateError::NoRego(
+                        "neither rego nor a code entry of engine Rego".into(),
+                    ));
+                };
+                let src = &c["source"];
+                let version = if src["version"] == "v1" {
+                    RegoVersion::V1
+                } else {
+                    RegoVersion::V0
+                };
+                (
+                    src["rego"].as_str().unwrap_or_default().to_string(),
+                    strings(&src["libs"]),
+                    version,
+                )
+            }
+        };
+        let program = Program::compile(&rego, &libs, version, "violation")?;
+        Ok(Template {
+            name: str_at(obj, "/metadata/name").into(),
+            kind: kind.into(),
+            schema,
+            program,
+        })
+    }
+
+    /// The template's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The constraint kind it defines.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The compiled Rego.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+}
+
+/// A label selector as Gatekeeper's `match` writes it.
+fn selector(v: &Value, field: &str, errors: &mut Vec<String>) -> Option<Selector> {
+    if v.is_null() {
+        return None;
+    }
+    let sel: LabelSelector = match serde_json::from_value(v.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(format!("spec.match.{field}: {e}"));
+            return None;
+        }
+    };
+    match Selector::new(&sel) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(format!("spec.match.{field}: {e}"));
+            None
+        }
+    }
+}
+
+/// A Constraint's `match`.
+#[derive(Debug, Clone, Default)]
+pub struct Match {
+    kinds: Vec<(Vec<String>, Vec<String>)>,
+    scope: String,
+    namespaces: Vec<String>,
+    excluded_namespaces: Vec<String>,
+    label_selector: Option<Selector>,
+    namespace_selector: Option<Selector>,
+    name: String,
+}
+
+/// Gatekeeper's wildcard: `*x*` contains, `*x` suffix, `x*` prefix, else equality.
+pub fn wildcard(pattern: &str, s: &str) -> bool {
+    let (lead, trail) = (pattern.starts_with('*'), pattern.ends_with('*'));
+    match (lead, trail) {
+        (true, true) if pattern.len() >= 2 => s.contains(&pattern[1..pattern.len() - 1]),
+        (true, true) => true,
+        (true, false) => s.ends_with(&pattern[1..]),
+        (false, true) => s.starts_with(&pattern[..pattern.len() - 1]),
+        (false, false) => s == pattern,
+    }
+}
+
+fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_namespace(obj: &Value) -> bool {
+    str_at(obj, "/apiVersion") == "v1" && str_at(obj, "/kind") == "Namespace"
+}
+
+impl Match {
+    /// Reads `spec.match`, collecting what is malformed into `errors`.
+    fn parse(m: &Value, errors: &mut Vec<String>) -> Match {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let kinds = m["kinds"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|k| (strings(&k["apiGroups"]), strings(&k["kinds"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Match {
+            kinds,
+            scope: m["scope"].as_str().unwrap_or_default().into(),
+            namespaces: strings(&m["namespaces"]),
+            excluded_namespaces: strings(&m["excludedNamespaces"]),
+            label_selector: selector(&m["labelSelector"], "labelSelector", errors),
+            namespace_selector: selector(&m["namespaceSelector"], "namespaceSelector", errors),
+            name: m["name"].as_str().unwrap_or_default().into(),
+        }
+    }
+
+    /// Whether `obj` matches, given its Namespace when known (`namespace`) and the inventory's
+    /// Namespaces. `Err` when it cannot be decided.
+    pub fn matches(
+        &self,
+        obj: &Value,
+        namespace: Option<&Value>,
+        namespaces: &HashMap<String, Value>,
+    ) -> Result<bool, String> {
+        let (group, _) = group_version(str_at(obj, "/apiVersion"));
+        let kind = str_at(obj, "/kind");
+        if !self.kinds.is_empty()
+            && !self.kinds.iter().any(|(groups, kinds)| {
+                (kinds.is_empty() || kinds.iter().any(|k| k == "*" || k == kind))
+                    && (groups.is_empty() || groups.iter().any(|g| g == "*" || g == group))
+            })
+        {
+            return Ok(false);
+        }
+        let own_ns = str_at(obj, "/metadata/namespace");
+        let has_ns = !own_ns.is_empty() || namespace.is_some();
+        match self.scope.as_str() {
+            "Cluster" if !is_namespace(obj) && has_ns => return Ok(false),
+            "Namespaced" if is_namespace(obj) || !has_ns => return Ok(false),
+            _ => {}
+        }
+        let ns_name = if is_namespace(obj) {
+            str_at(obj, "/metadata/name")
+        } else {
+            namespace
+                .map(|n| str_at(n, "/metadata/name"))
+                .filter(|n| !n.is_empty())
+                .unwrap_or(own_ns)
+        };
+        if !ns_name.is_empty() {
+            if !self.namespaces.is_empty() && !self.namespaces.iter().any(|p| wildcard(p, ns_name))
+            {
+                return Ok(false);
+            }
+            if self
+                .excluded_namespaces
+                .iter()
+                .any(|p| wildcard(p, ns_name))
+            {
+                return Ok(false);
+            }
+        }
+        if let Some(sel) = &self.label_selector
+            && !sel.matches(&labels_of(obj))
+        {
+            return Ok(false);
+        }
+        if let Some(sel) = &self.namespace_selector {
+            let ns_obj = if is_namespace(obj) {
+                Some(obj)
+            } else if let Some(n) = namespace {
+                Some(n)
+            } else if own_ns.is_empty() {
+                None
+            } else {
+                match namespaces.get(own_ns) {
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(format!(
+                            "namespace selector for namespace-scoped object but missing Namespace {own_ns}"
+                        ));
+                    }
+                }
+            };
+            if let Some(n) = ns_obj
+                && !sel.matches(&labels_of(n))
+            {
+                return Ok(false);
+            }
+        }
+        if !self.name.is_empty() {
+            let name = str_at(obj, "/metadata/name");
+            let generate = str_at(obj, "/metadata/generateName");
+            let prefix_like = self.name.ends_with('*');
+            if !(wildcard(&self.name, name)
+                || (prefix_like && !generate.is_empty() && wildcard(&self.name, generate)))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A Constraint, checked against its template.
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    kind: String,
+    name: String,
+    matcher: Match,
+    parameters: Value,
+    action: EnforcementAction,
+}
+
+impl Constraint {
+    /// Reads a Constraint object of `template`'s kind and checks it against the template's
+    /// schema.
+    pub fn from_object(obj: &Value, template: &Template) -> Result<Constraint, ConstraintError> {
+        let (group, _) = group_version(str_at(obj, "/apiVersion"));
+        if group != CONSTRAINT_GROUP {
+            return Err(ConstraintError::NotAConstraint(format!(
+                "{}/{}",
+                str_at(obj, "/apiVersion"),
+                str_at(obj, "/kind")
+            )));
+        }
+        let kind = str_at(obj, "/kind");
+        if kind != template.kind {
+            return Err(ConstraintError::WrongKind {
+                want: template.kind.clone(),
+                got: kind.into(),
+            });
+        }
+        let mut errors = vec![];
+        let parameters = obj
+            .pointer("/spec/parameters")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let Some(schema) = &template.schema {
+            let mut causes = vec![];
+            garrison_api::structural::validate(schema, &parameters, "spec.parameters", &mut causes);
+            errors.extend(
+                causes
+                    .into_iter()
+                    .map(|c| format!("{}: {}", c.field, c.message)),
+            );
+        }
+        let action = match obj.pointer("/spec/enforcementAction") {
+            None | Some(Value::Null) => EnforcementAction::Deny,
+            Some(Value::String(s)) => EnforcementAction::parse(s),
+            Some(other) => {
+                errors.push(format!("spec.enforcementAction: {other} is not a string"));
+                EnforcementAction::Deny
+            }
+        };
+        let m = obj.pointer("/spec/match").cloned().unwrap_or(Value::Null);
+        if !m.is_null() && !m.is_object() {
+            errors.push("spec.match: must be an object".into());
+        }
+        let matcher = Match::parse(&m, &mut errors);
+        if !errors.is_empty() {
+            return Err(ConstraintError::Schema(errors));
+        }
+        Ok(Constraint {
+            kind: kind.into(),
+            name: str_at(obj, "/metadata/name").into(),
+            matcher,
+            parameters,
+            action,
+        })
+    }
+
+    /// The constraint's kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+    /// The constraint's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its enforcement action.
+    pub fn action(&self) -> &EnforcementAction {
+        &self.action
+    }
+    /// Its `match`.
+    pub fn matcher(&self) -> &Match {
+        &self.matcher
+    }
+    /// Its parameters (`{}` when unset).
+    pub fn parameters(&self) -> &Value {
+        &self.parameters
+    }
+}
+
+/// Why an object could not be turned into a review.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    /// An AdmissionReview without `request`.
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    /// An AdmissionRequest with neither object nor oldObject.
+    #[error("the AdmissionReview's request has neither object nor oldObject")]
+    NoObject,
+    /// A DELETE without oldObject.
+    #[error("a DELETE review needs oldObject")]
+    DeleteWithoutOldObject,
+    /// The object has no apiVersion or kind.
+    #[error("the object has no {0}")]
+    Missing(&'static str),
+}
+
+/// An object under review, as the AdmissionRequest the Rego sees.
+#[derive(Debug, Clone)]
+pub struct Review {
+    request: Value,
+    object: Value,
+    old_object: Option<Value>,
+}
+
+impl Review {
+    /// A review of `obj`: an `admission.k8s.io` AdmissionReview as its request (a DELETE's
+    /// oldObject standing in for its object), anything else as an AdmissionRequest carrying
+    /// the object, its kind, name and namespace.
+    pub fn of(obj: &Value) -> Result<Review, ReviewError> {
+        let (group, _) = group_version(str_at(obj, "/apiVersion"));
+        if group == "admission.k8s.io" && str_at(obj, "/kind") == "AdmissionReview" {
+            let mut request = obj.get("request").cloned().ok_or(ReviewError::NoRequest)?;
+            if !request.is_object() {
+                return Err(ReviewError::NoRequest);
+            }
+            let present = |v: &Value| v.is_object();
+            let old = request.get("oldObject").filter(|v| present(v)).cloned();
+            if request["operation"] == "DELETE" {
+                let old = old.clone().ok_or(ReviewError::DeleteWithoutOldObject)?;
+                request["object"] = old;
+            }
+            let object = request
+                .get("object")
+                .filter(|v| present(v))
+                .cloned()
+                .or_else(|| old.clone())
+                .ok_or(ReviewError::NoObject)?;
+            for o in std::iter::once(&object).chain(old.iter()) {
+                if str_at(o, "/kind").is_empty() {
+                    return Err(ReviewError::Missing("kind"));
+                }
+            }
+            return Ok(Review {
+                request,
+                object,
+                old_object: old,
+            });
+        }
+        if str_at(obj, "/kind").is_empty() {
+            return Err(ReviewError::Missing("kind"));
+        }
+        if str_at(obj, "/apiVersion").is_empty() {
+            return Err(ReviewError::Missing("apiVersion"));
+        }
+        Ok(Review {
+            request: admission_request(obj, None, ""),
+            object: obj.clone(),
+            old_object: None,
+        })
+    }
+
+    /// A review of a change as an admission webhook sees it: `operation` (`CREATE`, `UPDATE`,
+    /// `DELETE`) of `obj`, with its previous version `old`.
+    pub fn admission(obj: &Value, old: Option<&Value>, operation: &str) -> Review {
+        Review {
+            request: admission_request(obj, old, operation),
+            object: obj.clone(),
+            old_object: old.cloned(),
+        }
+    }
+
+    /// The AdmissionRequest (`input.review`).
+    pub fn request(&self) -> &Value {
+        &self.request
+    }
+
+    /// The object under review.
+    pub fn object(&self) -> &Value {
+        &self.object
+    }
+}
+
+/// The AdmissionRequest Gatekeeper builds for an object.
+fn admission_request(obj: &Value, old: Option<&Value>, operation: &str) -> Value {
+    let (group, version) = group_version(str_at(obj, "/apiVersion"));
+    let mut r = json!({
+        "kind": {"group": group, "version": version, "kind": str_at(obj, "/kind")},
+        "name": str_at(obj, "/metadata/name"),
+        "namespace": str_at(obj, "/metadata/namespace"),
+        "operation": operation,
+        "userInfo": {},
+        "object": obj,
+    });
+    if let Some(o) = old {
+        r["oldObject"] = o.clone();
+    }
+    r
+}
+
+/// The objects the Rego sees as `data.inventory`.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    tree: serde_json::Map<String, Value>,
+    namespaces: HashMap<String, Value>,
+}
+
+impl Inventory {
+    /// An empty inventory.
+    pub fn new() -> Self {
+        Inventory::default()
+    }
+
+    /// Adds an object under its group-version, kind and name (and namespace, when it has one).
+    pub fn add(&mut self, obj: &Value) -> Result<(), String> {
+        let gv = str_at(obj, "/apiVersion");
+        let kind = str_at(obj, "/kind");
+        let name = str_at(obj, "/metadata/name");
+        if gv.is_empty() || kind.is_empty() {
+            return Err("an inventory object needs apiVersion and kind".into());
+        }
+        let ns = str_at(obj, "/metadata/namespace");
+        let path: Vec<&str> = if ns.is_empty() {
+            vec!["cluster", gv, kind]
+        } else {
+            vec!["namespace", ns, gv, kind]
+        };
+        let mut node = &mut self.tree;
+        for key in path {
+            node = node
+                .entry(key.to_string())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("inventory nodes are objects");
+        }
+        node.insert(name.into(), obj.clone());
+        if is_namespace(obj) {
+            self.namespaces.insert(name.into(), obj.clone());
+        }
+        Ok(())
+    }
+
+    /// The Namespaces in the inventory, by name.
+    pub fn namespaces(&self) -> &HashMap<String, Value> {
+        &self.namespaces
+    }
+
+    /// The data document: `{"inventory": {...}}`.
+    pub fn data(&self) -> Value {
+        json!({"inventory": Value::Object(self.tree.clone())})
+    }
+}
+
+/// One violation of a constraint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// The constraint's kind.
+    pub kind: String,
+    /// The constraint's name.
+    pub constraint: String,
+    /// The message.
+    pub msg: String,
+    /// The details (`{}` when the template gives none).
+    pub details: Value,
+    /// The constraint's enforcement action.
+    pub action: EnforcementAction,
+}
+
+/// Judges `review` against `constraint` of `template`, with `inventory` as `data.inventory`
+/// (`data` is `inventory.data()`, passed in so one audit builds it once). A match that cannot be
+/// decided, and an evaluation that fails, are violations whose message says why, as
+/// Gatekeeper reports them: nothing passes silently.
+pub fn judge(
+    template: &Template,
+    constraint: &Constraint,
+    review: &Review,
+    inventory: &Inventory,
+    data: &Value,
+) -> Vec<Violation> {
+    let violation = |msg: String, details: Value| Violation {
+        kind: constraint.kind.clone(),
+        constraint: constraint.name.clone(),
+        msg,
+        details,
+        action: constraint.action.clone(),
+    };
+    let candidates = std::iter::once(&review.object).chain(review.old_object.iter());
+    let mut matched = false;
+    for o in candidates {
+        match constraint.matcher.matches(o, None, inventory.namespaces()) {
+            Ok(true) => {
+                matched = true;
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => return vec![violation(e, json!({}))],
+        }
+    }
+    if !matched {
+        return vec![];
+    }
+    let input = json!({"review": review.request, "parameters": constraint.parameters});
+    match template.program.eval("violation", &input, Some(data)) {
+        Ok(Value::Array(results)) => results
+            .into_iter()
+            .map(|r| {
+                let msg = match &r["msg"] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                let details = r.get("details").cloned().unwrap_or_else(|| json!({}));
+                violation(msg, details)
+            })
+            .collect(),
+        Ok(Value::Null) => vec![],
+        Ok(other) => vec![violation(
+            EvalError::BadResult(format!("violation is not a set: {other}")).to_string(),
+            json!({}),
+        )],
+        Err(e) => vec![violation(e.to_string(), json!({}))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(v: Value) -> Match {
+        let mut errors = vec![];
+        let m = Match::parse(&v, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        m
+    }
+
+    fn pod(ns: &str, labels: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": ns, "labels": labels}})
+    }
+
+    #[test]
+    fn wildcards_are_prefix_suffix_or_contains() {
+        assert!(wildcard("kube-*", "kube-system"));
+        assert!(!wildcard("kube-*", "my-kube-system"));
+        assert!(wildcard("*-system", "kube-system"));
+        assert!(wildcard("*sys*", "kube-system"));
+        assert!(wildcard("default", "default"));
+        assert!(!wildcard("default", "default2"));
+    }
+
+    #[test]
+    fn kinds_scope_and_namespaces_match_as_gatekeeper() {
+        let none = HashMap::new();
+        let p = pod("prod", json!({}));
+        let kinds = m(json!({"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}]}));
+        assert_eq!(kinds.matches(&p, None, &none), Ok(true));
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "prod"}});
+        assert_eq!(kinds.matches(&deploy, None, &none), Ok(false));
+        let any_group = m(json!({"kinds": [{"apiGroups": ["*"], "kinds": ["Deployment"]}]}));
+        assert_eq!(any_group.matches(&deploy, None, &none), Ok(true));
+        let ns =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
+        let cluster = m(json!({"scope": "Cluster"}));
+        assert_eq!(cluster.matches(&ns, None, &none), Ok(true));
+        assert_eq!(cluster.matches(&p, None, &none), Ok(false));
+        let namespaced = m(json!({"scope": "Namespaced"}));
+        assert_eq!(namespaced.matches(&ns, None, &none), Ok(false));
+        assert_eq!(namespaced.matches(&p, None, &none), Ok(true));
+        let excluded = m(json!({"excludedNamespaces": ["kube-*"]}));
+        assert_eq!(excluded.matches(&ns, None, &none), Ok(false));
+        assert_eq!(excluded.matches(&p, None, &none), Ok(true));
+        // A namespaced kind without a namespace matches a namespaces list, as Gatekeeper's.
+        let only = m(json!({"namespaces": ["default"]}));
+        assert_eq!(only.matches(&pod("", json!({})), None, &none), Ok(true));
+        assert_eq!(only.matches(&p, None, &none), Ok(false));
+    }
+
+    #[test]
+    fn selectors_and_names_match_and_an_unknown_namespace_cannot_be_decided() {
+        let p = pod("prod", json!({"app": "web"}));
+        let none = HashMap::new();
+        let labels = m(json!({"labelSelector": {"matchLabels": {"app": "web"}}}));
+        assert_eq!(labels.matches(&p, None, &none), Ok(true));
+        assert_eq!(
+            labels.matches(&pod("prod", json!({})), None, &none),
+            Ok(false)
+        );
+        let nss = m(json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}}));
+        let err = nss.matches(&p, None, &none).unwrap_err();
+        assert!(err.contains("missing Namespace prod"), "{err}");
+        let mut known = HashMap::new();
+        known.insert(
+            "prod".to_string(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod", "labels": {"env": "prod"}}}),
+        );
+        assert_eq!(nss.matches(&p, None, &known), Ok(true));
+        let name = m(json!({"name": "web-*"}));
+        assert_eq!(name.matches(&p, None, &none), Ok(true));
+        assert_eq!(m(json!({"name": "db"})).matches(&p, None, &none), Ok(false));
+    }
+
+    fn template() -> Template {
+        Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8srequiredlabels"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels"},
+                "validation": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "labels": {"type": "array", "items": {"type": "string"}}}}}}},
+              "targets": [{"target": TARGET, "rego": "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  some l\n  l := input.parameters.labels[_]\n  not input.review.object.metadata.labels[l]\n  msg := sprintf(\"missing label %v\", [l])\n}"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_constraint_is_checked_against_its_template_and_judges_reviews() {
+        let t = template();
+        let c = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                "metadata": {"name": "need-owner"},
+                "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}]},
+                         "parameters": {"labels": ["owner"]}}}),
+            &t,
+        )
+        .unwrap();
+        assert_eq!(c.action(), &EnforcementAction::Deny);
+        let inv = Inventory::new();
+        let data = inv.data();
+        let v = judge(
+            &t,
+            &c,
+            &Review::of(&pod("a", json!({}))).unwrap(),
+            &inv,
+            &data,
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].msg, "missing label owner");
+        let ok = pod("a", json!({"owner": "me"}));
+        assert!(judge(&t, &c, &Review::of(&ok).unwrap(), &inv, &data).is_empty());
+        // Parameters of the wrong type are a schema error.
+        let bad = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                "metadata": {"name": "bad"}, "spec": {"parameters": {"labels": "owner"}}}),
+            &t,
+        )
+        .unwrap_err();
+        assert!(matches!(bad, ConstraintError::Schema(_)), "{bad}");
+        let wrong = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "Other",
+                "metadata": {"name": "x"}}),
+            &t,
+        )
+        .unwrap_err();
+        assert!(matches!(wrong, ConstraintError::WrongKind { .. }));
+    }
+
+    #[test]
+    fn admission_reviews_are_reviewed_as_their_request() {
+        let deleted = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"operation": "DELETE", "oldObject": pod("a", json!({}))}});
+        let r = Review::of(&deleted).unwrap();
+        assert_eq!(r.request()["object"]["kind"], "Pod");
+        assert_eq!(r.request()["operation"], "DELETE");
+        let no_old = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"operation": "DELETE", "object": pod("a", json!({}))}});
+        assert_eq!(
+            Review::of(&no_old).unwrap_err(),
+            ReviewError::DeleteWithoutOldObject
+        );
+        let empty = json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"});
+        assert_eq!(Review::of(&empty).unwrap_err(), ReviewError::NoRequest);
+    }
+
+    #[test]
+    fn the_inventory_is_keyed_as_gatekeepers() {
+        let mut inv = Inventory::new();
+        inv.add(&pod("prod", json!({}))).unwrap();
+        inv.add(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}))
+            .unwrap();
+        let d = inv.data();
+        assert!(
+            d.pointer("/inventory/namespace/prod/v1/Pod/web-1")
+                .is_some()
+        );
+        assert!(d.pointer("/inventory/cluster/v1/Namespace/prod").is_some());
+        assert!(inv.namespaces().contains_key("prod"));
+        assert!(inv.add(&json!({"metadata": {"name": "x"}})).is_err());
+    }
+}

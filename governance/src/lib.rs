@@ -1,0 +1,11 @@
+//! Garrison's policy engine, pure library code with no I/O but reading suite files:
+//!
+//! - [`rego`]: Rego compiled and evaluated with regorus, bounded in time;
+//! - [`gatekeeper`]: Gatekeeper ConstraintTemplates and Constraints as upstream writes them:
+//!   templates compiled, constraints' parameters checked against the template's schema,
+//!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
+//! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine.
+
+pub mod gatekeeper;
+pub mod rego;
+pub mod suite;
