@@ -11,9 +11,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
-use crate::{addon, authentication, cluster, rbac, work};
+use crate::{addon, authentication, cluster, policy, rbac, work};
 
-/// Every CRD of the crate, ordered by group, then kind.
+/// Every CRD of the crate, ordered by group, then kind; last the PlacementBinding CRD, which is
+/// written by hand since its kind has no `spec`.
 ///
 /// Compared with each kind's `crd()`, the schemas here
 /// - name their list kind (`<Kind>List`) and carry `apiVersion`, `kind` and `metadata`
@@ -44,6 +45,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         cluster::v1beta2::ManagedClusterSetBinding::crd(),
         cluster::v1beta1::Placement::crd(),
         cluster::v1beta1::PlacementDecision::crd(),
+        policy::v1::Policy::crd(),
+        policy::v1beta1::PolicySet::crd(),
         rbac::v1alpha1::ClusterPermission::crd(),
         work::v1::AppliedManifestWork::crd(),
         work::v1::ManifestWork::crd(),
@@ -51,6 +54,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
     .into_iter()
     .map(finish)
+    .chain([policy::v1::placement_binding_crd()])
     .collect()
 }
 

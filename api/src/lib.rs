@@ -9,6 +9,7 @@
 //! | `cluster.open-cluster-management.io` | [`cluster::v1`], [`cluster::v1beta1`], [`cluster::v1beta2`], [`cluster::v1alpha1`] |
 //! | `work.open-cluster-management.io` | [`work::v1`], [`work::v1alpha1`] |
 //! | `addon.open-cluster-management.io` | [`addon::v1alpha1`], [`addon::v1beta1`] |
+//! | `policy.open-cluster-management.io` | [`policy::v1`], [`policy::v1beta1`] |
 //! | `rbac.open-cluster-management.io` | [`rbac::v1alpha1`] |
 //! | `authentication.open-cluster-management.io` | [`authentication::v1beta1`], [`authentication::v1alpha1`] |
 //!
@@ -33,6 +34,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod crds;
 pub mod labels;
+pub mod policy;
 pub mod rbac;
 pub mod schema;
 pub mod selector;

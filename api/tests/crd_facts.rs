@@ -143,6 +143,30 @@ const EXPECTED: &[Expected] = &[
         short_names: &[],
         status: true,
     },
+    Expected {
+        name: "policies.policy.open-cluster-management.io",
+        kind: "Policy",
+        version: "v1",
+        scope: "Namespaced",
+        short_names: &["plc"],
+        status: true,
+    },
+    Expected {
+        name: "placementbindings.policy.open-cluster-management.io",
+        kind: "PlacementBinding",
+        version: "v1",
+        scope: "Namespaced",
+        short_names: &["pb"],
+        status: true,
+    },
+    Expected {
+        name: "policysets.policy.open-cluster-management.io",
+        kind: "PolicySet",
+        version: "v1beta1",
+        scope: "Namespaced",
+        short_names: &["plcset"],
+        status: true,
+    },
 ];
 
 fn crd(kind: &str) -> CustomResourceDefinition {

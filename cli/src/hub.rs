@@ -399,6 +399,10 @@ pub fn start_controllers(
         garrison_hub::addon::install::run(c.clone())
     });
     let c = client.clone();
+    sup.spawn("policy-propagator", move || {
+        garrison_hub::policy::run(c.clone())
+    });
+    let c = client.clone();
     sup.spawn("clusterpermission", move || {
         garrison_hub::addon::cluster_permission::run(c.clone())
     });

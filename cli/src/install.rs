@@ -128,6 +128,13 @@ pub fn hub_rules() -> Value {
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["addon.open-cluster-management.io"], "resources": ["addontemplates"],
          "verbs": ["get", "list", "watch"]},
+        // The policy propagator: replicas in cluster namespaces, root status.
+        {"apiGroups": ["policy.open-cluster-management.io"], "resources": ["policies"], "verbs": rw},
+        {"apiGroups": ["policy.open-cluster-management.io"],
+         "resources": ["placementbindings", "policysets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["policy.open-cluster-management.io"],
+         "resources": ["policies/status", "policysets/status", "placementbindings/status"],
+         "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions/status"],

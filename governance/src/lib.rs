@@ -4,8 +4,11 @@
 //! - [`gatekeeper`]: Gatekeeper ConstraintTemplates and Constraints as upstream writes them:
 //!   templates compiled, constraints' parameters checked against the template's schema,
 //!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
+//! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
+//!   upstream's messages;
 //! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine.
 
+pub mod config_policy;
 pub mod gatekeeper;
 pub mod rego;
 pub mod suite;

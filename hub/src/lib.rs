@@ -8,6 +8,7 @@ pub mod clusterset;
 pub mod leader;
 pub mod mwrs;
 pub mod placement;
+pub mod policy;
 pub mod registration;
 pub mod rollout;
 pub mod supervisor;

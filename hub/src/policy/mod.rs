@@ -1,0 +1,475 @@
+//! Governance on the hub: the policy propagator.
+//!
+//! For each root Policy (one without the `root-policy` label) the propagator finds the
+//! PlacementBindings of its namespace that bind it, directly or through a PolicySet, reads the
+//! decisions of their Placements, and keeps one replica `<rootNs>.<rootName>` in the namespace
+//! of every cluster decided, labelled as upstream labels replicas. A binding with
+//! `subFilter: restricted` selects no cluster of its own: its `bindingOverrides` apply only to
+//! clusters other bindings select. `bindingOverrides.remediationAction: enforce` makes the
+//! replicas of its clusters enforce. PolicySet exclusions leave their clusters out. A disabled
+//! Policy has no replicas. Replicas of clusters no longer decided are deleted.
+//!
+//! The root's status lists its bindings and their decisions (`placement`), each cluster's
+//! compliance as its replica reports it (`status`), and the aggregate (`compliant`):
+//! NonCompliant if any cluster is, else Pending if any is, else unknown if any is, else
+//! Compliant.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use garrison_api::cluster::v1beta1::PlacementDecision;
+use garrison_api::labels::PLACEMENT;
+use garrison_api::policy::v1::{
+    CompliancePerClusterStatus, PlacementBinding, PlacementDecisionRef, PlacementStatus, Policy,
+};
+use garrison_api::policy::v1beta1::PolicySet;
+use garrison_api::policy::{
+    CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, ROOT_POLICY_LABEL, replicated_name,
+};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use crate::cache::watched;
+
+const MANAGER: &str = "garrison-policy-propagator";
+
+/// Compliance states as upstream spells them.
+pub const COMPLIANT: &str = "Compliant";
+/// Compliance states as upstream spells them.
+pub const NON_COMPLIANT: &str = "NonCompliant";
+/// Compliance states as upstream spells them.
+pub const PENDING: &str = "Pending";
+
+/// Upstream's aggregate: NonCompliant if any is, else Pending if any is, else unknown (`None`)
+/// if any is unknown, else Compliant; `None` for nothing.
+pub fn aggregate<'a>(states: impl IntoIterator<Item = Option<&'a str>>) -> Option<String> {
+    let states: Vec<Option<&str>> = states.into_iter().collect();
+    if states.is_empty() {
+        return None;
+    }
+    let any = |s: &str| states.contains(&Some(s));
+    if any(NON_COMPLIANT) {
+        Some(NON_COMPLIANT.into())
+    } else if any(PENDING) {
+        Some(PENDING.into())
+    } else if states.iter().any(|x| !matches!(x, Some(COMPLIANT))) {
+        None
+    } else {
+        Some(COMPLIANT.into())
+    }
+}
+
+/// What one binding does for one root Policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingEffect {
+    /// The binding's status entry.
+    pub status: PlacementStatus,
+    /// Whether it only overrides (`subFilter: restricted`).
+    pub restricted: bool,
+    /// Whether it turns its clusters to enforce.
+    pub enforce: bool,
+    /// The clusters it applies to (after PolicySet exclusions).
+    pub clusters: BTreeSet<String>,
+}
+
+/// The clusters a root Policy goes to, and which of them enforce: `(cluster, enforce)`.
+pub fn selection(effects: &[BindingEffect], disabled: bool) -> BTreeMap<String, bool> {
+    let mut out: BTreeMap<String, bool> = BTreeMap::new();
+    if disabled {
+        return out;
+    }
+    for e in effects.iter().filter(|e| !e.restricted) {
+        for c in &e.clusters {
+            out.entry(c.clone()).or_insert(false);
+        }
+    }
+    for e in effects.iter().filter(|e| e.enforce) {
+        for c in &e.clusters {
+            if let Some(enforce) = out.get_mut(c) {
+                *enforce = true;
+            }
+        }
+    }
+    out
+}
+
+/// The effects of the namespace's bindings on the root Policy `name`.
+pub fn effects(
+    name: &str,
+    bindings: &[Arc<PlacementBinding>],
+    sets: &[Arc<PolicySet>],
+    decided: impl Fn(&str) -> BTreeSet<String>,
+) -> Vec<BindingEffect> {
+    let mut out = vec![];
+    for b in bindings {
+        let placement = &b.placement_ref;
+        if placement.kind != "Placement" {
+            continue;
+        }
+        // Directly, or through each PolicySet of the binding that holds the Policy.
+        let mut vias: Vec<Option<&PolicySet>> = vec![];
+        for s in &b.subjects {
+            match s.kind.as_str() {
+                "Policy" if s.name == name => vias.push(None),
+                "PolicySet" => {
+                    if let Some(set) = sets.iter().find(|p| p.name_any() == s.name)
+                        && set.spec.policies.iter().any(|p| p == name)
+                    {
+                        vias.push(Some(set));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for via in vias {
+            let mut clusters = decided(&placement.name);
+            if let Some(set) = via {
+                for ex in set.spec.exclusions.iter().filter(|e| e.policy_name == name) {
+                    for c in &ex.cluster_names {
+                        clusters.remove(c);
+                    }
+                }
+            }
+            out.push(BindingEffect {
+                status: PlacementStatus {
+                    placement_binding: Some(b.name_any()),
+                    placement: Some(placement.name.clone()),
+                    placement_rule: None,
+                    policy_set: via.map(|s| s.name_any()),
+                    decisions: clusters
+                        .iter()
+                        .map(|c| PlacementDecisionRef {
+                            cluster_name: c.clone(),
+                            cluster_namespace: c.clone(),
+                        })
+                        .collect(),
+                },
+                restricted: b.sub_filter.as_deref() == Some("restricted"),
+                enforce: b
+                    .binding_overrides
+                    .as_ref()
+                    .and_then(|o| o.remediation_action.as_deref())
+                    .is_some_and(|a| a.eq_ignore_ascii_case("enforce")),
+                clusters,
+            });
+        }
+    }
+    out
+}
+
+/// The replica of `root` for `cluster`: the root's spec (enforcing when `enforce`), its labels
+/// and annotations unless `copyPolicyMetadata: false`, and upstream's replica labels.
+pub fn replica(root: &Policy, cluster: &str, enforce: bool) -> Value {
+    let ns = root.namespace().unwrap_or_default();
+    let name = root.name_any();
+    let copy = root.spec.copy_policy_metadata.unwrap_or(true);
+    let mut labels: BTreeMap<String, String> = if copy {
+        root.labels().clone()
+    } else {
+        BTreeMap::new()
+    };
+    labels.insert(CLUSTER_NAME_LABEL.into(), cluster.into());
+    labels.insert(CLUSTER_NAMESPACE_LABEL.into(), cluster.into());
+    labels.insert(ROOT_POLICY_LABEL.into(), replicated_name(&ns, &name));
+    let mut annotations = if copy {
+        root.annotations().clone()
+    } else {
+        BTreeMap::new()
+    };
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    let mut spec = serde_json::to_value(&root.spec).unwrap_or_else(|_| json!({}));
+    if enforce {
+        spec["remediationAction"] = json!("enforce");
+    }
+    json!({
+        "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+        "metadata": {"name": replicated_name(&ns, &name), "namespace": cluster,
+            "labels": labels, "annotations": annotations},
+        "spec": spec,
+    })
+}
+
+struct Ctx {
+    client: kube::Client,
+    replicas: Store<Policy>,
+    bindings: Store<PlacementBinding>,
+    sets: Store<PolicySet>,
+    decisions: Store<PlacementDecision>,
+}
+
+/// Errors of one pass.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API call failed.
+    #[error("API call failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn decided(ctx: &Ctx, ns: &str, placement: &str) -> BTreeSet<String> {
+    ctx.decisions
+        .state_filter(|d| {
+            d.namespace().as_deref() == Some(ns)
+                && d.labels().get(PLACEMENT).map(String::as_str) == Some(placement)
+        })
+        .iter()
+        .flat_map(|d| {
+            d.status
+                .as_ref()
+                .map(|s| s.decisions.clone())
+                .unwrap_or_default()
+        })
+        .map(|d| d.cluster_name)
+        .collect()
+}
+
+async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if root.labels().contains_key(ROOT_POLICY_LABEL) {
+        return Ok(Action::await_change());
+    }
+    let ns = root.namespace().unwrap_or_default();
+    let name = root.name_any();
+    let key = replicated_name(&ns, &name);
+    let existing: Vec<Arc<Policy>> = ctx
+        .replicas
+        .state_filter(|p| p.labels().get(ROOT_POLICY_LABEL) == Some(&key));
+    let pp = PatchParams::apply(MANAGER).force();
+    if root.metadata.deletion_timestamp.is_some() {
+        for r in &existing {
+            delete_replica(&ctx, r).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let bindings = ctx
+        .bindings
+        .state_filter(|b| b.namespace().as_deref() == Some(ns.as_str()));
+    let sets = ctx
+        .sets
+        .state_filter(|s| s.namespace().as_deref() == Some(ns.as_str()));
+    let effects = effects(&name, &bindings, &sets, |p| decided(&ctx, &ns, p));
+    let chosen = selection(&effects, root.spec.disabled);
+    for (cluster, enforce) in &chosen {
+        let want = replica(&root, cluster, *enforce);
+        let current = existing
+            .iter()
+            .find(|r| r.namespace().as_deref() == Some(cluster.as_str()));
+        let same = current.is_some_and(|c| {
+            serde_json::to_value(&c.spec).ok().as_ref() == Some(&want["spec"])
+                && serde_json::to_value(c.labels()).ok().as_ref()
+                    == Some(&want["metadata"]["labels"])
+                && serde_json::to_value(c.annotations()).ok().as_ref()
+                    == Some(&want["metadata"]["annotations"])
+        });
+        if !same {
+            Api::<Policy>::namespaced(ctx.client.clone(), cluster)
+                .patch(&key, &pp, &Patch::Apply(want))
+                .await?;
+        }
+    }
+    for r in &existing {
+        let cluster = r.namespace().unwrap_or_default();
+        if !chosen.contains_key(&cluster) {
+            delete_replica(&ctx, r).await?;
+        }
+    }
+    // Status: bindings, per-cluster compliance, aggregate.
+    let per_cluster: Vec<CompliancePerClusterStatus> = chosen
+        .keys()
+        .map(|c| CompliancePerClusterStatus {
+            clustername: c.clone(),
+            clusternamespace: c.clone(),
+            compliant: existing
+                .iter()
+                .find(|r| r.namespace().as_deref() == Some(c.as_str()))
+                .and_then(|r| r.status.as_ref()?.compliant.clone())
+                .filter(|s| !s.is_empty()),
+        })
+        .collect();
+    let compliant = aggregate(per_cluster.iter().map(|s| s.compliant.as_deref()));
+    let placement: Vec<PlacementStatus> = effects.into_iter().map(|e| e.status).collect();
+    let status = json!({
+        "placement": placement,
+        "status": per_cluster,
+        "compliant": compliant,
+    });
+    let current = root.status.clone().unwrap_or_default();
+    let unchanged = serde_json::to_value(&current.placement).ok()
+        == Some(status["placement"].clone())
+        && serde_json::to_value(&current.status).ok() == Some(status["status"].clone())
+        && current.compliant == compliant;
+    if !unchanged {
+        Api::<Policy>::namespaced(ctx.client.clone(), &ns)
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn delete_replica(ctx: &Ctx, r: &Policy) -> Result<(), Error> {
+    let api: Api<Policy> = Api::namespaced(ctx.client.clone(), &r.namespace().unwrap_or_default());
+    match api.delete(&r.name_any(), &DeleteParams::default()).await {
+        Ok(_) => {
+            tracing::info!(replica = %r.name_any(), cluster = %r.namespace().unwrap_or_default(), "removed a replicated policy");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn error_policy(_: Arc<Policy>, e: &Error, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %e, "policy propagation failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// The root Policies of a namespace, to reconcile when something of the namespace changes.
+fn roots_in(store: &Store<Policy>, ns: &str) -> Vec<ObjectRef<Policy>> {
+    store
+        .state_filter(|p| p.namespace().as_deref() == Some(ns))
+        .iter()
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Runs the propagator until its streams end.
+pub async fn run(client: kube::Client) {
+    let cfg = watcher::Config::default;
+    let (replicas, replica_events) = watched::<Policy>(&client, cfg().labels(ROOT_POLICY_LABEL));
+    let (bindings, binding_events) = watched::<PlacementBinding>(&client, cfg());
+    let (sets, set_events) = watched::<PolicySet>(&client, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
+    let controller = Controller::new(
+        Api::<Policy>::all(client.clone()),
+        cfg().labels(&format!("!{ROOT_POLICY_LABEL}")),
+    );
+    let roots = controller.store();
+    let (r1, r2, r3) = (roots.clone(), roots.clone(), roots.clone());
+    let ctx = Arc::new(Ctx {
+        client,
+        replicas,
+        bindings,
+        sets,
+        decisions,
+    });
+    controller
+        .watches_stream(replica_events, |r: Policy| {
+            let (ns, name) = r.labels().get(ROOT_POLICY_LABEL)?.split_once('.')?;
+            Some(ObjectRef::new(name).within(ns))
+        })
+        .watches_stream(binding_events, move |b: PlacementBinding| {
+            roots_in(&r1, &b.namespace().unwrap_or_default())
+        })
+        .watches_stream(set_events, move |s: PolicySet| {
+            roots_in(&r2, &s.namespace().unwrap_or_default())
+        })
+        .watches_stream(decision_events, move |d: PlacementDecision| {
+            roots_in(&r3, &d.namespace().unwrap_or_default())
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compliance_aggregates_as_upstream() {
+        let agg = |v: &[Option<&str>]| aggregate(v.iter().copied());
+        assert_eq!(agg(&[]), None);
+        assert_eq!(
+            agg(&[Some(COMPLIANT), Some(COMPLIANT)]).as_deref(),
+            Some(COMPLIANT)
+        );
+        assert_eq!(
+            agg(&[Some(COMPLIANT), None, Some(PENDING)]).as_deref(),
+            Some(PENDING)
+        );
+        assert_eq!(
+            agg(&[Some(PENDING), Some(NON_COMPLIANT)]).as_deref(),
+            Some(NON_COMPLIANT)
+        );
+        assert_eq!(agg(&[Some(COMPLIANT), None]), None);
+    }
+
+    fn binding(v: Value) -> Arc<PlacementBinding> {
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn bindings_select_clusters_restricted_ones_only_override_and_sets_exclude() {
+        let direct = binding(json!({"metadata": {"name": "b1", "namespace": "p"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "prod"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "Policy", "name": "pol"}]}));
+        let restricted = binding(json!({"metadata": {"name": "b2", "namespace": "p"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "all"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "Policy", "name": "pol"}],
+            "bindingOverrides": {"remediationAction": "Enforce"}, "subFilter": "restricted"}));
+        let via_set = binding(json!({"metadata": {"name": "b3", "namespace": "p"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "dev"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "PolicySet", "name": "set"}]}));
+        let set: Arc<PolicySet> = Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "set", "namespace": "p"},
+                "spec": {"policies": ["pol"], "exclusions": [{"policyName": "pol", "clusterNames": ["d2"]}]}}))
+            .unwrap(),
+        );
+        let decided = |p: &str| -> BTreeSet<String> {
+            match p {
+                "prod" => ["c1", "c2"].iter().map(|s| s.to_string()).collect(),
+                "all" => ["c1", "c3"].iter().map(|s| s.to_string()).collect(),
+                "dev" => ["d1", "d2"].iter().map(|s| s.to_string()).collect(),
+                _ => BTreeSet::new(),
+            }
+        };
+        let e = effects("pol", &[direct, restricted, via_set], &[set], decided);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[2].status.policy_set.as_deref(), Some("set"));
+        let chosen = selection(&e, false);
+        // c3 comes only from the restricted binding: not selected. c1 is enforced by it.
+        assert_eq!(
+            chosen,
+            BTreeMap::from([
+                ("c1".to_string(), true),
+                ("c2".to_string(), false),
+                ("d1".to_string(), false),
+            ])
+        );
+        assert!(selection(&e, true).is_empty());
+        assert!(effects("other", &[], &[], decided).is_empty());
+    }
+
+    #[test]
+    fn a_replica_is_labelled_as_upstreams_and_carries_the_override() {
+        let root: Policy = serde_json::from_value(json!({
+            "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+            "metadata": {"name": "pol", "namespace": "p",
+                "annotations": {"policy.open-cluster-management.io/standards": "NIST SP 800-53"}},
+            "spec": {"disabled": false, "remediationAction": "inform", "policy-templates": []}
+        }))
+        .unwrap();
+        let r = replica(&root, "c1", true);
+        assert_eq!(r["metadata"]["name"], "p.pol");
+        assert_eq!(r["metadata"]["namespace"], "c1");
+        assert_eq!(r["metadata"]["labels"][ROOT_POLICY_LABEL], "p.pol");
+        assert_eq!(r["metadata"]["labels"][CLUSTER_NAME_LABEL], "c1");
+        assert_eq!(
+            r["metadata"]["annotations"]["policy.open-cluster-management.io/standards"],
+            "NIST SP 800-53"
+        );
+        assert_eq!(r["spec"]["remediationAction"], "enforce");
+        assert_eq!(
+            replica(&root, "c1", false)["spec"]["remediationAction"],
+            "inform"
+        );
+    }
+}
