@@ -59,13 +59,34 @@ fn msa_rules() -> Value {
     ])
 }
 
+fn policy_rules() -> Value {
+    // Upstream's policy framework agent: replicated policies of its cluster and their status.
+    json!([
+        {"apiGroups": ["policy.open-cluster-management.io"], "resources": ["policies"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["policy.open-cluster-management.io"], "resources": ["policies/status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]}
+    ])
+}
+
+/// The policy add-on.
+pub const POLICY_FRAMEWORK: &str = "governance-policy-framework";
+
 /// The add-ons built into Garrison's agent.
-pub const BUILTIN: &[BuiltinAddon] = &[BuiltinAddon {
-    name: MANAGED_SERVICE_ACCOUNT,
-    display_name: "managed-serviceaccount",
-    description: "ServiceAccounts on managed clusters whose tokens are projected to the hub",
-    rules: msa_rules,
-}];
+pub const BUILTIN: &[BuiltinAddon] = &[
+    BuiltinAddon {
+        name: MANAGED_SERVICE_ACCOUNT,
+        display_name: "managed-serviceaccount",
+        description: "ServiceAccounts on managed clusters whose tokens are projected to the hub",
+        rules: msa_rules,
+    },
+    BuiltinAddon {
+        name: POLICY_FRAMEWORK,
+        display_name: "governance-policy-framework",
+        description: "Evaluates the policies replicated to a cluster (ConfigurationPolicy, \
+                      Gatekeeper constraints with a built-in Rego engine) and reports compliance",
+        rules: policy_rules,
+    },
+];
 
 /// The built-in add-on of this name.
 pub fn builtin(name: &str) -> Option<&'static BuiltinAddon> {

@@ -17,6 +17,7 @@
 //! client made from that Secret alone: they hold their add-on's RBAC and never the agent's.
 
 pub mod msa;
+pub mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -61,7 +62,7 @@ const SETTLE_WINDOW: Duration = Duration::from_secs(120);
 const RESYNC: Duration = Duration::from_secs(30);
 
 /// The add-ons built into this agent.
-pub const BUILTIN: &[&str] = &[msa::ADDON];
+pub const BUILTIN: &[&str] = &[msa::ADDON, policy::ADDON];
 
 /// The Secret holding an add-on's hub credentials.
 pub fn secret_name(addon: &str) -> String {
@@ -675,7 +676,8 @@ impl AddonAgent {
     }
 }
 
-/// Runs a built-in add-on: its health Lease, renewed every period, and its own loop.
+/// Runs a built-in add-on: its health Lease, renewed every period, and its own loop. `ctx` is
+/// what every built-in add-on is given; each takes the part it needs.
 async fn run_builtin(name: &'static str, ctx: msa::Ctx, mut stop: watch::Receiver<bool>) {
     let lease_spoke = ctx.spoke.clone();
     let ns = ctx.namespace.clone();
@@ -694,6 +696,14 @@ async fn run_builtin(name: &'static str, ctx: msa::Ctx, mut stop: watch::Receive
     let main = async {
         match name {
             msa::ADDON => msa::run(ctx, stop.clone()).await,
+            policy::ADDON => {
+                let ctx = policy::Ctx {
+                    hub: ctx.hub,
+                    spoke: ctx.spoke,
+                    cluster: ctx.cluster,
+                };
+                policy::run(ctx, stop.clone()).await
+            }
             _ => {
                 let _ = stop.changed().await;
             }

@@ -1,0 +1,551 @@
+//! The policy add-on, built into the agent: it evaluates the policies the hub replicated into
+//! its cluster's namespace and reports their compliance back, with no Gatekeeper and no
+//! policy controllers on the cluster.
+//!
+//! For each replicated Policy, each template is judged against the cluster:
+//! - a ConfigurationPolicy's object templates (`musthave`, `mustonlyhave`, `mustnothave`),
+//!   enforced when the Policy or the template says `enforce`: missing objects created,
+//!   mismatched ones updated, forbidden ones deleted;
+//! - a Gatekeeper ConstraintTemplate is compiled (NonCompliant with the error if it does not);
+//! - a Gatekeeper Constraint audits every existing object its `match.kinds` name, with those
+//!   objects as `data.inventory`; the Policy's remediation overrides the constraint's
+//!   enforcement action (inform: `warn`, enforce: `deny`), as upstream.
+//!
+//! The replica's status gets one `details` entry per template, with upstream's messages and a
+//! history of changes (newest first, 10 at most), and the aggregate `compliant`. The add-on
+//! talks to the hub only with its own certificate: policies of its own cluster's namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt;
+use garrison_api::policy::v1::{ComplianceHistory, DetailsPerTemplate, Policy};
+use garrison_governance::config_policy::{
+    self, ComplianceType, ConfigurationPolicy, Found, Remediation,
+};
+use garrison_governance::gatekeeper::{self, Constraint, Inventory, Review, Template};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// The add-on's name, as upstream's policy framework add-on.
+pub const ADDON: &str = "governance-policy-framework";
+/// How often policies are evaluated again without a change on the hub.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
+/// At most this many history entries are kept per template.
+const HISTORY: usize = 10;
+const MANAGER: &str = "garrison-policy-framework";
+
+/// What the add-on works with.
+pub struct Ctx {
+    /// The hub, as this add-on on this cluster.
+    pub hub: kube::Client,
+    /// The managed cluster.
+    pub spoke: kube::Client,
+    /// The cluster's name (its namespace on the hub).
+    pub cluster: String,
+}
+
+/// Runs the add-on until `stop` turns true.
+pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let policies: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
+    let mut changes = watcher(policies, watcher::Config::default()).boxed();
+    let mut kinds = Kinds::default();
+    loop {
+        if let Err(e) = pass(&ctx, &mut kinds).await {
+            tracing::warn!(addon = ADDON, error = %e, "policy evaluation failed; retrying");
+        }
+        let deadline = tokio::time::sleep(EVALUATION_INTERVAL);
+        tokio::pin!(deadline);
+        tokio::select! {
+            _ = &mut deadline => {}
+            ev = changes.next() => {
+                if ev.is_none() { tokio::time::sleep(Duration::from_secs(1)).await; }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// API resources of the cluster by apiVersion and kind, found by discovery and kept.
+#[derive(Default)]
+struct Kinds {
+    known: HashMap<(String, String), (ApiResource, bool)>,
+}
+
+impl Kinds {
+    /// The resource of `api_version`/`kind` and whether it is namespaced.
+    async fn resolve(
+        &mut self,
+        spoke: &kube::Client,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), String> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(r) = self.known.get(&key) {
+            return Ok(r.clone());
+        }
+        let (group, version) = gatekeeper::group_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(spoke, &gvk)
+            .await
+            .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {e}"))?;
+        let r = (ar, caps.scope == Scope::Namespaced);
+        self.known.insert(key, r.clone());
+        Ok(r)
+    }
+}
+
+/// The judgement of one template.
+struct Judged {
+    meta: Value,
+    compliant: bool,
+    message: String,
+}
+
+async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
+    let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
+    let policies = api.list(&ListParams::default()).await?.items;
+    // Templates first: a Constraint may come in another Policy than its template.
+    let mut templates: HashMap<String, Result<Template, String>> = HashMap::new();
+    for p in &policies {
+        for t in &p.spec.policy_templates {
+            let o = &t.object_definition;
+            if o["kind"] == "ConstraintTemplate" {
+                let compiled = Template::from_object(o).map_err(|e| e.to_string());
+                let kind = o
+                    .pointer("/spec/crd/spec/names/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                templates.insert(kind, compiled);
+            }
+        }
+    }
+    for p in &policies {
+        if p.metadata.deletion_timestamp.is_some() || p.spec.disabled {
+            continue;
+        }
+        let remediation = p.spec.remediation_action.as_deref();
+        let mut judged = vec![];
+        for t in &p.spec.policy_templates {
+            judged.push(judge(ctx, kinds, &templates, &t.object_definition, remediation).await);
+        }
+        report(ctx, &api, p, judged).await?;
+    }
+    Ok(())
+}
+
+fn template_meta(o: &Value) -> Value {
+    json!({"apiVersion": o["apiVersion"], "kind": o["kind"],
+        "name": o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)})
+}
+
+async fn judge(
+    ctx: &Ctx,
+    kinds: &mut Kinds,
+    templates: &HashMap<String, Result<Template, String>>,
+    o: &Value,
+    remediation: Option<&str>,
+) -> Judged {
+    let meta = template_meta(o);
+    let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+    let (compliant, message) = match (group, o["kind"].as_str().unwrap_or_default()) {
+        (_, "ConfigurationPolicy") => match ConfigurationPolicy::from_object(o) {
+            Ok(mut cp) => {
+                if let Some(r) = remediation {
+                    cp.remediation = Remediation::parse(r);
+                }
+                configuration(ctx, kinds, &cp).await
+            }
+            Err(e) => (false, config_policy::compliance_message(false, &[e])),
+        },
+        (gatekeeper::TEMPLATE_GROUP, "ConstraintTemplate") => {
+            let kind = o
+                .pointer("/spec/crd/spec/names/kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match templates.get(kind) {
+                Some(Ok(_)) => (
+                    true,
+                    format!("Compliant; notification - ConstraintTemplate {kind} compiled"),
+                ),
+                Some(Err(e)) => (false, format!("NonCompliant; violation - {e}")),
+                None => (
+                    false,
+                    "NonCompliant; violation - the template has no kind".into(),
+                ),
+            }
+        }
+        (gatekeeper::CONSTRAINT_GROUP, kind) => match templates.get(kind) {
+            Some(Ok(t)) => audit(ctx, kinds, t, o, remediation).await,
+            Some(Err(e)) => (
+                false,
+                format!(
+                    "NonCompliant; violation - the ConstraintTemplate for {kind} does not compile: {e}"
+                ),
+            ),
+            None => (
+                false,
+                format!("NonCompliant; violation - no ConstraintTemplate defines kind {kind}"),
+            ),
+        },
+        (_, kind) => (
+            false,
+            format!("NonCompliant; violation - policy template kind {kind} is not supported"),
+        ),
+    };
+    Judged {
+        meta,
+        compliant,
+        message,
+    }
+}
+
+/// Judges (and with enforce, applies) a ConfigurationPolicy.
+async fn configuration(ctx: &Ctx, kinds: &mut Kinds, cp: &ConfigurationPolicy) -> (bool, String) {
+    let mut details = vec![];
+    let mut compliant = true;
+    let spoke_nss = match Api::<Namespace>::all(ctx.spoke.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(l) => l
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect::<Vec<(String, BTreeMap<String, String>)>>(),
+        Err(e) => {
+            return (
+                false,
+                config_policy::compliance_message(false, &[e.to_string()]),
+            );
+        }
+    };
+    for t in &cp.templates {
+        let (ar, namespaced) = match kinds.resolve(&ctx.spoke, t.api_version(), t.kind()).await {
+            Ok(r) => r,
+            Err(e) => {
+                compliant = false;
+                details.push(e);
+                continue;
+            }
+        };
+        let namespaces: Vec<Option<String>> = if !namespaced {
+            vec![None]
+        } else if let Some(ns) = t.namespace() {
+            vec![Some(ns.to_string())]
+        } else if cp.namespace_selector.is_set() {
+            cp.namespace_selector
+                .select(&spoke_nss)
+                .into_iter()
+                .map(|n| Some(n.to_string()))
+                .collect()
+        } else {
+            compliant = false;
+            details.push(format!(
+                "{} has no namespace, and the policy has no namespaceSelector",
+                ar.plural
+            ));
+            continue;
+        };
+        for ns in namespaces {
+            match object_template(ctx, cp, t, &ar, ns.as_deref()).await {
+                Ok((ok, msg)) => {
+                    compliant &= ok;
+                    details.push(msg);
+                }
+                Err(e) => {
+                    compliant = false;
+                    details.push(e.to_string());
+                }
+            }
+        }
+    }
+    (
+        compliant,
+        config_policy::compliance_message(compliant, &details),
+    )
+}
+
+async fn object_template(
+    ctx: &Ctx,
+    cp: &ConfigurationPolicy,
+    t: &config_policy::ObjectTemplate,
+    ar: &ApiResource,
+    ns: Option<&str>,
+) -> Result<(bool, String), kube::Error> {
+    let api: Api<DynamicObject> = match ns {
+        Some(n) => Api::namespaced_with(ctx.spoke.clone(), n, ar),
+        None => Api::all_with(ctx.spoke.clone(), ar),
+    };
+    let enforce = cp.remediation == Remediation::Enforce;
+    let pp = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let Some(name) = t.name() else {
+        // Unnamed: any object of the kind (in the namespace) decides.
+        let list = api.list(&ListParams::default()).await?.items;
+        let matching: Vec<String> = list
+            .iter()
+            .filter_map(|o| {
+                let v = serde_json::to_value(o).ok()?;
+                (config_policy::found(t, Some(&v)) == Found::AsSpecified).then(|| o.name_any())
+            })
+            .collect();
+        let state = if matching.is_empty() {
+            Found::Missing
+        } else {
+            Found::AsSpecified
+        };
+        if enforce && t.compliance == ComplianceType::MustNotHave && !matching.is_empty() {
+            for n in &matching {
+                api.delete(n, &DeleteParams::default()).await?;
+            }
+            return Ok((
+                true,
+                config_policy::enforced_message("deleted", &ar.plural, &matching.join(", "), ns),
+            ));
+        }
+        let names = if matching.is_empty() {
+            vec!["-".to_string()]
+        } else {
+            matching
+        };
+        return Ok((
+            config_policy::complies(t.compliance, state),
+            config_policy::message(t.compliance, state, &ar.plural, &names, ns),
+        ));
+    };
+    let current = api.get_opt(name).await?;
+    let current_v = current.as_ref().and_then(|c| serde_json::to_value(c).ok());
+    let state = config_policy::found(t, current_v.as_ref());
+    let ok = config_policy::complies(t.compliance, state);
+    if ok || !enforce {
+        return Ok((
+            ok,
+            config_policy::message(t.compliance, state, &ar.plural, &[name.to_string()], ns),
+        ));
+    }
+    let verb = match (t.compliance, current_v) {
+        (ComplianceType::MustNotHave, _) => {
+            api.delete(name, &DeleteParams::default()).await?;
+            "deleted"
+        }
+        (_, None) => {
+            let mut obj = t.object.clone();
+            if let Some(n) = ns {
+                obj["metadata"]["namespace"] = json!(n);
+            }
+            let obj: DynamicObject =
+                serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;
+            api.create(&pp, &obj).await?;
+            "created"
+        }
+        (c, Some(actual)) => {
+            let want = config_policy::merged(c, &t.object, &actual);
+            let obj: DynamicObject =
+                serde_json::from_value(want).map_err(kube::Error::SerdeError)?;
+            api.replace(name, &pp, &obj).await?;
+            "updated"
+        }
+    };
+    tracing::info!(addon = ADDON, policy = %cp.name, object = %name, verb, "enforced a configuration policy");
+    Ok((
+        true,
+        config_policy::enforced_message(verb, &ar.plural, name, ns),
+    ))
+}
+
+/// Audits the existing objects a Constraint matches.
+async fn audit(
+    ctx: &Ctx,
+    kinds: &mut Kinds,
+    template: &Template,
+    o: &Value,
+    remediation: Option<&str>,
+) -> (bool, String) {
+    let mut obj = o.clone();
+    // The Policy's remediation overrides the constraint's action, as upstream.
+    match remediation.map(str::to_ascii_lowercase).as_deref() {
+        Some("inform") => obj["spec"]["enforcementAction"] = json!("warn"),
+        Some("enforce") => obj["spec"]["enforcementAction"] = json!("deny"),
+        _ => {}
+    }
+    let constraint = match Constraint::from_object(&obj, template) {
+        Ok(c) => c,
+        Err(e) => return (false, format!("NonCompliant; violation - {e}")),
+    };
+    let mut objects: Vec<Value> = vec![];
+    let mut inventory = Inventory::new();
+    let wanted = o
+        .pointer("/spec/match/kinds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for k in &wanted {
+        let groups: Vec<&str> = k["apiGroups"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = k["kinds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for g in &groups {
+            for kind in &names {
+                if *g == "*" || *kind == "*" {
+                    return (
+                        false,
+                        "NonCompliant; violation - auditing needs match.kinds to name groups and kinds, not *".into(),
+                    );
+                }
+                let api_version = if g.is_empty() {
+                    "v1".to_string()
+                } else {
+                    match preferred_version(&ctx.spoke, g).await {
+                        Some(v) => format!("{g}/{v}"),
+                        None => continue,
+                    }
+                };
+                let Ok((ar, _)) = kinds.resolve(&ctx.spoke, &api_version, kind).await else {
+                    continue;
+                };
+                let api: Api<DynamicObject> = Api::all_with(ctx.spoke.clone(), &ar);
+                match api.list(&ListParams::default()).await {
+                    Ok(l) => {
+                        for item in l.items {
+                            let mut v = serde_json::to_value(&item).unwrap_or(Value::Null);
+                            v["apiVersion"] = json!(ar.api_version);
+                            v["kind"] = json!(ar.kind);
+                            objects.push(v);
+                        }
+                    }
+                    Err(e) => return (false, format!("NonCompliant; violation - {e}")),
+                }
+            }
+        }
+    }
+    if let Ok(l) = Api::<Namespace>::all(ctx.spoke.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        for n in l.items {
+            let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
+            v["apiVersion"] = json!("v1");
+            v["kind"] = json!("Namespace");
+            let _ = inventory.add(&v);
+        }
+    }
+    for v in &objects {
+        let _ = inventory.add(v);
+    }
+    let data = inventory.data();
+    let mut violations = vec![];
+    for v in &objects {
+        let Ok(review) = Review::of(v) else { continue };
+        for found in gatekeeper::judge(template, &constraint, &review, &inventory, &data) {
+            let ns = v
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            violations.push(format!(
+                "{} - {} (on {} {ns}/{name})",
+                found.action.as_str(),
+                found.msg,
+                v["kind"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if violations.is_empty() {
+        (true, "Compliant; The constraint has no violations".into())
+    } else {
+        (false, format!("NonCompliant; {}", violations.join("; ")))
+    }
+}
+
+async fn preferred_version(spoke: &kube::Client, group: &str) -> Option<String> {
+    let g = kube::discovery::group(spoke, group).await.ok()?;
+    Some(g.preferred_version_or_latest().to_string())
+}
+
+/// Writes the replica's status: details per template with history, and the aggregate.
+async fn report(
+    ctx: &Ctx,
+    api: &Api<Policy>,
+    p: &Policy,
+    judged: Vec<Judged>,
+) -> Result<(), kube::Error> {
+    let old = p.status.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let mut details = vec![];
+    for (i, j) in judged.iter().enumerate() {
+        let prev = old
+            .details
+            .iter()
+            .find(|d| d.template_meta.as_ref() == Some(&j.meta))
+            .or_else(|| old.details.get(i))
+            .cloned()
+            .unwrap_or_default();
+        let state = if j.compliant {
+            "Compliant"
+        } else {
+            "NonCompliant"
+        };
+        let mut history = prev.history.clone();
+        if history.first().map(|h| h.message.as_str()) != Some(j.message.as_str()) {
+            history.insert(
+                0,
+                ComplianceHistory {
+                    last_timestamp: Some(Time(now)),
+                    message: j.message.clone(),
+                    event_name: format!("{}.{:x}", p.name_any(), now.as_nanosecond()),
+                },
+            );
+            history.truncate(HISTORY);
+        }
+        details.push(DetailsPerTemplate {
+            template_meta: Some(j.meta.clone()),
+            compliant: Some(state.into()),
+            history,
+        });
+    }
+    let compliant = if judged.is_empty() {
+        None
+    } else if judged.iter().all(|j| j.compliant) {
+        Some("Compliant".to_string())
+    } else {
+        Some("NonCompliant".to_string())
+    };
+    if old.details == details && old.compliant == compliant {
+        return Ok(());
+    }
+    if old.compliant != compliant {
+        tracing::info!(addon = ADDON, cluster = %ctx.cluster, policy = %p.name_any(), compliant = compliant.as_deref().unwrap_or(""), "policy compliance changed");
+    }
+    let patch = json!({"status": {"details": details, "compliant": compliant}});
+    api.patch_status(
+        &p.name_any(),
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
