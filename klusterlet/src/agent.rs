@@ -560,12 +560,16 @@ pub async fn run(
         SpokeSource::InCluster => Spoke::in_cluster().await?,
     };
     let (hub_tx, hub_rx) = watch::channel(None);
+    // The policy add-on publishes what it enforces; the work gate refuses works against it.
+    let enforcement = crate::addon::policy::Enforcement::default();
     let work_agent = Arc::new(WorkAgent::new(
         &cfg.cluster_name,
         &cfg.hub_url,
         "",
         spoke.client.clone(),
-        Vec::new(),
+        vec![Arc::new(crate::addon::policy::PolicyGate::new(
+            enforcement.clone(),
+        ))],
         work_opts,
     ));
     let addon_agent = crate::addon::AddonAgent::new(
@@ -575,7 +579,8 @@ pub async fn run(
         &dir.hub_ca()?,
         spoke.client.clone(),
         spoke.ca_pem.clone(),
-    );
+    )
+    .with_enforcement(enforcement);
     let addon_task = tokio::spawn(addon_agent.run(hub_rx.clone(), stop.clone()));
     let work_task = tokio::spawn(work_agent.run(hub_rx, stop.clone()));
     let result = run_registration(dir, &cfg, &spoke, &mut stop, first_join, &hub_tx).await;

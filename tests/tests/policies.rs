@@ -194,3 +194,230 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     })
     .await;
 }
+
+const REGISTRY_POLICY: &str = r#"
+apiVersion: cluster.open-cluster-management.io/v1beta2
+kind: ManagedClusterSetBinding
+metadata:
+  name: default
+  namespace: policies
+spec:
+  clusterSet: default
+---
+apiVersion: cluster.open-cluster-management.io/v1beta1
+kind: Placement
+metadata:
+  name: all-clusters
+  namespace: policies
+spec:
+  clusterSets: [default]
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: Policy
+metadata:
+  name: internal-registries
+  namespace: policies
+spec:
+  remediationAction: enforce
+  disabled: false
+  policy-templates:
+    - objectDefinition:
+        apiVersion: templates.gatekeeper.sh/v1
+        kind: ConstraintTemplate
+        metadata:
+          name: k8sallowedrepos
+        spec:
+          crd:
+            spec:
+              names:
+                kind: K8sAllowedRepos
+              validation:
+                openAPIV3Schema:
+                  type: object
+                  properties:
+                    repos:
+                      type: array
+                      items:
+                        type: string
+          targets:
+            - target: admission.k8s.gatekeeper.sh
+              rego: |
+                package k8sallowedrepos
+
+                violation[{"msg": msg}] {
+                  container := input.review.object.spec.template.spec.containers[_]
+                  not startswith_any(container.image, input.parameters.repos)
+                  msg := sprintf("container <%v> has an invalid image repo <%v>, allowed repos are %v", [container.name, container.image, input.parameters.repos])
+                }
+
+                startswith_any(s, prefixes) {
+                  startswith(s, prefixes[_])
+                }
+    - objectDefinition:
+        apiVersion: constraints.gatekeeper.sh/v1beta1
+        kind: K8sAllowedRepos
+        metadata:
+          name: internal-only
+        spec:
+          match:
+            kinds:
+              - apiGroups: ["apps"]
+                kinds: ["Deployment"]
+          parameters:
+            repos: ["registry.example.com/"]
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: PlacementBinding
+metadata:
+  name: registries
+  namespace: policies
+placementRef:
+  apiGroup: cluster.open-cluster-management.io
+  kind: Placement
+  name: all-clusters
+subjects:
+  - apiGroup: policy.open-cluster-management.io
+    kind: Policy
+    name: internal-registries
+"#;
+
+fn work(name: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+        "metadata": {"name": name, "namespace": "c1"},
+        "spec": {"workload": {"manifests": [
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": format!("{name}-config"), "namespace": "default"}, "data": {"a": "1"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": name, "namespace": "default"},
+             "spec": {"selector": {"matchLabels": {"app": name}},
+                      "template": {"metadata": {"labels": {"app": name}},
+                                   "spec": {"containers": [{"name": "web", "image": image}]}}}},
+        ]}}
+    })
+}
+
+#[tokio::test]
+async fn an_enforced_constraint_refuses_a_violating_work_before_anything_is_applied() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    ok(garrison_e2e::garrison(&[
+        "addon",
+        "enable",
+        "governance-policy-framework",
+        "--clusters",
+        "c1",
+        "--data-dir",
+        &dir,
+    ]));
+    ok(hub.kubectl(&["create", "namespace", "policies"]));
+    let file = hub.data_dir().join("registries.yaml");
+    std::fs::write(&file, REGISTRY_POLICY).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let admin = hub.client().await.unwrap();
+    let roots: Api<Policy> = Api::namespaced(admin.clone(), "policies");
+    eventually(60, "the policy evaluated on c1", || async {
+        let p = roots.get("internal-registries").await.ok()?;
+        (compliant(&p).as_deref() == Some("Compliant")).then_some(())
+    })
+    .await;
+
+    // A work with an image from elsewhere: refused whole, with every violation named.
+    let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin.clone(), "c1");
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("web", "docker.io/library/nginx:1.27")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let applied = eventually(60, "the work refused", || async {
+        let w = works.get("web").await.ok()?;
+        w.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Applied" && c.status == "False")
+    })
+    .await;
+    assert_eq!(applied.reason, "PolicyViolation");
+    assert!(
+        applied.message.contains("K8sAllowedRepos internal-only: container <web> has an invalid image repo <docker.io/library/nginx:1.27>")
+            && applied.message.contains("(on Deployment default/web)"),
+        "{}",
+        applied.message
+    );
+    let spoke = agents[0].spoke().await;
+    assert!(
+        Api::<ConfigMap>::namespaced(spoke.clone(), "default")
+            .get_opt("web-config")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing of a refused work is applied"
+    );
+
+    // An allowed image goes through.
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("api", "registry.example.com/shop/api:2.0")).unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually(60, "the allowed work applied", || async {
+        let w = works.get("api").await.ok()?;
+        w.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Applied" && c.status == "True")
+    })
+    .await;
+
+    // With inform, the same violation is applied and reported by the audit.
+    roots
+        .patch(
+            "internal-registries",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"remediationAction": "inform"}})),
+        )
+        .await
+        .unwrap();
+    let c1: Api<Policy> = Api::namespaced(admin.clone(), "c1");
+    eventually(60, "the replica informing", || async {
+        let p = c1.get("policies.internal-registries").await.ok()?;
+        (p.spec.remediation_action.as_deref() == Some("inform")).then_some(())
+    })
+    .await;
+    // The add-on's next pass publishes the change; wait for it before delivering.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("web2", "docker.io/library/nginx:1.27")).unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually(60, "the informed work applied", || async {
+        let w = works.get("web2").await.ok()?;
+        w.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Applied" && c.status == "True")
+    })
+    .await;
+    let msg = eventually(60, "the audit reporting the violation", || async {
+        let p = c1.get("policies.internal-registries").await.ok()?;
+        let st = p.status?;
+        let m = st.details[1].history[0].message.clone();
+        // The refused work is retried once the policy informs, so both may be reported.
+        (st.compliant.as_deref() == Some("NonCompliant")
+            && m.contains("(on Deployment default/web2)"))
+        .then_some(m)
+    })
+    .await;
+    assert!(
+        msg.starts_with("NonCompliant; warn - container <web> has an invalid image repo"),
+        "{msg}"
+    );
+}

@@ -177,6 +177,8 @@ pub struct AddonAgent {
     /// Whether a new add-on is not Available yet.
     settling: bool,
     running: HashMap<String, Running>,
+    /// What the policy add-on enforces at delivery, shared with the work gate.
+    enforcement: policy::Enforcement,
 }
 
 impl AddonAgent {
@@ -202,7 +204,14 @@ impl AddonAgent {
             first_seen: HashMap::new(),
             settling: false,
             running: HashMap::new(),
+            enforcement: policy::Enforcement::default(),
         }
+    }
+
+    /// Publishes what the policy add-on enforces into `enforcement` (read by the work gate).
+    pub fn with_enforcement(mut self, enforcement: policy::Enforcement) -> Self {
+        self.enforcement = enforcement;
+        self
     }
 
     /// Runs until `stop` turns true, with the agent's current hub client from `hub_rx`.
@@ -669,7 +678,7 @@ impl AddonAgent {
                 namespace: ns.clone(),
                 spoke_ca: self.spoke_ca.clone(),
             };
-            tokio::spawn(run_builtin(name, ctx, rx));
+            tokio::spawn(run_builtin(name, ctx, self.enforcement.clone(), rx));
             self.running
                 .insert(name.to_string(), Running { cert_pem, stop: tx });
         }
@@ -678,7 +687,12 @@ impl AddonAgent {
 
 /// Runs a built-in add-on: its health Lease, renewed every period, and its own loop. `ctx` is
 /// what every built-in add-on is given; each takes the part it needs.
-async fn run_builtin(name: &'static str, ctx: msa::Ctx, mut stop: watch::Receiver<bool>) {
+async fn run_builtin(
+    name: &'static str,
+    ctx: msa::Ctx,
+    enforcement: policy::Enforcement,
+    mut stop: watch::Receiver<bool>,
+) {
     let lease_spoke = ctx.spoke.clone();
     let ns = ctx.namespace.clone();
     let mut lease_stop = stop.clone();
@@ -701,6 +715,7 @@ async fn run_builtin(name: &'static str, ctx: msa::Ctx, mut stop: watch::Receive
                     hub: ctx.hub,
                     spoke: ctx.spoke,
                     cluster: ctx.cluster,
+                    enforcement,
                 };
                 policy::run(ctx, stop.clone()).await
             }

@@ -52,6 +52,8 @@ pub struct Ctx {
     pub spoke: kube::Client,
     /// The cluster's name (its namespace on the hub).
     pub cluster: String,
+    /// Where the enforced rules are published for the work gate.
+    pub enforcement: Enforcement,
 }
 
 /// Runs the add-on until `stop` turns true.
@@ -71,7 +73,11 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
                 if ev.is_none() { tokio::time::sleep(Duration::from_secs(1)).await; }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                // A disabled add-on enforces nothing any more.
+                *ctx.enforcement.write().unwrap_or_else(|e| e.into_inner()) = Enforced::default();
+                return;
+            }
         }
     }
 }
@@ -131,6 +137,8 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
             }
         }
     }
+    let mut enforced = Enforced::default();
+    let mut audited: Vec<Value> = vec![];
     for p in &policies {
         if p.metadata.deletion_timestamp.is_some() || p.spec.disabled {
             continue;
@@ -138,11 +146,64 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
         let remediation = p.spec.remediation_action.as_deref();
         let mut judged = vec![];
         for t in &p.spec.policy_templates {
-            judged.push(judge(ctx, kinds, &templates, &t.object_definition, remediation).await);
+            let o = &t.object_definition;
+            collect_enforced(&mut enforced, &templates, o, remediation);
+            let (j, objects) = judge(ctx, kinds, &templates, o, remediation).await;
+            audited.extend(objects);
+            judged.push(j);
         }
         report(ctx, &api, p, judged).await?;
     }
+    for o in &audited {
+        let _ = enforced.inventory.add(o);
+    }
+    *ctx.enforcement.write().unwrap_or_else(|e| e.into_inner()) = enforced;
     Ok(())
+}
+
+/// Adds what template `o` enforces at delivery: a Constraint whose effective action is `deny`,
+/// or the `mustnothave` object templates of an enforced ConfigurationPolicy.
+fn collect_enforced(
+    enforced: &mut Enforced,
+    templates: &HashMap<String, Result<Template, String>>,
+    o: &Value,
+    remediation: Option<&str>,
+) {
+    let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+    let kind = o["kind"].as_str().unwrap_or_default();
+    if group == gatekeeper::CONSTRAINT_GROUP {
+        if let Some(Ok(t)) = templates.get(kind)
+            && let Ok(c) = Constraint::from_object(&with_remediation(o, remediation), t)
+            && *c.action() == gatekeeper::EnforcementAction::Deny
+        {
+            enforced.constraints.push((t.clone(), c));
+        }
+    } else if kind == "ConfigurationPolicy"
+        && let Ok(mut cp) = ConfigurationPolicy::from_object(o)
+    {
+        if let Some(r) = remediation {
+            cp.remediation = Remediation::parse(r);
+        }
+        if cp.remediation == Remediation::Enforce {
+            for t in cp.templates {
+                if t.compliance == ComplianceType::MustNotHave {
+                    enforced.forbidden.push((cp.name.clone(), t));
+                }
+            }
+        }
+    }
+}
+
+/// A Constraint with the Policy's remediation in place of its enforcement action, as upstream:
+/// inform is `warn`, enforce is `deny`.
+fn with_remediation(o: &Value, remediation: Option<&str>) -> Value {
+    let mut obj = o.clone();
+    match remediation.map(str::to_ascii_lowercase).as_deref() {
+        Some("inform") => obj["spec"]["enforcementAction"] = json!("warn"),
+        Some("enforce") => obj["spec"]["enforcementAction"] = json!("deny"),
+        _ => {}
+    }
+    obj
 }
 
 fn template_meta(o: &Value) -> Value {
@@ -156,8 +217,9 @@ async fn judge(
     templates: &HashMap<String, Result<Template, String>>,
     o: &Value,
     remediation: Option<&str>,
-) -> Judged {
+) -> (Judged, Vec<Value>) {
     let meta = template_meta(o);
+    let mut audited = vec![];
     let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
     let (compliant, message) = match (group, o["kind"].as_str().unwrap_or_default()) {
         (_, "ConfigurationPolicy") => match ConfigurationPolicy::from_object(o) {
@@ -187,7 +249,11 @@ async fn judge(
             }
         }
         (gatekeeper::CONSTRAINT_GROUP, kind) => match templates.get(kind) {
-            Some(Ok(t)) => audit(ctx, kinds, t, o, remediation).await,
+            Some(Ok(t)) => {
+                let (ok, msg, objects) = audit(ctx, kinds, t, o, remediation).await;
+                audited = objects;
+                (ok, msg)
+            }
             Some(Err(e)) => (
                 false,
                 format!(
@@ -204,11 +270,14 @@ async fn judge(
             format!("NonCompliant; violation - policy template kind {kind} is not supported"),
         ),
     };
-    Judged {
-        meta,
-        compliant,
-        message,
-    }
+    (
+        Judged {
+            meta,
+            compliant,
+            message,
+        },
+        audited,
+    )
 }
 
 /// Judges (and with enforce, applies) a ConfigurationPolicy.
@@ -374,17 +443,11 @@ async fn audit(
     template: &Template,
     o: &Value,
     remediation: Option<&str>,
-) -> (bool, String) {
-    let mut obj = o.clone();
+) -> (bool, String, Vec<Value>) {
     // The Policy's remediation overrides the constraint's action, as upstream.
-    match remediation.map(str::to_ascii_lowercase).as_deref() {
-        Some("inform") => obj["spec"]["enforcementAction"] = json!("warn"),
-        Some("enforce") => obj["spec"]["enforcementAction"] = json!("deny"),
-        _ => {}
-    }
-    let constraint = match Constraint::from_object(&obj, template) {
+    let constraint = match Constraint::from_object(&with_remediation(o, remediation), template) {
         Ok(c) => c,
-        Err(e) => return (false, format!("NonCompliant; violation - {e}")),
+        Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
     };
     let mut objects: Vec<Value> = vec![];
     let mut inventory = Inventory::new();
@@ -408,6 +471,7 @@ async fn audit(
                     return (
                         false,
                         "NonCompliant; violation - auditing needs match.kinds to name groups and kinds, not *".into(),
+                        vec![],
                     );
                 }
                 let api_version = if g.is_empty() {
@@ -431,7 +495,7 @@ async fn audit(
                             objects.push(v);
                         }
                     }
-                    Err(e) => return (false, format!("NonCompliant; violation - {e}")),
+                    Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
                 }
             }
         }
@@ -472,9 +536,17 @@ async fn audit(
         }
     }
     if violations.is_empty() {
-        (true, "Compliant; The constraint has no violations".into())
+        (
+            true,
+            "Compliant; The constraint has no violations".into(),
+            objects,
+        )
     } else {
-        (false, format!("NonCompliant; {}", violations.join("; ")))
+        (
+            false,
+            format!("NonCompliant; {}", violations.join("; ")),
+            objects,
+        )
     }
 }
 
@@ -548,4 +620,163 @@ async fn report(
     )
     .await?;
     Ok(())
+}
+
+/// What the policy add-on enforces at delivery: the `deny` constraints of its policies (with
+/// their templates and the inventory of the last audit) and the `mustnothave` object templates
+/// of enforced ConfigurationPolicies. The add-on replaces it after each pass; the work gate
+/// reads it.
+#[derive(Default)]
+pub struct Enforced {
+    constraints: Vec<(Template, Constraint)>,
+    forbidden: Vec<(String, config_policy::ObjectTemplate)>,
+    inventory: Inventory,
+}
+
+/// The shared, current enforcement set.
+pub type Enforcement = std::sync::Arc<std::sync::RwLock<Enforced>>;
+
+/// The work gate of the policy add-on: every manifest of a work is judged against the enforced
+/// constraints (as a CREATE admission review) and the forbidden object templates before
+/// anything is applied. Any `deny` violation refuses the whole work with reason
+/// `PolicyViolation` and a message listing every violation; `warn` and `dryrun` violations
+/// are logged and the work is applied.
+pub struct PolicyGate {
+    enforcement: Enforcement,
+}
+
+impl PolicyGate {
+    /// A gate reading `enforcement`.
+    pub fn new(enforcement: Enforcement) -> Self {
+        PolicyGate { enforcement }
+    }
+
+    /// The violations of `manifests`: `(deny, line)`.
+    pub fn violations(&self, manifests: &[Value]) -> Vec<(bool, String)> {
+        let enforced = self.enforcement.read().unwrap_or_else(|e| e.into_inner());
+        let data = enforced.inventory.data();
+        let mut out = vec![];
+        for m in manifests {
+            let kind = m["kind"].as_str().unwrap_or_default();
+            let ns = m
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = m
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let review = Review::admission(m, None, "CREATE");
+            for (t, c) in &enforced.constraints {
+                for v in gatekeeper::judge(t, c, &review, &enforced.inventory, &data) {
+                    let deny = v.action == gatekeeper::EnforcementAction::Deny;
+                    out.push((
+                        deny,
+                        format!(
+                            "{} {}: {} (on {kind} {ns}/{name})",
+                            v.kind, v.constraint, v.msg
+                        ),
+                    ));
+                }
+            }
+            for (policy, t) in &enforced.forbidden {
+                let same_target = t.api_version() == m["apiVersion"].as_str().unwrap_or_default()
+                    && t.kind() == kind
+                    && t.name().is_none_or(|n| n == name)
+                    && t.namespace().is_none_or(|n| n == ns);
+                if same_target && config_policy::contains(&t.object, m) {
+                    out.push((
+                        true,
+                        format!("ConfigurationPolicy {policy}: mustnothave {kind} {ns}/{name}"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl crate::work::gate::Gate for PolicyGate {
+    fn name(&self) -> &str {
+        "policy"
+    }
+
+    fn check<'a>(
+        &'a self,
+        work: &'a garrison_api::work::v1::ManifestWork,
+        manifests: &'a mut [Value],
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::work::gate::Refusal>> {
+        Box::pin(async move {
+            let found = self.violations(manifests);
+            for (_, line) in found.iter().filter(|(deny, _)| !deny) {
+                tracing::warn!(addon = ADDON, work = ?work.metadata.name, violation = %line, "policy warning; applying the work");
+            }
+            let denied: Vec<&str> = found
+                .iter()
+                .filter(|(deny, _)| *deny)
+                .map(|(_, l)| l.as_str())
+                .collect();
+            if denied.is_empty() {
+                return Ok(());
+            }
+            Err(crate::work::gate::Refusal {
+                reason: "PolicyViolation".into(),
+                message: format!(
+                    "refused by {} policy violation(s): {}",
+                    denied.len(),
+                    denied.join("; ")
+                ),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_denies_forbidden_objects_and_deny_constraints_but_only_warns_otherwise() {
+        let mut templates = HashMap::new();
+        let tpl = json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "nolatest"},
+            "spec": {"crd": {"spec": {"names": {"kind": "NoLatest"}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh",
+                    "rego": "package nolatest\nviolation[{\"msg\": \"latest tag\"}] { endswith(input.review.object.spec.containers[_].image, \":latest\") }"}]}});
+        templates.insert(
+            "NoLatest".to_string(),
+            Template::from_object(&tpl).map_err(|e| e.to_string()),
+        );
+        let constraint = json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "NoLatest",
+            "metadata": {"name": "no-latest"}, "spec": {"enforcementAction": "dryrun"}});
+        let forbid = json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
+            "metadata": {"name": "no-debug"},
+            "spec": {"remediationAction": "inform", "object-templates": [{"complianceType": "mustnothave",
+                "objectDefinition": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug"}}}]}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}});
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug", "namespace": "a"}});
+
+        // Dryrun constraint and inform ConfigurationPolicy: nothing denied.
+        let enforcement = Enforcement::default();
+        let mut e = Enforced::default();
+        collect_enforced(&mut e, &templates, &constraint, None);
+        collect_enforced(&mut e, &templates, &forbid, None);
+        assert!(e.constraints.is_empty() && e.forbidden.is_empty());
+        // The Policy's enforce makes both deny.
+        collect_enforced(&mut e, &templates, &constraint, Some("Enforce"));
+        collect_enforced(&mut e, &templates, &forbid, Some("enforce"));
+        *enforcement.write().unwrap() = e;
+        let gate = PolicyGate::new(enforcement.clone());
+        let v = gate.violations(&[pod.clone(), cm.clone()]);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v.iter().all(|(deny, _)| *deny));
+        assert_eq!(v[0].1, "NoLatest no-latest: latest tag (on Pod a/p)");
+        assert_eq!(
+            v[1].1,
+            "ConfigurationPolicy no-debug: mustnothave ConfigMap a/debug"
+        );
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "a"}});
+        assert!(gate.violations(&[other]).is_empty());
+    }
 }
