@@ -135,6 +135,11 @@ enum GetCommand {
     Placements(placement::GetPlacementsArgs),
     /// The add-ons enabled on clusters and their availability per cluster (-o wide|json|yaml).
     Addons(addon::GetAddonsArgs),
+    /// The policies on the hub, their compliance and how many clusters comply
+    /// (-o wide adds each cluster's state and the standards and controls).
+    Policies(policy::GetPoliciesArgs),
+    /// Every policy bound to one cluster, per template, with its latest message.
+    Compliance(policy::GetComplianceArgs),
     /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
     HubInfo(admin::HubInfoArgs),
     /// An agent's identity, certificate, rotation time and pending request, from its data directory.
@@ -179,6 +184,8 @@ fn main() -> ExitCode {
         Command::Addon(c) => addon::run(c),
         Command::Policy(c) => policy::run(c),
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
+        Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
+        Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),
         Command::Create(CreateCommand::Placement(a)) => placement::create(a),
         Command::Create(CreateCommand::Work(a)) => work::create(a),
         Command::Delete(DeleteCommand::Work(a)) => work::delete(a),

@@ -64,8 +64,11 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     // c3 lacks the namespace: the root is NonCompliant, with upstream's message on c3.
     let root = eventually(90, "policy-namespace NonCompliant", || async {
         let p = roots.get("policy-namespace").await.ok()?;
-        (compliant(&p).as_deref() == Some("NonCompliant") && p.status.as_ref()?.status.len() == 3)
-            .then_some(p)
+        let st = p.status.as_ref()?;
+        (compliant(&p).as_deref() == Some("NonCompliant")
+            && st.status.len() == 3
+            && st.status.iter().all(|s| s.compliant.is_some()))
+        .then_some(p)
     })
     .await;
     let per_cluster = root.status.unwrap().status;
@@ -176,6 +179,49 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
         msg.iter().any(|m| m == "Compliant; notification - configmaps [cluster-settings] was created successfully in namespace default"),
         "{msg:?}"
     );
+
+    // What compliance teams read from the CLI.
+    let out = ok(garrison_e2e::garrison(&[
+        "get",
+        "policies",
+        "-n",
+        "policies",
+        "-o",
+        "wide",
+        "--data-dir",
+        &dir,
+    ]));
+    let row = out
+        .lines()
+        .find(|l| l.contains("policy-namespace"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("inform")
+            && row.contains("Compliant")
+            && row.contains("3/3")
+            && row.contains("c1=Compliant,c2=Compliant,c3=Compliant")
+            && row.contains("NIST SP 800-53"),
+        "{out}"
+    );
+    let out = ok(garrison_e2e::garrison(&[
+        "get",
+        "compliance",
+        "--cluster",
+        "c3",
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(
+        out.lines().any(|l| l.contains("policies.policy-namespace")
+            && l.contains("ConfigurationPolicy/policy-namespace-example")
+            && l.contains("namespaces [prod] found as specified")),
+        "{out}"
+    );
+    let missing =
+        garrison_e2e::garrison(&["get", "compliance", "--cluster", "nope", "--data-dir", &dir]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cluster \"nope\" not found"));
 
     // Unbinding removes the replicas.
     ok(hub.kubectl(&[
