@@ -14,7 +14,7 @@ use garrison_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Map, Value};
 
-use crate::gatekeeper::wildcard;
+use crate::gatekeeper::{strings, wildcard};
 
 /// How an object template is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,15 +209,6 @@ impl ConfigurationPolicy {
             return Err("object-templates-raw is not supported; use object-templates".into());
         }
         let ns = &spec["namespaceSelector"];
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let labels = if ns.get("matchLabels").is_some() || ns.get("matchExpressions").is_some() {
             let sel: LabelSelector = serde_json::from_value(json_labels(ns))
                 .map_err(|e| format!("namespaceSelector: {e}"))?;

@@ -24,7 +24,7 @@ use garrison_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
-use crate::rego::{CompileError, EvalError, Program, RegoVersion};
+use crate::rego::{CompileError, Data, EvalError, Program, RegoVersion};
 
 /// The Gatekeeper target templates are written for.
 pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
@@ -112,6 +112,17 @@ pub fn group_version(api_version: &str) -> (&str, &str) {
     }
 }
 
+/// The strings of a JSON array (nothing for anything else).
+pub(crate) fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
 }
@@ -159,15 +170,6 @@ impl Template {
             }
             [] => return Err(TemplateError::NoRego("no targets".into())),
             _ => return Err(TemplateError::NoRego("more than one target".into())),
-        };
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
         };
         // The legacy `rego`/`libs` fields win over `code`, as Gatekeeper reads them.
         let (rego, libs, version) = match target["rego"].as_str().filter(|r| !r.is_empty()) {
@@ -280,15 +282,6 @@ fn is_namespace(obj: &Value) -> bool {
 impl Match {
     /// Reads `spec.match`, collecting what is malformed into `errors`.
     fn parse(m: &Value, errors: &mut Vec<String>) -> Match {
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let kinds = m["kinds"]
             .as_array()
             .map(|a| {
@@ -403,6 +396,8 @@ pub struct Constraint {
     name: String,
     matcher: Match,
     parameters: Value,
+    /// The parameters converted once for the engine.
+    parameters_rego: regorus::Value,
     action: EnforcementAction,
 }
 
@@ -459,6 +454,7 @@ impl Constraint {
             kind: kind.into(),
             name: str_at(obj, "/metadata/name").into(),
             matcher,
+            parameters_rego: regorus::Value::from(parameters.clone()),
             parameters,
             action,
         })
@@ -507,6 +503,8 @@ pub enum ReviewError {
 #[derive(Debug, Clone)]
 pub struct Review {
     request: Value,
+    /// The request converted once for the engine.
+    request_rego: regorus::Value,
     object: Value,
     old_object: Option<Value>,
 }
@@ -540,6 +538,7 @@ impl Review {
                 }
             }
             return Ok(Review {
+                request_rego: regorus::Value::from(request.clone()),
                 request,
                 object,
                 old_object: old,
@@ -551,8 +550,10 @@ impl Review {
         if str_at(obj, "/apiVersion").is_empty() {
             return Err(ReviewError::Missing("apiVersion"));
         }
+        let request = admission_request(obj, None, "");
         Ok(Review {
-            request: admission_request(obj, None, ""),
+            request_rego: regorus::Value::from(request.clone()),
+            request,
             object: obj.clone(),
             old_object: None,
         })
@@ -561,8 +562,10 @@ impl Review {
     /// A review of a change as an admission webhook sees it: `operation` (`CREATE`, `UPDATE`,
     /// `DELETE`) of `obj`, with its previous version `old`.
     pub fn admission(obj: &Value, old: Option<&Value>, operation: &str) -> Review {
+        let request = admission_request(obj, old, operation);
         Review {
-            request: admission_request(obj, old, operation),
+            request_rego: regorus::Value::from(request.clone()),
+            request,
             object: obj.clone(),
             old_object: old.cloned(),
         }
@@ -647,6 +650,11 @@ impl Inventory {
     pub fn data(&self) -> Value {
         json!({"inventory": Value::Object(self.tree.clone())})
     }
+
+    /// The data document converted once for many evaluations.
+    pub fn prepared(&self) -> Data {
+        Data::new(&self.data())
+    }
 }
 
 /// One violation of a constraint.
@@ -664,60 +672,100 @@ pub struct Violation {
     pub action: EnforcementAction,
 }
 
+fn violation_of(c: &Constraint, msg: String, details: Value) -> Violation {
+    Violation {
+        kind: c.kind.clone(),
+        constraint: c.name.clone(),
+        msg,
+        details,
+        action: c.action.clone(),
+    }
+}
+
+/// Whether `constraint` matches the object under review or its old version.
+fn matches_review(
+    constraint: &Constraint,
+    review: &Review,
+    inventory: &Inventory,
+) -> Result<bool, String> {
+    for o in std::iter::once(&review.object).chain(review.old_object.iter()) {
+        if constraint
+            .matcher
+            .matches(o, None, inventory.namespaces())?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// One result of the template's `violation` rule as a violation of `c`.
+fn read_violation(c: &Constraint, r: &regorus::Value) -> Violation {
+    let msg = match &r[&regorus::Value::from("msg")] {
+        regorus::Value::String(s) => s.to_string(),
+        regorus::Value::Undefined | regorus::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let details = match &r[&regorus::Value::from("details")] {
+        regorus::Value::Undefined => json!({}),
+        d => serde_json::to_value(d).unwrap_or_else(|_| json!({})),
+    };
+    violation_of(c, msg, details)
+}
+
 /// Judges `review` against `constraint` of `template`, with `inventory` as `data.inventory`
-/// (`data` is `inventory.data()`, passed in so one audit builds it once). A match that cannot be
-/// decided, and an evaluation that fails, are violations whose message says why, as
+/// (`data` is `inventory.prepared()`, passed in so one audit converts it once). A match that
+/// cannot be decided, and an evaluation that fails, are violations whose message says why, as
 /// Gatekeeper reports them: nothing passes silently.
 pub fn judge(
     template: &Template,
     constraint: &Constraint,
     review: &Review,
     inventory: &Inventory,
-    data: &Value,
+    data: &Data,
 ) -> Vec<Violation> {
-    let violation = |msg: String, details: Value| Violation {
-        kind: constraint.kind.clone(),
-        constraint: constraint.name.clone(),
-        msg,
-        details,
-        action: constraint.action.clone(),
-    };
-    let candidates = std::iter::once(&review.object).chain(review.old_object.iter());
-    let mut matched = false;
-    for o in candidates {
-        match constraint.matcher.matches(o, None, inventory.namespaces()) {
-            Ok(true) => {
-                matched = true;
-                break;
-            }
+    judge_all(template, &[constraint], review, inventory, data)
+}
+
+/// Judges `review` against several constraints of one `template`, matching each first.
+pub fn judge_all(
+    template: &Template,
+    constraints: &[&Constraint],
+    review: &Review,
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Violation> {
+    let mut out = vec![];
+    let mut matched: Vec<&Constraint> = vec![];
+    for c in constraints {
+        match matches_review(c, review, inventory) {
+            Ok(true) => matched.push(c),
             Ok(false) => {}
-            Err(e) => return vec![violation(e, json!({}))],
+            Err(e) => out.push(violation_of(c, e, json!({}))),
         }
     }
-    if !matched {
-        return vec![];
+    if matched.is_empty() {
+        return out;
     }
-    let input = json!({"review": review.request, "parameters": constraint.parameters});
-    match template.program.eval("violation", &input, Some(data)) {
-        Ok(Value::Array(results)) => results
-            .into_iter()
-            .map(|r| {
-                let msg = match &r["msg"] {
-                    Value::String(s) => s.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                };
-                let details = r.get("details").cloned().unwrap_or_else(|| json!({}));
-                violation(msg, details)
-            })
-            .collect(),
-        Ok(Value::Null) => vec![],
-        Ok(other) => vec![violation(
-            EvalError::BadResult(format!("violation is not a set: {other}")).to_string(),
-            json!({}),
-        )],
-        Err(e) => vec![violation(e.to_string(), json!({}))],
+    for c in matched {
+        let mut input = regorus::Value::new_object();
+        if let Ok(m) = input.as_object_mut() {
+            m.insert("review".into(), review.request_rego.clone());
+            m.insert("parameters".into(), c.parameters_rego.clone());
+        }
+        match template.program.eval_value("violation", input, data) {
+            Ok(regorus::Value::Set(s)) => out.extend(s.iter().map(|r| read_violation(c, r))),
+            Ok(regorus::Value::Array(a)) => out.extend(a.iter().map(|r| read_violation(c, r))),
+            Ok(regorus::Value::Undefined) => {}
+            Ok(other) => out.push(violation_of(
+                c,
+                EvalError::BadResult(format!("violation is not a set: {other}")).to_string(),
+                json!({}),
+            )),
+            Err(e) => out.push(violation_of(c, e.to_string(), json!({}))),
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -822,7 +870,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.action(), &EnforcementAction::Deny);
         let inv = Inventory::new();
-        let data = inv.data();
+        let data = inv.prepared();
         let v = judge(
             &t,
             &c,
@@ -849,6 +897,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(wrong, ConstraintError::WrongKind { .. }));
+    }
+
+    #[test]
+    fn several_constraints_judged_together_give_what_each_gives_alone() {
+        let t = template();
+        let cs: Vec<Constraint> = ["owner", "team", "owner"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                Constraint::from_object(
+                    &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                        "metadata": {"name": format!("c{i}")},
+                        "spec": {"parameters": {"labels": [l]}}}),
+                    &t,
+                )
+                .unwrap()
+            })
+            .collect();
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        let review = Review::of(&pod("a", json!({"team": "x"}))).unwrap();
+        let refs: Vec<&Constraint> = cs.iter().collect();
+        let mut together: Vec<(String, String)> = judge_all(&t, &refs, &review, &inv, &data)
+            .into_iter()
+            .map(|v| (v.constraint, v.msg))
+            .collect();
+        let mut alone: Vec<(String, String)> = cs
+            .iter()
+            .flat_map(|c| judge(&t, c, &review, &inv, &data))
+            .map(|v| (v.constraint, v.msg))
+            .collect();
+        together.sort();
+        alone.sort();
+        assert_eq!(together, alone);
+        assert_eq!(
+            together,
+            vec![
+                ("c0".to_string(), "missing label owner".to_string()),
+                ("c2".to_string(), "missing label owner".to_string())
+            ]
+        );
     }
 
     #[test]

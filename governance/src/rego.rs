@@ -66,12 +66,56 @@ pub enum EvalError {
     BadResult(String),
 }
 
-/// A compiled policy: the main module's package and the prepared engine.
+/// A data document converted once for many evaluations (an audit's inventory, say). Engines
+/// that last saw the same document keep it, so it is loaded once per engine, not per review.
 #[derive(Debug, Clone)]
+pub struct Data {
+    id: u64,
+    value: regorus::Value,
+}
+
+static NEXT_DATA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Data {
+    /// The document `json`.
+    pub fn new(json: &Value) -> Data {
+        Data {
+            id: NEXT_DATA.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            value: regorus::Value::from(json.clone()),
+        }
+    }
+
+    /// No data.
+    pub fn empty() -> Data {
+        Data {
+            id: 0,
+            value: regorus::Value::new_object(),
+        }
+    }
+}
+
+/// Most idle engines a program keeps for reuse.
+const SPARE_ENGINES: usize = 8;
+
+/// A compiled policy: the main module's package and the prepared engine. Evaluations run on
+/// copies of the prepared engine, kept for reuse, so a program serves concurrent callers.
+#[derive(Debug)]
 pub struct Program {
     engine: regorus::Engine,
     package: String,
     time_limit: Duration,
+    spare: std::sync::Mutex<Vec<(regorus::Engine, u64)>>,
+}
+
+impl Clone for Program {
+    fn clone(&self) -> Self {
+        Program {
+            engine: self.engine.clone(),
+            package: self.package.clone(),
+            time_limit: self.time_limit,
+            spare: std::sync::Mutex::new(vec![]),
+        }
+    }
 }
 
 fn label_error(module: &str, e: impl std::fmt::Display) -> CompileError {
@@ -119,7 +163,7 @@ impl Program {
         if !has_rule {
             return Err(CompileError::MissingRule(rule.into()));
         }
-        // Preparing once (rule ordering, checks) makes clones start prepared, and a policy
+        // Preparing once (rule ordering, checks) makes copies start prepared, and a policy
         // that fails those checks fails now, not at its first review. A constant query
         // prepares the engine without running the policy.
         engine
@@ -129,6 +173,7 @@ impl Program {
             engine,
             package,
             time_limit: DEFAULT_TIME_LIMIT,
+            spare: std::sync::Mutex::new(vec![]),
         })
     }
 
@@ -143,44 +188,77 @@ impl Program {
         &self.package
     }
 
-    /// Evaluates `<package>.<rule>` with `input` and, when given, `data` merged into the data
-    /// document. An undefined result is JSON `null`.
+    /// Evaluates `<package>.<rule>` with `input` and `data` as the data document, in regorus's
+    /// values. An undefined result is [`regorus::Value::Undefined`].
+    pub fn eval_value(
+        &self,
+        rule: &str,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        self.eval_path(format!("{}.{rule}", self.package), input, data)
+    }
+
+    fn eval_path(
+        &self,
+        path: String,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (mut engine, loaded) = spare.unwrap_or_else(|| {
+            let mut e = self.engine.clone();
+            e.set_execution_timer_config(ExecutionTimerConfig {
+                limit: self.time_limit,
+                check_interval: NonZeroU32::new(64).expect("non-zero"),
+            });
+            (e, 0)
+        });
+        if loaded != data.id {
+            engine.clear_data();
+            if data.id != 0 {
+                engine
+                    .add_data(data.value.clone())
+                    .map_err(|e| EvalError::Failed(e.to_string()))?;
+            }
+        }
+        engine.set_input(input);
+        let out = engine.eval_rule(path).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("exceeded time limit") {
+                EvalError::Timeout(self.time_limit)
+            } else {
+                EvalError::Failed(msg.trim().to_string())
+            }
+        })?;
+        // Only an engine that finished cleanly is used again.
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_ENGINES {
+            spare.push((engine, data.id));
+        }
+        Ok(out)
+    }
+
+    /// Evaluates `<package>.<rule>` with `input` and, when given, `data` as the data document,
+    /// in JSON. An undefined result is JSON `null`.
     pub fn eval(
         &self,
         rule: &str,
         input: &Value,
         data: Option<&Value>,
     ) -> Result<Value, EvalError> {
-        let mut engine = self.engine.clone();
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: self.time_limit,
-            check_interval: NonZeroU32::new(64).expect("non-zero"),
-        });
-        engine.set_input(regorus::Value::from(input.clone()));
-        if let Some(d) = data {
-            engine.clear_data();
-            engine
-                .add_data(regorus::Value::from(d.clone()))
-                .map_err(|e| EvalError::Failed(e.to_string()))?;
-        }
-        let out = engine
-            .eval_rule(format!("{}.{rule}", self.package))
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.contains("exceeded time limit") {
-                    EvalError::Timeout(self.time_limit)
-                } else {
-                    EvalError::Failed(msg.trim().to_string())
-                }
-            })?;
-        if out == regorus::Value::Undefined {
-            return Ok(Value::Null);
-        }
-        let json = out
-            .to_json_str()
-            .map_err(|e| EvalError::BadResult(e.to_string()))?;
-        serde_json::from_str(&json).map_err(|e| EvalError::BadResult(e.to_string()))
+        let data = data.map(Data::new).unwrap_or_else(Data::empty);
+        let out = self.eval_value(rule, regorus::Value::from(input.clone()), &data)?;
+        to_json(&out)
     }
+}
+
+/// A regorus value as JSON; undefined is `null`.
+pub fn to_json(v: &regorus::Value) -> Result<Value, EvalError> {
+    if *v == regorus::Value::Undefined {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(v).map_err(|e| EvalError::BadResult(e.to_string()))
 }
 
 #[cfg(test)]

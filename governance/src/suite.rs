@@ -331,7 +331,7 @@ fn run_case(
             inventory.add(&obj).map_err(|e| format!("{rel}: {e}"))?;
         }
     }
-    let data = inventory.data();
+    let data = inventory.prepared();
     let results = judge(template, constraint, &review, &inventory, &data);
     for a in &case.assertions {
         let re = match &a.message {

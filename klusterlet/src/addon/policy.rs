@@ -157,6 +157,7 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
     for o in &audited {
         let _ = enforced.inventory.add(o);
     }
+    enforced.data = Some(enforced.inventory.prepared());
     *ctx.enforcement.write().unwrap_or_else(|e| e.into_inner()) = enforced;
     Ok(())
 }
@@ -176,7 +177,14 @@ fn collect_enforced(
             && let Ok(c) = Constraint::from_object(&with_remediation(o, remediation), t)
             && *c.action() == gatekeeper::EnforcementAction::Deny
         {
-            enforced.constraints.push((t.clone(), c));
+            match enforced
+                .constraints
+                .iter_mut()
+                .find(|(tt, _)| tt.kind() == t.kind())
+            {
+                Some((_, cs)) => cs.push(c),
+                None => enforced.constraints.push((t.clone(), vec![c])),
+            }
         }
     } else if kind == "ConfigurationPolicy"
         && let Ok(mut cp) = ConfigurationPolicy::from_object(o)
@@ -514,7 +522,7 @@ async fn audit(
     for v in &objects {
         let _ = inventory.add(v);
     }
-    let data = inventory.data();
+    let data = inventory.prepared();
     let mut violations = vec![];
     for v in &objects {
         let Ok(review) = Review::of(v) else { continue };
@@ -628,9 +636,12 @@ async fn report(
 /// reads it.
 #[derive(Default)]
 pub struct Enforced {
-    constraints: Vec<(Template, Constraint)>,
+    /// Deny constraints, grouped by template so that each template runs once per manifest.
+    constraints: Vec<(Template, Vec<Constraint>)>,
     forbidden: Vec<(String, config_policy::ObjectTemplate)>,
     inventory: Inventory,
+    /// The inventory converted once for the engine.
+    data: Option<garrison_governance::rego::Data>,
 }
 
 /// The shared, current enforcement set.
@@ -654,7 +665,14 @@ impl PolicyGate {
     /// The violations of `manifests`: `(deny, line)`.
     pub fn violations(&self, manifests: &[Value]) -> Vec<(bool, String)> {
         let enforced = self.enforcement.read().unwrap_or_else(|e| e.into_inner());
-        let data = enforced.inventory.data();
+        let prepared;
+        let data = match &enforced.data {
+            Some(d) => d,
+            None => {
+                prepared = enforced.inventory.prepared();
+                &prepared
+            }
+        };
         let mut out = vec![];
         for m in manifests {
             let kind = m["kind"].as_str().unwrap_or_default();
@@ -667,8 +685,9 @@ impl PolicyGate {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let review = Review::admission(m, None, "CREATE");
-            for (t, c) in &enforced.constraints {
-                for v in gatekeeper::judge(t, c, &review, &enforced.inventory, &data) {
+            for (t, cs) in &enforced.constraints {
+                let cs: Vec<&Constraint> = cs.iter().collect();
+                for v in gatekeeper::judge_all(t, &cs, &review, &enforced.inventory, data) {
                     let deny = v.action == gatekeeper::EnforcementAction::Deny;
                     out.push((
                         deny,

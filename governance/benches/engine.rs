@@ -1,0 +1,198 @@
+//! The policy engine, in this process (release build):
+//!
+//! 1. One Gatekeeper case (required labels, a violating Namespace) through `gatekeeper::judge`
+//!    (match, review shaping, evaluation, result reading) against the bare regorus call on the
+//!    same prepared engine (clone, input, `eval_rule`), to show what Garrison's layer costs.
+//! 2. The delivery gate's work: 10 manifests against 50 deny constraints, as the work gate
+//!    judges a ManifestWork before applying it.
+//! 3. An audit: 10,000 objects against 50 constraints, with the objects as inventory; time and
+//!    the process's peak RSS.
+//!
+//! Run: `cargo bench -p garrison-governance --bench engine` (GARRISON_BENCH_OBJECTS and
+//! GARRISON_BENCH_CONSTRAINTS change the audit's size).
+
+use std::time::{Duration, Instant};
+
+use garrison_governance::gatekeeper::{Constraint, Inventory, Review, Template, judge, judge_all};
+use serde_json::{Value, json};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const REGO: &str = r#"package k8srequiredlabels
+
+violation[{"msg": msg, "details": {"missing_labels": missing}}] {
+  provided := {label | input.review.object.metadata.labels[label]}
+  required := {label | label := input.parameters.labels[_]}
+  missing := required - provided
+  count(missing) > 0
+  msg := sprintf("you must provide labels: %v", [missing])
+}
+"#;
+
+fn template(kind: &str) -> Template {
+    Template::from_object(&json!({
+        "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+        "metadata": {"name": kind.to_lowercase()},
+        "spec": {"crd": {"spec": {"names": {"kind": kind},
+            "validation": {"openAPIV3Schema": {"type": "object", "properties": {
+                "labels": {"type": "array", "items": {"type": "string"}}}}}}},
+          "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": REGO}]}
+    }))
+    .expect("template compiles")
+}
+
+fn constraint(t: &Template, i: usize, kinds: Value) -> Constraint {
+    Constraint::from_object(
+        &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": t.kind(),
+            "metadata": {"name": format!("c{i}")},
+            "spec": {"match": {"kinds": kinds}, "parameters": {"labels": [format!("label-{}", i % 7)]}}}),
+        t,
+    )
+    .expect("constraint fits")
+}
+
+fn deployment(i: usize) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": format!("d{i}"), "namespace": format!("ns{}", i % 50),
+            "labels": {"app": format!("a{i}"), "label-1": "x", "label-3": "y"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.example.com/a:1"}]}}}})
+}
+
+fn per_op(d: Duration, n: usize) -> String {
+    let us = d.as_secs_f64() * 1e6 / n as f64;
+    format!("{us:.1} µs")
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn main() {
+    // 1. One case: Garrison's judge against the bare regorus call.
+    let t = template("K8sRequiredLabels");
+    let c = constraint(&t, 0, json!([{"apiGroups": [""], "kinds": ["Namespace"]}]));
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod", "labels": {"a": "b"}}});
+    let review = Review::of(&ns).unwrap();
+    let inv = Inventory::new();
+    let data = inv.prepared();
+    let n = 20_000;
+    assert_eq!(judge(&t, &c, &review, &inv, &data).len(), 1);
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(judge(&t, &c, &review, &inv, &data));
+    }
+    let ours = start.elapsed();
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("t.rego".into(), REGO.into()).unwrap();
+    engine.eval_query("true".into(), false).unwrap();
+    let input =
+        regorus::Value::from(json!({"review": review.request(), "parameters": c.parameters()}));
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut e = engine.clone();
+        e.set_input(input.clone());
+        std::hint::black_box(
+            e.eval_rule("data.k8srequiredlabels.violation".into())
+                .unwrap(),
+        );
+    }
+    let raw = start.elapsed();
+    println!(
+        "one case, {n} times: judge {} per case, bare regorus {} per case, ratio {:.2}",
+        per_op(ours, n),
+        per_op(raw, n),
+        ours.as_secs_f64() / raw.as_secs_f64()
+    );
+
+    // 2. The gate: 10 manifests, 50 deny constraints.
+    let constraints: Vec<Constraint> = (0..50)
+        .map(|i| {
+            constraint(
+                &t,
+                i,
+                json!([{"apiGroups": ["apps"], "kinds": ["Deployment"]}]),
+            )
+        })
+        .collect();
+    let manifests: Vec<Value> = (0..10).map(deployment).collect();
+    let rounds = 200;
+    let start = Instant::now();
+    let mut found = 0;
+    for _ in 0..rounds {
+        for m in &manifests {
+            let r = Review::admission(m, None, "CREATE");
+            for c in &constraints {
+                found += judge(&t, c, &r, &inv, &data).len();
+            }
+        }
+    }
+    let one_by_one = start.elapsed();
+    let refs: Vec<&Constraint> = constraints.iter().collect();
+    let start = Instant::now();
+    let mut batched = 0;
+    for _ in 0..rounds {
+        for m in &manifests {
+            let r = Review::admission(m, None, "CREATE");
+            batched += judge_all(&t, &refs, &r, &inv, &data).len();
+        }
+    }
+    let gate = start.elapsed();
+    assert_eq!(batched, found);
+    println!(
+        "gate: 10 manifests x 50 constraints of one template = {} per work as the gate runs them, {} calling judge per constraint ({} violations per work)",
+        per_op(gate, rounds),
+        per_op(one_by_one, rounds),
+        found / rounds
+    );
+
+    // 3. Audit.
+    let objects = env_usize("GARRISON_BENCH_OBJECTS", 10_000);
+    let count = env_usize("GARRISON_BENCH_CONSTRAINTS", 50);
+    let constraints: Vec<Constraint> = (0..count)
+        .map(|i| {
+            constraint(
+                &t,
+                i,
+                json!([{"apiGroups": ["apps"], "kinds": ["Deployment"]}]),
+            )
+        })
+        .collect();
+    let rss_before = peak_rss_mib();
+    let start = Instant::now();
+    let all: Vec<Value> = (0..objects).map(deployment).collect();
+    let mut inventory = Inventory::new();
+    for o in &all {
+        inventory.add(o).unwrap();
+    }
+    let data = inventory.prepared();
+    let built = start.elapsed();
+    let mut violations = 0;
+    for o in &all {
+        let r = Review::of(o).unwrap();
+        for c in &constraints {
+            violations += judge(&t, c, &r, &inventory, &data).len();
+        }
+    }
+    let audit = start.elapsed();
+    println!(
+        "audit: {objects} objects x {count} constraints in {:.2} s ({} per evaluation; inventory built in {:.2} s), {violations} violations, peak RSS {:.0} -> {:.0} MiB",
+        audit.as_secs_f64(),
+        per_op(audit - built, objects * count),
+        built.as_secs_f64(),
+        rss_before,
+        peak_rss_mib()
+    );
+}
