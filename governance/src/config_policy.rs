@@ -422,16 +422,23 @@ pub fn compliance_message(compliant: bool, details: &[String]) -> String {
     } else {
         ("NonCompliant", "violation")
     };
-    let mut out = format!("{state}; {kind} - {}", details.join("; "));
-    if out.len() > 4096 {
-        let mut cut = 4093;
-        while !out.is_char_boundary(cut) {
+    truncate(format!("{state}; {kind} - {}", details.join("; ")))
+}
+
+/// Longest compliance message, as upstream's events allow.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes, ending in `...` when cut.
+pub fn truncate(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE - 3;
+        while !message.is_char_boundary(cut) {
             cut -= 1;
         }
-        out.truncate(cut);
-        out.push_str("...");
+        message.truncate(cut);
+        message.push_str("...");
     }
-    out
+    message
 }
 
 #[cfg(test)]

@@ -569,6 +569,7 @@ pub async fn run(
         spoke.client.clone(),
         vec![Arc::new(crate::addon::policy::PolicyGate::new(
             enforcement.clone(),
+            Some(spoke.client.clone()),
         ))],
         work_opts,
     ));

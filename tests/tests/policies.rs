@@ -223,6 +223,16 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cluster \"nope\" not found"));
 
+    // Deleting a root removes its replicas.
+    ok(hub.kubectl(&["delete", "policy", "policy-namespace", "-n", "policies"]));
+    eventually(60, "the deleted root's replicas removed", || async {
+        c3.get_opt("policies.policy-namespace")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
     // Unbinding removes the replicas.
     ok(hub.kubectl(&[
         "delete",
@@ -232,7 +242,7 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
         "policies",
     ]));
     eventually(60, "the replicas removed", || async {
-        c3.get_opt("policies.policy-namespace")
+        c3.get_opt("policies.policy-required-labels")
             .await
             .ok()?
             .is_none()

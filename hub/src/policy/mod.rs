@@ -7,7 +7,8 @@
 //! `subFilter: restricted` selects no cluster of its own: its `bindingOverrides` apply only to
 //! clusters other bindings select. `bindingOverrides.remediationAction: enforce` makes the
 //! replicas of its clusters enforce. PolicySet exclusions leave their clusters out. A disabled
-//! Policy has no replicas. Replicas of clusters no longer decided are deleted.
+//! Policy has no replicas. Replicas of clusters no longer decided, and of deleted roots, are
+//! deleted. Policies in a cluster's namespace are never roots.
 //!
 //! The root's status lists its bindings and their decisions (`placement`), each cluster's
 //! compliance as its replica reports it (`status`), and the aggregate (`compliant`):
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use garrison_api::ManagedCluster;
 use garrison_api::cluster::v1beta1::PlacementDecision;
 use garrison_api::labels::PLACEMENT;
 use garrison_api::policy::v1::{
@@ -197,6 +199,7 @@ pub fn replica(root: &Policy, cluster: &str, enforce: bool) -> Value {
 
 struct Ctx {
     client: kube::Client,
+    roots: Store<Policy>,
     replicas: Store<Policy>,
     bindings: Store<PlacementBinding>,
     sets: Store<PolicySet>,
@@ -228,23 +231,52 @@ fn decided(ctx: &Ctx, ns: &str, placement: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits until every cache has its first full list: deciding from a partial one (replicas
+/// known, decisions not yet) would delete replicas that should stay.
+async fn caches_ready(ctx: &Ctx) -> bool {
+    let all = async {
+        ctx.replicas.wait_until_ready().await.is_ok()
+            && ctx.bindings.wait_until_ready().await.is_ok()
+            && ctx.sets.wait_until_ready().await.is_ok()
+            && ctx.decisions.wait_until_ready().await.is_ok()
+            && ctx.roots.wait_until_ready().await.is_ok()
+    };
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .unwrap_or(false)
+}
+
+/// The longest replica name: it is a label value (`root-policy`), at most 63 characters.
+const MAX_REPLICA_NAME: usize = 63;
+
 async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if root.labels().contains_key(ROOT_POLICY_LABEL) {
         return Ok(Action::await_change());
     }
+    if !caches_ready(&ctx).await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
+    // A cluster's namespace holds replicas, never roots, as upstream: a Policy written there
+    // is not propagated.
+    if Api::<ManagedCluster>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await?
+        .is_some()
+    {
+        tracing::warn!(policy = %name, namespace = %ns, "a Policy in a cluster namespace is not propagated; write root policies in another namespace");
+        return Ok(Action::await_change());
+    }
     let key = replicated_name(&ns, &name);
+    if key.len() > MAX_REPLICA_NAME {
+        tracing::warn!(policy = %name, namespace = %ns, "the replica name {key} is longer than {MAX_REPLICA_NAME} characters; not propagated");
+        return Ok(Action::await_change());
+    }
     let existing: Vec<Arc<Policy>> = ctx
         .replicas
         .state_filter(|p| p.labels().get(ROOT_POLICY_LABEL) == Some(&key));
     let pp = PatchParams::apply(MANAGER).force();
-    if root.metadata.deletion_timestamp.is_some() {
-        for r in &existing {
-            delete_replica(&ctx, r).await?;
-        }
-        return Ok(Action::await_change());
-    }
     let bindings = ctx
         .bindings
         .state_filter(|b| b.namespace().as_deref() == Some(ns.as_str()));
@@ -253,6 +285,7 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .state_filter(|s| s.namespace().as_deref() == Some(ns.as_str()));
     let effects = effects(&name, &bindings, &sets, |p| decided(&ctx, &ns, p));
     let chosen = selection(&effects, root.spec.disabled);
+    let mut failed: Option<kube::Error> = None;
     for (cluster, enforce) in &chosen {
         let want = replica(&root, cluster, *enforce);
         let current = existing
@@ -265,16 +298,22 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 && serde_json::to_value(c.annotations()).ok().as_ref()
                     == Some(&want["metadata"]["annotations"])
         });
-        if !same {
-            Api::<Policy>::namespaced(ctx.client.clone(), cluster)
+        // One cluster that cannot take its replica does not hold up the others.
+        if !same
+            && let Err(e) = Api::<Policy>::namespaced(ctx.client.clone(), cluster)
                 .patch(&key, &pp, &Patch::Apply(want))
-                .await?;
+                .await
+        {
+            tracing::warn!(policy = %key, %cluster, error = %e, "cannot write the replicated policy");
+            failed = Some(e);
         }
     }
     for r in &existing {
         let cluster = r.namespace().unwrap_or_default();
-        if !chosen.contains_key(&cluster) {
-            delete_replica(&ctx, r).await?;
+        if !chosen.contains_key(&cluster)
+            && let Err(e) = delete_replica(&ctx, r).await
+        {
+            tracing::warn!(policy = %key, %cluster, error = %e, "cannot remove the replicated policy");
         }
     }
     // Status: bindings, per-cluster compliance, aggregate.
@@ -311,7 +350,47 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             )
             .await?;
     }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Deletes replicas whose root Policy is gone (deleted, or never a root), every few seconds:
+/// a deleted root is no longer reconciled, so its replicas are found from their label.
+async fn sweep(ctx: Arc<Ctx>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if !caches_ready(&ctx).await {
+            continue;
+        }
+        for r in ctx.replicas.state() {
+            let Some((ns, name)) = r
+                .labels()
+                .get(ROOT_POLICY_LABEL)
+                .and_then(|k| k.split_once('.'))
+            else {
+                continue;
+            };
+            let root = ObjectRef::<Policy>::new(name).within(ns);
+            if ctx.roots.get(&root).is_some() {
+                continue;
+            }
+            // Confirm with the API, not only the cache, before deleting.
+            match Api::<Policy>::namespaced(ctx.client.clone(), ns)
+                .get_opt(name)
+                .await
+            {
+                Ok(Some(p)) if !p.labels().contains_key(ROOT_POLICY_LABEL) => continue,
+                Ok(_) => {
+                    if let Err(e) = delete_replica(&ctx, &r).await {
+                        tracing::warn!(replica = %r.name_any(), error = %e, "cannot remove an orphaned replica");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot check a replica's root policy"),
+            }
+        }
+    }
 }
 
 async fn delete_replica(ctx: &Ctx, r: &Policy) -> Result<(), Error> {
@@ -355,12 +434,14 @@ pub async fn run(client: kube::Client) {
     let (r1, r2, r3) = (roots.clone(), roots.clone(), roots.clone());
     let ctx = Arc::new(Ctx {
         client,
+        roots: roots.clone(),
         replicas,
         bindings,
         sets,
         decisions,
     });
-    controller
+    let sweeper = sweep(ctx.clone());
+    let propagator = controller
         .watches_stream(replica_events, |r: Policy| {
             let (ns, name) = r.labels().get(ROOT_POLICY_LABEL)?.split_once('.')?;
             Some(ObjectRef::new(name).within(ns))
@@ -375,8 +456,12 @@ pub async fn run(client: kube::Client) {
             roots_in(&r3, &d.namespace().unwrap_or_default())
         })
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    // The sweeper never ends; the propagator ends with its streams, and takes it along.
+    tokio::select! {
+        _ = propagator => {}
+        _ = sweeper => {}
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use garrison_api::policy::v1::{ComplianceHistory, DetailsPerTemplate, Policy};
+use garrison_api::policy::{CLUSTER_NAME_LABEL, ROOT_POLICY_LABEL};
 use garrison_governance::config_policy::{
     self, ComplianceType, ConfigurationPolicy, Found, Remediation,
 };
@@ -32,7 +33,7 @@ use kube::api::{
 };
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -56,13 +57,30 @@ pub struct Ctx {
     pub enforcement: Enforcement,
 }
 
+/// The label selector of this cluster's replicated policies.
+fn replicas_of(cluster: &str) -> String {
+    format!("{ROOT_POLICY_LABEL},{CLUSTER_NAME_LABEL}={cluster}")
+}
+
+static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Runs the add-on until `stop` turns true.
 pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    // Until the first pass is published, the gate refuses works: it cannot tell yet what the
+    // policies forbid. A run replaced by a newer one (a rotated certificate) leaves the newer
+    // one's state alone.
+    let owner = NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    set_gate(&ctx.enforcement, owner, GateState::Starting, true);
     let policies: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
-    let mut changes = watcher(policies, watcher::Config::default()).boxed();
+    let mut changes = watcher(
+        policies,
+        watcher::Config::default().labels(&replicas_of(&ctx.cluster)),
+    )
+    .default_backoff()
+    .boxed();
     let mut kinds = Kinds::default();
     loop {
-        if let Err(e) = pass(&ctx, &mut kinds).await {
+        if let Err(e) = pass(&ctx, &mut kinds, owner).await {
             tracing::warn!(addon = ADDON, error = %e, "policy evaluation failed; retrying");
         }
         let deadline = tokio::time::sleep(EVALUATION_INTERVAL);
@@ -75,10 +93,20 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             }
             _ = stop.changed() => {
                 // A disabled add-on enforces nothing any more.
-                *ctx.enforcement.write().unwrap_or_else(|e| e.into_inner()) = Enforced::default();
+                set_gate(&ctx.enforcement, owner, GateState::Off, false);
                 return;
             }
         }
+    }
+}
+
+/// Sets the gate's state as run `owner`; `take` makes `owner` the current run, otherwise
+/// only the current run's state is changed.
+fn set_gate(enforcement: &Enforcement, owner: u64, state: GateState, take: bool) {
+    let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
+    if take || shared.owner == owner {
+        shared.owner = owner;
+        shared.state = state;
     }
 }
 
@@ -118,9 +146,15 @@ struct Judged {
     message: String,
 }
 
-async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
+async fn pass(ctx: &Ctx, kinds: &mut Kinds, owner: u64) -> Result<(), kube::Error> {
     let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
-    let policies = api.list(&ListParams::default()).await?.items;
+    let policies: Vec<Policy> = api
+        .list(&ListParams::default().labels(&replicas_of(&ctx.cluster)))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.disabled)
+        .collect();
     // Templates first: a Constraint may come in another Policy than its template.
     let mut templates: HashMap<String, Result<Template, String>> = HashMap::new();
     for p in &policies {
@@ -138,53 +172,101 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds) -> Result<(), kube::Error> {
         }
     }
     let mut enforced = Enforced::default();
+    let mut judged_all = vec![];
     let mut audited: Vec<Value> = vec![];
     for p in &policies {
-        if p.metadata.deletion_timestamp.is_some() || p.spec.disabled {
-            continue;
-        }
         let remediation = p.spec.remediation_action.as_deref();
         let mut judged = vec![];
         for t in &p.spec.policy_templates {
             let o = &t.object_definition;
-            collect_enforced(&mut enforced, &templates, o, remediation);
+            collect_enforced(&mut enforced, &templates, &p.name_any(), o, remediation);
             let (j, objects) = judge(ctx, kinds, &templates, o, remediation).await;
             audited.extend(objects);
             judged.push(j);
         }
-        report(ctx, &api, p, judged).await?;
+        judged_all.push(judged);
+    }
+    // The cluster's Namespaces serve the constraints' namespaceSelectors at delivery.
+    let namespaces = Api::<Namespace>::all(ctx.spoke.clone())
+        .list(&ListParams::default())
+        .await?;
+    for n in namespaces.items {
+        audited.push(with_type(
+            serde_json::to_value(&n).unwrap_or(Value::Null),
+            "v1",
+            "Namespace",
+        ));
     }
     for o in &audited {
         let _ = enforced.inventory.add(o);
     }
     enforced.data = Some(enforced.inventory.prepared());
-    *ctx.enforcement.write().unwrap_or_else(|e| e.into_inner()) = enforced;
+    // What is enforced is published before anything is reported, so that a report that
+    // fails does not leave the gate behind.
+    set_gate(&ctx.enforcement, owner, GateState::Ready(Box::new(enforced)), false);
+    for (p, judged) in policies.iter().zip(judged_all) {
+        if let Err(e) = report(ctx, &api, p, judged).await {
+            tracing::warn!(addon = ADDON, policy = %p.name_any(), error = %e, "cannot report the policy's compliance");
+        }
+    }
     Ok(())
 }
 
-/// Adds what template `o` enforces at delivery: a Constraint whose effective action is `deny`,
-/// or the `mustnothave` object templates of an enforced ConfigurationPolicy.
+fn with_type(mut v: Value, api_version: &str, kind: &str) -> Value {
+    v["apiVersion"] = json!(api_version);
+    v["kind"] = json!(kind);
+    v
+}
+
+/// Adds what template `o` of policy `policy` enforces at delivery: a Constraint whose effective
+/// action is `deny`, or the `mustnothave` object templates of an enforced ConfigurationPolicy.
+/// A deny Constraint that cannot be built (no template, a template that does not compile,
+/// parameters that do not fit) is recorded as broken: the gate then refuses every work, since
+/// it cannot tell what the constraint forbids.
 fn collect_enforced(
     enforced: &mut Enforced,
     templates: &HashMap<String, Result<Template, String>>,
+    policy: &str,
     o: &Value,
     remediation: Option<&str>,
 ) {
     let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
     let kind = o["kind"].as_str().unwrap_or_default();
     if group == gatekeeper::CONSTRAINT_GROUP {
-        if let Some(Ok(t)) = templates.get(kind)
-            && let Ok(c) = Constraint::from_object(&with_remediation(o, remediation), t)
-            && *c.action() == gatekeeper::EnforcementAction::Deny
-        {
-            match enforced
-                .constraints
-                .iter_mut()
-                .find(|(tt, _)| tt.kind() == t.kind())
-            {
-                Some((_, cs)) => cs.push(c),
-                None => enforced.constraints.push((t.clone(), vec![c])),
+        let obj = with_remediation(o, remediation);
+        let action = obj
+            .pointer("/spec/enforcementAction")
+            .and_then(Value::as_str)
+            .unwrap_or("deny");
+        let built = match templates.get(kind) {
+            Some(Ok(t)) => Constraint::from_object(&obj, t)
+                .map(|c| (t, c))
+                .map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(format!("its ConstraintTemplate does not compile: {e}")),
+            None => Err(format!("no ConstraintTemplate defines kind {kind}")),
+        };
+        match built {
+            Ok((t, c)) if *c.action() == gatekeeper::EnforcementAction::Deny => {
+                match enforced
+                    .constraints
+                    .iter_mut()
+                    .find(|(tt, _)| tt.kind() == t.kind())
+                {
+                    Some((_, cs)) => cs.push(c),
+                    None => enforced.constraints.push((t.clone(), vec![c])),
+                }
             }
+            Ok(_) => {}
+            Err(e) if action == "deny" => {
+                let name = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                enforced
+                    .broken
+                    .push(format!("policy {policy}: constraint {kind} {name}: {e}"));
+            }
+            Err(_) => {}
         }
     } else if kind == "ConfigurationPolicy"
         && let Ok(mut cp) = ConfigurationPolicy::from_object(o)
@@ -464,6 +546,13 @@ async fn audit(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // An audit that cannot list what the constraint covers is not a pass.
+    let cannot = |why: String| (false, format!("NonCompliant; violation - {why}"), vec![]);
+    if wanted.is_empty() {
+        return cannot(
+            "auditing needs match.kinds to name the groups and kinds the constraint covers".into(),
+        );
+    }
     for k in &wanted {
         let groups: Vec<&str> = k["apiGroups"]
             .as_array()
@@ -473,13 +562,16 @@ async fn audit(
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        if groups.is_empty() || names.is_empty() {
+            return cannot(
+                "auditing needs each match.kinds entry to name apiGroups and kinds".into(),
+            );
+        }
         for g in &groups {
             for kind in &names {
                 if *g == "*" || *kind == "*" {
-                    return (
-                        false,
-                        "NonCompliant; violation - auditing needs match.kinds to name groups and kinds, not *".into(),
-                        vec![],
+                    return cannot(
+                        "auditing needs match.kinds to name groups and kinds, not *".into(),
                     );
                 }
                 let api_version = if g.is_empty() {
@@ -487,11 +579,14 @@ async fn audit(
                 } else {
                     match preferred_version(&ctx.spoke, g).await {
                         Some(v) => format!("{g}/{v}"),
-                        None => continue,
+                        None => {
+                            return cannot(format!("the cluster does not serve API group {g}"));
+                        }
                     }
                 };
-                let Ok((ar, _)) = kinds.resolve(&ctx.spoke, &api_version, kind).await else {
-                    continue;
+                let (ar, _) = match kinds.resolve(&ctx.spoke, &api_version, kind).await {
+                    Ok(r) => r,
+                    Err(e) => return cannot(e),
                 };
                 let api: Api<DynamicObject> = Api::all_with(ctx.spoke.clone(), &ar);
                 match api.list(&ListParams::default()).await {
@@ -552,7 +647,7 @@ async fn audit(
     } else {
         (
             false,
-            format!("NonCompliant; {}", violations.join("; ")),
+            config_policy::truncate(format!("NonCompliant; {}", violations.join("; "))),
             objects,
         )
     }
@@ -631,40 +726,125 @@ async fn report(
 }
 
 /// What the policy add-on enforces at delivery: the `deny` constraints of its policies (with
-/// their templates and the inventory of the last audit) and the `mustnothave` object templates
-/// of enforced ConfigurationPolicies. The add-on replaces it after each pass; the work gate
-/// reads it.
+/// their templates and the inventory of its last pass), the `mustnothave` object templates of
+/// enforced ConfigurationPolicies, and the deny constraints it could not build.
 #[derive(Default)]
 pub struct Enforced {
     /// Deny constraints, grouped by template so that each template runs once per manifest.
     constraints: Vec<(Template, Vec<Constraint>)>,
     forbidden: Vec<(String, config_policy::ObjectTemplate)>,
+    broken: Vec<String>,
     inventory: Inventory,
     /// The inventory converted once for the engine.
     data: Option<garrison_governance::rego::Data>,
 }
 
-/// The shared, current enforcement set.
-pub type Enforcement = std::sync::Arc<std::sync::RwLock<Enforced>>;
+/// Where the policy add-on stands, for the work gate.
+#[derive(Default)]
+pub enum GateState {
+    /// The add-on does not run here: nothing is enforced.
+    #[default]
+    Off,
+    /// The add-on runs but has not evaluated its policies yet: works wait.
+    Starting,
+    /// What its last pass found.
+    Ready(Box<Enforced>),
+}
+
+/// The gate's state and the add-on run that owns it.
+#[derive(Default)]
+pub struct Shared {
+    owner: u64,
+    state: GateState,
+}
+
+/// The shared, current enforcement state.
+pub type Enforcement = std::sync::Arc<std::sync::RwLock<Shared>>;
 
 /// The work gate of the policy add-on: every manifest of a work is judged against the enforced
 /// constraints (as a CREATE admission review) and the forbidden object templates before
 /// anything is applied. Any `deny` violation refuses the whole work with reason
 /// `PolicyViolation` and a message listing every violation; `warn` and `dryrun` violations
-/// are logged and the work is applied.
+/// are logged and the work is applied. While the add-on has not evaluated its policies yet,
+/// or when one of its deny constraints cannot be built, works are refused: the gate fails
+/// closed.
 pub struct PolicyGate {
     enforcement: Enforcement,
+    spoke: Option<kube::Client>,
+    scopes: std::sync::Mutex<HashMap<(String, String), bool>>,
 }
 
 impl PolicyGate {
-    /// A gate reading `enforcement`.
-    pub fn new(enforcement: Enforcement) -> Self {
-        PolicyGate { enforcement }
+    /// A gate reading `enforcement`; with `spoke`, manifests without a namespace are judged in
+    /// `default` when their kind is namespaced, as they are applied.
+    pub fn new(enforcement: Enforcement, spoke: Option<kube::Client>) -> Self {
+        PolicyGate {
+            enforcement,
+            spoke,
+            scopes: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `api_version`/`kind` is namespaced on the cluster (`None` when unknown).
+    async fn namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(n) = self
+            .scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(*n);
+        }
+        let spoke = self.spoke.as_ref()?;
+        let (group, version) = gatekeeper::group_version(api_version);
+        let (_, caps) =
+            kube::discovery::pinned_kind(spoke, &GroupVersionKind::gvk(group, version, kind))
+                .await
+                .ok()?;
+        let n = caps.scope == Scope::Namespaced;
+        self.scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, n);
+        Some(n)
     }
 
     /// The violations of `manifests`: `(deny, line)`.
-    pub fn violations(&self, manifests: &[Value]) -> Vec<(bool, String)> {
-        let enforced = self.enforcement.read().unwrap_or_else(|e| e.into_inner());
+    pub fn violations(enforcement: &Enforcement, manifests: &[Value]) -> Vec<(bool, String)> {
+        let shared = enforcement.read().unwrap_or_else(|e| e.into_inner());
+        let enforced = match &shared.state {
+            GateState::Off => return vec![],
+            GateState::Starting => {
+                return vec![(
+                    true,
+                    "the policy add-on has not evaluated its policies yet; the work is tried again"
+                        .into(),
+                )];
+            }
+            GateState::Ready(e) => e,
+        };
+        let mut out: Vec<(bool, String)> = enforced
+            .broken
+            .iter()
+            .map(|b| (true, format!("cannot enforce {b}")))
+            .collect();
+        // The work's own Namespaces count for namespaceSelectors.
+        let own_namespaces: Vec<&Value> = manifests
+            .iter()
+            .filter(|m| m["apiVersion"] == "v1" && m["kind"] == "Namespace")
+            .collect();
+        let extended;
+        let inventory = if own_namespaces.is_empty() {
+            &enforced.inventory
+        } else {
+            let mut inv = enforced.inventory.clone();
+            for n in own_namespaces {
+                let _ = inv.add(n);
+            }
+            extended = inv;
+            &extended
+        };
         let prepared;
         let data = match &enforced.data {
             Some(d) => d,
@@ -673,7 +853,6 @@ impl PolicyGate {
                 &prepared
             }
         };
-        let mut out = vec![];
         for m in manifests {
             let kind = m["kind"].as_str().unwrap_or_default();
             let ns = m
@@ -687,7 +866,7 @@ impl PolicyGate {
             let review = Review::admission(m, None, "CREATE");
             for (t, cs) in &enforced.constraints {
                 let cs: Vec<&Constraint> = cs.iter().collect();
-                for v in gatekeeper::judge_all(t, &cs, &review, &enforced.inventory, data) {
+                for v in gatekeeper::judge_all(t, &cs, &review, inventory, data) {
                     let deny = v.action == gatekeeper::EnforcementAction::Deny;
                     out.push((
                         deny,
@@ -698,12 +877,21 @@ impl PolicyGate {
                     ));
                 }
             }
+            let (group, _) =
+                gatekeeper::group_version(m["apiVersion"].as_str().unwrap_or_default());
             for (policy, t) in &enforced.forbidden {
-                let same_target = t.api_version() == m["apiVersion"].as_str().unwrap_or_default()
+                // Any version of the same group and kind.
+                let (t_group, _) = gatekeeper::group_version(t.api_version());
+                let same_target = t_group == group
                     && t.kind() == kind
                     && t.name().is_none_or(|n| n == name)
                     && t.namespace().is_none_or(|n| n == ns);
-                if same_target && config_policy::contains(&t.object, m) {
+                let mut fields = t.object.clone();
+                if let Some(meta) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("namespace");
+                }
+                fields.as_object_mut().map(|o| o.remove("apiVersion"));
+                if same_target && config_policy::contains(&fields, m) {
                     out.push((
                         true,
                         format!("ConfigurationPolicy {policy}: mustnothave {kind} {ns}/{name}"),
@@ -726,7 +914,31 @@ impl crate::work::gate::Gate for PolicyGate {
         manifests: &'a mut [Value],
     ) -> futures::future::BoxFuture<'a, Result<(), crate::work::gate::Refusal>> {
         Box::pin(async move {
-            let found = self.violations(manifests);
+            // Manifests are judged as they are applied: a namespaced one without a namespace
+            // goes to `default`.
+            let mut judged: Vec<Value> = manifests.to_vec();
+            for m in &mut judged {
+                let has_ns = m
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                let (api_version, kind) = (
+                    m["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    m["kind"].as_str().unwrap_or_default().to_string(),
+                );
+                if !has_ns
+                    && m["metadata"].is_object()
+                    && self.namespaced(&api_version, &kind).await == Some(true)
+                {
+                    m["metadata"]["namespace"] = json!("default");
+                }
+            }
+            // Rego is CPU work: off the async threads.
+            let enforcement = self.enforcement.clone();
+            let found =
+                tokio::task::spawn_blocking(move || PolicyGate::violations(&enforcement, &judged))
+                    .await
+                    .unwrap_or_else(|e| vec![(true, format!("the policy check failed: {e}"))]);
             for (_, line) in found.iter().filter(|(deny, _)| !deny) {
                 tracing::warn!(addon = ADDON, work = ?work.metadata.name, violation = %line, "policy warning; applying the work");
             }
@@ -779,15 +991,14 @@ mod tests {
         // Dryrun constraint and inform ConfigurationPolicy: nothing denied.
         let enforcement = Enforcement::default();
         let mut e = Enforced::default();
-        collect_enforced(&mut e, &templates, &constraint, None);
-        collect_enforced(&mut e, &templates, &forbid, None);
-        assert!(e.constraints.is_empty() && e.forbidden.is_empty());
+        collect_enforced(&mut e, &templates, "p", &constraint, None);
+        collect_enforced(&mut e, &templates, "p", &forbid, None);
+        assert!(e.constraints.is_empty() && e.forbidden.is_empty() && e.broken.is_empty());
         // The Policy's enforce makes both deny.
-        collect_enforced(&mut e, &templates, &constraint, Some("Enforce"));
-        collect_enforced(&mut e, &templates, &forbid, Some("enforce"));
-        *enforcement.write().unwrap() = e;
-        let gate = PolicyGate::new(enforcement.clone());
-        let v = gate.violations(&[pod.clone(), cm.clone()]);
+        collect_enforced(&mut e, &templates, "p", &constraint, Some("Enforce"));
+        collect_enforced(&mut e, &templates, "p", &forbid, Some("enforce"));
+        set_gate(&enforcement, 1, GateState::Ready(Box::new(e)), true);
+        let v = PolicyGate::violations(&enforcement, &[pod.clone(), cm.clone()]);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v.iter().all(|(deny, _)| *deny));
         assert_eq!(v[0].1, "NoLatest no-latest: latest tag (on Pod a/p)");
@@ -796,6 +1007,46 @@ mod tests {
             "ConfigurationPolicy no-debug: mustnothave ConfigMap a/debug"
         );
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "a"}});
-        assert!(gate.violations(&[other]).is_empty());
+        assert!(PolicyGate::violations(&enforcement, &[other]).is_empty());
+        // Another version of the same group and kind is forbidden too.
+        let mut cm_v2 = cm.clone();
+        cm_v2["apiVersion"] = json!("v2");
+        assert_eq!(PolicyGate::violations(&enforcement, &[cm_v2]).len(), 1);
+        let gate_state = |state: GateState| {
+            let e = Enforcement::default();
+            set_gate(&e, 1, state, true);
+            PolicyGate::violations(&e, std::slice::from_ref(&cm))
+        };
+        // Without the add-on nothing is enforced; before its first pass everything waits.
+        assert!(gate_state(GateState::Off).is_empty());
+        assert!(
+            gate_state(GateState::Starting)[0]
+                .1
+                .contains("not evaluated its policies yet")
+        );
+        // A deny constraint without its template cannot be enforced: every work is refused.
+        let mut broken = Enforced::default();
+        collect_enforced(
+            &mut broken,
+            &HashMap::new(),
+            "p",
+            &constraint,
+            Some("enforce"),
+        );
+        let v = gate_state(GateState::Ready(Box::new(broken)));
+        assert!(
+            v[0].0
+                && v[0]
+                    .1
+                    .contains("no ConstraintTemplate defines kind NoLatest"),
+            "{v:?}"
+        );
+        // A run replaced by a newer one cannot switch the gate off.
+        set_gate(&enforcement, 2, GateState::Starting, true);
+        set_gate(&enforcement, 1, GateState::Off, false);
+        assert!(matches!(
+            enforcement.read().unwrap().state,
+            GateState::Starting
+        ));
     }
 }
