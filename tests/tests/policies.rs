@@ -153,6 +153,24 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     })
     .await;
 
+    // A PolicySet reports its Policies together and names the missing one.
+    let set = hub.data_dir().join("set.yaml");
+    std::fs::write(
+        &set,
+        "apiVersion: policy.open-cluster-management.io/v1beta1\nkind: PolicySet\nmetadata:\n  name: baseline\n  namespace: policies\nspec:\n  policies: [policy-required-labels, policy-namespace, not-written-yet]\n",
+    )
+    .unwrap();
+    ok(hub.kubectl(&["apply", "-f", set.to_str().unwrap()]));
+    let sets: Api<garrison_api::policy::v1beta1::PolicySet> =
+        Api::namespaced(admin.clone(), "policies");
+    eventually(30, "the PolicySet's status", || async {
+        let st = sets.get("baseline").await.ok()?.status?;
+        (st.compliant.as_deref() == Some("Compliant")
+            && st.status_message.as_deref() == Some("Deleted policies: not-written-yet"))
+        .then_some(())
+    })
+    .await;
+
     // Enforce created the ConfigMap everywhere and reports Compliant.
     eventually(60, "policy-cluster-settings Compliant", || async {
         let p = roots.get("policy-cluster-settings").await.ok()?;

@@ -13,7 +13,8 @@
 //! The root's status lists its bindings and their decisions (`placement`), each cluster's
 //! compliance as its replica reports it (`status`), and the aggregate (`compliant`):
 //! NonCompliant if any cluster is, else Pending if any is, else unknown if any is, else
-//! Compliant.
+//! Compliant. A PolicySet's status aggregates its Policies the same way, names those deleted
+//! or disabled, and lists its bindings and exclusions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,7 +27,9 @@ use garrison_api::labels::PLACEMENT;
 use garrison_api::policy::v1::{
     CompliancePerClusterStatus, PlacementBinding, PlacementDecisionRef, PlacementStatus, Policy,
 };
-use garrison_api::policy::v1beta1::PolicySet;
+use garrison_api::policy::v1beta1::{
+    PolicySet, PolicySetExclusionStatus, PolicySetPlacement, PolicySetStatus,
+};
 use garrison_api::policy::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, ROOT_POLICY_LABEL, replicated_name,
 };
@@ -356,14 +359,100 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Deletes replicas whose root Policy is gone (deleted, or never a root), every few seconds:
-/// a deleted root is no longer reconciled, so its replicas are found from their label.
+/// A PolicySet's status from its namespace's root Policies and bindings: its placements, the
+/// aggregate of its Policies' compliance, which of them are missing or disabled, and the
+/// exclusions in effect.
+pub fn set_status(
+    set: &PolicySet,
+    roots: &[Arc<Policy>],
+    bindings: &[Arc<PlacementBinding>],
+) -> PolicySetStatus {
+    let name = set.name_any();
+    let placement = bindings
+        .iter()
+        .filter(|b| {
+            b.subjects
+                .iter()
+                .any(|s| s.kind == "PolicySet" && s.name == name)
+        })
+        .map(|b| PolicySetPlacement {
+            placement_binding: Some(b.name_any()),
+            placement: Some(b.placement_ref.name.clone()),
+        })
+        .collect();
+    let (mut missing, mut disabled, mut states) = (vec![], vec![], vec![]);
+    for p in &set.spec.policies {
+        match roots.iter().find(|r| &r.name_any() == p) {
+            None => missing.push(p.clone()),
+            Some(r) if r.spec.disabled => disabled.push(p.clone()),
+            Some(r) => states.push(r.status.as_ref().and_then(|s| s.compliant.clone())),
+        }
+    }
+    let mut message = vec![];
+    if !missing.is_empty() {
+        message.push(format!("Deleted policies: {}", missing.join(", ")));
+    }
+    if !disabled.is_empty() {
+        message.push(format!("Disabled policies: {}", disabled.join(", ")));
+    }
+    PolicySetStatus {
+        placement,
+        compliant: aggregate(
+            states
+                .iter()
+                .map(|s| s.as_deref().filter(|s| !s.is_empty())),
+        ),
+        status_message: (!message.is_empty()).then(|| message.join("; ")),
+        exclusions: set
+            .spec
+            .exclusions
+            .iter()
+            .map(|e| PolicySetExclusionStatus {
+                policy_name: e.policy_name.clone(),
+                clusters: e.cluster_names.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Writes every PolicySet's status that changed.
+async fn set_statuses(ctx: &Ctx) {
+    for set in ctx.sets.state() {
+        let ns = set.namespace().unwrap_or_default();
+        let roots = ctx
+            .roots
+            .state_filter(|r| r.namespace().as_deref() == Some(ns.as_str()));
+        let bindings = ctx
+            .bindings
+            .state_filter(|b| b.namespace().as_deref() == Some(ns.as_str()));
+        let want = set_status(&set, &roots, &bindings);
+        if set.status.as_ref() == Some(&want) {
+            continue;
+        }
+        let api: Api<PolicySet> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Err(e) = api
+            .patch_status(
+                &set.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": want})),
+            )
+            .await
+        {
+            tracing::warn!(policyset = %set.name_any(), error = %e, "cannot write the PolicySet's status");
+        }
+    }
+}
+
+/// Every few seconds: deletes replicas whose root Policy is gone (deleted, or never a root;
+/// a deleted root is no longer reconciled, so its replicas are found from their label), and
+/// brings PolicySets' status up to date.
 async fn sweep(ctx: Arc<Ctx>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         if !caches_ready(&ctx).await {
             continue;
         }
+        set_statuses(&ctx).await;
         for r in ctx.replicas.state() {
             let Some((ns, name)) = r
                 .labels()
@@ -531,6 +620,44 @@ mod tests {
         );
         assert!(selection(&e, true).is_empty());
         assert!(effects("other", &[], &[], decided).is_empty());
+    }
+
+    #[test]
+    fn a_policy_sets_status_aggregates_its_policies_and_names_the_missing_ones() {
+        let root = |name: &str, disabled: bool, compliant: Option<&str>| -> Arc<Policy> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "p"},
+                    "spec": {"disabled": disabled, "policy-templates": []},
+                    "status": {"compliant": compliant}
+                }))
+                .unwrap(),
+            )
+        };
+        let set: PolicySet = serde_json::from_value(json!({
+            "metadata": {"name": "set", "namespace": "p"},
+            "spec": {"policies": ["a", "b", "c", "d"],
+                     "exclusions": [{"policyName": "a", "clusterNames": ["c9"]}]}
+        }))
+        .unwrap();
+        let bound = binding(json!({"metadata": {"name": "b1", "namespace": "p"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "prod"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "PolicySet", "name": "set"}]}));
+        let roots = [
+            root("a", false, Some(COMPLIANT)),
+            root("b", false, Some(NON_COMPLIANT)),
+            root("c", true, None),
+        ];
+        let st = set_status(&set, &roots, &[bound]);
+        assert_eq!(st.compliant.as_deref(), Some(NON_COMPLIANT));
+        assert_eq!(
+            st.status_message.as_deref(),
+            Some("Deleted policies: d; Disabled policies: c")
+        );
+        assert_eq!(st.placement[0].placement.as_deref(), Some("prod"));
+        assert_eq!(st.exclusions[0].clusters, ["c9"]);
+        let all_ok = set_status(&set, &roots[..1], &[]);
+        assert_eq!(all_ok.compliant.as_deref(), Some(COMPLIANT));
     }
 
     #[test]

@@ -203,7 +203,12 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds, owner: u64) -> Result<(), kube::Erro
     enforced.data = Some(enforced.inventory.prepared());
     // What is enforced is published before anything is reported, so that a report that
     // fails does not leave the gate behind.
-    set_gate(&ctx.enforcement, owner, GateState::Ready(Box::new(enforced)), false);
+    set_gate(
+        &ctx.enforcement,
+        owner,
+        GateState::Ready(Box::new(enforced)),
+        false,
+    );
     for (p, judged) in policies.iter().zip(judged_all) {
         if let Err(e) = report(ctx, &api, p, judged).await {
             tracing::warn!(addon = ADDON, policy = %p.name_any(), error = %e, "cannot report the policy's compliance");
