@@ -105,6 +105,48 @@ pub fn csr(data: &[u8]) {
     let _ = garrison_pki::custom::parse(data, "metrics");
 }
 
+/// Policy templates as the policy add-on receives them from the hub: the bytes are one JSON
+/// object, read as a ConstraintTemplate, a ConfigurationPolicy and an object under review, and
+/// judged against a fixed constraint; the object is also matched and compared as a
+/// ConfigurationPolicy object template.
+pub fn policy_objects(data: &[u8]) {
+    use garrison_governance::{config_policy, gatekeeper};
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let _ = gatekeeper::Template::from_object(&v);
+    let _ = config_policy::ConfigurationPolicy::from_object(&v);
+    let template = gatekeeper::Template::from_object(&serde_json::json!({
+        "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+        "metadata": {"name": "t"},
+        "spec": {"crd": {"spec": {"names": {"kind": "T"}}},
+            "targets": [{"target": "admission.k8s.gatekeeper.sh",
+                "rego": "package t\nviolation[{\"msg\": m}] { m := sprintf(\"%v\", [input.review.object.metadata.name]) }"}]}
+    }))
+    .expect("the fixed template compiles");
+    let constraint = match gatekeeper::Constraint::from_object(&v, &template) {
+        Ok(c) => c,
+        Err(_) => gatekeeper::Constraint::from_object(
+            &serde_json::json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "T",
+                "metadata": {"name": "c"}, "spec": {"match": {"namespaceSelector": {"matchLabels": {"a": "b"}}}}}),
+            &template,
+        )
+        .expect("the fixed constraint fits"),
+    };
+    if let Ok(review) = gatekeeper::Review::of(&v) {
+        let mut inventory = gatekeeper::Inventory::new();
+        let _ = inventory.add(&v);
+        let data = inventory.prepared();
+        let _ = gatekeeper::judge(&template, &constraint, &review, &inventory, &data);
+    }
+    let t = config_policy::ObjectTemplate {
+        compliance: config_policy::ComplianceType::MustOnlyHave,
+        object: v.clone(),
+    };
+    let _ = config_policy::found(&t, Some(&v));
+    let _ = config_policy::merged(config_policy::ComplianceType::MustHave, &v, &v);
+}
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
@@ -117,6 +159,12 @@ pub fn targets() -> Vec<Target> {
         Target { name: "service_account_token", run: service_account_token, seeds: &[
             b"eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2Z1enoiLCJhdWQiOlsiaHR0cHM6Ly9mdXp6Il0sImV4cCI6MTkwMDAwMDAwMH0.AAAA",
             b"eyJhbGciOiJub25lIn0.e30.",
+        ] },
+        Target { name: "policy_objects", run: policy_objects, seeds: &[
+            b"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"prod\",\"labels\":{\"a\":\"b\"}}}",
+            b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"operation\":\"DELETE\",\"oldObject\":{\"kind\":\"Pod\",\"metadata\":{\"namespace\":\"x\"}}}}",
+            b"{\"apiVersion\":\"constraints.gatekeeper.sh/v1beta1\",\"kind\":\"T\",\"spec\":{\"match\":{\"kinds\":[{\"apiGroups\":[\"*\"]}],\"name\":\"*a*\",\"excludedNamespaces\":[\"*\"]}}}",
+            b"{\"kind\":\"ConfigurationPolicy\",\"spec\":{\"namespaceSelector\":{\"include\":[\"a*b*\"]},\"object-templates\":[{\"complianceType\":\"MustHave\",\"objectDefinition\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}}]}}",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },
