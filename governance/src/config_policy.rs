@@ -14,7 +14,7 @@ use garrison_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Map, Value};
 
-use crate::gatekeeper::{strings, wildcard};
+use crate::gatekeeper::strings;
 
 /// How an object template is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,12 +135,6 @@ fn glob(pattern: &str, s: &str) -> bool {
         return pattern == s;
     }
     let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 2 {
-        return wildcard(pattern, s)
-            || (s.starts_with(parts[0])
-                && s.ends_with(parts[1])
-                && s.len() >= parts[0].len() + parts[1].len());
-    }
     let mut rest = s;
     for (i, p) in parts.iter().enumerate() {
         if i == 0 {

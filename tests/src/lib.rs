@@ -445,6 +445,17 @@ pub fn api_code(e: &kube::Error) -> u16 {
     }
 }
 
+/// Waits up to `secs` until `name` is gone from `api`.
+pub async fn gone<K>(secs: u64, what: &str, api: &kube::Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(secs, what, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 /// Polls `f` every 100ms until it returns `Some`, or fails after `secs` seconds with `what`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where

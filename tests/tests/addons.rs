@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use garrison_api::{ManagedClusterAddOn, ManagedServiceAccount};
 use garrison_e2e::{
-    Agent, Hub, api_code, client_from, eventually, join_and_accept, kubectl_with, ok,
+    Agent, Hub, api_code, client_from, eventually, gone, join_and_accept, kubectl_with, ok,
 };
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -30,17 +30,6 @@ fn example() -> String {
     std::fs::read_to_string(garrison_e2e::workspace().join("examples/managed-serviceaccount.yaml"))
         .unwrap()
         .replace("namespace: cluster1", "namespace: c1")
-}
-
-/// Waits until `name` is gone from `api`.
-async fn gone<K>(secs: u64, what: &str, api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    eventually(secs, what, || async {
-        api.get_opt(name).await.ok()?.is_none().then_some(())
-    })
-    .await;
 }
 
 fn apply(hub: &Hub, yaml: &str) {
@@ -281,6 +270,13 @@ async fn submit(
         .unwrap())
 }
 
+/// Waits for the CSR's decision, checks it is a denial, and returns its reason.
+async fn denied(hub: &Hub, name: &str) -> String {
+    let (ty, why) = decision(hub, name).await;
+    assert_eq!(ty, "Denied", "{why}");
+    why
+}
+
 async fn decision(hub: &Hub, name: &str) -> (String, String) {
     let admin = hub.client().await.unwrap();
     let api: Api<CertificateSigningRequest> = Api::all(admin);
@@ -335,8 +331,7 @@ async fn add_on_certificates_go_only_to_enabled_add_ons_of_accepted_clusters_and
     let name = request(&agent, "c1", "policy", &addon_id("c1", "policy"))
         .await
         .unwrap();
-    let (ty, why) = decision(&hub, &name).await;
-    assert_eq!(ty, "Denied");
+    let why = denied(&hub, &name).await;
     assert!(why.contains("not registered on the hub"), "{why}");
     // 3. Labels that lie about the add-on: denied.
     let name = request(
@@ -1145,8 +1140,7 @@ async fn a_custom_signer_issues_the_add_ons_own_certificates_for_its_registered_
     )
     .await
     .unwrap();
-    let (ty, why) = decision(&hub, &name).await;
-    assert_eq!(ty, "Denied");
+    let why = denied(&hub, &name).await;
     assert!(why.contains("registers"), "{why}");
     // 2. Labelled as another cluster's: denied.
     let name = submit(
@@ -1169,8 +1163,7 @@ async fn a_custom_signer_issues_the_add_ons_own_certificates_for_its_registered_
     )
     .await
     .unwrap();
-    let (ty, why) = decision(&hub, &name).await;
-    assert_eq!(ty, "Denied");
+    let why = denied(&hub, &name).await;
     assert!(why.contains("no custom signer"), "{why}");
     // 4. A well-known Kubernetes signer dressed as an add-on's: denied.
     let name = submit(
@@ -1182,8 +1175,7 @@ async fn a_custom_signer_issues_the_add_ons_own_certificates_for_its_registered_
     )
     .await
     .unwrap();
-    let (ty, why) = decision(&hub, &name).await;
-    assert_eq!(ty, "Denied");
+    let why = denied(&hub, &name).await;
     assert!(why.contains("not an add-on signer"), "{why}");
     // 5. c2, where the add-on is not enabled, asking for it: denied.
     let c2_kc = eventually(30, "c2's certificate", || async {
@@ -1200,8 +1192,7 @@ async fn a_custom_signer_issues_the_add_ons_own_certificates_for_its_registered_
     )
     .await
     .unwrap();
-    let (ty, why) = decision(&hub, &name).await;
-    assert_eq!(ty, "Denied");
+    let why = denied(&hub, &name).await;
     assert!(why.contains("not enabled on cluster c2"), "{why}");
     // 6. An admin approving by hand a request for another subject: the signer refuses it.
     let admin = hub.client().await.unwrap();

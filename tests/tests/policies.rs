@@ -4,13 +4,22 @@
 //! root policy aggregates; enforce creates what is missing.
 
 use garrison_api::policy::v1::Policy;
-use garrison_e2e::{Hub, eventually, join_and_accept, ok};
+use garrison_e2e::{Hub, eventually, gone, join_and_accept, ok};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn compliant(p: &Policy) -> Option<String> {
     p.status.as_ref()?.compliant.clone()
+}
+
+/// Waits until the root policy `name` reports `state`.
+async fn root_becomes(roots: &Api<Policy>, name: &str, state: &str) {
+    eventually(60, &format!("{name} {state}"), || async {
+        let p = roots.get(name).await.ok()?;
+        (compliant(&p).as_deref() == Some(state)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -103,11 +112,7 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     )
     .await
     .unwrap();
-    eventually(60, "policy-namespace Compliant", || async {
-        let p = roots.get("policy-namespace").await.ok()?;
-        (compliant(&p).as_deref() == Some("Compliant")).then_some(())
-    })
-    .await;
+    root_becomes(&roots, "policy-namespace", "Compliant").await;
     let history = c3
         .get("policies.policy-namespace")
         .await
@@ -147,11 +152,7 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     )
     .await
     .unwrap();
-    eventually(60, "policy-required-labels Compliant", || async {
-        let p = roots.get("policy-required-labels").await.ok()?;
-        (compliant(&p).as_deref() == Some("Compliant")).then_some(())
-    })
-    .await;
+    root_becomes(&roots, "policy-required-labels", "Compliant").await;
 
     // A PolicySet reports its Policies together and names the missing one.
     let set = hub.data_dir().join("set.yaml");
@@ -172,11 +173,7 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     .await;
 
     // Enforce created the ConfigMap everywhere and reports Compliant.
-    eventually(60, "policy-cluster-settings Compliant", || async {
-        let p = roots.get("policy-cluster-settings").await.ok()?;
-        (compliant(&p).as_deref() == Some("Compliant")).then_some(())
-    })
-    .await;
+    root_becomes(&roots, "policy-cluster-settings", "Compliant").await;
     let cm = Api::<ConfigMap>::namespaced(spoke3, "default")
         .get("cluster-settings")
         .await
@@ -243,13 +240,12 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
 
     // Deleting a root removes its replicas.
     ok(hub.kubectl(&["delete", "policy", "policy-namespace", "-n", "policies"]));
-    eventually(60, "the deleted root's replicas removed", || async {
-        c3.get_opt("policies.policy-namespace")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    gone(
+        60,
+        "the deleted root's replicas removed",
+        &c3,
+        "policies.policy-namespace",
+    )
     .await;
     // Unbinding removes the replicas.
     ok(hub.kubectl(&[
@@ -259,13 +255,12 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
         "-n",
         "policies",
     ]));
-    eventually(60, "the replicas removed", || async {
-        c3.get_opt("policies.policy-required-labels")
-            .await
-            .ok()?
-            .is_none()
-            .then_some(())
-    })
+    gone(
+        60,
+        "the replicas removed",
+        &c3,
+        "policies.policy-required-labels",
+    )
     .await;
 }
 
@@ -418,11 +413,7 @@ async fn an_enforced_constraint_refuses_a_violating_work_before_anything_is_appl
     ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
     let admin = hub.client().await.unwrap();
     let roots: Api<Policy> = Api::namespaced(admin.clone(), "policies");
-    eventually(60, "the policy evaluated on c1", || async {
-        let p = roots.get("internal-registries").await.ok()?;
-        (compliant(&p).as_deref() == Some("Compliant")).then_some(())
-    })
-    .await;
+    root_becomes(&roots, "internal-registries", "Compliant").await;
 
     // A work with an image from elsewhere: refused whole, with every violation named.
     let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin.clone(), "c1");

@@ -78,9 +78,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     )
     .default_backoff()
     .boxed();
-    let mut kinds = Kinds::default();
+    let kinds = Kinds::default();
     loop {
-        if let Err(e) = pass(&ctx, &mut kinds, owner).await {
+        if let Err(e) = pass(&ctx, &kinds, owner).await {
             tracing::warn!(addon = ADDON, error = %e, "policy evaluation failed; retrying");
         }
         let deadline = tokio::time::sleep(EVALUATION_INTERVAL);
@@ -113,19 +113,24 @@ fn set_gate(enforcement: &Enforcement, owner: u64, state: GateState, take: bool)
 /// API resources of the cluster by apiVersion and kind, found by discovery and kept.
 #[derive(Default)]
 struct Kinds {
-    known: HashMap<(String, String), (ApiResource, bool)>,
+    known: std::sync::Mutex<HashMap<(String, String), (ApiResource, bool)>>,
 }
 
 impl Kinds {
     /// The resource of `api_version`/`kind` and whether it is namespaced.
     async fn resolve(
-        &mut self,
+        &self,
         spoke: &kube::Client,
         api_version: &str,
         kind: &str,
     ) -> Result<(ApiResource, bool), String> {
         let key = (api_version.to_string(), kind.to_string());
-        if let Some(r) = self.known.get(&key) {
+        if let Some(r) = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(r.clone());
         }
         let (group, version) = gatekeeper::group_version(api_version);
@@ -134,7 +139,10 @@ impl Kinds {
             .await
             .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {e}"))?;
         let r = (ar, caps.scope == Scope::Namespaced);
-        self.known.insert(key, r.clone());
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, r.clone());
         Ok(r)
     }
 }
@@ -146,7 +154,7 @@ struct Judged {
     message: String,
 }
 
-async fn pass(ctx: &Ctx, kinds: &mut Kinds, owner: u64) -> Result<(), kube::Error> {
+async fn pass(ctx: &Ctx, kinds: &Kinds, owner: u64) -> Result<(), kube::Error> {
     let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
     let policies: Vec<Policy> = api
         .list(&ListParams::default().labels(&replicas_of(&ctx.cluster)))
@@ -171,31 +179,35 @@ async fn pass(ctx: &Ctx, kinds: &mut Kinds, owner: u64) -> Result<(), kube::Erro
             }
         }
     }
+    // The cluster's Namespaces, read once per pass: ConfigurationPolicies select by them,
+    // audits and the delivery gate serve namespaceSelectors with them.
+    let namespaces: Vec<Value> = Api::<Namespace>::all(ctx.spoke.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|n| {
+            with_type(
+                serde_json::to_value(n).unwrap_or(Value::Null),
+                "v1",
+                "Namespace",
+            )
+        })
+        .collect();
     let mut enforced = Enforced::default();
     let mut judged_all = vec![];
-    let mut audited: Vec<Value> = vec![];
+    let mut audited: Vec<Value> = namespaces.clone();
     for p in &policies {
         let remediation = p.spec.remediation_action.as_deref();
         let mut judged = vec![];
         for t in &p.spec.policy_templates {
             let o = &t.object_definition;
             collect_enforced(&mut enforced, &templates, &p.name_any(), o, remediation);
-            let (j, objects) = judge(ctx, kinds, &templates, o, remediation).await;
+            let (j, objects) = judge(ctx, kinds, &namespaces, &templates, o, remediation).await;
             audited.extend(objects);
             judged.push(j);
         }
         judged_all.push(judged);
-    }
-    // The cluster's Namespaces serve the constraints' namespaceSelectors at delivery.
-    let namespaces = Api::<Namespace>::all(ctx.spoke.clone())
-        .list(&ListParams::default())
-        .await?;
-    for n in namespaces.items {
-        audited.push(with_type(
-            serde_json::to_value(&n).unwrap_or(Value::Null),
-            "v1",
-            "Namespace",
-        ));
     }
     for o in &audited {
         let _ = enforced.inventory.add(o);
@@ -308,7 +320,8 @@ fn template_meta(o: &Value) -> Value {
 
 async fn judge(
     ctx: &Ctx,
-    kinds: &mut Kinds,
+    kinds: &Kinds,
+    namespaces: &[Value],
     templates: &HashMap<String, Result<Template, String>>,
     o: &Value,
     remediation: Option<&str>,
@@ -322,7 +335,7 @@ async fn judge(
                 if let Some(r) = remediation {
                     cp.remediation = Remediation::parse(r);
                 }
-                configuration(ctx, kinds, &cp).await
+                configuration(ctx, kinds, namespaces, &cp).await
             }
             Err(e) => (false, config_policy::compliance_message(false, &[e])),
         },
@@ -345,7 +358,7 @@ async fn judge(
         }
         (gatekeeper::CONSTRAINT_GROUP, kind) => match templates.get(kind) {
             Some(Ok(t)) => {
-                let (ok, msg, objects) = audit(ctx, kinds, t, o, remediation).await;
+                let (ok, msg, objects) = audit(ctx, kinds, namespaces, t, o, remediation).await;
                 audited = objects;
                 (ok, msg)
             }
@@ -376,25 +389,28 @@ async fn judge(
 }
 
 /// Judges (and with enforce, applies) a ConfigurationPolicy.
-async fn configuration(ctx: &Ctx, kinds: &mut Kinds, cp: &ConfigurationPolicy) -> (bool, String) {
+async fn configuration(
+    ctx: &Ctx,
+    kinds: &Kinds,
+    namespaces: &[Value],
+    cp: &ConfigurationPolicy,
+) -> (bool, String) {
     let mut details = vec![];
     let mut compliant = true;
-    let spoke_nss = match Api::<Namespace>::all(ctx.spoke.clone())
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(l) => l
-            .items
-            .into_iter()
-            .map(|n| (n.name_any(), n.labels().clone()))
-            .collect::<Vec<(String, BTreeMap<String, String>)>>(),
-        Err(e) => {
-            return (
-                false,
-                config_policy::compliance_message(false, &[e.to_string()]),
-            );
-        }
-    };
+    let spoke_nss: Vec<(String, BTreeMap<String, String>)> = namespaces
+        .iter()
+        .map(|n| {
+            let labels = n
+                .pointer("/metadata/labels")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default();
+            let name = n
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (name.to_string(), labels)
+        })
+        .collect();
     for t in &cp.templates {
         let (ar, namespaced) = match kinds.resolve(&ctx.spoke, t.api_version(), t.kind()).await {
             Ok(r) => r,
@@ -534,7 +550,8 @@ async fn object_template(
 /// Audits the existing objects a Constraint matches.
 async fn audit(
     ctx: &Ctx,
-    kinds: &mut Kinds,
+    kinds: &Kinds,
+    namespaces: &[Value],
     template: &Template,
     o: &Value,
     remediation: Option<&str>,
@@ -597,10 +614,11 @@ async fn audit(
                 match api.list(&ListParams::default()).await {
                     Ok(l) => {
                         for item in l.items {
-                            let mut v = serde_json::to_value(&item).unwrap_or(Value::Null);
-                            v["apiVersion"] = json!(ar.api_version);
-                            v["kind"] = json!(ar.kind);
-                            objects.push(v);
+                            objects.push(with_type(
+                                serde_json::to_value(&item).unwrap_or(Value::Null),
+                                &ar.api_version,
+                                &ar.kind,
+                            ));
                         }
                     }
                     Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
@@ -608,16 +626,8 @@ async fn audit(
             }
         }
     }
-    if let Ok(l) = Api::<Namespace>::all(ctx.spoke.clone())
-        .list(&ListParams::default())
-        .await
-    {
-        for n in l.items {
-            let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
-            v["apiVersion"] = json!("v1");
-            v["kind"] = json!("Namespace");
-            let _ = inventory.add(&v);
-        }
+    for n in namespaces {
+        let _ = inventory.add(n);
     }
     for v in &objects {
         let _ = inventory.add(v);
@@ -776,7 +786,7 @@ pub type Enforcement = std::sync::Arc<std::sync::RwLock<Shared>>;
 pub struct PolicyGate {
     enforcement: Enforcement,
     spoke: Option<kube::Client>,
-    scopes: std::sync::Mutex<HashMap<(String, String), bool>>,
+    kinds: Kinds,
 }
 
 impl PolicyGate {
@@ -786,33 +796,15 @@ impl PolicyGate {
         PolicyGate {
             enforcement,
             spoke,
-            scopes: std::sync::Mutex::new(HashMap::new()),
+            kinds: Kinds::default(),
         }
     }
 
     /// Whether `api_version`/`kind` is namespaced on the cluster (`None` when unknown).
     async fn namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
-        let key = (api_version.to_string(), kind.to_string());
-        if let Some(n) = self
-            .scopes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Some(*n);
-        }
         let spoke = self.spoke.as_ref()?;
-        let (group, version) = gatekeeper::group_version(api_version);
-        let (_, caps) =
-            kube::discovery::pinned_kind(spoke, &GroupVersionKind::gvk(group, version, kind))
-                .await
-                .ok()?;
-        let n = caps.scope == Scope::Namespaced;
-        self.scopes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, n);
-        Some(n)
+        let (_, namespaced) = self.kinds.resolve(spoke, api_version, kind).await.ok()?;
+        Some(namespaced)
     }
 
     /// The violations of `manifests`: `(deny, line)`.
