@@ -168,6 +168,90 @@ pub struct ConfigurationPolicy {
     pub templates: Vec<ObjectTemplate>,
     /// `DeleteAll`, `DeleteIfCreated` or `None` (default).
     pub prune_object_behavior: String,
+    /// When to evaluate again while compliant.
+    pub compliant_interval: Interval,
+    /// When to evaluate again while not compliant.
+    pub noncompliant_interval: Interval,
+}
+
+/// When a ConfigurationPolicy is evaluated again (`spec.evaluationInterval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interval {
+    /// On every change and every pass (upstream's `watch`, the default).
+    #[default]
+    Watch,
+    /// Not again until the policy's spec changes.
+    Never,
+    /// At most once per this long.
+    Every(std::time::Duration),
+}
+
+impl Interval {
+    /// Reads `watch`, `never` or a Go duration such as `10s` or `1h30m`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" | "watch" => Ok(Interval::Watch),
+            "never" => Ok(Interval::Never),
+            d => go_duration(d).map(Interval::Every).map_err(|e| {
+                format!("evaluationInterval {d:?} is not watch, never or a duration: {e}")
+            }),
+        }
+    }
+
+    /// Whether a policy last evaluated at `last` (seconds since the epoch; `None` when never),
+    /// whose spec is unchanged since (`same_spec`), is due at `now`.
+    pub fn due(self, last: Option<i64>, same_spec: bool, now: i64) -> bool {
+        let Some(last) = last.filter(|_| same_spec) else {
+            return true;
+        };
+        match self {
+            Interval::Watch => true,
+            Interval::Never => false,
+            Interval::Every(d) => now.saturating_sub(last) >= d.as_secs() as i64,
+        }
+    }
+}
+
+/// A Go duration (`300ms`, `10s`, `1h30m`, `2h45m10.5s`): one or more decimal numbers, each
+/// with a unit of `ns`, `us`, `µs`, `ms`, `s`, `m` or `h`. Negative durations are refused.
+pub fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{s:?}: expected a number before {tail:?}"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(format!("{s:?}: missing unit after {number}")),
+            u => return Err(format!("{s:?}: unknown unit {u:?}")),
+        };
+        total += value * scale;
+        rest = next;
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(format!("{s:?} is too long"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 impl ConfigurationPolicy {
@@ -228,6 +312,16 @@ impl ConfigurationPolicy {
                 .as_str()
                 .unwrap_or("None")
                 .into(),
+            compliant_interval: Interval::parse(
+                spec.pointer("/evaluationInterval/compliant")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )?,
+            noncompliant_interval: Interval::parse(
+                spec.pointer("/evaluationInterval/noncompliant")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )?,
         })
     }
 }
@@ -400,6 +494,44 @@ pub fn message(
     format!("{plural} [{}] {what}{ns}", names.join(", "))
 }
 
+/// Upstream's `relatedObjects[].reason` for an object in `state` (after `verb`, when the
+/// policy enforced: `created`, `updated` or `deleted`).
+pub fn related_reason(
+    compliance: ComplianceType,
+    state: Found,
+    verb: Option<&str>,
+) -> &'static str {
+    match (verb, compliance, state) {
+        (Some("created"), ..) => "K8s creation success",
+        (Some("updated"), ..) => "K8s update success",
+        (Some("deleted"), ..) => "K8s deletion success",
+        (_, ComplianceType::MustNotHave, Found::AsSpecified) => {
+            "Resource found but should not exist"
+        }
+        (_, ComplianceType::MustNotHave, _) => "Resource not found as expected",
+        (_, _, Found::AsSpecified) => "Resource found as expected",
+        (_, _, Found::NotAsSpecified) => "Resource found but does not match",
+        (_, _, Found::Missing) => "Resource not found but should exist",
+    }
+}
+
+/// Upstream's `compliancyDetails[].conditions[].reason` for an object template.
+pub fn condition_reason(
+    compliance: ComplianceType,
+    compliant: bool,
+    verb: Option<&str>,
+) -> &'static str {
+    match (verb, compliance, compliant) {
+        (Some("created"), ..) => "K8s creation success",
+        (Some("updated"), ..) => "K8s update success",
+        (Some("deleted"), ..) => "K8s deletion success",
+        (_, ComplianceType::MustNotHave, true) => "K8s `must not have` object already missing",
+        (_, ComplianceType::MustNotHave, false) => "K8s has a `must not have` object",
+        (_, _, true) => "K8s `must have` object already exists",
+        (_, _, false) => "K8s does not have a `must have` object",
+    }
+}
+
 /// The message after enforcing: `created`, `updated` or `deleted`.
 pub fn enforced_message(verb: &str, plural: &str, name: &str, namespace: Option<&str>) -> String {
     let ns = namespace
@@ -438,6 +570,44 @@ pub fn truncate(mut message: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluation_intervals_read_watch_never_and_go_durations() {
+        use std::time::Duration;
+        assert_eq!(Interval::parse("").unwrap(), Interval::Watch);
+        assert_eq!(Interval::parse("watch").unwrap(), Interval::Watch);
+        assert_eq!(Interval::parse("never").unwrap(), Interval::Never);
+        assert_eq!(
+            Interval::parse("1h30m").unwrap(),
+            Interval::Every(Duration::from_secs(5400))
+        );
+        assert_eq!(go_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(go_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(go_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["10", "s", "-5s", "10x", "1h 30m", "abc", "1e400h"] {
+            assert!(Interval::parse(bad).is_err(), "{bad}");
+        }
+        // Due: never evaluated, or the spec changed, always; otherwise by the interval.
+        let every = Interval::Every(Duration::from_secs(60));
+        assert!(every.due(None, true, 100));
+        assert!(every.due(Some(90), false, 100));
+        assert!(!every.due(Some(90), true, 100));
+        assert!(every.due(Some(40), true, 100));
+        assert!(!Interval::Never.due(Some(0), true, 1_000_000));
+        assert!(Interval::Never.due(Some(0), false, 1));
+        assert!(Interval::Watch.due(Some(100), true, 100));
+    }
+
+    #[test]
+    fn a_bad_evaluation_interval_is_named() {
+        let e = ConfigurationPolicy::from_object(&serde_json::json!({
+            "kind": "ConfigurationPolicy", "metadata": {"name": "p"},
+            "spec": {"evaluationInterval": {"compliant": "10 minutes"}, "object-templates": []}
+        }))
+        .unwrap_err();
+        assert!(e.contains("evaluationInterval \"10 minutes\""), "{e}");
+    }
     use serde_json::json;
 
     #[test]

@@ -6,9 +6,11 @@
 //!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
 //! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
 //!   upstream's messages;
+//! - [`dependencies`]: policy dependencies, and the Pending message of a template that waits;
 //! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine.
 
 pub mod config_policy;
+pub mod dependencies;
 pub mod gatekeeper;
 pub mod rego;
 pub mod suite;

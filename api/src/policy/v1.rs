@@ -99,7 +99,7 @@ pub struct PolicyTemplate {
     pub ignore_pending: Option<bool>,
 }
 
-/// A dependency: the object that must reach `compliance` (default Compliant).
+/// A dependency: the object that must reach `compliance` before a template is evaluated.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDependency {
@@ -114,7 +114,8 @@ pub struct PolicyDependency {
     /// Namespace (default the Policy's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Compliant, NonCompliant or Pending.
+    /// Compliant, NonCompliant or Pending, as the dependency's `status.compliant` must read
+    /// (upstream requires it; a dependency without it waits for Compliant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<String>,
 }
@@ -342,6 +343,50 @@ pub fn placement_binding_crd() -> CustomResourceDefinition {
         },
     }))
     .expect("the PlacementBinding CRD is a CRD")
+}
+
+/// The ConfigurationPolicy CRD, for managed clusters: the policy add-on writes each
+/// ConfigurationPolicy template of a replicated Policy there, with its evaluation as status
+/// (`compliant`, `compliancyDetails`, `relatedObjects`, `lastEvaluated`), as upstream's
+/// configuration policy controller does. The add-on parses the spec itself, so the schema
+/// keeps what upstream's CRD fixes and preserves the rest.
+pub fn configuration_policy_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "configurationpolicies.policy.open-cluster-management.io"},
+        "spec": {
+            "group": "policy.open-cluster-management.io",
+            "names": {"kind": "ConfigurationPolicy", "listKind": "ConfigurationPolicyList",
+                "plural": "configurationpolicies", "singular": "configurationpolicy"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Compliance state", "type": "string", "jsonPath": ".status.compliant"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "description": "A ConfigurationPolicy template of a replicated Policy, and its evaluation on this cluster.",
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                            "properties": {
+                                "remediationAction": {"type": "string",
+                                    "enum": ["Inform", "inform", "Enforce", "enforce", "InformOnly", "informOnly"]},
+                                "severity": {"type": "string",
+                                    "enum": ["low", "Low", "medium", "Medium", "high", "High", "critical", "Critical"]},
+                                "pruneObjectBehavior": {"type": "string",
+                                    "enum": ["DeleteAll", "DeleteIfCreated", "None"]},
+                            }},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    },
+                }},
+            }],
+        },
+    }))
+    .expect("the ConfigurationPolicy CRD is a CRD")
 }
 
 impl kube::Resource for PlacementBinding {

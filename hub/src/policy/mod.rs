@@ -26,6 +26,7 @@ use garrison_api::cluster::v1beta1::PlacementDecision;
 use garrison_api::labels::PLACEMENT;
 use garrison_api::policy::v1::{
     CompliancePerClusterStatus, PlacementBinding, PlacementDecisionRef, PlacementStatus, Policy,
+    PolicyDependency,
 };
 use garrison_api::policy::v1beta1::{
     PolicySet, PolicySetExclusionStatus, PolicySetPlacement, PolicySetStatus,
@@ -170,7 +171,17 @@ pub fn effects(
 
 /// The replica of `root` for `cluster`: the root's spec (enforcing when `enforce`), its labels
 /// and annotations unless `copyPolicyMetadata: false`, and upstream's replica labels.
-pub fn replica(root: &Policy, cluster: &str, enforce: bool) -> Value {
+///
+/// Dependencies are rewritten as upstream's propagator does, so that the cluster finds them
+/// among its replicas: a Policy `name` (in `namespace`, by default the root's) becomes the
+/// replica `<namespace>.<name>`, and a PolicySet becomes one such dependency per Policy of the
+/// set (`sets` resolves it; an unknown set stays as written and is never satisfied).
+pub fn replica(
+    root: &Policy,
+    cluster: &str,
+    enforce: bool,
+    sets: &dyn Fn(&str, &str) -> Option<Vec<String>>,
+) -> Value {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
     let copy = root.spec.copy_policy_metadata.unwrap_or(true);
@@ -188,7 +199,12 @@ pub fn replica(root: &Policy, cluster: &str, enforce: bool) -> Value {
         BTreeMap::new()
     };
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    let mut spec = serde_json::to_value(&root.spec).unwrap_or_else(|_| json!({}));
+    let mut root_spec = root.spec.clone();
+    root_spec.dependencies = canonical_dependencies(&root_spec.dependencies, &ns, sets);
+    for t in &mut root_spec.policy_templates {
+        t.extra_dependencies = canonical_dependencies(&t.extra_dependencies, &ns, sets);
+    }
+    let mut spec = serde_json::to_value(&root_spec).unwrap_or_else(|_| json!({}));
     if enforce {
         spec["remediationAction"] = json!("enforce");
     }
@@ -198,6 +214,59 @@ pub fn replica(root: &Policy, cluster: &str, enforce: bool) -> Value {
             "labels": labels, "annotations": annotations},
         "spec": spec,
     })
+}
+
+/// Dependencies as the cluster resolves them: Policies by replica name, PolicySets expanded.
+pub fn canonical_dependencies(
+    deps: &[PolicyDependency],
+    root_ns: &str,
+    sets: &dyn Fn(&str, &str) -> Option<Vec<String>>,
+) -> Vec<PolicyDependency> {
+    let mut out = vec![];
+    for d in deps {
+        let ns = d
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| root_ns.to_string());
+        let api_version = d
+            .api_version
+            .as_deref()
+            .unwrap_or("policy.open-cluster-management.io/v1");
+        match (api_version, d.kind.as_deref().unwrap_or("Policy")) {
+            ("policy.open-cluster-management.io/v1", "Policy") => {
+                let name = if d.name.split('.').count() == 2 {
+                    d.name.clone()
+                } else {
+                    replicated_name(&ns, &d.name)
+                };
+                out.push(PolicyDependency {
+                    api_version: Some(api_version.into()),
+                    kind: Some("Policy".into()),
+                    name,
+                    namespace: None,
+                    compliance: d.compliance.clone(),
+                });
+            }
+            ("policy.open-cluster-management.io/v1beta1", "PolicySet") => {
+                match sets(&ns, &d.name) {
+                    Some(policies) => out.extend(policies.into_iter().map(|p| PolicyDependency {
+                        api_version: Some("policy.open-cluster-management.io/v1".into()),
+                        kind: Some("Policy".into()),
+                        name: replicated_name(&ns, &p),
+                        namespace: None,
+                        compliance: d.compliance.clone(),
+                    })),
+                    None => out.push(PolicyDependency {
+                        namespace: Some(ns),
+                        ..d.clone()
+                    }),
+                }
+            }
+            _ => out.push(d.clone()),
+        }
+    }
+    out
 }
 
 struct Ctx {
@@ -290,7 +359,12 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let chosen = selection(&effects, root.spec.disabled);
     let mut failed: Option<kube::Error> = None;
     for (cluster, enforce) in &chosen {
-        let want = replica(&root, cluster, *enforce);
+        let members = |set_ns: &str, set: &str| {
+            ctx.sets
+                .get(&ObjectRef::new(set).within(set_ns))
+                .map(|s| s.spec.policies.clone())
+        };
+        let want = replica(&root, cluster, *enforce, &members);
         let current = existing
             .iter()
             .find(|r| r.namespace().as_deref() == Some(cluster.as_str()));
@@ -661,6 +735,59 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_name_replicas_and_policy_sets_expand_into_their_policies() {
+        let root: Policy = serde_json::from_value(json!({
+            "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+            "metadata": {"name": "pol", "namespace": "p"},
+            "spec": {"disabled": false, "dependencies": [
+                {"apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+                    "name": "base", "compliance": "Compliant"},
+                {"apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+                    "name": "other", "namespace": "q", "compliance": "NonCompliant"},
+                {"apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+                    "name": "r.already", "compliance": "Compliant"},
+                {"apiVersion": "policy.open-cluster-management.io/v1beta1", "kind": "PolicySet",
+                    "name": "set", "compliance": "Compliant"},
+                {"apiVersion": "policy.open-cluster-management.io/v1beta1", "kind": "PolicySet",
+                    "name": "unknown", "compliance": "Compliant"},
+                {"apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
+                    "name": "cp", "compliance": "Compliant"}],
+              "policy-templates": [{"objectDefinition": {"kind": "ConfigurationPolicy"},
+                "extraDependencies": [{"apiVersion": "policy.open-cluster-management.io/v1",
+                    "kind": "Policy", "name": "extra", "compliance": "Compliant"}]}]}
+        }))
+        .unwrap();
+        let sets = |ns: &str, name: &str| {
+            (ns == "p" && name == "set").then(|| vec!["a".to_string(), "b".to_string()])
+        };
+        let r = replica(&root, "c1", false, &sets);
+        let names: Vec<(&str, &str)> = r["spec"]["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["kind"].as_str().unwrap(), d["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Policy", "p.base"),
+                ("Policy", "q.other"),
+                ("Policy", "r.already"),
+                ("Policy", "p.a"),
+                ("Policy", "p.b"),
+                ("PolicySet", "unknown"),
+                ("ConfigurationPolicy", "cp"),
+            ]
+        );
+        assert_eq!(r["spec"]["dependencies"][5]["namespace"], "p");
+        assert!(r["spec"]["dependencies"][0].get("namespace").is_none());
+        assert_eq!(
+            r["spec"]["policy-templates"][0]["extraDependencies"][0]["name"],
+            "p.extra"
+        );
+    }
+
+    #[test]
     fn a_replica_is_labelled_as_upstreams_and_carries_the_override() {
         let root: Policy = serde_json::from_value(json!({
             "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
@@ -669,7 +796,8 @@ mod tests {
             "spec": {"disabled": false, "remediationAction": "inform", "policy-templates": []}
         }))
         .unwrap();
-        let r = replica(&root, "c1", true);
+        let none = |_: &str, _: &str| None;
+        let r = replica(&root, "c1", true, &none);
         assert_eq!(r["metadata"]["name"], "p.pol");
         assert_eq!(r["metadata"]["namespace"], "c1");
         assert_eq!(r["metadata"]["labels"][ROOT_POLICY_LABEL], "p.pol");
@@ -680,7 +808,7 @@ mod tests {
         );
         assert_eq!(r["spec"]["remediationAction"], "enforce");
         assert_eq!(
-            replica(&root, "c1", false)["spec"]["remediationAction"],
+            replica(&root, "c1", false, &none)["spec"]["remediationAction"],
             "inform"
         );
     }

@@ -1,0 +1,1690 @@
+//! The policy add-on, built into the agent: it evaluates the policies the hub replicated into
+//! its cluster's namespace and reports their compliance back, with no Gatekeeper and no
+//! policy controllers on the cluster.
+//!
+//! For each replicated Policy, each template is judged against the cluster:
+//! - a ConfigurationPolicy's object templates (`musthave`, `mustonlyhave`, `mustnothave`),
+//!   enforced when the Policy or the template says `enforce`: missing objects created,
+//!   mismatched ones updated, forbidden ones deleted;
+//! - a Gatekeeper ConstraintTemplate is compiled (NonCompliant with the error if it does not);
+//! - a Gatekeeper Constraint audits every existing object its `match.kinds` name, with those
+//!   objects as `data.inventory`; the Policy's remediation overrides the constraint's
+//!   enforcement action (inform: `warn`, enforce: `deny`), as upstream.
+//!
+//! A template waits (Pending, or Compliant with `ignorePending`) until the Policy's
+//! `dependencies` and its own `extraDependencies` reach the compliance they ask for.
+//!
+//! The replica's status gets one `details` entry per template, with upstream's messages and a
+//! history of changes (newest first, 10 at most), and the aggregate `compliant`. On the cluster
+//! the add-on keeps what upstream's framework keeps there ([`spoke`]): a copy of the replica,
+//! each ConfigurationPolicy with its evaluation (`relatedObjects`, `compliancyDetails`,
+//! `lastEvaluated`) as status, and one compliance Event per history entry. That status also
+//! carries `evaluationInterval` and `pruneObjectBehavior` across restarts. The add-on talks to
+//! the hub only with its own certificate: policies of its own cluster's namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt;
+use garrison_api::policy::v1::{ComplianceHistory, DetailsPerTemplate, Policy, PolicyDependency};
+use garrison_api::policy::{CLUSTER_NAME_LABEL, ROOT_POLICY_LABEL};
+use garrison_governance::config_policy::{
+    self, ComplianceType, ConfigurationPolicy, Found, Remediation,
+};
+use garrison_governance::dependencies;
+use garrison_governance::gatekeeper::{self, Constraint, Inventory, Review, Template};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+mod spoke;
+
+/// The add-on's name, as upstream's policy framework add-on.
+pub const ADDON: &str = "governance-policy-framework";
+/// How often policies are evaluated again without a change on the hub.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(10);
+/// At most this many history entries are kept per template.
+const HISTORY: usize = 10;
+const MANAGER: &str = "garrison-policy-framework";
+
+/// What the add-on works with.
+pub struct Ctx {
+    /// The hub, as this add-on on this cluster.
+    pub hub: kube::Client,
+    /// The managed cluster.
+    pub spoke: kube::Client,
+    /// The cluster's name (its namespace on the hub).
+    pub cluster: String,
+    /// Where the enforced rules are published for the work gate.
+    pub enforcement: Enforcement,
+}
+
+/// The label selector of this cluster's replicated policies.
+fn replicas_of(cluster: &str) -> String {
+    format!("{ROOT_POLICY_LABEL},{CLUSTER_NAME_LABEL}={cluster}")
+}
+
+static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Runs the add-on until `stop` turns true.
+pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    // Until the first pass is published, the gate refuses works: it cannot tell yet what the
+    // policies forbid. A run replaced by a newer one (a rotated certificate) leaves the newer
+    // one's state alone.
+    let owner = NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    set_gate(&ctx.enforcement, owner, GateState::Starting, true);
+    let policies: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
+    let mut changes = watcher(
+        policies,
+        watcher::Config::default().labels(&replicas_of(&ctx.cluster)),
+    )
+    .default_backoff()
+    .boxed();
+    let kinds = Kinds::default();
+    let mut prepared = false;
+    loop {
+        if let Err(e) = pass(&ctx, &kinds, &mut prepared, owner).await {
+            tracing::warn!(addon = ADDON, error = %e, "policy evaluation failed; retrying");
+        }
+        let deadline = tokio::time::sleep(EVALUATION_INTERVAL);
+        tokio::pin!(deadline);
+        tokio::select! {
+            _ = &mut deadline => {}
+            ev = changes.next() => {
+                if ev.is_none() { tokio::time::sleep(Duration::from_secs(1)).await; }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = stop.changed() => {
+                // A disabled add-on enforces nothing any more.
+                set_gate(&ctx.enforcement, owner, GateState::Off, false);
+                return;
+            }
+        }
+    }
+}
+
+/// Sets the gate's state as run `owner`; `take` makes `owner` the current run, otherwise
+/// only the current run's state is changed.
+fn set_gate(enforcement: &Enforcement, owner: u64, state: GateState, take: bool) {
+    let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
+    if take || shared.owner == owner {
+        shared.owner = owner;
+        shared.state = state;
+    }
+}
+
+/// API resources of the cluster by apiVersion and kind, found by discovery and kept.
+#[derive(Default)]
+struct Kinds {
+    known: std::sync::Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+}
+
+impl Kinds {
+    /// The resource of `api_version`/`kind` and whether it is namespaced.
+    async fn resolve(
+        &self,
+        spoke: &kube::Client,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), String> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(r) = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(r.clone());
+        }
+        let (group, version) = gatekeeper::group_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(spoke, &gvk)
+            .await
+            .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {e}"))?;
+        let r = (ar, caps.scope == Scope::Namespaced);
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, r.clone());
+        Ok(r)
+    }
+}
+
+/// A template's compliance state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Compliant,
+    NonCompliant,
+    Pending,
+}
+
+impl State {
+    fn of(compliant: bool) -> Self {
+        if compliant {
+            State::Compliant
+        } else {
+            State::NonCompliant
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Compliant => "Compliant",
+            State::NonCompliant => "NonCompliant",
+            State::Pending => "Pending",
+        }
+    }
+
+    /// The state a status message starts with, as upstream's status sync reads it.
+    fn of_message(message: &str) -> Self {
+        let m = message.to_ascii_lowercase();
+        if m.starts_with("compliant") {
+            State::Compliant
+        } else if m.starts_with("pending") {
+            State::Pending
+        } else {
+            State::NonCompliant
+        }
+    }
+}
+
+/// The judgement of one template.
+struct Judged {
+    meta: Value,
+    state: State,
+    message: String,
+    /// The compliance event's reason: `policy: <namespace>/<name>` or `policy: <name>`.
+    reason: String,
+}
+
+/// What one pass works with, besides the add-on's context.
+struct Pass<'a> {
+    ctx: &'a Ctx,
+    kinds: &'a Kinds,
+    /// The cluster's Namespaces.
+    namespaces: Vec<Value>,
+    /// ConstraintTemplates by the kind they define.
+    templates: HashMap<String, Result<Template, String>>,
+    /// Whether the cluster keeps the policy copies and ConfigurationPolicies.
+    mirror: bool,
+    /// The add-on's ConfigurationPolicies on the cluster, by name.
+    written: BTreeMap<String, DynamicObject>,
+    /// Compliance as last reported, for dependencies: replicas by name, templates by
+    /// `(kind, name)`.
+    replica_states: HashMap<String, String>,
+    template_states: HashMap<(String, String), String>,
+    now: jiff::Timestamp,
+}
+
+async fn pass(
+    ctx: &Ctx,
+    kinds: &Kinds,
+    prepared: &mut bool,
+    owner: u64,
+) -> Result<(), kube::Error> {
+    let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
+    let all: Vec<Policy> = api
+        .list(&ListParams::default().labels(&replicas_of(&ctx.cluster)))
+        .await?
+        .items;
+    let mut replica_states = HashMap::new();
+    let mut template_states = HashMap::new();
+    for p in &all {
+        let Some(st) = &p.status else { continue };
+        if let Some(c) = &st.compliant {
+            replica_states.insert(p.name_any(), c.clone());
+        }
+        for d in &st.details {
+            if let (Some(meta), Some(c)) = (&d.template_meta, &d.compliant) {
+                let key = (
+                    meta["kind"].as_str().unwrap_or_default().to_string(),
+                    meta["name"].as_str().unwrap_or_default().to_string(),
+                );
+                template_states.insert(key, c.clone());
+            }
+        }
+    }
+    let policies: Vec<Policy> = all
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.disabled)
+        .collect();
+    // The copies on the cluster: best effort. A cluster that cannot take them is still
+    // evaluated and reported to the hub.
+    if !*prepared {
+        match spoke::prepare(&ctx.spoke, &ctx.cluster).await {
+            Ok(()) => *prepared = true,
+            Err(e) => {
+                tracing::warn!(addon = ADDON, error = %format!("{e:#}"), "cannot keep policy copies on the cluster; evaluating without them")
+            }
+        }
+    }
+    let mut mirror = *prepared;
+    let mut written = BTreeMap::new();
+    if mirror {
+        match spoke::list_configuration_policies(&ctx.spoke, &ctx.cluster).await {
+            Ok(w) => written = w,
+            Err(e) => {
+                tracing::warn!(addon = ADDON, error = %e, "cannot list the ConfigurationPolicies on the cluster");
+                mirror = false;
+                *prepared = false;
+            }
+        }
+    }
+    // Templates first: a Constraint may come in another Policy than its template.
+    let mut templates: HashMap<String, Result<Template, String>> = HashMap::new();
+    for p in &policies {
+        for t in &p.spec.policy_templates {
+            let o = &t.object_definition;
+            if o["kind"] == "ConstraintTemplate" {
+                let compiled = Template::from_object(o).map_err(|e| e.to_string());
+                let kind = o
+                    .pointer("/spec/crd/spec/names/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                templates.insert(kind, compiled);
+            }
+        }
+    }
+    // The cluster's Namespaces, read once per pass: ConfigurationPolicies select by them,
+    // audits and the delivery gate serve namespaceSelectors with them.
+    let namespaces: Vec<Value> = Api::<Namespace>::all(ctx.spoke.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|n| {
+            with_type(
+                serde_json::to_value(n).unwrap_or(Value::Null),
+                "v1",
+                "Namespace",
+            )
+        })
+        .collect();
+    let mut run = Pass {
+        ctx,
+        kinds,
+        namespaces,
+        templates,
+        mirror,
+        written,
+        replica_states,
+        template_states,
+        now: jiff::Timestamp::now(),
+    };
+    // ConfigurationPolicies being deleted prune their objects first.
+    let terminating: Vec<DynamicObject> = run
+        .written
+        .values()
+        .filter(|o| o.metadata.deletion_timestamp.is_some())
+        .cloned()
+        .collect();
+    for o in &terminating {
+        run.written.remove(&o.name_any());
+        finish_deletion(&run, o).await;
+    }
+    let mut enforced = Enforced::default();
+    let mut judged_all = vec![];
+    let mut audited: Vec<Value> = run.namespaces.clone();
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let mut kept: std::collections::BTreeSet<String> = Default::default();
+    for p in &policies {
+        let name = p.name_any();
+        if run.mirror {
+            match spoke::copy_policy(&ctx.spoke, &ctx.cluster, p).await {
+                Ok(uid) => {
+                    owners.insert(name.clone(), uid);
+                }
+                Err(e) => {
+                    tracing::warn!(addon = ADDON, policy = %name, error = %e, "cannot copy the policy to the cluster")
+                }
+            }
+        }
+        let remediation = p.spec.remediation_action.as_deref();
+        let mut judged = vec![];
+        for t in &p.spec.policy_templates {
+            let o = &t.object_definition;
+            let meta = template_meta(o);
+            let reason = event_reason(&ctx.cluster, o);
+            let waiting = match dependencies::merge(&p.spec.dependencies, &t.extra_dependencies) {
+                Ok(deps) => {
+                    let pending = dependencies::unsatisfied(&deps, |d| run.state_of(d));
+                    (!pending.is_empty()).then(|| Ok(dependencies::pending_message(&pending)))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            match waiting {
+                Some(Ok(msg)) if t.ignore_pending == Some(true) => judged.push(Judged {
+                    meta,
+                    state: State::Compliant,
+                    message: format!("Compliant; {msg} but ignorePending is true"),
+                    reason,
+                }),
+                Some(Ok(msg)) => judged.push(Judged {
+                    meta,
+                    state: State::Pending,
+                    message: format!("Pending; {msg}"),
+                    reason,
+                }),
+                Some(Err(e)) => judged.push(Judged {
+                    meta,
+                    state: State::NonCompliant,
+                    message: format!("NonCompliant; template-error; {e}"),
+                    reason,
+                }),
+                None => {
+                    collect_enforced(&mut enforced, &run.templates, &name, o, remediation);
+                    let owner_uid = owners.get(&name).map(String::as_str);
+                    let (j, objects) = run.judge(p, owner_uid, o, remediation, &mut kept).await;
+                    audited.extend(objects);
+                    judged.push(Judged { reason, ..j });
+                }
+            }
+        }
+        judged_all.push(judged);
+    }
+    for o in &audited {
+        let _ = enforced.inventory.add(o);
+    }
+    enforced.data = Some(enforced.inventory.prepared());
+    // What is enforced is published before anything is reported, so that a report that
+    // fails does not leave the gate behind.
+    set_gate(
+        &ctx.enforcement,
+        owner,
+        GateState::Ready(Box::new(enforced)),
+        false,
+    );
+    for (p, judged) in policies.iter().zip(judged_all) {
+        let uid = owners.get(&p.name_any()).map(String::as_str);
+        if let Err(e) = report(ctx, &api, p, uid, judged).await {
+            tracing::warn!(addon = ADDON, policy = %p.name_any(), error = %e, "cannot report the policy's compliance");
+        }
+    }
+    if run.mirror {
+        run.tidy(&policies, &kept).await;
+    }
+    Ok(())
+}
+
+/// `policy: <cluster>/<name>` for a ConfigurationPolicy (it lives in the cluster's namespace),
+/// `policy: <name>` for the cluster-scoped Gatekeeper objects.
+fn event_reason(cluster: &str, o: &Value) -> String {
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if o["kind"] == "ConfigurationPolicy" {
+        format!("policy: {cluster}/{name}")
+    } else {
+        format!("policy: {name}")
+    }
+}
+
+impl Pass<'_> {
+    /// The `status.compliant` of a dependency, as last reported.
+    fn state_of(&self, d: &PolicyDependency) -> Option<String> {
+        let kind = d.kind.as_deref().unwrap_or("Policy");
+        match kind {
+            "Policy" => self.replica_states.get(&d.name).cloned(),
+            "ConstraintTemplate" => {
+                // A template that compiles is Compliant; one that is missing satisfies only a
+                // dependency that does not want it Compliant, as upstream.
+                let compiled = self.templates.values().any(|t| {
+                    t.as_ref()
+                        .is_ok_and(|t| t.kind().eq_ignore_ascii_case(&d.name))
+                });
+                let wanted = d.compliance.as_deref().unwrap_or("Compliant");
+                if compiled {
+                    Some("Compliant".into())
+                } else if wanted != "Compliant" {
+                    Some(wanted.into())
+                } else {
+                    None
+                }
+            }
+            _ => self
+                .template_states
+                .get(&(kind.to_string(), d.name.clone()))
+                .cloned(),
+        }
+    }
+
+    async fn judge(
+        &mut self,
+        p: &Policy,
+        owner_uid: Option<&str>,
+        o: &Value,
+        remediation: Option<&str>,
+        kept: &mut std::collections::BTreeSet<String>,
+    ) -> (Judged, Vec<Value>) {
+        let meta = template_meta(o);
+        let mut audited = vec![];
+        let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+        let (compliant, message) = match (group, o["kind"].as_str().unwrap_or_default()) {
+            (_, "ConfigurationPolicy") => {
+                return (
+                    self.configuration(p, owner_uid, o, remediation, kept).await,
+                    vec![],
+                );
+            }
+            (gatekeeper::TEMPLATE_GROUP, "ConstraintTemplate") => {
+                let kind = o
+                    .pointer("/spec/crd/spec/names/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match self.templates.get(kind) {
+                    Some(Ok(_)) => (
+                        true,
+                        format!("Compliant; notification - ConstraintTemplate {kind} compiled"),
+                    ),
+                    Some(Err(e)) => (false, format!("NonCompliant; violation - {e}")),
+                    None => (
+                        false,
+                        "NonCompliant; violation - the template has no kind".into(),
+                    ),
+                }
+            }
+            (gatekeeper::CONSTRAINT_GROUP, kind) => match self.templates.get(kind) {
+                Some(Ok(t)) => {
+                    let (ok, msg, objects) = audit(self, t, o, remediation).await;
+                    audited = objects;
+                    (ok, msg)
+                }
+                Some(Err(e)) => (
+                    false,
+                    format!(
+                        "NonCompliant; violation - the ConstraintTemplate for {kind} does not compile: {e}"
+                    ),
+                ),
+                None => (
+                    false,
+                    format!("NonCompliant; violation - no ConstraintTemplate defines kind {kind}"),
+                ),
+            },
+            (_, kind) => (
+                false,
+                format!("NonCompliant; violation - policy template kind {kind} is not supported"),
+            ),
+        };
+        (
+            Judged {
+                meta,
+                state: State::of(compliant),
+                message,
+                reason: String::new(),
+            },
+            audited,
+        )
+    }
+
+    /// Judges (and with enforce, applies) a ConfigurationPolicy template of replica `p`. On a
+    /// cluster that keeps copies, the template is written as a ConfigurationPolicy of its own
+    /// first; its status says when it was last evaluated (so `evaluationInterval` holds across
+    /// restarts) and which objects it created.
+    async fn configuration(
+        &mut self,
+        p: &Policy,
+        owner_uid: Option<&str>,
+        o: &Value,
+        remediation: Option<&str>,
+        kept: &mut std::collections::BTreeSet<String>,
+    ) -> Judged {
+        let meta = template_meta(o);
+        let judged = |compliant: bool, message: String| Judged {
+            meta: meta.clone(),
+            state: State::of(compliant),
+            message,
+            reason: String::new(),
+        };
+        let mut cp = match ConfigurationPolicy::from_object(o) {
+            Ok(cp) => cp,
+            Err(e) => return judged(false, config_policy::compliance_message(false, &[e])),
+        };
+        if let Some(r) = remediation {
+            cp.remediation = Remediation::parse(r);
+        }
+        let name = p.name_any();
+        let mut written: Option<DynamicObject> = None;
+        if let (true, Some(uid)) = (self.mirror, owner_uid) {
+            // Template names are unique on the cluster: the first template of the pass to
+            // take a name keeps it.
+            if kept.contains(&cp.name) {
+                return judged(
+                    false,
+                    format!(
+                        "NonCompliant; template-error; another policy template on this cluster is already named {}",
+                        cp.name
+                    ),
+                );
+            }
+            let mut obj = o.clone();
+            if let Some(r) = remediation {
+                obj["spec"]["remediationAction"] = json!(r.to_ascii_lowercase());
+            }
+            let prunes = matches!(
+                cp.prune_object_behavior.as_str(),
+                "DeleteAll" | "DeleteIfCreated"
+            );
+            match spoke::write_configuration_policy(
+                &self.ctx.spoke,
+                &self.ctx.cluster,
+                &name,
+                uid,
+                &obj,
+                prunes,
+            )
+            .await
+            {
+                Ok(w) => {
+                    kept.insert(cp.name.clone());
+                    written = Some(w);
+                }
+                Err(e) => {
+                    tracing::warn!(addon = ADDON, policy = %name, template = %cp.name, error = %e, "cannot write the ConfigurationPolicy to the cluster")
+                }
+            }
+        }
+        let status = written
+            .as_ref()
+            .map(|w| w.data["status"].clone())
+            .unwrap_or(Value::Null);
+        // evaluationInterval: a policy evaluated recently enough keeps its last result.
+        let last_state = status["compliant"].as_str().unwrap_or_default();
+        let interval = match last_state {
+            "Compliant" => cp.compliant_interval,
+            "NonCompliant" => cp.noncompliant_interval,
+            _ => config_policy::Interval::Watch,
+        };
+        let last = status["lastEvaluated"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second());
+        let same_spec = written.as_ref().and_then(|w| w.metadata.generation)
+            == status["lastEvaluatedGeneration"].as_i64();
+        if !interval.due(last, same_spec, self.now.as_second())
+            && let Some(prev) = previous(p, &meta)
+        {
+            return Judged {
+                meta,
+                state: State::of_message(&prev),
+                message: prev,
+                reason: String::new(),
+            };
+        }
+        let before = status["relatedObjects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let evaluation = configuration(self, &cp, &before).await;
+        if let Some(w) = &written {
+            let stopped = match interval_after(&cp, evaluation.compliant) {
+                config_policy::Interval::Never => format!(
+                    ". This policy will not be evaluated again due to spec.evaluationInterval.{} being set to \"never\"",
+                    if evaluation.compliant {
+                        "compliant"
+                    } else {
+                        "noncompliant"
+                    }
+                ),
+                _ => String::new(),
+            };
+            let details: Vec<Value> = evaluation
+                .details
+                .iter()
+                .map(|(ok, reason, msg)| {
+                    json!({"Compliant": State::of(*ok).as_str(), "Validity": {},
+                        "conditions": [{"type": if *ok { "notification" } else { "violation" },
+                            "status": "True", "lastTransitionTime": self.now.to_string(),
+                            "reason": reason, "message": format!("{msg}{stopped}")}]})
+                })
+                .collect();
+            let related: Vec<Value> = evaluation.related.iter().map(Related::to_json).collect();
+            let status = json!({
+                "compliant": State::of(evaluation.compliant).as_str(),
+                "compliancyDetails": details,
+                "relatedObjects": related,
+                "lastEvaluated": self.now.to_string(),
+                "lastEvaluatedGeneration": w.metadata.generation,
+            });
+            if let Err(e) =
+                spoke::configuration_status(&self.ctx.spoke, &self.ctx.cluster, &cp.name, status)
+                    .await
+            {
+                tracing::warn!(addon = ADDON, template = %cp.name, error = %e, "cannot write the ConfigurationPolicy's status");
+            }
+            // Objects no longer related are pruned as on deletion.
+            if cp.remediation == Remediation::Enforce {
+                let gone: Vec<Value> = before
+                    .into_iter()
+                    .filter(|b| !evaluation.related.iter().any(|r| r.same_object(b)))
+                    .collect();
+                if let Err(e) = prune(self, &cp.prune_object_behavior, &gone).await {
+                    tracing::warn!(addon = ADDON, template = %cp.name, error = %e, "cannot prune objects no longer related");
+                }
+            }
+        }
+        judged(evaluation.compliant, evaluation.message)
+    }
+
+    /// Deletes the copies and ConfigurationPolicies of replicas and templates that are gone;
+    /// a ConfigurationPolicy that prunes keeps its finalizer until a later pass pruned.
+    async fn tidy(&self, policies: &[Policy], kept: &std::collections::BTreeSet<String>) {
+        let spoke = &self.ctx.spoke;
+        let cluster = &self.ctx.cluster;
+        for name in self.written.keys().filter(|n| !kept.contains(*n)) {
+            if let Err(e) = spoke::delete_configuration_policy(spoke, cluster, name).await {
+                tracing::warn!(addon = ADDON, template = %name, error = %e, "cannot delete a ConfigurationPolicy no policy has");
+            }
+        }
+        let current: std::collections::BTreeSet<String> =
+            policies.iter().map(|p| p.name_any()).collect();
+        match spoke::copies(spoke, cluster).await {
+            Ok(copies) => {
+                for c in copies.iter().filter(|c| !current.contains(*c)) {
+                    if let Err(e) = spoke::delete_copy(spoke, cluster, c).await {
+                        tracing::warn!(addon = ADDON, policy = %c, error = %e, "cannot delete the copy of a policy that is gone");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(addon = ADDON, error = %e, "cannot list the policy copies on the cluster")
+            }
+        }
+    }
+}
+
+/// The interval that follows an evaluation with this outcome.
+fn interval_after(cp: &ConfigurationPolicy, compliant: bool) -> config_policy::Interval {
+    if compliant {
+        cp.compliant_interval
+    } else {
+        cp.noncompliant_interval
+    }
+}
+
+/// The message last reported for template `meta` of `p`.
+fn previous(p: &Policy, meta: &Value) -> Option<String> {
+    p.status
+        .as_ref()?
+        .details
+        .iter()
+        .find(|d| d.template_meta.as_ref() == Some(meta))?
+        .history
+        .first()
+        .map(|h| h.message.clone())
+}
+
+/// Prunes the objects of a ConfigurationPolicy being deleted (when it enforces and its
+/// `pruneObjectBehavior` says so), then lets its deletion complete. A prune that fails keeps
+/// the finalizer: the next pass tries again.
+async fn finish_deletion(run: &Pass<'_>, o: &DynamicObject) {
+    let spec = &o.data["spec"];
+    let enforce = spec["remediationAction"]
+        .as_str()
+        .is_some_and(|r| r.eq_ignore_ascii_case("enforce"));
+    if enforce {
+        let behavior = spec["pruneObjectBehavior"].as_str().unwrap_or("None");
+        let related = o.data["status"]["relatedObjects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = prune(run, behavior, &related).await {
+            tracing::warn!(addon = ADDON, template = %o.name_any(), error = %e, "cannot prune the objects of a deleted ConfigurationPolicy; trying again");
+            return;
+        }
+    }
+    if o.finalizers().iter().any(|f| f == spoke::PRUNE_FINALIZER)
+        && let Err(e) = spoke::release(&run.ctx.spoke, &run.ctx.cluster, o).await
+    {
+        tracing::warn!(addon = ADDON, template = %o.name_any(), error = %e, "cannot release a pruned ConfigurationPolicy");
+    }
+}
+
+/// Deletes `related` objects as `behavior` says: `DeleteAll` every one, `DeleteIfCreated`
+/// those the policy created and that are still the very object it created (same uid).
+async fn prune(run: &Pass<'_>, behavior: &str, related: &[Value]) -> Result<(), String> {
+    if !matches!(behavior, "DeleteAll" | "DeleteIfCreated") {
+        return Ok(());
+    }
+    for r in related {
+        let created = r
+            .pointer("/properties/createdByPolicy")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if behavior == "DeleteIfCreated" && !created {
+            continue;
+        }
+        let obj = &r["object"];
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if name.is_empty() || name == "-" {
+            continue;
+        }
+        let (ar, _) = run
+            .kinds
+            .resolve(
+                &run.ctx.spoke,
+                obj["apiVersion"].as_str().unwrap_or_default(),
+                obj["kind"].as_str().unwrap_or_default(),
+            )
+            .await?;
+        let api: Api<DynamicObject> =
+            match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
+                Some(ns) => Api::namespaced_with(run.ctx.spoke.clone(), ns, &ar),
+                None => Api::all_with(run.ctx.spoke.clone(), &ar),
+            };
+        let Some(current) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        if behavior == "DeleteIfCreated"
+            && current.uid().as_deref() != r.pointer("/properties/uid").and_then(Value::as_str)
+        {
+            continue;
+        }
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(addon = ADDON, object = %name, kind = %ar.kind, behavior, "pruned an object of a policy");
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// An object a ConfigurationPolicy judged, as `status.relatedObjects` lists it.
+struct Related {
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+    compliant: bool,
+    reason: &'static str,
+    created: bool,
+    uid: Option<String>,
+}
+
+impl Related {
+    fn to_json(&self) -> Value {
+        let mut metadata = json!({"name": self.name});
+        if let Some(ns) = &self.namespace {
+            metadata["namespace"] = json!(ns);
+        }
+        let mut properties = json!({"createdByPolicy": self.created});
+        if let Some(uid) = &self.uid {
+            properties["uid"] = json!(uid);
+        }
+        json!({
+            "object": {"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata},
+            "compliant": State::of(self.compliant).as_str(),
+            "reason": self.reason,
+            "properties": properties,
+        })
+    }
+
+    fn same_object(&self, v: &Value) -> bool {
+        let o = &v["object"];
+        o["kind"].as_str() == Some(self.kind.as_str())
+            && o.pointer("/metadata/name").and_then(Value::as_str) == Some(self.name.as_str())
+            && o.pointer("/metadata/namespace").and_then(Value::as_str) == self.namespace.as_deref()
+    }
+
+    /// Whether the policy created this object: now, or earlier and it is still that object.
+    fn created_before(&self, before: &[Value]) -> bool {
+        before.iter().any(|b| {
+            self.same_object(b)
+                && b.pointer("/properties/createdByPolicy")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                && b.pointer("/properties/uid").and_then(Value::as_str) == self.uid.as_deref()
+        })
+    }
+}
+
+/// A ConfigurationPolicy's evaluation.
+struct Evaluation {
+    compliant: bool,
+    message: String,
+    /// Per object template: compliant, reason, message.
+    details: Vec<(bool, &'static str, String)>,
+    related: Vec<Related>,
+}
+
+/// Judges (and with enforce, applies) a ConfigurationPolicy; `before` is the
+/// `relatedObjects` of its last evaluation.
+async fn configuration(run: &Pass<'_>, cp: &ConfigurationPolicy, before: &[Value]) -> Evaluation {
+    let mut messages = vec![];
+    let mut details = vec![];
+    let mut related = vec![];
+    let mut compliant = true;
+    let spoke_nss: Vec<(String, BTreeMap<String, String>)> = run
+        .namespaces
+        .iter()
+        .map(|n| {
+            let labels = n
+                .pointer("/metadata/labels")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default();
+            let name = n
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (name.to_string(), labels)
+        })
+        .collect();
+    for t in &cp.templates {
+        let mut ok_t = true;
+        let mut msgs = vec![];
+        let mut verb_t = None;
+        let resolved = run
+            .kinds
+            .resolve(&run.ctx.spoke, t.api_version(), t.kind())
+            .await;
+        let namespaces: Result<(ApiResource, Vec<Option<String>>), String> =
+            resolved.and_then(|(ar, namespaced)| {
+                if !namespaced {
+                    Ok((ar, vec![None]))
+                } else if let Some(ns) = t.namespace() {
+                    Ok((ar, vec![Some(ns.to_string())]))
+                } else if cp.namespace_selector.is_set() {
+                    let nss = cp
+                        .namespace_selector
+                        .select(&spoke_nss)
+                        .into_iter()
+                        .map(|n| Some(n.to_string()))
+                        .collect();
+                    Ok((ar, nss))
+                } else {
+                    Err(format!(
+                        "{} has no namespace, and the policy has no namespaceSelector",
+                        ar.plural
+                    ))
+                }
+            });
+        match namespaces {
+            Err(e) => {
+                ok_t = false;
+                msgs.push(e);
+            }
+            Ok((ar, nss)) => {
+                for ns in nss {
+                    match object_template(run.ctx, cp, t, &ar, ns.as_deref(), before).await {
+                        Ok((ok, msg, verb, rel)) => {
+                            ok_t &= ok;
+                            verb_t = verb_t.or(verb);
+                            msgs.push(msg);
+                            related.extend(rel);
+                        }
+                        Err(e) => {
+                            ok_t = false;
+                            msgs.push(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        compliant &= ok_t;
+        details.push((
+            ok_t,
+            config_policy::condition_reason(t.compliance, ok_t, verb_t),
+            msgs.join("; "),
+        ));
+        messages.extend(msgs);
+    }
+    Evaluation {
+        compliant,
+        message: config_policy::compliance_message(compliant, &messages),
+        details,
+        related,
+    }
+}
+
+/// Judges one object template in one namespace (and enforces it): compliant, message, what
+/// was done (`created`, `updated`, `deleted`), and the objects judged.
+async fn object_template(
+    ctx: &Ctx,
+    cp: &ConfigurationPolicy,
+    t: &config_policy::ObjectTemplate,
+    ar: &ApiResource,
+    ns: Option<&str>,
+    before: &[Value],
+) -> Result<(bool, String, Option<&'static str>, Vec<Related>), kube::Error> {
+    let api: Api<DynamicObject> = match ns {
+        Some(n) => Api::namespaced_with(ctx.spoke.clone(), n, ar),
+        None => Api::all_with(ctx.spoke.clone(), ar),
+    };
+    let enforce = cp.remediation == Remediation::Enforce;
+    let pp = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let related = |name: &str, ok: bool, state: Found, verb: Option<&str>, uid: Option<String>| {
+        let mut r = Related {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+            name: name.to_string(),
+            namespace: ns.map(str::to_string),
+            compliant: ok,
+            reason: config_policy::related_reason(t.compliance, state, verb),
+            created: false,
+            uid,
+        };
+        r.created = verb == Some("created") || r.created_before(before);
+        r
+    };
+    let Some(name) = t.name() else {
+        // Unnamed: any object of the kind (in the namespace) decides.
+        let list = api.list(&ListParams::default()).await?.items;
+        let matching: Vec<(String, Option<String>)> = list
+            .iter()
+            .filter_map(|o| {
+                let v = serde_json::to_value(o).ok()?;
+                (config_policy::found(t, Some(&v)) == Found::AsSpecified)
+                    .then(|| (o.name_any(), o.uid()))
+            })
+            .collect();
+        let names: Vec<String> = matching.iter().map(|(n, _)| n.clone()).collect();
+        if enforce && t.compliance == ComplianceType::MustNotHave && !matching.is_empty() {
+            for n in &names {
+                api.delete(n, &DeleteParams::default()).await?;
+            }
+            let rel = matching
+                .into_iter()
+                .map(|(n, uid)| related(&n, true, Found::AsSpecified, Some("deleted"), uid))
+                .collect();
+            return Ok((
+                true,
+                config_policy::enforced_message("deleted", &ar.plural, &names.join(", "), ns),
+                Some("deleted"),
+                rel,
+            ));
+        }
+        let state = if matching.is_empty() {
+            Found::Missing
+        } else {
+            Found::AsSpecified
+        };
+        let ok = config_policy::complies(t.compliance, state);
+        let rel = if matching.is_empty() {
+            vec![related("-", ok, state, None, None)]
+        } else {
+            matching
+                .into_iter()
+                .map(|(n, uid)| related(&n, ok, state, None, uid))
+                .collect()
+        };
+        let shown = if names.is_empty() {
+            vec!["-".to_string()]
+        } else {
+            names
+        };
+        return Ok((
+            ok,
+            config_policy::message(t.compliance, state, &ar.plural, &shown, ns),
+            None,
+            rel,
+        ));
+    };
+    let current = api.get_opt(name).await?;
+    let uid = current.as_ref().and_then(|c| c.uid());
+    let current_v = current.as_ref().and_then(|c| serde_json::to_value(c).ok());
+    let state = config_policy::found(t, current_v.as_ref());
+    let ok = config_policy::complies(t.compliance, state);
+    if ok || !enforce {
+        return Ok((
+            ok,
+            config_policy::message(t.compliance, state, &ar.plural, &[name.to_string()], ns),
+            None,
+            vec![related(name, ok, state, None, uid)],
+        ));
+    }
+    let (verb, uid) = match (t.compliance, current_v) {
+        (ComplianceType::MustNotHave, _) => {
+            api.delete(name, &DeleteParams::default()).await?;
+            ("deleted", uid)
+        }
+        (_, None) => {
+            let mut obj = t.object.clone();
+            if let Some(n) = ns {
+                obj["metadata"]["namespace"] = json!(n);
+            }
+            let obj: DynamicObject =
+                serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;
+            let made = api.create(&pp, &obj).await?;
+            ("created", made.uid())
+        }
+        (c, Some(actual)) => {
+            let want = config_policy::merged(c, &t.object, &actual);
+            let obj: DynamicObject =
+                serde_json::from_value(want).map_err(kube::Error::SerdeError)?;
+            api.replace(name, &pp, &obj).await?;
+            ("updated", uid)
+        }
+    };
+    tracing::info!(addon = ADDON, policy = %cp.name, object = %name, verb, "enforced a configuration policy");
+    Ok((
+        true,
+        config_policy::enforced_message(verb, &ar.plural, name, ns),
+        Some(verb),
+        vec![related(name, true, state, Some(verb), uid)],
+    ))
+}
+
+fn with_type(mut v: Value, api_version: &str, kind: &str) -> Value {
+    v["apiVersion"] = json!(api_version);
+    v["kind"] = json!(kind);
+    v
+}
+
+/// Adds what template `o` of policy `policy` enforces at delivery: a Constraint whose effective
+/// action is `deny`, or the `mustnothave` object templates of an enforced ConfigurationPolicy.
+/// A deny Constraint that cannot be built (no template, a template that does not compile,
+/// parameters that do not fit) is recorded as broken: the gate then refuses every work, since
+/// it cannot tell what the constraint forbids.
+fn collect_enforced(
+    enforced: &mut Enforced,
+    templates: &HashMap<String, Result<Template, String>>,
+    policy: &str,
+    o: &Value,
+    remediation: Option<&str>,
+) {
+    let (group, _) = gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+    let kind = o["kind"].as_str().unwrap_or_default();
+    if group == gatekeeper::CONSTRAINT_GROUP {
+        let obj = with_remediation(o, remediation);
+        let action = obj
+            .pointer("/spec/enforcementAction")
+            .and_then(Value::as_str)
+            .unwrap_or("deny");
+        let built = match templates.get(kind) {
+            Some(Ok(t)) => Constraint::from_object(&obj, t)
+                .map(|c| (t, c))
+                .map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(format!("its ConstraintTemplate does not compile: {e}")),
+            None => Err(format!("no ConstraintTemplate defines kind {kind}")),
+        };
+        match built {
+            Ok((t, c)) if *c.action() == gatekeeper::EnforcementAction::Deny => {
+                match enforced
+                    .constraints
+                    .iter_mut()
+                    .find(|(tt, _)| tt.kind() == t.kind())
+                {
+                    Some((_, cs)) => cs.push(c),
+                    None => enforced.constraints.push((t.clone(), vec![c])),
+                }
+            }
+            Ok(_) => {}
+            Err(e) if action == "deny" => {
+                let name = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                enforced
+                    .broken
+                    .push(format!("policy {policy}: constraint {kind} {name}: {e}"));
+            }
+            Err(_) => {}
+        }
+    } else if kind == "ConfigurationPolicy"
+        && let Ok(mut cp) = ConfigurationPolicy::from_object(o)
+    {
+        if let Some(r) = remediation {
+            cp.remediation = Remediation::parse(r);
+        }
+        if cp.remediation == Remediation::Enforce {
+            for t in cp.templates {
+                if t.compliance == ComplianceType::MustNotHave {
+                    enforced.forbidden.push((cp.name.clone(), t));
+                }
+            }
+        }
+    }
+}
+
+/// A Constraint with the Policy's remediation in place of its enforcement action, as upstream:
+/// inform is `warn`, enforce is `deny`.
+fn with_remediation(o: &Value, remediation: Option<&str>) -> Value {
+    let mut obj = o.clone();
+    match remediation.map(str::to_ascii_lowercase).as_deref() {
+        Some("inform") => obj["spec"]["enforcementAction"] = json!("warn"),
+        Some("enforce") => obj["spec"]["enforcementAction"] = json!("deny"),
+        _ => {}
+    }
+    obj
+}
+
+fn template_meta(o: &Value) -> Value {
+    json!({"apiVersion": o["apiVersion"], "kind": o["kind"],
+        "name": o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)})
+}
+
+/// Audits the existing objects a Constraint matches.
+async fn audit(
+    run: &Pass<'_>,
+    template: &Template,
+    o: &Value,
+    remediation: Option<&str>,
+) -> (bool, String, Vec<Value>) {
+    // The Policy's remediation overrides the constraint's action, as upstream.
+    let constraint = match Constraint::from_object(&with_remediation(o, remediation), template) {
+        Ok(c) => c,
+        Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
+    };
+    let mut objects: Vec<Value> = vec![];
+    let mut inventory = Inventory::new();
+    let wanted = o
+        .pointer("/spec/match/kinds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // An audit that cannot list what the constraint covers is not a pass.
+    let cannot = |why: String| (false, format!("NonCompliant; violation - {why}"), vec![]);
+    if wanted.is_empty() {
+        return cannot(
+            "auditing needs match.kinds to name the groups and kinds the constraint covers".into(),
+        );
+    }
+    for k in &wanted {
+        let groups: Vec<&str> = k["apiGroups"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = k["kinds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if groups.is_empty() || names.is_empty() {
+            return cannot(
+                "auditing needs each match.kinds entry to name apiGroups and kinds".into(),
+            );
+        }
+        for g in &groups {
+            for kind in &names {
+                if *g == "*" || *kind == "*" {
+                    return cannot(
+                        "auditing needs match.kinds to name groups and kinds, not *".into(),
+                    );
+                }
+                let api_version = if g.is_empty() {
+                    "v1".to_string()
+                } else {
+                    match preferred_version(&run.ctx.spoke, g).await {
+                        Some(v) => format!("{g}/{v}"),
+                        None => {
+                            return cannot(format!("the cluster does not serve API group {g}"));
+                        }
+                    }
+                };
+                let (ar, _) = match run.kinds.resolve(&run.ctx.spoke, &api_version, kind).await {
+                    Ok(r) => r,
+                    Err(e) => return cannot(e),
+                };
+                let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), &ar);
+                match api.list(&ListParams::default()).await {
+                    Ok(l) => {
+                        for item in l.items {
+                            objects.push(with_type(
+                                serde_json::to_value(&item).unwrap_or(Value::Null),
+                                &ar.api_version,
+                                &ar.kind,
+                            ));
+                        }
+                    }
+                    Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
+                }
+            }
+        }
+    }
+    for n in &run.namespaces {
+        let _ = inventory.add(n);
+    }
+    for v in &objects {
+        let _ = inventory.add(v);
+    }
+    let data = inventory.prepared();
+    let mut violations = vec![];
+    for v in &objects {
+        let Ok(review) = Review::of(v) else { continue };
+        for found in gatekeeper::judge(template, &constraint, &review, &inventory, &data) {
+            let ns = v
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            violations.push(format!(
+                "{} - {} (on {} {ns}/{name})",
+                found.action.as_str(),
+                found.msg,
+                v["kind"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if violations.is_empty() {
+        (
+            true,
+            "Compliant; The constraint has no violations".into(),
+            objects,
+        )
+    } else {
+        (
+            false,
+            config_policy::truncate(format!("NonCompliant; {}", violations.join("; "))),
+            objects,
+        )
+    }
+}
+
+async fn preferred_version(spoke: &kube::Client, group: &str) -> Option<String> {
+    let g = kube::discovery::group(spoke, group).await.ok()?;
+    Some(g.preferred_version_or_latest().to_string())
+}
+
+/// Writes the replica's status: details per template with history, and the aggregate; each
+/// change is also a compliance event on the replica's copy on the cluster (`uid`), whose
+/// status follows the replica's.
+async fn report(
+    ctx: &Ctx,
+    api: &Api<Policy>,
+    p: &Policy,
+    uid: Option<&str>,
+    judged: Vec<Judged>,
+) -> Result<(), kube::Error> {
+    let old = p.status.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let name = p.name_any();
+    let mut details = vec![];
+    let mut events = vec![];
+    for (i, j) in judged.iter().enumerate() {
+        let prev = old
+            .details
+            .iter()
+            .find(|d| d.template_meta.as_ref() == Some(&j.meta))
+            .or_else(|| old.details.get(i))
+            .cloned()
+            .unwrap_or_default();
+        let mut history = prev.history.clone();
+        if history.first().map(|h| h.message.as_str()) != Some(j.message.as_str()) {
+            let event_name = format!("{name}.{:x}", now.as_nanosecond() + i as i128);
+            history.insert(
+                0,
+                ComplianceHistory {
+                    last_timestamp: Some(Time(now)),
+                    message: j.message.clone(),
+                    event_name: event_name.clone(),
+                },
+            );
+            history.truncate(HISTORY);
+            events.push((event_name, j));
+        }
+        details.push(DetailsPerTemplate {
+            template_meta: Some(j.meta.clone()),
+            compliant: Some(j.state.as_str().into()),
+            history,
+        });
+    }
+    let states: Vec<State> = judged.iter().map(|j| j.state).collect();
+    let compliant = if states.is_empty() {
+        None
+    } else if states.contains(&State::NonCompliant) {
+        Some(State::NonCompliant.as_str().to_string())
+    } else if states.contains(&State::Pending) {
+        Some(State::Pending.as_str().to_string())
+    } else {
+        Some(State::Compliant.as_str().to_string())
+    };
+    let status = json!({"details": details, "compliant": compliant});
+    if old.details != details || old.compliant != compliant {
+        if old.compliant != compliant {
+            tracing::info!(addon = ADDON, cluster = %ctx.cluster, policy = %name, compliant = compliant.as_deref().unwrap_or(""), "policy compliance changed");
+        }
+        api.patch_status(
+            &name,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await?;
+    }
+    let Some(uid) = uid else { return Ok(()) };
+    for (event_name, j) in events {
+        let ev = spoke::ComplianceEvent {
+            name: &event_name,
+            policy: &name,
+            uid,
+            reason: &j.reason,
+            message: &j.message,
+            compliant: j.state == State::Compliant,
+            time: now,
+        };
+        if let Err(e) = spoke::record(&ctx.spoke, &ctx.cluster, &ev).await {
+            tracing::warn!(addon = ADDON, policy = %name, error = %e, "cannot record a compliance event on the cluster");
+        }
+    }
+    // The copy's status follows; written every pass, since the copy may have been rewritten.
+    spoke::copy_status(&ctx.spoke, &ctx.cluster, &name, &status).await
+}
+
+/// What the policy add-on enforces at delivery: the `deny` constraints of its policies (with
+/// their templates and the inventory of its last pass), the `mustnothave` object templates of
+/// enforced ConfigurationPolicies, and the deny constraints it could not build.
+#[derive(Default)]
+pub struct Enforced {
+    /// Deny constraints, grouped by template so that each template runs once per manifest.
+    constraints: Vec<(Template, Vec<Constraint>)>,
+    forbidden: Vec<(String, config_policy::ObjectTemplate)>,
+    broken: Vec<String>,
+    inventory: Inventory,
+    /// The inventory converted once for the engine.
+    data: Option<garrison_governance::rego::Data>,
+}
+
+/// Where the policy add-on stands, for the work gate.
+#[derive(Default)]
+pub enum GateState {
+    /// The add-on does not run here: nothing is enforced.
+    #[default]
+    Off,
+    /// The add-on runs but has not evaluated its policies yet: works wait.
+    Starting,
+    /// What its last pass found.
+    Ready(Box<Enforced>),
+}
+
+/// The gate's state and the add-on run that owns it.
+#[derive(Default)]
+pub struct Shared {
+    owner: u64,
+    state: GateState,
+}
+
+/// The shared, current enforcement state.
+pub type Enforcement = std::sync::Arc<std::sync::RwLock<Shared>>;
+
+/// The work gate of the policy add-on: every manifest of a work is judged against the enforced
+/// constraints (as a CREATE admission review) and the forbidden object templates before
+/// anything is applied. Any `deny` violation refuses the whole work with reason
+/// `PolicyViolation` and a message listing every violation; `warn` and `dryrun` violations
+/// are logged and the work is applied. While the add-on has not evaluated its policies yet,
+/// or when one of its deny constraints cannot be built, works are refused: the gate fails
+/// closed.
+pub struct PolicyGate {
+    enforcement: Enforcement,
+    spoke: Option<kube::Client>,
+    kinds: Kinds,
+}
+
+impl PolicyGate {
+    /// A gate reading `enforcement`; with `spoke`, manifests without a namespace are judged in
+    /// `default` when their kind is namespaced, as they are applied.
+    pub fn new(enforcement: Enforcement, spoke: Option<kube::Client>) -> Self {
+        PolicyGate {
+            enforcement,
+            spoke,
+            kinds: Kinds::default(),
+        }
+    }
+
+    /// Whether `api_version`/`kind` is namespaced on the cluster (`None` when unknown).
+    async fn namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
+        let spoke = self.spoke.as_ref()?;
+        let (_, namespaced) = self.kinds.resolve(spoke, api_version, kind).await.ok()?;
+        Some(namespaced)
+    }
+
+    /// The violations of `manifests`: `(deny, line)`.
+    pub fn violations(enforcement: &Enforcement, manifests: &[Value]) -> Vec<(bool, String)> {
+        let shared = enforcement.read().unwrap_or_else(|e| e.into_inner());
+        let enforced = match &shared.state {
+            GateState::Off => return vec![],
+            GateState::Starting => {
+                return vec![(
+                    true,
+                    "the policy add-on has not evaluated its policies yet; the work is tried again"
+                        .into(),
+                )];
+            }
+            GateState::Ready(e) => e,
+        };
+        let mut out: Vec<(bool, String)> = enforced
+            .broken
+            .iter()
+            .map(|b| (true, format!("cannot enforce {b}")))
+            .collect();
+        // The work's own Namespaces count for namespaceSelectors.
+        let own_namespaces: Vec<&Value> = manifests
+            .iter()
+            .filter(|m| m["apiVersion"] == "v1" && m["kind"] == "Namespace")
+            .collect();
+        let extended;
+        let inventory = if own_namespaces.is_empty() {
+            &enforced.inventory
+        } else {
+            let mut inv = enforced.inventory.clone();
+            for n in own_namespaces {
+                let _ = inv.add(n);
+            }
+            extended = inv;
+            &extended
+        };
+        let prepared;
+        let data = match &enforced.data {
+            Some(d) => d,
+            None => {
+                prepared = enforced.inventory.prepared();
+                &prepared
+            }
+        };
+        for m in manifests {
+            let kind = m["kind"].as_str().unwrap_or_default();
+            let ns = m
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = m
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let review = Review::admission(m, None, "CREATE");
+            for (t, cs) in &enforced.constraints {
+                let cs: Vec<&Constraint> = cs.iter().collect();
+                for v in gatekeeper::judge_all(t, &cs, &review, inventory, data) {
+                    let deny = v.action == gatekeeper::EnforcementAction::Deny;
+                    out.push((
+                        deny,
+                        format!(
+                            "{} {}: {} (on {kind} {ns}/{name})",
+                            v.kind, v.constraint, v.msg
+                        ),
+                    ));
+                }
+            }
+            let (group, _) =
+                gatekeeper::group_version(m["apiVersion"].as_str().unwrap_or_default());
+            for (policy, t) in &enforced.forbidden {
+                // Any version of the same group and kind.
+                let (t_group, _) = gatekeeper::group_version(t.api_version());
+                let same_target = t_group == group
+                    && t.kind() == kind
+                    && t.name().is_none_or(|n| n == name)
+                    && t.namespace().is_none_or(|n| n == ns);
+                let mut fields = t.object.clone();
+                if let Some(meta) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("namespace");
+                }
+                fields.as_object_mut().map(|o| o.remove("apiVersion"));
+                if same_target && config_policy::contains(&fields, m) {
+                    out.push((
+                        true,
+                        format!("ConfigurationPolicy {policy}: mustnothave {kind} {ns}/{name}"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl crate::work::gate::Gate for PolicyGate {
+    fn name(&self) -> &str {
+        "policy"
+    }
+
+    fn check<'a>(
+        &'a self,
+        work: &'a garrison_api::work::v1::ManifestWork,
+        manifests: &'a mut [Value],
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::work::gate::Refusal>> {
+        Box::pin(async move {
+            // Manifests are judged as they are applied: a namespaced one without a namespace
+            // goes to `default`.
+            let mut judged: Vec<Value> = manifests.to_vec();
+            for m in &mut judged {
+                let has_ns = m
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                let (api_version, kind) = (
+                    m["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    m["kind"].as_str().unwrap_or_default().to_string(),
+                );
+                if !has_ns
+                    && m["metadata"].is_object()
+                    && self.namespaced(&api_version, &kind).await == Some(true)
+                {
+                    m["metadata"]["namespace"] = json!("default");
+                }
+            }
+            // Rego is CPU work: off the async threads.
+            let enforcement = self.enforcement.clone();
+            let found =
+                tokio::task::spawn_blocking(move || PolicyGate::violations(&enforcement, &judged))
+                    .await
+                    .unwrap_or_else(|e| vec![(true, format!("the policy check failed: {e}"))]);
+            for (_, line) in found.iter().filter(|(deny, _)| !deny) {
+                tracing::warn!(addon = ADDON, work = ?work.metadata.name, violation = %line, "policy warning; applying the work");
+            }
+            let denied: Vec<&str> = found
+                .iter()
+                .filter(|(deny, _)| *deny)
+                .map(|(_, l)| l.as_str())
+                .collect();
+            if denied.is_empty() {
+                return Ok(());
+            }
+            Err(crate::work::gate::Refusal {
+                reason: "PolicyViolation".into(),
+                message: format!(
+                    "refused by {} policy violation(s): {}",
+                    denied.len(),
+                    denied.join("; ")
+                ),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_denies_forbidden_objects_and_deny_constraints_but_only_warns_otherwise() {
+        let mut templates = HashMap::new();
+        let tpl = json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "nolatest"},
+            "spec": {"crd": {"spec": {"names": {"kind": "NoLatest"}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh",
+                    "rego": "package nolatest\nviolation[{\"msg\": \"latest tag\"}] { endswith(input.review.object.spec.containers[_].image, \":latest\") }"}]}});
+        templates.insert(
+            "NoLatest".to_string(),
+            Template::from_object(&tpl).map_err(|e| e.to_string()),
+        );
+        let constraint = json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "NoLatest",
+            "metadata": {"name": "no-latest"}, "spec": {"enforcementAction": "dryrun"}});
+        let forbid = json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
+            "metadata": {"name": "no-debug"},
+            "spec": {"remediationAction": "inform", "object-templates": [{"complianceType": "mustnothave",
+                "objectDefinition": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug"}}}]}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}});
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug", "namespace": "a"}});
+
+        // Dryrun constraint and inform ConfigurationPolicy: nothing denied.
+        let enforcement = Enforcement::default();
+        let mut e = Enforced::default();
+        collect_enforced(&mut e, &templates, "p", &constraint, None);
+        collect_enforced(&mut e, &templates, "p", &forbid, None);
+        assert!(e.constraints.is_empty() && e.forbidden.is_empty() && e.broken.is_empty());
+        // The Policy's enforce makes both deny.
+        collect_enforced(&mut e, &templates, "p", &constraint, Some("Enforce"));
+        collect_enforced(&mut e, &templates, "p", &forbid, Some("enforce"));
+        set_gate(&enforcement, 1, GateState::Ready(Box::new(e)), true);
+        let v = PolicyGate::violations(&enforcement, &[pod.clone(), cm.clone()]);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v.iter().all(|(deny, _)| *deny));
+        assert_eq!(v[0].1, "NoLatest no-latest: latest tag (on Pod a/p)");
+        assert_eq!(
+            v[1].1,
+            "ConfigurationPolicy no-debug: mustnothave ConfigMap a/debug"
+        );
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "a"}});
+        assert!(PolicyGate::violations(&enforcement, &[other]).is_empty());
+        // Another version of the same group and kind is forbidden too.
+        let mut cm_v2 = cm.clone();
+        cm_v2["apiVersion"] = json!("v2");
+        assert_eq!(PolicyGate::violations(&enforcement, &[cm_v2]).len(), 1);
+        let gate_state = |state: GateState| {
+            let e = Enforcement::default();
+            set_gate(&e, 1, state, true);
+            PolicyGate::violations(&e, std::slice::from_ref(&cm))
+        };
+        // Without the add-on nothing is enforced; before its first pass everything waits.
+        assert!(gate_state(GateState::Off).is_empty());
+        assert!(
+            gate_state(GateState::Starting)[0]
+                .1
+                .contains("not evaluated its policies yet")
+        );
+        // A deny constraint without its template cannot be enforced: every work is refused.
+        let mut broken = Enforced::default();
+        collect_enforced(
+            &mut broken,
+            &HashMap::new(),
+            "p",
+            &constraint,
+            Some("enforce"),
+        );
+        let v = gate_state(GateState::Ready(Box::new(broken)));
+        assert!(
+            v[0].0
+                && v[0]
+                    .1
+                    .contains("no ConstraintTemplate defines kind NoLatest"),
+            "{v:?}"
+        );
+        // A run replaced by a newer one cannot switch the gate off.
+        set_gate(&enforcement, 2, GateState::Starting, true);
+        set_gate(&enforcement, 1, GateState::Off, false);
+        assert!(matches!(
+            enforcement.read().unwrap().state,
+            GateState::Starting
+        ));
+    }
+}

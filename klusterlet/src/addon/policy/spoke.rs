@@ -1,0 +1,286 @@
+//! What the policy add-on keeps on the managed cluster, as upstream's policy framework does:
+//! in the namespace named after the cluster, a copy of each replicated Policy (with its status),
+//! each ConfigurationPolicy template as an object of its own (labelled with its Policy, owned by
+//! the copy, with its evaluation as status), and compliance Events on the Policy copies.
+//!
+//! The ConfigurationPolicy status is also the add-on's memory across restarts: when it was last
+//! evaluated (for `evaluationInterval`) and which objects it created (for
+//! `pruneObjectBehavior: DeleteIfCreated`).
+
+use std::collections::BTreeMap;
+
+use garrison_api::policy::POLICY_LABEL;
+use garrison_api::policy::v1::Policy;
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+
+use super::{ADDON, MANAGER};
+
+/// Finalizer on a ConfigurationPolicy that prunes objects: its objects are deleted before it is.
+pub const PRUNE_FINALIZER: &str = "policy.open-cluster-management.io/delete-related-objects";
+
+/// The ConfigurationPolicy resource.
+pub fn configuration_policies() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(garrison_api::policy::GROUP, "v1", "ConfigurationPolicy"),
+        "configurationpolicies",
+    )
+}
+
+/// Installs the Policy and ConfigurationPolicy CRDs where the cluster has none (a cluster that
+/// already serves them, from upstream's add-on for instance, keeps its own), and the cluster's
+/// namespace.
+pub async fn prepare(spoke: &kube::Client, cluster: &str) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(spoke.clone());
+    let mut missing = vec![];
+    for crd in [
+        <Policy as kube::CustomResourceExt>::crd(),
+        garrison_api::policy::v1::configuration_policy_crd(),
+    ] {
+        if crds.get_opt(&crd.name_any()).await?.is_none() {
+            missing.push(serde_json::to_value(&crd)?);
+        }
+    }
+    if !missing.is_empty() {
+        garrison_apiserver::client::apply_crds(spoke, &missing, MANAGER).await?;
+        tracing::info!(
+            addon = ADDON,
+            crds = missing.len(),
+            "installed the policy CRDs on the cluster"
+        );
+    }
+    let nss: Api<Namespace> = Api::all(spoke.clone());
+    if nss.get_opt(cluster).await?.is_none() {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": cluster}}))?;
+        match nss.create(&Default::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn apply() -> PatchParams {
+    PatchParams::apply(MANAGER).force()
+}
+
+/// Writes the copy of replica `p` and returns its uid on the cluster.
+pub async fn copy_policy(spoke: &kube::Client, cluster: &str, p: &Policy) -> kube::Result<String> {
+    let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
+    let copy = json!({
+        "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+        "metadata": {"name": p.name_any(), "namespace": cluster,
+            "labels": p.labels(), "annotations": p.annotations()},
+        "spec": p.spec,
+    });
+    let written = api
+        .patch(&p.name_any(), &apply(), &Patch::Apply(&copy))
+        .await?;
+    Ok(written.uid().unwrap_or_default())
+}
+
+/// Writes the status of the copy of replica `name`.
+pub async fn copy_status(
+    spoke: &kube::Client,
+    cluster: &str,
+    name: &str,
+    status: &Value,
+) -> kube::Result<()> {
+    let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The ConfigurationPolicies of the add-on on the cluster, by name.
+pub async fn list_configuration_policies(
+    spoke: &kube::Client,
+    cluster: &str,
+) -> kube::Result<BTreeMap<String, DynamicObject>> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
+    Ok(api
+        .list(&ListParams::default().labels(POLICY_LABEL))
+        .await?
+        .items
+        .into_iter()
+        .map(|o| (o.name_any(), o))
+        .collect())
+}
+
+/// Writes ConfigurationPolicy template `o` (with the Policy's remediation in place) for replica
+/// `policy`, whose copy has `owner_uid`; returns it as the cluster has it.
+pub async fn write_configuration_policy(
+    spoke: &kube::Client,
+    cluster: &str,
+    policy: &str,
+    owner_uid: &str,
+    o: &Value,
+    prunes: bool,
+) -> kube::Result<DynamicObject> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut labels = o
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    labels[POLICY_LABEL] = json!(policy);
+    let finalizers: Vec<&str> = if prunes {
+        vec![PRUNE_FINALIZER]
+    } else {
+        vec![]
+    };
+    let obj = json!({
+        "apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
+        "metadata": {
+            "name": name, "namespace": cluster, "labels": labels,
+            "annotations": o.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({})),
+            "finalizers": finalizers,
+            "ownerReferences": [{"apiVersion": "policy.open-cluster-management.io/v1",
+                "kind": "Policy", "name": policy, "uid": owner_uid,
+                "controller": true, "blockOwnerDeletion": false}],
+        },
+        "spec": o["spec"],
+    });
+    api.patch(name, &apply(), &Patch::Apply(&obj)).await
+}
+
+/// Writes the status of ConfigurationPolicy `name`.
+pub async fn configuration_status(
+    spoke: &kube::Client,
+    cluster: &str,
+    name: &str,
+    status: Value,
+) -> kube::Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the prune finalizer of ConfigurationPolicy `name`, so that its deletion completes.
+pub async fn release(spoke: &kube::Client, cluster: &str, o: &DynamicObject) -> kube::Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
+    let rest: Vec<String> = o
+        .finalizers()
+        .iter()
+        .filter(|f| *f != PRUNE_FINALIZER)
+        .cloned()
+        .collect();
+    let rv = o.resource_version().unwrap_or_default();
+    api.patch(
+        &o.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": rest, "resourceVersion": rv}})),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes ConfigurationPolicy `name` (its finalizer, if any, keeps it until pruned).
+pub async fn delete_configuration_policy(
+    spoke: &kube::Client,
+    cluster: &str,
+    name: &str,
+) -> kube::Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes the copy of a replica that is gone.
+pub async fn delete_copy(spoke: &kube::Client, cluster: &str, name: &str) -> kube::Result<()> {
+    let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The names of the Policy copies on the cluster.
+pub async fn copies(spoke: &kube::Client, cluster: &str) -> kube::Result<Vec<String>> {
+    let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
+    Ok(api
+        .list(&ListParams::default().labels(garrison_api::policy::ROOT_POLICY_LABEL))
+        .await?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect())
+}
+
+/// A compliance event in upstream's shape, on the copy of replica `policy` (uid `uid`).
+pub struct ComplianceEvent<'a> {
+    /// The event's name, `<policy>.<hex unix nanos>`, as the history entry names it.
+    pub name: &'a str,
+    /// The replica.
+    pub policy: &'a str,
+    /// The replica copy's uid on the cluster.
+    pub uid: &'a str,
+    /// `policy: <namespace>/<template>` or `policy: <template>`.
+    pub reason: &'a str,
+    /// The compliance message.
+    pub message: &'a str,
+    /// Whether the template complies (a Warning otherwise).
+    pub compliant: bool,
+    /// When.
+    pub time: jiff::Timestamp,
+}
+
+/// Records `ev` in the cluster's namespace.
+pub async fn record(
+    spoke: &kube::Client,
+    cluster: &str,
+    ev: &ComplianceEvent<'_>,
+) -> kube::Result<()> {
+    let api: Api<Event> = Api::namespaced(spoke.clone(), cluster);
+    let time = ev.time.to_string();
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"name": ev.name, "namespace": cluster},
+        "involvedObject": {"apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+            "name": ev.policy, "namespace": cluster, "uid": ev.uid},
+        "reason": ev.reason,
+        "message": ev.message,
+        "type": if ev.compliant { "Normal" } else { "Warning" },
+        "action": "ComplianceStateUpdate",
+        "source": {"component": ADDON},
+        "reportingComponent": ADDON,
+        "firstTimestamp": time, "lastTimestamp": time, "count": 1,
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    match api.create(&Default::default(), &event).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
