@@ -768,8 +768,86 @@ pub fn judge_all(
     out
 }
 
+/// The most violations a Constraint's status lists, as Gatekeeper's audit stores.
+pub const STATUS_VIOLATIONS: usize = 20;
+
+/// The CRD Gatekeeper would make for the constraints of ConstraintTemplate `obj`: cluster-scoped
+/// `<lowercase kind>.constraints.gatekeeper.sh`, served as `v1beta1`, with the template's
+/// names, its schema for `spec.parameters` when it gives one, and Gatekeeper's columns.
+pub fn constraint_crd(obj: &Value) -> Result<Value, String> {
+    let names = obj
+        .pointer("/spec/crd/spec/names")
+        .ok_or("the ConstraintTemplate has no spec.crd.spec.names")?;
+    let kind = names["kind"]
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .ok_or("the ConstraintTemplate names no kind")?;
+    let plural = kind.to_ascii_lowercase();
+    let parameters = obj
+        .pointer("/spec/crd/spec/validation/openAPIV3Schema")
+        .filter(|s| s.is_object())
+        .cloned()
+        .map(|mut s| {
+            // Gatekeeper keeps what the schema does not name unless the template says otherwise.
+            if s.get("x-kubernetes-preserve-unknown-fields").is_none() {
+                s["x-kubernetes-preserve-unknown-fields"] = json!(true);
+            }
+            s
+        })
+        .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+    Ok(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{CONSTRAINT_GROUP}"),
+            "labels": {"gatekeeper.sh/constraint": "yes"}},
+        "spec": {
+            "group": CONSTRAINT_GROUP,
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                "singular": plural, "shortNames": names["shortNames"].as_array().cloned().unwrap_or_default(),
+                "categories": ["constraint", "constraints"]},
+            "scope": "Cluster",
+            "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "enforcement-action", "type": "string", "jsonPath": ".spec.enforcementAction"},
+                    {"name": "total-violations", "type": "integer", "jsonPath": ".status.totalViolations"},
+                ],
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "spec": {"type": "object", "properties": {
+                        "match": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "enforcementAction": {"type": "string"},
+                        "parameters": parameters,
+                    }},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                }}},
+            }],
+        },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_constraint_crd_is_the_one_gatekeeper_would_make() {
+        let crd = super::constraint_crd(&json!({
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels", "shortNames": ["rl"]},
+                "validation": {"openAPIV3Schema": {"type": "object",
+                    "properties": {"labels": {"type": "array", "items": {"type": "string"}}}}}}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            crd["metadata"]["name"],
+            "k8srequiredlabels.constraints.gatekeeper.sh"
+        );
+        assert_eq!(crd["spec"]["scope"], "Cluster");
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "rl");
+        let params = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["parameters"];
+        assert_eq!(params["properties"]["labels"]["type"], "array");
+        assert!(super::constraint_crd(&json!({"spec": {}})).is_err());
+    }
+
     use super::*;
 
     fn m(v: Value) -> Match {

@@ -6,7 +6,8 @@
 use garrison_api::policy::v1::Policy;
 use garrison_e2e::{Hub, eventually, gone, join_and_accept, ok};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
 use serde_json::json;
 
 fn compliant(p: &Policy) -> Option<String> {
@@ -145,6 +146,49 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
         ),
         "{labels_msg:?}"
     );
+    // Without Gatekeeper on c3, the add-on keeps Gatekeeper's objects there, the audit as
+    // the constraint's status, as Gatekeeper's audit writes it.
+    let required = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("constraints.gatekeeper.sh", "v1beta1", "K8sRequiredLabels"),
+        "k8srequiredlabels",
+    );
+    let constraints: Api<DynamicObject> = Api::all_with(spoke3.clone(), &required);
+    let audited = eventually(30, "the constraint's audit on c3", || async {
+        let c = constraints.get_opt("prod-must-have-owner").await.ok()??;
+        (c.data["status"]["totalViolations"] == 1).then_some(c)
+    })
+    .await;
+    assert_eq!(audited.data["spec"]["enforcementAction"], "warn");
+    let v = &audited.data["status"]["violations"][0];
+    assert_eq!(
+        (
+            &v["kind"],
+            &v["name"],
+            &v["enforcementAction"],
+            &v["version"]
+        ),
+        (
+            &json!("Namespace"),
+            &json!("prod"),
+            &json!("warn"),
+            &json!("v1")
+        )
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("you must provide labels")
+    );
+    let templates = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("templates.gatekeeper.sh", "v1", "ConstraintTemplate"),
+        "constrainttemplates",
+    );
+    let template = Api::<DynamicObject>::all_with(spoke3.clone(), &templates)
+        .get("k8srequiredlabels")
+        .await
+        .unwrap();
+    assert_eq!(template.data["status"]["created"], true);
     nss.patch(
         "prod",
         &PatchParams::default(),
@@ -153,6 +197,11 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     .await
     .unwrap();
     root_becomes(&roots, "policy-required-labels", "Compliant").await;
+    eventually(30, "the constraint's audit clean on c3", || async {
+        let c = constraints.get_opt("prod-must-have-owner").await.ok()??;
+        (c.data["status"]["totalViolations"] == 0).then_some(())
+    })
+    .await;
 
     // A PolicySet reports its Policies together and names the missing one.
     let set = hub.data_dir().join("set.yaml");
@@ -260,6 +309,16 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
         "the replicas removed",
         &c3,
         "policies.policy-required-labels",
+    )
+    .await;
+    // With them, the Gatekeeper objects on the cluster and the constraint kind's CRD.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(agents[2].spoke().await);
+    gone(
+        60,
+        "the constraint CRD removed from c3",
+        &crds,
+        "k8srequiredlabels.constraints.gatekeeper.sh",
     )
     .await;
 }

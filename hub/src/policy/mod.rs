@@ -16,7 +16,7 @@
 //! Compliant. A PolicySet's status aggregates its Policies the same way, names those deleted
 //! or disabled, and lists its bindings and exclusions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use garrison_api::cluster::v1beta1::PlacementDecision;
 use garrison_api::labels::PLACEMENT;
 use garrison_api::policy::v1::{
     CompliancePerClusterStatus, PlacementBinding, PlacementDecisionRef, PlacementStatus, Policy,
-    PolicyDependency,
+    PolicyDependency, PolicySpec,
 };
 use garrison_api::policy::v1beta1::{
     PolicySet, PolicySetExclusionStatus, PolicySetPlacement, PolicySetStatus,
@@ -318,6 +318,9 @@ async fn caches_ready(ctx: &Ctx) -> bool {
         .unwrap_or(false)
 }
 
+/// Replica writes in flight per root policy.
+const PARALLEL_WRITES: usize = 16;
+
 /// The longest replica name: it is a label value (`root-policy`), at most 63 characters.
 const MAX_REPLICA_NAME: usize = 63;
 
@@ -345,9 +348,13 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         tracing::warn!(policy = %name, namespace = %ns, "the replica name {key} is longer than {MAX_REPLICA_NAME} characters; not propagated");
         return Ok(Action::await_change());
     }
-    let existing: Vec<Arc<Policy>> = ctx
+    // The root's replicas by cluster.
+    let existing: HashMap<String, Arc<Policy>> = ctx
         .replicas
-        .state_filter(|p| p.labels().get(ROOT_POLICY_LABEL) == Some(&key));
+        .state_filter(|p| p.labels().get(ROOT_POLICY_LABEL) == Some(&key))
+        .into_iter()
+        .map(|r| (r.namespace().unwrap_or_default(), r))
+        .collect();
     let pp = PatchParams::apply(MANAGER).force();
     let bindings = ctx
         .bindings
@@ -357,37 +364,62 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .state_filter(|s| s.namespace().as_deref() == Some(ns.as_str()));
     let effects = effects(&name, &bindings, &sets, |p| decided(&ctx, &ns, p));
     let chosen = selection(&effects, root.spec.disabled);
-    let mut failed: Option<kube::Error> = None;
+    // The replica is the same for every cluster but for its namespace, its cluster labels and
+    // whether it enforces: built once per remediation, compared typed.
+    let members = |set_ns: &str, set: &str| {
+        ctx.sets
+            .get(&ObjectRef::new(set).within(set_ns))
+            .map(|s| s.spec.policies.clone())
+    };
+    let base: Vec<(Value, Option<PolicySpec>)> = [false, true]
+        .iter()
+        .map(|enforce| {
+            let v = replica(&root, "", *enforce, &members);
+            let spec = serde_json::from_value(v["spec"].clone()).ok();
+            (v, spec)
+        })
+        .collect();
+    let annotations: BTreeMap<String, String> =
+        serde_json::from_value(base[0].0["metadata"]["annotations"].clone()).unwrap_or_default();
+    let mut writes = vec![];
     for (cluster, enforce) in &chosen {
-        let members = |set_ns: &str, set: &str| {
-            ctx.sets
-                .get(&ObjectRef::new(set).within(set_ns))
-                .map(|s| s.spec.policies.clone())
-        };
-        let want = replica(&root, cluster, *enforce, &members);
-        let current = existing
-            .iter()
-            .find(|r| r.namespace().as_deref() == Some(cluster.as_str()));
-        let same = current.is_some_and(|c| {
-            serde_json::to_value(&c.spec).ok().as_ref() == Some(&want["spec"])
-                && serde_json::to_value(c.labels()).ok().as_ref()
-                    == Some(&want["metadata"]["labels"])
-                && serde_json::to_value(c.annotations()).ok().as_ref()
-                    == Some(&want["metadata"]["annotations"])
+        let (template, spec) = &base[usize::from(*enforce)];
+        let mut labels: BTreeMap<String, String> =
+            serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default();
+        labels.insert(CLUSTER_NAME_LABEL.into(), cluster.clone());
+        labels.insert(CLUSTER_NAMESPACE_LABEL.into(), cluster.clone());
+        let same = existing.get(cluster).is_some_and(|c| {
+            spec.as_ref() == Some(&c.spec)
+                && *c.labels() == labels
+                && *c.annotations() == annotations
         });
-        // One cluster that cannot take its replica does not hold up the others.
-        if !same
-            && let Err(e) = Api::<Policy>::namespaced(ctx.client.clone(), cluster)
-                .patch(&key, &pp, &Patch::Apply(want))
-                .await
-        {
-            tracing::warn!(policy = %key, %cluster, error = %e, "cannot write the replicated policy");
-            failed = Some(e);
+        if !same {
+            let mut want = template.clone();
+            want["metadata"]["namespace"] = json!(cluster);
+            want["metadata"]["labels"] = json!(labels);
+            writes.push((cluster.clone(), want));
         }
     }
-    for r in &existing {
-        let cluster = r.namespace().unwrap_or_default();
-        if !chosen.contains_key(&cluster)
+    // Written a few at a time; one cluster that cannot take its replica does not hold up the
+    // others.
+    let failures: Vec<kube::Error> = futures::stream::iter(writes)
+        .map(|(cluster, want)| {
+            let api = Api::<Policy>::namespaced(ctx.client.clone(), &cluster);
+            let (pp, key) = (&pp, &key);
+            async move {
+                api.patch(key, pp, &Patch::Apply(want)).await.err().map(|e| {
+                    tracing::warn!(policy = %key, %cluster, error = %e, "cannot write the replicated policy");
+                    e
+                })
+            }
+        })
+        .buffer_unordered(PARALLEL_WRITES)
+        .filter_map(futures::future::ready)
+        .collect()
+        .await;
+    let failed = failures.into_iter().next();
+    for (cluster, r) in &existing {
+        if !chosen.contains_key(cluster)
             && let Err(e) = delete_replica(&ctx, r).await
         {
             tracing::warn!(policy = %key, %cluster, error = %e, "cannot remove the replicated policy");
@@ -400,8 +432,7 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             clustername: c.clone(),
             clusternamespace: c.clone(),
             compliant: existing
-                .iter()
-                .find(|r| r.namespace().as_deref() == Some(c.as_str()))
+                .get(c)
                 .and_then(|r| r.status.as_ref()?.compliant.clone())
                 .filter(|s| !s.is_empty()),
         })

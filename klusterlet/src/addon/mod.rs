@@ -313,6 +313,11 @@ impl AddonAgent {
                 .get(a)
                 .is_some_and(|t| now.duration_since(*t) < SETTLE_WINDOW)
         });
+        // The work gate learns whether policies may be enforced here.
+        let policy_enabled = list
+            .iter()
+            .any(|m| m.name_any() == policy::ADDON && m.metadata.deletion_timestamp.is_none());
+        policy::decided(&self.enforcement, policy_enabled);
         self.remove_disabled(&keep).await?;
         self.run_builtins(&active).await;
         Ok(())

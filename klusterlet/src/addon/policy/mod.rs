@@ -22,7 +22,7 @@
 //! carries `evaluationInterval` and `pruneObjectBehavior` across restarts. The add-on talks to
 //! the hub only with its own certificate: policies of its own cluster's namespace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -89,9 +89,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     .default_backoff()
     .boxed();
     let kinds = Kinds::default();
-    let mut prepared = false;
+    let mut memory = Memory::default();
     loop {
-        if let Err(e) = pass(&ctx, &kinds, &mut prepared, owner).await {
+        if let Err(e) = pass(&ctx, &kinds, &mut memory, owner).await {
             tracing::warn!(addon = ADDON, error = %e, "policy evaluation failed; retrying");
         }
         let deadline = tokio::time::sleep(EVALUATION_INTERVAL);
@@ -110,6 +110,30 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
         }
     }
 }
+
+/// What the add-on manager learned from the hub: whether the policy add-on is enabled on this
+/// cluster. Until then the gate is undecided and works wait; disabled switches it off, enabled
+/// makes it wait for the add-on's first pass. A running add-on's own state is left alone.
+pub fn decided(enforcement: &Enforcement, enabled: bool) {
+    let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
+    match (&shared.state, enabled) {
+        (GateState::Undecided, false) => shared.state = GateState::Off,
+        (GateState::Undecided | GateState::Off, true) => shared.state = GateState::Starting,
+        _ => {}
+    }
+}
+
+/// Whether the gate is waiting: undecided, or for the add-on's first pass.
+fn waiting(enforcement: &Enforcement) -> bool {
+    matches!(
+        enforcement.read().unwrap_or_else(|e| e.into_inner()).state,
+        GateState::Undecided | GateState::Starting
+    )
+}
+
+/// How long a work waits at the gate for the add-on's decision before it is refused (and
+/// tried again later).
+const GATE_WAIT: Duration = Duration::from_secs(15);
 
 /// Sets the gate's state as run `owner`; `take` makes `owner` the current run, otherwise
 /// only the current run's state is changed.
@@ -222,12 +246,28 @@ struct Pass<'a> {
     replica_states: HashMap<String, String>,
     template_states: HashMap<(String, String), String>,
     now: jiff::Timestamp,
+    /// Whether the cluster keeps Gatekeeper's objects from the add-on (no Gatekeeper there).
+    gatekeeper: bool,
+    /// Constraint kinds whose CRD is in place.
+    constraint_kinds: BTreeSet<String>,
+    /// Gatekeeper objects written this pass: template names, constraint names by kind.
+    kept_templates: std::sync::Mutex<BTreeSet<String>>,
+    kept_constraints: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+/// What the add-on remembers from pass to pass.
+#[derive(Default)]
+struct Memory {
+    /// The policy CRDs and the cluster's namespace are in place.
+    prepared: bool,
+    /// The constraint CRDs installed, as written.
+    constraint_crds: HashMap<String, Value>,
 }
 
 async fn pass(
     ctx: &Ctx,
     kinds: &Kinds,
-    prepared: &mut bool,
+    memory: &mut Memory,
     owner: u64,
 ) -> Result<(), kube::Error> {
     let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
@@ -258,15 +298,15 @@ async fn pass(
         .collect();
     // The copies on the cluster: best effort. A cluster that cannot take them is still
     // evaluated and reported to the hub.
-    if !*prepared {
+    if !memory.prepared {
         match spoke::prepare(&ctx.spoke, &ctx.cluster).await {
-            Ok(()) => *prepared = true,
+            Ok(()) => memory.prepared = true,
             Err(e) => {
                 tracing::warn!(addon = ADDON, error = %format!("{e:#}"), "cannot keep policy copies on the cluster; evaluating without them")
             }
         }
     }
-    let mut mirror = *prepared;
+    let mut mirror = memory.prepared;
     let mut written = BTreeMap::new();
     if mirror {
         match spoke::list_configuration_policies(&ctx.spoke, &ctx.cluster).await {
@@ -274,7 +314,7 @@ async fn pass(
             Err(e) => {
                 tracing::warn!(addon = ADDON, error = %e, "cannot list the ConfigurationPolicies on the cluster");
                 mirror = false;
-                *prepared = false;
+                memory.prepared = false;
             }
         }
     }
@@ -309,6 +349,50 @@ async fn pass(
             )
         })
         .collect();
+    // Gatekeeper's objects, with the audit as constraint status, where Gatekeeper is absent.
+    let gatekeeper = mirror
+        && match spoke::gatekeeper_ours(&ctx.spoke).await {
+            Ok(ours) => ours,
+            Err(e) => {
+                tracing::warn!(addon = ADDON, error = %format!("{e:#}"), "cannot keep Gatekeeper objects on the cluster");
+                false
+            }
+        };
+    let mut constraint_kinds = BTreeSet::new();
+    if gatekeeper {
+        for p in &policies {
+            for t in &p.spec.policy_templates {
+                let o = &t.object_definition;
+                if o["kind"] != "ConstraintTemplate" {
+                    continue;
+                }
+                let Ok(crd) = gatekeeper::constraint_crd(o) else {
+                    continue;
+                };
+                let kind = crd["spec"]["names"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let name = crd["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if memory.constraint_crds.get(&name) == Some(&crd) {
+                    constraint_kinds.insert(kind);
+                    continue;
+                }
+                match spoke::constraint_crd(&ctx.spoke, crd.clone()).await {
+                    Ok(()) => {
+                        memory.constraint_crds.insert(name, crd);
+                        constraint_kinds.insert(kind);
+                    }
+                    Err(e) => {
+                        tracing::warn!(addon = ADDON, kind = %kind, error = %format!("{e:#}"), "cannot install a constraint CRD on the cluster")
+                    }
+                }
+            }
+        }
+    }
     let mut run = Pass {
         ctx,
         kinds,
@@ -319,6 +403,10 @@ async fn pass(
         replica_states,
         template_states,
         now: jiff::Timestamp::now(),
+        gatekeeper,
+        constraint_kinds,
+        kept_templates: Default::default(),
+        kept_constraints: Default::default(),
     };
     // ConfigurationPolicies being deleted prune their objects first.
     let terminating: Vec<DynamicObject> = run
@@ -412,6 +500,9 @@ async fn pass(
     if run.mirror {
         run.tidy(&policies, &kept).await;
     }
+    if run.gatekeeper {
+        run.tidy_gatekeeper(memory).await;
+    }
     Ok(())
 }
 
@@ -481,6 +572,9 @@ impl Pass<'_> {
                     .pointer("/spec/crd/spec/names/kind")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
+                if self.gatekeeper {
+                    self.keep_template(p, kind, o).await;
+                }
                 match self.templates.get(kind) {
                     Some(Ok(_)) => (
                         true,
@@ -495,9 +589,12 @@ impl Pass<'_> {
             }
             (gatekeeper::CONSTRAINT_GROUP, kind) => match self.templates.get(kind) {
                 Some(Ok(t)) => {
-                    let (ok, msg, objects) = audit(self, t, o, remediation).await;
-                    audited = objects;
-                    (ok, msg)
+                    let found = audit(self, t, o, remediation).await;
+                    if self.gatekeeper {
+                        self.keep_constraint(p, kind, o, remediation, &found).await;
+                    }
+                    audited = found.objects;
+                    (found.compliant, found.message)
                 }
                 Some(Err(e)) => (
                     false,
@@ -675,6 +772,113 @@ impl Pass<'_> {
         judged(evaluation.compliant, evaluation.message)
     }
 
+    /// Writes ConstraintTemplate `o` (defining `kind`) of replica `p` to the cluster.
+    async fn keep_template(&self, p: &Policy, kind: &str, o: &Value) {
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let status = match self.templates.get(kind) {
+            Some(Ok(_)) => json!({"created": true}),
+            Some(Err(e)) => json!({"created": false, "byPod": [{"id": ADDON,
+                "errors": [{"code": "ingest_error", "message": e}]}]}),
+            None => json!({"created": false}),
+        };
+        match spoke::write_gatekeeper(
+            &self.ctx.spoke,
+            &spoke::constraint_templates(),
+            &p.name_any(),
+            o,
+            status,
+        )
+        .await
+        {
+            Ok(()) => {
+                lock(&self.kept_templates).insert(name);
+            }
+            Err(e) => {
+                tracing::warn!(addon = ADDON, template = %name, error = %e, "cannot write the ConstraintTemplate to the cluster")
+            }
+        }
+    }
+
+    /// Writes Constraint `o` of `kind` (the Policy's remediation in its enforcement action)
+    /// of replica `p` to the cluster, with its audit as status: `auditTimestamp`,
+    /// `totalViolations` and the first 20 violations, as Gatekeeper's audit writes it.
+    async fn keep_constraint(
+        &self,
+        p: &Policy,
+        kind: &str,
+        o: &Value,
+        remediation: Option<&str>,
+        found: &Audited,
+    ) {
+        if !self.constraint_kinds.contains(kind) {
+            return;
+        }
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let status = json!({
+            "auditTimestamp": self.now.to_string(),
+            "totalViolations": found.violations.len(),
+            "violations": found.violations.iter().take(gatekeeper::STATUS_VIOLATIONS).collect::<Vec<_>>(),
+        });
+        let obj = with_remediation(o, remediation);
+        match spoke::write_gatekeeper(
+            &self.ctx.spoke,
+            &spoke::constraints(kind),
+            &p.name_any(),
+            &obj,
+            status,
+        )
+        .await
+        {
+            Ok(()) => {
+                lock(&self.kept_constraints)
+                    .entry(kind.to_string())
+                    .or_default()
+                    .insert(name);
+            }
+            Err(e) => {
+                tracing::warn!(addon = ADDON, constraint = %name, error = %e, "cannot write the Constraint to the cluster")
+            }
+        }
+    }
+
+    /// Deletes Gatekeeper objects no policy has any more, and the CRDs of kinds no template
+    /// defines.
+    async fn tidy_gatekeeper(&self, memory: &mut Memory) {
+        let spoke = &self.ctx.spoke;
+        let kept_templates = lock(&self.kept_templates).clone();
+        let kept_constraints = lock(&self.kept_constraints).clone();
+        if let Err(e) =
+            spoke::drop_gatekeeper(spoke, &spoke::constraint_templates(), &kept_templates).await
+        {
+            tracing::warn!(addon = ADDON, error = %e, "cannot delete ConstraintTemplates no policy has");
+        }
+        let none = BTreeSet::new();
+        for kind in &self.constraint_kinds {
+            let kept = kept_constraints.get(kind).unwrap_or(&none);
+            if let Err(e) = spoke::drop_gatekeeper(spoke, &spoke::constraints(kind), kept).await {
+                tracing::warn!(addon = ADDON, kind = %kind, error = %e, "cannot delete Constraints no policy has");
+            }
+        }
+        match spoke::drop_constraint_crds(spoke, &self.constraint_kinds).await {
+            Ok(()) => memory.constraint_crds.retain(|_, crd| {
+                crd["spec"]["names"]["kind"]
+                    .as_str()
+                    .is_some_and(|k| self.constraint_kinds.contains(k))
+            }),
+            Err(e) => {
+                tracing::warn!(addon = ADDON, error = %e, "cannot delete constraint CRDs no template defines")
+            }
+        }
+    }
+
     /// Deletes the copies and ConfigurationPolicies of replicas and templates that are gone;
     /// a ConfigurationPolicy that prunes keeps its finalizer until a later pass pruned.
     async fn tidy(&self, policies: &[Policy], kept: &std::collections::BTreeSet<String>) {
@@ -700,6 +904,10 @@ impl Pass<'_> {
             }
         }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The interval that follows an evaluation with this outcome.
@@ -1170,17 +1378,38 @@ fn template_meta(o: &Value) -> Value {
         "name": o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)})
 }
 
+/// What a Constraint's audit found.
+struct Audited {
+    compliant: bool,
+    message: String,
+    /// The objects listed, for the inventory.
+    objects: Vec<Value>,
+    /// The violations as Gatekeeper's Constraint status lists them.
+    violations: Vec<Value>,
+}
+
+impl Audited {
+    fn failed(why: impl std::fmt::Display) -> Self {
+        Audited {
+            compliant: false,
+            message: format!("NonCompliant; violation - {why}"),
+            objects: vec![],
+            violations: vec![],
+        }
+    }
+}
+
 /// Audits the existing objects a Constraint matches.
 async fn audit(
     run: &Pass<'_>,
     template: &Template,
     o: &Value,
     remediation: Option<&str>,
-) -> (bool, String, Vec<Value>) {
+) -> Audited {
     // The Policy's remediation overrides the constraint's action, as upstream.
     let constraint = match Constraint::from_object(&with_remediation(o, remediation), template) {
         Ok(c) => c,
-        Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
+        Err(e) => return Audited::failed(e),
     };
     let mut objects: Vec<Value> = vec![];
     let mut inventory = Inventory::new();
@@ -1190,7 +1419,7 @@ async fn audit(
         .cloned()
         .unwrap_or_default();
     // An audit that cannot list what the constraint covers is not a pass.
-    let cannot = |why: String| (false, format!("NonCompliant; violation - {why}"), vec![]);
+    let cannot = |why: String| Audited::failed(why);
     if wanted.is_empty() {
         return cannot(
             "auditing needs match.kinds to name the groups and kinds the constraint covers".into(),
@@ -1242,7 +1471,7 @@ async fn audit(
                             ));
                         }
                     }
-                    Err(e) => return (false, format!("NonCompliant; violation - {e}"), vec![]),
+                    Err(e) => return Audited::failed(e),
                 }
             }
         }
@@ -1255,6 +1484,7 @@ async fn audit(
     }
     let data = inventory.prepared();
     let mut violations = vec![];
+    let mut found_all = vec![];
     for v in &objects {
         let Ok(review) = Review::of(v) else { continue };
         for found in gatekeeper::judge(template, &constraint, &review, &inventory, &data) {
@@ -1266,26 +1496,38 @@ async fn audit(
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            let kind = v["kind"].as_str().unwrap_or_default();
             violations.push(format!(
-                "{} - {} (on {} {ns}/{name})",
+                "{} - {} (on {kind} {ns}/{name})",
                 found.action.as_str(),
                 found.msg,
-                v["kind"].as_str().unwrap_or_default()
             ));
+            let (group, version) =
+                gatekeeper::group_version(v["apiVersion"].as_str().unwrap_or_default());
+            let mut entry = json!({"group": group, "version": version, "kind": kind,
+                "name": name, "message": found.msg, "enforcementAction": found.action.as_str()});
+            if !ns.is_empty() {
+                entry["namespace"] = json!(ns);
+            }
+            found_all.push(entry);
         }
     }
-    if violations.is_empty() {
+    let (compliant, message) = if violations.is_empty() {
         (
             true,
-            "Compliant; The constraint has no violations".into(),
-            objects,
+            "Compliant; The constraint has no violations".to_string(),
         )
     } else {
         (
             false,
             config_policy::truncate(format!("NonCompliant; {}", violations.join("; "))),
-            objects,
         )
+    };
+    Audited {
+        compliant,
+        message,
+        objects,
+        violations: found_all,
     }
 }
 
@@ -1398,8 +1640,11 @@ pub struct Enforced {
 /// Where the policy add-on stands, for the work gate.
 #[derive(Default)]
 pub enum GateState {
-    /// The add-on does not run here: nothing is enforced.
+    /// The agent has not learned yet whether the add-on is enabled here: works wait, since
+    /// policies may be enforced.
     #[default]
+    Undecided,
+    /// The add-on does not run here: nothing is enforced.
     Off,
     /// The add-on runs but has not evaluated its policies yet: works wait.
     Starting,
@@ -1453,6 +1698,13 @@ impl PolicyGate {
         let shared = enforcement.read().unwrap_or_else(|e| e.into_inner());
         let enforced = match &shared.state {
             GateState::Off => return vec![],
+            GateState::Undecided => {
+                return vec![(
+                    true,
+                    "the agent has not learned yet whether policies are enforced here; the work is tried again"
+                        .into(),
+                )];
+            }
             GateState::Starting => {
                 return vec![(
                     true,
@@ -1571,6 +1823,12 @@ impl crate::work::gate::Gate for PolicyGate {
                     m["metadata"]["namespace"] = json!("default");
                 }
             }
+            // A gate still waiting for the add-on waits a little before it refuses: the agent
+            // has just started, or the add-on is on its first pass.
+            let until = tokio::time::Instant::now() + GATE_WAIT;
+            while waiting(&self.enforcement) && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             // Rego is CPU work: off the async threads.
             let enforcement = self.enforcement.clone();
             let found =
@@ -1655,8 +1913,23 @@ mod tests {
             set_gate(&e, 1, state, true);
             PolicyGate::violations(&e, std::slice::from_ref(&cm))
         };
-        // Without the add-on nothing is enforced; before its first pass everything waits.
+        // Without the add-on nothing is enforced; before its first pass, or before the agent
+        // knows whether it runs, everything waits.
         assert!(gate_state(GateState::Off).is_empty());
+        assert!(
+            gate_state(GateState::Undecided)[0]
+                .1
+                .contains("has not learned yet whether policies are enforced")
+        );
+        let fresh = Enforcement::default();
+        decided(&fresh, false);
+        assert!(PolicyGate::violations(&fresh, std::slice::from_ref(&cm)).is_empty());
+        decided(&fresh, true);
+        assert!(matches!(fresh.read().unwrap().state, GateState::Starting));
+        let running = Enforcement::default();
+        set_gate(&running, 3, GateState::Ready(Box::default()), true);
+        decided(&running, true);
+        assert!(matches!(running.read().unwrap().state, GateState::Ready(_)));
         assert!(
             gate_state(GateState::Starting)[0]
                 .1

@@ -284,3 +284,154 @@ pub async fn record(
         Err(e) => Err(e),
     }
 }
+
+/// Gatekeeper's ConstraintTemplate CRD.
+const TEMPLATE_CRD: &str = "constrainttemplates.templates.gatekeeper.sh";
+/// The label on the CRDs the add-on installed for Gatekeeper's kinds.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "garrison");
+
+/// The ConstraintTemplate resource.
+pub fn constraint_templates() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("templates.gatekeeper.sh", "v1", "ConstraintTemplate"),
+        "constrainttemplates",
+    )
+}
+
+/// The resource of Constraints of `kind`.
+pub fn constraints(kind: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("constraints.gatekeeper.sh", "v1beta1", kind),
+        &kind.to_ascii_lowercase(),
+    )
+}
+
+fn ours(crd: &CustomResourceDefinition) -> bool {
+    crd.labels().get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+}
+
+/// Whether the add-on keeps Gatekeeper's objects on the cluster (templates, and constraints
+/// with their audit as status): only where Gatekeeper is not installed, so that the add-on
+/// never hands Gatekeeper constraints to enforce. The ConstraintTemplate CRD is installed
+/// when missing.
+pub async fn gatekeeper_ours(spoke: &kube::Client) -> anyhow::Result<bool> {
+    let crds: Api<CustomResourceDefinition> = Api::all(spoke.clone());
+    match crds.get_opt(TEMPLATE_CRD).await? {
+        Some(crd) => Ok(ours(&crd)),
+        None => {
+            let crd = json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": TEMPLATE_CRD, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+                "spec": {"group": "templates.gatekeeper.sh",
+                    "names": {"kind": "ConstraintTemplate", "listKind": "ConstraintTemplateList",
+                        "plural": "constrainttemplates", "singular": "constrainttemplate"},
+                    "scope": "Cluster",
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "subresources": {"status": {}},
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                            "metadata": {"type": "object"},
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        }}}}]},
+            });
+            garrison_apiserver::client::apply_crds(spoke, &[crd], MANAGER).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Installs (or updates) the add-on's CRD for a constraint kind; a CRD someone else made for
+/// the kind is left alone.
+pub async fn constraint_crd(spoke: &kube::Client, mut crd: Value) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(spoke.clone());
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(existing) = crds.get_opt(&name).await?
+        && !ours(&existing)
+    {
+        return Ok(());
+    }
+    crd["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
+    garrison_apiserver::client::apply_crds(spoke, &[crd], MANAGER).await
+}
+
+/// Deletes the add-on's constraint CRDs (and so their constraints) of kinds not in `kept`.
+pub async fn drop_constraint_crds(
+    spoke: &kube::Client,
+    kept: &std::collections::BTreeSet<String>,
+) -> kube::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(spoke.clone());
+    for crd in crds
+        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
+        .await?
+        .items
+    {
+        if crd.spec.group == "constraints.gatekeeper.sh" && !kept.contains(&crd.spec.names.kind) {
+            crds.delete(&crd.name_any(), &DeleteParams::default())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes cluster-scoped Gatekeeper object `o` of replica `policy`, and its `status`.
+pub async fn write_gatekeeper(
+    spoke: &kube::Client,
+    ar: &ApiResource,
+    policy: &str,
+    o: &Value,
+    status: Value,
+) -> kube::Result<()> {
+    let api: Api<DynamicObject> = Api::all_with(spoke.clone(), ar);
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut labels = o
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    labels[POLICY_LABEL] = json!(policy);
+    let obj = json!({
+        "apiVersion": ar.api_version, "kind": ar.kind,
+        "metadata": {"name": name, "labels": labels,
+            "annotations": o.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}))},
+        "spec": o["spec"],
+    });
+    api.patch(name, &apply(), &Patch::Apply(&obj)).await?;
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the add-on's objects of `ar` whose names are not in `kept`.
+pub async fn drop_gatekeeper(
+    spoke: &kube::Client,
+    ar: &ApiResource,
+    kept: &std::collections::BTreeSet<String>,
+) -> kube::Result<()> {
+    let api: Api<DynamicObject> = Api::all_with(spoke.clone(), ar);
+    let list = match api.list(&ListParams::default().labels(POLICY_LABEL)).await {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for o in list.iter().filter(|o| !kept.contains(&o.name_any())) {
+        match api.delete(&o.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
