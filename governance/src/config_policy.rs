@@ -261,6 +261,9 @@ impl ConfigurationPolicy {
             return Err(format!("{} is not a ConfigurationPolicy", obj["kind"]));
         }
         let spec = &obj["spec"];
+        if !spec.is_object() {
+            return Err("spec must be an object".into());
+        }
         let mut templates = vec![];
         for (i, t) in spec["object-templates"]
             .as_array()

@@ -106,6 +106,36 @@ subjects:
   - {apiGroup: policy.open-cluster-management.io, kind: Policy, name: after-once}
 "#;
 
+/// A policy whose ConfigurationPolicy has the name `settings`'s already has on the cluster.
+const COPYCAT: &str = r#"
+apiVersion: policy.open-cluster-management.io/v1
+kind: Policy
+metadata: {name: copycat, namespace: policies}
+spec:
+  remediationAction: enforce
+  disabled: false
+  policy-templates:
+    - objectDefinition:
+        apiVersion: policy.open-cluster-management.io/v1
+        kind: ConfigurationPolicy
+        metadata: {name: app-settings}
+        spec:
+          pruneObjectBehavior: DeleteAll
+          object-templates:
+            - complianceType: musthave
+              objectDefinition:
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: copycat, namespace: default}
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: PlacementBinding
+metadata: {name: copycat, namespace: policies}
+placementRef: {apiGroup: cluster.open-cluster-management.io, kind: Placement, name: all-clusters}
+subjects:
+  - {apiGroup: policy.open-cluster-management.io, kind: Policy, name: copycat}
+"#;
+
 fn configuration_policies() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(
@@ -228,6 +258,22 @@ async fn the_cluster_keeps_upstreams_objects_dependencies_wait_and_enforced_obje
     );
     assert!(cp.data["status"]["lastEvaluated"].is_string());
 
+    // A later policy whose template takes the same name is refused; it takes over nothing.
+    let copycat = hub.data_dir().join("copycat.yaml");
+    std::fs::write(&copycat, COPYCAT).unwrap();
+    ok(hub.kubectl(&["apply", "-f", copycat.to_str().unwrap()]));
+    let refused = replica_becomes(&replicas, "policies.copycat", "NonCompliant").await;
+    assert_eq!(
+        history(&refused, 0)[0].0,
+        "NonCompliant; template-error; another policy template on this cluster is already named app-settings"
+    );
+    let still = cps.get("app-settings").await.unwrap();
+    assert_eq!(
+        still.metadata.labels.as_ref().unwrap()["policy.open-cluster-management.io/policy"],
+        "policies.settings"
+    );
+    ok(hub.kubectl(&["delete", "-f", copycat.to_str().unwrap()]));
+
     // The replica's copy on the cluster, and a compliance event in upstream's format for
     // each history entry.
     let copies: Api<Policy> = Api::namespaced(spoke.clone(), "c1");
@@ -312,6 +358,8 @@ async fn the_cluster_keeps_upstreams_objects_dependencies_wait_and_enforced_obje
     );
     assert!(cps.get_opt("default-namespace").await.unwrap().is_some());
 
+    assert!(cms.get_opt("copycat").await.unwrap().is_none());
+    assert!(cms.get_opt("app-settings").await.unwrap().is_some());
     // Deleting `settings` prunes what it created and leaves what it found.
     ok(hub.kubectl(&["delete", "policy", "settings", "-n", "policies"]));
     gone(60, "app-settings pruned", &cms, "app-settings").await;

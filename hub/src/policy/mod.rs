@@ -276,7 +276,13 @@ struct Ctx {
     bindings: Store<PlacementBinding>,
     sets: Store<PolicySet>,
     decisions: Store<PlacementDecision>,
+    /// When each root's status was last written: a root whose clusters report in a burst
+    /// gets one status write per [`STATUS_EVERY`], not one per report.
+    written: std::sync::Mutex<HashMap<ObjectRef<Policy>, std::time::Instant>>,
 }
+
+/// How often at most a root's status is written.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Errors of one pass.
 #[derive(Debug, thiserror::Error)]
@@ -450,6 +456,16 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         && serde_json::to_value(&current.status).ok() == Some(status["status"].clone())
         && current.compliant == compliant;
     if !unchanged {
+        let me = ObjectRef::from_obj(root.as_ref());
+        let since = ctx
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&me)
+            .map(std::time::Instant::elapsed);
+        if let Some(since) = since.filter(|s| *s < STATUS_EVERY) {
+            return Ok(Action::requeue(STATUS_EVERY - since));
+        }
         Api::<Policy>::namespaced(ctx.client.clone(), &ns)
             .patch_status(
                 &name,
@@ -457,6 +473,12 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 &Patch::Merge(json!({"status": status})),
             )
             .await?;
+        let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(me, std::time::Instant::now());
+        // Forget roots not written for a while, so the map does not grow with deleted ones.
+        if written.len() > 1024 {
+            written.retain(|_, t| t.elapsed() < STATUS_EVERY * 10);
+        }
     }
     if let Some(e) = failed {
         return Err(e.into());
@@ -613,6 +635,32 @@ fn roots_in(store: &Store<Policy>, ns: &str) -> Vec<ObjectRef<Policy>> {
         .collect()
 }
 
+/// Roots outside `ns` with a dependency on PolicySet `ns`/`name`, which expands into the set's
+/// Policies.
+fn depending_on_set(store: &Store<Policy>, ns: &str, name: &str) -> Vec<ObjectRef<Policy>> {
+    store
+        .state_filter(|p| {
+            p.namespace().as_deref() != Some(ns)
+                && p.spec
+                    .dependencies
+                    .iter()
+                    .chain(
+                        p.spec
+                            .policy_templates
+                            .iter()
+                            .flat_map(|t| &t.extra_dependencies),
+                    )
+                    .any(|d| {
+                        d.kind.as_deref() == Some("PolicySet")
+                            && d.name == name
+                            && d.namespace.as_deref() == Some(ns)
+                    })
+        })
+        .iter()
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
 /// Runs the propagator until its streams end.
 pub async fn run(client: kube::Client) {
     let cfg = watcher::Config::default;
@@ -633,6 +681,7 @@ pub async fn run(client: kube::Client) {
         bindings,
         sets,
         decisions,
+        written: Default::default(),
     });
     let sweeper = sweep(ctx.clone());
     let propagator = controller
@@ -644,7 +693,11 @@ pub async fn run(client: kube::Client) {
             roots_in(&r1, &b.namespace().unwrap_or_default())
         })
         .watches_stream(set_events, move |s: PolicySet| {
-            roots_in(&r2, &s.namespace().unwrap_or_default())
+            // The set's own namespace binds through it; roots elsewhere may depend on it.
+            let ns = s.namespace().unwrap_or_default();
+            let mut roots = roots_in(&r2, &ns);
+            roots.extend(depending_on_set(&r2, &ns, &s.name_any()));
+            roots
         })
         .watches_stream(decision_events, move |d: PlacementDecision| {
             roots_in(&r3, &d.namespace().unwrap_or_default())

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use garrison_api::policy::v1::{ComplianceHistory, DetailsPerTemplate, Policy, PolicyDependency};
-use garrison_api::policy::{CLUSTER_NAME_LABEL, ROOT_POLICY_LABEL};
+use garrison_api::policy::{CLUSTER_NAME_LABEL, POLICY_LABEL, ROOT_POLICY_LABEL};
 use garrison_governance::config_policy::{
     self, ComplianceType, ConfigurationPolicy, Found, Remediation,
 };
@@ -103,8 +103,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             _ = stop.changed() => {
-                // A disabled add-on enforces nothing any more.
-                set_gate(&ctx.enforcement, owner, GateState::Off, false);
+                // A stopped run does not know why it stops (disabled, a new certificate, a
+                // lost registration): works wait until the add-on manager decides again.
+                set_gate(&ctx.enforcement, owner, GateState::Undecided, false);
                 return;
             }
         }
@@ -117,7 +118,7 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
 pub fn decided(enforcement: &Enforcement, enabled: bool) {
     let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
     match (&shared.state, enabled) {
-        (GateState::Undecided, false) => shared.state = GateState::Off,
+        (_, false) => shared.state = GateState::Off,
         (GateState::Undecided | GateState::Off, true) => shared.state = GateState::Starting,
         _ => {}
     }
@@ -241,6 +242,8 @@ struct Pass<'a> {
     mirror: bool,
     /// The add-on's ConfigurationPolicies on the cluster, by name.
     written: BTreeMap<String, DynamicObject>,
+    /// The names of the replicas evaluated this pass.
+    current: BTreeSet<String>,
     /// Compliance as last reported, for dependencies: replicas by name, templates by
     /// `(kind, name)`.
     replica_states: HashMap<String, String>,
@@ -250,6 +253,8 @@ struct Pass<'a> {
     gatekeeper: bool,
     /// Constraint kinds whose CRD is in place.
     constraint_kinds: BTreeSet<String>,
+    /// Constraint kinds the policies' templates define (their CRDs stay).
+    defined_kinds: BTreeSet<String>,
     /// Gatekeeper objects written this pass: template names, constraint names by kind.
     kept_templates: std::sync::Mutex<BTreeSet<String>>,
     kept_constraints: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
@@ -359,6 +364,7 @@ async fn pass(
             }
         };
     let mut constraint_kinds = BTreeSet::new();
+    let mut defined_kinds = BTreeSet::new();
     if gatekeeper {
         for p in &policies {
             for t in &p.spec.policy_templates {
@@ -377,6 +383,7 @@ async fn pass(
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
+                defined_kinds.insert(kind.clone());
                 if memory.constraint_crds.get(&name) == Some(&crd) {
                     constraint_kinds.insert(kind);
                     continue;
@@ -400,11 +407,13 @@ async fn pass(
         templates,
         mirror,
         written,
+        current: policies.iter().map(|p| p.name_any()).collect(),
         replica_states,
         template_states,
         now: jiff::Timestamp::now(),
         gatekeeper,
         constraint_kinds,
+        defined_kinds,
         kept_templates: Default::default(),
         kept_constraints: Default::default(),
     };
@@ -527,19 +536,17 @@ impl Pass<'_> {
         match kind {
             "Policy" => self.replica_states.get(&d.name).cloned(),
             "ConstraintTemplate" => {
-                // A template that compiles is Compliant; one that is missing satisfies only a
-                // dependency that does not want it Compliant, as upstream.
-                let compiled = self.templates.values().any(|t| {
-                    t.as_ref()
-                        .is_ok_and(|t| t.kind().eq_ignore_ascii_case(&d.name))
-                });
+                // A template reported (compiled: Compliant) counts as it was reported; one that
+                // is missing satisfies only a dependency that does not want it Compliant, as
+                // upstream.
                 let wanted = d.compliance.as_deref().unwrap_or("Compliant");
-                if compiled {
-                    Some("Compliant".into())
-                } else if wanted != "Compliant" {
-                    Some(wanted.into())
-                } else {
-                    None
+                match self
+                    .template_states
+                    .get(&("ConstraintTemplate".to_string(), d.name.clone()))
+                {
+                    Some(s) => Some(s.clone()),
+                    None if wanted != "Compliant" => Some(wanted.into()),
+                    None => None,
                 }
             }
             _ => self
@@ -651,10 +658,18 @@ impl Pass<'_> {
         }
         let name = p.name_any();
         let mut written: Option<DynamicObject> = None;
-        if let (true, Some(uid)) = (self.mirror, owner_uid) {
-            // Template names are unique on the cluster: the first template of the pass to
-            // take a name keeps it.
-            if kept.contains(&cp.name) {
+        if self.mirror {
+            // Template names are unique on the cluster: a name another template of this pass
+            // took, or a current policy's ConfigurationPolicy holds, is refused.
+            let holder = self
+                .written
+                .get(&cp.name)
+                .and_then(|w| w.labels().get(POLICY_LABEL).cloned());
+            if kept.contains(&cp.name)
+                || holder
+                    .as_ref()
+                    .is_some_and(|h| *h != name && self.current.contains(h))
+            {
                 return judged(
                     false,
                     format!(
@@ -663,30 +678,39 @@ impl Pass<'_> {
                     ),
                 );
             }
-            let mut obj = o.clone();
-            if let Some(r) = remediation {
-                obj["spec"]["remediationAction"] = json!(r.to_ascii_lowercase());
-            }
-            let prunes = matches!(
-                cp.prune_object_behavior.as_str(),
-                "DeleteAll" | "DeleteIfCreated"
-            );
-            match spoke::write_configuration_policy(
-                &self.ctx.spoke,
-                &self.ctx.cluster,
-                &name,
-                uid,
-                &obj,
-                prunes,
-            )
-            .await
-            {
-                Ok(w) => {
-                    kept.insert(cp.name.clone());
-                    written = Some(w);
+            // One left by a policy that is gone is not taken over: it is deleted (and pruned
+            // as its own spec says) first, and this template written on a later pass.
+            if holder.is_none_or(|h| h == name) {
+                // Reserved before the write: a write that fails never gets the
+                // ConfigurationPolicy deleted (and its objects pruned).
+                kept.insert(cp.name.clone());
+                let mut obj = o.clone();
+                if let (Some(r), Some(spec)) = (
+                    remediation,
+                    obj.get_mut("spec").and_then(Value::as_object_mut),
+                ) {
+                    spec.insert("remediationAction".into(), json!(r.to_ascii_lowercase()));
                 }
-                Err(e) => {
-                    tracing::warn!(addon = ADDON, policy = %name, template = %cp.name, error = %e, "cannot write the ConfigurationPolicy to the cluster")
+                let prunes = matches!(
+                    cp.prune_object_behavior.as_str(),
+                    "DeleteAll" | "DeleteIfCreated"
+                );
+                if let Some(uid) = owner_uid {
+                    match spoke::write_configuration_policy(
+                        &self.ctx.spoke,
+                        &self.ctx.cluster,
+                        &name,
+                        uid,
+                        &obj,
+                        prunes,
+                    )
+                    .await
+                    {
+                        Ok(w) => written = Some(w),
+                        Err(e) => {
+                            tracing::warn!(addon = ADDON, policy = %name, template = %cp.name, error = %e, "cannot write the ConfigurationPolicy to the cluster")
+                        }
+                    }
                 }
             }
         }
@@ -744,7 +768,17 @@ impl Pass<'_> {
                             "reason": reason, "message": format!("{msg}{stopped}")}]})
                 })
                 .collect();
-            let related: Vec<Value> = evaluation.related.iter().map(Related::to_json).collect();
+            let mut related: Vec<Value> = evaluation.related.iter().map(Related::to_json).collect();
+            // An evaluation that failed somewhere did not see every object: what it did not
+            // judge stays related (with what the policy created), and nothing is pruned.
+            if !evaluation.complete {
+                related.extend(
+                    before
+                        .iter()
+                        .filter(|b| !evaluation.related.iter().any(|r| r.same_object(b)))
+                        .cloned(),
+                );
+            }
             let status = json!({
                 "compliant": State::of(evaluation.compliant).as_str(),
                 "compliancyDetails": details,
@@ -759,7 +793,7 @@ impl Pass<'_> {
                 tracing::warn!(addon = ADDON, template = %cp.name, error = %e, "cannot write the ConfigurationPolicy's status");
             }
             // Objects no longer related are pruned as on deletion.
-            if cp.remediation == Remediation::Enforce {
+            if cp.remediation == Remediation::Enforce && evaluation.complete {
                 let gone: Vec<Value> = before
                     .into_iter()
                     .filter(|b| !evaluation.related.iter().any(|r| r.same_object(b)))
@@ -867,11 +901,11 @@ impl Pass<'_> {
                 tracing::warn!(addon = ADDON, kind = %kind, error = %e, "cannot delete Constraints no policy has");
             }
         }
-        match spoke::drop_constraint_crds(spoke, &self.constraint_kinds).await {
+        match spoke::drop_constraint_crds(spoke, &self.defined_kinds).await {
             Ok(()) => memory.constraint_crds.retain(|_, crd| {
                 crd["spec"]["names"]["kind"]
                     .as_str()
-                    .is_some_and(|k| self.constraint_kinds.contains(k))
+                    .is_some_and(|k| self.defined_kinds.contains(k))
             }),
             Err(e) => {
                 tracing::warn!(addon = ADDON, error = %e, "cannot delete constraint CRDs no template defines")
@@ -1062,6 +1096,8 @@ impl Related {
 
 /// A ConfigurationPolicy's evaluation.
 struct Evaluation {
+    /// Whether every object template could be judged (no API or resolution error).
+    complete: bool,
     compliant: bool,
     message: String,
     /// Per object template: compliant, reason, message.
@@ -1076,6 +1112,7 @@ async fn configuration(run: &Pass<'_>, cp: &ConfigurationPolicy, before: &[Value
     let mut details = vec![];
     let mut related = vec![];
     let mut compliant = true;
+    let mut complete = true;
     let spoke_nss: Vec<(String, BTreeMap<String, String>)> = run
         .namespaces
         .iter()
@@ -1123,6 +1160,7 @@ async fn configuration(run: &Pass<'_>, cp: &ConfigurationPolicy, before: &[Value
         match namespaces {
             Err(e) => {
                 ok_t = false;
+                complete = false;
                 msgs.push(e);
             }
             Ok((ar, nss)) => {
@@ -1136,6 +1174,7 @@ async fn configuration(run: &Pass<'_>, cp: &ConfigurationPolicy, before: &[Value
                         }
                         Err(e) => {
                             ok_t = false;
+                            complete = false;
                             msgs.push(e.to_string());
                         }
                     }
@@ -1151,6 +1190,7 @@ async fn configuration(run: &Pass<'_>, cp: &ConfigurationPolicy, before: &[Value
         messages.extend(msgs);
     }
     Evaluation {
+        complete,
         compliant,
         message: config_policy::compliance_message(compliant, &messages),
         details,
@@ -1345,9 +1385,26 @@ fn collect_enforced(
             }
             Err(_) => {}
         }
-    } else if kind == "ConfigurationPolicy"
-        && let Ok(mut cp) = ConfigurationPolicy::from_object(o)
-    {
+    } else if kind == "ConfigurationPolicy" {
+        let enforce = remediation
+            .or_else(|| o.pointer("/spec/remediationAction").and_then(Value::as_str))
+            .is_some_and(|r| r.eq_ignore_ascii_case("enforce"));
+        let mut cp = match ConfigurationPolicy::from_object(o) {
+            Ok(cp) => cp,
+            Err(e) => {
+                // What it forbids cannot be told: an enforced one refuses every work.
+                if enforce {
+                    let name = o
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    enforced
+                        .broken
+                        .push(format!("policy {policy}: ConfigurationPolicy {name}: {e}"));
+                }
+                return;
+            }
+        };
         if let Some(r) = remediation {
             cp.remediation = Remediation::parse(r);
         }
@@ -1365,10 +1422,14 @@ fn collect_enforced(
 /// inform is `warn`, enforce is `deny`.
 fn with_remediation(o: &Value, remediation: Option<&str>) -> Value {
     let mut obj = o.clone();
-    match remediation.map(str::to_ascii_lowercase).as_deref() {
-        Some("inform") => obj["spec"]["enforcementAction"] = json!("warn"),
-        Some("enforce") => obj["spec"]["enforcementAction"] = json!("deny"),
-        _ => {}
+    let action = match remediation.map(str::to_ascii_lowercase).as_deref() {
+        Some("inform") => "warn",
+        Some("enforce") => "deny",
+        _ => return obj,
+    };
+    // A constraint whose spec is no object is refused when it is built.
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("enforcementAction".into(), json!(action));
     }
     obj
 }
@@ -1863,6 +1924,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn malformed_templates_are_refused_not_panicked_on_and_an_unreadable_enforced_one_breaks_the_gate()
+     {
+        for bad in [json!({"spec": "x"}), json!({"spec": []}), json!({})] {
+            assert_eq!(with_remediation(&bad, Some("enforce")), bad);
+        }
+        let mut enforced = Enforced::default();
+        let unreadable = json!({"apiVersion": "policy.open-cluster-management.io/v1",
+            "kind": "ConfigurationPolicy", "metadata": {"name": "cp", "labels": "x"},
+            "spec": {"remediationAction": "enforce", "evaluationInterval": {"compliant": "soon"},
+                "object-templates": []}});
+        collect_enforced(&mut enforced, &HashMap::new(), "p", &unreadable, None);
+        assert_eq!(enforced.broken.len(), 1, "{:?}", enforced.broken);
+        assert!(enforced.broken[0].contains("ConfigurationPolicy cp"));
+        // Informing, it enforces nothing and breaks nothing.
+        let mut informing = Enforced::default();
+        collect_enforced(
+            &mut informing,
+            &HashMap::new(),
+            "p",
+            &unreadable,
+            Some("inform"),
+        );
+        assert!(informing.broken.is_empty());
+        let not_object =
+            json!({"kind": "ConfigurationPolicy", "metadata": {"name": "cp"}, "spec": "x"});
+        collect_enforced(
+            &mut informing,
+            &HashMap::new(),
+            "p",
+            &not_object,
+            Some("enforce"),
+        );
+        assert_eq!(informing.broken.len(), 1);
+    }
+
+    #[test]
     fn the_gate_denies_forbidden_objects_and_deny_constraints_but_only_warns_otherwise() {
         let mut templates = HashMap::new();
         let tpl = json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
@@ -1930,6 +2027,15 @@ mod tests {
         set_gate(&running, 3, GateState::Ready(Box::default()), true);
         decided(&running, true);
         assert!(matches!(running.read().unwrap().state, GateState::Ready(_)));
+        // A run that stops leaves the gate undecided, not off: works wait for the manager.
+        set_gate(&running, 3, GateState::Undecided, false);
+        assert!(!PolicyGate::violations(&running, std::slice::from_ref(&cm)).is_empty());
+        decided(&running, false);
+        assert!(matches!(running.read().unwrap().state, GateState::Off));
+        let stuck = Enforcement::default();
+        set_gate(&stuck, 4, GateState::Starting, true);
+        decided(&stuck, false);
+        assert!(matches!(stuck.read().unwrap().state, GateState::Off));
         assert!(
             gate_state(GateState::Starting)[0]
                 .1

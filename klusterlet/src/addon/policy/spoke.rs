@@ -65,6 +65,31 @@ pub async fn prepare(spoke: &kube::Client, cluster: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The labels of template `o` with `POLICY_LABEL` naming `policy`; labels that are not a
+/// map of strings are dropped rather than trusted.
+fn labels_of(o: &Value, policy: &str) -> Value {
+    let mut labels = string_map(o.pointer("/metadata/labels"));
+    labels.insert(POLICY_LABEL.into(), json!(policy));
+    Value::Object(labels)
+}
+
+/// The annotations of template `o`, when they are a map of strings.
+fn annotations_of(o: &Value) -> Value {
+    Value::Object(string_map(o.pointer("/metadata/annotations")))
+}
+
+/// The string entries of `v`, when it is a map.
+fn string_map(v: Option<&Value>) -> serde_json::Map<String, Value> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.is_string())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn apply() -> PatchParams {
     PatchParams::apply(MANAGER).force()
 }
@@ -136,11 +161,7 @@ pub async fn write_configuration_policy(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut labels = o
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    labels[POLICY_LABEL] = json!(policy);
+    let labels = labels_of(o, policy);
     let finalizers: Vec<&str> = if prunes {
         vec![PRUNE_FINALIZER]
     } else {
@@ -150,7 +171,7 @@ pub async fn write_configuration_policy(
         "apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
         "metadata": {
             "name": name, "namespace": cluster, "labels": labels,
-            "annotations": o.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({})),
+            "annotations": annotations_of(o),
             "finalizers": finalizers,
             "ownerReferences": [{"apiVersion": "policy.open-cluster-management.io/v1",
                 "kind": "Policy", "name": policy, "uid": owner_uid,
@@ -287,6 +308,8 @@ pub async fn record(
 
 /// Gatekeeper's ConstraintTemplate CRD.
 const TEMPLATE_CRD: &str = "constrainttemplates.templates.gatekeeper.sh";
+/// The CRD of Gatekeeper's own configuration, which only Gatekeeper installs.
+const GATEKEEPER_CONFIG_CRD: &str = "configs.config.gatekeeper.sh";
 /// The label on the CRDs the add-on installed for Gatekeeper's kinds.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "garrison");
 
@@ -316,6 +339,10 @@ fn ours(crd: &CustomResourceDefinition) -> bool {
 /// when missing.
 pub async fn gatekeeper_ours(spoke: &kube::Client) -> anyhow::Result<bool> {
     let crds: Api<CustomResourceDefinition> = Api::all(spoke.clone());
+    // Gatekeeper's own Config CRD says it is installed, whoever made the template CRD.
+    if crds.get_opt(GATEKEEPER_CONFIG_CRD).await?.is_some() {
+        return Ok(false);
+    }
     match crds.get_opt(TEMPLATE_CRD).await? {
         Some(crd) => Ok(ours(&crd)),
         None => {
@@ -390,15 +417,10 @@ pub async fn write_gatekeeper(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut labels = o
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    labels[POLICY_LABEL] = json!(policy);
     let obj = json!({
         "apiVersion": ar.api_version, "kind": ar.kind,
-        "metadata": {"name": name, "labels": labels,
-            "annotations": o.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}))},
+        "metadata": {"name": name, "labels": labels_of(o, policy),
+            "annotations": annotations_of(o)},
         "spec": o["spec"],
     });
     api.patch(name, &apply(), &Patch::Apply(&obj)).await?;
@@ -434,4 +456,23 @@ pub async fn drop_gatekeeper(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_from_a_template_are_strings_only_and_name_the_policy() {
+        let o = json!({"metadata": {"labels": {"team": "a", "n": 1}, "annotations": "x"}});
+        assert_eq!(
+            labels_of(&o, "p.pol"),
+            json!({"team": "a", POLICY_LABEL: "p.pol"})
+        );
+        assert_eq!(
+            labels_of(&json!({"metadata": {"labels": "x"}}), "p.pol"),
+            json!({POLICY_LABEL: "p.pol"})
+        );
+        assert_eq!(annotations_of(&o), json!({}));
+    }
 }
