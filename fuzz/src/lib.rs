@@ -106,8 +106,9 @@ pub fn csr(data: &[u8]) {
 }
 
 /// Policy templates as the policy add-on receives them from the hub: the bytes are one JSON
-/// object, read as a ConstraintTemplate, a ConfigurationPolicy and an object under review, and
-/// judged against a fixed constraint; the object is also matched and compared as a
+/// object, read as a ConstraintTemplate, a ConfigurationPolicy, a K8sNativeValidation (CEL)
+/// source (evaluated against itself as the request) and an object under review, and judged
+/// against a fixed constraint; the object is also matched and compared as a
 /// ConfigurationPolicy object template.
 pub fn policy_objects(data: &[u8]) {
     use garrison_governance::{config_policy, gatekeeper};
@@ -116,6 +117,9 @@ pub fn policy_objects(data: &[u8]) {
     };
     let _ = gatekeeper::Template::from_object(&v);
     let _ = config_policy::ConfigurationPolicy::from_object(&v);
+    if let Ok(code) = garrison_governance::cel::Code::from_source(&v) {
+        let _ = code.violations(&serde_json::json!({"object": v, "operation": "CREATE"}), &v);
+    }
     let template = gatekeeper::Template::from_object(&serde_json::json!({
         "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
         "metadata": {"name": "t"},
@@ -164,6 +168,7 @@ pub fn targets() -> Vec<Target> {
             b"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"prod\",\"labels\":{\"a\":\"b\"}}}",
             b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"operation\":\"DELETE\",\"oldObject\":{\"kind\":\"Pod\",\"metadata\":{\"namespace\":\"x\"}}}}",
             b"{\"apiVersion\":\"constraints.gatekeeper.sh/v1beta1\",\"kind\":\"T\",\"spec\":{\"match\":{\"kinds\":[{\"apiGroups\":[\"*\"]}],\"name\":\"*a*\",\"excludedNamespaces\":[\"*\"]}}}",
+            b"{\"validations\":[{\"expression\":\"object.validations.all(v, has(v.expression))\",\"messageExpression\":\"variables.n.join(',')\"}],\"variables\":[{\"name\":\"n\",\"expression\":\"object.validations.map(v, v.expression)\"}],\"failurePolicy\":\"Fail\"}",
             b"{\"kind\":\"ConfigurationPolicy\",\"spec\":{\"namespaceSelector\":{\"include\":[\"a*b*\"]},\"object-templates\":[{\"complianceType\":\"MustHave\",\"objectDefinition\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}}]}}",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },

@@ -42,9 +42,12 @@ pub enum TemplateError {
     /// `spec.crd.spec.names.kind` is missing.
     #[error("spec.crd.spec.names.kind is required")]
     NoKind,
-    /// No target `admission.k8s.gatekeeper.sh` with Rego.
-    #[error("no {TARGET} target with Rego: {0}")]
+    /// No target `admission.k8s.gatekeeper.sh` with Rego or CEL.
+    #[error("no {TARGET} target with Rego or K8sNativeValidation: {0}")]
     NoRego(String),
+    /// The template's K8sNativeValidation (CEL) does not compile.
+    #[error("the template's K8sNativeValidation does not compile: {0}")]
+    Cel(String),
     /// The Rego does not compile.
     #[error("the template's Rego does not compile: {0}")]
     Compile(#[from] CompileError),
@@ -133,7 +136,14 @@ pub struct Template {
     name: String,
     kind: String,
     schema: Option<Value>,
-    program: Program,
+    engine: Engine,
+}
+
+/// The engine a template's violations come from.
+#[derive(Debug, Clone)]
+enum Engine {
+    Rego(Box<Program>),
+    Cel(crate::cel::Code),
 }
 
 impl Template {
@@ -171,35 +181,52 @@ impl Template {
             [] => return Err(TemplateError::NoRego("no targets".into())),
             _ => return Err(TemplateError::NoRego("more than one target".into())),
         };
-        // The legacy `rego`/`libs` fields win over `code`, as Gatekeeper reads them.
-        let (rego, libs, version) = match target["rego"].as_str().filter(|r| !r.is_empty()) {
-            Some(r) => (r.to_string(), strings(&target["libs"]), RegoVersion::V0),
+        // The legacy `rego`/`libs` fields win over `code`, as Gatekeeper reads them. Of
+        // `code`, K8sNativeValidation (CEL) is preferred to Rego, as Gatekeeper and gator
+        // prefer it.
+        let engine = match target["rego"].as_str().filter(|r| !r.is_empty()) {
+            Some(r) => Engine::Rego(Box::new(Program::compile(
+                r,
+                &strings(&target["libs"]),
+                RegoVersion::V0,
+                "violation",
+            )?)),
             None => {
                 let code = target["code"].as_array().cloned().unwrap_or_default();
-                let Some(c) = code.iter().find(|c| c["engine"] == "Rego") else {
-                    return Err(TemplateError::NoRego(
-                        "neither rego nor a code entry of engine Rego".into(),
-                    ));
-                };
-                let src = &c["source"];
-                let version = if src["version"] == "v1" {
-                    RegoVersion::V1
-                } else {
-                    RegoVersion::V0
-                };
-                (
-                    src["rego"].as_str().unwrap_or_default().to_string(),
-                    strings(&src["libs"]),
-                    version,
-                )
+                let cel = code.iter().find(|c| c["engine"] == "K8sNativeValidation");
+                let rego = code.iter().find(|c| c["engine"] == "Rego");
+                match (cel, rego) {
+                    (Some(c), _) => Engine::Cel(
+                        crate::cel::Code::from_source(&c["source"]).map_err(TemplateError::Cel)?,
+                    ),
+                    (None, Some(c)) => {
+                        let src = &c["source"];
+                        let version = if src["version"] == "v1" {
+                            RegoVersion::V1
+                        } else {
+                            RegoVersion::V0
+                        };
+                        Engine::Rego(Box::new(Program::compile(
+                            src["rego"].as_str().unwrap_or_default(),
+                            &strings(&src["libs"]),
+                            version,
+                            "violation",
+                        )?))
+                    }
+                    (None, None) => {
+                        return Err(TemplateError::NoRego(
+                            "neither rego nor a code entry of engine Rego or K8sNativeValidation"
+                                .into(),
+                        ));
+                    }
+                }
             }
         };
-        let program = Program::compile(&rego, &libs, version, "violation")?;
         Ok(Template {
             name: str_at(obj, "/metadata/name").into(),
             kind: kind.into(),
             schema,
-            program,
+            engine,
         })
     }
 
@@ -213,9 +240,12 @@ impl Template {
         &self.kind
     }
 
-    /// The compiled Rego.
-    pub fn program(&self) -> &Program {
-        &self.program
+    /// The compiled Rego, when the template's violations come from Rego.
+    pub fn program(&self) -> Option<&Program> {
+        match &self.engine {
+            Engine::Rego(p) => Some(p),
+            Engine::Cel(_) => None,
+        }
     }
 }
 
@@ -747,13 +777,29 @@ pub fn judge_all(
     if matched.is_empty() {
         return out;
     }
+    let program = match &template.engine {
+        Engine::Rego(p) => p,
+        Engine::Cel(code) => {
+            for c in matched {
+                let constraint = json!({"apiVersion": format!("{CONSTRAINT_GROUP}/v1beta1"),
+                    "kind": c.kind, "metadata": {"name": c.name},
+                    "spec": {"parameters": c.parameters}});
+                out.extend(
+                    code.violations(review.request(), &constraint)
+                        .into_iter()
+                        .map(|msg| violation_of(c, msg, json!({}))),
+                );
+            }
+            return out;
+        }
+    };
     for c in matched {
         let mut input = regorus::Value::new_object();
         if let Ok(m) = input.as_object_mut() {
             m.insert("review".into(), review.request_rego.clone());
             m.insert("parameters".into(), c.parameters_rego.clone());
         }
-        match template.program.eval_value("violation", input, data) {
+        match program.eval_value("violation", input, data) {
             Ok(regorus::Value::Set(s)) => out.extend(s.iter().map(|r| read_violation(c, r))),
             Ok(regorus::Value::Array(a)) => out.extend(a.iter().map(|r| read_violation(c, r))),
             Ok(regorus::Value::Undefined) => {}

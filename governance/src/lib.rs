@@ -4,11 +4,13 @@
 //! - [`gatekeeper`]: Gatekeeper ConstraintTemplates and Constraints as upstream writes them:
 //!   templates compiled, constraints' parameters checked against the template's schema,
 //!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
+//! - [`cel`]: Gatekeeper's K8sNativeValidation engine, CEL validations;
 //! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
 //!   upstream's messages;
 //! - [`dependencies`]: policy dependencies, and the Pending message of a template that waits;
 //! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine.
 
+pub mod cel;
 pub mod config_policy;
 pub mod dependencies;
 pub mod gatekeeper;

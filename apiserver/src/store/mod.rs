@@ -297,32 +297,44 @@ impl Store {
             let rv = read_rv(&tx)?;
             let mut rows: Vec<(String, String, Vec<u8>)> = Vec::new();
             {
-                let mut push = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-                    rows.push((r.get(0)?, r.get(1)?, r.get(2)?));
-                    Ok(())
+                let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, String, Vec<u8>)> {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 };
-                match namespace {
-                    Some(ns) => {
-                        let mut st = tx.prepare_cached(
+                // Each shape has its own statement: a condition such as `(?2 = 0 OR ...)` keeps
+                // SQLite from seeking the primary key to the page's start, and every page then
+                // scans the resource from its first row (a paged list of 100,000 objects took
+                // minutes).
+                let mut q = match (namespace, has_after) {
+                    (Some(ns), false) => tx
+                        .prepare_cached(
                             "SELECT namespace, name, data FROM objects WHERE rkey = ?1 AND namespace = ?2 \
-                             AND (?3 = 0 OR name > ?4) ORDER BY name LIMIT ?5",
-                        )?;
-                        let mut q = st.query(params![key, ns, has_after as i64, after_name, fetch])?;
-                        while let Some(r) = q.next()? {
-                            push(r)?;
-                        }
-                    }
-                    None => {
-                        let mut st = tx.prepare_cached(
+                             ORDER BY name LIMIT ?3",
+                        )?
+                        .query_map(params![key, ns, fetch], row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    (Some(ns), true) => tx
+                        .prepare_cached(
+                            "SELECT namespace, name, data FROM objects WHERE rkey = ?1 AND namespace = ?2 \
+                             AND name > ?3 ORDER BY name LIMIT ?4",
+                        )?
+                        .query_map(params![key, ns, after_name, fetch], row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    (None, false) => tx
+                        .prepare_cached(
                             "SELECT namespace, name, data FROM objects WHERE rkey = ?1 \
-                             AND (?2 = 0 OR (namespace, name) > (?3, ?4)) ORDER BY namespace, name LIMIT ?5",
-                        )?;
-                        let mut q = st.query(params![key, has_after as i64, after_ns, after_name, fetch])?;
-                        while let Some(r) = q.next()? {
-                            push(r)?;
-                        }
-                    }
-                }
+                             ORDER BY namespace, name LIMIT ?2",
+                        )?
+                        .query_map(params![key, fetch], row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                    (None, true) => tx
+                        .prepare_cached(
+                            "SELECT namespace, name, data FROM objects WHERE rkey = ?1 \
+                             AND (namespace, name) > (?2, ?3) ORDER BY namespace, name LIMIT ?4",
+                        )?
+                        .query_map(params![key, after_ns, after_name, fetch], row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                };
+                rows.append(&mut q);
             }
             tx.finish()?;
             Ok((rows, rv))

@@ -1,0 +1,319 @@
+//! Gatekeeper's `K8sNativeValidation` engine: CEL validations in the shape of a
+//! ValidatingAdmissionPolicy, as a ConstraintTemplate's `code[]` gives them.
+//!
+//! A source has `validations[{expression, message, messageExpression}]`, `variables[{name,
+//! expression}]`, `matchConditions[{name, expression}]` and `failurePolicy` (`Fail`, the
+//! default, or `Ignore`). Expressions see `object`, `oldObject` and `request` (the
+//! AdmissionRequest), `params` (the Constraint), and `variables`: Gatekeeper's own
+//! `variables.params` (the Constraint's `spec.parameters`) and `variables.anyObject` (the object,
+//! or the old object of a DELETE), then the template's variables in order, each seeing those
+//! before it. Match conditions must all hold for the validations to run. A validation that does
+//! not yield `true` is a violation, with its `messageExpression`, else its `message`, else
+//! `failed expression: <expression>`. An evaluation error is a violation under `Fail` and is
+//! skipped under `Ignore`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cel::objects::{Key, Map};
+use cel::{Context, Env, Program, Value as CelValue};
+use serde_json::Value;
+
+/// One validation.
+#[derive(Debug)]
+struct Validation {
+    source: String,
+    program: Program,
+    message: Option<String>,
+    message_expression: Option<Program>,
+}
+
+/// A compiled `K8sNativeValidation` source.
+#[derive(Debug, Clone)]
+pub struct Code {
+    inner: Arc<Compiled>,
+}
+
+#[derive(Debug)]
+struct Compiled {
+    validations: Vec<Validation>,
+    variables: Vec<(String, Program)>,
+    match_conditions: Vec<(String, Program)>,
+    ignore_errors: bool,
+}
+
+fn env() -> Arc<Env> {
+    thread_local! {
+        static ENV: Arc<Env> = {
+            let mut env = Env::stdlib();
+            // Kubernetes' CEL has the strings extension (`join`, `lowerAscii`, ...); so does
+            // Gatekeeper's.
+            env.add_extension(cel::extensions::strings)
+                .expect("the strings extension declares nothing the standard library does");
+            env.add_extension(cel::extensions::lists)
+                .expect("the lists extension declares nothing the standard library does");
+            Arc::new(env)
+        };
+    }
+    ENV.with(Arc::clone)
+}
+
+fn compile(env: &Env, what: &str, source: &str) -> Result<Program, String> {
+    env.compile(source)
+        .map_err(|e| format!("{what}: {}", e.to_string().replace('\n', " ").trim()))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+impl Code {
+    /// Compiles the `source` of a `K8sNativeValidation` code entry.
+    pub fn from_source(source: &Value) -> Result<Code, String> {
+        let env = env();
+        let list = |key: &str| {
+            source
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut validations = vec![];
+        for (i, v) in list("validations").iter().enumerate() {
+            let expr = str_of(v, "expression")
+                .ok_or_else(|| format!("validations[{i}].expression is required"))?;
+            validations.push(Validation {
+                source: expr.to_string(),
+                program: compile(&env, &format!("validations[{i}].expression"), expr)?,
+                message: str_of(v, "message").map(str::to_string),
+                message_expression: str_of(v, "messageExpression")
+                    .map(|m| compile(&env, &format!("validations[{i}].messageExpression"), m))
+                    .transpose()?,
+            });
+        }
+        if validations.is_empty() {
+            return Err("K8sNativeValidation has no validations".into());
+        }
+        let named = |key: &str| -> Result<Vec<(String, Program)>, String> {
+            list(key)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let name =
+                        str_of(v, "name").ok_or_else(|| format!("{key}[{i}].name is required"))?;
+                    let expr = str_of(v, "expression")
+                        .ok_or_else(|| format!("{key}[{i}].expression is required"))?;
+                    Ok((
+                        name.to_string(),
+                        compile(&env, &format!("{key}[{i}] {name}"), expr)?,
+                    ))
+                })
+                .collect()
+        };
+        let variables = named("variables")?;
+        // Gatekeeper spells it `matchCondition`; ValidatingAdmissionPolicy `matchConditions`.
+        let mut match_conditions = named("matchConditions")?;
+        match_conditions.extend(named("matchCondition")?);
+        let ignore_errors = match str_of(source, "failurePolicy") {
+            None | Some("Fail") => false,
+            Some("Ignore") => true,
+            Some(other) => return Err(format!("failurePolicy {other:?} is not Fail or Ignore")),
+        };
+        Ok(Code {
+            inner: Arc::new(Compiled {
+                validations,
+                variables,
+                match_conditions,
+                ignore_errors,
+            }),
+        })
+    }
+
+    /// The messages of the validations `request` (an AdmissionRequest) fails under
+    /// `constraint` (the Constraint object).
+    pub fn violations(&self, request: &Value, constraint: &Value) -> Vec<String> {
+        let c = &self.inner;
+        let env = env();
+        let mut ctx = Context::with_env(env);
+        let object = request.get("object").cloned().unwrap_or(Value::Null);
+        let old = request.get("oldObject").cloned().unwrap_or(Value::Null);
+        let any = if object.is_null() {
+            old.clone()
+        } else {
+            object.clone()
+        };
+        let to_cel = |v: &Value| cel::to_value(v).unwrap_or(CelValue::Null);
+        ctx.add_variable_from_value("object", to_cel(&object));
+        ctx.add_variable_from_value("oldObject", to_cel(&old));
+        ctx.add_variable_from_value("request", to_cel(request));
+        ctx.add_variable_from_value("params", to_cel(constraint));
+        let mut variables: HashMap<Key, CelValue> = HashMap::new();
+        let params = constraint
+            .pointer("/spec/parameters")
+            .cloned()
+            .unwrap_or(Value::Null);
+        variables.insert(key("params"), to_cel(&params));
+        variables.insert(key("anyObject"), to_cel(&any));
+        let failed = |what: &str, e: &dyn std::fmt::Display| -> Vec<String> {
+            if c.ignore_errors {
+                vec![]
+            } else {
+                vec![format!("{what}: evaluation failed: {e}")]
+            }
+        };
+        for (name, program) in &c.variables {
+            set_variables(&mut ctx, &variables);
+            match program.execute(&ctx) {
+                Ok(v) => {
+                    variables.insert(key(name), v);
+                }
+                Err(e) => return failed(&format!("variable {name}"), &e),
+            }
+        }
+        set_variables(&mut ctx, &variables);
+        for (name, program) in &c.match_conditions {
+            match program.execute(&ctx) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => return vec![],
+                Ok(other) => {
+                    return failed(
+                        &format!("match condition {name}"),
+                        &format!("yields {other:?}, not a bool"),
+                    );
+                }
+                Err(e) => return failed(&format!("match condition {name}"), &e),
+            }
+        }
+        let mut out = vec![];
+        for v in &c.validations {
+            match v.program.execute(&ctx) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => {
+                    let from_expression =
+                        v.message_expression
+                            .as_ref()
+                            .and_then(|m| match m.execute(&ctx) {
+                                Ok(CelValue::String(s)) if !s.is_empty() => Some(s.to_string()),
+                                _ => None,
+                            });
+                    out.push(
+                        from_expression
+                            .or_else(|| v.message.clone())
+                            .unwrap_or_else(|| format!("failed expression: {}", v.source)),
+                    );
+                }
+                Ok(other) => out.extend(failed(
+                    &format!("validation {}", v.source),
+                    &format!("yields {other:?}, not a bool"),
+                )),
+                Err(e) => out.extend(failed(&format!("validation {}", v.source), &e)),
+            }
+        }
+        out
+    }
+}
+
+fn key(s: &str) -> Key {
+    Key::String(Arc::new(s.to_string()))
+}
+
+fn set_variables(ctx: &mut Context, variables: &HashMap<Key, CelValue>) {
+    ctx.add_variable_from_value(
+        "variables",
+        CelValue::Map(Map {
+            map: Arc::new(variables.clone()),
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(object: Value) -> Value {
+        json!({"kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+            "name": object["metadata"]["name"], "object": object})
+    }
+
+    #[test]
+    fn validations_see_the_object_the_parameters_and_earlier_variables() {
+        let code = Code::from_source(&json!({
+            "variables": [
+                {"name": "required", "expression": "has(variables.params.labels) ? variables.params.labels : []"},
+                {"name": "missing", "expression": "variables.required.filter(l, !has(variables.anyObject.metadata.labels) || !(l in variables.anyObject.metadata.labels))"},
+            ],
+            "validations": [
+                {"expression": "size(variables.missing) == 0",
+                 "messageExpression": "'missing labels: ' + variables.missing.join(', ')"},
+                {"expression": "!object.metadata.name.startsWith('tmp-')", "message": "no temporary names"},
+                {"expression": "object.spec.replicas <= 3"},
+            ]
+        }))
+        .unwrap();
+        let constraint = json!({"spec": {"parameters": {"labels": ["owner", "team"]}}});
+        let pod = json!({"metadata": {"name": "tmp-web", "labels": {"team": "a"}},
+            "spec": {"replicas": 5}});
+        assert_eq!(
+            code.violations(&request(pod), &constraint),
+            [
+                "missing labels: owner",
+                "no temporary names",
+                "failed expression: object.spec.replicas <= 3"
+            ]
+        );
+        let fine = json!({"metadata": {"name": "web", "labels": {"team": "a", "owner": "b"}},
+            "spec": {"replicas": 1}});
+        assert!(code.violations(&request(fine), &constraint).is_empty());
+    }
+
+    #[test]
+    fn match_conditions_gate_and_errors_fail_closed_unless_ignored() {
+        let source = |policy: &str| {
+            json!({
+                "matchConditions": [{"name": "not-system", "expression": "object.metadata.namespace != 'kube-system'"}],
+                "validations": [{"expression": "object.spec.missing.field == 1"}],
+                "failurePolicy": policy,
+            })
+        };
+        let in_system = json!({"metadata": {"name": "a", "namespace": "kube-system"}, "spec": {}});
+        let elsewhere = json!({"metadata": {"name": "a", "namespace": "apps"}, "spec": {}});
+        let fail = Code::from_source(&source("Fail")).unwrap();
+        assert!(fail.violations(&request(in_system), &json!({})).is_empty());
+        let v = fail.violations(&request(elsewhere.clone()), &json!({}));
+        assert_eq!(v.len(), 1);
+        assert!(v[0].contains("evaluation failed"), "{v:?}");
+        let ignore = Code::from_source(&source("Ignore")).unwrap();
+        assert!(
+            ignore
+                .violations(&request(elsewhere), &json!({}))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_sources_are_named() {
+        for (src, want) in [
+            (json!({}), "no validations"),
+            (
+                json!({"validations": [{"message": "x"}]}),
+                "validations[0].expression is required",
+            ),
+            (
+                json!({"validations": [{"expression": "1 +"}]}),
+                "validations[0].expression",
+            ),
+            (
+                json!({"validations": [{"expression": "true"}], "failurePolicy": "Sometimes"}),
+                "failurePolicy",
+            ),
+            (
+                json!({"validations": [{"expression": "true"}], "variables": [{"expression": "1"}]}),
+                "variables[0].name is required",
+            ),
+        ] {
+            let e = Code::from_source(&src).unwrap_err();
+            assert!(e.contains(want), "{e} / {want}");
+        }
+    }
+}
