@@ -394,25 +394,46 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default();
         labels.insert(CLUSTER_NAME_LABEL.into(), cluster.clone());
         labels.insert(CLUSTER_NAMESPACE_LABEL.into(), cluster.clone());
-        let same = existing.get(cluster).is_some_and(|c| {
+        let same = |c: &Policy| {
             spec.as_ref() == Some(&c.spec)
                 && *c.labels() == labels
                 && *c.annotations() == annotations
-        });
-        if !same {
-            let mut want = template.clone();
-            want["metadata"]["namespace"] = json!(cluster);
-            want["metadata"]["labels"] = json!(labels);
-            writes.push((cluster.clone(), want));
+        };
+        match existing.get(cluster) {
+            Some(c) if same(c) => {}
+            Some(_) => {
+                let mut want = template.clone();
+                want["metadata"]["namespace"] = json!(cluster);
+                want["metadata"]["labels"] = json!(labels);
+                writes.push((cluster.clone(), want, None));
+            }
+            None => {
+                // Not in the cache: new, or the cache has not seen it yet (a watch that fell
+                // behind relists). It is read before it is written, so that a lagging cache
+                // costs reads, not a storm of writes whose events keep the watch behind.
+                let mut want = template.clone();
+                want["metadata"]["namespace"] = json!(cluster);
+                want["metadata"]["labels"] = json!(labels);
+                let check = (labels.clone(), spec.clone(), annotations.clone());
+                writes.push((cluster.clone(), want, Some(check)));
+            }
         }
     }
     // Written a few at a time; one cluster that cannot take its replica does not hold up the
     // others.
     let failures: Vec<kube::Error> = futures::stream::iter(writes)
-        .map(|(cluster, want)| {
+        .map(|(cluster, want, check)| {
             let api = Api::<Policy>::namespaced(ctx.client.clone(), &cluster);
             let (pp, key) = (&pp, &key);
             async move {
+                if let Some((labels, spec, annotations)) = check
+                    && let Ok(Some(c)) = api.get_opt(key).await
+                    && spec.as_ref() == Some(&c.spec)
+                    && *c.labels() == labels
+                    && *c.annotations() == annotations
+                {
+                    return None;
+                }
                 api.patch(key, pp, &Patch::Apply(want)).await.err().map(|e| {
                     tracing::warn!(policy = %key, %cluster, error = %e, "cannot write the replicated policy");
                     e
