@@ -142,7 +142,6 @@ impl Code {
         } else {
             object.clone()
         };
-        let to_cel = |v: &Value| cel::to_value(v).unwrap_or(CelValue::Null);
         ctx.add_variable_from_value("object", to_cel(&object));
         ctx.add_variable_from_value("oldObject", to_cel(&old));
         ctx.add_variable_from_value("request", to_cel(request));
@@ -161,29 +160,36 @@ impl Code {
                 vec![format!("{what}: evaluation failed: {e}")]
             }
         };
-        for (name, program) in &c.variables {
-            set_variables(&mut ctx, &variables);
-            match program.execute(&ctx) {
-                Ok(v) => {
-                    variables.insert(key(name), v);
-                }
-                Err(e) => return failed(&format!("variable {name}"), &e),
-            }
-        }
+        // Match conditions first, with Gatekeeper's own variables: any that is false skips the
+        // validations, even when another one failed; otherwise the first failure decides.
         set_variables(&mut ctx, &variables);
+        let mut condition_error = None;
         for (name, program) in &c.match_conditions {
             match program.execute(&ctx) {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => return vec![],
                 Ok(other) => {
-                    return failed(
-                        &format!("match condition {name}"),
-                        &format!("yields {other:?}, not a bool"),
-                    );
+                    condition_error.get_or_insert_with(|| {
+                        (name.clone(), format!("yields {other:?}, not a bool"))
+                    });
                 }
-                Err(e) => return failed(&format!("match condition {name}"), &e),
+                Err(e) => {
+                    condition_error.get_or_insert_with(|| (name.clone(), e.to_string()));
+                }
             }
         }
+        if let Some((name, e)) = condition_error {
+            return failed(&format!("match condition {name}"), &e);
+        }
+        // The template's variables, in order, each seeing the ones before. One that fails is
+        // left out: an expression that uses it fails in turn, and only that expression.
+        for (name, program) in &c.variables {
+            set_variables(&mut ctx, &variables);
+            if let Ok(v) = program.execute(&ctx) {
+                variables.insert(key(name), v);
+            }
+        }
+        set_variables(&mut ctx, &variables);
         let mut out = vec![];
         for v in &c.validations {
             match v.program.execute(&ctx) {
@@ -193,7 +199,13 @@ impl Code {
                         v.message_expression
                             .as_ref()
                             .and_then(|m| match m.execute(&ctx) {
-                                Ok(CelValue::String(s)) if !s.is_empty() => Some(s.to_string()),
+                                // As Kubernetes: a blank or multi-line result falls back to the
+                                // message.
+                                Ok(CelValue::String(s))
+                                    if !s.trim().is_empty() && !s.contains('\n') =>
+                                {
+                                    Some(s.to_string())
+                                }
                                 _ => None,
                             });
                     out.push(
@@ -210,6 +222,26 @@ impl Code {
             }
         }
         out
+    }
+}
+
+/// A JSON value as Kubernetes' CEL sees it: whole numbers are `int` (serde would make the
+/// non-negative ones `uint`, with which `int` arithmetic fails), other numbers `double`.
+fn to_cel(v: &Value) -> CelValue {
+    match v {
+        Value::Null => CelValue::Null,
+        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => CelValue::Int(i),
+            (None, Some(u), _) => CelValue::UInt(u),
+            (_, _, Some(f)) => CelValue::Float(f),
+            _ => CelValue::Null,
+        },
+        Value::String(s) => CelValue::String(Arc::new(s.clone())),
+        Value::Array(a) => CelValue::List(Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(m) => CelValue::Map(Map {
+            map: Arc::new(m.iter().map(|(k, v)| (key(k), to_cel(v))).collect()),
+        }),
     }
 }
 
@@ -289,6 +321,36 @@ mod tests {
                 .violations(&request(elsewhere), &json!({}))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn numbers_are_ints_and_conditions_and_variables_fail_as_kubernetes_does() {
+        let code = Code::from_source(&json!({
+            "matchConditions": [
+                {"name": "broken", "expression": "object.kind == 'Deployment' || object.nope.deeper == 1"},
+                {"name": "deployments", "expression": "object.kind == 'Deployment'"},
+            ],
+            "variables": [
+                {"name": "broken", "expression": "object.spec.nope.deeper"},
+                {"name": "next", "expression": "object.spec.replicas + 1"},
+            ],
+            "validations": [
+                {"expression": "variables.next <= 5", "messageExpression": "'  '", "message": "at most 4 replicas"},
+                {"expression": "variables.broken == 1", "message": "uses the broken variable"},
+            ],
+        }))
+        .unwrap();
+        // A false condition skips the validations although another condition failed.
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"replicas": 1}});
+        assert!(code.violations(&request(pod), &json!({})).is_empty());
+        // Arithmetic on JSON numbers works (they are ints); a blank messageExpression falls
+        // back to the message; only the validation that uses the failed variable fails.
+        let deployment = json!({"kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": 7}});
+        let v = code.violations(&request(deployment), &json!({}));
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[0], "at most 4 replicas");
+        assert!(v[1].contains("evaluation failed"), "{v:?}");
     }
 
     #[test]

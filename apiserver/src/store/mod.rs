@@ -290,7 +290,7 @@ impl Store {
         let fetch = if limit == 0 {
             i64::MAX
         } else {
-            limit as i64 + 1
+            i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
         };
         let (rows, rv) = self.with_reader(|c| {
             let tx = c.unchecked_transaction()?;
@@ -679,6 +679,17 @@ mod tests {
         let p3 = s.list("/configmaps", None, Some((&ns, &name)), 2).unwrap();
         assert_eq!(p3.items.len(), 1);
         assert!(p3.next.is_none());
+        // Every shape: all namespaces from the start, one namespace after a cursor, and a
+        // limit as large as a client may ask.
+        assert_eq!(s.list("/configmaps", None, None, 3).unwrap().items.len(), 3);
+        let after_b = s
+            .list("/configmaps", Some("a"), Some(("a", "b")), 0)
+            .unwrap();
+        assert_eq!(after_b.items.len(), 3);
+        assert!(after_b.next.is_none());
+        let all = s.list("/configmaps", None, None, usize::MAX).unwrap();
+        assert_eq!(all.items.len(), 5);
+        assert!(all.next.is_none());
     }
 
     #[test]
