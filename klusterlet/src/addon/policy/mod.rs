@@ -1411,7 +1411,9 @@ fn collect_enforced(
         if cp.remediation == Remediation::Enforce {
             for t in cp.templates {
                 if t.compliance == ComplianceType::MustNotHave {
-                    enforced.forbidden.push((cp.name.clone(), t));
+                    enforced
+                        .forbidden
+                        .push((cp.name.clone(), cp.namespace_selector.clone(), t));
                 }
             }
         }
@@ -1691,7 +1693,12 @@ async fn report(
 pub struct Enforced {
     /// Deny constraints, grouped by template so that each template runs once per manifest.
     constraints: Vec<(Template, Vec<Constraint>)>,
-    forbidden: Vec<(String, config_policy::ObjectTemplate)>,
+    /// `mustnothave` templates, with their policy's name and namespaceSelector.
+    forbidden: Vec<(
+        String,
+        config_policy::NamespaceSelector,
+        config_policy::ObjectTemplate,
+    )>,
     broken: Vec<String>,
     inventory: Inventory,
     /// The inventory converted once for the engine.
@@ -1830,13 +1837,24 @@ impl PolicyGate {
             }
             let (group, _) =
                 gatekeeper::group_version(m["apiVersion"].as_str().unwrap_or_default());
-            for (policy, t) in &enforced.forbidden {
-                // Any version of the same group and kind.
+            for (policy, selector, t) in &enforced.forbidden {
+                // Any version of the same group and kind. A template without a namespace
+                // applies in the namespaces its policy's namespaceSelector selects (all, when it
+                // has none: the gate errs on the side of refusing).
                 let (t_group, _) = gatekeeper::group_version(t.api_version());
+                let selected = || {
+                    t.namespace().is_some()
+                        || ns.is_empty()
+                        || !selector.is_set()
+                        || !selector
+                            .select(&[(ns.to_string(), namespace_labels(inventory, ns))])
+                            .is_empty()
+                };
                 let same_target = t_group == group
                     && t.kind() == kind
                     && t.name().is_none_or(|n| n == name)
-                    && t.namespace().is_none_or(|n| n == ns);
+                    && t.namespace().is_none_or(|n| n == ns)
+                    && selected();
                 let mut fields = t.object.clone();
                 if let Some(meta) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.remove("namespace");
@@ -1852,6 +1870,16 @@ impl PolicyGate {
         }
         out
     }
+}
+
+/// The labels of Namespace `ns` as the inventory (the cluster's, and the work's own) has them.
+fn namespace_labels(inventory: &Inventory, ns: &str) -> BTreeMap<String, String> {
+    inventory
+        .namespaces()
+        .get(ns)
+        .and_then(|n| n.pointer("/metadata/labels"))
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
 }
 
 impl crate::work::gate::Gate for PolicyGate {
@@ -2005,6 +2033,29 @@ mod tests {
         let mut cm_v2 = cm.clone();
         cm_v2["apiVersion"] = json!("v2");
         assert_eq!(PolicyGate::violations(&enforcement, &[cm_v2]).len(), 1);
+        // With a namespaceSelector, only in the namespaces it selects: by name, or by the
+        // labels of a Namespace the work brings along.
+        let scoped = json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
+            "metadata": {"name": "no-debug-in-prod"},
+            "spec": {"remediationAction": "enforce",
+                "namespaceSelector": {"include": ["prod-*"], "matchLabels": {"tier": "prod"}},
+                "object-templates": [{"complianceType": "mustnothave",
+                "objectDefinition": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trace"}}}]}});
+        let scoped_gate = Enforcement::default();
+        let mut e = Enforced::default();
+        collect_enforced(&mut e, &templates, "p", &scoped, None);
+        set_gate(&scoped_gate, 1, GateState::Ready(Box::new(e)), true);
+        let trace = |ns: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trace", "namespace": ns}});
+        let prod_ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "prod-a", "labels": {"tier": "prod"}}});
+        assert!(PolicyGate::violations(&scoped_gate, &[trace("dev")]).is_empty());
+        assert!(
+            PolicyGate::violations(&scoped_gate, &[trace("prod-a")]).is_empty(),
+            "unlabelled"
+        );
+        let v = PolicyGate::violations(&scoped_gate, &[prod_ns, trace("prod-a")]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].1.contains("mustnothave ConfigMap prod-a/trace"));
         let gate_state = |state: GateState| {
             let e = Enforcement::default();
             set_gate(&e, 1, state, true);
