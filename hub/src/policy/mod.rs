@@ -324,6 +324,16 @@ async fn caches_ready(ctx: &Ctx) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether replica `c` already has the wanted spec, labels and annotations.
+fn is_current(
+    c: &Policy,
+    spec: Option<&PolicySpec>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> bool {
+    spec == Some(&c.spec) && c.labels() == labels && c.annotations() == annotations
+}
+
 /// Replica writes in flight per root policy.
 const PARALLEL_WRITES: usize = 16;
 
@@ -394,43 +404,33 @@ async fn reconcile(root: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default();
         labels.insert(CLUSTER_NAME_LABEL.into(), cluster.clone());
         labels.insert(CLUSTER_NAMESPACE_LABEL.into(), cluster.clone());
-        let same = |c: &Policy| {
-            spec.as_ref() == Some(&c.spec)
-                && *c.labels() == labels
-                && *c.annotations() == annotations
-        };
-        match existing.get(cluster) {
-            Some(c) if same(c) => {}
-            Some(_) => {
-                let mut want = template.clone();
-                want["metadata"]["namespace"] = json!(cluster);
-                want["metadata"]["labels"] = json!(labels);
-                writes.push((cluster.clone(), want, None));
-            }
-            None => {
-                // Not in the cache: new, or the cache has not seen it yet (a watch that fell
-                // behind relists). It is read before it is written, so that a lagging cache
-                // costs reads, not a storm of writes whose events keep the watch behind.
-                let mut want = template.clone();
-                want["metadata"]["namespace"] = json!(cluster);
-                want["metadata"]["labels"] = json!(labels);
-                let check = (labels.clone(), spec.clone(), annotations.clone());
-                writes.push((cluster.clone(), want, Some(check)));
-            }
+        let cached = existing.get(cluster);
+        if cached.is_some_and(|c| is_current(c, spec.as_ref(), &labels, &annotations)) {
+            continue;
         }
+        let mut want = template.clone();
+        want["metadata"]["namespace"] = json!(cluster);
+        want["metadata"]["labels"] = json!(labels);
+        // Not in the cache: new, or the cache has not seen it yet (a watch that fell behind
+        // relists). It is read before it is written, so that a lagging cache costs reads, not a
+        // storm of writes whose events keep the watch behind.
+        writes.push((cluster.clone(), want, labels, *enforce, cached.is_none()));
     }
     // Written a few at a time; one cluster that cannot take its replica does not hold up the
     // others.
     let failures: Vec<kube::Error> = futures::stream::iter(writes)
-        .map(|(cluster, want, check)| {
+        .map(|(cluster, want, labels, enforce, read_first)| {
             let api = Api::<Policy>::namespaced(ctx.client.clone(), &cluster);
-            let (pp, key) = (&pp, &key);
+            let (pp, key, base, annotations) = (&pp, &key, &base, &annotations);
             async move {
-                if let Some((labels, spec, annotations)) = check
+                if read_first
                     && let Ok(Some(c)) = api.get_opt(key).await
-                    && spec.as_ref() == Some(&c.spec)
-                    && *c.labels() == labels
-                    && *c.annotations() == annotations
+                    && is_current(
+                        &c,
+                        base[usize::from(enforce)].1.as_ref(),
+                        &labels,
+                        annotations,
+                    )
                 {
                     return None;
                 }

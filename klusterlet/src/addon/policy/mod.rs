@@ -1034,12 +1034,11 @@ async fn prune(run: &Pass<'_>, behavior: &str, related: &[Value]) -> Result<(), 
         {
             continue;
         }
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {
-                tracing::info!(addon = ADDON, object = %name, kind = %ar.kind, behavior, "pruned an object of a policy");
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.to_string()),
+        if spoke::delete_if_present(&api, name)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            tracing::info!(addon = ADDON, object = %name, kind = %ar.kind, behavior, "pruned an object of a policy");
         }
     }
     Ok(())

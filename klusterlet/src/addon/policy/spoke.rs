@@ -90,6 +90,35 @@ fn string_map(v: Option<&Value>) -> serde_json::Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// Merges `status` into the status of `name`, as the add-on.
+async fn merge_status<K>(api: &Api<K>, name: &str, status: &Value) -> kube::Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch_status(
+        name,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes `name`; whether it was there (already gone is no error).
+pub async fn delete_if_present<K>(api: &Api<K>, name: &str) -> kube::Result<bool>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn apply() -> PatchParams {
     PatchParams::apply(MANAGER).force()
 }
@@ -117,16 +146,7 @@ pub async fn copy_status(
     status: &Value,
 ) -> kube::Result<()> {
     let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
-    api.patch_status(
-        name,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    merge_status(&api, name, status).await
 }
 
 /// The ConfigurationPolicies of the add-on on the cluster, by name.
@@ -191,16 +211,7 @@ pub async fn configuration_status(
 ) -> kube::Result<()> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
-    api.patch_status(
-        name,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    merge_status(&api, name, &status).await
 }
 
 /// Removes the prune finalizer of ConfigurationPolicy `name`, so that its deletion completes.
@@ -231,21 +242,13 @@ pub async fn delete_configuration_policy(
 ) -> kube::Result<()> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(spoke.clone(), cluster, &configuration_policies());
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+    delete_if_present(&api, name).await.map(|_| ())
 }
 
 /// Deletes the copy of a replica that is gone.
 pub async fn delete_copy(spoke: &kube::Client, cluster: &str, name: &str) -> kube::Result<()> {
     let api: Api<Policy> = Api::namespaced(spoke.clone(), cluster);
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+    delete_if_present(&api, name).await.map(|_| ())
 }
 
 /// The names of the Policy copies on the cluster.
@@ -424,16 +427,7 @@ pub async fn write_gatekeeper(
         "spec": o["spec"],
     });
     api.patch(name, &apply(), &Patch::Apply(&obj)).await?;
-    api.patch_status(
-        name,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    merge_status(&api, name, &status).await
 }
 
 /// Deletes the add-on's objects of `ar` whose names are not in `kept`.
@@ -449,11 +443,7 @@ pub async fn drop_gatekeeper(
         Err(e) => return Err(e),
     };
     for o in list.iter().filter(|o| !kept.contains(&o.name_any())) {
-        match api.delete(&o.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e),
-        }
+        delete_if_present(&api, &o.name_any()).await?;
     }
     Ok(())
 }
