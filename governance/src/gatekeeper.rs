@@ -126,8 +126,15 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
+/// The string at `path` (`/a/b`, segments without JSON-pointer escapes), or "". Walks the
+/// segments in place: `Value::pointer` allocates per segment, and matching reads these paths
+/// for every object against every constraint.
+fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+    path.split('/')
+        .skip(1)
+        .try_fold(v, |v, seg| v.get(seg))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// A compiled ConstraintTemplate.
@@ -432,6 +439,15 @@ pub struct Constraint {
 }
 
 impl Constraint {
+    /// A copy that shares no engine value with this one (the parameters converted anew), for
+    /// another thread to evaluate with.
+    pub fn detached(&self) -> Constraint {
+        Constraint {
+            parameters_rego: regorus::Value::from(self.parameters.clone()),
+            ..self.clone()
+        }
+    }
+
     /// Reads a Constraint object of `template`'s kind and checks it against the template's
     /// schema.
     pub fn from_object(obj: &Value, template: &Template) -> Result<Constraint, ConstraintError> {
@@ -793,13 +809,24 @@ pub fn judge_all(
             return out;
         }
     };
+    // The input is the review and the parameters alone, so constraints with equal parameters
+    // have the same result: each distinct parameter set is evaluated once.
+    let mut results: Vec<(&regorus::Value, Result<regorus::Value, EvalError>)> = vec![];
     for c in matched {
-        let mut input = regorus::Value::new_object();
-        if let Ok(m) = input.as_object_mut() {
-            m.insert("review".into(), review.request_rego.clone());
-            m.insert("parameters".into(), c.parameters_rego.clone());
-        }
-        match program.eval_value("violation", input, data) {
+        let at = match results.iter().position(|(p, _)| **p == c.parameters_rego) {
+            Some(i) => i,
+            None => {
+                let mut input = regorus::Value::new_object();
+                if let Ok(m) = input.as_object_mut() {
+                    m.insert("review".into(), review.request_rego.clone());
+                    m.insert("parameters".into(), c.parameters_rego.clone());
+                }
+                let result = program.eval_value("violation", input, data);
+                results.push((&c.parameters_rego, result));
+                results.len() - 1
+            }
+        };
+        match &results[at].1 {
             Ok(regorus::Value::Set(s)) => out.extend(s.iter().map(|r| read_violation(c, r))),
             Ok(regorus::Value::Array(a)) => out.extend(a.iter().map(|r| read_violation(c, r))),
             Ok(regorus::Value::Undefined) => {}
@@ -812,6 +839,66 @@ pub fn judge_all(
         }
     }
     out
+}
+
+/// Fewest evaluations (reviews × constraints) for which [`judge_reviews`] spreads the work over
+/// several threads; below it, starting threads costs more than it saves.
+const PARALLEL_FROM: usize = 64;
+
+/// Judges every review against every template's constraints, as the delivery gate judges a
+/// work's manifests. Large batches are spread over the machine's cores; the result holds, for
+/// each review in order, its violations in the order of `sets`.
+pub fn judge_reviews(
+    sets: &[(Template, Vec<Constraint>)],
+    reviews: &[Review],
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Vec<Violation>> {
+    let refs: Vec<(&Template, Vec<&Constraint>)> = sets
+        .iter()
+        .map(|(t, cs)| (t, cs.iter().collect()))
+        .collect();
+    let one = |r: &Review| -> Vec<Violation> {
+        refs.iter()
+            .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
+            .collect()
+    };
+    let evaluations = reviews.len() * sets.iter().map(|(_, cs)| cs.len()).sum::<usize>();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(reviews.len());
+    if threads < 2 || evaluations < PARALLEL_FROM {
+        return reviews.iter().map(one).collect();
+    }
+    // The reviews go to the threads of a pool that lives as long as the process, as many
+    // parts as threads: a thread started per call costs more than it saves (its allocator heap
+    // starts cold). Each part is judged on copies of the constraints of its own, since threads
+    // reading the same engine values contend on their reference counts.
+    use rayon::prelude::*;
+    let chunk = reviews.len().div_ceil(threads);
+    reviews
+        .par_chunks(chunk)
+        .map(|part| {
+            let own: Vec<(&Template, Vec<Constraint>)> = sets
+                .iter()
+                .map(|(t, cs)| (t, cs.iter().map(Constraint::detached).collect()))
+                .collect();
+            let refs: Vec<(&Template, Vec<&Constraint>)> = own
+                .iter()
+                .map(|(t, cs)| (*t, cs.iter().collect()))
+                .collect();
+            part.iter()
+                .map(|r| {
+                    refs.iter()
+                        .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The most violations a Constraint's status lists, as Gatekeeper's audit stores.
@@ -1062,6 +1149,57 @@ mod tests {
                 ("c2".to_string(), "missing label owner".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_spread_over_threads_gives_each_review_its_own_violations_in_order() {
+        let t = template();
+        let cs: Vec<Constraint> = ["owner", "team", "tier"]
+            .iter()
+            .map(|l| {
+                Constraint::from_object(
+                    &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                        "metadata": {"name": format!("need-{l}")},
+                        "spec": {"parameters": {"labels": [l]}}}),
+                    &t,
+                )
+                .unwrap()
+            })
+            .collect();
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        // 40 reviews × 3 constraints: enough evaluations for several threads. Each pod lacks
+        // a different set of labels.
+        let pods: Vec<Value> = (0..40)
+            .map(|i| {
+                let mut labels = serde_json::Map::new();
+                for (bit, l) in ["owner", "team", "tier"].iter().enumerate() {
+                    if i & (1 << bit) != 0 {
+                        labels.insert(l.to_string(), json!("x"));
+                    }
+                }
+                pod(&format!("ns{i}"), Value::Object(labels))
+            })
+            .collect();
+        let reviews: Vec<Review> = pods.iter().map(|p| Review::of(p).unwrap()).collect();
+        let refs: Vec<&Constraint> = cs.iter().collect();
+        let each: Vec<Vec<String>> = reviews
+            .iter()
+            .map(|r| {
+                judge_all(&t, &refs, r, &inv, &data)
+                    .into_iter()
+                    .map(|v| v.constraint)
+                    .collect()
+            })
+            .collect();
+        let batch: Vec<Vec<String>> = judge_reviews(&[(t, cs)], &reviews, &inv, &data)
+            .into_iter()
+            .map(|vs| vs.into_iter().map(|v| v.constraint).collect())
+            .collect();
+        assert_eq!(batch, each);
+        assert_eq!(batch[0], ["need-owner", "need-team", "need-tier"]);
+        assert_eq!(batch[7], Vec::<String>::new());
+        assert_eq!(batch[5], ["need-team"]);
     }
 
     #[test]

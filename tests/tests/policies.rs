@@ -533,3 +533,197 @@ async fn an_enforced_constraint_refuses_a_violating_work_before_anything_is_appl
         "{msg}"
     );
 }
+
+const FLAGGED_POLICY: &str = r#"
+apiVersion: cluster.open-cluster-management.io/v1beta2
+kind: ManagedClusterSetBinding
+metadata:
+  name: default
+  namespace: policies
+spec:
+  clusterSet: default
+---
+apiVersion: cluster.open-cluster-management.io/v1beta1
+kind: Placement
+metadata:
+  name: all-clusters
+  namespace: policies
+spec:
+  clusterSets: [default]
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: Policy
+metadata:
+  name: nothing-flagged
+  namespace: policies
+spec:
+  remediationAction: inform
+  disabled: false
+  policy-templates:
+    - objectDefinition:
+        apiVersion: templates.gatekeeper.sh/v1
+        kind: ConstraintTemplate
+        metadata:
+          name: k8snoflag
+        spec:
+          crd:
+            spec:
+              names:
+                kind: K8sNoFlag
+          targets:
+            - target: admission.k8s.gatekeeper.sh
+              rego: |
+                package k8snoflag
+
+                violation[{"msg": msg}] {
+                  input.review.object.metadata.labels.flagged == "yes"
+                  msg := sprintf("%v %v is flagged", [input.review.kind.kind, input.review.object.metadata.name])
+                }
+    - objectDefinition:
+        apiVersion: constraints.gatekeeper.sh/v1beta1
+        kind: K8sNoFlag
+        metadata:
+          name: anywhere
+        spec: {}
+    - objectDefinition:
+        apiVersion: constraints.gatekeeper.sh/v1beta1
+        kind: K8sNoFlag
+        metadata:
+          name: any-group-configmaps
+        spec:
+          match:
+            kinds:
+              - apiGroups: ["*"]
+                kinds: ["ConfigMap"]
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: PlacementBinding
+metadata:
+  name: flagged
+  namespace: policies
+placementRef:
+  apiGroup: cluster.open-cluster-management.io
+  kind: Placement
+  name: all-clusters
+subjects:
+  - apiGroup: policy.open-cluster-management.io
+    kind: Policy
+    name: nothing-flagged
+"#;
+
+/// A constraint without `match.kinds` audits every kind the cluster serves, as Gatekeeper's
+/// audit does; `*` in `apiGroups` covers the kind in every group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_constraint_without_kinds_audits_every_kind_on_the_cluster() {
+    let hub = Hub::start().await.unwrap();
+    let agents = join_and_accept(&hub, &["c1"], &[]).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    ok(garrison_e2e::garrison(&[
+        "addon",
+        "enable",
+        "governance-policy-framework",
+        "--clusters",
+        "c1",
+        "--data-dir",
+        &dir,
+    ]));
+    // Three flagged objects of three kinds on the cluster, one of them cluster-scoped.
+    let spoke = agents[0].spoke().await;
+    let flagged = json!({"flagged": "yes"});
+    Api::<Namespace>::all(spoke.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team-a", "labels": flagged}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(spoke.clone(), "team-a")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "settings", "labels": flagged}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(spoke.clone(), "team-a")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "runner", "labels": flagged}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    ok(hub.kubectl(&["create", "namespace", "policies"]));
+    let file = hub.data_dir().join("flagged.yaml");
+    std::fs::write(&file, FLAGGED_POLICY).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+
+    let kind = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("constraints.gatekeeper.sh", "v1beta1", "K8sNoFlag"),
+        // Gatekeeper's constraint CRDs are named by the lowercase kind, without a plural.
+        "k8snoflag",
+    );
+    let constraints: Api<DynamicObject> = Api::all_with(spoke.clone(), &kind);
+    let kinds_of = |c: &DynamicObject| -> Vec<String> {
+        let mut k: Vec<String> = c.data["status"]["violations"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        format!(
+                            "{} {}",
+                            v["kind"].as_str().unwrap_or(""),
+                            v["name"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    let anywhere = eventually(90, "the audit of every kind", || async {
+        let c = constraints.get_opt("anywhere").await.ok()??;
+        c.data["status"]["totalViolations"].is_number().then_some(c)
+    })
+    .await;
+    assert_eq!(
+        kinds_of(&anywhere),
+        [
+            "ConfigMap settings",
+            "Namespace team-a",
+            "ServiceAccount runner"
+        ],
+        "{:?}",
+        anywhere.data["status"]
+    );
+    let configmaps = eventually(30, "the audit of ConfigMaps in any group", || async {
+        let c = constraints.get_opt("any-group-configmaps").await.ok()??;
+        c.data["status"]["totalViolations"].is_number().then_some(c)
+    })
+    .await;
+    assert_eq!(kinds_of(&configmaps), ["ConfigMap settings"]);
+
+    // The replica reports the violations, as the root does.
+    let admin = hub.client().await.unwrap();
+    let roots: Api<Policy> = Api::namespaced(admin.clone(), "policies");
+    root_becomes(&roots, "nothing-flagged", "NonCompliant").await;
+    let c1: Api<Policy> = Api::namespaced(admin, "c1");
+    let st = c1
+        .get("policies.nothing-flagged")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let messages: Vec<&str> = st
+        .details
+        .iter()
+        .map(|d| d.history[0].message.as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m
+            .contains("warn - ServiceAccount runner is flagged (on ServiceAccount team-a/runner)")),
+        "{messages:?}"
+    );
+}

@@ -7,8 +7,8 @@
 //!   enforced when the Policy or the template says `enforce`: missing objects created,
 //!   mismatched ones updated, forbidden ones deleted;
 //! - a Gatekeeper ConstraintTemplate is compiled (NonCompliant with the error if it does not);
-//! - a Gatekeeper Constraint audits every existing object its `match.kinds` name, with those
-//!   objects as `data.inventory`; the Policy's remediation overrides the constraint's
+//! - a Gatekeeper Constraint audits every existing object its `match.kinds` name (every kind
+//!   the cluster serves when it names none, or `*`), with those objects as `data.inventory`; the Policy's remediation overrides the constraint's
 //!   enforcement action (inform: `warn`, enforce: `deny`), as upstream.
 //!
 //! A template waits (Pending, or Compliant with `ignorePending`) until the Policy's
@@ -258,6 +258,9 @@ struct Pass<'a> {
     /// Gatekeeper objects written this pass: template names, constraint names by kind.
     kept_templates: std::sync::Mutex<BTreeSet<String>>,
     kept_constraints: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The cluster's listable resources, discovered once per pass when an audit covers any
+    /// kind.
+    discovered: tokio::sync::OnceCell<Result<Vec<ApiResource>, String>>,
 }
 
 /// What the add-on remembers from pass to pass.
@@ -416,6 +419,7 @@ async fn pass(
         defined_kinds,
         kept_templates: Default::default(),
         kept_constraints: Default::default(),
+        discovered: Default::default(),
     };
     // ConfigurationPolicies being deleted prune their objects first.
     let terminating: Vec<DynamicObject> = run
@@ -1481,60 +1485,24 @@ async fn audit(
         .cloned()
         .unwrap_or_default();
     // An audit that cannot list what the constraint covers is not a pass.
-    let cannot = |why: String| Audited::failed(why);
-    if wanted.is_empty() {
-        return cannot(
-            "auditing needs match.kinds to name the groups and kinds the constraint covers".into(),
-        );
-    }
-    for k in &wanted {
-        let groups: Vec<&str> = k["apiGroups"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let names: Vec<&str> = k["kinds"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if groups.is_empty() || names.is_empty() {
-            return cannot(
-                "auditing needs each match.kinds entry to name apiGroups and kinds".into(),
-            );
-        }
-        for g in &groups {
-            for kind in &names {
-                if *g == "*" || *kind == "*" {
-                    return cannot(
-                        "auditing needs match.kinds to name groups and kinds, not *".into(),
-                    );
+    let targets = match audit_targets(run, &wanted).await {
+        Ok(t) => t,
+        Err(e) => return Audited::failed(e),
+    };
+    for ar in &targets {
+        let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), ar);
+        match api.list(&ListParams::default()).await {
+            Ok(l) => {
+                for item in l.items {
+                    objects.push(with_type(
+                        serde_json::to_value(&item).unwrap_or(Value::Null),
+                        &ar.api_version,
+                        &ar.kind,
+                    ));
                 }
-                let api_version = if g.is_empty() {
-                    "v1".to_string()
-                } else {
-                    match preferred_version(&run.ctx.spoke, g).await {
-                        Some(v) => format!("{g}/{v}"),
-                        None => {
-                            return cannot(format!("the cluster does not serve API group {g}"));
-                        }
-                    }
-                };
-                let (ar, _) = match run.kinds.resolve(&run.ctx.spoke, &api_version, kind).await {
-                    Ok(r) => r,
-                    Err(e) => return cannot(e),
-                };
-                let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), &ar);
-                match api.list(&ListParams::default()).await {
-                    Ok(l) => {
-                        for item in l.items {
-                            objects.push(with_type(
-                                serde_json::to_value(&item).unwrap_or(Value::Null),
-                                &ar.api_version,
-                                &ar.kind,
-                            ));
-                        }
-                    }
-                    Err(e) => return Audited::failed(e),
-                }
+            }
+            Err(e) => {
+                return Audited::failed(format!("cannot list {} {}: {e}", ar.api_version, ar.kind));
             }
         }
     }
@@ -1591,6 +1559,83 @@ async fn audit(
         objects,
         violations: found_all,
     }
+}
+
+/// The resources a Constraint's `match.kinds` covers on this cluster, as Gatekeeper's audit
+/// lists them. Named groups and kinds are listed at their group's preferred version, and one
+/// the cluster does not serve is an error. An empty `match.kinds`, an entry without `apiGroups`
+/// or `kinds`, and `*` stand for every listable resource that discovery finds.
+async fn audit_targets(run: &Pass<'_>, wanted: &[Value]) -> Result<Vec<ApiResource>, String> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let entries: Vec<(Vec<String>, Vec<String>)> = wanted
+        .iter()
+        .map(|k| (strings(&k["apiGroups"]), strings(&k["kinds"])))
+        .collect();
+    let any = |names: &Vec<String>| names.is_empty() || names.iter().any(|n| n == "*");
+    let open = entries.is_empty() || entries.iter().any(|(g, k)| any(g) || any(k));
+    let mut out: Vec<ApiResource> = vec![];
+    if open {
+        let listable = run
+            .discovered
+            .get_or_init(|| discover_listable(&run.ctx.spoke))
+            .await
+            .clone()?;
+        for ar in listable {
+            let covered = entries.is_empty()
+                || entries.iter().any(|(g, k)| {
+                    (any(g) || g.contains(&ar.group)) && (any(k) || k.contains(&ar.kind))
+                });
+            if covered {
+                out.push(ar);
+            }
+        }
+    }
+    // Groups and kinds named outright must be served.
+    for (groups, kinds) in entries.iter().filter(|(g, k)| !any(g) && !any(k)) {
+        for g in groups {
+            for kind in kinds {
+                let api_version = if g.is_empty() {
+                    "v1".to_string()
+                } else {
+                    match preferred_version(&run.ctx.spoke, g).await {
+                        Some(v) => format!("{g}/{v}"),
+                        None => return Err(format!("the cluster does not serve API group {g}")),
+                    }
+                };
+                let (ar, _) = run
+                    .kinds
+                    .resolve(&run.ctx.spoke, &api_version, kind)
+                    .await?;
+                if !out.iter().any(|o| o.group == ar.group && o.kind == ar.kind) {
+                    out.push(ar);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every resource of the cluster that can be listed, at its group's preferred version.
+async fn discover_listable(spoke: &kube::Client) -> Result<Vec<ApiResource>, String> {
+    let discovery = kube::discovery::Discovery::new(spoke.clone())
+        .run()
+        .await
+        .map_err(|e| format!("cannot discover the cluster's resources: {e}"))?;
+    Ok(discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .filter(|(_, caps)| caps.supports_operation(kube::discovery::verbs::LIST))
+        .map(|(ar, _)| ar)
+        .collect())
 }
 
 async fn preferred_version(spoke: &kube::Client, group: &str) -> Option<String> {
@@ -1810,7 +1855,12 @@ impl PolicyGate {
                 &prepared
             }
         };
-        for m in manifests {
+        let reviews: Vec<Review> = manifests
+            .iter()
+            .map(|m| Review::admission(m, None, "CREATE"))
+            .collect();
+        let judged = gatekeeper::judge_reviews(&enforced.constraints, &reviews, inventory, data);
+        for (m, found) in manifests.iter().zip(judged) {
             let kind = m["kind"].as_str().unwrap_or_default();
             let ns = m
                 .pointer("/metadata/namespace")
@@ -1820,19 +1870,15 @@ impl PolicyGate {
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let review = Review::admission(m, None, "CREATE");
-            for (t, cs) in &enforced.constraints {
-                let cs: Vec<&Constraint> = cs.iter().collect();
-                for v in gatekeeper::judge_all(t, &cs, &review, inventory, data) {
-                    let deny = v.action == gatekeeper::EnforcementAction::Deny;
-                    out.push((
-                        deny,
-                        format!(
-                            "{} {}: {} (on {kind} {ns}/{name})",
-                            v.kind, v.constraint, v.msg
-                        ),
-                    ));
-                }
+            for v in found {
+                let deny = v.action == gatekeeper::EnforcementAction::Deny;
+                out.push((
+                    deny,
+                    format!(
+                        "{} {}: {} (on {kind} {ns}/{name})",
+                        v.kind, v.constraint, v.msg
+                    ),
+                ));
             }
             let (group, _) =
                 gatekeeper::group_version(m["apiVersion"].as_str().unwrap_or_default());
