@@ -1,0 +1,15 @@
+//! Garrison's image supply chain: what the work agent checks before it applies any image.
+//!
+//! - [`reference`]: image references parsed into registry, repository, tag and digest.
+//! - [`glob`]: ClusterImagePolicy image globs, as sigstore's policy-controller matches them.
+//! - [`policy`]: ClusterImagePolicy and TrustRoot, read.
+//! - [`verify`]: a digest's cosign signatures checked against a policy, with no I/O.
+//! - [`sign`]: signatures in cosign's format, from a key or a local Fulcio-style CA and log.
+//! - [`error`]: why a policy or a registry could not be used.
+
+pub mod error;
+pub mod glob;
+pub mod policy;
+pub mod reference;
+pub mod sign;
+pub mod verify;

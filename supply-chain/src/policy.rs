@@ -1,0 +1,666 @@
+//! ClusterImagePolicy (`policy.sigstore.dev/v1beta1`) and TrustRoot (`v1alpha1`) in upstream's
+//! shape, read into what verification needs, plus two fields of Garrison's own:
+//! `spec.threshold` (at least N distinct authorities must be satisfied) and
+//! `authorities[].annotations` (what the satisfying signature's payload must carry).
+//!
+//! Verification here is offline: a keyless authority names a TrustRoot (`trustRootRef`) with
+//! the Fulcio certificate chain and the Rekor keys, and each signature must carry its Rekor
+//! bundle. What cannot be verified offline (KMS keys, online Rekor lookups, remote TUF roots)
+//! is refused when the policy is read, so that no image passes a check that was not made.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sigstore::crypto::CosignVerificationKey;
+
+use crate::error::PolicyError;
+use crate::glob::Glob;
+
+/// API group and versions of upstream's objects.
+pub const GROUP: &str = "policy.sigstore.dev";
+/// ClusterImagePolicy's kind.
+pub const CLUSTER_IMAGE_POLICY: &str = "ClusterImagePolicy";
+/// TrustRoot's kind.
+pub const TRUST_ROOT: &str = "TrustRoot";
+
+/// Enforce (refuse) or warn (apply and report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Refuse the work.
+    Enforce,
+    /// Apply the work and report.
+    Warn,
+}
+
+/// A string matched exactly or by an unanchored regular expression, as cosign matches
+/// identities.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Equal to.
+    Exact(String),
+    /// Matches somewhere (anchor with `^…$`).
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    /// Whether `s` matches.
+    pub fn matches(&self, s: &str) -> bool {
+        match self {
+            Matcher::Exact(e) => e == s,
+            Matcher::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Exact(e) => write!(f, "{e:?}"),
+            Matcher::Regex(r) => write!(f, "/{}/", r.as_str()),
+        }
+    }
+}
+
+/// A keyless identity: the OIDC issuer and the subject (a SAN) that a certificate must carry.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The issuer.
+    pub issuer: Matcher,
+    /// The subject.
+    pub subject: Matcher,
+}
+
+/// Offline roots of trust for keyless signatures.
+#[derive(Debug, Clone)]
+pub struct TrustRoot {
+    /// The TrustRoot's name.
+    pub name: String,
+    /// Fulcio CA certificates (DER): roots (self-signed) and intermediates.
+    pub certificates: Vec<Vec<u8>>,
+    /// Rekor public keys by log ID (lowercase hex SHA-256 of the key's DER SPKI).
+    pub rekor_keys: BTreeMap<String, RekorKey>,
+    /// SHA-256 of the TrustRoot's spec, hex.
+    pub content_hash: String,
+}
+
+/// A transparency log's public key.
+#[derive(Debug, Clone)]
+pub struct RekorKey {
+    /// The key, for checking signed entry timestamps.
+    pub key: CosignVerificationKey,
+}
+
+/// How an authority is satisfied.
+#[derive(Debug, Clone)]
+pub enum AuthorityKind {
+    /// A signature made with one of these keys.
+    Key(Vec<CosignVerificationKey>),
+    /// A Fulcio certificate with one of these identities, chaining to `root`, logged in Rekor.
+    Keyless {
+        /// Accepted identities; any one suffices.
+        identities: Vec<Identity>,
+        /// The TrustRoot's name, resolved when the policies are loaded.
+        trust_root: String,
+    },
+    /// Passes or fails without looking at signatures.
+    Static {
+        /// Whether it passes.
+        pass: bool,
+        /// The message of a failing static authority.
+        message: String,
+    },
+}
+
+/// One authority of a policy.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    /// Its name (`authority-<i>` when unnamed).
+    pub name: String,
+    /// How it is satisfied.
+    pub kind: AuthorityKind,
+    /// Annotations the satisfying signature's payload must carry (Garrison's own field).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A ClusterImagePolicy, read.
+#[derive(Debug, Clone)]
+pub struct ImagePolicy {
+    /// Its name.
+    pub name: String,
+    /// The images it covers.
+    pub images: Vec<Glob>,
+    /// Its authorities.
+    pub authorities: Vec<Authority>,
+    /// How many distinct authorities must be satisfied (1 when unset, as upstream's "any").
+    pub threshold: usize,
+    /// Enforce or warn.
+    pub mode: Mode,
+    /// Registries (`host[:port]`) this policy lets be reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// SHA-256 of the policy's spec (and of the TrustRoots it names), hex: the cache key's
+    /// policy part, so a changed policy never reuses an old decision.
+    pub content_hash: String,
+}
+
+struct Reader<'a> {
+    object: String,
+    spec: &'a Value,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, field: &str, message: impl Into<String>) -> PolicyError {
+        PolicyError::Invalid {
+            object: self.object.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn unsupported(&self, field: &str, message: impl Into<String>) -> PolicyError {
+        PolicyError::Unsupported {
+            object: self.object.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn name_of(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether `obj` is a ClusterImagePolicy.
+pub fn is_cluster_image_policy(obj: &Value) -> bool {
+    kind_is(obj, CLUSTER_IMAGE_POLICY)
+}
+
+/// Whether `obj` is a TrustRoot.
+pub fn is_trust_root(obj: &Value) -> bool {
+    kind_is(obj, TRUST_ROOT)
+}
+
+fn kind_is(obj: &Value, kind: &str) -> bool {
+    obj["kind"] == kind
+        && obj["apiVersion"]
+            .as_str()
+            .and_then(|v| v.split_once('/'))
+            .is_some_and(|(g, _)| g == GROUP)
+}
+
+/// Reads a TrustRoot. Only the `sigstoreKeys` form is taken: the others fetch a TUF
+/// repository, which offline verification cannot.
+pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
+    let name = name_of(obj);
+    let r = Reader {
+        object: format!("{TRUST_ROOT}/{name}"),
+        spec: &obj["spec"],
+    };
+    if name.is_empty() {
+        return Err(r.invalid("metadata.name", "a TrustRoot needs a name"));
+    }
+    let keys = &r.spec["sigstoreKeys"];
+    if !keys.is_object() {
+        let other = ["remote", "repository", "trustedRootJSON"]
+            .into_iter()
+            .find(|k| !r.spec[k].is_null());
+        return Err(match other {
+            Some(k) => r.unsupported(
+                &format!("spec.{k}"),
+                "only spec.sigstoreKeys is verified offline; give the CA chain and Rekor keys there",
+            ),
+            None => r.invalid("spec", "missing field(s): sigstoreKeys"),
+        });
+    }
+    let mut certificates = vec![];
+    let cas = keys["certificateAuthorities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if cas.is_empty() {
+        return Err(r.invalid(
+            "spec.sigstoreKeys.certificateAuthorities",
+            "at least one certificate authority is needed",
+        ));
+    }
+    for (i, ca) in cas.iter().enumerate() {
+        let field = format!("spec.sigstoreKeys.certificateAuthorities[{i}].certChain");
+        let pem = base64_field(&r, &ca["certChain"], &field)?;
+        let blocks =
+            pem::parse_many(&pem).map_err(|e| r.invalid(&field, format!("not PEM: {e}")))?;
+        let certs: Vec<Vec<u8>> = blocks
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.into_contents())
+            .collect();
+        if certs.is_empty() {
+            return Err(r.invalid(&field, "holds no certificate"));
+        }
+        for c in &certs {
+            x509_parser::parse_x509_certificate(c)
+                .map_err(|e| r.invalid(&field, format!("not an X.509 certificate: {e}")))?;
+        }
+        certificates.extend(certs);
+    }
+    let mut rekor_keys = BTreeMap::new();
+    let tlogs = keys["tLogs"].as_array().cloned().unwrap_or_default();
+    if tlogs.is_empty() {
+        return Err(r.invalid(
+            "spec.sigstoreKeys.tLogs",
+            "at least one Rekor log key is needed: keyless signatures are checked against their Rekor bundle",
+        ));
+    }
+    for (i, t) in tlogs.iter().enumerate() {
+        let field = format!("spec.sigstoreKeys.tLogs[{i}].publicKey");
+        let pem = base64_field(&r, &t["publicKey"], &field)?;
+        let block = pem::parse(&pem).map_err(|e| r.invalid(&field, format!("not PEM: {e}")))?;
+        let der = block.contents().to_vec();
+        let key = CosignVerificationKey::try_from_der(&der)
+            .map_err(|e| r.invalid(&field, format!("not a public key: {e}")))?;
+        rekor_keys.insert(
+            crate::reference::hex(ring::digest::digest(&ring::digest::SHA256, &der).as_ref()),
+            RekorKey { key },
+        );
+    }
+    let spec = serde_json::to_vec(r.spec).unwrap_or_default();
+    Ok(TrustRoot {
+        name,
+        certificates,
+        rekor_keys,
+        content_hash: crate::reference::hex(
+            ring::digest::digest(&ring::digest::SHA256, &spec).as_ref(),
+        ),
+    })
+}
+
+fn base64_field(r: &Reader<'_>, v: &Value, field: &str) -> Result<Vec<u8>, PolicyError> {
+    use base64::Engine;
+    let s = v
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| r.invalid(field, "missing field(s)"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| r.invalid(field, format!("not base64: {e}")))
+}
+
+/// Reads a ClusterImagePolicy. `roots` are the TrustRoots it may name; a policy whose
+/// `trustRootRef` names none of them is refused.
+pub fn image_policy(
+    obj: &Value,
+    roots: &BTreeMap<String, TrustRoot>,
+) -> Result<ImagePolicy, PolicyError> {
+    let name = name_of(obj);
+    let r = Reader {
+        object: format!("{CLUSTER_IMAGE_POLICY}/{name}"),
+        spec: &obj["spec"],
+    };
+    if name.is_empty() {
+        return Err(r.invalid("metadata.name", "a ClusterImagePolicy needs a name"));
+    }
+    if !r.spec.is_object() {
+        return Err(r.invalid("spec", "missing field(s): spec"));
+    }
+    let images = r.spec["images"].as_array().cloned().unwrap_or_default();
+    if images.is_empty() {
+        return Err(r.invalid("spec.images", "missing field(s): images"));
+    }
+    let images = images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            let field = format!("spec.images[{i}].glob");
+            let g = im["glob"]
+                .as_str()
+                .ok_or_else(|| r.invalid(&field, "missing field(s): glob"))?;
+            Glob::new(g).map_err(|e| r.invalid(&field, e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = match r.spec["mode"].as_str() {
+        None | Some("enforce") => Mode::Enforce,
+        Some("warn") => Mode::Warn,
+        Some(other) => {
+            return Err(r.invalid(
+                "spec.mode",
+                format!("unsupported mode {other:?}: use enforce or warn"),
+            ));
+        }
+    };
+    for field in ["policy", "match"] {
+        if !r.spec[field].is_null() {
+            return Err(r.unsupported(
+                &format!("spec.{field}"),
+                "not verified by Garrison yet; remove it, or the policy would pass a check that was not made",
+            ));
+        }
+    }
+    let list = r.spec["authorities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // An empty authority list would let everything through: upstream's fail-on-empty-authorities.
+    if list.is_empty() {
+        return Err(r.invalid("spec.authorities", "missing field(s): authorities"));
+    }
+    let mut hashed = serde_json::to_vec(r.spec).unwrap_or_default();
+    let mut authorities = vec![];
+    for (i, a) in list.iter().enumerate() {
+        let at = format!("spec.authorities[{i}]");
+        let name = a["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("authority-{i}"), String::from);
+        let present: Vec<&str> = ["key", "keyless", "static", "rfc3161timestamp"]
+            .into_iter()
+            .filter(|k| !a[k].is_null())
+            .collect();
+        if present.is_empty() {
+            return Err(r.invalid(
+                &at,
+                "expected exactly one, got neither: key, keyless, static",
+            ));
+        }
+        if present.len() > 1 {
+            return Err(r.invalid(
+                &at,
+                format!("expected exactly one, got both: {}", present.join(", ")),
+            ));
+        }
+        for field in [
+            "attestations",
+            "source",
+            "ctlog",
+            "rfc3161timestamp",
+            "signatureFormat",
+        ] {
+            if !a[field].is_null() {
+                return Err(r.unsupported(
+                    &format!("{at}.{field}"),
+                    "not verified by Garrison yet; remove it, or the authority would pass a check that was not made",
+                ));
+            }
+        }
+        let kind = match present[0] {
+            "key" => key_authority(&r, &a["key"], &format!("{at}.key"))?,
+            "keyless" => {
+                let (kind, root_hash) =
+                    keyless_authority(&r, &a["keyless"], &format!("{at}.keyless"), roots)?;
+                hashed.extend(root_hash.as_bytes());
+                kind
+            }
+            _ => {
+                let s = &a["static"];
+                let pass = match s["action"].as_str() {
+                    Some("pass") => true,
+                    Some("fail") => false,
+                    Some(other) => {
+                        return Err(r.invalid(
+                            &format!("{at}.static.action"),
+                            format!("unsupported action {other:?}: use pass or fail"),
+                        ));
+                    }
+                    None => {
+                        return Err(r.invalid(&format!("{at}.static"), "missing field(s): action"));
+                    }
+                };
+                AuthorityKind::Static {
+                    pass,
+                    message: s["message"].as_str().unwrap_or_default().to_string(),
+                }
+            }
+        };
+        let mut annotations = BTreeMap::new();
+        if let Some(m) = a["annotations"].as_object() {
+            for (k, v) in m {
+                let v = v.as_str().ok_or_else(|| {
+                    r.invalid(
+                        &format!("{at}.annotations.{k}"),
+                        "annotation values are strings",
+                    )
+                })?;
+                annotations.insert(k.clone(), v.to_string());
+            }
+        } else if !a["annotations"].is_null() {
+            return Err(r.invalid(&format!("{at}.annotations"), "a map of strings"));
+        }
+        if matches!(kind, AuthorityKind::Static { .. }) && !annotations.is_empty() {
+            return Err(r.invalid(
+                &format!("{at}.annotations"),
+                "a static authority has no signature to carry annotations",
+            ));
+        }
+        authorities.push(Authority {
+            name,
+            kind,
+            annotations,
+        });
+    }
+    let mut names: Vec<&str> = authorities.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(r.invalid(
+            "spec.authorities",
+            format!("two authorities are named {:?}", w[0]),
+        ));
+    }
+    let threshold = match &r.spec["threshold"] {
+        Value::Null => 1,
+        v => match v.as_u64() {
+            Some(n) if n >= 1 && (n as usize) <= authorities.len() => n as usize,
+            _ => {
+                return Err(r.invalid(
+                    "spec.threshold",
+                    format!(
+                        "must be a whole number from 1 to the number of authorities ({})",
+                        authorities.len()
+                    ),
+                ));
+            }
+        },
+    };
+    let insecure_registries = match &r.spec["insecureRegistries"] {
+        Value::Null => vec![],
+        Value::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_str().map(String::from).ok_or_else(|| {
+                    r.invalid("spec.insecureRegistries", "a list of host[:port] strings")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(r.invalid("spec.insecureRegistries", "a list of host[:port] strings")),
+    };
+    Ok(ImagePolicy {
+        name,
+        images,
+        authorities,
+        threshold,
+        mode,
+        insecure_registries,
+        content_hash: crate::reference::hex(
+            ring::digest::digest(&ring::digest::SHA256, &hashed).as_ref(),
+        ),
+    })
+}
+
+fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind, PolicyError> {
+    if !key["kms"].is_null() {
+        return Err(r.unsupported(
+            &format!("{at}.kms"),
+            "KMS keys are not fetched; put the public key in key.data",
+        ));
+    }
+    if !key["secretRef"].is_null() {
+        return Err(r.unsupported(
+            &format!("{at}.secretRef"),
+            "Secrets are not read; put the public key in key.data",
+        ));
+    }
+    match key["hashAlgorithm"]
+        .as_str()
+        .map(|h| h.trim().to_ascii_lowercase())
+    {
+        None => {}
+        Some(h) if h == "sha256" => {}
+        Some(h) => {
+            return Err(r.unsupported(
+                &format!("{at}.hashAlgorithm"),
+                format!("{h} is not verified; use sha256"),
+            ));
+        }
+    }
+    let data = key["data"]
+        .as_str()
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| {
+            r.invalid(
+                at,
+                "expected exactly one, got neither: data, kms, secretref",
+            )
+        })?;
+    let blocks = pem::parse_many(data)
+        .map_err(|e| r.invalid(&format!("{at}.data"), format!("not PEM: {e}")))?;
+    let keys = blocks
+        .iter()
+        .filter(|b| b.tag() == "PUBLIC KEY")
+        .map(|b| {
+            CosignVerificationKey::try_from_der(b.contents())
+                .map_err(|e| r.invalid(&format!("{at}.data"), format!("invalid value: data: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(r.invalid(
+            &format!("{at}.data"),
+            "invalid value: data: no PUBLIC KEY block",
+        ));
+    }
+    Ok(AuthorityKind::Key(keys))
+}
+
+fn matcher(
+    r: &Reader<'_>,
+    id: &Value,
+    exact: &str,
+    regexp: &str,
+    at: &str,
+) -> Result<Matcher, PolicyError> {
+    match (id[exact].as_str(), id[regexp].as_str()) {
+        (Some(e), None) if !e.is_empty() => Ok(Matcher::Exact(e.to_string())),
+        (None, Some(re)) if !re.is_empty() => regex::Regex::new(re)
+            .map(Matcher::Regex)
+            .map_err(|e| r.invalid(&format!("{at}.{regexp}"), format!("regex is invalid: {e}"))),
+        (Some(_), Some(_)) => Err(r.invalid(
+            at,
+            format!("expected exactly one, got both: {exact}, {regexp}"),
+        )),
+        _ => Err(r.invalid(
+            at,
+            format!("expected exactly one, got neither: {exact}, {regexp}"),
+        )),
+    }
+}
+
+fn keyless_authority(
+    r: &Reader<'_>,
+    k: &Value,
+    at: &str,
+    roots: &BTreeMap<String, TrustRoot>,
+) -> Result<(AuthorityKind, String), PolicyError> {
+    let ids = k["identities"].as_array().cloned().unwrap_or_default();
+    if ids.is_empty() {
+        return Err(r.invalid(&format!("{at}.identities"), "missing field(s): identities"));
+    }
+    let identities = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let at = format!("{at}.identities[{i}]");
+            Ok(Identity {
+                issuer: matcher(r, id, "issuer", "issuerRegExp", &at)?,
+                subject: matcher(r, id, "subject", "subjectRegExp", &at)?,
+            })
+        })
+        .collect::<Result<Vec<_>, PolicyError>>()?;
+    if !k["ca-cert"].is_null() {
+        return Err(r.unsupported(
+            &format!("{at}.ca-cert"),
+            "give the Fulcio CA chain in a TrustRoot and name it with trustRootRef",
+        ));
+    }
+    let root = k["trustRootRef"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        r.unsupported(
+            &format!("{at}.trustRootRef"),
+            "keyless signatures are verified offline: name a TrustRoot (sigstoreKeys) with trustRootRef",
+        )
+    })?;
+    let hash = roots.get(root).map(|t| &t.content_hash).ok_or_else(|| {
+        r.invalid(
+            &format!("{at}.trustRootRef"),
+            format!("no TrustRoot named {root:?}"),
+        )
+    })?;
+    Ok((
+        AuthorityKind::Keyless {
+            identities,
+            trust_root: root.to_string(),
+        },
+        hash.clone(),
+    ))
+}
+
+/// The image policies of a cluster: the policies that could be read, the TrustRoots they name,
+/// and the policies that could not be read (with the globs they cover, when those could be
+/// read), which refuse the images they cover.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    /// Policies that could be read.
+    pub policies: Vec<ImagePolicy>,
+    /// TrustRoots by name.
+    pub roots: BTreeMap<String, TrustRoot>,
+    /// Policies or TrustRoots that could not be read: the images they cover (all when their
+    /// globs could not be read either) and why.
+    pub broken: Vec<(Option<Vec<Glob>>, PolicyError)>,
+}
+
+impl Policies {
+    /// Reads `objects` (ClusterImagePolicies and TrustRoots, in any order; others ignored).
+    pub fn load(objects: &[Value]) -> Policies {
+        let mut out = Policies::default();
+        for o in objects.iter().filter(|o| is_trust_root(o)) {
+            match trust_root(o) {
+                Ok(t) => {
+                    out.roots.insert(t.name.clone(), t);
+                }
+                // A broken TrustRoot breaks the policies naming it, which then fail to load.
+                Err(e) => note_broken_root(&mut out, e),
+            }
+        }
+        for o in objects.iter().filter(|o| is_cluster_image_policy(o)) {
+            match image_policy(o, &out.roots) {
+                Ok(p) => out.policies.push(p),
+                Err(e) => {
+                    let globs = o["spec"]["images"].as_array().and_then(|a| {
+                        a.iter()
+                            .map(|i| i["glob"].as_str().and_then(|g| Glob::new(g).ok()))
+                            .collect::<Option<Vec<_>>>()
+                    });
+                    out.broken.push((globs.filter(|g| !g.is_empty()), e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether there is any image policy at all (a cluster without one verifies nothing).
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty() && self.broken.is_empty()
+    }
+}
+
+/// A TrustRoot that cannot be read refuses nothing by itself; the policies that name it
+/// fail to load ("no TrustRoot named …"), and its own error is kept for reports.
+fn note_broken_root(out: &mut Policies, e: PolicyError) {
+    out.broken.push((Some(vec![]), e));
+}

@@ -1,0 +1,520 @@
+//! Verification of one image digest's cosign signatures against one policy, with no I/O.
+//!
+//! The rules, each fail-closed:
+//! - a policy with no authorities, or an image with no signature layers, does not pass;
+//! - an authority is satisfied by one signature layer that meets every one of its conditions
+//!   itself: the payload names the image's digest, the layer's signature verifies with the
+//!   authority's key (or with the certificate that meets the keyless conditions), and the
+//!   payload carries the required annotations. A layer never borrows another layer's proof;
+//! - keyless: the certificate chains to the TrustRoot's CA, has the code-signing usage and a
+//!   required identity (issuer and subject), and was valid at the time Rekor logged the
+//!   signature; the Rekor bundle's signed entry timestamp verifies with the TrustRoot's log key,
+//!   and its entry is for this very signature, certificate and payload;
+//! - a policy passes when at least `threshold` distinct authorities are satisfied, each by a
+//!   different layer (one signature never counts twice).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::Value;
+use sigstore::crypto::{CosignVerificationKey, Signature};
+
+use crate::policy::{Authority, AuthorityKind, ImagePolicy, Mode, TrustRoot};
+use crate::reference::Digest;
+
+/// The layer media type of a cosign signature.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The payload type cosign writes.
+pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+/// The annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The annotation holding the signing certificate (PEM).
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation holding the certificate chain (PEM).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// The annotation holding the Rekor bundle (JSON).
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+/// Fulcio's OIDC issuer extension (v2, a DER UTF8String).
+const ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
+/// Fulcio's OIDC issuer extension (v1, the raw string).
+const ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+
+/// One signature layer as fetched: its payload blob (whose digest the fetcher checked against
+/// the layer descriptor) and the descriptor's annotations.
+#[derive(Debug, Clone)]
+pub struct SignatureLayer {
+    /// The payload bytes, exactly as signed.
+    pub payload: Vec<u8>,
+    /// The layer descriptor's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What one policy decided for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The policy's name.
+    pub policy: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The policy's mode.
+    pub warn_only: bool,
+    /// Authorities satisfied, with the layer that satisfied each (`static` for static ones).
+    pub satisfied: Vec<(String, String)>,
+    /// Authorities not satisfied, with why.
+    pub failures: Vec<(String, String)>,
+    /// The threshold that applied.
+    pub threshold: usize,
+}
+
+impl Verdict {
+    /// One line: what passed, or every authority not satisfied and why.
+    pub fn summary(&self) -> String {
+        if self.passed {
+            let names: Vec<&str> = self.satisfied.iter().map(|(a, _)| a.as_str()).collect();
+            return format!("policy {}: satisfied by {}", self.policy, names.join(", "));
+        }
+        let mut s = format!(
+            "policy {}: {} of {} required authorities satisfied",
+            self.policy,
+            self.satisfied.len(),
+            self.threshold
+        );
+        for (a, why) in &self.failures {
+            s.push_str(&format!("; authority {a}: {why}"));
+        }
+        s
+    }
+}
+
+/// Verifies `digest`'s signature `layers` against `policy`. `roots` are the TrustRoots by
+/// name; `now` (Unix seconds) is not used for keyless certificates, which are checked at
+/// their Rekor time.
+pub fn verify(
+    policy: &ImagePolicy,
+    roots: &BTreeMap<String, TrustRoot>,
+    digest: &Digest,
+    layers: &[SignatureLayer],
+) -> Verdict {
+    let mut verdict = Verdict {
+        policy: policy.name.clone(),
+        passed: false,
+        warn_only: policy.mode == Mode::Warn,
+        satisfied: vec![],
+        failures: vec![],
+        threshold: policy.threshold,
+    };
+    // Which layers satisfy which authority; static ones need none.
+    let mut candidates: Vec<Vec<usize>> = vec![];
+    let mut statics: Vec<usize> = vec![];
+    for (i, authority) in policy.authorities.iter().enumerate() {
+        if let AuthorityKind::Static { pass, message } = &authority.kind {
+            candidates.push(vec![]);
+            if *pass {
+                statics.push(i);
+            } else {
+                verdict.failures.push((
+                    authority.name.clone(),
+                    format!("disallowed by static policy: {message}"),
+                ));
+            }
+            continue;
+        }
+        if layers.is_empty() {
+            candidates.push(vec![]);
+            verdict
+                .failures
+                .push((authority.name.clone(), "the image has no signatures".into()));
+            continue;
+        }
+        let mut ok = vec![];
+        let mut why = vec![];
+        for (l, layer) in layers.iter().enumerate() {
+            match satisfies(authority, roots, digest, layer) {
+                Ok(()) => ok.push(l),
+                Err(e) => why.push(format!("layer {l}: {e}")),
+            }
+        }
+        if ok.is_empty() {
+            verdict
+                .failures
+                .push((authority.name.clone(), why.join(", ")));
+        }
+        candidates.push(ok);
+    }
+    // Each satisfied authority is matched to a layer of its own.
+    let assignment = distinct_layers(&candidates);
+    for (i, authority) in policy.authorities.iter().enumerate() {
+        if statics.contains(&i) {
+            verdict
+                .satisfied
+                .push((authority.name.clone(), "static".into()));
+        } else if let Some(l) = assignment[i] {
+            verdict
+                .satisfied
+                .push((authority.name.clone(), format!("layer {l}")));
+        } else if !candidates[i].is_empty() {
+            verdict.failures.push((
+                authority.name.clone(),
+                "its only signatures already count for other authorities".into(),
+            ));
+        }
+    }
+    verdict.passed = !policy.authorities.is_empty() && verdict.satisfied.len() >= policy.threshold;
+    verdict
+}
+
+/// A maximum matching of authorities to distinct layers (augmenting paths; both sides are
+/// small).
+fn distinct_layers(candidates: &[Vec<usize>]) -> Vec<Option<usize>> {
+    let layers = candidates
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut owner: Vec<Option<usize>> = vec![None; layers];
+    fn augment(
+        a: usize,
+        candidates: &[Vec<usize>],
+        owner: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for &l in &candidates[a] {
+            if seen[l] {
+                continue;
+            }
+            seen[l] = true;
+            if owner[l].is_none_or(|other| augment(other, candidates, owner, seen)) {
+                owner[l] = Some(a);
+                return true;
+            }
+        }
+        false
+    }
+    for a in 0..candidates.len() {
+        let mut seen = vec![false; layers];
+        augment(a, candidates, &mut owner, &mut seen);
+    }
+    let mut out = vec![None; candidates.len()];
+    for (l, a) in owner.iter().enumerate() {
+        if let Some(a) = a {
+            out[*a] = Some(l);
+        }
+    }
+    out
+}
+
+/// Whether `layer` alone satisfies `authority`.
+fn satisfies(
+    authority: &Authority,
+    roots: &BTreeMap<String, TrustRoot>,
+    digest: &Digest,
+    layer: &SignatureLayer,
+) -> Result<(), String> {
+    let payload = read_payload(&layer.payload, digest)?;
+    let signature = layer
+        .annotations
+        .get(SIGNATURE_ANNOTATION)
+        .filter(|s| !s.is_empty())
+        .ok_or("no signature annotation")?;
+    match &authority.kind {
+        AuthorityKind::Key(keys) => {
+            if !keys.iter().any(|k| {
+                k.verify_signature(
+                    Signature::Base64Encoded(signature.as_bytes()),
+                    &layer.payload,
+                )
+                .is_ok()
+            }) {
+                return Err("the signature does not verify with the authority's key".into());
+            }
+        }
+        AuthorityKind::Keyless {
+            identities,
+            trust_root,
+        } => {
+            let root = roots
+                .get(trust_root)
+                .ok_or_else(|| format!("TrustRoot {trust_root} is not loaded"))?;
+            keyless(identities, root, signature, layer)?;
+        }
+        AuthorityKind::Static { .. } => return Err("a static authority has no layer".into()),
+    }
+    for (k, v) in &authority.annotations {
+        match payload.annotations.get(k) {
+            Some(got) if got == v => {}
+            Some(got) => return Err(format!("annotation {k} is {got:?}, not {v:?}")),
+            None => return Err(format!("annotation {k}={v} is missing")),
+        }
+    }
+    Ok(())
+}
+
+struct Payload {
+    annotations: BTreeMap<String, String>,
+}
+
+/// Reads a simple-signing payload and checks that it is for `digest`.
+fn read_payload(bytes: &[u8], digest: &Digest) -> Result<Payload, String> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let critical = &v["critical"];
+    if critical["type"] != SIGNATURE_TYPE {
+        return Err(format!("the payload's type is not {SIGNATURE_TYPE:?}"));
+    }
+    let signed = critical
+        .pointer("/image/docker-manifest-digest")
+        .and_then(Value::as_str)
+        .ok_or("the payload names no image digest")?;
+    if signed != digest.to_string() {
+        return Err(format!("the payload is for {signed}, not {digest}"));
+    }
+    let mut annotations = BTreeMap::new();
+    if let Some(o) = v["optional"].as_object() {
+        for (k, v) in o {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            annotations.insert(k.clone(), s);
+        }
+    }
+    Ok(Payload { annotations })
+}
+
+fn b64(s: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| format!("not base64: {e}"))
+}
+
+fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(pem).map_err(|e| format!("not PEM: {e}"))?;
+    Ok(blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect())
+}
+
+/// The keyless conditions, all on this layer.
+fn keyless(
+    identities: &[crate::policy::Identity],
+    root: &TrustRoot,
+    signature: &str,
+    layer: &SignatureLayer,
+) -> Result<(), String> {
+    let cert_pem = layer
+        .annotations
+        .get(CERTIFICATE_ANNOTATION)
+        .ok_or("no certificate: the layer is not a keyless signature")?;
+    let leaf_der = pem_certificates(cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or("the certificate annotation holds no certificate")?;
+    let bundle = layer
+        .annotations
+        .get(BUNDLE_ANNOTATION)
+        .ok_or("no Rekor bundle: keyless signatures must have been logged")?;
+    let logged_at = check_bundle(bundle, root, signature, &leaf_der, &layer.payload)?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der)
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    let validity = leaf.validity();
+    if logged_at < validity.not_before.timestamp() || logged_at > validity.not_after.timestamp() {
+        return Err(format!(
+            "the certificate was not valid when the signature was logged (at {logged_at}; valid {} to {})",
+            validity.not_before, validity.not_after
+        ));
+    }
+    chain_to_root(&leaf, root, logged_at)?;
+    let code_signing = leaf
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.code_signing);
+    if !code_signing {
+        return Err("the certificate lacks the code-signing usage".into());
+    }
+    let issuer = oidc_issuer(&leaf).ok_or("the certificate names no OIDC issuer")?;
+    let subjects = sans(&leaf);
+    if !identities
+        .iter()
+        .any(|id| id.issuer.matches(&issuer) && subjects.iter().any(|s| id.subject.matches(s)))
+    {
+        let wanted: Vec<String> = identities
+            .iter()
+            .map(|id| format!("issuer {} subject {}", id.issuer, id.subject))
+            .collect();
+        return Err(format!(
+            "the certificate's identity (issuer {issuer:?}, subject {}) is none of: {}",
+            subjects.join(", "),
+            wanted.join("; ")
+        ));
+    }
+    let key = CosignVerificationKey::try_from_der(leaf.public_key().raw)
+        .map_err(|e| format!("the certificate's key is not usable: {e}"))?;
+    key.verify_signature(
+        Signature::Base64Encoded(signature.as_bytes()),
+        &layer.payload,
+    )
+    .map_err(|_| "the signature was not made by the certificate's key".to_string())
+}
+
+/// Checks the Rekor bundle: its signed entry timestamp verifies with the TrustRoot's key for
+/// its log, and its entry is a `hashedrekord` of this signature, certificate and payload.
+/// Returns the time the entry was logged (Unix seconds).
+fn check_bundle(
+    bundle: &str,
+    root: &TrustRoot,
+    signature: &str,
+    leaf_der: &[u8],
+    payload: &[u8],
+) -> Result<i64, String> {
+    let b: Value =
+        serde_json::from_str(bundle).map_err(|e| format!("the Rekor bundle is not JSON: {e}"))?;
+    let p = &b["Payload"];
+    let body = p["body"].as_str().ok_or("the Rekor bundle has no body")?;
+    let integrated = p["integratedTime"]
+        .as_i64()
+        .ok_or("the Rekor bundle has no integratedTime")?;
+    let index = p["logIndex"]
+        .as_i64()
+        .ok_or("the Rekor bundle has no logIndex")?;
+    let log_id = p["logID"].as_str().ok_or("the Rekor bundle has no logID")?;
+    let set = b["SignedEntryTimestamp"]
+        .as_str()
+        .ok_or("the Rekor bundle has no SignedEntryTimestamp")?;
+    let log = root.rekor_keys.get(log_id).ok_or_else(|| {
+        format!(
+            "the Rekor bundle is from log {log_id}, which TrustRoot {} does not trust",
+            root.name
+        )
+    })?;
+    // RFC 8785 canonical JSON of the payload: keys sorted, no spaces; all values are plain
+    // strings (base64, hex) and integers.
+    let canonical = format!(
+        "{{\"body\":{},\"integratedTime\":{integrated},\"logID\":{},\"logIndex\":{index}}}",
+        Value::from(body),
+        Value::from(log_id)
+    );
+    log.key
+        .verify_signature(
+            Signature::Base64Encoded(set.as_bytes()),
+            canonical.as_bytes(),
+        )
+        .map_err(|_| {
+            "the Rekor bundle's signed entry timestamp does not verify with the log's key"
+                .to_string()
+        })?;
+    let entry: Value = serde_json::from_slice(&b64(body)?)
+        .map_err(|e| format!("the Rekor entry is not JSON: {e}"))?;
+    if entry["kind"] != "hashedrekord" {
+        return Err(format!(
+            "the Rekor entry is a {}, not a hashedrekord",
+            entry["kind"]
+        ));
+    }
+    let spec = &entry["spec"];
+    let logged_sig = b64(spec
+        .pointer("/signature/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default())?;
+    if logged_sig != b64(signature)? {
+        return Err("the Rekor entry is for another signature".into());
+    }
+    let logged_cert = b64(spec
+        .pointer("/signature/publicKey/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default())?;
+    let logged_cert = pem_certificates(&String::from_utf8_lossy(&logged_cert))?;
+    if logged_cert.first().map(Vec::as_slice) != Some(leaf_der) {
+        return Err("the Rekor entry is for another certificate".into());
+    }
+    let hash = &spec["data"]["hash"];
+    if hash["algorithm"] != "sha256"
+        || hash["value"].as_str() != Some(Digest::sha256_of(payload).hex())
+    {
+        return Err("the Rekor entry is for another payload".into());
+    }
+    Ok(integrated)
+}
+
+/// Builds a path from `leaf` to a self-signed certificate of the TrustRoot, each link's
+/// signature verified and each CA valid at `at`.
+fn chain_to_root(
+    leaf: &x509_parser::certificate::X509Certificate<'_>,
+    root: &TrustRoot,
+    at: i64,
+) -> Result<(), String> {
+    let cas: Vec<x509_parser::certificate::X509Certificate<'_>> = root
+        .certificates
+        .iter()
+        .filter_map(|d| x509_parser::parse_x509_certificate(d).ok().map(|(_, c)| c))
+        .collect();
+    let mut current = leaf.clone();
+    for _ in 0..8 {
+        let issuer = cas.iter().find(|ca| {
+            ca.subject() == current.issuer()
+                && ca.is_ca()
+                && ca.validity().not_before.timestamp() <= at
+                && at <= ca.validity().not_after.timestamp()
+                && current.verify_signature(Some(ca.public_key())).is_ok()
+        });
+        let Some(issuer) = issuer else {
+            return Err(format!(
+                "the certificate does not chain to TrustRoot {}'s certificate authorities",
+                root.name
+            ));
+        };
+        if issuer.subject() == issuer.issuer() && issuer.verify_signature(None).is_ok() {
+            return Ok(());
+        }
+        current = issuer.clone();
+    }
+    Err("the certificate chain is too long".into())
+}
+
+/// The certificate's OIDC issuer: Fulcio's v2 extension (a DER UTF8String), else v1's raw
+/// string.
+fn oidc_issuer(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<String> {
+    let find = |oid: &str| {
+        cert.extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == oid)
+            .map(|e| e.value)
+    };
+    if let Some(v) = find(ISSUER_V2) {
+        // UTF8String: tag 0x0c, a short or long length, then the bytes.
+        if let Ok((_, any)) = x509_parser::der_parser::der::parse_der_utf8string(v)
+            && let Ok(s) = any.as_str()
+        {
+            return Some(s.to_string());
+        }
+        return None;
+    }
+    find(ISSUER_V1).and_then(|v| std::str::from_utf8(v).ok().map(String::from))
+}
+
+/// The certificate's subject alternative names: emails, URIs, DNS names.
+fn sans(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    cert.subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|s| {
+            s.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::RFC822Name(e) => Some(e.to_string()),
+                    GeneralName::URI(u) => Some(u.to_string()),
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,407 @@
+//! Verification against policies, attack by attack: each test builds what an attacker would
+//! push (signature layers in cosign's format) and checks the verdict.
+
+use std::collections::BTreeMap;
+
+use garrison_supply_chain::error::PolicyError;
+use garrison_supply_chain::policy::Policies;
+use garrison_supply_chain::reference::{Digest, Reference};
+use garrison_supply_chain::sign::{KeySigner, LocalSigstore, payload};
+use garrison_supply_chain::verify::{SignatureLayer, Verdict, verify};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://accounts.garrison.test";
+
+fn image() -> (Reference, Digest) {
+    let r = Reference::parse("registry.garrison.test/shop/web:1.0").unwrap();
+    (r, Digest::sha256_of(b"the image manifest"))
+}
+
+fn key_policy(name: &str, keys: &[&KeySigner], extra: Value) -> Value {
+    let authorities: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json!({"name": format!("signer-{i}"), "key": {"data": k.public_key_pem()}}))
+        .collect();
+    let mut p = json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": name},
+        "spec": {"images": [{"glob": "registry.garrison.test/**"}], "authorities": authorities},
+    });
+    if let Some(o) = extra.as_object() {
+        for (k, v) in o {
+            p["spec"][k] = v.clone();
+        }
+    }
+    p
+}
+
+fn judge(objects: &[Value], layers: &[SignatureLayer]) -> Verdict {
+    let policies = Policies::load(objects);
+    assert!(policies.broken.is_empty(), "{:?}", policies.broken);
+    let (_, digest) = image();
+    verify(&policies.policies[0], &policies.roots, &digest, layers)
+}
+
+fn signed(key: &KeySigner, annotations: &[(&str, &str)]) -> SignatureLayer {
+    let (r, d) = image();
+    let a: BTreeMap<String, String> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    key.layer(payload(&r, &d, &a)).unwrap()
+}
+
+#[test]
+fn a_signature_by_the_trusted_key_passes_and_nothing_else_does() {
+    let trusted = KeySigner::generate().unwrap();
+    let other = KeySigner::generate().unwrap();
+    let policy = key_policy("p", &[&trusted], json!({}));
+    let v = judge(std::slice::from_ref(&policy), &[signed(&trusted, &[])]);
+    assert!(v.passed, "{}", v.summary());
+    // No signature at all.
+    let v = judge(std::slice::from_ref(&policy), &[]);
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("the image has no signatures"),
+        "{}",
+        v.summary()
+    );
+    // A signature by another key.
+    let v = judge(std::slice::from_ref(&policy), &[signed(&other, &[])]);
+    assert!(!v.passed);
+    assert!(
+        v.summary()
+            .contains("does not verify with the authority's key"),
+        "{}",
+        v.summary()
+    );
+    // The trusted key's signature of another image, replayed.
+    let (r, _) = image();
+    let replayed = trusted
+        .layer(payload(
+            &r,
+            &Digest::sha256_of(b"another image"),
+            &BTreeMap::new(),
+        ))
+        .unwrap();
+    let v = judge(std::slice::from_ref(&policy), &[replayed]);
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("the payload is for sha256:"),
+        "{}",
+        v.summary()
+    );
+    // A payload edited after signing.
+    let mut edited = signed(&trusted, &[]);
+    edited.payload.push(b' ');
+    assert!(!judge(std::slice::from_ref(&policy), &[edited]).passed);
+}
+
+#[test]
+fn a_required_annotation_must_be_on_the_layer_the_key_signed() {
+    let trusted = KeySigner::generate().unwrap();
+    let attacker = KeySigner::generate().unwrap();
+    let mut policy = key_policy("p", &[&trusted], json!({}));
+    policy["spec"]["authorities"][0]["annotations"] = json!({"env": "prod"});
+    // The trusted key signed without the annotation; the attacker's layer carries it.
+    let layers = [signed(&trusted, &[]), signed(&attacker, &[("env", "prod")])];
+    let v = judge(std::slice::from_ref(&policy), &layers);
+    assert!(
+        !v.passed,
+        "a layer borrowed another layer's proof: {}",
+        v.summary()
+    );
+    assert!(
+        v.summary().contains("annotation env=prod is missing"),
+        "{}",
+        v.summary()
+    );
+    // A wrong value is named.
+    let v = judge(
+        std::slice::from_ref(&policy),
+        &[signed(&trusted, &[("env", "dev")])],
+    );
+    assert!(
+        v.summary()
+            .contains("annotation env is \"dev\", not \"prod\""),
+        "{}",
+        v.summary()
+    );
+    // The same layer with both passes.
+    assert!(
+        judge(
+            std::slice::from_ref(&policy),
+            &[signed(&trusted, &[("env", "prod")])]
+        )
+        .passed
+    );
+}
+
+#[test]
+fn a_threshold_needs_that_many_distinct_signers() {
+    let keys: Vec<KeySigner> = (0..3).map(|_| KeySigner::generate().unwrap()).collect();
+    let refs: Vec<&KeySigner> = keys.iter().collect();
+    let policy = key_policy("two-of-three", &refs, json!({"threshold": 2}));
+    let one = judge(std::slice::from_ref(&policy), &[signed(&keys[0], &[])]);
+    assert!(!one.passed);
+    assert!(
+        one.summary()
+            .contains("1 of 2 required authorities satisfied"),
+        "{}",
+        one.summary()
+    );
+    // The same signer twice is still one signer.
+    let twice = judge(
+        std::slice::from_ref(&policy),
+        &[signed(&keys[0], &[]), signed(&keys[0], &[])],
+    );
+    assert!(!twice.passed, "{}", twice.summary());
+    let two = judge(
+        std::slice::from_ref(&policy),
+        &[signed(&keys[0], &[]), signed(&keys[2], &[])],
+    );
+    assert!(two.passed, "{}", two.summary());
+    // Two authorities with the same key cannot both count one signature.
+    let same = key_policy(
+        "same-key-twice",
+        &[&keys[0], &keys[0]],
+        json!({"threshold": 2}),
+    );
+    let v = judge(std::slice::from_ref(&same), &[signed(&keys[0], &[])]);
+    assert!(!v.passed, "one signature counted for two authorities");
+    assert!(
+        v.summary().contains("already count for other authorities"),
+        "{}",
+        v.summary()
+    );
+    assert!(
+        judge(
+            std::slice::from_ref(&same),
+            &[signed(&keys[0], &[]), signed(&keys[0], &[])]
+        )
+        .passed
+    );
+}
+
+#[test]
+fn policies_that_would_pass_without_checking_are_refused_when_read() {
+    let key = KeySigner::generate().unwrap();
+    let mut empty = key_policy("empty", &[], json!({}));
+    empty["spec"]["authorities"] = json!([]);
+    let too_many = key_policy("too-many", &[&key], json!({"threshold": 2}));
+    let mut kms = key_policy("kms", &[&key], json!({}));
+    kms["spec"]["authorities"][0]["key"] = json!({"kms": "awskms:///alias/x"});
+    let mut attest = key_policy("attest", &[&key], json!({}));
+    attest["spec"]["authorities"][0]["attestations"] =
+        json!([{"name": "sbom", "predicateType": "spdx"}]);
+    let mut both = key_policy("both", &[&key], json!({}));
+    both["spec"]["authorities"][0]["static"] = json!({"action": "pass"});
+    let mut keyless_online = key_policy("online", &[], json!({}));
+    keyless_online["spec"]["authorities"] = json!([{"keyless": {"url": "https://fulcio.sigstore.dev",
+        "identities": [{"issuer": ISSUER, "subject": "a@b"}]}}]);
+    for p in [empty, too_many, kms, attest, both, keyless_online] {
+        let loaded = Policies::load(std::slice::from_ref(&p));
+        assert!(
+            loaded.policies.is_empty(),
+            "{} was accepted",
+            p["metadata"]["name"]
+        );
+        let (globs, e) = &loaded.broken[0];
+        assert_eq!(globs.as_ref().map(Vec::len), Some(1), "{e}");
+        assert!(
+            matches!(
+                e,
+                PolicyError::Invalid { .. } | PolicyError::Unsupported { .. }
+            ),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn static_authorities_pass_or_fail_without_signatures() {
+    let pass = json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "allow"}, "spec": {"images": [{"glob": "**"}],
+        "authorities": [{"static": {"action": "pass"}}]}});
+    assert!(judge(&[pass], &[]).passed);
+    let fail = json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "deny"}, "spec": {"images": [{"glob": "**"}], "mode": "warn",
+        "authorities": [{"static": {"action": "fail", "message": "frozen"}}]}});
+    let v = judge(&[fail], &[]);
+    assert!(!v.passed && v.warn_only);
+    assert!(v.summary().contains("disallowed by static policy: frozen"));
+}
+
+struct Keyless {
+    sigstore: LocalSigstore,
+    now: time::OffsetDateTime,
+}
+
+impl Keyless {
+    fn new() -> Keyless {
+        let now = time::OffsetDateTime::now_utc();
+        Keyless {
+            sigstore: LocalSigstore::generate(now).unwrap(),
+            now,
+        }
+    }
+
+    fn policy(&self, subject: &str) -> Vec<Value> {
+        vec![
+            self.sigstore.trust_root("local"),
+            json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": "keyless"}, "spec": {"images": [{"glob": "registry.garrison.test/**"}],
+                "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
+                    "trustRootRef": "local",
+                    "identities": [{"issuer": ISSUER, "subject": subject}]}}]}}),
+        ]
+    }
+
+    /// A layer signed by `subject`'s 10-minute certificate, logged `after` seconds after issue.
+    fn layer(&self, subject: &str, after: i64) -> SignatureLayer {
+        let cert = self
+            .sigstore
+            .issue(
+                subject,
+                ISSUER,
+                self.now,
+                self.now + time::Duration::minutes(10),
+            )
+            .unwrap();
+        let (r, d) = image();
+        self.sigstore
+            .layer(
+                &cert,
+                payload(&r, &d, &BTreeMap::new()),
+                self.now.unix_timestamp() + after,
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_keyless_signature_passes_with_the_right_identity_logged_in_time() {
+    let k = Keyless::new();
+    let v = judge(
+        &k.policy("release@garrison.test"),
+        &[k.layer("release@garrison.test", 60)],
+    );
+    assert!(v.passed, "{}", v.summary());
+    // A regexp identity, unanchored as cosign's.
+    let mut p = k.policy("x");
+    p[1]["spec"]["authorities"][0]["keyless"]["identities"] = json!([{"issuerRegExp": "^https://accounts\\.garrison\\.test$", "subjectRegExp": "@garrison\\.test$"}]);
+    assert!(judge(&p, &[k.layer("ci@garrison.test", 60)]).passed);
+}
+
+#[test]
+fn keyless_attacks_are_refused() {
+    let k = Keyless::new();
+    let policy = k.policy("release@garrison.test");
+    // Another identity.
+    let v = judge(&policy, &[k.layer("intruder@garrison.test", 60)]);
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("the certificate's identity"),
+        "{}",
+        v.summary()
+    );
+    // Logged after the certificate expired.
+    let v = judge(&policy, &[k.layer("release@garrison.test", 3600)]);
+    assert!(!v.passed);
+    assert!(
+        v.summary()
+            .contains("was not valid when the signature was logged"),
+        "{}",
+        v.summary()
+    );
+    // A certificate from another CA, logged in the trusted log.
+    let rogue = LocalSigstore::generate(k.now).unwrap();
+    let cert = rogue
+        .issue(
+            "release@garrison.test",
+            ISSUER,
+            k.now,
+            k.now + time::Duration::minutes(10),
+        )
+        .unwrap();
+    let (r, d) = image();
+    let p = payload(&r, &d, &BTreeMap::new());
+    let mut layer = k
+        .sigstore
+        .layer(&cert, p.clone(), k.now.unix_timestamp() + 60)
+        .unwrap();
+    let v = judge(&policy, std::slice::from_ref(&layer));
+    assert!(
+        v.summary().contains("does not chain to TrustRoot local"),
+        "{}",
+        v.summary()
+    );
+    // The same layer with a bundle from an untrusted log.
+    layer = rogue
+        .layer(&cert, p.clone(), k.now.unix_timestamp() + 60)
+        .unwrap();
+    let v = judge(&policy, &[layer]);
+    assert!(
+        v.summary().contains("which TrustRoot local does not trust"),
+        "{}",
+        v.summary()
+    );
+    // A trusted certificate on a signature its key did not make (made by another key), with a
+    // log entry for that signature: the certificate is borrowed.
+    let good = k
+        .sigstore
+        .issue(
+            "release@garrison.test",
+            ISSUER,
+            k.now,
+            k.now + time::Duration::minutes(10),
+        )
+        .unwrap();
+    let attacker = KeySigner::generate().unwrap();
+    let forged = garrison_supply_chain::sign::Issued {
+        cert_pem: good.cert_pem.clone(),
+        key: attacker,
+    };
+    let v = judge(
+        &policy,
+        &[k.sigstore
+            .layer(&forged, p.clone(), k.now.unix_timestamp() + 60)
+            .unwrap()],
+    );
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("not made by the certificate's key"),
+        "{}",
+        v.summary()
+    );
+    // A genuine layer whose bundle was swapped for another signature's.
+    let mut one = k.layer("release@garrison.test", 60);
+    let two = k.layer("release@garrison.test", 61);
+    let bundle = "dev.sigstore.cosign/bundle".to_string();
+    one.annotations
+        .insert(bundle.clone(), two.annotations[&bundle].clone());
+    let v = judge(&policy, &[one]);
+    assert!(
+        v.summary().contains("the Rekor entry is for another"),
+        "{}",
+        v.summary()
+    );
+    // A tampered signed entry timestamp (the log time moved back into the validity window).
+    let mut late = k.layer("release@garrison.test", 3600);
+    let mut b: Value = serde_json::from_str(&late.annotations[&bundle]).unwrap();
+    b["Payload"]["integratedTime"] = json!(k.now.unix_timestamp() + 60);
+    late.annotations.insert(bundle.clone(), b.to_string());
+    let v = judge(&policy, &[late]);
+    assert!(
+        v.summary()
+            .contains("signed entry timestamp does not verify"),
+        "{}",
+        v.summary()
+    );
+    // No bundle at all.
+    let mut unlogged = k.layer("release@garrison.test", 60);
+    unlogged.annotations.remove(&bundle);
+    let v = judge(&policy, &[unlogged]);
+    assert!(v.summary().contains("no Rekor bundle"), "{}", v.summary());
+}
