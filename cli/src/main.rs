@@ -11,6 +11,7 @@ mod certs;
 mod datadir;
 mod hub;
 mod hub_external;
+mod image;
 mod init;
 mod install;
 mod placement;
@@ -94,6 +95,9 @@ enum Command {
     /// Work with policies: run Gatekeeper test suites (`policy test PATH...`).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Verify images against image policies (`image verify IMAGE --policy FILE`).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
         Command::Clusterset(c) => placement::clusterset(c),
         Command::Addon(c) => addon::run(c),
         Command::Policy(c) => policy::run(c),
+        Command::Image(c) => image::run(c),
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
         Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),

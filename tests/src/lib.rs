@@ -770,3 +770,112 @@ impl Drop for CuttingProxy {
         self.cut();
     }
 }
+
+/// A real OCI registry (Debian's `docker-registry`, the distribution project's registry) on a
+/// loopback port, serving HTTPS with a certificate from a CA of its own, storing in a
+/// temporary directory. Stopped when dropped.
+pub struct OciRegistry {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    /// The CA that signed the registry's certificate, PEM.
+    pub ca_pem: String,
+    /// The user and password the registry asks for, when it asks for one.
+    pub credentials: Option<(String, String)>,
+}
+
+impl OciRegistry {
+    /// Starts a registry; with `auth` it asks for Basic auth (htpasswd) of a user it makes
+    /// itself (`credentials`).
+    pub fn start(auth: bool) -> Result<OciRegistry> {
+        let dir = tempfile::tempdir()?;
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "garrison test registry CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key)?;
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        ));
+        let cert = params.signed_by(&key, &issuer)?;
+        std::fs::write(dir.path().join("tls.crt"), cert.pem())?;
+        std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  tls:\n    certificate: {crt}\n    key: {key}\n",
+            root = dir.path().join("data").display(),
+            crt = dir.path().join("tls.crt").display(),
+            key = dir.path().join("tls.key").display(),
+        );
+        if auth {
+            // A missing file makes the registry provision a user, whose password it logs.
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: garrison-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config)?;
+        let log = std::fs::File::create(dir.path().join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting docker-registry (Debian's docker-registry package; scripts/test installs it)")?;
+        let mut registry = OciRegistry {
+            child,
+            dir,
+            host,
+            ca_pem: ca_cert.pem(),
+            credentials: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(registry.dir.path().join("registry.log"))
+                    .unwrap_or_default();
+                bail!("docker-registry did not listen on {port} within 20 s: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if auth {
+            let log = std::fs::read_to_string(registry.dir.path().join("registry.log"))?;
+            let field = |name: &str| {
+                log.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                    .map(String::from)
+            };
+            match (field("user"), field("password")) {
+                (Some(u), Some(p)) => registry.credentials = Some((u, p)),
+                _ => bail!("docker-registry logged no provisioned user: {log}"),
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The CA's PEM written to a file, for `--registry-ca`.
+    pub fn ca_file(&self) -> PathBuf {
+        let p = self.dir.path().join("ca.pem");
+        let _ = std::fs::write(&p, &self.ca_pem);
+        p
+    }
+
+    /// A directory for the test's own files, removed with the registry.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for OciRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,272 @@
+//! Image verification against a real registry (Debian's docker-registry over HTTPS on
+//! loopback): images and cosign-format signatures pushed by the test, then checked with
+//! `garrison image verify` as a security admin would, attack by attack.
+
+use std::collections::BTreeMap;
+
+use garrison_e2e::{OciRegistry, garrison};
+use garrison_supply_chain::reference::Reference;
+use garrison_supply_chain::registry::{Registry, RegistryConfig};
+use garrison_supply_chain::sign::{KeySigner, LocalSigstore, payload};
+use serde_json::json;
+
+const ISSUER: &str = "https://accounts.garrison.test";
+
+fn client(reg: &OciRegistry) -> Registry {
+    let mut config = RegistryConfig::default();
+    config.add_ca_pem(&reg.ca_pem).unwrap();
+    Registry::new(config).unwrap()
+}
+
+fn write_yaml(reg: &OciRegistry, name: &str, docs: &[serde_json::Value]) -> String {
+    let text: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect();
+    let path = reg.scratch().join(name);
+    std::fs::write(&path, text.join("---\n")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn key_policy(reg: &OciRegistry, key: &KeySigner) -> serde_json::Value {
+    json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "shop-signed"},
+        "spec": {"images": [{"glob": format!("{}/shop/**", reg.host)}],
+            "authorities": [{"name": "release-key", "key": {"data": key.public_key_pem()}}]}})
+}
+
+/// Runs `garrison image verify`; returns (success, stdout + stderr).
+fn verify(reg: &OciRegistry, image: &str, policy: &str) -> (bool, String) {
+    let ca = reg.ca_file();
+    let out = garrison(&[
+        "image",
+        "verify",
+        image,
+        "--policy",
+        policy,
+        "--registry-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_images_verify_and_everything_else_is_refused() {
+    let reg = OciRegistry::start(false).unwrap();
+    let registry = client(&reg);
+    let web = Reference::parse(&format!("{}/shop/web:1.0", reg.host)).unwrap();
+    let digest = registry.push_image(&web, b"web layer").await.unwrap();
+    assert_eq!(registry.resolve(&web).await.unwrap(), digest);
+    let key = KeySigner::generate().unwrap();
+    let layer = key.layer(payload(&web, &digest, &BTreeMap::new())).unwrap();
+    registry
+        .push_signatures(&web, &digest, std::slice::from_ref(&layer))
+        .await
+        .unwrap();
+    let fetched = registry.signatures(&web, &digest).await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].payload, layer.payload);
+
+    let policy = write_yaml(&reg, "key.yaml", &[key_policy(&reg, &key)]);
+    let (ok, text) = verify(&reg, &web.to_string(), &policy);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("verified: {}/shop/web@{digest}", reg.host)),
+        "{text}"
+    );
+    assert!(
+        text.contains("PASS    policy shop-signed: satisfied by release-key"),
+        "{text}"
+    );
+
+    // An unsigned image.
+    let api = Reference::parse(&format!("{}/shop/api:1.0", reg.host)).unwrap();
+    registry.push_image(&api, b"api layer").await.unwrap();
+    let (ok, text) = verify(&reg, &api.to_string(), &policy);
+    assert!(!ok);
+    assert!(text.contains("the image has no signatures"), "{text}");
+    assert!(
+        text.contains("error: ") && text.contains("is refused"),
+        "{text}"
+    );
+
+    // Signed, but by another key.
+    let other = KeySigner::generate().unwrap();
+    let (ok, text) = verify(
+        &reg,
+        &web.to_string(),
+        &write_yaml(&reg, "other.yaml", &[key_policy(&reg, &other)]),
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("does not verify with the authority's key"),
+        "{text}"
+    );
+
+    // The tag re-pointed to another image after it was signed: the new digest is unsigned.
+    let moved = registry.push_image(&web, b"something else").await.unwrap();
+    assert_ne!(moved, digest);
+    let (ok, text) = verify(&reg, &web.to_string(), &policy);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&format!("digest  {moved}")), "{text}");
+    // The verified digest itself still verifies.
+    let (ok, text) = verify(&reg, &format!("{}/shop/web@{digest}", reg.host), &policy);
+    assert!(ok, "{text}");
+
+    // An image no policy covers is refused by default.
+    let (ok, text) = verify(&reg, &format!("{}/other/app:1", reg.host), &policy);
+    assert!(!ok);
+    assert!(text.contains("no image policy covers it"), "{text}");
+
+    // A policy with no authorities refuses what it covers.
+    let mut empty = key_policy(&reg, &key);
+    empty["spec"]["authorities"] = json!([]);
+    let (ok, text) = verify(
+        &reg,
+        &web.to_string(),
+        &write_yaml(&reg, "empty.yaml", &[empty]),
+    );
+    assert!(!ok);
+    assert!(text.contains("missing field(s): authorities"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_signatures_verify_offline_against_a_trust_root() {
+    let reg = OciRegistry::start(false).unwrap();
+    let registry = client(&reg);
+    let image = Reference::parse(&format!("{}/shop/keyless:2.0", reg.host)).unwrap();
+    let digest = registry.push_image(&image, b"keyless layer").await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let sigstore = LocalSigstore::generate(now).unwrap();
+    let cert = sigstore
+        .issue(
+            "release@garrison.test",
+            ISSUER,
+            now,
+            now + time::Duration::minutes(10),
+        )
+        .unwrap();
+    let layer = sigstore
+        .layer(
+            &cert,
+            payload(&image, &digest, &BTreeMap::new()),
+            now.unix_timestamp() + 30,
+        )
+        .unwrap();
+    registry
+        .push_signatures(&image, &digest, &[layer])
+        .await
+        .unwrap();
+    let policy = |subject: &str| {
+        json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+            "metadata": {"name": "keyless"},
+            "spec": {"images": [{"glob": format!("{}/shop/*", reg.host)}],
+                "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
+                    "trustRootRef": "local", "identities": [{"issuer": ISSUER, "subject": subject}]}}]}})
+    };
+    let file = write_yaml(
+        &reg,
+        "keyless.yaml",
+        &[
+            sigstore.trust_root("local"),
+            policy("release@garrison.test"),
+        ],
+    );
+    let (ok, text) = verify(&reg, &image.to_string(), &file);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("@{digest}")), "{text}");
+    let wrong = write_yaml(
+        &reg,
+        "wrong.yaml",
+        &[
+            sigstore.trust_root("local"),
+            policy("someone@garrison.test"),
+        ],
+    );
+    let (ok, text) = verify(&reg, &image.to_string(), &wrong);
+    assert!(!ok);
+    assert!(text.contains("the certificate's identity"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_wants_credentials_gets_the_pull_secrets() {
+    let reg = OciRegistry::start(true).unwrap();
+    let (user, password) = reg.credentials.clone().unwrap();
+    let mut anonymous = RegistryConfig::default();
+    anonymous.add_ca_pem(&reg.ca_pem).unwrap();
+    let image = Reference::parse(&format!("{}/shop/private:1", reg.host)).unwrap();
+    let e = Registry::new(anonymous.clone())
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no pull secret has any for it"),
+        "{e}"
+    );
+    let secret = |user: &str, password: &str| {
+        json!({"auths": {reg.host.clone(): {"username": user, "password": password}}}).to_string()
+    };
+    let mut wrong = anonymous.clone();
+    wrong
+        .add_docker_config(secret(&user, "not-the-password").as_bytes())
+        .unwrap();
+    let e = Registry::new(wrong)
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("refused the pull secret's credentials"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("not-the-password"));
+
+    // With the pull secret: push, sign, and verify through the CLI with --pull-secret.
+    let mut config = anonymous;
+    config
+        .add_docker_config(secret(&user, &password).as_bytes())
+        .unwrap();
+    let registry = Registry::new(config).unwrap();
+    let digest = registry.push_image(&image, b"private layer").await.unwrap();
+    let key = KeySigner::generate().unwrap();
+    registry
+        .push_signatures(
+            &image,
+            &digest,
+            &[key
+                .layer(payload(&image, &digest, &BTreeMap::new()))
+                .unwrap()],
+        )
+        .await
+        .unwrap();
+    let policy = write_yaml(&reg, "key.yaml", &[key_policy(&reg, &key)]);
+    let secret_file = reg.scratch().join("pull-secret.json");
+    std::fs::write(&secret_file, secret(&user, &password)).unwrap();
+    let ca = reg.ca_file();
+    let out = garrison(&[
+        "image",
+        "verify",
+        &image.to_string(),
+        "--policy",
+        &policy,
+        "--registry-ca",
+        ca.to_str().unwrap(),
+        "--pull-secret",
+        secret_file.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("@{digest}")), "{text}");
+    assert!(!text.contains(&password), "the password is never printed");
+}
