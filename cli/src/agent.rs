@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use garrison_klusterlet::agent::{self, JoinOptions};
 use garrison_klusterlet::state::{AgentDir, SpokeSource};
@@ -45,6 +45,18 @@ pub struct WorkArgs {
     /// managed-serviceaccount add-on rotate tokens (1s to 10m).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_min_token)]
     pub simulated_min_token_expiration: u64,
+    /// PEM CA certificates trusted for image registries, besides the system's (for the
+    /// image-verification add-on). Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_cas: Vec<PathBuf>,
+    /// A pull secret's `.dockerconfigjson` with registry credentials for the
+    /// image-verification add-on. Repeatable.
+    #[arg(long = "pull-secret", value_name = "FILE")]
+    pub pull_secrets: Vec<PathBuf>,
+    /// What the image-verification add-on does with an image no image policy covers, on a
+    /// cluster that has image policies: deny (upstream's default), warn or allow.
+    #[arg(long, default_value = "deny", value_name = "ACTION")]
+    pub image_no_match: garrison_supply_chain::check::NoMatch,
 }
 
 /// Parses `--simulated-min-token-expiration`: 1s to 10m.
@@ -53,14 +65,36 @@ fn parse_min_token(s: &str) -> Result<u64, String> {
 }
 
 impl WorkArgs {
-    fn options(&self) -> agent::RunOptions {
-        agent::RunOptions {
+    fn options(&self) -> Result<agent::RunOptions> {
+        let mut registry = garrison_supply_chain::registry::RegistryConfig::default();
+        for p in &self.registry_cas {
+            let pem = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --registry-ca {}", p.display()))?;
+            registry
+                .add_ca_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("--registry-ca {}: {e}", p.display()))?;
+        }
+        for p in &self.pull_secrets {
+            let json = std::fs::read(p)
+                .with_context(|| format!("reading --pull-secret {}", p.display()))?;
+            registry.add_docker_config(&json).map_err(|e| {
+                anyhow::anyhow!(
+                    "--pull-secret {}: not a .dockerconfigjson: {e}",
+                    p.display()
+                )
+            })?;
+        }
+        Ok(agent::RunOptions {
             work: agent::WorkOptions {
                 resync: Duration::from_secs(self.status_sync_interval),
                 eviction_grace: Duration::from_secs(self.appliedmanifestwork_eviction_grace_period),
             },
             simulated_min_token_secs: self.simulated_min_token_expiration as i64,
-        }
+            image: garrison_klusterlet::addon::image::ImageOptions {
+                registry,
+                no_match: self.image_no_match,
+            },
+        })
     }
 }
 
@@ -184,7 +218,7 @@ pub fn join(args: JoinArgs) -> Result<()> {
     };
     crate::hub::init_logging(args.log_format);
     let dir = AgentDir::new(&args.data_dir);
-    let work = args.work.options();
+    let work = args.work.options()?;
     runtime()?.block_on(async {
         agent::prepare_join(&dir, &opts).await?;
         let stop = stop_on_signal();
@@ -196,10 +230,11 @@ pub fn join(args: JoinArgs) -> Result<()> {
 pub fn klusterlet(args: KlusterletArgs) -> Result<()> {
     let dir = AgentDir::new(&args.data_dir);
     dir.load_config()?;
+    let options = args.work.options()?;
     crate::hub::init_logging(args.log_format);
     runtime()?.block_on(async {
         let stop = stop_on_signal();
-        let result = agent::run(&dir, stop, false, args.work.options()).await;
+        let result = agent::run(&dir, stop, false, options).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         result
     })

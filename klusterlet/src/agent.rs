@@ -38,6 +38,8 @@ pub struct RunOptions {
     /// The shortest token a simulated cluster's TokenRequest issues, in seconds
     /// (kube-apiserver's 600 by default; shorter only to watch rotation in tests and demos).
     pub simulated_min_token_secs: i64,
+    /// How images are verified.
+    pub image: crate::addon::image::ImageOptions,
 }
 
 impl Default for RunOptions {
@@ -45,6 +47,7 @@ impl Default for RunOptions {
         RunOptions {
             work: WorkOptions::default(),
             simulated_min_token_secs: garrison_apiserver::auth::tokens::MIN_EXPIRATION_SECS,
+            image: Default::default(),
         }
     }
 }
@@ -562,15 +565,23 @@ pub async fn run(
     let (hub_tx, hub_rx) = watch::channel(None);
     // The policy add-on publishes what it enforces; the work gate refuses works against it.
     let enforcement = crate::addon::policy::Enforcement::default();
+    // So does the image-verification add-on, for the image gate, which runs first.
+    let images = crate::addon::image::ImageEnforcement::default();
     let work_agent = Arc::new(WorkAgent::new(
         &cfg.cluster_name,
         &cfg.hub_url,
         "",
         spoke.client.clone(),
-        vec![Arc::new(crate::addon::policy::PolicyGate::new(
-            enforcement.clone(),
-            Some(spoke.client.clone()),
-        ))],
+        vec![
+            Arc::new(crate::addon::image::ImageGate::new(
+                images.clone(),
+                opts.image.no_match,
+            )),
+            Arc::new(crate::addon::policy::PolicyGate::new(
+                enforcement.clone(),
+                Some(spoke.client.clone()),
+            )),
+        ],
         work_opts,
     ));
     let addon_agent = crate::addon::AddonAgent::new(
@@ -581,7 +592,8 @@ pub async fn run(
         spoke.client.clone(),
         spoke.ca_pem.clone(),
     )
-    .with_enforcement(enforcement);
+    .with_enforcement(enforcement)
+    .with_images(images, opts.image);
     let addon_task = tokio::spawn(addon_agent.run(hub_rx.clone(), stop.clone()));
     let work_task = tokio::spawn(work_agent.run(hub_rx, stop.clone()));
     let result = run_registration(dir, &cfg, &spoke, &mut stop, first_join, &hub_tx).await;

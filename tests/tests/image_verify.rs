@@ -270,3 +270,162 @@ async fn a_registry_that_wants_credentials_gets_the_pull_secrets() {
     assert!(text.contains(&format!("@{digest}")), "{text}");
     assert!(!text.contains(&password), "the password is never printed");
 }
+
+fn work(name: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+        "metadata": {"name": name, "namespace": "c1"},
+        "spec": {"workload": {"manifests": [
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": format!("{name}-config"), "namespace": "default"}, "data": {"a": "1"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": name, "namespace": "default"},
+             "spec": {"selector": {"matchLabels": {"app": name}},
+                      "template": {"metadata": {"labels": {"app": name}},
+                                   "spec": {"containers": [{"name": "main", "image": image}]}}}},
+        ]}}
+    })
+}
+
+async fn applied(
+    works: &kube::Api<garrison_api::ManifestWork>,
+    name: &str,
+    status: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    garrison_e2e::eventually(60, &format!("work {name} Applied={status}"), || async {
+        let w = works.get(name).await.ok()?;
+        w.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Applied" && c.status == status)
+    })
+    .await
+}
+
+/// The whole path: an image policy written once on the hub as an OCM Policy template, placed
+/// on a cluster; the cluster's agent verifies every image of every work before applying it,
+/// and applies the verified digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn works_apply_only_verified_images_pinned_to_their_digest() {
+    use garrison_api::policy::v1::Policy;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+
+    let reg = OciRegistry::start(false).unwrap();
+    let registry = client(&reg);
+    let signed = Reference::parse(&format!("{}/shop/web:1.0", reg.host)).unwrap();
+    let digest = registry.push_image(&signed, b"web layer").await.unwrap();
+    let key = KeySigner::generate().unwrap();
+    registry
+        .push_signatures(
+            &signed,
+            &digest,
+            &[key
+                .layer(payload(&signed, &digest, &BTreeMap::new()))
+                .unwrap()],
+        )
+        .await
+        .unwrap();
+    let unsigned = Reference::parse(&format!("{}/shop/api:1.0", reg.host)).unwrap();
+    registry.push_image(&unsigned, b"api layer").await.unwrap();
+
+    let hub = garrison_e2e::Hub::start().await.unwrap();
+    let ca = reg.ca_file();
+    let agents =
+        garrison_e2e::join_and_accept(&hub, &["c1"], &["--registry-ca", ca.to_str().unwrap()])
+            .await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    for addon in ["image-verification", "governance-policy-framework"] {
+        garrison_e2e::ok(garrison(&[
+            "addon",
+            "enable",
+            addon,
+            "--clusters",
+            "c1",
+            "--data-dir",
+            &dir,
+        ]));
+    }
+    garrison_e2e::ok(hub.kubectl(&["create", "namespace", "policies"]));
+    let policy = json!({
+        "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+        "metadata": {"name": "signed-images", "namespace": "policies"},
+        "spec": {"remediationAction": "enforce", "disabled": false, "policy-templates": [
+            {"objectDefinition": key_policy(&reg, &key)}]}});
+    let docs = [
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1beta2", "kind": "ManagedClusterSetBinding",
+            "metadata": {"name": "default", "namespace": "policies"}, "spec": {"clusterSet": "default"}}),
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1beta1", "kind": "Placement",
+            "metadata": {"name": "all", "namespace": "policies"}, "spec": {"clusterSets": ["default"]}}),
+        policy,
+        json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "PlacementBinding",
+            "metadata": {"name": "signed-images", "namespace": "policies"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "all"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "Policy", "name": "signed-images"}]}),
+    ];
+    let file = write_yaml(&reg, "policy.yaml", &docs);
+    garrison_e2e::ok(hub.kubectl(&["apply", "-f", &file]));
+    let admin = hub.client().await.unwrap();
+    // The template reports that it is enforced on the cluster.
+    let replicas: Api<Policy> = Api::namespaced(admin.clone(), "c1");
+    let message = garrison_e2e::eventually(90, "the image policy reported Compliant", || async {
+        let p = replicas.get("policies.signed-images").await.ok()?;
+        let st = p.status?;
+        (st.compliant.as_deref() == Some("Compliant"))
+            .then(|| st.details[0].history[0].message.clone())
+    })
+    .await;
+    assert!(
+        message.contains("ClusterImagePolicy shop-signed is enforced"),
+        "{message}"
+    );
+
+    // A signed image by tag: applied, pinned to the verified digest.
+    let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin.clone(), "c1");
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("web", &signed.to_string())).unwrap(),
+        )
+        .await
+        .unwrap();
+    applied(&works, "web", "True").await;
+    let spoke = agents[0].spoke().await;
+    let deployed = Api::<Deployment>::namespaced(spoke.clone(), "default")
+        .get("web")
+        .await
+        .unwrap();
+    let image = deployed.spec.template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert_eq!(image, format!("{}/shop/web@{digest}", reg.host));
+
+    // An unsigned image: the whole work is refused, nothing of it applied.
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("api", &unsigned.to_string())).unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = applied(&works, "api", "False").await;
+    assert_eq!(refused.reason, "ImageVerificationFailed");
+    assert!(
+        refused.message.contains(&unsigned.to_string())
+            && refused
+                .message
+                .contains("authority release-key: the image has no signatures"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(spoke.clone(), "default")
+            .get_opt("api-config")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing of a refused work is applied"
+    );
+}

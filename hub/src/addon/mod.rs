@@ -68,8 +68,17 @@ fn policy_rules() -> Value {
     ])
 }
 
+fn image_rules() -> Value {
+    // Reads the replicated policies of its cluster, for their image policy templates.
+    json!([
+        {"apiGroups": ["policy.open-cluster-management.io"], "resources": ["policies"], "verbs": ["get", "list", "watch"]}
+    ])
+}
+
 /// The policy add-on.
 pub const POLICY_FRAMEWORK: &str = "governance-policy-framework";
+/// The image-verification add-on.
+pub const IMAGE_VERIFICATION: &str = "image-verification";
 
 /// The add-ons built into Garrison's agent.
 pub const BUILTIN: &[BuiltinAddon] = &[
@@ -85,6 +94,14 @@ pub const BUILTIN: &[BuiltinAddon] = &[
         description: "Evaluates the policies replicated to a cluster (ConfigurationPolicy, \
                       Gatekeeper constraints with a built-in Rego engine) and reports compliance",
         rules: policy_rules,
+    },
+    BuiltinAddon {
+        name: IMAGE_VERIFICATION,
+        display_name: "image-verification",
+        description: "Verifies the cosign signatures of every image in a work against the \
+                      ClusterImagePolicies delivered to the cluster, and pins each image to its \
+                      verified digest, before anything is applied",
+        rules: image_rules,
     },
 ];
 

@@ -16,6 +16,7 @@
 //! Built-in add-ons ([`msa`]) run in this process once their Secret exists, each with a hub
 //! client made from that Secret alone: they hold their add-on's RBAC and never the agent's.
 
+pub mod image;
 pub mod msa;
 pub mod policy;
 
@@ -62,7 +63,7 @@ const SETTLE_WINDOW: Duration = Duration::from_secs(120);
 const RESYNC: Duration = Duration::from_secs(30);
 
 /// The add-ons built into this agent.
-pub const BUILTIN: &[&str] = &[msa::ADDON, policy::ADDON];
+pub const BUILTIN: &[&str] = &[msa::ADDON, policy::ADDON, image::ADDON];
 
 /// The Secret holding an add-on's hub credentials.
 pub fn secret_name(addon: &str) -> String {
@@ -179,6 +180,10 @@ pub struct AddonAgent {
     running: HashMap<String, Running>,
     /// What the policy add-on enforces at delivery, shared with the work gate.
     enforcement: policy::Enforcement,
+    /// The image policies the image-verification add-on loads, shared with the work gate.
+    images: image::ImageEnforcement,
+    /// How the image-verification add-on reaches registries.
+    image_options: image::ImageOptions,
 }
 
 impl AddonAgent {
@@ -205,7 +210,21 @@ impl AddonAgent {
             settling: false,
             running: HashMap::new(),
             enforcement: policy::Enforcement::default(),
+            images: image::ImageEnforcement::default(),
+            image_options: image::ImageOptions::default(),
         }
+    }
+
+    /// Publishes the image policies into `images` (read by the image gate), reaching
+    /// registries with `options`.
+    pub fn with_images(
+        mut self,
+        images: image::ImageEnforcement,
+        options: image::ImageOptions,
+    ) -> Self {
+        self.images = images;
+        self.image_options = options;
+        self
     }
 
     /// Publishes what the policy add-on enforces into `enforcement` (read by the work gate).
@@ -318,6 +337,10 @@ impl AddonAgent {
             .iter()
             .any(|m| m.name_any() == policy::ADDON && m.metadata.deletion_timestamp.is_none());
         policy::decided(&self.enforcement, policy_enabled);
+        let image_enabled = list
+            .iter()
+            .any(|m| m.name_any() == image::ADDON && m.metadata.deletion_timestamp.is_none());
+        image::decided(&self.images, image_enabled);
         self.remove_disabled(&keep).await?;
         self.run_builtins(&active).await;
         Ok(())
@@ -683,7 +706,12 @@ impl AddonAgent {
                 namespace: ns.clone(),
                 spoke_ca: self.spoke_ca.clone(),
             };
-            tokio::spawn(run_builtin(name, ctx, self.enforcement.clone(), rx));
+            let gates = Gates {
+                policy: self.enforcement.clone(),
+                images: self.images.clone(),
+                image_options: self.image_options.clone(),
+            };
+            tokio::spawn(run_builtin(name, ctx, gates, rx));
             self.running
                 .insert(name.to_string(), Running { cert_pem, stop: tx });
         }
@@ -692,10 +720,17 @@ impl AddonAgent {
 
 /// Runs a built-in add-on: its health Lease, renewed every period, and its own loop. `ctx` is
 /// what every built-in add-on is given; each takes the part it needs.
+/// What the built-in add-ons share with the work gates.
+struct Gates {
+    policy: policy::Enforcement,
+    images: image::ImageEnforcement,
+    image_options: image::ImageOptions,
+}
+
 async fn run_builtin(
     name: &'static str,
     ctx: msa::Ctx,
-    enforcement: policy::Enforcement,
+    gates: Gates,
     mut stop: watch::Receiver<bool>,
 ) {
     let lease_spoke = ctx.spoke.clone();
@@ -720,9 +755,19 @@ async fn run_builtin(
                     hub: ctx.hub,
                     spoke: ctx.spoke,
                     cluster: ctx.cluster,
-                    enforcement,
+                    enforcement: gates.policy,
+                    images: gates.images,
                 };
                 policy::run(ctx, stop.clone()).await
+            }
+            image::ADDON => {
+                let ctx = image::Ctx {
+                    hub: ctx.hub,
+                    cluster: ctx.cluster,
+                    enforcement: gates.images,
+                    options: gates.image_options,
+                };
+                image::run(ctx, stop.clone()).await
             }
             _ => {
                 let _ = stop.changed().await;

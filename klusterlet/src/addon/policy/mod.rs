@@ -65,6 +65,8 @@ pub struct Ctx {
     pub cluster: String,
     /// Where the enforced rules are published for the work gate.
     pub enforcement: Enforcement,
+    /// Whether the image-verification add-on runs here (it enforces image policy templates).
+    pub images: super::image::ImageEnforcement,
 }
 
 /// The label selector of this cluster's replicated policies.
@@ -261,6 +263,8 @@ struct Pass<'a> {
     /// The cluster's listable resources, discovered once per pass when an audit covers any
     /// kind.
     discovered: tokio::sync::OnceCell<Result<Vec<ApiResource>, String>>,
+    /// The TrustRoots delivered to this cluster, which ClusterImagePolicy templates may name.
+    image_roots: BTreeMap<String, garrison_supply_chain::policy::TrustRoot>,
 }
 
 /// What the add-on remembers from pass to pass.
@@ -420,6 +424,10 @@ async fn pass(
         kept_templates: Default::default(),
         kept_constraints: Default::default(),
         discovered: Default::default(),
+        image_roots: garrison_supply_chain::policy::Policies::load(&super::image::image_objects(
+            &policies,
+        ))
+        .roots,
     };
     // ConfigurationPolicies being deleted prune their objects first.
     let terminating: Vec<DynamicObject> = run
@@ -618,6 +626,9 @@ impl Pass<'_> {
                     format!("NonCompliant; violation - no ConstraintTemplate defines kind {kind}"),
                 ),
             },
+            (garrison_supply_chain::policy::GROUP, kind @ ("ClusterImagePolicy" | "TrustRoot")) => {
+                image_template(self, kind, o)
+            }
             (_, kind) => (
                 false,
                 format!("NonCompliant; violation - policy template kind {kind} is not supported"),
@@ -1442,6 +1453,37 @@ fn with_remediation(o: &Value, remediation: Option<&str>) -> Value {
 fn template_meta(o: &Value) -> Value {
     json!({"apiVersion": o["apiVersion"], "kind": o["kind"],
         "name": o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)})
+}
+
+/// A ClusterImagePolicy or TrustRoot template: compliant when it can be used and the
+/// image-verification add-on, which enforces it at delivery, runs on this cluster.
+fn image_template(run: &Pass<'_>, kind: &str, o: &Value) -> (bool, String) {
+    use garrison_supply_chain::policy::{image_policy, trust_root};
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let read = if kind == "TrustRoot" {
+        trust_root(o).map(|_| ())
+    } else {
+        image_policy(o, &run.image_roots).map(|_| ())
+    };
+    match read {
+        Err(e) => (false, format!("NonCompliant; violation - {e}")),
+        Ok(()) if !super::image::enabled(&run.ctx.images) => (
+            false,
+            format!(
+                "NonCompliant; violation - {kind} {name} is not enforced: the {} add-on is not enabled on this cluster",
+                super::image::ADDON
+            ),
+        ),
+        Ok(()) => (
+            true,
+            format!(
+                "Compliant; notification - {kind} {name} is enforced: images are verified before works are applied"
+            ),
+        ),
+    }
 }
 
 /// What a Constraint's audit found.
