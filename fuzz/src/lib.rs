@@ -151,6 +151,77 @@ pub fn policy_objects(data: &[u8]) {
     let _ = config_policy::merged(config_policy::ComplianceType::MustHave, &v, &v);
 }
 
+/// Image references as a work's container specs name them, and ClusterImagePolicy globs. A
+/// reference that parses must print as one that parses to the same reference.
+pub fn image_reference(data: &[u8]) {
+    use garrison_supply_chain::{glob::Glob, reference::Reference};
+    let s = text(data);
+    if let Ok(r) = Reference::parse(s) {
+        let again = Reference::parse(&r.to_string()).expect("a parsed reference prints as one");
+        assert_eq!(again, r, "{s:?} does not survive printing");
+        let _ = r.qualified();
+    }
+    if let Ok(g) = Glob::new(s) {
+        let r = Reference::parse("registry.example.com/team/app:1.0").expect("a fixed reference");
+        let _ = g.matches(&r, s);
+    }
+}
+
+/// What a registry serves as cosign signatures, and image policies as the hub delivers them:
+/// the bytes are JSON, read as a ClusterImagePolicy or TrustRoot, and as a list of signature
+/// layers (`{"payload": string, "annotations": {string: string}}`) verified against fixed key
+/// and keyless policies.
+pub fn signature_layers(data: &[u8]) {
+    use garrison_supply_chain::policy::Policies;
+    use garrison_supply_chain::reference::Digest;
+    use garrison_supply_chain::verify::{SignatureLayer, verify};
+    static FIXTURE: std::sync::OnceLock<Policies> = std::sync::OnceLock::new();
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let _ = Policies::load(std::slice::from_ref(&v));
+    let policies = FIXTURE.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let sigstore =
+            garrison_supply_chain::sign::LocalSigstore::generate(now).expect("a local CA");
+        let key = garrison_supply_chain::sign::KeySigner::generate().expect("a key");
+        Policies::load(&[
+            sigstore.trust_root("local"),
+            serde_json::json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": "p"}, "spec": {"images": [{"glob": "**"}], "threshold": 2,
+                "authorities": [
+                    {"key": {"data": key.public_key_pem()}, "annotations": {"env": "prod"}},
+                    {"keyless": {"trustRootRef": "local", "identities": [{"issuer": "https://i", "subjectRegExp": ".*"}]}}]}}),
+        ])
+    });
+    let layers: Vec<SignatureLayer> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| SignatureLayer {
+                    payload: l["payload"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .as_bytes()
+                        .to_vec(),
+                    annotations: l["annotations"]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let digest = Digest::sha256_of(b"image");
+    for p in &policies.policies {
+        let _ = verify(p, &policies.roots, &digest, &layers);
+    }
+}
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
@@ -170,6 +241,15 @@ pub fn targets() -> Vec<Target> {
             b"{\"apiVersion\":\"constraints.gatekeeper.sh/v1beta1\",\"kind\":\"T\",\"spec\":{\"match\":{\"kinds\":[{\"apiGroups\":[\"*\"]}],\"name\":\"*a*\",\"excludedNamespaces\":[\"*\"]}}}",
             b"{\"validations\":[{\"expression\":\"object.validations.all(v, has(v.expression))\",\"messageExpression\":\"variables.n.join(',')\"}],\"variables\":[{\"name\":\"n\",\"expression\":\"object.validations.map(v, v.expression)\"}],\"failurePolicy\":\"Fail\"}",
             b"{\"kind\":\"ConfigurationPolicy\",\"spec\":{\"namespaceSelector\":{\"include\":[\"a*b*\"]},\"object-templates\":[{\"complianceType\":\"MustHave\",\"objectDefinition\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}}]}}",
+        ] },
+        Target { name: "image_reference", run: image_reference, seeds: &[
+            b"nginx", b"docker.io/library/nginx:1.27", b"127.0.0.1:5000/team/app:v1@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            b"[::1]:5000/a/b__c-d.e:tag", b"ghcr.io/org/**", b"*/*",
+        ] },
+        Target { name: "signature_layers", run: signature_layers, seeds: &[
+            b"[{\"payload\":\"{\\\"critical\\\":{\\\"image\\\":{\\\"docker-manifest-digest\\\":\\\"sha256:6a8a\\\"},\\\"type\\\":\\\"cosign container image signature\\\"}}\",\"annotations\":{\"dev.cosignproject.cosign/signature\":\"MEUCIQ==\",\"dev.sigstore.cosign/bundle\":\"{\\\"Payload\\\":{\\\"body\\\":\\\"e30=\\\",\\\"integratedTime\\\":1,\\\"logIndex\\\":1,\\\"logID\\\":\\\"00\\\"},\\\"SignedEntryTimestamp\\\":\\\"AA==\\\"}\",\"dev.sigstore.cosign/certificate\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}}]",
+            b"{\"apiVersion\":\"policy.sigstore.dev/v1beta1\",\"kind\":\"ClusterImagePolicy\",\"metadata\":{\"name\":\"x\"},\"spec\":{\"images\":[{\"glob\":\"**\"}],\"threshold\":3,\"authorities\":[{\"static\":{\"action\":\"pass\"}}]}}",
+            b"{\"apiVersion\":\"policy.sigstore.dev/v1alpha1\",\"kind\":\"TrustRoot\",\"metadata\":{\"name\":\"t\"},\"spec\":{\"sigstoreKeys\":{\"certificateAuthorities\":[{\"certChain\":\"LS0t\"}],\"tLogs\":[{\"publicKey\":\"!!\"}]}}}",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::policy::{Mode, Policies};
 use crate::reference::{Digest, Reference};
 use crate::registry::Registry;
-use crate::verify::{Verdict, verify};
+use crate::verify::{Verdict, verify_with};
 
 /// What to do with an image that no policy covers, on a cluster that has image policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +182,7 @@ pub async fn check_image(
         }
     };
     let mut layers = None;
+    let mut attestations: Option<Vec<crate::verify::SignatureLayer>> = None;
     for p in covering {
         let verdict = match cache.get(&p.content_hash, &digest) {
             Some(v) => v,
@@ -196,11 +197,22 @@ pub async fn check_image(
                         }
                     }
                 }
-                let v = verify(
+                if p.needs_attestations() && attestations.is_none() {
+                    match registry.attestations(&reference, &digest).await {
+                        Ok(a) => attestations = Some(a),
+                        Err(e) => {
+                            d.refused = true;
+                            d.reasons.push(format!("cannot read its attestations: {e}"));
+                            return d;
+                        }
+                    }
+                }
+                let v = verify_with(
                     p,
                     &policies.roots,
                     &digest,
                     layers.as_deref().unwrap_or_default(),
+                    attestations.as_deref().unwrap_or_default(),
                 );
                 cache.put(&p.content_hash, &digest, v.clone());
                 v

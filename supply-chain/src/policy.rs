@@ -111,6 +111,18 @@ pub enum AuthorityKind {
     },
 }
 
+/// An attestation an authority requires: an in-toto statement of this predicate type about the
+/// image, signed as the authority requires, whose content passes the Rego policy.
+#[derive(Debug, Clone)]
+pub struct AttestationRule {
+    /// Its name.
+    pub name: String,
+    /// The predicate type URI (aliases such as `slsaprovenance` resolved).
+    pub predicate_type: String,
+    /// The Rego policy (`data.sigstore.isCompliant` with the statement as input), if any.
+    pub policy: Option<std::sync::Arc<garrison_governance::rego::Program>>,
+}
+
 /// One authority of a policy.
 #[derive(Debug, Clone)]
 pub struct Authority {
@@ -120,6 +132,31 @@ pub struct Authority {
     pub kind: AuthorityKind,
     /// Annotations the satisfying signature's payload must carry (Garrison's own field).
     pub annotations: BTreeMap<String, String>,
+    /// Attestations required instead of a signature: every one must be satisfied.
+    pub attestations: Vec<AttestationRule>,
+}
+
+impl ImagePolicy {
+    /// Whether any authority needs the image's attestations.
+    pub fn needs_attestations(&self) -> bool {
+        self.authorities.iter().any(|a| !a.attestations.is_empty())
+    }
+}
+
+/// The predicate type URI an attestation's `predicateType` names: cosign's aliases, or the URI
+/// itself.
+pub fn predicate_uri(t: &str) -> &str {
+    match t {
+        "custom" => "https://cosign.sigstore.dev/attestation/v1",
+        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
+        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
+        "spdx" | "spdxjson" => "https://spdx.dev/Document",
+        "cyclonedx" => "https://cyclonedx.org/bom",
+        "link" => "https://in-toto.io/Link/v1",
+        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
+        "openvex" => "https://openvex.dev/ns",
+        other => other,
+    }
 }
 
 /// A ClusterImagePolicy, read.
@@ -368,13 +405,7 @@ pub fn image_policy(
                 format!("expected exactly one, got both: {}", present.join(", ")),
             ));
         }
-        for field in [
-            "attestations",
-            "source",
-            "ctlog",
-            "rfc3161timestamp",
-            "signatureFormat",
-        ] {
+        for field in ["source", "ctlog", "rfc3161timestamp", "signatureFormat"] {
             if !a[field].is_null() {
                 return Err(r.unsupported(
                     &format!("{at}.{field}"),
@@ -431,10 +462,35 @@ pub fn image_policy(
                 "a static authority has no signature to carry annotations",
             ));
         }
+        let attestations =
+            attestation_rules(&r, &a["attestations"], &format!("{at}.attestations"))?;
+        if !attestations.is_empty() {
+            match kind {
+                AuthorityKind::Static { .. } => {
+                    return Err(
+                        r.invalid(&at, "expected exactly one, got both: static, attestations")
+                    );
+                }
+                AuthorityKind::Keyless { .. } => {
+                    return Err(r.unsupported(
+                        &format!("{at}.attestations"),
+                        "attestations are verified for key authorities; keyless attestations are not verified yet",
+                    ));
+                }
+                AuthorityKind::Key(_) => {}
+            }
+            if !annotations.is_empty() {
+                return Err(r.invalid(
+                    &format!("{at}.annotations"),
+                    "annotations are checked on signatures; an authority with attestations checks attestations",
+                ));
+            }
+        }
         authorities.push(Authority {
             name,
             kind,
             annotations,
+            attestations,
         });
     }
     let mut names: Vec<&str> = authorities.iter().map(|a| a.name.as_str()).collect();
@@ -483,6 +539,86 @@ pub fn image_policy(
             ring::digest::digest(&ring::digest::SHA256, &hashed).as_ref(),
         ),
     })
+}
+
+fn attestation_rules(
+    r: &Reader<'_>,
+    v: &Value,
+    at: &str,
+) -> Result<Vec<AttestationRule>, PolicyError> {
+    let list = match v {
+        Value::Null => return Ok(vec![]),
+        Value::Array(a) => a,
+        _ => return Err(r.invalid(at, "a list of attestations")),
+    };
+    let mut out = vec![];
+    for (i, a) in list.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let name = a["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| r.invalid(&at, "missing field(s): name"))?;
+        let predicate_type = a["predicateType"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| r.invalid(&at, "missing field(s): predicateType"))?;
+        let policy = match &a["policy"] {
+            Value::Null => None,
+            p => {
+                match p["type"].as_str() {
+                    Some("rego") => {}
+                    Some("cue") => {
+                        return Err(r.unsupported(
+                            &format!("{at}.policy.type"),
+                            "CUE policies are not evaluated; write the policy in Rego",
+                        ));
+                    }
+                    _ => {
+                        return Err(r.invalid(
+                            &format!("{at}.policy.type"),
+                            "only [cue,rego] are supported at the moment",
+                        ));
+                    }
+                }
+                for field in ["configMapRef", "url", "remote"] {
+                    if !p[field].is_null() {
+                        return Err(r.unsupported(
+                            &format!("{at}.policy.{field}"),
+                            "give the Rego in policy.data",
+                        ));
+                    }
+                }
+                let data = p["data"]
+                    .as_str()
+                    .filter(|d| !d.trim().is_empty())
+                    .ok_or_else(|| r.invalid(&format!("{at}.policy"), "missing field(s): data"))?;
+                // Upstream parses these policies as Rego v0 and asks `data.sigstore.isCompliant`.
+                let program = garrison_governance::rego::Program::compile(
+                    data,
+                    &[],
+                    garrison_governance::rego::RegoVersion::V0,
+                    "isCompliant",
+                )
+                .map_err(|e| r.invalid(&format!("{at}.policy.data"), e.to_string()))?;
+                if program.package() != "data.sigstore" {
+                    return Err(r.invalid(
+                        &format!("{at}.policy.data"),
+                        format!(
+                            "the policy's package must be sigstore, not {}",
+                            program.package().trim_start_matches("data.")
+                        ),
+                    ));
+                }
+                Some(std::sync::Arc::new(program))
+            }
+        };
+        out.push(AttestationRule {
+            name: name.to_string(),
+            predicate_type: predicate_uri(predicate_type).to_string(),
+            policy,
+        });
+    }
+    Ok(out)
 }
 
 fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind, PolicyError> {

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::RegistryError;
 use crate::reference::{Digest, Reference};
-use crate::verify::{SIMPLE_SIGNING, SignatureLayer};
+use crate::verify::{DSSE_ENVELOPE, SIMPLE_SIGNING, SignatureLayer};
 
 /// The OCI image manifest's media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -549,7 +549,26 @@ impl Registry {
         image: &Reference,
         digest: &Digest,
     ) -> Result<Vec<SignatureLayer>, RegistryError> {
-        let tag = image.cosign_tag(digest, "sig");
+        self.layers(image, digest, "sig", SIMPLE_SIGNING).await
+    }
+
+    /// cosign's attestation layers (DSSE envelopes) for `digest` of `image`.
+    pub async fn attestations(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+        self.layers(image, digest, "att", DSSE_ENVELOPE).await
+    }
+
+    async fn layers(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+        suffix: &str,
+        media_type: &str,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+        let tag = image.cosign_tag(digest, suffix);
         let Some(manifest) = self.manifest(&tag).await? else {
             return Ok(vec![]);
         };
@@ -561,7 +580,7 @@ impl Registry {
             ));
         }
         let mut out = vec![];
-        for l in layers.iter().filter(|l| l["mediaType"] == SIMPLE_SIGNING) {
+        for l in layers.iter().filter(|l| l["mediaType"] == media_type) {
             let d = l["digest"]
                 .as_str()
                 .and_then(|d| Digest::parse(d).ok())
@@ -704,13 +723,36 @@ impl Registry {
         digest: &Digest,
         layers: &[SignatureLayer],
     ) -> Result<(), RegistryError> {
+        self.push_layers(image, digest, "sig", SIMPLE_SIGNING, layers)
+            .await
+    }
+
+    /// Pushes `layers` (DSSE envelopes) as cosign's attestation manifest for `digest`.
+    pub async fn push_attestations(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+        layers: &[SignatureLayer],
+    ) -> Result<(), RegistryError> {
+        self.push_layers(image, digest, "att", DSSE_ENVELOPE, layers)
+            .await
+    }
+
+    async fn push_layers(
+        &self,
+        image: &Reference,
+        digest: &Digest,
+        suffix: &str,
+        media_type: &str,
+        layers: &[SignatureLayer],
+    ) -> Result<(), RegistryError> {
         let mut descriptors = vec![];
         let mut diff_ids = vec![];
         for l in layers {
             let d = self.push_blob(image, &l.payload).await?;
             diff_ids.push(d.to_string());
             descriptors.push(serde_json::json!({
-                "mediaType": SIMPLE_SIGNING, "digest": d.to_string(), "size": l.payload.len(),
+                "mediaType": media_type, "digest": d.to_string(), "size": l.payload.len(),
                 "annotations": l.annotations,
             }));
         }
@@ -727,7 +769,7 @@ impl Registry {
             "layers": descriptors,
         }))
         .expect("JSON");
-        self.push_manifest(&image.cosign_tag(digest, "sig"), OCI_MANIFEST, &manifest)
+        self.push_manifest(&image.cosign_tag(digest, suffix), OCI_MANIFEST, &manifest)
             .await
             .map(|_| ())
     }

@@ -57,6 +57,21 @@ pub fn payload(
     .expect("JSON of strings")
 }
 
+/// An in-toto statement (v0.1, as cosign writes it) about `digest` of `image`.
+pub fn statement(
+    image: &Reference,
+    digest: &Digest,
+    predicate_type: &str,
+    predicate: Value,
+) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": image.name(), "digest": {"sha256": digest.hex()}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+}
+
 /// An ECDSA P-256 key, as `cosign generate-key-pair` makes.
 pub struct KeySigner {
     pair: EcdsaKeyPair,
@@ -102,6 +117,31 @@ impl KeySigner {
             .map_err(err)?
             .as_ref()
             .to_vec())
+    }
+
+    /// An attestation layer: `statement` (an in-toto statement) in a DSSE envelope signed with
+    /// this key, annotated with its predicate type, as `cosign attest` writes it.
+    pub fn attestation(&self, statement: &Value) -> Result<SignatureLayer, SignError> {
+        let payload = serde_json::to_vec(statement).map_err(err)?;
+        let sig = self.sign(&crate::verify::pae(crate::verify::IN_TOTO, &payload))?;
+        let envelope = json!({
+            "payloadType": crate::verify::IN_TOTO,
+            "payload": b64(&payload),
+            "signatures": [{"keyid": "", "sig": b64(&sig)}],
+        });
+        Ok(SignatureLayer {
+            payload: serde_json::to_vec(&envelope).map_err(err)?,
+            annotations: BTreeMap::from([
+                (
+                    "predicateType".to_string(),
+                    statement["predicateType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                (SIGNATURE_ANNOTATION.to_string(), String::new()),
+            ]),
+        })
     }
 
     /// A signature layer for `payload`, signed with this key.

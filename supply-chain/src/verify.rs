@@ -34,6 +34,22 @@ pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 /// The annotation holding the Rekor bundle (JSON).
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// The layer media type of a cosign attestation (a DSSE envelope).
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The payload type of an in-toto statement in a DSSE envelope.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// DSSE's pre-authentication encoding of `payload` of `payload_type`: what is signed.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
 
 /// Fulcio's OIDC issuer extension (v2, a DER UTF8String).
 const ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
@@ -87,14 +103,26 @@ impl Verdict {
     }
 }
 
-/// Verifies `digest`'s signature `layers` against `policy`. `roots` are the TrustRoots by
-/// name; `now` (Unix seconds) is not used for keyless certificates, which are checked at
-/// their Rekor time.
+/// Verifies `digest`'s signature `layers` against `policy`, which needs no attestations.
+/// `roots` are the TrustRoots by name.
 pub fn verify(
     policy: &ImagePolicy,
     roots: &BTreeMap<String, TrustRoot>,
     digest: &Digest,
     layers: &[SignatureLayer],
+) -> Verdict {
+    verify_with(policy, roots, digest, layers, &[])
+}
+
+/// Verifies `digest`'s signature `layers` and attestation layers (`attestations`, DSSE
+/// envelopes) against `policy`. An authority with attestations is satisfied when each of them
+/// is satisfied by an attestation layer of its own signer.
+pub fn verify_with(
+    policy: &ImagePolicy,
+    roots: &BTreeMap<String, TrustRoot>,
+    digest: &Digest,
+    layers: &[SignatureLayer],
+    attestations: &[SignatureLayer],
 ) -> Verdict {
     let mut verdict = Verdict {
         policy: policy.name.clone(),
@@ -117,6 +145,17 @@ pub fn verify(
                     authority.name.clone(),
                     format!("disallowed by static policy: {message}"),
                 ));
+            }
+            continue;
+        }
+        if !authority.attestations.is_empty() {
+            match attested(authority, digest, attestations) {
+                // Attestation layers are told apart from signature layers in the matching.
+                Ok(l) => candidates.push(vec![layers.len() + l]),
+                Err(why) => {
+                    candidates.push(vec![]);
+                    verdict.failures.push((authority.name.clone(), why));
+                }
             }
             continue;
         }
@@ -150,9 +189,12 @@ pub fn verify(
                 .satisfied
                 .push((authority.name.clone(), "static".into()));
         } else if let Some(l) = assignment[i] {
-            verdict
-                .satisfied
-                .push((authority.name.clone(), format!("layer {l}")));
+            let which = if l >= layers.len() {
+                format!("attestation layer {}", l - layers.len())
+            } else {
+                format!("layer {l}")
+            };
+            verdict.satisfied.push((authority.name.clone(), which));
         } else if !candidates[i].is_empty() {
             verdict.failures.push((
                 authority.name.clone(),
@@ -203,6 +245,135 @@ fn distinct_layers(candidates: &[Vec<usize>]) -> Vec<Option<usize>> {
         }
     }
     out
+}
+
+/// Whether every attestation `authority` requires is satisfied, each by one attestation layer
+/// that meets all its conditions; returns the first rule's layer.
+fn attested(
+    authority: &Authority,
+    digest: &Digest,
+    layers: &[SignatureLayer],
+) -> Result<usize, String> {
+    let AuthorityKind::Key(keys) = &authority.kind else {
+        return Err("attestations need a key authority".into());
+    };
+    if layers.is_empty() {
+        return Err("the image has no attestations".into());
+    }
+    let mut first = None;
+    for rule in &authority.attestations {
+        let mut why = vec![];
+        let mut found = None;
+        for (l, layer) in layers.iter().enumerate() {
+            match attestation(rule, keys, digest, layer) {
+                Ok(()) => {
+                    found = Some(l);
+                    break;
+                }
+                Err(e) => why.push(format!("attestation layer {l}: {e}")),
+            }
+        }
+        match found {
+            Some(l) => {
+                first.get_or_insert(l);
+            }
+            None => return Err(format!("attestation {}: {}", rule.name, why.join(", "))),
+        }
+    }
+    first.ok_or_else(|| "no attestation rule".to_string())
+}
+
+/// Whether `layer` (a DSSE envelope) is an in-toto statement about `digest` of the rule's
+/// predicate type, signed with one of `keys`, whose content passes the rule's policy.
+fn attestation(
+    rule: &crate::policy::AttestationRule,
+    keys: &[CosignVerificationKey],
+    digest: &Digest,
+    layer: &SignatureLayer,
+) -> Result<(), String> {
+    let envelope: Value = serde_json::from_slice(&layer.payload)
+        .map_err(|e| format!("the envelope is not JSON: {e}"))?;
+    let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
+    if payload_type != IN_TOTO {
+        return Err(format!(
+            "the payload type is {payload_type:?}, not {IN_TOTO}"
+        ));
+    }
+    let payload = envelope["payload"]
+        .as_str()
+        .map(dsse_b64)
+        .ok_or("the envelope has no payload")??;
+    let signed = pae(payload_type, &payload);
+    let sigs = envelope["signatures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let verified = sigs.iter().any(|s| {
+        let Some(sig) = s["sig"].as_str().and_then(|x| dsse_b64(x).ok()) else {
+            return false;
+        };
+        keys.iter()
+            .any(|k| k.verify_signature(Signature::Raw(&sig), &signed).is_ok())
+    });
+    if !verified {
+        return Err("no signature of the envelope verifies with the authority's key".into());
+    }
+    let statement: Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("the statement is not JSON: {e}"))?;
+    let about = statement["subject"].as_array().is_some_and(|subjects| {
+        subjects.iter().any(|s| {
+            s["digest"][match digest.algorithm() {
+                crate::reference::Algorithm::Sha256 => "sha256",
+                crate::reference::Algorithm::Sha384 => "sha384",
+                crate::reference::Algorithm::Sha512 => "sha512",
+            }] == digest.hex()
+        })
+    });
+    if !about {
+        return Err(format!("the statement is not about {digest}"));
+    }
+    let predicate_type = statement["predicateType"].as_str().unwrap_or_default();
+    if predicate_type != rule.predicate_type {
+        return Err(format!(
+            "the predicate type is {predicate_type:?}, not {:?}",
+            rule.predicate_type
+        ));
+    }
+    let Some(program) = &rule.policy else {
+        return Ok(());
+    };
+    match program.eval("isCompliant", &statement, None) {
+        Ok(Value::Bool(true)) => Ok(()),
+        Ok(Value::Array(results)) => {
+            let mut errors = vec![];
+            for r in &results {
+                if r["result"] == true {
+                    return Ok(());
+                }
+                if let Some(e) = r["error"].as_str() {
+                    errors.push(e.to_string());
+                }
+            }
+            Err(format!(
+                "the policy is not compliant for query 'data.sigstore.isCompliant' with errors: {}",
+                errors.join(", ")
+            ))
+        }
+        Ok(_) => Err("the policy is not compliant for query 'data.sigstore.isCompliant'".into()),
+        Err(e) => Err(format!("the policy failed: {e}")),
+    }
+}
+
+/// DSSE's base64: standard or URL-safe, padded or not.
+fn dsse_b64(s: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let s = s.trim();
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .or_else(|_| URL_SAFE.decode(s))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(s))
+        .map_err(|e| format!("not base64: {e}"))
 }
 
 /// Whether `layer` alone satisfies `authority`.

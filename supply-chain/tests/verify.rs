@@ -7,7 +7,7 @@ use garrison_supply_chain::error::PolicyError;
 use garrison_supply_chain::policy::Policies;
 use garrison_supply_chain::reference::{Digest, Reference};
 use garrison_supply_chain::sign::{KeySigner, LocalSigstore, payload};
-use garrison_supply_chain::verify::{SignatureLayer, Verdict, verify};
+use garrison_supply_chain::verify::{SignatureLayer, Verdict, verify, verify_with};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://accounts.garrison.test";
@@ -193,8 +193,7 @@ fn policies_that_would_pass_without_checking_are_refused_when_read() {
     let mut kms = key_policy("kms", &[&key], json!({}));
     kms["spec"]["authorities"][0]["key"] = json!({"kms": "awskms:///alias/x"});
     let mut attest = key_policy("attest", &[&key], json!({}));
-    attest["spec"]["authorities"][0]["attestations"] =
-        json!([{"name": "sbom", "predicateType": "spdx"}]);
+    attest["spec"]["authorities"][0]["attestations"] = json!([{"name": "sbom", "predicateType": "spdx", "policy": {"type": "cue", "data": "predicateType: \"x\""}}]);
     let mut both = key_policy("both", &[&key], json!({}));
     both["spec"]["authorities"][0]["static"] = json!({"action": "pass"});
     let mut keyless_online = key_policy("online", &[], json!({}));
@@ -404,4 +403,144 @@ fn keyless_attacks_are_refused() {
     unlogged.annotations.remove(&bundle);
     let v = judge(&policy, &[unlogged]);
     assert!(v.summary().contains("no Rekor bundle"), "{}", v.summary());
+}
+
+fn scan_policy(key: &KeySigner) -> Value {
+    let mut p = key_policy("scanned", &[key], json!({}));
+    p["spec"]["authorities"][0]["attestations"] = json!([{
+        "name": "no-criticals", "predicateType": "vuln",
+        "policy": {"type": "rego", "data": "package sigstore\n\nisCompliant[{\"result\": ok, \"error\": msg}] {\n  n := input.predicate.scanner.result.summary.CRITICAL\n  ok := n == 0\n  msg := sprintf(\"%d critical vulnerabilities\", [n])\n}\n"}}]);
+    p
+}
+
+fn scan(key: &KeySigner, critical: u64, digest: &Digest, predicate_type: &str) -> SignatureLayer {
+    let (r, _) = image();
+    key.attestation(&garrison_supply_chain::sign::statement(
+        &r,
+        digest,
+        predicate_type,
+        json!({"scanner": {"uri": "https://scanner.garrison.test", "result": {"summary": {"CRITICAL": critical}}}}),
+    ))
+    .unwrap()
+}
+
+const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+
+fn judge_attested(objects: &[Value], attestations: &[SignatureLayer]) -> Verdict {
+    let policies = Policies::load(objects);
+    assert!(policies.broken.is_empty(), "{:?}", policies.broken);
+    let (_, digest) = image();
+    verify_with(
+        &policies.policies[0],
+        &policies.roots,
+        &digest,
+        &[],
+        attestations,
+    )
+}
+
+#[test]
+fn an_attestation_passes_when_signed_about_this_image_and_its_policy_holds() {
+    let key = KeySigner::generate().unwrap();
+    let policy = scan_policy(&key);
+    let (_, digest) = image();
+    let v = judge_attested(
+        std::slice::from_ref(&policy),
+        &[scan(&key, 0, &digest, VULN)],
+    );
+    assert!(v.passed, "{}", v.summary());
+    assert_eq!(v.satisfied[0].1, "attestation layer 0");
+    // The policy's verdict, with its own message.
+    let v = judge_attested(
+        std::slice::from_ref(&policy),
+        &[scan(&key, 2, &digest, VULN)],
+    );
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("2 critical vulnerabilities"),
+        "{}",
+        v.summary()
+    );
+}
+
+#[test]
+fn attestation_attacks_are_refused() {
+    let key = KeySigner::generate().unwrap();
+    let attacker = KeySigner::generate().unwrap();
+    let policy = scan_policy(&key);
+    let (_, digest) = image();
+    let one = |layer: SignatureLayer| judge_attested(std::slice::from_ref(&policy), &[layer]);
+    // Signed by another key.
+    let v = one(scan(&attacker, 0, &digest, VULN));
+    assert!(
+        v.summary()
+            .contains("no signature of the envelope verifies"),
+        "{}",
+        v.summary()
+    );
+    // About another image.
+    let v = one(scan(&key, 0, &Digest::sha256_of(b"other"), VULN));
+    assert!(
+        v.summary().contains("the statement is not about"),
+        "{}",
+        v.summary()
+    );
+    // Of another predicate type.
+    let v = one(scan(&key, 0, &digest, "https://spdx.dev/Document"));
+    assert!(
+        v.summary().contains("the predicate type is"),
+        "{}",
+        v.summary()
+    );
+    // A statement edited after signing (the critical count zeroed).
+    let bad = scan(&key, 3, &digest, VULN);
+    let mut envelope: Value = serde_json::from_slice(&bad.payload).unwrap();
+    let good = scan(&attacker, 0, &digest, VULN);
+    let good_envelope: Value = serde_json::from_slice(&good.payload).unwrap();
+    envelope["payload"] = good_envelope["payload"].clone();
+    let edited = SignatureLayer {
+        payload: serde_json::to_vec(&envelope).unwrap(),
+        annotations: bad.annotations.clone(),
+    };
+    assert!(!one(edited).passed);
+    // A signature alone does not stand in for an attestation.
+    let policies = Policies::load(std::slice::from_ref(&policy));
+    let v = verify_with(
+        &policies.policies[0],
+        &policies.roots,
+        &digest,
+        &[signed(&key, &[])],
+        &[],
+    );
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("the image has no attestations"),
+        "{}",
+        v.summary()
+    );
+}
+
+#[test]
+fn attestation_policies_are_checked_when_read() {
+    let key = KeySigner::generate().unwrap();
+    let mut bad_rego = scan_policy(&key);
+    bad_rego["spec"]["authorities"][0]["attestations"][0]["policy"]["data"] =
+        json!("package sigstore\nisCompliant {");
+    let mut wrong_package = scan_policy(&key);
+    wrong_package["spec"]["authorities"][0]["attestations"][0]["policy"]["data"] =
+        json!("package other\nisCompliant { true }");
+    let mut no_type = scan_policy(&key);
+    no_type["spec"]["authorities"][0]["attestations"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("predicateType");
+    for p in [bad_rego, wrong_package, no_type] {
+        let loaded = Policies::load(std::slice::from_ref(&p));
+        assert!(loaded.policies.is_empty());
+        assert!(
+            matches!(loaded.broken[0].1, PolicyError::Invalid { .. }),
+            "{}",
+            loaded.broken[0].1
+        );
+    }
 }

@@ -136,6 +136,49 @@ async fn signed_images_verify_and_everything_else_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn attestations_are_read_from_the_registry_and_their_predicates_judged_with_rego() {
+    let reg = OciRegistry::start(false).unwrap();
+    let registry = client(&reg);
+    let image = Reference::parse(&format!("{}/shop/scanned:3.1", reg.host)).unwrap();
+    let digest = registry.push_image(&image, b"scanned layer").await.unwrap();
+    let key = KeySigner::generate().unwrap();
+    let scan = |critical: u64| {
+        key.attestation(&garrison_supply_chain::sign::statement(
+            &image,
+            &digest,
+            "https://cosign.sigstore.dev/attestation/vuln/v1",
+            json!({"scanner": {"result": {"summary": {"CRITICAL": critical}}}}),
+        ))
+        .unwrap()
+    };
+    let mut policy = key_policy(&reg, &key);
+    policy["spec"]["authorities"][0]["attestations"] = json!([{
+        "name": "no-criticals", "predicateType": "vuln",
+        "policy": {"type": "rego", "data": "package sigstore\nisCompliant { input.predicate.scanner.result.summary.CRITICAL == 0 }"}}]);
+    let file = write_yaml(&reg, "scan.yaml", &[policy]);
+    // No attestation yet.
+    let (ok, text) = verify(&reg, &image.to_string(), &file);
+    assert!(!ok);
+    assert!(text.contains("the image has no attestations"), "{text}");
+    // A scan with a critical finding.
+    registry
+        .push_attestations(&image, &digest, &[scan(4)])
+        .await
+        .unwrap();
+    let (ok, text) = verify(&reg, &image.to_string(), &file);
+    assert!(!ok);
+    assert!(text.contains("policy is not compliant"), "{text}");
+    // A clean scan.
+    registry
+        .push_attestations(&image, &digest, &[scan(0)])
+        .await
+        .unwrap();
+    let (ok, text) = verify(&reg, &image.to_string(), &file);
+    assert!(ok, "{text}");
+    assert!(text.contains("satisfied by release-key"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn keyless_signatures_verify_offline_against_a_trust_root() {
     let reg = OciRegistry::start(false).unwrap();
     let registry = client(&reg);
