@@ -151,3 +151,160 @@ fn verify(args: VerifyArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `get imagepolicies`.
+#[derive(Args, Debug)]
+pub struct GetImagePoliciesArgs {
+    /// Only the policies of this namespace.
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format; `wide` adds each cluster's state.
+    #[arg(long, short = 'o', value_enum, default_value_t = crate::admin::Output::Table)]
+    pub output: crate::admin::Output,
+    #[command(flatten)]
+    target: crate::admin::Target,
+}
+
+/// `garrison get imagepolicies`: the ClusterImagePolicies carried by the hub's policies, what
+/// they cover and require, and on how many clusters they are enforced.
+pub fn get(args: GetImagePoliciesArgs) -> Result<()> {
+    use crate::admin::{Output, client, print_table, unreachable};
+    use garrison_api::policy::ROOT_POLICY_LABEL;
+    use garrison_api::policy::v1::Policy;
+    use kube::ResourceExt;
+    use kube::api::{Api, ListParams};
+    runtime()?.block_on(async {
+        let (client, _) = client(&args.target).await?;
+        let roots: Api<Policy> = match &args.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let mut items = roots
+            .list(&ListParams::default().labels(&format!("!{ROOT_POLICY_LABEL}")))
+            .await
+            .map_err(unreachable)?
+            .items;
+        items.sort_by_key(|p| (p.namespace().unwrap_or_default(), p.name_any()));
+        let replicas = Api::<Policy>::all(client.clone())
+            .list(&ListParams::default().labels(ROOT_POLICY_LABEL))
+            .await
+            .map_err(unreachable)?
+            .items;
+        let mut found = vec![];
+        for p in &items {
+            let root = format!("{}.{}", p.namespace().unwrap_or_default(), p.name_any());
+            for t in &p.spec.policy_templates {
+                let o = &t.object_definition;
+                if !garrison_supply_chain::policy::is_cluster_image_policy(o) {
+                    continue;
+                }
+                let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let mut clusters = std::collections::BTreeMap::new();
+                for r in replicas.iter().filter(|r| r.name_any() == root) {
+                    let state = r
+                        .status
+                        .as_ref()
+                        .and_then(|s| {
+                            s.details.iter().find(|d| {
+                                d.template_meta.as_ref().is_some_and(|m| {
+                                    m["kind"] == "ClusterImagePolicy" && m["name"] == name.as_str()
+                                })
+                            })
+                        })
+                        .and_then(|d| d.compliant.clone())
+                        .unwrap_or_else(|| "Pending".into());
+                    clusters.insert(r.namespace().unwrap_or_default(), state);
+                }
+                let spec = &o["spec"];
+                let globs: Vec<&str> = spec["images"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|i| i["glob"].as_str()).collect())
+                    .unwrap_or_default();
+                let authorities: Vec<String> = spec["authorities"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .enumerate()
+                            .map(|(i, a)| {
+                                let kind = ["key", "keyless", "static"]
+                                    .into_iter()
+                                    .find(|k| !a[k].is_null())
+                                    .unwrap_or("?");
+                                let name = a["name"].as_str().map_or_else(|| format!("authority-{i}"), String::from);
+                                let attested = a["attestations"].as_array().map_or(0, Vec::len);
+                                if attested > 0 {
+                                    format!("{name}({kind}, {attested} attestations)")
+                                } else {
+                                    format!("{name}({kind})")
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push(serde_json::json!({
+                    "namespace": p.namespace().unwrap_or_default(),
+                    "policy": p.name_any(),
+                    "name": name,
+                    "images": globs,
+                    "authorities": authorities,
+                    "threshold": spec["threshold"].as_u64().unwrap_or(1),
+                    "mode": spec["mode"].as_str().unwrap_or("enforce"),
+                    "disabled": p.spec.disabled,
+                    "clusters": clusters,
+                }));
+            }
+        }
+        match args.output {
+            Output::Json => {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+                return Ok(());
+            }
+            Output::Yaml => {
+                print!("{}", serde_yaml::to_string(&found)?);
+                return Ok(());
+            }
+            _ => {}
+        }
+        if found.is_empty() {
+            eprintln!(
+                "No image policies. Put a ClusterImagePolicy (policy.sigstore.dev/v1beta1) in a Policy's policy-templates and bind it with a PlacementBinding."
+            );
+            return Ok(());
+        }
+        let wide = args.output == Output::Wide;
+        let mut header = vec!["NAMESPACE", "POLICY", "IMAGE POLICY", "IMAGES", "AUTHORITIES", "NEEDS", "MODE", "ENFORCED"];
+        if wide {
+            header.push("PER CLUSTER");
+        }
+        let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+        for f in &found {
+            let clusters = f["clusters"].as_object().cloned().unwrap_or_default();
+            let enforced = clusters.values().filter(|s| *s == "Compliant").count();
+            let list = |k: &str| {
+                f[k].as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            };
+            let mut row = vec![
+                f["namespace"].as_str().unwrap_or_default().to_string(),
+                f["policy"].as_str().unwrap_or_default().to_string(),
+                f["name"].as_str().unwrap_or_default().to_string(),
+                list("images"),
+                list("authorities"),
+                format!("{}", f["threshold"]),
+                if f["disabled"] == true { "disabled".into() } else { f["mode"].as_str().unwrap_or_default().to_string() },
+                format!("{enforced}/{}", clusters.len()),
+            ];
+            if wide {
+                let per: Vec<String> = clusters
+                    .iter()
+                    .map(|(c, s)| format!("{c}={}", s.as_str().unwrap_or_default()))
+                    .collect();
+                row.push(if per.is_empty() { "-".into() } else { per.join(",") });
+            }
+            rows.push(row);
+        }
+        print_table(&rows);
+        Ok(())
+    })
+}

@@ -144,6 +144,10 @@ enum GetCommand {
     Policies(policy::GetPoliciesArgs),
     /// Every policy bound to one cluster, per template, with its latest message.
     Compliance(policy::GetComplianceArgs),
+    /// The ClusterImagePolicies in the hub's policies: images covered, authorities, mode, and
+    /// on how many clusters they are enforced (-o wide|json|yaml).
+    #[command(name = "imagepolicies", alias = "image-policies")]
+    Imagepolicies(image::GetImagePoliciesArgs),
     /// The hub's URL and CA pin (what a spoke needs to join), and the fleet at a glance.
     HubInfo(admin::HubInfoArgs),
     /// An agent's identity, certificate, rotation time and pending request, from its data directory.
@@ -191,6 +195,7 @@ fn main() -> ExitCode {
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
         Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),
+        Command::Get(GetCommand::Imagepolicies(a)) => image::get(a),
         Command::Create(CreateCommand::Placement(a)) => placement::create(a),
         Command::Create(CreateCommand::Work(a)) => work::create(a),
         Command::Delete(DeleteCommand::Work(a)) => work::delete(a),

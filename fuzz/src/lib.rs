@@ -191,7 +191,7 @@ pub fn signature_layers(data: &[u8]) {
                 "metadata": {"name": "p"}, "spec": {"images": [{"glob": "**"}], "threshold": 2,
                 "authorities": [
                     {"key": {"data": key.public_key_pem()}, "annotations": {"env": "prod"}},
-                    {"keyless": {"trustRootRef": "local", "identities": [{"issuer": "https://i", "subjectRegExp": ".*"}]}}]}}),
+                    {"keyless": {"trustRootRef": "local", "insecureIgnoreSCT": true, "identities": [{"issuer": "https://i", "subjectRegExp": ".*"}]}}]}}),
         ])
     });
     let layers: Vec<SignatureLayer> = v

@@ -565,21 +565,23 @@ pub async fn run(
     let (hub_tx, hub_rx) = watch::channel(None);
     // The policy add-on publishes what it enforces; the work gate refuses works against it.
     let enforcement = crate::addon::policy::Enforcement::default();
-    // So does the image-verification add-on, for the image gate, which runs first.
+    // So does the image-verification add-on, for the image gate.
     let images = crate::addon::image::ImageEnforcement::default();
     let work_agent = Arc::new(WorkAgent::new(
         &cfg.cluster_name,
         &cfg.hub_url,
         "",
         spoke.client.clone(),
+        // The policy gate judges the manifests as written (tag rules see the tags), before
+        // the image gate pins each image to its verified digest.
         vec![
-            Arc::new(crate::addon::image::ImageGate::new(
-                images.clone(),
-                opts.image.no_match,
-            )),
             Arc::new(crate::addon::policy::PolicyGate::new(
                 enforcement.clone(),
                 Some(spoke.client.clone()),
+            )),
+            Arc::new(crate::addon::image::ImageGate::new(
+                images.clone(),
+                opts.image.no_match,
             )),
         ],
         work_opts,

@@ -118,8 +118,35 @@ impl Cache {
     }
 }
 
-/// Decides `image` (as written in a container spec) against `policies`.
+/// The longest one decision may take, all its registry requests together.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Decides `image` (as written in a container spec) against `policies`, within [`DEADLINE`]: a
+/// decision that takes longer refuses the image.
 pub async fn check_image(
+    policies: &Policies,
+    registry: &Registry,
+    cache: &Cache,
+    image: &str,
+    no_match: NoMatch,
+) -> Decision {
+    match tokio::time::timeout(DEADLINE, decide(policies, registry, cache, image, no_match)).await {
+        Ok(d) => d,
+        Err(_) => Decision {
+            image: image.to_string(),
+            digest: None,
+            pinned: None,
+            verdicts: vec![],
+            refused: true,
+            reasons: vec![format!(
+                "verification did not finish within {} s",
+                DEADLINE.as_secs()
+            )],
+        },
+    }
+}
+
+async fn decide(
     policies: &Policies,
     registry: &Registry,
     cache: &Cache,

@@ -90,11 +90,21 @@ pub struct RekorKey {
     pub key: CosignVerificationKey,
 }
 
+/// A public key and its ID (hex SHA-256 of its DER SubjectPublicKeyInfo): the signer a
+/// signature made with it counts as.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// The key.
+    pub key: CosignVerificationKey,
+    /// Its ID.
+    pub id: String,
+}
+
 /// How an authority is satisfied.
 #[derive(Debug, Clone)]
 pub enum AuthorityKind {
     /// A signature made with one of these keys.
-    Key(Vec<CosignVerificationKey>),
+    Key(Vec<PublicKey>),
     /// A Fulcio certificate with one of these identities, chaining to `root`, logged in Rekor.
     Keyless {
         /// Accepted identities; any one suffices.
@@ -202,6 +212,25 @@ impl Reader<'_> {
     }
 }
 
+/// Refuses any field of `obj` (at `at`) not in `known`: a misspelt field would otherwise be
+/// ignored, and a check it asks for silently not made.
+fn only(r: &Reader<'_>, obj: &Value, at: &str, known: &[&str]) -> Result<(), PolicyError> {
+    if let Some(o) = obj.as_object()
+        && let Some(k) = o.keys().find(|k| !known.contains(&k.as_str()))
+    {
+        let field = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
+        return Err(r.invalid(
+            &field,
+            format!("unknown field; known here: {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 fn name_of(obj: &Value) -> String {
     obj.pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -238,7 +267,24 @@ pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
     if name.is_empty() {
         return Err(r.invalid("metadata.name", "a TrustRoot needs a name"));
     }
+    only(
+        &r,
+        r.spec,
+        "spec",
+        &["sigstoreKeys", "remote", "repository", "trustedRootJSON"],
+    )?;
     let keys = &r.spec["sigstoreKeys"];
+    only(
+        &r,
+        keys,
+        "spec.sigstoreKeys",
+        &[
+            "certificateAuthorities",
+            "tLogs",
+            "ctLogs",
+            "timestampAuthorities",
+        ],
+    )?;
     if !keys.is_object() {
         let other = ["remote", "repository", "trustedRootJSON"]
             .into_iter()
@@ -263,6 +309,12 @@ pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
         ));
     }
     for (i, ca) in cas.iter().enumerate() {
+        only(
+            &r,
+            ca,
+            &format!("spec.sigstoreKeys.certificateAuthorities[{i}]"),
+            &["subject", "uri", "certChain"],
+        )?;
         let field = format!("spec.sigstoreKeys.certificateAuthorities[{i}].certChain");
         let pem = base64_field(&r, &ca["certChain"], &field)?;
         let blocks =
@@ -290,6 +342,12 @@ pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
         ));
     }
     for (i, t) in tlogs.iter().enumerate() {
+        only(
+            &r,
+            t,
+            &format!("spec.sigstoreKeys.tLogs[{i}]"),
+            &["baseURL", "hashAlgorithm", "publicKey"],
+        )?;
         let field = format!("spec.sigstoreKeys.tLogs[{i}].publicKey");
         let pem = base64_field(&r, &t["publicKey"], &field)?;
         let block = pem::parse(&pem).map_err(|e| r.invalid(&field, format!("not PEM: {e}")))?;
@@ -340,6 +398,20 @@ pub fn image_policy(
     if !r.spec.is_object() {
         return Err(r.invalid("spec", "missing field(s): spec"));
     }
+    only(
+        &r,
+        r.spec,
+        "spec",
+        &[
+            "images",
+            "authorities",
+            "mode",
+            "policy",
+            "match",
+            "threshold",
+            "insecureRegistries",
+        ],
+    )?;
     let images = r.spec["images"].as_array().cloned().unwrap_or_default();
     if images.is_empty() {
         return Err(r.invalid("spec.images", "missing field(s): images"));
@@ -348,6 +420,7 @@ pub fn image_policy(
         .iter()
         .enumerate()
         .map(|(i, im)| {
+            only(&r, im, &format!("spec.images[{i}]"), &["glob"])?;
             let field = format!("spec.images[{i}].glob");
             let g = im["glob"]
                 .as_str()
@@ -381,7 +454,10 @@ pub fn image_policy(
     if list.is_empty() {
         return Err(r.invalid("spec.authorities", "missing field(s): authorities"));
     }
-    let mut hashed = serde_json::to_vec(r.spec).unwrap_or_default();
+    // The name counts: a cached verdict reports the policy that made it.
+    let mut hashed = name.as_bytes().to_vec();
+    hashed.push(0);
+    hashed.extend(serde_json::to_vec(r.spec).unwrap_or_default());
     let mut authorities = vec![];
     for (i, a) in list.iter().enumerate() {
         let at = format!("spec.authorities[{i}]");
@@ -389,6 +465,23 @@ pub fn image_policy(
             .as_str()
             .filter(|n| !n.is_empty())
             .map_or_else(|| format!("authority-{i}"), String::from);
+        only(
+            &r,
+            a,
+            &at,
+            &[
+                "name",
+                "key",
+                "keyless",
+                "static",
+                "source",
+                "ctlog",
+                "rfc3161timestamp",
+                "attestations",
+                "signatureFormat",
+                "annotations",
+            ],
+        )?;
         let present: Vec<&str> = ["key", "keyless", "static", "rfc3161timestamp"]
             .into_iter()
             .filter(|k| !a[k].is_null())
@@ -423,6 +516,7 @@ pub fn image_policy(
             }
             _ => {
                 let s = &a["static"];
+                only(&r, s, &format!("{at}.static"), &["action", "message"])?;
                 let pass = match s["action"].as_str() {
                     Some("pass") => true,
                     Some("fail") => false,
@@ -554,6 +648,7 @@ fn attestation_rules(
     let mut out = vec![];
     for (i, a) in list.iter().enumerate() {
         let at = format!("{at}[{i}]");
+        only(r, a, &at, &["name", "predicateType", "policy"])?;
         let name = a["name"]
             .as_str()
             .filter(|n| !n.is_empty())
@@ -565,6 +660,12 @@ fn attestation_rules(
         let policy = match &a["policy"] {
             Value::Null => None,
             p => {
+                only(
+                    r,
+                    p,
+                    &format!("{at}.policy"),
+                    &["type", "data", "configMapRef", "url", "remote"],
+                )?;
                 match p["type"].as_str() {
                     Some("rego") => {}
                     Some("cue") => {
@@ -622,6 +723,7 @@ fn attestation_rules(
 }
 
 fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind, PolicyError> {
+    only(r, key, at, &["data", "kms", "secretRef", "hashAlgorithm"])?;
     if !key["kms"].is_null() {
         return Err(r.unsupported(
             &format!("{at}.kms"),
@@ -663,6 +765,12 @@ fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind,
         .filter(|b| b.tag() == "PUBLIC KEY")
         .map(|b| {
             CosignVerificationKey::try_from_der(b.contents())
+                .map(|key| PublicKey {
+                    key,
+                    id: crate::reference::hex(
+                        ring::digest::digest(&ring::digest::SHA256, b.contents()).as_ref(),
+                    ),
+                })
                 .map_err(|e| r.invalid(&format!("{at}.data"), format!("invalid value: data: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -704,6 +812,26 @@ fn keyless_authority(
     at: &str,
     roots: &BTreeMap<String, TrustRoot>,
 ) -> Result<(AuthorityKind, String), PolicyError> {
+    only(
+        r,
+        k,
+        at,
+        &[
+            "url",
+            "ca-cert",
+            "identities",
+            "trustRootRef",
+            "insecureIgnoreSCT",
+        ],
+    )?;
+    // Certificates' SCTs are not checked: upstream checks them unless told not to, so a policy
+    // must say so itself rather than get less than it asked for.
+    if k["insecureIgnoreSCT"] != true {
+        return Err(r.unsupported(
+            &format!("{at}.insecureIgnoreSCT"),
+            "SCTs of keyless certificates are not verified; set insecureIgnoreSCT: true to accept keyless signatures without that check",
+        ));
+    }
     let ids = k["identities"].as_array().cloned().unwrap_or_default();
     if ids.is_empty() {
         return Err(r.invalid(&format!("{at}.identities"), "missing field(s): identities"));
@@ -713,6 +841,12 @@ fn keyless_authority(
         .enumerate()
         .map(|(i, id)| {
             let at = format!("{at}.identities[{i}]");
+            only(
+                r,
+                id,
+                &at,
+                &["issuer", "issuerRegExp", "subject", "subjectRegExp"],
+            )?;
             Ok(Identity {
                 issuer: matcher(r, id, "issuer", "issuerRegExp", &at)?,
                 subject: matcher(r, id, "subject", "subjectRegExp", &at)?,

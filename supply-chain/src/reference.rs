@@ -179,11 +179,7 @@ impl Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        let registry = if registry == "docker.io" {
-            DOCKER_HUB.to_string()
-        } else {
-            registry
-        };
+        let registry = normalize_registry(&registry);
         if !valid_registry(&registry) {
             return Err(bad(
                 "the registry must be a host name or address, with an optional port",
@@ -302,6 +298,19 @@ impl std::str::FromStr for Reference {
     }
 }
 
+/// One spelling per registry, so that no spelling of an image escapes a glob: host names are
+/// case-insensitive, `:443` is HTTPS's default port, and Docker Hub answers to several names.
+fn normalize_registry(r: &str) -> String {
+    let lower = r.to_ascii_lowercase();
+    let host = lower.strip_suffix(":443").unwrap_or(&lower);
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_string()
+        }
+        h => h.to_string(),
+    }
+}
+
 fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
@@ -383,6 +392,38 @@ mod tests {
         assert_eq!(r.qualified(), "index.docker.io/bitnami/redis:7.2");
         let r = Reference::parse("myuser/app").unwrap();
         assert_eq!(r.name(), "index.docker.io/myuser/app");
+    }
+
+    #[test]
+    fn every_spelling_of_a_registry_is_one_registry() {
+        let one = Reference::parse("ghcr.io/org/app:1").unwrap();
+        for other in [
+            "GHCR.IO/org/app:1",
+            "ghcr.io:443/org/app:1",
+            "Ghcr.Io:443/org/app:1",
+        ] {
+            assert_eq!(Reference::parse(other).unwrap(), one, "{other}");
+        }
+        let hub = Reference::parse("nginx").unwrap();
+        for other in [
+            "registry-1.docker.io/library/nginx",
+            "docker.io/nginx",
+            "DOCKER.IO/library/nginx:latest",
+            "registry.hub.docker.com/library/nginx",
+        ] {
+            assert_eq!(
+                Reference::parse(other).unwrap().name(),
+                hub.name(),
+                "{other}"
+            );
+        }
+        // Another port is another registry.
+        assert_ne!(
+            Reference::parse("ghcr.io:5000/org/app:1")
+                .unwrap()
+                .registry(),
+            one.registry()
+        );
     }
 
     #[test]

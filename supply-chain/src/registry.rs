@@ -202,8 +202,14 @@ impl Registry {
             registry: registry.to_string(),
             message,
         };
-        if url.starts_with("http://") && !self.config.insecure.contains(registry) {
-            return Err(RegistryError::InsecureRefused(registry.to_string()));
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| unreachable(format!("bad URL: {e}")))?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.config.insecure.contains(registry) => {}
+            Some("http") => return Err(RegistryError::InsecureRefused(registry.to_string())),
+            _ => return Err(unreachable("only https URLs are followed".into())),
         }
         let mut req = Request::builder().method(method).uri(url);
         for (k, v) in headers {
@@ -261,6 +267,15 @@ impl Registry {
         } else {
             format!("{}{path_or_url}", self.base(registry))
         };
+        // Credentials go to the registry's own host only.
+        let host = url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.as_str().to_ascii_lowercase()));
+        if host.as_deref() != Some(registry) {
+            let host = host.unwrap_or_default();
+            return self.send(&host, method, &url, &headers, body, limit).await;
+        }
         let scope = format!(
             "repository:{repository}:{}",
             if push { "pull,push" } else { "pull" }

@@ -11,7 +11,8 @@
 //!   signature; the Rekor bundle's signed entry timestamp verifies with the TrustRoot's log key,
 //!   and its entry is for this very signature, certificate and payload;
 //! - a policy passes when at least `threshold` distinct authorities are satisfied, each by a
-//!   different layer (one signature never counts twice).
+//!   different signer (a key, or a keyless identity): one signer never counts twice, however
+//!   many signatures or copies of one it pushes.
 
 use std::collections::BTreeMap;
 
@@ -133,7 +134,17 @@ pub fn verify_with(
         threshold: policy.threshold,
     };
     // Which layers satisfy which authority; static ones need none.
+    // Per authority, the signers that satisfy it, and the layer that showed it first.
+    let mut signers: Vec<String> = vec![];
+    let mut shown: BTreeMap<(usize, usize), String> = BTreeMap::new();
     let mut candidates: Vec<Vec<usize>> = vec![];
+    let mut signer_index = |id: String| match signers.iter().position(|s| *s == id) {
+        Some(i) => i,
+        None => {
+            signers.push(id);
+            signers.len() - 1
+        }
+    };
     let mut statics: Vec<usize> = vec![];
     for (i, authority) in policy.authorities.iter().enumerate() {
         if let AuthorityKind::Static { pass, message } = &authority.kind {
@@ -150,8 +161,11 @@ pub fn verify_with(
         }
         if !authority.attestations.is_empty() {
             match attested(authority, digest, attestations) {
-                // Attestation layers are told apart from signature layers in the matching.
-                Ok(l) => candidates.push(vec![layers.len() + l]),
+                Ok((l, signer)) => {
+                    let s = signer_index(signer);
+                    shown.insert((i, s), format!("attestation layer {l}"));
+                    candidates.push(vec![s]);
+                }
                 Err(why) => {
                     candidates.push(vec![]);
                     verdict.failures.push((authority.name.clone(), why));
@@ -170,7 +184,13 @@ pub fn verify_with(
         let mut why = vec![];
         for (l, layer) in layers.iter().enumerate() {
             match satisfies(authority, roots, digest, layer) {
-                Ok(()) => ok.push(l),
+                Ok(signer) => {
+                    let s = signer_index(signer);
+                    shown.entry((i, s)).or_insert_with(|| format!("layer {l}"));
+                    if !ok.contains(&s) {
+                        ok.push(s);
+                    }
+                }
                 Err(e) => why.push(format!("layer {l}: {e}")),
             }
         }
@@ -181,24 +201,20 @@ pub fn verify_with(
         }
         candidates.push(ok);
     }
-    // Each satisfied authority is matched to a layer of its own.
+    // Each satisfied authority is matched to a signer of its own.
     let assignment = distinct_layers(&candidates);
     for (i, authority) in policy.authorities.iter().enumerate() {
         if statics.contains(&i) {
             verdict
                 .satisfied
                 .push((authority.name.clone(), "static".into()));
-        } else if let Some(l) = assignment[i] {
-            let which = if l >= layers.len() {
-                format!("attestation layer {}", l - layers.len())
-            } else {
-                format!("layer {l}")
-            };
+        } else if let Some(s) = assignment[i] {
+            let which = shown.get(&(i, s)).cloned().unwrap_or_default();
             verdict.satisfied.push((authority.name.clone(), which));
         } else if !candidates[i].is_empty() {
             verdict.failures.push((
                 authority.name.clone(),
-                "its only signatures already count for other authorities".into(),
+                "its only signers already count for other authorities".into(),
             ));
         }
     }
@@ -206,7 +222,7 @@ pub fn verify_with(
     verdict
 }
 
-/// A maximum matching of authorities to distinct layers (augmenting paths; both sides are
+/// A maximum matching of authorities to distinct signers (augmenting paths; both sides are
 /// small).
 fn distinct_layers(candidates: &[Vec<usize>]) -> Vec<Option<usize>> {
     let layers = candidates
@@ -253,7 +269,7 @@ fn attested(
     authority: &Authority,
     digest: &Digest,
     layers: &[SignatureLayer],
-) -> Result<usize, String> {
+) -> Result<(usize, String), String> {
     let AuthorityKind::Key(keys) = &authority.kind else {
         return Err("attestations need a key authority".into());
     };
@@ -266,16 +282,16 @@ fn attested(
         let mut found = None;
         for (l, layer) in layers.iter().enumerate() {
             match attestation(rule, keys, digest, layer) {
-                Ok(()) => {
-                    found = Some(l);
+                Ok(signer) => {
+                    found = Some((l, signer));
                     break;
                 }
                 Err(e) => why.push(format!("attestation layer {l}: {e}")),
             }
         }
         match found {
-            Some(l) => {
-                first.get_or_insert(l);
+            Some(hit) => {
+                first.get_or_insert(hit);
             }
             None => return Err(format!("attestation {}: {}", rule.name, why.join(", "))),
         }
@@ -287,10 +303,10 @@ fn attested(
 /// predicate type, signed with one of `keys`, whose content passes the rule's policy.
 fn attestation(
     rule: &crate::policy::AttestationRule,
-    keys: &[CosignVerificationKey],
+    keys: &[crate::policy::PublicKey],
     digest: &Digest,
     layer: &SignatureLayer,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let envelope: Value = serde_json::from_slice(&layer.payload)
         .map_err(|e| format!("the envelope is not JSON: {e}"))?;
     let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
@@ -308,16 +324,19 @@ fn attestation(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let verified = sigs.iter().any(|s| {
-        let Some(sig) = s["sig"].as_str().and_then(|x| dsse_b64(x).ok()) else {
-            return false;
-        };
+    let signer = sigs.iter().find_map(|s| {
+        let sig = s["sig"].as_str().and_then(|x| dsse_b64(x).ok())?;
         keys.iter()
-            .any(|k| k.verify_signature(Signature::Raw(&sig), &signed).is_ok())
+            .find(|k| {
+                k.key
+                    .verify_signature(Signature::Raw(&sig), &signed)
+                    .is_ok()
+            })
+            .map(|k| format!("key {}", k.id))
     });
-    if !verified {
+    let Some(signer) = signer else {
         return Err("no signature of the envelope verifies with the authority's key".into());
-    }
+    };
     let statement: Value =
         serde_json::from_slice(&payload).map_err(|e| format!("the statement is not JSON: {e}"))?;
     let about = statement["subject"].as_array().is_some_and(|subjects| {
@@ -340,15 +359,15 @@ fn attestation(
         ));
     }
     let Some(program) = &rule.policy else {
-        return Ok(());
+        return Ok(signer);
     };
     match program.eval("isCompliant", &statement, None) {
-        Ok(Value::Bool(true)) => Ok(()),
+        Ok(Value::Bool(true)) => Ok(signer),
         Ok(Value::Array(results)) => {
             let mut errors = vec![];
             for r in &results {
                 if r["result"] == true {
-                    return Ok(());
+                    return Ok(signer);
                 }
                 if let Some(e) = r["error"].as_str() {
                     errors.push(e.to_string());
@@ -382,25 +401,26 @@ fn satisfies(
     roots: &BTreeMap<String, TrustRoot>,
     digest: &Digest,
     layer: &SignatureLayer,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let payload = read_payload(&layer.payload, digest)?;
     let signature = layer
         .annotations
         .get(SIGNATURE_ANNOTATION)
         .filter(|s| !s.is_empty())
         .ok_or("no signature annotation")?;
-    match &authority.kind {
-        AuthorityKind::Key(keys) => {
-            if !keys.iter().any(|k| {
-                k.verify_signature(
-                    Signature::Base64Encoded(signature.as_bytes()),
-                    &layer.payload,
-                )
-                .is_ok()
-            }) {
-                return Err("the signature does not verify with the authority's key".into());
-            }
-        }
+    let signer = match &authority.kind {
+        AuthorityKind::Key(keys) => keys
+            .iter()
+            .find(|k| {
+                k.key
+                    .verify_signature(
+                        Signature::Base64Encoded(signature.as_bytes()),
+                        &layer.payload,
+                    )
+                    .is_ok()
+            })
+            .map(|k| format!("key {}", k.id))
+            .ok_or("the signature does not verify with the authority's key")?,
         AuthorityKind::Keyless {
             identities,
             trust_root,
@@ -408,10 +428,10 @@ fn satisfies(
             let root = roots
                 .get(trust_root)
                 .ok_or_else(|| format!("TrustRoot {trust_root} is not loaded"))?;
-            keyless(identities, root, signature, layer)?;
+            keyless(identities, root, signature, layer)?
         }
         AuthorityKind::Static { .. } => return Err("a static authority has no layer".into()),
-    }
+    };
     for (k, v) in &authority.annotations {
         match payload.annotations.get(k) {
             Some(got) if got == v => {}
@@ -419,7 +439,7 @@ fn satisfies(
             None => return Err(format!("annotation {k}={v} is missing")),
         }
     }
-    Ok(())
+    Ok(signer)
 }
 
 struct Payload {
@@ -477,7 +497,7 @@ fn keyless(
     root: &TrustRoot,
     signature: &str,
     layer: &SignatureLayer,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let cert_pem = layer
         .annotations
         .get(CERTIFICATE_ANNOTATION)
@@ -493,6 +513,9 @@ fn keyless(
     let logged_at = check_bundle(bundle, root, signature, &leaf_der, &layer.payload)?;
     let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der)
         .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    if leaf.is_ca() {
+        return Err("the signing certificate is a CA certificate".into());
+    }
     let validity = leaf.validity();
     if logged_at < validity.not_before.timestamp() || logged_at > validity.not_after.timestamp() {
         return Err(format!(
@@ -511,10 +534,12 @@ fn keyless(
     }
     let issuer = oidc_issuer(&leaf).ok_or("the certificate names no OIDC issuer")?;
     let subjects = sans(&leaf);
-    if !identities
-        .iter()
-        .any(|id| id.issuer.matches(&issuer) && subjects.iter().any(|s| id.subject.matches(s)))
-    {
+    let matched = subjects.iter().find(|s| {
+        identities
+            .iter()
+            .any(|id| id.issuer.matches(&issuer) && id.subject.matches(s))
+    });
+    let Some(subject) = matched else {
         let wanted: Vec<String> = identities
             .iter()
             .map(|id| format!("issuer {} subject {}", id.issuer, id.subject))
@@ -524,14 +549,16 @@ fn keyless(
             subjects.join(", "),
             wanted.join("; ")
         ));
-    }
+    };
     let key = CosignVerificationKey::try_from_der(leaf.public_key().raw)
         .map_err(|e| format!("the certificate's key is not usable: {e}"))?;
     key.verify_signature(
         Signature::Base64Encoded(signature.as_bytes()),
         &layer.payload,
     )
-    .map_err(|_| "the signature was not made by the certificate's key".to_string())
+    .map_err(|_| "the signature was not made by the certificate's key".to_string())?;
+    // A keyless signer is its identity: each signature has a certificate of its own.
+    Ok(format!("identity {issuer} {subject}"))
 }
 
 /// Checks the Rekor bundle: its signed entry timestamp verifies with the TrustRoot's key for
@@ -630,6 +657,11 @@ fn chain_to_root(
         let issuer = cas.iter().find(|ca| {
             ca.subject() == current.issuer()
                 && ca.is_ca()
+                && ca
+                    .key_usage()
+                    .ok()
+                    .flatten()
+                    .is_none_or(|ku| ku.value.key_cert_sign())
                 && ca.validity().not_before.timestamp() <= at
                 && at <= ca.validity().not_after.timestamp()
                 && current.verify_signature(Some(ca.public_key())).is_ok()

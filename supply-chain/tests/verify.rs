@@ -175,13 +175,16 @@ fn a_threshold_needs_that_many_distinct_signers() {
         "{}",
         v.summary()
     );
+    // Nor two signatures by that key, or one layer pushed twice: one signer is one signer.
+    let copy = signed(&keys[0], &[]);
     assert!(
-        judge(
+        !judge(
             std::slice::from_ref(&same),
             &[signed(&keys[0], &[]), signed(&keys[0], &[])]
         )
         .passed
     );
+    assert!(!judge(std::slice::from_ref(&same), &[copy.clone(), copy]).passed);
 }
 
 #[test]
@@ -196,10 +199,24 @@ fn policies_that_would_pass_without_checking_are_refused_when_read() {
     attest["spec"]["authorities"][0]["attestations"] = json!([{"name": "sbom", "predicateType": "spdx", "policy": {"type": "cue", "data": "predicateType: \"x\""}}]);
     let mut both = key_policy("both", &[&key], json!({}));
     both["spec"]["authorities"][0]["static"] = json!({"action": "pass"});
+    let mut misspelt = key_policy("misspelt", &[&key], json!({"threshhold": 2}));
+    misspelt["spec"]["authorities"][0]["annotation"] = json!({"env": "prod"});
+    let mut no_sct = key_policy("no-sct", &[], json!({}));
+    no_sct["spec"]["authorities"] = json!([{"keyless": {"trustRootRef": "local",
+        "identities": [{"issuer": ISSUER, "subject": "a@b"}]}}]);
     let mut keyless_online = key_policy("online", &[], json!({}));
     keyless_online["spec"]["authorities"] = json!([{"keyless": {"url": "https://fulcio.sigstore.dev",
         "identities": [{"issuer": ISSUER, "subject": "a@b"}]}}]);
-    for p in [empty, too_many, kms, attest, both, keyless_online] {
+    for p in [
+        empty,
+        too_many,
+        kms,
+        attest,
+        both,
+        keyless_online,
+        misspelt,
+        no_sct,
+    ] {
         let loaded = Policies::load(std::slice::from_ref(&p));
         assert!(
             loaded.policies.is_empty(),
@@ -252,7 +269,7 @@ impl Keyless {
             json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
                 "metadata": {"name": "keyless"}, "spec": {"images": [{"glob": "registry.garrison.test/**"}],
                 "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
-                    "trustRootRef": "local",
+                    "trustRootRef": "local", "insecureIgnoreSCT": true,
                     "identities": [{"issuer": ISSUER, "subject": subject}]}}]}}),
         ]
     }

@@ -210,7 +210,7 @@ async fn keyless_signatures_verify_offline_against_a_trust_root() {
             "metadata": {"name": "keyless"},
             "spec": {"images": [{"glob": format!("{}/shop/*", reg.host)}],
                 "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
-                    "trustRootRef": "local", "identities": [{"issuer": ISSUER, "subject": subject}]}}]}})
+                    "trustRootRef": "local", "insecureIgnoreSCT": true, "identities": [{"issuer": ISSUER, "subject": subject}]}}]}})
     };
     let file = write_yaml(
         &reg,
@@ -423,6 +423,28 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
         message.contains("ClusterImagePolicy shop-signed is enforced"),
         "{message}"
     );
+    let listed = garrison_e2e::ok(garrison(&[
+        "get",
+        "imagepolicies",
+        "-o",
+        "wide",
+        "--data-dir",
+        &dir,
+    ]));
+    let row = listed
+        .lines()
+        .find(|l| l.contains("shop-signed"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    for cell in [
+        "policies",
+        "signed-images",
+        "release-key(key)",
+        "enforce",
+        "1/1",
+        "c1=Compliant",
+    ] {
+        assert!(row.contains(cell), "{cell} missing from {row}");
+    }
 
     // A signed image by tag: applied, pinned to the verified digest.
     let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin.clone(), "c1");

@@ -202,37 +202,43 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Where the images of a manifest are: JSON pointers to each container's `image`, in every
-/// pod template (a Pod's spec, `spec.template.spec`, `spec.jobTemplate.spec.template.spec`).
+/// Where the images of a manifest are: JSON pointers to the `image` of every entry of every
+/// `containers`, `initContainers` and `ephemeralContainers` list anywhere in it, so that pod
+/// templates of any kind are covered (a Pod's spec, `spec.template.spec`, a CronJob's
+/// `jobTemplate`, a PodTemplate's `template`, and custom resources).
 pub fn image_paths(manifest: &Value) -> Vec<String> {
-    let mut specs = vec![];
-    if manifest["kind"] == "Pod" && manifest["apiVersion"] == "v1" {
-        specs.push("/spec".to_string());
-    }
-    if manifest
-        .pointer("/spec/template/spec")
-        .is_some_and(Value::is_object)
-    {
-        specs.push("/spec/template/spec".into());
-    }
-    if manifest
-        .pointer("/spec/jobTemplate/spec/template/spec")
-        .is_some_and(Value::is_object)
-    {
-        specs.push("/spec/jobTemplate/spec/template/spec".into());
-    }
-    let mut out = vec![];
-    for spec in specs {
-        for list in ["containers", "initContainers", "ephemeralContainers"] {
-            let n = manifest
-                .pointer(&format!("{spec}/{list}"))
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            for i in 0..n {
-                out.push(format!("{spec}/{list}/{i}/image"));
+    fn walk(v: &Value, at: &str, depth: usize, out: &mut Vec<String>) {
+        if depth > 32 {
+            return;
+        }
+        match v {
+            Value::Object(o) => {
+                for (k, child) in o {
+                    let path = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    let is_list = matches!(
+                        k.as_str(),
+                        "containers" | "initContainers" | "ephemeralContainers"
+                    );
+                    if is_list && let Value::Array(items) = child {
+                        for (i, c) in items.iter().enumerate() {
+                            if c.get("image").is_some() {
+                                out.push(format!("{path}/{i}/image"));
+                            }
+                        }
+                    }
+                    walk(child, &path, depth + 1, out);
+                }
             }
+            Value::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), depth + 1, out);
+                }
+            }
+            _ => {}
         }
     }
+    let mut out = vec![];
+    walk(manifest, "", 0, &mut out);
     out
 }
 
@@ -368,9 +374,9 @@ mod tests {
         assert_eq!(
             image_paths(&deploy),
             [
+                "/spec/template/spec/initContainers/0/image",
                 "/spec/template/spec/containers/0/image",
-                "/spec/template/spec/containers/1/image",
-                "/spec/template/spec/initContainers/0/image"
+                "/spec/template/spec/containers/1/image"
             ]
         );
         let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {
@@ -386,6 +392,18 @@ mod tests {
         let custom = json!({"apiVersion": "example.com/v1", "kind": "Runner", "spec": {"template": {"spec": {
             "containers": [{"image": "r"}]}}}});
         assert_eq!(image_paths(&custom).len(), 1);
+        let template = json!({"apiVersion": "v1", "kind": "PodTemplate", "template": {"spec": {
+            "containers": [{"image": "t"}]}}});
+        assert_eq!(
+            image_paths(&template),
+            ["/template/spec/containers/0/image"]
+        );
+        let workflow = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [
+            {"name": "a", "container": {"image": "x"}}, {"name": "b", "containers": [{"image": "y"}]}]}});
+        assert_eq!(
+            image_paths(&workflow),
+            ["/spec/templates/1/containers/0/image"]
+        );
         assert!(image_paths(&json!({"kind": "ConfigMap", "data": {}})).is_empty());
     }
 }
