@@ -372,6 +372,48 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
         .unwrap();
     let unsigned = Reference::parse(&format!("{}/shop/api:1.0", reg.host)).unwrap();
     registry.push_image(&unsigned, b"api layer").await.unwrap();
+    // Signed, by a key the policy does not trust.
+    let stranger = Reference::parse(&format!("{}/shop/stranger:1.0", reg.host)).unwrap();
+    let stranger_digest = registry
+        .push_image(&stranger, b"stranger layer")
+        .await
+        .unwrap();
+    let other_key = KeySigner::generate().unwrap();
+    registry
+        .push_signatures(
+            &stranger,
+            &stranger_digest,
+            &[other_key
+                .layer(payload(&stranger, &stranger_digest, &BTreeMap::new()))
+                .unwrap()],
+        )
+        .await
+        .unwrap();
+    // Keyless: one signed in time by the release identity, one logged after its certificate
+    // expired, one by another identity.
+    let now = time::OffsetDateTime::now_utc();
+    let sigstore = LocalSigstore::generate(now).unwrap();
+    let mut keyless = BTreeMap::new();
+    for (name, subject, logged_after) in [
+        ("good", "release@garrison.test", 30),
+        ("expired", "release@garrison.test", 3600),
+        ("intruder", "intruder@garrison.test", 30),
+    ] {
+        let r = Reference::parse(&format!("{}/keyless/{name}:1", reg.host)).unwrap();
+        let d = registry.push_image(&r, name.as_bytes()).await.unwrap();
+        let cert = sigstore
+            .issue(subject, ISSUER, now, now + time::Duration::minutes(10))
+            .unwrap();
+        let layer = sigstore
+            .layer(
+                &cert,
+                payload(&r, &d, &BTreeMap::new()),
+                now.unix_timestamp() + logged_after,
+            )
+            .unwrap();
+        registry.push_signatures(&r, &d, &[layer]).await.unwrap();
+        keyless.insert(name, (r, d));
+    }
 
     let hub = garrison_e2e::Hub::start().await.unwrap();
     let ca = reg.ca_file();
@@ -395,7 +437,14 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
         "apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
         "metadata": {"name": "signed-images", "namespace": "policies"},
         "spec": {"remediationAction": "enforce", "disabled": false, "policy-templates": [
-            {"objectDefinition": key_policy(&reg, &key)}]}});
+            {"objectDefinition": key_policy(&reg, &key)},
+            {"objectDefinition": sigstore.trust_root("local")},
+            {"objectDefinition": {"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": "keyless-release"},
+                "spec": {"images": [{"glob": format!("{}/keyless/*", reg.host)}],
+                    "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
+                        "trustRootRef": "local", "insecureIgnoreSCT": true,
+                        "identities": [{"issuer": ISSUER, "subject": "release@garrison.test"}]}}]}}}]}});
     let docs = [
         json!({"apiVersion": "cluster.open-cluster-management.io/v1beta2", "kind": "ManagedClusterSetBinding",
             "metadata": {"name": "default", "namespace": "policies"}, "spec": {"clusterSet": "default"}}),
@@ -493,4 +542,61 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
             .is_none(),
         "nothing of a refused work is applied"
     );
+
+    // Signed by a key the policy does not trust.
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("stranger", &stranger.to_string())).unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = applied(&works, "stranger", "False").await;
+    assert_eq!(refused.reason, "ImageVerificationFailed");
+    assert!(
+        refused
+            .message
+            .contains("does not verify with the authority's key"),
+        "{}",
+        refused.message
+    );
+
+    // Keyless: the release identity's image is applied pinned; an expired certificate and
+    // another identity are refused.
+    let (good, good_digest) = &keyless["good"];
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("good", &good.to_string())).unwrap(),
+        )
+        .await
+        .unwrap();
+    applied(&works, "good", "True").await;
+    let deployed = Api::<Deployment>::namespaced(spoke.clone(), "default")
+        .get("good")
+        .await
+        .unwrap();
+    assert_eq!(
+        deployed.spec.template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap(),
+        format!("{}/keyless/good@{good_digest}", reg.host)
+    );
+    for (name, why) in [
+        ("expired", "was not valid when the signature was logged"),
+        ("intruder", "the certificate's identity"),
+    ] {
+        let (r, _) = &keyless[name];
+        works
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(work(name, &r.to_string())).unwrap(),
+            )
+            .await
+            .unwrap();
+        let refused = applied(&works, name, "False").await;
+        assert_eq!(refused.reason, "ImageVerificationFailed");
+        assert!(refused.message.contains(why), "{name}: {}", refused.message);
+    }
 }
