@@ -516,6 +516,34 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
         .unwrap();
     assert_eq!(image, format!("{}/shop/web@{digest}", reg.host));
 
+    // The tag re-pointed to an unsigned image after the work was applied: the cluster keeps
+    // running the verified digest, and the work's next sync resolves the tag again and is
+    // refused (deleting nothing it applied).
+    let moved = registry
+        .push_image(&signed, b"swapped layer")
+        .await
+        .unwrap();
+    assert_ne!(moved, digest);
+    let refused = applied(&works, "web", "False").await;
+    assert_eq!(refused.reason, "ImageVerificationFailed");
+    assert!(
+        refused.message.contains("the image has no signatures"),
+        "{}",
+        refused.message
+    );
+    let still = Api::<Deployment>::namespaced(spoke.clone(), "default")
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(
+        still.spec.template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap(),
+        format!("{}/shop/web@{digest}", reg.host),
+        "what runs is still exactly what was verified"
+    );
+
     // An unsigned image: the whole work is refused, nothing of it applied.
     works
         .create(
