@@ -8,11 +8,14 @@
 //! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
 //!   upstream's messages;
 //! - [`dependencies`]: policy dependencies, and the Pending message of a template that waits;
-//! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine.
+//! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine;
+//! - [`history`]: the compliance history's hash chain and signed checkpoints, and their
+//!   verification naming the first record altered, removed, inserted or reordered.
 
 pub mod cel;
 pub mod config_policy;
 pub mod dependencies;
 pub mod gatekeeper;
+pub mod history;
 pub mod rego;
 pub mod suite;

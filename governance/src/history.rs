@@ -1,0 +1,441 @@
+//! The compliance history's tamper evidence: an append-only list of records, each carrying the
+//! hash of the one before (a hash chain), and checkpoints in which the hub signs the chain's
+//! head, as transparency logs do. [`verify`] checks a history (as stored, or as exported) and
+//! names the first record that was altered, removed, inserted or reordered; with the hub's
+//! public key alone it checks the checkpoints too, so an auditor can verify an export offline.
+//!
+//! No I/O here: storage (SQLite, PostgreSQL), the HTTP API and the CLI use these functions.
+
+use ring::signature::{self, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, UnparsedPublicKey};
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What one record says: a change of compliance state of one template on one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// When the state changed, RFC 3339.
+    pub time: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The root policy, `<namespace>/<name>`.
+    pub policy: String,
+    /// The replicated policy, `<namespace>.<name>`.
+    pub replica: String,
+    /// The template, `<kind>/<name>`.
+    pub template: String,
+    /// Compliant, NonCompliant, Pending.
+    pub state: String,
+    /// The template's message.
+    pub message: String,
+    /// The template's severity.
+    pub severity: String,
+    /// The policy's standards, categories and controls annotations at that time.
+    pub standards: Vec<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Controls.
+    pub controls: Vec<String>,
+}
+
+/// A record as stored: its position, the hash of the record before it, the event, and its own
+/// hash over all of those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its position, from 1, without gaps.
+    pub seq: u64,
+    /// The hash of record `seq - 1` ([`GENESIS`] for the first).
+    pub prev: String,
+    /// What it records.
+    pub event: Event,
+    /// Hex SHA-256 of its canonical encoding.
+    pub hash: String,
+}
+
+/// The unambiguous encoding that is hashed: every field length-prefixed, lists with their
+/// count, so that no two different records encode alike.
+fn canonical(seq: u64, prev: &str, e: &Event) -> Vec<u8> {
+    let mut out = b"garrison-compliance-record-v1\n".to_vec();
+    let mut put = |s: &str| {
+        out.extend((s.len() as u64).to_be_bytes());
+        out.extend(s.as_bytes());
+    };
+    put(&seq.to_string());
+    put(prev);
+    for s in [
+        &e.time,
+        &e.cluster,
+        &e.policy,
+        &e.replica,
+        &e.template,
+        &e.state,
+        &e.message,
+        &e.severity,
+    ] {
+        put(s);
+    }
+    for list in [&e.standards, &e.categories, &e.controls] {
+        put(&list.len().to_string());
+        for s in list {
+            put(s);
+        }
+    }
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+impl Record {
+    /// The record that follows `prev` (or the first, when `prev` is `None`).
+    pub fn next(prev: Option<&Record>, event: Event) -> Record {
+        let (seq, prev_hash) = match prev {
+            Some(p) => (p.seq + 1, p.hash.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = sha256_hex(&canonical(seq, &prev_hash, &event));
+        Record {
+            seq,
+            prev: prev_hash,
+            event,
+            hash,
+        }
+    }
+
+    /// The hash its content has.
+    pub fn computed_hash(&self) -> String {
+        sha256_hex(&canonical(self.seq, &self.prev, &self.event))
+    }
+}
+
+/// The hub's signature over the chain's head at record `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last record it covers.
+    pub seq: u64,
+    /// That record's hash.
+    pub head: String,
+    /// When it was signed, RFC 3339.
+    pub time: String,
+    /// The hub's ECDSA P-256 signature (ASN.1 DER) over [`Checkpoint::signed_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// What the hub signs.
+    pub fn signed_bytes(seq: u64, head: &str, time: &str) -> Vec<u8> {
+        format!("garrison-compliance-checkpoint-v1\n{seq}\n{head}\n{time}\n").into_bytes()
+    }
+
+    /// Signs the head `record` with `key` (PKCS#8 ECDSA P-256) at `time`.
+    pub fn sign(record: &Record, time: &str, key_pkcs8: &[u8]) -> Result<Checkpoint, String> {
+        let rng = ring::rand::SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key_pkcs8, &rng)
+            .map_err(|e| format!("the checkpoint key is not an ECDSA P-256 PKCS#8 key: {e}"))?;
+        let sig = key
+            .sign(&rng, &Self::signed_bytes(record.seq, &record.hash, time))
+            .map_err(|e| format!("signing failed: {e}"))?;
+        Ok(Checkpoint {
+            seq: record.seq,
+            head: record.hash.clone(),
+            time: time.to_string(),
+            signature: sig.as_ref().to_vec(),
+        })
+    }
+}
+
+/// The first problem found in a history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Finding {
+    /// The record's content does not match its hash.
+    #[error("record {0} was altered: its content does not match its hash")]
+    Altered(u64),
+    /// The record's successor does not link to it: it was altered and its hash recomputed.
+    #[error("record {0} was altered: the record after it does not link to it")]
+    AlteredRehashed(u64),
+    /// Records are missing before this one.
+    #[error("records {first} to {last} were removed")]
+    Removed {
+        /// The first missing position.
+        first: u64,
+        /// The last missing position.
+        last: u64,
+    },
+    /// A record appears where it does not belong (a repeated or out-of-place position).
+    #[error("record {found} appears at position {at}: records were reordered or inserted")]
+    Reordered {
+        /// Its own position.
+        found: u64,
+        /// Where it was found.
+        at: u64,
+    },
+    /// A record was inserted: it has the expected position but does not link to the one before.
+    #[error("record {0} was inserted: it does not link to the record before it")]
+    Inserted(u64),
+    /// A checkpoint's signature does not verify with the hub's key.
+    #[error("the checkpoint at record {0} is not signed by the hub's key")]
+    BadCheckpoint(u64),
+    /// The records do not hash to what a checkpoint signed.
+    #[error(
+        "records up to {0} do not match the hub's signed checkpoint: the history was rewritten at or before it"
+    )]
+    Rewritten(u64),
+    /// A checkpoint covers records the history does not have.
+    #[error(
+        "the checkpoint at record {seq} covers records missing from the history (it ends at {last})"
+    )]
+    Truncated {
+        /// The checkpoint's record.
+        seq: u64,
+        /// The history's last record.
+        last: u64,
+    },
+}
+
+/// What a clean verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Records checked.
+    pub records: u64,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// The last record a checkpoint covers (records after it are chained but not yet signed).
+    pub signed_through: u64,
+}
+
+/// Checks `records` (in stored order) and `checkpoints` against the hub's public key (an
+/// uncompressed P-256 point, as in its SubjectPublicKeyInfo). Returns the first problem.
+pub fn verify(
+    records: &[Record],
+    checkpoints: &[Checkpoint],
+    public_key: &[u8],
+) -> Result<Verified, Finding> {
+    let mut prev = GENESIS.to_string();
+    for (i, r) in records.iter().enumerate() {
+        let at = i as u64 + 1;
+        if r.computed_hash() != r.hash {
+            return Err(Finding::Altered(r.seq));
+        }
+        if r.seq > at {
+            // The missing position further on means moved, not removed.
+            if records[i + 1..].iter().any(|later| later.seq == at) {
+                return Err(Finding::Reordered { found: r.seq, at });
+            }
+            return Err(Finding::Removed {
+                first: at,
+                last: r.seq - 1,
+            });
+        }
+        if r.seq < at {
+            return Err(Finding::Reordered { found: r.seq, at });
+        }
+        if r.prev != prev {
+            // The record before was rehashed after a change, or this one does not belong.
+            return Err(if i > 0 && records[i - 1].hash != r.prev {
+                if records
+                    .iter()
+                    .skip(i + 1)
+                    .any(|later| later.prev == records[i - 1].hash)
+                {
+                    Finding::Inserted(r.seq)
+                } else {
+                    Finding::AlteredRehashed(r.seq - 1)
+                }
+            } else {
+                Finding::Inserted(r.seq)
+            });
+        }
+        prev = r.hash.clone();
+    }
+    let key = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, public_key);
+    let last = records.last().map_or(0, |r| r.seq);
+    let mut signed_through = 0;
+    for c in checkpoints {
+        if key
+            .verify(
+                &Checkpoint::signed_bytes(c.seq, &c.head, &c.time),
+                &c.signature,
+            )
+            .is_err()
+        {
+            return Err(Finding::BadCheckpoint(c.seq));
+        }
+        if c.seq > last {
+            return Err(Finding::Truncated { seq: c.seq, last });
+        }
+        let at = c.seq.checked_sub(1).and_then(|i| records.get(i as usize));
+        if at.map(|r| r.hash.as_str()) != Some(c.head.as_str()) {
+            return Err(Finding::Rewritten(c.seq));
+        }
+        signed_through = signed_through.max(c.seq);
+    }
+    Ok(Verified {
+        records: last,
+        checkpoints: checkpoints.len(),
+        signed_through,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::KeyPair;
+
+    fn event(i: u64) -> Event {
+        Event {
+            time: format!("2026-03-03T10:{:02}:00Z", i % 60),
+            cluster: format!("c{}", i % 3),
+            policy: "policies/ac-2".into(),
+            replica: "policies.ac-2".into(),
+            template: "ConfigurationPolicy/accounts".into(),
+            state: if i.is_multiple_of(2) {
+                "Compliant"
+            } else {
+                "NonCompliant"
+            }
+            .into(),
+            message: format!("change {i}"),
+            severity: "high".into(),
+            standards: vec!["NIST SP 800-53".into()],
+            categories: vec!["AC Access Control".into()],
+            controls: vec!["AC-2".into()],
+        }
+    }
+
+    fn history(n: u64) -> Vec<Record> {
+        let mut out: Vec<Record> = vec![];
+        for i in 1..=n {
+            let r = Record::next(out.last(), event(i));
+            out.push(r);
+        }
+        out
+    }
+
+    fn key() -> (Vec<u8>, Vec<u8>) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+    }
+
+    #[test]
+    fn an_untouched_history_verifies_with_its_checkpoints() {
+        let (private, public) = key();
+        let h = history(10);
+        let cps = vec![
+            Checkpoint::sign(&h[4], "t1", &private).unwrap(),
+            Checkpoint::sign(&h[9], "t2", &private).unwrap(),
+        ];
+        assert_eq!(
+            verify(&h, &cps, &public),
+            Ok(Verified {
+                records: 10,
+                checkpoints: 2,
+                signed_through: 10
+            })
+        );
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_named_at_the_first_record_it_touches() {
+        let (private, public) = key();
+        let h = history(10);
+        let cps = vec![Checkpoint::sign(&h[9], "t", &private).unwrap()];
+        // An edited message.
+        let mut altered = h.clone();
+        altered[3].event.message = "nothing to see".into();
+        assert_eq!(verify(&altered, &cps, &public), Err(Finding::Altered(4)));
+        // Edited and rehashed: the next record no longer links to it.
+        let mut rehashed = h.clone();
+        rehashed[3].event.state = "NonCompliant".into();
+        rehashed[3].hash = rehashed[3].computed_hash();
+        assert_eq!(
+            verify(&rehashed, &cps, &public),
+            Err(Finding::AlteredRehashed(4))
+        );
+        // Removed.
+        let mut removed = h.clone();
+        removed.drain(4..6);
+        assert_eq!(
+            verify(&removed, &cps, &public),
+            Err(Finding::Removed { first: 5, last: 6 })
+        );
+        // Reordered.
+        let mut reordered = h.clone();
+        reordered.swap(6, 7);
+        assert_eq!(
+            verify(&reordered, &cps, &public),
+            Err(Finding::Reordered { found: 8, at: 7 })
+        );
+        // Inserted: a forged record with the expected position, chained from nowhere.
+        let mut inserted = h[..5].to_vec();
+        let forged = Record::next(Some(&h[2]), event(99));
+        let mut forged = Record { seq: 6, ..forged };
+        forged.hash = forged.computed_hash();
+        inserted.push(forged);
+        inserted.extend(h[5..].iter().cloned());
+        assert_eq!(verify(&inserted, &cps, &public), Err(Finding::Inserted(6)));
+        // The whole tail rewritten consistently: only the signed checkpoint tells.
+        let mut rewritten = h[..3].to_vec();
+        for i in 4..=10 {
+            let r = Record::next(rewritten.last(), event(i + 100));
+            rewritten.push(r);
+        }
+        assert_eq!(
+            verify(&rewritten, &cps, &public),
+            Err(Finding::Rewritten(10))
+        );
+        // A history cut short after its last checkpoint.
+        assert_eq!(
+            verify(&h[..8], &cps, &public),
+            Err(Finding::Truncated { seq: 10, last: 8 })
+        );
+    }
+
+    #[test]
+    fn checkpoints_need_the_hubs_key() {
+        let (private, public) = key();
+        let (_, other_public) = key();
+        let h = history(3);
+        let cp = Checkpoint::sign(&h[2], "t", &private).unwrap();
+        assert_eq!(
+            verify(&h, std::slice::from_ref(&cp), &public).map(|v| v.signed_through),
+            Ok(3)
+        );
+        assert_eq!(
+            verify(&h, std::slice::from_ref(&cp), &other_public),
+            Err(Finding::BadCheckpoint(3))
+        );
+        // A signed checkpoint whose time was changed no longer verifies.
+        let mut moved = cp;
+        moved.time = "later".into();
+        assert_eq!(
+            verify(&h, &[moved], &public),
+            Err(Finding::BadCheckpoint(3))
+        );
+    }
+
+    #[test]
+    fn fields_cannot_be_shifted_between_each_other() {
+        let a = Event {
+            cluster: "ab".into(),
+            policy: "c".into(),
+            ..Default::default()
+        };
+        let b = Event {
+            cluster: "a".into(),
+            policy: "bc".into(),
+            ..Default::default()
+        };
+        assert_ne!(Record::next(None, a).hash, Record::next(None, b).hash);
+    }
+}
