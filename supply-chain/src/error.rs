@@ -27,6 +27,15 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// The object at fault: `ClusterImagePolicy/<name>` or `TrustRoot/<name>`.
+    pub fn object(&self) -> &str {
+        match self {
+            PolicyError::Invalid { object, .. } | PolicyError::Unsupported { object, .. } => object,
+        }
+    }
+}
+
 /// A failure to read what the registry holds: the registry's or the network's fault (or the
 /// pull secret's). Verification fails closed on any of them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

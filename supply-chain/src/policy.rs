@@ -192,6 +192,35 @@ pub struct ImagePolicy {
 struct Reader<'a> {
     object: String,
     spec: &'a Value,
+    secrets: Secrets<'a>,
+}
+
+/// How `key.secretRef` is resolved. As upstream reads such Secrets from the policy
+/// controller's own namespace, the image-verification add-on reads them from its install
+/// namespace on the managed cluster; each must have exactly one data entry, the PEM key.
+#[derive(Debug, Clone, Copy)]
+pub enum Secrets<'a> {
+    /// Not available here (`garrison image verify`): a secretRef is refused.
+    Unavailable,
+    /// Checked for shape only; the key is read by whoever verifies (the policy add-on's report).
+    Deferred,
+    /// The Secrets read, by name: the PEM, or why it could not be read.
+    Resolved(&'a BTreeMap<String, Result<String, String>>),
+}
+
+/// The Secrets the ClusterImagePolicies among `objects` name in `key.secretRef`.
+pub fn secret_refs(objects: &[Value]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| is_cluster_image_policy(o))
+        .flat_map(|o| {
+            o["spec"]["authorities"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|a| a["key"]["secretRef"]["name"].as_str().map(String::from))
+        .collect()
 }
 
 impl Reader<'_> {
@@ -263,6 +292,7 @@ pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
     let r = Reader {
         object: format!("{TRUST_ROOT}/{name}"),
         spec: &obj["spec"],
+        secrets: Secrets::Unavailable,
     };
     if name.is_empty() {
         return Err(r.invalid("metadata.name", "a TrustRoot needs a name"));
@@ -387,10 +417,20 @@ pub fn image_policy(
     obj: &Value,
     roots: &BTreeMap<String, TrustRoot>,
 ) -> Result<ImagePolicy, PolicyError> {
+    image_policy_with(obj, roots, Secrets::Unavailable)
+}
+
+/// Reads a ClusterImagePolicy, resolving `key.secretRef` with `secrets`.
+pub fn image_policy_with(
+    obj: &Value,
+    roots: &BTreeMap<String, TrustRoot>,
+    secrets: Secrets<'_>,
+) -> Result<ImagePolicy, PolicyError> {
     let name = name_of(obj);
     let r = Reader {
         object: format!("{CLUSTER_IMAGE_POLICY}/{name}"),
         spec: &obj["spec"],
+        secrets,
     };
     if name.is_empty() {
         return Err(r.invalid("metadata.name", "a ClusterImagePolicy needs a name"));
@@ -507,7 +547,17 @@ pub fn image_policy(
             }
         }
         let kind = match present[0] {
-            "key" => key_authority(&r, &a["key"], &format!("{at}.key"))?,
+            "key" => {
+                // A key read from a Secret counts in the content hash: a rotated key never
+                // reuses a verdict of the old one.
+                if let (Some(n), Secrets::Resolved(m)) =
+                    (a["key"]["secretRef"]["name"].as_str(), r.secrets)
+                    && let Some(Ok(pem)) = m.get(n)
+                {
+                    hashed.extend(pem.as_bytes());
+                }
+                key_authority(&r, &a["key"], &format!("{at}.key"))?
+            }
             "keyless" => {
                 let (kind, root_hash) =
                     keyless_authority(&r, &a["keyless"], &format!("{at}.keyless"), roots)?;
@@ -730,12 +780,46 @@ fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind,
             "KMS keys are not fetched; put the public key in key.data",
         ));
     }
-    if !key["secretRef"].is_null() {
-        return Err(r.unsupported(
+    let from_secret;
+    let data_field = if key["secretRef"].is_null() {
+        &key["data"]
+    } else {
+        if !key["data"].is_null() {
+            return Err(r.invalid(at, "expected exactly one, got both: data, secretref"));
+        }
+        only(
+            r,
+            &key["secretRef"],
             &format!("{at}.secretRef"),
-            "Secrets are not read; put the public key in key.data",
-        ));
-    }
+            &["name", "namespace"],
+        )?;
+        let name = key["secretRef"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| r.invalid(&format!("{at}.secretRef"), "missing field(s): name"))?;
+        match r.secrets {
+            Secrets::Unavailable => {
+                return Err(r.unsupported(
+                    &format!("{at}.secretRef"),
+                    "Secrets are read by the image-verification add-on on the cluster; here, put the public key in key.data",
+                ));
+            }
+            Secrets::Deferred => return Ok(AuthorityKind::Key(vec![])),
+            Secrets::Resolved(m) => match m.get(name) {
+                Some(Ok(pem)) => {
+                    from_secret = Value::String(pem.clone());
+                    &from_secret
+                }
+                Some(Err(e)) => return Err(r.invalid(&format!("{at}.secretRef"), e.clone())),
+                None => {
+                    return Err(r.invalid(
+                        &format!("{at}.secretRef"),
+                        format!("secret {name:?} was not read"),
+                    ));
+                }
+            },
+        }
+    };
     match key["hashAlgorithm"]
         .as_str()
         .map(|h| h.trim().to_ascii_lowercase())
@@ -749,7 +833,7 @@ fn key_authority(r: &Reader<'_>, key: &Value, at: &str) -> Result<AuthorityKind,
             ));
         }
     }
-    let data = key["data"]
+    let data = data_field
         .as_str()
         .filter(|d| !d.trim().is_empty())
         .ok_or_else(|| {
@@ -897,6 +981,11 @@ pub struct Policies {
 impl Policies {
     /// Reads `objects` (ClusterImagePolicies and TrustRoots, in any order; others ignored).
     pub fn load(objects: &[Value]) -> Policies {
+        Policies::load_with(objects, Secrets::Unavailable)
+    }
+
+    /// Reads `objects`, resolving `key.secretRef` with `secrets`.
+    pub fn load_with(objects: &[Value], secrets: Secrets<'_>) -> Policies {
         let mut out = Policies::default();
         for o in objects.iter().filter(|o| is_trust_root(o)) {
             match trust_root(o) {
@@ -908,7 +997,7 @@ impl Policies {
             }
         }
         for o in objects.iter().filter(|o| is_cluster_image_policy(o)) {
-            match image_policy(o, &out.roots) {
+            match image_policy_with(o, &out.roots, secrets) {
                 Ok(p) => out.policies.push(p),
                 Err(e) => {
                     let globs = o["spec"]["images"].as_array().and_then(|a| {

@@ -561,3 +561,61 @@ fn attestation_policies_are_checked_when_read() {
         );
     }
 }
+
+#[test]
+fn keys_from_secrets_are_used_as_read_and_unreadable_ones_are_named() {
+    use garrison_supply_chain::policy::Secrets;
+    let key = KeySigner::generate().unwrap();
+    let mut policy = key_policy("from-secret", &[&key], json!({}));
+    policy["spec"]["authorities"][0]["key"] = json!({"secretRef": {"name": "release-key"}});
+    // Where no Secrets can be read (the CLI), the policy is refused, not passed.
+    assert!(
+        Policies::load(std::slice::from_ref(&policy))
+            .policies
+            .is_empty()
+    );
+    let read =
+        std::collections::BTreeMap::from([("release-key".to_string(), Ok(key.public_key_pem()))]);
+    let loaded = Policies::load_with(std::slice::from_ref(&policy), Secrets::Resolved(&read));
+    let (_, digest) = image();
+    let v = verify(
+        &loaded.policies[0],
+        &loaded.roots,
+        &digest,
+        &[signed(&key, &[])],
+    );
+    assert!(v.passed, "{}", v.summary());
+    // A rotated key is another policy content: no cached verdict of the old key applies.
+    let other = KeySigner::generate().unwrap();
+    let rotated =
+        std::collections::BTreeMap::from([("release-key".to_string(), Ok(other.public_key_pem()))]);
+    let reloaded = Policies::load_with(std::slice::from_ref(&policy), Secrets::Resolved(&rotated));
+    assert_ne!(
+        reloaded.policies[0].content_hash,
+        loaded.policies[0].content_hash
+    );
+    let broken = std::collections::BTreeMap::from([(
+        "release-key".to_string(),
+        Err(
+            "secret \"release-key\" contains multiple data entries, only one is supported"
+                .to_string(),
+        ),
+    )]);
+    let loaded = Policies::load_with(std::slice::from_ref(&policy), Secrets::Resolved(&broken));
+    assert!(loaded.policies.is_empty());
+    assert!(
+        loaded.broken[0]
+            .1
+            .to_string()
+            .contains("multiple data entries"),
+        "{}",
+        loaded.broken[0].1
+    );
+    // Both data and secretRef is refused.
+    policy["spec"]["authorities"][0]["key"]["data"] = json!(key.public_key_pem());
+    assert!(
+        Policies::load_with(std::slice::from_ref(&policy), Secrets::Resolved(&read))
+            .policies
+            .is_empty()
+    );
+}

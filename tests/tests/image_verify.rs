@@ -628,3 +628,102 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
         assert!(refused.message.contains(why), "{name}: {}", refused.message);
     }
 }
+
+/// `key.secretRef`: the key is read from a Secret in the add-on's namespace on the cluster, as
+/// upstream reads it from the policy controller's namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_in_a_secret_on_the_cluster_verifies_works() {
+    use garrison_api::policy::v1::Policy;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, PostParams};
+
+    let reg = OciRegistry::start(false).unwrap();
+    let registry = client(&reg);
+    let image = Reference::parse(&format!("{}/shop/web:2.0", reg.host)).unwrap();
+    let digest = registry.push_image(&image, b"web 2").await.unwrap();
+    let key = KeySigner::generate().unwrap();
+    registry
+        .push_signatures(
+            &image,
+            &digest,
+            &[key
+                .layer(payload(&image, &digest, &BTreeMap::new()))
+                .unwrap()],
+        )
+        .await
+        .unwrap();
+    let hub = garrison_e2e::Hub::start().await.unwrap();
+    let ca = reg.ca_file();
+    let agents =
+        garrison_e2e::join_and_accept(&hub, &["c1"], &["--registry-ca", ca.to_str().unwrap()])
+            .await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    for addon in ["image-verification", "governance-policy-framework"] {
+        garrison_e2e::ok(garrison(&[
+            "addon",
+            "enable",
+            addon,
+            "--clusters",
+            "c1",
+            "--data-dir",
+            &dir,
+        ]));
+    }
+    // The key, in the add-on's namespace on the cluster (made when the add-on registers).
+    let spoke = agents[0].spoke().await;
+    let secrets: Api<Secret> =
+        Api::namespaced(spoke.clone(), "open-cluster-management-agent-addon");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(spoke.clone());
+    garrison_e2e::eventually(60, "the add-on namespace", || async {
+        namespaces
+            .get_opt("open-cluster-management-agent-addon")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "release-key"},
+                "stringData": {"cosign.pub": key.public_key_pem()}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut cip = key_policy(&reg, &key);
+    cip["spec"]["authorities"][0]["key"] = json!({"secretRef": {"name": "release-key"}});
+    garrison_e2e::ok(hub.kubectl(&["create", "namespace", "policies"]));
+    let docs = [
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1beta2", "kind": "ManagedClusterSetBinding",
+            "metadata": {"name": "default", "namespace": "policies"}, "spec": {"clusterSet": "default"}}),
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1beta1", "kind": "Placement",
+            "metadata": {"name": "all", "namespace": "policies"}, "spec": {"clusterSets": ["default"]}}),
+        json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "Policy",
+            "metadata": {"name": "signed-images", "namespace": "policies"},
+            "spec": {"remediationAction": "enforce", "disabled": false,
+                "policy-templates": [{"objectDefinition": cip}]}}),
+        json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "PlacementBinding",
+            "metadata": {"name": "signed-images", "namespace": "policies"},
+            "placementRef": {"apiGroup": "cluster.open-cluster-management.io", "kind": "Placement", "name": "all"},
+            "subjects": [{"apiGroup": "policy.open-cluster-management.io", "kind": "Policy", "name": "signed-images"}]}),
+    ];
+    let file = write_yaml(&reg, "policy.yaml", &docs);
+    garrison_e2e::ok(hub.kubectl(&["apply", "-f", &file]));
+    let admin = hub.client().await.unwrap();
+    let replicas: Api<Policy> = Api::namespaced(admin.clone(), "c1");
+    garrison_e2e::eventually(90, "the image policy reported Compliant", || async {
+        let p = replicas.get("policies.signed-images").await.ok()?;
+        (p.status?.compliant.as_deref() == Some("Compliant")).then_some(())
+    })
+    .await;
+    let works: Api<garrison_api::ManifestWork> = Api::namespaced(admin.clone(), "c1");
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(work("web", &image.to_string())).unwrap(),
+        )
+        .await
+        .unwrap();
+    applied(&works, "web", "True").await;
+}

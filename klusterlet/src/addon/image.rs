@@ -16,8 +16,11 @@ use futures::StreamExt;
 use garrison_api::policy::v1::Policy;
 use garrison_api::policy::{CLUSTER_NAME_LABEL, ROOT_POLICY_LABEL};
 use garrison_supply_chain::check::{Cache, NoMatch, check_image};
-use garrison_supply_chain::policy::{Policies, is_cluster_image_policy, is_trust_root};
+use garrison_supply_chain::policy::{
+    Policies, Secrets, is_cluster_image_policy, is_trust_root, secret_refs,
+};
 use garrison_supply_chain::registry::{Registry, RegistryConfig};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
@@ -116,6 +119,11 @@ static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 pub struct Ctx {
     /// The hub, as this add-on on this cluster.
     pub hub: kube::Client,
+    /// The managed cluster.
+    pub spoke: kube::Client,
+    /// The add-on's install namespace on the managed cluster, where the Secrets named by
+    /// `key.secretRef` are read.
+    pub namespace: String,
     /// The cluster's name.
     pub cluster: String,
     /// Where the policies are published for the gate.
@@ -144,13 +152,15 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let mut changes = watcher(api.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .boxed();
-    let mut last: Option<Vec<Value>> = None;
+    let mut last: Option<(Vec<Value>, SecretsRead)> = None;
     loop {
         match api.list(&ListParams::default().labels(&selector)).await {
             Ok(list) => {
                 let objects = image_objects(&list.items);
-                if last.as_ref() != Some(&objects) {
-                    let policies = Policies::load(&objects);
+                let secrets = read_secrets(&ctx.spoke, &ctx.namespace, &objects).await;
+                let seen = (objects, secrets);
+                if last.as_ref() != Some(&seen) {
+                    let policies = Policies::load_with(&seen.0, Secrets::Resolved(&seen.1));
                     let mut config = ctx.options.registry.clone();
                     for p in &policies.policies {
                         config
@@ -174,7 +184,7 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
                                 GateState::Ready(Arc::new(Loaded { policies, registry })),
                                 false,
                             );
-                            last = Some(objects);
+                            last = Some(seen);
                         }
                         Err(e) => {
                             tracing::warn!(addon = ADDON, error = %e, "cannot build the registry client")
@@ -200,6 +210,55 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// Secrets read by name: the PEM key, or why it cannot be used.
+type SecretsRead = BTreeMap<String, Result<String, String>>;
+
+/// The Secrets the policies among `objects` name, read from `namespace` on the cluster: each
+/// one's single data entry, or why it cannot be used (upstream's rules and messages).
+async fn read_secrets(spoke: &kube::Client, namespace: &str, objects: &[Value]) -> SecretsRead {
+    let api: Api<Secret> = Api::namespaced(spoke.clone(), namespace);
+    let mut out = BTreeMap::new();
+    for name in secret_refs(objects) {
+        let read = match api.get_opt(&name).await {
+            Ok(Some(s)) => {
+                let data = s.data.unwrap_or_default();
+                match data.len() {
+                    0 => Err(format!("secret {name:?} contains no data")),
+                    1 => data
+                        .into_values()
+                        .next()
+                        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                        .ok_or_else(|| format!("secret {name:?} contains no data")),
+                    _ => Err(format!(
+                        "secret {name:?} contains multiple data entries, only one is supported"
+                    )),
+                }
+            }
+            Ok(None) => Err(format!(
+                "secret {name:?} not found in namespace {namespace} on the cluster"
+            )),
+            Err(e) => Err(format!("secret {name:?} cannot be read: {e}")),
+        };
+        out.insert(name, read);
+    }
+    out
+}
+
+/// The error the add-on found loading ClusterImagePolicy `name`, if it is loaded and broken.
+pub fn load_error(e: &ImageEnforcement, name: &str) -> Option<String> {
+    let s = e.read().unwrap_or_else(|e| e.into_inner());
+    let GateState::Ready(loaded) = &s.state else {
+        return None;
+    };
+    let object = format!("ClusterImagePolicy/{name}");
+    loaded
+        .policies
+        .broken
+        .iter()
+        .find(|(_, err)| err.object() == object)
+        .map(|(_, err)| err.to_string())
 }
 
 /// Where the images of a manifest are: JSON pointers to the `image` of every entry of every

@@ -763,6 +763,8 @@ async fn run_builtin(
             image::ADDON => {
                 let ctx = image::Ctx {
                     hub: ctx.hub,
+                    spoke: ctx.spoke,
+                    namespace: ctx.namespace,
                     cluster: ctx.cluster,
                     enforcement: gates.images,
                     options: gates.image_options,

@@ -1458,7 +1458,7 @@ fn template_meta(o: &Value) -> Value {
 /// A ClusterImagePolicy or TrustRoot template: compliant when it can be used and the
 /// image-verification add-on, which enforces it at delivery, runs on this cluster.
 fn image_template(run: &Pass<'_>, kind: &str, o: &Value) -> (bool, String) {
-    use garrison_supply_chain::policy::{image_policy, trust_root};
+    use garrison_supply_chain::policy::{Secrets, image_policy_with, trust_root};
     let name = o
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -1466,8 +1466,15 @@ fn image_template(run: &Pass<'_>, kind: &str, o: &Value) -> (bool, String) {
     let read = if kind == "TrustRoot" {
         trust_root(o).map(|_| ())
     } else {
-        image_policy(o, &run.image_roots).map(|_| ())
+        // Secrets are the image-verification add-on's to read; what it found is reported.
+        image_policy_with(o, &run.image_roots, Secrets::Deferred).map(|_| ())
     };
+    let read = read.map_err(|e| e.to_string()).and_then(|()| {
+        match super::image::load_error(&run.ctx.images, name) {
+            Some(e) if kind == "ClusterImagePolicy" => Err(e),
+            _ => Ok(()),
+        }
+    });
     match read {
         Err(e) => (false, format!("NonCompliant; violation - {e}")),
         Ok(()) if !super::image::enabled(&run.ctx.images) => (
