@@ -222,6 +222,21 @@ pub fn signature_layers(data: &[u8]) {
     }
 }
 
+/// SCT lists embedded in keyless certificates (the extension's value), and certificates whose
+/// SCTs are checked: the bytes are read as both.
+pub fn sct_list(data: &[u8]) {
+    use garrison_supply_chain::sct;
+    if let Ok(list) = sct::parse_list(data) {
+        assert_eq!(
+            sct::parse_list(&sct::encode_list(&list)).ok(),
+            Some(list),
+            "an SCT list re-read differs"
+        );
+    }
+    let _ = sct::precert_tbs(data);
+    let _ = sct::verify_embedded(data, data, &std::collections::BTreeMap::new());
+}
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
@@ -250,6 +265,9 @@ pub fn targets() -> Vec<Target> {
             b"[{\"payload\":\"{\\\"critical\\\":{\\\"image\\\":{\\\"docker-manifest-digest\\\":\\\"sha256:6a8a\\\"},\\\"type\\\":\\\"cosign container image signature\\\"}}\",\"annotations\":{\"dev.cosignproject.cosign/signature\":\"MEUCIQ==\",\"dev.sigstore.cosign/bundle\":\"{\\\"Payload\\\":{\\\"body\\\":\\\"e30=\\\",\\\"integratedTime\\\":1,\\\"logIndex\\\":1,\\\"logID\\\":\\\"00\\\"},\\\"SignedEntryTimestamp\\\":\\\"AA==\\\"}\",\"dev.sigstore.cosign/certificate\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}}]",
             b"{\"apiVersion\":\"policy.sigstore.dev/v1beta1\",\"kind\":\"ClusterImagePolicy\",\"metadata\":{\"name\":\"x\"},\"spec\":{\"images\":[{\"glob\":\"**\"}],\"threshold\":3,\"authorities\":[{\"static\":{\"action\":\"pass\"}}]}}",
             b"{\"apiVersion\":\"policy.sigstore.dev/v1alpha1\",\"kind\":\"TrustRoot\",\"metadata\":{\"name\":\"t\"},\"spec\":{\"sigstoreKeys\":{\"certificateAuthorities\":[{\"certChain\":\"LS0t\"}],\"tLogs\":[{\"publicKey\":\"!!\"}]}}}",
+        ] },
+        Target { name: "sct_list", run: sct_list, seeds: &[
+            b"\x04\x35\x00\x33\x00\x31\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x00\x01\x8b\xcf\xe5\x68\x00\x00\x00\x04\x03\x00\x02\x30\x00",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },

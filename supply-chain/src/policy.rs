@@ -79,6 +79,9 @@ pub struct TrustRoot {
     pub certificates: Vec<Vec<u8>>,
     /// Rekor public keys by log ID (lowercase hex SHA-256 of the key's DER SPKI).
     pub rekor_keys: BTreeMap<String, RekorKey>,
+    /// Certificate transparency log public keys by log ID (as for Rekor), for the SCTs of
+    /// keyless certificates.
+    pub ct_keys: BTreeMap<String, RekorKey>,
     /// SHA-256 of the TrustRoot's spec, hex.
     pub content_hash: String,
 }
@@ -111,6 +114,9 @@ pub enum AuthorityKind {
         identities: Vec<Identity>,
         /// The TrustRoot's name, resolved when the policies are loaded.
         trust_root: String,
+        /// Whether the certificate must carry an SCT from one of the TrustRoot's CT logs
+        /// (unless the policy sets `insecureIgnoreSCT: true`).
+        check_sct: bool,
     },
     /// Passes or fails without looking at signatures.
     Static {
@@ -363,41 +369,54 @@ pub fn trust_root(obj: &Value) -> Result<TrustRoot, PolicyError> {
         }
         certificates.extend(certs);
     }
-    let mut rekor_keys = BTreeMap::new();
-    let tlogs = keys["tLogs"].as_array().cloned().unwrap_or_default();
-    if tlogs.is_empty() {
+    let rekor_keys = log_keys(&r, keys, "tLogs")?;
+    if rekor_keys.is_empty() {
         return Err(r.invalid(
             "spec.sigstoreKeys.tLogs",
             "at least one Rekor log key is needed: keyless signatures are checked against their Rekor bundle",
         ));
     }
-    for (i, t) in tlogs.iter().enumerate() {
-        only(
-            &r,
-            t,
-            &format!("spec.sigstoreKeys.tLogs[{i}]"),
-            &["baseURL", "hashAlgorithm", "publicKey"],
-        )?;
-        let field = format!("spec.sigstoreKeys.tLogs[{i}].publicKey");
-        let pem = base64_field(&r, &t["publicKey"], &field)?;
-        let block = pem::parse(&pem).map_err(|e| r.invalid(&field, format!("not PEM: {e}")))?;
-        let der = block.contents().to_vec();
-        let key = CosignVerificationKey::try_from_der(&der)
-            .map_err(|e| r.invalid(&field, format!("not a public key: {e}")))?;
-        rekor_keys.insert(
-            crate::reference::hex(ring::digest::digest(&ring::digest::SHA256, &der).as_ref()),
-            RekorKey { key },
-        );
-    }
+    let ct_keys = log_keys(&r, keys, "ctLogs")?;
     let spec = serde_json::to_vec(r.spec).unwrap_or_default();
     Ok(TrustRoot {
         name,
         certificates,
         rekor_keys,
+        ct_keys,
         content_hash: crate::reference::hex(
             ring::digest::digest(&ring::digest::SHA256, &spec).as_ref(),
         ),
     })
+}
+
+/// The public keys of a TrustRoot's transparency logs (`tLogs` or `ctLogs`), by log ID.
+fn log_keys(
+    r: &Reader<'_>,
+    keys: &Value,
+    list: &str,
+) -> Result<BTreeMap<String, RekorKey>, PolicyError> {
+    let mut out = BTreeMap::new();
+    for (i, t) in keys[list]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let at = format!("spec.sigstoreKeys.{list}[{i}]");
+        only(r, t, &at, &["baseURL", "hashAlgorithm", "publicKey"])?;
+        let field = format!("{at}.publicKey");
+        let pem = base64_field(r, &t["publicKey"], &field)?;
+        let block = pem::parse(&pem).map_err(|e| r.invalid(&field, format!("not PEM: {e}")))?;
+        let der = block.contents().to_vec();
+        let key = CosignVerificationKey::try_from_der(&der)
+            .map_err(|e| r.invalid(&field, format!("not a public key: {e}")))?;
+        out.insert(
+            crate::reference::hex(ring::digest::digest(&ring::digest::SHA256, &der).as_ref()),
+            RekorKey { key },
+        );
+    }
+    Ok(out)
 }
 
 fn base64_field(r: &Reader<'_>, v: &Value, field: &str) -> Result<Vec<u8>, PolicyError> {
@@ -615,13 +634,7 @@ pub fn image_policy_with(
                         r.invalid(&at, "expected exactly one, got both: static, attestations")
                     );
                 }
-                AuthorityKind::Keyless { .. } => {
-                    return Err(r.unsupported(
-                        &format!("{at}.attestations"),
-                        "attestations are verified for key authorities; keyless attestations are not verified yet",
-                    ));
-                }
-                AuthorityKind::Key(_) => {}
+                AuthorityKind::Keyless { .. } | AuthorityKind::Key(_) => {}
             }
             if !annotations.is_empty() {
                 return Err(r.invalid(
@@ -908,14 +921,16 @@ fn keyless_authority(
             "insecureIgnoreSCT",
         ],
     )?;
-    // Certificates' SCTs are not checked: upstream checks them unless told not to, so a policy
-    // must say so itself rather than get less than it asked for.
-    if k["insecureIgnoreSCT"] != true {
-        return Err(r.unsupported(
-            &format!("{at}.insecureIgnoreSCT"),
-            "SCTs of keyless certificates are not verified; set insecureIgnoreSCT: true to accept keyless signatures without that check",
-        ));
-    }
+    let check_sct = match &k["insecureIgnoreSCT"] {
+        Value::Null => true,
+        Value::Bool(ignore) => !ignore,
+        other => {
+            return Err(r.invalid(
+                &format!("{at}.insecureIgnoreSCT"),
+                format!("expected a boolean, got {other}"),
+            ));
+        }
+    };
     let ids = k["identities"].as_array().cloned().unwrap_or_default();
     if ids.is_empty() {
         return Err(r.invalid(&format!("{at}.identities"), "missing field(s): identities"));
@@ -949,18 +964,29 @@ fn keyless_authority(
             "keyless signatures are verified offline: name a TrustRoot (sigstoreKeys) with trustRootRef",
         )
     })?;
-    let hash = roots.get(root).map(|t| &t.content_hash).ok_or_else(|| {
+    let trust = roots.get(root).ok_or_else(|| {
         r.invalid(
             &format!("{at}.trustRootRef"),
             format!("no TrustRoot named {root:?}"),
         )
     })?;
+    // As upstream: certificates must have been seen by a CT log unless the policy opts out, so
+    // a TrustRoot without CT log keys cannot satisfy such an authority.
+    if check_sct && trust.ct_keys.is_empty() {
+        return Err(r.invalid(
+            &format!("{at}.trustRootRef"),
+            format!(
+                "TrustRoot {root:?} has no spec.sigstoreKeys.ctLogs, so certificates' SCTs cannot be verified; add the CT log's key, or set insecureIgnoreSCT: true"
+            ),
+        ));
+    }
     Ok((
         AuthorityKind::Keyless {
             identities,
             trust_root: root.to_string(),
+            check_sct,
         },
-        hash.clone(),
+        trust.content_hash.clone(),
     ))
 }
 

@@ -1,7 +1,8 @@
 //! Signatures in cosign's format, made here: simple-signing payloads signed with a key, and
 //! keyless signatures from a local Fulcio-style CA with a local Rekor log key (certificates
-//! with the code-signing usage, an OIDC issuer extension and a SAN identity; Rekor bundles
-//! with a signed entry timestamp over a `hashedrekord` entry).
+//! with the code-signing usage, an OIDC issuer extension, a SAN identity and an embedded SCT
+//! from a local CT log key; Rekor bundles with a signed entry timestamp over a `hashedrekord`
+//! entry).
 //!
 //! This is how Garrison's tests and offline fixtures make what cosign makes, with no network:
 //! the CA and the log are only as trusted as the TrustRoot that names them.
@@ -160,13 +161,29 @@ pub struct Issued {
     pub cert_pem: String,
     /// The certificate's key.
     pub key: KeySigner,
+    /// The SCT list extension's value embedded in the certificate, if any.
+    pub sct_list: Option<Vec<u8>>,
 }
 
-/// A Fulcio-style CA and a Rekor-style log key, local.
+/// Which certificate transparency proof a certificate issued by [`LocalSigstore`] carries.
+pub enum Ct<'a> {
+    /// An SCT from the local CT log, over this certificate: what Fulcio issues.
+    Logged,
+    /// No SCT.
+    Unlogged,
+    /// An SCT over this certificate signed by another log's key.
+    LoggedBy(&'a KeySigner),
+    /// Another certificate's SCT list, copied.
+    Copied(&'a Issued),
+}
+
+/// A Fulcio-style CA, a Rekor-style log key and a CT log key, local.
 pub struct LocalSigstore {
     ca_cert_pem: String,
+    ca_spki: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
     log: KeySigner,
+    ct: KeySigner,
 }
 
 /// Fulcio's OIDC issuer extension, v2 (a DER UTF8String).
@@ -190,8 +207,10 @@ impl LocalSigstore {
         let cert = params.self_signed(&key).map_err(err)?;
         Ok(LocalSigstore {
             ca_cert_pem: cert.pem(),
+            ca_spki: rcgen::PublicKeyData::subject_public_key_info(&key),
             issuer: Issuer::new(params, key),
             log: KeySigner::generate()?,
+            ct: KeySigner::generate()?,
         })
     }
 
@@ -224,18 +243,35 @@ impl LocalSigstore {
                     "hashAlgorithm": "sha-256",
                     "publicKey": b64(self.log.public_key_pem().as_bytes()),
                 }],
+                "ctLogs": [{
+                    "baseURL": "https://ctfe.garrison.test",
+                    "hashAlgorithm": "sha-256",
+                    "publicKey": b64(self.ct.public_key_pem().as_bytes()),
+                }],
             }},
         })
     }
 
     /// A short-lived signing certificate for `subject` (an email) from OIDC `issuer`, valid
-    /// from `not_before` to `not_after`, with a fresh key.
+    /// from `not_before` to `not_after`, with a fresh key and an SCT from the local CT log.
     pub fn issue(
         &self,
         subject: &str,
         issuer: &str,
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
+    ) -> Result<Issued, SignError> {
+        self.issue_with(subject, issuer, not_before, not_after, Ct::Logged)
+    }
+
+    /// As [`LocalSigstore::issue`], with the certificate transparency proof `ct`.
+    pub fn issue_with(
+        &self,
+        subject: &str,
+        issuer: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+        ct: Ct<'_>,
     ) -> Result<Issued, SignError> {
         let key = KeySigner::generate()?;
         let public = rcgen::SubjectPublicKeyInfo::from_der(key.public_key_der()).map_err(err)?;
@@ -256,11 +292,65 @@ impl LocalSigstore {
         }
         value.extend(bytes);
         params.custom_extensions = vec![CustomExtension::from_oid_content(ISSUER_V2, value)];
-        let cert = params.signed_by(&public, &self.issuer).map_err(err)?;
+        // Both the precertificate and the certificate have the same serial number.
+        let mut serial = [0u8; 16];
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut serial).map_err(err)?;
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let precert = params.signed_by(&public, &self.issuer).map_err(err)?;
+        let sct_list = match ct {
+            Ct::Unlogged => None,
+            Ct::Logged => Some(self.sct_list(&self.ct, precert.der(), not_before)?),
+            Ct::LoggedBy(log) => Some(self.sct_list(log, precert.der(), not_before)?),
+            Ct::Copied(other) => other.sct_list.clone(),
+        };
+        let cert = match &sct_list {
+            None => precert,
+            Some(list) => {
+                params
+                    .custom_extensions
+                    .push(CustomExtension::from_oid_content(
+                        crate::sct::SCT_LIST_ARCS,
+                        list.clone(),
+                    ));
+                params.signed_by(&public, &self.issuer).map_err(err)?
+            }
+        };
         Ok(Issued {
             cert_pem: cert.pem(),
             key,
+            sct_list,
         })
+    }
+
+    /// An SCT list with one SCT from `log` over the precertificate `precert_der`, as a CT log
+    /// returns it to Fulcio, which embeds it.
+    fn sct_list(
+        &self,
+        log: &KeySigner,
+        precert_der: &[u8],
+        at: time::OffsetDateTime,
+    ) -> Result<Vec<u8>, SignError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(precert_der).map_err(err)?;
+        let tbs = cert.tbs_certificate.as_ref();
+        let sha256 = |b: &[u8]| -> [u8; 32] {
+            ring::digest::digest(&ring::digest::SHA256, b)
+                .as_ref()
+                .try_into()
+                .expect("SHA-256 is 32 bytes")
+        };
+        let key_hash = sha256(&self.ca_spki);
+        let log_id = sha256(log.public_key_der());
+        let mut sct = crate::sct::Sct {
+            log_id,
+            timestamp: (at.unix_timestamp_nanos() / 1_000_000) as u64,
+            extensions: vec![],
+            hash: 4,
+            algorithm: 3,
+            signature: vec![],
+        };
+        sct.signature = log.sign(&crate::sct::signed_data(&sct, &key_hash, tbs))?;
+        Ok(crate::sct::encode_list(&[sct]))
     }
 
     /// A keyless signature layer: `payload` signed with `cert`'s key, the certificate, and a
@@ -283,6 +373,42 @@ impl LocalSigstore {
         })
     }
 
+    /// A keyless attestation layer: `statement` in a DSSE envelope signed with `cert`'s key,
+    /// with the certificate and a Rekor bundle of a `dsse` entry logged at `logged_at`, as
+    /// `cosign attest` writes it.
+    pub fn attestation(
+        &self,
+        cert: &Issued,
+        statement: &Value,
+        logged_at: i64,
+    ) -> Result<SignatureLayer, SignError> {
+        let mut layer = cert.key.attestation(statement)?;
+        let envelope: Value = serde_json::from_slice(&layer.payload).map_err(err)?;
+        let entry = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": Digest::sha256_of(&layer.payload).hex()},
+                "payloadHash": {
+                    "algorithm": "sha256",
+                    "value": Digest::sha256_of(&serde_json::to_vec(statement).map_err(err)?).hex(),
+                },
+                "signatures": [{
+                    "signature": envelope["signatures"][0]["sig"],
+                    "verifier": b64(cert.cert_pem.as_bytes()),
+                }],
+            },
+        });
+        let bundle = self.log_entry(&entry, logged_at)?;
+        layer
+            .annotations
+            .insert(CERTIFICATE_ANNOTATION.to_string(), cert.cert_pem.clone());
+        layer
+            .annotations
+            .insert(BUNDLE_ANNOTATION.to_string(), bundle);
+        Ok(layer)
+    }
+
     /// A Rekor bundle for a `hashedrekord` entry of `signature` (base64), `cert_pem` and
     /// `payload`, signed by the log.
     pub fn bundle(
@@ -300,7 +426,12 @@ impl LocalSigstore {
                 "signature": {"content": signature, "publicKey": {"content": b64(cert_pem.as_bytes())}},
             },
         });
-        let body = b64(&serde_json::to_vec(&entry).map_err(err)?);
+        self.log_entry(&entry, logged_at)
+    }
+
+    /// A Rekor bundle of `entry` logged at `logged_at`, with the log's signed entry timestamp.
+    pub fn log_entry(&self, entry: &Value, logged_at: i64) -> Result<String, SignError> {
+        let body = b64(&serde_json::to_vec(entry).map_err(err)?);
         let log_id = self.log_id();
         let canonical = format!(
             "{{\"body\":{},\"integratedTime\":{logged_at},\"logID\":{},\"logIndex\":{}}}",

@@ -160,7 +160,7 @@ pub fn verify_with(
             continue;
         }
         if !authority.attestations.is_empty() {
-            match attested(authority, digest, attestations) {
+            match attested(authority, roots, digest, attestations) {
                 Ok((l, signer)) => {
                     let s = signer_index(signer);
                     shown.insert((i, s), format!("attestation layer {l}"));
@@ -267,12 +267,13 @@ fn distinct_layers(candidates: &[Vec<usize>]) -> Vec<Option<usize>> {
 /// that meets all its conditions; returns the first rule's layer.
 fn attested(
     authority: &Authority,
+    roots: &BTreeMap<String, TrustRoot>,
     digest: &Digest,
     layers: &[SignatureLayer],
 ) -> Result<(usize, String), String> {
-    let AuthorityKind::Key(keys) = &authority.kind else {
-        return Err("attestations need a key authority".into());
-    };
+    if let AuthorityKind::Static { .. } = authority.kind {
+        return Err("attestations need a key or keyless authority".into());
+    }
     if layers.is_empty() {
         return Err("the image has no attestations".into());
     }
@@ -281,7 +282,7 @@ fn attested(
         let mut why = vec![];
         let mut found = None;
         for (l, layer) in layers.iter().enumerate() {
-            match attestation(rule, keys, digest, layer) {
+            match attestation(rule, &authority.kind, roots, digest, layer) {
                 Ok(signer) => {
                     found = Some((l, signer));
                     break;
@@ -300,10 +301,12 @@ fn attested(
 }
 
 /// Whether `layer` (a DSSE envelope) is an in-toto statement about `digest` of the rule's
-/// predicate type, signed with one of `keys`, whose content passes the rule's policy.
+/// predicate type, signed by the authority (one of its keys, or a certificate meeting its
+/// keyless conditions), whose content passes the rule's policy.
 fn attestation(
     rule: &crate::policy::AttestationRule,
-    keys: &[crate::policy::PublicKey],
+    kind: &AuthorityKind,
+    roots: &BTreeMap<String, TrustRoot>,
     digest: &Digest,
     layer: &SignatureLayer,
 ) -> Result<String, String> {
@@ -324,18 +327,39 @@ fn attestation(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let signer = sigs.iter().find_map(|s| {
-        let sig = s["sig"].as_str().and_then(|x| dsse_b64(x).ok())?;
-        keys.iter()
-            .find(|k| {
-                k.key
-                    .verify_signature(Signature::Raw(&sig), &signed)
-                    .is_ok()
+    let sigs: Vec<Vec<u8>> = sigs
+        .iter()
+        .filter_map(|s| s["sig"].as_str().and_then(|x| dsse_b64(x).ok()))
+        .collect();
+    let signer = match kind {
+        AuthorityKind::Key(keys) => sigs
+            .iter()
+            .find_map(|sig| {
+                keys.iter()
+                    .find(|k| k.key.verify_signature(Signature::Raw(sig), &signed).is_ok())
+                    .map(|k| format!("key {}", k.id))
             })
-            .map(|k| format!("key {}", k.id))
-    });
-    let Some(signer) = signer else {
-        return Err("no signature of the envelope verifies with the authority's key".into());
+            .ok_or("no signature of the envelope verifies with the authority's key")?,
+        AuthorityKind::Keyless {
+            identities,
+            trust_root,
+            check_sct,
+        } => {
+            let root = roots
+                .get(trust_root)
+                .ok_or_else(|| format!("TrustRoot {trust_root} is not loaded"))?;
+            let (key, signer) = keyless_envelope(identities, root, *check_sct, layer)?;
+            if !sigs
+                .iter()
+                .any(|sig| key.verify_signature(Signature::Raw(sig), &signed).is_ok())
+            {
+                return Err(
+                    "no signature of the envelope was made by the certificate's key".into(),
+                );
+            }
+            signer
+        }
+        AuthorityKind::Static { .. } => return Err("a static authority has no layer".into()),
     };
     let statement: Value =
         serde_json::from_slice(&payload).map_err(|e| format!("the statement is not JSON: {e}"))?;
@@ -424,11 +448,12 @@ fn satisfies(
         AuthorityKind::Keyless {
             identities,
             trust_root,
+            check_sct,
         } => {
             let root = roots
                 .get(trust_root)
                 .ok_or_else(|| format!("TrustRoot {trust_root} is not loaded"))?;
-            keyless(identities, root, signature, layer)?
+            keyless(identities, root, *check_sct, signature, layer)?
         }
         AuthorityKind::Static { .. } => return Err("a static authority has no layer".into()),
     };
@@ -491,13 +516,43 @@ fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
         .collect())
 }
 
-/// The keyless conditions, all on this layer.
+/// The keyless conditions of a signature layer, all on this layer.
 fn keyless(
     identities: &[crate::policy::Identity],
     root: &TrustRoot,
+    check_sct: bool,
     signature: &str,
     layer: &SignatureLayer,
 ) -> Result<String, String> {
+    let (leaf_der, bundle) = keyless_material(layer)?;
+    let (logged_at, entry) = logged_entry(bundle, root)?;
+    binds_signature(&entry, signature, &leaf_der, &layer.payload)?;
+    let (key, signer) = certificate(identities, root, check_sct, &leaf_der, logged_at)?;
+    key.verify_signature(
+        Signature::Base64Encoded(signature.as_bytes()),
+        &layer.payload,
+    )
+    .map_err(|_| "the signature was not made by the certificate's key".to_string())?;
+    Ok(signer)
+}
+
+/// The keyless conditions of an attestation layer (a DSSE envelope) but its signature: the
+/// certificate's checks and the Rekor entry logging this very envelope with this certificate.
+/// Returns the certificate's key, to verify the envelope's signature with, and the signer.
+fn keyless_envelope(
+    identities: &[crate::policy::Identity],
+    root: &TrustRoot,
+    check_sct: bool,
+    layer: &SignatureLayer,
+) -> Result<(CosignVerificationKey, String), String> {
+    let (leaf_der, bundle) = keyless_material(layer)?;
+    let (logged_at, entry) = logged_entry(bundle, root)?;
+    binds_envelope(&entry, &leaf_der, &layer.payload)?;
+    certificate(identities, root, check_sct, &leaf_der, logged_at)
+}
+
+/// A keyless layer's certificate (DER) and Rekor bundle.
+fn keyless_material(layer: &SignatureLayer) -> Result<(Vec<u8>, &str), String> {
     let cert_pem = layer
         .annotations
         .get(CERTIFICATE_ANNOTATION)
@@ -510,8 +565,20 @@ fn keyless(
         .annotations
         .get(BUNDLE_ANNOTATION)
         .ok_or("no Rekor bundle: keyless signatures must have been logged")?;
-    let logged_at = check_bundle(bundle, root, signature, &leaf_der, &layer.payload)?;
-    let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der)
+    Ok((leaf_der, bundle))
+}
+
+/// The certificate's conditions: valid when logged (at `logged_at`), chaining to the
+/// TrustRoot, seen by a CT log (when `check_sct`), for code signing, and with one of
+/// `identities`. Returns its public key and the signer it names.
+fn certificate(
+    identities: &[crate::policy::Identity],
+    root: &TrustRoot,
+    check_sct: bool,
+    leaf_der: &[u8],
+    logged_at: i64,
+) -> Result<(CosignVerificationKey, String), String> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der)
         .map_err(|e| format!("the certificate does not parse: {e}"))?;
     if leaf.is_ca() {
         return Err("the signing certificate is a CA certificate".into());
@@ -523,7 +590,11 @@ fn keyless(
             validity.not_before, validity.not_after
         ));
     }
-    chain_to_root(&leaf, root, logged_at)?;
+    let issuer_spki = chain_to_root(&leaf, root, logged_at)?;
+    if check_sct {
+        crate::sct::verify_embedded(leaf_der, &issuer_spki, &root.ct_keys)
+            .map_err(|e| format!("certificate transparency: {e}"))?;
+    }
     let code_signing = leaf
         .extended_key_usage()
         .ok()
@@ -552,25 +623,13 @@ fn keyless(
     };
     let key = CosignVerificationKey::try_from_der(leaf.public_key().raw)
         .map_err(|e| format!("the certificate's key is not usable: {e}"))?;
-    key.verify_signature(
-        Signature::Base64Encoded(signature.as_bytes()),
-        &layer.payload,
-    )
-    .map_err(|_| "the signature was not made by the certificate's key".to_string())?;
     // A keyless signer is its identity: each signature has a certificate of its own.
-    Ok(format!("identity {issuer} {subject}"))
+    Ok((key, format!("identity {issuer} {subject}")))
 }
 
-/// Checks the Rekor bundle: its signed entry timestamp verifies with the TrustRoot's key for
-/// its log, and its entry is a `hashedrekord` of this signature, certificate and payload.
-/// Returns the time the entry was logged (Unix seconds).
-fn check_bundle(
-    bundle: &str,
-    root: &TrustRoot,
-    signature: &str,
-    leaf_der: &[u8],
-    payload: &[u8],
-) -> Result<i64, String> {
+/// Checks the Rekor bundle's signed entry timestamp with the TrustRoot's key for its log.
+/// Returns the time the entry was logged (Unix seconds) and the entry.
+fn logged_entry(bundle: &str, root: &TrustRoot) -> Result<(i64, Value), String> {
     let b: Value =
         serde_json::from_str(bundle).map_err(|e| format!("the Rekor bundle is not JSON: {e}"))?;
     let p = &b["Payload"];
@@ -609,6 +668,36 @@ fn check_bundle(
         })?;
     let entry: Value = serde_json::from_slice(&b64(body)?)
         .map_err(|e| format!("the Rekor entry is not JSON: {e}"))?;
+    Ok((integrated, entry))
+}
+
+/// Whether the logged certificate (base64 of its PEM) is `leaf_der`.
+fn same_certificate(logged: Option<&Value>, leaf_der: &[u8]) -> Result<(), String> {
+    let logged = b64(logged.and_then(Value::as_str).unwrap_or_default())?;
+    let logged = pem_certificates(&String::from_utf8_lossy(&logged))?;
+    if logged.first().map(Vec::as_slice) != Some(leaf_der) {
+        return Err("the Rekor entry is for another certificate".into());
+    }
+    Ok(())
+}
+
+/// Whether a logged SHA-256 (`{algorithm, value}`) is the hash of `bytes`.
+fn same_hash(hash: &Value, bytes: &[u8], what: &str) -> Result<(), String> {
+    if hash["algorithm"] != "sha256"
+        || hash["value"].as_str() != Some(Digest::sha256_of(bytes).hex())
+    {
+        return Err(format!("the Rekor entry is for another {what}"));
+    }
+    Ok(())
+}
+
+/// Whether the logged entry is a `hashedrekord` of this signature, certificate and payload.
+fn binds_signature(
+    entry: &Value,
+    signature: &str,
+    leaf_der: &[u8],
+    payload: &[u8],
+) -> Result<(), String> {
     if entry["kind"] != "hashedrekord" {
         return Err(format!(
             "the Rekor entry is a {}, not a hashedrekord",
@@ -623,36 +712,67 @@ fn check_bundle(
     if logged_sig != b64(signature)? {
         return Err("the Rekor entry is for another signature".into());
     }
-    let logged_cert = b64(spec
-        .pointer("/signature/publicKey/content")
-        .and_then(Value::as_str)
-        .unwrap_or_default())?;
-    let logged_cert = pem_certificates(&String::from_utf8_lossy(&logged_cert))?;
-    if logged_cert.first().map(Vec::as_slice) != Some(leaf_der) {
-        return Err("the Rekor entry is for another certificate".into());
-    }
-    let hash = &spec["data"]["hash"];
-    if hash["algorithm"] != "sha256"
-        || hash["value"].as_str() != Some(Digest::sha256_of(payload).hex())
-    {
-        return Err("the Rekor entry is for another payload".into());
-    }
-    Ok(integrated)
+    same_certificate(spec.pointer("/signature/publicKey/content"), leaf_der)?;
+    same_hash(&spec["data"]["hash"], payload, "payload")
+}
+
+/// Whether the logged entry records this DSSE envelope (its exact bytes) signed with this
+/// certificate: a `dsse` entry (cosign 2.2 and later), or an `intoto` entry (v0.0.2, or
+/// v0.0.1).
+fn binds_envelope(entry: &Value, leaf_der: &[u8], envelope: &[u8]) -> Result<(), String> {
+    let spec = &entry["spec"];
+    let (hash, cert) = match (entry["kind"].as_str(), entry["apiVersion"].as_str()) {
+        (Some("dsse"), _) => {
+            let sigs = spec["signatures"].as_array().map_or(0, Vec::len);
+            if sigs != 1 {
+                return Err(format!("the Rekor entry has {sigs} signatures, not one"));
+            }
+            (
+                &spec["envelopeHash"],
+                spec.pointer("/signatures/0/verifier"),
+            )
+        }
+        (Some("intoto"), Some("0.0.2")) => {
+            let sigs = spec
+                .pointer("/content/envelope/signatures")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            if sigs != 1 {
+                return Err(format!("the Rekor entry has {sigs} signatures, not one"));
+            }
+            (
+                &spec["content"]["hash"],
+                spec.pointer("/content/envelope/signatures/0/publicKey"),
+            )
+        }
+        (Some("intoto"), Some("0.0.1")) => (&spec["content"]["hash"], spec.get("publicKey")),
+        (kind, version) => {
+            return Err(format!(
+                "the Rekor entry is a {} {}, not a dsse or intoto entry",
+                kind.unwrap_or("(no kind)"),
+                version.unwrap_or("(no version)")
+            ));
+        }
+    };
+    same_certificate(cert, leaf_der)?;
+    same_hash(hash, envelope, "envelope")
 }
 
 /// Builds a path from `leaf` to a self-signed certificate of the TrustRoot, each link's
-/// signature verified and each CA valid at `at`.
+/// signature verified and each CA valid at `at`. Returns the leaf's issuer's public key (DER
+/// SubjectPublicKeyInfo).
 fn chain_to_root(
     leaf: &x509_parser::certificate::X509Certificate<'_>,
     root: &TrustRoot,
     at: i64,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
     let cas: Vec<x509_parser::certificate::X509Certificate<'_>> = root
         .certificates
         .iter()
         .filter_map(|d| x509_parser::parse_x509_certificate(d).ok().map(|(_, c)| c))
         .collect();
     let mut current = leaf.clone();
+    let mut leaf_issuer = None;
     for _ in 0..8 {
         let issuer = cas.iter().find(|ca| {
             ca.subject() == current.issuer()
@@ -672,8 +792,9 @@ fn chain_to_root(
                 root.name
             ));
         };
+        let spki = leaf_issuer.get_or_insert_with(|| issuer.public_key().raw.to_vec());
         if issuer.subject() == issuer.issuer() && issuer.verify_signature(None).is_ok() {
-            return Ok(());
+            return Ok(spki.clone());
         }
         current = issuer.clone();
     }

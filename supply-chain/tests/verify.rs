@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use garrison_supply_chain::error::PolicyError;
 use garrison_supply_chain::policy::Policies;
 use garrison_supply_chain::reference::{Digest, Reference};
-use garrison_supply_chain::sign::{KeySigner, LocalSigstore, payload};
+use garrison_supply_chain::sign::{Ct, KeySigner, LocalSigstore, payload};
 use garrison_supply_chain::verify::{SignatureLayer, Verdict, verify, verify_with};
 use serde_json::{Value, json};
 
@@ -269,7 +269,7 @@ impl Keyless {
             json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
                 "metadata": {"name": "keyless"}, "spec": {"images": [{"glob": "registry.garrison.test/**"}],
                 "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
-                    "trustRootRef": "local", "insecureIgnoreSCT": true,
+                    "trustRootRef": "local",
                     "identities": [{"issuer": ISSUER, "subject": subject}]}}]}}),
         ]
     }
@@ -378,6 +378,7 @@ fn keyless_attacks_are_refused() {
     let forged = garrison_supply_chain::sign::Issued {
         cert_pem: good.cert_pem.clone(),
         key: attacker,
+        sct_list: None,
     };
     let v = judge(
         &policy,
@@ -420,6 +421,86 @@ fn keyless_attacks_are_refused() {
     unlogged.annotations.remove(&bundle);
     let v = judge(&policy, &[unlogged]);
     assert!(v.summary().contains("no Rekor bundle"), "{}", v.summary());
+}
+
+#[test]
+fn keyless_certificates_must_have_been_seen_by_a_trusted_ct_log() {
+    let k = Keyless::new();
+    let policy = k.policy("release@garrison.test");
+    let (r, d) = image();
+    let with = |ct: Ct<'_>| {
+        let cert = k
+            .sigstore
+            .issue_with(
+                "release@garrison.test",
+                ISSUER,
+                k.now,
+                k.now + time::Duration::minutes(10),
+                ct,
+            )
+            .unwrap();
+        k.sigstore
+            .layer(
+                &cert,
+                payload(&r, &d, &BTreeMap::new()),
+                k.now.unix_timestamp() + 60,
+            )
+            .unwrap()
+    };
+    assert!(judge(&policy, &[with(Ct::Logged)]).passed);
+    // A certificate no CT log saw: issued in secret.
+    let v = judge(&policy, &[with(Ct::Unlogged)]);
+    assert!(!v.passed);
+    assert!(v.summary().contains("carries no SCT"), "{}", v.summary());
+    // An SCT from a log the TrustRoot does not name.
+    let rogue_log = KeySigner::generate().unwrap();
+    let v = judge(&policy, &[with(Ct::LoggedBy(&rogue_log))]);
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("which the TrustRoot does not trust"),
+        "{}",
+        v.summary()
+    );
+    // A genuine SCT of another certificate, copied into this one.
+    let seen = k
+        .sigstore
+        .issue(
+            "release@garrison.test",
+            ISSUER,
+            k.now,
+            k.now + time::Duration::minutes(10),
+        )
+        .unwrap();
+    let v = judge(&policy, &[with(Ct::Copied(&seen))]);
+    assert!(!v.passed);
+    assert!(
+        v.summary().contains("does not verify for this certificate"),
+        "{}",
+        v.summary()
+    );
+    // A policy may opt out, as upstream's insecureIgnoreSCT.
+    let mut lax = policy.clone();
+    lax[1]["spec"]["authorities"][0]["keyless"]["insecureIgnoreSCT"] = json!(true);
+    assert!(judge(&lax, &[with(Ct::Unlogged)]).passed);
+    // A TrustRoot without CT logs cannot back a policy that checks SCTs.
+    let mut no_ct = policy.clone();
+    no_ct[0]["spec"]["sigstoreKeys"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ctLogs");
+    let loaded = Policies::load(&no_ct);
+    assert!(loaded.policies.is_empty());
+    assert!(
+        loaded.broken[0]
+            .1
+            .to_string()
+            .contains("has no spec.sigstoreKeys.ctLogs"),
+        "{}",
+        loaded.broken[0].1
+    );
+    let mut not_bool = policy;
+    not_bool[1]["spec"]["authorities"][0]["keyless"]["insecureIgnoreSCT"] = json!("yes");
+    assert!(Policies::load(&not_bool).policies.is_empty());
 }
 
 fn scan_policy(key: &KeySigner) -> Value {
@@ -617,5 +698,94 @@ fn keys_from_secrets_are_used_as_read_and_unreadable_ones_are_named() {
         Policies::load_with(std::slice::from_ref(&policy), Secrets::Resolved(&read))
             .policies
             .is_empty()
+    );
+}
+
+/// A keyless policy requiring a vulnerability scan with no criticals, attested by `subject`.
+fn keyless_scan_policy(k: &Keyless, subject: &str) -> Vec<Value> {
+    let mut objects = k.policy(subject);
+    let key = KeySigner::generate().unwrap();
+    objects[1]["spec"]["authorities"][0]["attestations"] =
+        scan_policy(&key)["spec"]["authorities"][0]["attestations"].clone();
+    objects
+}
+
+fn keyless_scan(
+    k: &Keyless,
+    cert: &garrison_supply_chain::sign::Issued,
+    critical: u64,
+) -> SignatureLayer {
+    let (r, digest) = image();
+    let statement = garrison_supply_chain::sign::statement(
+        &r,
+        &digest,
+        VULN,
+        json!({"scanner": {"result": {"summary": {"CRITICAL": critical}}}}),
+    );
+    k.sigstore
+        .attestation(cert, &statement, k.now.unix_timestamp() + 60)
+        .unwrap()
+}
+
+#[test]
+fn keyless_attestations_pass_when_their_certificate_and_log_entry_hold() {
+    let k = Keyless::new();
+    let policy = keyless_scan_policy(&k, "ci@garrison.test");
+    let issue = |subject: &str| {
+        k.sigstore
+            .issue(subject, ISSUER, k.now, k.now + time::Duration::minutes(10))
+            .unwrap()
+    };
+    let ci = issue("ci@garrison.test");
+    let v = judge_attested(&policy, &[keyless_scan(&k, &ci, 0)]);
+    assert!(v.passed, "{}", v.summary());
+    assert!(!judge_attested(&policy, &[keyless_scan(&k, &ci, 1)]).passed);
+    // Another identity.
+    let v = judge_attested(
+        &policy,
+        &[keyless_scan(&k, &issue("intruder@garrison.test"), 0)],
+    );
+    assert!(
+        v.summary().contains("the certificate's identity"),
+        "{}",
+        v.summary()
+    );
+    // The CI's certificate on an envelope another key signed, logged with that certificate.
+    let borrowed = garrison_supply_chain::sign::Issued {
+        cert_pem: ci.cert_pem.clone(),
+        key: KeySigner::generate().unwrap(),
+        sct_list: None,
+    };
+    let v = judge_attested(&policy, &[keyless_scan(&k, &borrowed, 0)]);
+    assert!(!v.passed);
+    assert!(
+        v.summary()
+            .contains("no signature of the envelope was made by the certificate's key"),
+        "{}",
+        v.summary()
+    );
+    // A passing envelope's bundle on a failing envelope: the log entry is for other bytes.
+    let mut bad = keyless_scan(&k, &ci, 5);
+    let good = keyless_scan(&k, &ci, 0);
+    let bundle = "dev.sigstore.cosign/bundle".to_string();
+    bad.annotations
+        .insert(bundle.clone(), good.annotations[&bundle].clone());
+    let v = judge_attested(&policy, &[bad]);
+    assert!(v.summary().contains("another envelope"), "{}", v.summary());
+    // An envelope that was never logged.
+    let mut unlogged = keyless_scan(&k, &ci, 0);
+    unlogged.annotations.remove(&bundle);
+    assert!(!judge_attested(&policy, &[unlogged]).passed);
+    // A hashedrekord entry (a signature's) does not log an envelope.
+    let mut sig_entry = keyless_scan(&k, &ci, 0);
+    let signature = k.layer("ci@garrison.test", 60);
+    sig_entry
+        .annotations
+        .insert(bundle.clone(), signature.annotations[&bundle].clone());
+    let v = judge_attested(&policy, &[sig_entry]);
+    assert!(
+        v.summary().contains("not a dsse or intoto"),
+        "{}",
+        v.summary()
     );
 }

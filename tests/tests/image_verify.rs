@@ -210,7 +210,7 @@ async fn keyless_signatures_verify_offline_against_a_trust_root() {
             "metadata": {"name": "keyless"},
             "spec": {"images": [{"glob": format!("{}/shop/*", reg.host)}],
                 "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
-                    "trustRootRef": "local", "insecureIgnoreSCT": true, "identities": [{"issuer": ISSUER, "subject": subject}]}}]}})
+                    "trustRootRef": "local", "identities": [{"issuer": ISSUER, "subject": subject}]}}]}})
     };
     let file = write_yaml(
         &reg,
@@ -443,7 +443,7 @@ async fn works_apply_only_verified_images_pinned_to_their_digest() {
                 "metadata": {"name": "keyless-release"},
                 "spec": {"images": [{"glob": format!("{}/keyless/*", reg.host)}],
                     "authorities": [{"name": "release", "keyless": {"url": "https://fulcio.sigstore.dev",
-                        "trustRootRef": "local", "insecureIgnoreSCT": true,
+                        "trustRootRef": "local",
                         "identities": [{"issuer": ISSUER, "subject": "release@garrison.test"}]}}]}}}]}});
     let docs = [
         json!({"apiVersion": "cluster.open-cluster-management.io/v1beta2", "kind": "ManagedClusterSetBinding",
