@@ -1,4 +1,5 @@
-//! Garrison's policy engine, pure library code with no I/O but reading suite files:
+//! Garrison's policy engine, pure library code with no I/O but reading suite files and the
+//! compliance history's store:
 //!
 //! - [`rego`]: Rego compiled and evaluated with regorus, bounded in time;
 //! - [`gatekeeper`]: Gatekeeper ConstraintTemplates and Constraints as upstream writes them:
@@ -9,8 +10,9 @@
 //!   upstream's messages;
 //! - [`dependencies`]: policy dependencies, and the Pending message of a template that waits;
 //! - [`suite`]: Gatekeeper's `gator verify` test suites, run with this engine;
-//! - [`history`]: the compliance history's hash chain and signed checkpoints, and their
-//!   verification naming the first record altered, removed, inserted or reordered.
+//! - [`history`]: the compliance history: its hash chain and signed checkpoints, their
+//!   verification naming the first record altered, removed, inserted or reordered, its
+//!   storage, queries and reports, and the export auditors verify offline.
 
 pub mod cel;
 pub mod config_policy;

@@ -4,9 +4,132 @@
 //! names the first record that was altered, removed, inserted or reordered; with the hub's
 //! public key alone it checks the checkpoints too, so an auditor can verify an export offline.
 //!
-//! No I/O here: storage (SQLite, PostgreSQL), the HTTP API and the CLI use these functions.
+//! - [`query`]: filters, paging and reports by standard, category and control;
+//! - [`sqlite`]: the embedded store;
+//! - [`export`]: the file an auditor verifies offline, and the JSON of records.
 
-use ring::signature::{self, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, UnparsedPublicKey};
+use ring::signature::{
+    self, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
+};
+
+pub mod export;
+pub mod query;
+pub mod sqlite;
+
+/// Why the history could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// The store failed.
+    #[error("the compliance history store failed: {0}")]
+    Store(String),
+    /// The checkpoint key is unusable.
+    #[error("{0}")]
+    Key(String),
+    /// An exported history or a key file is malformed.
+    #[error("{0}")]
+    Format(String),
+}
+
+/// The DER prefix of a P-256 SubjectPublicKeyInfo, before its 65-byte uncompressed point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The hub's checkpoint signing key: ECDSA P-256, kept as PKCS#8.
+pub struct CheckpointKey {
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+}
+
+impl std::fmt::Debug for CheckpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointKey")
+            .field("public", &public_key_pem(&self.public))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointKey {
+    /// A new key.
+    pub fn generate() -> Result<CheckpointKey, HistoryError> {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .map_err(|e| HistoryError::Key(format!("cannot generate a checkpoint key: {e}")))?;
+        CheckpointKey::from_pkcs8(pkcs8.as_ref())
+    }
+
+    /// The key from PKCS#8 DER.
+    pub fn from_pkcs8(der: &[u8]) -> Result<CheckpointKey, HistoryError> {
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            der,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|e| {
+            HistoryError::Key(format!(
+                "the checkpoint key is not an ECDSA P-256 PKCS#8 key: {e}"
+            ))
+        })?;
+        Ok(CheckpointKey {
+            pkcs8: der.to_vec(),
+            public: pair.public_key().as_ref().to_vec(),
+        })
+    }
+
+    /// The key from PEM (`PRIVATE KEY`).
+    pub fn from_pem(text: &str) -> Result<CheckpointKey, HistoryError> {
+        let block = pem::parse(text)
+            .map_err(|e| HistoryError::Key(format!("the checkpoint key is not PEM: {e}")))?;
+        CheckpointKey::from_pkcs8(block.contents())
+    }
+
+    /// The key as PEM, to keep on disk.
+    pub fn to_pem(&self) -> String {
+        pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8.clone()))
+    }
+
+    /// PKCS#8 DER, for signing.
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The public key: the uncompressed point [`verify`] takes.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    /// The public key as PEM (`PUBLIC KEY`, SubjectPublicKeyInfo), to hand to auditors.
+    pub fn public_key_pem(&self) -> String {
+        public_key_pem(&self.public)
+    }
+}
+
+/// A P-256 point as a PEM SubjectPublicKeyInfo.
+pub fn public_key_pem(point: &[u8]) -> String {
+    let mut der = P256_SPKI_PREFIX.to_vec();
+    der.extend(point);
+    pem::encode(&pem::Pem::new("PUBLIC KEY", der))
+}
+
+/// The point of a PEM P-256 public key (`PUBLIC KEY`), as [`verify`] takes it.
+pub fn parse_public_key_pem(text: &str) -> Result<Vec<u8>, HistoryError> {
+    let block = pem::parse(text.trim())
+        .map_err(|e| HistoryError::Format(format!("the public key is not PEM: {e}")))?;
+    if block.tag() != "PUBLIC KEY" {
+        return Err(HistoryError::Format(format!(
+            "the PEM block is a {}, not a PUBLIC KEY",
+            block.tag()
+        )));
+    }
+    let der = block.contents();
+    match der.strip_prefix(&P256_SPKI_PREFIX[..]) {
+        Some(point) if point.len() == 65 && point[0] == 4 => Ok(point.to_vec()),
+        _ => Err(HistoryError::Format(
+            "the public key is not an ECDSA P-256 key".into(),
+        )),
+    }
+}
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
