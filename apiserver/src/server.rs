@@ -204,12 +204,22 @@ impl Server {
             certificate_gate,
             health,
             webhooks,
+            extensions: Default::default(),
         });
         Ok(Server {
             api,
             objects,
             connection_policy,
         })
+    }
+
+    /// Serves `ext` beside the Kubernetes API.
+    pub fn add_extension(&self, ext: Arc<dyn crate::http::Extension>) {
+        self.api
+            .extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ext);
     }
 
     /// The checks behind `/readyz`, to add the embedder's own.

@@ -28,6 +28,10 @@ impl DataDir {
     pub fn store(&self) -> PathBuf {
         self.root.join("store.db")
     }
+    /// The compliance history.
+    pub fn history(&self) -> PathBuf {
+        self.root.join("compliance-history.db")
+    }
     /// The audit log.
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")

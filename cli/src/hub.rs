@@ -56,6 +56,11 @@ pub struct HubArgs {
     /// their current certificate until it expires. Bad requests are denied in both modes.
     #[arg(long, value_enum, default_value_t = RenewalApproval::Auto)]
     pub renewal_approval: RenewalApproval,
+    /// How often the hub signs the compliance history's head with its checkpoint key, when
+    /// the history grew (10s to 1d). An exported history verifies offline up to its last
+    /// checkpoint with the hub's public key alone.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_checkpoint_interval)]
+    pub checkpoint_interval: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -68,6 +73,10 @@ pub enum RenewalApproval {
     Auto,
     /// An admin, with `garrison accept`.
     Manual,
+}
+
+fn parse_checkpoint_interval(s: &str) -> Result<u64, String> {
+    crate::token::parse_duration(s, 10, 86_400, "10s to 1d")
 }
 
 fn parse_cert_lifetime(s: &str) -> Result<u64, String> {
@@ -122,6 +131,48 @@ pub fn service_account_key(dir: &DataDir) -> Result<String> {
     }
 }
 
+/// The hub's compliance history checkpoint key (`pki/history.key`), made on first use.
+pub fn history_key(dir: &DataDir) -> Result<garrison_governance::history::CheckpointKey> {
+    use garrison_governance::history::CheckpointKey;
+    let p = dir.pki_file("history.key");
+    match std::fs::read_to_string(&p) {
+        Ok(pem) => {
+            CheckpointKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = CheckpointKey::generate().map_err(|e| anyhow::anyhow!(e))?;
+            crate::datadir::write_private(&p, key.to_pem().as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", p.display())),
+    }
+}
+
+/// Opens the compliance history and its key, serves its API from `server`, and returns what
+/// its recorder and checkpointer need.
+fn open_history(
+    dir: &DataDir,
+    server: &Server,
+    client: &kube::Client,
+    args: &HubArgs,
+) -> Result<Arc<garrison_hub::compliance::Ctx>> {
+    let history = Arc::new(
+        garrison_governance::history::sqlite::SqliteHistory::open(&dir.history())
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let key = Arc::new(history_key(dir)?);
+    server.add_extension(Arc::new(crate::compliance::HistoryApi::new(
+        history.clone(),
+        &key,
+    )));
+    Ok(Arc::new(garrison_hub::compliance::Ctx {
+        client: client.clone(),
+        history,
+        key,
+        checkpoint_every: Duration::from_secs(args.checkpoint_interval),
+    }))
+}
+
 fn read(dir: &DataDir, name: &str) -> Result<Vec<u8>> {
     let p = dir.pki_file(name);
     std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
@@ -170,6 +221,7 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
         event_ttl: 3600,
         cert_lifetime: args.cert_lifetime,
         renewal_approval: RenewalApproval::Manual,
+        checkpoint_interval: 300,
         log_format: args.log_format,
     };
     serve(hub, Role::ApiServer)
@@ -249,7 +301,8 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
             eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
             prepare_hub(&hub_client).await?;
-            start_controllers(&hub_client, Some(ca), &args)
+            let history = open_history(&dir, &server, &hub_client, &args)?;
+            start_controllers(&hub_client, Some(ca), Some(history), &args)
         } else {
             tracing::info!(address = %bound, data_dir = %dir.root.display(), "garrison apiserver serving");
             eprintln!("garrison apiserver serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
@@ -348,6 +401,7 @@ fn start_signer(
 pub fn start_controllers(
     client: &kube::Client,
     signer_ca: Option<garrison_pki::ClusterCa>,
+    history: Option<Arc<garrison_hub::compliance::Ctx>>,
     args: &HubArgs,
 ) -> garrison_hub::supervisor::Supervisor {
     use garrison_hub::registration::{approver, cleaner, cluster};
@@ -406,6 +460,15 @@ pub fn start_controllers(
     sup.spawn("clusterpermission", move || {
         garrison_hub::addon::cluster_permission::run(c.clone())
     });
+    if let Some(h) = history {
+        let recorder = h.clone();
+        sup.spawn("compliance-recorder", move || {
+            garrison_hub::compliance::record(recorder.clone())
+        });
+        sup.spawn("compliance-checkpointer", move || {
+            garrison_hub::compliance::checkpoint(h.clone())
+        });
+    }
     sup
 }
 

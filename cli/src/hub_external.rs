@@ -145,7 +145,7 @@ pub fn run(args: &HubArgs) -> Result<()> {
             install_crds(&client, &crate::webhook::crds_converted_by(&served)).await?;
             served.register(&client).await?;
             crate::hub::prepare_hub(&client).await?;
-            anyhow::Ok(crate::hub::start_controllers(&client, None, args))
+            anyhow::Ok(crate::hub::start_controllers(&client, None, None, args))
         };
         let sup = tokio::select! {
             r = setup => r?,

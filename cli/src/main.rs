@@ -8,6 +8,7 @@ mod admin;
 mod agent;
 mod backup;
 mod certs;
+mod compliance;
 mod datadir;
 mod hub;
 mod hub_external;
@@ -98,6 +99,14 @@ enum Command {
     /// Verify images against image policies (`image verify IMAGE --policy FILE`).
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The compliance history for auditors: reports by standard, category and control at a
+    /// time or over a range, with the records behind them; a policy's history.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCommand),
+    /// Prove the compliance history untouched: verify its hash chain and signed checkpoints,
+    /// export it for offline verification, print the hub's public key.
+    #[command(subcommand)]
+    Audit(compliance::AuditCommand),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -192,6 +201,8 @@ fn main() -> ExitCode {
         Command::Addon(c) => addon::run(c),
         Command::Policy(c) => policy::run(c),
         Command::Image(c) => image::run(c),
+        Command::Compliance(c) => compliance::compliance(c),
+        Command::Audit(c) => compliance::audit(c),
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
         Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),

@@ -5,6 +5,7 @@ pub mod addon;
 pub mod admission;
 pub mod cache;
 pub mod clusterset;
+pub mod compliance;
 pub mod leader;
 pub mod mwrs;
 pub mod placement;

@@ -71,6 +71,102 @@ pub struct ApiServer {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Issues and checks ServiceAccount tokens.
     pub tokens: Arc<crate::auth::tokens::TokenSigner>,
+    /// Read-only APIs served beside Kubernetes' under their own paths.
+    pub extensions: std::sync::RwLock<Vec<Arc<dyn Extension>>>,
+}
+
+/// A read-only API served beside Kubernetes' under paths of its own (such as the compliance
+/// history's), authenticated like every request. It answers GETs only, and learns which
+/// ManagedClusters the caller may `get`, to filter by them.
+pub trait Extension: Send + Sync + 'static {
+    /// Whether `path` is served here.
+    fn serves(&self, path: &str) -> bool;
+    /// Answers a GET of `path?query` for a caller who may `get` the ManagedClusters in
+    /// `visible_clusters` (`None`: all of them). Called on a blocking thread.
+    fn get(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        visible_clusters: Option<std::collections::BTreeSet<String>>,
+    ) -> ExtensionAnswer;
+}
+
+/// An extension's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionAnswer {
+    /// HTTP status.
+    pub code: u16,
+    /// Content type.
+    pub content_type: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// The ManagedClusters `user` may `get`: `None` when all (a grant without resource names).
+fn visible_clusters(
+    srv: &ApiServer,
+    user: &UserInfo,
+) -> ApiResult<Option<std::collections::BTreeSet<String>>> {
+    const GROUP: &str = "cluster.open-cluster-management.io";
+    let attrs = |name: &str| Attributes {
+        verb: "get".into(),
+        resource_request: true,
+        api_group: GROUP.into(),
+        resource: "managedclusters".into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    if srv.objects.authz.authorize(user, &attrs(""))?.allowed {
+        return Ok(None);
+    }
+    let Some(res) = srv.objects.registry.get(GROUP, "v1", "managedclusters") else {
+        return Ok(Some(Default::default()));
+    };
+    let (clusters, _, _) = srv
+        .objects
+        .list(&res, None, &crate::ops::ListOptions::default())?;
+    let mut out = std::collections::BTreeSet::new();
+    for c in clusters {
+        let name = c["metadata"]["name"].as_str().unwrap_or_default();
+        if srv.objects.authz.authorize(user, &attrs(name))?.allowed {
+            out.insert(name.to_string());
+        }
+    }
+    Ok(Some(out))
+}
+
+async fn serve_extension(
+    srv: &ApiServer,
+    ext: Arc<dyn Extension>,
+    method: Method,
+    path: String,
+    query: Option<String>,
+    user: &UserInfo,
+) -> ApiResult<Response> {
+    if method != Method::GET {
+        return Err(ApiError::method_not_supported("", &path, method.as_str()));
+    }
+    let visible = visible_clusters(srv, user)?;
+    let answer = tokio::task::spawn_blocking(move || ext.get(&path, query.as_deref(), visible))
+        .await
+        .map_err(|e| ApiError::internal(format!("the request failed: {e}")))?;
+    let mut resp = Response::new(Body::from(answer.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(answer.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = HeaderValue::from_str(&answer.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    for (k, v) in answer.headers {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// kube-apiserver's request body limit: 3 MiB.
@@ -538,6 +634,17 @@ async fn serve(
     let user = impersonate(srv, req.headers(), user)?;
     entry.user = user.name.clone();
     entry.groups = user.groups.clone();
+    let extension = srv
+        .extensions
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|e| e.serves(&path))
+        .cloned();
+    if let Some(ext) = extension {
+        let query = req.uri().query().map(String::from);
+        return serve_extension(srv, ext, req.method().clone(), path, query, &user).await;
+    }
     let q = Query::parse(req.uri().query())?;
     let target = request_info::parse(&path).map_err(ApiError::no_route)?;
     let rp = match target {

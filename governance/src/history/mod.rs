@@ -12,6 +12,7 @@ use ring::signature::{
     self, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
 };
 
+pub mod api;
 pub mod export;
 pub mod query;
 pub mod sqlite;
@@ -323,6 +324,22 @@ pub enum Finding {
     },
 }
 
+impl Finding {
+    /// The first record it names.
+    pub fn record(&self) -> u64 {
+        match self {
+            Finding::Altered(n)
+            | Finding::AlteredRehashed(n)
+            | Finding::Inserted(n)
+            | Finding::BadCheckpoint(n)
+            | Finding::Rewritten(n) => *n,
+            Finding::Removed { first, .. } => *first,
+            Finding::Reordered { at, .. } => *at,
+            Finding::Truncated { last, .. } => *last + 1,
+        }
+    }
+}
+
 /// What a clean verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -342,9 +359,45 @@ pub fn verify(
     public_key: &[u8],
 ) -> Result<Verified, Finding> {
     let mut prev = GENESIS.to_string();
+    // Where each hash is, to tell a record renumbered (moved, or pushed along by an insertion)
+    // from one whose content changed.
+    let seq_of: std::collections::HashMap<&str, u64> =
+        records.iter().map(|r| (r.hash.as_str(), r.seq)).collect();
     for (i, r) in records.iter().enumerate() {
         let at = i as u64 + 1;
         if r.computed_hash() != r.hash {
+            // The number it had: after its predecessor's, or (that one renumbered too) any
+            // other; tried only here, at the first problem.
+            let hint = if r.prev == GENESIS {
+                Some(1)
+            } else {
+                seq_of.get(r.prev.as_str()).map(|s| s + 1)
+            };
+            let last = records.len() as u64 + 1;
+            let original = hint
+                .into_iter()
+                .chain(1..=last.max(r.seq))
+                .filter(|s| *s != r.seq)
+                .find(|s| {
+                    Record {
+                        seq: *s,
+                        ..r.clone()
+                    }
+                    .computed_hash()
+                        == r.hash
+                });
+            if let Some(original) = original {
+                {
+                    // Two records claim the same predecessor: the one before was slipped in.
+                    if i > 0 && records[i - 1].prev == r.prev {
+                        return Err(Finding::Inserted(records[i - 1].seq));
+                    }
+                    return Err(Finding::Reordered {
+                        found: original,
+                        at: r.seq,
+                    });
+                }
+            }
             return Err(Finding::Altered(r.seq));
         }
         if r.seq > at {
@@ -522,6 +575,32 @@ mod tests {
             verify(&h[..8], &cps, &public),
             Err(Finding::Truncated { seq: 10, last: 8 })
         );
+    }
+
+    #[test]
+    fn renumbering_in_a_store_is_named_as_reordering_or_insertion() {
+        let (private, public) = key();
+        let h = history(6);
+        let cps = vec![Checkpoint::sign(&h[5], "t", &private).unwrap()];
+        // Records 3 and 4 swapped by swapping their numbers, as an UPDATE of the key would.
+        let mut swapped = h.clone();
+        swapped.swap(2, 3);
+        swapped[2].seq = 3;
+        swapped[3].seq = 4;
+        assert_eq!(
+            verify(&swapped, &cps, &public),
+            Err(Finding::Reordered { found: 4, at: 3 })
+        );
+        // A well-formed record slipped in at 3, the rest renumbered to make room.
+        let mut inserted = h[..2].to_vec();
+        inserted.push(Record::next(Some(&h[1]), event(77)));
+        for r in &h[2..] {
+            inserted.push(Record {
+                seq: r.seq + 1,
+                ..r.clone()
+            });
+        }
+        assert_eq!(verify(&inserted, &cps, &public), Err(Finding::Inserted(3)));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Filter {
     pub policies: Vec<String>,
     /// Namespaces of root policies.
     pub namespaces: Vec<String>,
+    /// Templates, by name (the policy templates' own names, of any kind).
+    pub templates: Vec<String>,
     /// Compliance states.
     pub states: Vec<String>,
     /// Standards (any of).
@@ -44,6 +46,13 @@ impl Filter {
             && (self.policies.is_empty()
                 || self.policies.iter().any(|p| *p == e.policy || p == name))
             && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns))
+            && (self.templates.is_empty()
+                || self.templates.iter().any(|t| {
+                    e.template
+                        .split_once('/')
+                        .map_or(e.template.as_str(), |(_, n)| n)
+                        == t
+                }))
             && (self.states.is_empty() || self.states.contains(&e.state))
             && any(&self.standards, &e.standards)
             && any(&self.categories, &e.categories)

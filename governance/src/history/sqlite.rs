@@ -134,6 +134,17 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
         }
         clauses.push(format!("({})", any.join(" OR ")));
     }
+    if !f.templates.is_empty() {
+        let any: Vec<String> = f
+            .templates
+            .iter()
+            .map(|t| {
+                params.push(format!("%/{}", like_escape(t)));
+                "template LIKE ? ESCAPE '\\'".to_string()
+            })
+            .collect();
+        clauses.push(format!("({})", any.join(" OR ")));
+    }
     if !f.namespaces.is_empty() {
         let any: Vec<String> = f
             .namespaces

@@ -1,0 +1,480 @@
+//! The compliance history for auditors: `garrison compliance report|history` and
+//! `garrison audit verify|export|public-key`, and the adapter that serves the history's API
+//! from the hub's API server.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use garrison_apiserver::http::{Extension, ExtensionAnswer};
+use garrison_governance::history::api::ComplianceApi;
+use garrison_governance::history::sqlite::SqliteHistory;
+use garrison_governance::history::{self, CheckpointKey, export};
+use serde_json::Value;
+
+use crate::admin::{Target, client, print_table, runtime, unreachable};
+
+/// The history's API, served by the hub's API server.
+pub struct HistoryApi(ComplianceApi);
+
+impl HistoryApi {
+    /// The API over `history`, with `key`'s public half for verification.
+    pub fn new(history: Arc<SqliteHistory>, key: &CheckpointKey) -> HistoryApi {
+        HistoryApi(ComplianceApi::new(history, key))
+    }
+}
+
+impl Extension for HistoryApi {
+    fn serves(&self, path: &str) -> bool {
+        ComplianceApi::serves(path)
+    }
+
+    fn get(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        visible_clusters: Option<BTreeSet<String>>,
+    ) -> ExtensionAnswer {
+        let a = self.0.get(path, query, visible_clusters);
+        ExtensionAnswer {
+            code: a.code,
+            content_type: a.content_type.to_string(),
+            headers: a
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            body: a.body,
+        }
+    }
+}
+
+/// `garrison audit`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify the compliance history: every record's hash and link, and every checkpoint's
+    /// signature. Names the first record altered, removed, inserted or reordered, and exits
+    /// non-zero. With --from, verifies an exported file offline with the hub's public key.
+    Verify(VerifyArgs),
+    /// Write the whole compliance history (records and signed checkpoints) to a file that an
+    /// auditor verifies offline with `garrison audit verify --from FILE --key PEM`.
+    Export(ExportArgs),
+    /// Print the hub's checkpoint public key (PEM), to give auditors out of band.
+    PublicKey(PublicKeyArgs),
+}
+
+/// Arguments of `audit verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// An exported history to verify offline instead of asking the hub.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub from: Option<PathBuf>,
+    /// The hub's public key (PEM), obtained separately: the key inside an export proves
+    /// nothing, since whoever rewrote the file could have replaced it.
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Arguments of `audit export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Where to write the export (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Arguments of `audit public-key`.
+#[derive(Args, Debug)]
+pub struct PublicKeyArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `garrison compliance`.
+#[derive(Subcommand, Debug)]
+pub enum ComplianceCommand {
+    /// Compliance per standard, category and control across the fleet, at a point in time or
+    /// over a range, with the records behind each cell.
+    Report(ReportArgs),
+    /// Every recorded change of a policy's compliance, oldest first.
+    History(HistoryArgs),
+}
+
+/// Output formats of the compliance commands.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A table, then the evidence.
+    Table,
+    /// CSV.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `compliance report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Only this standard (e.g. "NIST SP 800-53"); repeat or separate with commas for several.
+    #[arg(long, value_name = "S")]
+    pub standard: Vec<String>,
+    /// Only this category.
+    #[arg(long, value_name = "C")]
+    pub category: Vec<String>,
+    /// Only this control (e.g. AC-2).
+    #[arg(long, value_name = "X")]
+    pub control: Vec<String>,
+    /// Only this cluster.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Vec<String>,
+    /// The state in force at this time (RFC 3339, or a date); default now.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["since", "until"])]
+    pub at: Option<String>,
+    /// The start of a range (RFC 3339, or a date): the state at its end, and whether each cell
+    /// was non-compliant at any time in it.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// The end of the range; default now.
+    #[arg(long, value_name = "TIME", requires = "since")]
+    pub until: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Arguments of `compliance history`.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// The root policy: NAME or NAMESPACE/NAME.
+    #[arg(long, value_name = "POLICY")]
+    pub policy: String,
+    /// Only this cluster.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(flatten)]
+    target: Target,
+}
+
+async fn get(client: &kube::Client, path_and_query: &str) -> Result<String> {
+    let req = http::Request::get(path_and_query)
+        .body(Vec::new())
+        .map_err(|e| anyhow!("bad request {path_and_query}: {e}"))?;
+    client.request_text(req).await.map_err(unreachable)
+}
+
+fn query(pairs: &[(&str, String)]) -> String {
+    serde_urlencoded::to_string(
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
+}
+
+/// Runs `garrison audit ...`.
+pub fn audit(c: AuditCommand) -> Result<()> {
+    match c {
+        AuditCommand::Verify(a) => verify(a),
+        AuditCommand::Export(a) => export_to(a),
+        AuditCommand::PublicKey(a) => runtime()?.block_on(async {
+            let (client, _) = client(&a.target).await?;
+            print!("{}", get(&client, "/api/v1/audit/public-key").await?);
+            Ok(())
+        }),
+    }
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    if let Some(from) = &a.from {
+        let key_path = a.key.as_ref().context("--key is required with --from")?;
+        let key_pem = std::fs::read_to_string(key_path)
+            .with_context(|| format!("cannot read the public key {}", key_path.display()))?;
+        let key = history::parse_public_key_pem(&key_pem)
+            .map_err(|e| anyhow!("{}: {e}", key_path.display()))?;
+        let text = std::fs::read_to_string(from)
+            .with_context(|| format!("cannot read {}", from.display()))?;
+        let exported = export::read(&text).map_err(|e| anyhow!("{}: {e}", from.display()))?;
+        eprintln!(
+            "verifying {} records and {} checkpoints from {}",
+            exported.records.len(),
+            exported.checkpoints.len(),
+            from.display()
+        );
+        return match history::verify(&exported.records, &exported.checkpoints, &key) {
+            Ok(v) => {
+                println!(
+                    "verified: {} records, {} checkpoints, signed through record {}",
+                    v.records, v.checkpoints, v.signed_through
+                );
+                Ok(())
+            }
+            Err(f) => bail!("verification FAILED: {f}"),
+        };
+    }
+    if a.key.is_some() {
+        bail!("--key goes with --from: the hub verifies its own history with its own key");
+    }
+    runtime()?.block_on(async {
+        let (client, _) = client(&a.target).await?;
+        let v: Value = serde_json::from_str(&get(&client, "/api/v1/audit/verify").await?)
+            .context("the hub's answer is not JSON")?;
+        if v["verified"] == true {
+            println!(
+                "verified: {} records, {} checkpoints, signed through record {}",
+                v["records"], v["checkpoints"], v["signedThrough"]
+            );
+            Ok(())
+        } else {
+            bail!(
+                "verification FAILED: {}",
+                v["finding"].as_str().unwrap_or("no finding given")
+            )
+        }
+    })
+}
+
+fn export_to(a: ExportArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let (client, _) = client(&a.target).await?;
+        let text = get(&client, "/api/v1/audit/export").await?;
+        let exported = export::read(&text).map_err(|e| anyhow!("the hub's export: {e}"))?;
+        std::fs::write(&a.to, &text).with_context(|| format!("cannot write {}", a.to.display()))?;
+        println!(
+            "wrote {} records and {} checkpoints to {}; verify with `garrison audit verify --from {} --key hub.pem`",
+            exported.records.len(),
+            exported.checkpoints.len(),
+            a.to.display(),
+            a.to.display()
+        );
+        Ok(())
+    })
+}
+
+/// Runs `garrison compliance ...`.
+pub fn compliance(c: ComplianceCommand) -> Result<()> {
+    match c {
+        ComplianceCommand::Report(a) => report(a),
+        ComplianceCommand::History(a) => history_of(a),
+    }
+}
+
+fn joined(v: &[String]) -> String {
+    v.join(",")
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let q = query(&[
+        ("standard", joined(&a.standard)),
+        ("category", joined(&a.category)),
+        ("control", joined(&a.control)),
+        ("cluster", joined(&a.cluster)),
+        ("at", a.at.clone().unwrap_or_default()),
+        ("since", a.since.clone().unwrap_or_default()),
+        ("until", a.until.clone().unwrap_or_default()),
+    ]);
+    runtime()?.block_on(async {
+        let (client, _) = client(&a.target).await?;
+        let text = get(&client, &format!("/api/v1/reports/compliance?{q}")).await?;
+        let v: Value = serde_json::from_str(&text).context("the hub's answer is not JSON")?;
+        print_report(&v, a.output)
+    })
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The report's cells, one row per (standard, category, control, cluster).
+fn cells(v: &Value) -> Vec<Vec<String>> {
+    let mut out = vec![];
+    for row in v["rows"].as_array().into_iter().flatten() {
+        for (cluster, cell) in row["clusters"].as_object().into_iter().flatten() {
+            let evidence: Vec<String> = cell["evidence"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("#{e}"))
+                .collect();
+            out.push(vec![
+                s(&row["standard"]),
+                s(&row["category"]),
+                s(&row["control"]),
+                cluster.clone(),
+                cell["state"].as_str().unwrap_or("(no record)").to_string(),
+                if cell["everNonCompliant"] == true {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                evidence.join(" "),
+            ]);
+        }
+    }
+    out
+}
+
+fn print_report(v: &Value, format: Format) -> Result<()> {
+    let ranged = v["when"]["since"].is_string();
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        Format::Csv => {
+            println!("standard,category,control,cluster,state,ever_noncompliant,evidence");
+            for row in cells(v) {
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|c| export::csv_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        Format::Table => {
+            let when = if ranged {
+                format!(
+                    "from {} to {}",
+                    s(&v["when"]["since"]),
+                    s(&v["when"]["until"])
+                )
+            } else {
+                format!("at {}", s(&v["when"]["at"]))
+            };
+            let rows = cells(v);
+            if rows.is_empty() {
+                println!("No compliance recorded {when} for what was asked.");
+                return Ok(());
+            }
+            println!("Compliance {when}:");
+            let mut header = vec!["STANDARD", "CATEGORY", "CONTROL", "CLUSTER", "STATE"];
+            if ranged {
+                header.push("NONCOMPLIANT IN RANGE");
+            }
+            header.push("EVIDENCE");
+            let mut table = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+            for mut r in rows {
+                if !ranged {
+                    r.remove(5);
+                }
+                table.push(r);
+            }
+            print_table(&table);
+            println!("\nEvidence:");
+            for e in v["evidence"].as_array().into_iter().flatten() {
+                println!("  {}", evidence_line(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn evidence_line(e: &Value) -> String {
+    format!(
+        "#{} {} {} {}/{} {}/{} {}: {}",
+        e["id"],
+        s(&e["event"]["timestamp"]),
+        s(&e["cluster"]["name"]),
+        s(&e["parent_policy"]["namespace"]),
+        s(&e["parent_policy"]["name"]),
+        s(&e["policy"]["kind"]),
+        s(&e["policy"]["name"]),
+        s(&e["event"]["compliance"]),
+        s(&e["event"]["message"]),
+    )
+}
+
+fn history_of(a: HistoryArgs) -> Result<()> {
+    let (ns, name) = match a.policy.split_once('/') {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (String::new(), a.policy.clone()),
+    };
+    if name.is_empty() {
+        bail!("--policy needs a name: NAME or NAMESPACE/NAME");
+    }
+    runtime()?.block_on(async {
+        let (client, _) = client(&a.target).await?;
+        let mut events: Vec<Value> = vec![];
+        let mut page = 1;
+        loop {
+            let q = query(&[
+                ("parent_policy.name", name.replace(',', "\\,")),
+                ("parent_policy.namespace", ns.replace(',', "\\,")),
+                ("cluster.name", a.cluster.clone().unwrap_or_default()),
+                ("sort", "event.timestamp".into()),
+                ("direction", "asc".into()),
+                ("per_page", "100".into()),
+                ("page", page.to_string()),
+            ]);
+            let text = get(&client, &format!("/api/v1/compliance-events?{q}")).await?;
+            let v: Value = serde_json::from_str(&text).context("the hub's answer is not JSON")?;
+            events.extend(v["data"].as_array().cloned().unwrap_or_default());
+            let pages = v["metadata"]["pages"].as_u64().unwrap_or(0);
+            if page >= pages {
+                break;
+            }
+            page += 1;
+        }
+        match a.output {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&events)?),
+            Format::Csv => {
+                println!("id,time,cluster,template,state,message");
+                for e in &events {
+                    let cells = [
+                        s(&e["id"]),
+                        s(&e["event"]["timestamp"]),
+                        s(&e["cluster"]["name"]),
+                        format!("{}/{}", s(&e["policy"]["kind"]), s(&e["policy"]["name"])),
+                        s(&e["event"]["compliance"]),
+                        s(&e["event"]["message"]),
+                    ];
+                    let line: Vec<String> = cells.iter().map(|c| export::csv_cell(c)).collect();
+                    println!("{}", line.join(","));
+                }
+            }
+            Format::Table => {
+                if events.is_empty() {
+                    println!("No compliance changes recorded for policy {}.", a.policy);
+                    return Ok(());
+                }
+                let mut table = vec![
+                    ["ID", "TIME", "CLUSTER", "TEMPLATE", "STATE", "MESSAGE"]
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>(),
+                ];
+                for e in &events {
+                    let message = s(&e["event"]["message"]);
+                    let short: String = message.chars().take(80).collect();
+                    table.push(vec![
+                        s(&e["id"]),
+                        s(&e["event"]["timestamp"]),
+                        s(&e["cluster"]["name"]),
+                        format!("{}/{}", s(&e["policy"]["kind"]), s(&e["policy"]["name"])),
+                        s(&e["event"]["compliance"]),
+                        if short.len() < message.len() {
+                            format!("{short}…")
+                        } else {
+                            short
+                        },
+                    ]);
+                }
+                print_table(&table);
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,566 @@
+//! The compliance history's HTTP API, read-only, in the shape of upstream's former compliance
+//! history API, plus the auditors' endpoints:
+//!
+//! - `GET /api/v1/compliance-events`: filtered, sorted, paged events,
+//!   `{data, metadata: {page, pages, per_page, total}}`;
+//! - `GET /api/v1/compliance-events/{id}`: one event;
+//! - `GET /api/v1/reports/compliance-events`: the same filters, as CSV;
+//! - `GET /api/v1/reports/compliance`: compliance per standard, category and control, per
+//!   cluster, at a time (`at`) or over a range (`since`, `until`), with the records behind
+//!   each cell (Garrison's own);
+//! - `GET /api/v1/audit/public-key`: the hub's checkpoint key, PEM;
+//! - `GET /api/v1/audit/export`: every record and checkpoint, as the export file;
+//! - `GET /api/v1/audit/verify`: the chain and checkpoints verified now.
+//!
+//! Transport and authentication belong to the server that mounts it: it passes the clusters the
+//! caller may `get` (`None`: all), and every answer is filtered by them. The export and the
+//! verification cover every cluster, so they need `get` on all ManagedClusters.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::export;
+use super::query::{Filter, MAX_PER_PAGE, Paging, SortKey, When, normalise_time};
+use super::sqlite::SqliteHistory;
+use super::{CheckpointKey, HistoryError};
+
+/// The paths served, by prefix.
+pub const PREFIXES: [&str; 4] = [
+    "/api/v1/compliance-events",
+    "/api/v1/reports/compliance-events",
+    "/api/v1/reports/compliance",
+    "/api/v1/audit/",
+];
+
+/// The most a JSON page holds, as upstream.
+pub const MAX_API_PER_PAGE: u64 = 100;
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub code: u16,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(code: u16, v: &Value) -> Answer {
+        Answer {
+            code,
+            content_type: "application/json",
+            headers: vec![],
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        }
+    }
+
+    /// A failure as a Kubernetes `Status`, whose `message` is where upstream's clients read it.
+    pub fn error(code: u16, reason: &str, message: impl Into<String>) -> Answer {
+        Answer::json(
+            code,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message.into(), "reason": reason, "code": code}),
+        )
+    }
+}
+
+/// The outcome of the last verification, for the web view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastVerification {
+    /// When it ran, RFC 3339.
+    pub time: String,
+    /// Its JSON, as `/api/v1/audit/verify` answered.
+    pub result: Value,
+}
+
+/// The API over one history.
+pub struct ComplianceApi {
+    history: Arc<SqliteHistory>,
+    public_key: Vec<u8>,
+    public_key_pem: String,
+    last: Mutex<Option<LastVerification>>,
+}
+
+/// What can be filtered on, by its API name.
+const FILTERS: [&str; 10] = [
+    "cluster.name",
+    "event.compliance",
+    "event.timestamp_after",
+    "event.timestamp_before",
+    "parent_policy.categories",
+    "parent_policy.controls",
+    "parent_policy.name",
+    "parent_policy.namespace",
+    "parent_policy.standards",
+    "policy.name",
+];
+const OTHER: [&str; 4] = ["direction", "page", "per_page", "sort"];
+
+/// Splits a comma-separated list (`\,` escapes a comma; empty items are dropped).
+fn list(v: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                cur.push(',');
+                chars.next();
+            }
+            ',' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Reads the query: filters and paging, or the reason it is wrong.
+pub fn parse_query(query: Option<&str>, csv: bool) -> Result<(Filter, Paging), String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| format!("malformed query string: {e}"))?;
+    let mut f = Filter::default();
+    let mut p = Paging::default();
+    if csv {
+        p.per_page = MAX_PER_PAGE;
+    }
+    let mut seen = BTreeSet::new();
+    for (k, v) in pairs {
+        // The first value of a parameter counts, as upstream.
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        if !FILTERS.contains(&k.as_str()) && !OTHER.contains(&k.as_str()) {
+            let mut all: Vec<&str> = FILTERS.iter().chain(OTHER.iter()).copied().collect();
+            all.sort_unstable();
+            return Err(format!(
+                "an invalid query argument was provided ({k}), choose from: {}",
+                all.join(", ")
+            ));
+        }
+        if v.is_empty() {
+            return Err(format!("invalid query argument: {k} must have a value"));
+        }
+        let after = |t: &str| -> Result<String, String> {
+            let n = normalise_time(t).map_err(|_| {
+                format!("invalid query argument: {k} must be in the format of RFC 3339")
+            })?;
+            Ok(n)
+        };
+        match k.as_str() {
+            "cluster.name" => f.clusters = list(&v),
+            "event.compliance" => {
+                f.states = list(&v);
+                for s in &f.states {
+                    if !["Compliant", "NonCompliant", "Pending", "Disabled"].contains(&s.as_str()) {
+                        return Err(format!(
+                            "invalid query argument: event.compliance {s:?} is none of Compliant, NonCompliant, Pending, Disabled"
+                        ));
+                    }
+                }
+            }
+            // Upstream compares strictly; times are whole seconds.
+            "event.timestamp_after" => f.since = Some(shift(&after(&v)?, 1)?),
+            "event.timestamp_before" => f.until = Some(shift(&after(&v)?, -1)?),
+            "parent_policy.categories" => f.categories = list(&v),
+            "parent_policy.controls" => f.controls = list(&v),
+            "parent_policy.standards" => f.standards = list(&v),
+            "parent_policy.name" => f.policies = list(&v),
+            "parent_policy.namespace" => f.namespaces = list(&v),
+            "policy.name" => f.templates = list(&v),
+            "direction" => {
+                p.descending = match v.as_str() {
+                    "desc" => true,
+                    "asc" => false,
+                    _ => return Err("direction must be one of: asc, desc".into()),
+                }
+            }
+            "page" => {
+                p.page = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or("page must be a positive integer")?
+            }
+            "per_page" => {
+                let max = if csv { MAX_PER_PAGE } else { MAX_API_PER_PAGE };
+                p.per_page = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or(format!("per_page must be a value between 1 and {max}"))?
+            }
+            "sort" => {
+                let keys = list(&v);
+                let [one] = keys.as_slice() else {
+                    return Err("sort takes one option".into());
+                };
+                p.sort = SortKey::parse(one)?;
+            }
+            _ => unreachable!("every accepted name is handled"),
+        }
+    }
+    Ok((f, p))
+}
+
+/// Reads a report's query: `standard`, `category`, `control`, `cluster` (comma-separated
+/// lists), and `at`, or `since` and `until` (RFC 3339); neither means now.
+pub fn parse_report_query(query: Option<&str>) -> Result<(Filter, When), String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| format!("malformed query string: {e}"))?;
+    let mut f = Filter::default();
+    let (mut at, mut since, mut until) = (None, None, None);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "standard" => f.standards = list(&v),
+            "category" => f.categories = list(&v),
+            "control" => f.controls = list(&v),
+            "cluster" => f.clusters = list(&v),
+            "policy" => f.policies = list(&v),
+            "at" => at = Some(normalise_time(&v)?),
+            "since" => since = Some(normalise_time(&v)?),
+            "until" => until = Some(normalise_time(&v)?),
+            other => {
+                return Err(format!(
+                    "an invalid query argument was provided ({other}), choose from: at, category, cluster, control, policy, since, standard, until"
+                ));
+            }
+        }
+    }
+    let now = || {
+        jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let when = match (at, since, until) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err("give either at, or since and until, not both".into());
+        }
+        (Some(at), None, None) => When::At(at),
+        (None, None, None) => When::At(now()),
+        (None, Some(s), u) => {
+            let u = u.unwrap_or_else(now);
+            if s > u {
+                return Err(format!("since ({s}) is after until ({u})"));
+            }
+            When::Range { since: s, until: u }
+        }
+        (None, None, Some(_)) => return Err("until needs since".into()),
+    };
+    Ok((f, when))
+}
+
+fn shift(t: &str, secs: i64) -> Result<String, String> {
+    let ts: jiff::Timestamp = t.parse().map_err(|e| format!("invalid time {t}: {e}"))?;
+    let moved = ts
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .map_err(|e| format!("invalid time {t}: {e}"))?;
+    Ok(moved.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+fn store_failed(e: HistoryError) -> Answer {
+    Answer::error(
+        503,
+        "ServiceUnavailable",
+        format!("the compliance history is unavailable: {e}"),
+    )
+}
+
+impl ComplianceApi {
+    /// The API over `history`, whose checkpoints `key` signs.
+    pub fn new(history: Arc<SqliteHistory>, key: &CheckpointKey) -> ComplianceApi {
+        ComplianceApi {
+            history,
+            public_key: key.public_key().to_vec(),
+            public_key_pem: key.public_key_pem(),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether `path` is served here.
+    pub fn serves(path: &str) -> bool {
+        PREFIXES.iter().any(|p| path.starts_with(p))
+    }
+
+    /// The last verification, if one ran.
+    pub fn last_verification(&self) -> Option<LastVerification> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Answers a GET of `path?query` for a caller who may see `visible` clusters (`None`: all).
+    pub fn get(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        visible: Option<BTreeSet<String>>,
+    ) -> Answer {
+        let path = path.trim_end_matches('/');
+        match path {
+            "/api/v1/compliance-events" => self.list(query, visible, false),
+            "/api/v1/reports/compliance-events" => self.list(query, visible, true),
+            "/api/v1/reports/compliance" => self.report(query, visible),
+            "/api/v1/audit/public-key" => Answer {
+                code: 200,
+                content_type: "application/x-pem-file",
+                headers: vec![],
+                body: self.public_key_pem.clone().into_bytes(),
+            },
+            "/api/v1/audit/export" | "/api/v1/audit/verify" if visible.is_some() => Answer::error(
+                403,
+                "Forbidden",
+                "the whole history covers every cluster: it needs get on all managedclusters.cluster.open-cluster-management.io",
+            ),
+            "/api/v1/audit/export" => self.export(),
+            "/api/v1/audit/verify" => self.verify(),
+            _ => match path.strip_prefix("/api/v1/compliance-events/") {
+                Some(id) => self.one(id, visible.as_ref()),
+                None => Answer::error(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            },
+        }
+    }
+
+    fn list(&self, query: Option<&str>, visible: Option<BTreeSet<String>>, csv: bool) -> Answer {
+        let (mut f, p) = match parse_query(query, csv) {
+            Ok(x) => x,
+            Err(e) => return Answer::error(400, "BadRequest", e),
+        };
+        if let Some(v) = &visible {
+            let hidden: Vec<&str> = f
+                .clusters
+                .iter()
+                .filter(|c| !v.contains(*c))
+                .map(String::as_str)
+                .collect();
+            if !hidden.is_empty() {
+                return Answer::error(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "the request is not allowed: the following cluster filters are not authorized: {}",
+                        hidden.join(", ")
+                    ),
+                );
+            }
+        }
+        f.visible = visible;
+        let page = match self.history.query(&f, &p) {
+            Ok(page) => page,
+            Err(e) => return store_failed(e),
+        };
+        if csv {
+            let mut body = export::csv_header();
+            for r in &page.records {
+                body.push_str(&export::csv_line(r));
+            }
+            return Answer {
+                code: 200,
+                content_type: "text/csv",
+                headers: vec![
+                    (
+                        "Content-Disposition",
+                        "attachment; filename=reports.csv".into(),
+                    ),
+                    ("X-Content-Type-Options", "nosniff".into()),
+                ],
+                body: body.into_bytes(),
+            };
+        }
+        let data: Vec<Value> = page.records.iter().map(export::api_event).collect();
+        Answer::json(
+            200,
+            &json!({"data": data, "metadata": {
+                "page": page.page, "pages": page.pages(), "per_page": page.per_page, "total": page.total}}),
+        )
+    }
+
+    fn report(&self, query: Option<&str>, visible: Option<BTreeSet<String>>) -> Answer {
+        let (f, when) = match parse_report_query(query) {
+            Ok(x) => x,
+            Err(e) => return Answer::error(400, "BadRequest", e),
+        };
+        if let Some(v) = &visible
+            && let Some(c) = f.clusters.iter().find(|c| !v.contains(*c))
+        {
+            return Answer::error(
+                403,
+                "Forbidden",
+                format!(
+                    "the request is not allowed: the following cluster filters are not authorized: {c}"
+                ),
+            );
+        }
+        let f = Filter { visible, ..f };
+        match self.compliance_report(&f, &when) {
+            Ok(v) => Answer::json(200, &v),
+            Err(e) => store_failed(e),
+        }
+    }
+
+    /// The report for `f` and `when`, as `/api/v1/reports/compliance` answers it.
+    pub fn compliance_report(&self, f: &Filter, when: &When) -> Result<Value, HistoryError> {
+        let (in_force, changes) = match when {
+            When::At(at) => (self.history.in_force_at(f, at)?, vec![]),
+            When::Range { since, until } => {
+                let mut changes = self.history.in_force_at(f, since)?;
+                let during = Filter {
+                    since: Some(since.clone()),
+                    until: Some(until.clone()),
+                    ..f.clone()
+                };
+                changes.extend(self.history.all(&during)?);
+                (self.history.in_force_at(f, until)?, changes)
+            }
+        };
+        let report = super::query::report(&in_force, &changes);
+        let mut evidence = std::collections::BTreeMap::new();
+        for r in in_force.iter().chain(changes.iter()) {
+            evidence
+                .entry(r.seq)
+                .or_insert_with(|| export::api_event(r));
+        }
+        let rows: Vec<Value> = report
+            .rows
+            .iter()
+            .map(|((standard, category, control), cells)| {
+                let clusters: serde_json::Map<String, Value> = cells
+                    .iter()
+                    .map(|(c, cell)| {
+                        (
+                            c.clone(),
+                            json!({"state": cell.state, "everNonCompliant": cell.ever_noncompliant,
+                                "evidence": cell.evidence}),
+                        )
+                    })
+                    .collect();
+                json!({"standard": standard, "category": category, "control": control,
+                    "clusters": clusters})
+            })
+            .collect();
+        let when = match when {
+            When::At(at) => json!({"at": at}),
+            When::Range { since, until } => json!({"since": since, "until": until}),
+        };
+        Ok(json!({"when": when, "rows": rows,
+            "evidence": evidence.into_values().collect::<Vec<_>>()}))
+    }
+
+    fn one(&self, id: &str, visible: Option<&BTreeSet<String>>) -> Answer {
+        let Ok(seq) = id.parse::<u64>() else {
+            return Answer::error(
+                400,
+                "BadRequest",
+                "The provided compliance event ID is invalid",
+            );
+        };
+        match self.history.get(seq) {
+            Ok(Some(r)) if visible.is_none_or(|v| v.contains(&r.event.cluster)) => {
+                Answer::json(200, &export::api_event(&r))
+            }
+            // Another cluster's event is as absent as a missing one would be, but says so.
+            Ok(Some(_)) => Answer::error(403, "Forbidden", "Forbidden"),
+            Ok(None) => Answer::error(
+                404,
+                "NotFound",
+                "The requested compliance event was not found",
+            ),
+            Err(e) => store_failed(e),
+        }
+    }
+
+    fn export(&self) -> Answer {
+        let mut body = export::header_line(&self.public_key_pem);
+        body.push('\n');
+        let mut failed = None;
+        if let Err(e) = self.history.scan(&mut |r| {
+            body.push_str(&export::record_line(&r));
+            body.push('\n');
+            true
+        }) {
+            failed = Some(e);
+        }
+        let checkpoints = match (failed, self.history.checkpoints()) {
+            (None, Ok(c)) => c,
+            (Some(e), _) | (None, Err(e)) => return store_failed(e),
+        };
+        for c in &checkpoints {
+            body.push_str(&export::checkpoint_line(c));
+            body.push('\n');
+        }
+        Answer {
+            code: 200,
+            content_type: "application/x-ndjson",
+            headers: vec![],
+            body: body.into_bytes(),
+        }
+    }
+
+    fn verify(&self) -> Answer {
+        let time = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let result = match self.history.verify(&self.public_key) {
+            Ok(Ok(v)) => json!({"verified": true, "time": time, "records": v.records,
+                "checkpoints": v.checkpoints, "signedThrough": v.signed_through}),
+            Ok(Err(finding)) => {
+                json!({"verified": false, "time": time, "finding": finding.to_string(),
+                "record": finding.record()})
+            }
+            Err(e) => return store_failed(e),
+        };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastVerification {
+            time,
+            result: result.clone(),
+        });
+        Answer::json(200, &result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_take_upstreams_names_and_refuse_the_rest() {
+        let (f, p) = parse_query(
+            Some("cluster.name=c1,c2&parent_policy.controls=AC-2&event.timestamp_after=2026-03-03T10:00:00Z&sort=cluster.name&direction=asc&page=2&per_page=5"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.clusters, vec!["c1", "c2"]);
+        assert_eq!(f.controls, vec!["AC-2"]);
+        assert_eq!(f.since.as_deref(), Some("2026-03-03T10:00:01Z"));
+        assert_eq!(
+            (p.page, p.per_page, p.sort, p.descending),
+            (2, 5, SortKey::Cluster, false)
+        );
+        assert_eq!(list("a\\,b,,c"), vec!["a,b", "c"]);
+        for (q, why) in [
+            ("nonsense=1", "invalid query argument"),
+            ("per_page=101", "per_page must be"),
+            ("page=0", "page must be"),
+            ("direction=up", "direction must be"),
+            ("sort=event.nope", "invalid sort"),
+            ("event.timestamp_before=yesterday", "RFC 3339"),
+            ("event.compliance=Maybe", "none of"),
+            ("cluster.name=", "must have a value"),
+        ] {
+            let e = parse_query(Some(q), false).unwrap_err();
+            assert!(e.contains(why), "{q}: {e}");
+        }
+        // CSV reports are not limited to 100 rows.
+        assert_eq!(parse_query(None, true).unwrap().1.per_page, MAX_PER_PAGE);
+    }
+}
