@@ -237,6 +237,28 @@ pub fn sct_list(data: &[u8]) {
     let _ = sct::verify_embedded(data, data, &std::collections::BTreeMap::new());
 }
 
+/// Exported compliance histories, as an auditor receives them, verified with a fixed key; and
+/// the API's query strings.
+pub fn history_export(data: &[u8]) {
+    use garrison_governance::history::{self, api, export};
+    static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        history::CheckpointKey::generate()
+            .expect("a key")
+            .public_key()
+            .to_vec()
+    });
+    if let Ok(e) = export::read(text(data)) {
+        let _ = history::verify(&e.records, &e.checkpoints, key);
+        for r in &e.records {
+            let _ = export::csv_line(r);
+        }
+    }
+    let _ = history::parse_public_key_pem(text(data));
+    let _ = api::parse_query(Some(text(data)), false);
+    let _ = api::parse_report_query(Some(text(data)));
+}
+
 /// Every target.
 pub fn targets() -> Vec<Target> {
     vec![
@@ -268,6 +290,11 @@ pub fn targets() -> Vec<Target> {
         ] },
         Target { name: "sct_list", run: sct_list, seeds: &[
             b"\x04\x35\x00\x33\x00\x31\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x00\x01\x8b\xcf\xe5\x68\x00\x00\x00\x04\x03\x00\x02\x30\x00",
+        ] },
+        Target { name: "history_export", run: history_export, seeds: &[
+            b"{\"kind\":\"GarrisonComplianceHistory\",\"version\":1,\"publicKey\":\"\"}\n{\"record\":{\"seq\":1,\"prev\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"hash\":\"ab\",\"time\":\"2026-03-03T10:00:00Z\",\"cluster\":\"c1\",\"policy\":\"p/a\",\"replica\":\"p.a\",\"template\":\"ConfigurationPolicy/x\",\"state\":\"Compliant\",\"message\":\"=1\",\"severity\":\"low\",\"standards\":[\"NIST\"],\"categories\":[],\"controls\":[\"AC-2\"]}}\n{\"checkpoint\":{\"seq\":1,\"head\":\"ab\",\"time\":\"t\",\"signature\":\"3045\"}}",
+            b"cluster.name=c1,c2&parent_policy.controls=AC-2&event.timestamp_after=2026-03-03T10:00:00Z&sort=id&direction=asc&page=2&per_page=5",
+            b"control=AC-2&since=2026-03-01&until=2026-03-31",
         ] },
         Target { name: "label_selector", run: label_selector, seeds: &[b"app=web,tier in (a,b),!legacy", b"a.b/c notin (x),n>3"] },
         Target { name: "field_selector", run: field_selector, seeds: &[b"metadata.name=a,type!=Opaque"] },

@@ -286,7 +286,7 @@ pub enum Finding {
     #[error("record {0} was altered: the record after it does not link to it")]
     AlteredRehashed(u64),
     /// Records are missing before this one.
-    #[error("records {first} to {last} were removed")]
+    #[error("{}", if first == last { format!("record {first} was removed") } else { format!("records {first} to {last} were removed") })]
     Removed {
         /// The first missing position.
         first: u64,

@@ -1,0 +1,521 @@
+//! The compliance history end to end: three simulated clusters evaluate a policy annotated with
+//! a NIST SP 800-53 control and flip between compliant and non-compliant; the hub records each
+//! change once; `garrison compliance report --at` gives the state in force between flips with
+//! the records behind it; `garrison audit verify` proves the history untouched and names what an
+//! edit of the store changed; an export verifies offline with the public key alone; a user who
+//! may get only one cluster sees only its events.
+
+use std::path::Path;
+
+use garrison_api::policy::v1::Policy;
+use garrison_e2e::{Hub, eventually, garrison, join_and_accept, ok};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+const POLICY: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: policies
+---
+apiVersion: cluster.open-cluster-management.io/v1beta2
+kind: ManagedClusterSetBinding
+metadata:
+  name: default
+  namespace: policies
+spec:
+  clusterSet: default
+---
+apiVersion: cluster.open-cluster-management.io/v1beta1
+kind: Placement
+metadata:
+  name: all-clusters
+  namespace: policies
+spec:
+  clusterSets:
+    - default
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: Policy
+metadata:
+  name: account-management
+  namespace: policies
+  annotations:
+    policy.open-cluster-management.io/standards: NIST SP 800-53
+    policy.open-cluster-management.io/categories: AC Access Control
+    policy.open-cluster-management.io/controls: AC-2
+spec:
+  remediationAction: inform
+  disabled: false
+  policy-templates:
+    - objectDefinition:
+        apiVersion: policy.open-cluster-management.io/v1
+        kind: ConfigurationPolicy
+        metadata:
+          name: accounts-namespace
+        spec:
+          remediationAction: inform
+          severity: high
+          object-templates:
+            - complianceType: musthave
+              objectDefinition:
+                apiVersion: v1
+                kind: Namespace
+                metadata:
+                  name: accounts
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: PlacementBinding
+metadata:
+  name: account-management
+  namespace: policies
+placementRef:
+  apiGroup: cluster.open-cluster-management.io
+  kind: Placement
+  name: all-clusters
+subjects:
+  - apiGroup: policy.open-cluster-management.io
+    kind: Policy
+    name: account-management
+"#;
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Waits until cluster `c`'s replica reports `state`.
+async fn replica_becomes(admin: &kube::Client, c: &str, state: &str) {
+    let api: Api<Policy> = Api::namespaced(admin.clone(), c);
+    eventually(90, &format!("{c} {state}"), || async {
+        let p = api.get("policies.account-management").await.ok()?;
+        (p.status?.compliant.as_deref() == Some(state)).then_some(())
+    })
+    .await;
+}
+
+fn run_json(args: &[&str]) -> Value {
+    let out = ok(garrison(args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+fn cell(report: &Value, cluster: &str) -> (Option<String>, Vec<u64>) {
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["control"] == "AC-2")
+        .unwrap_or_else(|| panic!("no AC-2 row: {report}"));
+    let c = &row["clusters"][cluster];
+    (
+        c["state"].as_str().map(String::from),
+        c["evidence"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// `garrison audit verify` against the hub: Ok(stdout) or Err(stderr).
+fn audit_verify(dir: &str) -> Result<String, String> {
+    let out = garrison(&["audit", "verify", "--data-dir", dir]);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn tamper(db: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compliance_flips_are_recorded_reported_at_a_time_and_proven_untouched() {
+    let hub = Hub::start_with(&["--checkpoint-interval", "10s"])
+        .await
+        .unwrap();
+    let agents = join_and_accept(&hub, &["c1", "c2", "c3"], &[]).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    ok(garrison(&[
+        "addon",
+        "enable",
+        "governance-policy-framework",
+        "--clusters",
+        "c1,c2,c3",
+        "--data-dir",
+        &dir,
+    ]));
+    let file = hub.dir.path().join("policy.yaml");
+    std::fs::write(&file, POLICY).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let admin = hub.client().await.unwrap();
+
+    // No cluster has the namespace: all three NonCompliant.
+    for c in ["c1", "c2", "c3"] {
+        replica_becomes(&admin, c, "NonCompliant").await;
+    }
+    // c1 and c2 comply.
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "accounts"}})).unwrap();
+    for a in &agents[..2] {
+        Api::<Namespace>::all(a.spoke().await)
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+    for c in ["c1", "c2"] {
+        replica_becomes(&admin, c, "Compliant").await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let between = now();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // c1 drifts back.
+    Api::<Namespace>::all(agents[0].spoke().await)
+        .delete("accounts", &DeleteParams::default())
+        .await
+        .unwrap();
+    replica_becomes(&admin, "c1", "NonCompliant").await;
+
+    // Six changes recorded, once each: three NonCompliant, two Compliant, c1 NonCompliant.
+    let history = eventually(30, "six recorded changes", || async {
+        let v = run_json(&[
+            "compliance",
+            "history",
+            "--policy",
+            "policies/account-management",
+            "-o",
+            "json",
+            "--data-dir",
+            &dir,
+        ]);
+        (v.as_array()?.len() == 6).then_some(v)
+    })
+    .await;
+    let states: Vec<(String, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["cluster"]["name"].as_str().unwrap().to_string(),
+                e["event"]["compliance"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (c, s) in [
+        ("c1", "NonCompliant"),
+        ("c1", "Compliant"),
+        ("c2", "Compliant"),
+        ("c3", "NonCompliant"),
+    ] {
+        assert!(
+            states.contains(&(c.to_string(), s.to_string())),
+            "{states:?}"
+        );
+    }
+    assert_eq!(history[0]["parent_policy"]["controls"], json!(["AC-2"]));
+
+    // The state in force between the flips, with its evidence; and now.
+    let at = run_json(&[
+        "compliance",
+        "report",
+        "--control",
+        "AC-2",
+        "--at",
+        &between,
+        "-o",
+        "json",
+        "--data-dir",
+        &dir,
+    ]);
+    let (c1, evidence) = cell(&at, "c1");
+    assert_eq!(c1.as_deref(), Some("Compliant"), "{at}");
+    assert_eq!(cell(&at, "c2").0.as_deref(), Some("Compliant"));
+    assert_eq!(cell(&at, "c3").0.as_deref(), Some("NonCompliant"));
+    let shown: Vec<u64> = at["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    assert!(evidence.iter().all(|e| shown.contains(e)), "{at}");
+    let now_report = run_json(&[
+        "compliance",
+        "report",
+        "--control",
+        "AC-2",
+        "-o",
+        "json",
+        "--data-dir",
+        &dir,
+    ]);
+    assert_eq!(cell(&now_report, "c1").0.as_deref(), Some("NonCompliant"));
+    // The table names the cells and the records behind them.
+    let table = ok(garrison(&[
+        "compliance",
+        "report",
+        "--control",
+        "AC-2",
+        "--at",
+        &between,
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(
+        table.contains("AC-2") && table.contains("Evidence:"),
+        "{table}"
+    );
+
+    // Untouched, it verifies, once a checkpoint covers the head.
+    let verified = eventually(30, "a checkpoint over the history", || async {
+        let out = audit_verify(&dir).ok()?;
+        out.contains("signed through record 6").then_some(out)
+    })
+    .await;
+    assert!(verified.starts_with("verified: 6 records"), "{verified}");
+
+    // An export verifies offline with the public key alone; an edited one does not.
+    let export = hub.dir.path().join("history.jsonl");
+    let pem = hub.dir.path().join("hub.pem");
+    ok(garrison(&[
+        "audit",
+        "export",
+        "--to",
+        export.to_str().unwrap(),
+        "--data-dir",
+        &dir,
+    ]));
+    std::fs::write(
+        &pem,
+        ok(garrison(&["audit", "public-key", "--data-dir", &dir])),
+    )
+    .unwrap();
+    let offline = |f: &Path| {
+        garrison(&[
+            "audit",
+            "verify",
+            "--from",
+            f.to_str().unwrap(),
+            "--key",
+            pem.to_str().unwrap(),
+        ])
+    };
+    assert!(ok(offline(&export)).contains("verified: 6 records"));
+    let text = std::fs::read_to_string(&export).unwrap();
+    let edited = hub.dir.path().join("edited.jsonl");
+    std::fs::write(
+        &edited,
+        text.replacen("\"NonCompliant\"", "\"Compliant\"", 1),
+    )
+    .unwrap();
+    let out = offline(&edited);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was altered"), "{err}");
+    // Another key does not vouch for the hub's checkpoints.
+    let other = hub.dir.path().join("other.pem");
+    std::fs::write(
+        &other,
+        garrison_governance::history::CheckpointKey::generate()
+            .unwrap()
+            .public_key_pem(),
+    )
+    .unwrap();
+    let out = garrison(&[
+        "audit",
+        "verify",
+        "--from",
+        export.to_str().unwrap(),
+        "--key",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not signed by the hub's key"));
+
+    // Edits made in the store itself, behind the hub's back, are named; undone, it verifies.
+    let db = hub.data_dir().join("compliance-history.db");
+    tamper(
+        &db,
+        "DROP TRIGGER records_are_never_updated; DROP TRIGGER records_are_never_deleted;",
+    );
+    let original: (String, String) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT state, message FROM records WHERE seq = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    tamper(
+        &db,
+        "UPDATE records SET state = 'Compliant', message = 'nothing to see' WHERE seq = 2",
+    );
+    let e = audit_verify(&dir).unwrap_err();
+    assert!(e.contains("record 2 was altered"), "{e}");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE records SET state = ?1, message = ?2 WHERE seq = 2",
+            [&original.0, &original.1],
+        )
+        .unwrap();
+    }
+    assert!(audit_verify(&dir).is_ok());
+    // Removed.
+    tamper(
+        &db,
+        "CREATE TABLE kept AS SELECT * FROM records WHERE seq = 3; DELETE FROM records WHERE seq = 3;",
+    );
+    let e = audit_verify(&dir).unwrap_err();
+    assert!(e.contains("record 3 was removed"), "{e}");
+    tamper(
+        &db,
+        "INSERT INTO records SELECT * FROM kept; DROP TABLE kept;",
+    );
+    assert!(audit_verify(&dir).is_ok());
+    // Reordered: records 3 and 4 swap numbers.
+    tamper(
+        &db,
+        "UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 4; UPDATE records SET seq = 4 WHERE seq = -3;",
+    );
+    let e = audit_verify(&dir).unwrap_err();
+    assert!(e.contains("record 4 appears at position 3"), "{e}");
+    tamper(
+        &db,
+        "UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 4; UPDATE records SET seq = 4 WHERE seq = -3;",
+    );
+    assert!(audit_verify(&dir).is_ok());
+    // Inserted: a well-formed record slipped in at 2, the rest renumbered.
+    let forged = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let (time, prev): (String, String) = conn
+            .query_row("SELECT time, hash FROM records WHERE seq = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let before = garrison_governance::history::Record {
+            seq: 1,
+            prev: String::new(),
+            hash: prev,
+            event: Default::default(),
+        };
+        garrison_governance::history::Record::next(
+            Some(&before),
+            garrison_governance::history::Event {
+                time,
+                cluster: "c1".into(),
+                policy: "policies/account-management".into(),
+                state: "Compliant".into(),
+                ..Default::default()
+            },
+        )
+    };
+    tamper(
+        &db,
+        "UPDATE records SET seq = -seq WHERE seq >= 2; UPDATE records SET seq = 1 - seq WHERE seq < 0;",
+    );
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO records (seq, prev, hash, time, cluster, policy, replica, template, state, message, severity, standards, categories, controls) VALUES (2, ?1, ?2, ?3, ?4, ?5, '', '', ?6, '', '', '[]', '[]', '[]')",
+            [&forged.prev, &forged.hash, &forged.event.time, &forged.event.cluster, &forged.event.policy, &forged.event.state],
+        )
+        .unwrap();
+    }
+    let e = audit_verify(&dir).unwrap_err();
+    assert!(e.contains("record 2 was inserted"), "{e}");
+
+    // A user who may get only c1 sees only c1's events, through the API and the CLI.
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "c1-auditor"},
+        "rules": [{"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"],
+            "resourceNames": ["c1"], "verbs": ["get"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "c1-auditor"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "c1-auditor"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ann"}]});
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    Api::<ClusterRole>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(role).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(binding).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ann = hub.kubeconfig_for("ann", &[]).unwrap();
+    let ann_client = garrison_e2e::client_from(&ann).await.unwrap();
+    let list = |q: &'static str| {
+        let c = ann_client.clone();
+        async move {
+            let req = http::Request::get(format!("/api/v1/compliance-events{q}"))
+                .body(Vec::new())
+                .unwrap();
+            c.request_text(req).await
+        }
+    };
+    let v: Value = serde_json::from_str(&list("?per_page=100").await.unwrap()).unwrap();
+    let clusters: std::collections::BTreeSet<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["cluster"]["name"].as_str())
+        .collect();
+    assert_eq!(clusters, ["c1"].into(), "{v}");
+    let e = list("?cluster.name=c2").await.unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 403, "{e}");
+    let csv = {
+        let req = http::Request::get("/api/v1/reports/compliance-events")
+            .body(Vec::new())
+            .unwrap();
+        ann_client.request_text(req).await.unwrap()
+    };
+    assert!(csv.starts_with("compliance_events_id,"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",c1,")), "{csv}");
+    // The whole history is not hers to export or verify.
+    let out = garrison(&[
+        "audit",
+        "export",
+        "--to",
+        "/dev/null",
+        "--kubeconfig",
+        ann.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs get on all managedclusters"));
+    let report = run_json(&[
+        "compliance",
+        "report",
+        "--control",
+        "AC-2",
+        "-o",
+        "json",
+        "--kubeconfig",
+        ann.to_str().unwrap(),
+    ]);
+    let row = &report["rows"][0]["clusters"];
+    assert!(
+        row.get("c1").is_some() && row.get("c2").is_none(),
+        "{report}"
+    );
+    // Writes are refused.
+    let req = http::Request::post("/api/v1/compliance-events")
+        .body(b"{}".to_vec())
+        .unwrap();
+    let e = admin.request_text(req).await.unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 405, "{e}");
+    drop(agents);
+}
