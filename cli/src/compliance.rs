@@ -4,13 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use garrison_apiserver::http::{Extension, ExtensionAnswer};
 use garrison_governance::history::api::ComplianceApi;
-use garrison_governance::history::sqlite::SqliteHistory;
+use garrison_governance::history::store::History;
 use garrison_governance::history::{self, CheckpointKey, export};
 use serde_json::Value;
 
@@ -21,7 +20,7 @@ pub struct HistoryApi(ComplianceApi);
 
 impl HistoryApi {
     /// The API over `history`, with `key`'s public half for verification.
-    pub fn new(history: Arc<SqliteHistory>, key: &CheckpointKey) -> HistoryApi {
+    pub fn new(history: History, key: &CheckpointKey) -> HistoryApi {
         HistoryApi(ComplianceApi::new(history, key))
     }
 }
@@ -31,23 +30,25 @@ impl Extension for HistoryApi {
         ComplianceApi::serves(path)
     }
 
-    fn get(
-        &self,
-        path: &str,
-        query: Option<&str>,
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        query: Option<&'a str>,
         visible_clusters: Option<BTreeSet<String>>,
-    ) -> ExtensionAnswer {
-        let a = self.0.get(path, query, visible_clusters);
-        ExtensionAnswer {
-            code: a.code,
-            content_type: a.content_type.to_string(),
-            headers: a
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            body: a.body,
-        }
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExtensionAnswer> + Send + 'a>> {
+        Box::pin(async move {
+            let a = self.0.get(path, query, visible_clusters).await;
+            ExtensionAnswer {
+                code: a.code,
+                content_type: a.content_type.to_string(),
+                headers: a
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                body: a.body,
+            }
+        })
     }
 }
 
@@ -274,6 +275,15 @@ fn joined(v: &[String]) -> String {
 }
 
 fn report(a: ReportArgs) -> Result<()> {
+    for (flag, t) in [
+        ("--at", &a.at),
+        ("--since", &a.since),
+        ("--until", &a.until),
+    ] {
+        if let Some(t) = t {
+            history::query::normalise_time(t).map_err(|e| anyhow!("{flag}: {e}"))?;
+        }
+    }
     let q = query(&[
         ("standard", joined(&a.standard)),
         ("category", joined(&a.category)),

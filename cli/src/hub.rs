@@ -61,6 +61,16 @@ pub struct HubArgs {
     /// checkpoint with the hub's public key alone.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_checkpoint_interval)]
     pub checkpoint_interval: u64,
+    /// Keep the compliance history in PostgreSQL (`postgres://user@127.0.0.1:5432/db`, or a
+    /// Unix socket directory as host) instead of DIR/compliance-history.db, for long retention
+    /// at fleet scale. Loopback or Unix sockets only: the connection is not encrypted.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GARRISON_HISTORY_DATABASE",
+        hide_env_values = true
+    )]
+    pub history_database: Option<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -150,16 +160,18 @@ pub fn history_key(dir: &DataDir) -> Result<garrison_governance::history::Checkp
 
 /// Opens the compliance history and its key, serves its API from `server`, and returns what
 /// its recorder and checkpointer need.
-fn open_history(
+async fn open_history(
     dir: &DataDir,
     server: &Server,
     client: &kube::Client,
     args: &HubArgs,
 ) -> Result<Arc<garrison_hub::compliance::Ctx>> {
-    let history = Arc::new(
-        garrison_governance::history::sqlite::SqliteHistory::open(&dir.history())
-            .map_err(|e| anyhow::anyhow!(e))?,
-    );
+    let history = garrison_governance::history::store::History::open(
+        args.history_database.as_deref(),
+        &dir.history(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
     let key = Arc::new(history_key(dir)?);
     server.add_extension(Arc::new(crate::compliance::HistoryApi::new(
         history.clone(),
@@ -222,6 +234,7 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
         cert_lifetime: args.cert_lifetime,
         renewal_approval: RenewalApproval::Manual,
         checkpoint_interval: 300,
+        history_database: None,
         log_format: args.log_format,
     };
     serve(hub, Role::ApiServer)
@@ -241,6 +254,8 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
     dir.require_initialized()?;
     let settings = HubSettings::load(&dir)?;
     let listen = args.listen.unwrap_or(settings.listen);
+    garrison_governance::history::store::History::check(args.history_database.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
     init_logging(args.log_format);
     // Phase 2: build — lock, certificates, store, socket.
     let _lock = dir.lock("starting another hub")?;
@@ -301,7 +316,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             tracing::info!(address = %bound, data_dir = %dir.root.display(), crds = crds.len(), "garrison hub serving");
             eprintln!("garrison hub serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
             prepare_hub(&hub_client).await?;
-            let history = open_history(&dir, &server, &hub_client, &args)?;
+            let history = open_history(&dir, &server, &hub_client, &args).await?;
             start_controllers(&hub_client, Some(ca), Some(history), &args)
         } else {
             tracing::info!(address = %bound, data_dir = %dir.root.display(), "garrison apiserver serving");

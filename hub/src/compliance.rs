@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use garrison_api::policy::v1::Policy;
-use garrison_governance::history::sqlite::SqliteHistory;
+use garrison_governance::history::store::History;
 use garrison_governance::history::{CheckpointKey, Event, query::normalise_time};
 use kube::ResourceExt;
 use kube::api::Api;
@@ -32,7 +32,7 @@ pub struct Ctx {
     /// The hub's client.
     pub client: kube::Client,
     /// The history.
-    pub history: Arc<SqliteHistory>,
+    pub history: History,
     /// The hub's checkpoint key.
     pub key: Arc<CheckpointKey>,
     /// How often the head is signed, when it moved.
@@ -134,16 +134,11 @@ fn now() -> String {
 
 /// Records changes until the watch ends (the supervisor restarts it).
 pub async fn record(ctx: Arc<Ctx>) {
-    let history = ctx.history.clone();
-    let latest = match tokio::task::spawn_blocking(move || history.latest()).await {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
+    let latest = match ctx.history.latest().await {
+        Ok(l) => l,
+        Err(e) => {
             tracing::error!(error = %e, "cannot read the compliance history; not recording");
             tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading the compliance history panicked");
             return;
         }
     };
@@ -174,23 +169,19 @@ pub async fn record(ctx: Arc<Ctx>) {
         if events.is_empty() {
             continue;
         }
-        let history = ctx.history.clone();
         let n = events.len();
-        match tokio::task::spawn_blocking(move || history.append(&events)).await {
-            Ok(Ok(records)) => {
+        match ctx.history.append(events).await {
+            Ok(records) => {
                 tracing::debug!(
                     records = n,
                     head = records.last().map_or(0, |r| r.seq),
                     "compliance changes recorded"
                 );
             }
-            Ok(Err(e)) => {
-                // Forget what was not written, so the next status or a restart records it.
-                tracing::error!(error = %e, "cannot record compliance changes; retrying");
-                return;
-            }
             Err(e) => {
-                tracing::error!(error = %e, "recording compliance changes panicked");
+                // Start over from what was written, so a restart records what this lost.
+                tracing::error!(error = %e, "cannot record compliance changes; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
                 return;
             }
         }
@@ -203,15 +194,14 @@ pub async fn checkpoint(ctx: Arc<Ctx>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let history = ctx.history.clone();
-        let key = ctx.key.clone();
-        match tokio::task::spawn_blocking(move || history.checkpoint(key.pkcs8(), &now())).await {
-            Ok(Ok(Some(c))) => tracing::info!(seq = c.seq, "compliance history checkpoint signed"),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot sign a compliance history checkpoint")
-            }
-            Err(e) => tracing::error!(error = %e, "signing a checkpoint panicked"),
+        match ctx
+            .history
+            .checkpoint(ctx.key.pkcs8().to_vec(), now())
+            .await
+        {
+            Ok(Some(c)) => tracing::info!(seq = c.seq, "compliance history checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot sign a compliance history checkpoint"),
         }
     }
 }

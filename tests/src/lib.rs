@@ -879,3 +879,147 @@ impl Drop for OciRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// A PostgreSQL server of its own (Debian's postgresql), in a temporary directory, on a
+/// loopback port, with a `garrison` superuser trusted locally. Stopped when dropped. As root, it
+/// runs as the `postgres` user, which PostgreSQL requires.
+pub struct Postgres {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Postgres {
+    fn bin(name: &str) -> Result<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .context("no /usr/lib/postgresql: install Debian's postgresql (scripts/test does)")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+            .filter(|p| p.exists())
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .with_context(|| format!("no PostgreSQL {name} under /usr/lib/postgresql"))
+    }
+
+    /// Starts a server.
+    pub fn start() -> Result<Postgres> {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir()?;
+        let owner = |c: &mut Command| -> Result<()> {
+            let id = |flag: &str| -> Result<Option<u32>> {
+                let out = Command::new("id").arg(flag).output()?;
+                Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            };
+            if id("-u")? == Some(0) {
+                let user = |flag: &str| -> Result<u32> {
+                    let out = Command::new("id").args([flag, "postgres"]).output()?;
+                    String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .parse()
+                        .context("as root, PostgreSQL needs the postgres user (Debian's postgresql makes it)")
+                };
+                c.uid(user("-u")?).gid(user("-g")?);
+            }
+            Ok(())
+        };
+        if Command::new("id")
+            .arg("-u")
+            .output()?
+            .stdout
+            .starts_with(b"0")
+        {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()?
+                .success();
+            if !ok {
+                bail!("cannot give {} to the postgres user", dir.path().display());
+            }
+        }
+        let data = dir.path().join("data");
+        let mut init = Command::new(Self::bin("initdb")?);
+        init.arg("-D").arg(&data).args([
+            "-U",
+            "garrison",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ]);
+        owner(&mut init)?;
+        let out = init.output().context("running initdb")?;
+        if !out.status.success() {
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("postgres.log"))?;
+        let mut run = Command::new(Self::bin("postgres")?);
+        run.arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+            ])
+            .arg(dir.path())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        owner(&mut run)?;
+        let child = run.spawn().context("starting postgres")?;
+        let pg = Postgres { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(Self::bin("pg_isready")?)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "garrison",
+                    "-d",
+                    "postgres",
+                ])
+                .output()?
+                .status
+                .success();
+            if ready {
+                return Ok(pg);
+            }
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(pg.dir.path().join("postgres.log")).unwrap_or_default();
+                bail!("PostgreSQL did not accept connections on {port} within 30 s: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A URL for the `postgres` database as `garrison`.
+    pub fn url(&self) -> String {
+        format!("postgres://garrison@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // A fast shutdown (SIGINT) ends the backends too.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

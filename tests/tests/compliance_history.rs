@@ -128,19 +128,103 @@ fn audit_verify(dir: &str) -> Result<String, String> {
     }
 }
 
-fn tamper(db: &Path, sql: &str) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    conn.execute_batch(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Where the hub keeps the history, as the test edits it behind the hub's back.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Postgres(garrison_e2e::Postgres),
+}
+
+impl Store {
+    fn table(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "records",
+            Store::Postgres(_) => "compliance_records",
+        }
+    }
+
+    /// The statements that lift the store's protection against updates and deletes.
+    fn unprotect(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => {
+                "DROP TRIGGER records_are_never_updated; DROP TRIGGER records_are_never_deleted;"
+            }
+            Store::Postgres(_) => "ALTER TABLE compliance_records DISABLE TRIGGER USER;",
+        }
+    }
+
+    fn empty_list(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "'[]'",
+            Store::Postgres(_) => "'{}'",
+        }
+    }
+
+    async fn pg(pg: &garrison_e2e::Postgres) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    async fn exec(&self, sql: &str) {
+        match self {
+            Store::Sqlite(db) => {
+                let conn = rusqlite::Connection::open(db).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .unwrap();
+                conn.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            Store::Postgres(pg) => Self::pg(pg)
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    async fn pair(&self, sql: &str) -> (String, String) {
+        match self {
+            Store::Sqlite(db) => rusqlite::Connection::open(db)
+                .unwrap()
+                .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap(),
+            Store::Postgres(pg) => {
+                let row = Self::pg(pg).await.query_one(sql, &[]).await.unwrap();
+                (row.get(0), row.get(1))
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn compliance_flips_are_recorded_reported_at_a_time_and_proven_untouched() {
-    let hub = Hub::start_with(&["--checkpoint-interval", "10s"])
-        .await
-        .unwrap();
+async fn the_history_in_the_embedded_store() {
+    run(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_history_in_postgresql() {
+    run(Some(garrison_e2e::Postgres::start().unwrap())).await;
+}
+
+/// Compliance flips are recorded, reported at a time between them, and proven untouched; edits
+/// of the store are named; each cluster's events are seen only by who may get the cluster.
+async fn run(pg: Option<garrison_e2e::Postgres>) {
+    let url = pg.as_ref().map(|p| p.url());
+    let mut args = vec!["--checkpoint-interval", "10s"];
+    if let Some(u) = &url {
+        args.extend(["--history-database", u.as_str()]);
+    }
+    let hub = Hub::start_with(&args).await.unwrap();
+    let store = match pg {
+        Some(pg) => Store::Postgres(pg),
+        None => Store::Sqlite(hub.data_dir().join("compliance-history.db")),
+    };
     let agents = join_and_accept(&hub, &["c1", "c2", "c3"], &[]).await;
     let dir = hub.data_dir().to_str().unwrap().to_string();
     ok(garrison(&[
@@ -339,96 +423,80 @@ async fn compliance_flips_are_recorded_reported_at_a_time_and_proven_untouched()
     assert!(String::from_utf8_lossy(&out.stderr).contains("not signed by the hub's key"));
 
     // Edits made in the store itself, behind the hub's back, are named; undone, it verifies.
-    let db = hub.data_dir().join("compliance-history.db");
-    tamper(
-        &db,
-        "DROP TRIGGER records_are_never_updated; DROP TRIGGER records_are_never_deleted;",
-    );
-    let original: (String, String) = {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row(
-            "SELECT state, message FROM records WHERE seq = 2",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    };
-    tamper(
-        &db,
-        "UPDATE records SET state = 'Compliant', message = 'nothing to see' WHERE seq = 2",
-    );
+    let t = store.table();
+    store.exec(store.unprotect()).await;
+    let (state, message) = store
+        .pair(&format!("SELECT state, message FROM {t} WHERE seq = 2"))
+        .await;
+    store
+        .exec(&format!(
+            "UPDATE {t} SET state = 'Compliant', message = 'nothing to see' WHERE seq = 2"
+        ))
+        .await;
     let e = audit_verify(&dir).unwrap_err();
     assert!(e.contains("record 2 was altered"), "{e}");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute(
-            "UPDATE records SET state = ?1, message = ?2 WHERE seq = 2",
-            [&original.0, &original.1],
-        )
-        .unwrap();
-    }
+    store
+        .exec(&format!(
+            "UPDATE {t} SET state = {}, message = {} WHERE seq = 2",
+            quote(&state),
+            quote(&message)
+        ))
+        .await;
     assert!(audit_verify(&dir).is_ok());
     // Removed.
-    tamper(
-        &db,
-        "CREATE TABLE kept AS SELECT * FROM records WHERE seq = 3; DELETE FROM records WHERE seq = 3;",
-    );
+    store
+        .exec(&format!(
+            "CREATE TABLE kept AS SELECT * FROM {t} WHERE seq = 3; DELETE FROM {t} WHERE seq = 3;"
+        ))
+        .await;
     let e = audit_verify(&dir).unwrap_err();
     assert!(e.contains("record 3 was removed"), "{e}");
-    tamper(
-        &db,
-        "INSERT INTO records SELECT * FROM kept; DROP TABLE kept;",
-    );
+    store
+        .exec(&format!(
+            "INSERT INTO {t} SELECT * FROM kept; DROP TABLE kept;"
+        ))
+        .await;
     assert!(audit_verify(&dir).is_ok());
     // Reordered: records 3 and 4 swap numbers.
-    tamper(
-        &db,
-        "UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 4; UPDATE records SET seq = 4 WHERE seq = -3;",
+    let swap = format!(
+        "UPDATE {t} SET seq = -3 WHERE seq = 3; UPDATE {t} SET seq = 3 WHERE seq = 4; UPDATE {t} SET seq = 4 WHERE seq = -3;"
     );
+    store.exec(&swap).await;
     let e = audit_verify(&dir).unwrap_err();
     assert!(e.contains("record 4 appears at position 3"), "{e}");
-    tamper(
-        &db,
-        "UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 4; UPDATE records SET seq = 4 WHERE seq = -3;",
-    );
+    store.exec(&swap).await;
     assert!(audit_verify(&dir).is_ok());
-    // Inserted: a well-formed record slipped in at 2, the rest renumbered.
-    let forged = {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let (time, prev): (String, String) = conn
-            .query_row("SELECT time, hash FROM records WHERE seq = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .unwrap();
-        let before = garrison_governance::history::Record {
-            seq: 1,
-            prev: String::new(),
-            hash: prev,
-            event: Default::default(),
-        };
-        garrison_governance::history::Record::next(
-            Some(&before),
-            garrison_governance::history::Event {
-                time,
-                cluster: "c1".into(),
-                policy: "policies/account-management".into(),
-                state: "Compliant".into(),
-                ..Default::default()
-            },
-        )
+    // Inserted: a well-formed record slipped in at 2, the rest renumbered to make room.
+    let (time, prev) = store
+        .pair(&format!("SELECT time, hash FROM {t} WHERE seq = 1"))
+        .await;
+    let before = garrison_governance::history::Record {
+        seq: 1,
+        prev: String::new(),
+        hash: prev,
+        event: Default::default(),
     };
-    tamper(
-        &db,
-        "UPDATE records SET seq = -seq WHERE seq >= 2; UPDATE records SET seq = 1 - seq WHERE seq < 0;",
+    let forged = garrison_governance::history::Record::next(
+        Some(&before),
+        garrison_governance::history::Event {
+            time,
+            cluster: "c1".into(),
+            policy: "policies/account-management".into(),
+            state: "Compliant".into(),
+            ..Default::default()
+        },
     );
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute(
-            "INSERT INTO records (seq, prev, hash, time, cluster, policy, replica, template, state, message, severity, standards, categories, controls) VALUES (2, ?1, ?2, ?3, ?4, ?5, '', '', ?6, '', '', '[]', '[]', '[]')",
-            [&forged.prev, &forged.hash, &forged.event.time, &forged.event.cluster, &forged.event.policy, &forged.event.state],
-        )
-        .unwrap();
-    }
+    let empty = store.empty_list();
+    store
+        .exec(&format!(
+            "UPDATE {t} SET seq = -seq WHERE seq >= 2; UPDATE {t} SET seq = 1 - seq WHERE seq < 0;
+             INSERT INTO {t} (seq, prev, hash, time, cluster, policy, replica, template, state, message, severity, standards, categories, controls)
+             VALUES (2, {}, {}, {}, 'c1', 'policies/account-management', '', '', 'Compliant', '', '', {empty}, {empty}, {empty});",
+            quote(&forged.prev),
+            quote(&forged.hash),
+            quote(&forged.event.time)
+        ))
+        .await;
     let e = audit_verify(&dir).unwrap_err();
     assert!(e.contains("record 2 was inserted"), "{e}");
 

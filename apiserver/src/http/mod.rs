@@ -82,13 +82,13 @@ pub trait Extension: Send + Sync + 'static {
     /// Whether `path` is served here.
     fn serves(&self, path: &str) -> bool;
     /// Answers a GET of `path?query` for a caller who may `get` the ManagedClusters in
-    /// `visible_clusters` (`None`: all of them). Called on a blocking thread.
-    fn get(
-        &self,
-        path: &str,
-        query: Option<&str>,
+    /// `visible_clusters` (`None`: all of them).
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        query: Option<&'a str>,
         visible_clusters: Option<std::collections::BTreeSet<String>>,
-    ) -> ExtensionAnswer;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExtensionAnswer> + Send + 'a>>;
 }
 
 /// An extension's answer.
@@ -149,9 +149,7 @@ async fn serve_extension(
         return Err(ApiError::method_not_supported("", &path, method.as_str()));
     }
     let visible = visible_clusters(srv, user)?;
-    let answer = tokio::task::spawn_blocking(move || ext.get(&path, query.as_deref(), visible))
-        .await
-        .map_err(|e| ApiError::internal(format!("the request failed: {e}")))?;
+    let answer = ext.get(&path, query.as_deref(), visible).await;
     let mut resp = Response::new(Body::from(answer.body));
     *resp.status_mut() =
         StatusCode::from_u16(answer.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -17,13 +17,13 @@
 //! verification cover every cluster, so they need `get` on all ManagedClusters.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
 use super::export;
 use super::query::{Filter, MAX_PER_PAGE, Paging, SortKey, When, normalise_time};
-use super::sqlite::SqliteHistory;
+use super::store::History;
 use super::{CheckpointKey, HistoryError};
 
 /// The paths served, by prefix.
@@ -81,7 +81,7 @@ pub struct LastVerification {
 
 /// The API over one history.
 pub struct ComplianceApi {
-    history: Arc<SqliteHistory>,
+    history: History,
     public_key: Vec<u8>,
     public_key_pem: String,
     last: Mutex<Option<LastVerification>>,
@@ -277,7 +277,7 @@ fn store_failed(e: HistoryError) -> Answer {
 
 impl ComplianceApi {
     /// The API over `history`, whose checkpoints `key` signs.
-    pub fn new(history: Arc<SqliteHistory>, key: &CheckpointKey) -> ComplianceApi {
+    pub fn new(history: History, key: &CheckpointKey) -> ComplianceApi {
         ComplianceApi {
             history,
             public_key: key.public_key().to_vec(),
@@ -297,7 +297,7 @@ impl ComplianceApi {
     }
 
     /// Answers a GET of `path?query` for a caller who may see `visible` clusters (`None`: all).
-    pub fn get(
+    pub async fn get(
         &self,
         path: &str,
         query: Option<&str>,
@@ -305,9 +305,9 @@ impl ComplianceApi {
     ) -> Answer {
         let path = path.trim_end_matches('/');
         match path {
-            "/api/v1/compliance-events" => self.list(query, visible, false),
-            "/api/v1/reports/compliance-events" => self.list(query, visible, true),
-            "/api/v1/reports/compliance" => self.report(query, visible),
+            "/api/v1/compliance-events" => self.list(query, visible, false).await,
+            "/api/v1/reports/compliance-events" => self.list(query, visible, true).await,
+            "/api/v1/reports/compliance" => self.report(query, visible).await,
             "/api/v1/audit/public-key" => Answer {
                 code: 200,
                 content_type: "application/x-pem-file",
@@ -319,10 +319,10 @@ impl ComplianceApi {
                 "Forbidden",
                 "the whole history covers every cluster: it needs get on all managedclusters.cluster.open-cluster-management.io",
             ),
-            "/api/v1/audit/export" => self.export(),
-            "/api/v1/audit/verify" => self.verify(),
+            "/api/v1/audit/export" => self.export().await,
+            "/api/v1/audit/verify" => self.verify().await,
             _ => match path.strip_prefix("/api/v1/compliance-events/") {
-                Some(id) => self.one(id, visible.as_ref()),
+                Some(id) => self.one(id, visible.as_ref()).await,
                 None => Answer::error(
                     404,
                     "NotFound",
@@ -332,7 +332,12 @@ impl ComplianceApi {
         }
     }
 
-    fn list(&self, query: Option<&str>, visible: Option<BTreeSet<String>>, csv: bool) -> Answer {
+    async fn list(
+        &self,
+        query: Option<&str>,
+        visible: Option<BTreeSet<String>>,
+        csv: bool,
+    ) -> Answer {
         let (mut f, p) = match parse_query(query, csv) {
             Ok(x) => x,
             Err(e) => return Answer::error(400, "BadRequest", e),
@@ -356,7 +361,7 @@ impl ComplianceApi {
             }
         }
         f.visible = visible;
-        let page = match self.history.query(&f, &p) {
+        let page = match self.history.query(f, p).await {
             Ok(page) => page,
             Err(e) => return store_failed(e),
         };
@@ -386,7 +391,7 @@ impl ComplianceApi {
         )
     }
 
-    fn report(&self, query: Option<&str>, visible: Option<BTreeSet<String>>) -> Answer {
+    async fn report(&self, query: Option<&str>, visible: Option<BTreeSet<String>>) -> Answer {
         let (f, when) = match parse_report_query(query) {
             Ok(x) => x,
             Err(e) => return Answer::error(400, "BadRequest", e),
@@ -403,25 +408,31 @@ impl ComplianceApi {
             );
         }
         let f = Filter { visible, ..f };
-        match self.compliance_report(&f, &when) {
+        match self.compliance_report(&f, &when).await {
             Ok(v) => Answer::json(200, &v),
             Err(e) => store_failed(e),
         }
     }
 
     /// The report for `f` and `when`, as `/api/v1/reports/compliance` answers it.
-    pub fn compliance_report(&self, f: &Filter, when: &When) -> Result<Value, HistoryError> {
+    pub async fn compliance_report(&self, f: &Filter, when: &When) -> Result<Value, HistoryError> {
         let (in_force, changes) = match when {
-            When::At(at) => (self.history.in_force_at(f, at)?, vec![]),
+            When::At(at) => (
+                self.history.in_force_at(f.clone(), at.clone()).await?,
+                vec![],
+            ),
             When::Range { since, until } => {
-                let mut changes = self.history.in_force_at(f, since)?;
+                let mut changes = self.history.in_force_at(f.clone(), since.clone()).await?;
                 let during = Filter {
                     since: Some(since.clone()),
                     until: Some(until.clone()),
                     ..f.clone()
                 };
-                changes.extend(self.history.all(&during)?);
-                (self.history.in_force_at(f, until)?, changes)
+                changes.extend(self.history.all(during).await?);
+                (
+                    self.history.in_force_at(f.clone(), until.clone()).await?,
+                    changes,
+                )
             }
         };
         let report = super::query::report(&in_force, &changes);
@@ -457,7 +468,7 @@ impl ComplianceApi {
             "evidence": evidence.into_values().collect::<Vec<_>>()}))
     }
 
-    fn one(&self, id: &str, visible: Option<&BTreeSet<String>>) -> Answer {
+    async fn one(&self, id: &str, visible: Option<&BTreeSet<String>>) -> Answer {
         let Ok(seq) = id.parse::<u64>() else {
             return Answer::error(
                 400,
@@ -465,7 +476,7 @@ impl ComplianceApi {
                 "The provided compliance event ID is invalid",
             );
         };
-        match self.history.get(seq) {
+        match self.history.get(seq).await {
             Ok(Some(r)) if visible.is_none_or(|v| v.contains(&r.event.cluster)) => {
                 Answer::json(200, &export::api_event(&r))
             }
@@ -480,21 +491,20 @@ impl ComplianceApi {
         }
     }
 
-    fn export(&self) -> Answer {
+    async fn export(&self) -> Answer {
+        let (records, checkpoints) = match (
+            self.history.records().await,
+            self.history.checkpoints().await,
+        ) {
+            (Ok(r), Ok(c)) => (r, c),
+            (Err(e), _) | (_, Err(e)) => return store_failed(e),
+        };
         let mut body = export::header_line(&self.public_key_pem);
         body.push('\n');
-        let mut failed = None;
-        if let Err(e) = self.history.scan(&mut |r| {
-            body.push_str(&export::record_line(&r));
+        for r in &records {
+            body.push_str(&export::record_line(r));
             body.push('\n');
-            true
-        }) {
-            failed = Some(e);
         }
-        let checkpoints = match (failed, self.history.checkpoints()) {
-            (None, Ok(c)) => c,
-            (Some(e), _) | (None, Err(e)) => return store_failed(e),
-        };
         for c in &checkpoints {
             body.push_str(&export::checkpoint_line(c));
             body.push('\n');
@@ -507,11 +517,11 @@ impl ComplianceApi {
         }
     }
 
-    fn verify(&self) -> Answer {
+    async fn verify(&self) -> Answer {
         let time = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let result = match self.history.verify(&self.public_key) {
+        let result = match self.history.verify(&self.public_key).await {
             Ok(Ok(v)) => json!({"verified": true, "time": time, "records": v.records,
                 "checkpoints": v.checkpoints, "signedThrough": v.signed_through}),
             Ok(Err(finding)) => {

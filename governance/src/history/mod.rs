@@ -14,8 +14,10 @@ use ring::signature::{
 
 pub mod api;
 pub mod export;
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
+pub mod store;
 
 /// Why the history could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,147 @@
+//! One history, whichever store holds it: SQLite (embedded, the default) or PostgreSQL. Both
+//! answer the same queries and verify the same way; SQLite's calls run on blocking threads.
+
+use std::sync::Arc;
+
+use super::postgres::PgHistory;
+use super::query::{Filter, Page, Paging};
+use super::sqlite::SqliteHistory;
+use super::{Checkpoint, Event, Finding, HistoryError, Record, Verified};
+
+/// The history's store.
+#[derive(Clone)]
+pub enum History {
+    /// The embedded store.
+    Sqlite(Arc<SqliteHistory>),
+    /// PostgreSQL.
+    Postgres(Arc<PgHistory>),
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            History::Sqlite(_) => "History::Sqlite",
+            History::Postgres(_) => "History::Postgres",
+        })
+    }
+}
+
+macro_rules! either {
+    ($self:ident, $s:ident => $sqlite:expr, $p:ident => $pg:expr) => {
+        match $self {
+            History::Sqlite(h) => {
+                let $s = h.clone();
+                tokio::task::spawn_blocking(move || $sqlite)
+                    .await
+                    .map_err(|e| HistoryError::Store(format!("the store's thread failed: {e}")))?
+            }
+            History::Postgres($p) => $pg,
+        }
+    };
+}
+
+impl History {
+    /// Checks `database` as [`History::open`] would take it, without connecting.
+    pub fn check(database: Option<&str>) -> Result<(), HistoryError> {
+        match database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                super::postgres::check_url(url).map(|_| ())
+            }
+            Some(other) => Err(HistoryError::Store(format!(
+                "--history-database {other:?} is not a postgres:// URL; leave it out to keep the history in the data directory"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Which store: `postgres://…` (or `postgresql://…`) connects to PostgreSQL; anything else
+    /// is the SQLite file `default`.
+    pub async fn open(
+        database: Option<&str>,
+        default: &std::path::Path,
+    ) -> Result<History, HistoryError> {
+        match database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(History::Postgres(Arc::new(PgHistory::connect(url).await?)))
+            }
+            Some(other) => Err(HistoryError::Store(format!(
+                "--history-database {other:?} is not a postgres:// URL; leave it out to keep the history in the data directory"
+            ))),
+            None => {
+                let path = default.to_path_buf();
+                let h = tokio::task::spawn_blocking(move || SqliteHistory::open(&path))
+                    .await
+                    .map_err(|e| HistoryError::Store(e.to_string()))??;
+                Ok(History::Sqlite(Arc::new(h)))
+            }
+        }
+    }
+
+    /// Appends `events`, chained.
+    pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Record>, HistoryError> {
+        either!(self, h => h.append(&events), p => p.append(&events).await)
+    }
+
+    /// Signs the head unless already signed.
+    pub async fn checkpoint(
+        &self,
+        key_pkcs8: Vec<u8>,
+        time: String,
+    ) -> Result<Option<Checkpoint>, HistoryError> {
+        either!(self, h => h.checkpoint(&key_pkcs8, &time), p => p.checkpoint(&key_pkcs8, &time).await)
+    }
+
+    /// Every record, in the store's order.
+    pub async fn records(&self) -> Result<Vec<Record>, HistoryError> {
+        either!(self, h => {
+            let mut out = vec![];
+            h.scan(&mut |r| { out.push(r); true }).map(|_| out)
+        }, p => {
+            let mut out = vec![];
+            p.scan(&mut |r| { out.push(r); true }).await.map(|_| out)
+        })
+    }
+
+    /// Every checkpoint.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, HistoryError> {
+        either!(self, h => h.checkpoints(), p => p.checkpoints().await)
+    }
+
+    /// One record.
+    pub async fn get(&self, seq: u64) -> Result<Option<Record>, HistoryError> {
+        either!(self, h => h.get(seq), p => p.get(seq).await)
+    }
+
+    /// A page.
+    pub async fn query(&self, f: Filter, paging: Paging) -> Result<Page, HistoryError> {
+        either!(self, h => h.query(&f, &paging), p => p.query(&f, &paging).await)
+    }
+
+    /// Everything `f` matches, oldest first.
+    pub async fn all(&self, f: Filter) -> Result<Vec<Record>, HistoryError> {
+        either!(self, h => h.all(&f), p => p.all(&f).await)
+    }
+
+    /// The records in force at `at`.
+    pub async fn in_force_at(&self, f: Filter, at: String) -> Result<Vec<Record>, HistoryError> {
+        either!(self, h => h.in_force_at(&f, &at), p => p.in_force_at(&f, &at).await)
+    }
+
+    /// The last record per (cluster, replica, template).
+    pub async fn latest(&self) -> Result<Vec<Record>, HistoryError> {
+        either!(self, h => h.latest(), p => p.latest().await)
+    }
+
+    /// Verifies every record and checkpoint with `public_key`.
+    pub async fn verify(
+        &self,
+        public_key: &[u8],
+    ) -> Result<Result<Verified, Finding>, HistoryError> {
+        let records = self.records().await?;
+        let checkpoints = self.checkpoints().await?;
+        let key = public_key.to_vec();
+        tokio::task::spawn_blocking(move || super::verify(&records, &checkpoints, &key))
+            .await
+            .map_err(|e| HistoryError::Store(format!("verification failed: {e}")))
+    }
+}
