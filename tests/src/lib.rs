@@ -1000,6 +1000,11 @@ impl Postgres {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// A URL for the `postgres` database as `garrison`.
     pub fn url(&self) -> String {
         format!("postgres://garrison@127.0.0.1:{}/postgres", self.port)

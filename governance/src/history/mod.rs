@@ -353,6 +353,81 @@ pub struct Verified {
     pub signed_through: u64,
 }
 
+/// Verification record by record, in constant memory: what a store streams through. It
+/// answers whether everything it saw was clean; on the first anomaly the caller re-reads the
+/// history and runs [`verify`], which names it.
+#[derive(Debug)]
+pub struct StreamingVerifier {
+    prev: String,
+    at: u64,
+    heads: std::collections::HashMap<u64, String>,
+    checkpoints: Vec<Checkpoint>,
+    clean: bool,
+}
+
+impl StreamingVerifier {
+    /// Starts over `checkpoints`, whose signatures are checked at [`StreamingVerifier::finish`].
+    pub fn new(checkpoints: Vec<Checkpoint>) -> StreamingVerifier {
+        StreamingVerifier {
+            prev: GENESIS.to_string(),
+            at: 0,
+            heads: checkpoints
+                .iter()
+                .map(|c| (c.seq, c.head.clone()))
+                .collect(),
+            checkpoints,
+            clean: true,
+        }
+    }
+
+    /// Takes the next record in stored order; false once something is wrong.
+    pub fn push(&mut self, r: &Record) -> bool {
+        if !self.clean {
+            return false;
+        }
+        self.at += 1;
+        let ok = r.seq == self.at
+            && r.prev == self.prev
+            && r.computed_hash() == r.hash
+            && self.heads.get(&r.seq).is_none_or(|h| *h == r.hash);
+        self.prev = r.hash.clone();
+        self.clean = ok;
+        ok
+    }
+
+    /// The outcome if everything was clean (`None` when the caller must run [`verify`]).
+    pub fn finish(self, public_key: &[u8]) -> Option<Result<Verified, Finding>> {
+        if !self.clean {
+            return None;
+        }
+        let key = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, public_key);
+        let mut signed_through = 0;
+        for c in &self.checkpoints {
+            if key
+                .verify(
+                    &Checkpoint::signed_bytes(c.seq, &c.head, &c.time),
+                    &c.signature,
+                )
+                .is_err()
+            {
+                return Some(Err(Finding::BadCheckpoint(c.seq)));
+            }
+            if c.seq > self.at {
+                return Some(Err(Finding::Truncated {
+                    seq: c.seq,
+                    last: self.at,
+                }));
+            }
+            signed_through = signed_through.max(c.seq);
+        }
+        Some(Ok(Verified {
+            records: self.at,
+            checkpoints: self.checkpoints.len(),
+            signed_through,
+        }))
+    }
+}
+
 /// Checks `records` (in stored order) and `checkpoints` against the hub's public key (an
 /// uncompressed P-256 point, as in its SubjectPublicKeyInfo). Returns the first problem.
 pub fn verify(
@@ -603,6 +678,33 @@ mod tests {
             });
         }
         assert_eq!(verify(&inserted, &cps, &public), Err(Finding::Inserted(3)));
+    }
+
+    #[test]
+    fn the_streaming_verifier_agrees_on_clean_histories_and_defers_on_dirty_ones() {
+        let (private, public) = key();
+        let h = history(8);
+        let cps = vec![Checkpoint::sign(&h[5], "t", &private).unwrap()];
+        let mut v = StreamingVerifier::new(cps.clone());
+        assert!(h.iter().all(|r| v.push(r)));
+        assert_eq!(v.finish(&public), Some(verify(&h, &cps, &public)));
+        let mut altered = h.clone();
+        altered[2].event.message = "x".into();
+        let mut v = StreamingVerifier::new(cps.clone());
+        assert!(!altered.iter().all(|r| v.push(r)));
+        assert_eq!(v.finish(&public), None);
+        // A consistent rewrite is caught at the checkpoint's record.
+        let mut rewritten = h[..3].to_vec();
+        for i in 4..=8 {
+            let r = Record::next(rewritten.last(), event(i + 50));
+            rewritten.push(r);
+        }
+        let mut v = StreamingVerifier::new(cps.clone());
+        assert!(!rewritten.iter().all(|r| v.push(r)));
+        let (_, other) = key();
+        let mut v = StreamingVerifier::new(cps);
+        assert!(h.iter().all(|r| v.push(r)));
+        assert_eq!(v.finish(&other), Some(Err(Finding::BadCheckpoint(6))));
     }
 
     #[test]

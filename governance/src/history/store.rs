@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::postgres::PgHistory;
 use super::query::{Filter, Page, Paging};
 use super::sqlite::SqliteHistory;
-use super::{Checkpoint, Event, Finding, HistoryError, Record, Verified};
+use super::{Checkpoint, Event, Finding, HistoryError, Record, StreamingVerifier, Verified};
 
 /// The history's store.
 #[derive(Clone)]
@@ -132,14 +132,24 @@ impl History {
         either!(self, h => h.latest(), p => p.latest().await)
     }
 
-    /// Verifies every record and checkpoint with `public_key`.
+    /// Verifies every record and checkpoint with `public_key`: streaming, in constant memory;
+    /// on the first anomaly, the history is read again to name it.
     pub async fn verify(
         &self,
         public_key: &[u8],
     ) -> Result<Result<Verified, Finding>, HistoryError> {
-        let records = self.records().await?;
         let checkpoints = self.checkpoints().await?;
         let key = public_key.to_vec();
+        let streamed = {
+            let mut v = StreamingVerifier::new(checkpoints.clone());
+            either!(self, h => h.scan(&mut |r| v.push(&r)).map(|_| v), p => {
+                p.scan(&mut |r| v.push(&r)).await.map(|_| v)
+            })?
+        };
+        if let Some(outcome) = streamed.finish(&key) {
+            return Ok(outcome);
+        }
+        let records = self.records().await?;
         tokio::task::spawn_blocking(move || super::verify(&records, &checkpoints, &key))
             .await
             .map_err(|e| HistoryError::Store(format!("verification failed: {e}")))
