@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use crate::{addon, authentication, cluster, policy, rbac, work};
 
-/// Every CRD of the crate, ordered by group, then kind; last the PlacementBinding CRD, which is
-/// written by hand since its kind has no `spec`.
+/// Every CRD of the crate, ordered by group, then kind; last the PlacementBinding and
+/// PolicyReport CRDs, which are written by hand since their kinds have no `spec`.
 ///
 /// Compared with each kind's `crd()`, the schemas here
 /// - name their list kind (`<Kind>List`) and carry `apiVersion`, `kind` and `metadata`
@@ -54,7 +54,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
     .into_iter()
     .map(finish)
-    .chain([policy::v1::placement_binding_crd()])
+    .chain([
+        policy::v1::placement_binding_crd(),
+        policy::report::policy_report_crd(),
+    ])
     .collect()
 }
 

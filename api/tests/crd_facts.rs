@@ -160,6 +160,14 @@ const EXPECTED: &[Expected] = &[
         status: true,
     },
     Expected {
+        name: "policyreports.wgpolicyk8s.io",
+        kind: "PolicyReport",
+        version: "v1alpha2",
+        scope: "Namespaced",
+        short_names: &["polr"],
+        status: false,
+    },
+    Expected {
         name: "policysets.policy.open-cluster-management.io",
         kind: "PolicySet",
         version: "v1beta1",

@@ -472,6 +472,10 @@ pub fn start_controllers(
         garrison_hub::policy::run(c.clone())
     });
     let c = client.clone();
+    sup.spawn("policyreports", move || {
+        garrison_hub::policy::report::run(c.clone())
+    });
+    let c = client.clone();
     sup.spawn("clusterpermission", move || {
         garrison_hub::addon::cluster_permission::run(c.clone())
     });

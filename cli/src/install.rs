@@ -135,6 +135,8 @@ pub fn hub_rules() -> Value {
         {"apiGroups": ["policy.open-cluster-management.io"],
          "resources": ["policies/status", "policysets/status", "placementbindings/status"],
          "verbs": ["get", "update", "patch"]},
+        // One PolicyReport per cluster, in its namespace.
+        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": rw},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["rbac.open-cluster-management.io"], "resources": ["clusterpermissions/status"],

@@ -305,6 +305,38 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     }
     assert_eq!(history[0]["parent_policy"]["controls"], json!(["AC-2"]));
 
+    // Each cluster has a PolicyReport with a result per template, readable with kubectl.
+    let polr = eventually(30, "c1's PolicyReport to fail", || async {
+        let out = hub.kubectl(&[
+            "get",
+            "policyreports",
+            "-n",
+            "c1",
+            "c1-policyreport",
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["summary"]["fail"] == 1).then_some(v)
+    })
+    .await;
+    let result = &polr["results"][0];
+    assert_eq!(result["policy"], "policies.account-management", "{polr}");
+    assert_eq!(result["rule"], "accounts-namespace");
+    assert_eq!(result["severity"], "high");
+    assert_eq!(result["category"], "AC Access Control");
+    assert_eq!(polr["scope"]["kind"], "ManagedCluster");
+    let c2 = ok(hub.kubectl(&[
+        "get",
+        "polr",
+        "-n",
+        "c2",
+        "c2-policyreport",
+        "-o",
+        "jsonpath={.summary.pass}",
+    ]));
+    assert_eq!(c2.trim(), "1");
+
     // The state in force between the flips, with its evidence; and now.
     let at = run_json(&[
         "compliance",
@@ -363,6 +395,38 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     })
     .await;
     assert!(verified.starts_with("verified: 6 records"), "{verified}");
+
+    // A backup carries the embedded history and its key; restored, it verifies.
+    if let Store::Sqlite(_) = &store {
+        let file = hub.dir.path().join("backup.db");
+        let out = ok(garrison(&[
+            "backup",
+            "--data-dir",
+            &dir,
+            "--to",
+            file.to_str().unwrap(),
+        ]));
+        assert!(out.contains("compliance history: 6 records"), "{out}");
+        let restored = tempfile::tempdir().unwrap();
+        let out = ok(garrison(&[
+            "restore",
+            "--from",
+            file.to_str().unwrap(),
+            "--data-dir",
+            restored.path().to_str().unwrap(),
+        ]));
+        assert!(out.contains("compliance history: 6 records"), "{out}");
+        let key = garrison_governance::history::CheckpointKey::from_pem(
+            &std::fs::read_to_string(restored.path().join("pki/history.key")).unwrap(),
+        )
+        .unwrap();
+        let h = garrison_governance::history::sqlite::SqliteHistory::open(
+            &restored.path().join("compliance-history.db"),
+        )
+        .unwrap();
+        let v = h.verify(key.public_key()).unwrap().unwrap();
+        assert_eq!((v.records, v.signed_through), (6, 6));
+    }
 
     // An export verifies offline with the public key alone; an edited one does not.
     let export = hub.dir.path().join("history.jsonl");

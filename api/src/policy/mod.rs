@@ -3,6 +3,7 @@
 //! bind Policies and PolicySets to Placements; the hub replicates each bound Policy into the
 //! namespace of every cluster the Placement decides, and aggregates their compliance.
 
+pub mod report;
 pub mod v1;
 pub mod v1beta1;
 

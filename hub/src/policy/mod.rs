@@ -16,6 +16,8 @@
 //! Compliant. A PolicySet's status aggregates its Policies the same way, names those deleted
 //! or disabled, and lists its bindings and exclusions.
 
+pub mod report;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
