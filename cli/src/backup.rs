@@ -2,7 +2,7 @@
 //!
 //! A backup is one SQLite file: an online copy of the store (SQLite's backup API, consistent
 //! while the hub keeps writing), a table holding the hub's settings and PKI files, and the
-//! compliance history kept in the data directory (its records, tags and checkpoints, read in
+//! compliance history kept in the data directory (its records and checkpoints, read in
 //! one transaction). It holds the CA keys, so it is written mode 0600 and must be kept as
 //! secret as the hub itself. A history kept in PostgreSQL is backed up with PostgreSQL's tools.
 
@@ -54,9 +54,8 @@ const FILES: [&str; 8] = [
 const OPTIONAL_FILES: [&str; 2] = ["pki/sa.key", "pki/history.key"];
 
 /// The compliance history's tables, and their names inside a backup.
-const HISTORY_TABLES: [(&str, &str); 3] = [
+const HISTORY_TABLES: [(&str, &str); 2] = [
     ("records", "garrison_backup_history_records"),
-    ("record_tags", "garrison_backup_history_tags"),
     ("checkpoints", "garrison_backup_history_checkpoints"),
 ];
 

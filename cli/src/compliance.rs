@@ -213,13 +213,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
             from.display()
         );
         return match history::verify(&exported.records, &exported.checkpoints, &key) {
-            Ok(v) => {
-                println!(
-                    "verified: {} records, {} checkpoints, signed through record {}",
-                    v.records, v.checkpoints, v.signed_through
-                );
-                Ok(())
-            }
+            Ok(v) => report_verified(v.records, v.checkpoints as u64, v.signed_through),
             Err(f) => bail!("verification FAILED: {f}"),
         };
     }
@@ -231,11 +225,8 @@ fn verify(a: VerifyArgs) -> Result<()> {
         let v: Value = serde_json::from_str(&get(&client, "/api/v1/audit/verify").await?)
             .context("the hub's answer is not JSON")?;
         if v["verified"] == true {
-            println!(
-                "verified: {} records, {} checkpoints, signed through record {}",
-                v["records"], v["checkpoints"], v["signedThrough"]
-            );
-            Ok(())
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            report_verified(n("records"), n("checkpoints"), n("signedThrough"))
         } else {
             bail!(
                 "verification FAILED: {}",
@@ -243,6 +234,26 @@ fn verify(a: VerifyArgs) -> Result<()> {
             )
         }
     })
+}
+
+/// Prints a clean verification; with records and no checkpoint nothing vouches for them, so
+/// that fails: a chain alone can be rebuilt by whoever rewrote it.
+fn report_verified(records: u64, checkpoints: u64, signed_through: u64) -> Result<()> {
+    if records > 0 && checkpoints == 0 {
+        bail!(
+            "verification FAILED: {records} records are chained but no checkpoint signs them; nothing vouches for them (a hub signs its first checkpoint within --checkpoint-interval)"
+        );
+    }
+    println!(
+        "verified: {records} records, {checkpoints} checkpoints, signed through record {signed_through}"
+    );
+    if signed_through < records {
+        eprintln!(
+            "note: records {} to {records} are chained but not yet signed by a checkpoint",
+            signed_through + 1
+        );
+    }
+    Ok(())
 }
 
 fn export_to(a: ExportArgs) -> Result<()> {

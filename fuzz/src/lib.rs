@@ -251,7 +251,7 @@ pub fn history_export(data: &[u8]) {
     if let Ok(e) = export::read(text(data)) {
         let _ = history::verify(&e.records, &e.checkpoints, key);
         for r in &e.records {
-            let _ = export::csv_line(r);
+            let _ = export::csv_line(r, true);
         }
     }
     let _ = history::parse_public_key_pem(text(data));

@@ -27,6 +27,20 @@ const ANNOTATIONS: &str = "policy.open-cluster-management.io/";
 /// (cluster, replica, template).
 type Key = (String, String, String);
 
+/// The last recorded state of a key, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Last {
+    /// Compliant, NonCompliant, Pending.
+    pub state: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// Text as PostgreSQL and every reader can hold it: no NUL characters.
+fn clean(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 /// What the recorder and the checkpointer share.
 pub struct Ctx {
     /// The hub's client.
@@ -52,21 +66,29 @@ fn list_annotation(p: &Policy, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The cluster a replica speaks for: its namespace, which only the cluster's agent and the
+/// hub write to. A replica whose cluster label names another cluster is not believed.
+pub fn cluster_of(replica: &Policy) -> Option<String> {
+    let ns = replica.namespace()?;
+    match replica.labels().get(CLUSTER_LABEL) {
+        Some(label) if *label != ns => None,
+        _ => Some(ns),
+    }
+}
+
 /// The changes `replica`'s status shows against `last` (the last recorded state per key),
-/// stamped with the time its history gives (else `now`). Updates `last`.
-pub fn changes(replica: &Policy, last: &mut HashMap<Key, String>, now: &str) -> Vec<Event> {
+/// stamped with the time its history gives, held between the key's last record and `now` (a
+/// cluster cannot move its changes into the past or the future). Updates `last`.
+pub fn changes(replica: &Policy, last: &mut HashMap<Key, Last>, now: &str) -> Vec<Event> {
     let Some(root) = replica.labels().get(ROOT_LABEL) else {
         return vec![];
     };
     let Some((root_ns, root_name)) = root.split_once('.') else {
         return vec![];
     };
-    let cluster = replica
-        .labels()
-        .get(CLUSTER_LABEL)
-        .cloned()
-        .or_else(|| replica.namespace())
-        .unwrap_or_default();
+    let Some(cluster) = cluster_of(replica) else {
+        return vec![];
+    };
     let Some(status) = &replica.status else {
         return vec![];
     };
@@ -97,7 +119,8 @@ pub fn changes(replica: &Policy, last: &mut HashMap<Key, String>, now: &str) -> 
             .unwrap_or_default();
         let template = format!("{kind}/{name}");
         let key = (cluster.clone(), replica.name_any(), template.clone());
-        if last.get(&key).map(String::as_str) == Some(state) {
+        let previous = last.get(&key);
+        if previous.map(|l| l.state.as_str()) == Some(state) {
             continue;
         }
         let newest = detail.history.first();
@@ -105,25 +128,94 @@ pub fn changes(replica: &Policy, last: &mut HashMap<Key, String>, now: &str) -> 
             .and_then(|h| h.last_timestamp.as_ref())
             .and_then(|t| normalise_time(&t.0.to_string()).ok())
             .unwrap_or_else(|| now.to_string());
+        let floor = previous.map(|l| l.time.as_str()).unwrap_or("");
+        let time = time.as_str().clamp(floor.min(now), now).to_string();
+        last.insert(
+            key,
+            Last {
+                state: state.to_string(),
+                time: time.clone(),
+            },
+        );
+        let list = |name: &str| -> Vec<String> {
+            list_annotation(replica, name)
+                .iter()
+                .map(|s| clean(s))
+                .collect()
+        };
         out.push(Event {
             time,
-            cluster: cluster.clone(),
-            policy: format!("{root_ns}/{root_name}"),
-            replica: replica.name_any(),
-            template,
-            state: state.to_string(),
-            message: newest.map(|h| h.message.clone()).unwrap_or_default(),
-            severity: definition
-                .and_then(|d| d["spec"]["severity"].as_str())
-                .unwrap_or_default()
-                .to_string(),
-            standards: list_annotation(replica, "standards"),
-            categories: list_annotation(replica, "categories"),
-            controls: list_annotation(replica, "controls"),
+            cluster: clean(&cluster),
+            policy: clean(&format!("{root_ns}/{root_name}")),
+            replica: clean(&replica.name_any()),
+            template: clean(&template),
+            state: clean(state),
+            message: clean(&newest.map(|h| h.message.clone()).unwrap_or_default()),
+            severity: clean(
+                definition
+                    .and_then(|d| d["spec"]["severity"].as_str())
+                    .unwrap_or_default(),
+            ),
+            standards: list("standards"),
+            categories: list("categories"),
+            controls: list("controls"),
         });
-        last.insert(key, state.to_string());
     }
     out
+}
+
+/// Clusters and root policies seen to exist.
+#[derive(Default)]
+struct Known {
+    clusters: std::collections::HashSet<String>,
+    roots: std::collections::HashSet<(String, String)>,
+}
+
+/// Whether `replica` is one the hub would have made: in the namespace of a ManagedCluster, for
+/// a root policy that exists. Anything else (a Policy someone labelled by hand) is not
+/// recorded. What exists is remembered; what does not is asked again next time.
+async fn vouched_for(client: &kube::Client, replica: &Policy, known: &mut Known) -> bool {
+    let (Some(cluster), Some((ns, name))) = (
+        cluster_of(replica),
+        replica
+            .labels()
+            .get(ROOT_LABEL)
+            .and_then(|r| r.split_once('.'))
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+    ) else {
+        return false;
+    };
+    if !known.clusters.contains(&cluster) {
+        let api: Api<garrison_api::ManagedCluster> = Api::all(client.clone());
+        match api.get_opt(&cluster).await {
+            Ok(Some(_)) => {
+                known.clusters.insert(cluster.clone());
+            }
+            Ok(None) => {
+                tracing::warn!(namespace = %cluster, policy = %replica.name_any(), "a replicated policy outside any cluster's namespace; not recorded");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a replicated policy's cluster; not recorded now");
+                return false;
+            }
+        }
+    }
+    let root = (ns, name);
+    if !known.roots.contains(&root) {
+        let api: Api<Policy> = Api::namespaced(client.clone(), &root.0);
+        match api.get_opt(&root.1).await {
+            Ok(Some(_)) => {
+                known.roots.insert(root);
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a replicated policy's root; not recorded now");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn now() -> String {
@@ -142,15 +234,19 @@ pub async fn record(ctx: Arc<Ctx>) {
             return;
         }
     };
-    let mut last: HashMap<Key, String> = latest
+    let mut last: HashMap<Key, Last> = latest
         .into_iter()
         .map(|r| {
             (
                 (r.event.cluster, r.event.replica, r.event.template),
-                r.event.state,
+                Last {
+                    state: r.event.state,
+                    time: r.event.time,
+                },
             )
         })
         .collect();
+    let mut known = Known::default();
     let api: Api<Policy> = Api::all(ctx.client.clone());
     let cfg = watcher::Config::default().labels(ROOT_LABEL);
     let mut stream = watcher(api, cfg)
@@ -165,6 +261,9 @@ pub async fn record(ctx: Arc<Ctx>) {
                 continue;
             }
         };
+        if !vouched_for(&ctx.client, &replica, &mut known).await {
+            continue;
+        }
         let events = changes(&replica, &mut last, &now());
         if events.is_empty() {
             continue;
@@ -252,6 +351,49 @@ mod tests {
         assert_eq!(
             changes(&replica("Compliant", "ok"), &mut last, "now").len(),
             1
+        );
+    }
+
+    #[test]
+    fn a_cluster_cannot_move_its_changes_in_time_or_speak_for_another() {
+        let mut last = HashMap::new();
+        let first = changes(
+            &replica("NonCompliant", "x"),
+            &mut last,
+            "2026-03-05T00:00:00Z",
+        );
+        assert_eq!(first[0].time, "2026-03-03T10:00:00Z");
+        // A change stamped before the last one is recorded at the last one's time.
+        let mut back: Policy = replica("Compliant", "y");
+        back.status.as_mut().unwrap().details[0].history[0].last_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "1970-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        let e = changes(&back, &mut last, "2026-03-05T00:00:00Z");
+        assert_eq!(e[0].time, "2026-03-03T10:00:00Z");
+        // One stamped in the future is recorded now.
+        let mut ahead: Policy = replica("NonCompliant", "z");
+        ahead.status.as_mut().unwrap().details[0].history[0].last_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2099-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        let e = changes(&ahead, &mut last, "2026-03-05T00:00:00Z");
+        assert_eq!(e[0].time, "2026-03-05T00:00:00Z");
+        // A replica labelled for another cluster than its namespace is not believed.
+        let mut other = replica("Compliant", "w");
+        other
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(CLUSTER_LABEL.into(), "prod".into());
+        assert_eq!(cluster_of(&other), None);
+        assert!(changes(&other, &mut HashMap::new(), "now").is_empty());
+        // NUL characters are dropped, so every store can hold the text.
+        let nul = replica("NonCompliant", "bad\0message");
+        assert_eq!(
+            changes(&nul, &mut HashMap::new(), "2026-03-05T00:00:00Z")[0].message,
+            "badmessage"
         );
     }
 }

@@ -61,7 +61,7 @@ fn event(i: u64, n: u64, rng: &mut Rng) -> Event {
     let second = (i * DAYS * 86_400 / n) % 86_400;
     let cluster = rng.next() % CLUSTERS;
     let policy = rng.next() % POLICIES;
-    let compliant = rng.next() % 4 != 0;
+    let compliant = !rng.next().is_multiple_of(4);
     Event {
         time: time_of(day, second),
         cluster: format!("cluster-{cluster:04}"),
@@ -211,7 +211,7 @@ async fn run(name: &str, history: &History, n: u64, key: &CheckpointKey, size: i
         .unwrap();
     let mut csv = export::csv_header();
     for r in &rows.records {
-        csv.push_str(&export::csv_line(r));
+        csv.push_str(&export::csv_line(r, true));
     }
     println!(
         "CSV export of one month ({} rows shown of {}, {} MB): {}",

@@ -152,7 +152,9 @@ impl Store {
             Store::Sqlite(_) => {
                 "DROP TRIGGER records_are_never_updated; DROP TRIGGER records_are_never_deleted;"
             }
-            Store::Postgres(_) => "ALTER TABLE compliance_records DISABLE TRIGGER USER;",
+            Store::Postgres(_) => {
+                "ALTER TABLE compliance_records DISABLE TRIGGER USER; ALTER TABLE compliance_records DROP CONSTRAINT compliance_records_seq_check;"
+            }
         }
     }
 

@@ -361,6 +361,7 @@ impl ComplianceApi {
             }
         }
         f.visible = visible;
+        let chain = f.visible.is_none();
         let page = match self.history.query(f, p).await {
             Ok(page) => page,
             Err(e) => return store_failed(e),
@@ -368,7 +369,7 @@ impl ComplianceApi {
         if csv {
             let mut body = export::csv_header();
             for r in &page.records {
-                body.push_str(&export::csv_line(r));
+                body.push_str(&export::csv_line(r, chain));
             }
             return Answer {
                 code: 200,
@@ -383,7 +384,11 @@ impl ComplianceApi {
                 body: body.into_bytes(),
             };
         }
-        let data: Vec<Value> = page.records.iter().map(export::api_event).collect();
+        let data: Vec<Value> = page
+            .records
+            .iter()
+            .map(|r| export::api_event(r, chain))
+            .collect();
         Answer::json(
             200,
             &json!({"data": data, "metadata": {
@@ -440,7 +445,7 @@ impl ComplianceApi {
         for r in in_force.iter().chain(changes.iter()) {
             evidence
                 .entry(r.seq)
-                .or_insert_with(|| export::api_event(r));
+                .or_insert_with(|| export::api_event(r, f.visible.is_none()));
         }
         let rows: Vec<Value> = report
             .rows
@@ -478,7 +483,7 @@ impl ComplianceApi {
         };
         match self.history.get(seq).await {
             Ok(Some(r)) if visible.is_none_or(|v| v.contains(&r.event.cluster)) => {
-                Answer::json(200, &export::api_event(&r))
+                Answer::json(200, &export::api_event(&r, visible.is_none()))
             }
             // Another cluster's event is as absent as a missing one would be, but says so.
             Ok(Some(_)) => Answer::error(403, "Forbidden", "Forbidden"),
@@ -492,12 +497,14 @@ impl ComplianceApi {
     }
 
     async fn export(&self) -> Answer {
-        let (records, checkpoints) = match (
-            self.history.records().await,
-            self.history.checkpoints().await,
-        ) {
-            (Ok(r), Ok(c)) => (r, c),
-            (Err(e), _) | (_, Err(e)) => return store_failed(e),
+        // Checkpoints first: one signed meanwhile would cover records the file lacks.
+        let checkpoints = match self.history.checkpoints().await {
+            Ok(c) => c,
+            Err(e) => return store_failed(e),
+        };
+        let records = match self.history.records().await {
+            Ok(r) => r,
+            Err(e) => return store_failed(e),
         };
         let mut body = export::header_line(&self.public_key_pem);
         body.push('\n');

@@ -203,8 +203,9 @@ fn api_group(kind: &str) -> Option<&'static str> {
 }
 
 /// One compliance event as upstream's compliance history API answered it, with Garrison's
-/// chain fields in `event.metadata`.
-pub fn api_event(r: &Record) -> Value {
+/// chain fields in `event.metadata` when `chain` (a record's `prev` is the hash of another
+/// record, often another cluster's, so callers who see only some clusters do not get them).
+pub fn api_event(r: &Record, chain: bool) -> Value {
     let e = &r.event;
     let (ns, name) = e.policy.split_once('/').unwrap_or(("", &e.policy));
     let (kind, template) = e.template.split_once('/').unwrap_or(("", &e.template));
@@ -222,7 +223,7 @@ pub fn api_event(r: &Record) -> Value {
             "compliance": e.state,
             "message": e.message,
             "timestamp": e.time,
-            "metadata": {"replicatedPolicy": e.replica, "hash": r.hash, "prev": r.prev},
+            "metadata": metadata(r, chain),
             "reported_by": REPORTED_BY,
         },
         "policy": {
@@ -234,6 +235,14 @@ pub fn api_event(r: &Record) -> Value {
             "controls": e.controls, "standards": e.standards,
         },
     })
+}
+
+fn metadata(r: &Record, chain: bool) -> Value {
+    if chain {
+        json!({"replicatedPolicy": r.event.replica, "hash": r.hash, "prev": r.prev})
+    } else {
+        json!({"replicatedPolicy": r.event.replica})
+    }
 }
 
 /// One CSV cell: quoted when it must be, and a leading `=`, `+`, `-`, `@`, tab or carriage
@@ -256,12 +265,12 @@ pub fn csv_header() -> String {
     CSV_COLUMNS.join(",") + "\n"
 }
 
-/// One record as a CSV line.
-pub fn csv_line(r: &Record) -> String {
+/// One record as a CSV line (with its chain fields when `chain`, as [`api_event`]).
+pub fn csv_line(r: &Record, chain: bool) -> String {
     let e = &r.event;
     let (ns, name) = e.policy.split_once('/').unwrap_or(("", &e.policy));
     let (kind, template) = e.template.split_once('/').unwrap_or(("", &e.template));
-    let metadata = json!({"replicatedPolicy": e.replica, "hash": r.hash, "prev": r.prev});
+    let metadata = metadata(r, chain);
     let cells = [
         r.seq.to_string(),
         e.state.clone(),
@@ -352,7 +361,7 @@ mod tests {
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {
-        let line = csv_line(&record());
+        let line = csv_line(&record(), true);
         assert!(line.contains("\"'=HYPERLINK(\"\"x\"\"), \"\"quoted\"\"\nnext\""));
         assert!(line.contains(",\"AC-2, AC-3\","));
         assert_eq!(csv_header().split(',').count(), 20);
@@ -362,7 +371,12 @@ mod tests {
 
     #[test]
     fn api_events_have_upstreams_shape() {
-        let v = api_event(&record());
+        let v = api_event(&record(), true);
+        assert!(
+            api_event(&record(), false)["event"]["metadata"]
+                .get("prev")
+                .is_none()
+        );
         assert_eq!(v["id"], 1);
         assert_eq!(v["cluster"]["name"], "c1");
         assert_eq!(v["event"]["compliance"], "NonCompliant");

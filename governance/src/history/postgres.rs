@@ -4,12 +4,12 @@
 
 use tokio_postgres::{Client, NoTls, Row, types::ToSql};
 
-use super::query::{Filter, MAX_PER_PAGE, Page, Paging};
+use super::query::{Filter, MAX_PER_PAGE, Page, Paging, SortKey};
 use super::{Checkpoint, Event, HistoryError, Record};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS compliance_records (
-    seq BIGINT PRIMARY KEY,
+    seq BIGINT PRIMARY KEY CHECK (seq > 0),
     prev TEXT NOT NULL,
     hash TEXT NOT NULL,
     time TEXT NOT NULL,
@@ -99,6 +99,11 @@ pub fn check_url(url: &str) -> Result<tokio_postgres::Config, HistoryError> {
     if cfg.get_hosts().is_empty() {
         return Err(HistoryError::Store(
             "--history-database names no host: give postgres://user@127.0.0.1/db, or a Unix socket directory as host".into(),
+        ));
+    }
+    if !cfg.get_hostaddrs().iter().all(|ip| ip.is_loopback()) {
+        return Err(HistoryError::Store(
+            "the history database must be reached over loopback or a Unix socket: connections to PostgreSQL are not encrypted yet".into(),
         ));
     }
     for h in cfg.get_hosts() {
@@ -351,23 +356,34 @@ impl PgHistory {
         &self,
         f: &mut (dyn FnMut(Record) -> bool + Send),
     ) -> Result<(), HistoryError> {
-        let mut after: i64 = i64::MIN;
+        // Every row, whatever its number: the first page has no lower bound.
+        let mut after: Option<i64> = None;
         loop {
-            let rows = self
-                .client
-                .query(
-                    &format!("SELECT {COLUMNS} FROM compliance_records WHERE seq > $1 ORDER BY seq LIMIT 10000"),
-                    &[&after],
-                )
-                .await
-                .map_err(db)?;
+            let rows = match after {
+                None => {
+                    self.client
+                        .query(
+                            &format!("SELECT {COLUMNS} FROM compliance_records ORDER BY seq LIMIT 10000"),
+                            &[],
+                        )
+                        .await
+                }
+                Some(a) => {
+                    self.client
+                        .query(
+                            &format!("SELECT {COLUMNS} FROM compliance_records WHERE seq > $1 ORDER BY seq LIMIT 10000"),
+                            &[&a],
+                        )
+                        .await
+                }
+            }
+            .map_err(db)?;
             if rows.is_empty() {
                 return Ok(());
             }
             for r in &rows {
-                let rec = row_record(r);
-                after = rec.seq as i64;
-                if !f(rec) {
+                after = Some(r.get::<_, i64>(0));
+                if !f(row_record(r)) {
                     return Ok(());
                 }
             }
@@ -427,7 +443,11 @@ impl PgHistory {
             .query(
                 &format!(
                     "SELECT {COLUMNS} FROM compliance_records WHERE {clause} ORDER BY {col} {dir}, seq {dir} LIMIT {per_page} OFFSET {offset}",
-                    col = paging.sort.column()
+                    // Byte order, as SQLite sorts, whatever the database's locale.
+                    col = match paging.sort {
+                        SortKey::Id => "seq".to_string(),
+                        other => format!("{} COLLATE \"C\"", other.column()),
+                    }
                 ),
                 &refs(&params),
             )
@@ -461,17 +481,21 @@ impl PgHistory {
 
     /// The record in force at `at` per (cluster, replica, template) that `f` matches.
     pub async fn in_force_at(&self, f: &Filter, at: &str) -> Result<Vec<Record>, HistoryError> {
-        let f = Filter {
+        // The latest change per template first, then the tags, as in SQLite.
+        let (base, tags) = f.split_tags();
+        let base = Filter {
             since: None,
             until: Some(at.to_string()),
-            ..f.clone()
+            ..base
         };
-        let (clause, params) = where_clause(&f, 1);
+        let (inner, mut params) = where_clause(&base, 1);
+        let (outer, more) = where_clause(&tags, 1 + params.len());
+        params.extend(more);
         Ok(self
             .client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (cluster, replica, template) {COLUMNS} FROM compliance_records WHERE {clause} ORDER BY cluster, replica, template, time DESC, seq DESC) AS latest ORDER BY seq"
+                    "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (cluster, replica, template) {COLUMNS} FROM compliance_records WHERE {inner} ORDER BY cluster, replica, template, time DESC, seq DESC) AS latest WHERE {outer} ORDER BY seq"
                 ),
                 &refs(&params),
             )

@@ -34,6 +34,23 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// This filter without its standards, categories and controls, and those alone.
+    pub fn split_tags(&self) -> (Filter, Filter) {
+        let tags = Filter {
+            standards: self.standards.clone(),
+            categories: self.categories.clone(),
+            controls: self.controls.clone(),
+            ..Filter::default()
+        };
+        let base = Filter {
+            standards: vec![],
+            categories: vec![],
+            controls: vec![],
+            ..self.clone()
+        };
+        (base, tags)
+    }
+
     /// Whether `r` passes, as the stores' queries decide.
     pub fn matches(&self, r: &Record) -> bool {
         let e = &r.event;

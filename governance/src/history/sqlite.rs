@@ -30,12 +30,6 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_time ON records (time, seq);
 CREATE INDEX IF NOT EXISTS records_by_cluster ON records (cluster, time);
 CREATE INDEX IF NOT EXISTS records_by_policy ON records (policy, time);
-CREATE TABLE IF NOT EXISTS record_tags (
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (kind, value, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY,
     head TEXT NOT NULL,
@@ -94,8 +88,9 @@ fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     })
 }
 
-/// A filter as SQL: a WHERE clause over `records` and its parameters.
-fn where_clause(f: &Filter) -> (String, Vec<String>) {
+/// A filter as SQL: a WHERE clause over `records` (or a row source named `table` with its
+/// columns) and its parameters.
+fn where_clause_on(f: &Filter, table: &str) -> (String, Vec<String>) {
     let mut clauses: Vec<String> = vec![];
     let mut params: Vec<String> = vec![];
     fn one_of(
@@ -156,17 +151,18 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
             .collect();
         clauses.push(format!("({})", any.join(" OR ")));
     }
-    for (kind, values) in [
-        ("standard", &f.standards),
-        ("category", &f.categories),
-        ("control", &f.controls),
+    // From the hashed columns themselves, so what verification covers is what is filtered.
+    for (column, values) in [
+        ("standards", &f.standards),
+        ("categories", &f.categories),
+        ("controls", &f.controls),
     ] {
         if values.is_empty() {
             continue;
         }
         let marks = vec!["?"; values.len()].join(", ");
         clauses.push(format!(
-            "seq IN (SELECT seq FROM record_tags WHERE kind = '{kind}' AND value IN ({marks}))"
+            "EXISTS (SELECT 1 FROM json_each({table}.{column}) WHERE json_each.value IN ({marks}))"
         ));
         params.extend(values.iter().cloned());
     }
@@ -183,6 +179,10 @@ fn where_clause(f: &Filter) -> (String, Vec<String>) {
     } else {
         (clauses.join(" AND "), params)
     }
+}
+
+fn where_clause(f: &Filter) -> (String, Vec<String>) {
+    where_clause_on(f, "records")
 }
 
 fn like_escape(s: &str) -> String {
@@ -212,6 +212,9 @@ impl SqliteHistory {
     }
 
     fn init(conn: Connection) -> Result<SqliteHistory, HistoryError> {
+        // LIKE is case-sensitive, as in PostgreSQL.
+        conn.pragma_update(None, "case_sensitive_like", true)
+            .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(|e| {
             HistoryError::Store(format!("the history's schema cannot be created: {e}"))
         })?;
@@ -243,11 +246,6 @@ impl SqliteHistory {
                     "INSERT INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 ))
                 .map_err(db)?;
-            let mut tag = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO record_tags (kind, value, seq) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(db)?;
             for e in events {
                 let r = Record::next(last.as_ref(), e.clone());
                 let seq = r.seq as i64;
@@ -269,15 +267,6 @@ impl SqliteHistory {
                         list_json(&e.controls),
                     ])
                     .map_err(db)?;
-                for (kind, values) in [
-                    ("standard", &e.standards),
-                    ("category", &e.categories),
-                    ("control", &e.controls),
-                ] {
-                    for v in values {
-                        tag.execute(params![kind, v, seq]).map_err(db)?;
-                    }
-                }
                 out.push(r.clone());
                 last = Some(r);
             }
@@ -338,8 +327,8 @@ impl SqliteHistory {
             .map_err(db)
     }
 
-    /// Every record, in the table's own order (by rowid, as written): for verification, which
-    /// must see a record moved or renumbered where it is, not where its number says.
+    /// Every record, by position (the table's key), negative ones included: for verification,
+    /// which names a record renumbered by the number it had.
     pub fn scan(&self, f: &mut dyn FnMut(Record) -> bool) -> Result<(), HistoryError> {
         let conn = self.conn();
         let mut q = conn
@@ -436,14 +425,21 @@ impl SqliteHistory {
     /// The record in force at `at` for each (cluster, replica, template) `f` matches: the last
     /// change at or before it.
     pub fn in_force_at(&self, f: &Filter, at: &str) -> Result<Vec<Record>, HistoryError> {
-        let mut f = f.clone();
-        f.since = None;
-        f.until = Some(at.to_string());
-        let (clause, args) = where_clause(&f);
+        // The latest change per template first, then the tags: a record superseded by one
+        // that no longer names the control is not in force.
+        let (base, tags) = f.split_tags();
+        let base = Filter {
+            since: None,
+            until: Some(at.to_string()),
+            ..base
+        };
+        let (inner, mut args) = where_clause(&base);
+        let (outer, more) = where_clause_on(&tags, "latest");
+        args.extend(more);
         let conn = self.conn();
         let mut q = conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY cluster, replica, template ORDER BY time DESC, seq DESC) AS n FROM records WHERE {clause}) WHERE n = 1 ORDER BY seq"
+                "SELECT {COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY cluster, replica, template ORDER BY time DESC, seq DESC) AS n FROM records WHERE {inner}) AS latest WHERE n = 1 AND {outer} ORDER BY seq"
             ))
             .map_err(db)?;
         q.query_map(params_from_iter(args.iter()), row_record)

@@ -47,9 +47,10 @@ impl History {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 super::postgres::check_url(url).map(|_| ())
             }
-            Some(other) => Err(HistoryError::Store(format!(
-                "--history-database {other:?} is not a postgres:// URL; leave it out to keep the history in the data directory"
-            ))),
+            // The value is not repeated: it may hold a password.
+            Some(_) => Err(HistoryError::Store(
+                "--history-database is not a postgres:// URL; leave it out to keep the history in the data directory".into(),
+            )),
             None => Ok(()),
         }
     }
@@ -64,9 +65,9 @@ impl History {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(History::Postgres(Arc::new(PgHistory::connect(url).await?)))
             }
-            Some(other) => Err(HistoryError::Store(format!(
-                "--history-database {other:?} is not a postgres:// URL; leave it out to keep the history in the data directory"
-            ))),
+            Some(_) => Err(HistoryError::Store(
+                "--history-database is not a postgres:// URL; leave it out to keep the history in the data directory".into(),
+            )),
             None => {
                 let path = default.to_path_buf();
                 let h = tokio::task::spawn_blocking(move || SqliteHistory::open(&path))

@@ -8,8 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use garrison_api::policy::v1::Policy;
 use garrison_api::policy::{
-    CATEGORIES_ANNOTATION, CLUSTER_NAME_LABEL, CONTROLS_ANNOTATION, ROOT_POLICY_LABEL,
-    STANDARDS_ANNOTATION,
+    CATEGORIES_ANNOTATION, CONTROLS_ANNOTATION, ROOT_POLICY_LABEL, STANDARDS_ANNOTATION,
 };
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -110,11 +109,9 @@ pub fn report(cluster: &str, replicas: &[&Policy]) -> Value {
     })
 }
 
+/// The replica's cluster: its namespace (a replica labelled for another is ignored).
 fn cluster_of(p: &Policy) -> Option<String> {
-    p.labels()
-        .get(CLUSTER_NAME_LABEL)
-        .cloned()
-        .or_else(|| p.namespace())
+    crate::compliance::cluster_of(p)
 }
 
 /// Keeps every cluster's PolicyReport until the watch ends (the supervisor restarts it).
@@ -206,6 +203,7 @@ pub async fn run(client: kube::Client) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use garrison_api::policy::CLUSTER_NAME_LABEL;
 
     #[test]
     fn each_template_is_a_result_with_upstreams_fields_and_the_summary_counts_them() {
