@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS compliance_records (
     controls TEXT[] NOT NULL
 );
 CREATE INDEX IF NOT EXISTS compliance_records_by_time ON compliance_records (time, seq);
-CREATE INDEX IF NOT EXISTS compliance_records_by_cluster ON compliance_records (cluster, time);
+CREATE INDEX IF NOT EXISTS compliance_records_by_key ON compliance_records (cluster, replica, template, time, seq);
 CREATE INDEX IF NOT EXISTS compliance_records_by_policy ON compliance_records (policy, time);
 CREATE INDEX IF NOT EXISTS compliance_records_by_control ON compliance_records USING GIN (controls);
 CREATE INDEX IF NOT EXISTS compliance_records_by_standard ON compliance_records USING GIN (standards);
@@ -481,21 +481,34 @@ impl PgHistory {
 
     /// The record in force at `at` per (cluster, replica, template) that `f` matches.
     pub async fn in_force_at(&self, f: &Filter, at: &str) -> Result<Vec<Record>, HistoryError> {
-        // The latest change per template first, then the tags, as in SQLite.
-        let (base, tags) = f.split_tags();
-        let base = Filter {
+        // As in SQLite: each template's latest change at or before `at` by seeking the key
+        // index, templates enumerated by skipping from key to key; then the filters.
+        let f = Filter {
             since: None,
-            until: Some(at.to_string()),
-            ..base
+            until: None,
+            ..f.clone()
         };
-        let (inner, mut params) = where_clause(&base, 1);
-        let (outer, more) = where_clause(&tags, 1 + params.len());
-        params.extend(more);
+        let (clause, mut params) = where_clause(&f, 2);
+        params.insert(0, Box::new(at.to_string()));
         Ok(self
             .client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (cluster, replica, template) {COLUMNS} FROM compliance_records WHERE {inner} ORDER BY cluster, replica, template, time DESC, seq DESC) AS latest WHERE {outer} ORDER BY seq"
+                    "WITH RECURSIVE k AS (
+                        (SELECT cluster, replica, template FROM compliance_records ORDER BY cluster, replica, template LIMIT 1)
+                        UNION ALL
+                        SELECT n.cluster, n.replica, n.template FROM k, LATERAL (
+                            SELECT cluster, replica, template FROM compliance_records
+                            WHERE (cluster, replica, template) > (k.cluster, k.replica, k.template)
+                            ORDER BY cluster, replica, template LIMIT 1) n
+                    )
+                    SELECT {COLUMNS} FROM (
+                        SELECT r.* FROM k CROSS JOIN LATERAL (
+                            SELECT * FROM compliance_records x
+                            WHERE x.cluster = k.cluster AND x.replica = k.replica AND x.template = k.template AND x.time <= $1
+                            ORDER BY x.time DESC, x.seq DESC LIMIT 1) r
+                    ) AS latest
+                    WHERE {clause} ORDER BY seq"
                 ),
                 &refs(&params),
             )
@@ -506,20 +519,9 @@ impl PgHistory {
             .collect())
     }
 
-    /// The last recorded state of every (cluster, replica, template).
+    /// The last recorded state of every (cluster, replica, template), as in SQLite.
     pub async fn latest(&self) -> Result<Vec<Record>, HistoryError> {
-        Ok(self
-            .client
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (cluster, replica, template) {COLUMNS} FROM compliance_records ORDER BY cluster, replica, template, seq DESC) AS latest ORDER BY seq"
-                ),
-                &[],
-            )
+        self.in_force_at(&Filter::default(), "9999-12-31T23:59:59Z")
             .await
-            .map_err(db)?
-            .iter()
-            .map(row_record)
-            .collect())
     }
 }

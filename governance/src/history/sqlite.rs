@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS records (
     controls TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_time ON records (time, seq);
-CREATE INDEX IF NOT EXISTS records_by_cluster ON records (cluster, time);
+CREATE INDEX IF NOT EXISTS records_by_key ON records (cluster, replica, template, time, seq);
 CREATE INDEX IF NOT EXISTS records_by_policy ON records (policy, time);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY,
@@ -425,21 +425,36 @@ impl SqliteHistory {
     /// The record in force at `at` for each (cluster, replica, template) `f` matches: the last
     /// change at or before it.
     pub fn in_force_at(&self, f: &Filter, at: &str) -> Result<Vec<Record>, HistoryError> {
-        // The latest change per template first, then the tags: a record superseded by one
-        // that no longer names the control is not in force.
-        let (base, tags) = f.split_tags();
-        let base = Filter {
+        // Each template's latest change at or before `at`, found by seeking the key index
+        // (templates are enumerated by skipping from one key to the next, so the cost follows
+        // the number of templates, not of changes); then the filters, tags last: a record
+        // superseded by one that no longer names the control is not in force.
+        let f = Filter {
             since: None,
-            until: Some(at.to_string()),
-            ..base
+            until: None,
+            ..f.clone()
         };
-        let (inner, mut args) = where_clause(&base);
-        let (outer, more) = where_clause_on(&tags, "latest");
+        let (clause, more) = where_clause_on(&f, "latest");
+        let mut args = vec![at.to_string()];
         args.extend(more);
         let conn = self.conn();
         let mut q = conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY cluster, replica, template ORDER BY time DESC, seq DESC) AS n FROM records WHERE {inner}) AS latest WHERE n = 1 AND {outer} ORDER BY seq"
+                "WITH RECURSIVE k(cluster, replica, template) AS (
+                    SELECT * FROM (SELECT cluster, replica, template FROM records ORDER BY cluster, replica, template LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT n.cluster FROM records n WHERE (n.cluster, n.replica, n.template) > (k.cluster, k.replica, k.template) ORDER BY n.cluster, n.replica, n.template LIMIT 1),
+                           (SELECT n.replica FROM records n WHERE (n.cluster, n.replica, n.template) > (k.cluster, k.replica, k.template) ORDER BY n.cluster, n.replica, n.template LIMIT 1),
+                           (SELECT n.template FROM records n WHERE (n.cluster, n.replica, n.template) > (k.cluster, k.replica, k.template) ORDER BY n.cluster, n.replica, n.template LIMIT 1)
+                    FROM k WHERE k.cluster IS NOT NULL
+                )
+                SELECT {COLUMNS} FROM (
+                    SELECT r.* FROM k JOIN records r ON r.seq = (
+                        SELECT x.seq FROM records x
+                        WHERE x.cluster = k.cluster AND x.replica = k.replica AND x.template = k.template AND x.time <= ?1
+                        ORDER BY x.time DESC, x.seq DESC LIMIT 1)
+                ) AS latest
+                WHERE {clause} ORDER BY seq"
             ))
             .map_err(db)?;
         q.query_map(params_from_iter(args.iter()), row_record)
@@ -449,18 +464,10 @@ impl SqliteHistory {
     }
 
     /// The last recorded state of every (cluster, replica, template): where the recorder picks
-    /// up after a restart.
+    /// up after a restart. Times per template never go back (the recorder holds them), so this
+    /// is the state in force at the end of time.
     pub fn latest(&self) -> Result<Vec<Record>, HistoryError> {
-        let conn = self.conn();
-        let mut q = conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM records WHERE seq IN (SELECT MAX(seq) FROM records GROUP BY cluster, replica, template) ORDER BY seq"
-            ))
-            .map_err(db)?;
-        q.query_map([], row_record)
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)
+        self.in_force_at(&Filter::default(), "9999-12-31T23:59:59Z")
     }
 }
 
@@ -608,5 +615,29 @@ mod tests {
             h.all(&f).unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![4, 8]
         );
+    }
+
+    #[test]
+    fn a_change_that_drops_a_control_ends_its_record_being_in_force() {
+        let h = SqliteHistory::in_memory().unwrap();
+        let mut dropped = event(3, "c1", "Compliant");
+        dropped.controls = vec![];
+        h.append(&[event(2, "c1", "NonCompliant"), dropped])
+            .unwrap();
+        let ac2 = query::Filter {
+            controls: vec!["AC-2".into()],
+            ..Default::default()
+        };
+        let at = |t: &str| {
+            h.in_force_at(&ac2, t)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at("2026-03-02T12:00:00Z"), vec![1]);
+        assert_eq!(at("2026-03-04T00:00:00Z"), Vec::<u64>::new());
+        assert_eq!(h.latest().unwrap().len(), 1);
+        assert_eq!(h.latest().unwrap()[0].seq, 2);
     }
 }
