@@ -2,15 +2,14 @@
 //! `garrison audit verify|export|public-key`, and the adapter that serves the history's API
 //! from the hub's API server.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use garrison_apiserver::http::{Extension, ExtensionAnswer};
+use garrison_apiserver::http::{Caller, Extension, ExtensionAnswer};
 use garrison_governance::history::api::ComplianceApi;
 use garrison_governance::history::store::History;
-use garrison_governance::history::{self, CheckpointKey, export};
+use garrison_governance::history::{self, CheckpointKey, export, web};
 use serde_json::Value;
 
 use crate::admin::{Target, client, print_table, runtime, unreachable};
@@ -27,17 +26,30 @@ impl HistoryApi {
 
 impl Extension for HistoryApi {
     fn serves(&self, path: &str) -> bool {
-        ComplianceApi::serves(path)
+        ComplianceApi::serves(path) || web::serves(path)
+    }
+
+    fn public(&self, path: &str) -> bool {
+        web::public(path)
     }
 
     fn get<'a>(
         &'a self,
         path: &'a str,
         query: Option<&'a str>,
-        visible_clusters: Option<BTreeSet<String>>,
+        caller: Caller,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExtensionAnswer> + Send + 'a>> {
         Box::pin(async move {
-            let a = self.0.get(path, query, visible_clusters).await;
+            let a = if web::serves(path) {
+                let viewer = web::Viewer {
+                    user: caller.user,
+                    visible: caller.visible_clusters,
+                    session: caller.session,
+                };
+                self.0.page(path, query, &viewer).await
+            } else {
+                self.0.get(path, query, caller.visible_clusters).await
+            };
             ExtensionAnswer {
                 code: a.code,
                 content_type: a.content_type.to_string(),

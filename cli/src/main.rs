@@ -6,6 +6,7 @@
 mod addon;
 mod admin;
 mod agent;
+mod auditor;
 mod backup;
 mod certs;
 mod compliance;
@@ -107,6 +108,11 @@ enum Command {
     /// export it for offline verification, print the hub's public key.
     #[command(subcommand)]
     Audit(compliance::AuditCommand),
+    /// Give auditors read-only access: `auditor token --ttl 8h [--cluster C]` issues a
+    /// short-lived token for the compliance web view (https://HUB/ui/) and API; `auditor
+    /// revoke NAME` ends it.
+    #[command(subcommand)]
+    Auditor(auditor::AuditorCommand),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -203,6 +209,7 @@ fn main() -> ExitCode {
         Command::Image(c) => image::run(c),
         Command::Compliance(c) => compliance::compliance(c),
         Command::Audit(c) => compliance::audit(c),
+        Command::Auditor(c) => auditor::run(c),
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
         Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),

@@ -3,7 +3,10 @@
 //! change once; `garrison compliance report --at` gives the state in force between flips with
 //! the records behind it; `garrison audit verify` proves the history untouched and names what an
 //! edit of the store changed; an export verifies offline with the public key alone; a user who
-//! may get only one cluster sees only its events.
+//! may get only one cluster sees only its events. The auditors' web view is opened in headless
+//! Chromium (Debian's chromium, driven by its chromedriver): an auditor signs in with a token
+//! from `garrison auditor token` and sees the numbers the CLI report gives; an auditor limited
+//! to one cluster sees only it; markup in a policy's annotations is shown, never run.
 
 use std::path::Path;
 
@@ -488,6 +491,10 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not signed by the hub's key"));
 
+    if let Store::Sqlite(_) = &store {
+        web_view(&hub, &dir, &between, &at, &now_report).await;
+    }
+
     // Edits made in the store itself, behind the hub's back, are named; undone, it verifies.
     let t = store.table();
     store.exec(store.unprotect()).await;
@@ -652,4 +659,442 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     let e = admin.request_text(req).await.unwrap_err();
     assert_eq!(garrison_e2e::api_code(&e), 405, "{e}");
     drop(agents);
+}
+
+/// Debian's chromium, headless, driven by Debian's chromedriver over WebDriver.
+struct Browser {
+    client: fantoccini::Client,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+    base: String,
+}
+
+impl Browser {
+    async fn start(base: &str) -> Browser {
+        let port = garrison_e2e::free_port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (scripts/test installs Debian's chromium-driver)");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {"args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.path().display())]},
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let client = eventually(30, "chromedriver to start a session", || {
+            let caps = caps.clone();
+            async move {
+                fantoccini::ClientBuilder::new(
+                    hyper_util::client::legacy::connect::HttpConnector::new(),
+                )
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .ok()
+            }
+        })
+        .await;
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+            base: base.to_string(),
+        }
+    }
+
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_string()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        e.text().await.unwrap()
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn sign_in(&self, token: &str) {
+        self.open("/ui/").await;
+        assert_eq!(
+            self.path().await,
+            "/ui/login",
+            "a visitor is sent to sign in"
+        );
+        self.client
+            .find(fantoccini::Locator::Css("textarea#token"))
+            .await
+            .unwrap()
+            .send_keys(token)
+            .await
+            .unwrap();
+        self.client
+            .find(fantoccini::Locator::Css("#sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(self.path().await, "/ui/", "signed in");
+    }
+
+    async fn sign_out(&self) {
+        self.client
+            .find(fantoccini::Locator::Css("header form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(self.path().await, "/ui/login");
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Counts of a report row's cells by state, as the CLI's JSON gives them.
+fn counts(report: &Value, control: &str) -> (usize, usize) {
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["control"] == control)
+        .unwrap_or_else(|| panic!("{control} in {report}"));
+    let cells = row["clusters"].as_object().unwrap();
+    let n = |s: &str| cells.values().filter(|c| c["state"] == s).count();
+    (n("Compliant"), n("NonCompliant"))
+}
+
+/// Markup a policy author slips into a policy's annotations, which the web view must show
+/// as text and never run.
+const MARKUP_POLICY: &str = r#"
+apiVersion: policy.open-cluster-management.io/v1
+kind: Policy
+metadata:
+  name: markup-probe
+  namespace: policies
+  annotations:
+    policy.open-cluster-management.io/standards: NIST SP 800-53
+    policy.open-cluster-management.io/categories: "<script>document.title='pwned'</script>"
+    policy.open-cluster-management.io/controls: "<img src=x onerror=\"document.title='pwned'\">"
+spec:
+  remediationAction: inform
+  disabled: false
+  policy-templates:
+    - objectDefinition:
+        apiVersion: policy.open-cluster-management.io/v1
+        kind: ConfigurationPolicy
+        metadata:
+          name: probe-namespace
+        spec:
+          remediationAction: inform
+          severity: low
+          object-templates:
+            - complianceType: musthave
+              objectDefinition:
+                apiVersion: v1
+                kind: Namespace
+                metadata:
+                  name: accounts
+---
+apiVersion: policy.open-cluster-management.io/v1
+kind: PlacementBinding
+metadata:
+  name: markup-probe
+  namespace: policies
+placementRef:
+  apiGroup: cluster.open-cluster-management.io
+  kind: Placement
+  name: all-clusters
+subjects:
+  - apiGroup: policy.open-cluster-management.io
+    kind: Policy
+    name: markup-probe
+"#;
+
+/// The web view in headless Chromium: the numbers match the CLI's report, the pages show the
+/// records, an auditor limited to c1 sees only c1, and annotations' markup stays text.
+async fn web_view(hub: &Hub, dir: &str, between: &str, at: &Value, now_report: &Value) {
+    let base = format!("https://127.0.0.1:{}", hub.port);
+    let token = ok(garrison(&[
+        "auditor",
+        "token",
+        "--ttl",
+        "1h",
+        "--data-dir",
+        dir,
+    ]));
+    let token = token.trim();
+    let browser = Browser::start(&base).await;
+    browser.sign_in(token).await;
+    // The session cookie is kept from scripts and from plain HTTP.
+    let cookie = browser
+        .client
+        .get_named_cookie("__Host-garrison-session")
+        .await
+        .unwrap();
+    assert_eq!(
+        (cookie.http_only(), cookie.secure()),
+        (Some(true), Some(true))
+    );
+    assert!(
+        browser
+            .text("#user")
+            .await
+            .contains("garrison-auditors:auditor")
+    );
+    // The session is a credential for the history's pages and API, never for the Kubernetes
+    // API, read or write; and a login posted from another site is refused.
+    let anon = garrison_e2e::client_from(&hub.anonymous_kubeconfig().unwrap())
+        .await
+        .unwrap();
+    let with_cookie = |method: &str, path: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", format!("__Host-garrison-session={token}"))
+            .body(Vec::new())
+            .unwrap()
+    };
+    let events = anon
+        .request_text(with_cookie("GET", "/api/v1/compliance-events"))
+        .await
+        .unwrap();
+    assert!(events.contains("\"total\":6"), "{events}");
+    for (method, path) in [
+        (
+            "GET",
+            "/apis/cluster.open-cluster-management.io/v1/managedclusters",
+        ),
+        (
+            "DELETE",
+            "/apis/cluster.open-cluster-management.io/v1/managedclusters/c1",
+        ),
+        ("POST", "/api/v1/compliance-events"),
+    ] {
+        let e = anon
+            .request_text(with_cookie(method, path))
+            .await
+            .unwrap_err();
+        assert_eq!(garrison_e2e::api_code(&e), 401, "{method} {path}: {e}");
+    }
+    let cross_site = http::Request::post("/ui/login")
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}").into_bytes())
+        .unwrap();
+    let e = anon.request_text(cross_site).await.unwrap_err();
+    assert_eq!(garrison_e2e::api_code(&e), 403, "{e}");
+
+    // Between the flips, and now: the same numbers as `garrison compliance report`.
+    for (query, report, expected) in [
+        (format!("?control=AC-2&at={between}"), at, (2, 1)),
+        ("?control=AC-2".to_string(), now_report, (1, 2)),
+    ] {
+        assert_eq!(counts(report, "AC-2"), expected, "{report}");
+        browser.open(&format!("/ui/{query}")).await;
+        let row = "tr[data-control=\"AC-2\"]";
+        let shown = (
+            browser.text(&format!("{row} td.compliant")).await,
+            browser.text(&format!("{row} td.noncompliant")).await,
+        );
+        assert_eq!(
+            shown,
+            (expected.0.to_string(), expected.1.to_string()),
+            "{query}"
+        );
+        assert_eq!(browser.text(&format!("{row} td.total")).await, "3");
+    }
+    // The control's page: cluster by cluster at that time, with the same records behind it.
+    browser
+        .open(&format!(
+            "/ui/control?standard=NIST+SP+800-53&category=AC+Access+Control&control=AC-2&at={between}"
+        ))
+        .await;
+    for (c, s) in [
+        ("c1", "Compliant"),
+        ("c2", "Compliant"),
+        ("c3", "NonCompliant"),
+    ] {
+        assert_eq!(
+            browser
+                .text(&format!("#clusters tr[data-cluster=\"{c}\"] .cell-state"))
+                .await,
+            s
+        );
+    }
+    let (_, evidence) = cell(at, "c1");
+    for id in evidence {
+        assert_eq!(
+            browser
+                .count(&format!("#evidence tr[data-id=\"{id}\"]"))
+                .await,
+            1,
+            "record {id} behind c1's cell"
+        );
+    }
+    // Per cluster, per policy with its timeline, one record, the verification.
+    browser.open("/ui/clusters").await;
+    assert_eq!(browser.count("#clusters tbody tr").await, 3);
+    assert_eq!(
+        browser
+            .text("#clusters tr[data-cluster=\"c1\"] td.noncompliant")
+            .await,
+        "1"
+    );
+    browser.open("/ui/clusters/c2").await;
+    assert_eq!(
+        browser
+            .text("#templates tr[data-policy=\"policies/account-management\"] .state")
+            .await,
+        "Compliant"
+    );
+    browser
+        .open("/ui/policies/policies/account-management")
+        .await;
+    assert!(browser.text("#count").await.starts_with("6 changes"));
+    assert_eq!(browser.count("#timeline li").await, 6);
+    assert_eq!(
+        browser
+            .count("#timeline li[data-cluster=\"c1\"][data-state=\"NonCompliant\"]")
+            .await,
+        2
+    );
+    browser.open("/ui/events/1").await;
+    assert_eq!(
+        browser.count("#record code").await,
+        2,
+        "hash and previous hash"
+    );
+    browser.open("/ui/verification").await;
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#verify-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verification = browser.text("#verification").await;
+    assert!(
+        verification.starts_with("Verified") && verification.contains("6 records"),
+        "{verification}"
+    );
+    // Signed out, the pages send the browser to sign in again.
+    browser.sign_out().await;
+    browser.open("/ui/clusters").await;
+    assert_eq!(browser.path().await, "/ui/login");
+
+    // An auditor limited to c1 sees c1 alone.
+    let limited = ok(garrison(&[
+        "auditor",
+        "token",
+        "--name",
+        "c1-only",
+        "--cluster",
+        "c1",
+        "--ttl",
+        "1h",
+        "--data-dir",
+        dir,
+    ]));
+    browser.sign_in(limited.trim()).await;
+    assert!(browser.text("#scope").await.contains("1 cluster: c1"));
+    browser.open("/ui/?control=AC-2").await;
+    assert_eq!(
+        browser.text("tr[data-control=\"AC-2\"] td.total").await,
+        "1"
+    );
+    browser.open("/ui/clusters").await;
+    assert_eq!(browser.count("#clusters tbody tr").await, 1);
+    assert_eq!(browser.count("#clusters tr[data-cluster=\"c1\"]").await, 1);
+    for page in ["/ui/clusters/c2", "/ui/verification", "/ui/?cluster=c3"] {
+        browser.open(page).await;
+        assert!(browser.text("#error").await.contains("may not"), "{page}");
+    }
+    browser
+        .open("/ui/policies/policies/account-management")
+        .await;
+    assert_eq!(browser.count("#timeline li").await, 3, "c1's three changes");
+    assert_eq!(browser.count("#timeline li[data-cluster=\"c1\"]").await, 3);
+    // Revoked, the session ends at once.
+    ok(garrison(&[
+        "auditor",
+        "revoke",
+        "c1-only",
+        "--data-dir",
+        dir,
+    ]));
+    browser.open("/ui/clusters").await;
+    assert_eq!(browser.path().await, "/ui/login");
+    assert!(browser.text("#error").await.contains("session ended"));
+
+    // A policy author's markup in annotations is shown as text, never run.
+    let file = hub.dir.path().join("markup.yaml");
+    std::fs::write(&file, MARKUP_POLICY).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    eventually(90, "the markup policy's three records", || async {
+        let v = run_json(&[
+            "compliance",
+            "history",
+            "--policy",
+            "policies/markup-probe",
+            "-o",
+            "json",
+            "--data-dir",
+            dir,
+        ]);
+        (v.as_array()?.len() == 3).then_some(())
+    })
+    .await;
+    browser.sign_in(token).await;
+    for page in [
+        "/ui/?standard=NIST+SP+800-53".to_string(),
+        "/ui/policies".to_string(),
+        "/ui/clusters/c1".to_string(),
+    ] {
+        browser.open(&page).await;
+        let main = browser.text("main").await;
+        assert!(
+            main.contains("<img src=x onerror=\"document.title='pwned'\">"),
+            "{page}: {main}"
+        );
+        assert_eq!(browser.count("main img, main script").await, 0, "{page}");
+        assert_ne!(browser.client.title().await.unwrap(), "pwned", "{page}");
+    }
+    browser.open("/ui/?standard=NIST+SP+800-53").await;
+    assert!(
+        browser
+            .text("main")
+            .await
+            .contains("<script>document.title='pwned'</script>")
+    );
+    browser.close().await;
 }

@@ -6,6 +6,7 @@ pub mod request_info;
 pub mod reviews;
 pub mod table;
 pub mod watch;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,19 +76,33 @@ pub struct ApiServer {
     pub extensions: std::sync::RwLock<Vec<Arc<dyn Extension>>>,
 }
 
+/// Who asks an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user's name (`system:anonymous` on a public path).
+    pub user: String,
+    /// The ManagedClusters the user may `get` (`None`: all of them).
+    pub visible_clusters: Option<std::collections::BTreeSet<String>>,
+    /// Whether the user came with a browser session (see [`web`]), and so can sign out.
+    pub session: bool,
+}
+
 /// A read-only API served beside Kubernetes' under paths of its own (such as the compliance
-/// history's), authenticated like every request. It answers GETs only, and learns which
-/// ManagedClusters the caller may `get`, to filter by them.
+/// history's), authenticated like every request, or by a browser session for GETs. It answers
+/// GETs only, and learns which ManagedClusters the caller may `get`, to filter by them.
 pub trait Extension: Send + Sync + 'static {
     /// Whether `path` is served here.
     fn serves(&self, path: &str) -> bool;
-    /// Answers a GET of `path?query` for a caller who may `get` the ManagedClusters in
-    /// `visible_clusters` (`None`: all of them).
+    /// Whether `path` is served to anyone, signed in or not (a login form, a stylesheet).
+    fn public(&self, _path: &str) -> bool {
+        false
+    }
+    /// Answers a GET of `path?query` for `caller`.
     fn get<'a>(
         &'a self,
         path: &'a str,
         query: Option<&'a str>,
-        visible_clusters: Option<std::collections::BTreeSet<String>>,
+        caller: Caller,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExtensionAnswer> + Send + 'a>>;
 }
 
@@ -144,12 +159,22 @@ async fn serve_extension(
     path: String,
     query: Option<String>,
     user: &UserInfo,
+    session: bool,
 ) -> ApiResult<Response> {
     if method != Method::GET {
         return Err(ApiError::method_not_supported("", &path, method.as_str()));
     }
-    let visible = visible_clusters(srv, user)?;
-    let answer = ext.get(&path, query.as_deref(), visible).await;
+    let visible_clusters = if user.name == crate::bootstrap::ANONYMOUS {
+        Some(Default::default())
+    } else {
+        visible_clusters(srv, user)?
+    };
+    let caller = Caller {
+        user: user.name.clone(),
+        visible_clusters,
+        session,
+    };
+    let answer = ext.get(&path, query.as_deref(), caller).await;
     let mut resp = Response::new(Body::from(answer.body));
     *resp.status_mut() =
         StatusCode::from_u16(answer.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -163,6 +188,9 @@ async fn serve_extension(
         ) {
             resp.headers_mut().insert(k, v);
         }
+    }
+    if web::is_page(&path) {
+        web::harden(&mut resp);
     }
     Ok(resp)
 }
@@ -628,10 +656,6 @@ async fn serve(
     if is_health(&path) {
         return health(srv, &path, req.uri().query());
     }
-    let user = authenticate(srv, &path, req.headers(), peer)?;
-    let user = impersonate(srv, req.headers(), user)?;
-    entry.user = user.name.clone();
-    entry.groups = user.groups.clone();
     let extension = srv
         .extensions
         .read()
@@ -639,9 +663,48 @@ async fn serve(
         .iter()
         .find(|e| e.serves(&path))
         .cloned();
+    if extension.is_some() && req.method() == Method::POST {
+        match path.as_str() {
+            web::LOGIN => return Ok(web::login(srv, req).await),
+            web::LOGOUT => return Ok(web::logout(req).await),
+            _ => {}
+        }
+    }
+    let mut session = false;
+    let user = match (authenticate(srv, &path, req.headers(), peer), &extension) {
+        (Ok(user), _) => user,
+        // No certificate and no bearer token: an extension's GET may come from a browser.
+        (Err(e), Some(ext))
+            if peer.user.is_none() && !req.headers().contains_key(header::AUTHORIZATION) =>
+        {
+            if let Some(user) = web::session_user(srv, req.method(), req.headers()) {
+                session = true;
+                user
+            } else if ext.public(&path) {
+                UserInfo {
+                    name: crate::bootstrap::ANONYMOUS.into(),
+                    groups: vec![crate::bootstrap::UNAUTHENTICATED.into()],
+                    method: "anonymous",
+                }
+            } else if web::is_page(&path) && req.method() == Method::GET {
+                let why = if web::session_token(req.headers()).is_some() {
+                    "?error=expired"
+                } else {
+                    ""
+                };
+                return Ok(web::redirect(&format!("{}{why}", web::LOGIN)));
+            } else {
+                return Err(e);
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let user = impersonate(srv, req.headers(), user)?;
+    entry.user = user.name.clone();
+    entry.groups = user.groups.clone();
     if let Some(ext) = extension {
         let query = req.uri().query().map(String::from);
-        return serve_extension(srv, ext, req.method().clone(), path, query, &user).await;
+        return serve_extension(srv, ext, req.method().clone(), path, query, &user, session).await;
     }
     let q = Query::parse(req.uri().query())?;
     let target = request_info::parse(&path).map_err(ApiError::no_route)?;

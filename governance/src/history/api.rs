@@ -81,7 +81,7 @@ pub struct LastVerification {
 
 /// The API over one history.
 pub struct ComplianceApi {
-    history: History,
+    pub(super) history: History,
     public_key: Vec<u8>,
     public_key_pem: String,
     last: Mutex<Option<LastVerification>>,
@@ -525,23 +525,28 @@ impl ComplianceApi {
     }
 
     async fn verify(&self) -> Answer {
+        match self.verify_now().await {
+            Ok(v) => Answer::json(200, &v.result),
+            Err(e) => store_failed(e),
+        }
+    }
+
+    /// Verifies the whole history now, and remembers the outcome as the last verification.
+    pub async fn verify_now(&self) -> Result<LastVerification, HistoryError> {
         let time = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let result = match self.history.verify(&self.public_key).await {
-            Ok(Ok(v)) => json!({"verified": true, "time": time, "records": v.records,
+        let result = match self.history.verify(&self.public_key).await? {
+            Ok(v) => json!({"verified": true, "time": time, "records": v.records,
                 "checkpoints": v.checkpoints, "signedThrough": v.signed_through}),
-            Ok(Err(finding)) => {
+            Err(finding) => {
                 json!({"verified": false, "time": time, "finding": finding.to_string(),
                 "record": finding.record()})
             }
-            Err(e) => return store_failed(e),
         };
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastVerification {
-            time,
-            result: result.clone(),
-        });
-        Answer::json(200, &result)
+        let last = LastVerification { time, result };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(last.clone());
+        Ok(last)
     }
 }
 

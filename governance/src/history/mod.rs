@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod query;
 pub mod sqlite;
 pub mod store;
+pub mod web;
 
 /// Why the history could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
