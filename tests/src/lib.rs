@@ -711,6 +711,17 @@ pub async fn join_and_accept_at(
     args.extend_from_slice(names);
     args.extend(["--yes", "--data-dir", hub.data_dir().to_str().unwrap()]);
     ok(garrison(&args));
+    // The hub makes each cluster's namespace once it is accepted, a moment later: work for the
+    // cluster can be created only then.
+    for n in names {
+        eventually(30, "the cluster's namespace", || async {
+            kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+                .get(n)
+                .await
+                .ok()
+        })
+        .await;
+    }
     agents
 }
 
