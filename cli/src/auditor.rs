@@ -25,9 +25,10 @@ pub enum AuditorCommand {
     /// Issue a short-lived read-only token for the compliance web view (https://HUB/ui/) and
     /// API. Prints the token alone on stdout; what it grants goes to stderr.
     ///
-    /// The auditor (a ServiceAccount in garrison-auditors) is created or updated first: it may
-    /// get the ManagedClusters named by --cluster, or all of them, and nothing else. Issuing
-    /// again with other --cluster values changes what the auditor's earlier tokens see too.
+    /// The auditor (a ServiceAccount in garrison-auditors) is created first: it may get the
+    /// ManagedClusters named by --cluster, or all of them, and nothing else. Issuing again for
+    /// the same auditor with other --cluster values is refused without --update, since it
+    /// changes what the auditor's earlier tokens see too.
     Token(TokenArgs),
     /// Revoke an auditor: its ServiceAccount and role are deleted, so every token it was given
     /// stops working at once.
@@ -46,8 +47,12 @@ pub struct TokenArgs {
     pub ttl: u64,
     /// Let the auditor see only these clusters (repeat, or separate with commas). Without it,
     /// the auditor sees every cluster and may verify and export the whole history.
-    #[arg(long = "cluster", value_name = "CLUSTER", value_delimiter = ',', value_parser = dns_label)]
+    #[arg(long = "cluster", value_name = "CLUSTER", value_delimiter = ',', value_parser = cluster_name)]
     pub clusters: Vec<String>,
+    /// Change an existing auditor's clusters to the ones given now (its earlier tokens see
+    /// the new set).
+    #[arg(long)]
+    pub update: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -87,6 +92,16 @@ fn dns_label(s: &str) -> Result<String, String> {
     }
 }
 
+fn cluster_name(s: &str) -> Result<String, String> {
+    if garrison_apiserver::validation::is_dns_subdomain(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid cluster name: lowercase letters, digits, '-' and '.', at most 253"
+        ))
+    }
+}
+
 /// The ClusterRole and binding's name for auditor `name`.
 fn role_name(name: &str) -> String {
     format!("garrison:auditor:{name}")
@@ -96,7 +111,7 @@ fn role_name(name: &str) -> String {
 fn role(name: &str, clusters: &[String]) -> Value {
     let rule = if clusters.is_empty() {
         json!({"apiGroups": ["cluster.open-cluster-management.io"],
-            "resources": ["managedclusters"], "verbs": ["get", "list", "watch"]})
+            "resources": ["managedclusters"], "verbs": ["get"]})
     } else {
         json!({"apiGroups": ["cluster.open-cluster-management.io"],
             "resources": ["managedclusters"], "resourceNames": clusters, "verbs": ["get"]})
@@ -134,18 +149,29 @@ where
 async fn token(a: TokenArgs) -> Result<()> {
     let (hub, url) = client(&a.target).await?;
     let name = &a.name;
+    let wanted = role(name, &a.clusters);
+    let roles = Api::<ClusterRole>::all(hub.clone());
+    if let Some(existing) = roles.get_opt(&role_name(name)).await.map_err(unreachable)? {
+        let had = serde_json::to_value(&existing.rules)?;
+        if had != wanted["rules"] && !a.update {
+            bail!(
+                "auditor {name} exists and sees {}; issuing for {} would change what its earlier tokens see: pass --update to change it, or choose another --name",
+                scope(&existing),
+                if a.clusters.is_empty() {
+                    "every cluster".to_string()
+                } else {
+                    format!("clusters {}", a.clusters.join(", "))
+                }
+            );
+        }
+    }
     apply(
         &Api::<Namespace>::all(hub.clone()),
         NAMESPACE,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
     )
     .await?;
-    apply(
-        &Api::<ClusterRole>::all(hub.clone()),
-        &role_name(name),
-        role(name, &a.clusters),
-    )
-    .await?;
+    apply(&roles, &role_name(name), wanted).await?;
     apply(
         &Api::<ServiceAccount>::namespaced(hub.clone(), NAMESPACE),
         name,
@@ -223,6 +249,21 @@ async fn revoke(a: RevokeArgs) -> Result<()> {
     Ok(())
 }
 
+/// What an auditor's ClusterRole lets it see, in words.
+fn scope(role: &ClusterRole) -> String {
+    let names: Vec<String> = role
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.resource_names.iter().flatten().cloned())
+        .collect();
+    if names.is_empty() {
+        "every cluster".into()
+    } else {
+        format!("clusters {}", names.join(", "))
+    }
+}
+
 /// Whether a delete removed something (`false`: it was not there).
 fn gone<T>(r: Result<T, kube::Error>, what: &str) -> Result<bool> {
     match r {
@@ -241,7 +282,7 @@ mod tests {
         let all = role("ann", &[]);
         assert_eq!(all["rules"].as_array().unwrap().len(), 1);
         assert_eq!(all["rules"][0]["resources"], json!(["managedclusters"]));
-        assert_eq!(all["rules"][0]["verbs"], json!(["get", "list", "watch"]));
+        assert_eq!(all["rules"][0]["verbs"], json!(["get"]));
         let some = role("ann", &["c1".into()]);
         assert_eq!(some["rules"][0]["resourceNames"], json!(["c1"]));
         assert_eq!(some["rules"][0]["verbs"], json!(["get"]));
@@ -253,6 +294,8 @@ mod tests {
         for bad in ["", "Ann", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(dns_label(bad).is_err(), "{bad}");
         }
+        assert!(cluster_name("prod.eu-1").is_ok());
+        assert!(cluster_name("Prod").is_err());
         assert_eq!(parse_ttl("8h"), Ok(28_800));
         assert!(parse_ttl("5m").is_err());
         assert!(parse_ttl("2d").is_err());

@@ -237,6 +237,16 @@ pub fn run_restore(args: RestoreArgs) -> Result<()> {
         let n = restore_history(&args.from, &dir.history())?;
         println!("Restored the compliance history: {n} records and their checkpoints");
     }
+    // The checkpoint a replaced hub remembered may be newer than the backup's history: a
+    // deliberate restore starts over from the backup's own checkpoints.
+    let anchor = dir.history_anchor();
+    if anchor.exists() {
+        std::fs::remove_file(&anchor)
+            .with_context(|| format!("cannot remove {}", anchor.display()))?;
+        println!(
+            "Forgot the replaced hub's newest checkpoint: the history now verifies against the backup's"
+        );
+    }
     println!(
         "Restored {objects} objects (resourceVersion {rv}) and the hub PKI into {}",
         dir.root.display()

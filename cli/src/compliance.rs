@@ -19,8 +19,8 @@ pub struct HistoryApi(ComplianceApi);
 
 impl HistoryApi {
     /// The API over `history`, with `key`'s public half for verification.
-    pub fn new(history: History, key: &CheckpointKey) -> HistoryApi {
-        HistoryApi(ComplianceApi::new(history, key))
+    pub fn new(history: History, key: &CheckpointKey, anchor: PathBuf) -> HistoryApi {
+        HistoryApi(ComplianceApi::new(history, key).with_anchor(anchor))
     }
 }
 
@@ -88,6 +88,11 @@ pub struct VerifyArgs {
     /// nothing, since whoever rewrote the file could have replaced it.
     #[arg(long, value_name = "PEM")]
     pub key: Option<PathBuf>,
+    /// An earlier export of the same hub, kept by the auditor: the history in --from must
+    /// still hold what that export's newest checkpoint signed, so records removed since
+    /// (with the checkpoints that covered them) or a rollback are caught.
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub after: Option<PathBuf>,
     #[command(flatten)]
     target: Target,
 }
@@ -224,7 +229,20 @@ fn verify(a: VerifyArgs) -> Result<()> {
             exported.checkpoints.len(),
             from.display()
         );
-        return match history::verify(&exported.records, &exported.checkpoints, &key) {
+        let anchor = match &a.after {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                let newest = export::newest_checkpoint(&text)
+                    .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+                Some(newest.with_context(|| {
+                    format!("{} holds no checkpoint to compare with", p.display())
+                })?)
+            }
+            None => None,
+        };
+        let checkpoints = history::with_anchor(exported.checkpoints, anchor);
+        return match history::verify(&exported.records, &checkpoints, &key) {
             Ok(v) => report_verified(v.records, v.checkpoints as u64, v.signed_through),
             Err(f) => bail!("verification FAILED: {f}"),
         };

@@ -32,6 +32,10 @@ impl DataDir {
     pub fn history(&self) -> PathBuf {
         self.root.join("compliance-history.db")
     }
+    /// The newest checkpoint the hub signed, kept apart from the history's store.
+    pub fn history_anchor(&self) -> PathBuf {
+        self.root.join("compliance-history.head")
+    }
     /// The audit log.
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")

@@ -176,12 +176,14 @@ async fn open_history(
     server.add_extension(Arc::new(crate::compliance::HistoryApi::new(
         history.clone(),
         &key,
+        dir.history_anchor(),
     )));
     Ok(Arc::new(garrison_hub::compliance::Ctx {
         client: client.clone(),
         history,
         key,
         checkpoint_every: Duration::from_secs(args.checkpoint_interval),
+        anchor: dir.history_anchor(),
     }))
 }
 

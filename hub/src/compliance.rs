@@ -51,6 +51,8 @@ pub struct Ctx {
     pub key: Arc<CheckpointKey>,
     /// How often the head is signed, when it moved.
     pub checkpoint_every: Duration,
+    /// Where the newest signed checkpoint is remembered, outside the history's store.
+    pub anchor: std::path::PathBuf,
 }
 
 fn list_annotation(p: &Policy, name: &str) -> Vec<String> {
@@ -287,22 +289,49 @@ pub async fn record(ctx: Arc<Ctx>) {
     }
 }
 
-/// Signs the history's head every `checkpoint_every`, when it moved.
+/// Signs the history's head every `checkpoint_every`, when it moved, and remembers the newest
+/// checkpoint in `anchor`, outside the store. It signs only a history that still holds the
+/// remembered head: one whose newest records were removed, or that was rolled back, is left
+/// unsigned (and its verification names the gap) rather than vouched for.
 pub async fn checkpoint(ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(ctx.checkpoint_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match ctx
-            .history
-            .checkpoint(ctx.key.pkcs8().to_vec(), now())
-            .await
-        {
-            Ok(Some(c)) => tracing::info!(seq = c.seq, "compliance history checkpoint signed"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot sign a compliance history checkpoint"),
+        if let Err(e) = checkpoint_once(&ctx).await {
+            tracing::error!(error = %e, "cannot sign a compliance history checkpoint");
         }
     }
+}
+
+/// One round of [`checkpoint`].
+pub async fn checkpoint_once(ctx: &Ctx) -> Result<Option<u64>, String> {
+    let remembered =
+        garrison_governance::history::api::read_anchor(&ctx.anchor).map_err(|e| e.to_string())?;
+    if let Some(a) = &remembered {
+        let held = ctx.history.get(a.seq).await.map_err(|e| e.to_string())?;
+        if held.as_ref().map(|r| r.hash.as_str()) != Some(a.head.as_str()) {
+            return Err(format!(
+                "the history no longer holds record {} as signed: records were removed or rewritten behind the hub's back; not signing over it (run garrison audit verify)",
+                a.seq
+            ));
+        }
+    }
+    let Some(c) = ctx
+        .history
+        .checkpoint(ctx.key.pkcs8().to_vec(), now())
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let text = garrison_governance::history::export::anchor_file(&c, &ctx.key.public_key_pem());
+    let tmp = ctx.anchor.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &ctx.anchor))
+        .map_err(|e| format!("cannot remember checkpoint {}: {e}", c.seq))?;
+    tracing::info!(seq = c.seq, "compliance history checkpoint signed");
+    Ok(Some(c.seq))
 }
 
 #[cfg(test)]

@@ -221,7 +221,11 @@ async fn run(name: &str, history: &History, n: u64, key: &CheckpointKey, size: i
         ms(started.elapsed())
     );
     let started = Instant::now();
-    let verified = history.verify(key.public_key()).await.unwrap().unwrap();
+    let verified = history
+        .verify(key.public_key(), None)
+        .await
+        .unwrap()
+        .unwrap();
     println!(
         "full verification ({} records, {} checkpoints): {}",
         verified.records,

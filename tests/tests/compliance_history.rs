@@ -161,6 +161,21 @@ impl Store {
         }
     }
 
+    fn checkpoint_table(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "checkpoints",
+            Store::Postgres(_) => "compliance_checkpoints",
+        }
+    }
+
+    /// The statements that lift the checkpoints' protection against deletes.
+    fn unprotect_checkpoints(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "DROP TRIGGER checkpoints_are_never_deleted;",
+            Store::Postgres(_) => "ALTER TABLE compliance_checkpoints DISABLE TRIGGER USER;",
+        }
+    }
+
     fn empty_list(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "'[]'",
@@ -539,6 +554,84 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     assert!(e.contains("record 4 appears at position 3"), "{e}");
     store.exec(&swap).await;
     assert!(audit_verify(&dir).is_ok());
+    // Truncated: the newest record removed with the checkpoint that signed it, so that the
+    // store's own checkpoints all agree with what is left. The hub remembers the newest
+    // checkpoint outside the store, and an auditor keeps an earlier export.
+    let (last, _) = store
+        .pair(&format!("SELECT CAST(MAX(seq) AS TEXT), '' FROM {t}"))
+        .await;
+    let last: u64 = last.parse().unwrap();
+    eventually(30, "a checkpoint over the newest record", || async {
+        audit_verify(&dir)
+            .ok()?
+            .contains(&format!("signed through record {last}"))
+            .then_some(())
+    })
+    .await;
+    let earlier = hub.dir.path().join("earlier.jsonl");
+    ok(garrison(&[
+        "audit",
+        "export",
+        "--to",
+        earlier.to_str().unwrap(),
+        "--data-dir",
+        &dir,
+    ]));
+    let ct = store.checkpoint_table();
+    store.exec(store.unprotect_checkpoints()).await;
+    store
+        .exec(&format!(
+            "CREATE TABLE kept_r AS SELECT * FROM {t} WHERE seq = {last};
+             CREATE TABLE kept_c AS SELECT * FROM {ct} WHERE seq = {last};
+             DELETE FROM {t} WHERE seq = {last}; DELETE FROM {ct} WHERE seq = {last};"
+        ))
+        .await;
+    let e = audit_verify(&dir).unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "checkpoint at record {last} covers records missing"
+        )),
+        "{e}"
+    );
+    // The file alone cannot tell; against the earlier export it can.
+    let truncated = hub.dir.path().join("truncated.jsonl");
+    ok(garrison(&[
+        "audit",
+        "export",
+        "--to",
+        truncated.to_str().unwrap(),
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(ok(offline(&truncated)).starts_with("verified:"));
+    let out = garrison(&[
+        "audit",
+        "verify",
+        "--from",
+        truncated.to_str().unwrap(),
+        "--key",
+        pem.to_str().unwrap(),
+        "--after",
+        earlier.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("covers records missing"), "{err}");
+    // The hub does not sign over the gap: a checkpoint interval later it still shows.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    assert!(audit_verify(&dir).is_err());
+    assert!(
+        hub.log().contains("no longer holds record"),
+        "{}",
+        hub.log()
+    );
+    store
+        .exec(&format!(
+            "INSERT INTO {t} SELECT * FROM kept_r; INSERT INTO {ct} SELECT * FROM kept_c;
+             DROP TABLE kept_r; DROP TABLE kept_c;"
+        ))
+        .await;
+    assert!(audit_verify(&dir).is_ok());
     // Inserted: a well-formed record slipped in at 2, the rest renumbered to make room.
     let (time, prev) = store
         .pair(&format!("SELECT time, hash FROM {t} WHERE seq = 1"))
@@ -737,6 +830,29 @@ impl Browser {
             .len()
     }
 
+    /// Waits for a navigation that a click started to land on `path`.
+    async fn lands_on(&self, path: &str, what: &str) {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            seen = self.path().await;
+            if seen == path {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("{what}: the browser is on {seen}, not {path}");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     async fn sign_in(&self, token: &str) {
         self.open("/ui/").await;
         assert_eq!(
@@ -751,25 +867,13 @@ impl Browser {
             .send_keys(token)
             .await
             .unwrap();
-        self.client
-            .find(fantoccini::Locator::Css("#sign-in"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(self.path().await, "/ui/", "signed in");
+        self.click("#sign-in").await;
+        self.lands_on("/ui/", "signing in").await;
     }
 
     async fn sign_out(&self) {
-        self.client
-            .find(fantoccini::Locator::Css("header form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(self.path().await, "/ui/login");
+        self.click("header form button").await;
+        self.lands_on("/ui/login", "signing out").await;
     }
 
     async fn close(mut self) {
@@ -994,15 +1098,12 @@ async fn web_view(hub: &Hub, dir: &str, between: &str, at: &Value, now_report: &
         "hash and previous hash"
     );
     browser.open("/ui/verification").await;
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#verify-now"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let verification = browser.text("#verification").await;
+    browser.click("#verify-now").await;
+    let verification = eventually(20, "the verification to show", || async {
+        let v = browser.text("#verification").await;
+        v.starts_with("Verified").then_some(v)
+    })
+    .await;
     assert!(
         verification.starts_with("Verified") && verification.contains("6 records"),
         "{verification}"
@@ -1025,6 +1126,23 @@ async fn web_view(hub: &Hub, dir: &str, between: &str, at: &Value, now_report: &
         "--data-dir",
         dir,
     ]));
+    // Widening an auditor behind its earlier tokens' back takes --update.
+    let out = garrison(&[
+        "auditor",
+        "token",
+        "--name",
+        "c1-only",
+        "--ttl",
+        "1h",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auditor c1-only exists and sees clusters c1") && err.contains("--update"),
+        "{err}"
+    );
     browser.sign_in(limited.trim()).await;
     assert!(browser.text("#scope").await.contains("1 cluster: c1"));
     browser.open("/ui/?control=AC-2").await;

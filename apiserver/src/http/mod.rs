@@ -191,6 +191,10 @@ async fn serve_extension(
     }
     if web::is_page(&path) {
         web::harden(&mut resp);
+    } else if !resp.headers().contains_key(header::CACHE_CONTROL) {
+        // What a browser may fetch with a session is not kept in its cache.
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(resp)
 }
@@ -280,7 +284,13 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
     let wants_protobuf = prefers_protobuf(req.headers());
     let mut resp = match serve(&srv, req, &peer, &mut entry).await {
         Ok(r) => r,
-        Err(e) => error_response(&e),
+        Err(e) => {
+            let mut resp = error_response(&e);
+            if web::is_page(&entry.path) {
+                web::harden(&mut resp);
+            }
+            resp
+        }
     };
     if wants_protobuf {
         resp = into_protobuf(resp).await;
@@ -665,7 +675,14 @@ async fn serve(
         .cloned();
     if extension.is_some() && req.method() == Method::POST {
         match path.as_str() {
-            web::LOGIN => return Ok(web::login(srv, req).await),
+            web::LOGIN => {
+                let (resp, user) = web::login(srv, req).await;
+                if let Some(u) = user {
+                    entry.user = u.name;
+                    entry.groups = u.groups;
+                }
+                return Ok(resp);
+            }
             web::LOGOUT => return Ok(web::logout(req).await),
             _ => {}
         }

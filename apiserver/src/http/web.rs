@@ -49,6 +49,10 @@ pub fn is_page(path: &str) -> bool {
 /// Adds the page headers to `resp`.
 pub fn harden(resp: &mut Response) {
     for (k, v) in HARDENING {
+        // An answer's own caching, such as the stylesheet's, stays.
+        if k == "cache-control" && resp.headers().contains_key(header::CACHE_CONTROL) {
+            continue;
+        }
         resp.headers_mut().insert(k, HeaderValue::from_static(v));
     }
 }
@@ -115,8 +119,9 @@ fn cookie(value: &str, max_age: i64) -> HeaderValue {
 
 /// `POST /ui/login`: checks the form's ServiceAccount token and, if it holds, starts a session
 /// that ends when the token expires. A refused token sends the browser back to the form with
-/// the reason; the token itself is never logged or echoed.
-pub async fn login(srv: &ApiServer, req: Request<Body>) -> Response {
+/// the reason; the token itself is never logged or echoed. Also names the user signed in, for
+/// the audit log.
+pub async fn login(srv: &ApiServer, req: Request<Body>) -> (Response, Option<UserInfo>) {
     let host = addressed(&req);
     let (parts, body) = req.into_parts();
     // Read before answering, even to refuse: HTTP/2 clients lose an answer that arrives while
@@ -124,17 +129,17 @@ pub async fn login(srv: &ApiServer, req: Request<Body>) -> Response {
     let form = axum::body::to_bytes(body, MAX_FORM).await;
     if cross_site(&parts.headers, host.as_deref()) {
         tracing::info!("login from another site refused");
-        return refused("logins from another site are refused\n");
+        return (refused("logins from another site are refused\n"), None);
     }
     let Ok(form) = form else {
-        return redirect(&format!("{LOGIN}?error=malformed"));
+        return (redirect(&format!("{LOGIN}?error=malformed")), None);
     };
     let token: Option<String> = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&form)
         .ok()
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token"))
         .map(|(_, v)| v.trim().to_string());
     let Some(token) = token.filter(|t| TokenSigner::looks_like_jwt(t)) else {
-        return redirect(&format!("{LOGIN}?error=malformed"));
+        return (redirect(&format!("{LOGIN}?error=malformed")), None);
     };
     let now = jiff::Timestamp::now().as_second();
     match srv
@@ -142,15 +147,19 @@ pub async fn login(srv: &ApiServer, req: Request<Body>) -> Response {
         .authenticate(&srv.objects.store, &token, &[], now)
     {
         Ok(claims) => {
-            tracing::info!(user = %claims.user().name, "web session started");
+            let user = claims.user();
+            tracing::info!(user = %user.name, "web session started");
             let mut resp = redirect(PREFIX);
             resp.headers_mut()
                 .insert(header::SET_COOKIE, cookie(&token, claims.expires - now));
-            resp
+            (resp, Some(user))
         }
         Err(e) => {
             tracing::info!(reason = %e, "web login refused");
-            redirect(&format!("{LOGIN}?error=refused"))
+            let mut resp = redirect(&format!("{LOGIN}?error=refused"));
+            // Told apart from a success (303) in the audit log.
+            *resp.status_mut() = StatusCode::FOUND;
+            (resp, None)
         }
     }
 }
@@ -179,6 +188,15 @@ fn refused(why: &'static str) -> Response {
 /// request is no such GET, has no cookie, or its token no longer holds.
 pub fn session_user(srv: &ApiServer, method: &Method, headers: &HeaderMap) -> Option<UserInfo> {
     if method != Method::GET {
+        return None;
+    }
+    // SameSite=Strict lets a sibling subdomain or port through: a browser that says the
+    // request comes from another origin does not get the session, so another page cannot make
+    // the hub do the history's heavy work in the auditor's name.
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        tracing::info!(site, "web session from another origin refused");
         return None;
     }
     let token = session_token(headers)?;

@@ -85,6 +85,8 @@ pub struct ComplianceApi {
     public_key: Vec<u8>,
     public_key_pem: String,
     last: Mutex<Option<LastVerification>>,
+    anchor: Option<std::path::PathBuf>,
+    verifying: std::sync::atomic::AtomicBool,
 }
 
 /// What can be filtered on, by its API name.
@@ -283,7 +285,15 @@ impl ComplianceApi {
             public_key: key.public_key().to_vec(),
             public_key_pem: key.public_key_pem(),
             last: Mutex::new(None),
+            anchor: None,
+            verifying: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Verifies against the checkpoint remembered in `path` too (see [`read_anchor`]).
+    pub fn with_anchor(mut self, path: std::path::PathBuf) -> ComplianceApi {
+        self.anchor = Some(path);
+        self
     }
 
     /// Whether `path` is served here.
@@ -533,10 +543,27 @@ impl ComplianceApi {
 
     /// Verifies the whole history now, and remembers the outcome as the last verification.
     pub async fn verify_now(&self) -> Result<LastVerification, HistoryError> {
+        use std::sync::atomic::Ordering;
+        // One at a time: each reads the whole history.
+        if self.verifying.swap(true, Ordering::AcqRel) {
+            return Err(HistoryError::Store(
+                "a verification is already running; try again when it ends".into(),
+            ));
+        }
+        let outcome = self.verify_once().await;
+        self.verifying.store(false, Ordering::Release);
+        outcome
+    }
+
+    async fn verify_once(&self) -> Result<LastVerification, HistoryError> {
         let time = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
-        let result = match self.history.verify(&self.public_key).await? {
+        let anchor = match &self.anchor {
+            Some(p) => read_anchor(p)?,
+            None => None,
+        };
+        let result = match self.history.verify(&self.public_key, anchor).await? {
             Ok(v) => json!({"verified": true, "time": time, "records": v.records,
                 "checkpoints": v.checkpoints, "signedThrough": v.signed_through}),
             Err(finding) => {
@@ -547,6 +574,21 @@ impl ComplianceApi {
         let last = LastVerification { time, result };
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(last.clone());
         Ok(last)
+    }
+}
+
+/// The checkpoint remembered in `path` (`None` when the file does not exist yet). A file that
+/// exists but cannot be read is an error: verification does not go on without it.
+pub fn read_anchor(path: &std::path::Path) -> Result<Option<super::Checkpoint>, HistoryError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => export::newest_checkpoint(&text).map_err(|e| {
+            HistoryError::Store(format!("the remembered checkpoint is unreadable: {e}"))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HistoryError::Store(format!(
+            "cannot read the remembered checkpoint: {}",
+            e.kind()
+        ))),
     }
 }
 

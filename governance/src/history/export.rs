@@ -189,6 +189,17 @@ pub fn read(text_in: &str) -> Result<Exported, HistoryError> {
     Ok(out)
 }
 
+/// The file that remembers the newest checkpoint the hub signed, outside the history's store:
+/// an export holding that checkpoint alone.
+pub fn anchor_file(c: &Checkpoint, public_key_pem: &str) -> String {
+    format!("{}\n{}\n", header_line(public_key_pem), checkpoint_line(c))
+}
+
+/// The newest checkpoint of an export (or of an anchor file); `None` when it holds none.
+pub fn newest_checkpoint(text_in: &str) -> Result<Option<Checkpoint>, HistoryError> {
+    Ok(read(text_in)?.checkpoints.into_iter().max_by_key(|c| c.seq))
+}
+
 /// The API group of a template kind, as far as Garrison knows it.
 fn api_group(kind: &str) -> Option<&'static str> {
     match kind {

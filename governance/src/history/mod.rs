@@ -429,6 +429,23 @@ impl StreamingVerifier {
     }
 }
 
+/// `checkpoints` and `anchor`, a checkpoint remembered outside the store (the newest the hub
+/// signed, or one an auditor kept from an earlier export). Verified like the others, it
+/// catches what the store's own checkpoints cannot: the newest records removed together with
+/// the checkpoints that covered them, or the history rolled back to an earlier copy.
+pub fn with_anchor(
+    mut checkpoints: Vec<Checkpoint>,
+    anchor: Option<Checkpoint>,
+) -> Vec<Checkpoint> {
+    if let Some(a) = anchor
+        && !checkpoints.contains(&a)
+    {
+        checkpoints.push(a);
+        checkpoints.sort_by_key(|c| c.seq);
+    }
+    checkpoints
+}
+
 /// Checks `records` (in stored order) and `checkpoints` against the hub's public key (an
 /// uncompressed P-256 point, as in its SubjectPublicKeyInfo). Returns the first problem.
 pub fn verify(
@@ -745,5 +762,49 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(Record::next(None, a).hash, Record::next(None, b).hash);
+    }
+
+    #[test]
+    fn a_remembered_checkpoint_catches_the_newest_records_removed_with_their_checkpoints() {
+        let key = CheckpointKey::generate().unwrap();
+        let public = key.public_key().to_vec();
+        let h = history(10);
+        let sign = |r: &Record| Checkpoint::sign(r, "2026-03-03T10:00:00Z", key.pkcs8()).unwrap();
+        let (cp5, cp10) = (sign(&h[4]), sign(&h[9]));
+        // Records 9 and 10 gone with the checkpoint at 10: what is left agrees with itself.
+        let cut = &h[..8];
+        assert!(verify(cut, std::slice::from_ref(&cp5), &public).is_ok());
+        let anchored = with_anchor(vec![cp5.clone()], Some(cp10.clone()));
+        assert_eq!(
+            verify(cut, &anchored, &public),
+            Err(Finding::Truncated { seq: 10, last: 8 })
+        );
+        // Rolled back to 8, then grown again: another record 10 than the one signed.
+        let mut regrown = cut.to_vec();
+        for _ in 0..2 {
+            let next = Record::next(
+                regrown.last(),
+                Event {
+                    state: "Compliant".into(),
+                    message: "after the rollback".into(),
+                    ..Default::default()
+                },
+            );
+            regrown.push(next);
+        }
+        assert_eq!(
+            verify(&regrown, &anchored, &public),
+            Err(Finding::Rewritten(10))
+        );
+        // The untouched history passes with it; an anchor the store holds too counts once.
+        assert!(verify(&h, &anchored, &public).is_ok());
+        assert_eq!(with_anchor(vec![cp10.clone()], Some(cp10)).len(), 1);
+        // A forged anchor does not verify.
+        let mut forged = sign(&h[9]);
+        forged.seq = 11;
+        assert_eq!(
+            verify(&h, &with_anchor(vec![cp5], Some(forged)), &public),
+            Err(Finding::BadCheckpoint(11))
+        );
     }
 }

@@ -133,13 +133,15 @@ impl History {
         either!(self, h => h.latest(), p => p.latest().await)
     }
 
-    /// Verifies every record and checkpoint with `public_key`: streaming, in constant memory;
-    /// on the first anomaly, the history is read again to name it.
+    /// Verifies every record and checkpoint with `public_key`, and `anchor` (a checkpoint
+    /// remembered outside the store) as one of them: streaming, in constant memory; on the
+    /// first anomaly, the history is read again to name it.
     pub async fn verify(
         &self,
         public_key: &[u8],
+        anchor: Option<super::Checkpoint>,
     ) -> Result<Result<Verified, Finding>, HistoryError> {
-        let checkpoints = self.checkpoints().await?;
+        let checkpoints = super::with_anchor(self.checkpoints().await?, anchor);
         let key = public_key.to_vec();
         let streamed = {
             let mut v = StreamingVerifier::new(checkpoints.clone());

@@ -246,10 +246,10 @@ fn time_form(action: &str, q: &BTreeMap<String, String>, filters: bool) -> Strin
         out.push_str(&field("cluster", "Cluster", "any"));
         out.push_str("<br>");
     }
-    out.push_str(&field("at", "At", "now, or 2026-03-03T12:00:00Z"));
+    out.push_str(&field("at", "At", "empty for now, or 2026-03-03T12:00:00Z"));
     out.push_str("or ");
     out.push_str(&field("since", "From", "RFC 3339"));
-    out.push_str(&field("until", "to", "now"));
+    out.push_str(&field("until", "to", "empty for now"));
     out.push_str("<button type=\"submit\">Show</button></form>");
     out
 }
@@ -312,12 +312,16 @@ impl Counts {
         out
     }
 
-    fn heads(range: bool) -> &'static str {
-        if range {
-            "<th>Compliant</th><th>Non-compliant</th><th>Pending</th><th>Other</th><th>Clusters</th><th>Ever non-compliant</th>"
-        } else {
-            "<th>Compliant</th><th>Non-compliant</th><th>Pending</th><th>Other</th><th>Clusters</th>"
-        }
+    /// The headings; `counted` names what the total counts (clusters, or templates).
+    fn heads(range: bool, counted: &str) -> String {
+        format!(
+            "<th>Compliant</th><th>Non-compliant</th><th>Pending</th><th>Other</th><th>{counted}</th>{}",
+            if range {
+                "<th>Ever non-compliant</th>"
+            } else {
+                ""
+            }
+        )
     }
 }
 
@@ -509,12 +513,13 @@ The session ends when the token expires.</p></main></body></html>\n",
         let rows = report["rows"].as_array().cloned().unwrap_or_default();
         let mut body = time_form("/ui/", &kept, true);
         body.push_str(&when_line(&when));
-        let report_query = query(
-            &kept
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect::<Vec<_>>(),
-        );
+        // Pinned to the page's time, so that the download is what the page shows.
+        let selection: Vec<(&str, &str)> = kept
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "at" | "since" | "until"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let report_query = link_query(&selection, &when);
         let _ = write!(
             body,
             "<p>Download: <a id=\"download-json\" href=\"/api/v1/reports/compliance?{}\">this report (JSON)</a> · \
@@ -525,6 +530,8 @@ The session ends when the token expires.</p></main></body></html>\n",
         if rows.is_empty() {
             body.push_str("<p id=\"empty\">No compliance was recorded for this selection.</p>");
         }
+        let cluster_filter = kept.get("cluster").map(String::as_str).unwrap_or("");
+        let policy_filter = kept.get("policy").map(String::as_str).unwrap_or("");
         // Standard, then category, then control.
         let mut grouped: BTreeMap<&str, BTreeMap<&str, Vec<&Value>>> = BTreeMap::new();
         for row in &rows {
@@ -547,7 +554,7 @@ The session ends when the token expires.</p></main></body></html>\n",
                     } else {
                         category
                     }),
-                    Counts::heads(range)
+                    Counts::heads(range, "Clusters")
                 );
                 for row in rows {
                     let control = text(&row["control"]);
@@ -563,7 +570,9 @@ The session ends when the token expires.</p></main></body></html>\n",
                             &[
                                 ("standard", standard),
                                 ("category", category),
-                                ("control", control)
+                                ("control", control),
+                                ("cluster", cluster_filter),
+                                ("policy", policy_filter),
                             ],
                             &when
                         )
@@ -692,9 +701,10 @@ The session ends when the token expires.</p></main></body></html>\n",
                 };
                 let _ = write!(
                     body,
-                    "<tr data-cluster=\"{}\"><td><a href=\"/ui/clusters/{}\">{}</a></td><td class=\"cell-state\">{}</td>{ever}<td>{}</td></tr>",
+                    "<tr data-cluster=\"{}\"><td><a href=\"/ui/clusters/{}?{}\">{}</a></td><td class=\"cell-state\">{}</td>{ever}<td>{}</td></tr>",
                     esc(cluster),
                     esc(&segment(cluster)),
+                    esc(&query(&[("at", at_of(&when))])),
                     esc(cluster),
                     state_cell(cell["state"].as_str()),
                     links.join(" ")
@@ -764,7 +774,7 @@ The session ends when the token expires.</p></main></body></html>\n",
             let _ = write!(
                 body,
                 "<table id=\"clusters\"><thead><tr><th>Cluster</th>{}</tr></thead><tbody>",
-                Counts::heads(false)
+                Counts::heads(false, "Templates")
             );
             for (cluster, c) in groups {
                 let _ = write!(
@@ -879,7 +889,7 @@ The session ends when the token expires.</p></main></body></html>\n",
             let _ = write!(
                 body,
                 "<table id=\"policies\"><thead><tr><th>Policy</th><th>Controls</th>{}</tr></thead><tbody>",
-                Counts::heads(false)
+                Counts::heads(false, "Templates")
             );
             for (policy, c) in groups {
                 let tags: Vec<&str> = controls
@@ -1170,6 +1180,14 @@ not only from this page.</p>",
     }
 }
 
+/// The instant a selection shows: its time, or its range's end.
+fn at_of(when: &When) -> &str {
+    match when {
+        When::At(at) => at,
+        When::Range { until, .. } => until,
+    }
+}
+
 /// `ns/name` as a path under `/ui/policies/`.
 fn policy_path(policy: &str) -> String {
     let (ns, name) = policy.split_once('/').unwrap_or(("", policy));
@@ -1191,18 +1209,22 @@ fn events_query(f: &Filter, when: &When) -> String {
         ("parent_policy.controls", controls.as_str()),
         ("cluster.name", clusters.as_str()),
     ];
-    let until = match when {
-        When::At(at) => at.as_str(),
-        When::Range { until, .. } => until.as_str(),
+    let (since, until) = match when {
+        When::At(at) => (None, at.as_str()),
+        When::Range { since, until } => (Some(since.as_str()), until.as_str()),
     };
-    // The API compares strictly; a second later includes the instant itself.
-    let before = until
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(1)).ok())
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default();
+    // The API compares strictly; a second beyond includes the instant itself.
+    let shifted = |t: &str, by: i64| {
+        t.parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(by)).ok())
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    let before = shifted(until, 1);
+    let after = since.map(|s| shifted(s, -1)).unwrap_or_default();
     pairs.push(("event.timestamp_before", &before));
+    pairs.push(("event.timestamp_after", &after));
     query(&pairs)
 }
 
@@ -1272,5 +1294,17 @@ mod tests {
             "{q}"
         );
         assert!(!q.contains("cluster.name"), "{q}");
+        assert!(!q.contains("timestamp_after"), "{q}");
+        let q = events_query(
+            &f,
+            &When::Range {
+                since: "2026-03-01T00:00:00Z".into(),
+                until: "2026-03-31T00:00:00Z".into(),
+            },
+        );
+        assert!(
+            q.contains("event.timestamp_after=2026-02-28T23%3A59%3A59Z"),
+            "{q}"
+        );
     }
 }
