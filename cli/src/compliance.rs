@@ -50,6 +50,17 @@ impl Extension for HistoryApi {
             } else {
                 self.0.get(path, query, caller.visible_clusters).await
             };
+            let stream = a
+                .stream
+                .map(|s| -> garrison_apiserver::http::ExtensionStream {
+                    use futures::StreamExt;
+                    Box::pin(s.map(|chunk| {
+                        chunk.map(bytes::Bytes::from).map_err(|e| {
+                            tracing::error!(error = %e, "a compliance history answer broke off");
+                            std::io::Error::other(e.to_string())
+                        })
+                    }))
+                });
             ExtensionAnswer {
                 code: a.code,
                 content_type: a.content_type.to_string(),
@@ -59,6 +70,7 @@ impl Extension for HistoryApi {
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
                 body: a.body,
+                stream,
             }
         })
     }
@@ -289,18 +301,67 @@ fn report_verified(records: u64, checkpoints: u64, signed_through: u64) -> Resul
 fn export_to(a: ExportArgs) -> Result<()> {
     runtime()?.block_on(async {
         let (client, _) = client(&a.target).await?;
-        let text = get(&client, "/api/v1/audit/export").await?;
-        let exported = export::read(&text).map_err(|e| anyhow!("the hub's export: {e}"))?;
-        std::fs::write(&a.to, &text).with_context(|| format!("cannot write {}", a.to.display()))?;
+        let req = http::Request::get("/api/v1/audit/export")
+            .body(Vec::new())
+            .context("cannot build the request")?;
+        let body = client
+            .request_stream(req)
+            .await
+            .map_err(crate::admin::unreachable)?;
+        // Written as it arrives, through a temporary file: a transfer that breaks off leaves
+        // no file that looks complete.
+        let tmp = a.to.with_extension("partial");
+        let counts = copy_export(body, &tmp).await;
+        let (records, checkpoints) = match counts {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, &a.to).with_context(|| format!("cannot write {}", a.to.display()))?;
         println!(
-            "wrote {} records and {} checkpoints to {}; verify with `garrison audit verify --from {} --key hub.pem`",
-            exported.records.len(),
-            exported.checkpoints.len(),
+            "wrote {records} records and {checkpoints} checkpoints to {}; verify with `garrison audit verify --from {} --key hub.pem`",
             a.to.display(),
             a.to.display()
         );
         Ok(())
     })
+}
+
+/// Copies an export from the hub into `to` line by line, checking that it starts with the
+/// export header and holds only records and checkpoints; returns how many of each.
+async fn copy_export(
+    body: impl futures::AsyncBufRead + Unpin,
+    to: &std::path::Path,
+) -> Result<(u64, u64)> {
+    use futures::{AsyncBufReadExt, StreamExt};
+    use std::io::Write;
+    let file =
+        std::fs::File::create(to).with_context(|| format!("cannot write {}", to.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut lines = body.lines();
+    let (mut records, mut checkpoints, mut n) = (0u64, 0u64, 0u64);
+    while let Some(line) = lines.next().await {
+        let line = line.context("the hub's export broke off")?;
+        n += 1;
+        if n == 1 {
+            export::read(&line).map_err(|e| anyhow!("the hub's export: {e}"))?;
+        } else if line.starts_with("{\"record\":") {
+            records += 1;
+        } else if line.starts_with("{\"checkpoint\":") {
+            checkpoints += 1;
+        } else if !line.is_empty() {
+            bail!("the hub's export: line {n} is neither a record nor a checkpoint");
+        }
+        writeln!(out, "{line}").with_context(|| format!("cannot write {}", to.display()))?;
+    }
+    if n == 0 {
+        bail!("the hub's export is empty");
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    Ok((records, checkpoints))
 }
 
 /// Runs `garrison compliance ...`.

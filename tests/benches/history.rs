@@ -7,7 +7,8 @@
 //! 2. with N records (default 10 million: about two years of daily changes for 3,000 clusters
 //!    and 30 policies): a query by control over one month (a page of 100 and the total), a
 //!    point-in-time report over the fleet (the state in force per cluster and template), a CSV
-//!    export of one month, and a full verification of the chain and its checkpoints;
+//!    export of one month, the full export as the API streams it (time, and the peak memory it
+//!    adds), and a full verification of the chain and its checkpoints;
 //! 3. disk per million records.
 //!
 //! Run: `cargo bench -p garrison-e2e --bench history` (GARRISON_BENCH_RECORDS changes N).
@@ -220,6 +221,32 @@ async fn run(name: &str, history: &History, n: u64, key: &CheckpointKey, size: i
         csv.len() / 1_000_000,
         ms(started.elapsed())
     );
+    // The whole history as `garrison audit export` receives it: the API's answer, streamed
+    // page by page; the bytes are counted, not kept, and the peak memory it added is read
+    // from the kernel (VmHWM, reset first).
+    let api = garrison_governance::history::api::ComplianceApi::new(history.clone(), key);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = status_kib("VmRSS:");
+    let started = Instant::now();
+    let answer = api.get("/api/v1/audit/export", None, None).await;
+    let mut stream = answer.stream.expect("the export is streamed");
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    {
+        use futures::StreamExt;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            bytes += chunk.len() as u64;
+            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        }
+    }
+    let took = started.elapsed();
+    let peak = status_kib("VmHWM:");
+    println!(
+        "full export, streamed ({lines} lines, {} MB): {}; peak memory added: {} MB",
+        bytes / 1_000_000,
+        ms(took),
+        peak.saturating_sub(before) / 1024
+    );
     let started = Instant::now();
     let verified = history
         .verify(key.public_key(), None)
@@ -239,6 +266,18 @@ async fn run(name: &str, history: &History, n: u64, key: &CheckpointKey, size: i
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / (n as f64 / 1e6)
     );
+}
+
+/// A `/proc/self/status` figure, in KiB (0 where there is none).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::main]

@@ -106,8 +106,11 @@ pub trait Extension: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExtensionAnswer> + Send + 'a>>;
 }
 
+/// A body an extension sends as it produces it.
+pub type ExtensionStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
 /// An extension's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionAnswer {
     /// HTTP status.
     pub code: u16,
@@ -117,6 +120,9 @@ pub struct ExtensionAnswer {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// The body as a stream instead (then `body` is not sent): a failure midway ends the
+    /// answer short, which the client sees as a broken transfer.
+    pub stream: Option<ExtensionStream>,
 }
 
 /// The ManagedClusters `user` may `get`: `None` when all (a grant without resource names).
@@ -175,7 +181,11 @@ async fn serve_extension(
         session,
     };
     let answer = ext.get(&path, query.as_deref(), caller).await;
-    let mut resp = Response::new(Body::from(answer.body));
+    let body = match answer.stream {
+        Some(s) => Body::from_stream(s),
+        None => Body::from(answer.body),
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() =
         StatusCode::from_u16(answer.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = HeaderValue::from_str(&answer.content_type) {

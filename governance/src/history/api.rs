@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::export;
 use super::query::{Filter, MAX_PER_PAGE, Paging, SortKey, When, normalise_time};
 use super::store::History;
-use super::{CheckpointKey, HistoryError};
+use super::{Checkpoint, CheckpointKey, HistoryError};
 
 /// The paths served, by prefix.
 pub const PREFIXES: [&str; 4] = [
@@ -37,8 +37,12 @@ pub const PREFIXES: [&str; 4] = [
 /// The most a JSON page holds, as upstream.
 pub const MAX_API_PER_PAGE: u64 = 100;
 
+/// A body sent as it is produced: a failure midway ends the answer short, which the client
+/// sees as a broken transfer, never as a complete one.
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, HistoryError>> + Send>>;
+
 /// An answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// HTTP status.
     pub code: u16,
@@ -48,6 +52,19 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// The body as a stream instead, for answers too large to hold (the export).
+    pub stream: Option<BodyStream>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("code", &self.code)
+            .field("content_type", &self.content_type)
+            .field("body_bytes", &self.body.len())
+            .field("streamed", &self.stream.is_some())
+            .finish()
+    }
 }
 
 impl Answer {
@@ -57,6 +74,7 @@ impl Answer {
             content_type: "application/json",
             headers: vec![],
             body: serde_json::to_vec(v).unwrap_or_default(),
+            stream: None,
         }
     }
 
@@ -323,6 +341,7 @@ impl ComplianceApi {
                 content_type: "application/x-pem-file",
                 headers: vec![],
                 body: self.public_key_pem.clone().into_bytes(),
+                stream: None,
             },
             "/api/v1/audit/export" | "/api/v1/audit/verify" if visible.is_some() => Answer::error(
                 403,
@@ -392,6 +411,7 @@ impl ComplianceApi {
                     ("X-Content-Type-Options", "nosniff".into()),
                 ],
                 body: body.into_bytes(),
+                stream: None,
             };
         }
         let data: Vec<Value> = page
@@ -512,25 +532,13 @@ impl ComplianceApi {
             Ok(c) => c,
             Err(e) => return store_failed(e),
         };
-        let records = match self.history.records().await {
-            Ok(r) => r,
-            Err(e) => return store_failed(e),
-        };
-        let mut body = export::header_line(&self.public_key_pem);
-        body.push('\n');
-        for r in &records {
-            body.push_str(&export::record_line(r));
-            body.push('\n');
-        }
-        for c in &checkpoints {
-            body.push_str(&export::checkpoint_line(c));
-            body.push('\n');
-        }
+        let header = format!("{}\n", export::header_line(&self.public_key_pem));
         Answer {
             code: 200,
             content_type: "application/x-ndjson",
             headers: vec![],
-            body: body.into_bytes(),
+            body: vec![],
+            stream: Some(export_stream(self.history.clone(), header, checkpoints)),
         }
     }
 
@@ -575,6 +583,54 @@ impl ComplianceApi {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(last.clone());
         Ok(last)
     }
+}
+
+/// Records per page of an export: a page is held while it is sent, never the whole history.
+const EXPORT_PAGE: u64 = 5_000;
+
+enum ExportPart {
+    Header(String),
+    Records(Option<i64>),
+    Checkpoints,
+    Done,
+}
+
+/// The export as a stream: the header, the records page by page, then the checkpoints.
+fn export_stream(history: History, header: String, checkpoints: Vec<Checkpoint>) -> BodyStream {
+    let checkpoints = std::sync::Arc::new(checkpoints);
+    Box::pin(futures::stream::unfold(
+        ExportPart::Header(header),
+        move |part| {
+            let history = history.clone();
+            let checkpoints = checkpoints.clone();
+            async move {
+                match part {
+                    ExportPart::Header(h) => Some((Ok(h.into_bytes()), ExportPart::Records(None))),
+                    ExportPart::Records(after) => match history.page(after, EXPORT_PAGE).await {
+                        Ok((records, Some(next))) => {
+                            let mut chunk = String::new();
+                            for r in &records {
+                                chunk.push_str(&export::record_line(r));
+                                chunk.push('\n');
+                            }
+                            Some((Ok(chunk.into_bytes()), ExportPart::Records(Some(next))))
+                        }
+                        Ok((_, None)) => Some((Ok(vec![]), ExportPart::Checkpoints)),
+                        Err(e) => Some((Err(e), ExportPart::Done)),
+                    },
+                    ExportPart::Checkpoints => {
+                        let mut chunk = String::new();
+                        for c in checkpoints.iter() {
+                            chunk.push_str(&export::checkpoint_line(c));
+                            chunk.push('\n');
+                        }
+                        Some((Ok(chunk.into_bytes()), ExportPart::Done))
+                    }
+                    ExportPart::Done => None,
+                }
+            }
+        },
+    ))
 }
 
 /// The checkpoint remembered in `path` (`None` when the file does not exist yet). A file that
@@ -626,5 +682,48 @@ mod tests {
         }
         // CSV reports are not limited to 100 rows.
         assert_eq!(parse_query(None, true).unwrap().1.per_page, MAX_PER_PAGE);
+    }
+
+    #[tokio::test]
+    async fn the_export_streams_every_record_page_by_page_and_verifies() {
+        use futures::StreamExt;
+        let history = History::Sqlite(std::sync::Arc::new(
+            super::super::sqlite::SqliteHistory::in_memory().unwrap(),
+        ));
+        let n = EXPORT_PAGE * 2 + 7;
+        let events: Vec<super::super::Event> = (0..n)
+            .map(|i| super::super::Event {
+                time: format!("2026-03-03T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                cluster: format!("c{}", i % 3),
+                policy: "policies/p".into(),
+                state: if i % 2 == 0 {
+                    "Compliant"
+                } else {
+                    "NonCompliant"
+                }
+                .into(),
+                ..Default::default()
+            })
+            .collect();
+        history.append(events).await.unwrap();
+        let key = CheckpointKey::generate().unwrap();
+        history
+            .checkpoint(key.pkcs8().to_vec(), "2026-03-03T11:00:00Z".into())
+            .await
+            .unwrap();
+        let api = ComplianceApi::new(history, &key);
+        let answer = api.get("/api/v1/audit/export", None, None).await;
+        assert_eq!(answer.code, 200);
+        let mut body = vec![];
+        let mut chunks = answer.stream.expect("the export is streamed");
+        while let Some(chunk) = chunks.next().await {
+            body.extend(chunk.unwrap());
+        }
+        let exported = export::read(std::str::from_utf8(&body).unwrap()).unwrap();
+        assert_eq!(exported.records.len() as u64, n);
+        assert_eq!(exported.checkpoints.len(), 1);
+        let v = super::super::verify(&exported.records, &exported.checkpoints, key.public_key())
+            .unwrap();
+        assert_eq!((v.records, v.signed_through), (n, n));
     }
 }

@@ -351,6 +351,27 @@ impl PgHistory {
         Ok(Some(c))
     }
 
+    /// Up to `limit` records by position after `after` (`None`: from the lowest, whatever
+    /// its number), and the cursor of the last one: the export, page by page.
+    pub async fn page(
+        &self,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<(Vec<Record>, Option<i64>), HistoryError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM compliance_records WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ),
+                &[&after.unwrap_or(i64::MIN), &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        let next = rows.last().map(|r| r.get::<_, i64>(0));
+        Ok((rows.iter().map(row_record).collect(), next))
+    }
+
     /// Every record, by position, in pages; `f` returns false to stop.
     pub async fn scan(
         &self,

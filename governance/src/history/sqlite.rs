@@ -327,6 +327,30 @@ impl SqliteHistory {
             .map_err(db)
     }
 
+    /// Up to `limit` records in stored order after the row `after` (`None`: from the first),
+    /// whatever their numbers, and the cursor of the last one: the export, page by page.
+    pub fn page(
+        &self,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<(Vec<Record>, Option<i64>), HistoryError> {
+        let conn = self.conn();
+        let mut q = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS}, rowid FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+            ))
+            .map_err(db)?;
+        let rows: Vec<(Record, i64)> = q
+            .query_map(params![after.unwrap_or(i64::MIN), limit as i64], |r| {
+                Ok((row_record(r)?, r.get::<_, i64>(14)?))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let next = rows.last().map(|(_, id)| *id);
+        Ok((rows.into_iter().map(|(r, _)| r).collect(), next))
+    }
+
     /// Every record, by position (the table's key), negative ones included: for verification,
     /// which names a record renumbered by the number it had.
     pub fn scan(&self, f: &mut dyn FnMut(Record) -> bool) -> Result<(), HistoryError> {

@@ -103,6 +103,16 @@ impl History {
         })
     }
 
+    /// Up to `limit` records in the store's order after cursor `after` (`None`: from the
+    /// first), and the cursor to go on from: the export, in constant memory.
+    pub async fn page(
+        &self,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<(Vec<Record>, Option<i64>), HistoryError> {
+        either!(self, h => h.page(after, limit), p => p.page(after, limit).await)
+    }
+
     /// Every checkpoint.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, HistoryError> {
         either!(self, h => h.checkpoints(), p => p.checkpoints().await)

@@ -137,6 +137,7 @@ fn html(code: u16, body: String) -> Answer {
         content_type: "text/html; charset=utf-8",
         headers: vec![],
         body: body.into_bytes(),
+        stream: None,
     }
 }
 
@@ -146,6 +147,7 @@ fn redirect(to: &str) -> Answer {
         content_type: "text/plain; charset=utf-8",
         headers: vec![("Location", to.to_string())],
         body: vec![],
+        stream: None,
     }
 }
 
@@ -407,6 +409,7 @@ impl ComplianceApi {
                     content_type: "text/css; charset=utf-8",
                     headers: vec![("Cache-Control", "max-age=300".into())],
                     body: STYLE.as_bytes().to_vec(),
+                    stream: None,
                 };
             }
             "/ui/login" => return self.login_page(q, viewer),
