@@ -77,13 +77,7 @@ fn parse_ttl(s: &str) -> Result<u64, String> {
 }
 
 fn dns_label(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if ok {
+    if garrison_apiserver::validation::is_dns_label(s) {
         Ok(s.to_string())
     } else {
         Err(format!(

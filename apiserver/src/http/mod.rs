@@ -459,19 +459,10 @@ fn authenticate(
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         if crate::auth::tokens::TokenSigner::looks_like_jwt(token) {
-            return srv
-                .tokens
-                .authenticate(
-                    &srv.objects.store,
-                    token,
-                    &[],
-                    jiff::Timestamp::now().as_second(),
-                )
-                .map(|c| c.user())
-                .map_err(|e| {
-                    tracing::info!(reason = %e, "service account token refused");
-                    ApiError::unauthorized()
-                });
+            return service_account_user(srv, token).map_err(|e| {
+                tracing::info!(reason = %e, "service account token refused");
+                ApiError::unauthorized()
+            });
         }
         return authenticate_bootstrap_token(&srv.objects.store, token, jiff::Timestamp::now())
             .map_err(|e| {
@@ -487,6 +478,22 @@ fn authenticate(
         });
     }
     Err(ApiError::unauthorized())
+}
+
+/// The user a ServiceAccount token stands for, checked now against this server's key and
+/// audiences and the account's existence: for bearer tokens and browser sessions alike.
+fn service_account_user(
+    srv: &ApiServer,
+    token: &str,
+) -> Result<UserInfo, crate::auth::tokens::TokenError> {
+    srv.tokens
+        .authenticate(
+            &srv.objects.store,
+            token,
+            &[],
+            jiff::Timestamp::now().as_second(),
+        )
+        .map(|c| c.user())
 }
 
 /// Applies `Impersonate-User`/`Impersonate-Group` headers, when the caller may `impersonate`

@@ -203,14 +203,7 @@ pub fn session_user(srv: &ApiServer, method: &Method, headers: &HeaderMap) -> Op
     if !TokenSigner::looks_like_jwt(token) {
         return None;
     }
-    srv.tokens
-        .authenticate(
-            &srv.objects.store,
-            token,
-            &[],
-            jiff::Timestamp::now().as_second(),
-        )
-        .map(|c| c.user())
+    super::service_account_user(srv, token)
         .map_err(|e| tracing::info!(reason = %e, "web session refused"))
         .ok()
 }

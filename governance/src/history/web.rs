@@ -747,7 +747,7 @@ The session ends when the token expires.</p></main></body></html>\n",
 
     fn at_form(action: &str, q: &BTreeMap<String, String>) -> String {
         format!(
-            "<form class=\"filters\" method=\"get\" action=\"{}\"><label>At <input name=\"at\" value=\"{}\" placeholder=\"now, or 2026-03-03T12:00:00Z\"></label> <button type=\"submit\">Show</button></form>",
+            "<form class=\"filters\" method=\"get\" action=\"{}\"><label>At <input name=\"at\" value=\"{}\" placeholder=\"empty for now, or 2026-03-03T12:00:00Z\"></label> <button type=\"submit\">Show</button></form>",
             esc(action),
             esc(q.get("at").map(String::as_str).unwrap_or(""))
         )
