@@ -1213,4 +1213,20 @@ async fn a_manifestwork_watch_the_connection_drops_under_resumes_quietly() {
         !log.contains("cannot watch ManifestWorks"),
         "a watch that ended was reported as a failure:\n{log}"
     );
+
+    // The quiet retry must not hide a hub that is really gone: with the proxy closed, every
+    // connection is refused and the agent says so.
+    drop(proxy);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(hub.data_dir().join("agent-c1.log")).unwrap();
+        if log.contains("cannot watch ManifestWorks on the hub") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unreachable hub went unreported for 30 s:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

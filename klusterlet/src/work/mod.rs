@@ -101,6 +101,27 @@ fn watch_resumes(e: &watcher::Error) -> bool {
     }
 }
 
+/// A watch that could not (re)start because the request never got an answer: a connection
+/// refused, reset or closed under it, rather than a Status from the hub.
+fn transport_failure(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) => {
+            !matches!(e, kube::Error::Api(_))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the hub answers a one-item list of this cluster's works within a few seconds.
+async fn hub_answers(api: &Api<ManifestWork>) -> bool {
+    let one = ListParams::default().limit(1);
+    let probe = api.list_metadata(&one);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), probe).await,
+        Ok(Ok(_))
+    )
+}
+
 impl WorkAgent {
     /// An agent for `cluster`, applying to `spoke`, for the hub at `hub_url`.
     pub fn new(
@@ -147,7 +168,7 @@ impl WorkAgent {
                 continue;
             };
             let api: Api<ManifestWork> = Api::namespaced(client.clone(), &self.cluster);
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
             let mut initial: BTreeMap<String, ManifestWork> = BTreeMap::new();
             let mut reachable = true;
             let mut failures = 0u32;
@@ -192,22 +213,25 @@ impl WorkAgent {
                         Some(Err(e)) if watch_resumes(&e) => {
                             tracing::debug!(error = %e, "ManifestWork watch ended; resuming");
                         }
-                        // One failed restart (a request that raced a connection the hub or a
-                        // proxy just closed) is retried quietly; a second in a row means the hub
-                        // is out of reach.
+                        // A failed restart often only raced a connection the hub or a proxy
+                        // had just closed: the first is retried quietly, and from the second
+                        // on, a transport failure asks the hub directly before calling it out
+                        // of reach. An answer with a Status is the hub refusing, not a race.
                         Some(Err(e)) => {
                             failures += 1;
-                            if failures < 2 {
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                                _ = stop.changed() => return,
+                            }
+                            let out_of_reach = failures >= 2
+                                && (!transport_failure(&e) || !hub_answers(&api).await);
+                            if !out_of_reach {
                                 tracing::debug!(error = %e, "ManifestWork watch did not restart; retrying");
                             } else {
                                 if reachable {
                                     tracing::warn!(error = %e, "cannot watch ManifestWorks on the hub; applying from the last copy");
                                 }
                                 reachable = false;
-                            }
-                            tokio::select! {
-                                _ = tokio::time::sleep(backoff.next_delay()) => {}
-                                _ = stop.changed() => return,
                             }
                         }
                         None => break,
