@@ -1,6 +1,6 @@
 //! The objects a fresh server needs: system namespaces and the default RBAC roles and bindings
 //! kube-apiserver creates (`cluster-admin`, `admin`, `edit`, `view`, `system:discovery`,
-//! `system:basic-user`, `system:public-info-viewer`).
+//! `system:monitoring`, `system:basic-user`, `system:public-info-viewer`).
 
 use serde_json::{Value, json};
 
@@ -69,10 +69,19 @@ pub fn defaults() -> Vec<Value> {
     out.push(cluster_role("system:public-info-viewer", json!([
         {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}
     ])));
+    // kube-apiserver's: metrics and health for whoever is put in the system:monitoring group.
+    out.push(cluster_role("system:monitoring", json!([
+        {"nonResourceURLs": ["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/readyz", "/readyz/*"], "verbs": ["get"]}
+    ])));
     out.push(cluster_binding(
         "cluster-admin",
         "cluster-admin",
         &[MASTERS],
+    ));
+    out.push(cluster_binding(
+        "system:monitoring",
+        "system:monitoring",
+        &["system:monitoring"],
     ));
     out.push(cluster_binding(
         "system:discovery",

@@ -35,6 +35,7 @@ pub mod resources;
 pub use garrison_api::structural as schema;
 pub mod selectors;
 pub mod server;
+pub mod slis;
 pub mod store;
 pub mod tls;
 pub mod validation;

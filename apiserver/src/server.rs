@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// stops being accepted. An embedded OCM hub turns this on; kube-apiserver has no such gate,
     /// so `garrison apiserver` leaves it off.
     pub agent_gate: bool,
+    /// Feed the process's metrics: this server's watch cache, and the fleet SLIs counted from
+    /// its objects. One server per process does (a hub, not the simulated clusters beside it).
+    pub metrics: bool,
     /// The ServiceAccount token signing key (P-256, PKCS#8 PEM). `None` makes a fresh one, so
     /// tokens last only as long as the process.
     pub service_account_key: Option<String>,
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             event_ttl: Duration::from_secs(3600),
             workloads: false,
             agent_gate: false,
+            metrics: false,
             service_account_key: None,
             service_account_issuer: crate::auth::tokens::DEFAULT_ISSUER.into(),
             min_token_expiration_secs: crate::auth::tokens::MIN_EXPIRATION_SECS,
@@ -91,6 +95,9 @@ pub enum BuildError {
     /// Writing the default objects failed.
     #[error("cannot create the default objects: {0}")]
     Defaults(String),
+    /// The fleet SLIs could not be counted from the store.
+    #[error("cannot count the fleet's SLIs from the store: {0}")]
+    Metrics(crate::error::ApiError),
 }
 
 /// A running API server's state.
@@ -183,6 +190,10 @@ impl Server {
             cfg.event_ttl,
             (cfg.event_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
         );
+        if cfg.metrics {
+            crate::slis::Slis::follow(&objects.store).map_err(BuildError::Metrics)?;
+            follow_watch_cache(&objects.store);
+        }
         let health = crate::health::Health::default();
         health.add("store", store_probe(objects.store.clone()));
         let key = match &cfg.service_account_key {
@@ -315,4 +326,28 @@ fn store_probe(store: Arc<Store>) -> crate::health::Check {
         *last = Some((std::time::Instant::now(), r.clone()));
         r
     })
+}
+
+/// Sets the watch cache's gauges on each scrape.
+fn follow_watch_cache(store: &Arc<crate::store::Store>) {
+    let watch_cache = Arc::downgrade(store.watch());
+    garrison_telemetry::on_scrape("watch cache", move |m| {
+        let Some(cache) = watch_cache.upgrade() else {
+            return;
+        };
+        let (events, capacity, watches) = cache.stats();
+        m.watch_cache_events.set(events as i64);
+        m.watch_cache_capacity.set(capacity as i64);
+        garrison_telemetry::set_all(
+            &m.open_watches,
+            watches.into_iter().map(|(key, n)| {
+                let (group, resource) = key.split_once('/').unwrap_or(("", &key));
+                let labels = garrison_telemetry::ResourceLabels {
+                    group: group.into(),
+                    resource: resource.into(),
+                };
+                (labels, n as i64)
+            }),
+        );
+    });
 }

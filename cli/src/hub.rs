@@ -296,6 +296,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
             event_ttl: Duration::from_secs(args.event_ttl),
             agent_gate: role == Role::Hub,
+            metrics: true,
             // kube-apiserver serves the workload kinds too; the stand-in does likewise.
             workloads: role == Role::ApiServer,
             service_account_key: Some(service_account_key(&dir)?),

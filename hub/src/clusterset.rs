@@ -226,6 +226,7 @@ pub async fn run(client: kube::Client) {
 
     let set_controller = Controller::new(Api::<ManagedClusterSet>::all(client.clone()), cfg())
         .with_config(Config::default().debounce(Duration::from_millis(200)));
+    let set_probe = crate::metrics::Probe::new("clusterset", &set_controller);
     let all_sets = set_controller.store();
     let sets_run = set_controller
         .watches_stream(cluster_events, move |_: ManagedCluster| {
@@ -236,7 +237,7 @@ pub async fn run(client: kube::Client) {
                 .collect::<Vec<_>>()
         })
         .run(
-            reconcile_set,
+            set_probe.timed(reconcile_set),
             retry,
             Arc::new(SetCtx {
                 client: client.clone(),
@@ -247,6 +248,7 @@ pub async fn run(client: kube::Client) {
 
     let binding_controller =
         Controller::new(Api::<ManagedClusterSetBinding>::all(client.clone()), cfg());
+    let binding_probe = crate::metrics::Probe::new("clustersetbinding", &binding_controller);
     let all_bindings = binding_controller.store();
     let bindings_run = binding_controller
         .watches_stream(set_events, move |s: ManagedClusterSet| {
@@ -259,7 +261,7 @@ pub async fn run(client: kube::Client) {
                 .collect::<Vec<_>>()
         })
         .run(
-            reconcile_binding,
+            binding_probe.timed(reconcile_binding),
             retry,
             Arc::new(BindingCtx {
                 client: client.clone(),

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod clusterset;
 pub mod compliance;
 pub mod leader;
+pub mod metrics;
 pub mod mwrs;
 pub mod placement;
 pub mod policy;

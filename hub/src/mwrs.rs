@@ -457,6 +457,7 @@ pub async fn run(client: kube::Client) {
     let (placements, placement_events) = watched::<Placement>(&client, cfg());
     let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
     let controller = Controller::new(Api::<ManifestWorkReplicaSet>::all(client.clone()), cfg());
+    let probe = crate::metrics::Probe::new("manifestworkreplicaset", &controller);
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets);
     let by_placement = move |store: &Store<ManifestWorkReplicaSet>, ns: &str, placement: &str| {
@@ -491,7 +492,7 @@ pub async fn run(client: kube::Client) {
                 None => Vec::new(),
             }
         })
-        .run(reconcile, error_policy, ctx)
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

@@ -1039,3 +1039,85 @@ impl Drop for Postgres {
         let _ = self.child.wait();
     }
 }
+
+/// A real Prometheus server (Debian's `prometheus`) on a loopback port, scraping the hub's
+/// `/metrics` every second over HTTPS with a bearer token, storing in a temporary directory.
+/// Stopped when dropped.
+pub struct Prometheus {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The port of its web API on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Prometheus {
+    /// Starts a server that scrapes `https://127.0.0.1:<hub_port>/metrics`, trusting `ca_pem`
+    /// and presenting `token`.
+    pub fn start(hub_port: u16, ca_pem: &str, token: &str) -> Result<Prometheus> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("ca.crt"), ca_pem)?;
+        std::fs::write(dir.path().join("token"), token)?;
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n- job_name: garrison-hub\n  scheme: https\n  metrics_path: /metrics\n\
+             \x20 static_configs:\n  - targets: ['127.0.0.1:{hub_port}']\n\
+             \x20 tls_config:\n    ca_file: {ca}\n\
+             \x20 authorization:\n    credentials_file: {token}\n",
+            ca = dir.path().join("ca.crt").display(),
+            token = dir.path().join("token").display(),
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config)?;
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting prometheus: install Debian's prometheus (scripts/test does)")?;
+        Ok(Prometheus { child, dir, port })
+    }
+
+    /// GETs `path_and_query` from its web API: the status code and the body.
+    pub fn get(&self, path_and_query: &str) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .context("an HTTP answer without a body")?;
+        let code = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("an HTTP answer without a status")?;
+        Ok((code, body.to_string()))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -306,9 +306,19 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         resp = into_protobuf(resp).await;
     }
     entry.code = resp.status().as_u16();
-    entry.latency_ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    entry.latency_ms = took.as_millis() as u64;
+    garrison_telemetry::metrics().request(
+        &entry.verb,
+        &entry.api_group,
+        &entry.resource,
+        entry.code,
+        took,
+    );
+    // Health checks, and scrapes that were let in, would flood the log every few seconds.
+    let routine = is_health(&entry.path) || (entry.path == METRICS_PATH && entry.code == 200);
     if let Some(log) = &srv.audit
-        && !is_health(&entry.path)
+        && !routine
     {
         log.record(&entry);
     }
@@ -428,6 +438,19 @@ fn health(srv: &ApiServer, path: &str, query: Option<&str>) -> ApiResult<Respons
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// Where the Prometheus metrics are served, to callers who may `get` this non-resource URL
+/// (the `system:monitoring` group, by default), as kube-apiserver does.
+pub const METRICS_PATH: &str = "/metrics";
+
+fn metrics_response() -> Response {
+    let mut r = Response::new(Body::from(garrison_telemetry::render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(garrison_telemetry::CONTENT_TYPE),
+    );
+    r
 }
 
 fn is_health(path: &str) -> bool {
@@ -758,6 +781,9 @@ async fn serve(
                     &path,
                     req.method().as_str(),
                 ));
+            }
+            if path == METRICS_PATH {
+                return Ok(metrics_response());
             }
             return discovery::serve(srv, &path, req.headers());
         }

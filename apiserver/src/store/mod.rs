@@ -230,6 +230,32 @@ impl Store {
         self.hooks.lock().expect("hooks lock").push(hook);
     }
 
+    /// Shows `seed` every stored object of `keys`, then installs `hook`, with writes held off
+    /// from the first read to the installation: state built from the two (counts, say) misses
+    /// no write and sees none twice. Objects are read one at a time.
+    pub fn follow(
+        &self,
+        keys: &[&str],
+        mut seed: impl FnMut(&str, &Value),
+        hook: WriteHook,
+    ) -> ApiResult<()> {
+        let conn = self.writer.lock().expect("store lock");
+        for key in keys {
+            let mut stmt = conn
+                .prepare("SELECT data FROM objects WHERE rkey = ?1")
+                .map_err(internal)?;
+            let mut rows = stmt.query([key]).map_err(internal)?;
+            while let Some(row) = rows.next().map_err(internal)? {
+                let data: Vec<u8> = row.get(0).map_err(internal)?;
+                let obj: Value = serde_json::from_slice(&data).map_err(internal)?;
+                seed(key, &obj);
+            }
+        }
+        self.hooks.lock().expect("hooks lock").push(hook);
+        drop(conn);
+        Ok(())
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> ApiResult<T> {
         let Some(path) = &self.path else {
             let conn = self.writer.lock().expect("store lock");
@@ -430,6 +456,7 @@ impl Store {
         name: &str,
         decide: impl FnOnce(Option<Value>, u64) -> ApiResult<Mutation>,
     ) -> ApiResult<Outcome> {
+        let started = std::time::Instant::now();
         let mut conn = self.writer.lock().expect("store lock");
         let tx = conn.transaction().map_err(internal)?;
         let current: Option<Vec<u8>> = tx
@@ -519,6 +546,9 @@ impl Store {
         )
         .map_err(internal)?;
         tx.commit().map_err(internal)?;
+        garrison_telemetry::metrics()
+            .store_write_duration
+            .observe(started.elapsed().as_secs_f64());
         let event = WatchEvent {
             rv,
             key: key.to_string(),

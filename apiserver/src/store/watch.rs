@@ -133,6 +133,17 @@ impl WatchCache {
         })
     }
 
+    /// How many events the ring holds, its capacity, and the open watches by resource key.
+    pub fn stats(&self) -> (usize, usize, Vec<(String, usize)>) {
+        let inner = self.inner.lock().expect("watch cache lock");
+        let watches = inner
+            .watchers
+            .iter()
+            .map(|(key, by_ns)| (key.clone(), by_ns.values().map(Vec::len).sum()))
+            .collect();
+        (inner.ring.len(), inner.capacity, watches)
+    }
+
     /// Records an event and hands it to the watchers of its namespace and of all namespaces.
     /// Called by the store with its write lock held, so events arrive in resourceVersion order.
     pub fn publish(&self, event: WatchEvent) {

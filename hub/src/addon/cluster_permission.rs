@@ -569,9 +569,11 @@ fn error_policy(_: Arc<ClusterPermission>, e: &Error, _: Arc<kube::Client>) -> A
 pub async fn run(client: kube::Client) {
     let api: Api<ClusterPermission> = Api::all(client.clone());
     let works: Api<ManifestWork> = Api::all(client.clone());
-    Controller::new(api, watcher::Config::default())
-        .owns(works, watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(client))
+    let controller =
+        Controller::new(api, watcher::Config::default()).owns(works, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("clusterpermission", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, Arc::new(client))
         .for_each(|_| async {})
         .await;
 }

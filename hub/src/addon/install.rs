@@ -234,6 +234,7 @@ fn error_policy(_: Arc<ClusterManagementAddOn>, e: &Error, _: Arc<kube::Client>)
 pub async fn run(client: kube::Client) {
     let cmas: Api<ClusterManagementAddOn> = Api::all(client.clone());
     let controller = Controller::new(cmas, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("addon-install", &controller);
     let store = controller.store();
     let by_decision = store.clone();
     controller
@@ -262,7 +263,7 @@ pub async fn run(client: kube::Client) {
                     .collect::<Vec<_>>()
             },
         )
-        .run(reconcile, error_policy, Arc::new(client))
+        .run(probe.timed(reconcile), error_policy, Arc::new(client))
         .for_each(|_| async {})
         .await;
 }

@@ -312,8 +312,10 @@ pub async fn run(client: kube::Client) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let api: Api<ManagedClusterAddOn> = Api::all(client.clone());
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(client))
+    let controller = Controller::new(api, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("addon-manager", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, Arc::new(client))
         .for_each(|_| async {})
         .await;
 }

@@ -63,8 +63,10 @@ fn error_policy(_: Arc<ManagedServiceAccount>, e: &Error, _: Arc<kube::Client>) 
 /// Runs the TTL controller until its stream ends.
 pub async fn run(client: kube::Client) {
     let api: Api<ManagedServiceAccount> = Api::all(client.clone());
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(client))
+    let controller = Controller::new(api, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("managedserviceaccount-ttl", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, Arc::new(client))
         .for_each(|_| async {})
         .await;
 }

@@ -161,8 +161,10 @@ fn error_policy(obj: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> 
 /// Runs the signer until the stream of CSRs ends.
 pub async fn run(ctx: Arc<Ctx>) {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().labels(ADDON_LABEL))
-        .run(reconcile, error_policy, ctx)
+    let controller = Controller::new(api, watcher::Config::default().labels(ADDON_LABEL));
+    let probe = crate::metrics::Probe::new("addon-signer", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

@@ -489,16 +489,17 @@ fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) ->
 /// wakes its ManagedClusterAddOn.
 pub async fn run(client: kube::Client) {
     let mcas: Api<ManagedClusterAddOn> = Api::all(client.clone());
-    Controller::new(mcas, watcher::Config::default())
-        .watches(
-            Api::<ManifestWork>::all(client.clone()),
-            watcher::Config::default().labels(ADDON_LABEL),
-            |w: ManifestWork| {
-                let addon = w.labels().get(ADDON_LABEL)?.clone();
-                Some(ObjectRef::new(&addon).within(&w.namespace()?))
-            },
-        )
-        .run(reconcile, error_policy, Arc::new(client))
+    let controller = Controller::new(mcas, watcher::Config::default()).watches(
+        Api::<ManifestWork>::all(client.clone()),
+        watcher::Config::default().labels(ADDON_LABEL),
+        |w: ManifestWork| {
+            let addon = w.labels().get(ADDON_LABEL)?.clone();
+            Some(ObjectRef::new(&addon).within(&w.namespace()?))
+        },
+    );
+    let probe = crate::metrics::Probe::new("addon-template", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, Arc::new(client))
         .for_each(|_| async {})
         .await;
 }

@@ -409,6 +409,7 @@ pub async fn run(client: kube::Client) {
 
     let controller = Controller::new(Api::<Placement>::all(client.clone()), cfg())
         .with_config(Config::default().debounce(Duration::from_millis(50)));
+    let probe = crate::metrics::Probe::new("placement", &controller);
     let caches = Caches {
         placements: controller.store(),
         clusters,
@@ -442,7 +443,7 @@ pub async fn run(client: kube::Client) {
         .watches_stream(score_events, move |s: AddOnPlacementScore| {
             placements_of_score(&c5, &s.name_any())
         })
-        .run(reconcile, error_policy, ctx)
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

@@ -695,6 +695,7 @@ pub async fn run(client: kube::Client) {
         Api::<Policy>::all(client.clone()),
         cfg().labels(&format!("!{ROOT_POLICY_LABEL}")),
     );
+    let probe = crate::metrics::Probe::new("policy-propagator", &controller);
     let roots = controller.store();
     let (r1, r2, r3) = (roots.clone(), roots.clone(), roots.clone());
     let ctx = Arc::new(Ctx {
@@ -725,7 +726,7 @@ pub async fn run(client: kube::Client) {
         .watches_stream(decision_events, move |d: PlacementDecision| {
             roots_in(&r3, &d.namespace().unwrap_or_default())
         })
-        .run(reconcile, error_policy, ctx)
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {});
     // The sweeper never ends; the propagator ends with its streams, and takes it along.
     tokio::select! {

@@ -469,8 +469,10 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &kube::Error, _: Arc<Ctx>)
 /// Runs the approver until its stream ends.
 pub async fn run(ctx: Arc<Ctx>) {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
+    let controller = Controller::new(api, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("csr-approver", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

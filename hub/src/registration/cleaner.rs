@@ -155,15 +155,19 @@ fn error_policy<K>(_: Arc<K>, e: &kube::Error, _: Arc<Ctx>) -> Action {
 pub async fn run(ctx: Arc<Ctx>) {
     let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), "kube-system");
-    let csr_cleaner = Controller::new(csrs, watcher::Config::default())
-        .run(reconcile_csr, error_policy, ctx.clone())
+    let csr_controller = Controller::new(csrs, watcher::Config::default());
+    let csr_probe = crate::metrics::Probe::new("csr-cleaner", &csr_controller);
+    let csr_cleaner = csr_controller
+        .run(csr_probe.timed(reconcile_csr), error_policy, ctx.clone())
         .for_each(|_| async {});
-    let token_cleaner = Controller::new(
+    let token_controller = Controller::new(
         secrets,
         watcher::Config::default().fields("type=bootstrap.kubernetes.io/token"),
-    )
-    .run(reconcile_token, error_policy, ctx)
-    .for_each(|_| async {});
+    );
+    let token_probe = crate::metrics::Probe::new("bootstrap-token-cleaner", &token_controller);
+    let token_cleaner = token_controller
+        .run(token_probe.timed(reconcile_token), error_policy, ctx)
+        .for_each(|_| async {});
     futures::join!(csr_cleaner, token_cleaner);
 }
 

@@ -447,13 +447,18 @@ pub async fn ensure_shared_rbac(client: &kube::Client) -> Result<(), Error> {
 pub async fn run(ctx: Arc<Ctx>) {
     let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
     let leases: Api<Lease> = Api::all(ctx.client.clone());
-    Controller::new(clusters, watcher::Config::default())
-        .watches(leases, watcher::Config::default(), |lease: Lease| {
+    let controller = Controller::new(clusters, watcher::Config::default()).watches(
+        leases,
+        watcher::Config::default(),
+        |lease: Lease| {
             let ns = lease.namespace().unwrap_or_default();
             (lease.name_any() == MANAGED_CLUSTER_LEASE)
                 .then(|| ObjectRef::<ManagedCluster>::new(&ns))
-        })
-        .run(reconcile, error_policy, ctx)
+        },
+    );
+    let probe = crate::metrics::Probe::new("managedcluster", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

@@ -205,8 +205,10 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Ac
 /// Runs the signer until the stream of CSRs ends.
 pub async fn run(ctx: Arc<Ctx>) {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
+    let controller = Controller::new(api, watcher::Config::default());
+    let probe = crate::metrics::Probe::new("csr-signer", &controller);
+    controller
+        .run(probe.timed(reconcile), error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }
