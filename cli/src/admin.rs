@@ -18,13 +18,15 @@ use serde_json::json;
 
 use crate::datadir::DataDir;
 
-/// Where the admin's credentials come from.
+/// Where the admin's credentials come from: `--kubeconfig`, then `--data-dir` (or
+/// `$GARRISON_DATA_DIR`), then `$KUBECONFIG` as kubectl reads it, then `./garrison-data`.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// The hub's data directory; its admin.kubeconfig is used.
-    #[arg(long, value_name = "DIR", default_value_os_t = crate::default_data_dir())]
-    pub data_dir: PathBuf,
-    /// A kubeconfig to use instead of DIR/admin.kubeconfig.
+    /// The hub's data directory, whose admin.kubeconfig is used. Without it (and without
+    /// --kubeconfig), $KUBECONFIG is used when set, else ./garrison-data.
+    #[arg(long, value_name = "DIR", env = "GARRISON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A kubeconfig for the hub, used before anything else.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 }
@@ -33,10 +35,43 @@ impl Target {
     /// The admin kubeconfig of a data directory.
     pub fn dir(dir: &DataDir) -> Self {
         Target {
-            data_dir: dir.root.clone(),
+            data_dir: Some(dir.root.clone()),
             kubeconfig: None,
         }
     }
+}
+
+/// Where a [`Target`] leads.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    /// This kubeconfig file.
+    File(PathBuf),
+    /// `$KUBECONFIG`, one or more files joined by `:`, merged as kubectl does.
+    Env,
+}
+
+fn resolve(target: &Target, kubeconfig_env: Option<&std::ffi::OsStr>) -> Result<Source> {
+    if let Some(p) = &target.kubeconfig {
+        return Ok(Source::File(p.clone()));
+    }
+    let dir = match &target.data_dir {
+        Some(d) => {
+            let dir = DataDir::new(d);
+            dir.require_initialized()?;
+            dir
+        }
+        None if kubeconfig_env.is_some_and(|v| !v.is_empty()) => return Ok(Source::Env),
+        None => {
+            let dir = DataDir::new(&crate::default_data_dir());
+            if !dir.is_initialized() {
+                bail!(
+                    "no hub to talk to: give --kubeconfig FILE, --data-dir DIR or $KUBECONFIG (there is no ./garrison-data here)"
+                );
+            }
+            dir
+        }
+    };
+    Ok(Source::File(dir.admin_kubeconfig()))
 }
 
 /// A current-thread runtime for one admin command.
@@ -57,15 +92,17 @@ pub fn unreachable(e: kube::Error) -> anyhow::Error {
 
 /// A client for the hub with the admin's credentials, and the hub's URL.
 pub async fn client(target: &Target) -> Result<(kube::Client, String)> {
-    let path = match &target.kubeconfig {
-        Some(p) => p.clone(),
-        None => {
-            let dir = DataDir::new(&target.data_dir);
-            dir.require_initialized()?;
-            dir.admin_kubeconfig()
+    let cfg = match resolve(target, std::env::var_os("KUBECONFIG").as_deref())? {
+        Source::File(path) => garrison_apiserver::client::config_from_kubeconfig(&path).await?,
+        Source::Env => {
+            let kc = kube::config::Kubeconfig::from_env()
+                .context("cannot read $KUBECONFIG")?
+                .context("$KUBECONFIG is empty")?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .context("the kubeconfig in $KUBECONFIG is not usable")?
         }
     };
-    let cfg = garrison_apiserver::client::config_from_kubeconfig(&path).await?;
     let url = cfg
         .cluster_url
         .to_string()
@@ -503,4 +540,44 @@ pub fn hub_info(args: HubInfoArgs) -> Result<()> {
         dir.root.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn target(data_dir: Option<&std::path::Path>, kubeconfig: Option<&str>) -> Target {
+        Target {
+            data_dir: data_dir.map(PathBuf::from),
+            kubeconfig: kubeconfig.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn the_hub_is_found_as_kubectl_would_with_flags_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        dir.create().unwrap();
+        std::fs::write(dir.config(), "{}").unwrap();
+        let env = Some(OsStr::new("/elsewhere/config"));
+        // --kubeconfig before all.
+        assert_eq!(
+            resolve(&target(Some(tmp.path()), Some("k.yaml")), env).unwrap(),
+            Source::File("k.yaml".into())
+        );
+        // --data-dir (or $GARRISON_DATA_DIR) before $KUBECONFIG.
+        assert_eq!(
+            resolve(&target(Some(tmp.path()), None), env).unwrap(),
+            Source::File(dir.admin_kubeconfig())
+        );
+        // $KUBECONFIG before the default directory; an empty one does not count.
+        assert_eq!(resolve(&target(None, None), env).unwrap(), Source::Env);
+        let e = resolve(&target(None, None), Some(OsStr::new(""))).unwrap_err();
+        assert!(e.to_string().contains("--kubeconfig"), "{e}");
+        // A named directory that holds no hub is an error naming it.
+        let empty = tempfile::tempdir().unwrap();
+        let e = resolve(&target(Some(empty.path()), None), env).unwrap_err();
+        assert!(e.to_string().contains("garrison init"), "{e}");
+    }
 }

@@ -36,6 +36,14 @@ struct Cli {
     command: Command,
 }
 
+/// Arguments of `garrison completion`.
+#[derive(clap::Args, Debug)]
+struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a hub and 3 simulated clusters here, join and accept them, and deploy a sample
@@ -113,6 +121,10 @@ enum Command {
     /// revoke NAME` ends it.
     #[command(subcommand)]
     Auditor(auditor::AuditorCommand),
+    /// Print a shell completion script: `source <(garrison completion bash)`, or for zsh
+    /// `garrison completion zsh > "${fpath[1]}/_garrison"`, or for fish
+    /// `garrison completion fish > ~/.config/fish/completions/garrison.fish`.
+    Completion(CompletionArgs),
     /// Show clusters, works, placements, the hub, or an agent.
     #[command(subcommand)]
     Get(GetCommand),
@@ -210,6 +222,12 @@ fn main() -> ExitCode {
         Command::Compliance(c) => compliance::compliance(c),
         Command::Audit(c) => compliance::audit(c),
         Command::Auditor(c) => auditor::run(c),
+        Command::Completion(a) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "garrison", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Get(GetCommand::Addons(a)) => addon::get(a),
         Command::Get(GetCommand::Policies(a)) => policy::get_policies(a),
         Command::Get(GetCommand::Compliance(a)) => policy::get_compliance(a),
@@ -234,4 +252,31 @@ fn main() -> ExitCode {
 /// The default data directory flag value shared by the commands.
 pub fn default_data_dir() -> PathBuf {
     PathBuf::from("garrison-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn completion_scripts_know_the_verbs_and_their_flags() {
+        for (shell, needle) in [
+            (clap_complete::Shell::Bash, "garrison__subcmd__accept"),
+            (
+                clap_complete::Shell::Zsh,
+                "_garrison__subcmd__accept_commands",
+            ),
+            (
+                clap_complete::Shell::Fish,
+                "__fish_garrison_using_subcommand accept",
+            ),
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "garrison", &mut out);
+            let script = String::from_utf8(out).unwrap();
+            assert!(script.contains(needle), "{shell}: no {needle}");
+            assert!(script.contains("kubeconfig"), "{shell}: no --kubeconfig");
+        }
+    }
 }

@@ -370,3 +370,79 @@ async fn certs_check_expiration_and_renew_keep_the_hub_reachable() {
     let bad = garrison(&["certs", "renew", "everything", "--data-dir", &dir]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Admin verbs find the hub as kubectl would: `--kubeconfig`, then `--data-dir`, then
+/// `$KUBECONFIG` (one file or several joined by `:`), and say what to give when nothing leads
+/// to a hub.
+#[tokio::test]
+async fn admin_verbs_find_the_hub_through_kubeconfig_like_kubectl() {
+    let hub = Hub::start().await.unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(garrison_e2e::garrison_bin());
+        cmd.args(args)
+            .current_dir(elsewhere.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("GARRISON_DATA_DIR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let kubeconfig = hub.kubeconfig().display().to_string();
+    // Nothing leads to a hub: one line naming the ways.
+    fails_with(
+        run(&["get", "clusters"], &[]),
+        "--kubeconfig FILE, --data-dir DIR or $KUBECONFIG",
+    );
+    // $KUBECONFIG alone.
+    // (The verb lists clusters from the hub; it fails when it cannot reach one.)
+    ok(run(&["get", "clusters"], &[("KUBECONFIG", &kubeconfig)]));
+    // Several files, merged as kubectl merges them: the first names the current context.
+    let other = elsewhere.path().join("other.kubeconfig");
+    std::fs::write(
+        &other,
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
+    let joined = format!("{kubeconfig}:{}", other.display());
+    ok(run(&["get", "clusters"], &[("KUBECONFIG", &joined)]));
+    // A flag beats the environment: a --data-dir without a hub is an error, whatever
+    // $KUBECONFIG says; --kubeconfig beats both.
+    let empty = elsewhere.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let empty = empty.display().to_string();
+    fails_with(
+        run(
+            &["get", "clusters", "--data-dir", &empty],
+            &[("KUBECONFIG", &kubeconfig)],
+        ),
+        "not a Garrison hub data directory",
+    );
+    fails_with(
+        run(
+            &["get", "clusters"],
+            &[("KUBECONFIG", &kubeconfig), ("GARRISON_DATA_DIR", &empty)],
+        ),
+        "not a Garrison hub data directory",
+    );
+    ok(run(
+        &[
+            "get",
+            "clusters",
+            "--data-dir",
+            &empty,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        &[],
+    ));
+    // A $KUBECONFIG that names no readable file is named.
+    fails_with(
+        run(
+            &["get", "clusters"],
+            &[("KUBECONFIG", "/nonexistent/kubeconfig")],
+        ),
+        "KUBECONFIG",
+    );
+}
