@@ -232,9 +232,12 @@ fn verify(a: VerifyArgs) -> Result<()> {
             .with_context(|| format!("cannot read the public key {}", key_path.display()))?;
         let key = history::parse_public_key_pem(&key_pem)
             .map_err(|e| anyhow!("{}: {e}", key_path.display()))?;
+        let reading = crate::progress::spinner(format!("reading {}", from.display()));
         let text = std::fs::read_to_string(from)
             .with_context(|| format!("cannot read {}", from.display()))?;
         let exported = export::read(&text).map_err(|e| anyhow!("{}: {e}", from.display()))?;
+        drop(text);
+        reading.finish_and_clear();
         eprintln!(
             "verifying {} records and {} checkpoints from {}",
             exported.records.len(),
@@ -254,7 +257,10 @@ fn verify(a: VerifyArgs) -> Result<()> {
             None => None,
         };
         let checkpoints = history::with_anchor(exported.checkpoints, anchor);
-        return match history::verify(&exported.records, &checkpoints, &key) {
+        let checking = crate::progress::spinner("checking the chain and every checkpoint");
+        let outcome = history::verify(&exported.records, &checkpoints, &key);
+        checking.finish_and_clear();
+        return match outcome {
             Ok(v) => report_verified(v.records, v.checkpoints as u64, v.signed_through),
             Err(f) => bail!("verification FAILED: {f}"),
         };
@@ -264,8 +270,10 @@ fn verify(a: VerifyArgs) -> Result<()> {
     }
     runtime()?.block_on(async {
         let (client, _) = client(&a.target).await?;
-        let v: Value = serde_json::from_str(&get(&client, "/api/v1/audit/verify").await?)
-            .context("the hub's answer is not JSON")?;
+        let waiting = crate::progress::spinner("the hub is verifying its history");
+        let answer = get(&client, "/api/v1/audit/verify").await;
+        waiting.finish_and_clear();
+        let v: Value = serde_json::from_str(&answer?).context("the hub's answer is not JSON")?;
         if v["verified"] == true {
             let n = |k: &str| v[k].as_u64().unwrap_or(0);
             report_verified(n("records"), n("checkpoints"), n("signedThrough"))
@@ -342,9 +350,14 @@ async fn copy_export(
     let mut out = std::io::BufWriter::new(file);
     let mut lines = body.lines();
     let (mut records, mut checkpoints, mut n) = (0u64, 0u64, 0u64);
+    let bar = crate::progress::transfer("exporting");
     while let Some(line) = lines.next().await {
         let line = line.context("the hub's export broke off")?;
         n += 1;
+        bar.inc(line.len() as u64 + 1);
+        if n % 1000 == 0 {
+            bar.set_message(format!("exporting ({records} records)"));
+        }
         if n == 1 {
             export::read(&line).map_err(|e| anyhow!("the hub's export: {e}"))?;
         } else if line.starts_with("{\"record\":") {
@@ -356,6 +369,7 @@ async fn copy_export(
         }
         writeln!(out, "{line}").with_context(|| format!("cannot write {}", to.display()))?;
     }
+    bar.finish_and_clear();
     if n == 0 {
         bail!("the hub's export is empty");
     }

@@ -18,6 +18,7 @@ mod init;
 mod install;
 mod placement;
 mod policy;
+mod progress;
 mod quickstart;
 mod token;
 mod webhook;

@@ -491,15 +491,25 @@ pub fn delete(args: DeleteWorkArgs) -> Result<()> {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(args.wait);
-        if args.wait > 0 && !pending.is_empty() {
+        let bar = (args.wait > 0 && !pending.is_empty()).then(|| {
             eprintln!("waiting for the agents to remove the resources of {} ...", args.name);
-        }
+            crate::progress::counter(pending.len() as u64, "clusters cleaned up")
+        });
         loop {
             let mut still = Vec::new();
             for cluster in &pending {
                 let api: Api<ManifestWork> = Api::namespaced(client.clone(), cluster);
                 match api.get_opt(&args.name).await {
-                    Ok(None) => println!("manifestwork {cluster}/{} deleted", args.name),
+                    Ok(None) => {
+                        let line = format!("manifestwork {cluster}/{} deleted", args.name);
+                        match &bar {
+                            Some(b) => {
+                                b.suspend(|| println!("{line}"));
+                                b.inc(1);
+                            }
+                            None => println!("{line}"),
+                        }
+                    }
                     Ok(Some(_)) | Err(_) => still.push(cluster.clone()),
                 }
             }
@@ -508,6 +518,9 @@ pub fn delete(args: DeleteWorkArgs) -> Result<()> {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
         }
         for cluster in &pending {
             println!("manifestwork {cluster}/{} is being deleted: its agent removes the resources, then the work goes (a cluster that is offline does this when it returns)", args.name);

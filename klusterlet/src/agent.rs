@@ -75,6 +75,28 @@ macro_rules! progress {
     };
 }
 
+/// A spinner with the time spent waiting, on stderr when it is a terminal; cleared when dropped.
+struct WaitSpinner(indicatif::ProgressBar);
+
+impl WaitSpinner {
+    fn new(message: &str) -> WaitSpinner {
+        let pb = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("      {spinner} {msg} ({elapsed})")
+        {
+            pb.set_style(style);
+        }
+        pb.enable_steady_tick(Duration::from_millis(120));
+        WaitSpinner(pb)
+    }
+}
+
+impl Drop for WaitSpinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// A uniform random number in [0, 1).
 pub fn random_unit() -> f64 {
     let mut b = [0u8; 8];
@@ -377,6 +399,8 @@ pub async fn obtain(
         Some(t) => Some(hub::client(&cfg.hub_url, &ca, Auth::Token(t)).await?),
         None => None,
     };
+    // Drawn only on a terminal, and cleared however the wait ends.
+    let mut _spinner: Option<WaitSpinner> = None;
     loop {
         let mut unreachable = false;
         let mut waiting_on: Option<String> = None;
@@ -410,6 +434,9 @@ pub async fn obtain(
                             cfg.cluster_name
                         );
                         said_waiting = true;
+                        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+                            _spinner = Some(WaitSpinner::new("waiting for acceptance"));
+                        }
                     }
                     backoff.reset();
                     waiting_on = pending_csr(dir);
