@@ -197,6 +197,7 @@ impl Slis {
 
     /// Counts `store`'s objects, follows its writes, and sets the SLI gauges on each scrape.
     pub fn follow(store: &Store) -> ApiResult<Arc<Slis>> {
+        metrics().hub_counters();
         let me = Arc::new(Slis::default());
         let (seed, hook) = (me.clone(), me.clone());
         store.follow(

@@ -57,6 +57,13 @@ pub struct WorkArgs {
     /// cluster that has image policies: deny (upstream's default), warn or allow.
     #[arg(long, default_value = "deny", value_name = "ACTION")]
     pub image_no_match: garrison_supply_chain::check::NoMatch,
+    /// Serve the agent's Prometheus metrics over HTTPS at ADDR (e.g. 0.0.0.0:8443), path
+    /// /metrics. Callers present a bearer token of the managed cluster; it is checked with a
+    /// TokenReview, and the caller needs `get` on the non-resource URL /metrics (ClusterRole
+    /// system:monitoring) by a SubjectAccessReview. The serving certificate's CA is written to
+    /// DIR/metrics-ca.crt. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Parses `--simulated-min-token-expiration`: 1s to 10m.
@@ -94,6 +101,7 @@ impl WorkArgs {
                 registry,
                 no_match: self.image_no_match,
             },
+            metrics_listen: self.metrics_listen,
         })
     }
 }

@@ -329,6 +329,14 @@ pub fn klusterlet_objects(a: &InstallKlusterletArgs) -> Vec<Value> {
         "subjects": [{"kind": "ServiceAccount", "name": "klusterlet", "namespace": AGENT_NAMESPACE}],
     }));
     out.push(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "garrison-klusterlet-metrics", "namespace": AGENT_NAMESPACE, "labels": labels},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "garrison-klusterlet"},
+            "ports": [{"name": "metrics", "port": 8443, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    }));
+    out.push(json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "garrison-klusterlet", "namespace": AGENT_NAMESPACE, "labels": labels},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
@@ -355,7 +363,10 @@ pub fn klusterlet_objects(a: &InstallKlusterletArgs) -> Vec<Value> {
                             "--cluster-name", a.cluster_name,
                             "--data-dir", "/var/lib/garrison/agent",
                             "--log-format", "json",
+                            // Metrics for callers this cluster allows `get` on /metrics.
+                            "--metrics-listen", "0.0.0.0:8443",
                         ],
+                        "ports": [{"name": "metrics", "containerPort": 8443, "protocol": "TCP"}],
                         "env": [{"name": "GARRISON_JOIN_TOKEN",
                                  "valueFrom": {"secretKeyRef": {"name": "garrison-join", "key": "token"}}}],
                         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/garrison"}],

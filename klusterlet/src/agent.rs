@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub simulated_min_token_secs: i64,
     /// How images are verified.
     pub image: crate::addon::image::ImageOptions,
+    /// Where to serve the agent's metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             work: WorkOptions::default(),
             simulated_min_token_secs: garrison_apiserver::auth::tokens::MIN_EXPIRATION_SECS,
             image: Default::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -589,6 +592,18 @@ pub async fn run(
         SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
         SpokeSource::InCluster => Spoke::in_cluster().await?,
     };
+    let metrics_task = match opts.metrics_listen {
+        Some(listen) => Some(
+            crate::metrics::serve(
+                listen,
+                &dir.root.join("metrics-ca.crt"),
+                spoke.client.clone(),
+                stop.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let (hub_tx, hub_rx) = watch::channel(None);
     // The policy add-on publishes what it enforces; the work gate refuses works against it.
     let enforcement = crate::addon::policy::Enforcement::default();
@@ -629,6 +644,9 @@ pub async fn run(
     let _ = hub_tx.send(None);
     work_task.abort();
     addon_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     result
 }
 
@@ -864,10 +882,12 @@ async fn serve(
                     client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
                     let _ = hub_tx.send(Some(client.clone()));
                     renewal_backoff.reset();
+                    garrison_telemetry::metrics().rotation(true);
                     epoch_instant(policy.renew_at(info.not_before, info.not_after, random_unit()))
                 }
                 Ok(Renewal::Waiting) => Instant::now() + RENEWAL_POLL,
                 Ok(Renewal::Refused) => {
+                    garrison_telemetry::metrics().rotation(false);
                     let wait = renewal_backoff.next_delay();
                     tracing::warn!(retry_in = ?wait, "certificate renewal refused; asking again later");
                     Instant::now() + wait

@@ -3,11 +3,13 @@
 //! of its lifetime, renews its lease, and reports the managed cluster's status.
 //!
 //! Modules by concern: [`state`] (the data directory), [`hub`] (pinned first contact and hub
-//! clients), [`spoke`] (the managed cluster, real or simulated), [`agent`] (the loop).
+//! clients), [`spoke`] (the managed cluster, real or simulated), [`agent`] (the loop),
+//! [`metrics`] (the metrics endpoint).
 
 pub mod addon;
 pub mod agent;
 pub mod hub;
+pub mod metrics;
 pub mod simulator;
 pub mod spoke;
 pub mod state;

@@ -134,6 +134,14 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// What became of an image checked at delivery.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `verified`, `refused` or `allowed` (warned about, or covered by no policy where that is
+    /// allowed).
+    pub outcome: String,
+}
+
 /// The gate that refused a work.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GateLabels {
@@ -181,6 +189,8 @@ pub struct Metrics {
     pub csr_decisions: Family<DecisionLabels, Counter>,
     /// `garrison_policy_compliance`: replicated policies (one per policy and cluster) by state.
     pub compliance: Family<StateLabels, Gauge>,
+    /// `garrison_image_verifications_total`: images checked at delivery on an agent, by outcome.
+    pub image_verifications: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -204,6 +214,7 @@ impl Metrics {
             certificate_rotations: Family::default(),
             csr_decisions: Family::default(),
             compliance: Family::default(),
+            image_verifications: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -286,16 +297,41 @@ impl Metrics {
             "Replicated policies (one per policy and cluster) by compliance state",
             m.compliance.clone(),
         );
-        // Counters show from the start, at zero, so that rates over them are defined.
+        r.register(
+            "image_verifications",
+            "Images the image-verification add-on checked before applying a work, by outcome: verified, refused, or allowed (warned about, or covered by no policy where that is allowed)",
+            m.image_verifications.clone(),
+        );
+        m
+    }
+
+    /// Shows the hub's counters from the start, at zero, so that rates over them are defined.
+    pub fn hub_counters(&self) {
         for ok in [true, false] {
-            m.certificate_rotations.get_or_create_owned(&ResultLabels {
-                result: if ok { "succeeded" } else { "failed" }.into(),
-            });
-            m.csr_decisions.get_or_create_owned(&DecisionLabels {
+            self.certificate_rotations
+                .get_or_create_owned(&ResultLabels {
+                    result: if ok { "succeeded" } else { "failed" }.into(),
+                });
+            self.csr_decisions.get_or_create_owned(&DecisionLabels {
                 decision: if ok { "approved" } else { "denied" }.into(),
             });
         }
-        m
+    }
+
+    /// Shows an agent's counters from the start, at zero.
+    pub fn agent_counters(&self) {
+        for result in ["succeeded", "failed"] {
+            self.certificate_rotations
+                .get_or_create_owned(&ResultLabels {
+                    result: result.into(),
+                });
+        }
+        for outcome in ["verified", "refused", "allowed"] {
+            self.image_verifications
+                .get_or_create_owned(&OutcomeLabels {
+                    outcome: outcome.into(),
+                });
+        }
     }
 
     /// Records one API request: its latency (unless it was a watch) and its code.
@@ -339,6 +375,15 @@ impl Metrics {
         self.certificate_rotations
             .get_or_create(&ResultLabels {
                 result: if succeeded { "succeeded" } else { "failed" }.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an image checked at delivery.
+    pub fn image_verification(&self, outcome: &str) {
+        self.image_verifications
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
             })
             .inc();
     }

@@ -191,3 +191,151 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
     drop(agents);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+/// A kubeconfig for `url` that trusts `ca_file` and carries `token` (or nothing).
+fn scrape_kubeconfig(
+    dir: &std::path::Path,
+    url: &str,
+    ca_file: &std::path::Path,
+    token: Option<&str>,
+) -> std::path::PathBuf {
+    let user = match token {
+        Some(t) => json!({"token": t}),
+        None => json!({}),
+    };
+    let kc = json!({"apiVersion": "v1", "kind": "Config", "current-context": "m",
+        "clusters": [{"name": "m", "cluster": {"server": url, "certificate-authority": ca_file}}],
+        "users": [{"name": "m", "user": user}],
+        "contexts": [{"name": "m", "context": {"cluster": "m", "user": "m"}}]});
+    let path = dir.join(format!("scrape-{}.kubeconfig", token.map_or(0, str::len)));
+    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
+/// The agent's own endpoint (`--metrics-listen`): its counters (work reconciles, image
+/// verifications, rotations) for a caller the managed cluster vouches for by TokenReview and
+/// allows by SubjectAccessReview; everyone else is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_serves_its_metrics_to_whom_its_cluster_allows() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+
+    let hub = Hub::start().await.unwrap();
+    let port = garrison_e2e::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let agents = garrison_e2e::join_and_accept(&hub, &["c1"], &["--metrics-listen", &listen]).await;
+    let admin = hub.client().await.unwrap();
+    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "c1");
+    let work: ManifestWork = serde_json::from_value(json!({
+        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+        "metadata": {"name": "w1", "namespace": "c1"},
+        "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "m", "namespace": "default"}, "data": {"a": "1"}}]}},
+    }))
+    .unwrap();
+    works.create(&PostParams::default(), &work).await.unwrap();
+
+    // On the managed cluster: one ServiceAccount allowed to read metrics, one not.
+    let spoke = agents[0].spoke().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(spoke.clone(), "default");
+    for name in ["scraper", "stranger"] {
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        sas.create(&PostParams::default(), &sa).await.unwrap();
+    }
+    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(spoke.clone());
+    let binding = serde_json::from_value(json!({"metadata": {"name": "scraper-monitoring"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:monitoring"},
+        "subjects": [{"kind": "ServiceAccount", "name": "scraper", "namespace": "default"}]}))
+    .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token_of = |name: &'static str| {
+        let sas = sas.clone();
+        async move {
+            let req = TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            sas.create_token_request(name, &PostParams::default(), &req)
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .token
+                .unwrap()
+        }
+    };
+    let (scraper, stranger) = (token_of("scraper").await, token_of("stranger").await);
+
+    let url = format!("https://{listen}");
+    let ca = agents[0].dir.join("metrics-ca.crt");
+    let tmp = tempfile::tempdir().unwrap();
+    let as_scraper = client_from(&scrape_kubeconfig(tmp.path(), &url, &ca, Some(&scraper)))
+        .await
+        .unwrap();
+    let text = eventually(
+        30,
+        "the agent's reconcile of the work in its metrics",
+        || {
+            let c = as_scraper.clone();
+            async move {
+                let text = scrape(&c).await.ok()?;
+                value(
+                &text,
+                r#"garrison_controller_reconciles_total{controller="work-agent",result="success"}"#,
+            )
+            .is_some_and(|n| n >= 1.0)
+            .then_some(text)
+            }
+        },
+    )
+    .await;
+    for series in [
+        r#"garrison_image_verifications_total{outcome="verified"}"#,
+        r#"garrison_image_verifications_total{outcome="refused"}"#,
+        r#"garrison_certificate_rotations_total{result="succeeded"}"#,
+    ] {
+        assert!(value(&text, series).is_some(), "no {series} in:\n{text}");
+    }
+    // The fleet's SLIs are the hub's, not an agent's.
+    assert!(!text.contains("garrison_managed_clusters{"), "{text}");
+
+    // No token, a token the cluster does not know (the hub's own admin is a stranger here,
+    // and so is garbage), and a ServiceAccount of the cluster without the grant.
+    let anonymous = client_from(&scrape_kubeconfig(tmp.path(), &url, &ca, None))
+        .await
+        .unwrap();
+    assert_eq!(api_code(&scrape(&anonymous).await.unwrap_err()), 401);
+    let garbage = client_from(&scrape_kubeconfig(
+        tmp.path(),
+        &url,
+        &ca,
+        Some("not-a-token"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(api_code(&scrape(&garbage).await.unwrap_err()), 401);
+    ok(hub.kubectl(&["create", "serviceaccount", "hub-sa", "-n", "default"]));
+    let hub_token = ok(hub.kubectl(&["create", "token", "hub-sa", "-n", "default"]));
+    let foreign = client_from(&scrape_kubeconfig(
+        tmp.path(),
+        &url,
+        &ca,
+        Some(hub_token.trim()),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(api_code(&scrape(&foreign).await.unwrap_err()), 401);
+    let refused = client_from(&scrape_kubeconfig(tmp.path(), &url, &ca, Some(&stranger)))
+        .await
+        .unwrap();
+    let e = scrape(&refused).await.unwrap_err();
+    assert_eq!(api_code(&e), 403, "{e}");
+    assert!(e.to_string().contains("cannot get path"), "{e}");
+}

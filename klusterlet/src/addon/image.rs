@@ -391,6 +391,13 @@ impl crate::work::gate::Gate for ImageGate {
             .await;
             let mut refused = vec![];
             for d in &decisions {
+                garrison_telemetry::metrics().image_verification(if d.refused {
+                    "refused"
+                } else if d.pinned.is_some() && d.reasons.is_empty() {
+                    "verified"
+                } else {
+                    "allowed"
+                });
                 if d.refused {
                     refused.push(format!("{}: {}", d.image, d.reasons.join("; ")));
                 } else if !d.reasons.is_empty() {

@@ -263,11 +263,13 @@ impl WorkAgent {
     /// the next pass retries.
     pub async fn reconcile(&self, hub: &kube::Client, work: &ManifestWork) {
         let name = work.name_any();
+        let started = std::time::Instant::now();
         let result = if work.meta().deletion_timestamp.is_some() {
             self.finalize(hub, work).await
         } else {
             self.apply_work(hub, work).await
         };
+        garrison_telemetry::metrics().reconcile("work-agent", result.is_ok(), started.elapsed());
         if let Err(e) = result {
             tracing::debug!(work = %name, error = %e, "work pass incomplete; retrying on the next pass");
         }

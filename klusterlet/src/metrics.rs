@@ -1,0 +1,181 @@
+//! The agent's metrics endpoint (`--metrics-listen`): Prometheus metrics over HTTPS at
+//! `/metrics`, for callers the managed cluster itself vouches for, as kube-rbac-proxy does in
+//! front of upstream's agents. A bearer token is checked with a TokenReview and the caller's
+//! right to `get` the non-resource URL `/metrics` with a SubjectAccessReview, both on the
+//! managed cluster's API server; anything else is refused, and a review that cannot be made
+//! refuses too.
+//!
+//! The serving certificate comes from a CA made at start, whose certificate is written to the
+//! agent's directory (`metrics-ca.crt`) for scrapers to trust.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use tokio::sync::watch;
+
+/// The path served.
+pub const PATH: &str = "/metrics";
+/// The serving certificate's lifetime; the endpoint makes a new one at each start.
+const LIFETIME_DAYS: i64 = 365;
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Who a token stands for, by the managed cluster's TokenReview; None when it stands for no one.
+async fn authenticate(spoke: &kube::Client, token: &str) -> Result<Option<UserInfo>, kube::Error> {
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: token.to_string(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<TokenReview>::all(spoke.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer
+        .status
+        .filter(|s| s.authenticated == Some(true))
+        .and_then(|s| s.user))
+}
+
+/// Whether `user` may `get` [`PATH`], by the managed cluster's SubjectAccessReview.
+async fn authorize(spoke: &kube::Client, user: &UserInfo) -> Result<bool, kube::Error> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            groups: user.groups.clone(),
+            uid: user.uid.clone(),
+            extra: user.extra.clone(),
+            non_resource_attributes: Some(NonResourceAttributes {
+                path: Some(PATH.into()),
+                verb: Some("get".into()),
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(spoke.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+async fn handle(State(spoke): State<Arc<kube::Client>>, req: Request<Body>) -> Response {
+    if req.uri().path() != PATH {
+        return status(404, "NotFound", "only /metrics is served here");
+    }
+    if req.method() != Method::GET {
+        return status(405, "MethodNotAllowed", "only GET is served here");
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return status(401, "Unauthorized", "Unauthorized");
+    };
+    let user = match authenticate(&spoke, token).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return status(401, "Unauthorized", "Unauthorized"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot review a metrics caller's token; refusing");
+            return status(
+                500,
+                "InternalError",
+                "the cluster could not review the token",
+            );
+        }
+    };
+    let name = user.username.clone().unwrap_or_default();
+    match authorize(&spoke, &user).await {
+        Ok(true) => {
+            let mut r = Response::new(Body::from(garrison_telemetry::render()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(garrison_telemetry::CONTENT_TYPE),
+            );
+            r
+        }
+        Ok(false) => status(
+            403,
+            "Forbidden",
+            &format!("forbidden: User \"{name}\" cannot get path \"{PATH}\""),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot review a metrics caller's access; refusing");
+            status(
+                500,
+                "InternalError",
+                "the cluster could not review the access",
+            )
+        }
+    }
+}
+
+fn tls_config(listen: SocketAddr, ca_file: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    use garrison_apiserver::{certs, tls};
+    let lifetime = time::Duration::days(LIFETIME_DAYS);
+    let ca = certs::new_ca("garrison-agent-metrics-ca", lifetime)?;
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    let serving = certs::new_serving(&ca, &hosts, lifetime)?;
+    std::fs::write(ca_file, &ca.cert_pem)
+        .with_context(|| format!("cannot write {}", ca_file.display()))?;
+    let chain = tls::certs_from_pem("metrics certificate", serving.cert_pem.as_bytes())?;
+    let key = tls::key_from_pem("metrics key", serving.key_pem.as_bytes())?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Binds `listen` and serves the metrics until `stop` turns true, reviewing callers with
+/// `spoke`. The CA of the serving certificate is written to `ca_file`.
+pub async fn serve(
+    listen: SocketAddr,
+    ca_file: &Path,
+    spoke: kube::Client,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    garrison_telemetry::metrics().agent_counters();
+    let tls = tls_config(listen, ca_file)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-listen {listen}"))?;
+    tracing::info!(%listen, ca = %ca_file.display(), "serving metrics at /metrics");
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(Arc::new(spoke));
+    Ok(tokio::spawn(garrison_apiserver::tls::serve(
+        listener, tls, app, stop, None,
+    )))
+}
