@@ -90,14 +90,38 @@ pub fn unreachable(e: kube::Error) -> anyhow::Error {
     }
 }
 
+/// The kubeconfig `$KUBECONFIG` names, as kubectl reads it: the files of the `:`-joined list
+/// that exist, merged in order (the first to set a value wins); files that do not exist are
+/// skipped, and a list with none that does is an error.
+fn kubeconfig_from_env(value: &std::ffi::OsStr) -> Result<kube::config::Kubeconfig> {
+    let paths: Vec<PathBuf> = std::env::split_paths(value)
+        .filter(|p| !p.as_os_str().is_empty() && p.exists())
+        .collect();
+    let mut merged: Option<kube::config::Kubeconfig> = None;
+    for p in &paths {
+        let kc = kube::config::Kubeconfig::read_from(p)
+            .with_context(|| format!("cannot read {} (named by $KUBECONFIG)", p.display()))?;
+        merged = Some(match merged {
+            None => kc,
+            Some(m) => m
+                .merge(kc)
+                .with_context(|| format!("cannot merge {} (named by $KUBECONFIG)", p.display()))?,
+        });
+    }
+    merged.with_context(|| {
+        format!(
+            "$KUBECONFIG names no file that exists: {}",
+            value.to_string_lossy()
+        )
+    })
+}
+
 /// A client for the hub with the admin's credentials, and the hub's URL.
 pub async fn client(target: &Target) -> Result<(kube::Client, String)> {
     let cfg = match resolve(target, std::env::var_os("KUBECONFIG").as_deref())? {
         Source::File(path) => garrison_apiserver::client::config_from_kubeconfig(&path).await?,
         Source::Env => {
-            let kc = kube::config::Kubeconfig::from_env()
-                .context("cannot read $KUBECONFIG")?
-                .context("$KUBECONFIG is empty")?;
+            let kc = kubeconfig_from_env(&std::env::var_os("KUBECONFIG").unwrap_or_default())?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .context("the kubeconfig in $KUBECONFIG is not usable")?

@@ -64,6 +64,10 @@ pub struct WorkArgs {
     /// DIR/metrics-ca.crt. Off unless given.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// A DNS name or IP the metrics serving certificate holds besides localhost, the listen
+    /// address, the host's name and $POD_IP (a Service's name, say). Repeatable.
+    #[arg(long = "metrics-cert-host", value_name = "NAME")]
+    pub metrics_cert_hosts: Vec<String>,
 }
 
 /// Parses `--simulated-min-token-expiration`: 1s to 10m.
@@ -102,6 +106,7 @@ impl WorkArgs {
                 no_match: self.image_no_match,
             },
             metrics_listen: self.metrics_listen,
+            metrics_cert_hosts: self.metrics_cert_hosts.clone(),
         })
     }
 }

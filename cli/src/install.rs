@@ -365,10 +365,14 @@ pub fn klusterlet_objects(a: &InstallKlusterletArgs) -> Vec<Value> {
                             "--log-format", "json",
                             // Metrics for callers this cluster allows `get` on /metrics.
                             "--metrics-listen", "0.0.0.0:8443",
+                            "--metrics-cert-host", format!("garrison-klusterlet-metrics.{AGENT_NAMESPACE}.svc"),
+                            "--metrics-cert-host", format!("garrison-klusterlet-metrics.{AGENT_NAMESPACE}.svc.cluster.local"),
                         ],
                         "ports": [{"name": "metrics", "containerPort": 8443, "protocol": "TCP"}],
                         "env": [{"name": "GARRISON_JOIN_TOKEN",
-                                 "valueFrom": {"secretKeyRef": {"name": "garrison-join", "key": "token"}}}],
+                                 "valueFrom": {"secretKeyRef": {"name": "garrison-join", "key": "token"}}},
+                                // The metrics certificate names the pod's address too.
+                                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
                         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/garrison"}],
                         "resources": {
                             "requests": {"cpu": "50m", "memory": "64Mi"},

@@ -71,9 +71,12 @@ where
                 let started = Instant::now();
                 let result = run.await;
                 metrics().reconcile(name, result.is_ok(), started.elapsed());
-                seen.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, rv);
+                // A failed reconcile is retried: that version still waits.
+                if result.is_ok() {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key, rv);
+                }
                 result
             })
         }

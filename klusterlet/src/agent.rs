@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub image: crate::addon::image::ImageOptions,
     /// Where to serve the agent's metrics, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Names the metrics serving certificate holds besides the host's own.
+    pub metrics_cert_hosts: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -51,6 +53,7 @@ impl Default for RunOptions {
             simulated_min_token_secs: garrison_apiserver::auth::tokens::MIN_EXPIRATION_SECS,
             image: Default::default(),
             metrics_listen: None,
+            metrics_cert_hosts: Vec::new(),
         }
     }
 }
@@ -596,7 +599,8 @@ pub async fn run(
         Some(listen) => Some(
             crate::metrics::serve(
                 listen,
-                &dir.root.join("metrics-ca.crt"),
+                &dir.root,
+                &opts.metrics_cert_hosts,
                 spoke.client.clone(),
                 stop.clone(),
             )

@@ -5,8 +5,10 @@
 //! managed cluster's API server; anything else is refused, and a review that cannot be made
 //! refuses too.
 //!
-//! The serving certificate comes from a CA made at start, whose certificate is written to the
-//! agent's directory (`metrics-ca.crt`) for scrapers to trust.
+//! The serving certificate is made at each start by a CA the agent keeps in its directory
+//! (`metrics-ca.crt`, and `metrics-ca.key` readable by the agent alone), so scrapers can trust
+//! one CA across restarts. It names localhost, the listen address, the host's name, `$POD_IP`
+//! and every `--metrics-cert-host`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,6 +29,8 @@ use tokio::sync::watch;
 
 /// The path served.
 pub const PATH: &str = "/metrics";
+/// The CA's lifetime.
+const CA_LIFETIME_DAYS: i64 = 10 * 365;
 /// The serving certificate's lifetime; the endpoint makes a new one at each start.
 const LIFETIME_DAYS: i64 = 365;
 
@@ -137,17 +141,70 @@ async fn handle(State(spoke): State<Arc<kube::Client>>, req: Request<Body>) -> R
     }
 }
 
-fn tls_config(listen: SocketAddr, ca_file: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    use garrison_apiserver::{certs, tls};
-    let lifetime = time::Duration::days(LIFETIME_DAYS);
-    let ca = certs::new_ca("garrison-agent-metrics-ca", lifetime)?;
+/// The CA kept in `dir`, made the first time.
+fn load_or_make_ca(dir: &Path) -> Result<garrison_apiserver::certs::Pair> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (cert_file, key_file) = (dir.join("metrics-ca.crt"), dir.join("metrics-ca.key"));
+    if let (Ok(cert_pem), Ok(key_pem)) = (
+        std::fs::read_to_string(&cert_file),
+        std::fs::read_to_string(&key_file),
+    ) {
+        return Ok(garrison_apiserver::certs::Pair { cert_pem, key_pem });
+    }
+    let ca = garrison_apiserver::certs::new_ca(
+        "garrison-agent-metrics-ca",
+        time::Duration::days(CA_LIFETIME_DAYS),
+    )?;
+    let mut key = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_file)
+        .with_context(|| format!("cannot write {}", key_file.display()))?;
+    key.write_all(ca.key_pem.as_bytes())
+        .with_context(|| format!("cannot write {}", key_file.display()))?;
+    std::fs::write(&cert_file, &ca.cert_pem)
+        .with_context(|| format!("cannot write {}", cert_file.display()))?;
+    Ok(ca)
+}
+
+/// The names the serving certificate holds.
+fn hosts(listen: SocketAddr, extra: &[String]) -> Vec<String> {
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     if !listen.ip().is_unspecified() {
         hosts.push(listen.ip().to_string());
     }
-    let serving = certs::new_serving(&ca, &hosts, lifetime)?;
-    std::fs::write(ca_file, &ca.cert_pem)
-        .with_context(|| format!("cannot write {}", ca_file.display()))?;
+    let hostname = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok());
+    for h in [hostname, std::env::var("POD_IP").ok()]
+        .into_iter()
+        .flatten()
+        .map(|h| h.trim().to_string())
+        .chain(extra.iter().cloned())
+    {
+        if !h.is_empty() && !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    hosts
+}
+
+fn tls_config(
+    listen: SocketAddr,
+    dir: &Path,
+    extra_hosts: &[String],
+) -> Result<Arc<rustls::ServerConfig>> {
+    use garrison_apiserver::{certs, tls};
+    let ca = load_or_make_ca(dir)?;
+    let serving = certs::new_serving(
+        &ca,
+        &hosts(listen, extra_hosts),
+        time::Duration::days(LIFETIME_DAYS),
+    )
+    .context("cannot make the metrics serving certificate (is metrics-ca.key intact?)")?;
     let chain = tls::certs_from_pem("metrics certificate", serving.cert_pem.as_bytes())?;
     let key = tls::key_from_pem("metrics key", serving.key_pem.as_bytes())?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
@@ -159,19 +216,20 @@ fn tls_config(listen: SocketAddr, ca_file: &Path) -> Result<Arc<rustls::ServerCo
 }
 
 /// Binds `listen` and serves the metrics until `stop` turns true, reviewing callers with
-/// `spoke`. The CA of the serving certificate is written to `ca_file`.
+/// `spoke`. The serving CA is kept in `dir`; the certificate also names `extra_hosts`.
 pub async fn serve(
     listen: SocketAddr,
-    ca_file: &Path,
+    dir: &Path,
+    extra_hosts: &[String],
     spoke: kube::Client,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     garrison_telemetry::metrics().agent_counters();
-    let tls = tls_config(listen, ca_file)?;
+    let tls = tls_config(listen, dir, extra_hosts)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on --metrics-listen {listen}"))?;
-    tracing::info!(%listen, ca = %ca_file.display(), "serving metrics at /metrics");
+    tracing::info!(%listen, ca = %dir.join("metrics-ca.crt").display(), "serving metrics at /metrics");
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(Arc::new(spoke));

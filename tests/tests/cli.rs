@@ -407,6 +407,9 @@ async fn admin_verbs_find_the_hub_through_kubeconfig_like_kubectl() {
     .unwrap();
     let joined = format!("{kubeconfig}:{}", other.display());
     ok(run(&["get", "clusters"], &[("KUBECONFIG", &joined)]));
+    // A file of the list that does not exist is skipped, as kubectl skips it.
+    let with_missing = format!("/nonexistent/config:{kubeconfig}");
+    ok(run(&["get", "clusters"], &[("KUBECONFIG", &with_missing)]));
     // A flag beats the environment: a --data-dir without a hub is an error, whatever
     // $KUBECONFIG says; --kubeconfig beats both.
     let empty = elsewhere.path().join("empty");

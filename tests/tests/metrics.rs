@@ -58,10 +58,29 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
         &dir,
     ]));
 
+    // A third cluster asks to join and is denied.
+    let (token, pin) = garrison_e2e::create_token(&hub, "1h");
+    let _c3 = garrison_e2e::Agent::join(&hub, "c3", &token, &pin, &[]);
+    // Made-up HTTP methods, each of which would be a series of its own if taken as a label.
+    for method in ["FOO1", "FOO2", "FOO3"] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri("/api/v1/namespaces")
+            .body(vec![])
+            .unwrap();
+        assert!(
+            admin.request_text(req).await.is_err(),
+            "{method} was served"
+        );
+    }
+
     // The admin (system:masters) reads them; the SLIs reach their values.
-    let text = eventually(60, "both clusters available, the work applied, a rotation, the add-on available", || {
+    let text = eventually(60, "both clusters available, the work applied, a rotation, the add-on available, a denial", || {
         let admin = admin.clone();
+        let dir = dir.clone();
         async move {
+            // Denies c3's request once it is there (before, there is nothing to deny).
+            garrison_e2e::garrison(&["deny", "c3", "--data-dir", &dir]);
             let text = scrape(&admin).await.ok()?;
             let ready = value(&text, r#"garrison_managed_clusters{available="True"}"#) == Some(2.0)
                 && value(
@@ -76,7 +95,9 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
                 && value(
                     &text,
                     r#"garrison_managed_cluster_addons{addon="managed-serviceaccount",available="True"}"#,
-                ) == Some(1.0);
+                ) == Some(1.0)
+                && value(&text, r#"garrison_csr_decisions_total{decision="denied"}"#)
+                    .is_some_and(|n| n >= 1.0);
             ready.then_some(text)
         }
     })
@@ -98,7 +119,12 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
     present(r#"garrison_certificate_rotations_total{result="failed"}"#);
     // Two acceptances, and each renewal approved automatically.
     at_least(r#"garrison_csr_decisions_total{decision="approved"}"#, 3.0);
-    present(r#"garrison_csr_decisions_total{decision="denied"}"#);
+    // Methods clients make up are counted together, never one series each.
+    assert!(!text.contains(r#"verb="foo1""#), "{text}");
+    at_least(
+        r#"garrison_apiserver_requests_total{verb="other",group="",resource="",code="405"}"#,
+        3.0,
+    );
     for state in ["Compliant", "NonCompliant", "Pending", "Unknown"] {
         present(&format!(r#"garrison_policy_compliance{{state="{state}"}}"#));
     }
@@ -181,7 +207,12 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
         },
     )
     .await;
-    assert_eq!(answer, "1", "the share of available clusters");
+    // Two of the three clusters (c3 was denied, so it is not available).
+    let share: f64 = answer.parse().unwrap();
+    assert!(
+        (share - 2.0 / 3.0).abs() < 1e-9,
+        "the share of available clusters is {answer}"
+    );
     let (_, targets) = prom.get("/api/v1/targets").unwrap();
     assert!(
         targets.contains(r#""health":"up""#),
@@ -274,7 +305,14 @@ async fn the_agent_serves_its_metrics_to_whom_its_cluster_allows() {
     let (scraper, stranger) = (token_of("scraper").await, token_of("stranger").await);
 
     let url = format!("https://{listen}");
+    // The client below trusts only this CA: the serving certificate chains to it and names
+    // 127.0.0.1. Its key is the agent's alone.
     let ca = agents[0].dir.join("metrics-ca.crt");
+    let key = std::fs::metadata(agents[0].dir.join("metrics-ca.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
     let tmp = tempfile::tempdir().unwrap();
     let as_scraper = client_from(&scrape_kubeconfig(tmp.path(), &url, &ca, Some(&scraper)))
         .await

@@ -309,7 +309,7 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
     let took = started.elapsed();
     entry.latency_ms = took.as_millis() as u64;
     garrison_telemetry::metrics().request(
-        &entry.verb,
+        verb_label(&entry.verb),
         &entry.api_group,
         &entry.resource,
         entry.code,
@@ -438,6 +438,28 @@ fn health(srv: &ApiServer, path: &str, query: Option<&str>) -> ApiResult<Respons
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// The verb label of a request's metrics: a Kubernetes verb, a standard HTTP method (for
+/// paths that are not resources), or `other`. Clients choose the method, so it is never used
+/// as it came: each made-up method would be a new series.
+fn verb_label(verb: &str) -> &'static str {
+    const KNOWN: [&str; 13] = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+        "post",
+        "put",
+        "head",
+        "options",
+        "connect",
+    ];
+    KNOWN.into_iter().find(|k| *k == verb).unwrap_or("other")
 }
 
 /// Where the Prometheus metrics are served, to callers who may `get` this non-resource URL
@@ -1367,4 +1389,18 @@ fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<Dele
         }
     }
     Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_verbs_are_a_fixed_set() {
+        assert_eq!(verb_label("deletecollection"), "deletecollection");
+        assert_eq!(verb_label("post"), "post");
+        for made_up in ["foo1", "GET", "", "get ", "trace"] {
+            assert_eq!(verb_label(made_up), "other", "{made_up:?}");
+        }
+    }
 }
