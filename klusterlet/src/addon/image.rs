@@ -246,6 +246,25 @@ async fn read_secrets(spoke: &kube::Client, namespace: &str, objects: &[Value]) 
     out
 }
 
+/// Whether the add-on has loaded the ClusterImagePolicy or TrustRoot `name` (`kind`), usable
+/// or not. Until it has, the gate does not hold works to it.
+pub fn loaded(e: &ImageEnforcement, kind: &str, name: &str) -> bool {
+    let s = e.read().unwrap_or_else(|e| e.into_inner());
+    let GateState::Ready(l) = &s.state else {
+        return false;
+    };
+    let object = format!("{kind}/{name}");
+    let read = match kind {
+        "TrustRoot" => l.policies.roots.contains_key(name),
+        _ => l.policies.policies.iter().any(|p| p.name == name),
+    };
+    read || l
+        .policies
+        .broken
+        .iter()
+        .any(|(_, err)| err.object() == object)
+}
+
 /// The error the add-on found loading ClusterImagePolicy `name`, if it is loaded and broken.
 pub fn load_error(e: &ImageEnforcement, name: &str) -> Option<String> {
     let s = e.read().unwrap_or_else(|e| e.into_inner());

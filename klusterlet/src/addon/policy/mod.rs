@@ -1484,6 +1484,15 @@ fn image_template(run: &Pass<'_>, kind: &str, o: &Value) -> (bool, String) {
                 super::image::ADDON
             ),
         ),
+        // Enabled, but what it enforces is what it has loaded: a policy it has not read yet
+        // holds no work, and saying otherwise would be a false record.
+        Ok(()) if !super::image::loaded(&run.ctx.images, kind, name) => (
+            false,
+            format!(
+                "NonCompliant; violation - {kind} {name} is not enforced yet: the {} add-on has not loaded it",
+                super::image::ADDON
+            ),
+        ),
         Ok(()) => (
             true,
             format!(
