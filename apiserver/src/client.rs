@@ -26,7 +26,23 @@ pub async fn config_from_kubeconfig(path: &Path) -> Result<kube::Config> {
 /// A client from a kubeconfig file, with errors naming the file.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
     let cfg = config_from_kubeconfig(path).await?;
-    kube::Client::try_from(cfg).context("cannot build a client")
+    traced_client(cfg)
+}
+
+fn with_traceparent(
+    mut req: http::Request<kube::client::Body>,
+) -> http::Request<kube::client::Body> {
+    garrison_telemetry::traces::inject(req.headers_mut());
+    req
+}
+
+/// A client whose requests carry the caller's trace context (`traceparent`) when this process
+/// exports traces, so the server's spans join the caller's trace.
+pub fn traced_client(cfg: kube::Config) -> Result<kube::Client> {
+    Ok(kube::client::ClientBuilder::try_from(cfg)
+        .context("cannot build a client")?
+        .with_layer(&tower::util::MapRequestLayer::new(with_traceparent))
+        .build())
 }
 
 /// Creates or updates each CRD by server-side apply as `manager` (taking over conflicting

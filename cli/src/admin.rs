@@ -132,7 +132,7 @@ pub async fn client(target: &Target) -> Result<(kube::Client, String)> {
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    Ok((kube::Client::try_from(cfg)?, url))
+    Ok((garrison_apiserver::client::traced_client(cfg)?, url))
 }
 
 /// Arguments of `garrison accept`.

@@ -68,6 +68,11 @@ pub struct WorkArgs {
     /// address, the host's name and $POD_IP (a Service's name, say). Repeatable.
     #[arg(long = "metrics-cert-host", value_name = "NAME")]
     pub metrics_cert_hosts: Vec<String>,
+    /// Export traces (each pass over a work, continuing the trace of the write that made it)
+    /// over OTLP/HTTP to this collector base URL (`/v1/traces` is appended). Without it, the
+    /// standard OTEL_EXPORTER_OTLP_ENDPOINT is read.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Parses `--simulated-min-token-expiration`: 1s to 10m.
@@ -229,7 +234,11 @@ pub fn join(args: JoinArgs) -> Result<()> {
         lease_duration_seconds: args.lease_duration as u32,
         force: args.force,
     };
-    crate::hub::init_logging(args.log_format);
+    let _traces = crate::hub::init_logging(
+        args.log_format,
+        "garrison-klusterlet",
+        args.work.otlp_endpoint.as_deref(),
+    )?;
     let dir = AgentDir::new(&args.data_dir);
     let work = args.work.options()?;
     runtime()?.block_on(async {
@@ -244,7 +253,11 @@ pub fn klusterlet(args: KlusterletArgs) -> Result<()> {
     let dir = AgentDir::new(&args.data_dir);
     dir.load_config()?;
     let options = args.work.options()?;
-    crate::hub::init_logging(args.log_format);
+    let _traces = crate::hub::init_logging(
+        args.log_format,
+        "garrison-klusterlet",
+        args.work.otlp_endpoint.as_deref(),
+    )?;
     runtime()?.block_on(async {
         let stop = stop_on_signal();
         let result = agent::run(&dir, stop, false, options).await;

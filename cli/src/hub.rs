@@ -74,6 +74,11 @@ pub struct HubArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Export traces (API requests, controller reconciles) over OTLP/HTTP to this collector
+    /// base URL, e.g. http://127.0.0.1:4318 (`/v1/traces` is appended). Without it, the
+    /// standard OTEL_EXPORTER_OTLP_ENDPOINT is read; with neither, nothing is exported.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Who approves certificate renewals.
@@ -107,22 +112,44 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sets up logging on stderr, once per process.
-pub fn init_logging(format: LogFormat) {
+/// Sets up logging on stderr, once per process, and with an OTLP endpoint (`otlp`, or the
+/// standard `OTEL_EXPORTER_OTLP_ENDPOINT`) the export of spans as `service`; the guard, held
+/// to the end of the command, flushes them.
+pub fn init_logging(
+    format: LogFormat,
+    service: &str,
+    otlp: Option<&str>,
+) -> Result<Option<garrison_telemetry::traces::Guard>> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => {
-            let _ = builder.try_init();
+    let (otel, guard) = match garrison_telemetry::traces::endpoint(otlp) {
+        Some(endpoint) => {
+            let (layer, guard) = garrison_telemetry::traces::start(service, &endpoint)
+                .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))?;
+            (Some(layer), Some(guard))
         }
-        LogFormat::Json => {
-            let _ = builder.json().try_init();
-        }
-    }
+        None => (None, None),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(filter)
+        .with(fmt)
+        .try_init();
+    Ok(guard)
 }
 
 /// The hub's ServiceAccount token signing key (`pki/sa.key`), made on first use so data
@@ -238,6 +265,7 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
         checkpoint_interval: 300,
         history_database: None,
         log_format: args.log_format,
+        otlp_endpoint: None,
     };
     serve(hub, Role::ApiServer)
 }
@@ -258,7 +286,11 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
     let listen = args.listen.unwrap_or(settings.listen);
     garrison_governance::history::store::History::check(args.history_database.as_deref())
         .map_err(|e| anyhow::anyhow!(e))?;
-    init_logging(args.log_format);
+    let _traces = init_logging(
+        args.log_format,
+        "garrison-hub",
+        args.otlp_endpoint.as_deref(),
+    )?;
     // Phase 2: build — lock, certificates, store, socket.
     let _lock = dir.lock("starting another hub")?;
     let mut chain = tls::certs_from_pem(

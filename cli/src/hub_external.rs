@@ -79,7 +79,11 @@ fn identity() -> String {
 
 /// Runs the hub against the API server its `--kubeconfig` reaches, or the one it runs in.
 pub fn run(args: &HubArgs) -> Result<()> {
-    crate::hub::init_logging(args.log_format);
+    let _traces = crate::hub::init_logging(
+        args.log_format,
+        "garrison-hub",
+        args.otlp_endpoint.as_deref(),
+    )?;
     let ext = &args.external;
     let mut election = garrison_hub::leader::Config::new(HUB_NAMESPACE, LEASE_NAME, &identity());
     election.lease_duration = Duration::from_secs(ext.leader_lease_duration.unwrap_or(15));

@@ -198,6 +198,22 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{loc}: {msg} (please report this)");
     }));
     let cli = Cli::parse();
+    // Daemons set up logging and traces themselves; a one-shot command exports a span of its
+    // own when OTEL_EXPORTER_OTLP_ENDPOINT is set, which its requests to the hub continue.
+    let daemon = matches!(
+        cli.command,
+        Command::Hub(_)
+            | Command::Apiserver(_)
+            | Command::Join(_)
+            | Command::Klusterlet(_)
+            | Command::Quickstart(_)
+    );
+    let (traces, root) = if daemon {
+        (None, tracing::Span::none())
+    } else {
+        command_traces()
+    };
+    let entered = root.enter();
     let result = match cli.command {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Init(a) => init::run(a),
@@ -238,6 +254,10 @@ fn main() -> ExitCode {
         Command::Delete(DeleteCommand::Work(a)) => work::delete(a),
         Command::Get(GetCommand::KlusterletInfo(a)) => agent::info(a),
     };
+    drop(entered);
+    drop(root);
+    // Flushes the command's spans.
+    drop(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -248,6 +268,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// With OTEL_EXPORTER_OTLP_ENDPOINT set, exports this command's spans as `garrison-cli`: the
+/// guard that flushes them, and the command's root span (`garrison create work`, say).
+fn command_traces() -> (Option<garrison_telemetry::traces::Guard>, tracing::Span) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let Some(endpoint) = garrison_telemetry::traces::endpoint(None) else {
+        return (None, tracing::Span::none());
+    };
+    let (layer, guard) = match garrison_telemetry::traces::start("garrison-cli", &endpoint) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("warning: OTEL_EXPORTER_OTLP_ENDPOINT: {e}; not exporting traces");
+            return (None, tracing::Span::none());
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .try_init();
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .take_while(|a| !a.starts_with('-'))
+        .take(2)
+        .collect();
+    let name = format!("garrison {}", words.join(" "));
+    let span = tracing::info_span!("command", otel.name = %name, otel.kind = "client");
+    (Some(guard), span)
 }
 
 /// The default data directory flag value shared by the commands.

@@ -66,7 +66,13 @@ where
             let key = ObjectRef::from_obj(&*obj);
             let rv = obj.meta().resource_version.clone().unwrap_or_default();
             let seen = seen.clone();
-            let run = reconcile(obj, ctx);
+            let span = tracing::info_span!(
+                "reconcile",
+                otel.name = format!("reconcile {name}"),
+                controller = name,
+                object = %key,
+            );
+            let run = tracing::Instrument::instrument(reconcile(obj, ctx), span);
             Box::pin(async move {
                 let started = Instant::now();
                 let result = run.await;

@@ -267,7 +267,7 @@ pub async fn client(url: &str, ca_pem: &str, auth: Auth<'_>) -> Result<kube::Cli
         .context("building the hub client configuration")?;
     cfg.connect_timeout = Some(std::time::Duration::from_secs(10));
     cfg.read_timeout = Some(std::time::Duration::from_secs(60));
-    kube::Client::try_from(cfg).context("building the hub client")
+    garrison_apiserver::client::traced_client(cfg).context("building the hub client")
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Garrison's Prometheus metrics, in one registry per process, exposed in the Prometheus text
-//! format by [`render`].
+//! Garrison's telemetry: Prometheus metrics, in one registry per process, exposed in the
+//! Prometheus text format by [`render`]; and OpenTelemetry traces ([`traces`]).
 //!
 //! - **SLIs** (what operators run the fleet by): clusters by availability, works by condition,
 //!   add-ons by availability, certificate rotations, CSR decisions, compliance by state, and
@@ -11,6 +11,8 @@
 //! Counters and histograms are updated where things happen. Gauges that describe the state of
 //! the store are set by refreshers that run on each scrape ([`on_scrape`]), so a scrape always
 //! shows the state at that moment and nothing is kept in step between scrapes.
+
+pub mod traces;
 
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;

@@ -292,22 +292,40 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
         ..Default::default()
     };
     let wants_protobuf = prefers_protobuf(req.headers());
-    let mut resp = match serve(&srv, req, &peer, &mut entry).await {
-        Ok(r) => r,
-        Err(e) => {
-            let mut resp = error_response(&e);
-            if web::is_page(&entry.path) {
-                web::harden(&mut resp);
-            }
-            resp
-        }
+    // A span per request, named once the verb and resource are known, continuing the
+    // caller's trace; health checks and scrapes make none.
+    let span = if is_health(&entry.path) || entry.path == METRICS_PATH {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
+            "request",
+            otel.name = span_name(req.method(), req.uri()),
+            otel.kind = "server",
+            http.request.method = %req.method(),
+            http.response.status_code = tracing::field::Empty,
+        )
     };
+    garrison_telemetry::traces::set_parent_from_headers(&span, req.headers());
+    let mut resp =
+        match tracing::Instrument::instrument(serve(&srv, req, &peer, &mut entry), span.clone())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let mut resp = error_response(&e);
+                if web::is_page(&entry.path) {
+                    web::harden(&mut resp);
+                }
+                resp
+            }
+        };
     if wants_protobuf {
         resp = into_protobuf(resp).await;
     }
     entry.code = resp.status().as_u16();
     let took = started.elapsed();
     entry.latency_ms = took.as_millis() as u64;
+    span.record("http.response.status_code", entry.code);
     garrison_telemetry::metrics().request(
         verb_label(&entry.verb),
         &entry.api_group,
@@ -438,6 +456,26 @@ fn health(srv: &ApiServer, path: &str, query: Option<&str>) -> ApiResult<Respons
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// A request's span name, known before it is served: its Kubernetes verb and resource
+/// (`create manifestworks`, `get managedclusters/status`), or the method alone for other
+/// paths, so that names stay few.
+fn span_name(method: &Method, uri: &http::Uri) -> String {
+    let fallback = || verb_label(&method.as_str().to_ascii_lowercase()).to_string();
+    let Ok(Target::Resource(rp)) = request_info::parse(uri.path()) else {
+        return fallback();
+    };
+    let Ok(q) = Query::parse(uri.query()) else {
+        return fallback();
+    };
+    let Ok(verb) = verb_for(method, &rp, &q) else {
+        return fallback();
+    };
+    match &rp.subresource {
+        Some(sub) => format!("{verb} {}/{sub}", rp.resource),
+        None => format!("{verb} {}", rp.resource),
+    }
 }
 
 /// The verb label of a request's metrics: a Kubernetes verb, a standard HTTP method (for
@@ -688,6 +726,40 @@ fn media_type(headers: &HeaderMap) -> String {
                 .to_ascii_lowercase()
         })
         .unwrap_or_default()
+}
+
+/// A ManifestWork created or replaced while this server exports traces carries the writer's
+/// trace context in an annotation, so that the agent's reconcile, in another process and
+/// reached through a watch rather than a request, continues the same trace. None when there
+/// is nothing to stamp (another resource, a patch, no tracing, a body that does not decode).
+fn with_trace_annotation(
+    res: &Resource,
+    verb: &str,
+    sub: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<(HeaderMap, Bytes)> {
+    if res.group != "work.open-cluster-management.io"
+        || res.plural != "manifestworks"
+        || !sub.is_empty()
+        || !matches!(verb, "create" | "update")
+    {
+        return None;
+    }
+    let traceparent = garrison_telemetry::traces::current_traceparent()?;
+    let mut obj = decode_object(headers, body).ok()?;
+    let meta = obj.get_mut("metadata")?.as_object_mut()?;
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    annotations.as_object_mut()?.insert(
+        garrison_telemetry::traces::ANNOTATION.into(),
+        json!(traceparent),
+    );
+    let mut headers = headers.clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Some((headers, Bytes::from(serde_json::to_vec(&obj).ok()?)))
 }
 
 /// Media types accepted for create and update bodies.
@@ -963,6 +1035,10 @@ async fn serve(
                 let answered = reviews::answer(srv, &res, &user, &ns, obj)?;
                 return Ok(json_response(201, &answered));
             }
+            let (headers, body) = match with_trace_annotation(&res, verb, &sub, &headers, &body) {
+                Some(stamped) => stamped,
+                None => (headers, body),
+            };
             let write = Write {
                 res: &res,
                 ns: &ns,

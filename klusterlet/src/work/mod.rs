@@ -88,6 +88,9 @@ pub struct WorkAgent {
     resolver: Resolver,
     gates: Vec<Arc<dyn Gate>>,
     opts: Options,
+    /// The generation of each work whose first pass joined the writer's trace: later passes
+    /// (resyncs) are traces of their own, so a work's trace does not grow for as long as it lives.
+    traced: std::sync::Mutex<BTreeMap<String, i64>>,
 }
 
 /// Whether a watcher error is one the watcher recovers from by itself without the hub being
@@ -141,6 +144,7 @@ impl WorkAgent {
                 agent_id.into()
             },
             resolver: Resolver::new(spoke.clone()),
+            traced: Default::default(),
             spoke,
             gates,
             opts,
@@ -264,11 +268,36 @@ impl WorkAgent {
     pub async fn reconcile(&self, hub: &kube::Client, work: &ManifestWork) {
         let name = work.name_any();
         let started = std::time::Instant::now();
-        let result = if work.meta().deletion_timestamp.is_some() {
-            self.finalize(hub, work).await
-        } else {
-            self.apply_work(hub, work).await
+        // The pass continues the trace of the write that made the work, when it carries one.
+        let span = tracing::info_span!(
+            "reconcile work",
+            otel.kind = "consumer",
+            work = %name,
+            cluster = %self.cluster,
+        );
+        if let Some(tp) = work
+            .annotations()
+            .get(garrison_telemetry::traces::ANNOTATION)
+        {
+            let generation = work.meta().generation.unwrap_or_default();
+            let first = self
+                .traced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), generation)
+                != Some(generation);
+            if first {
+                garrison_telemetry::traces::set_parent(&span, tp);
+            }
+        }
+        let pass = async {
+            if work.meta().deletion_timestamp.is_some() {
+                self.finalize(hub, work).await
+            } else {
+                self.apply_work(hub, work).await
+            }
         };
+        let result = tracing::Instrument::instrument(pass, span).await;
         garrison_telemetry::metrics().reconcile("work-agent", result.is_ok(), started.elapsed());
         if let Err(e) = result {
             tracing::debug!(work = %name, error = %e, "work pass incomplete; retrying on the next pass");
@@ -627,6 +656,10 @@ impl WorkAgent {
     /// Evicts AppliedManifestWorks whose work a reachable hub no longer has: the grace period
     /// starts when that is first seen, and the resources go when it ends.
     async fn evict(&self, works: &BTreeMap<String, ManifestWork>) {
+        self.traced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| works.contains_key(name));
         let api = self.applied_api();
         let list = match api.list(&ListParams::default()).await {
             Ok(l) => l,
