@@ -125,12 +125,22 @@ pub fn init_logging(
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The log filter ($RUST_LOG) decides what is printed; spans are exported from info up
+    // whatever it says, and kube's own debug spans (with URLs) never are.
     let (otel, guard) = match garrison_telemetry::traces::endpoint(otlp) {
-        Some(endpoint) => {
-            let (layer, guard) = garrison_telemetry::traces::start(service, &endpoint)
-                .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))?;
-            (Some(layer), Some(guard))
-        }
+        Some(endpoint) => match garrison_telemetry::traces::start(service, &endpoint) {
+            Ok((layer, guard)) => (
+                Some(layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO)),
+                Some(guard),
+            ),
+            // A bad flag is the user's to fix now; a stray variable in the environment must
+            // not stop a daemon.
+            Err(e) if otlp.is_some() => return Err(anyhow::anyhow!("--otlp-endpoint: {e}")),
+            Err(e) => {
+                eprintln!("warning: OTEL_EXPORTER_OTLP_ENDPOINT: {e}; not exporting traces");
+                (None, None)
+            }
+        },
         None => (None, None),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -146,8 +156,7 @@ pub fn init_logging(
     };
     let _ = tracing_subscriber::registry()
         .with(otel)
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .try_init();
     Ok(guard)
 }

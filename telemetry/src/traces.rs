@@ -21,6 +21,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The annotation that carries a writer's trace context on a ManifestWork.
 pub const ANNOTATION: &str = "tracing.garrison.io/traceparent";
+/// The generation that writer wrote: the agent continues the trace only for that generation.
+pub const GENERATION_ANNOTATION: &str = "tracing.garrison.io/generation";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

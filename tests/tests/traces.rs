@@ -8,15 +8,19 @@ use std::sync::{Arc, Mutex};
 
 use garrison_e2e::{Hub, eventually, garrison_bin, join_and_accept};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 
-/// One received span: its service, trace, name and whether it has a parent.
+/// One received span: its service, trace, name, id and parent's id.
 #[derive(Debug, Clone)]
 struct Received {
     service: String,
     trace: Vec<u8>,
     name: String,
-    has_parent: bool,
+    id: Vec<u8>,
+    parent: Vec<u8>,
+    /// The `generation` attribute, on the agent's passes.
+    generation: Option<i64>,
 }
 
 /// An OTLP/HTTP receiver on a loopback port: it answers every POST with 200 and keeps the
@@ -83,7 +87,17 @@ impl Receiver {
                                             service: service.clone(),
                                             trace: s.trace_id,
                                             name: s.name,
-                                            has_parent: !s.parent_span_id.is_empty(),
+                                            generation: s
+                                                .attributes
+                                                .iter()
+                                                .find(|a| a.key == "generation")
+                                                .and_then(|a| a.value.as_ref())
+                                                .and_then(|v| match v.value {
+                                                    Some(Value::IntValue(n)) => Some(n),
+                                                    _ => None,
+                                                }),
+                                            id: s.span_id,
+                                            parent: s.parent_span_id,
                                         });
                                     }
                                 }
@@ -128,6 +142,7 @@ async fn one_trace_holds_a_works_creation_on_the_hub_and_its_reconcile_on_the_ag
         .args(["--cluster", "c1", "--data-dir"])
         .arg(hub.data_dir())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &url)
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .output()
         .unwrap();
     assert!(
@@ -136,40 +151,108 @@ async fn one_trace_holds_a_works_creation_on_the_hub_and_its_reconcile_on_the_ag
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The CLI's span is the root; the hub's request and the agent's reconcile join its trace.
-    let (trace, spans) = eventually(30, "one trace from the CLI to the agent", || {
+    // The CLI's span is the root; the hub's handling of the creation is its child, and the
+    // agent's pass over the work is the child of that.
+    let (root, created, reconciled) = eventually(30, "one trace from the CLI to the agent", || {
         let spans = receiver.spans();
         async move {
             let root = spans
                 .iter()
-                .find(|s| s.name == "garrison create work" && s.service.contains("garrison-cli"))?;
-            let same: Vec<Received> = spans
+                .find(|s| s.name == "garrison create work" && s.service.contains("garrison-cli"))?
+                .clone();
+            let created = spans
                 .iter()
-                .filter(|s| s.trace == root.trace)
-                .cloned()
-                .collect();
-            let created = same.iter().any(|s| {
-                s.name == "create manifestworks"
-                    && s.service.contains("garrison-hub")
-                    && s.has_parent
-            });
-            let reconciled = same.iter().any(|s| {
-                s.name == "reconcile work"
-                    && s.service.contains("garrison-klusterlet")
-                    && s.has_parent
-            });
-            (created && reconciled).then(|| (root.trace.clone(), same))
+                .find(|s| {
+                    s.name == "create manifestworks"
+                        && s.service.contains("garrison-hub")
+                        && s.trace == root.trace
+                })?
+                .clone();
+            let reconciled = spans
+                .iter()
+                .find(|s| {
+                    s.name == "reconcile work"
+                        && s.service.contains("garrison-klusterlet")
+                        && s.trace == root.trace
+                })?
+                .clone();
+            Some((root, created, reconciled))
+        }
+    })
+    .await;
+    assert!(root.parent.is_empty(), "the command's span is the root");
+    assert_eq!(
+        created.parent, root.id,
+        "the hub's span is the command's child"
+    );
+    assert_eq!(
+        reconciled.parent, created.id,
+        "the agent's pass is the hub span's child"
+    );
+    assert_eq!(root.trace.len(), 16);
+    // A PUT that keeps the spec keeps the stamp: the write stays a no-op.
+    let admin = hub.client().await.unwrap();
+    let works: kube::Api<garrison_api::ManifestWork> = kube::Api::namespaced(admin, "c1");
+    let before = works.get("traced").await.unwrap();
+    let stamp = |w: &garrison_api::ManifestWork| {
+        let a = w.metadata.annotations.clone().unwrap_or_default();
+        (
+            a.get("tracing.garrison.io/traceparent").cloned(),
+            a.get("tracing.garrison.io/generation").cloned(),
+        )
+    };
+    assert_eq!(stamp(&before).1.as_deref(), Some("1"));
+    let same = works
+        .replace("traced", &kube::api::PostParams::default(), &before)
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    // A new spec by PUT is stamped with its generation, in the trace of that request.
+    let mut changed = same.clone();
+    changed.spec.workload.as_mut().unwrap().manifests[0].0["data"]["a"] = serde_json::json!("2");
+    let replaced = works
+        .replace("traced", &kube::api::PostParams::default(), &changed)
+        .await
+        .unwrap();
+    let (tp, generation) = stamp(&replaced);
+    assert_eq!(generation.as_deref(), Some("2"));
+    assert_ne!(tp, stamp(&before).0);
+    // A patch is not stamped: the agent's pass over generation 3 starts a trace of its own.
+    works
+        .patch(
+            "traced",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"workload": {"manifests": [
+                {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "traced", "namespace": "default"}, "data": {"a": "3"}}]}}})),
+        )
+        .await
+        .unwrap();
+    let third = eventually(30, "the agent's pass over generation 3", || {
+        let spans = receiver.spans();
+        async move {
+            spans
+                .into_iter()
+                .find(|s| s.name == "reconcile work" && s.generation == Some(3))
         }
     })
     .await;
     assert!(
-        !spans
-            .iter()
-            .find(|s| s.name == "garrison create work")
-            .unwrap()
-            .has_parent
+        third.parent.is_empty(),
+        "a patched generation joined an old trace: {third:?}"
     );
-    assert_eq!(trace.len(), 16);
+    let second = receiver
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "reconcile work" && s.generation == Some(2) && !s.parent.is_empty());
+    assert!(
+        second.is_some(),
+        "the pass over generation 2 did not continue its PUT's trace"
+    );
+
     // The hub's controllers trace their reconciles too.
     let all = receiver.spans();
     assert!(

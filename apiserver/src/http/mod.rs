@@ -299,7 +299,7 @@ async fn handle(State(srv): State<Arc<ApiServer>>, req: Request<Body>) -> Respon
     } else {
         tracing::info_span!(
             "request",
-            otel.name = span_name(req.method(), req.uri()),
+            otel.name = span_name(&srv, req.method(), req.uri()),
             otel.kind = "server",
             http.request.method = %req.method(),
             http.response.status_code = tracing::field::Empty,
@@ -461,11 +461,24 @@ fn health(srv: &ApiServer, path: &str, query: Option<&str>) -> ApiResult<Respons
 /// A request's span name, known before it is served: its Kubernetes verb and resource
 /// (`create manifestworks`, `get managedclusters/status`), or the method alone for other
 /// paths, so that names stay few.
-fn span_name(method: &Method, uri: &http::Uri) -> String {
+fn span_name(srv: &ApiServer, method: &Method, uri: &http::Uri) -> String {
     let fallback = || verb_label(&method.as_str().to_ascii_lowercase()).to_string();
     let Ok(Target::Resource(rp)) = request_info::parse(uri.path()) else {
         return fallback();
     };
+    // Only resources this server serves name a span: a caller cannot make up names.
+    let Some(res) = srv
+        .objects
+        .registry
+        .get(&rp.group, &rp.version, &rp.resource)
+    else {
+        return fallback();
+    };
+    if let Some(sub) = &rp.subresource
+        && !res.subresources.contains(&sub.as_str())
+    {
+        return fallback();
+    }
     let Ok(q) = Query::parse(uri.query()) else {
         return fallback();
     };
@@ -728,32 +741,72 @@ fn media_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// A ManifestWork created or replaced while this server exports traces carries the writer's
-/// trace context in an annotation, so that the agent's reconcile, in another process and
-/// reached through a watch rather than a request, continues the same trace. None when there
-/// is nothing to stamp (another resource, a patch, no tracing, a body that does not decode).
+/// A ManifestWork created, or replaced with a new spec, while this server exports traces
+/// carries the writer's trace context and the generation it writes in annotations, so that the
+/// agent's pass over that generation, in another process and reached through a watch rather
+/// than a request, continues the same trace. A replacement that keeps the spec keeps the
+/// stored annotations (so a no-op PUT stays a no-op). Patches are not stamped; the agent then
+/// sees a generation the annotations do not name and starts a trace of its own. None when
+/// there is nothing to change.
 fn with_trace_annotation(
-    res: &Resource,
-    verb: &str,
-    sub: &str,
+    srv: &ApiServer,
+    write: (&Resource, &str, &str, &str),
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<(HeaderMap, Bytes)> {
+    use garrison_telemetry::traces::{ANNOTATION, GENERATION_ANNOTATION};
+    let (res, verb, ns, sub) = write;
     if res.group != "work.open-cluster-management.io"
         || res.plural != "manifestworks"
         || !sub.is_empty()
         || !matches!(verb, "create" | "update")
+        || !garrison_telemetry::traces::enabled()
     {
         return None;
     }
-    let traceparent = garrison_telemetry::traces::current_traceparent()?;
     let mut obj = decode_object(headers, body).ok()?;
+    let stamp: Vec<(&str, Option<String>)> = if verb == "create" {
+        vec![
+            (
+                ANNOTATION,
+                garrison_telemetry::traces::current_traceparent(),
+            ),
+            (GENERATION_ANNOTATION, Some("1".into())),
+        ]
+    } else {
+        let name = obj.pointer("/metadata/name")?.as_str()?.to_string();
+        let old = srv.objects.get(res, ns, &name).ok()?;
+        if old.get("spec") == obj.get("spec") {
+            let kept = |k: &str| {
+                old.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(k))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            };
+            vec![
+                (ANNOTATION, kept(ANNOTATION)),
+                (GENERATION_ANNOTATION, kept(GENERATION_ANNOTATION)),
+            ]
+        } else {
+            let next = old.pointer("/metadata/generation")?.as_i64()? + 1;
+            vec![
+                (
+                    ANNOTATION,
+                    garrison_telemetry::traces::current_traceparent(),
+                ),
+                (GENERATION_ANNOTATION, Some(next.to_string())),
+            ]
+        }
+    };
     let meta = obj.get_mut("metadata")?.as_object_mut()?;
     let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
-    annotations.as_object_mut()?.insert(
-        garrison_telemetry::traces::ANNOTATION.into(),
-        json!(traceparent),
-    );
+    let annotations = annotations.as_object_mut()?;
+    for (k, v) in stamp {
+        match v {
+            Some(v) => annotations.insert(k.into(), json!(v)),
+            None => annotations.remove(k),
+        };
+    }
     let mut headers = headers.clone();
     headers.insert(
         header::CONTENT_TYPE,
@@ -1035,7 +1088,8 @@ async fn serve(
                 let answered = reviews::answer(srv, &res, &user, &ns, obj)?;
                 return Ok(json_response(201, &answered));
             }
-            let (headers, body) = match with_trace_annotation(&res, verb, &sub, &headers, &body) {
+            let stamped = with_trace_annotation(srv, (&res, verb, &ns, &sub), &headers, &body);
+            let (headers, body) = match stamped {
                 Some(stamped) => stamped,
                 None => (headers, body),
             };

@@ -269,17 +269,23 @@ impl WorkAgent {
         let name = work.name_any();
         let started = std::time::Instant::now();
         // The pass continues the trace of the write that made the work, when it carries one.
+        let generation = work.meta().generation.unwrap_or_default();
         let span = tracing::info_span!(
             "reconcile work",
             otel.kind = "consumer",
             work = %name,
             cluster = %self.cluster,
+            generation,
         );
+        let stamped_for = work
+            .annotations()
+            .get(garrison_telemetry::traces::GENERATION_ANNOTATION)
+            .and_then(|g| g.parse::<i64>().ok());
         if let Some(tp) = work
             .annotations()
             .get(garrison_telemetry::traces::ANNOTATION)
+            .filter(|_| stamped_for == Some(generation))
         {
-            let generation = work.meta().generation.unwrap_or_default();
             let first = self
                 .traced
                 .lock()
