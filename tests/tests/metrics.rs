@@ -16,6 +16,21 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Creates ManifestWork `w1` with one ConfigMap in `cluster`'s namespace.
+async fn create_work(admin: &kube::Client, cluster: &str) {
+    let work: ManifestWork = serde_json::from_value(json!({
+        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+        "metadata": {"name": "w1", "namespace": cluster},
+        "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "m", "namespace": "default"}, "data": {"a": "1"}}]}},
+    }))
+    .unwrap();
+    Api::<ManifestWork>::namespaced(admin.clone(), cluster)
+        .create(&PostParams::default(), &work)
+        .await
+        .unwrap();
+}
+
 async fn scrape(client: &kube::Client) -> Result<String, kube::Error> {
     let req = http::Request::get("/metrics").body(vec![]).unwrap();
     client.request_text(req).await
@@ -38,15 +53,7 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
     let hub = Hub::start_with(&["--cert-lifetime", "20s"]).await.unwrap();
     let agents = garrison_e2e::join_and_accept(&hub, &["c1", "c2"], &[]).await;
     let admin = hub.client().await.unwrap();
-    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "c1");
-    let work: ManifestWork = serde_json::from_value(json!({
-        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-        "metadata": {"name": "w1", "namespace": "c1"},
-        "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "m", "namespace": "default"}, "data": {"a": "1"}}]}},
-    }))
-    .unwrap();
-    works.create(&PostParams::default(), &work).await.unwrap();
+    create_work(&admin, "c1").await;
     let dir = hub.data_dir().display().to_string();
     ok(garrison_e2e::garrison(&[
         "addon",
@@ -256,15 +263,7 @@ async fn the_agent_serves_its_metrics_to_whom_its_cluster_allows() {
     let listen = format!("127.0.0.1:{port}");
     let agents = garrison_e2e::join_and_accept(&hub, &["c1"], &["--metrics-listen", &listen]).await;
     let admin = hub.client().await.unwrap();
-    let works: Api<ManifestWork> = Api::namespaced(admin.clone(), "c1");
-    let work: ManifestWork = serde_json::from_value(json!({
-        "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-        "metadata": {"name": "w1", "namespace": "c1"},
-        "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "m", "namespace": "default"}, "data": {"a": "1"}}]}},
-    }))
-    .unwrap();
-    works.create(&PostParams::default(), &work).await.unwrap();
+    create_work(&admin, "c1").await;
 
     // On the managed cluster: one ServiceAccount allowed to read metrics, one not.
     let spoke = agents[0].spoke().await;
