@@ -822,6 +822,12 @@ impl Browser {
         e.text().await.unwrap()
     }
 
+    /// The element's text, or None while it is not on the page (during a navigation).
+    async fn try_text(&self, css: &str) -> Option<String> {
+        let e = self.client.find(fantoccini::Locator::Css(css)).await.ok()?;
+        e.text().await.ok()
+    }
+
     async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(fantoccini::Locator::Css(css))
@@ -1099,8 +1105,9 @@ async fn web_view(hub: &Hub, dir: &str, between: &str, at: &Value, now_report: &
     );
     browser.open("/ui/verification").await;
     browser.click("#verify-now").await;
+    // The click navigates; until the new page is there, the element may be missing.
     let verification = eventually(20, "the verification to show", || async {
-        let v = browser.text("#verification").await;
+        let v = browser.try_text("#verification").await?;
         v.starts_with("Verified").then_some(v)
     })
     .await;
