@@ -18,13 +18,14 @@ use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderValue, Method, Request, StatusCode, header};
+use garrison_apiserver::error::ApiError;
+use garrison_apiserver::http::{json_response, metrics_response};
+use http::{Method, Request, header};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::{Api, PostParams};
-use serde_json::json;
 use tokio::sync::watch;
 
 /// The path served.
@@ -34,16 +35,9 @@ const CA_LIFETIME_DAYS: i64 = 10 * 365;
 /// The serving certificate's lifetime; the endpoint makes a new one at each start.
 const LIFETIME_DAYS: i64 = 365;
 
-fn status(code: u16, reason: &str, message: &str) -> Response {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code});
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+/// A refusal as a Kubernetes Status, as the hub answers one.
+fn refuse(e: ApiError) -> Response {
+    json_response(e.code, &e.to_status())
 }
 
 /// Who a token stands for, by the managed cluster's TokenReview; None when it stands for no one.
@@ -88,10 +82,14 @@ async fn authorize(spoke: &kube::Client, user: &UserInfo) -> Result<bool, kube::
 
 async fn handle(State(spoke): State<Arc<kube::Client>>, req: Request<Body>) -> Response {
     if req.uri().path() != PATH {
-        return status(404, "NotFound", "only /metrics is served here");
+        return refuse(ApiError::no_route("only /metrics is served here"));
     }
     if req.method() != Method::GET {
-        return status(405, "MethodNotAllowed", "only GET is served here");
+        return refuse(ApiError::method_not_supported(
+            "",
+            req.uri().path(),
+            req.method().as_str(),
+        ));
     }
     let token = req
         .headers()
@@ -101,42 +99,27 @@ async fn handle(State(spoke): State<Arc<kube::Client>>, req: Request<Body>) -> R
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return status(401, "Unauthorized", "Unauthorized");
+        return refuse(ApiError::unauthorized());
     };
     let user = match authenticate(&spoke, token).await {
         Ok(Some(u)) => u,
-        Ok(None) => return status(401, "Unauthorized", "Unauthorized"),
+        Ok(None) => return refuse(ApiError::unauthorized()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot review a metrics caller's token; refusing");
-            return status(
-                500,
-                "InternalError",
-                "the cluster could not review the token",
-            );
+            return refuse(ApiError::internal("the cluster could not review the token"));
         }
     };
     let name = user.username.clone().unwrap_or_default();
     match authorize(&spoke, &user).await {
-        Ok(true) => {
-            let mut r = Response::new(Body::from(garrison_telemetry::render()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(garrison_telemetry::CONTENT_TYPE),
-            );
-            r
-        }
-        Ok(false) => status(
-            403,
-            "Forbidden",
-            &format!("forbidden: User \"{name}\" cannot get path \"{PATH}\""),
-        ),
+        Ok(true) => metrics_response(),
+        Ok(false) => refuse(ApiError::forbidden(format!(
+            "forbidden: User \"{name}\" cannot get path \"{PATH}\""
+        ))),
         Err(e) => {
             tracing::warn!(error = %e, "cannot review a metrics caller's access; refusing");
-            status(
-                500,
-                "InternalError",
+            refuse(ApiError::internal(
                 "the cluster could not review the access",
-            )
+            ))
         }
     }
 }

@@ -517,7 +517,8 @@ fn verb_label(verb: &str) -> &'static str {
 /// (the `system:monitoring` group, by default), as kube-apiserver does.
 pub const METRICS_PATH: &str = "/metrics";
 
-fn metrics_response() -> Response {
+/// The process's metrics in the Prometheus text format (the agent serves them too).
+pub fn metrics_response() -> Response {
     let mut r = Response::new(Body::from(garrison_telemetry::render()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
