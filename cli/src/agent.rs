@@ -105,7 +105,10 @@ impl WorkArgs {
                 resync: Duration::from_secs(self.status_sync_interval),
                 eviction_grace: Duration::from_secs(self.appliedmanifestwork_eviction_grace_period),
             },
-            simulated_min_token_secs: self.simulated_min_token_expiration as i64,
+            simulator: Some(garrison_sim::cluster::persistent(
+                self.simulated_min_token_expiration as i64,
+            )),
+            on_phase: None,
             image: garrison_klusterlet::addon::image::ImageOptions {
                 registry,
                 no_match: self.image_no_match,

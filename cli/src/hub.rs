@@ -120,11 +120,21 @@ pub fn init_logging(
     service: &str,
     otlp: Option<&str>,
 ) -> Result<Option<garrison_telemetry::traces::Guard>> {
+    init_logging_filtered(format, service, otlp, "info")
+}
+
+/// [`init_logging`] printing what `default_filter` selects when `$RUST_LOG` is not set.
+pub fn init_logging_filtered(
+    format: LogFormat,
+    service: &str,
+    otlp: Option<&str>,
+    default_filter: &str,
+) -> Result<Option<garrison_telemetry::traces::Guard>> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // The log filter ($RUST_LOG) decides what is printed; spans are exported from info up
     // whatever it says, and kube's own debug spans (with URLs) never are.
     let (otel, guard) = match garrison_telemetry::traces::endpoint(otlp) {
@@ -287,7 +297,12 @@ pub fn run(args: HubArgs) -> Result<()> {
     serve(args, Role::Hub)
 }
 
+/// Open files a hub may use: one socket per connected agent (one HTTP/2 connection each),
+/// and the store's and history's files. Below the second figure, a warning.
+const HUB_OPEN_FILES: (u64, u64) = (65_536, 4_096);
+
 fn serve(args: HubArgs, role: Role) -> Result<()> {
+    crate::limits::raise_open_files(HUB_OPEN_FILES.0, HUB_OPEN_FILES.1);
     // Phase 1: configuration, no side effects.
     let dir = DataDir::new(&args.data_dir);
     dir.require_initialized()?;

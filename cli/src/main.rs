@@ -16,10 +16,12 @@ mod hub_external;
 mod image;
 mod init;
 mod install;
+mod limits;
 mod placement;
 mod policy;
 mod progress;
 mod quickstart;
+mod sim;
 mod token;
 mod webhook;
 mod work;
@@ -91,6 +93,14 @@ enum Command {
     Join(agent::JoinArgs),
     /// Run a joined agent again (after `garrison join`), from its data directory.
     Klusterlet(agent::KlusterletArgs),
+    /// Simulate a fleet: N clusters in this process, each joined and run by the real agent
+    /// (bootstrap, CSR, lease, status, work agent) over its own mTLS connection to the hub.
+    ///
+    /// Each cluster is an in-memory API server whose Deployments, Jobs and Pods get the status
+    /// a healthy cluster gives. The hub's administrator accepts the clusters as usual
+    /// (`garrison accept`). Prints progress while agents start, and the simulator's own memory
+    /// and CPU per cluster when stopped (Ctrl-C or --duration).
+    Sim(sim::SimArgs),
     /// Accept clusters: show each pending certificate request (requester, identity, key
     /// fingerprint), then approve them and set hubAcceptsClient=true.
     Accept(admin::AcceptArgs),
@@ -206,6 +216,7 @@ fn main() -> ExitCode {
             | Command::Apiserver(_)
             | Command::Join(_)
             | Command::Klusterlet(_)
+            | Command::Sim(_)
             | Command::Quickstart(_)
     );
     let (traces, root) = if daemon {
@@ -226,6 +237,7 @@ fn main() -> ExitCode {
         Command::Certs(c) => certs::run(c),
         Command::Join(a) => agent::join(a),
         Command::Klusterlet(a) => agent::klusterlet(a),
+        Command::Sim(a) => sim::run(a),
         Command::Accept(a) => admin::accept(a),
         Command::Deny(a) => admin::deny(a),
         Command::Get(GetCommand::Clusters(a)) => admin::get_clusters(a),

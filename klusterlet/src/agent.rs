@@ -31,13 +31,15 @@ use crate::state::{AgentConfig, AgentDir, Credentials, SpokeSource};
 pub use crate::work::Options as WorkOptions;
 
 /// The agent's settings besides its data directory.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// The work agent's.
     pub work: WorkOptions,
-    /// The shortest token a simulated cluster's TokenRequest issues, in seconds
-    /// (kube-apiserver's 600 by default; shorter only to watch rotation in tests and demos).
-    pub simulated_min_token_secs: i64,
+    /// Makes the cluster of an agent joined with a simulated spoke; without it such an agent
+    /// cannot start. The simulator lives in `garrison-sim`, so this crate links no API server.
+    pub simulator: Option<Simulator>,
+    /// Told of the agent's progress (for a fleet simulator's progress display).
+    pub on_phase: Option<Arc<dyn Fn(Phase) + Send + Sync>>,
     /// How images are verified.
     pub image: crate::addon::image::ImageOptions,
     /// Where to serve the agent's metrics, if anywhere.
@@ -46,17 +48,45 @@ pub struct RunOptions {
     pub metrics_cert_hosts: Vec<String>,
 }
 
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            work: WorkOptions::default(),
-            simulated_min_token_secs: garrison_apiserver::auth::tokens::MIN_EXPIRATION_SECS,
-            image: Default::default(),
-            metrics_listen: None,
-            metrics_cert_hosts: Vec::new(),
-        }
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("work", &self.work)
+            .field("simulator", &self.simulator.is_some())
+            .field("image", &self.image)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("metrics_cert_hosts", &self.metrics_cert_hosts)
+            .finish_non_exhaustive()
     }
 }
+
+/// How far an agent has come, for [`RunOptions::on_phase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// It holds a certificate the hub signed (after joining, or re-bootstrapping).
+    Certified,
+    /// It renewed its cluster's lease on the hub: the cluster is accepted and reporting.
+    Reporting,
+}
+
+/// The simulated cluster an agent asks for.
+#[derive(Debug, Clone)]
+pub struct SimulatedSpec {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The agent's ID.
+    pub agent_id: String,
+    /// The agent's directory, where a persistent simulated cluster keeps its objects.
+    pub dir: AgentDir,
+}
+
+/// Makes simulated clusters.
+pub type MakeSpoke =
+    dyn Fn(SimulatedSpec) -> futures::future::BoxFuture<'static, Result<Spoke>> + Send + Sync;
+
+/// Makes the cluster of agents joined with a simulated spoke.
+#[derive(Clone)]
+pub struct Simulator(pub Arc<MakeSpoke>);
 use crate::work::WorkAgent;
 
 /// The signer agent certificates are requested from.
@@ -580,17 +610,15 @@ pub async fn run(
     let _lock = dir.lock()?;
     let spoke = match &cfg.spoke {
         SpokeSource::Simulated => {
-            let mut spoke = Spoke::simulated(
-                &cfg.cluster_name,
-                &cfg.agent_id,
-                Some(&dir.simulated_store_file()),
-                opts.simulated_min_token_secs,
-            )
-            .await?;
-            let kubeconfig = dir.simulated_kubeconfig_file();
-            let url = spoke.expose(&cfg.cluster_name, &kubeconfig).await?;
-            tracing::info!(%url, kubeconfig = %kubeconfig.display(), "serving the simulated cluster");
-            spoke
+            let Some(simulator) = &opts.simulator else {
+                bail!("this agent joined with a simulated cluster, and this build has no simulator")
+            };
+            (simulator.0)(SimulatedSpec {
+                cluster: cfg.cluster_name.clone(),
+                agent_id: cfg.agent_id.clone(),
+                dir: dir.clone(),
+            })
+            .await?
         }
         SpokeSource::Kubeconfig { path } => Spoke::from_kubeconfig(path).await?,
         SpokeSource::InCluster => Spoke::in_cluster().await?,
@@ -644,7 +672,17 @@ pub async fn run(
     .with_images(images, opts.image);
     let addon_task = tokio::spawn(addon_agent.run(hub_rx.clone(), stop.clone()));
     let work_task = tokio::spawn(work_agent.run(hub_rx, stop.clone()));
-    let result = run_registration(dir, &cfg, &spoke, &mut stop, first_join, &hub_tx).await;
+    let phase = opts.on_phase.clone();
+    let result = run_registration(
+        dir,
+        &cfg,
+        &spoke,
+        &mut stop,
+        first_join,
+        &hub_tx,
+        phase.as_deref(),
+    )
+    .await;
     let _ = hub_tx.send(None);
     work_task.abort();
     addon_task.abort();
@@ -661,6 +699,7 @@ async fn run_registration(
     stop: &mut watch::Receiver<bool>,
     first_join: bool,
     hub_tx: &watch::Sender<Option<kube::Client>>,
+    on_phase: Option<&(dyn Fn(Phase) + Send + Sync)>,
 ) -> Result<()> {
     let cfg = cfg.clone();
     let mut creds = dir.credentials();
@@ -675,6 +714,9 @@ async fn run_registration(
             },
         };
         let info = usable(&current, &cfg).context("the new certificate is not usable")?;
+        if let Some(f) = on_phase {
+            f(Phase::Certified);
+        }
         if first_join && !refused_once {
             progress!(
                 "[4/4] joined: certificate serial {} valid until {}; running the agent (Ctrl-C to stop)",
@@ -684,7 +726,7 @@ async fn run_registration(
                     .unwrap_or_default()
             );
         }
-        let served = serve(dir, &cfg, spoke, current, stop, hub_tx).await?;
+        let served = serve(dir, &cfg, spoke, current, stop, hub_tx, on_phase).await?;
         // The old client is refused or expired: the work agent waits for the next one.
         let _ = hub_tx.send(None);
         match served {
@@ -859,7 +901,9 @@ async fn serve(
     mut creds: Credentials,
     stop: &mut watch::Receiver<bool>,
     hub_tx: &watch::Sender<Option<kube::Client>>,
+    on_phase: Option<&(dyn Fn(Phase) + Send + Sync)>,
 ) -> Result<(Ended, Credentials)> {
+    let mut reporting = false;
     let ca = dir.hub_ca()?;
     let mut client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
     let _ = hub_tx.send(Some(client.clone()));
@@ -910,8 +954,15 @@ async fn serve(
                     tracing::warn!(error = %e, "cannot reach the hub; retrying");
                     backoff.next_delay()
                 }
-                Ok(soon) => {
+                Ok((renewed, soon)) => {
                     backoff.reset();
+                    if renewed
+                        && !reporting
+                        && let Some(f) = on_phase
+                    {
+                        reporting = true;
+                        f(Phase::Reporting);
+                    }
                     if soon {
                         Duration::from_secs(1)
                     } else {
@@ -933,22 +984,22 @@ async fn serve(
 /// How often a pending renewal is looked at.
 const RENEWAL_POLL: Duration = Duration::from_secs(1);
 
-/// One heartbeat: renews the lease and reports status. Returns whether the next beat should
-/// come soon rather than a whole lease period later: a lease the hub has not made yet (just
-/// accepted), or a status write that lost a race.
+/// One heartbeat: renews the lease and reports status. Returns whether the lease was renewed,
+/// and whether the next beat should come soon rather than a whole lease period later: a lease
+/// the hub has not made yet (just accepted), or a status write that lost a race.
 async fn beat(
     client: &kube::Client,
     cfg: &AgentConfig,
     spoke: &Spoke,
     lease_secs: &mut u64,
-) -> Result<bool, kube::Error> {
+) -> Result<(bool, bool), kube::Error> {
     let renewed = renew_lease(client, cfg).await?;
     let seen = spoke.observe().await;
     let reported = report_status(client, cfg, &seen).await?;
     if let Some(l) = reported.lease {
         *lease_secs = l;
     }
-    Ok(!renewed || reported.conflicted)
+    Ok((renewed, !renewed || reported.conflicted))
 }
 
 /// The monotonic instant of a Unix time in seconds (now, if it has passed).

@@ -7,6 +7,8 @@
 //! kube-apiserver (which presents only its leaf certificate) are joined the same way. No
 //! credential leaves the agent before the signature and the pin match.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 
@@ -265,9 +267,59 @@ pub async fn client(url: &str, ca_pem: &str, auth: Auth<'_>) -> Result<kube::Cli
     let mut cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("building the hub client configuration")?;
-    cfg.connect_timeout = Some(std::time::Duration::from_secs(10));
-    cfg.read_timeout = Some(std::time::Duration::from_secs(60));
-    garrison_apiserver::client::traced_client(cfg).context("building the hub client")
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+    multiplexed_client(&cfg).context("building the hub client")
+}
+
+/// How long a connection to the hub may take to open (TCP and TLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an HTTP/2 connection is pinged, and how long an answer may take before the
+/// connection counts as dead (a hub gone without a FIN, a cut network).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client that carries all of the agent's requests and watches to the hub over one HTTP/2
+/// connection (ALPN `h2`, falling back to HTTP/1.1 for a server without it), with the caller's
+/// trace context on each request.
+///
+/// kube's own client speaks HTTP/1.1 only, so each open watch holds a connection of its own:
+/// three to four per agent (works, add-ons, the policy add-on, requests), each a socket, a TLS
+/// session and a connection task on the hub. Multiplexed, a fleet of N clusters costs the hub N
+/// connections, and an agent cut off by the hub (its certificate revoked) loses everything at
+/// once. Dead connections are found by HTTP/2 pings rather than read timeouts, so a quiet watch
+/// is not cut.
+fn multiplexed_client(cfg: &kube::Config) -> Result<kube::Client> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    use kube::client::ConfigExt;
+    let tls = cfg.rustls_client_config()?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_all_versions()
+        .wrap_connector(http);
+    let client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .http2_keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .http2_keep_alive_while_idle(true)
+            .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(cfg.base_uri_layer())
+        .option_layer(cfg.auth_layer()?)
+        .map_request(|mut req: http::Request<kube::client::Body>| {
+            garrison_telemetry::traces::inject(req.headers_mut());
+            req
+        })
+        .map_err(tower::BoxError::from)
+        .service(client);
+    Ok(kube::Client::new(service, cfg.default_namespace.clone()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ pub mod addon;
 pub mod agent;
 pub mod hub;
 pub mod metrics;
-pub mod simulator;
 pub mod spoke;
 pub mod state;
 pub mod work;

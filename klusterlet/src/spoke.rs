@@ -1,6 +1,6 @@
-//! The cluster the agent manages: a real one through a kubeconfig, or a simulated one held in
-//! memory (the apiserver crate with a few Nodes and ClusterClaims). The agent reads both through
-//! the same `kube::Client`, so a simulated cluster runs the real agent code path.
+//! The cluster the agent manages: a real one through a kubeconfig or the pod's ServiceAccount,
+//! or a simulated one held in memory (made by `garrison-sim`). The agent reads all of them
+//! through the same `kube::Client`, so a simulated cluster runs the real agent code path.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +10,7 @@ use garrison_api::cluster::v1::{ManagedClusterClaim, ManagedClusterVersion};
 use garrison_api::cluster::v1alpha1::{ClusterClaim, RESERVED_CLUSTER_CLAIM_NAMES};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, ListParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, ListParams};
 
 /// What the agent reports about the managed cluster.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -28,17 +27,13 @@ pub struct Observed {
     pub healthy: bool,
 }
 
-/// Nodes in a simulated cluster.
-pub const SIMULATED_NODES: i64 = 3;
-
 /// A managed cluster.
 pub struct Spoke {
     /// The client to its API server.
     pub client: kube::Client,
-    /// Held for a simulated cluster: its in-memory API server.
-    _server: Option<garrison_apiserver::server::Server>,
-    /// Keeps a simulated cluster's HTTPS listener open while the spoke lives.
-    _serving: Option<tokio::sync::watch::Sender<bool>>,
+    /// Whatever must live as long as the spoke: a simulated cluster's in-memory API server and
+    /// its listener.
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// The CA that signs the cluster API server's certificate (PEM), when known: reported
     /// beside the ServiceAccount tokens add-ons hand to the hub.
     pub ca_pem: Option<String>,
@@ -98,8 +93,7 @@ impl Spoke {
         })?;
         Ok(Spoke {
             client,
-            _server: None,
-            _serving: None,
+            _keep: None,
             ca_pem: kubeconfig_ca(path),
         })
     }
@@ -114,148 +108,24 @@ impl Spoke {
             .context("cannot install the agent's CRDs on this cluster")?;
         Ok(Spoke {
             client,
-            _server: None,
-            _serving: None,
+            _keep: None,
             ca_pem: std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
                 .ok(),
         })
     }
 
-    /// A simulated cluster named `cluster`: an API server serving the workload kinds, with three
-    /// Nodes, the well-known ClusterClaims and the status simulator. With `store`, its objects
-    /// persist there, so workloads survive an agent restart as they would on a real cluster;
-    /// without, it lives in memory.
-    /// Its TokenRequest API issues tokens no shorter than `min_token_secs`.
-    pub async fn simulated(
-        cluster: &str,
-        agent_id: &str,
-        store: Option<&Path>,
-        min_token_secs: i64,
-    ) -> Result<Self> {
-        // Tokens outlive an agent restart when the cluster does: the key is kept beside the store.
-        let service_account_key = match store {
-            Some(p) => {
-                let key_file = p.with_extension("sa.key");
-                match std::fs::read_to_string(&key_file) {
-                    Ok(pem) => Some(pem),
-                    Err(_) => {
-                        let pem = garrison_apiserver::auth::tokens::generate_key_pem()
-                            .map_err(|e| anyhow::anyhow!(e))?;
-                        crate::state::write_file(&key_file, pem.as_bytes(), 0o600)?;
-                        Some(pem)
-                    }
-                }
-            }
-            None => None,
-        };
-        let cfg = garrison_apiserver::server::ServerConfig {
-            store_path: store.map(Path::to_path_buf),
-            service_account_key,
-            min_token_expiration_secs: min_token_secs,
-            workloads: true,
-            ..Default::default()
-        };
-        let server = garrison_apiserver::server::Server::build(&cfg)
-            .context("cannot start the simulated cluster")?;
-        let crds = garrison_api::crds::all_json();
-        server
-            .install_crds(&crds)
-            .map_err(|e| anyhow::anyhow!("simulated cluster: {}", e.message))?;
-        let client = server.local_client(garrison_apiserver::bootstrap::system_user());
-        let nodes: Api<Node> = Api::all(client.clone());
-        for i in 1..=SIMULATED_NODES {
-            let node: Node = serde_json::from_value(json!({
-                "metadata": {"name": format!("{cluster}-node-{i}"),
-                    "labels": {"kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""}},
-                "status": {
-                    "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                    "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                    "nodeInfo": {"kubeletVersion": "v1.32.0-garrison-sim"}
-                }
-            }))?;
-            let created = match nodes.create(&PostParams::default(), &node).await {
-                Ok(n) => n,
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => return Err(e.into()),
-            };
-            // Status is a subresource: written separately, as a kubelet would.
-            let mut with_status = created.clone();
-            with_status.status = node.status.clone();
-            nodes
-                .replace_status(
-                    &created.metadata.name.clone().unwrap_or_default(),
-                    &PostParams::default(),
-                    &with_status,
-                )
-                .await?;
-        }
-        let claims: Api<ClusterClaim> = Api::all(client.clone());
-        for (name, value) in [
-            ("id.k8s.io", format!("{cluster}-{agent_id}")),
-            ("platform.open-cluster-management.io", "Simulated".into()),
-            ("product.open-cluster-management.io", "Garrison".into()),
-        ] {
-            let claim: ClusterClaim = serde_json::from_value(json!({
-                "apiVersion": "cluster.open-cluster-management.io/v1alpha1", "kind": "ClusterClaim",
-                "metadata": {"name": name}, "spec": {"value": value}
-            }))?;
-            match claims.create(&PostParams::default(), &claim).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        crate::simulator::start(&server, client.clone(), SIMULATED_NODES);
-        Ok(Spoke {
+    /// A cluster served by something this process holds (a simulated cluster): `keep` lives as
+    /// long as the spoke.
+    pub fn held(
+        client: kube::Client,
+        ca_pem: Option<String>,
+        keep: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
+        Spoke {
             client,
-            _server: Some(server),
-            _serving: None,
-            ca_pem: None,
-        })
-    }
-
-    /// Serves a simulated cluster's API over HTTPS on a loopback port, so kubectl can look at
-    /// it (and tests can change it behind the agent's back), and writes an admin kubeconfig for
-    /// it to `kubeconfig` (mode 0600). Fresh certificates each start; nothing is served for a
-    /// real cluster. Returns the URL.
-    pub async fn expose(&mut self, cluster: &str, kubeconfig: &Path) -> Result<String> {
-        use garrison_apiserver::{certs, tls};
-        let Some(server) = &self._server else {
-            anyhow::bail!("only a simulated cluster is served by the agent");
-        };
-        let lifetime = time::Duration::days(7);
-        let ca = certs::new_ca(&format!("{cluster}-simulated-ca"), lifetime)?;
-        let serving = certs::new_serving(&ca, &["127.0.0.1".into(), "localhost".into()], lifetime)?;
-        let admin = certs::new_client(
-            &ca,
-            "simulated-cluster-admin",
-            &["system:masters"],
-            lifetime,
-        )?;
-        let chain =
-            tls::certs_from_pem("simulated serving certificate", serving.cert_pem.as_bytes())?;
-        let key = tls::key_from_pem("simulated serving key", serving.key_pem.as_bytes())?;
-        let roots = tls::certs_from_pem("simulated CA", ca.cert_pem.as_bytes())?;
-        let config = tls::server_config(chain, key, &roots)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot listen on a loopback port for the simulated cluster")?;
-        let url = format!("https://{}", listener.local_addr()?);
-        let kc = garrison_apiserver::kubeconfig::with_client_cert(
-            &format!("{cluster}-simulated"),
-            &url,
-            &ca.cert_pem,
-            "simulated-cluster-admin",
-            &admin.cert_pem,
-            &admin.key_pem,
-        );
-        crate::state::write_file(kubeconfig, kc.as_bytes(), 0o600)?;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(tls::serve(listener, config, server.router(), rx, None));
-        self._serving = Some(tx);
-        self.ca_pem = Some(ca.cert_pem.clone());
-        Ok(url)
+            _keep: Some(keep),
+            ca_pem,
+        }
     }
 
     /// Reads what the agent reports. A cluster whose API server does not answer is reported
@@ -424,6 +294,7 @@ pub fn format_milli(resource: &str, milli: i128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn quantities_parse_as_kubernetes_writes_them() {

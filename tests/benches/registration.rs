@@ -23,15 +23,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use garrison_api::ManagedCluster;
-use garrison_e2e::{Hub, create_token, pct, proc_stat};
+use futures::StreamExt;
+use garrison_e2e::{Hub, create_token, fleet, pct, proc_stat};
 use garrison_klusterlet::agent::{self, JoinOptions};
 use garrison_klusterlet::state::{AgentDir, SpokeSource};
 use garrison_pki::{AgentIdentity, ClusterCa, ClusterName};
-use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use garrison_sim::cluster::Weight;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
@@ -83,82 +82,11 @@ async fn fleet(n: usize) {
     let root = tempfile::tempdir().unwrap();
     agent::set_quiet(true);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // The admin: accept every cluster and approve its first CSR, as `garrison accept --yes`,
-    // concurrently with the launches.
-    let admin_loop = {
-        let admin = admin.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let clusters: Api<ManagedCluster> = Api::all(admin.clone());
-            let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
-            let accept = watcher(clusters.clone(), watcher::Config::default())
-                .applied_objects()
-                .try_for_each(|mc| {
-                    let clusters = clusters.clone();
-                    async move {
-                        if mc.spec.hub_accepts_client != Some(true) {
-                            let _ = clusters
-                                .patch(
-                                    &mc.name_any(),
-                                    &PatchParams::default(),
-                                    &Patch::Merge(json!({"spec": {"hubAcceptsClient": true}})),
-                                )
-                                .await;
-                        }
-                        Ok(())
-                    }
-                });
-            let approve = watcher(csrs.clone(), watcher::Config::default())
-                .applied_objects()
-                .try_for_each(|csr| {
-                    let csrs = csrs.clone();
-                    async move {
-                        let decided = csr.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| !c.is_empty());
-                        if !decided {
-                            let _ = csrs
-                                .patch_approval(&csr.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [
-                                    {"type": "Approved", "status": "True", "reason": "Bench", "message": "benchmark admin"}]}})))
-                                .await;
-                        }
-                        Ok(())
-                    }
-                });
-            tokio::select! {
-                _ = accept => {}
-                _ = approve => {}
-                _ = stop.changed() => {}
-            }
-        })
-    };
-    // Who became Available when, watched from before the first launch.
-    let watch_available = {
-        let clusters: Api<ManagedCluster> = Api::all(admin.clone());
-        tokio::spawn(async move {
-            let mut up_at: HashMap<String, Instant> = HashMap::new();
-            let mut events =
-                std::pin::pin!(watcher(clusters, watcher::Config::default()).applied_objects());
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
-            while up_at.len() < n {
-                let Ok(Some(Ok(mc))) = tokio::time::timeout_at(deadline, events.next()).await
-                else {
-                    break;
-                };
-                let up = mc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| {
-                        c.iter().any(|c| {
-                            c.type_ == "ManagedClusterConditionAvailable" && c.status == "True"
-                        })
-                    });
-                if up {
-                    up_at.entry(mc.name_any()).or_insert_with(Instant::now);
-                }
-            }
-            up_at
-        })
-    };
+    // The admin accepts every cluster and approves its first CSR, as `garrison accept --yes`,
+    // concurrently with the launches; who became Available when is watched from before the
+    // first launch.
+    let admin_loop = fleet::accept_everything(&admin);
+    let watch_available = fleet::watch_available(&admin, n, Duration::from_secs(900));
     let started = Instant::now();
     let mut launched: HashMap<String, Instant> = HashMap::new();
     for i in 0..n {
@@ -182,14 +110,18 @@ async fn fleet(n: usize) {
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             agent::prepare_join(&dir, &opts).await.unwrap();
-            if let Err(e) = agent::run(&dir, stop, true, Default::default()).await {
+            let opts = agent::RunOptions {
+                simulator: Some(garrison_sim::cluster::in_memory(Weight::Full)),
+                ..Default::default()
+            };
+            if let Err(e) = agent::run(&dir, stop, true, opts).await {
                 eprintln!("agent failed: {e:#}");
             }
         });
     }
     // The admin loop runs while agents launch.
     let launch_done = started.elapsed();
-    let up_at = watch_available.await.unwrap();
+    let (_, up_at) = watch_available.await.unwrap();
     let available_at: HashMap<String, Duration> = up_at
         .iter()
         .map(|(name, at)| (name.clone(), at.saturating_duration_since(launched[name])))
@@ -217,7 +149,11 @@ async fn fleet(n: usize) {
     assert_eq!(available_at.len(), n, "not every cluster became Available");
     let works = works_per_cluster(n);
     if works > 0 {
-        dispatch(&admin, pid, n, works).await;
+        let names: Vec<String> = (0..n).map(|i| format!("sim-{i:04}")).collect();
+        // Works are created at a steady 200 a second.
+        let d = fleet::dispatch(&admin, pid, &names, works, 200).await;
+        println!("  {}", d.summary(n, works));
+        assert_eq!(d.applied, d.total, "not every work was applied");
     }
     if std::env::var("GARRISON_BENCH_ADDONS").as_deref() != Ok("0") {
         addon_rollout(&admin, pid, n).await;
@@ -305,82 +241,6 @@ fn works_per_cluster(n: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if n <= 100 { 10 } else { 5 })
-}
-
-/// Dispatch latency: from each ManifestWork's create on the hub (one ConfigMap each) to
-/// `Applied=True` seen on the hub through a watch. Works are created at a steady 200/s.
-async fn dispatch(admin: &kube::Client, pid: u32, n: usize, per_cluster: usize) {
-    use garrison_api::work::v1::ManifestWork;
-    let (rss0, cpu0) = proc_stat(pid);
-    let total = n * per_cluster;
-    let works: Api<ManifestWork> = Api::all(admin.clone());
-    let seen = tokio::spawn(async move {
-        let mut applied: HashMap<String, Instant> = HashMap::new();
-        let mut events =
-            std::pin::pin!(watcher(works, watcher::Config::default()).applied_objects());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
-        while applied.len() < total {
-            let Ok(Some(Ok(w))) = tokio::time::timeout_at(deadline, events.next()).await else {
-                break;
-            };
-            let ok = w.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Applied" && c.status == "True")
-            });
-            if ok {
-                let key = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
-                applied.entry(key).or_insert_with(Instant::now);
-            }
-        }
-        applied
-    });
-    let started = Instant::now();
-    let mut created: HashMap<String, Instant> = HashMap::new();
-    for i in 0..per_cluster {
-        for c in 0..n {
-            let cluster = format!("sim-{c:04}");
-            let name = format!("bench-{i}");
-            let work: ManifestWork = serde_json::from_value(json!({
-                "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-                "metadata": {"name": name, "namespace": cluster},
-                "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": format!("bench-{i}"), "namespace": "default"},
-                    "data": {"work": format!("{i}"), "cluster": cluster}}]}}
-            }))
-            .unwrap();
-            let api: Api<ManifestWork> = Api::namespaced(admin.clone(), &cluster);
-            created.insert(format!("{cluster}/{name}"), Instant::now());
-            api.create(&kube::api::PostParams::default(), &work)
-                .await
-                .unwrap();
-            if created.len().is_multiple_of(200) {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-    let applied = seen.await.unwrap();
-    let elapsed = started.elapsed();
-    let (rss1, cpu1) = proc_stat(pid);
-    let mut secs: Vec<f64> = applied
-        .iter()
-        .map(|(k, at)| at.saturating_duration_since(created[k]).as_secs_f64())
-        .collect();
-    secs.sort_by(f64::total_cmp);
-    println!(
-        "  dispatch, {n} clusters × {per_cluster} works: {} of {total} Applied in {:.1}s; create→Applied p50 {:.0} ms, p99 {:.0} ms",
-        applied.len(),
-        elapsed.as_secs_f64(),
-        pct(&secs, 0.5) * 1e3,
-        pct(&secs, 0.99) * 1e3,
-    );
-    println!(
-        "  hub during dispatch: RSS {} MiB → {} MiB, CPU {:.1}s",
-        rss0 / 1024,
-        rss1 / 1024,
-        cpu1 - cpu0
-    );
-    assert_eq!(applied.len(), total, "not every work was applied");
 }
 
 fn main() {

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub mod fleet;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// The workspace root.
