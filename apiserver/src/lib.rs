@@ -12,21 +12,19 @@
 // handler noisier for no gain.
 #![allow(clippy::result_large_err)]
 
+pub use garrison_k8s::{certs, client, error, kubeconfig};
+
 pub mod admission;
 pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod bootstrap_signer;
-pub mod certs;
-pub mod client;
 pub mod conversion;
-pub mod error;
 pub mod events;
 pub mod gc;
 pub mod health;
 pub mod http;
-pub mod kubeconfig;
 pub mod ocm;
 pub mod ops;
 pub mod patch;

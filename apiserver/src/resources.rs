@@ -713,16 +713,7 @@ impl Registry {
     }
 }
 
-/// The strings of a JSON array (other items skipped); none when it is absent or not an array.
-pub fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use garrison_k8s::json::strings;
 
 /// The resources a CRD object defines, one per served version.
 pub fn crd_resources(crd: &Value) -> Vec<Resource> {

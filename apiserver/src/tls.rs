@@ -1,97 +1,21 @@
-//! TLS for the API server: the one place that picks the crypto provider, the server config that
-//! asks for (but does not require) a client certificate, and the accept loop that turns a
-//! verified client certificate into the connection's identity.
+//! The API server's accept loop, which turns a verified client certificate into the
+//! connection's identity and cuts connections whose certificate expires or is revoked. The
+//! TLS configuration itself lives in `garrison-k8s`, shared with the agent and the CLI.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use garrison_k8s::tls::{
+    TlsError, certs_from_pem, key_from_pem, provider, serve_https, server_config,
+};
 
 use crate::auth::UserInfo;
 use crate::auth::authn::{parse_certificate, user_from_certificate};
 use crate::http::{ConnectionPolicy, PeerIdentity};
-
-/// The crypto provider used everywhere in Garrison's TLS.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Errors building the TLS configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A PEM file held no usable item.
-    #[error("{what}: {detail}")]
-    Pem {
-        /// Which file.
-        what: &'static str,
-        /// What went wrong.
-        detail: String,
-    },
-    /// rustls refused the configuration.
-    #[error("TLS configuration rejected: {0}")]
-    Rustls(#[from] rustls::Error),
-}
-
-/// Parses every certificate in a PEM bundle.
-pub fn certs_from_pem(
-    what: &'static str,
-    pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem {
-            what,
-            detail: format!("not a PEM certificate bundle ({e})"),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            what,
-            detail: "no certificate found".into(),
-        });
-    }
-    Ok(certs)
-}
-
-/// Parses one private key from PEM.
-pub fn key_from_pem(what: &'static str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
-    rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| TlsError::Pem {
-            what,
-            detail: format!("not a PEM private key ({e})"),
-        })?
-        .ok_or(TlsError::Pem {
-            what,
-            detail: "no private key found".into(),
-        })
-}
-
-/// The server configuration: our chain and key, client certificates verified against
-/// `client_ca` when offered (bearer tokens remain possible without one), ALPN h2 and http/1.1.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_ca: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in client_ca {
-        roots.add(c.clone())?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
 
 /// Serves `app` over TLS on `listener` until `shutdown` turns true, then stops accepting and
 /// gives open connections a few seconds to finish.

@@ -18,6 +18,7 @@ pub mod cel;
 pub mod config_policy;
 pub mod dependencies;
 pub mod gatekeeper;
+#[cfg(feature = "history")]
 pub mod history;
 pub mod rego;
 pub mod suite;

@@ -18,8 +18,8 @@ use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use garrison_apiserver::error::ApiError;
-use garrison_apiserver::http::{json_response, metrics_response};
+use garrison_k8s::error::ApiError;
+use garrison_k8s::http::{json_response, metrics_response};
 use http::{Method, Request, header};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
 use k8s_openapi::api::authorization::v1::{
@@ -125,7 +125,7 @@ async fn handle(State(spoke): State<Arc<kube::Client>>, req: Request<Body>) -> R
 }
 
 /// The CA kept in `dir`, made the first time.
-fn load_or_make_ca(dir: &Path) -> Result<garrison_apiserver::certs::Pair> {
+fn load_or_make_ca(dir: &Path) -> Result<garrison_k8s::certs::Pair> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let (cert_file, key_file) = (dir.join("metrics-ca.crt"), dir.join("metrics-ca.key"));
@@ -133,9 +133,9 @@ fn load_or_make_ca(dir: &Path) -> Result<garrison_apiserver::certs::Pair> {
         std::fs::read_to_string(&cert_file),
         std::fs::read_to_string(&key_file),
     ) {
-        return Ok(garrison_apiserver::certs::Pair { cert_pem, key_pem });
+        return Ok(garrison_k8s::certs::Pair { cert_pem, key_pem });
     }
-    let ca = garrison_apiserver::certs::new_ca(
+    let ca = garrison_k8s::certs::new_ca(
         "garrison-agent-metrics-ca",
         time::Duration::days(CA_LIFETIME_DAYS),
     )?;
@@ -180,7 +180,7 @@ fn tls_config(
     dir: &Path,
     extra_hosts: &[String],
 ) -> Result<Arc<rustls::ServerConfig>> {
-    use garrison_apiserver::{certs, tls};
+    use garrison_k8s::{certs, tls};
     let ca = load_or_make_ca(dir)?;
     let serving = certs::new_serving(
         &ca,
@@ -216,7 +216,7 @@ pub async fn serve(
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(Arc::new(spoke));
-    Ok(tokio::spawn(garrison_apiserver::tls::serve(
-        listener, tls, app, stop, None,
+    Ok(tokio::spawn(garrison_k8s::tls::serve_https(
+        listener, tls, app, stop,
     )))
 }

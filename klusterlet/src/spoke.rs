@@ -78,13 +78,13 @@ async fn install_agent_crds(client: &kube::Client) -> Result<()> {
         .into_iter()
         .filter(|c| AGENT_CRDS.contains(&c["metadata"]["name"].as_str().unwrap_or_default()))
         .collect();
-    garrison_apiserver::client::apply_crds(client, &crds, "garrison-klusterlet").await
+    garrison_k8s::client::apply_crds(client, &crds, "garrison-klusterlet").await
 }
 
 impl Spoke {
     /// A real cluster, from a kubeconfig.
     pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
-        let client = garrison_apiserver::client::client_from_kubeconfig(path).await?;
+        let client = garrison_k8s::client::client_from_kubeconfig(path).await?;
         install_agent_crds(&client).await.with_context(|| {
             format!(
                 "cannot install the agent's CRDs on the cluster of {}",

@@ -19,6 +19,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
+pub use garrison_k8s::http::{json_response, metrics_response};
+
 use crate::admission::FieldValidation;
 use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::UserInfo;
@@ -237,17 +239,6 @@ impl Query {
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true") | Some("1"))
     }
-}
-
-/// A JSON response.
-pub fn json_response(code: u16, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -516,16 +507,6 @@ fn verb_label(verb: &str) -> &'static str {
 /// Where the Prometheus metrics are served, to callers who may `get` this non-resource URL
 /// (the `system:monitoring` group, by default), as kube-apiserver does.
 pub const METRICS_PATH: &str = "/metrics";
-
-/// The process's metrics in the Prometheus text format (the agent serves them too).
-pub fn metrics_response() -> Response {
-    let mut r = Response::new(Body::from(garrison_telemetry::render()));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(garrison_telemetry::CONTENT_TYPE),
-    );
-    r
-}
 
 fn is_health(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz")

@@ -509,7 +509,7 @@ impl AddonAgent {
             "cluster-name": b64(&self.cluster), "agent-name": b64(&self.agent_id),
         });
         if let Wanted::Hub(_) = wanted {
-            let kubeconfig = garrison_apiserver::kubeconfig::with_client_cert(
+            let kubeconfig = garrison_k8s::kubeconfig::with_client_cert(
                 "hub",
                 &self.hub_url,
                 &self.hub_ca,

@@ -8,7 +8,7 @@
 //! is missing; the rest of the work goes on, as upstream's.
 
 use garrison_api::work::v1::ManifestWork;
-use garrison_apiserver::resources::strings;
+use garrison_k8s::json::strings;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };

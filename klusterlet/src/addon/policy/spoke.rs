@@ -46,7 +46,7 @@ pub async fn prepare(spoke: &kube::Client, cluster: &str) -> anyhow::Result<()> 
         }
     }
     if !missing.is_empty() {
-        garrison_apiserver::client::apply_crds(spoke, &missing, MANAGER).await?;
+        garrison_k8s::client::apply_crds(spoke, &missing, MANAGER).await?;
         tracing::info!(
             addon = ADDON,
             crds = missing.len(),
@@ -365,7 +365,7 @@ pub async fn gatekeeper_ours(spoke: &kube::Client) -> anyhow::Result<bool> {
                             "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                         }}}}]},
             });
-            garrison_apiserver::client::apply_crds(spoke, &[crd], MANAGER).await?;
+            garrison_k8s::client::apply_crds(spoke, &[crd], MANAGER).await?;
             Ok(true)
         }
     }
@@ -385,7 +385,7 @@ pub async fn constraint_crd(spoke: &kube::Client, mut crd: Value) -> anyhow::Res
         return Ok(());
     }
     crd["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
-    garrison_apiserver::client::apply_crds(spoke, &[crd], MANAGER).await
+    garrison_k8s::client::apply_crds(spoke, &[crd], MANAGER).await
 }
 
 /// Deletes the add-on's constraint CRDs (and so their constraints) of kinds not in `kept`.
