@@ -64,7 +64,7 @@ pub async fn serve(
             let user = identity.user.clone();
             let svc = tower::ServiceBuilder::new().layer(axum::extract::Extension(identity)).service(app);
             let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let builder = connection_builder();
             let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::pin!(conn);
             let expired = until_expiry(not_after);
@@ -87,6 +87,30 @@ pub async fn serve(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// How long an HTTP/2 peer may leave a ping unanswered before its connection is dropped, and
+/// how often idle connections are pinged.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The most a stream may queue for a peer that does not read (h2's default is 400 KiB): a
+/// fleet's agents hold thousands of watches, and a slow reader should wait, not grow the hub.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
+
+/// The per-connection HTTP server. Each agent keeps one HTTP/2 connection open with its
+/// watches on it, so at fleet scale what an idle connection holds is multiplied by the fleet:
+/// dead peers (gone without a FIN) are found by pings and dropped, and a stream's send queue is
+/// bounded.
+fn connection_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .max_send_buf_size(MAX_SEND_BUFFER);
+    builder
 }
 
 /// Resolves when the certificate that authenticated a connection expires; never without one.

@@ -825,19 +825,28 @@ async fn report_status(
 
 /// Renews the lease. Returns false while the hub has not created it yet.
 ///
-/// A read and an update with the read's resourceVersion, as upstream's agent does: upstream's
-/// per-cluster RBAC grants leases `get` and `update`, not `patch`. A conflict means another
-/// writer got in between; the lease is read again and written once more.
-async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<bool, kube::Error> {
+/// An update with the lease's resourceVersion, as upstream's agent does: upstream's
+/// per-cluster RBAC grants leases `get` and `update`, not `patch`. The lease the last update
+/// returned is kept in `cached` and updated directly, so a renewal is one request; it is read
+/// first only when nothing is kept, or when the update conflicts (another writer got in
+/// between), and then written once more.
+async fn renew_lease(
+    client: &kube::Client,
+    cfg: &AgentConfig,
+    cached: &mut Option<Lease>,
+) -> Result<bool, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.cluster_name);
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let mut lease = match api.get(MANAGED_CLUSTER_LEASE).await {
-            Ok(l) => l,
-            // The hub creates the lease on acceptance; until then there is nothing to renew.
-            Err(e) if status_code(&e) == Some(404) => return Ok(false),
-            Err(e) => return Err(e),
+        let mut lease = match cached.take() {
+            Some(l) => l,
+            None => match api.get(MANAGED_CLUSTER_LEASE).await {
+                Ok(l) => l,
+                // The hub creates the lease on acceptance; until then there is nothing to renew.
+                Err(e) if status_code(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(e),
+            },
         };
         lease.metadata.managed_fields = None;
         lease.spec.get_or_insert_default().renew_time = Some(MicroTime(jiff::Timestamp::now()));
@@ -845,7 +854,10 @@ async fn renew_lease(client: &kube::Client, cfg: &AgentConfig) -> Result<bool, k
             .replace(MANAGED_CLUSTER_LEASE, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => return Ok(true),
+            Ok(written) => {
+                *cached = Some(written);
+                return Ok(true);
+            }
             Err(e) if status_code(&e) == Some(409) && attempts < 3 => continue,
             Err(e) if status_code(&e) == Some(404) => return Ok(false),
             Err(e) => return Err(e),
@@ -915,6 +927,7 @@ async fn serve(
     let mut next_rotation =
         epoch_instant(policy.renew_at(info.not_before, info.not_after, random_unit()));
     let mut next_beat = Instant::now();
+    let mut kept = Kept::default();
     loop {
         if now_secs() >= info.not_after {
             return Ok((Ended::Expired, creds));
@@ -948,7 +961,7 @@ async fn serve(
             };
         }
         if Instant::now() >= next_beat {
-            let pause = match beat(&client, cfg, spoke, &mut lease_secs).await {
+            let pause = match beat(&client, cfg, spoke, &mut lease_secs, &mut kept).await {
                 Err(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reach the hub; retrying");
@@ -992,14 +1005,52 @@ async fn beat(
     cfg: &AgentConfig,
     spoke: &Spoke,
     lease_secs: &mut u64,
+    kept: &mut Kept,
 ) -> Result<(bool, bool), kube::Error> {
-    let renewed = renew_lease(client, cfg).await?;
+    // Anything failing below makes the next beat start from what the hub holds.
+    let renewed = match renew_lease(client, cfg, &mut kept.lease).await {
+        Ok(r) => r,
+        Err(e) => {
+            *kept = Kept::default();
+            return Err(e);
+        }
+    };
     let seen = spoke.observe().await;
-    let reported = report_status(client, cfg, &seen).await?;
+    // The status is read and compared only when something may have changed: what the agent
+    // sees, or, every few beats, what the hub holds (its lease period, a status someone else
+    // wrote). A steady cluster's beat is then one request: the lease.
+    if renewed && kept.reported.as_ref() == Some(&seen) && kept.quiet_beats < FULL_REPORT_EVERY {
+        kept.quiet_beats += 1;
+        return Ok((true, false));
+    }
+    let reported = match report_status(client, cfg, &seen).await {
+        Ok(r) => r,
+        Err(e) => {
+            *kept = Kept::default();
+            return Err(e);
+        }
+    };
     if let Some(l) = reported.lease {
         *lease_secs = l;
     }
+    kept.quiet_beats = 0;
+    kept.reported = (renewed && !reported.conflicted).then_some(seen);
     Ok((renewed, !renewed || reported.conflicted))
+}
+
+/// Beats in a row that may skip reading the ManagedCluster while nothing the agent sees
+/// changed; the next one reads and reports in full.
+const FULL_REPORT_EVERY: u32 = 4;
+
+/// What the heartbeat keeps between beats.
+#[derive(Default)]
+struct Kept {
+    /// The lease as the last renewal wrote it.
+    lease: Option<Lease>,
+    /// What the last full report found the hub holding, once it held it.
+    reported: Option<Observed>,
+    /// Beats since the last full report.
+    quiet_beats: u32,
 }
 
 /// The monotonic instant of a Unix time in seconds (now, if it has passed).

@@ -117,8 +117,18 @@ async fn run() {
         let d = fleet::dispatch(&admin, pid, &names, works, work_rate).await;
         println!("{}", d.summary(n, works));
     }
+    // What the agents' connections and watches hold on the hub: its RSS once they are gone.
+    let (rss_before, _) = proc_stat(pid);
     let _ = sim.kill();
     let _ = sim.wait();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (rss_after, _) = proc_stat(pid);
+    println!(
+        "simulator stopped: hub RSS {} → {} MiB ({:.0} KiB per disconnected agent)",
+        mib(rss_before),
+        mib(rss_after),
+        rss_before.saturating_sub(rss_after) as f64 / n as f64
+    );
     assert_eq!(up_at.len(), n, "not every cluster became Available");
 }
 

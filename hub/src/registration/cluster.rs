@@ -51,6 +51,10 @@ pub struct Ctx {
     pub client: kube::Client,
     /// The last lease resourceVersion judged for clock sync, per cluster.
     seen_leases: Mutex<HashMap<String, String>>,
+    /// Each cluster's lease as the watch last delivered it (only its renewal time and
+    /// resourceVersion), so that judging a renewal costs no read of the lease: at fleet scale
+    /// a renewal a second is the hub's steady load.
+    watched_leases: Mutex<HashMap<String, Lease>>,
     /// Per cluster uid, whether this controller has ensured its access (true: namespace, RBAC
     /// and lease exist) or its denial (false: RBAC removed) since it started, so lease renewals
     /// and status reports do not repeat that work.
@@ -63,8 +67,29 @@ impl Ctx {
         Ctx {
             client,
             seen_leases: Mutex::new(HashMap::new()),
+            watched_leases: Mutex::new(HashMap::new()),
             rbac_done: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl Ctx {
+    /// Keeps what the controller reads of a cluster's lease, as a watch delivered it.
+    fn remember_lease(&self, cluster: &str, lease: &Lease) {
+        let kept = Lease {
+            metadata: kube::api::ObjectMeta {
+                resource_version: lease.metadata.resource_version.clone(),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+                renew_time: lease.spec.as_ref().and_then(|s| s.renew_time.clone()),
+                ..Default::default()
+            }),
+        };
+        self.watched_leases
+            .lock()
+            .expect("lease map")
+            .insert(cluster.to_string(), kept);
     }
 }
 
@@ -231,8 +256,22 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         }
     }
     // Availability from the lease, accepted or not: a denied agent cannot renew it either.
-    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &name);
-    if let Some(lease) = leases.get_opt(MANAGED_CLUSTER_LEASE).await? {
+    let watched = ctx
+        .watched_leases
+        .lock()
+        .expect("lease map")
+        .get(&name)
+        .cloned();
+    let lease = match watched {
+        Some(l) => Some(l),
+        // Not delivered by the watch yet (the hub just started): read it.
+        None => {
+            Api::<Lease>::namespaced(ctx.client.clone(), &name)
+                .get_opt(MANAGED_CLUSTER_LEASE)
+                .await?
+        }
+    };
+    if let Some(lease) = lease {
         let grace = LEASE_DURATION_TIMES * lease_secs;
         let age = lease_age_secs(&lease, now.0).unwrap_or(i64::MAX);
         if age > grace {
@@ -419,6 +458,7 @@ async fn cleanup(cluster: &ManagedCluster, ctx: &Ctx) -> Result<Action, Error> {
         Err(e) => return Err(e.into()),
     }
     ctx.seen_leases.lock().expect("lease map").remove(&name);
+    ctx.watched_leases.lock().expect("lease map").remove(&name);
     if let Some(uid) = cluster.uid() {
         ctx.rbac_done.lock().expect("rbac state").remove(&uid);
     }
@@ -447,13 +487,17 @@ pub async fn ensure_shared_rbac(client: &kube::Client) -> Result<(), Error> {
 pub async fn run(ctx: Arc<Ctx>) {
     let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
     let leases: Api<Lease> = Api::all(ctx.client.clone());
+    let seen = ctx.clone();
     let controller = Controller::new(clusters, watcher::Config::default()).watches(
         leases,
         watcher::Config::default(),
-        |lease: Lease| {
+        move |lease: Lease| {
             let ns = lease.namespace().unwrap_or_default();
-            (lease.name_any() == MANAGED_CLUSTER_LEASE)
-                .then(|| ObjectRef::<ManagedCluster>::new(&ns))
+            if lease.name_any() != MANAGED_CLUSTER_LEASE {
+                return None;
+            }
+            seen.remember_lease(&ns, &lease);
+            Some(ObjectRef::<ManagedCluster>::new(&ns))
         },
     );
     let probe = crate::metrics::Probe::new("managedcluster", &controller);

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use garrison_api::ManagedClusterAddOn;
 use garrison_api::addon::v1alpha1::HealthCheckMode;
 use garrison_api::status::{condition, set_condition};
@@ -35,7 +35,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -247,13 +247,24 @@ impl AddonAgent {
                     _ = stop.changed() => break,
                 }
             };
-            // Any change to the cluster's add-ons wakes the loop; so do CSR decisions, which
-            // are polled while requests are pending.
+            // The cluster's add-ons are read from a watch cache, so a pass costs the hub
+            // nothing: any change to them wakes the loop; so do CSR decisions, which are
+            // polled while requests are pending, and a resync re-checks health.
             let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
-            let mut changes = watcher(mcas, watcher::Config::default()).boxed();
+            let (cache, writer) = reflector::store::<ManagedClusterAddOn>();
+            let mut changes = reflector::reflector(
+                writer,
+                watcher(mcas, watcher::Config::default()).default_backoff(),
+            )
+            .boxed();
+            let mut ready = false;
             loop {
-                if let Err(e) = self.sync(&hub).await {
-                    tracing::warn!(error = %e, "add-on sync failed; retrying");
+                if ready {
+                    let list: Vec<ManagedClusterAddOn> =
+                        cache.state().iter().map(|a| (**a).clone()).collect();
+                    if let Err(e) = self.sync(&hub, &list).await {
+                        tracing::warn!(error = %e, "add-on sync failed; retrying");
+                    }
                 }
                 let wait = if !self.pending.is_empty() {
                     Duration::from_secs(1)
@@ -270,6 +281,7 @@ impl AddonAgent {
                         if ev.is_none() { tokio::time::sleep(Duration::from_secs(1)).await; }
                         // Coalesce a burst of events into one pass.
                         tokio::time::sleep(Duration::from_millis(100)).await;
+                        while let Some(Some(_)) = changes.next().now_or_never() {}
                     }
                     _ = hub_rx.changed() => break,
                     _ = stop.changed() => {
@@ -277,6 +289,7 @@ impl AddonAgent {
                         return;
                     }
                 }
+                ready = ready || cache.wait_until_ready().now_or_never().is_some();
             }
         }
         self.stop_all();
@@ -288,15 +301,17 @@ impl AddonAgent {
         }
     }
 
-    /// One pass over the cluster's add-ons.
-    pub async fn sync(&mut self, hub: &kube::Client) -> Result<(), kube::Error> {
-        let mcas: Api<ManagedClusterAddOn> = Api::namespaced(hub.clone(), &self.cluster);
-        let list = mcas.list(&ListParams::default()).await?.items;
+    /// One pass over the cluster's add-ons, `list` as the watch cache holds them.
+    pub async fn sync(
+        &mut self,
+        hub: &kube::Client,
+        list: &[ManagedClusterAddOn],
+    ) -> Result<(), kube::Error> {
         // Add-ons with a registration, and their namespaces; the Secrets they keep.
         let mut active: BTreeMap<String, String> = BTreeMap::new();
         let mut keep: BTreeSet<(String, String)> = BTreeSet::new();
         let mut unavailable: Vec<String> = vec![];
-        for mca in &list {
+        for mca in list {
             let name = mca.name_any();
             if mca.metadata.deletion_timestamp.is_some() {
                 continue;
