@@ -109,6 +109,7 @@ impl WorkArgs {
                 self.simulated_min_token_expiration as i64,
             )),
             on_phase: None,
+            caller_holds_lock: false,
             image: garrison_klusterlet::addon::image::ImageOptions {
                 registry,
                 no_match: self.image_no_match,

@@ -93,9 +93,9 @@ pub fn run(args: SimArgs) -> Result<()> {
         },
     };
     opts.check()?;
-    // Per agent: its hub connection and its directory's lock; its cluster holds no file.
+    // Per agent: its hub connection; its cluster holds no file.
     let n = args.clusters as u64;
-    crate::limits::raise_open_files(n * 3 + 1024, n * 2 + 256);
+    crate::limits::raise_open_files(n * 2 + 1024, n + 256);
     // Thousands of agents: warnings only by default, and not kube's notice that discovery's
     // first read of cluster-info (checked against the pin, not a CA) skips verification.
     let _traces = crate::hub::init_logging_filtered(

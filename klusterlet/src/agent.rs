@@ -40,6 +40,10 @@ pub struct RunOptions {
     pub simulator: Option<Simulator>,
     /// Told of the agent's progress (for a fleet simulator's progress display).
     pub on_phase: Option<Arc<dyn Fn(Phase) + Send + Sync>>,
+    /// The caller holds a lock over a directory that contains the agent's (a fleet simulator
+    /// locks its fleet's), so the agent does not lock its own: thousands of agents in one
+    /// process would otherwise hold a file open each.
+    pub caller_holds_lock: bool,
     /// How images are verified.
     pub image: crate::addon::image::ImageOptions,
     /// Where to serve the agent's metrics, if anywhere.
@@ -607,7 +611,11 @@ pub async fn run(
 ) -> Result<()> {
     let work_opts = opts.work;
     let cfg = dir.load_config()?;
-    let _lock = dir.lock()?;
+    let _lock = if opts.caller_holds_lock {
+        None
+    } else {
+        Some(dir.lock()?)
+    };
     let spoke = match &cfg.spoke {
         SpokeSource::Simulated => {
             let Some(simulator) = &opts.simulator else {

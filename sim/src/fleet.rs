@@ -112,6 +112,9 @@ pub async fn run(
     opts.check()?;
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
+    // One lock for the whole fleet: a second simulator over the same directory is refused,
+    // and the agents inside need no lock (and no open file) each.
+    let _lock = AgentDir::new(&opts.data_dir).lock()?;
     agent::set_quiet(true);
     let simulator = crate::cluster::in_memory(opts.weight);
     let period = Duration::from_secs_f64(1.0 / f64::from(opts.rate));
@@ -138,6 +141,7 @@ pub async fn run(
         let run_opts = RunOptions {
             simulator: Some(simulator.clone()),
             on_phase: Some(phase_counter(counts.clone())),
+            caller_holds_lock: true,
             ..Default::default()
         };
         counts.launched.fetch_add(1, Ordering::Relaxed);
