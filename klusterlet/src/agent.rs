@@ -722,6 +722,9 @@ async fn run_registration(
             },
         };
         let info = usable(&current, &cfg).context("the new certificate is not usable")?;
+        // A certificate signed just now may be refused for a moment, until the cluster's
+        // acceptance lands; one the agent already held is refused only for a reason.
+        let fresh = creds.as_ref().map(|c| &c.cert_pem) != Some(&current.cert_pem);
         if let Some(f) = on_phase {
             f(Phase::Certified);
         }
@@ -734,7 +737,11 @@ async fn run_registration(
                     .unwrap_or_default()
             );
         }
-        let served = serve(dir, &cfg, spoke, current, stop, hub_tx, on_phase).await?;
+        let cert = Serving {
+            creds: current,
+            fresh,
+        };
+        let served = serve(dir, &cfg, spoke, cert, stop, hub_tx, on_phase).await?;
         // The old client is refused or expired: the work agent waits for the next one.
         let _ = hub_tx.send(None);
         match served {
@@ -918,12 +925,17 @@ async fn serve(
     dir: &AgentDir,
     cfg: &AgentConfig,
     spoke: &Spoke,
-    mut creds: Credentials,
+    cert: Serving,
     stop: &mut watch::Receiver<bool>,
     hub_tx: &watch::Sender<Option<kube::Client>>,
     on_phase: Option<&(dyn Fn(Phase) + Send + Sync)>,
 ) -> Result<(Ended, Credentials)> {
+    let Serving { mut creds, fresh } = cert;
     let mut reporting = false;
+    // Whether the hub has taken this certificate yet (taken for granted for one held before),
+    // and since when it is served.
+    let mut answered = !fresh;
+    let served_since = Instant::now();
     let ca = dir.hub_ca()?;
     let mut client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
     let _ = hub_tx.send(Some(client.clone()));
@@ -970,6 +982,21 @@ async fn serve(
         }
         if Instant::now() >= next_beat {
             let pause = match beat(&client, cfg, spoke, &mut lease_secs, &mut kept).await {
+                // A certificate signed a moment before the cluster is accepted is refused
+                // until the administrator's acceptance lands (`garrison accept` approves the
+                // request and accepts the cluster in two writes; a busy hub applies them
+                // seconds apart). Asking for another certificate then would only add a
+                // request per refusal; the agent waits for a while instead.
+                Err(e)
+                    if status_code(&e) == Some(401)
+                        && !answered
+                        && served_since.elapsed() < NOT_YET_ACCEPTED_GRACE =>
+                {
+                    tracing::debug!(
+                        "the hub refuses the new certificate: not accepted yet; waiting"
+                    );
+                    backoff.next_delay()
+                }
                 Err(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reach the hub; retrying");
@@ -977,6 +1004,7 @@ async fn serve(
                 }
                 Ok((renewed, soon)) => {
                     backoff.reset();
+                    answered = true;
                     if renewed
                         && !reporting
                         && let Some(f) = on_phase
@@ -1001,6 +1029,17 @@ async fn serve(
         }
     }
 }
+
+/// The certificate [`serve`] works with.
+struct Serving {
+    creds: Credentials,
+    /// Signed for this run, rather than held from before.
+    fresh: bool,
+}
+
+/// How long a new certificate's refusals are taken for an acceptance still on its way, before
+/// the agent asks for another.
+const NOT_YET_ACCEPTED_GRACE: Duration = Duration::from_secs(120);
 
 /// How often a pending renewal is looked at.
 const RENEWAL_POLL: Duration = Duration::from_secs(1);

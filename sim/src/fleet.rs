@@ -162,6 +162,9 @@ pub async fn run(
     Ok(())
 }
 
+/// Attempts at joining before a simulated cluster gives up.
+const JOIN_ATTEMPTS: u32 = 8;
+
 /// Joins (or resumes) one agent and runs it.
 async fn run_one(
     dir: &AgentDir,
@@ -171,7 +174,18 @@ async fn run_one(
 ) -> Result<()> {
     let first = !dir.is_joined();
     if first {
-        agent::prepare_join(dir, join).await?;
+        // A hub busy with thousands of joins drops handshakes; a simulated cluster tries
+        // again, as a person would, before giving up.
+        let mut backoff = agent::Backoff::new(Duration::from_secs(2), agent::MAX_BACKOFF);
+        let mut attempt = 1;
+        while let Err(e) = agent::prepare_join(dir, join).await {
+            if attempt == JOIN_ATTEMPTS {
+                return Err(e);
+            }
+            tracing::debug!(cluster = %join.cluster_name, error = format!("{e:#}"), "join failed; trying again");
+            attempt += 1;
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
     } else {
         let cfg = dir.load_config()?;
         if cfg.hub_url != join.hub_url || cfg.cluster_name != join.cluster_name {

@@ -13,7 +13,8 @@
 //!    steady rate; create → `Applied=True` seen on the hub, p50 and p99.
 //!
 //! Run: `cargo bench -p garrison-e2e --bench fleet`. Settings: GARRISON_BENCH_CLUSTERS (10000),
-//! GARRISON_BENCH_RATE (agents started a second, 50), GARRISON_BENCH_STEADY_SECS (180),
+//! GARRISON_BENCH_RATE (agents started a second, 20: what two cores shared by the hub and the
+//! simulator absorb), GARRISON_BENCH_STEADY_SECS (180),
 //! GARRISON_BENCH_WORKS (5 per cluster; 0 skips dispatch), GARRISON_BENCH_WORK_RATE (creates a
 //! second, 200).
 
@@ -35,7 +36,7 @@ fn mib(kib: u64) -> u64 {
 
 async fn run() {
     let n = setting("GARRISON_BENCH_CLUSTERS", 10_000);
-    let rate = setting("GARRISON_BENCH_RATE", 50);
+    let rate = setting("GARRISON_BENCH_RATE", 20);
     let steady = setting("GARRISON_BENCH_STEADY_SECS", 180);
     let works = setting("GARRISON_BENCH_WORKS", 5);
     let work_rate = setting("GARRISON_BENCH_WORK_RATE", 200);
