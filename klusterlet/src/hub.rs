@@ -273,6 +273,10 @@ pub async fn client(url: &str, ca_pem: &str, auth: Auth<'_>) -> Result<kube::Cli
 
 /// How long a connection to the hub may take to open (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may wait for its response to start (connection and TLS included), as
+/// kube's client waited for a read. Pings find dead connections; this finds a hub that holds
+/// a request without answering, so a heartbeat never hangs.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often an HTTP/2 connection is pinged, and how long an answer may take before the
 /// connection counts as dead (a hub gone without a FIN, a cut network).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -317,7 +321,8 @@ fn multiplexed_client(cfg: &kube::Config) -> Result<kube::Client> {
             garrison_telemetry::traces::inject(req.headers_mut());
             req
         })
-        .map_err(tower::BoxError::from)
+        // Until the response's headers: a watch's body streams on past it.
+        .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT))
         .service(client);
     Ok(kube::Client::new(service, cfg.default_namespace.clone()))
 }
