@@ -215,16 +215,21 @@ fn phase_counter(counts: Arc<Counts>) -> Arc<dyn Fn(Phase) + Send + Sync> {
     })
 }
 
-/// This process's resident memory (KiB) and CPU time (seconds) so far, from `/proc`; zeros
-/// where it is not readable.
+/// This process's resident memory (KiB) and CPU time (seconds) so far.
 pub fn own_usage() -> (u64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    usage_of("/proc/self")
+}
+
+/// A process's resident memory (KiB) and CPU time (seconds) so far, read from its `/proc`
+/// directory (`/proc/self`, `/proc/PID`); zeros where it is not readable.
+pub fn usage_of(proc_dir: &str) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
     let rss = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0);
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()

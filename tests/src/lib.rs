@@ -650,23 +650,7 @@ pub fn token_kubeconfig(hub: &Hub, token: &str) -> Result<PathBuf> {
 
 /// A process's resident memory (KiB) and CPU time used so far (seconds), from /proc.
 pub fn proc_stat(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15; after the ")" split they are at 11 and 12.
-    let ticks: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (rss, ticks as f64 / 100.0)
+    garrison_sim::fleet::usage_of(&format!("/proc/{pid}"))
 }
 
 /// The `p` quantile (0..=1) of sorted samples.
