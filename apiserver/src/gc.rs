@@ -83,9 +83,22 @@ fn items_for(ev: &WatchEvent) -> Vec<Item> {
                 out.push((CRDS.into(), String::new(), format!("{plural}.{group}")));
             }
         }
-        _ => {
+        kind => {
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                out.push((ev.key.clone(), ev.namespace.clone(), name));
+                out.push((ev.key.clone(), ev.namespace.clone(), name.clone()));
+            }
+            // A new object may name owners that do not exist (any more): collect it now
+            // rather than at the next resync.
+            let owned = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            // So may one whose references changed.
+            let refs_changed = ev.old.as_ref().is_some_and(|old| {
+                old.pointer("/metadata/ownerReferences") != obj.pointer("/metadata/ownerReferences")
+            });
+            if owned && (kind == EventType::Added || refs_changed) {
+                out.push((format!("dependent:{}", ev.key), ev.namespace.clone(), name));
             }
         }
     }
@@ -155,7 +168,13 @@ fn reconcile_dependent(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResul
     }
     let mut alive = Vec::new();
     for r in &refs {
-        if o.store.uid_exists(r["uid"].as_str().unwrap_or_default())? {
+        // A reference without a uid names no object the collector could look up: it is never
+        // taken for dangling.
+        let alive_ref = match r["uid"].as_str().filter(|u| !u.is_empty()) {
+            Some(uid) => o.store.uid_exists(uid)?,
+            None => true,
+        };
+        if alive_ref {
             alive.push(r.clone());
         }
     }
@@ -171,12 +190,22 @@ fn reconcile_dependent(o: &Objects, key: &str, ns: &str, name: &str) -> ApiResul
             &res,
             ns,
             name,
+            // Only the object judged here: one recreated or changed since is left to the next
+            // event about it.
             &DeleteOptions {
                 propagation: Some("Background".into()),
+                uid: obj
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                resource_version: obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(String::from),
                 ..Default::default()
             },
         ) {
-            Err(e) if e.code == 404 => Ok(()),
+            Err(e) if e.code == 404 || e.code == 409 => Ok(()),
             other => other.map(|_| ()),
         };
     }

@@ -65,7 +65,7 @@ impl Default for ServerConfig {
             watch_cache_events: watch::DEFAULT_CAPACITY,
             bookmark_interval: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
-            gc_resync: Duration::from_secs(5),
+            gc_resync: Duration::from_secs(30),
             event_ttl: Duration::from_secs(3600),
             workloads: false,
             agent_gate: false,

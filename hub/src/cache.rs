@@ -6,12 +6,16 @@ use futures::Stream;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 
 /// A cache of every `K` the watch config selects, and the stream that fills it, yielding each
 /// object as it is added, changed or deleted (to map into a controller's triggers). The cache
 /// fills only while the stream is polled.
+///
+/// Cached objects carry no `managedFields`: no controller reads them, and for objects written
+/// by several managers (a ManagedCluster's status by its agent, its conditions by the hub) they
+/// are as large as the rest of the object, in every cache that holds it.
 pub fn watched<K>(
     client: &kube::Client,
     config: watcher::Config,
@@ -23,8 +27,27 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<K>();
-    let events = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), config))
+    let events = watcher(Api::<K>::all(client.clone()), config)
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .default_backoff()
+        .reflect(writer)
         .touched_objects();
     (store, events)
+}
+
+/// A controller of every `K` the watch config selects, reconciling from a cache filled as
+/// [`watched`] fills its own (without `managedFields`).
+pub fn controller<K>(client: &kube::Client, config: watcher::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    // As `Controller::new` does: a controller is woken by objects added or changed; one gone
+    // is gone from its cache too.
+    let events = watcher(Api::<K>::all(client.clone()), config)
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(events, store)
 }

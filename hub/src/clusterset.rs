@@ -26,7 +26,7 @@ use garrison_api::{ManagedCluster, ManagedClusterSet, ManagedClusterSetBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -224,7 +224,7 @@ pub async fn run(client: kube::Client) {
     let (clusters, cluster_events) = watched::<ManagedCluster>(&client, cfg());
     let (sets, set_events) = watched::<ManagedClusterSet>(&client, cfg());
 
-    let set_controller = Controller::new(Api::<ManagedClusterSet>::all(client.clone()), cfg())
+    let set_controller = crate::cache::controller::<ManagedClusterSet>(&client, cfg())
         .with_config(Config::default().debounce(Duration::from_millis(200)));
     let set_probe = crate::metrics::Probe::new("clusterset", &set_controller);
     let all_sets = set_controller.store();
@@ -246,8 +246,7 @@ pub async fn run(client: kube::Client) {
         )
         .for_each(|_| async {});
 
-    let binding_controller =
-        Controller::new(Api::<ManagedClusterSetBinding>::all(client.clone()), cfg());
+    let binding_controller = crate::cache::controller::<ManagedClusterSetBinding>(&client, cfg());
     let binding_probe = crate::metrics::Probe::new("clustersetbinding", &binding_controller);
     let all_bindings = binding_controller.store();
     let bindings_run = binding_controller

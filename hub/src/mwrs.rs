@@ -38,7 +38,7 @@ use garrison_api::work::v1alpha1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
@@ -456,7 +456,7 @@ pub async fn run(client: kube::Client) {
         watched::<ManifestWork>(&client, cfg().labels(MANIFEST_WORK_REPLICA_SET));
     let (placements, placement_events) = watched::<Placement>(&client, cfg());
     let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
-    let controller = Controller::new(Api::<ManifestWorkReplicaSet>::all(client.clone()), cfg());
+    let controller = crate::cache::controller::<ManifestWorkReplicaSet>(&client, cfg());
     let probe = crate::metrics::Probe::new("manifestworkreplicaset", &controller);
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets);

@@ -938,7 +938,13 @@ async fn serve(
     let served_since = Instant::now();
     let ca = dir.hub_ca()?;
     let mut client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
-    let _ = hub_tx.send(Some(client.clone()));
+    // The work and add-on agents get the client once the cluster is known to be accepted (its
+    // lease renewed, which needs the RBAC acceptance grants): before, their watches would only
+    // be refused, and retried, for as long as the administrator takes.
+    let mut handed = !fresh;
+    if handed {
+        let _ = hub_tx.send(Some(client.clone()));
+    }
     let mut info = usable(&creds, cfg).context("certificate not usable")?;
     let policy = RotationPolicy::default();
     let mut lease_secs = u64::from(cfg.lease_duration_seconds.max(1));
@@ -961,7 +967,9 @@ async fn serve(
                     creds = new;
                     info = new_info;
                     client = hub::client(&cfg.hub_url, &ca, Auth::Cert(&creds)).await?;
-                    let _ = hub_tx.send(Some(client.clone()));
+                    if handed {
+                        let _ = hub_tx.send(Some(client.clone()));
+                    }
                     renewal_backoff.reset();
                     garrison_telemetry::metrics().rotation(true);
                     epoch_instant(policy.renew_at(info.not_before, info.not_after, random_unit()))
@@ -981,7 +989,22 @@ async fn serve(
             };
         }
         if Instant::now() >= next_beat {
-            let pause = match beat(&client, cfg, spoke, &mut lease_secs, &mut kept).await {
+            let mut renewed = false;
+            let beaten = beat(
+                &client,
+                cfg,
+                spoke,
+                &mut lease_secs,
+                &mut kept,
+                &mut renewed,
+            )
+            .await;
+            // A renewed lease proves the acceptance, whatever the status report did.
+            if renewed && !handed {
+                handed = true;
+                let _ = hub_tx.send(Some(client.clone()));
+            }
+            let pause = match beaten {
                 // A certificate signed a moment before the cluster is accepted is refused
                 // until the administrator's acceptance lands (`garrison accept` approves the
                 // request and accepts the cluster in two writes; a busy hub applies them
@@ -1053,10 +1076,14 @@ async fn beat(
     spoke: &Spoke,
     lease_secs: &mut u64,
     kept: &mut Kept,
+    lease_renewed: &mut bool,
 ) -> Result<(bool, bool), kube::Error> {
     // Anything failing below makes the next beat start from what the hub holds.
     let renewed = match renew_lease(client, cfg, &mut kept.lease).await {
-        Ok(r) => r,
+        Ok(r) => {
+            *lease_renewed = r;
+            r
+        }
         Err(e) => {
             *kept = Kept::default();
             return Err(e);

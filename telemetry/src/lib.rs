@@ -171,6 +171,15 @@ pub struct Metrics {
     /// `garrison_store_write_duration_seconds`: one object write, from the wait for the
     /// writer to the commit.
     pub store_write_duration: Histogram,
+    /// `garrison_store_commit_duration_seconds`: one commit of a group of writes (the fsync).
+    pub store_commit_duration: Histogram,
+    /// `garrison_store_commit_writes`: how many object writes one commit carried.
+    pub store_commit_size: Histogram,
+    /// `garrison_process_heap_bytes`: bytes the process holds allocated now (live heap, as the
+    /// allocator counts it; RSS above this is allocator overhead and code).
+    pub heap_bytes: Gauge,
+    /// `garrison_process_heap_peak_bytes`: the most it held at once.
+    pub heap_peak_bytes: Gauge,
     /// `garrison_controller_reconcile_duration_seconds`, by controller.
     pub reconcile_duration: HistogramFamily<ControllerLabels>,
     /// `garrison_controller_reconciles_total`, by controller and result.
@@ -206,6 +215,10 @@ impl Metrics {
             watch_cache_events: Gauge::default(),
             watch_cache_capacity: Gauge::default(),
             store_write_duration: write_latency(),
+            store_commit_duration: write_latency(),
+            store_commit_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            heap_bytes: Gauge::default(),
+            heap_peak_bytes: Gauge::default(),
             reconcile_duration: Family::new_with_constructor(latency),
             reconciles: Family::default(),
             queue_depth: Family::default(),
@@ -248,6 +261,26 @@ impl Metrics {
             "store_write_duration_seconds",
             "Latency of one object write to the store, from the wait for the writer to the commit",
             m.store_write_duration.clone(),
+        );
+        r.register(
+            "store_commit_duration_seconds",
+            "Latency of one store commit, which carries a group of object writes",
+            m.store_commit_duration.clone(),
+        );
+        r.register(
+            "process_heap_bytes",
+            "Bytes allocated and not yet freed, as the allocator counts them",
+            m.heap_bytes.clone(),
+        );
+        r.register(
+            "process_heap_peak_bytes",
+            "The most bytes allocated at once since the process started",
+            m.heap_peak_bytes.clone(),
+        );
+        r.register(
+            "store_commit_writes",
+            "Object writes carried by one store commit",
+            m.store_commit_size.clone(),
         );
         r.register(
             "controller_reconcile_duration_seconds",
@@ -422,6 +455,11 @@ pub fn render() -> String {
     for (_, refresh) in refreshers.iter() {
         refresh(m);
     }
+    let heap = regorus_mimalloc::global_allocation_stats_snapshot();
+    m.heap_bytes
+        .set(i64::try_from(heap.allocated).unwrap_or(i64::MAX));
+    m.heap_peak_bytes
+        .set(i64::try_from(heap.peak).unwrap_or(i64::MAX));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &m.registry);

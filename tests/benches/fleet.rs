@@ -45,9 +45,11 @@ async fn run() {
     let (token, pin) = create_token(&hub, "4h");
     let pid = hub.pid().expect("the hub's pid");
     let (rss_idle, _) = proc_stat(pid);
+    let heap_idle = fleet::heap_kib(&admin).await.unwrap_or_default();
     println!(
-        "{n} clusters, started {rate} a second; hub idle RSS {} MiB",
-        mib(rss_idle)
+        "{n} clusters, started {rate} a second; hub idle RSS {} MiB, heap {} MiB",
+        mib(rss_idle),
+        mib(heap_idle)
     );
 
     let acceptor = fleet::accept_everything(&admin);
@@ -71,6 +73,7 @@ async fn run() {
     let (seen_at, up_at) = available.await.expect("the watch task");
     let joined = started.elapsed();
     let (rss_joined, cpu_joined) = proc_stat(pid);
+    let heap_joined = fleet::heap_kib(&admin).await.unwrap_or_default();
     acceptor.abort();
     let mut secs: Vec<f64> = up_at
         .iter()
@@ -87,10 +90,13 @@ async fn run() {
         pct(&secs, 0.99),
     );
     println!(
-        "  hub: RSS {} → {} MiB ({:.0} KiB per cluster), CPU {:.1}s ({:.1} ms per cluster)",
+        "  hub: RSS {} → {} MiB ({:.0} KiB per cluster), heap {} → {} MiB ({:.0} KiB per cluster), CPU {:.1}s ({:.1} ms per cluster)",
         mib(rss_idle),
         mib(rss_joined),
         rss_joined.saturating_sub(rss_idle) as f64 / n as f64,
+        mib(heap_idle),
+        mib(heap_joined),
+        heap_joined.saturating_sub(heap_idle) as f64 / n as f64,
         cpu_joined - cpu0,
         (cpu_joined - cpu0) * 1e3 / n as f64,
     );
@@ -101,11 +107,14 @@ async fn run() {
     let (rss_steady, cpu_b) = proc_stat(pid);
     let (sim_rss, sim_cpu) = proc_stat(sim_pid);
     let window = t.elapsed().as_secs_f64();
+    let heap_steady = fleet::heap_kib(&admin).await.unwrap_or_default();
     println!(
-        "steady state over {window:.0}s: hub CPU {:.3} cores ({:.1}s), RSS {} MiB; simulator RSS {} MiB ({:.0} KiB per cluster), CPU {:.0}s so far",
+        "steady state over {window:.0}s: hub CPU {:.3} cores ({:.1}s), RSS {} MiB, heap {} MiB ({:.0} KiB per cluster); simulator RSS {} MiB ({:.0} KiB per cluster), CPU {:.0}s so far",
         (cpu_b - cpu_a) / window,
         cpu_b - cpu_a,
         mib(rss_steady),
+        mib(heap_steady),
+        heap_steady.saturating_sub(heap_idle) as f64 / n as f64,
         mib(sim_rss),
         sim_rss as f64 / n as f64,
         sim_cpu,
@@ -124,11 +133,13 @@ async fn run() {
     let _ = sim.wait();
     tokio::time::sleep(Duration::from_secs(15)).await;
     let (rss_after, _) = proc_stat(pid);
+    let heap_after = fleet::heap_kib(&admin).await.unwrap_or_default();
     println!(
-        "simulator stopped: hub RSS {} → {} MiB ({:.0} KiB per disconnected agent)",
+        "simulator stopped: hub RSS {} → {} MiB ({:.0} KiB per disconnected agent), heap {} MiB",
         mib(rss_before),
         mib(rss_after),
-        rss_before.saturating_sub(rss_after) as f64 / n as f64
+        rss_before.saturating_sub(rss_after) as f64 / n as f64,
+        mib(heap_after)
     );
     assert_eq!(up_at.len(), n, "not every cluster became Available");
 }

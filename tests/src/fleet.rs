@@ -211,3 +211,14 @@ pub async fn dispatch(
         cpu: cpu1 - cpu0,
     }
 }
+
+/// The hub's live heap in KiB, as its allocator counts it (`garrison_process_heap_bytes` on
+/// `/metrics`): with the RSS, it tells the data the hub holds from the allocator's overhead.
+pub async fn heap_kib(admin: &kube::Client) -> Option<u64> {
+    let req = http::Request::get("/metrics").body(vec![]).ok()?;
+    let text = admin.request_text(req).await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("garrison_process_heap_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|b| b as u64 / 1024)
+}

@@ -153,6 +153,9 @@ async fn metrics_carry_the_slis_refuse_strangers_and_feed_prometheus() {
     );
     at_least("garrison_apiserver_watch_cache_events", 1.0);
     at_least("garrison_store_write_duration_seconds_count", 1.0);
+    at_least("garrison_store_commit_writes_count", 1.0);
+    // The allocator's count of the live heap: a running hub holds megabytes.
+    at_least("garrison_process_heap_bytes", 1_000_000.0);
     at_least(
         r#"garrison_controller_reconciles_total{controller="managedcluster",result="success"}"#,
         2.0,

@@ -22,7 +22,7 @@ use k8s_openapi::api::rbac::v1::Subject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -567,10 +567,10 @@ fn error_policy(_: Arc<ClusterPermission>, e: &Error, _: Arc<kube::Client>) -> A
 
 /// Runs the controller until its stream ends.
 pub async fn run(client: kube::Client) {
-    let api: Api<ClusterPermission> = Api::all(client.clone());
     let works: Api<ManifestWork> = Api::all(client.clone());
     let controller =
-        Controller::new(api, watcher::Config::default()).owns(works, watcher::Config::default());
+        crate::cache::controller::<ClusterPermission>(&client, watcher::Config::default())
+            .owns(works, watcher::Config::default());
     let probe = crate::metrics::Probe::new("clusterpermission", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

@@ -24,7 +24,7 @@ use garrison_api::{ClusterManagementAddOn, ManagedClusterAddOn};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
@@ -232,8 +232,8 @@ fn error_policy(_: Arc<ClusterManagementAddOn>, e: &Error, _: Arc<kube::Client>)
 /// Runs the install-strategy controller until its stream ends. A change of any
 /// ManagedClusterAddOn or PlacementDecision wakes the ClusterManagementAddOns it may concern.
 pub async fn run(client: kube::Client) {
-    let cmas: Api<ClusterManagementAddOn> = Api::all(client.clone());
-    let controller = Controller::new(cmas, watcher::Config::default());
+    let controller =
+        crate::cache::controller::<ClusterManagementAddOn>(&client, watcher::Config::default());
     let probe = crate::metrics::Probe::new("addon-install", &controller);
     let store = controller.store();
     let by_decision = store.clone();

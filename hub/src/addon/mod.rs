@@ -24,7 +24,7 @@ use garrison_api::{ClusterManagementAddOn, ManagedCluster, ManagedClusterAddOn};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -311,8 +311,8 @@ pub async fn run(client: kube::Client) {
         tracing::warn!(error = %e, "cannot install the built-in add-ons; retrying");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let api: Api<ManagedClusterAddOn> = Api::all(client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller =
+        crate::cache::controller::<ManagedClusterAddOn>(&client, watcher::Config::default());
     let probe = crate::metrics::Probe::new("addon-manager", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use garrison_api::ManagedServiceAccount;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::Error;
@@ -62,8 +62,8 @@ fn error_policy(_: Arc<ManagedServiceAccount>, e: &Error, _: Arc<kube::Client>) 
 
 /// Runs the TTL controller until its stream ends.
 pub async fn run(client: kube::Client) {
-    let api: Api<ManagedServiceAccount> = Api::all(client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller =
+        crate::cache::controller::<ManagedServiceAccount>(&client, watcher::Config::default());
     let probe = crate::metrics::Probe::new("managedserviceaccount-ttl", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

@@ -20,7 +20,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use crate::registration::approver::{ADDON_LABEL, CLUSTER_LABEL};
@@ -160,8 +160,10 @@ fn error_policy(obj: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> 
 
 /// Runs the signer until the stream of CSRs ends.
 pub async fn run(ctx: Arc<Ctx>) {
-    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().labels(ADDON_LABEL));
+    let controller = crate::cache::controller::<CertificateSigningRequest>(
+        &ctx.client,
+        watcher::Config::default().labels(ADDON_LABEL),
+    );
     let probe = crate::metrics::Probe::new("addon-signer", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, ctx)

@@ -29,7 +29,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -488,15 +488,16 @@ fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) ->
 /// Runs the template add-on controller until its stream ends; a work of a template add-on
 /// wakes its ManagedClusterAddOn.
 pub async fn run(client: kube::Client) {
-    let mcas: Api<ManagedClusterAddOn> = Api::all(client.clone());
-    let controller = Controller::new(mcas, watcher::Config::default()).watches(
-        Api::<ManifestWork>::all(client.clone()),
-        watcher::Config::default().labels(ADDON_LABEL),
-        |w: ManifestWork| {
-            let addon = w.labels().get(ADDON_LABEL)?.clone();
-            Some(ObjectRef::new(&addon).within(&w.namespace()?))
-        },
-    );
+    let controller =
+        crate::cache::controller::<ManagedClusterAddOn>(&client, watcher::Config::default())
+            .watches(
+                Api::<ManifestWork>::all(client.clone()),
+                watcher::Config::default().labels(ADDON_LABEL),
+                |w: ManifestWork| {
+                    let addon = w.labels().get(ADDON_LABEL)?.clone();
+                    Some(ObjectRef::new(&addon).within(&w.namespace()?))
+                },
+            );
     let probe = crate::metrics::Probe::new("addon-template", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

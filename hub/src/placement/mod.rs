@@ -30,7 +30,7 @@ use garrison_api::status::{condition, set_condition};
 use garrison_api::{ManagedCluster, ManagedClusterSetBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -407,7 +407,7 @@ pub async fn run(client: kube::Client) {
     let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
     let (scores, score_events) = watched::<AddOnPlacementScore>(&client, cfg());
 
-    let controller = Controller::new(Api::<Placement>::all(client.clone()), cfg())
+    let controller = crate::cache::controller::<Placement>(&client, cfg())
         .with_config(Config::default().debounce(Duration::from_millis(50)));
     let probe = crate::metrics::Probe::new("placement", &controller);
     let caches = Caches {

@@ -38,7 +38,7 @@ use garrison_api::policy::{
 };
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -691,10 +691,8 @@ pub async fn run(client: kube::Client) {
     let (bindings, binding_events) = watched::<PlacementBinding>(&client, cfg());
     let (sets, set_events) = watched::<PolicySet>(&client, cfg());
     let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
-    let controller = Controller::new(
-        Api::<Policy>::all(client.clone()),
-        cfg().labels(&format!("!{ROOT_POLICY_LABEL}")),
-    );
+    let controller =
+        crate::cache::controller::<Policy>(&client, cfg().labels(&format!("!{ROOT_POLICY_LABEL}")));
     let probe = crate::metrics::Probe::new("policy-propagator", &controller);
     let roots = controller.store();
     let (r1, r2, r3) = (roots.clone(), roots.clone(), roots.clone());

@@ -20,7 +20,7 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -468,8 +468,10 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &kube::Error, _: Arc<Ctx>)
 
 /// Runs the approver until its stream ends.
 pub async fn run(ctx: Arc<Ctx>) {
-    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = crate::cache::controller::<CertificateSigningRequest>(
+        &ctx.client,
+        watcher::Config::default(),
+    );
     let probe = crate::metrics::Probe::new("csr-approver", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, ctx)

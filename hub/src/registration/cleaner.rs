@@ -153,9 +153,11 @@ fn error_policy<K>(_: Arc<K>, e: &kube::Error, _: Arc<Ctx>) -> Action {
 
 /// Runs both cleaners until their streams end.
 pub async fn run(ctx: Arc<Ctx>) {
-    let csrs: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), "kube-system");
-    let csr_controller = Controller::new(csrs, watcher::Config::default());
+    let csr_controller = crate::cache::controller::<CertificateSigningRequest>(
+        &ctx.client,
+        watcher::Config::default(),
+    );
     let csr_probe = crate::metrics::Probe::new("csr-cleaner", &csr_controller);
     let csr_cleaner = csr_controller
         .run(csr_probe.timed(reconcile_csr), error_policy, ctx.clone())

@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -485,21 +485,18 @@ pub async fn ensure_shared_rbac(client: &kube::Client) -> Result<(), Error> {
 
 /// Runs the controller until its streams end.
 pub async fn run(ctx: Arc<Ctx>) {
-    let clusters: Api<ManagedCluster> = Api::all(ctx.client.clone());
     let leases: Api<Lease> = Api::all(ctx.client.clone());
     let seen = ctx.clone();
-    let controller = Controller::new(clusters, watcher::Config::default()).watches(
-        leases,
-        watcher::Config::default(),
-        move |lease: Lease| {
-            let ns = lease.namespace().unwrap_or_default();
-            if lease.name_any() != MANAGED_CLUSTER_LEASE {
-                return None;
-            }
-            seen.remember_lease(&ns, &lease);
-            Some(ObjectRef::<ManagedCluster>::new(&ns))
-        },
-    );
+    let controller =
+        crate::cache::controller::<ManagedCluster>(&ctx.client, watcher::Config::default())
+            .watches(leases, watcher::Config::default(), move |lease: Lease| {
+                let ns = lease.namespace().unwrap_or_default();
+                if lease.name_any() != MANAGED_CLUSTER_LEASE {
+                    return None;
+                }
+                seen.remember_lease(&ns, &lease);
+                Some(ObjectRef::<ManagedCluster>::new(&ns))
+            });
     let probe = crate::metrics::Probe::new("managedcluster", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, ctx)

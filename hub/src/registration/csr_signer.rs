@@ -14,7 +14,7 @@ use garrison_pki::{ClusterCa, csr};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -204,8 +204,10 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Ac
 
 /// Runs the signer until the stream of CSRs ends.
 pub async fn run(ctx: Arc<Ctx>) {
-    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = crate::cache::controller::<CertificateSigningRequest>(
+        &ctx.client,
+        watcher::Config::default(),
+    );
     let probe = crate::metrics::Probe::new("csr-signer", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, ctx)
