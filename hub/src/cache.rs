@@ -27,12 +27,22 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<K>();
-    let events = watcher(Api::<K>::all(client.clone()), config)
+    (store, reflected(client, config, writer).touched_objects())
+}
+
+/// The watch of every `K` the config selects, without `managedFields`, filling `writer`'s cache.
+fn reflected<K>(
+    client: &kube::Client,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    watcher(Api::<K>::all(client.clone()), config)
         .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .default_backoff()
         .reflect(writer)
-        .touched_objects();
-    (store, events)
 }
 
 /// A controller of every `K` the watch config selects, reconciling from a cache filled as
@@ -44,10 +54,6 @@ where
     let (store, writer) = reflector::store::<K>();
     // As `Controller::new` does: a controller is woken by objects added or changed; one gone
     // is gone from its cache too.
-    let events = watcher(Api::<K>::all(client.clone()), config)
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+    let events = reflected(client, config, writer).applied_objects();
     Controller::for_stream(events, store)
 }
