@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use garrison_apiserver::server::{Server, ServerConfig};
 use garrison_apiserver::tls;
+use garrison_hub::cache::Informers;
 
 use crate::datadir::DataDir;
 use crate::init::HubSettings;
@@ -380,7 +381,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
         } else {
             tracing::info!(address = %bound, data_dir = %dir.root.display(), "garrison apiserver serving");
             eprintln!("garrison apiserver serving on https://{bound} (admin kubeconfig: {})", dir.admin_kubeconfig().display());
-            start_signer(&hub_client, ca, &args)
+            start_signer(&hub_client, &Informers::new(hub_client.clone()), ca, &args)
         };
         server
             .health()
@@ -454,6 +455,7 @@ pub async fn prepare_hub(client: &kube::Client) -> Result<()> {
 /// in `garrison apiserver`.
 fn start_signer(
     client: &kube::Client,
+    informers: &Informers,
     ca: garrison_pki::ClusterCa,
     args: &HubArgs,
 ) -> garrison_hub::supervisor::Supervisor {
@@ -465,7 +467,10 @@ fn start_signer(
         max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
         issue_lifetime_secs: args.cert_lifetime,
     });
-    sup.spawn("csr-signer", move || csr_signer::run(signer.clone()));
+    let i = informers.clone();
+    sup.spawn("csr-signer", move || {
+        csr_signer::run(signer.clone(), i.clone())
+    });
     sup
 }
 
@@ -479,8 +484,10 @@ pub fn start_controllers(
     args: &HubArgs,
 ) -> garrison_hub::supervisor::Supervisor {
     use garrison_hub::registration::{approver, cleaner, cluster};
+    // One watch and one cache per resource for every controller below.
+    let informers = Informers::new(client.clone());
     let sup = match signer_ca {
-        Some(ca) => start_signer(client, ca, args),
+        Some(ca) => start_signer(client, &informers, ca, args),
         None => garrison_hub::supervisor::Supervisor::default(),
     };
     let custom = Arc::new(garrison_hub::addon::signer::Ctx {
@@ -488,45 +495,55 @@ pub fn start_controllers(
         max_lifetime_secs: garrison_pki::csr::MAX_CLIENT_LIFETIME_SECS,
         issue_lifetime_secs: args.cert_lifetime,
     });
+    let i = informers.clone();
     sup.spawn("addon-signer", move || {
-        garrison_hub::addon::signer::run(custom.clone())
+        garrison_hub::addon::signer::run(custom.clone(), i.clone())
     });
     let approval = Arc::new(approver::Ctx {
         client: client.clone(),
         auto_approve: args.renewal_approval == RenewalApproval::Auto,
     });
-    sup.spawn("csr-approver", move || approver::run(approval.clone()));
+    let i = informers.clone();
+    sup.spawn("csr-approver", move || {
+        approver::run(approval.clone(), i.clone())
+    });
     let clean = Arc::new(cleaner::Ctx {
         client: client.clone(),
     });
-    sup.spawn("registration-cleaner", move || cleaner::run(clean.clone()));
-    let c = client.clone();
+    let i = informers.clone();
+    sup.spawn("registration-cleaner", move || {
+        cleaner::run(clean.clone(), i.clone())
+    });
+    let c = informers.clone();
     sup.spawn("clusterset", move || {
         garrison_hub::clusterset::run(c.clone())
     });
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("placement", move || garrison_hub::placement::run(c.clone()));
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("manifestworkreplicaset", move || {
         garrison_hub::mwrs::run(c.clone())
     });
     let clusters = Arc::new(cluster::Ctx::new(client.clone()));
-    sup.spawn("managedcluster", move || cluster::run(clusters.clone()));
-    let c = client.clone();
+    let i = informers.clone();
+    sup.spawn("managedcluster", move || {
+        cluster::run(clusters.clone(), i.clone())
+    });
+    let c = informers.clone();
     sup.spawn("addon-manager", move || garrison_hub::addon::run(c.clone()));
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("managedserviceaccount-ttl", move || {
         garrison_hub::addon::msa_ttl::run(c.clone())
     });
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("addon-template", move || {
         garrison_hub::addon::template::run(c.clone())
     });
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("addon-install", move || {
         garrison_hub::addon::install::run(c.clone())
     });
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("policy-propagator", move || {
         garrison_hub::policy::run(c.clone())
     });
@@ -534,7 +551,7 @@ pub fn start_controllers(
     sup.spawn("policyreports", move || {
         garrison_hub::policy::report::run(c.clone())
     });
-    let c = client.clone();
+    let c = informers.clone();
     sup.spawn("clusterpermission", move || {
         garrison_hub::addon::cluster_permission::run(c.clone())
     });

@@ -31,7 +31,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
 
-use crate::cache::watched;
+use crate::cache::{Informers, watched};
 use crate::placement::schedule::SetSelector;
 
 /// The set clusters without a set label are in.
@@ -219,12 +219,13 @@ fn retry<K>(_: Arc<K>, err: &Error, _: Arc<impl Send + Sync>) -> Action {
 }
 
 /// Runs the cluster-set and binding controllers, and keeps the built-in sets.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let cfg = watcher::Config::default;
-    let (clusters, cluster_events) = watched::<ManagedCluster>(&client, cfg());
-    let (sets, set_events) = watched::<ManagedClusterSet>(&client, cfg());
+    let (clusters, cluster_events) = watched::<ManagedCluster>(&informers, cfg());
+    let (sets, set_events) = watched::<ManagedClusterSet>(&informers, cfg());
 
-    let set_controller = crate::cache::controller::<ManagedClusterSet>(&client, cfg())
+    let set_controller = crate::cache::controller::<ManagedClusterSet>(&informers, cfg())
         .with_config(Config::default().debounce(Duration::from_millis(200)));
     let set_probe = crate::metrics::Probe::new("clusterset", &set_controller);
     let all_sets = set_controller.store();
@@ -246,7 +247,8 @@ pub async fn run(client: kube::Client) {
         )
         .for_each(|_| async {});
 
-    let binding_controller = crate::cache::controller::<ManagedClusterSetBinding>(&client, cfg());
+    let binding_controller =
+        crate::cache::controller::<ManagedClusterSetBinding>(&informers, cfg());
     let binding_probe = crate::metrics::Probe::new("clustersetbinding", &binding_controller);
     let all_bindings = binding_controller.store();
     let bindings_run = binding_controller

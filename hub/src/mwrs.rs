@@ -43,7 +43,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
 
-use crate::cache::watched;
+use crate::cache::{Informers, watched};
 use crate::rollout::{self, ClusterStatus, Groups, Status};
 
 /// Longest wait before a replica set is looked at again.
@@ -450,13 +450,14 @@ fn error_policy(_: Arc<ManifestWorkReplicaSet>, err: &Error, _: Arc<Ctx>) -> Act
 }
 
 /// Runs the ManifestWorkReplicaSet controller.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let cfg = watcher::Config::default;
     let (works, work_events) =
-        watched::<ManifestWork>(&client, cfg().labels(MANIFEST_WORK_REPLICA_SET));
-    let (placements, placement_events) = watched::<Placement>(&client, cfg());
-    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
-    let controller = crate::cache::controller::<ManifestWorkReplicaSet>(&client, cfg());
+        watched::<ManifestWork>(&informers, cfg().labels(MANIFEST_WORK_REPLICA_SET));
+    let (placements, placement_events) = watched::<Placement>(&informers, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&informers, cfg());
+    let controller = crate::cache::controller::<ManifestWorkReplicaSet>(&informers, cfg());
     let probe = crate::metrics::Probe::new("manifestworkreplicaset", &controller);
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets);

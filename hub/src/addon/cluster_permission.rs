@@ -6,6 +6,7 @@
 //! ManagedServiceAccount subjects are rewritten to the ServiceAccount the managed-serviceaccount
 //! add-on makes on the cluster, in the add-on's namespace there.
 
+use crate::cache::Informers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -566,10 +567,11 @@ fn error_policy(_: Arc<ClusterPermission>, e: &Error, _: Arc<kube::Client>) -> A
 }
 
 /// Runs the controller until its stream ends.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let works: Api<ManifestWork> = Api::all(client.clone());
     let controller =
-        crate::cache::controller::<ClusterPermission>(&client, watcher::Config::default())
+        crate::cache::controller::<ClusterPermission>(&informers, watcher::Config::default())
             .owns(works, watcher::Config::default());
     let probe = crate::metrics::Probe::new("clusterpermission", &controller);
     controller

@@ -9,6 +9,7 @@
 //! Progress is reported per placement in `status.installProgressions`, with upstream's
 //! `Progressing` condition (`Installing`, then `InstallSucceed`).
 
+use crate::cache::Informers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,9 +232,10 @@ fn error_policy(_: Arc<ClusterManagementAddOn>, e: &Error, _: Arc<kube::Client>)
 
 /// Runs the install-strategy controller until its stream ends. A change of any
 /// ManagedClusterAddOn or PlacementDecision wakes the ClusterManagementAddOns it may concern.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let controller =
-        crate::cache::controller::<ClusterManagementAddOn>(&client, watcher::Config::default());
+        crate::cache::controller::<ClusterManagementAddOn>(&informers, watcher::Config::default());
     let probe = crate::metrics::Probe::new("addon-install", &controller);
     let store = controller.store();
     let by_decision = store.clone();

@@ -16,6 +16,7 @@ pub mod msa_ttl;
 pub mod signer;
 pub mod template;
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,13 +307,14 @@ fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) ->
 }
 
 /// Runs the manager until its stream ends.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     while let Err(e) = ensure_builtins(&client).await {
         tracing::warn!(error = %e, "cannot install the built-in add-ons; retrying");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let controller =
-        crate::cache::controller::<ManagedClusterAddOn>(&client, watcher::Config::default());
+        crate::cache::controller::<ManagedClusterAddOn>(&informers, watcher::Config::default());
     let probe = crate::metrics::Probe::new("addon-manager", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

@@ -2,6 +2,7 @@
 //! that many seconds after it was created. Its token Secret goes with it (owned by it), and the
 //! add-on then removes its ServiceAccount from the cluster, so the token stops working.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,9 +62,10 @@ fn error_policy(_: Arc<ManagedServiceAccount>, e: &Error, _: Arc<kube::Client>) 
 }
 
 /// Runs the TTL controller until its stream ends.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let controller =
-        crate::cache::controller::<ManagedServiceAccount>(&client, watcher::Config::default());
+        crate::cache::controller::<ManagedServiceAccount>(&informers, watcher::Config::default());
     let probe = crate::metrics::Probe::new("managedserviceaccount-ttl", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, Arc::new(client))

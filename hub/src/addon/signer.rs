@@ -10,6 +10,7 @@
 //! signer no template of its add-on registers is left for whichever signer owns it; a missing
 //! or broken CA Secret is retried, since an admin may still create it.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,9 +160,9 @@ fn error_policy(obj: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> 
 }
 
 /// Runs the signer until the stream of CSRs ends.
-pub async fn run(ctx: Arc<Ctx>) {
+pub async fn run(ctx: Arc<Ctx>, informers: Informers) {
     let controller = crate::cache::controller::<CertificateSigningRequest>(
-        &ctx.client,
+        &informers,
         watcher::Config::default().labels(ADDON_LABEL),
     );
     let probe = crate::metrics::Probe::new("addon-signer", &controller);

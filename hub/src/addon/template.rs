@@ -16,6 +16,7 @@
 //! - reports health in Customized mode from the work: `Available` from the work's `Available`
 //!   condition, `ManifestApplied` from its `Applied`.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -487,9 +488,10 @@ fn error_policy(_: Arc<ManagedClusterAddOn>, e: &Error, _: Arc<kube::Client>) ->
 
 /// Runs the template add-on controller until its stream ends; a work of a template add-on
 /// wakes its ManagedClusterAddOn.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let controller =
-        crate::cache::controller::<ManagedClusterAddOn>(&client, watcher::Config::default())
+        crate::cache::controller::<ManagedClusterAddOn>(&informers, watcher::Config::default())
             .watches(
                 Api::<ManifestWork>::all(client.clone()),
                 watcher::Config::default().labels(ADDON_LABEL),

@@ -36,7 +36,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::cache::watched;
+use crate::cache::{Informers, watched};
 use schedule::{Code, DecisionSlice, Outcome, ScoreSource, Snapshot};
 
 const MANAGER: &str = "garrison-placement";
@@ -399,15 +399,16 @@ fn error_policy(_: Arc<Placement>, err: &Error, _: Arc<Ctx>) -> Action {
 }
 
 /// Runs the placement controller until the client's server goes away.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let cfg = watcher::Config::default;
-    let (clusters, cluster_events) = watched::<ManagedCluster>(&client, cfg());
-    let (sets, set_events) = watched::<ManagedClusterSet>(&client, cfg());
-    let (bindings, binding_events) = watched::<ManagedClusterSetBinding>(&client, cfg());
-    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
-    let (scores, score_events) = watched::<AddOnPlacementScore>(&client, cfg());
+    let (clusters, cluster_events) = watched::<ManagedCluster>(&informers, cfg());
+    let (sets, set_events) = watched::<ManagedClusterSet>(&informers, cfg());
+    let (bindings, binding_events) = watched::<ManagedClusterSetBinding>(&informers, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&informers, cfg());
+    let (scores, score_events) = watched::<AddOnPlacementScore>(&informers, cfg());
 
-    let controller = crate::cache::controller::<Placement>(&client, cfg())
+    let controller = crate::cache::controller::<Placement>(&informers, cfg())
         .with_config(Config::default().debounce(Duration::from_millis(50)));
     let probe = crate::metrics::Probe::new("placement", &controller);
     let caches = Caches {

@@ -43,7 +43,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use crate::cache::watched;
+use crate::cache::{Informers, watched};
 
 const MANAGER: &str = "garrison-policy-propagator";
 
@@ -685,14 +685,17 @@ fn depending_on_set(store: &Store<Policy>, ns: &str, name: &str) -> Vec<ObjectRe
 }
 
 /// Runs the propagator until its streams end.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let cfg = watcher::Config::default;
-    let (replicas, replica_events) = watched::<Policy>(&client, cfg().labels(ROOT_POLICY_LABEL));
-    let (bindings, binding_events) = watched::<PlacementBinding>(&client, cfg());
-    let (sets, set_events) = watched::<PolicySet>(&client, cfg());
-    let (decisions, decision_events) = watched::<PlacementDecision>(&client, cfg());
-    let controller =
-        crate::cache::controller::<Policy>(&client, cfg().labels(&format!("!{ROOT_POLICY_LABEL}")));
+    let (replicas, replica_events) = watched::<Policy>(&informers, cfg().labels(ROOT_POLICY_LABEL));
+    let (bindings, binding_events) = watched::<PlacementBinding>(&informers, cfg());
+    let (sets, set_events) = watched::<PolicySet>(&informers, cfg());
+    let (decisions, decision_events) = watched::<PlacementDecision>(&informers, cfg());
+    let controller = crate::cache::controller::<Policy>(
+        &informers,
+        cfg().labels(&format!("!{ROOT_POLICY_LABEL}")),
+    );
     let probe = crate::metrics::Probe::new("policy-propagator", &controller);
     let roots = controller.store();
     let (r1, r2, r3) = (roots.clone(), roots.clone(), roots.clone());

@@ -8,6 +8,7 @@
 //! first CSR made with a bootstrap token, is left pending for `garrison accept`. With
 //! `--renewal-approval manual`, renewals that pass every check wait for an admin too.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -467,9 +468,9 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &kube::Error, _: Arc<Ctx>)
 }
 
 /// Runs the approver until its stream ends.
-pub async fn run(ctx: Arc<Ctx>) {
+pub async fn run(ctx: Arc<Ctx>, informers: Informers) {
     let controller = crate::cache::controller::<CertificateSigningRequest>(
-        &ctx.client,
+        &informers,
         watcher::Config::default(),
     );
     let probe = crate::metrics::Probe::new("csr-approver", &controller);

@@ -10,6 +10,7 @@
 //!
 //! Each object is requeued for the moment its deadline falls, so nothing polls.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,10 +153,10 @@ fn error_policy<K>(_: Arc<K>, e: &kube::Error, _: Arc<Ctx>) -> Action {
 }
 
 /// Runs both cleaners until their streams end.
-pub async fn run(ctx: Arc<Ctx>) {
+pub async fn run(ctx: Arc<Ctx>, informers: Informers) {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), "kube-system");
     let csr_controller = crate::cache::controller::<CertificateSigningRequest>(
-        &ctx.client,
+        &informers,
         watcher::Config::default(),
     );
     let csr_probe = crate::metrics::Probe::new("csr-cleaner", &csr_controller);

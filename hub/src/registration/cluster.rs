@@ -13,6 +13,7 @@
 //! - Taints follow availability, as upstream: no condition or Unknown means `unreachable`,
 //!   False means `unavailable`, True means neither.
 
+use crate::cache::Informers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -484,19 +485,21 @@ pub async fn ensure_shared_rbac(client: &kube::Client) -> Result<(), Error> {
 }
 
 /// Runs the controller until its streams end.
-pub async fn run(ctx: Arc<Ctx>) {
+pub async fn run(ctx: Arc<Ctx>, informers: Informers) {
     let leases: Api<Lease> = Api::all(ctx.client.clone());
     let seen = ctx.clone();
-    let controller =
-        crate::cache::controller::<ManagedCluster>(&ctx.client, watcher::Config::default())
-            .watches(leases, watcher::Config::default(), move |lease: Lease| {
-                let ns = lease.namespace().unwrap_or_default();
-                if lease.name_any() != MANAGED_CLUSTER_LEASE {
-                    return None;
-                }
-                seen.remember_lease(&ns, &lease);
-                Some(ObjectRef::<ManagedCluster>::new(&ns))
-            });
+    let controller = crate::cache::controller::<ManagedCluster>(
+        &informers,
+        watcher::Config::default(),
+    )
+    .watches(leases, watcher::Config::default(), move |lease: Lease| {
+        let ns = lease.namespace().unwrap_or_default();
+        if lease.name_any() != MANAGED_CLUSTER_LEASE {
+            return None;
+        }
+        seen.remember_lease(&ns, &lease);
+        Some(ObjectRef::<ManagedCluster>::new(&ns))
+    });
     let probe = crate::metrics::Probe::new("managedcluster", &controller);
     controller
         .run(probe.timed(reconcile), error_policy, ctx)

@@ -5,6 +5,7 @@
 //! lifetime (24 hours). Anything else is marked `Failed` with the reason, and never signed: the
 //! signer fails closed. Approval itself is not this controller's business.
 
+use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,9 +204,9 @@ fn error_policy(_: Arc<CertificateSigningRequest>, e: &Error, _: Arc<Ctx>) -> Ac
 }
 
 /// Runs the signer until the stream of CSRs ends.
-pub async fn run(ctx: Arc<Ctx>) {
+pub async fn run(ctx: Arc<Ctx>, informers: Informers) {
     let controller = crate::cache::controller::<CertificateSigningRequest>(
-        &ctx.client,
+        &informers,
         watcher::Config::default(),
     );
     let probe = crate::metrics::Probe::new("csr-signer", &controller);

@@ -127,17 +127,19 @@ async fn a_cluster_permission_grants_a_managed_service_account_exactly_its_rbac(
     let token = token_of(&hub).await;
     let admin = hub.client().await.unwrap();
     let msas: Api<ManagedServiceAccount> = Api::namespaced(admin.clone(), "c1");
-    let msa = msas.get("reader").await.unwrap();
-    let st = msa.status.unwrap();
-    for ty in ["SecretCreated", "TokenReported"] {
-        assert!(
-            st.conditions
-                .iter()
-                .any(|c| c.type_ == ty && c.status == "True"),
-            "{ty}: {:?}",
-            st.conditions
-        );
-    }
+    // The agent writes the token Secret first and the status after it.
+    let st = eventually(30, "SecretCreated and TokenReported on the MSA", || async {
+        let st = msas.get("reader").await.ok()?.status?;
+        ["SecretCreated", "TokenReported"]
+            .iter()
+            .all(|ty| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == *ty && c.status == "True")
+            })
+            .then_some(st)
+    })
+    .await;
     assert_eq!(st.token_secret_ref.unwrap().name, "reader");
     let sa =
         Api::<ServiceAccount>::namespaced(spoke.clone(), "open-cluster-management-agent-addon")
