@@ -159,7 +159,7 @@ pub struct Decision {
     pub reason: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Binding {
     name: String,
     namespace: String,
@@ -168,12 +168,44 @@ struct Binding {
     subjects: Vec<(String, String, String)>,
 }
 
-#[derive(Debug, Default, Clone)]
+/// What aggregation needs of a stored ClusterRole.
+#[derive(Debug)]
+struct ClusterRoleDef {
+    labels: BTreeMap<String, String>,
+    /// Its own `rules`.
+    own: Vec<Rule>,
+    /// `aggregationRule.clusterRoleSelectors`, for a role that aggregates others.
+    selectors: Option<Vec<Value>>,
+}
+
+/// Whether any of an aggregating role's selectors selects `labels`. A selector with neither
+/// `matchLabels` nor `matchExpressions` selects nothing, as in kube-controller-manager.
+fn aggregates(selectors: &[Value], labels: &BTreeMap<String, String>) -> bool {
+    selectors.iter().any(|sel| {
+        let ml = sel.get("matchLabels").and_then(Value::as_object);
+        let has_rules = ml.is_some() || sel.get("matchExpressions").is_some();
+        has_rules
+            && ml.is_none_or(|m| {
+                m.iter()
+                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+            })
+            && sel
+                .get("matchExpressions")
+                .and_then(Value::as_array)
+                .is_none_or(|exprs| {
+                    exprs
+                        .iter()
+                        .all(|e| crate::selectors::label_expression_matches(e, labels))
+                })
+    })
+}
+
+#[derive(Debug, Default)]
 struct Snapshot {
     /// Effective rules of each ClusterRole, aggregation applied.
     cluster_roles: HashMap<String, Vec<Rule>>,
-    /// ClusterRoles as stored, for aggregation.
-    cluster_roles_raw: BTreeMap<String, Value>,
+    /// ClusterRoles as stored (their labels, rules and selectors), for aggregation.
+    cluster_role_defs: BTreeMap<String, ClusterRoleDef>,
     /// ClusterRoles that aggregate others.
     aggregators: BTreeSet<String>,
     roles: HashMap<(String, String), Vec<Rule>>,
@@ -295,9 +327,12 @@ impl Snapshot {
     fn load(store: &Store) -> ApiResult<Self> {
         let mut snap = Snapshot::default();
         for cr in all_items(store, "rbac.authorization.k8s.io/clusterroles")? {
-            snap.put_cluster_role_raw(cr);
+            snap.put_cluster_role(&cr);
         }
-        snap.rebuild_cluster_roles(None);
+        let names: Vec<String> = snap.cluster_role_defs.keys().cloned().collect();
+        for name in names {
+            snap.rebuild_cluster_role(&name);
+        }
         for r in all_items(store, "rbac.authorization.k8s.io/roles")? {
             snap.apply("rbac.authorization.k8s.io/roles", &r, false);
         }
@@ -310,66 +345,73 @@ impl Snapshot {
         Ok(snap)
     }
 
-    fn put_cluster_role_raw(&mut self, cr: Value) {
-        let name = name_of(&cr).to_string();
-        if cr
+    /// Records a ClusterRole's definition; its effective rules are rebuilt by the caller.
+    fn put_cluster_role(&mut self, cr: &Value) {
+        let name = name_of(cr).to_string();
+        let selectors = cr
             .pointer("/aggregationRule/clusterRoleSelectors")
-            .is_some()
-        {
+            .and_then(Value::as_array)
+            .cloned();
+        if selectors.is_some() {
             self.aggregators.insert(name.clone());
         } else {
             self.aggregators.remove(&name);
         }
-        self.cluster_roles_raw.insert(name, cr);
+        let def = ClusterRoleDef {
+            labels: labels_of(cr),
+            own: own_rules(cr),
+            selectors,
+        };
+        self.cluster_role_defs.insert(name, def);
     }
 
-    /// Recomputes the effective rules of `changed` (all roles when None) and of every
-    /// aggregating role, whose rules may depend on it.
-    fn rebuild_cluster_roles(&mut self, changed: Option<&str>) {
-        let names: Vec<String> = match changed {
-            Some(n) => std::iter::once(n.to_string())
-                .chain(self.aggregators.iter().cloned())
-                .collect(),
-            None => self.cluster_roles_raw.keys().cloned().collect(),
+    /// Recomputes the effective rules of one ClusterRole: its own, and for an aggregating
+    /// role those of every role it selects.
+    fn rebuild_cluster_role(&mut self, name: &str) {
+        let Some(def) = self.cluster_role_defs.get(name) else {
+            self.cluster_roles.remove(name);
+            return;
         };
-        for name in names {
-            let Some(cr) = self.cluster_roles_raw.get(&name) else {
-                self.cluster_roles.remove(&name);
-                continue;
-            };
-            let mut rules = own_rules(cr);
-            if let Some(selectors) = cr
-                .pointer("/aggregationRule/clusterRoleSelectors")
-                .and_then(Value::as_array)
-            {
-                for (other_name, other) in &self.cluster_roles_raw {
-                    if *other_name == name {
-                        continue;
-                    }
-                    let labels = labels_of(other);
-                    let selected = selectors.iter().any(|sel| {
-                        let ml = sel.get("matchLabels").and_then(Value::as_object);
-                        let has_rules = ml.is_some() || sel.get("matchExpressions").is_some();
-                        has_rules
-                            && ml.is_none_or(|m| {
-                                m.iter()
-                                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-                            })
-                            && sel
-                                .get("matchExpressions")
-                                .and_then(Value::as_array)
-                                .is_none_or(|exprs| {
-                                    exprs.iter().all(|e| {
-                                        crate::selectors::label_expression_matches(e, &labels)
-                                    })
-                                })
-                    });
-                    if selected {
-                        rules.extend(own_rules(other));
-                    }
+        let mut rules = def.own.clone();
+        if let Some(selectors) = &def.selectors {
+            for (other_name, other) in &self.cluster_role_defs {
+                if other_name != name && aggregates(selectors, &other.labels) {
+                    rules.extend(other.own.iter().cloned());
                 }
             }
-            self.cluster_roles.insert(name, rules);
+        }
+        self.cluster_roles.insert(name.to_string(), rules);
+    }
+
+    /// A ClusterRole written or deleted: rebuilds it, and the aggregating roles that selected
+    /// it before or select it now. A write costs the aggregators it concerns, not a pass over
+    /// every role.
+    fn change_cluster_role(&mut self, name: &str, written: Option<&Value>) {
+        let before = self.cluster_role_defs.remove(name).map(|d| d.labels);
+        self.aggregators.remove(name);
+        if let Some(cr) = written {
+            self.put_cluster_role(cr);
+        }
+        let after = self.cluster_role_defs.get(name).map(|d| d.labels.clone());
+        self.rebuild_cluster_role(name);
+        let concerned: Vec<String> = self
+            .aggregators
+            .iter()
+            .filter(|a| a.as_str() != name)
+            .filter(|a| {
+                let selectors = self.cluster_role_defs[a.as_str()]
+                    .selectors
+                    .as_deref()
+                    .unwrap_or_default();
+                [&before, &after]
+                    .into_iter()
+                    .flatten()
+                    .any(|labels| aggregates(selectors, labels))
+            })
+            .cloned()
+            .collect();
+        for a in concerned {
+            self.rebuild_cluster_role(&a);
         }
     }
 
@@ -379,13 +421,7 @@ impl Snapshot {
         let ns = namespace_of(obj).to_string();
         match key {
             "rbac.authorization.k8s.io/clusterroles" => {
-                if deleted {
-                    self.cluster_roles_raw.remove(&name);
-                    self.aggregators.remove(&name);
-                } else {
-                    self.put_cluster_role_raw(obj.clone());
-                }
-                self.rebuild_cluster_roles(Some(&name));
+                self.change_cluster_role(&name, (!deleted).then_some(obj));
             }
             "rbac.authorization.k8s.io/roles" => {
                 if deleted {
@@ -433,8 +469,8 @@ impl Snapshot {
     }
 
     /// Rules granted to `user` in `namespace` (cluster-wide rules included), each with the
-    /// sentence kube-apiserver uses to name its source.
-    fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<(Rule, String)> {
+    /// binding and subject that grant it.
+    fn rules_for<'a>(&'a self, user: &UserInfo, namespace: &str) -> Vec<Grant<'a>> {
         let mut out = Vec::new();
         let mut candidates: BTreeSet<&String> = BTreeSet::new();
         for k in user_keys(user) {
@@ -450,11 +486,11 @@ impl Snapshot {
                 && b.role_kind == "ClusterRole"
                 && let Some(rules) = self.cluster_roles.get(&b.role_name)
             {
-                let why = format!(
-                    "RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\" to {} \"{}\"",
-                    b.name, b.role_name, s.0, s.1
-                );
-                out.extend(rules.iter().map(|r| (r.clone(), why.clone())));
+                out.extend(rules.iter().map(|rule| Grant {
+                    rule,
+                    binding: b,
+                    subject: s,
+                }));
             }
         }
         if !namespace.is_empty()
@@ -476,17 +512,14 @@ impl Snapshot {
                     _ => None,
                 };
                 if let Some(rules) = rules {
-                    let why = format!(
-                        "RBAC: allowed by RoleBinding \"{}/{}\" of {} \"{}\" to {} \"{}\"",
-                        b.name, b.namespace, b.role_kind, b.role_name, s.0, s.1
-                    );
                     // Rules reached through a RoleBinding never grant non-resource URLs.
-                    out.extend(
-                        rules
-                            .iter()
-                            .filter(|r| r.non_resource_urls.is_empty())
-                            .map(|r| (r.clone(), why.clone())),
-                    );
+                    out.extend(rules.iter().filter(|r| r.non_resource_urls.is_empty()).map(
+                        |rule| Grant {
+                            rule,
+                            binding: b,
+                            subject: s,
+                        },
+                    ));
                 }
             }
         }
@@ -494,10 +527,37 @@ impl Snapshot {
     }
 }
 
+/// One rule a user holds, and the binding and subject that grant it.
+struct Grant<'a> {
+    rule: &'a Rule,
+    binding: &'a Binding,
+    subject: &'a (String, String, String),
+}
+
+impl Grant<'_> {
+    /// The sentence kube-apiserver uses to name the grant's source.
+    fn why(&self) -> String {
+        let (b, s) = (self.binding, self.subject);
+        if b.namespace.is_empty() {
+            format!(
+                "RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\" to {} \"{}\"",
+                b.name, b.role_name, s.0, s.1
+            )
+        } else {
+            format!(
+                "RBAC: allowed by RoleBinding \"{}/{}\" of {} \"{}\" to {} \"{}\"",
+                b.name, b.namespace, b.role_kind, b.role_name, s.0, s.1
+            )
+        }
+    }
+}
+
 /// The RBAC authorizer.
 pub struct Authorizer {
     store: Arc<Store>,
-    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// Updated in place under the write lock by every RBAC write; a decision holds the read
+    /// lock only while it looks at the rules.
+    snapshot: RwLock<Option<Snapshot>>,
 }
 
 /// Storage keys of the RBAC kinds; a write to any of them invalidates the snapshot.
@@ -512,21 +572,21 @@ impl Authorizer {
     /// An authorizer over the RBAC objects in `store`.
     pub fn new(store: Arc<Store>) -> Arc<Self> {
         // Loaded before the hook is installed; no writer runs while a server is being built.
-        let initial = Snapshot::load(&store).ok().map(Arc::new);
+        let initial = Snapshot::load(&store).ok();
         let authz = Arc::new(Authorizer {
             store: store.clone(),
             snapshot: RwLock::new(initial),
         });
         let weak = Arc::downgrade(&authz);
-        // Each RBAC write updates the snapshot in place (copying it only while a reader still
-        // holds the old one), so a write costs one object, not a reload of them all.
+        // Each RBAC write updates the snapshot in place, so a write costs one object: never a
+        // reload, and never a copy of the whole snapshot.
         store.on_write(Arc::new(move |event| {
             if RBAC_KEYS.contains(&event.key.as_str())
                 && let Some(a) = weak.upgrade()
             {
-                let mut guard = a.snapshot.write().expect("rbac lock");
+                let mut guard = a.snapshot.write().unwrap_or_else(|e| e.into_inner());
                 if let Some(snap) = guard.as_mut() {
-                    Arc::make_mut(snap).apply(
+                    snap.apply(
                         &event.key,
                         &event.object,
                         event.kind == crate::store::watch::EventType::Deleted,
@@ -537,13 +597,19 @@ impl Authorizer {
         authz
     }
 
-    fn snapshot(&self) -> ApiResult<Arc<Snapshot>> {
-        if let Some(s) = self.snapshot.read().expect("rbac lock").as_ref() {
-            return Ok(s.clone());
+    /// Runs `f` on the snapshot under the read lock, loading the snapshot first if it could
+    /// not be loaded when the authorizer was made.
+    fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> ApiResult<R> {
+        {
+            let guard = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(snap) = guard.as_ref() {
+                return Ok(f(snap));
+            }
         }
-        let fresh = Arc::new(Snapshot::load(&self.store)?);
-        *self.snapshot.write().expect("rbac lock") = Some(fresh.clone());
-        Ok(fresh)
+        // Loaded without the lock: the store's writers run the hook, which takes it.
+        let fresh = Snapshot::load(&self.store)?;
+        let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        Ok(f(guard.get_or_insert(fresh)))
     }
 
     /// Decides whether `user` may do what `attrs` describe.
@@ -554,29 +620,32 @@ impl Authorizer {
                 reason: "system:masters is the superuser group".into(),
             });
         }
-        let snap = self.snapshot()?;
-        for (rule, why) in snap.rules_for(user, &attrs.namespace) {
-            if rule.allows(attrs) {
-                return Ok(Decision {
+        self.with_snapshot(|snap| {
+            let grant = snap
+                .rules_for(user, &attrs.namespace)
+                .into_iter()
+                .find(|g| g.rule.allows(attrs));
+            match grant {
+                Some(g) => Decision {
                     allowed: true,
-                    reason: why,
-                });
+                    reason: g.why(),
+                },
+                None => Decision {
+                    allowed: false,
+                    reason: String::new(),
+                },
             }
-        }
-        Ok(Decision {
-            allowed: false,
-            reason: String::new(),
         })
     }
 
     /// Every rule `user` holds in `namespace`, including cluster-wide ones.
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> ApiResult<Vec<Rule>> {
-        let snap = self.snapshot()?;
-        Ok(snap
-            .rules_for(user, namespace)
-            .into_iter()
-            .map(|(r, _)| r)
-            .collect())
+        self.with_snapshot(|snap| {
+            snap.rules_for(user, namespace)
+                .into_iter()
+                .map(|g| g.rule.clone())
+                .collect()
+        })
     }
 
     /// The rules of a referenced role, for escalation checks on bindings.
@@ -586,8 +655,7 @@ impl Authorizer {
         namespace: &str,
         name: &str,
     ) -> ApiResult<Option<Vec<Rule>>> {
-        let snap = self.snapshot()?;
-        Ok(match kind {
+        self.with_snapshot(|snap| match kind {
             "ClusterRole" => snap.cluster_roles.get(name).cloned(),
             "Role" => snap
                 .roles
@@ -713,6 +781,82 @@ mod tests {
                 .unwrap()
                 .allowed
         );
+    }
+
+    #[test]
+    fn aggregated_cluster_roles_follow_the_roles_they_select() {
+        let store = Store::in_memory(100);
+        let authz = Authorizer::new(store.clone());
+        let alice = UserInfo::new("alice", vec![], "x509");
+        let can = |verb: &str| {
+            authz
+                .authorize(&alice, &attrs(verb, "a", "pods"))
+                .unwrap()
+                .allowed
+        };
+        let role = |name: &str, selected: bool, verbs: &[&str]| {
+            let labels = if selected {
+                json!({"example.com/aggregate-to-agg": "true"})
+            } else {
+                json!({})
+            };
+            json!({"metadata": {"name": name, "labels": labels},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]})
+        };
+        put(
+            &store,
+            RBAC_KEYS[1],
+            "",
+            json!({"metadata": {"name": "agg"}, "aggregationRule": {"clusterRoleSelectors":
+                [{"matchLabels": {"example.com/aggregate-to-agg": "true"}}]}, "rules": []}),
+        );
+        put(
+            &store,
+            RBAC_KEYS[3],
+            "",
+            json!({"metadata": {"name": "alice-agg"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "agg"}, "subjects": [{"kind": "User", "name": "alice"}]}),
+        );
+        assert!(!can("get"));
+        put(&store, RBAC_KEYS[1], "", role("r1", true, &["get"]));
+        assert!(can("get"), "a selected role's rules join the aggregate");
+        put(&store, RBAC_KEYS[1], "", role("other", false, &["delete"]));
+        assert!(!can("delete"), "an unselected role's rules do not");
+        put(&store, RBAC_KEYS[1], "", role("r1", true, &["list"]));
+        assert!(
+            can("list") && !can("get"),
+            "a selected role's new rules replace its old"
+        );
+        put(&store, RBAC_KEYS[1], "", role("r1", false, &["list"]));
+        assert!(
+            !can("list"),
+            "a role that loses the label leaves the aggregate"
+        );
+        put(&store, RBAC_KEYS[1], "", role("other", true, &["delete"]));
+        assert!(can("delete"), "a role that gains the label joins it");
+        store
+            .mutate(RBAC_KEYS[1], "", "agg", |_, _| Ok(Mutation::Delete))
+            .unwrap();
+        assert!(!can("delete"), "a deleted aggregate grants nothing");
+        // A fresh load agrees with the updates made in place.
+        put(
+            &store,
+            RBAC_KEYS[1],
+            "",
+            json!({"metadata": {"name": "agg"}, "aggregationRule": {"clusterRoleSelectors":
+                [{"matchLabels": {"example.com/aggregate-to-agg": "true"}}]}, "rules": []}),
+        );
+        let reloaded = Authorizer::new(store.clone());
+        for verb in ["get", "list", "delete"] {
+            assert_eq!(
+                reloaded
+                    .authorize(&alice, &attrs(verb, "a", "pods"))
+                    .unwrap()
+                    .allowed,
+                can(verb),
+                "{verb}"
+            );
+        }
+        assert!(can("delete") && !can("list"));
     }
 
     #[test]
