@@ -10,9 +10,10 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -103,8 +104,10 @@ impl Informers {
             let entry = informers.entry(key).or_insert_with(|| {
                 let (store, writer) = reflector::store::<K>();
                 let subscribers = Arc::default();
-                let watch = tokio::spawn(pump(
-                    reflected(&self.inner.client, config, writer),
+                let watch = tokio::spawn(keep_watching(
+                    self.inner.client.clone(),
+                    config,
+                    writer,
                     store.clone(),
                     Arc::clone(&subscribers),
                 ));
@@ -151,18 +154,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs one shared watch for as long as the hub: should the watch stop or panic, it starts
+/// again with a fresh list into the same cache and for the same subscribers, where a private
+/// watch would have been restarted with its controller.
+async fn keep_watching<K>(
+    client: kube::Client,
+    config: watcher::Config,
+    mut writer: reflector::store::Writer<K>,
+    store: Store<K>,
+    subscribers: Subscribers<K>,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    loop {
+        let events = watcher(Api::<K>::all(client.clone()), config.clone())
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .default_backoff();
+        let pumped = AssertUnwindSafe(pump(events, &mut writer, &store, &subscribers))
+            .catch_unwind()
+            .await;
+        let why = match pumped {
+            Ok(()) => "ended".to_string(),
+            Err(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .map(|m| format!("panicked: {m}"))
+                .unwrap_or_else(|| "panicked".into()),
+        };
+        tracing::error!(resource = %K::plural(&()), reason = %why, "a shared watch stopped; starting it again");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// Drives one watch: keeps its cache and sends each change to every subscriber still
 /// listening. Subscribers' channels are unbounded, so one slow controller holds back no other
 /// (what waits in them is shared with the cache, or an object just deleted).
 async fn pump<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-    store: Store<K>,
-    subscribers: Subscribers<K>,
+    writer: &mut reflector::store::Writer<K>,
+    store: &Store<K>,
+    subscribers: &Subscribers<K>,
 ) where
     K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
 {
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
+        // The cache first, then the subscribers: `listen` relies on this order.
+        if let Ok(e) = &event {
+            writer.apply_watcher_event(e);
+        }
         let changes: Vec<Change<K>> = match event {
             Ok(watcher::Event::Apply(o)) => {
                 // The cache's own copy, not a second one.
@@ -184,7 +225,7 @@ async fn pump<K>(
         if changes.is_empty() {
             continue;
         }
-        let mut subscribers = lock(&subscribers);
+        let mut subscribers = lock(subscribers);
         subscribers.retain(|s| changes.iter().all(|c| s.send(c.clone()).is_ok()));
     }
 }
@@ -227,21 +268,6 @@ where
         }
     });
     Controller::for_shared_stream(applied, store)
-}
-
-/// The watch of every `K` the config selects, without `managedFields`, filling `writer`'s cache.
-fn reflected<K>(
-    client: &kube::Client,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    watcher(Api::<K>::all(client.clone()), config)
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
-        .default_backoff()
-        .reflect(writer)
 }
 
 #[cfg(test)]
@@ -291,9 +317,12 @@ mod tests {
             futures::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-            )
-            .reflect(writer);
-        tokio::spawn(pump(watch, store.clone(), subscribers.clone()));
+            );
+        let (cache, subs) = (store.clone(), subscribers.clone());
+        tokio::spawn(async move {
+            let mut writer = writer;
+            pump(watch, &mut writer, &cache, &subs).await
+        });
 
         // Subscribed before the list: hears the listed objects once the list is complete.
         let mut early = Box::pin(listen(&store, &subscribers));
@@ -357,9 +386,12 @@ mod tests {
             Ok(watcher::Event::Init),
             Ok(watcher::Event::InitDone),
             Ok(watcher::Event::Apply(cm("a", "1"))),
-        ])
-        .reflect(writer);
-        tokio::spawn(pump(watch, store.clone(), subscribers));
+        ]);
+        let cache = store.clone();
+        tokio::spawn(async move {
+            let mut writer = writer;
+            pump(watch, &mut writer, &cache, &subscribers).await
+        });
         let Some(Change::Applied(heard)) = changes.next().await else {
             panic!("an applied change arrives");
         };

@@ -490,6 +490,7 @@ impl Snapshot {
                     rule,
                     binding: b,
                     subject: s,
+                    cluster_wide: true,
                 }));
             }
         }
@@ -518,6 +519,7 @@ impl Snapshot {
                             rule,
                             binding: b,
                             subject: s,
+                            cluster_wide: false,
                         },
                     ));
                 }
@@ -532,13 +534,15 @@ struct Grant<'a> {
     rule: &'a Rule,
     binding: &'a Binding,
     subject: &'a (String, String, String),
+    /// Granted by a ClusterRoleBinding, not a RoleBinding.
+    cluster_wide: bool,
 }
 
 impl Grant<'_> {
     /// The sentence kube-apiserver uses to name the grant's source.
     fn why(&self) -> String {
         let (b, s) = (self.binding, self.subject);
-        if b.namespace.is_empty() {
+        if self.cluster_wide {
             format!(
                 "RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\" to {} \"{}\"",
                 b.name, b.role_name, s.0, s.1
