@@ -175,12 +175,7 @@ async fn keep_watching<K>(
             .await;
         let why = match pumped {
             Ok(()) => "ended".to_string(),
-            Err(payload) => payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .map(|m| format!("panicked: {m}"))
-                .unwrap_or_else(|| "panicked".into()),
+            Err(payload) => crate::supervisor::panicked(payload.as_ref()),
         };
         tracing::error!(resource = %K::plural(&()), reason = %why, "a shared watch stopped; starting it again");
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;

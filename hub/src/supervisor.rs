@@ -37,7 +37,11 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     if !e.is_panic() {
         return "cancelled".into();
     }
-    let payload = e.into_panic();
+    panicked(e.into_panic().as_ref())
+}
+
+/// `panicked: MESSAGE` for a panic's payload, or `panicked` when it carries no text.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

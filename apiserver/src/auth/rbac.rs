@@ -182,21 +182,9 @@ struct ClusterRoleDef {
 /// `matchLabels` nor `matchExpressions` selects nothing, as in kube-controller-manager.
 fn aggregates(selectors: &[Value], labels: &BTreeMap<String, String>) -> bool {
     selectors.iter().any(|sel| {
-        let ml = sel.get("matchLabels").and_then(Value::as_object);
-        let has_rules = ml.is_some() || sel.get("matchExpressions").is_some();
-        has_rules
-            && ml.is_none_or(|m| {
-                m.iter()
-                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-            })
-            && sel
-                .get("matchExpressions")
-                .and_then(Value::as_array)
-                .is_none_or(|exprs| {
-                    exprs
-                        .iter()
-                        .all(|e| crate::selectors::label_expression_matches(e, labels))
-                })
+        let has_rules = sel.get("matchLabels").and_then(Value::as_object).is_some()
+            || sel.get("matchExpressions").is_some();
+        has_rules && crate::selectors::label_selector_json_matches(sel, labels)
     })
 }
 
@@ -392,8 +380,7 @@ impl Snapshot {
         if let Some(cr) = written {
             self.put_cluster_role(cr);
         }
-        let after = self.cluster_role_defs.get(name).map(|d| d.labels.clone());
-        self.rebuild_cluster_role(name);
+        let after = self.cluster_role_defs.get(name).map(|d| &d.labels);
         let concerned: Vec<String> = self
             .aggregators
             .iter()
@@ -403,13 +390,14 @@ impl Snapshot {
                     .selectors
                     .as_deref()
                     .unwrap_or_default();
-                [&before, &after]
-                    .into_iter()
-                    .flatten()
+                before
+                    .iter()
+                    .chain(after)
                     .any(|labels| aggregates(selectors, labels))
             })
             .cloned()
             .collect();
+        self.rebuild_cluster_role(name);
         for a in concerned {
             self.rebuild_cluster_role(&a);
         }

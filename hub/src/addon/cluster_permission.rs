@@ -6,7 +6,6 @@
 //! ManagedServiceAccount subjects are rewritten to the ServiceAccount the managed-serviceaccount
 //! add-on makes on the cluster, in the add-on's namespace there.
 
-use crate::cache::Informers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +27,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::{MANAGED_SERVICE_ACCOUNT, install_namespace};
+use crate::cache::Informers;
 
 const MANAGER: &str = "garrison-cluster-permission";
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";

@@ -9,7 +9,6 @@
 //! Progress is reported per placement in `status.installProgressions`, with upstream's
 //! `Progressing` condition (`Installing`, then `InstallSucceed`).
 
-use crate::cache::Informers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +30,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::{DEFAULT_INSTALL_NAMESPACE, Error};
+use crate::cache::Informers;
 use crate::rollout::{self, ClusterStatus, Groups, Status};
 
 /// The state of one cluster's add-on for a rollout.

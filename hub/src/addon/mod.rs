@@ -16,7 +16,6 @@ pub mod msa_ttl;
 pub mod signer;
 pub mod template;
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+
+use crate::cache::Informers;
 
 /// Field manager of the add-on manager's writes.
 const MANAGER: &str = "garrison-addon-manager";

@@ -2,7 +2,6 @@
 //! that many seconds after it was created. Its token Secret goes with it (owned by it), and the
 //! add-on then removes its ServiceAccount from the cluster, so the token stops working.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::Error;
+use crate::cache::Informers;
 
 /// When a ManagedServiceAccount expires, if it has a TTL: Unix seconds.
 pub fn expires_at(msa: &ManagedServiceAccount) -> Option<i64> {

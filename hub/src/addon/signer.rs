@@ -10,7 +10,6 @@
 //! signer no template of its add-on registers is left for whichever signer owns it; a missing
 //! or broken CA Secret is retried, since an admin may still create it.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
+use crate::cache::Informers;
 use crate::registration::approver::{ADDON_LABEL, CLUSTER_LABEL};
 use crate::registration::csr_signer::{self, SIGNER, awaits_signing};
 

@@ -16,7 +16,6 @@
 //! - reports health in Customized mode from the work: `Available` from the work's `Available`
 //!   condition, `ManifestApplied` from its `Applied`.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::{CLIENT_SIGNER, Error, install_namespace};
+use crate::cache::Informers;
 
 const MANAGER: &str = "garrison-addon-template";
 const ADDON_GROUP: &str = "addon.open-cluster-management.io";

@@ -8,7 +8,6 @@
 //! first CSR made with a bootstrap token, is left pending for `garrison accept`. With
 //! `--renewal-approval manual`, renewals that pass every check wait for an admin too.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::csr_signer::SIGNER;
+use crate::cache::Informers;
 
 const MANAGER: &str = "garrison-csr-approver";
 /// Reason recorded on automatic approvals, as upstream.

@@ -10,7 +10,6 @@
 //!
 //! Each object is requeued for the moment its deadline falls, so nothing polls.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,8 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
+
+use crate::cache::Informers;
 
 /// How long a decided (approved, denied or failed) request is kept, as kube's cleaner.
 pub const DECIDED_TTL_SECS: i64 = 3600;

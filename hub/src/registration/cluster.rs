@@ -13,7 +13,6 @@
 //! - Taints follow availability, as upstream: no condition or Unknown means `unreachable`,
 //!   False means `unavailable`, True means neither.
 
-use crate::cache::Informers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::rbac;
+use crate::cache::Informers;
 
 const MANAGER: &str = "garrison-registration";
 /// Lease periods missed before a cluster is Unknown, as upstream.

@@ -5,7 +5,6 @@
 //! lifetime (24 hours). Anything else is marked `Failed` with the reason, and never signed: the
 //! signer fails closed. Approval itself is not this controller's business.
 
-use crate::cache::Informers;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use serde_json::json;
+
+use crate::cache::Informers;
 
 /// The signer this controller implements.
 pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client";
