@@ -105,15 +105,30 @@ pub struct DeleteOptions {
 /// Whether an update leaves the object as it was, apart from managedFields and the
 /// resourceVersion; such an update writes nothing.
 fn unchanged(old: &Value, next: &Value) -> bool {
-    let mut cmp_old = old.clone();
-    let mut cmp_new = next.clone();
-    for v in [&mut cmp_old, &mut cmp_new] {
-        if let Some(m) = v["metadata"].as_object_mut() {
-            m.remove("managedFields");
-            m.remove("resourceVersion");
+    let (Some(a), Some(b)) = (old.as_object(), next.as_object()) else {
+        return old == next;
+    };
+    equal_but(a, b, &["metadata"])
+        && match (a.get("metadata"), b.get("metadata")) {
+            (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+                equal_but(ma, mb, &["managedFields", "resourceVersion"])
+            }
+            (ma, mb) => ma == mb,
         }
-    }
-    cmp_old == cmp_new
+}
+
+/// Whether two JSON objects are equal apart from the keys in `skip`; compares in place, as
+/// the write path runs it on every update of every object.
+fn equal_but(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: &[&str],
+) -> bool {
+    let kept = |k: &String| !skip.contains(&k.as_str());
+    a.keys().filter(|k| kept(k)).count() == b.keys().filter(|k| kept(k)).count()
+        && a.iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Whether an update removes the last finalizer of an object being deleted, so the object goes.
@@ -169,17 +184,15 @@ fn without_status(res: &Resource, subresource: &str, mut body: Value) -> Value {
 
 /// Whether two objects differ outside metadata and (when the status subresource exists) status.
 fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("metadata");
-            if res.has_status() {
-                m.remove("status");
-            }
-        }
-        v
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
+        return old != new;
     };
-    strip(old) != strip(new)
+    let skip: &[&str] = if res.has_status() {
+        &["metadata", "status"]
+    } else {
+        &["metadata"]
+    };
+    !equal_but(a, b, skip)
 }
 
 fn tracks_generation(res: &Resource) -> bool {
@@ -1026,4 +1039,42 @@ fn check_approval(old: &Value, conditions: &Value) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_that_changes_only_bookkeeping_is_unchanged() {
+        let old = json!({"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1",
+            "managedFields": [{"manager": "x"}], "labels": {"l": "1"}}, "data": {"k": "v"}});
+        let same = json!({"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "2",
+            "labels": {"l": "1"}}, "data": {"k": "v"}});
+        assert!(unchanged(&old, &same));
+        let relabelled = json!({"kind": "ConfigMap", "metadata": {"name": "a",
+            "labels": {"l": "2"}}, "data": {"k": "v"}});
+        assert!(!unchanged(&old, &relabelled));
+        let more = json!({"kind": "ConfigMap", "metadata": {"name": "a", "labels": {"l": "1"}},
+            "data": {"k": "v"}, "binaryData": {}});
+        assert!(!unchanged(&old, &more));
+        assert!(!unchanged(&more, &old));
+        let no_meta = json!({"kind": "ConfigMap", "data": {"k": "v"}});
+        assert!(unchanged(&no_meta, &no_meta.clone()));
+        assert!(!unchanged(
+            &no_meta,
+            &json!({"kind": "ConfigMap", "metadata": {},
+            "data": {"k": "v"}})
+        ));
+    }
+
+    #[test]
+    fn equal_but_ignores_only_the_keys_it_is_told() {
+        let a = json!({"a": 1, "b": 2, "skip": 3});
+        let b = json!({"a": 1, "b": 2, "skip": 4});
+        let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+        assert!(equal_but(a, b, &["skip"]));
+        assert!(!equal_but(a, b, &[]));
+        assert!(!equal_but(a, b, &["a"]));
+    }
 }

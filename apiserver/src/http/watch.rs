@@ -21,7 +21,19 @@ use crate::store::watch::{EventType, WatchEvent};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn line(kind: &str, object: Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line_of(kind, &object)
+}
+
+/// One watch event on the wire, written from a borrowed object: the cached event is shared by
+/// every watcher it goes to, and is serialized without being copied.
+fn line_of(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut v = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
@@ -81,12 +93,20 @@ pub fn serve(
         .subscribe(&key, ns.as_deref(), from_rv);
     let res2 = res.clone();
     let srv2 = srv.clone();
-    let render = move |obj: &Value| -> Value {
+    let api_version = res.api_version();
+    // Objects stored in the version served go out as they are, without a copy.
+    let render = move |kind: &str, obj: &Value| -> Bytes {
+        if !as_table && obj["apiVersion"].as_str() == Some(api_version.as_str()) {
+            return line_of(kind, obj);
+        }
         let obj = srv2.objects.present(&res2, obj.clone());
         if as_table {
-            table::to_table(&res2, &[obj], Some("Object"), None, None)
+            line(
+                kind,
+                table::to_table(&res2, &[obj], Some("Object"), None, None),
+            )
         } else {
-            obj
+            line(kind, obj)
         }
     };
     let interval = srv.bookmark_interval;
@@ -100,7 +120,7 @@ pub fn serve(
             }
         };
         for obj in &initial {
-            yield Ok(line("ADDED", render(obj)));
+            yield Ok(render("ADDED", obj));
         }
         let mut last_rv = from_rv;
         if send_initial {
@@ -110,7 +130,7 @@ pub fn serve(
         for ev in backlog {
             last_rv = ev.rv;
             if let Some((kind, obj)) = filter(&opts, &ev) {
-                yield Ok(line(kind, render(&obj)));
+                yield Ok(render(kind, obj));
             }
         }
         let deadline = tokio::time::sleep(timeout);
@@ -124,14 +144,24 @@ pub fn serve(
                     if ev.rv <= last_rv { continue; }
                     last_rv = ev.rv;
                     if let Some((kind, obj)) = filter(&opts, &ev) {
-                        yield Ok(line(kind, render(&obj)));
+                        yield Ok(render(kind, obj));
                     }
                 }
                 _ = tick.tick(), if bookmarks => {
                     let rv = srv.objects.store.current_rv().unwrap_or(last_rv).max(last_rv);
                     yield Ok(line("BOOKMARK", json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}})));
                 }
-                _ = &mut deadline => break,
+                _ = &mut deadline => {
+                    // A last bookmark as the watch times out, as kube-apiserver sends: the
+                    // client resumes from now, not from its last event or bookmark, which a
+                    // busy store may have pushed out of the history meanwhile (410 Gone and
+                    // a relist for every watcher at once).
+                    if bookmarks {
+                        let rv = srv.objects.store.current_rv().unwrap_or(last_rv).max(last_rv);
+                        yield Ok(line("BOOKMARK", json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}})));
+                    }
+                    break;
+                }
             }
         }
     };
@@ -145,20 +175,18 @@ pub fn serve(
 
 /// Maps an event through the watch's selectors: an object entering the selection is ADDED, one
 /// leaving it is DELETED.
-fn filter(opts: &ListOptions, ev: &WatchEvent) -> Option<(&'static str, Value)> {
+fn filter<'e>(opts: &ListOptions, ev: &'e WatchEvent) -> Option<(&'static str, &'e Value)> {
     let sel = |o: &Value| opts.labels.matches_object(o) && opts.fields.matches(o);
     let now = sel(&ev.object);
-    match ev.kind {
-        EventType::Added => now.then(|| ("ADDED", (*ev.object).clone())),
-        EventType::Deleted => now.then(|| ("DELETED", (*ev.object).clone())),
-        EventType::Modified => {
-            let before = ev.old.as_deref().is_some_and(sel);
-            match (before, now) {
-                (true, true) => Some(("MODIFIED", (*ev.object).clone())),
-                (false, true) => Some(("ADDED", (*ev.object).clone())),
-                (true, false) => Some(("DELETED", (*ev.object).clone())),
-                (false, false) => None,
-            }
-        }
-    }
+    let kind = match ev.kind {
+        EventType::Added => now.then_some("ADDED")?,
+        EventType::Deleted => now.then_some("DELETED")?,
+        EventType::Modified => match (ev.old.as_deref().is_some_and(sel), now) {
+            (true, true) => "MODIFIED",
+            (false, true) => "ADDED",
+            (true, false) => "DELETED",
+            (false, false) => return None,
+        },
+    };
+    Some((kind, &ev.object))
 }

@@ -823,43 +823,63 @@ fn change(
             .map(|_| ())
             .map_err(internal)
     };
-    exec(
-        "DELETE FROM owner_refs WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
-        params![key, namespace, name],
-    )?;
-    if let Some(uid) = old
-        .as_ref()
-        .and_then(|o| o.pointer("/metadata/uid"))
-        .and_then(Value::as_str)
-    {
-        exec("DELETE FROM uids WHERE uid = ?1", params![uid])?;
-    }
-    if kind == EventType::Deleted {
+    // The uid and owner indexes change only when the uid or the owners do: most writes (a
+    // status, a label) leave both, and skip four index writes.
+    let uid_of = |o: &Value| {
+        o.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let owners_of = |o: &Value| -> Vec<String> {
+        o.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deleted = kind == EventType::Deleted;
+    let (old_uid, old_owners) = match &old {
+        Some(o) => (uid_of(o), owners_of(o)),
+        None => (None, Vec::new()),
+    };
+    let (new_uid, new_owners) = if deleted {
+        (None, Vec::new())
+    } else {
+        (uid_of(&object), owners_of(&object))
+    };
+    if old_owners != new_owners {
         exec(
-            "DELETE FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+            "DELETE FROM owner_refs WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
             params![key, namespace, name],
         )?;
-    } else {
-        if let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) {
+        for owner in &new_owners {
+            exec(
+                "INSERT OR IGNORE INTO owner_refs (owner_uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
+                params![owner, key, namespace, name],
+            )?;
+        }
+    }
+    if old_uid != new_uid {
+        if let Some(uid) = &old_uid {
+            exec("DELETE FROM uids WHERE uid = ?1", params![uid])?;
+        }
+        if let Some(uid) = &new_uid {
             exec(
                 "INSERT OR REPLACE INTO uids (uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
                 params![uid, key, namespace, name],
             )?;
         }
-        if let Some(refs) = object
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-        {
-            for owner in refs
-                .iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str))
-            {
-                exec(
-                    "INSERT OR IGNORE INTO owner_refs (owner_uid, rkey, namespace, name) VALUES (?1, ?2, ?3, ?4)",
-                    params![owner, key, namespace, name],
-                )?;
-            }
-        }
+    }
+    if deleted {
+        exec(
+            "DELETE FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
+            params![key, namespace, name],
+        )?;
+    } else {
         let data = serde_json::to_vec(&object).map_err(internal)?;
         exec(
             "INSERT INTO objects (rkey, namespace, name, rv, data) VALUES (?1, ?2, ?3, ?4, ?5) \

@@ -4,7 +4,9 @@
 //! namespace touches only the watchers of that namespace and the all-namespace watchers of that
 //! resource; cluster B's agent costs nothing. The ring is bounded by event count, so memory grows
 //! with the number of objects (in the store), not with their history. A watch that asks to resume
-//! from before the oldest retained event gets `410 Gone`, as with a compacted etcd.
+//! from before the oldest retained event of its resource gets `410 Gone`, as with a compacted
+//! etcd: each resource keeps its own horizon, so a busy resource (leases renewed by every
+//! cluster) pushing events out of the ring does not expire the watches of a quiet one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -67,6 +69,11 @@ struct Inner {
     capacity: usize,
     /// Every event with rv greater than this is in the ring.
     horizon: u64,
+    /// Per resource key: every event of that resource with rv greater than this is in the
+    /// ring. A resource with no entry has lost no event since `base`.
+    horizons: HashMap<String, u64>,
+    /// The history's start: the resourceVersion current when the cache was made.
+    base: u64,
     /// resource key -> namespace ("" = all namespaces) -> watchers.
     watchers: HashMap<String, HashMap<String, Vec<Watcher>>>,
     next_id: u64,
@@ -127,6 +134,8 @@ impl WatchCache {
                 ring: VecDeque::with_capacity(capacity.min(65_536)),
                 capacity: capacity.max(1),
                 horizon: current_rv,
+                horizons: HashMap::new(),
+                base: current_rv,
                 watchers: HashMap::new(),
                 next_id: 0,
             }),
@@ -153,6 +162,12 @@ impl WatchCache {
             && let Some(old) = inner.ring.pop_front()
         {
             inner.horizon = old.rv;
+            match inner.horizons.get_mut(&old.key) {
+                Some(h) => *h = old.rv,
+                None => {
+                    inner.horizons.insert(old.key.clone(), old.rv);
+                }
+            }
         }
         inner.ring.push_back(event.clone());
         let Some(by_ns) = inner.watchers.get_mut(&event.key) else {
@@ -179,10 +194,9 @@ impl WatchCache {
         from_rv: u64,
     ) -> Result<Subscription, TooOld> {
         let mut inner = self.inner.lock().expect("watch cache lock");
-        if from_rv < inner.horizon {
-            return Err(TooOld {
-                oldest: inner.horizon,
-            });
+        let horizon = inner.horizons.get(key).copied().unwrap_or(inner.base);
+        if from_rv < horizon {
+            return Err(TooOld { oldest: horizon });
         }
         let ns = namespace.unwrap_or("").to_string();
         // The ring is ordered by rv; find the first event after from_rv.
@@ -226,7 +240,7 @@ impl WatchCache {
             .sum()
     }
 
-    /// The oldest resourceVersion a watch can resume from.
+    /// The oldest resourceVersion a watch of any resource can resume from.
     pub fn horizon(&self) -> u64 {
         self.inner.lock().expect("watch cache lock").horizon
     }
@@ -283,6 +297,39 @@ mod tests {
             Some(TooOld { oldest: 2 })
         );
         assert!(cache.subscribe("/configmaps", None, 2).is_ok());
+    }
+
+    #[test]
+    fn a_busy_resource_does_not_expire_the_watches_of_a_quiet_one() {
+        let cache = WatchCache::new(3, 0);
+        cache.publish(ev(1, "a"));
+        for rv in 2..=10 {
+            cache.publish(WatchEvent {
+                key: "coordination.k8s.io/leases".into(),
+                ..ev(rv, "a")
+            });
+        }
+        // The ConfigMap event (rv 1) left the ring: from before it, the history is gone.
+        assert_eq!(
+            cache.subscribe("/configmaps", None, 0).err(),
+            Some(TooOld { oldest: 1 })
+        );
+        // From after it, nothing of the ConfigMaps was lost, however far the leases went on.
+        let sub = cache.subscribe("/configmaps", Some("a"), 1).unwrap();
+        assert!(sub.backlog.is_empty());
+        assert_eq!(
+            cache.subscribe("coordination.k8s.io/leases", None, 6).err(),
+            Some(TooOld { oldest: 7 })
+        );
+        let sub = cache
+            .subscribe("coordination.k8s.io/leases", None, 7)
+            .unwrap();
+        assert_eq!(
+            sub.backlog.iter().map(|e| e.rv).collect::<Vec<_>>(),
+            vec![8, 9, 10]
+        );
+        // A resource that never had an event resumes from anywhere since the cache began.
+        assert!(cache.subscribe("/secrets", None, 0).is_ok());
     }
 
     #[test]

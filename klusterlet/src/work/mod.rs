@@ -190,10 +190,12 @@ impl WorkAgent {
                                     let name = w.name_any();
                                     // The agent's own status writes come back as events; only a
                                     // new spec, deletion or finalizer change needs a pass now.
-                                    if cache.get(&name).is_none_or(|old| needs_pass(old, &w)) {
-                                        self.reconcile(&client, &w).await;
-                                    }
-                                    cache.insert(name, w);
+                                    let newer = if cache.get(&name).is_none_or(|old| needs_pass(old, &w)) {
+                                        self.reconcile(&client, &w).await
+                                    } else {
+                                        None
+                                    };
+                                    cache.insert(name, newer.unwrap_or(w));
                                 }
                                 watcher::Event::Delete(w) => {
                                     cache.remove(&w.name_any());
@@ -205,9 +207,7 @@ impl WorkAgent {
                                 watcher::Event::InitDone => {
                                     cache = std::mem::take(&mut initial);
                                     synced = true;
-                                    for w in cache.values() {
-                                        self.reconcile(&client, w).await;
-                                    }
+                                    self.reconcile_all(&client, &mut cache).await;
                                     self.evict(&cache).await;
                                 }
                             }
@@ -241,9 +241,7 @@ impl WorkAgent {
                         None => break,
                     },
                     _ = ticker.tick() => {
-                        for w in cache.values() {
-                            self.reconcile(&client, w).await;
-                        }
+                        self.reconcile_all(&client, &mut cache).await;
                         // Evict only on what a reachable hub said is gone.
                         if synced && reachable {
                             self.evict(&cache).await;
@@ -263,9 +261,20 @@ impl WorkAgent {
         Api::all(self.spoke.clone())
     }
 
+    /// A pass over every cached work; each keeps the copy its pass wrote, if newer.
+    async fn reconcile_all(&self, hub: &kube::Client, cache: &mut BTreeMap<String, ManifestWork>) {
+        for w in cache.values_mut() {
+            if let Some(newer) = self.reconcile(hub, w).await {
+                *w = newer;
+            }
+        }
+    }
+
     /// One idempotent pass over a work. Failures are reported in the work's status or logged;
-    /// the next pass retries.
-    pub async fn reconcile(&self, hub: &kube::Client, work: &ManifestWork) {
+    /// the next pass retries. Answers the copy of the work the pass itself wrote last (its
+    /// finalizer or its status), so that the watch events of the pass's own writes, which
+    /// carry no news, start no further pass.
+    pub async fn reconcile(&self, hub: &kube::Client, work: &ManifestWork) -> Option<ManifestWork> {
         let name = work.name_any();
         let started = std::time::Instant::now();
         // The pass continues the trace of the write that made the work, when it carries one.
@@ -298,21 +307,31 @@ impl WorkAgent {
         }
         let pass = async {
             if work.meta().deletion_timestamp.is_some() {
-                self.finalize(hub, work).await
+                self.finalize(hub, work).await.map(|()| None)
             } else {
                 self.apply_work(hub, work).await
             }
         };
         let result = tracing::Instrument::instrument(pass, span).await;
         garrison_telemetry::metrics().reconcile("work-agent", result.is_ok(), started.elapsed());
-        if let Err(e) = result {
-            tracing::debug!(work = %name, error = %e, "work pass incomplete; retrying on the next pass");
+        match result {
+            Ok(newer) => newer,
+            Err(e) => {
+                tracing::debug!(work = %name, error = %e, "work pass incomplete; retrying on the next pass");
+                None
+            }
         }
     }
 
-    async fn apply_work(&self, hub: &kube::Client, work: &ManifestWork) -> anyhow::Result<()> {
+    /// Applies a work and reports its status; answers the last copy of the work it wrote.
+    async fn apply_work(
+        &self,
+        hub: &kube::Client,
+        work: &ManifestWork,
+    ) -> anyhow::Result<Option<ManifestWork>> {
         let name = work.name_any();
         let works: Api<ManifestWork> = Api::namespaced(hub.clone(), &self.cluster);
+        let mut finalized = None;
         if !work
             .finalizers()
             .iter()
@@ -323,10 +342,13 @@ impl WorkAgent {
             let patch = json!({"metadata": {"finalizers": finalizers,
                 "resourceVersion": work.resource_version()}});
             // A conflict means a newer copy is on its way through the watch.
-            works
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+            finalized = Some(
+                works
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?,
+            );
         }
+        let work = finalized.as_ref().unwrap_or(work);
         let amw = self.ensure_applied(&name).await?;
         let amw_name = amw.name_any();
         let amw_uid = amw.uid().unwrap_or_default();
@@ -340,7 +362,8 @@ impl WorkAgent {
 
         if let Err(refusal) = gate::run_gates(&self.gates, work, &mut manifests).await {
             let st = status::refused(work, &refusal);
-            return self.write_status(hub, work, st).await;
+            let written = self.write_status(hub, work, st).await?;
+            return Ok(written.or(finalized));
         }
 
         let mut outcomes: Vec<Option<Outcome>> = vec![None; manifests.len()];
@@ -400,7 +423,8 @@ impl WorkAgent {
         });
         self.record_applied(&amw, applied).await?;
         let st = status::compute(work, &outcomes);
-        self.write_status(hub, work, st).await
+        let written = self.write_status(hub, work, st).await?;
+        Ok(written.or(finalized))
     }
 
     async fn apply_manifest(
@@ -553,27 +577,28 @@ impl WorkAgent {
         Ok(())
     }
 
+    /// Writes a work's status unless it is already so; answers the copy written.
     async fn write_status(
         &self,
         hub: &kube::Client,
         work: &ManifestWork,
         mut st: ManifestWorkStatus,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<ManifestWork>> {
         let old = work.status.clone().unwrap_or_default();
         status::carry_transition_times(&old, &mut st);
         if old == st {
-            return Ok(());
+            return Ok(None);
         }
         let works: Api<ManifestWork> = Api::namespaced(hub.clone(), &self.cluster);
         let patch = json!({"status": st});
-        works
+        let written = works
             .patch_status(
                 &work.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(&patch),
             )
             .await?;
-        Ok(())
+        Ok(Some(written))
     }
 
     /// Cleans up a work being deleted: releases its resources (waiting for their deletion to
