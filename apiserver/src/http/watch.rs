@@ -24,6 +24,15 @@ fn line(kind: &str, object: Value) -> Bytes {
     line_of(kind, &object)
 }
 
+/// A BOOKMARK event: the watch has seen every change up to `rv`.
+fn bookmark(res: &Resource, rv: u64) -> Bytes {
+    line(
+        "BOOKMARK",
+        json!({"kind": res.kind, "apiVersion": res.api_version(),
+            "metadata": {"resourceVersion": rv.to_string()}}),
+    )
+}
+
 /// One watch event on the wire, written from a borrowed object: the cached event is shared by
 /// every watcher it goes to, and is serialized without being copied.
 fn line_of(kind: &str, object: &Value) -> Bytes {
@@ -148,17 +157,38 @@ pub fn serve(
                     }
                 }
                 _ = tick.tick(), if bookmarks => {
-                    let rv = srv.objects.store.current_rv().unwrap_or(last_rv).max(last_rv);
-                    yield Ok(line("BOOKMARK", json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}})));
+                    // Deliver what was published up to the bookmark's version first, or the
+                    // client would resume past events still waiting in the channel.
+                    let rv = srv.objects.store.watch().published();
+                    while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
+                        if ev.rv <= last_rv { continue; }
+                        last_rv = ev.rv;
+                        if let Some((kind, obj)) = filter(&opts, &ev) {
+                            yield Ok(render(kind, obj));
+                        }
+                    }
+                    // A closed channel lost events (the watch fell behind): no bookmark.
+                    if !sub.rx.is_closed() {
+                        yield Ok(bookmark(&res, rv.max(last_rv)));
+                    }
                 }
                 _ = &mut deadline => {
                     // A last bookmark as the watch times out, as kube-apiserver sends: the
                     // client resumes from now, not from its last event or bookmark, which a
                     // busy store may have pushed out of the history meanwhile (410 Gone and
-                    // a relist for every watcher at once).
+                    // a relist for every watcher at once). Pending events go out first.
                     if bookmarks {
-                        let rv = srv.objects.store.current_rv().unwrap_or(last_rv).max(last_rv);
-                        yield Ok(line("BOOKMARK", json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}})));
+                        let rv = srv.objects.store.watch().published();
+                        while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
+                            if ev.rv <= last_rv { continue; }
+                            last_rv = ev.rv;
+                            if let Some((kind, obj)) = filter(&opts, &ev) {
+                                yield Ok(render(kind, obj));
+                            }
+                        }
+                        if !sub.rx.is_closed() {
+                            yield Ok(bookmark(&res, rv.max(last_rv)));
+                        }
                     }
                     break;
                 }

@@ -74,6 +74,8 @@ struct Inner {
     horizons: HashMap<String, u64>,
     /// The history's start: the resourceVersion current when the cache was made.
     base: u64,
+    /// The resourceVersion of the last event handed to the watchers.
+    published: u64,
     /// resource key -> namespace ("" = all namespaces) -> watchers.
     watchers: HashMap<String, HashMap<String, Vec<Watcher>>>,
     next_id: u64,
@@ -136,6 +138,7 @@ impl WatchCache {
                 horizon: current_rv,
                 horizons: HashMap::new(),
                 base: current_rv,
+                published: current_rv,
                 watchers: HashMap::new(),
                 next_id: 0,
             }),
@@ -170,6 +173,7 @@ impl WatchCache {
             }
         }
         inner.ring.push_back(event.clone());
+        inner.published = inner.published.max(event.rv);
         let Some(by_ns) = inner.watchers.get_mut(&event.key) else {
             return;
         };
@@ -238,6 +242,14 @@ impl WatchCache {
             .flat_map(|m| m.values())
             .map(Vec::len)
             .sum()
+    }
+
+    /// The resourceVersion of the last event handed to the watchers. Every event up to it is
+    /// in the channel of each watch it concerns, or that watch was closed for falling behind:
+    /// what a bookmark may promise once the channel is drained. (The store's current version
+    /// may be ahead of it: a committed group's events are published just after the commit.)
+    pub fn published(&self) -> u64 {
+        self.inner.lock().expect("watch cache lock").published
     }
 
     /// The oldest resourceVersion a watch of any resource can resume from.
