@@ -363,7 +363,7 @@ impl WorkAgent {
         if let Err(refusal) = gate::run_gates(&self.gates, work, &mut manifests).await {
             let st = status::refused(work, &refusal);
             let written = self.write_status(hub, work, st).await?;
-            return Ok(written.or(finalized));
+            return Ok(written.filter(|w| !needs_pass(work, w)).or(finalized));
         }
 
         let mut outcomes: Vec<Option<Outcome>> = vec![None; manifests.len()];
@@ -423,8 +423,11 @@ impl WorkAgent {
         });
         self.record_applied(&amw, applied).await?;
         let st = status::compute(work, &outcomes);
+        // The status patch has no precondition: the copy it answers carries any change made
+        // to the work during the pass (a new spec, a deletion). That copy would make the
+        // change's own event look like old news, so it is kept only if nothing changed.
         let written = self.write_status(hub, work, st).await?;
-        Ok(written.or(finalized))
+        Ok(written.filter(|w| !needs_pass(work, w)).or(finalized))
     }
 
     async fn apply_manifest(
