@@ -147,7 +147,7 @@ pub fn serve(
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
         loop {
-            tokio::select! {
+            let ending = tokio::select! {
                 ev = sub.rx.recv() => {
                     let Some(ev) = ev else { break };
                     if ev.rv <= last_rv { continue; }
@@ -155,43 +155,33 @@ pub fn serve(
                     if let Some((kind, obj)) = filter(&opts, &ev) {
                         yield Ok(render(kind, obj));
                     }
+                    continue;
                 }
-                _ = tick.tick(), if bookmarks => {
-                    // Deliver what was published up to the bookmark's version first, or the
-                    // client would resume past events still waiting in the channel.
-                    let rv = srv.objects.store.watch().published();
-                    while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
-                        if ev.rv <= last_rv { continue; }
-                        last_rv = ev.rv;
-                        if let Some((kind, obj)) = filter(&opts, &ev) {
-                            yield Ok(render(kind, obj));
-                        }
-                    }
-                    // A closed channel lost events (the watch fell behind): no bookmark.
-                    if !sub.rx.is_closed() {
-                        yield Ok(bookmark(&res, rv.max(last_rv)));
+                _ = tick.tick(), if bookmarks => false,
+                // As the watch times out, a last bookmark, as kube-apiserver sends: the client
+                // resumes from now, not from its last event or bookmark, which a busy store
+                // may have pushed out of the history meanwhile (410 Gone and a relist for
+                // every watcher at once).
+                _ = &mut deadline => true,
+            };
+            if bookmarks {
+                // Deliver what was published up to the bookmark's version first, or the
+                // client would resume past events still waiting in the channel.
+                let rv = srv.objects.store.watch().published();
+                while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
+                    if ev.rv <= last_rv { continue; }
+                    last_rv = ev.rv;
+                    if let Some((kind, obj)) = filter(&opts, &ev) {
+                        yield Ok(render(kind, obj));
                     }
                 }
-                _ = &mut deadline => {
-                    // A last bookmark as the watch times out, as kube-apiserver sends: the
-                    // client resumes from now, not from its last event or bookmark, which a
-                    // busy store may have pushed out of the history meanwhile (410 Gone and
-                    // a relist for every watcher at once). Pending events go out first.
-                    if bookmarks {
-                        let rv = srv.objects.store.watch().published();
-                        while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
-                            if ev.rv <= last_rv { continue; }
-                            last_rv = ev.rv;
-                            if let Some((kind, obj)) = filter(&opts, &ev) {
-                                yield Ok(render(kind, obj));
-                            }
-                        }
-                        if !sub.rx.is_closed() {
-                            yield Ok(bookmark(&res, rv.max(last_rv)));
-                        }
-                    }
-                    break;
+                // A closed channel lost events (the watch fell behind): no bookmark.
+                if !sub.rx.is_closed() {
+                    yield Ok(bookmark(&res, rv.max(last_rv)));
                 }
+            }
+            if ending {
+                break;
             }
         }
     };
