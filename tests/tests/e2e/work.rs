@@ -590,8 +590,8 @@ spec:
         "owner references are never the controller"
     );
 
-    // Kind order: one pass creates a namespace, a CRD and its custom resource, a Deployment in
-    // that namespace and a webhook, whatever the order written.
+    // Kind order: one pass creates a namespace, a CRD and its custom resource, a Service in that
+    // namespace and a webhook, whatever the order written.
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
@@ -601,8 +601,10 @@ spec:
     let ordered = vec![
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "ordered-hook"}, "webhooks": []}),
         json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "ordered"}, "spec": {"size": 3}}),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "ordered"},
-            "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}),
+        // A Service, not a workload: the simulated cluster writes workloads' status, which would
+        // move their resourceVersion past the objects created after them.
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "ordered"},
+            "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}),
         crd,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ordered"}}),
     ];
@@ -643,17 +645,10 @@ spec:
     .get("w1")
     .await
     .unwrap();
-    let dep = dyn_api(
-        &spoke,
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        Some("ordered"),
-    )
-    .get("api")
-    .await
-    .unwrap();
+    let svc = dyn_api(&spoke, "", "v1", "Service", "services", Some("ordered"))
+        .get("api")
+        .await
+        .unwrap();
     let hook = dyn_api(
         &spoke,
         "admissionregistration.k8s.io",
@@ -666,7 +661,14 @@ spec:
     .await
     .unwrap();
     assert!(rv(&crd) < rv(&ns), "same rank: the work's order");
-    assert!(rv(&ns) < rv(&dep) && rv(&dep) < rv(&widget) && rv(&widget) < rv(&hook));
+    assert!(
+        rv(&ns) < rv(&svc) && rv(&svc) < rv(&widget) && rv(&widget) < rv(&hook),
+        "namespace {}, service {}, widget {}, webhook {}",
+        rv(&ns),
+        rv(&svc),
+        rv(&widget),
+        rv(&hook)
+    );
 
     // Feedback for DaemonSets, Jobs and Pods, a raw value, one too large, and simulated failures.
     let big = "x".repeat(2000);
@@ -1000,18 +1002,11 @@ spec:
     let spoke = agents[0].spoke().await;
     eventually(30, "the offline deletion finished", || async {
         let gone = works.get_opt("ordered").await.ok()?.is_none();
-        let dep = dyn_api(
-            &spoke,
-            "apps",
-            "v1",
-            "Deployment",
-            "deployments",
-            Some("ordered"),
-        )
-        .get_opt("api")
-        .await
-        .ok()?;
-        (gone && dep.is_none()).then_some(())
+        let svc = dyn_api(&spoke, "", "v1", "Service", "services", Some("ordered"))
+            .get_opt("api")
+            .await
+            .ok()?;
+        (gone && svc.is_none()).then_some(())
     })
     .await;
 
