@@ -75,6 +75,16 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// Remembers that the clock sync of `cluster`'s lease at version `rv` is written.
+    fn judged(&self, cluster: &str, rv: Option<String>) {
+        if let Some(rv) = rv {
+            self.seen_leases
+                .lock()
+                .expect("lease map")
+                .insert(cluster.to_string(), rv);
+        }
+    }
+
     /// Keeps what the controller reads of a cluster's lease, as a watch delivered it.
     fn remember_lease(&self, cluster: &str, lease: &Lease) {
         let kept = Lease {
@@ -272,6 +282,9 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
                 .await?
         }
     };
+    // The lease version whose renewal this pass judged for clock sync; remembered only once
+    // the judgement is written, so a pass that loses a conflict judges it again.
+    let mut judged_lease = None;
     if let Some(lease) = lease {
         let grace = LEASE_DURATION_TIMES * lease_secs;
         let age = lease_age_secs(&lease, now.0).unwrap_or(i64::MAX);
@@ -291,11 +304,9 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
         }
         // Clock sync, judged once per lease renewal.
         let rv = lease.resource_version().unwrap_or_default();
-        let fresh = {
-            let mut seen = ctx.seen_leases.lock().expect("lease map");
-            seen.insert(name.clone(), rv.clone()).as_deref() != Some(rv.as_str())
-        };
+        let fresh = ctx.seen_leases.lock().expect("lease map").get(&name) != Some(&rv);
         if fresh && let Some(age_ms) = lease_age_ms(&lease, now.0) {
+            judged_lease = Some(rv);
             let synced = age_ms.abs() < lease_secs * 1000;
             let c = if synced {
                 condition(
@@ -328,11 +339,15 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
             .replace_status(&name, &PostParams::default(), &body)
             .await
         {
-            Ok(_) => return Ok(Action::await_change()),
+            Ok(_) => {
+                ctx.judged(&name, judged_lease);
+                return Ok(Action::await_change());
+            }
             Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(200))),
             Err(e) => return Err(e.into()),
         }
     }
+    ctx.judged(&name, judged_lease);
     let taints = desired_taints(
         &cluster.spec.taints,
         find_condition(&conditions, mc::AVAILABLE),

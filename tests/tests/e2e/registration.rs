@@ -110,10 +110,12 @@ async fn three_clusters_join_two_are_accepted_and_every_boundary_holds() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
 
     for name in ["alpha", "bravo"] {
-        // Available, and (a moment later) the unreachable taint of a new cluster removed.
+        // Available, and (a moment later) the unreachable taint of a new cluster removed and
+        // the clock judged: the agent reports availability, the hub judges the lease.
         let mc = eventually(30, &format!("{name} Available and untainted"), || async {
             available(&admin, name).await?;
             let mc = cluster(&admin, name).await?;
+            condition(&mc, "ManagedClusterConditionClockSynced")?;
             mc.spec.taints.is_empty().then_some(mc)
         })
         .await;
@@ -769,6 +771,16 @@ async fn deny_and_expiry_close_connections_opened_before() {
             copy
         })
         .collect();
+    // The certificate can arrive a moment before the hub grants the accepted cluster its
+    // RBAC: both watches below must open.
+    for (kc, a) in kubeconfigs.iter().zip(&agents) {
+        eventually(30, "the cluster may watch its works", || async {
+            let client = client_from(kc).await.ok()?;
+            let works: Api<garrison_api::work::v1::ManifestWork> = Api::namespaced(client, &a.name);
+            works.list(&Default::default()).await.ok()
+        })
+        .await;
+    }
     let not_after = {
         let pem = std::fs::read_to_string(agents[1].dir.join("client.pem")).unwrap();
         let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
