@@ -10,7 +10,8 @@
 //! 2. Steady state: the hub's CPU over several lease periods (every agent renews its lease and
 //!    reports status each period, 60 s by default) and its RSS; the simulator's RSS per cluster.
 //! 3. Dispatch: W ManifestWorks per cluster (one ConfigMap each; 5 by default), created at a
-//!    steady rate; create → `Applied=True` seen on the hub, p50 and p99.
+//!    steady rate; create → `Applied=True` seen on the hub, p50 and p99. Then the steady state
+//!    again, with every work in place.
 //!
 //! Run: `cargo bench -p garrison-e2e --bench fleet`. Settings: GARRISON_BENCH_CLUSTERS (10000),
 //! GARRISON_BENCH_RATE (agents started a second, 20: what two cores shared by the hub and the
@@ -126,6 +127,23 @@ async fn run() {
             .collect();
         let d = fleet::dispatch(&admin, pid, &names, works, work_rate).await;
         println!("{}", d.summary(n, works));
+        // The same window again with every work in place: each agent re-applies its works
+        // and re-reads their status every resync, and reports only what changed.
+        let (_, hub_a) = proc_stat(pid);
+        let (_, sim_a) = proc_stat(sim_pid);
+        let t = Instant::now();
+        tokio::time::sleep(Duration::from_secs(steady as u64)).await;
+        let (rss, hub_b) = proc_stat(pid);
+        let (sim_rss, sim_b) = proc_stat(sim_pid);
+        let window = t.elapsed().as_secs_f64();
+        println!(
+            "steady state with {} works over {window:.0}s: hub CPU {:.3} cores, RSS {} MiB; simulator CPU {:.3} cores, RSS {} MiB",
+            n * works,
+            (hub_b - hub_a) / window,
+            mib(rss),
+            (sim_b - sim_a) / window,
+            mib(sim_rss),
+        );
     }
     // What the agents' connections and watches hold on the hub: its RSS once they are gone.
     let (rss_before, _) = proc_stat(pid);

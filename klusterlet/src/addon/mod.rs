@@ -61,6 +61,9 @@ const SETTLE_CHECK: Duration = Duration::from_secs(2);
 const SETTLE_WINDOW: Duration = Duration::from_secs(120);
 /// How often everything is checked even without a change on the hub.
 const RESYNC: Duration = Duration::from_secs(30);
+/// How often the managed cluster is searched for add-on credentials to remove although no
+/// add-on was disabled: a safety net for Secrets written behind the agent's back.
+const CREDENTIALS_CHECK: Duration = Duration::from_secs(300);
 
 /// The add-ons built into this agent.
 pub const BUILTIN: &[&str] = &[msa::ADDON, policy::ADDON, image::ADDON];
@@ -184,6 +187,10 @@ pub struct AddonAgent {
     images: image::ImageEnforcement,
     /// How the image-verification add-on reaches registries.
     image_options: image::ImageOptions,
+    /// The credentials the last pass kept, and when the cluster was last searched for others.
+    /// A pass searches again only when an add-on lost a registration, or after
+    /// [`CREDENTIALS_CHECK`], so an idle cluster is not listed every resync.
+    kept: Option<(BTreeSet<(String, String)>, std::time::Instant)>,
 }
 
 impl AddonAgent {
@@ -212,6 +219,7 @@ impl AddonAgent {
             enforcement: policy::Enforcement::default(),
             images: image::ImageEnforcement::default(),
             image_options: image::ImageOptions::default(),
+            kept: None,
         }
     }
 
@@ -356,7 +364,16 @@ impl AddonAgent {
             .iter()
             .any(|m| m.name_any() == image::ADDON && m.metadata.deletion_timestamp.is_none());
         image::decided(&self.images, image_enabled);
-        self.remove_disabled(&keep).await?;
+        // Every credential on the cluster was kept by some pass, or written since for an add-on
+        // that is kept: only a registration gone since the last pass leaves one to remove.
+        let searched = match self.kept.take() {
+            Some((before, at)) if before.is_subset(&keep) && at.elapsed() < CREDENTIALS_CHECK => at,
+            _ => {
+                self.remove_disabled(&keep).await?;
+                std::time::Instant::now()
+            }
+        };
+        self.kept = Some((keep, searched));
         self.run_builtins(&active).await;
         Ok(())
     }

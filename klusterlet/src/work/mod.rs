@@ -46,6 +46,10 @@ use crate::agent::status_code;
 
 /// Default period between full passes (drift correction and status feedback).
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(10);
+/// How often the AppliedManifestWorks are looked at for works gone from the hub when no
+/// deletion or relist said one might be: a safety net for records written behind the agent's
+/// back.
+const FULL_EVICTION_CHECK: Duration = Duration::from_secs(300);
 /// Default time an AppliedManifestWork whose work is gone from the hub is kept before its
 /// resources are deleted.
 pub const DEFAULT_EVICTION_GRACE: Duration = Duration::from_secs(60 * 60);
@@ -160,6 +164,11 @@ impl WorkAgent {
     ) {
         let mut cache: BTreeMap<String, ManifestWork> = BTreeMap::new();
         let mut synced = false;
+        // Whether the AppliedManifestWorks need a look for works gone from the hub: a work
+        // leaves the cache only by a deletion or a relist, and an eviction in its grace period
+        // is looked at every resync; otherwise only every FULL_EVICTION_CHECK.
+        let mut evict_due = true;
+        let mut evicted_at = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(self.opts.resync);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -199,6 +208,7 @@ impl WorkAgent {
                                 }
                                 watcher::Event::Delete(w) => {
                                     cache.remove(&w.name_any());
+                                    evict_due = true;
                                 }
                                 watcher::Event::Init => initial.clear(),
                                 watcher::Event::InitApply(w) => {
@@ -208,7 +218,8 @@ impl WorkAgent {
                                     cache = std::mem::take(&mut initial);
                                     synced = true;
                                     self.reconcile_all(&client, &mut cache).await;
-                                    self.evict(&cache).await;
+                                    evict_due = self.evict(&cache).await;
+                                    evicted_at = tokio::time::Instant::now();
                                 }
                             }
                         }
@@ -243,8 +254,11 @@ impl WorkAgent {
                     _ = ticker.tick() => {
                         self.reconcile_all(&client, &mut cache).await;
                         // Evict only on what a reachable hub said is gone.
-                        if synced && reachable {
-                            self.evict(&cache).await;
+                        if synced && reachable
+                            && (evict_due || evicted_at.elapsed() >= FULL_EVICTION_CHECK)
+                        {
+                            evict_due = self.evict(&cache).await;
+                            evicted_at = tokio::time::Instant::now();
                         }
                     }
                     r = hub.changed() => {
@@ -688,8 +702,9 @@ impl WorkAgent {
     }
 
     /// Evicts AppliedManifestWorks whose work a reachable hub no longer has: the grace period
-    /// starts when that is first seen, and the resources go when it ends.
-    async fn evict(&self, works: &BTreeMap<String, ManifestWork>) {
+    /// starts when that is first seen, and the resources go when it ends. Answers whether
+    /// anything is left to evict (or the list failed), so the next resync looks again.
+    async fn evict(&self, works: &BTreeMap<String, ManifestWork>) -> bool {
         self.traced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -699,16 +714,18 @@ impl WorkAgent {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list AppliedManifestWorks");
-                return;
+                return true;
             }
         };
         let now = jiff::Timestamp::now();
+        let mut left = false;
         for amw in list.items {
             if amw.spec.hub_hash != self.hub_hash
                 || works.contains_key(&amw.spec.manifest_work_name)
             {
                 continue;
             }
+            left = true;
             let name = amw.name_any();
             let started = amw
                 .status
@@ -741,6 +758,7 @@ impl WorkAgent {
                 }
             }
         }
+        left
     }
 
     /// The AppliedManifestWorks of this hub on the cluster, by work name (for tests and info).
