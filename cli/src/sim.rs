@@ -52,6 +52,11 @@ pub struct SimArgs {
     /// How often each agent renews its lease (1s to 1h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lease)]
     pub lease_duration: u64,
+    /// How often each agent re-applies its works and re-reads their status (1s to 1h), as
+    /// the agent's own flag. A pass that changes nothing asks nothing of the hub, so a longer
+    /// period leaves more of a shared machine to the hub.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
+    pub status_sync_interval: u64,
     /// How much of each cluster is simulated.
     #[arg(long, value_enum, default_value_t = WeightArg::Light)]
     pub weight: WeightArg,
@@ -86,6 +91,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         prefix: args.prefix,
         rate: args.rate,
         lease_duration_seconds: args.lease_duration as u32,
+        status_sync_interval: std::time::Duration::from_secs(args.status_sync_interval),
         data_dir: args.data_dir,
         weight: match args.weight {
             WeightArg::Light => Weight::Light,

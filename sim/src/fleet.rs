@@ -39,6 +39,8 @@ pub struct FleetOptions {
     pub rate: u32,
     /// The lease period the agents ask for, seconds.
     pub lease_duration_seconds: u32,
+    /// How often each agent re-applies its works and re-reads their status.
+    pub status_sync_interval: Duration,
     /// The fleet's directory: one agent directory per cluster in it.
     pub data_dir: PathBuf,
     /// How much of each cluster is simulated.
@@ -142,6 +144,10 @@ pub async fn run(
             simulator: Some(simulator.clone()),
             on_phase: Some(phase_counter(counts.clone())),
             caller_holds_lock: true,
+            work: garrison_klusterlet::work::Options {
+                resync: opts.status_sync_interval,
+                ..Default::default()
+            },
             ..Default::default()
         };
         counts.launched.fetch_add(1, Ordering::Relaxed);

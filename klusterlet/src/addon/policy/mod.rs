@@ -1996,6 +1996,16 @@ impl crate::work::gate::Gate for PolicyGate {
         manifests: &'a mut [Value],
     ) -> futures::future::BoxFuture<'a, Result<(), crate::work::gate::Refusal>> {
         Box::pin(async move {
+            // Without the policy add-on there is nothing to judge: no copies, no thread.
+            if matches!(
+                self.enforcement
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .state,
+                GateState::Off
+            ) {
+                return Ok(());
+            }
             // Manifests are judged as they are applied: a namespaced one without a namespace
             // goes to `default`.
             let mut judged: Vec<Value> = manifests.to_vec();
