@@ -91,7 +91,11 @@ pub type ImageEnforcement = Arc<std::sync::RwLock<Shared>>;
 pub fn decided(e: &ImageEnforcement, enabled: bool) {
     let mut s = e.write().unwrap_or_else(|e| e.into_inner());
     match (&s.state, enabled) {
-        (_, false) => s.state = GateState::Off,
+        // No run owns the gate any more: one still stopping cannot reopen the question.
+        (_, false) => {
+            s.state = GateState::Off;
+            s.owner = 0;
+        }
         (GateState::Undecided | GateState::Off, true) => s.state = GateState::Starting,
         _ => {}
     }
@@ -451,6 +455,19 @@ impl crate::work::gate::Gate for ImageGate {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_disabled_add_on_stays_off_when_its_stopping_run_lets_go() {
+        let e = ImageEnforcement::default();
+        decided(&e, true);
+        set(&e, 7, GateState::Starting, true);
+        decided(&e, false);
+        set(&e, 7, GateState::Undecided, false);
+        assert!(matches!(e.read().unwrap().state, GateState::Off));
+        decided(&e, true);
+        set(&e, 8, GateState::Starting, true);
+        assert!(matches!(e.read().unwrap().state, GateState::Starting));
+    }
 
     #[test]
     fn images_are_found_in_every_pod_template() {

@@ -120,7 +120,11 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
 pub fn decided(enforcement: &Enforcement, enabled: bool) {
     let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
     match (&shared.state, enabled) {
-        (_, false) => shared.state = GateState::Off,
+        // No run owns the gate any more: one still stopping cannot reopen the question.
+        (_, false) => {
+            shared.state = GateState::Off;
+            shared.owner = 0;
+        }
         (GateState::Undecided | GateState::Off, true) => shared.state = GateState::Starting,
         _ => {}
     }
@@ -2063,6 +2067,21 @@ impl crate::work::gate::Gate for PolicyGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disabled_add_on_stays_off_when_its_stopping_run_lets_go() {
+        let e = Enforcement::default();
+        decided(&e, true);
+        set_gate(&e, 7, GateState::Starting, true);
+        decided(&e, false);
+        // The run stops after the decision: it must not reopen the question.
+        set_gate(&e, 7, GateState::Undecided, false);
+        assert!(matches!(e.read().unwrap().state, GateState::Off));
+        // Enabled again, a new run takes the gate.
+        decided(&e, true);
+        set_gate(&e, 8, GateState::Starting, true);
+        assert!(matches!(e.read().unwrap().state, GateState::Starting));
+    }
 
     #[test]
     fn malformed_templates_are_refused_not_panicked_on_and_an_unreadable_enforced_one_breaks_the_gate()
