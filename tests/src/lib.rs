@@ -259,8 +259,13 @@ impl Hub {
         self.data_dir().join("admin.kubeconfig")
     }
 
-    /// Starts (or restarts after `kill`) the hub process and waits until it answers.
+    /// Starts the hub process again and waits until it answers. A hub still running is
+    /// stopped first (SIGTERM), or the old process would answer for the new one, which cannot
+    /// take the data directory, and outlive the test.
     pub async fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate()?;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
