@@ -9,7 +9,8 @@
 //! works, each 10 s after the last write so the controllers have settled.
 //!
 //! Run: `cargo bench -p garrison-e2e --bench growth`. Settings: GARRISON_BENCH_CLUSTERS (200),
-//! GARRISON_BENCH_WORKS (per cluster, 5).
+//! GARRISON_BENCH_WORKS (per cluster, 5), GARRISON_BENCH_WATCH_EVENTS (the hub's
+//! `--watch-cache-events`, 10000).
 
 use std::time::Duration;
 
@@ -40,7 +41,11 @@ async fn settled(hub: &Hub, admin: &kube::Client) -> (f64, f64) {
 async fn run() {
     let n = setting("GARRISON_BENCH_CLUSTERS", 200);
     let per = setting("GARRISON_BENCH_WORKS", 5);
-    let hub = Hub::start().await.expect("the hub starts");
+    // The watch history's size, to see its share of the growth (the hub's default: 10,000).
+    let history = setting("GARRISON_BENCH_WATCH_EVENTS", 10_000).to_string();
+    let hub = Hub::start_with(&["--watch-cache-events", &history])
+        .await
+        .expect("the hub starts");
     let admin = hub.client().await.expect("an admin client");
     let (rss0, heap0) = settled(&hub, &admin).await;
     println!(
