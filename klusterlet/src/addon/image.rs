@@ -26,6 +26,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use super::gate::{decided, enabled};
+use super::gate::{next_owner, set};
+
 /// The add-on's name.
 pub const ADDON: &str = "image-verification";
 
@@ -55,19 +58,9 @@ impl Default for ImageOptions {
     }
 }
 
-/// What the gate knows.
-#[derive(Clone, Default)]
-pub enum GateState {
-    /// The agent has not learned whether the add-on is enabled here.
-    #[default]
-    Undecided,
-    /// The add-on is not enabled: nothing is verified.
-    Off,
-    /// Enabled, but the policies are not read yet.
-    Starting,
-    /// The policies delivered to this cluster, and a registry client for them.
-    Ready(Arc<Loaded>),
-}
+/// What the gate knows: when ready, the policies delivered to this cluster and a registry
+/// client for them.
+pub type GateState = super::gate::GateState<Arc<Loaded>>;
 
 /// Policies as loaded, with the registry client their insecure registries need.
 pub struct Loaded {
@@ -77,47 +70,8 @@ pub struct Loaded {
     pub registry: Registry,
 }
 
-/// The gate's state and the run that set it.
-#[derive(Default)]
-pub struct Shared {
-    state: GateState,
-    owner: u64,
-}
-
 /// Shared between the add-on and the work gate.
-pub type ImageEnforcement = Arc<std::sync::RwLock<Shared>>;
-
-/// What the add-on manager learned: whether the add-on is enabled here.
-pub fn decided(e: &ImageEnforcement, enabled: bool) {
-    let mut s = e.write().unwrap_or_else(|e| e.into_inner());
-    match (&s.state, enabled) {
-        // No run owns the gate any more: one still stopping cannot reopen the question.
-        (_, false) => {
-            s.state = GateState::Off;
-            s.owner = 0;
-        }
-        (GateState::Undecided | GateState::Off, true) => s.state = GateState::Starting,
-        _ => {}
-    }
-}
-
-/// Whether the add-on is enabled here (running or starting).
-pub fn enabled(e: &ImageEnforcement) -> bool {
-    matches!(
-        e.read().unwrap_or_else(|e| e.into_inner()).state,
-        GateState::Starting | GateState::Ready(_)
-    )
-}
-
-fn set(e: &ImageEnforcement, owner: u64, state: GateState, take: bool) {
-    let mut s = e.write().unwrap_or_else(|e| e.into_inner());
-    if take || s.owner == owner {
-        s.owner = owner;
-        s.state = state;
-    }
-}
-
-static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+pub type ImageEnforcement = super::gate::Handle<Arc<Loaded>>;
 
 /// What the add-on runs with.
 pub struct Ctx {
@@ -149,7 +103,7 @@ pub fn image_objects(policies: &[Policy]) -> Vec<Value> {
 
 /// Runs the add-on until `stop` turns true.
 pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
-    let owner = NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let owner = next_owner();
     set(&ctx.enforcement, owner, GateState::Starting, true);
     let api: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
     let selector = format!("{ROOT_POLICY_LABEL},{CLUSTER_NAME_LABEL}={}", ctx.cluster);
@@ -455,19 +409,6 @@ impl crate::work::gate::Gate for ImageGate {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_disabled_add_on_stays_off_when_its_stopping_run_lets_go() {
-        let e = ImageEnforcement::default();
-        decided(&e, true);
-        set(&e, 7, GateState::Starting, true);
-        decided(&e, false);
-        set(&e, 7, GateState::Undecided, false);
-        assert!(matches!(e.read().unwrap().state, GateState::Off));
-        decided(&e, true);
-        set(&e, 8, GateState::Starting, true);
-        assert!(matches!(e.read().unwrap().state, GateState::Starting));
-    }
 
     #[test]
     fn images_are_found_in_every_pod_template() {

@@ -16,6 +16,7 @@
 //! Built-in add-ons ([`msa`]) run in this process once their Secret exists, each with a hub
 //! client made from that Secret alone: they hold their add-on's RBAC and never the agent's.
 
+mod gate;
 pub mod image;
 pub mod msa;
 pub mod policy;

@@ -45,6 +45,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+pub use super::gate::decided;
+use super::gate::{next_owner, set as set_gate, waiting};
+
 mod spoke;
 
 /// The add-on's name, as upstream's policy framework add-on.
@@ -74,14 +77,12 @@ fn replicas_of(cluster: &str) -> String {
     format!("{ROOT_POLICY_LABEL},{CLUSTER_NAME_LABEL}={cluster}")
 }
 
-static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
 /// Runs the add-on until `stop` turns true.
 pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     // Until the first pass is published, the gate refuses works: it cannot tell yet what the
     // policies forbid. A run replaced by a newer one (a rotated certificate) leaves the newer
     // one's state alone.
-    let owner = NEXT_OWNER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let owner = next_owner();
     set_gate(&ctx.enforcement, owner, GateState::Starting, true);
     let policies: Api<Policy> = Api::namespaced(ctx.hub.clone(), &ctx.cluster);
     let mut changes = watcher(
@@ -114,43 +115,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// What the add-on manager learned from the hub: whether the policy add-on is enabled on this
-/// cluster. Until then the gate is undecided and works wait; disabled switches it off, enabled
-/// makes it wait for the add-on's first pass. A running add-on's own state is left alone.
-pub fn decided(enforcement: &Enforcement, enabled: bool) {
-    let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
-    match (&shared.state, enabled) {
-        // No run owns the gate any more: one still stopping cannot reopen the question.
-        (_, false) => {
-            shared.state = GateState::Off;
-            shared.owner = 0;
-        }
-        (GateState::Undecided | GateState::Off, true) => shared.state = GateState::Starting,
-        _ => {}
-    }
-}
-
-/// Whether the gate is waiting: undecided, or for the add-on's first pass.
-fn waiting(enforcement: &Enforcement) -> bool {
-    matches!(
-        enforcement.read().unwrap_or_else(|e| e.into_inner()).state,
-        GateState::Undecided | GateState::Starting
-    )
-}
-
 /// How long a work waits at the gate for the add-on's decision before it is refused (and
 /// tried again later).
 const GATE_WAIT: Duration = Duration::from_secs(15);
-
-/// Sets the gate's state as run `owner`; `take` makes `owner` the current run, otherwise
-/// only the current run's state is changed.
-fn set_gate(enforcement: &Enforcement, owner: u64, state: GateState, take: bool) {
-    let mut shared = enforcement.write().unwrap_or_else(|e| e.into_inner());
-    if take || shared.owner == owner {
-        shared.owner = owner;
-        shared.state = state;
-    }
-}
 
 /// API resources of the cluster by apiVersion and kind, found by discovery and kept.
 #[derive(Default)]
@@ -1811,30 +1778,11 @@ pub struct Enforced {
     data: Option<garrison_governance::rego::Data>,
 }
 
-/// Where the policy add-on stands, for the work gate.
-#[derive(Default)]
-pub enum GateState {
-    /// The agent has not learned yet whether the add-on is enabled here: works wait, since
-    /// policies may be enforced.
-    #[default]
-    Undecided,
-    /// The add-on does not run here: nothing is enforced.
-    Off,
-    /// The add-on runs but has not evaluated its policies yet: works wait.
-    Starting,
-    /// What its last pass found.
-    Ready(Box<Enforced>),
-}
-
-/// The gate's state and the add-on run that owns it.
-#[derive(Default)]
-pub struct Shared {
-    owner: u64,
-    state: GateState,
-}
+/// Where the policy add-on stands, for the work gate: when ready, what its last pass found.
+pub type GateState = super::gate::GateState<Box<Enforced>>;
 
 /// The shared, current enforcement state.
-pub type Enforcement = std::sync::Arc<std::sync::RwLock<Shared>>;
+pub type Enforcement = super::gate::Handle<Box<Enforced>>;
 
 /// The work gate of the policy add-on: every manifest of a work is judged against the enforced
 /// constraints (as a CREATE admission review) and the forbidden object templates before
@@ -2001,13 +1949,7 @@ impl crate::work::gate::Gate for PolicyGate {
     ) -> futures::future::BoxFuture<'a, Result<(), crate::work::gate::Refusal>> {
         Box::pin(async move {
             // Without the policy add-on there is nothing to judge: no copies, no thread.
-            if matches!(
-                self.enforcement
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .state,
-                GateState::Off
-            ) {
+            if matches!(super::gate::read(&self.enforcement).state, GateState::Off) {
                 return Ok(());
             }
             // Manifests are judged as they are applied: a namespaced one without a namespace
@@ -2067,21 +2009,6 @@ impl crate::work::gate::Gate for PolicyGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_disabled_add_on_stays_off_when_its_stopping_run_lets_go() {
-        let e = Enforcement::default();
-        decided(&e, true);
-        set_gate(&e, 7, GateState::Starting, true);
-        decided(&e, false);
-        // The run stops after the decision: it must not reopen the question.
-        set_gate(&e, 7, GateState::Undecided, false);
-        assert!(matches!(e.read().unwrap().state, GateState::Off));
-        // Enabled again, a new run takes the gate.
-        decided(&e, true);
-        set_gate(&e, 8, GateState::Starting, true);
-        assert!(matches!(e.read().unwrap().state, GateState::Starting));
-    }
 
     #[test]
     fn malformed_templates_are_refused_not_panicked_on_and_an_unreadable_enforced_one_breaks_the_gate()
