@@ -290,18 +290,18 @@ async fn main() {
                     .unwrap()
             })
             .collect();
-        let obj = Arc::new(json!({"metadata": {"name": "x"}}));
+        let obj = json!({"metadata": {"name": "x"}});
         let rounds = 100_000u64;
         let start = Instant::now();
         for r in 0..rounds {
-            cache.publish(WatchEvent {
-                rv: r + 1,
-                key: "/configmaps".into(),
-                namespace: "ns0".into(),
-                kind: EventType::Modified,
-                object: obj.clone(),
-                old: None,
-            });
+            cache.publish(WatchEvent::new(
+                r + 1,
+                "/configmaps",
+                "ns0",
+                EventType::Modified,
+                obj.clone(),
+                None,
+            ));
         }
         let per = start.elapsed().as_nanos() as f64 / rounds as f64;
         println!("publish: {per:.0} ns per event with {watchers} watchers on other namespaces");

@@ -336,6 +336,74 @@ impl FieldSelector {
     }
 }
 
+/// The fields beyond `metadata.name` and `metadata.namespace` that a field selector may name,
+/// for the kinds kube-apiserver supports them on: Secrets.
+pub const SECRET_FIELDS: &[&str] = &["type"];
+/// Field selector fields of Namespaces.
+pub const NAMESPACE_FIELDS: &[&str] = &["status.phase"];
+/// Field selector fields of CertificateSigningRequests.
+pub const CSR_FIELDS: &[&str] = &["spec.signerName"];
+/// Field selector fields of Events.
+pub const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
+/// Every field a selector may read of an object: its name, namespace and labels, and the
+/// fields of every kind above.
+fn selectable_fields() -> impl Iterator<Item = &'static str> {
+    ["metadata.name", "metadata.namespace", "metadata.labels"]
+        .into_iter()
+        .chain(SECRET_FIELDS.iter().copied())
+        .chain(NAMESPACE_FIELDS.iter().copied())
+        .chain(CSR_FIELDS.iter().copied())
+        .chain(EVENT_FIELDS.iter().copied())
+}
+
+fn field<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(obj, |cur, seg| cur.get(seg))
+}
+
+/// Whether every label and field selector selects `a` exactly when it selects `b`.
+pub fn selects_alike(a: &Value, b: &Value) -> bool {
+    selectable_fields().all(|path| field(a, path) == field(b, path))
+}
+
+/// What label and field selectors read of an object, and nothing else: a selector matches the
+/// result exactly when it matches the object.
+pub fn selectable(obj: &Value) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    for path in selectable_fields() {
+        let Some(value) = field(obj, path) else {
+            continue;
+        };
+        let mut cur = &mut out;
+        let mut segs = path.split('.').peekable();
+        while let Some(seg) = segs.next() {
+            let Value::Object(map) = cur else {
+                break;
+            };
+            if segs.peek().is_none() {
+                map.insert(seg.to_string(), value.clone());
+                break;
+            }
+            cur = map
+                .entry(seg.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    out
+}
+
 /// The string value of a dotted field path in an object ("" when absent), as field selectors see it.
 pub fn field_value(obj: &Value, path: &str) -> String {
     let mut cur = obj;
@@ -371,6 +439,44 @@ mod tests {
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "c")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "a"), ("legacy", "")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "a"), ("env", "prod")])));
+    }
+
+    #[test]
+    fn the_selectable_part_of_an_object_selects_as_the_object_does() {
+        let event = json!({
+            "metadata": {"name": "e", "namespace": "n", "labels": {"app": "web"},
+                "annotations": {"big": "x"}},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "Started",
+            "message": "not selectable",
+        });
+        let kept = selectable(&event);
+        assert_eq!(
+            kept,
+            json!({
+                "metadata": {"name": "e", "namespace": "n", "labels": {"app": "web"}},
+                "involvedObject": {"kind": "Pod", "name": "p"},
+                "reason": "Started",
+            })
+        );
+        for (labels, fields) in [
+            ("app=web", "involvedObject.kind=Pod"),
+            ("app!=web", "reason=Started"),
+            ("", "involvedObject.name!=p"),
+            ("app", "metadata.name=e"),
+        ] {
+            let l = LabelSelector::parse(labels).unwrap();
+            let f = FieldSelector::parse(fields, &|_| true).unwrap();
+            let on = |o: &Value| l.matches_object(o) && f.matches(o);
+            assert_eq!(on(&kept), on(&event), "{labels} / {fields}");
+        }
+        assert!(selects_alike(&event, &kept));
+        let mut relabelled = event.clone();
+        relabelled["metadata"]["labels"]["app"] = json!("db");
+        assert!(!selects_alike(&event, &relabelled));
+        let mut annotated = event.clone();
+        annotated["metadata"]["annotations"]["big"] = json!("y");
+        assert!(selects_alike(&event, &annotated));
     }
 
     #[test]

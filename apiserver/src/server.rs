@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub audit_path: Option<PathBuf>,
     /// Events kept for watch resumption.
     pub watch_cache_events: usize,
+    /// The most bytes those events may hold.
+    pub watch_cache_bytes: usize,
     /// Interval between watch bookmarks.
     pub bookmark_interval: Duration,
     /// Largest request body.
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             store_path: None,
             audit_path: None,
             watch_cache_events: watch::DEFAULT_CAPACITY,
+            watch_cache_bytes: watch::DEFAULT_CAPACITY_BYTES,
             bookmark_interval: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
             gc_resync: Duration::from_secs(30),
@@ -118,6 +121,7 @@ impl Server {
             Some(p) => Store::open(p, cfg.watch_cache_events)?,
             None => Store::in_memory(cfg.watch_cache_events),
         };
+        store.watch().limit_bytes(cfg.watch_cache_bytes);
         let audit = match &cfg.audit_path {
             Some(p) => Some(AuditLog::open(p).map_err(|source| BuildError::Audit {
                 path: p.clone(),
@@ -335,12 +339,15 @@ fn follow_watch_cache(store: &Arc<crate::store::Store>) {
         let Some(cache) = watch_cache.upgrade() else {
             return;
         };
-        let (events, capacity, watches) = cache.stats();
-        m.watch_cache_events.set(events as i64);
-        m.watch_cache_capacity.set(capacity as i64);
+        let stats = cache.stats();
+        m.watch_cache_events.set(stats.events as i64);
+        m.watch_cache_capacity.set(stats.capacity as i64);
+        m.watch_cache_bytes.set(stats.bytes as i64);
+        m.watch_cache_capacity_bytes
+            .set(stats.capacity_bytes as i64);
         garrison_telemetry::set_all(
             &m.open_watches,
-            watches.into_iter().map(|(key, n)| {
+            stats.watches.into_iter().map(|(key, n)| {
                 let (group, resource) = key.split_once('/').unwrap_or(("", &key));
                 let labels = garrison_telemetry::ResourceLabels {
                     group: group.into(),

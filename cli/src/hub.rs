@@ -39,6 +39,9 @@ pub struct HubArgs {
     /// Number of recent events kept for watches to resume from; older resourceVersions get 410 Gone.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub watch_cache_events: u64,
+    /// Most MiB those events may hold (their JSON); the oldest leave first.
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub watch_cache_mib: u64,
     /// Seconds between watch bookmarks sent to clients that ask for them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub watch_bookmark_seconds: u64,
@@ -278,6 +281,7 @@ pub fn run_apiserver(args: ApiServerArgs) -> Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         watch_cache_events: 10_000,
+        watch_cache_mib: 16,
         watch_bookmark_seconds: 30,
         event_ttl: 3600,
         cert_lifetime: args.cert_lifetime,
@@ -350,6 +354,7 @@ fn serve(args: HubArgs, role: Role) -> Result<()> {
             store_path: Some(dir.store()),
             audit_path: Some(dir.audit_log()),
             watch_cache_events: args.watch_cache_events as usize,
+            watch_cache_bytes: (args.watch_cache_mib as usize) << 20,
             bookmark_interval: Duration::from_secs(args.watch_bookmark_seconds),
             event_ttl: Duration::from_secs(args.event_ttl),
             agent_gate: role == Role::Hub,

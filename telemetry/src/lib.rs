@@ -168,6 +168,10 @@ pub struct Metrics {
     pub watch_cache_events: Gauge,
     /// `garrison_apiserver_watch_cache_capacity`: the most events it holds.
     pub watch_cache_capacity: Gauge,
+    /// `garrison_apiserver_watch_cache_bytes`: bytes the watch cache holds.
+    pub watch_cache_bytes: Gauge,
+    /// `garrison_apiserver_watch_cache_capacity_bytes`: the most bytes it holds.
+    pub watch_cache_capacity_bytes: Gauge,
     /// `garrison_store_write_duration_seconds`: one object write, from the wait for the
     /// writer to the commit.
     pub store_write_duration: Histogram,
@@ -213,6 +217,8 @@ impl Metrics {
             requests: Family::default(),
             open_watches: Family::default(),
             watch_cache_events: Gauge::default(),
+            watch_cache_bytes: Gauge::default(),
+            watch_cache_capacity_bytes: Gauge::default(),
             watch_cache_capacity: Gauge::default(),
             store_write_duration: write_latency(),
             store_commit_duration: write_latency(),
@@ -256,6 +262,16 @@ impl Metrics {
             "apiserver_watch_cache_capacity",
             "The most events the watch cache holds",
             m.watch_cache_capacity.clone(),
+        );
+        r.register(
+            "apiserver_watch_cache_bytes",
+            "Bytes the watch cache holds now (the events' JSON and bookkeeping)",
+            m.watch_cache_bytes.clone(),
+        );
+        r.register(
+            "apiserver_watch_cache_capacity_bytes",
+            "The most bytes the watch cache holds",
+            m.watch_cache_capacity_bytes.clone(),
         );
         r.register(
             "store_write_duration_seconds",

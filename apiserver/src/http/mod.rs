@@ -1433,31 +1433,22 @@ pub fn list_options(res: &Resource, q: &Query) -> ApiResult<ListOptions> {
     })
 }
 
+/// Whether a resource's field selectors may name `field`. The watch history keeps these fields
+/// of an object's previous state (`selectors::selectable`), so the lists live there.
 fn supported_field(res: &Resource, field: &str) -> bool {
     use crate::resources::Builtin as B;
+    use crate::selectors::{CSR_FIELDS, EVENT_FIELDS, NAMESPACE_FIELDS, SECRET_FIELDS};
     if field == "metadata.name" || (field == "metadata.namespace" && res.namespaced) {
         return true;
     }
-    match res.builtin {
-        Some(B::Secret) => field == "type",
-        Some(B::Namespace) => field == "status.phase",
-        Some(B::CertificateSigningRequest) => field == "spec.signerName",
-        Some(B::Event) => matches!(
-            field,
-            "involvedObject.kind"
-                | "involvedObject.namespace"
-                | "involvedObject.name"
-                | "involvedObject.uid"
-                | "involvedObject.apiVersion"
-                | "involvedObject.resourceVersion"
-                | "involvedObject.fieldPath"
-                | "reason"
-                | "reportingComponent"
-                | "source"
-                | "type"
-        ),
-        _ => false,
-    }
+    let fields = match res.builtin {
+        Some(B::Secret) => SECRET_FIELDS,
+        Some(B::Namespace) => NAMESPACE_FIELDS,
+        Some(B::CertificateSigningRequest) => CSR_FIELDS,
+        Some(B::Event) => EVENT_FIELDS,
+        _ => &[],
+    };
+    fields.contains(&field)
 }
 
 fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {

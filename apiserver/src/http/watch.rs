@@ -47,6 +47,18 @@ fn line_of(kind: &str, object: &Value) -> Bytes {
     Bytes::from(v)
 }
 
+/// One watch event on the wire, from the object's JSON as the store wrote it: no serializing
+/// per watcher.
+fn line_of_json(kind: &str, object: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(object.len() + kind.len() + 24);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(kind.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(object);
+    v.extend_from_slice(b"}\n");
+    Bytes::from(v)
+}
+
 /// Starts a watch response.
 pub fn serve(
     srv: Arc<ApiServer>,
@@ -103,10 +115,14 @@ pub fn serve(
     let res2 = res.clone();
     let srv2 = srv.clone();
     let api_version = res.api_version();
-    // Objects stored in the version served go out as they are, without a copy.
-    let render = move |kind: &str, obj: &Value| -> Bytes {
+    // Objects stored in the version served go out as they are, without a copy, and events
+    // as the JSON the store wrote.
+    let render = move |kind: &str, obj: &Value, json: Option<&[u8]>| -> Bytes {
         if !as_table && obj["apiVersion"].as_str() == Some(api_version.as_str()) {
-            return line_of(kind, obj);
+            return match json {
+                Some(json) => line_of_json(kind, json),
+                None => line_of(kind, obj),
+            };
         }
         let obj = srv2.objects.present(&res2, obj.clone());
         if as_table {
@@ -129,7 +145,7 @@ pub fn serve(
             }
         };
         for obj in &initial {
-            yield Ok(render("ADDED", obj));
+            yield Ok(render("ADDED", obj, None));
         }
         let mut last_rv = from_rv;
         if send_initial {
@@ -138,8 +154,8 @@ pub fn serve(
         let backlog = std::mem::take(&mut sub.backlog);
         for ev in backlog {
             last_rv = ev.rv;
-            if let Some((kind, obj)) = filter(&opts, &ev) {
-                yield Ok(render(kind, obj));
+            if let Some(kind) = filter(&opts, &ev) {
+                yield Ok(render(kind, &ev.object, Some(&ev.data)));
             }
         }
         let deadline = tokio::time::sleep(timeout);
@@ -152,8 +168,8 @@ pub fn serve(
                     let Some(ev) = ev else { break };
                     if ev.rv <= last_rv { continue; }
                     last_rv = ev.rv;
-                    if let Some((kind, obj)) = filter(&opts, &ev) {
-                        yield Ok(render(kind, obj));
+                    if let Some(kind) = filter(&opts, &ev) {
+                        yield Ok(render(kind, &ev.object, Some(&ev.data)));
                     }
                     continue;
                 }
@@ -171,8 +187,8 @@ pub fn serve(
                 while last_rv < rv && let Ok(ev) = sub.rx.try_recv() {
                     if ev.rv <= last_rv { continue; }
                     last_rv = ev.rv;
-                    if let Some((kind, obj)) = filter(&opts, &ev) {
-                        yield Ok(render(kind, obj));
+                    if let Some(kind) = filter(&opts, &ev) {
+                        yield Ok(render(kind, &ev.object, Some(&ev.data)));
                     }
                 }
                 // A closed channel lost events (the watch fell behind): no bookmark.
@@ -195,7 +211,7 @@ pub fn serve(
 
 /// Maps an event through the watch's selectors: an object entering the selection is ADDED, one
 /// leaving it is DELETED.
-fn filter<'e>(opts: &ListOptions, ev: &'e WatchEvent) -> Option<(&'static str, &'e Value)> {
+fn filter(opts: &ListOptions, ev: &WatchEvent) -> Option<&'static str> {
     let sel = |o: &Value| opts.labels.matches_object(o) && opts.fields.matches(o);
     let now = sel(&ev.object);
     let kind = match ev.kind {
@@ -208,5 +224,5 @@ fn filter<'e>(opts: &ListOptions, ev: &'e WatchEvent) -> Option<(&'static str, &
             (false, false) => return None,
         },
     };
-    Some((kind, &ev.object))
+    Some(kind)
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 
+use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 
@@ -95,9 +96,12 @@ pub type WriteHook = Arc<dyn Fn(&WatchEvent) + Send + Sync>;
 /// The most changes one commit carries; a longer queue is committed in several groups.
 const MAX_GROUP: usize = 256;
 
-/// The most writers that wait in `block_in_place` at once (each hands its worker's tasks to a
-/// new thread).
-const MAX_IN_PLACE: usize = 16;
+/// The most writers that wait in `block_in_place` at once. Each hands its worker's tasks to
+/// another thread, and every thread that ran a worker keeps its own allocator pages, with
+/// long-lived objects (the watch history's events) scattered over them after it exits. With
+/// 16, 200 clusters made at once left the hub's RSS 38 MiB up for 2 MiB of data; with 2, 11 MiB,
+/// and a 2,000-cluster join and dispatch kept their pace (BENCHMARKS.md).
+const MAX_IN_PLACE: usize = 2;
 
 /// How a group's commit ended, for the writers that handed their change on.
 #[derive(Default)]
@@ -874,17 +878,17 @@ fn change(
             )?;
         }
     }
+    let data = serde_json::to_vec(&object).map_err(internal)?;
     if deleted {
         exec(
             "DELETE FROM objects WHERE rkey = ?1 AND namespace = ?2 AND name = ?3",
             params![key, namespace, name],
         )?;
     } else {
-        let data = serde_json::to_vec(&object).map_err(internal)?;
         exec(
             "INSERT INTO objects (rkey, namespace, name, rv, data) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (rkey, namespace, name) DO UPDATE SET rv = excluded.rv, data = excluded.data",
-            params![key, namespace, name, rv as i64, data],
+            params![key, namespace, name, rv as i64, &data[..]],
         )?;
     }
     exec(
@@ -897,6 +901,7 @@ fn change(
         namespace: namespace.to_string(),
         kind,
         object: Arc::new(object),
+        data: Bytes::from(data.into_boxed_slice()),
         old: old.map(Arc::new),
     }))
 }

@@ -7,12 +7,20 @@
 //! from before the oldest retained event of its resource gets `410 Gone`, as with a compacted
 //! etcd: each resource keeps its own horizon, so a busy resource (leases renewed by every
 //! cluster) pushing events out of the ring does not expire the watches of a quiet one.
+//!
+//! The ring keeps each event as the JSON it was stored as, and of a modified object's previous
+//! state only what selectors read: a parsed object costs several times its JSON, the history
+//! is read only by watches that resume, and it is bounded by bytes as well as by events, so a
+//! run of large objects cannot make it hold gigabytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use crate::selectors;
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +57,119 @@ pub struct WatchEvent {
     pub kind: EventType,
     /// The object after the change (for deletes, its last state).
     pub object: Arc<Value>,
+    /// `object` serialized: what the store wrote, and what a watch sends.
+    pub data: Bytes,
     /// The object before the change, for modifications; used to turn selector-filtered watches
-    /// into ADDED/DELETED when an object enters or leaves the selection.
+    /// into ADDED/DELETED when an object enters or leaves the selection. In events replayed
+    /// from the history it holds only what selectors read.
     pub old: Option<Arc<Value>>,
+}
+
+impl WatchEvent {
+    /// An event, serializing `object`.
+    pub fn new(
+        rv: u64,
+        key: impl Into<String>,
+        namespace: impl Into<String>,
+        kind: EventType,
+        object: Value,
+        old: Option<Value>,
+    ) -> Self {
+        WatchEvent {
+            rv,
+            key: key.into(),
+            namespace: namespace.into(),
+            kind,
+            data: Bytes::from(
+                serde_json::to_vec(&object)
+                    .unwrap_or_default()
+                    .into_boxed_slice(),
+            ),
+            object: Arc::new(object),
+            old: old.map(Arc::new),
+        }
+    }
+}
+
+/// An event as the history keeps it.
+struct Retained {
+    rv: u64,
+    key: Box<str>,
+    namespace: Box<str>,
+    kind: EventType,
+    data: Bytes,
+    before: Before,
+}
+
+/// What the history keeps of a modified object's previous state.
+enum Before {
+    /// Not a modification.
+    Nothing,
+    /// Every selector selects the previous state as it selects the new one.
+    Alike,
+    /// What selectors read of the previous state, serialized.
+    Selectable(Box<[u8]>),
+}
+
+impl Retained {
+    fn of(ev: &WatchEvent) -> Self {
+        let before = match &ev.old {
+            None => Before::Nothing,
+            Some(old) if selectors::selects_alike(old, &ev.object) => Before::Alike,
+            Some(old) => Before::Selectable(
+                serde_json::to_vec(&selectors::selectable(old))
+                    .unwrap_or_default()
+                    .into(),
+            ),
+        };
+        Retained {
+            rv: ev.rv,
+            key: ev.key.as_str().into(),
+            namespace: ev.namespace.as_str().into(),
+            kind: ev.kind,
+            data: ev.data.clone(),
+            before,
+        }
+    }
+
+    /// The bytes the entry holds, counting its own.
+    fn size(&self) -> usize {
+        let before = match &self.before {
+            Before::Selectable(b) => b.len(),
+            Before::Nothing | Before::Alike => 0,
+        };
+        std::mem::size_of::<Self>()
+            + self.key.len()
+            + self.namespace.len()
+            + self.data.len()
+            + before
+    }
+
+    /// The event again, parsed. The history holds only what the store serialized, so this
+    /// fails only if memory was corrupted.
+    fn event(&self) -> Option<WatchEvent> {
+        let object = Arc::new(serde_json::from_slice::<Value>(&self.data).ok()?);
+        let old = match &self.before {
+            Before::Nothing => None,
+            Before::Alike => Some(object.clone()),
+            Before::Selectable(b) => Some(Arc::new(serde_json::from_slice(b).ok()?)),
+        };
+        Some(WatchEvent {
+            rv: self.rv,
+            key: self.key.to_string(),
+            namespace: self.namespace.to_string(),
+            kind: self.kind,
+            object,
+            data: self.data.clone(),
+            old,
+        })
+    }
 }
 
 /// Default number of events the ring keeps.
 pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Default number of bytes the ring keeps (the events' JSON and bookkeeping).
+pub const DEFAULT_CAPACITY_BYTES: usize = 16 << 20;
 /// Per-watch channel depth; a watcher that falls this far behind is closed and must resume.
 const WATCHER_DEPTH: usize = 8192;
 
@@ -65,8 +179,11 @@ struct Watcher {
 }
 
 struct Inner {
-    ring: VecDeque<Arc<WatchEvent>>,
+    ring: VecDeque<Retained>,
     capacity: usize,
+    /// The bytes the ring may hold, and holds.
+    capacity_bytes: usize,
+    bytes: usize,
     /// Every event with rv greater than this is in the ring.
     horizon: u64,
     /// Per resource key: every event of that resource with rv greater than this is in the
@@ -79,6 +196,45 @@ struct Inner {
     /// resource key -> namespace ("" = all namespaces) -> watchers.
     watchers: HashMap<String, HashMap<String, Vec<Watcher>>>,
     next_id: u64,
+}
+
+impl Inner {
+    /// Drops the oldest events until `events` more holding `bytes` fit, moving the horizons
+    /// past them. The newest event stays when none is added.
+    fn make_room(&mut self, events: usize, bytes: usize) {
+        let keep = usize::from(events == 0);
+        while self.ring.len() > keep
+            && (self.ring.len() + events > self.capacity
+                || self.bytes + bytes > self.capacity_bytes)
+        {
+            let Some(old) = self.ring.pop_front() else {
+                break;
+            };
+            self.bytes -= old.size();
+            self.horizon = old.rv;
+            match self.horizons.get_mut(&*old.key) {
+                Some(h) => *h = old.rv,
+                None => {
+                    self.horizons.insert(old.key.to_string(), old.rv);
+                }
+            }
+        }
+    }
+}
+
+/// What the watch cache holds, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Events in the history.
+    pub events: usize,
+    /// Bytes the history holds.
+    pub bytes: usize,
+    /// The most events it keeps.
+    pub capacity: usize,
+    /// The most bytes it keeps.
+    pub capacity_bytes: usize,
+    /// Open watches by resource key.
+    pub watches: Vec<(String, usize)>,
 }
 
 /// The watch cache shared by the store and the watch handlers.
@@ -129,12 +285,15 @@ impl Drop for SubscriptionGuard {
 }
 
 impl WatchCache {
-    /// A cache keeping `capacity` events, whose history starts at `current_rv`.
+    /// A cache keeping `capacity` events (and at most [`DEFAULT_CAPACITY_BYTES`]), whose history
+    /// starts at `current_rv`.
     pub fn new(capacity: usize, current_rv: u64) -> Arc<Self> {
         Arc::new(WatchCache {
             inner: Mutex::new(Inner {
                 ring: VecDeque::with_capacity(capacity.min(65_536)),
                 capacity: capacity.max(1),
+                capacity_bytes: DEFAULT_CAPACITY_BYTES,
+                bytes: 0,
                 horizon: current_rv,
                 horizons: HashMap::new(),
                 base: current_rv,
@@ -145,34 +304,42 @@ impl WatchCache {
         })
     }
 
-    /// How many events the ring holds, its capacity, and the open watches by resource key.
-    pub fn stats(&self) -> (usize, usize, Vec<(String, usize)>) {
+    /// Bounds the history by bytes as well: the oldest events leave once the ring holds more.
+    /// The newest event stays whatever its size, so a watch can always resume from just
+    /// before it.
+    pub fn limit_bytes(&self, bytes: usize) {
+        let mut inner = self.inner.lock().expect("watch cache lock");
+        inner.capacity_bytes = bytes;
+        inner.make_room(0, 0);
+    }
+
+    /// The ring's size in events and in bytes, its capacity in both, and the open watches by
+    /// resource key.
+    pub fn stats(&self) -> Stats {
         let inner = self.inner.lock().expect("watch cache lock");
         let watches = inner
             .watchers
             .iter()
             .map(|(key, by_ns)| (key.clone(), by_ns.values().map(Vec::len).sum()))
             .collect();
-        (inner.ring.len(), inner.capacity, watches)
+        Stats {
+            events: inner.ring.len(),
+            bytes: inner.bytes,
+            capacity: inner.capacity,
+            capacity_bytes: inner.capacity_bytes,
+            watches,
+        }
     }
 
     /// Records an event and hands it to the watchers of its namespace and of all namespaces.
     /// Called by the store with its write lock held, so events arrive in resourceVersion order.
     pub fn publish(&self, event: WatchEvent) {
+        let retained = Retained::of(&event);
         let event = Arc::new(event);
         let mut inner = self.inner.lock().expect("watch cache lock");
-        if inner.ring.len() == inner.capacity
-            && let Some(old) = inner.ring.pop_front()
-        {
-            inner.horizon = old.rv;
-            match inner.horizons.get_mut(&old.key) {
-                Some(h) => *h = old.rv,
-                None => {
-                    inner.horizons.insert(old.key.clone(), old.rv);
-                }
-            }
-        }
-        inner.ring.push_back(event.clone());
+        inner.make_room(1, retained.size());
+        inner.bytes += retained.size();
+        inner.ring.push_back(retained);
         inner.published = inner.published.max(event.rv);
         let Some(by_ns) = inner.watchers.get_mut(&event.key) else {
             return;
@@ -205,12 +372,21 @@ impl WatchCache {
         let ns = namespace.unwrap_or("").to_string();
         // The ring is ordered by rv; find the first event after from_rv.
         let start = inner.ring.partition_point(|e| e.rv <= from_rv);
-        let backlog: Vec<Arc<WatchEvent>> = inner
-            .ring
-            .range(start..)
-            .filter(|e| e.key == key && (ns.is_empty() || e.namespace == ns))
-            .cloned()
-            .collect();
+        let mut backlog = Vec::new();
+        for retained in inner.ring.range(start..) {
+            if &*retained.key != key || !(ns.is_empty() || &*retained.namespace == ns) {
+                continue;
+            }
+            match retained.event() {
+                Some(event) => backlog.push(Arc::new(event)),
+                // An event that cannot be replayed is history lost: the watch relists.
+                None => {
+                    return Err(TooOld {
+                        oldest: retained.rv,
+                    });
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel(WATCHER_DEPTH);
         inner.next_id += 1;
         let id = inner.next_id;
@@ -264,14 +440,107 @@ mod tests {
     use serde_json::json;
 
     fn ev(rv: u64, ns: &str) -> WatchEvent {
-        WatchEvent {
+        WatchEvent::new(
             rv,
-            key: "/configmaps".into(),
-            namespace: ns.into(),
-            kind: EventType::Added,
-            object: Arc::new(json!({"rv": rv})),
-            old: None,
+            "/configmaps",
+            ns,
+            EventType::Added,
+            json!({"rv": rv}),
+            None,
+        )
+    }
+
+    #[test]
+    fn the_history_replays_objects_and_what_selectors_read_of_their_previous_state() {
+        let cache = WatchCache::new(10, 0);
+        let v1 = json!({"metadata": {"name": "x", "labels": {"app": "a"}}, "data": {"k": "1"}});
+        let mut v2 = v1.clone();
+        v2["metadata"]["labels"]["app"] = json!("b");
+        let mut v3 = v2.clone();
+        v3["data"]["k"] = json!("3");
+        let key = "/configmaps";
+        cache.publish(WatchEvent::new(
+            1,
+            key,
+            "n",
+            EventType::Added,
+            v1.clone(),
+            None,
+        ));
+        cache.publish(WatchEvent::new(
+            2,
+            key,
+            "n",
+            EventType::Modified,
+            v2.clone(),
+            Some(v1),
+        ));
+        cache.publish(WatchEvent::new(
+            3,
+            key,
+            "n",
+            EventType::Modified,
+            v3.clone(),
+            Some(v2),
+        ));
+        let sub = cache.subscribe(key, Some("n"), 0).unwrap();
+        let [added, relabelled, edited] = &sub.backlog[..] else {
+            panic!("three events, got {}", sub.backlog.len());
+        };
+        assert_eq!(added.kind, EventType::Added);
+        assert!(added.old.is_none());
+        // A relabelling keeps the old labels, which turn a selected watch's MODIFIED into
+        // DELETED; nothing else of the old object.
+        assert_eq!(
+            relabelled.old.as_deref(),
+            Some(&json!({"metadata": {"name": "x", "labels": {"app": "a"}}}))
+        );
+        // A change selectors cannot see keeps nothing of the old object.
+        assert_eq!(*edited.object, v3);
+        assert!(Arc::ptr_eq(edited.old.as_ref().unwrap(), &edited.object));
+        assert_eq!(&edited.data[..], serde_json::to_vec(&v3).unwrap());
+    }
+
+    #[test]
+    fn the_history_is_bounded_by_bytes_and_keeps_the_newest_event() {
+        let cache = WatchCache::new(100, 0);
+        let big = |rv: u64| {
+            WatchEvent::new(
+                rv,
+                "/configmaps",
+                "a",
+                EventType::Added,
+                json!({"data": "x".repeat(1000)}),
+                None,
+            )
+        };
+        cache.limit_bytes(3_500);
+        for rv in 1..=10 {
+            cache.publish(big(rv));
         }
+        let stats = cache.stats();
+        assert_eq!(stats.events, 3);
+        assert!(stats.bytes <= 3_500, "{} bytes", stats.bytes);
+        assert_eq!(
+            cache.subscribe("/configmaps", None, 6).err(),
+            Some(TooOld { oldest: 7 })
+        );
+        let sub = cache.subscribe("/configmaps", None, 7).unwrap();
+        assert_eq!(sub.backlog.len(), 3);
+        // Narrowed below one event's size: the newest stays, so a watch can resume from
+        // just before it.
+        cache.limit_bytes(10);
+        assert_eq!(cache.stats().events, 1);
+        assert_eq!(
+            cache
+                .subscribe("/configmaps", None, 9)
+                .unwrap()
+                .backlog
+                .len(),
+            1
+        );
+        cache.publish(big(11));
+        assert_eq!(cache.stats().events, 1);
     }
 
     #[test]
