@@ -1021,8 +1021,19 @@ async fn serve(
                     backoff.next_delay()
                 }
                 Err(e) if status_code(&e) == Some(401) => return Ok((Ended::Refused, creds)),
+                // The hub makes an accepted cluster's RBAC just after its certificate: the
+                // first lease read can come first and be forbidden for a moment.
+                Err(e) if status_code(&e) == Some(403) && !answered => {
+                    tracing::debug!(error = %e, "the hub does not let this cluster renew its lease yet; retrying");
+                    backoff.next_delay()
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach the hub; retrying");
+                    match status_code(&e) {
+                        Some(code) => {
+                            tracing::warn!(code, error = %e, "the hub refused the lease renewal; retrying")
+                        }
+                        None => tracing::warn!(error = %e, "cannot reach the hub; retrying"),
+                    }
                     backoff.next_delay()
                 }
                 Ok((renewed, soon)) => {
