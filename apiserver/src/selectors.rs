@@ -310,6 +310,12 @@ impl FieldSelector {
             if !supported(field) {
                 return Err(format!("field label not supported: {field}"));
             }
+            // kube-apiserver selects an Event's `source` by its component.
+            let field = if field == "source" {
+                "source.component"
+            } else {
+                field
+            };
             requirements.push(FieldRequirement {
                 field: field.into(),
                 value: value.trim().into(),
@@ -471,6 +477,10 @@ mod tests {
             assert_eq!(on(&kept), on(&event), "{labels} / {fields}");
         }
         assert!(selects_alike(&event, &kept));
+        let from = json!({"source": {"component": "kubelet", "host": "n1"}});
+        let f = FieldSelector::parse("source=kubelet", &|_| true).unwrap();
+        assert!(f.matches(&from));
+        assert!(f.matches(&selectable(&from)));
         let mut relabelled = event.clone();
         relabelled["metadata"]["labels"]["app"] = json!("db");
         assert!(!selects_alike(&event, &relabelled));

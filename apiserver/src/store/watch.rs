@@ -92,6 +92,7 @@ impl WatchEvent {
 }
 
 /// An event as the history keeps it.
+#[derive(Clone)]
 struct Retained {
     rv: u64,
     key: Box<str>,
@@ -101,14 +102,15 @@ struct Retained {
     before: Before,
 }
 
-/// What the history keeps of a modified object's previous state.
+/// What the history keeps of an object's previous state.
+#[derive(Clone)]
 enum Before {
-    /// Not a modification.
+    /// No previous state (a creation).
     Nothing,
     /// Every selector selects the previous state as it selects the new one.
     Alike,
     /// What selectors read of the previous state, serialized.
-    Selectable(Box<[u8]>),
+    Selectable(Bytes),
 }
 
 impl Retained {
@@ -116,11 +118,11 @@ impl Retained {
         let before = match &ev.old {
             None => Before::Nothing,
             Some(old) if selectors::selects_alike(old, &ev.object) => Before::Alike,
-            Some(old) => Before::Selectable(
+            Some(old) => Before::Selectable(Bytes::from(
                 serde_json::to_vec(&selectors::selectable(old))
                     .unwrap_or_default()
-                    .into(),
-            ),
+                    .into_boxed_slice(),
+            )),
         };
         Retained {
             rv: ev.rv,
@@ -370,23 +372,16 @@ impl WatchCache {
             return Err(TooOld { oldest: horizon });
         }
         let ns = namespace.unwrap_or("").to_string();
-        // The ring is ordered by rv; find the first event after from_rv.
+        // The ring is ordered by rv; find the first event after from_rv. Only the entries
+        // (their JSON shared, not copied) are taken under the lock, which every write takes
+        // to publish; they are parsed once it is released.
         let start = inner.ring.partition_point(|e| e.rv <= from_rv);
-        let mut backlog = Vec::new();
-        for retained in inner.ring.range(start..) {
-            if &*retained.key != key || !(ns.is_empty() || &*retained.namespace == ns) {
-                continue;
-            }
-            match retained.event() {
-                Some(event) => backlog.push(Arc::new(event)),
-                // An event that cannot be replayed is history lost: the watch relists.
-                None => {
-                    return Err(TooOld {
-                        oldest: retained.rv,
-                    });
-                }
-            }
-        }
+        let retained: Vec<Retained> = inner
+            .ring
+            .range(start..)
+            .filter(|e| &*e.key == key && (ns.is_empty() || &*e.namespace == ns))
+            .cloned()
+            .collect();
         let (tx, rx) = mpsc::channel(WATCHER_DEPTH);
         inner.next_id += 1;
         let id = inner.next_id;
@@ -397,16 +392,23 @@ impl WatchCache {
             .entry(ns.clone())
             .or_default()
             .push(Watcher { id, tx });
-        Ok(Subscription {
-            backlog,
-            rx,
-            guard: SubscriptionGuard {
-                cache: self.clone(),
-                key: key.to_string(),
-                namespace: ns,
-                id,
-            },
-        })
+        drop(inner);
+        let guard = SubscriptionGuard {
+            cache: self.clone(),
+            key: key.to_string(),
+            namespace: ns,
+            id,
+        };
+        let mut backlog = Vec::with_capacity(retained.len());
+        for r in retained {
+            match r.event() {
+                Some(event) => backlog.push(Arc::new(event)),
+                // An event that cannot be replayed is history lost: the watch (unregistered
+                // as the guard drops) ends with 410 Gone, and its client relists.
+                None => return Err(TooOld { oldest: r.rv }),
+            }
+        }
+        Ok(Subscription { backlog, rx, guard })
     }
 
     /// The number of open watches, for metrics and tests.
