@@ -3,7 +3,6 @@
 //! stored objects. Run with `cargo bench -p garrison-apiserver --bench apiserver`; figures go in
 //! BENCHMARKS.md. Sizes can be scaled down with GARRISON_BENCH_SCALE=0.1 for a quick look.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};

@@ -379,7 +379,7 @@ impl WatchCache {
         let retained: Vec<Retained> = inner
             .ring
             .range(start..)
-            .filter(|e| &*e.key == key && (ns.is_empty() || &*e.namespace == ns))
+            .filter(|e| &*e.key == key && (ns.is_empty() || *e.namespace == *ns))
             .cloned()
             .collect();
         let (tx, rx) = mpsc::channel(WATCHER_DEPTH);
