@@ -412,17 +412,10 @@ pub fn selectable(obj: &Value) -> Value {
 
 /// The string value of a dotted field path in an object ("" when absent), as field selectors see it.
 pub fn field_value(obj: &Value, path: &str) -> String {
-    let mut cur = obj;
-    for seg in path.split('.') {
-        match cur.get(seg) {
-            Some(v) => cur = v,
-            None => return String::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+    match field(obj, path) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
     }
 }
 

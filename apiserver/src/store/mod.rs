@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 
-use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 
@@ -901,7 +900,7 @@ fn change(
         namespace: namespace.to_string(),
         kind,
         object: Arc::new(object),
-        data: Bytes::from(data.into_boxed_slice()),
+        data: watch::exact_bytes(data),
         old: old.map(Arc::new),
     }))
 }

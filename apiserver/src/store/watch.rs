@@ -65,6 +65,12 @@ pub struct WatchEvent {
     pub old: Option<Arc<Value>>,
 }
 
+/// Serialized JSON as the history keeps it: `serde_json::to_vec` leaves up to twice the length
+/// allocated, which a history of thousands of events would hold for as long as it keeps them.
+pub fn exact_bytes(json: Vec<u8>) -> Bytes {
+    Bytes::from(json.into_boxed_slice())
+}
+
 impl WatchEvent {
     /// An event, serializing `object`.
     pub fn new(
@@ -80,11 +86,7 @@ impl WatchEvent {
             key: key.into(),
             namespace: namespace.into(),
             kind,
-            data: Bytes::from(
-                serde_json::to_vec(&object)
-                    .unwrap_or_default()
-                    .into_boxed_slice(),
-            ),
+            data: exact_bytes(serde_json::to_vec(&object).unwrap_or_default()),
             object: Arc::new(object),
             old: old.map(Arc::new),
         }
@@ -118,10 +120,8 @@ impl Retained {
         let before = match &ev.old {
             None => Before::Nothing,
             Some(old) if selectors::selects_alike(old, &ev.object) => Before::Alike,
-            Some(old) => Before::Selectable(Bytes::from(
-                serde_json::to_vec(&selectors::selectable(old))
-                    .unwrap_or_default()
-                    .into_boxed_slice(),
+            Some(old) => Before::Selectable(exact_bytes(
+                serde_json::to_vec(&selectors::selectable(old)).unwrap_or_default(),
             )),
         };
         Retained {
