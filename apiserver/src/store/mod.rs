@@ -98,7 +98,7 @@ const MAX_GROUP: usize = 256;
 /// The most writers that wait in `block_in_place` at once. Each hands its worker's tasks to
 /// another thread, and every thread that ran a worker keeps its own allocator pages, with
 /// long-lived objects (the watch history's events) scattered over them after it exits. With
-/// 16, 200 clusters made at once left the hub's RSS 38 MiB up for 2 MiB of data; with 2, 11 MiB,
+/// 16, 200 clusters made at once left the hub's RSS 40 MiB up for 2 MiB of data; with 2, 11 MiB,
 /// and a 2,000-cluster join and dispatch kept their pace (BENCHMARKS.md).
 const MAX_IN_PLACE: usize = 2;
 
