@@ -5,6 +5,13 @@
 //! The recorder keeps the last recorded state of each (cluster, replica, template), read from
 //! the history when it starts, so a restart records what changed while it was down and nothing
 //! twice.
+//!
+//! What goes away is recorded too, as upstream's status sync records it: a template removed
+//! from its policy, and a replicated policy removed from its cluster (the policy deleted or
+//! disabled, the cluster no longer placed, the binding or the cluster gone), each get a
+//! `Disabled` record with upstream's message, so that no report keeps a removed template's last
+//! state in force. A removal while the hub was down is found when the recorder starts again:
+//! whatever the history holds in force for a replica that no longer exists.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,17 +31,28 @@ pub const ROOT_LABEL: &str = "policy.open-cluster-management.io/root-policy";
 pub const CLUSTER_LABEL: &str = "policy.open-cluster-management.io/cluster-name";
 const ANNOTATIONS: &str = "policy.open-cluster-management.io/";
 
-/// (cluster, replica, template).
-type Key = (String, String, String);
+/// The state a removed template is recorded with, as upstream records it.
+pub const DISABLED: &str = "Disabled";
+/// Upstream's message for a template removed from its policy.
+pub const TEMPLATE_REMOVED: &str = "The policy was removed from the parent policy";
+/// Upstream's message for a replicated policy removed from its cluster.
+pub const REPLICA_REMOVED: &str =
+    "The policy was removed because the parent policy no longer applies to this cluster";
 
-/// The last recorded state of a key, and when.
+/// The last recorded state of a template, when, and the record that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Last {
-    /// Compliant, NonCompliant, Pending.
+    /// Compliant, NonCompliant, Pending, Disabled.
     pub state: String,
     /// RFC 3339.
     pub time: String,
+    /// The record's position in the history; 0 until it is appended.
+    pub seq: u64,
 }
+
+/// The last recorded state of every template the recorder knows: (cluster, replica) to
+/// template (`<kind>/<name>`) to its last record.
+pub type Ledger = HashMap<(String, String), HashMap<String, Last>>;
 
 /// Text as PostgreSQL and every reader can hold it: no NUL characters.
 fn clean(s: &str) -> String {
@@ -78,10 +96,11 @@ pub fn cluster_of(replica: &Policy) -> Option<String> {
     }
 }
 
-/// The changes `replica`'s status shows against `last` (the last recorded state per key),
-/// stamped with the time its history gives, held between the key's last record and `now` (a
-/// cluster cannot move its changes into the past or the future). Updates `last`.
-pub fn changes(replica: &Policy, last: &mut HashMap<Key, Last>, now: &str) -> Vec<Event> {
+/// The changes `replica`'s status shows against `ledger` (the last recorded state per template),
+/// stamped with the time its history gives, held between the template's last record and `now`
+/// (a cluster cannot move its changes into the past or the future). A status entry for a
+/// template the policy no longer has is stale, and not recorded. Updates `ledger`.
+pub fn changes(replica: &Policy, ledger: &mut Ledger, now: &str) -> Vec<Event> {
     let Some(root) = replica.labels().get(ROOT_LABEL) else {
         return vec![];
     };
@@ -104,24 +123,20 @@ pub fn changes(replica: &Policy, last: &mut HashMap<Key, Last>, now: &str) -> Ve
             .as_ref()
             .and_then(|m| m["name"].as_str())
             .unwrap_or_default();
-        let definition = replica
+        let Some(definition) = replica
             .spec
             .policy_templates
             .iter()
             .map(|t| &t.object_definition)
-            .find(|d| d["metadata"]["name"] == name);
-        let kind = definition
-            .and_then(|d| d["kind"].as_str())
-            .or_else(|| {
-                detail
-                    .template_meta
-                    .as_ref()
-                    .and_then(|m| m["kind"].as_str())
-            })
-            .unwrap_or_default();
-        let template = format!("{kind}/{name}");
-        let key = (cluster.clone(), replica.name_any(), template.clone());
-        let previous = last.get(&key);
+            .find(|d| d["metadata"]["name"] == name)
+        else {
+            continue;
+        };
+        let template = template_key(definition);
+        let last = ledger
+            .entry((cluster.clone(), replica.name_any()))
+            .or_default();
+        let previous = last.get(&template);
         if previous.map(|l| l.state.as_str()) == Some(state) {
             continue;
         }
@@ -133,10 +148,11 @@ pub fn changes(replica: &Policy, last: &mut HashMap<Key, Last>, now: &str) -> Ve
         let floor = previous.map(|l| l.time.as_str()).unwrap_or("");
         let time = time.as_str().clamp(floor.min(now), now).to_string();
         last.insert(
-            key,
+            template.clone(),
             Last {
                 state: state.to_string(),
                 time: time.clone(),
+                seq: 0,
             },
         );
         let list = |name: &str| -> Vec<String> {
@@ -153,17 +169,135 @@ pub fn changes(replica: &Policy, last: &mut HashMap<Key, Last>, now: &str) -> Ve
             template: clean(&template),
             state: clean(state),
             message: clean(&newest.map(|h| h.message.clone()).unwrap_or_default()),
-            severity: clean(
-                definition
-                    .and_then(|d| d["spec"]["severity"].as_str())
-                    .unwrap_or_default(),
-            ),
+            severity: clean(definition["spec"]["severity"].as_str().unwrap_or_default()),
             standards: list("standards"),
             categories: list("categories"),
             controls: list("controls"),
         });
     }
     out
+}
+
+/// A template's key in the history: `<kind>/<name>`.
+fn template_key(definition: &serde_json::Value) -> String {
+    format!(
+        "{}/{}",
+        definition["kind"].as_str().unwrap_or_default(),
+        definition["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
+/// A removal to record: the template's last record (by its position) is followed by a
+/// `Disabled` one with `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// (cluster, replica, template).
+    pub key: (String, String, String),
+    /// The position of the template's last record.
+    pub seq: u64,
+    /// Why, in upstream's words.
+    pub message: &'static str,
+}
+
+/// The templates of `replica` the ledger holds in force that its spec no longer has.
+pub fn removed_templates(replica: &Policy, ledger: &Ledger) -> Vec<Removal> {
+    let Some(cluster) = cluster_of(replica) else {
+        return vec![];
+    };
+    let Some(known) = ledger.get(&(cluster.clone(), replica.name_any())) else {
+        return vec![];
+    };
+    let current: std::collections::HashSet<String> = replica
+        .spec
+        .policy_templates
+        .iter()
+        .map(|t| template_key(&t.object_definition))
+        .collect();
+    let mut out: Vec<Removal> = known
+        .iter()
+        .filter(|(t, l)| l.state != DISABLED && !current.contains(*t))
+        .map(|(t, l)| Removal {
+            key: (cluster.clone(), replica.name_any(), t.clone()),
+            seq: l.seq,
+            message: TEMPLATE_REMOVED,
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// Every template the ledger holds in force for replica `name` of `cluster`, which is gone.
+pub fn removed_replica(cluster: &str, name: &str, ledger: &Ledger) -> Vec<Removal> {
+    let Some(known) = ledger.get(&(cluster.to_string(), name.to_string())) else {
+        return vec![];
+    };
+    let mut out: Vec<Removal> = known
+        .iter()
+        .filter(|(_, l)| l.state != DISABLED)
+        .map(|(t, l)| Removal {
+            key: (cluster.to_string(), name.to_string(), t.clone()),
+            seq: l.seq,
+            message: REPLICA_REMOVED,
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// Every template the ledger holds in force for a replica that a full list (`seen`: cluster and
+/// name of each replica listed) no longer shows: those removed while no watch was open.
+pub fn removed_unseen(
+    ledger: &Ledger,
+    seen: &std::collections::HashSet<(String, String)>,
+) -> Vec<Removal> {
+    let mut gone: Vec<Removal> = ledger
+        .keys()
+        .filter(|k| !seen.contains(*k))
+        .flat_map(|(c, n)| removed_replica(c, n, ledger))
+        .collect();
+    gone.sort_by(|a, b| a.key.cmp(&b.key));
+    gone
+}
+
+/// The `Disabled` record that follows `last`, the template's last record, at `now` (never
+/// before `last`): the same cluster, policy, template and controls, so that it takes the
+/// template out of the very cells of a report that `last` counted it in. Updates `ledger`.
+pub fn disabled(last: &Event, message: &str, now: &str, ledger: &mut Ledger) -> Event {
+    let time = if last.time.as_str() > now {
+        last.time.clone()
+    } else {
+        now.to_string()
+    };
+    ledger
+        .entry((last.cluster.clone(), last.replica.clone()))
+        .or_default()
+        .insert(
+            last.template.clone(),
+            Last {
+                state: DISABLED.into(),
+                time: time.clone(),
+                seq: 0,
+            },
+        );
+    Event {
+        time,
+        state: DISABLED.into(),
+        message: message.into(),
+        ..last.clone()
+    }
+}
+
+/// Notes the positions of appended `records` in `ledger`.
+fn note_appended(records: &[garrison_governance::history::Record], ledger: &mut Ledger) {
+    for r in records {
+        let e = &r.event;
+        if let Some(l) = ledger
+            .get_mut(&(e.cluster.clone(), e.replica.clone()))
+            .and_then(|m| m.get_mut(&e.template))
+        {
+            l.seq = r.seq;
+        }
+    }
 }
 
 /// Clusters and root policies seen to exist.
@@ -226,6 +360,39 @@ fn now() -> String {
         .to_string()
 }
 
+/// The `Disabled` records for `removals`, each following the template's last record as the
+/// history holds it. A last record the history no longer holds as the ledger knew it (the
+/// store was edited behind the hub's back) is not followed: `garrison audit verify` names it.
+async fn disabled_records(ctx: &Ctx, removals: Vec<Removal>, ledger: &mut Ledger) -> Vec<Event> {
+    let mut out = vec![];
+    let now = now();
+    for r in removals {
+        let held = match ctx.history.get(r.seq).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, seq = r.seq, "cannot read a removed template's last record; its removal is recorded later");
+                continue;
+            }
+        };
+        match held {
+            Some(last)
+                if (
+                    &last.event.cluster,
+                    &last.event.replica,
+                    &last.event.template,
+                ) == (&r.key.0, &r.key.1, &r.key.2) =>
+            {
+                out.push(disabled(&last.event, r.message, &now, ledger));
+            }
+            _ => {
+                tracing::error!(seq = r.seq, cluster = %r.key.0, policy = %r.key.1, template = %r.key.2,
+                    "the history no longer holds a removed template's last record; its removal is not recorded (run garrison audit verify)");
+            }
+        }
+    }
+    out
+}
+
 /// Records changes until the watch ends (the supervisor restarts it).
 pub async fn record(ctx: Arc<Ctx>) {
     let latest = match ctx.history.latest().await {
@@ -236,43 +403,70 @@ pub async fn record(ctx: Arc<Ctx>) {
             return;
         }
     };
-    let mut last: HashMap<Key, Last> = latest
-        .into_iter()
-        .map(|r| {
-            (
-                (r.event.cluster, r.event.replica, r.event.template),
+    let mut ledger: Ledger = HashMap::new();
+    for r in latest {
+        ledger
+            .entry((r.event.cluster, r.event.replica))
+            .or_default()
+            .insert(
+                r.event.template,
                 Last {
                     state: r.event.state,
                     time: r.event.time,
+                    seq: r.seq,
                 },
-            )
-        })
-        .collect();
+            );
+    }
     let mut known = Known::default();
+    // The replicas a (re)list showed, to find those removed while no watch was open.
+    let mut listed: Option<std::collections::HashSet<(String, String)>> = None;
     let api: Api<Policy> = Api::all(ctx.client.clone());
     let cfg = watcher::Config::default().labels(ROOT_LABEL);
-    let mut stream = watcher(api, cfg)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
+    let mut stream = watcher(api, cfg).default_backoff().boxed();
     while let Some(item) = stream.next().await {
-        let replica = match item {
-            Ok(p) => p,
+        let (mut events, removals) = match item {
             Err(e) => {
                 tracing::warn!(error = %e, "watching replicated policies failed; retrying");
                 continue;
             }
+            Ok(watcher::Event::Init) => {
+                listed = Some(Default::default());
+                continue;
+            }
+            Ok(watcher::Event::InitApply(replica)) | Ok(watcher::Event::Apply(replica)) => {
+                if let (Some(listed), Some(cluster)) = (listed.as_mut(), cluster_of(&replica)) {
+                    listed.insert((cluster, replica.name_any()));
+                }
+                if !vouched_for(&ctx.client, &replica, &mut known).await {
+                    continue;
+                }
+                let events = changes(&replica, &mut ledger, &now());
+                (events, removed_templates(&replica, &ledger))
+            }
+            // Only what the ledger holds is followed by a removal: it was vouched for when
+            // it was recorded.
+            Ok(watcher::Event::Delete(replica)) => match cluster_of(&replica) {
+                Some(cluster) => (
+                    vec![],
+                    removed_replica(&cluster, &replica.name_any(), &ledger),
+                ),
+                None => continue,
+            },
+            Ok(watcher::Event::InitDone) => {
+                let seen = listed.take().unwrap_or_default();
+                (vec![], removed_unseen(&ledger, &seen))
+            }
         };
-        if !vouched_for(&ctx.client, &replica, &mut known).await {
-            continue;
+        if !removals.is_empty() {
+            events.extend(disabled_records(&ctx, removals, &mut ledger).await);
         }
-        let events = changes(&replica, &mut last, &now());
         if events.is_empty() {
             continue;
         }
         let n = events.len();
         match ctx.history.append(events).await {
             Ok(records) => {
+                note_appended(&records, &mut ledger);
                 tracing::debug!(
                     records = n,
                     head = records.last().map_or(0, |r| r.seq),
@@ -360,7 +554,7 @@ mod tests {
 
     #[test]
     fn each_change_of_state_is_recorded_once_with_the_policys_controls() {
-        let mut last = HashMap::new();
+        let mut last = Ledger::new();
         let e = changes(
             &replica("NonCompliant", "NonCompliant; violation"),
             &mut last,
@@ -385,7 +579,7 @@ mod tests {
 
     #[test]
     fn a_cluster_cannot_move_its_changes_in_time_or_speak_for_another() {
-        let mut last = HashMap::new();
+        let mut last = Ledger::new();
         let first = changes(
             &replica("NonCompliant", "x"),
             &mut last,
@@ -417,12 +611,104 @@ mod tests {
             .unwrap()
             .insert(CLUSTER_LABEL.into(), "prod".into());
         assert_eq!(cluster_of(&other), None);
-        assert!(changes(&other, &mut HashMap::new(), "now").is_empty());
+        assert!(changes(&other, &mut Ledger::new(), "now").is_empty());
         // NUL characters are dropped, so every store can hold the text.
         let nul = replica("NonCompliant", "bad\0message");
         assert_eq!(
-            changes(&nul, &mut HashMap::new(), "2026-03-05T00:00:00Z")[0].message,
+            changes(&nul, &mut Ledger::new(), "2026-03-05T00:00:00Z")[0].message,
             "badmessage"
         );
+    }
+
+    #[test]
+    fn a_removed_template_or_replica_is_followed_by_one_disabled_record_in_its_cells() {
+        let mut ledger = Ledger::new();
+        let first = changes(
+            &replica("NonCompliant", "x"),
+            &mut ledger,
+            "2026-03-05T00:00:00Z",
+        );
+        assert_eq!(first.len(), 1);
+        let appended = garrison_governance::history::Record::next(None, first[0].clone());
+        note_appended(std::slice::from_ref(&appended), &mut ledger);
+        let key = (
+            "cluster1".to_string(),
+            "policies.ac-2".to_string(),
+            "ConfigurationPolicy/accounts".to_string(),
+        );
+
+        // The template leaves the policy; its stale status entry is not recorded again.
+        let mut without = replica("Compliant", "stale");
+        without.spec.policy_templates.clear();
+        assert!(changes(&without, &mut ledger, "2026-03-06T00:00:00Z").is_empty());
+        let removed = removed_templates(&without, &ledger);
+        assert_eq!(
+            removed,
+            vec![Removal {
+                key: key.clone(),
+                seq: appended.seq,
+                message: TEMPLATE_REMOVED
+            }]
+        );
+        // A template still there is not removed.
+        assert!(removed_templates(&replica("Compliant", "ok"), &ledger).is_empty());
+
+        let d = disabled(
+            &first[0],
+            TEMPLATE_REMOVED,
+            "2026-03-06T00:00:00Z",
+            &mut ledger,
+        );
+        assert_eq!(d.state, DISABLED);
+        assert_eq!(d.message, "The policy was removed from the parent policy");
+        assert_eq!(d.time, "2026-03-06T00:00:00Z");
+        // The same cells as the record it follows.
+        assert_eq!(
+            (&d.cluster, &d.policy, &d.template, &d.controls, &d.severity),
+            (
+                &first[0].cluster,
+                &first[0].policy,
+                &first[0].template,
+                &first[0].controls,
+                &first[0].severity
+            )
+        );
+        // Recorded once: nothing is in force any more.
+        assert!(removed_templates(&without, &ledger).is_empty());
+        assert!(removed_replica("cluster1", "policies.ac-2", &ledger).is_empty());
+        // A clock behind the last record does not put the removal before it.
+        let mut ledger2 = Ledger::new();
+        let early = disabled(
+            &first[0],
+            REPLICA_REMOVED,
+            "2000-01-01T00:00:00Z",
+            &mut ledger2,
+        );
+        assert_eq!(early.time, first[0].time);
+
+        // The template comes back: its state is recorded again, after the removal.
+        let back = changes(
+            &replica("Compliant", "ok"),
+            &mut ledger,
+            "2026-03-07T00:00:00Z",
+        );
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].time, "2026-03-06T00:00:00Z");
+        // Then the whole replica goes.
+        let gone = removed_replica("cluster1", "policies.ac-2", &ledger);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].message, REPLICA_REMOVED);
+        assert_eq!(gone[0].key, key);
+        // A replica the ledger never held has nothing to remove.
+        assert!(removed_replica("cluster2", "policies.ac-2", &ledger).is_empty());
+
+        // After a restart, a list that no longer shows the replica removes what is in force;
+        // one that shows it removes nothing.
+        let listed: std::collections::HashSet<(String, String)> =
+            [("cluster1".to_string(), "policies.ac-2".to_string())].into();
+        assert!(removed_unseen(&ledger, &listed).is_empty());
+        let unseen = removed_unseen(&ledger, &Default::default());
+        assert_eq!(unseen.len(), 1);
+        assert_eq!(unseen[0].message, REPLICA_REMOVED);
     }
 }

@@ -188,9 +188,10 @@ pub enum When {
 /// One cell of a report: a control on a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
-    /// The state in force (at the time, or at the range's end): Compliant when every template
-    /// behind the control is, NonCompliant when any is, else Pending; `None` when nothing was
-    /// recorded yet.
+    /// The state in force (at the time, or at the range's end): NonCompliant when any template
+    /// behind the control is, else Pending when any is, else Compliant when any is; Disabled
+    /// when every template behind it was removed (from its policy, or its policy from the
+    /// cluster); `None` when nothing was recorded yet.
     pub state: Option<String>,
     /// Over a range: whether any template was NonCompliant at some point in it.
     pub ever_noncompliant: bool,

@@ -59,7 +59,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;background:#fff}
 th,td{border:1px solid #d5dae1;padding:.3em .6em;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .state{font-weight:600}
-.Compliant{color:#156c2f}.NonCompliant{color:#b3261e}.Pending{color:#8a5a00}
+.Compliant{color:#156c2f}.NonCompliant{color:#b3261e}.Pending{color:#8a5a00}.Disabled{color:#5f6368}
 .bad{color:#b3261e}.good{color:#156c2f}
 form.filters input{width:12em}
 .msg{max-width:40em;white-space:pre-wrap;word-break:break-word}
@@ -156,6 +156,7 @@ fn state_class(s: &str) -> &'static str {
         "Compliant" => "Compliant",
         "NonCompliant" => "NonCompliant",
         "Pending" => "Pending",
+        "Disabled" => "Disabled",
         _ => "",
     }
 }
@@ -317,7 +318,7 @@ impl Counts {
     /// The headings; `counted` names what the total counts (clusters, or templates).
     fn heads(range: bool, counted: &str) -> String {
         format!(
-            "<th>Compliant</th><th>Non-compliant</th><th>Pending</th><th>Other</th><th>{counted}</th>{}",
+            "<th>Compliant</th><th>Non-compliant</th><th>Pending</th><th title=\"templates removed from their policy or cluster (Disabled), or a state Garrison does not know\">Disabled or other</th><th>{counted}</th>{}",
             if range {
                 "<th>Ever non-compliant</th>"
             } else {

@@ -52,12 +52,16 @@ pub fn report(cluster: &str, replicas: &[&Policy]) -> Value {
                 .as_ref()
                 .and_then(|m| m["name"].as_str())
                 .unwrap_or_default();
-            let definition = p
+            // A status entry for a template the policy no longer has is stale.
+            let Some(definition) = p
                 .spec
                 .policy_templates
                 .iter()
                 .map(|t| &t.object_definition)
-                .find(|d| d["metadata"]["name"] == name);
+                .find(|d| d["metadata"]["name"] == name)
+            else {
+                continue;
+            };
             let newest = detail.history.first();
             let result = result_of(state);
             *summary.entry(result).or_default() += 1;
@@ -74,15 +78,15 @@ pub fn report(cluster: &str, replicas: &[&Policy]) -> Value {
                 "properties": {
                     "standards": annotation(STANDARDS_ANNOTATION),
                     "controls": annotation(CONTROLS_ANNOTATION),
-                    "templateKind": definition.and_then(|d| d["kind"].as_str()).unwrap_or_default(),
+                    "templateKind": definition["kind"].as_str().unwrap_or_default(),
                 },
             });
             let category = annotation(CATEGORIES_ANNOTATION);
             if !category.is_empty() {
                 r["category"] = json!(category);
             }
-            let severity = definition
-                .and_then(|d| d["spec"]["severity"].as_str())
+            let severity = definition["spec"]["severity"]
+                .as_str()
                 .map(str::to_lowercase)
                 .filter(|s| ["critical", "high", "medium", "low", "info"].contains(&s.as_str()));
             if let Some(s) = severity {

@@ -754,6 +754,259 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
     drop(agents);
 }
 
+/// A policy of two templates under control AC-2: `accounts-namespace` (NonCompliant: no cluster
+/// has the namespace) and, when `both`, `no-forbidden-namespace` (Compliant).
+fn two_templates(both: bool) -> String {
+    let accounts = r#"
+    - objectDefinition:
+        apiVersion: policy.open-cluster-management.io/v1
+        kind: ConfigurationPolicy
+        metadata:
+          name: accounts-namespace
+        spec:
+          remediationAction: inform
+          severity: high
+          object-templates:
+            - complianceType: musthave
+              objectDefinition:
+                apiVersion: v1
+                kind: Namespace
+                metadata:
+                  name: accounts"#;
+    let forbidden = r#"
+    - objectDefinition:
+        apiVersion: policy.open-cluster-management.io/v1
+        kind: ConfigurationPolicy
+        metadata:
+          name: no-forbidden-namespace
+        spec:
+          remediationAction: inform
+          severity: low
+          object-templates:
+            - complianceType: mustnothave
+              objectDefinition:
+                apiVersion: v1
+                kind: Namespace
+                metadata:
+                  name: forbidden"#;
+    let templates = if both {
+        format!("{accounts}{forbidden}")
+    } else {
+        forbidden.to_string()
+    };
+    let (head, rest) = POLICY.split_once("  policy-templates:").unwrap();
+    let binding = rest
+        .find("---\napiVersion: policy.open-cluster-management.io/v1\nkind: PlacementBinding")
+        .unwrap();
+    format!("{head}  policy-templates:{templates}\n{}", &rest[binding..])
+}
+
+/// The history of policies/account-management, oldest first.
+fn history(dir: &str) -> Vec<Value> {
+    run_json(&[
+        "compliance",
+        "history",
+        "--policy",
+        "policies/account-management",
+        "-o",
+        "json",
+        "--data-dir",
+        dir,
+    ])
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// What goes away is recorded as upstream records it: a template removed from its policy, then
+/// the policy removed from its clusters, each followed by one `Disabled` record with upstream's
+/// message, in the cells the template was counted in; reports and PolicyReports stop counting
+/// them; a restart records nothing twice, and the history still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removals_are_recorded_as_disabled() {
+    let mut hub = Hub::start_with(&["--checkpoint-interval", "10s"])
+        .await
+        .unwrap();
+    let agents = join_and_accept(&hub, &["c1", "c2"], &[]).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    ok(garrison(&[
+        "addon",
+        "enable",
+        "governance-policy-framework",
+        "--clusters",
+        "c1,c2",
+        "--data-dir",
+        &dir,
+    ]));
+    let file = hub.dir.path().join("policy.yaml");
+    std::fs::write(&file, two_templates(true)).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let states = |h: &[Value]| -> Vec<(String, String, String)> {
+        h.iter()
+            .map(|e| {
+                (
+                    e["cluster"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    e["policy"]["name"].as_str().unwrap_or_default().to_string(),
+                    e["event"]["compliance"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    eventually(90, "four first records", || async {
+        let h = history(&dir);
+        (h.len() == 4).then_some(())
+    })
+    .await;
+    let first = states(&history(&dir));
+    for c in ["c1", "c2"] {
+        assert!(
+            first.contains(&(c.into(), "accounts-namespace".into(), "NonCompliant".into())),
+            "{first:?}"
+        );
+        assert!(
+            first.contains(&(
+                c.into(),
+                "no-forbidden-namespace".into(),
+                "Compliant".into()
+            )),
+            "{first:?}"
+        );
+    }
+    let control = || {
+        run_json(&[
+            "compliance",
+            "report",
+            "--control",
+            "AC-2",
+            "-o",
+            "json",
+            "--data-dir",
+            &dir,
+        ])
+    };
+    assert_eq!(cell(&control(), "c1").0.as_deref(), Some("NonCompliant"));
+
+    // The non-compliant template leaves the policy.
+    std::fs::write(&file, two_templates(false)).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let h = eventually(60, "the removed template's records", || async {
+        let h = history(&dir);
+        (h.len() == 6).then_some(h)
+    })
+    .await;
+    for e in &h[4..] {
+        assert_eq!(e["event"]["compliance"], "Disabled", "{e}");
+        assert_eq!(
+            e["event"]["message"],
+            "The policy was removed from the parent policy"
+        );
+        assert_eq!(e["policy"]["name"], "accounts-namespace");
+        assert_eq!(e["policy"]["severity"], "high");
+        assert_eq!(e["parent_policy"]["controls"], json!(["AC-2"]));
+    }
+    // AC-2 now rests on the template left, and so does each PolicyReport.
+    let now_report = control();
+    for c in ["c1", "c2"] {
+        let (state, evidence) = cell(&now_report, c);
+        assert_eq!(state.as_deref(), Some("Compliant"), "{now_report}");
+        assert_eq!(
+            evidence.len(),
+            2,
+            "the compliant template and the removal: {now_report}"
+        );
+    }
+    let polr = eventually(
+        30,
+        "c1's PolicyReport without the removed template",
+        || async {
+            let out = hub.kubectl(&[
+                "get",
+                "policyreports",
+                "-n",
+                "c1",
+                "c1-policyreport",
+                "-o",
+                "json",
+            ]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["results"].as_array()?.len() == 1).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(
+        polr["results"][0]["rule"], "no-forbidden-namespace",
+        "{polr}"
+    );
+    assert_eq!(
+        (
+            polr["summary"]["pass"].as_u64(),
+            polr["summary"]["fail"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+
+    // The binding goes: the policy no longer applies to either cluster.
+    ok(hub.kubectl(&[
+        "delete",
+        "placementbinding",
+        "-n",
+        "policies",
+        "account-management",
+    ]));
+    let h = eventually(60, "the removed replicas' records", || async {
+        let h = history(&dir);
+        (h.len() == 8).then_some(h)
+    })
+    .await;
+    let mut clusters = vec![];
+    for e in &h[6..] {
+        assert_eq!(e["event"]["compliance"], "Disabled", "{e}");
+        assert_eq!(
+            e["event"]["message"],
+            "The policy was removed because the parent policy no longer applies to this cluster"
+        );
+        assert_eq!(e["policy"]["name"], "no-forbidden-namespace");
+        clusters.push(e["cluster"]["name"].as_str().unwrap().to_string());
+    }
+    clusters.sort();
+    assert_eq!(clusters, ["c1", "c2"]);
+    let gone = control();
+    for c in ["c1", "c2"] {
+        assert_eq!(cell(&gone, c).0.as_deref(), Some("Disabled"), "{gone}");
+    }
+    eventually(30, "c1's PolicyReport emptied", || async {
+        let out = hub.kubectl(&[
+            "get",
+            "policyreports",
+            "-n",
+            "c1",
+            "c1-policyreport",
+            "-o",
+            "jsonpath={.summary.pass}",
+        ]);
+        (String::from_utf8_lossy(&out.stdout).trim() == "0").then_some(())
+    })
+    .await;
+
+    // A restart records nothing twice, and the history verifies.
+    hub.restart().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(history(&dir).len(), 8);
+    let verified = eventually(30, "a checkpoint over the removals", || async {
+        let out = audit_verify(&dir).ok()?;
+        out.contains("signed through record 8").then_some(out)
+    })
+    .await;
+    assert!(verified.starts_with("verified: 8 records"), "{verified}");
+    drop(agents);
+}
+
 /// Debian's chromium, headless, driven by Debian's chromedriver over WebDriver.
 struct Browser {
     client: fantoccini::Client,
