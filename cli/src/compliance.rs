@@ -96,8 +96,9 @@ pub struct VerifyArgs {
     /// An exported history to verify offline instead of asking the hub.
     #[arg(long, value_name = "FILE", requires = "key")]
     pub from: Option<PathBuf>,
-    /// The hub's public key (PEM), obtained separately: the key inside an export proves
-    /// nothing, since whoever rewrote the file could have replaced it.
+    /// The hub's public key (PEM), obtained separately, to verify an export (--from) or the
+    /// database (--history-database) with: the key inside an export proves nothing, since
+    /// whoever rewrote the file could have replaced it.
     #[arg(long, value_name = "PEM")]
     pub key: Option<PathBuf>,
     /// An earlier export of the same hub, kept by the auditor: the history in --from must
@@ -105,6 +106,8 @@ pub struct VerifyArgs {
     /// (with the checkpoints that covered them) or a rollback are caught.
     #[arg(long, value_name = "FILE", requires = "from")]
     pub after: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     target: Target,
 }
@@ -116,12 +119,16 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     target: Target,
 }
 
 /// Arguments of `audit public-key`.
 #[derive(Args, Debug)]
 pub struct PublicKeyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     target: Target,
 }
@@ -176,6 +183,8 @@ pub struct ReportArgs {
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     pub output: Format,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     target: Target,
 }
 
@@ -192,6 +201,8 @@ pub struct HistoryArgs {
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Table)]
     pub output: Format,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     target: Target,
 }
 
@@ -200,6 +211,114 @@ async fn get(client: &kube::Client, path_and_query: &str) -> Result<String> {
         .body(Vec::new())
         .map_err(|e| anyhow!("bad request {path_and_query}: {e}"))?;
     client.request_text(req).await.map_err(unreachable)
+}
+
+/// Reading the history from its store instead of from the hub.
+#[derive(Args, Debug, Default)]
+pub struct StoreArgs {
+    /// Read the history from this PostgreSQL database itself instead of asking the hub: for a
+    /// hub next to Kubernetes (`garrison hub --kubeconfig`), which keeps its history there.
+    /// Whoever can read the database sees every cluster's records.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GARRISON_HISTORY_DATABASE",
+        hide_env_values = true
+    )]
+    pub history_database: Option<String>,
+}
+
+/// Where the history is read: from the hub's API, or from its store through the same API run
+/// here.
+enum Source {
+    Hub(kube::Client),
+    Store(Box<ComplianceApi>),
+}
+
+/// What a hub next to Kubernetes publishes for auditors: its public key and the newest
+/// checkpoint it signed.
+async fn published(target: &Target) -> Result<(String, Option<history::Checkpoint>)> {
+    use garrison_hub::compliance::{CHECKPOINT_ENTRY, HISTORY_CONFIGMAP, PUBLIC_KEY_ENTRY};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ns = crate::hub_external::HUB_NAMESPACE;
+    let (client, _) = client(target).await?;
+    let cm = kube::Api::<ConfigMap>::namespaced(client, ns)
+        .get_opt(HISTORY_CONFIGMAP)
+        .await
+        .map_err(unreachable)?
+        .with_context(|| format!("the hub publishes no ConfigMap {ns}/{HISTORY_CONFIGMAP}: is its history kept (--history-database)?"))?;
+    let mut data = cm.data.unwrap_or_default();
+    let pem = data.remove(PUBLIC_KEY_ENTRY).with_context(|| {
+        format!("ConfigMap {ns}/{HISTORY_CONFIGMAP} holds no {PUBLIC_KEY_ENTRY}")
+    })?;
+    let checkpoint = match data.remove(CHECKPOINT_ENTRY) {
+        Some(text) => export::newest_checkpoint(&text).map_err(|e| {
+            anyhow!("ConfigMap {ns}/{HISTORY_CONFIGMAP}: the remembered checkpoint: {e}")
+        })?,
+        None => None,
+    };
+    Ok((pem, checkpoint))
+}
+
+impl Source {
+    /// The hub the target reaches, or, with --history-database, the store. With `key` (the
+    /// hub's public key, PEM, given by the auditor) or `needs_key`, the store's reader can
+    /// verify: the key is `key`, else the one the hub publishes, whose newest checkpoint is
+    /// then compared with too.
+    async fn open(
+        store: &StoreArgs,
+        target: &Target,
+        key: Option<&std::path::Path>,
+        needs_key: bool,
+    ) -> Result<Source> {
+        let Some(url) = store.history_database.as_deref() else {
+            let (client, _) = client(target).await?;
+            return Ok(Source::Hub(client));
+        };
+        History::check(Some(url)).map_err(|e| anyhow!(e))?;
+        let (pem, anchor) = match key {
+            Some(p) => (
+                Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read the public key {}", p.display()))?,
+                ),
+                None,
+            ),
+            None if needs_key => {
+                let (pem, anchor) = published(target)
+                    .await
+                    .context("cannot read the hub's public key; give it with --key PEM")?;
+                (Some(pem), anchor)
+            }
+            None => (None, None),
+        };
+        let history = History::open(Some(url), "".as_ref())
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let api = ComplianceApi::reader(history, pem.as_deref())
+            .map_err(|e| anyhow!("the public key: {e}"))?
+            .with_anchor_checkpoint(anchor);
+        Ok(Source::Store(Box::new(api)))
+    }
+
+    /// GETs `path_and_query` of the history's API.
+    async fn get(&self, path_and_query: &str) -> Result<String> {
+        let api = match self {
+            Source::Hub(client) => return get(client, path_and_query).await,
+            Source::Store(api) => api,
+        };
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let a = api.get(path, query, None).await;
+        let body = String::from_utf8(a.body).context("the answer is not UTF-8")?;
+        if a.code != 200 {
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            bail!("{}", v["message"].as_str().unwrap_or(&body));
+        }
+        Ok(body)
+    }
 }
 
 fn query(pairs: &[(&str, String)]) -> String {
@@ -218,8 +337,8 @@ pub fn audit(c: AuditCommand) -> Result<()> {
         AuditCommand::Verify(a) => verify(a),
         AuditCommand::Export(a) => export_to(a),
         AuditCommand::PublicKey(a) => runtime()?.block_on(async {
-            let (client, _) = client(&a.target).await?;
-            print!("{}", get(&client, "/api/v1/audit/public-key").await?);
+            let source = Source::open(&a.store, &a.target, None, true).await?;
+            print!("{}", source.get("/api/v1/audit/public-key").await?);
             Ok(())
         }),
     }
@@ -265,13 +384,18 @@ fn verify(a: VerifyArgs) -> Result<()> {
             Err(f) => bail!("verification FAILED: {f}"),
         };
     }
-    if a.key.is_some() {
-        bail!("--key goes with --from: the hub verifies its own history with its own key");
+    if a.key.is_some() && a.store.history_database.is_none() {
+        bail!(
+            "--key goes with --from or --history-database: the hub verifies its own history with its own key"
+        );
     }
     runtime()?.block_on(async {
-        let (client, _) = client(&a.target).await?;
-        let waiting = crate::progress::spinner("the hub is verifying its history");
-        let answer = get(&client, "/api/v1/audit/verify").await;
+        let source = Source::open(&a.store, &a.target, a.key.as_deref(), true).await?;
+        let waiting = crate::progress::spinner(match source {
+            Source::Hub(_) => "the hub is verifying its history",
+            Source::Store(_) => "verifying the history in the database",
+        });
+        let answer = source.get("/api/v1/audit/verify").await;
         waiting.finish_and_clear();
         let v: Value = serde_json::from_str(&answer?).context("the hub's answer is not JSON")?;
         if v["verified"] == true {
@@ -308,18 +432,34 @@ fn report_verified(records: u64, checkpoints: u64, signed_through: u64) -> Resul
 
 fn export_to(a: ExportArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let (client, _) = client(&a.target).await?;
-        let req = http::Request::get("/api/v1/audit/export")
-            .body(Vec::new())
-            .context("cannot build the request")?;
-        let body = client
-            .request_stream(req)
-            .await
-            .map_err(crate::admin::unreachable)?;
+        let source = Source::open(&a.store, &a.target, None, true).await?;
         // Written as it arrives, through a temporary file: a transfer that breaks off leaves
         // no file that looks complete.
         let tmp = a.to.with_extension("partial");
-        let counts = copy_export(body, &tmp).await;
+        let counts = match source {
+            Source::Hub(client) => {
+                let req = http::Request::get("/api/v1/audit/export")
+                    .body(Vec::new())
+                    .context("cannot build the request")?;
+                let body = client
+                    .request_stream(req)
+                    .await
+                    .map_err(crate::admin::unreachable)?;
+                copy_export(body, &tmp).await
+            }
+            Source::Store(api) => {
+                use futures::TryStreamExt;
+                let a = api.get("/api/v1/audit/export", None, None).await;
+                let Some(stream) = a.stream else {
+                    let v: Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                    bail!("{}", v["message"].as_str().unwrap_or("the export failed"));
+                };
+                let body = stream
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .into_async_read();
+                copy_export(body, &tmp).await
+            }
+        };
         let (records, checkpoints) = match counts {
             Ok(c) => c,
             Err(e) => {
@@ -410,8 +550,10 @@ fn report(a: ReportArgs) -> Result<()> {
         ("until", a.until.clone().unwrap_or_default()),
     ]);
     runtime()?.block_on(async {
-        let (client, _) = client(&a.target).await?;
-        let text = get(&client, &format!("/api/v1/reports/compliance?{q}")).await?;
+        let source = Source::open(&a.store, &a.target, None, false).await?;
+        let text = source
+            .get(&format!("/api/v1/reports/compliance?{q}"))
+            .await?;
         let v: Value = serde_json::from_str(&text).context("the hub's answer is not JSON")?;
         print_report(&v, a.output)
     })
@@ -532,7 +674,7 @@ fn history_of(a: HistoryArgs) -> Result<()> {
         bail!("--policy needs a name: NAME or NAMESPACE/NAME");
     }
     runtime()?.block_on(async {
-        let (client, _) = client(&a.target).await?;
+        let source = Source::open(&a.store, &a.target, None, false).await?;
         let mut events: Vec<Value> = vec![];
         let mut page = 1;
         loop {
@@ -545,7 +687,9 @@ fn history_of(a: HistoryArgs) -> Result<()> {
                 ("per_page", "100".into()),
                 ("page", page.to_string()),
             ]);
-            let text = get(&client, &format!("/api/v1/compliance-events?{q}")).await?;
+            let text = source
+                .get(&format!("/api/v1/compliance-events?{q}"))
+                .await?;
             let v: Value = serde_json::from_str(&text).context("the hub's answer is not JSON")?;
             events.extend(v["data"].as_array().cloned().unwrap_or_default());
             let pages = v["metadata"]["pages"].as_u64().unwrap_or(0);

@@ -233,7 +233,7 @@ async fn open_history(
         history,
         key,
         checkpoint_every: Duration::from_secs(args.checkpoint_interval),
-        anchor: dir.history_anchor(),
+        anchor: garrison_hub::compliance::Anchor::File(dir.history_anchor()),
     }))
 }
 

@@ -90,6 +90,8 @@ pub fn run(args: &HubArgs) -> Result<()> {
     election.renew_deadline = Duration::from_secs(ext.leader_renew_deadline.unwrap_or(10));
     election.retry_period = Duration::from_secs(ext.leader_retry_period.unwrap_or(2));
     election.validate().map_err(anyhow::Error::msg)?;
+    garrison_governance::history::store::History::check(args.history_database.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -149,7 +151,8 @@ pub fn run(args: &HubArgs) -> Result<()> {
             install_crds(&client, &crate::webhook::crds_converted_by(&served)).await?;
             served.register(&client).await?;
             crate::hub::prepare_hub(&client).await?;
-            anyhow::Ok(crate::hub::start_controllers(&client, None, None, args))
+            let history = open_history(&client, args).await?;
+            anyhow::Ok(crate::hub::start_controllers(&client, None, history, args))
         };
         let sup = tokio::select! {
             r = setup => r?,
@@ -169,6 +172,98 @@ pub fn run(args: &HubArgs) -> Result<()> {
             }
         }
     })
+}
+
+/// The Secret holding the compliance history's checkpoint key, which every replica signs with.
+pub const HISTORY_KEY_SECRET: &str = "garrison-compliance-history-key";
+/// Its key.
+const HISTORY_KEY_ENTRY: &str = "history.key";
+
+/// The compliance history of a hub next to Kubernetes: in the PostgreSQL database of
+/// `--history-database` (the replicas share nothing else that lasts), signed with the key in
+/// [`HISTORY_KEY_SECRET`], its public key and newest checkpoint published in the ConfigMap
+/// [`garrison_hub::compliance::HISTORY_CONFIGMAP`]. Without `--history-database` it is off.
+async fn open_history(
+    client: &kube::Client,
+    args: &HubArgs,
+) -> Result<Option<Arc<garrison_hub::compliance::Ctx>>> {
+    use garrison_hub::compliance::{Anchor, Ctx, HISTORY_CONFIGMAP, PUBLIC_KEY_ENTRY};
+    let Some(url) = args.history_database.as_deref() else {
+        tracing::info!(
+            "compliance history off: give --history-database postgres://… (or GARRISON_HISTORY_DATABASE) to keep it"
+        );
+        return Ok(None);
+    };
+    let history = garrison_governance::history::store::History::open(Some(url), "".as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let key = shared_history_key(client, HUB_NAMESPACE).await?;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": HISTORY_CONFIGMAP, "namespace": HUB_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "garrison"}},
+        "data": {PUBLIC_KEY_ENTRY: key.public_key_pem()}});
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), HUB_NAMESPACE)
+        .patch(
+            HISTORY_CONFIGMAP,
+            &kube::api::PatchParams::apply(MANAGER).force(),
+            &kube::api::Patch::Apply(&cm),
+        )
+        .await
+        .with_context(|| format!("cannot publish the history's public key in ConfigMap {HUB_NAMESPACE}/{HISTORY_CONFIGMAP}"))?;
+    tracing::info!("compliance history kept in PostgreSQL");
+    Ok(Some(Arc::new(Ctx {
+        client: client.clone(),
+        history,
+        key: Arc::new(key),
+        checkpoint_every: Duration::from_secs(args.checkpoint_interval),
+        anchor: Anchor::ConfigMap {
+            client: client.clone(),
+            namespace: HUB_NAMESPACE.into(),
+        },
+    })))
+}
+
+/// The history's checkpoint key from [`HISTORY_KEY_SECRET`], made and stored by the first
+/// replica to need it.
+async fn shared_history_key(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<garrison_governance::history::CheckpointKey> {
+    use garrison_governance::history::CheckpointKey;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |s: &Secret| -> Result<CheckpointKey> {
+        let pem = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get(HISTORY_KEY_ENTRY))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .with_context(|| {
+                format!("the Secret {namespace}/{HISTORY_KEY_SECRET} holds no {HISTORY_KEY_ENTRY}")
+            })?;
+        CheckpointKey::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("the Secret {namespace}/{HISTORY_KEY_SECRET}: {e}"))
+    };
+    if let Some(s) = api
+        .get_opt(HISTORY_KEY_SECRET)
+        .await
+        .context("cannot read the compliance history's key Secret")?
+    {
+        return read(&s);
+    }
+    let key = CheckpointKey::generate().map_err(|e| anyhow::anyhow!(e))?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": HISTORY_KEY_SECRET, "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "garrison"}},
+        "type": "Opaque",
+        "stringData": {HISTORY_KEY_ENTRY: key.to_pem()},
+    }))?;
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(key),
+        // Another replica stored one first: sign with that.
+        Err(kube::Error::Api(s)) if s.code == 409 => read(&api.get(HISTORY_KEY_SECRET).await?),
+        Err(e) => Err(e).context("cannot store the compliance history's key Secret"),
+    }
 }
 
 fn lost_lease(why: Result<String, tokio::task::JoinError>) -> anyhow::Error {

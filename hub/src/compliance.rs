@@ -70,7 +70,96 @@ pub struct Ctx {
     /// How often the head is signed, when it moved.
     pub checkpoint_every: Duration,
     /// Where the newest signed checkpoint is remembered, outside the history's store.
-    pub anchor: std::path::PathBuf,
+    pub anchor: Anchor,
+}
+
+/// The ConfigMap beside a hub on a real Kubernetes that publishes the history's public key
+/// (`public-key.pem`) and remembers its newest signed checkpoint (`checkpoint`). Both are public:
+/// a checkpoint is signed, and proves nothing to whoever cannot verify the signature.
+pub const HISTORY_CONFIGMAP: &str = "garrison-compliance-history";
+/// Its key for the public key.
+pub const PUBLIC_KEY_ENTRY: &str = "public-key.pem";
+/// Its key for the newest checkpoint (an anchor file's text).
+pub const CHECKPOINT_ENTRY: &str = "checkpoint";
+
+/// Where the newest signed checkpoint is remembered, outside the history's store, so that a
+/// history whose newest records were removed together with the checkpoints that signed them is
+/// still caught.
+#[derive(Clone)]
+pub enum Anchor {
+    /// A file in the hub's data directory (the embedded hub).
+    File(std::path::PathBuf),
+    /// [`HISTORY_CONFIGMAP`] in `namespace`, where the replicas of a hub on a real Kubernetes
+    /// share it.
+    ConfigMap {
+        /// The hub's client.
+        client: kube::Client,
+        /// The hub's namespace.
+        namespace: String,
+    },
+}
+
+impl Anchor {
+    /// The remembered checkpoint's text (`None` when none is remembered yet).
+    pub async fn read_text(&self) -> Result<Option<String>, String> {
+        match self {
+            Anchor::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!(
+                    "cannot read the remembered checkpoint: {}",
+                    e.kind()
+                )),
+            },
+            Anchor::ConfigMap { client, namespace } => {
+                let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    Api::namespaced(client.clone(), namespace);
+                let cm = api.get_opt(HISTORY_CONFIGMAP).await.map_err(|e| {
+                    format!("cannot read ConfigMap {namespace}/{HISTORY_CONFIGMAP}: {e}")
+                })?;
+                Ok(cm
+                    .and_then(|c| c.data)
+                    .and_then(|mut d| d.remove(CHECKPOINT_ENTRY)))
+            }
+        }
+    }
+
+    /// The remembered checkpoint (`None` when none is remembered yet). One that is there but
+    /// cannot be read is an error: nothing is signed over it.
+    pub async fn read(&self) -> Result<Option<garrison_governance::history::Checkpoint>, String> {
+        match self.read_text().await? {
+            Some(text) => garrison_governance::history::export::newest_checkpoint(&text)
+                .map_err(|e| format!("the remembered checkpoint is unreadable: {e}")),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers `text` (an anchor file's) in place of what was remembered.
+    pub async fn write(&self, text: String) -> Result<(), String> {
+        match self {
+            Anchor::File(path) => {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, text)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .map_err(|e| e.to_string())
+            }
+            Anchor::ConfigMap { client, namespace } => {
+                let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    Api::namespaced(client.clone(), namespace);
+                let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": HISTORY_CONFIGMAP, "namespace": namespace},
+                    "data": {CHECKPOINT_ENTRY: text}});
+                api.patch(
+                    HISTORY_CONFIGMAP,
+                    &kube::api::PatchParams::apply("garrison-compliance-checkpoint").force(),
+                    &kube::api::Patch::Apply(&cm),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 fn list_annotation(p: &Policy, name: &str) -> Vec<String> {
@@ -500,8 +589,7 @@ pub async fn checkpoint(ctx: Arc<Ctx>) {
 
 /// One round of [`checkpoint`].
 pub async fn checkpoint_once(ctx: &Ctx) -> Result<Option<u64>, String> {
-    let remembered =
-        garrison_governance::history::api::read_anchor(&ctx.anchor).map_err(|e| e.to_string())?;
+    let remembered = ctx.anchor.read().await?;
     if let Some(a) = &remembered {
         let held = ctx.history.get(a.seq).await.map_err(|e| e.to_string())?;
         if held.as_ref().map(|r| r.hash.as_str()) != Some(a.head.as_str()) {
@@ -520,9 +608,9 @@ pub async fn checkpoint_once(ctx: &Ctx) -> Result<Option<u64>, String> {
         return Ok(None);
     };
     let text = garrison_governance::history::export::anchor_file(&c, &ctx.key.public_key_pem());
-    let tmp = ctx.anchor.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &ctx.anchor))
+    ctx.anchor
+        .write(text)
+        .await
         .map_err(|e| format!("cannot remember checkpoint {}: {e}", c.seq))?;
     tracing::info!(seq = c.seq, "compliance history checkpoint signed");
     Ok(Some(c.seq))

@@ -89,6 +89,8 @@ pub struct Hub {
     command: &'static str,
     /// Out-of-process hub replicas (`garrison hub --kubeconfig`), by index.
     replicas: Vec<Option<Child>>,
+    /// Extra arguments of every out-of-process replica.
+    replica_args: Vec<String>,
 }
 
 /// Lease timing the out-of-process replicas run with in tests: leadership must move within
@@ -112,7 +114,13 @@ impl Hub {
     /// ClusterRole the install grants. Returns once a leader runs the controllers and serves
     /// the webhooks.
     pub async fn start_external(replicas: usize) -> Result<Hub> {
+        Self::start_external_with(replicas, &[]).await
+    }
+
+    /// [`Hub::start_external`] with extra `garrison hub --kubeconfig` arguments.
+    pub async fn start_external_with(replicas: usize, extra: &[&str]) -> Result<Hub> {
         let mut hub = Self::start_as("apiserver", &[]).await?;
+        hub.replica_args = extra.iter().map(|s| s.to_string()).collect();
         let yaml = garrison(&["install", "hub"]);
         if !yaml.status.success() {
             bail!(
@@ -186,6 +194,7 @@ impl Hub {
                 "3s",
             ])
             .args(["--leader-retry-period", "1s"])
+            .args(&self.replica_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -239,6 +248,7 @@ impl Hub {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             command,
             replicas: vec![],
+            replica_args: vec![],
         };
         hub.restart().await?;
         Ok(hub)

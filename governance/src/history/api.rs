@@ -100,11 +100,22 @@ pub struct LastVerification {
 /// The API over one history.
 pub struct ComplianceApi {
     pub(super) history: History,
-    public_key: Vec<u8>,
-    public_key_pem: String,
+    /// The public key checkpoints are verified with (raw, and PEM); `None` for a reader that
+    /// only queries.
+    public_key: Option<(Vec<u8>, String)>,
     last: Mutex<Option<LastVerification>>,
-    anchor: Option<std::path::PathBuf>,
+    anchor: AnchorAt,
     verifying: std::sync::atomic::AtomicBool,
+}
+
+/// Where verification finds the checkpoint remembered outside the store.
+enum AnchorAt {
+    /// Nowhere.
+    None,
+    /// In an anchor file, read at each verification.
+    File(std::path::PathBuf),
+    /// This one, read once by the caller.
+    Given(Checkpoint),
 }
 
 /// What can be filtered on, by its API name.
@@ -300,18 +311,51 @@ impl ComplianceApi {
     pub fn new(history: History, key: &CheckpointKey) -> ComplianceApi {
         ComplianceApi {
             history,
-            public_key: key.public_key().to_vec(),
-            public_key_pem: key.public_key_pem(),
+            public_key: Some((key.public_key().to_vec(), key.public_key_pem())),
             last: Mutex::new(None),
-            anchor: None,
+            anchor: AnchorAt::None,
             verifying: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// The API over `history` for a reader outside the hub (reading the store itself), who
+    /// verifies with the hub's public key `public_key_pem` when given; without it, the public
+    /// key, the export and verification are refused.
+    pub fn reader(
+        history: History,
+        public_key_pem: Option<&str>,
+    ) -> Result<ComplianceApi, HistoryError> {
+        let public_key = match public_key_pem {
+            Some(pem) => Some((super::parse_public_key_pem(pem)?, pem.to_string())),
+            None => None,
+        };
+        Ok(ComplianceApi {
+            history,
+            public_key,
+            last: Mutex::new(None),
+            anchor: AnchorAt::None,
+            verifying: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
     /// Verifies against the checkpoint remembered in `path` too (see [`read_anchor`]).
     pub fn with_anchor(mut self, path: std::path::PathBuf) -> ComplianceApi {
-        self.anchor = Some(path);
+        self.anchor = AnchorAt::File(path);
         self
+    }
+
+    /// Verifies against `checkpoint`, remembered outside the store, too.
+    pub fn with_anchor_checkpoint(mut self, checkpoint: Option<Checkpoint>) -> ComplianceApi {
+        self.anchor = checkpoint.map_or(AnchorAt::None, AnchorAt::Given);
+        self
+    }
+
+    fn no_key() -> Answer {
+        Answer::error(
+            400,
+            "BadRequest",
+            "the hub's public key is needed for this: give --key PEM, or --kubeconfig for a hub that publishes it",
+        )
     }
 
     /// Whether `path` is served here.
@@ -336,12 +380,15 @@ impl ComplianceApi {
             "/api/v1/compliance-events" => self.list(query, visible, false).await,
             "/api/v1/reports/compliance-events" => self.list(query, visible, true).await,
             "/api/v1/reports/compliance" => self.report(query, visible).await,
-            "/api/v1/audit/public-key" => Answer {
-                code: 200,
-                content_type: "application/x-pem-file",
-                headers: vec![],
-                body: self.public_key_pem.clone().into_bytes(),
-                stream: None,
+            "/api/v1/audit/public-key" => match &self.public_key {
+                Some((_, pem)) => Answer {
+                    code: 200,
+                    content_type: "application/x-pem-file",
+                    headers: vec![],
+                    body: pem.clone().into_bytes(),
+                    stream: None,
+                },
+                None => Self::no_key(),
             },
             "/api/v1/audit/export" | "/api/v1/audit/verify" if visible.is_some() => Answer::error(
                 403,
@@ -532,7 +579,10 @@ impl ComplianceApi {
             Ok(c) => c,
             Err(e) => return store_failed(e),
         };
-        let header = format!("{}\n", export::header_line(&self.public_key_pem));
+        let Some((_, pem)) = &self.public_key else {
+            return Self::no_key();
+        };
+        let header = format!("{}\n", export::header_line(pem));
         Answer {
             code: 200,
             content_type: "application/x-ndjson",
@@ -568,10 +618,16 @@ impl ComplianceApi {
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
         let anchor = match &self.anchor {
-            Some(p) => read_anchor(p)?,
-            None => None,
+            AnchorAt::File(p) => read_anchor(p)?,
+            AnchorAt::Given(c) => Some(c.clone()),
+            AnchorAt::None => None,
         };
-        let result = match self.history.verify(&self.public_key, anchor).await? {
+        let Some((key, _)) = &self.public_key else {
+            return Err(HistoryError::Store(
+                "the hub's public key is needed to verify: give --key PEM".into(),
+            ));
+        };
+        let result = match self.history.verify(key, anchor).await? {
             Ok(v) => json!({"verified": true, "time": time, "records": v.records,
                 "checkpoints": v.checkpoints, "signedThrough": v.signed_through}),
             Err(finding) => {

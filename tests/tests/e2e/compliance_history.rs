@@ -1007,6 +1007,193 @@ async fn removals_are_recorded_as_disabled() {
     drop(agents);
 }
 
+/// The history of a hub next to Kubernetes (`garrison hub --kubeconfig`, as the hub's
+/// ServiceAccount with only the install's rights): kept in PostgreSQL, signed with a key the
+/// replicas share in a Secret, its public key and newest checkpoint published in a ConfigMap.
+/// Auditors read it from the database with the same commands; the published checkpoint
+/// catches a truncation that the store's own checkpoints cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_of_a_hub_next_to_kubernetes() {
+    let pg = garrison_e2e::Postgres::start().unwrap();
+    let url = pg.url();
+    let hub = Hub::start_external_with(
+        1,
+        &["--history-database", &url, "--checkpoint-interval", "10s"],
+    )
+    .await
+    .unwrap();
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    let spoke = Hub::start_as_apiserver().await.unwrap();
+    let (token, pin) = garrison_e2e::create_token(&hub, "1h");
+    let spoke_kc = spoke.kubeconfig();
+    let _agent = garrison_e2e::Agent::join_cluster(
+        &hub,
+        "edge",
+        &token,
+        &pin,
+        &["--kubeconfig", spoke_kc.to_str().unwrap()],
+        &["--lease-duration", "2s", "--status-sync-interval", "1s"],
+    );
+    let admin = hub.client().await.unwrap();
+    let clusters: Api<garrison_api::ManagedCluster> = Api::all(admin.clone());
+    eventually(30, "the cluster to ask to join", || async {
+        clusters.get_opt("edge").await.ok().flatten()
+    })
+    .await;
+    ok(garrison(&["accept", "edge", "--yes", "--data-dir", &dir]));
+    ok(garrison(&[
+        "addon",
+        "enable",
+        "governance-policy-framework",
+        "--clusters",
+        "edge",
+        "--data-dir",
+        &dir,
+    ]));
+    let file = hub.dir.path().join("policy.yaml");
+    std::fs::write(&file, POLICY).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let replicas: Api<Policy> = Api::namespaced(admin.clone(), "edge");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while replicas
+        .get_opt("policies.account-management")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.status?.compliant)
+        .as_deref()
+        != Some("NonCompliant")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edge's replica never reported: {:?}\nagent: {}\n{}",
+            replicas.get_opt("policies.account-management").await,
+            std::fs::read_to_string(hub.data_dir().join("agent-edge.log")).unwrap_or_default(),
+            hub.replica_logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "accounts"}})).unwrap();
+    Api::<Namespace>::all(spoke.client().await.unwrap())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    replica_becomes(&admin, "edge", "Compliant").await;
+
+    // Read from the database, with the commands auditors use against an embedded hub.
+    let db = ["--history-database", url.as_str()];
+    let history = eventually(60, "two records in PostgreSQL", || async {
+        let mut args = vec![
+            "compliance",
+            "history",
+            "--policy",
+            "policies/account-management",
+            "-o",
+            "json",
+        ];
+        args.extend(db);
+        let v = run_json(&args);
+        (v.as_array()?.len() == 2).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        history[0]["event"]["compliance"], "NonCompliant",
+        "{history}"
+    );
+    assert_eq!(history[1]["event"]["compliance"], "Compliant", "{history}");
+    assert_eq!(history[1]["cluster"]["name"], "edge");
+    let mut args = vec!["compliance", "report", "--control", "AC-2", "-o", "json"];
+    args.extend(db);
+    assert_eq!(
+        cell(&run_json(&args), "edge").0.as_deref(),
+        Some("Compliant")
+    );
+
+    // The public key the hub publishes verifies the history, once a checkpoint covers it.
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify"];
+        args.extend(db);
+        args.extend(extra);
+        garrison(&args)
+    };
+    let verified = eventually(40, "a checkpoint over both records", || async {
+        let out = verify(&["--data-dir", &dir]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("signed through record 2")).then_some(text)
+    })
+    .await;
+    assert!(verified.starts_with("verified: 2 records"), "{verified}");
+    let mut args = vec!["audit", "public-key", "--data-dir", &dir];
+    args.extend(db);
+    let pem = ok(garrison(&args));
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let key = hub.dir.path().join("hub.pem");
+    std::fs::write(&key, &pem).unwrap();
+    // An auditor with the key alone (no access to the hub) verifies too; another key fails.
+    assert!(ok(verify(&["--key", key.to_str().unwrap()])).starts_with("verified: 2 records"));
+    let other = hub.dir.path().join("other.pem");
+    std::fs::write(
+        &other,
+        garrison_governance::history::CheckpointKey::generate()
+            .unwrap()
+            .public_key_pem(),
+    )
+    .unwrap();
+    let out = verify(&["--key", other.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not signed by the hub's key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The export carries the records and verifies offline.
+    let export = hub.dir.path().join("history.jsonl");
+    let mut args = vec![
+        "audit",
+        "export",
+        "--to",
+        export.to_str().unwrap(),
+        "--data-dir",
+        &dir,
+    ];
+    args.extend(db);
+    assert!(ok(garrison(&args)).contains("wrote 2 records"));
+    assert!(
+        ok(garrison(&[
+            "audit",
+            "verify",
+            "--from",
+            export.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap()
+        ]))
+        .starts_with("verified: 2 records")
+    );
+
+    // The newest record removed with the checkpoint that signed it: the store agrees with
+    // itself, but the checkpoint the hub published does not.
+    let store = Store::Postgres(pg);
+    store.exec(store.unprotect()).await;
+    store.exec(store.unprotect_checkpoints()).await;
+    store
+        .exec("DELETE FROM compliance_records WHERE seq = 2; DELETE FROM compliance_checkpoints WHERE seq = 2;")
+        .await;
+    let out = verify(&["--data-dir", &dir]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checkpoint at record 2 covers records missing"),
+        "{err}"
+    );
+    // The hub, too, refuses to sign over the gap.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    assert!(
+        hub.replica_logs().contains("no longer holds record"),
+        "{}",
+        hub.replica_logs()
+    );
+}
+
 /// Debian's chromium, headless, driven by Debian's chromedriver over WebDriver.
 struct Browser {
     client: fantoccini::Client,
