@@ -94,7 +94,12 @@ pub enum AuditCommand {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// An exported history to verify offline instead of asking the hub.
-    #[arg(long, value_name = "FILE", requires = "key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        conflicts_with = "history_database"
+    )]
     pub from: Option<PathBuf>,
     /// The hub's public key (PEM), obtained separately, to verify an export (--from) or the
     /// database (--history-database) with: the key inside an export proves nothing, since
@@ -218,14 +223,19 @@ async fn get(client: &kube::Client, path_and_query: &str) -> Result<String> {
 pub struct StoreArgs {
     /// Read the history from this PostgreSQL database itself instead of asking the hub: for a
     /// hub next to Kubernetes (`garrison hub --kubeconfig`), which keeps its history there.
-    /// Whoever can read the database sees every cluster's records.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "GARRISON_HISTORY_DATABASE",
-        hide_env_values = true
-    )]
+    /// A read-only role is enough; whoever can read the database sees every cluster's records.
+    #[arg(long, value_name = "URL")]
     pub history_database: Option<String>,
+}
+
+/// What a command reading the store needs of the hub's public key.
+enum Key<'a> {
+    /// Nothing: it only queries.
+    None,
+    /// The key the hub publishes; `hint` ends the message when it cannot be read.
+    Needed { hint: &'static str },
+    /// This file's, given by the auditor.
+    Given(&'a std::path::Path),
 }
 
 /// Where the history is read: from the hub's API, or from its store through the same API run
@@ -261,40 +271,47 @@ async fn published(target: &Target) -> Result<(String, Option<history::Checkpoin
 }
 
 impl Source {
-    /// The hub the target reaches, or, with --history-database, the store. With `key` (the
-    /// hub's public key, PEM, given by the auditor) or `needs_key`, the store's reader can
-    /// verify: the key is `key`, else the one the hub publishes, whose newest checkpoint is
-    /// then compared with too.
-    async fn open(
-        store: &StoreArgs,
-        target: &Target,
-        key: Option<&std::path::Path>,
-        needs_key: bool,
-    ) -> Result<Source> {
+    /// The hub the target reaches, or, with --history-database, the store. For `Key::Needed`
+    /// or `Key::Given`, the store's reader can verify, with the key given (the hub's public
+    /// key, PEM, held by the auditor), else with the one the hub publishes; the newest
+    /// checkpoint the hub publishes is compared with too, when it can be read.
+    async fn open(store: &StoreArgs, target: &Target, key: Key<'_>) -> Result<Source> {
         let Some(url) = store.history_database.as_deref() else {
             let (client, _) = client(target).await?;
             return Ok(Source::Hub(client));
         };
         History::check(Some(url)).map_err(|e| anyhow!(e))?;
+        let ns = crate::hub_external::HUB_NAMESPACE;
+        let cm = garrison_hub::compliance::HISTORY_CONFIGMAP;
         let (pem, anchor) = match key {
-            Some(p) => (
-                Some(
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("cannot read the public key {}", p.display()))?,
-                ),
-                None,
-            ),
-            None if needs_key => {
-                let (pem, anchor) = published(target)
-                    .await
-                    .context("cannot read the hub's public key; give it with --key PEM")?;
+            Key::Given(p) => {
+                let pem = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the public key {}", p.display()))?;
+                // The checkpoint the hub published still catches records removed from the
+                // end; it is signed, so the auditor's own key checks it.
+                let anchor = match published(target).await {
+                    Ok((_, anchor)) => anchor,
+                    Err(e) => {
+                        eprintln!(
+                            "note: the checkpoint the hub publishes ({ns}/{cm}) was not read ({e:#}); records removed from the end together with their checkpoints would not be caught"
+                        );
+                        None
+                    }
+                };
                 (Some(pem), anchor)
             }
-            None => (None, None),
+            Key::Needed { hint } => {
+                let (pem, anchor) = published(target)
+                    .await
+                    .with_context(|| format!("cannot read the hub's public key{hint}"))?;
+                eprintln!(
+                    "public key: from ConfigMap {ns}/{cm}, as the hub published it (an auditor who holds the key gives it with `audit verify --key PEM`)"
+                );
+                (Some(pem), anchor)
+            }
+            Key::None => (None, None),
         };
-        let history = History::open(Some(url), "".as_ref())
-            .await
-            .map_err(|e| anyhow!(e))?;
+        let history = History::open_reader(url).await.map_err(|e| anyhow!(e))?;
         let api = ComplianceApi::reader(history, pem.as_deref())
             .map_err(|e| anyhow!("the public key: {e}"))?
             .with_anchor_checkpoint(anchor);
@@ -337,7 +354,7 @@ pub fn audit(c: AuditCommand) -> Result<()> {
         AuditCommand::Verify(a) => verify(a),
         AuditCommand::Export(a) => export_to(a),
         AuditCommand::PublicKey(a) => runtime()?.block_on(async {
-            let source = Source::open(&a.store, &a.target, None, true).await?;
+            let source = Source::open(&a.store, &a.target, Key::Needed { hint: "" }).await?;
             print!("{}", source.get("/api/v1/audit/public-key").await?);
             Ok(())
         }),
@@ -390,7 +407,13 @@ fn verify(a: VerifyArgs) -> Result<()> {
         );
     }
     runtime()?.block_on(async {
-        let source = Source::open(&a.store, &a.target, a.key.as_deref(), true).await?;
+        let key = match a.key.as_deref() {
+            Some(p) => Key::Given(p),
+            None => Key::Needed {
+                hint: "; give it with --key PEM",
+            },
+        };
+        let source = Source::open(&a.store, &a.target, key).await?;
         let waiting = crate::progress::spinner(match source {
             Source::Hub(_) => "the hub is verifying its history",
             Source::Store(_) => "verifying the history in the database",
@@ -432,7 +455,7 @@ fn report_verified(records: u64, checkpoints: u64, signed_through: u64) -> Resul
 
 fn export_to(a: ExportArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let source = Source::open(&a.store, &a.target, None, true).await?;
+        let source = Source::open(&a.store, &a.target, Key::Needed { hint: "" }).await?;
         // Written as it arrives, through a temporary file: a transfer that breaks off leaves
         // no file that looks complete.
         let tmp = a.to.with_extension("partial");
@@ -550,7 +573,7 @@ fn report(a: ReportArgs) -> Result<()> {
         ("until", a.until.clone().unwrap_or_default()),
     ]);
     runtime()?.block_on(async {
-        let source = Source::open(&a.store, &a.target, None, false).await?;
+        let source = Source::open(&a.store, &a.target, Key::None).await?;
         let text = source
             .get(&format!("/api/v1/reports/compliance?{q}"))
             .await?;
@@ -674,7 +697,7 @@ fn history_of(a: HistoryArgs) -> Result<()> {
         bail!("--policy needs a name: NAME or NAMESPACE/NAME");
     }
     runtime()?.block_on(async {
-        let source = Source::open(&a.store, &a.target, None, false).await?;
+        let source = Source::open(&a.store, &a.target, Key::None).await?;
         let mut events: Vec<Value> = vec![];
         let mut page = 1;
         loop {

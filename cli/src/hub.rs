@@ -561,15 +561,23 @@ pub fn start_controllers(
         garrison_hub::addon::cluster_permission::run(c.clone())
     });
     if let Some(h) = history {
-        let recorder = h.clone();
-        sup.spawn("compliance-recorder", move || {
-            garrison_hub::compliance::record(recorder.clone())
-        });
-        sup.spawn("compliance-checkpointer", move || {
-            garrison_hub::compliance::checkpoint(h.clone())
-        });
+        start_history(&sup, h);
     }
     sup
+}
+
+/// Starts the compliance history's recorder and checkpointer under `sup`.
+pub fn start_history(
+    sup: &garrison_hub::supervisor::Supervisor,
+    h: Arc<garrison_hub::compliance::Ctx>,
+) {
+    let recorder = h.clone();
+    sup.spawn("compliance-recorder", move || {
+        garrison_hub::compliance::record(recorder.clone())
+    });
+    sup.spawn("compliance-checkpointer", move || {
+        garrison_hub::compliance::checkpoint(h.clone())
+    });
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -151,8 +151,7 @@ pub fn run(args: &HubArgs) -> Result<()> {
             install_crds(&client, &crate::webhook::crds_converted_by(&served)).await?;
             served.register(&client).await?;
             crate::hub::prepare_hub(&client).await?;
-            let history = open_history(&client, args).await?;
-            anyhow::Ok(crate::hub::start_controllers(&client, None, history, args))
+            anyhow::Ok(crate::hub::start_controllers(&client, None, None, args))
         };
         let sup = tokio::select! {
             r = setup => r?,
@@ -161,6 +160,35 @@ pub fn run(args: &HubArgs) -> Result<()> {
         };
         let _ = controllers.set(sup);
         eprintln!("garrison hub {identity}: controllers running");
+        // The history joins when its database answers: an outage of the database stops the
+        // history, not the hub (whose webhooks fail closed while it is down).
+        match args.history_database.clone() {
+            Some(url) => {
+                let (client, controllers) = (client.clone(), controllers.clone());
+                let every = Duration::from_secs(args.checkpoint_interval);
+                tokio::spawn(async move {
+                    let mut wait = Duration::from_secs(1);
+                    loop {
+                        match open_history(&client, &url, every).await {
+                            Ok(ctx) => {
+                                if let Some(sup) = controllers.get() {
+                                    crate::hub::start_history(sup, ctx);
+                                }
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %format!("{e:#}"), retry_in = ?wait, "cannot open the compliance history; not recording until it opens");
+                                tokio::time::sleep(wait).await;
+                                wait = (wait * 2).min(Duration::from_secs(60));
+                            }
+                        }
+                    }
+                });
+            }
+            None => tracing::info!(
+                "compliance history off: give --history-database postgres://… (or GARRISON_HISTORY_DATABASE) to keep it"
+            ),
+        }
         tokio::select! {
             // Leadership lost: stop at once, before another replica acts, without waiting for
             // anything to wind down.
@@ -185,19 +213,14 @@ const HISTORY_KEY_ENTRY: &str = "history.key";
 /// [`garrison_hub::compliance::HISTORY_CONFIGMAP`]. Without `--history-database` it is off.
 async fn open_history(
     client: &kube::Client,
-    args: &HubArgs,
-) -> Result<Option<Arc<garrison_hub::compliance::Ctx>>> {
+    url: &str,
+    checkpoint_every: Duration,
+) -> Result<Arc<garrison_hub::compliance::Ctx>> {
     use garrison_hub::compliance::{Anchor, Ctx, HISTORY_CONFIGMAP, PUBLIC_KEY_ENTRY};
-    let Some(url) = args.history_database.as_deref() else {
-        tracing::info!(
-            "compliance history off: give --history-database postgres://… (or GARRISON_HISTORY_DATABASE) to keep it"
-        );
-        return Ok(None);
-    };
     let history = garrison_governance::history::store::History::open(Some(url), "".as_ref())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let key = shared_history_key(client, HUB_NAMESPACE).await?;
+    let key = shared_history_key(client, HUB_NAMESPACE, &history).await?;
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": HISTORY_CONFIGMAP, "namespace": HUB_NAMESPACE,
             "labels": {"app.kubernetes.io/part-of": "garrison"}},
@@ -211,23 +234,25 @@ async fn open_history(
         .await
         .with_context(|| format!("cannot publish the history's public key in ConfigMap {HUB_NAMESPACE}/{HISTORY_CONFIGMAP}"))?;
     tracing::info!("compliance history kept in PostgreSQL");
-    Ok(Some(Arc::new(Ctx {
+    Ok(Arc::new(Ctx {
         client: client.clone(),
         history,
         key: Arc::new(key),
-        checkpoint_every: Duration::from_secs(args.checkpoint_interval),
+        checkpoint_every,
         anchor: Anchor::ConfigMap {
             client: client.clone(),
             namespace: HUB_NAMESPACE.into(),
         },
-    })))
+    }))
 }
 
 /// The history's checkpoint key from [`HISTORY_KEY_SECRET`], made and stored by the first
-/// replica to need it.
+/// replica to need it. A history that already holds checkpoints was signed with a key that
+/// is gone: a new one would leave them unverifiable, so none is made.
 async fn shared_history_key(
     client: &kube::Client,
     namespace: &str,
+    history: &garrison_governance::history::store::History,
 ) -> Result<garrison_governance::history::CheckpointKey> {
     use garrison_governance::history::CheckpointKey;
     use k8s_openapi::api::core::v1::Secret;
@@ -250,6 +275,16 @@ async fn shared_history_key(
         .context("cannot read the compliance history's key Secret")?
     {
         return read(&s);
+    }
+    let signed = history
+        .checkpoints()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .len();
+    if signed > 0 {
+        anyhow::bail!(
+            "the history holds {signed} checkpoints but the Secret {namespace}/{HISTORY_KEY_SECRET} with the key that signed them is gone; restore it (a new key would leave them unverifiable)"
+        );
     }
     let key = CheckpointKey::generate().map_err(|e| anyhow::anyhow!(e))?;
     let secret: Secret = serde_json::from_value(json!({

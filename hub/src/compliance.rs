@@ -31,6 +31,8 @@ pub const ROOT_LABEL: &str = "policy.open-cluster-management.io/root-policy";
 pub const CLUSTER_LABEL: &str = "policy.open-cluster-management.io/cluster-name";
 const ANNOTATIONS: &str = "policy.open-cluster-management.io/";
 
+/// The states a cluster's status may report for a template.
+pub const REPORTED_STATES: [&str; 3] = ["Compliant", "NonCompliant", "Pending"];
 /// The state a removed template is recorded with, as upstream records it.
 pub const DISABLED: &str = "Disabled";
 /// Upstream's message for a template removed from its policy.
@@ -204,7 +206,13 @@ pub fn changes(replica: &Policy, ledger: &mut Ledger, now: &str) -> Vec<Event> {
     };
     let mut out = vec![];
     for detail in &status.details {
-        let Some(state) = detail.compliant.as_deref().filter(|s| !s.is_empty()) else {
+        // Only the states a cluster reports; `Disabled` is the hub's to record, so a cluster
+        // cannot make a template look removed.
+        let Some(state) = detail
+            .compliant
+            .as_deref()
+            .filter(|s| REPORTED_STATES.contains(s))
+        else {
             continue;
         };
         let name = detail
@@ -357,23 +365,36 @@ pub fn disabled(last: &Event, message: &str, now: &str, ledger: &mut Ledger) -> 
     } else {
         now.to_string()
     };
-    ledger
-        .entry((last.cluster.clone(), last.replica.clone()))
-        .or_default()
-        .insert(
+    disabled_in(
+        ledger,
+        &(
+            last.cluster.clone(),
+            last.replica.clone(),
             last.template.clone(),
-            Last {
-                state: DISABLED.into(),
-                time: time.clone(),
-                seq: 0,
-            },
-        );
+        ),
+        &time,
+    );
     Event {
         time,
         state: DISABLED.into(),
         message: message.into(),
         ..last.clone()
     }
+}
+
+/// Notes in `ledger` that template `key` is no longer in force, from `time`.
+fn disabled_in(ledger: &mut Ledger, key: &(String, String, String), time: &str) {
+    ledger
+        .entry((key.0.clone(), key.1.clone()))
+        .or_default()
+        .insert(
+            key.2.clone(),
+            Last {
+                state: DISABLED.into(),
+                time: time.to_string(),
+                seq: 0,
+            },
+        );
 }
 
 /// Notes the positions of appended `records` in `ledger`.
@@ -452,17 +473,17 @@ fn now() -> String {
 /// The `Disabled` records for `removals`, each following the template's last record as the
 /// history holds it. A last record the history no longer holds as the ledger knew it (the
 /// store was edited behind the hub's back) is not followed: `garrison audit verify` names it.
-async fn disabled_records(ctx: &Ctx, removals: Vec<Removal>, ledger: &mut Ledger) -> Vec<Event> {
+/// A store that cannot be read is an error: the recorder starts over, and its first list
+/// finds the removal again.
+async fn disabled_records(
+    ctx: &Ctx,
+    removals: Vec<Removal>,
+    ledger: &mut Ledger,
+) -> Result<Vec<Event>, garrison_governance::history::HistoryError> {
     let mut out = vec![];
     let now = now();
     for r in removals {
-        let held = match ctx.history.get(r.seq).await {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::warn!(error = %e, seq = r.seq, "cannot read a removed template's last record; its removal is recorded later");
-                continue;
-            }
-        };
+        let held = ctx.history.get(r.seq).await?;
         match held {
             Some(last)
                 if (
@@ -476,10 +497,12 @@ async fn disabled_records(ctx: &Ctx, removals: Vec<Removal>, ledger: &mut Ledger
             _ => {
                 tracing::error!(seq = r.seq, cluster = %r.key.0, policy = %r.key.1, template = %r.key.2,
                     "the history no longer holds a removed template's last record; its removal is not recorded (run garrison audit verify)");
+                // Said once: the ledger no longer holds the template in force.
+                disabled_in(ledger, &r.key, &now);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Records changes until the watch ends (the supervisor restarts it).
@@ -542,12 +565,22 @@ pub async fn record(ctx: Arc<Ctx>) {
                 None => continue,
             },
             Ok(watcher::Event::InitDone) => {
-                let seen = listed.take().unwrap_or_default();
+                // Only a list seen from its start says what no longer exists.
+                let Some(seen) = listed.take() else {
+                    continue;
+                };
                 (vec![], removed_unseen(&ledger, &seen))
             }
         };
         if !removals.is_empty() {
-            events.extend(disabled_records(&ctx, removals, &mut ledger).await);
+            match disabled_records(&ctx, removals, &mut ledger).await {
+                Ok(disabled) => events.extend(disabled),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the compliance history to record a removal; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    return;
+                }
+            }
         }
         if events.is_empty() {
             continue;
@@ -700,6 +733,13 @@ mod tests {
             .insert(CLUSTER_LABEL.into(), "prod".into());
         assert_eq!(cluster_of(&other), None);
         assert!(changes(&other, &mut Ledger::new(), "now").is_empty());
+        // A cluster cannot report a template removed, or a state of its own invention.
+        for forged in ["Disabled", "Whatever", ""] {
+            assert!(
+                changes(&replica(forged, "removed"), &mut Ledger::new(), "now").is_empty(),
+                "{forged}"
+            );
+        }
         // NUL characters are dropped, so every store can hold the text.
         let nul = replica("NonCompliant", "bad\0message");
         assert_eq!(

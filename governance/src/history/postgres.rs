@@ -240,6 +240,45 @@ impl PgHistory {
         })
     }
 
+    /// Connects to the history in `url` to read it, as an auditor with a read-only role does:
+    /// nothing is created or changed, and a database that holds no history is an error rather
+    /// than an empty history.
+    pub async fn connect_reader(url: &str) -> Result<PgHistory, HistoryError> {
+        let cfg = check_url(url)?;
+        let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            HistoryError::Store(format!(
+                "cannot connect to the history database: {e}{cause}"
+            ))
+        })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let row = client
+            .query_one(
+                "SELECT to_regclass('compliance_records') IS NOT NULL AND to_regclass('compliance_checkpoints') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        if !row.get::<_, bool>(0) {
+            return Err(HistoryError::Store(
+                "the database holds no compliance history (no compliance_records table): is it the hub's --history-database?".into(),
+            ));
+        }
+        // A reader never appends; its writer is a second handle on nothing it uses.
+        let (writer, connection) = cfg.connect(NoTls).await.map_err(db)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(PgHistory {
+            client,
+            writer: tokio::sync::Mutex::new(writer),
+        })
+    }
+
     /// Appends `events`, chained, all or none.
     pub async fn append(&self, events: &[Event]) -> Result<Vec<Record>, HistoryError> {
         if events.is_empty() {

@@ -207,11 +207,13 @@ pub struct Report {
 }
 
 fn worse(a: Option<&str>, b: &str) -> String {
+    // A removed template counts least; a state Garrison does not know, less than Compliant.
     let rank = |s: &str| match s {
-        "NonCompliant" => 3,
-        "Pending" => 2,
-        "Compliant" => 1,
-        _ => 0,
+        "NonCompliant" => 4,
+        "Pending" => 3,
+        "Compliant" => 2,
+        "Disabled" => 0,
+        _ => 1,
     };
     match a {
         Some(a) if rank(a) >= rank(b) => a.to_string(),
@@ -379,6 +381,48 @@ mod tests {
         assert!(!cells.contains_key("c2"), "nothing recorded for c2 yet");
         let later = in_force_at(&all, "2026-03-09T00:00:00Z");
         assert_eq!(later.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn a_removed_template_counts_least_and_a_cell_of_removed_templates_is_disabled() {
+        let key = (
+            "NIST SP 800-53".to_string(),
+            "AC Access Control".to_string(),
+            "AC-2".to_string(),
+        );
+        let state = |states: &[&str]| {
+            let recs: Vec<Record> = states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut r = rec(i as u64 + 1, "2026-03-01T00:00:00Z", "c1", s);
+                    r.event.template = format!("ConfigurationPolicy/t{i}");
+                    r
+                })
+                .collect();
+            report(&recs, &[]).rows[&key]["c1"].state.clone()
+        };
+        // In either order, whatever else is in force outranks a removal.
+        for (a, b) in [("Disabled", "Compliant"), ("Compliant", "Disabled")] {
+            assert_eq!(state(&[a, b]).as_deref(), Some("Compliant"));
+        }
+        assert_eq!(
+            state(&["Disabled", "Unknown"]).as_deref(),
+            Some("Unknown"),
+            "a state Garrison does not know is not hidden by a removal"
+        );
+        assert_eq!(
+            state(&["Compliant", "Unknown"]).as_deref(),
+            Some("Compliant")
+        );
+        assert_eq!(
+            state(&["Disabled", "NonCompliant", "Compliant"]).as_deref(),
+            Some("NonCompliant")
+        );
+        assert_eq!(
+            state(&["Disabled", "Disabled"]).as_deref(),
+            Some("Disabled")
+        );
     }
 
     #[test]

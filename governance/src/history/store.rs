@@ -78,6 +78,20 @@ impl History {
         }
     }
 
+    /// The PostgreSQL history in `url`, opened to be read only (see
+    /// [`PgHistory::connect_reader`]).
+    pub async fn open_reader(url: &str) -> Result<History, HistoryError> {
+        Self::check(Some(url))?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(HistoryError::Store(
+                "--history-database is not a postgres:// URL".into(),
+            ));
+        }
+        Ok(History::Postgres(Arc::new(
+            PgHistory::connect_reader(url).await?,
+        )))
+    }
+
     /// Appends `events`, chained.
     pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Record>, HistoryError> {
         either!(self, h => h.append(&events), p => p.append(&events).await)

@@ -900,7 +900,9 @@ async fn removals_are_recorded_as_disabled() {
         (h.len() == 6).then_some(h)
     })
     .await;
+    let mut removed_on = vec![];
     for e in &h[4..] {
+        removed_on.push(e["cluster"]["name"].as_str().unwrap().to_string());
         assert_eq!(e["event"]["compliance"], "Disabled", "{e}");
         assert_eq!(
             e["event"]["message"],
@@ -910,6 +912,8 @@ async fn removals_are_recorded_as_disabled() {
         assert_eq!(e["policy"]["severity"], "high");
         assert_eq!(e["parent_policy"]["controls"], json!(["AC-2"]));
     }
+    removed_on.sort();
+    assert_eq!(removed_on, ["c1", "c2"]);
     // AC-2 now rests on the template left, and so does each PolicyReport.
     let now_report = control();
     for c in ["c1", "c2"] {
@@ -994,16 +998,32 @@ async fn removals_are_recorded_as_disabled() {
     })
     .await;
 
-    // A restart records nothing twice, and the history verifies.
+    // A restart records nothing twice: once the binding is back, the only new records are the
+    // template's state on each cluster again, after its removal.
     hub.restart().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    assert_eq!(history(&dir).len(), 8);
-    let verified = eventually(30, "a checkpoint over the removals", || async {
-        let out = audit_verify(&dir).ok()?;
-        out.contains("signed through record 8").then_some(out)
+    let binding = two_templates(false);
+    let binding = &binding[binding
+        .find("apiVersion: policy.open-cluster-management.io/v1\nkind: PlacementBinding")
+        .unwrap()..];
+    std::fs::write(&file, binding).unwrap();
+    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    let h = eventually(90, "the policy's state recorded again", || async {
+        let h = history(&dir);
+        (h.len() >= 10).then_some(h)
     })
     .await;
-    assert!(verified.starts_with("verified: 8 records"), "{verified}");
+    assert_eq!(h.len(), 10, "{:?}", states(&h));
+    for e in &h[8..] {
+        assert_eq!(e["event"]["compliance"], "Compliant", "{e}");
+        assert_eq!(e["policy"]["name"], "no-forbidden-namespace");
+        assert!(e["event"]["timestamp"].as_str() >= h[7]["event"]["timestamp"].as_str());
+    }
+    let verified = eventually(30, "a checkpoint over the history", || async {
+        let out = audit_verify(&dir).ok()?;
+        out.contains("signed through record 10").then_some(out)
+    })
+    .await;
+    assert!(verified.starts_with("verified: 10 records"), "{verified}");
     drop(agents);
 }
 
@@ -1016,7 +1036,7 @@ async fn removals_are_recorded_as_disabled() {
 async fn the_history_of_a_hub_next_to_kubernetes() {
     let pg = garrison_e2e::Postgres::start().unwrap();
     let url = pg.url();
-    let hub = Hub::start_external_with(
+    let mut hub = Hub::start_external_with(
         1,
         &["--history-database", &url, "--checkpoint-interval", "10s"],
     )
@@ -1129,8 +1149,16 @@ async fn the_history_of_a_hub_next_to_kubernetes() {
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
     let key = hub.dir.path().join("hub.pem");
     std::fs::write(&key, &pem).unwrap();
-    // An auditor with the key alone (no access to the hub) verifies too; another key fails.
-    assert!(ok(verify(&["--key", key.to_str().unwrap()])).starts_with("verified: 2 records"));
+    // An auditor with the key alone (no access to the hub) verifies too, and is told what
+    // that cannot catch; another key fails.
+    let alone = verify(&[
+        "--key",
+        key.to_str().unwrap(),
+        "--kubeconfig",
+        "/nonexistent",
+    ]);
+    assert!(String::from_utf8_lossy(&alone.stdout).starts_with("verified: 2 records"));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("was not read"));
     let other = hub.dir.path().join("other.pem");
     std::fs::write(
         &other,
@@ -1170,21 +1198,99 @@ async fn the_history_of_a_hub_next_to_kubernetes() {
         .starts_with("verified: 2 records")
     );
 
-    // The newest record removed with the checkpoint that signed it: the store agrees with
-    // itself, but the checkpoint the hub published does not.
+    // An auditor's read-only role reads and verifies; a database without the history is
+    // named, not shown as an empty history.
     let store = Store::Postgres(pg);
+    store
+        .exec("CREATE ROLE auditor LOGIN; GRANT SELECT ON compliance_records, compliance_checkpoints TO auditor;")
+        .await;
+    // Alone: not in a transaction.
+    store.exec("CREATE DATABASE empty").await;
+    let reader = url.replacen("garrison@", "auditor@", 1);
+    let out = ok(garrison(&[
+        "audit",
+        "verify",
+        "--history-database",
+        &reader,
+        "--key",
+        key.to_str().unwrap(),
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(out.starts_with("verified: 2 records"), "{out}");
+    let empty = url.replace("/postgres", "/empty");
+    let out = garrison(&["compliance", "report", "--history-database", &empty]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds no compliance history"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // While no hub runs, the policy stops applying to edge: the hub records the removal when
+    // it is back.
+    hub.kill_replica(0);
+    ok(hub.kubectl(&[
+        "delete",
+        "placementbinding",
+        "-n",
+        "policies",
+        "account-management",
+    ]));
+    ok(hub.kubectl(&[
+        "delete",
+        "policy",
+        "-n",
+        "edge",
+        "policies.account-management",
+    ]));
+    hub.start_replica(0).unwrap();
+    let h = eventually(60, "the removal recorded after the restart", || async {
+        let mut args = vec![
+            "compliance",
+            "history",
+            "--policy",
+            "policies/account-management",
+            "-o",
+            "json",
+        ];
+        args.extend(db);
+        let v = run_json(&args);
+        (v.as_array()?.len() == 3).then_some(v)
+    })
+    .await;
+    assert_eq!(h[2]["event"]["compliance"], "Disabled", "{h}");
+    assert_eq!(
+        h[2]["event"]["message"],
+        "The policy was removed because the parent policy no longer applies to this cluster"
+    );
+    eventually(40, "a checkpoint over the removal", || async {
+        let out = verify(&["--data-dir", &dir]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("signed through record 3")
+            .then_some(())
+    })
+    .await;
+
+    // The newest record removed with the checkpoint that signed it: the store agrees with
+    // itself, but the checkpoint the hub published does not, whichever key verifies.
     store.exec(store.unprotect()).await;
     store.exec(store.unprotect_checkpoints()).await;
     store
-        .exec("DELETE FROM compliance_records WHERE seq = 2; DELETE FROM compliance_checkpoints WHERE seq = 2;")
+        .exec("DELETE FROM compliance_records WHERE seq = 3; DELETE FROM compliance_checkpoints WHERE seq = 3;")
         .await;
-    let out = verify(&["--data-dir", &dir]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("checkpoint at record 2 covers records missing"),
-        "{err}"
-    );
+    for extra in [
+        vec!["--data-dir", dir.as_str()],
+        vec!["--key", key.to_str().unwrap(), "--data-dir", dir.as_str()],
+    ] {
+        let out = verify(&extra);
+        assert!(!out.status.success(), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("checkpoint at record 3 covers records missing"),
+            "{extra:?}: {err}"
+        );
+    }
     // The hub, too, refuses to sign over the gap.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     assert!(
