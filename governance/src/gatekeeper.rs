@@ -439,15 +439,6 @@ pub struct Constraint {
 }
 
 impl Constraint {
-    /// A copy that shares no engine value with this one (the parameters converted anew), for
-    /// another thread to evaluate with.
-    pub fn detached(&self) -> Constraint {
-        Constraint {
-            parameters_rego: regorus::Value::from(self.parameters.clone()),
-            ..self.clone()
-        }
-    }
-
     /// Reads a Constraint object of `template`'s kind and checks it against the template's
     /// schema.
     pub fn from_object(obj: &Value, template: &Template) -> Result<Constraint, ConstraintError> {
@@ -841,13 +832,11 @@ pub fn judge_all(
     out
 }
 
-/// Fewest evaluations (reviews × constraints) for which [`judge_reviews`] spreads the work over
-/// several threads; below it, starting threads costs more than it saves.
-const PARALLEL_FROM: usize = 64;
-
 /// Judges every review against every template's constraints, as the delivery gate judges a
-/// work's manifests. Large batches are spread over the machine's cores; the result holds, for
-/// each review in order, its violations in the order of `sets`.
+/// work's manifests: for each review in order, its violations in the order of `sets`. One
+/// thread: regorus's interpreter engines share their compiled policy, and two threads that
+/// evaluate the same template contend on its reference counts, which measured slower than one
+/// (BENCHMARKS.md).
 pub fn judge_reviews(
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
@@ -858,46 +847,13 @@ pub fn judge_reviews(
         .iter()
         .map(|(t, cs)| (t, cs.iter().collect()))
         .collect();
-    let one = |r: &Review| -> Vec<Violation> {
-        refs.iter()
-            .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
-            .collect()
-    };
-    let evaluations = reviews.len() * sets.iter().map(|(_, cs)| cs.len()).sum::<usize>();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(reviews.len());
-    if threads < 2 || evaluations < PARALLEL_FROM {
-        return reviews.iter().map(one).collect();
-    }
-    // The reviews go to the threads of a pool that lives as long as the process, as many
-    // parts as threads: a thread started per call costs more than it saves (its allocator heap
-    // starts cold). Each part is judged on copies of the constraints of its own, since threads
-    // reading the same engine values contend on their reference counts.
-    use rayon::prelude::*;
-    let chunk = reviews.len().div_ceil(threads);
     reviews
-        .par_chunks(chunk)
-        .map(|part| {
-            let own: Vec<(&Template, Vec<Constraint>)> = sets
-                .iter()
-                .map(|(t, cs)| (t, cs.iter().map(Constraint::detached).collect()))
-                .collect();
-            let refs: Vec<(&Template, Vec<&Constraint>)> = own
-                .iter()
-                .map(|(t, cs)| (*t, cs.iter().collect()))
-                .collect();
-            part.iter()
-                .map(|r| {
-                    refs.iter()
-                        .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
+        .iter()
+        .map(|r| {
+            refs.iter()
+                .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
+                .collect()
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
         .collect()
 }
 
@@ -1152,7 +1108,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_spread_over_threads_gives_each_review_its_own_violations_in_order() {
+    fn a_batch_gives_each_review_its_own_violations_in_order() {
         let t = template();
         let cs: Vec<Constraint> = ["owner", "team", "tier"]
             .iter()
@@ -1168,8 +1124,7 @@ mod tests {
             .collect();
         let inv = Inventory::new();
         let data = inv.prepared();
-        // 40 reviews × 3 constraints: enough evaluations for several threads. Each pod lacks
-        // a different set of labels.
+        // 40 reviews × 3 constraints. Each pod lacks a different set of labels.
         let pods: Vec<Value> = (0..40)
             .map(|i| {
                 let mut labels = serde_json::Map::new();

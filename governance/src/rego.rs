@@ -1,30 +1,29 @@
 //! The Rego engine: regorus, wrapped so that a policy is compiled once and evaluated many times,
 //! each evaluation bounded in time and memory.
 //!
-//! A [`Program`] holds one compiled template (its Rego and its libraries), compiled further to
-//! bytecode for regorus's virtual machine, which runs a template two to three times faster than
-//! its tree-walking interpreter and charges each run's allocations to a budget of its own.
-//! Rego the virtual machine's compiler does not take (the `with` keyword, some partial objects)
-//! runs on the interpreter instead, with the same time limit and the process-wide heap ceiling
-//! [`INTERPRETER_HEAP_CEILING`]. Evaluations share nothing, so one program serves any number of
-//! reviews at once. An evaluation that runs past a limit is an error, never a silent pass.
+//! A [`Program`] holds one compiled template (its Rego and its libraries) on regorus's
+//! tree-walking interpreter, with a time limit per evaluation and the process-wide heap ceiling
+//! [`HEAP_CEILING`]. Evaluations share nothing, so one program serves any number of reviews at
+//! once. An evaluation that runs past a limit is an error, never a silent pass.
+//!
+//! regorus also has a bytecode virtual machine, two to three times faster, which Garrison does
+//! not use: in regorus 0.14.1 an assignment whose value is undefined does not end the rule's
+//! body there, as Rego says it must. A helper such as `exempt(c) { img := c.image; ... }` then
+//! holds for a container without an image, and `not exempt(c)` lets it through: the virtual
+//! machine fails open. The interpreter agrees with OPA (see the tests).
 
-use std::num::{NonZeroU32, NonZeroU64};
-use std::sync::Arc;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 
 /// The longest one evaluation may run unless configured otherwise.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(2);
-/// The most one evaluation on the virtual machine may allocate, unless configured otherwise.
-pub const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
-/// The process's heap, in bytes, beyond which interpreted evaluations fail. The interpreter
-/// cannot charge one evaluation alone, so it is stopped by the heap of the whole process; it is
-/// set when the first program that needs the interpreter is compiled.
-pub const INTERPRETER_HEAP_CEILING: u64 = 1024 * 1024 * 1024;
+/// The process's heap, in bytes, beyond which evaluations fail. The interpreter cannot charge
+/// one evaluation alone, so it is stopped by the heap of the whole process; the ceiling is set
+/// when the first program is compiled.
+pub const HEAP_CEILING: u64 = 1024 * 1024 * 1024;
 /// Largest Rego source accepted for one module, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 
@@ -70,8 +69,8 @@ pub enum EvalError {
     /// The evaluation ran past its time limit.
     #[error("evaluation exceeded its time limit of {0:?}")]
     Timeout(Duration),
-    /// The evaluation allocated more than its memory limit (bytes).
-    #[error("evaluation exceeded its memory limit of {} MiB", .0 / (1024 * 1024))]
+    /// The process's heap passed [`HEAP_CEILING`] (bytes) during the evaluation.
+    #[error("evaluation exceeded the memory limit of {} MiB", .0 / (1024 * 1024))]
     Memory(u64),
     /// The policy failed at run time (a builtin error, a conflict).
     #[error("evaluation failed: {0}")]
@@ -112,37 +111,20 @@ impl Data {
 /// Most idle engines a program keeps for reuse.
 const SPARE_ENGINES: usize = 8;
 
-/// What runs one evaluation: a virtual machine loaded with the program's bytecode, or a copy
-/// of the prepared interpreter engine.
-enum Runner {
-    Vm(Box<RegoVM>),
-    Interpreter(Box<regorus::Engine>),
-}
-
-/// A compiled policy: the main module's package, the prepared interpreter engine and, where the
-/// virtual machine's compiler takes the policy, its bytecode. Evaluations run on runners kept
-/// for reuse, so a program serves concurrent callers.
+/// A compiled policy: the main module's package and the prepared interpreter engine, copied for
+/// each concurrent evaluation and kept for reuse, so a program serves concurrent callers.
 pub struct Program {
     engine: regorus::Engine,
     package: String,
-    /// The rule the program was compiled for.
-    rule: String,
-    /// That rule, as `data.<package>.<rule>`.
-    entry: String,
-    bytecode: Option<Arc<regorus::rvm::program::Program>>,
     time_limit: Duration,
-    memory_limit: NonZeroU64,
-    spare: std::sync::Mutex<Vec<(Runner, u64)>>,
+    spare: std::sync::Mutex<Vec<(regorus::Engine, u64)>>,
 }
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
             .field("package", &self.package)
-            .field("entry", &self.entry)
-            .field("virtual_machine", &self.bytecode.is_some())
             .field("time_limit", &self.time_limit)
-            .field("memory_limit", &self.memory_limit)
             .finish()
     }
 }
@@ -152,20 +134,16 @@ impl Clone for Program {
         Program {
             engine: self.engine.clone(),
             package: self.package.clone(),
-            rule: self.rule.clone(),
-            entry: self.entry.clone(),
-            bytecode: self.bytecode.clone(),
             time_limit: self.time_limit,
-            memory_limit: self.memory_limit,
             spare: std::sync::Mutex::new(vec![]),
         }
     }
 }
 
-/// Sets the interpreter's heap ceiling once per process.
-fn limit_interpreter_heap() {
+/// Sets the heap ceiling once per process.
+fn limit_heap() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| regorus::set_global_memory_limit(Some(INTERPRETER_HEAP_CEILING)));
+    ONCE.call_once(|| regorus::set_global_memory_limit(Some(HEAP_CEILING)));
 }
 
 fn label_error(module: &str, e: impl std::fmt::Display) -> CompileError {
@@ -197,6 +175,10 @@ impl Program {
                 .map_err(|e| label_error(label, e))
         };
         let package = add(&mut engine, "template", rego)?;
+        let mut shims = vec![];
+        if version == RegoVersion::V0 {
+            shims.extend(deprecated_builtins(&package, rego));
+        }
         for (i, lib) in libs.iter().enumerate() {
             let label = format!("libs[{i}]");
             let pkg = add(&mut engine, &label, lib)?;
@@ -206,6 +188,12 @@ impl Program {
                     package: pkg,
                 });
             }
+            if version == RegoVersion::V0 {
+                shims.extend(deprecated_builtins(&pkg, lib));
+            }
+        }
+        for (label, src) in shims {
+            add(&mut engine, &label, &src)?;
         }
         let has_rule = engine
             .has_declared_rule_rooted_at("template", rule)
@@ -219,19 +207,12 @@ impl Program {
         engine
             .eval_query("true".into(), false)
             .map_err(|e| label_error("template", e))?;
-        let entry = format!("{package}.{rule}");
-        let bytecode = to_bytecode(&engine, &entry);
-        if bytecode.is_none() {
-            limit_interpreter_heap();
-        }
+        limit_heap();
+        engine.set_execution_timer_config(timer(DEFAULT_TIME_LIMIT));
         Ok(Program {
             engine,
             package,
-            rule: rule.into(),
-            entry,
-            bytecode,
             time_limit: DEFAULT_TIME_LIMIT,
-            memory_limit: NonZeroU64::new(DEFAULT_MEMORY_LIMIT).expect("non-zero"),
             spare: std::sync::Mutex::new(vec![]),
         })
     }
@@ -239,20 +220,9 @@ impl Program {
     /// Sets the time limit of each evaluation.
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
+        self.engine.set_execution_timer_config(timer(limit));
         self.spare = std::sync::Mutex::new(vec![]);
         self
-    }
-
-    /// Sets the memory limit of each evaluation on the virtual machine, in bytes (at least 1).
-    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
-        self.memory_limit = NonZeroU64::new(bytes).unwrap_or(NonZeroU64::MIN);
-        self.spare = std::sync::Mutex::new(vec![]);
-        self
-    }
-
-    /// Whether evaluations run on the virtual machine (else on the interpreter).
-    pub fn compiled(&self) -> bool {
-        self.bytecode.is_some()
     }
 
     /// The main module's package, as `data.<package>`.
@@ -268,103 +238,26 @@ impl Program {
         input: regorus::Value,
         data: &Data,
     ) -> Result<regorus::Value, EvalError> {
-        if rule == self.rule {
-            self.eval_path(&self.entry, input, data)
-        } else {
-            self.eval_path(&format!("{}.{rule}", self.package), input, data)
-        }
-    }
-
-    fn timer(&self) -> ExecutionTimerConfig {
-        ExecutionTimerConfig {
-            limit: self.time_limit,
-            check_interval: NonZeroU32::new(64).expect("non-zero"),
-        }
-    }
-
-    /// A fresh runner: a virtual machine when `path` is the compiled entry point.
-    fn runner(&self, path: &str) -> Runner {
-        match &self.bytecode {
-            Some(code) if path == self.entry => {
-                // Each machine gets bytecode of its own: machines on different threads that
-                // share one program contend on the reference counts of its constants, which
-                // cost a third of the speed of two threads (measured in the engine benchmark).
-                let own = to_bytecode(&self.engine, &self.entry).unwrap_or_else(|| code.clone());
-                let mut vm = RegoVM::new();
-                vm.load_program(own);
-                vm.set_strict_builtin_errors(false);
-                // The time limit bounds the work; the default instruction cap (25,000) would
-                // stop ordinary audits over an inventory.
-                vm.set_max_instructions(usize::MAX);
-                vm.set_execution_timer_config(Some(self.timer()));
-                vm.set_memory_budget_config(Some(regorus::MemoryBudgetConfig {
-                    limit: self.memory_limit,
-                }));
-                Runner::Vm(Box::new(vm))
-            }
-            _ => {
-                limit_interpreter_heap();
-                let mut e = self.engine.clone();
-                e.set_execution_timer_config(self.timer());
-                Runner::Interpreter(Box::new(e))
-            }
-        }
-    }
-
-    fn eval_path(
-        &self,
-        path: &str,
-        input: regorus::Value,
-        data: &Data,
-    ) -> Result<regorus::Value, EvalError> {
-        let wants_vm = self.bytecode.is_some() && path == self.entry;
-        let spare = {
-            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-            let at = spare
-                .iter()
-                .position(|(r, _)| matches!(r, Runner::Vm(_)) == wants_vm);
-            at.map(|i| spare.swap_remove(i))
-        };
-        let (mut runner, loaded) = spare.unwrap_or_else(|| (self.runner(path), 0));
-        let out = match &mut runner {
-            Runner::Vm(vm) => {
-                if loaded != data.id {
-                    vm.set_data(data.value.clone())
-                        .map_err(|e| EvalError::Failed(e.to_string()))?;
-                }
-                vm.set_input(input);
-                vm.execute().map_err(|e| self.vm_error(e))?
-            }
-            Runner::Interpreter(engine) => {
-                if loaded != data.id {
-                    engine.clear_data();
-                    if data.id != 0 {
-                        engine
-                            .add_data(data.value.clone())
-                            .map_err(|e| EvalError::Failed(e.to_string()))?;
-                    }
-                }
-                engine.set_input(input);
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (mut engine, loaded) = spare.unwrap_or_else(|| (self.engine.clone(), 0));
+        if loaded != data.id {
+            engine.clear_data();
+            if data.id != 0 {
                 engine
-                    .eval_rule(path.into())
-                    .map_err(|e| self.interpreter_error(e))?
+                    .add_data(data.value.clone())
+                    .map_err(|e| EvalError::Failed(e.to_string()))?;
             }
-        };
-        // Only a runner that finished cleanly is used again.
+        }
+        engine.set_input(input);
+        let out = engine
+            .eval_rule(format!("{}.{rule}", self.package))
+            .map_err(|e| self.interpreter_error(e))?;
+        // Only an engine that finished cleanly is used again.
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         if spare.len() < SPARE_ENGINES {
-            spare.push((runner, data.id));
+            spare.push((engine, data.id));
         }
         Ok(out)
-    }
-
-    fn vm_error(&self, e: VmError) -> EvalError {
-        match e {
-            VmError::TimeLimitExceeded { .. } => EvalError::Timeout(self.time_limit),
-            VmError::MemoryBudgetExceeded { budget, .. } => EvalError::Memory(budget),
-            VmError::MemoryLimitExceeded { limit, .. } => EvalError::Memory(limit),
-            other => EvalError::Failed(other.to_string().trim().to_string()),
-        }
     }
 
     fn interpreter_error(&self, e: anyhow::Error) -> EvalError {
@@ -380,7 +273,7 @@ impl Program {
                 if msg.contains("exceeded time limit") {
                     EvalError::Timeout(self.time_limit)
                 } else if msg.contains("exceeded memory limit") {
-                    EvalError::Memory(INTERPRETER_HEAP_CEILING)
+                    EvalError::Memory(HEAP_CEILING)
                 } else {
                     EvalError::Failed(msg.trim().to_string())
                 }
@@ -402,15 +295,56 @@ impl Program {
     }
 }
 
-/// `entry` of the prepared `engine` as bytecode for the virtual machine, or `None` where the
-/// virtual machine's compiler does not take the policy.
-fn to_bytecode(
-    engine: &regorus::Engine,
-    entry: &str,
-) -> Option<Arc<regorus::rvm::program::Program>> {
-    let mut engine = engine.clone();
-    let compiled = engine.compile_with_entrypoint(&entry.into()).ok()?;
-    regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[entry]).ok()
+/// OPA's built-ins that Rego v0 still has and regorus does not, as Rego: `any` and `all` (is
+/// any, or every, element of a collection `true`) and `re_match` (the old name of
+/// `regex.match`). Gatekeeper's library still calls them.
+const DEPRECATED_BUILTINS: [(&str, &str); 3] = [
+    ("any", "any(xs) := count([x | x := xs[_]; x == true]) > 0"),
+    ("all", "all(xs) := count([x | x := xs[_]; x != true]) == 0"),
+    (
+        "re_match",
+        "re_match(pattern, value) := regex.match(pattern, value)",
+    ),
+];
+
+/// For a Rego v0 module of package `package` (`data.…`) that calls deprecated built-ins it does
+/// not define, a module of the same package defining them ([`DEPRECATED_BUILTINS`]), with its
+/// label. A call is a name followed by `(`; a definition starts a line.
+fn deprecated_builtins(package: &str, src: &str) -> Option<(String, String)> {
+    let called = |name: &str| {
+        src.match_indices(name).any(|(at, _)| {
+            let before = src[..at].chars().next_back();
+            let after = src[at + name.len()..].trim_start().starts_with('(');
+            after && !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+    };
+    let defined = |name: &str| {
+        src.lines().any(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('('))
+        })
+    };
+    let wanted: Vec<&str> = DEPRECATED_BUILTINS
+        .iter()
+        .filter(|(name, _)| called(name) && !defined(name))
+        .map(|(_, def)| *def)
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let package = package.strip_prefix("data.").unwrap_or(package);
+    Some((
+        format!("garrison:deprecated-builtins:{package}"),
+        format!("package {package}\n\n{}\n", wanted.join("\n")),
+    ))
+}
+
+/// The time limit of one evaluation, checked every 64 steps.
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(64).expect("non-zero"),
+    }
 }
 
 /// A regorus value as JSON; undefined is `null`.
@@ -527,20 +461,19 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
     }
 
     /// A template that builds an ever larger value: without a memory limit it takes the
-    /// process's heap; with one its evaluation fails and the next review still works.
+    /// process's heap; with one its evaluation fails, and the next review still works.
     #[test]
-    fn a_policy_that_allocates_past_its_memory_limit_is_stopped() {
+    fn a_policy_that_allocates_past_the_heap_ceiling_is_stopped() {
         let greedy = "package p\nviolation[{\"msg\": \"x\"}] { s := [concat(\"\", [input.pad, format_int(i, 10)]) | numbers.range(1, input.n)[i]]; count(s) < 0 }";
         let p = Program::compile(greedy, &[], RegoVersion::V0, "violation")
             .unwrap()
-            .with_memory_limit(8 * 1024 * 1024);
-        assert!(p.compiled(), "the template runs on the virtual machine");
-        let pad = "x".repeat(1024);
+            .with_time_limit(Duration::from_secs(60));
+        // 1 MiB a step: the ceiling (1 GiB) is passed after some 1,000 of 4,000 steps.
+        let pad = "x".repeat(1024 * 1024);
         assert_eq!(
-            p.eval("violation", &json!({"pad": pad, "n": 100_000}), None),
-            Err(EvalError::Memory(8 * 1024 * 1024))
+            p.eval("violation", &json!({"pad": pad, "n": 4_000}), None),
+            Err(EvalError::Memory(HEAP_CEILING))
         );
-        // The same program, within its limit.
         assert_eq!(
             p.eval("violation", &json!({"pad": "x", "n": 10}), None)
                 .unwrap(),
@@ -549,15 +482,143 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
     }
 
     #[test]
-    fn rego_the_virtual_machine_cannot_compile_runs_on_the_interpreter() {
+    fn the_with_keyword_replaces_input_for_one_expression() {
         let with =
             "package p\nviolation[{\"msg\": m}] { m := f with input.x as 2 }\nf := input.x * 10";
         let p = Program::compile(with, &[], RegoVersion::V0, "violation").unwrap();
-        assert!(!p.compiled());
         assert_eq!(
             p.eval("violation", &json!({"x": 1}), None).unwrap(),
             json!([{"msg": 20}])
         );
+    }
+
+    /// An assignment of an undefined value ends its rule's body, as in OPA. regorus's virtual
+    /// machine (0.14.1) goes on instead, and so lets `not exempt(c)` pass a container without
+    /// an image: this is why Garrison evaluates on the interpreter.
+    #[test]
+    fn an_undefined_assignment_ends_the_rule_as_in_opa() {
+        let src = r#"
+package p
+
+exempt(c) {
+  img := c.image
+  true
+}
+
+allowed {
+  x := input.missing
+}
+
+violation[{"msg": "not exempt"}] {
+  c := input.containers[_]
+  not exempt(c)
+}
+
+violation[{"msg": "not allowed"}] {
+  not allowed
+}
+
+violation[{"msg": "assigned nothing"}] {
+  params := object.get(input, "parameters", {})
+  users := object.get(params[input.name], "users", [])
+  true
+}
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let input = json!({"containers": [{"name": "no-image"}], "name": "absent",
+            "parameters": {"present": {"users": ["a"]}}});
+        let mut got: Vec<String> = p
+            .eval("violation", &input, None)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["msg"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["not allowed", "not exempt"]);
+    }
+
+    #[test]
+    fn opas_deprecated_builtins_work_in_v0_as_gatekeepers_library_calls_them() {
+        let src = r#"
+package k8sallowedrepos
+
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  satisfied := [good | repo = input.parameters.repos[_] ; good = startswith(container.image, repo)]
+  not any(satisfied)
+  msg := sprintf("container <%v> has an invalid image repo <%v>", [container.name, container.image])
+}
+
+violation[{"msg": "every tag numeric"}] {
+  tags := [ok | t := input.tags[_]; ok := re_match("^[0-9]+$", t)]
+  all(tags)
+}
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let input = |image: &str, tags: Value| {
+            json!({"review": {"object": {"spec": {"containers": [{"name": "c", "image": image}]}}},
+                "parameters": {"repos": ["good.example/"]}, "tags": tags})
+        };
+        let msgs = |v: Value| -> Vec<String> {
+            let mut m: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["msg"].as_str().unwrap().to_string())
+                .collect();
+            m.sort();
+            m
+        };
+        assert_eq!(
+            msgs(
+                p.eval(
+                    "violation",
+                    &input("good.example/a:1", json!(["1", "x"])),
+                    None
+                )
+                .unwrap()
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            msgs(
+                p.eval(
+                    "violation",
+                    &input("bad.example/a:1", json!(["1", "22"])),
+                    None
+                )
+                .unwrap()
+            ),
+            vec![
+                "container <c> has an invalid image repo <bad.example/a:1>".to_string(),
+                "every tag numeric".to_string()
+            ]
+        );
+        // `all` of nothing is true, as in OPA.
+        assert_eq!(
+            msgs(
+                p.eval("violation", &input("good.example/a", json!([])), None)
+                    .unwrap()
+            ),
+            vec!["every tag numeric".to_string()]
+        );
+        // A template that defines its own `any` keeps it.
+        let own =
+            "package p\nany(x) = true { x == 7 }\nviolation[{\"msg\": \"seven\"}] { any(input.n) }";
+        let p = Program::compile(own, &[], RegoVersion::V0, "violation").unwrap();
+        assert_eq!(
+            p.eval("violation", &json!({"n": 7}), None).unwrap(),
+            json!([{"msg": "seven"}])
+        );
+        // Rego v1 has no such built-ins: nothing is added, and a call fails.
+        let v1 = "package p\nviolation contains {\"msg\": \"x\"} if { any(input.xs) }";
+        let p = Program::compile(v1, &[], RegoVersion::V1, "violation").unwrap();
+        assert!(matches!(
+            p.eval("violation", &json!({"xs": [true]}), None),
+            Err(EvalError::Failed(_))
+        ));
     }
 
     #[test]
