@@ -126,6 +126,10 @@ const SPARE_ENGINES: usize = 8;
 pub struct Program {
     engine: regorus::Engine,
     package: String,
+    /// The rule the program was compiled for, and its path `data.<package>.<rule>`, made once
+    /// rather than at every evaluation.
+    rule: String,
+    entry: String,
     time_limit: Duration,
     spare: std::sync::Mutex<Vec<(regorus::Engine, u64)>>,
 }
@@ -144,6 +148,8 @@ impl Clone for Program {
         Program {
             engine: self.engine.clone(),
             package: self.package.clone(),
+            rule: self.rule.clone(),
+            entry: self.entry.clone(),
             time_limit: self.time_limit,
             spare: std::sync::Mutex::new(vec![]),
         }
@@ -223,9 +229,12 @@ impl Program {
             .map_err(|e| label_error("template", e))?;
         limit_heap();
         engine.set_execution_timer_config(timer(DEFAULT_TIME_LIMIT));
+        let entry = format!("{package}.{rule}");
         Ok(Program {
             engine,
             package,
+            rule: rule.into(),
+            entry,
             time_limit: DEFAULT_TIME_LIMIT,
             spare: std::sync::Mutex::new(vec![]),
         })
@@ -263,8 +272,13 @@ impl Program {
             }
         }
         engine.set_input(input);
+        let path = if rule == self.rule {
+            self.entry.clone()
+        } else {
+            format!("{}.{rule}", self.package)
+        };
         let out = engine
-            .eval_rule(format!("{}.{rule}", self.package))
+            .eval_rule(path)
             .map_err(|e| self.interpreter_error(e))?;
         // Only an engine that finished cleanly is used again.
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());

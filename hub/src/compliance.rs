@@ -102,37 +102,29 @@ pub enum Anchor {
 }
 
 impl Anchor {
-    /// The remembered checkpoint's text (`None` when none is remembered yet).
-    pub async fn read_text(&self) -> Result<Option<String>, String> {
+    /// The remembered checkpoint (`None` when none is remembered yet). One that is there but
+    /// cannot be read is an error: nothing is signed over it.
+    pub async fn read(&self) -> Result<Option<garrison_governance::history::Checkpoint>, String> {
         match self {
-            Anchor::File(path) => match std::fs::read_to_string(path) {
-                Ok(text) => Ok(Some(text)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!(
-                    "cannot read the remembered checkpoint: {}",
-                    e.kind()
-                )),
-            },
+            // The file is read as the history's API reads it for verification.
+            Anchor::File(path) => {
+                garrison_governance::history::api::read_anchor(path).map_err(|e| e.to_string())
+            }
             Anchor::ConfigMap { client, namespace } => {
                 let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
                     Api::namespaced(client.clone(), namespace);
                 let cm = api.get_opt(HISTORY_CONFIGMAP).await.map_err(|e| {
                     format!("cannot read ConfigMap {namespace}/{HISTORY_CONFIGMAP}: {e}")
                 })?;
-                Ok(cm
+                match cm
                     .and_then(|c| c.data)
-                    .and_then(|mut d| d.remove(CHECKPOINT_ENTRY)))
+                    .and_then(|mut d| d.remove(CHECKPOINT_ENTRY))
+                {
+                    Some(text) => garrison_governance::history::export::newest_checkpoint(&text)
+                        .map_err(|e| format!("the remembered checkpoint is unreadable: {e}")),
+                    None => Ok(None),
+                }
             }
-        }
-    }
-
-    /// The remembered checkpoint (`None` when none is remembered yet). One that is there but
-    /// cannot be read is an error: nothing is signed over it.
-    pub async fn read(&self) -> Result<Option<garrison_governance::history::Checkpoint>, String> {
-        match self.read_text().await? {
-            Some(text) => garrison_governance::history::export::newest_checkpoint(&text)
-                .map_err(|e| format!("the remembered checkpoint is unreadable: {e}")),
-            None => Ok(None),
         }
     }
 
@@ -296,12 +288,34 @@ pub struct Removal {
     pub message: &'static str,
 }
 
+/// The templates of replica `name` of `cluster` that the ledger holds in force and `gone`
+/// picks, each to be followed by a `Disabled` record with `message`, in key order.
+fn removals(
+    cluster: &str,
+    name: &str,
+    ledger: &Ledger,
+    message: &'static str,
+    gone: impl Fn(&str) -> bool,
+) -> Vec<Removal> {
+    let Some(known) = ledger.get(&(cluster.to_string(), name.to_string())) else {
+        return vec![];
+    };
+    let mut out: Vec<Removal> = known
+        .iter()
+        .filter(|(t, l)| l.state != DISABLED && gone(t))
+        .map(|(t, l)| Removal {
+            key: (cluster.to_string(), name.to_string(), t.clone()),
+            seq: l.seq,
+            message,
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
 /// The templates of `replica` the ledger holds in force that its spec no longer has.
 pub fn removed_templates(replica: &Policy, ledger: &Ledger) -> Vec<Removal> {
     let Some(cluster) = cluster_of(replica) else {
-        return vec![];
-    };
-    let Some(known) = ledger.get(&(cluster.clone(), replica.name_any())) else {
         return vec![];
     };
     let current: std::collections::HashSet<String> = replica
@@ -310,35 +324,18 @@ pub fn removed_templates(replica: &Policy, ledger: &Ledger) -> Vec<Removal> {
         .iter()
         .map(|t| template_key(&t.object_definition))
         .collect();
-    let mut out: Vec<Removal> = known
-        .iter()
-        .filter(|(t, l)| l.state != DISABLED && !current.contains(*t))
-        .map(|(t, l)| Removal {
-            key: (cluster.clone(), replica.name_any(), t.clone()),
-            seq: l.seq,
-            message: TEMPLATE_REMOVED,
-        })
-        .collect();
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    out
+    removals(
+        &cluster,
+        &replica.name_any(),
+        ledger,
+        TEMPLATE_REMOVED,
+        |t| !current.contains(t),
+    )
 }
 
 /// Every template the ledger holds in force for replica `name` of `cluster`, which is gone.
 pub fn removed_replica(cluster: &str, name: &str, ledger: &Ledger) -> Vec<Removal> {
-    let Some(known) = ledger.get(&(cluster.to_string(), name.to_string())) else {
-        return vec![];
-    };
-    let mut out: Vec<Removal> = known
-        .iter()
-        .filter(|(_, l)| l.state != DISABLED)
-        .map(|(t, l)| Removal {
-            key: (cluster.to_string(), name.to_string(), t.clone()),
-            seq: l.seq,
-            message: REPLICA_REMOVED,
-        })
-        .collect();
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    out
+    removals(cluster, name, ledger, REPLICA_REMOVED, |_| true)
 }
 
 /// Every template the ledger holds in force for a replica that a full list (`seen`: cluster and

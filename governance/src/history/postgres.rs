@@ -210,27 +210,29 @@ fn refs(p: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// One connection to `cfg`, driven in the background: a broken connection shows in the next
+/// call on its client, which fails.
+async fn open(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, HistoryError> {
+    let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        HistoryError::Store(format!(
+            "cannot connect to the history database: {e}{cause}"
+        ))
+    })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
 impl PgHistory {
     /// Connects to `url` (loopback or a Unix socket only) and creates the schema if needed.
     pub async fn connect(url: &str) -> Result<PgHistory, HistoryError> {
         let cfg = check_url(url)?;
-        let open = || async {
-            let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
-                let cause = std::error::Error::source(&e)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
-                HistoryError::Store(format!(
-                    "cannot connect to the history database: {e}{cause}"
-                ))
-            })?;
-            // A broken connection shows in the next call on its client, which fails.
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<_, HistoryError>(client)
-        };
-        let client = open().await?;
-        let writer = open().await?;
+        let client = open(&cfg).await?;
+        let writer = open(&cfg).await?;
         client.batch_execute(SCHEMA).await.map_err(|e| {
             HistoryError::Store(format!("the history's schema cannot be created: {}", db(e)))
         })?;
@@ -245,17 +247,7 @@ impl PgHistory {
     /// than an empty history.
     pub async fn connect_reader(url: &str) -> Result<PgHistory, HistoryError> {
         let cfg = check_url(url)?;
-        let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            HistoryError::Store(format!(
-                "cannot connect to the history database: {e}{cause}"
-            ))
-        })?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = open(&cfg).await?;
         let row = client
             .query_one(
                 "SELECT to_regclass('compliance_records') IS NOT NULL AND to_regclass('compliance_checkpoints') IS NOT NULL",
@@ -269,10 +261,7 @@ impl PgHistory {
             ));
         }
         // A reader never appends; its writer is a second handle on nothing it uses.
-        let (writer, connection) = cfg.connect(NoTls).await.map_err(db)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let writer = open(&cfg).await?;
         Ok(PgHistory {
             client,
             writer: tokio::sync::Mutex::new(writer),
