@@ -7,8 +7,9 @@
 //!    (Garrison does not use it: it fails open on undefined assignments, see `rego.rs`).
 //!    The bare call again with a Namespace of 1 and of 50 labels, which the template iterates.
 //! 2. The delivery gate's work: 10 manifests against 50 deny constraints, as the work gate
-//!    judges a ManifestWork before applying it: a work whose every manifest violates every
-//!    constraint, and a work that complies (every manifest carries all 50 required labels).
+//!    judges a ManifestWork before applying it (on the machine's cores), and on one thread: a
+//!    work whose every manifest violates every constraint, and a work that complies (every
+//!    manifest carries all 50 required labels).
 //! 3. An audit: 10,000 objects against 50 constraints, with the objects as inventory; time and
 //!    the process's peak RSS.
 //!
@@ -18,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use garrison_governance::gatekeeper::{
-    Constraint, Inventory, Review, Template, judge, judge_reviews,
+    Constraint, Inventory, Review, Template, judge, judge_on_threads, judge_reviews,
 };
 use serde_json::{Value, json};
 
@@ -197,9 +198,26 @@ fn main() {
     }
     let gate = start.elapsed();
     assert_eq!(gated, found);
+    let start = Instant::now();
+    let mut serial = 0;
+    for _ in 0..rounds {
+        let reviews: Vec<Review> = manifests
+            .iter()
+            .map(|m| Review::admission(m, None, "CREATE"))
+            .collect();
+        serial += judge_on_threads(1, &sets, &reviews, &inv, &data)
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>();
+    }
+    let one_thread = start.elapsed();
+    assert_eq!(serial, found);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "gate: 10 manifests x 50 constraints of one template = {} per work through judge_reviews, as the gate runs them; {} with one judge call per case ({} violations per work)",
+        "gate: 10 manifests x 50 constraints of one template = {} per work through judge_reviews, as the gate runs them ({cores} cores); {} on one thread (ratio {:.2}); {} with one judge call per case ({} violations per work)",
         per_op(gate, rounds),
+        per_op(one_thread, rounds),
+        one_thread.as_secs_f64() / gate.as_secs_f64(),
         per_op(one_by_one, rounds),
         found / rounds
     );
@@ -231,9 +249,20 @@ fn main() {
         rounds * compliant.len(),
         "every compliant manifest passes"
     );
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let reviews: Vec<Review> = compliant
+            .iter()
+            .map(|m| Review::admission(m, None, "CREATE"))
+            .collect();
+        std::hint::black_box(judge_on_threads(1, &sets, &reviews, &inv, &data));
+    }
+    let clean_one = start.elapsed();
     println!(
-        "gate, compliant work: 10 manifests x 50 constraints = {} per work as the gate runs them, 0 violations",
+        "gate, compliant work: 10 manifests x 50 constraints = {} per work as the gate runs them, {} on one thread (ratio {:.2}), 0 violations",
         per_op(clean, rounds),
+        per_op(clean_one, rounds),
+        clean_one.as_secs_f64() / clean.as_secs_f64(),
     );
 
     // 3. Audit.

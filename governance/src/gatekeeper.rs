@@ -24,7 +24,7 @@ use garrison_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
-use crate::rego::{CompileError, Data, EvalError, Program, RegoVersion};
+use crate::rego::{CompileError, Data, EvalError, Held, Program, RegoVersion};
 
 /// The Gatekeeper target templates are written for.
 pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
@@ -435,6 +435,9 @@ pub struct Constraint {
     parameters: Value,
     /// The parameters converted once for the engine.
     parameters_rego: regorus::Value,
+    /// A hash of the parameters, so that equal parameter sets are found without comparing
+    /// every pair.
+    parameters_hash: u64,
     action: EnforcementAction,
 }
 
@@ -492,6 +495,7 @@ impl Constraint {
             name: str_at(obj, "/metadata/name").into(),
             matcher,
             parameters_rego: regorus::Value::from(parameters.clone()),
+            parameters_hash: hash_of(&parameters),
             parameters,
             action,
         })
@@ -517,6 +521,44 @@ impl Constraint {
     pub fn parameters(&self) -> &Value {
         &self.parameters
     }
+
+    /// A copy whose engine values are converted anew, so that it shares no reference counts
+    /// with this one: for a judge on another thread.
+    fn detached(&self) -> Constraint {
+        Constraint {
+            parameters_rego: regorus::Value::from(self.parameters.clone()),
+            ..self.clone()
+        }
+    }
+}
+
+/// A hash of a JSON value, equal for equal values (objects' keys are hashed in order).
+fn hash_of(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(a) => {
+                (4u8, a.len()).hash(h);
+                a.iter().for_each(|x| feed(x, h));
+            }
+            Value::Object(m) => {
+                (5u8, m.len()).hash(h);
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort_unstable();
+                for k in keys {
+                    k.hash(h);
+                    feed(&m[k], h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(v, &mut h);
+    h.finish()
 }
 
 /// Why an object could not be turned into a review.
@@ -772,6 +814,19 @@ pub fn judge_all(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Violation> {
+    judge_on(template, &mut None, constraints, review, inventory, data)
+}
+
+/// [`judge_all`] on `lane`, a lane of the template's program that is taken at the first
+/// evaluation and kept there for the caller's next reviews.
+fn judge_on<'t>(
+    template: &'t Template,
+    lane: &mut Option<Held<'t>>,
+    constraints: &[&Constraint],
+    review: &Review,
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Violation> {
     let mut out = vec![];
     let mut matched: Vec<&Constraint> = vec![];
     for c in constraints {
@@ -802,9 +857,12 @@ pub fn judge_all(
     };
     // The input is the review and the parameters alone, so constraints with equal parameters
     // have the same result: each distinct parameter set is evaluated once.
-    let mut results: Vec<(&regorus::Value, Result<regorus::Value, EvalError>)> = vec![];
+    let mut results: Vec<(&Constraint, Result<regorus::Value, EvalError>)> = vec![];
     for c in matched {
-        let at = match results.iter().position(|(p, _)| **p == c.parameters_rego) {
+        let same = |(p, _): &(&Constraint, _)| {
+            p.parameters_hash == c.parameters_hash && p.parameters == c.parameters
+        };
+        let at = match results.iter().position(same) {
             Some(i) => i,
             None => {
                 let mut input = regorus::Value::new_object();
@@ -812,8 +870,13 @@ pub fn judge_all(
                     m.insert("review".into(), review.request_rego.clone());
                     m.insert("parameters".into(), c.parameters_rego.clone());
                 }
-                let result = program.eval_value("violation", input, data);
-                results.push((&c.parameters_rego, result));
+                let result = match lane {
+                    Some(held) => held.eval_value("violation", input, data),
+                    None => program
+                        .hold()
+                        .and_then(|held| lane.insert(held).eval_value("violation", input, data)),
+                };
+                results.push((c, result));
                 results.len() - 1
             }
         };
@@ -832,29 +895,81 @@ pub fn judge_all(
     out
 }
 
+/// Fewest evaluations worth a thread of their own: below this, starting the thread costs more
+/// than it saves.
+const EVALUATIONS_PER_THREAD: usize = 64;
+
 /// Judges every review against every template's constraints, as the delivery gate judges a
-/// work's manifests: for each review in order, its violations in the order of `sets`. One
-/// thread: regorus's interpreter engines share their compiled policy, and two threads that
-/// evaluate the same template contend on its reference counts, which measured slower than one
-/// (BENCHMARKS.md).
+/// work's manifests: for each review in order, its violations in the order of `sets`.
+///
+/// A large batch is shared among the machine's cores, each thread judging whole reviews. The
+/// interpreter counts references at every step, and a count that two cores touch turns each
+/// step into a cache miss (two threads on shared values measured no faster than one), so each
+/// thread judges with its own copy of the constraints' parameters, and the templates' programs
+/// give each concurrent evaluation a lane of its own.
 pub fn judge_reviews(
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Vec<Violation>> {
-    let refs: Vec<(&Template, Vec<&Constraint>)> = sets
-        .iter()
-        .map(|(t, cs)| (t, cs.iter().collect()))
-        .collect();
-    reviews
-        .iter()
-        .map(|r| {
-            refs.iter()
-                .flat_map(|(t, cs)| judge_all(t, cs, r, inventory, data))
-                .collect()
-        })
-        .collect()
+    let constraints: usize = sets.iter().map(|(_, cs)| cs.len()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(reviews.len() * constraints / EVALUATIONS_PER_THREAD);
+    judge_on_threads(threads, sets, reviews, inventory, data)
+}
+
+/// [`judge_reviews`] on `threads` threads (at least one, at most one a review), whatever the
+/// batch's size.
+pub fn judge_on_threads(
+    threads: usize,
+    sets: &[(Template, Vec<Constraint>)],
+    reviews: &[Review],
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Vec<Violation>> {
+    let threads = threads.min(reviews.len()).max(1);
+    let judge_part = |sets: &[(Template, Vec<Constraint>)], part: &[Review]| {
+        let refs: Vec<(&Template, Vec<&Constraint>)> = sets
+            .iter()
+            .map(|(t, cs)| (t, cs.iter().collect()))
+            .collect();
+        let mut lanes: Vec<Option<Held>> = refs.iter().map(|_| None).collect();
+        part.iter()
+            .map(|r| {
+                refs.iter()
+                    .zip(lanes.iter_mut())
+                    .flat_map(|((t, cs), lane)| judge_on(t, lane, cs, r, inventory, data))
+                    .collect()
+            })
+            .collect::<Vec<Vec<Violation>>>()
+    };
+    if threads == 1 {
+        return judge_part(sets, reviews);
+    }
+    let mut parts = reviews.chunks(reviews.len().div_ceil(threads));
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                scope.spawn(move || {
+                    let own: Vec<(Template, Vec<Constraint>)> = sets
+                        .iter()
+                        .map(|(t, cs)| (t.clone(), cs.iter().map(Constraint::detached).collect()))
+                        .collect();
+                    judge_part(&own, part)
+                })
+            })
+            .collect();
+        let mut out = judge_part(sets, first);
+        for handle in others {
+            match handle.join() {
+                Ok(judged) => out.extend(judged),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// The most violations a Constraint's status lists, as Gatekeeper's audit stores.
@@ -1147,7 +1262,8 @@ mod tests {
                     .collect()
             })
             .collect();
-        let batch: Vec<Vec<String>> = judge_reviews(&[(t, cs)], &reviews, &inv, &data)
+        let sets = [(t, cs)];
+        let batch: Vec<Vec<String>> = judge_reviews(&sets, &reviews, &inv, &data)
             .into_iter()
             .map(|vs| vs.into_iter().map(|v| v.constraint).collect())
             .collect();
@@ -1155,6 +1271,15 @@ mod tests {
         assert_eq!(batch[0], ["need-owner", "need-team", "need-tier"]);
         assert_eq!(batch[7], Vec::<String>::new());
         assert_eq!(batch[5], ["need-team"]);
+        // Shared among threads, whatever their number, the reviews keep their order and
+        // each its own violations.
+        for threads in [2, 3, 7, 40, 100] {
+            let parted: Vec<Vec<String>> = judge_on_threads(threads, &sets, &reviews, &inv, &data)
+                .into_iter()
+                .map(|vs| vs.into_iter().map(|v| v.constraint).collect())
+                .collect();
+            assert_eq!(parted, each, "{threads} threads");
+        }
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! A [`Program`] holds one compiled template (its Rego and its libraries) on regorus's
 //! tree-walking interpreter, with a time limit per evaluation and the process-wide heap ceiling
 //! [`HEAP_CEILING`]. The ceiling is the whole process's: while the heap is above it (a greedy
-//! template, or the rest of the process), every evaluation fails, and fails closed. Evaluations
-//! share no state, so one program serves any number of reviews at once. An evaluation that
-//! runs past a limit is an error, never a silent pass.
+//! template, or the rest of the process), every evaluation fails, and fails closed. An evaluation
+//! takes one of the program's lanes, compiled copies that share nothing with each other, so one
+//! program serves any number of reviews at once, on as many threads. An evaluation that runs
+//! past a limit is an error, never a silent pass.
 //!
 //! regorus also has a bytecode virtual machine, two to three times faster, which Garrison does
 //! not use: in regorus 0.14.1 an assignment whose value is undefined does not end the rule's
@@ -118,20 +119,41 @@ impl Data {
     }
 }
 
-/// Most idle engines a program keeps for reuse.
-const SPARE_ENGINES: usize = 8;
+/// Most idle lanes a program keeps for reuse.
+const SPARE_LANES: usize = 8;
 
-/// A compiled policy: the main module's package and the prepared interpreter engine, copied for
-/// each concurrent evaluation and kept for reuse, so a program serves concurrent callers.
-pub struct Program {
-    engine: regorus::Engine,
-    package: String,
-    /// The rule the program was compiled for, and its path `data.<package>.<rule>`, made once
-    /// rather than at every evaluation.
+/// What a program is compiled from, kept to compile it again for another lane.
+#[derive(Debug)]
+struct Source {
+    rego: String,
+    libs: Vec<String>,
+    version: RegoVersion,
     rule: String,
+}
+
+/// One compiled copy of a program, used by one evaluation at a time: `proto`, prepared and
+/// never evaluated, and `work`, its copy that evaluates, with the id of the data it holds. A
+/// copy shares its compiled policy, by reference count, with the copy it was made from, and
+/// the interpreter touches those counts at every step; lanes are therefore compiled each from
+/// source, so that evaluations on two threads touch no count in common (two threads on copies
+/// of one engine measured no faster than one).
+struct Lane {
+    proto: regorus::Engine,
+    work: Option<(regorus::Engine, u64)>,
+}
+
+/// A compiled policy: the main module's package, and lanes of the prepared interpreter engine
+/// kept for reuse; an evaluation takes a lane and gives it back, so a program serves concurrent
+/// callers. Clones share their lanes.
+#[derive(Clone)]
+pub struct Program {
+    source: std::sync::Arc<Source>,
+    package: String,
+    /// The path of the rule the program was compiled for, `data.<package>.<rule>`, made once
+    /// rather than at every evaluation.
     entry: String,
     time_limit: Duration,
-    spare: std::sync::Mutex<Vec<(regorus::Engine, u64)>>,
+    lanes: std::sync::Arc<std::sync::Mutex<Vec<Lane>>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -140,19 +162,6 @@ impl std::fmt::Debug for Program {
             .field("package", &self.package)
             .field("time_limit", &self.time_limit)
             .finish()
-    }
-}
-
-impl Clone for Program {
-    fn clone(&self) -> Self {
-        Program {
-            engine: self.engine.clone(),
-            package: self.package.clone(),
-            rule: self.rule.clone(),
-            entry: self.entry.clone(),
-            time_limit: self.time_limit,
-            spare: std::sync::Mutex::new(vec![]),
-        }
     }
 }
 
@@ -177,6 +186,56 @@ fn label_error(module: &str, e: anyhow::Error) -> CompileError {
     }
 }
 
+/// Compiles `source` into a prepared engine, and names the main module's package.
+fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(source.version == RegoVersion::V0);
+    engine.set_strict_builtin_errors(false);
+    let add = |engine: &mut regorus::Engine, label: &str, src: &str| {
+        if src.len() > MAX_SOURCE_BYTES {
+            return Err(CompileError::TooLarge(label.into()));
+        }
+        engine
+            .add_policy(label.into(), src.into())
+            .map_err(|e| label_error(label, e))
+    };
+    let package = add(&mut engine, "template", &source.rego)?;
+    let mut modules = vec![(
+        "template".to_string(),
+        package.clone(),
+        source.rego.as_str(),
+    )];
+    for (i, lib) in source.libs.iter().enumerate() {
+        let label = format!("libs[{i}]");
+        let pkg = add(&mut engine, &label, lib)?;
+        if !pkg.starts_with("data.lib.") {
+            return Err(CompileError::LibraryPackage {
+                module: label,
+                package: pkg,
+            });
+        }
+        modules.push((label, pkg, lib.as_str()));
+    }
+    if source.version == RegoVersion::V0 {
+        for (label, src) in deprecated_builtins(&engine, &modules) {
+            add(&mut engine, &label, &src)?;
+        }
+    }
+    let has_rule = engine
+        .has_declared_rule_rooted_at("template", &source.rule)
+        .map_err(|e| label_error("template", e))?;
+    if !has_rule {
+        return Err(CompileError::MissingRule(source.rule.clone()));
+    }
+    // Preparing once (rule ordering, checks) makes copies start prepared, and a policy
+    // that fails those checks fails now, not at its first review. A constant query
+    // prepares the engine without running the policy.
+    engine
+        .eval_query("true".into(), false)
+        .map_err(|e| label_error("template", e))?;
+    Ok((engine, package))
+}
+
 impl Program {
     /// Compiles `rego` (the main module) with `libs`, in `version` syntax. Each library's
     /// package must be under `lib.`; the main module must define `rule`.
@@ -186,71 +245,47 @@ impl Program {
         version: RegoVersion,
         rule: &str,
     ) -> Result<Program, CompileError> {
-        let mut engine = regorus::Engine::new();
-        engine.set_rego_v0(version == RegoVersion::V0);
-        engine.set_strict_builtin_errors(false);
-        let add = |engine: &mut regorus::Engine, label: &str, src: &str| {
-            if src.len() > MAX_SOURCE_BYTES {
-                return Err(CompileError::TooLarge(label.into()));
-            }
-            engine
-                .add_policy(label.into(), src.into())
-                .map_err(|e| label_error(label, e))
+        let source = Source {
+            rego: rego.into(),
+            libs: libs.to_vec(),
+            version,
+            rule: rule.into(),
         };
-        let package = add(&mut engine, "template", rego)?;
-        let mut modules = vec![("template".to_string(), package.clone(), rego)];
-        for (i, lib) in libs.iter().enumerate() {
-            let label = format!("libs[{i}]");
-            let pkg = add(&mut engine, &label, lib)?;
-            if !pkg.starts_with("data.lib.") {
-                return Err(CompileError::LibraryPackage {
-                    module: label,
-                    package: pkg,
-                });
-            }
-            modules.push((label, pkg, lib.as_str()));
-        }
-        if version == RegoVersion::V0 {
-            for (label, src) in deprecated_builtins(&engine, &modules) {
-                add(&mut engine, &label, &src)?;
-            }
-        }
-        let has_rule = engine
-            .has_declared_rule_rooted_at("template", rule)
-            .map_err(|e| label_error("template", e))?;
-        if !has_rule {
-            return Err(CompileError::MissingRule(rule.into()));
-        }
-        // Preparing once (rule ordering, checks) makes copies start prepared, and a policy
-        // that fails those checks fails now, not at its first review. A constant query
-        // prepares the engine without running the policy.
-        engine
-            .eval_query("true".into(), false)
-            .map_err(|e| label_error("template", e))?;
+        let (proto, package) = build(&source)?;
         limit_heap();
-        engine.set_execution_timer_config(timer(DEFAULT_TIME_LIMIT));
         let entry = format!("{package}.{rule}");
         Ok(Program {
-            engine,
+            source: std::sync::Arc::new(source),
             package,
-            rule: rule.into(),
             entry,
             time_limit: DEFAULT_TIME_LIMIT,
-            spare: std::sync::Mutex::new(vec![]),
+            lanes: std::sync::Arc::new(std::sync::Mutex::new(vec![Lane { proto, work: None }])),
         })
     }
 
     /// Sets the time limit of each evaluation.
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
-        self.engine.set_execution_timer_config(timer(limit));
-        self.spare = std::sync::Mutex::new(vec![]);
         self
     }
 
     /// The main module's package, as `data.<package>`.
     pub fn package(&self) -> &str {
         &self.package
+    }
+
+    /// A lane for one evaluation: an idle one, or else one compiled now.
+    fn take_lane(&self) -> Result<Lane, EvalError> {
+        let idle = self.lanes.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(lane) => Ok(lane),
+            None => {
+                // The source compiled once already, so only a limit can stop it now.
+                let (proto, _) = build(&self.source)
+                    .map_err(|e| EvalError::Failed(format!("cannot compile the policy: {e}")))?;
+                Ok(Lane { proto, work: None })
+            }
+        }
     }
 
     /// Evaluates `<package>.<rule>` with `input` and `data` as the data document, in regorus's
@@ -261,8 +296,26 @@ impl Program {
         input: regorus::Value,
         data: &Data,
     ) -> Result<regorus::Value, EvalError> {
-        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let (mut engine, loaded) = spare.unwrap_or_else(|| (self.engine.clone(), 0));
+        self.hold()?.eval_value(rule, input, data)
+    }
+
+    /// Holds one lane of the program for many evaluations in a row, on one thread, and gives it
+    /// back when dropped.
+    pub fn hold(&self) -> Result<Held<'_>, EvalError> {
+        Ok(Held {
+            program: self,
+            lane: Some(self.take_lane()?),
+        })
+    }
+
+    fn run(
+        &self,
+        engine: &mut regorus::Engine,
+        loaded: u64,
+        rule: &str,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
         if loaded != data.id {
             engine.clear_data();
             if data.id != 0 {
@@ -271,21 +324,16 @@ impl Program {
                     .map_err(|e| self.interpreter_error(e))?;
             }
         }
+        engine.set_execution_timer_config(timer(self.time_limit));
         engine.set_input(input);
-        let path = if rule == self.rule {
+        let path = if rule == self.source.rule {
             self.entry.clone()
         } else {
             format!("{}.{rule}", self.package)
         };
-        let out = engine
+        engine
             .eval_rule(path)
-            .map_err(|e| self.interpreter_error(e))?;
-        // Only an engine that finished cleanly is used again.
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.len() < SPARE_ENGINES {
-            spare.push((engine, data.id));
-        }
-        Ok(out)
+            .map_err(|e| self.interpreter_error(e))
     }
 
     fn interpreter_error(&self, e: anyhow::Error) -> EvalError {
@@ -320,6 +368,43 @@ impl Program {
         let data = data.map(Data::new).unwrap_or_else(Data::empty);
         let out = self.eval_value(rule, regorus::Value::from(input.clone()), &data)?;
         to_json(&out)
+    }
+}
+
+/// A lane of a [`Program`], held for evaluations in a row (see [`Program::hold`]).
+pub struct Held<'a> {
+    program: &'a Program,
+    lane: Option<Lane>,
+}
+
+impl Held<'_> {
+    /// Evaluates as [`Program::eval_value`] does, on the held lane.
+    pub fn eval_value(
+        &mut self,
+        rule: &str,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        let lane = self.lane.as_mut().expect("a held lane until dropped");
+        let (mut engine, loaded) = lane.work.take().unwrap_or_else(|| (lane.proto.clone(), 0));
+        let out = self.program.run(&mut engine, loaded, rule, input, data);
+        // Only an engine that finished cleanly evaluates again; the lane's prototype is
+        // untouched either way.
+        if out.is_ok() {
+            lane.work = Some((engine, data.id));
+        }
+        out
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            let mut lanes = self.program.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            if lanes.len() < SPARE_LANES {
+                lanes.push(lane);
+            }
+        }
     }
 }
 
@@ -683,5 +768,50 @@ violation[{"msg": "every tag numeric"}] {
     fn programs_are_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Program>();
+        // Four threads at once, each with its own input, get their own answers; the program
+        // compiled a lane for each concurrent evaluation, and keeps them.
+        let p = Program::compile(V0, &[], RegoVersion::V0, "violation").unwrap();
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let (p, barrier) = (p.clone(), &barrier);
+                s.spawn(move || {
+                    let mut held = p.hold().unwrap();
+                    barrier.wait();
+                    for _ in 0..50 {
+                        let input = json!({"review": {"object": {"metadata": {"labels": {}}}},
+                            "parameters": {"labels": [format!("l{i}")]}});
+                        let v = held
+                            .eval_value("violation", regorus::Value::from(input), &Data::empty())
+                            .unwrap();
+                        let v = to_json(&v).unwrap();
+                        assert_eq!(v[0]["details"]["missing"], json!([format!("l{i}")]));
+                    }
+                });
+            }
+        });
+        assert_eq!(p.lanes.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_failed_evaluation_leaves_its_lane_usable() {
+        let src = "package p\nviolation[{\"msg\": \"x\"}] { r := numbers.range(1, input.n); r[i]; r[j]; r[k]; i + j + k < 0 }\nviolation[{\"msg\": \"small\"}] { input.n < 10 }";
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation")
+            .unwrap()
+            .with_time_limit(Duration::from_millis(50));
+        let mut held = p.hold().unwrap();
+        let data = Data::empty();
+        for _ in 0..2 {
+            assert_eq!(
+                held.eval_value("violation", regorus::Value::from(json!({"n": 2000})), &data),
+                Err(EvalError::Timeout(Duration::from_millis(50)))
+            );
+            let v = held
+                .eval_value("violation", regorus::Value::from(json!({"n": 3})), &data)
+                .unwrap();
+            assert_eq!(to_json(&v).unwrap(), json!([{"msg": "small"}]));
+        }
+        drop(held);
+        assert_eq!(p.lanes.lock().unwrap().len(), 1);
     }
 }
