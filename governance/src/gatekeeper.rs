@@ -581,9 +581,8 @@ pub enum ReviewError {
 /// An object under review, as the AdmissionRequest the Rego sees.
 #[derive(Debug, Clone)]
 pub struct Review {
-    request: Value,
-    /// The request converted once for the engine.
-    request_rego: regorus::Value,
+    /// The AdmissionRequest, in the engine's values: made once, for every constraint.
+    request: regorus::Value,
     object: Value,
     old_object: Option<Value>,
 }
@@ -617,8 +616,7 @@ impl Review {
                 }
             }
             return Ok(Review {
-                request_rego: regorus::Value::from(request.clone()),
-                request,
+                request: regorus::Value::from(request),
                 object,
                 old_object: old,
             });
@@ -629,30 +627,22 @@ impl Review {
         if str_at(obj, "/apiVersion").is_empty() {
             return Err(ReviewError::Missing("apiVersion"));
         }
-        let request = admission_request(obj, None, "");
-        Ok(Review {
-            request_rego: regorus::Value::from(request.clone()),
-            request,
-            object: obj.clone(),
-            old_object: None,
-        })
+        Ok(Review::admission(obj, None, ""))
     }
 
     /// A review of a change as an admission webhook sees it: `operation` (`CREATE`, `UPDATE`,
     /// `DELETE`) of `obj`, with its previous version `old`.
     pub fn admission(obj: &Value, old: Option<&Value>, operation: &str) -> Review {
-        let request = admission_request(obj, old, operation);
         Review {
-            request_rego: regorus::Value::from(request.clone()),
-            request,
+            request: admission_request(obj, old, operation),
             object: obj.clone(),
             old_object: old.cloned(),
         }
     }
 
-    /// The AdmissionRequest (`input.review`).
-    pub fn request(&self) -> &Value {
-        &self.request
+    /// The AdmissionRequest (`input.review`), as JSON.
+    pub fn request(&self) -> Value {
+        crate::rego::to_json(&self.request).unwrap_or(Value::Null)
     }
 
     /// The object under review.
@@ -661,21 +651,42 @@ impl Review {
     }
 }
 
-/// The AdmissionRequest Gatekeeper builds for an object.
-fn admission_request(obj: &Value, old: Option<&Value>, operation: &str) -> Value {
+/// The AdmissionRequest Gatekeeper builds for an object, in the engine's values. The object is
+/// converted where it lies, not copied first: a review is made for every object an audit
+/// covers.
+fn admission_request(obj: &Value, old: Option<&Value>, operation: &str) -> regorus::Value {
     let (group, version) = group_version(str_at(obj, "/apiVersion"));
-    let mut r = json!({
-        "kind": {"group": group, "version": version, "kind": str_at(obj, "/kind")},
-        "name": str_at(obj, "/metadata/name"),
-        "namespace": str_at(obj, "/metadata/namespace"),
-        "operation": operation,
-        "userInfo": {},
-        "object": obj,
-    });
+    let object = |fields: Vec<(&str, regorus::Value)>| {
+        let mut o = regorus::Value::new_object();
+        if let Ok(m) = o.as_object_mut() {
+            m.extend(fields.into_iter().map(|(k, v)| (k.into(), v)));
+        }
+        o
+    };
+    let kind = object(vec![
+        ("group", group.into()),
+        ("version", version.into()),
+        ("kind", str_at(obj, "/kind").into()),
+    ]);
+    let mut fields = vec![
+        ("kind", kind),
+        ("name", str_at(obj, "/metadata/name").into()),
+        ("namespace", str_at(obj, "/metadata/namespace").into()),
+        ("operation", operation.into()),
+        ("userInfo", regorus::Value::new_object()),
+        ("object", rego_of(obj)),
+    ];
     if let Some(o) = old {
-        r["oldObject"] = o.clone();
+        fields.push(("oldObject", rego_of(o)));
     }
-    r
+    object(fields)
+}
+
+/// `v` in the engine's values, read in place (regorus's own conversion, without the copy that
+/// `regorus::Value::from` needs). A value regorus cannot hold is undefined, as with `from`.
+fn rego_of(v: &Value) -> regorus::Value {
+    use serde::Deserialize;
+    regorus::Value::deserialize(v).unwrap_or(regorus::Value::Undefined)
 }
 
 /// The objects the Rego sees as `data.inventory`.
@@ -842,12 +853,13 @@ fn judge_on<'t>(
     let program = match &template.engine {
         Engine::Rego(p) => p,
         Engine::Cel(code) => {
+            let request = review.request();
             for c in matched {
                 let constraint = json!({"apiVersion": format!("{CONSTRAINT_GROUP}/v1beta1"),
                     "kind": c.kind, "metadata": {"name": c.name},
                     "spec": {"parameters": c.parameters}});
                 out.extend(
-                    code.violations(review.request(), &constraint)
+                    code.violations(&request, &constraint)
                         .into_iter()
                         .map(|msg| violation_of(c, msg, json!({}))),
                 );
@@ -867,7 +879,7 @@ fn judge_on<'t>(
             None => {
                 let mut input = regorus::Value::new_object();
                 if let Ok(m) = input.as_object_mut() {
-                    m.insert("review".into(), review.request_rego.clone());
+                    m.insert("review".into(), review.request.clone());
                     m.insert("parameters".into(), c.parameters_rego.clone());
                 }
                 let result = match lane {

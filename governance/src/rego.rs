@@ -102,11 +102,13 @@ pub struct Data {
 static NEXT_DATA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Data {
-    /// The document `json`.
+    /// The document `json`, converted where it lies (regorus's own conversion, without the
+    /// copy that `regorus::Value::from` needs: an inventory can be large).
     pub fn new(json: &Value) -> Data {
+        use serde::Deserialize;
         Data {
             id: NEXT_DATA.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            value: regorus::Value::from(json.clone()),
+            value: regorus::Value::deserialize(json).unwrap_or(regorus::Value::Undefined),
         }
     }
 

@@ -595,6 +595,17 @@ spec:
             kinds:
               - apiGroups: ["*"]
                 kinds: ["ConfigMap"]
+    - objectDefinition:
+        apiVersion: constraints.gatekeeper.sh/v1beta1
+        kind: K8sNoFlag
+        metadata:
+          name: configmaps-elsewhere
+        spec:
+          match:
+            kinds:
+              - apiGroups: [""]
+                kinds: ["ConfigMap"]
+            namespaces: ["elsewhere"]
 ---
 apiVersion: policy.open-cluster-management.io/v1
 kind: PlacementBinding
@@ -704,6 +715,18 @@ async fn a_constraint_without_kinds_audits_every_kind_on_the_cluster() {
     })
     .await;
     assert_eq!(kinds_of(&configmaps), ["ConfigMap settings"]);
+    // The same ConfigMaps, listed once in the pass for both constraints, judged each by its
+    // own match.
+    let elsewhere = eventually(30, "the audit of ConfigMaps elsewhere", || async {
+        let c = constraints.get_opt("configmaps-elsewhere").await.ok()??;
+        c.data["status"]["totalViolations"].is_number().then_some(c)
+    })
+    .await;
+    assert_eq!(
+        elsewhere.data["status"]["totalViolations"], 0,
+        "{:?}",
+        elsewhere.data["status"]
+    );
 
     // The replica reports the violations, as the root does.
     let admin = hub.client().await.unwrap();

@@ -234,6 +234,10 @@ struct Pass<'a> {
     /// The cluster's listable resources, discovered once per pass when an audit covers any
     /// kind.
     discovered: tokio::sync::OnceCell<Result<Vec<ApiResource>, String>>,
+    /// What the pass's audits listed, by the resources listed (group-version and kind, sorted):
+    /// constraints that cover the same resources share one listing, its reviews and its
+    /// inventory.
+    listed: std::sync::Mutex<HashMap<Listing, std::sync::Arc<Listed>>>,
     /// The TrustRoots delivered to this cluster, which ClusterImagePolicy templates may name.
     image_roots: BTreeMap<String, garrison_supply_chain::policy::TrustRoot>,
 }
@@ -395,6 +399,7 @@ async fn pass(
         kept_templates: Default::default(),
         kept_constraints: Default::default(),
         discovered: Default::default(),
+        listed: Default::default(),
         image_roots: garrison_supply_chain::policy::Policies::load(&super::image::image_objects(
             &policies,
         ))
@@ -1506,8 +1511,6 @@ async fn audit(
         Ok(c) => c,
         Err(e) => return Audited::failed(e),
     };
-    let mut objects: Vec<Value> = vec![];
-    let mut inventory = Inventory::new();
     let wanted = o
         .pointer("/spec/match/kinds")
         .and_then(Value::as_array)
@@ -1518,58 +1521,85 @@ async fn audit(
         Ok(t) => t,
         Err(e) => return Audited::failed(e),
     };
-    for ar in &targets {
-        let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), ar);
-        match api.list(&ListParams::default()).await {
-            Ok(l) => {
-                for item in l.items {
-                    objects.push(with_type(
-                        serde_json::to_value(&item).unwrap_or(Value::Null),
-                        &ar.api_version,
-                        &ar.kind,
-                    ));
+    let mut key: Listing = targets
+        .iter()
+        .map(|ar| (ar.api_version.clone(), ar.kind.clone()))
+        .collect();
+    key.sort();
+    key.dedup();
+    let cached = run
+        .listed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    // The objects go to the pass's inventory once, with the listing that first finds them.
+    let (listed, fresh) = match cached {
+        Some(listed) => (listed, false),
+        None => {
+            let mut objects: Vec<Value> = vec![];
+            for ar in &targets {
+                let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), ar);
+                match api.list(&ListParams::default()).await {
+                    Ok(l) => {
+                        for item in l.items {
+                            objects.push(with_type(
+                                serde_json::to_value(&item).unwrap_or(Value::Null),
+                                &ar.api_version,
+                                &ar.kind,
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        return Audited::failed(format!(
+                            "cannot list {} {}: {e}",
+                            ar.api_version, ar.kind
+                        ));
+                    }
                 }
             }
-            Err(e) => {
-                return Audited::failed(format!("cannot list {} {}: {e}", ar.api_version, ar.kind));
-            }
+            let listed = match Listed::of(run.namespaces.clone(), objects).await {
+                Ok(l) => std::sync::Arc::new(l),
+                Err(e) => return Audited::failed(e),
+            };
+            run.listed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, listed.clone());
+            (listed, true)
         }
-    }
-    for n in &run.namespaces {
-        let _ = inventory.add(n);
-    }
-    for v in &objects {
-        let _ = inventory.add(v);
-    }
-    let data = inventory.prepared();
+    };
+    let judged = match listed.clone().judge(template.clone(), constraint).await {
+        Ok(j) => j,
+        Err(e) => return Audited::failed(e),
+    };
+    let objects: &[Review] = &listed.reviews;
     let mut violations = vec![];
     let mut found_all = vec![];
-    for v in &objects {
-        let Ok(review) = Review::of(v) else { continue };
-        for found in gatekeeper::judge(template, &constraint, &review, &inventory, &data) {
-            let ns = v
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = v
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let kind = v["kind"].as_str().unwrap_or_default();
-            violations.push(format!(
-                "{} - {} (on {kind} {ns}/{name})",
-                found.action.as_str(),
-                found.msg,
-            ));
-            let (group, version) =
-                gatekeeper::group_version(v["apiVersion"].as_str().unwrap_or_default());
-            let mut entry = json!({"group": group, "version": version, "kind": kind,
-                "name": name, "message": found.msg, "enforcementAction": found.action.as_str()});
-            if !ns.is_empty() {
-                entry["namespace"] = json!(ns);
-            }
-            found_all.push(entry);
+    for (at, found) in judged {
+        let v = objects[at].object();
+        let ns = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = v["kind"].as_str().unwrap_or_default();
+        violations.push(format!(
+            "{} - {} (on {kind} {ns}/{name})",
+            found.action.as_str(),
+            found.msg,
+        ));
+        let (group, version) =
+            gatekeeper::group_version(v["apiVersion"].as_str().unwrap_or_default());
+        let mut entry = json!({"group": group, "version": version, "kind": kind,
+            "name": name, "message": found.msg, "enforcementAction": found.action.as_str()});
+        if !ns.is_empty() {
+            entry["namespace"] = json!(ns);
         }
+        found_all.push(entry);
     }
     let (compliant, message) = if violations.is_empty() {
         (
@@ -1585,8 +1615,64 @@ async fn audit(
     Audited {
         compliant,
         message,
-        objects,
+        objects: if fresh {
+            listed.reviews.iter().map(|r| r.object().clone()).collect()
+        } else {
+            vec![]
+        },
         violations: found_all,
+    }
+}
+
+/// The resources an audit lists, as `(apiVersion, kind)`, sorted.
+type Listing = Vec<(String, String)>;
+
+/// What an audit listed, ready for every constraint that covers the same resources: a review of
+/// each object, and the objects with the cluster's Namespaces as the inventory.
+struct Listed {
+    reviews: Vec<Review>,
+    inventory: Inventory,
+    data: garrison_governance::rego::Data,
+}
+
+impl Listed {
+    /// Reviews `objects` and builds the inventory, off the async runtime. Objects that cannot
+    /// be reviewed (no kind) are left out.
+    async fn of(namespaces: Vec<Value>, objects: Vec<Value>) -> Result<Listed, String> {
+        tokio::task::spawn_blocking(move || {
+            let mut inventory = Inventory::new();
+            for o in namespaces.iter().chain(&objects) {
+                let _ = inventory.add(o);
+            }
+            let data = inventory.prepared();
+            let reviews = objects.iter().filter_map(|o| Review::of(o).ok()).collect();
+            Listed {
+                reviews,
+                inventory,
+                data,
+            }
+        })
+        .await
+        .map_err(|e| format!("the audit stopped: {e}"))
+    }
+
+    /// Judges the reviews against `constraint`, off the async runtime and on the node's cores:
+    /// each violation with the index of its review, in the reviews' order.
+    async fn judge(
+        self: std::sync::Arc<Self>,
+        template: Template,
+        constraint: Constraint,
+    ) -> Result<Vec<(usize, gatekeeper::Violation)>, String> {
+        tokio::task::spawn_blocking(move || {
+            let sets = [(template, vec![constraint])];
+            gatekeeper::judge_reviews(&sets, &self.reviews, &self.inventory, &self.data)
+                .into_iter()
+                .enumerate()
+                .flat_map(|(i, vs)| vs.into_iter().map(move |v| (i, v)))
+                .collect()
+        })
+        .await
+        .map_err(|e| format!("the audit stopped: {e}"))
     }
 }
 
