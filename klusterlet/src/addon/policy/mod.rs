@@ -476,10 +476,25 @@ async fn pass(
         }
         judged_all.push(judged);
     }
-    for o in &audited {
-        let _ = enforced.inventory.add(o);
-    }
-    enforced.data = Some(enforced.inventory.prepared());
+    // The inventory is built off the async runtime. Only deny constraints read it as data;
+    // converting it (about 0.4 s for 10,000 objects) is skipped when there are none.
+    let enforced = tokio::task::spawn_blocking(move || {
+        for o in &audited {
+            let _ = enforced.inventory.add(o);
+        }
+        if !enforced.constraints.is_empty() {
+            enforced.data = Some(enforced.inventory.prepared());
+        }
+        enforced
+    })
+    .await;
+    // A panic is the agent's bug, and goes on as one; a task cancelled means the runtime is
+    // stopping. Either way the gate keeps its last state.
+    let enforced = match enforced {
+        Ok(e) => e,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => return Ok(()),
+    };
     // What is enforced is published before anything is reported, so that a report that
     // fails does not leave the gate behind.
     set_gate(
@@ -1947,7 +1962,11 @@ impl PolicyGate {
         let data = match &enforced.data {
             Some(d) => d,
             None => {
-                prepared = enforced.inventory.prepared();
+                prepared = if enforced.constraints.is_empty() {
+                    garrison_governance::rego::Data::empty()
+                } else {
+                    enforced.inventory.prepared()
+                };
                 &prepared
             }
         };
