@@ -487,6 +487,11 @@ impl Constraint {
             errors.push("spec.match: must be an object".into());
         }
         let matcher = Match::parse(&m, &mut errors);
+        // Parameters the engine cannot hold would reach the template undefined.
+        let parameters_rego = rego_of(&parameters).unwrap_or_else(|e| {
+            errors.push(format!("spec.parameters: {e}"));
+            regorus::Value::Undefined
+        });
         if !errors.is_empty() {
             return Err(ConstraintError::Schema(errors));
         }
@@ -494,7 +499,7 @@ impl Constraint {
             kind: kind.into(),
             name: str_at(obj, "/metadata/name").into(),
             matcher,
-            parameters_rego: regorus::Value::from(parameters.clone()),
+            parameters_rego,
             parameters_hash: hash_of(&parameters),
             parameters,
             action,
@@ -526,7 +531,9 @@ impl Constraint {
     /// with this one: for a judge on another thread.
     fn detached(&self) -> Constraint {
         Constraint {
-            parameters_rego: regorus::Value::from(self.parameters.clone()),
+            // Past the heap ceiling, the shared value serves: slower, not wrong.
+            parameters_rego: rego_of(&self.parameters)
+                .unwrap_or_else(|_| self.parameters_rego.clone()),
             ..self.clone()
         }
     }
@@ -583,6 +590,13 @@ pub enum ReviewError {
 pub struct Review {
     /// The AdmissionRequest, in the engine's values: made once, for every constraint.
     request: regorus::Value,
+    /// Why the request could not be put in the engine's values (the heap ceiling), if it could
+    /// not: every constraint that matches the object is then violated with this message, as a
+    /// review the engine cannot see is not a pass.
+    unreadable: Option<String>,
+    /// The AdmissionRequest as given, for an AdmissionReview.
+    given: Option<Value>,
+    operation: String,
     object: Value,
     old_object: Option<Value>,
 }
@@ -615,8 +629,15 @@ impl Review {
                     return Err(ReviewError::Missing("kind"));
                 }
             }
+            let (converted, unreadable) = match rego_of(&request) {
+                Ok(r) => (r, None),
+                Err(e) => (regorus::Value::Undefined, Some(e)),
+            };
             return Ok(Review {
-                request: regorus::Value::from(request),
+                request: converted,
+                unreadable,
+                operation: str_at(&request, "/operation").into(),
+                given: Some(request),
                 object,
                 old_object: old,
             });
@@ -633,8 +654,15 @@ impl Review {
     /// A review of a change as an admission webhook sees it: `operation` (`CREATE`, `UPDATE`,
     /// `DELETE`) of `obj`, with its previous version `old`.
     pub fn admission(obj: &Value, old: Option<&Value>, operation: &str) -> Review {
+        let (request, unreadable) = match admission_request(obj, old, operation) {
+            Ok(r) => (r, None),
+            Err(e) => (regorus::Value::Undefined, Some(e)),
+        };
         Review {
-            request: admission_request(obj, old, operation),
+            request,
+            unreadable,
+            given: None,
+            operation: operation.into(),
             object: obj.clone(),
             old_object: old.cloned(),
         }
@@ -642,7 +670,10 @@ impl Review {
 
     /// The AdmissionRequest (`input.review`), as JSON.
     pub fn request(&self) -> Value {
-        crate::rego::to_json(&self.request).unwrap_or(Value::Null)
+        match &self.given {
+            Some(r) => r.clone(),
+            None => admission_request_json(&self.object, self.old_object.as_ref(), &self.operation),
+        }
     }
 
     /// The object under review.
@@ -651,42 +682,54 @@ impl Review {
     }
 }
 
+/// The fields of the AdmissionRequest Gatekeeper builds for an object, but the object's.
+fn request_header(obj: &Value, operation: &str) -> Value {
+    let (group, version) = group_version(str_at(obj, "/apiVersion"));
+    json!({
+        "kind": {"group": group, "version": version, "kind": str_at(obj, "/kind")},
+        "name": str_at(obj, "/metadata/name"),
+        "namespace": str_at(obj, "/metadata/namespace"),
+        "operation": operation,
+        "userInfo": {},
+    })
+}
+
+/// The AdmissionRequest Gatekeeper builds for an object, as JSON (for CEL).
+fn admission_request_json(obj: &Value, old: Option<&Value>, operation: &str) -> Value {
+    let mut r = request_header(obj, operation);
+    r["object"] = obj.clone();
+    if let Some(o) = old {
+        r["oldObject"] = o.clone();
+    }
+    r
+}
+
 /// The AdmissionRequest Gatekeeper builds for an object, in the engine's values. The object is
 /// converted where it lies, not copied first: a review is made for every object an audit
 /// covers.
-fn admission_request(obj: &Value, old: Option<&Value>, operation: &str) -> regorus::Value {
-    let (group, version) = group_version(str_at(obj, "/apiVersion"));
-    let object = |fields: Vec<(&str, regorus::Value)>| {
-        let mut o = regorus::Value::new_object();
-        if let Ok(m) = o.as_object_mut() {
-            m.extend(fields.into_iter().map(|(k, v)| (k.into(), v)));
-        }
-        o
-    };
-    let kind = object(vec![
-        ("group", group.into()),
-        ("version", version.into()),
-        ("kind", str_at(obj, "/kind").into()),
-    ]);
-    let mut fields = vec![
-        ("kind", kind),
-        ("name", str_at(obj, "/metadata/name").into()),
-        ("namespace", str_at(obj, "/metadata/namespace").into()),
-        ("operation", operation.into()),
-        ("userInfo", regorus::Value::new_object()),
-        ("object", rego_of(obj)),
-    ];
+fn admission_request(
+    obj: &Value,
+    old: Option<&Value>,
+    operation: &str,
+) -> Result<regorus::Value, String> {
+    let mut r = rego_of(&request_header(obj, operation))?;
+    let object = rego_of(obj)?;
+    let old = old.map(rego_of).transpose()?;
+    let m = r
+        .as_object_mut()
+        .map_err(|e| format!("the AdmissionRequest is not an object: {e}"))?;
+    m.insert("object".into(), object);
     if let Some(o) = old {
-        fields.push(("oldObject", rego_of(o)));
+        m.insert("oldObject".into(), o);
     }
-    object(fields)
+    Ok(r)
 }
 
 /// `v` in the engine's values, read in place (regorus's own conversion, without the copy that
-/// `regorus::Value::from` needs). A value regorus cannot hold is undefined, as with `from`.
-fn rego_of(v: &Value) -> regorus::Value {
+/// `regorus::Value::from` needs). regorus refuses only past the heap ceiling.
+fn rego_of(v: &Value) -> Result<regorus::Value, String> {
     use serde::Deserialize;
-    regorus::Value::deserialize(v).unwrap_or(regorus::Value::Undefined)
+    regorus::Value::deserialize(v).map_err(|e| format!("the engine cannot read the object: {e}"))
 }
 
 /// The objects the Rego sees as `data.inventory`.
@@ -850,6 +893,14 @@ fn judge_on<'t>(
     if matched.is_empty() {
         return out;
     }
+    if let Some(e) = &review.unreadable {
+        out.extend(
+            matched
+                .iter()
+                .map(|c| violation_of(c, e.clone(), json!({}))),
+        );
+        return out;
+    }
     let program = match &template.engine {
         Engine::Rego(p) => p,
         Engine::Cel(code) => {
@@ -962,22 +1013,30 @@ pub fn judge_on_threads(
     let mut parts = reviews.chunks(reviews.len().div_ceil(threads));
     let first = parts.next().unwrap_or_default();
     std::thread::scope(|scope| {
+        // A part whose thread cannot be started (the process's thread limit) is judged here.
         let others: Vec<_> = parts
             .map(|part| {
-                scope.spawn(move || {
-                    let own: Vec<(Template, Vec<Constraint>)> = sets
-                        .iter()
-                        .map(|(t, cs)| (t.clone(), cs.iter().map(Constraint::detached).collect()))
-                        .collect();
-                    judge_part(&own, part)
-                })
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        let own: Vec<(Template, Vec<Constraint>)> = sets
+                            .iter()
+                            .map(|(t, cs)| {
+                                (t.clone(), cs.iter().map(Constraint::detached).collect())
+                            })
+                            .collect();
+                        judge_part(&own, part)
+                    })
+                    .map_err(|_| part)
             })
             .collect();
         let mut out = judge_part(sets, first);
         for handle in others {
-            match handle.join() {
-                Ok(judged) => out.extend(judged),
-                Err(panic) => std::panic::resume_unwind(panic),
+            match handle {
+                Ok(h) => match h.join() {
+                    Ok(judged) => out.extend(judged),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(part) => out.extend(judge_part(sets, part)),
             }
         }
         out
@@ -1284,7 +1343,7 @@ mod tests {
         assert_eq!(batch[7], Vec::<String>::new());
         assert_eq!(batch[5], ["need-team"]);
         // Shared among threads, whatever their number, the reviews keep their order and
-        // each its own violations.
+        // each its own violations; evaluations that fail on any thread are violations too.
         for threads in [2, 3, 7, 40, 100] {
             let parted: Vec<Vec<String>> = judge_on_threads(threads, &sets, &reviews, &inv, &data)
                 .into_iter()
@@ -1292,6 +1351,83 @@ mod tests {
                 .collect();
             assert_eq!(parted, each, "{threads} threads");
         }
+        let failing = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8sconflict"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sConflict"}}},
+              "targets": [{"target": TARGET, "rego": "package k8sconflict\nv := 1 { input.review.object.metadata.labels.owner }\nv := 2 { input.review.object.metadata.labels.owner }\nviolation[{\"msg\": \"never\"}] { v == 3 }"}]}
+        }))
+        .unwrap();
+        let conflict = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sConflict",
+                "metadata": {"name": "conflict"}}),
+            &failing,
+        )
+        .unwrap();
+        let sets = [(failing, vec![conflict])];
+        for threads in [1, 2, 3, 40] {
+            let judged = judge_on_threads(threads, &sets, &reviews, &inv, &data);
+            for (i, vs) in judged.iter().enumerate() {
+                // Pods with an owner label (odd i) make the rule conflict.
+                let failed = vs.iter().any(|v| v.msg.starts_with("evaluation failed"));
+                assert_eq!(
+                    vs.len(),
+                    usize::from(i % 2 == 1),
+                    "{threads} threads, review {i}: {vs:?}"
+                );
+                assert_eq!(failed, i % 2 == 1, "{threads} threads, review {i}: {vs:?}");
+            }
+        }
+    }
+
+    /// A review the engine could not take in (past the heap ceiling) is a violation of every
+    /// constraint that matches its object, never an evaluation that sees no object.
+    #[test]
+    fn an_object_the_engine_cannot_read_violates_what_matches_it() {
+        let t = template();
+        let constraint = |name: &str, kind: &str| {
+            Constraint::from_object(
+                &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                    "metadata": {"name": name},
+                    "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": [kind]}]},
+                             "parameters": {"labels": ["owner"]}}}),
+                &t,
+            )
+            .unwrap()
+        };
+        let (pods, services) = (constraint("pods", "Pod"), constraint("services", "Service"));
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        let mut review = Review::of(&pod("a", json!({"owner": "me"}))).unwrap();
+        assert!(judge_all(&t, &[&pods, &services], &review, &inv, &data).is_empty());
+        review.unreadable = Some("the engine cannot read the object: out of memory".into());
+        review.request = regorus::Value::Undefined;
+        let v = judge_all(&t, &[&pods, &services], &review, &inv, &data);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].constraint, "pods");
+        assert_eq!(v[0].msg, "the engine cannot read the object: out of memory");
+    }
+
+    /// CEL sees the request as JSON, numbers as they were given.
+    #[test]
+    fn the_request_as_json_keeps_the_object_as_given() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n"}, "spec": {"ratio": 1.0, "count": 3}});
+        let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let r = Review::admission(&obj, Some(&old), "UPDATE").request();
+        assert_eq!(r["object"], obj);
+        assert!(r["object"]["spec"]["ratio"].is_f64());
+        assert!(r["object"]["spec"]["count"].is_u64());
+        assert_eq!(r["oldObject"], old);
+        assert_eq!(r["operation"], "UPDATE");
+        assert_eq!(
+            r["kind"],
+            json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+        );
+        assert_eq!(
+            (r["name"].as_str(), r["namespace"].as_str()),
+            (Some("c"), Some("n"))
+        );
     }
 
     #[test]

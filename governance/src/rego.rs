@@ -5,9 +5,10 @@
 //! tree-walking interpreter, with a time limit per evaluation and the process-wide heap ceiling
 //! [`HEAP_CEILING`]. The ceiling is the whole process's: while the heap is above it (a greedy
 //! template, or the rest of the process), every evaluation fails, and fails closed. An evaluation
-//! takes one of the program's lanes, compiled copies that share nothing with each other, so one
-//! program serves any number of reviews at once, on as many threads. An evaluation that runs
-//! past a limit is an error, never a silent pass.
+//! takes one of the program's lanes, copies compiled each from source that share no compiled
+//! policy with each other (only the data document given to them), so one program serves any
+//! number of reviews at once, on as many threads. An evaluation that runs past a limit is an
+//! error, never a silent pass.
 //!
 //! regorus also has a bytecode virtual machine, two to three times faster, which Garrison does
 //! not use: in regorus 0.14.1 an assignment whose value is undefined does not end the rule's
@@ -808,10 +809,14 @@ violation[{"msg": "every tag numeric"}] {
                 held.eval_value("violation", regorus::Value::from(json!({"n": 2000})), &data),
                 Err(EvalError::Timeout(Duration::from_millis(50)))
             );
+            // The engine that failed is dropped; the next evaluation starts from the lane's
+            // prototype.
+            assert!(held.lane.as_ref().unwrap().work.is_none());
             let v = held
                 .eval_value("violation", regorus::Value::from(json!({"n": 3})), &data)
                 .unwrap();
             assert_eq!(to_json(&v).unwrap(), json!([{"msg": "small"}]));
+            assert!(held.lane.as_ref().unwrap().work.is_some());
         }
         drop(held);
         assert_eq!(p.lanes.lock().unwrap().len(), 1);

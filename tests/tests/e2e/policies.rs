@@ -749,4 +749,18 @@ async fn a_constraint_without_kinds_audits_every_kind_on_the_cluster() {
             .contains("warn - ServiceAccount runner is flagged (on ServiceAccount team-a/runner)")),
         "{messages:?}"
     );
+    // The constraint that shares the ConfigMaps' listing was audited, and found nothing.
+    let elsewhere = st
+        .details
+        .iter()
+        .find(|d| {
+            d.template_meta
+                .as_ref()
+                .is_some_and(|m| m["name"] == "configmaps-elsewhere")
+        })
+        .expect("the replica reports configmaps-elsewhere");
+    assert_eq!(
+        elsewhere.history[0].message,
+        "Compliant; The constraint has no violations"
+    );
 }

@@ -236,7 +236,8 @@ struct Pass<'a> {
     discovered: tokio::sync::OnceCell<Result<Vec<ApiResource>, String>>,
     /// What the pass's audits listed, by the resources listed (group-version and kind, sorted):
     /// constraints that cover the same resources share one listing, its reviews and its
-    /// inventory.
+    /// inventory. A pass judges one snapshot: what the pass itself enforces (a
+    /// ConfigurationPolicy that creates an object) is seen by the next pass's audits.
     listed: std::sync::Mutex<HashMap<Listing, std::sync::Arc<Listed>>>,
     /// The TrustRoots delivered to this cluster, which ClusterImagePolicy templates may name.
     image_roots: BTreeMap<String, garrison_supply_chain::policy::TrustRoot>,
@@ -1497,7 +1498,8 @@ fn image_template(run: &Pass<'_>, kind: &str, o: &Value) -> (bool, String) {
 struct Audited {
     compliant: bool,
     message: String,
-    /// The objects listed, for the inventory.
+    /// The objects listed, for the pass's inventory: only from the audit that listed them
+    /// first in the pass (others that share the listing give none).
     objects: Vec<Value>,
     /// The violations as Gatekeeper's Constraint status lists them.
     violations: Vec<Value>,
@@ -1548,12 +1550,15 @@ async fn audit(
         .unwrap_or_else(|e| e.into_inner())
         .get(&key)
         .cloned();
-    // The objects go to the pass's inventory once, with the listing that first finds them.
     let (listed, fresh) = match cached {
         Some(listed) => (listed, false),
         None => {
+            // Listed in the key's order, so that the violations a status keeps (the first 20)
+            // do not depend on which constraint listed first.
+            let mut targets: Vec<&ApiResource> = targets.iter().collect();
+            targets.sort_by(|a, b| (&a.api_version, &a.kind).cmp(&(&b.api_version, &b.kind)));
             let mut objects: Vec<Value> = vec![];
-            for ar in &targets {
+            for ar in targets {
                 let api: Api<DynamicObject> = Api::all_with(run.ctx.spoke.clone(), ar);
                 match api.list(&ListParams::default()).await {
                     Ok(l) => {
@@ -1584,9 +1589,21 @@ async fn audit(
             (listed, true)
         }
     };
+    // The objects go to the pass's inventory with the listing that first finds them, whatever
+    // this constraint's audit comes to.
+    let for_inventory = if fresh {
+        listed.reviews.iter().map(|r| r.object().clone()).collect()
+    } else {
+        vec![]
+    };
     let judged = match listed.clone().judge(template.clone(), constraint).await {
         Ok(j) => j,
-        Err(e) => return Audited::failed(e),
+        Err(e) => {
+            return Audited {
+                objects: for_inventory,
+                ..Audited::failed(e)
+            };
+        }
     };
     let objects: &[Review] = &listed.reviews;
     let mut violations = vec![];
@@ -1630,11 +1647,7 @@ async fn audit(
     Audited {
         compliant,
         message,
-        objects: if fresh {
-            listed.reviews.iter().map(|r| r.object().clone()).collect()
-        } else {
-            vec![]
-        },
+        objects: for_inventory,
         violations: found_all,
     }
 }
