@@ -151,6 +151,29 @@ pub fn policy_objects(data: &[u8]) {
     let _ = config_policy::merged(config_policy::ComplianceType::MustHave, &v, &v);
 }
 
+/// Rego as a ConstraintTemplate carries it: compiled (which rewrites its negations as OPA
+/// evaluates them, from regorus's AST) and evaluated once, in Rego v1, and in v0 when it uses
+/// none of v1's keywords (regorus's v0 parser prints a warning for each, to stderr).
+pub fn rego_source(data: &[u8]) {
+    use garrison_governance::rego::{Program, RegoVersion};
+    let src = text(data);
+    let v1_words = ["if", "contains", "in", "every"];
+    let v0 = !src
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .any(|w| v1_words.contains(&w));
+    let versions: &[RegoVersion] = if v0 {
+        &[RegoVersion::V0, RegoVersion::V1]
+    } else {
+        &[RegoVersion::V1]
+    };
+    for &version in versions {
+        if let Ok(p) = Program::compile(src, &[], version, "violation") {
+            let p = p.with_time_limit(std::time::Duration::from_millis(50));
+            let _ = p.eval("violation", &serde_json::json!({"a": {"b": 1}}), None);
+        }
+    }
+}
+
 /// Image references as a work's container specs name them, and ClusterImagePolicy globs. A
 /// reference that parses must print as one that parses to the same reference.
 pub fn image_reference(data: &[u8]) {
@@ -278,6 +301,10 @@ pub fn targets() -> Vec<Target> {
             b"{\"apiVersion\":\"constraints.gatekeeper.sh/v1beta1\",\"kind\":\"T\",\"spec\":{\"match\":{\"kinds\":[{\"apiGroups\":[\"*\"]}],\"name\":\"*a*\",\"excludedNamespaces\":[\"*\"]}}}",
             b"{\"validations\":[{\"expression\":\"object.validations.all(v, has(v.expression))\",\"messageExpression\":\"variables.n.join(',')\"}],\"variables\":[{\"name\":\"n\",\"expression\":\"object.validations.map(v, v.expression)\"}],\"failurePolicy\":\"Fail\"}",
             b"{\"kind\":\"ConfigurationPolicy\",\"spec\":{\"namespaceSelector\":{\"include\":[\"a*b*\"]},\"object-templates\":[{\"complianceType\":\"MustHave\",\"objectDefinition\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}}]}}",
+        ] },
+        Target { name: "rego_source", run: rego_source, seeds: &[
+            b"package p\nf(x) { x == 1 }\nobj := {\"a\": 1}\nviolation[{\"msg\": \"m\"}] { not f(input.a.b); not obj[input.k]; not input.x != 2; xs := [y | y := input.l[_]; not f(y.z)] }",
+            b"package p\nviolation contains \"v\" if not startswith(lower(input.s), \"a\")\nviolation contains \"w\" if { not \"a\" in input.l; not [input.q][0] }",
         ] },
         Target { name: "image_reference", run: image_reference, seeds: &[
             b"nginx", b"docker.io/library/nginx:1.27", b"127.0.0.1:5000/team/app:v1@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

@@ -20,5 +20,6 @@ pub mod dependencies;
 pub mod gatekeeper;
 #[cfg(feature = "history")]
 pub mod history;
+mod negation;
 pub mod rego;
 pub mod suite;

@@ -239,6 +239,45 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
     Ok((engine, package))
 }
 
+/// `source` with each module's negations rewritten as OPA evaluates them, or `None` when no
+/// module needs it. `engine` holds `source` compiled; its AST gives the spans.
+fn with_negations_bound(engine: &regorus::Engine, source: &Source) -> Option<Source> {
+    let ast: Value = serde_json::from_str(&engine.get_ast_as_json().ok()?).ok()?;
+    let mut bound = Source {
+        rego: source.rego.clone(),
+        libs: source.libs.clone(),
+        version: source.version,
+        rule: source.rule.clone(),
+    };
+    let mut changed = false;
+    for module in ast.as_array()? {
+        let label = module.pointer("/source/file").and_then(Value::as_str);
+        let text = module.pointer("/source/contents").and_then(Value::as_str);
+        let target = match label {
+            Some("template") => &mut bound.rego,
+            Some(l) => match l
+                .strip_prefix("libs[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| bound.libs.get_mut(i))
+            {
+                Some(lib) => lib,
+                None => continue,
+            },
+            None => continue,
+        };
+        // Spans index the text regorus read; a module it read otherwise is left as written.
+        if text != Some(target.as_str()) {
+            continue;
+        }
+        if let Some(rewritten) = crate::negation::rewrite(&module["ast"], target) {
+            *target = rewritten;
+            changed = true;
+        }
+    }
+    changed.then_some(bound)
+}
+
 impl Program {
     /// Compiles `rego` (the main module) with `libs`, in `version` syntax. Each library's
     /// package must be under `lib.`; the main module must define `rule`.
@@ -255,6 +294,16 @@ impl Program {
             rule: rule.into(),
         };
         let (proto, package) = build(&source)?;
+        // What OPA evaluates before a `not` is bound first (`negation`). Should the rewritten
+        // source not compile, which would be Garrison's fault, the author's stands: its
+        // negations only ever report more, not less.
+        let (proto, source) = match with_negations_bound(&proto, &source) {
+            Some(bound) => match build(&bound) {
+                Ok((engine, _)) => (engine, bound),
+                Err(_) => (proto, source),
+            },
+            None => (proto, source),
+        };
         limit_heap();
         let entry = format!("{package}.{rule}");
         Ok(Program {
@@ -656,6 +705,66 @@ violation[{"msg": "assigned nothing"}] {
             .collect();
         got.sort();
         assert_eq!(got, ["not allowed", "not exempt"]);
+    }
+
+    /// OPA binds a negated expression's dynamic terms before the negation (see `negation`):
+    /// each of these rules is the answer OPA gives, with `input.missing` undefined.
+    #[test]
+    fn negated_expressions_bind_their_terms_first_as_in_opa() {
+        let src = r#"
+package p
+
+import future.keywords.in
+
+f(x) { x == "yes" }
+accept("any", _, _)
+obj := {"a": true}
+
+violation[{"msg": "call with undefined argument"}] { not f(input.missing) }
+violation[{"msg": "call with defined argument"}] { not f(input.no) }
+violation[{"msg": "function of params"}] { params := input.params; not accept("other", 1, params.ranges) }
+violation[{"msg": "nested call"}] { not startswith(lower(input.missing), "a") }
+violation[{"msg": "dynamic key"}] { not obj[input.missing] }
+violation[{"msg": "absent key"}] { not obj[input.no] }
+violation[{"msg": "equal"}] { not input.missing == 3 }
+violation[{"msg": "unify"}] { not input.missing = 3 }
+violation[{"msg": "not equal"}] { not input.missing != 3 }
+violation[{"msg": "greater"}] { not input.missing > 3 }
+violation[{"msg": "membership"}] { not "a" in input.missing }
+violation[{"msg": "lone ref"}] { not input.missing }
+violation[{"msg": "in array"}] { not f([input.missing][0]) }
+violation[{"msg": "comprehension"}] { xs := [y | y := input.list[_]; not f(y.missing)]; count(xs) == 2 }
+violation[{"msg": "one line"}] { true; not f(input.missing) ; true }
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let input = json!({"no": "no", "params": {}, "list": [{}, {"missing": "no"}]});
+        let mut got: Vec<String> = p
+            .eval("violation", &input, None)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["msg"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        // Undefined arguments end the body; a defined one is negated as written.
+        assert_eq!(
+            got,
+            [
+                "absent key",
+                "call with defined argument",
+                "equal",
+                "lone ref",
+                "unify",
+            ]
+        );
+        // Rego v1, with a body of one literal after `if`.
+        let v1 = "package p\nf(x) if x == 1\nviolation contains \"unbound\" if not f(input.missing)\nviolation contains \"bound\" if not f(input.two)";
+        let p = Program::compile(v1, &[], RegoVersion::V1, "violation").unwrap();
+        assert_eq!(
+            p.eval("violation", &json!({"two": 2}), None).unwrap(),
+            json!(["bound"])
+        );
     }
 
     #[test]
