@@ -20,6 +20,6 @@ pub mod dependencies;
 pub mod gatekeeper;
 #[cfg(feature = "history")]
 pub mod history;
-mod negation;
+mod opa;
 pub mod rego;
 pub mod suite;

@@ -239,10 +239,44 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
     Ok((engine, package))
 }
 
-/// `source` with each module's negations rewritten as OPA evaluates them, or `None` when no
-/// module needs it. `engine` holds `source` compiled; its AST gives the spans.
-fn with_negations_bound(engine: &regorus::Engine, source: &Source) -> Option<Source> {
+/// Most passes of the rewrite to OPA's meaning (`opa`): a pass leaves an edit nested in
+/// another's text (a negation in a comprehension of another) to the next.
+const OPA_PASSES: usize = 4;
+
+/// `source` compiled with each module rewritten to OPA's meaning (`opa`: negations, statement
+/// ends, `sprintf` with arguments missing), or `None` when no module needs it or a rewrite
+/// does not compile. `engine` holds `source` compiled; its AST gives the spans.
+fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Option<(regorus::Engine, Source)> {
+    let mut done: Option<(regorus::Engine, Source)> = None;
+    for pass in 0..OPA_PASSES {
+        let current = done.as_ref().map_or(engine, |(e, _)| e);
+        let from = done.as_ref().map_or(source, |(_, s)| s);
+        let Some(bound) = read_as_opa_once(current, from, pass) else {
+            break;
+        };
+        match build(&bound) {
+            Ok((e, _)) => done = Some((e, bound)),
+            Err(_) => break,
+        }
+    }
+    done
+}
+
+/// One pass of the rewrite over every module of `source`, or `None` when nothing changed.
+fn read_as_opa_once(engine: &regorus::Engine, source: &Source, pass: usize) -> Option<Source> {
     let ast: Value = serde_json::from_str(&engine.get_ast_as_json().ok()?).ok()?;
+    let modules = ast.as_array()?;
+    // The rules of each package, over all its modules: a bare name may be any of them.
+    let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for m in modules {
+        let text = m
+            .pointer("/source/contents")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (package, names) = crate::opa::rules(&m["ast"], text);
+        packages.entry(package).or_default().extend(names);
+    }
     let mut bound = Source {
         rego: source.rego.clone(),
         libs: source.libs.clone(),
@@ -250,7 +284,7 @@ fn with_negations_bound(engine: &regorus::Engine, source: &Source) -> Option<Sou
         rule: source.rule.clone(),
     };
     let mut changed = false;
-    for module in ast.as_array()? {
+    for module in modules {
         let label = module.pointer("/source/file").and_then(Value::as_str);
         let text = module.pointer("/source/contents").and_then(Value::as_str);
         let target = match label {
@@ -267,10 +301,12 @@ fn with_negations_bound(engine: &regorus::Engine, source: &Source) -> Option<Sou
             None => continue,
         };
         // Spans index the text regorus read; a module it read otherwise is left as written.
-        if text != Some(target.as_str()) {
+        let Some(text) = text.filter(|t| *t == target.as_str()) else {
             continue;
-        }
-        if let Some(rewritten) = crate::negation::rewrite(&module["ast"], target) {
+        };
+        let (package, _) = crate::opa::rules(&module["ast"], text);
+        let rules = packages.get(&package).cloned().unwrap_or_default();
+        if let Some(rewritten) = crate::opa::rewrite(&module["ast"], text, &rules, pass) {
             *target = rewritten;
             changed = true;
         }
@@ -294,16 +330,10 @@ impl Program {
             rule: rule.into(),
         };
         let (proto, package) = build(&source)?;
-        // What OPA evaluates before a `not` is bound first (`negation`). Should the rewritten
+        // What OPA evaluates before a `not` is bound first (`opa`). Should the rewritten
         // source not compile, which would be Garrison's fault, the author's stands: its
         // negations only ever report more, not less.
-        let (proto, source) = match with_negations_bound(&proto, &source) {
-            Some(bound) => match build(&bound) {
-                Ok((engine, _)) => (engine, bound),
-                Err(_) => (proto, source),
-            },
-            None => (proto, source),
-        };
+        let (proto, source) = read_as_opa(&proto, &source).unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
         Ok(Program {
@@ -707,7 +737,7 @@ violation[{"msg": "assigned nothing"}] {
         assert_eq!(got, ["not allowed", "not exempt"]);
     }
 
-    /// OPA binds a negated expression's dynamic terms before the negation (see `negation`):
+    /// OPA binds a negated expression's dynamic terms before the negation (see `opa`):
     /// each of these rules is the answer OPA gives, with `input.missing` undefined.
     #[test]
     fn negated_expressions_bind_their_terms_first_as_in_opa() {
@@ -715,6 +745,7 @@ violation[{"msg": "assigned nothing"}] {
 package p
 
 import future.keywords.in
+import input.review
 
 f(x) { x == "yes" }
 accept("any", _, _)
@@ -735,9 +766,18 @@ violation[{"msg": "lone ref"}] { not input.missing }
 violation[{"msg": "in array"}] { not f([input.missing][0]) }
 violation[{"msg": "comprehension"}] { xs := [y | y := input.list[_]; not f(y.missing)]; count(xs) == 2 }
 violation[{"msg": "one line"}] { true; not f(input.missing) ; true }
+violation[{"msg": "undefined rule"}] { not f(nothing) }
+violation[{"msg": "defined rule"}] { not f(no) }
+violation[{"msg": "imported"}] { not f(review.missing) }
+violation[{"msg": "nested"}] { not count([y | y := input.list[_]; not f(y.missing)]) > 1 }
+violation[{"msg": "local variable"}] { x := input.no; not f(x) }
+
+nothing := input.missing
+no := "no"
 "#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
-        let input = json!({"no": "no", "params": {}, "list": [{}, {"missing": "no"}]});
+        let input = json!({"no": "no", "params": {}, "list": [{}, {"missing": "no"}],
+            "review": {}});
         let mut got: Vec<String> = p
             .eval("violation", &input, None)
             .unwrap()
@@ -753,8 +793,11 @@ violation[{"msg": "one line"}] { true; not f(input.missing) ; true }
             [
                 "absent key",
                 "call with defined argument",
+                "defined rule",
                 "equal",
+                "local variable",
                 "lone ref",
+                "nested",
                 "unify",
             ]
         );
@@ -764,6 +807,61 @@ violation[{"msg": "one line"}] { true; not f(input.missing) ; true }
         assert_eq!(
             p.eval("violation", &json!({"two": 2}), None).unwrap(),
             json!(["bound"])
+        );
+    }
+
+    /// OPA ends a term at the end of its line: a line that starts with `(` is a statement of
+    /// its own, not a call of the line before (Gatekeeper's horizontalpodautoscaler).
+    #[test]
+    fn a_line_that_starts_with_a_parenthesis_is_a_statement_of_its_own() {
+        let src = "package p\nviolation[{\"msg\": \"spread\"}] {\n  input.spread\n  (input.max - input.min) >= input.spread\n}\nviolation[{\"msg\": \"call\"}] { x := count(\n  input.list); x > 1 }";
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let mut got = p
+            .eval(
+                "violation",
+                &json!({"spread": 2, "max": 5, "min": 1, "list": [1, 2]}),
+                None,
+            )
+            .unwrap();
+        got.as_array_mut()
+            .unwrap()
+            .sort_by_key(|v| v["msg"].to_string());
+        assert_eq!(got, json!([{"msg": "call"}, {"msg": "spread"}]));
+        assert_eq!(
+            p.eval(
+                "violation",
+                &json!({"spread": 9, "max": 5, "min": 1, "list": []}),
+                None
+            )
+            .unwrap(),
+            json!([])
+        );
+    }
+
+    /// Go's formatting prints `%!v(MISSING)` for a verb without an argument, and appends
+    /// arguments left over; the violation is reported, not lost (Gatekeeper's
+    /// horizontalpodautoscaler).
+    #[test]
+    fn sprintf_with_an_argument_missing_formats_as_go_does() {
+        let src = r#"package p
+violation[{"msg": msg}] { msg := sprintf("%v of %v, 100%% of %d and %5.2f", [input.a]) }
+violation[{"msg": msg}] { msg := sprintf("%v and %v", [input.a, input.a, input.a]) }"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let mut got: Vec<String> = p
+            .eval("violation", &json!({"a": "x"}), None)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["msg"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "x and x%!(EXTRA x)",
+                "x of %!v(MISSING), 100% of %!d(MISSING) and %!f(MISSING)"
+            ]
         );
     }
 

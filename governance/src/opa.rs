@@ -1,0 +1,474 @@
+//! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
+//! to OPA's meaning before it is compiled. Three differences are settled here.
+//!
+//! **What OPA evaluates before a `not`.** OPA's compiler binds the dynamic terms of every
+//! expression to variables of their own before the expression (its stages RewriteExprTerms and
+//! RewriteDynamicTerms, after RewriteEquals has turned `==` into `=`). In a negated expression
+//! those bindings stay outside the negation: `not f(input.x)` is evaluated as
+//! `__local0__ = input.x; not f(__local0__)`, so when `input.x` is undefined the rule body
+//! fails, where a plain reading of `not` (regorus's) makes it succeed. Gatekeeper's library
+//! depends on this, e.g. `not accept(rule, value, params.ranges)` with no ranges given must not
+//! report a violation. Which terms are bound follows OPA:
+//!
+//! - a call, a comparison other than `==` (`!=`, `<`, `<=`, `>`, `>=`), arithmetic, set
+//!   operations and `in` bind every argument that is a reference (a bare rule or import name
+//!   included), a call or a comprehension, and look inside arrays, objects and sets for them;
+//! - `==` and `=` (unification) and a lone reference bind only a reference's dynamic keys
+//!   (`obj[input.k]` binds `input.k`), not the reference itself: `not input.x == 3` holds
+//!   when `input.x` is undefined, as in OPA.
+//!
+//! The rewrite inserts `__garrison_not<pass>_<n>__ := (<term>); ` before the `not`, on the same
+//! line, so that line numbers in messages stay those of the author's source. A negation
+//! carrying `with` modifiers is left as written (regorus's reading reports more, not less).
+//!
+//! **Where a statement ends.** OPA ends a term at the end of its line, so a line that starts
+//! with `(` begins a new statement, where regorus reads it as a call of the term before
+//! (`input.parameters.spread` then `(a - b) >= c`). A `;` is put after such a function.
+//!
+//! **`sprintf` with arguments missing or left over.** Go's formatting prints `%!v(MISSING)` for
+//! a verb without an argument, and appends `%!(EXTRA ...)` for arguments left over; regorus
+//! fails the call, which ends the rule, so the violation is lost. With a literal format and a
+//! literal array, a missing verb prints what Go prints, and arguments left over are appended
+//! as `%!(EXTRA a, b)` (Go also names their types).
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+/// The names a bare variable may stand for in a module besides local variables: the rules of
+/// its package (`names` of its package's modules) and its imports. OPA resolves these to
+/// references, which it binds like any other.
+fn globals(ast: &Value, source: &str, package_rules: &HashSet<String>) -> HashSet<String> {
+    let mut names = package_rules.clone();
+    for import in ast["imports"].as_array().into_iter().flatten() {
+        let alias = match span_of(&import["as"]) {
+            Some((s, e)) => source.get(s..e).map(str::to_string),
+            None => import["refr"]
+                .get("RefDot")
+                .and_then(|r| r["field"][1].as_str())
+                .map(str::to_string),
+        };
+        names.extend(alias);
+    }
+    names
+}
+
+/// A module's package, as written after `package`, and the names of the rules it defines.
+pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
+    let package = span(
+        &ast["package"]["refr"]
+            .as_object()
+            .and_then(|m| m.values().next())
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .and_then(|(s, e)| source.get(s..e))
+    .unwrap_or_default()
+    .to_string();
+    let mut names = HashSet::new();
+    for rule in ast["rules"].as_array().into_iter().flatten() {
+        let refr = match node(rule) {
+            Some(("Spec", r)) => node(&r["head"]).map(|(_, h)| &h["refr"]),
+            Some(("Default", r)) => Some(&r["refr"]),
+            _ => None,
+        };
+        // The rule's name is the root of its head's reference.
+        let mut at = refr;
+        while let Some((kind, body)) = at.and_then(node) {
+            match kind {
+                "Var" => {
+                    names.extend(body["value"].as_str().map(str::to_string));
+                    break;
+                }
+                "RefDot" | "RefBrack" => at = Some(&body["refr"]),
+                _ => break,
+            }
+        }
+    }
+    (package, names)
+}
+
+/// A module's source rewritten, or `None` when nothing in it needed binding. `ast` is the
+/// module's entry of regorus's AST (`Engine::get_ast_as_json`), `source` the text its spans
+/// index, `package_rules` the rules its package defines (in all its modules), and `pass`
+/// numbers the names it binds, distinct from an earlier pass's.
+pub(crate) fn rewrite(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+    pass: usize,
+) -> Option<String> {
+    let names = globals(ast, source, package_rules);
+    let mut found = vec![];
+    walk(ast, source, &names, &mut found);
+    // Each edit replaces `source[start..end]`.
+    let mut edits: Vec<(usize, usize, String)> = vec![];
+    let mut next = 0;
+    for n in found {
+        let mut prefix = String::new();
+        let mut literal = String::new();
+        let mut pos = n.start;
+        for (s, e) in &n.bind {
+            let name = format!("__garrison_not{pass}_{next}__");
+            next += 1;
+            prefix.push_str(&format!("{name} := ({}); ", source.get(*s..*e)?));
+            literal.push_str(source.get(pos..*s)?);
+            literal.push_str(&name);
+            pos = *e;
+        }
+        literal.push_str(source.get(pos..n.end)?);
+        let text = if n.unbraced {
+            format!("{{ {prefix}{literal} }}")
+        } else {
+            format!("{prefix}{literal}")
+        };
+        edits.push((n.start, n.end, text));
+    }
+    let mut splits = vec![];
+    calls_across_lines(ast, source, &mut splits);
+    edits.extend(splits.into_iter().map(|p| (p, p, ";".to_string())));
+    missing_format_arguments(ast, source, &mut edits);
+    if edits.is_empty() {
+        return None;
+    }
+    // An edit inside an earlier one's text (a negation in a comprehension of another, a call
+    // inside a negation) is left to the next pass, which reads the rewritten source again.
+    edits.sort_by_key(|(s, e, _)| (*s, *e));
+    let mut out = String::with_capacity(source.len() + edits.len() * 48);
+    let mut at = 0;
+    for (start, end, text) in edits {
+        if start < at {
+            continue;
+        }
+        // Spans that do not fall on the text's characters leave the module as written.
+        out.push_str(source.get(at..start)?);
+        out.push_str(&text);
+        at = end;
+    }
+    out.push_str(source.get(at..)?);
+    Some(out)
+}
+
+/// `sprintf` with fewer arguments than its format has verbs: Go's formatting (OPA's) prints
+/// `%!v(MISSING)` for each verb left without one, where regorus fails the call and so ends the
+/// rule (a violation whose message has one argument too few is never reported; Gatekeeper's
+/// horizontalpodautoscaler has one). When the format and the arguments are literals, each such
+/// verb is rewritten to print what Go prints.
+fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<(usize, usize, String)>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(call) = m.get("Call") {
+                let is_sprintf =
+                    node(&call["fcn"]).is_some_and(|(k, f)| k == "Var" && f["value"] == "sprintf");
+                let params = call["params"].as_array();
+                let format = params.and_then(|p| p.first()).and_then(node);
+                let args = params.and_then(|p| p.get(1)).and_then(node);
+                if let (true, Some(("String" | "RawString", f)), Some(("Array", a))) =
+                    (is_sprintf, format, args)
+                {
+                    let given = a["items"].as_array().map_or(0, Vec::len);
+                    if let Some((s, e)) = span(f) {
+                        let (missing, verbs) = verbs_without_arguments(source, s, e, given);
+                        edits.extend(missing);
+                        // Arguments left over: Go appends them; regorus fails the call too.
+                        // (The literal's span is its text, inside the quotes.)
+                        if given > verbs {
+                            let extra = vec!["%v"; given - verbs].join(", ");
+                            edits.push((e, e, format!("%%!(EXTRA {extra})")));
+                        }
+                    }
+                }
+            }
+            m.values()
+                .for_each(|x| missing_format_arguments(x, source, edits));
+        }
+        Value::Array(a) => a
+            .iter()
+            .for_each(|x| missing_format_arguments(x, source, edits)),
+        _ => {}
+    }
+}
+
+/// In the format literal at `source[start..end]`, the verbs after the first `given`, each as an
+/// edit to `%%!<verb>(MISSING)`, and the number of verbs. Verbs are read as regorus reads them:
+/// `%%` is a percent sign, otherwise `%`, digits or `.` and digits, then the verb.
+fn verbs_without_arguments(
+    source: &str,
+    start: usize,
+    end: usize,
+    given: usize,
+) -> (Vec<(usize, usize, String)>, usize) {
+    let Some(text) = source.get(start..end) else {
+        return (vec![], 0);
+    };
+    let bytes = text.as_bytes();
+    let mut out = vec![];
+    let mut seen = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) == Some(&b'%') {
+            i += 2;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {
+            j += 1;
+        }
+        let Some(verb) = text.get(j..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        if !verb.is_ascii_alphabetic() {
+            // Not a verb regorus formats either; left as it is.
+            i = j;
+            continue;
+        }
+        if seen >= given {
+            out.push((start + i, start + j + 1, format!("%%!{verb}(MISSING)")));
+        }
+        seen += 1;
+        i = j + 1;
+    }
+    (out, seen)
+}
+
+/// Where a statement ends that regorus reads on as a call: OPA ends a term at a line's end, so
+/// `input.parameters.spread` followed by a line `(a - b) >= c` is two statements, where
+/// regorus calls `input.parameters.spread` with `a - b`. Each such call's function ends a
+/// statement: the rewrite puts a `;` after it.
+fn calls_across_lines(v: &Value, source: &str, splits: &mut Vec<usize>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(call) = m.get("Call") {
+                let fcn_end = node(&call["fcn"])
+                    .and_then(|(_, f)| span(f))
+                    .map(|(_, e)| e);
+                let open = call["params"]
+                    .as_array()
+                    .and_then(|p| p.first())
+                    .and_then(|p| node(p))
+                    .and_then(|(_, b)| span(b))
+                    .map(|(s, _)| s);
+                if let (Some(end), Some(open)) = (fcn_end, open) {
+                    // Between the function and its first argument only whitespace and `(`,
+                    // and a line's end before the first `(`.
+                    if source.get(end..open).is_some_and(|gap| {
+                        gap.chars().all(|c| c.is_whitespace() || c == '(')
+                            && gap.find('(').is_some_and(|p| gap[..p].contains('\n'))
+                    }) {
+                        splits.push(end);
+                    }
+                }
+            }
+            m.values()
+                .for_each(|x| calls_across_lines(x, source, splits));
+        }
+        Value::Array(a) => a.iter().for_each(|x| calls_across_lines(x, source, splits)),
+        _ => {}
+    }
+}
+
+/// A negated literal whose terms need binding first.
+struct Negation {
+    start: usize,
+    end: usize,
+    /// Byte ranges of the terms to bind, in order, disjoint.
+    bind: Vec<(usize, usize)>,
+    /// The literal stands alone after `if`, without braces: the rewrite adds them.
+    unbraced: bool,
+}
+
+fn span(v: &Value) -> Option<(usize, usize)> {
+    span_of(v.get("span")?)
+}
+
+fn span_of(s: &Value) -> Option<(usize, usize)> {
+    Some((
+        usize::try_from(s.get("start")?.as_u64()?).ok()?,
+        usize::try_from(s.get("end")?.as_u64()?).ok()?,
+    ))
+}
+
+/// Every statement of the AST, depth first: negated literals are collected.
+fn walk(v: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<Negation>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(stmt) = m.get("literal") {
+                let plain = m
+                    .get("with_mods")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty);
+                if let (Some(not), true) = (stmt.get("NotExpr"), plain) {
+                    negation(not, source, names, found);
+                }
+            }
+            for x in m.values() {
+                walk(x, source, names, found);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, source, names, found)),
+        _ => {}
+    }
+}
+
+fn negation(not: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<Negation>) {
+    let (Some((start, end)), Some(expr)) = (span(not), not.get("expr")) else {
+        return;
+    };
+    let mut bind = vec![];
+    Binder {
+        names,
+        bind: &mut bind,
+    }
+    .expression(expr);
+    bind.sort_unstable();
+    let inside = bind.iter().all(|(s, e)| start <= *s && s <= e && *e <= end);
+    let disjoint = bind.windows(2).all(|w| w[0].1 <= w[1].0);
+    let Some(before) = source
+        .get(..start)
+        .filter(|_| inside && disjoint && !bind.is_empty())
+    else {
+        return;
+    };
+    let before = before.trim_end();
+    let unbraced = before.ends_with("if")
+        && !before[..before.len() - 2]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    found.push(Negation {
+        start,
+        end,
+        bind,
+        unbraced,
+    });
+}
+
+/// The one-key object `{"Kind": {...}}` a node of the AST is.
+fn node(v: &Value) -> Option<(&str, &Value)> {
+    let m = v.as_object()?;
+    if m.len() != 1 {
+        return None;
+    }
+    m.iter().next().map(|(k, v)| (k.as_str(), v))
+}
+
+/// What one negated expression binds: byte ranges of terms, and the module's global names.
+struct Binder<'a> {
+    names: &'a HashSet<String>,
+    bind: &'a mut Vec<(usize, usize)>,
+}
+
+impl Binder<'_> {
+    /// The negated expression itself: what OPA binds before it.
+    fn expression(&mut self, expr: &Value) {
+        let Some((kind, body)) = node(expr) else {
+            return;
+        };
+        match kind {
+            "Call" => {
+                for p in body["params"].as_array().into_iter().flatten() {
+                    self.argument(p);
+                }
+            }
+            // `==` becomes unification in OPA, and unification binds only dynamic keys.
+            "BoolExpr" if body["op"] == "Eq" => {
+                self.in_term(&body["lhs"]);
+                self.in_term(&body["rhs"]);
+            }
+            "AssignExpr" if body["op"] == "Eq" => {
+                self.in_term(&body["lhs"]);
+                self.in_term(&body["rhs"]);
+            }
+            "BoolExpr" | "ArithExpr" | "BinExpr" => {
+                self.argument(&body["lhs"]);
+                self.argument(&body["rhs"]);
+            }
+            "Membership" => {
+                if !body["key"].is_null() {
+                    self.argument(&body["key"]);
+                }
+                self.argument(&body["value"]);
+                self.argument(&body["collection"]);
+            }
+            _ => self.in_term(expr),
+        }
+    }
+
+    /// A term that OPA binds whole when it needs evaluating (its `rewriteDynamicsOne`, with the
+    /// nested calls that RewriteExprTerms binds before).
+    fn argument(&mut self, term: &Value) {
+        let Some((kind, body)) = node(term) else {
+            return;
+        };
+        match kind {
+            "RefDot" | "RefBrack" | "Call" | "ArithExpr" | "BinExpr" | "BoolExpr"
+            | "Membership" | "UnaryExpr" | "ArrayCompr" | "SetCompr" | "ObjectCompr" => {
+                if let Some(s) = span(body) {
+                    self.bind.push(s);
+                }
+            }
+            "Array" | "Set" => {
+                for x in body["items"].as_array().into_iter().flatten() {
+                    self.argument(x);
+                }
+            }
+            "Object" => {
+                for field in body["fields"].as_array().into_iter().flatten() {
+                    // [span, key, value]
+                    if let Some(f) = field.as_array() {
+                        f.iter().skip(1).for_each(|x| self.argument(x));
+                    }
+                }
+            }
+            // A rule or an import named bare is a reference to OPA; a local variable is bound
+            // already and stays.
+            "Var"
+                if body["value"]
+                    .as_str()
+                    .is_some_and(|v| self.names.contains(v)) =>
+            {
+                if let Some(s) = span(body) {
+                    self.bind.push(s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A term whose reference stays in place, its dynamic keys bound (OPA's
+    /// `rewriteDynamicsInTerm`): a reference's bracketed keys, a reference's head when it is not a
+    /// variable; a comprehension is left (its body is a body of its own); anything else is bound
+    /// as an argument is.
+    fn in_term(&mut self, term: &Value) {
+        let Some((kind, body)) = node(term) else {
+            return;
+        };
+        match kind {
+            "RefDot" | "RefBrack" => {
+                let mut at = (kind, body);
+                loop {
+                    let (k, b) = at;
+                    if k == "RefBrack" {
+                        self.argument(&b["index"]);
+                    }
+                    match node(&b["refr"]) {
+                        Some(next @ ("RefDot" | "RefBrack", _)) => at = next,
+                        Some(_) => {
+                            self.argument(&b["refr"]);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            // A comprehension's body is a body of its own; a bare name is a reference (to a
+            // rule or an import) without keys, or a local variable: neither is bound.
+            "ArrayCompr" | "SetCompr" | "ObjectCompr" | "Var" => {}
+            _ => self.argument(term),
+        }
+    }
+}
