@@ -182,13 +182,28 @@ impl Code {
             return failed(&format!("match condition {name}"), &e);
         }
         // The template's variables, in order, each seeing the ones before. One that fails is
-        // left out: an expression that uses it fails in turn, and only that expression.
+        // left out: an expression that uses it fails in turn, and only that expression, with
+        // the variable's own error as the cause.
+        let mut broken: Vec<(String, String)> = vec![];
         for (name, program) in &c.variables {
             set_variables(&mut ctx, &variables);
-            if let Ok(v) = program.execute(&ctx) {
-                variables.insert(key(name), v);
+            match program.execute(&ctx) {
+                Ok(v) => {
+                    variables.insert(key(name), v);
+                }
+                Err(e) => broken.push((name.clone(), e.to_string())),
             }
         }
+        let cause = |e: &dyn std::fmt::Display| -> String {
+            let e = e.to_string();
+            match broken
+                .iter()
+                .find(|(name, _)| e == format!("No such key: {name}"))
+            {
+                Some((name, why)) => format!("variable {name} failed: {why}"),
+                None => e,
+            }
+        };
         set_variables(&mut ctx, &variables);
         let mut out = vec![];
         for v in &c.validations {
@@ -218,7 +233,7 @@ impl Code {
                     &format!("validation {}", v.source),
                     &format!("yields {other:?}, not a bool"),
                 )),
-                Err(e) => out.extend(failed(&format!("validation {}", v.source), &e)),
+                Err(e) => out.extend(failed(&format!("validation {}", v.source), &cause(&e))),
             }
         }
         out
@@ -350,7 +365,14 @@ mod tests {
         let v = code.violations(&request(deployment), &json!({}));
         assert_eq!(v.len(), 2, "{v:?}");
         assert_eq!(v[0], "at most 4 replicas");
-        assert!(v[1].contains("evaluation failed"), "{v:?}");
+        // The failure names the variable, and why it failed.
+        assert!(
+            v[1].starts_with(
+                "validation variables.broken == 1: evaluation failed: variable broken failed: "
+            ),
+            "{v:?}"
+        );
+        assert!(v[1].contains("nope"), "{v:?}");
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
     (package, names)
 }
 
+/// An edit of a module's source: `source[start..end]` replaced by the text.
+type Edit = (usize, usize, String);
+
 /// A module's source rewritten, or `None` when nothing in it needed binding. `ast` is the
 /// module's entry of regorus's AST (`Engine::get_ast_as_json`), `source` the text its spans
 /// index, `package_rules` the rules its package defines (in all its modules), and `pass`
@@ -101,8 +104,7 @@ pub(crate) fn rewrite(
     let names = globals(ast, source, package_rules);
     let mut found = vec![];
     walk(ast, source, &names, &mut found);
-    // Each edit replaces `source[start..end]`.
-    let mut edits: Vec<(usize, usize, String)> = vec![];
+    let mut edits: Vec<Edit> = vec![];
     let mut next = 0;
     for n in found {
         let mut prefix = String::new();
@@ -126,6 +128,11 @@ pub(crate) fn rewrite(
     }
     let mut splits = vec![];
     calls_across_lines(ast, source, &mut splits);
+    // Statement ends change what the AST is: a pass that finds any makes only them, and the
+    // next pass reads the statements as OPA does.
+    if !splits.is_empty() {
+        edits.clear();
+    }
     edits.extend(splits.into_iter().map(|p| (p, p, ";".to_string())));
     missing_format_arguments(ast, source, &mut edits);
     if edits.is_empty() {
@@ -154,7 +161,7 @@ pub(crate) fn rewrite(
 /// rule (a violation whose message has one argument too few is never reported; Gatekeeper's
 /// horizontalpodautoscaler has one). When the format and the arguments are literals, each such
 /// verb is rewritten to print what Go prints.
-fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<(usize, usize, String)>) {
+fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<Edit>) {
     match v {
         Value::Object(m) => {
             if let Some(call) = m.get("Call") {
@@ -167,8 +174,9 @@ fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<(usize, usi
                     (is_sprintf, format, args)
                 {
                     let given = a["items"].as_array().map_or(0, Vec::len);
-                    if let Some((s, e)) = span(f) {
-                        let (missing, verbs) = verbs_without_arguments(source, s, e, given);
+                    if let Some((s, e)) = span(f)
+                        && let Some((missing, verbs)) = verbs_without_arguments(source, s, e, given)
+                    {
                         edits.extend(missing);
                         // Arguments left over: Go appends them; regorus fails the call too.
                         // (The literal's span is its text, inside the quotes.)
@@ -190,49 +198,54 @@ fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<(usize, usi
 }
 
 /// In the format literal at `source[start..end]`, the verbs after the first `given`, each as an
-/// edit to `%%!<verb>(MISSING)`, and the number of verbs. Verbs are read as regorus reads them:
-/// `%%` is a percent sign, otherwise `%`, digits or `.` and digits, then the verb.
+/// edit to `%%!<verb>(MISSING)`, and the number of verbs; `None` when a verb is not a letter.
+/// Verbs are read exactly as regorus's `sprintf` reads them: `%%` is a percent sign; otherwise
+/// after `%` come, when the next character is a digit or `.`, that character and the digits
+/// that follow, then the verb, whatever character it is. Where that reading makes a verb of a
+/// flag (`%-10s`, `%5.2f`), Go's and regorus's counts differ, and the format is left alone.
 fn verbs_without_arguments(
     source: &str,
     start: usize,
     end: usize,
     given: usize,
-) -> (Vec<(usize, usize, String)>, usize) {
-    let Some(text) = source.get(start..end) else {
-        return (vec![], 0);
-    };
-    let bytes = text.as_bytes();
+) -> Option<(Vec<Edit>, usize)> {
+    let text = source.get(start..end)?;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut out = vec![];
     let mut seen = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
+    while i < chars.len() {
+        if chars[i].1 != '%' {
             i += 1;
             continue;
         }
-        if bytes.get(i + 1) == Some(&b'%') {
+        let first = chars.get(i + 1)?.1;
+        if first == '%' {
             i += 2;
             continue;
         }
         let mut j = i + 1;
-        while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {
+        if first == '.' || first.is_numeric() {
             j += 1;
+            while chars.get(j).is_some_and(|(_, c)| c.is_numeric()) {
+                j += 1;
+            }
         }
-        let Some(verb) = text.get(j..).and_then(|t| t.chars().next()) else {
-            break;
-        };
+        let (at, verb) = *chars.get(j)?;
         if !verb.is_ascii_alphabetic() {
-            // Not a verb regorus formats either; left as it is.
-            i = j;
-            continue;
+            return None;
         }
         if seen >= given {
-            out.push((start + i, start + j + 1, format!("%%!{verb}(MISSING)")));
+            out.push((
+                start + chars[i].0,
+                start + at + verb.len_utf8(),
+                format!("%%!{verb}(MISSING)"),
+            ));
         }
         seen += 1;
         i = j + 1;
     }
-    (out, seen)
+    Some((out, seen))
 }
 
 /// Where a statement ends that regorus reads on as a call: OPA ends a term at a line's end, so
@@ -296,13 +309,28 @@ fn span_of(s: &Value) -> Option<(usize, usize)> {
 fn walk(v: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<Negation>) {
     match v {
         Value::Object(m) => {
-            if let Some(stmt) = m.get("literal") {
-                let plain = m
-                    .get("with_mods")
-                    .and_then(Value::as_array)
-                    .is_none_or(Vec::is_empty);
-                if let (Some(not), true) = (stmt.get("NotExpr"), plain) {
-                    negation(not, source, names, found);
+            // A rule body written without braces (`p if not f(x)`) holds one literal; its
+            // rewrite needs braces around the bindings and the literal.
+            if let (Some(query), true) = (m.get("query"), m.contains_key("is_else")) {
+                let unbraced = span(query)
+                    .and_then(|(s, e)| source.get(s..e))
+                    .is_some_and(|t| !t.trim_start().starts_with('{'));
+                for stmt in query["stmts"].as_array().into_iter().flatten() {
+                    statement(stmt, source, names, unbraced, found);
+                }
+                for (k, x) in m {
+                    if k != "query" {
+                        walk(x, source, names, found);
+                    }
+                }
+                for stmt in query["stmts"].as_array().into_iter().flatten() {
+                    walk(&stmt["literal"], source, names, found);
+                }
+                return;
+            }
+            if let Some(stmts) = m.get("stmts").and_then(Value::as_array) {
+                for stmt in stmts {
+                    statement(stmt, source, names, false, found);
                 }
             }
             for x in m.values() {
@@ -314,7 +342,30 @@ fn walk(v: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<Negati
     }
 }
 
-fn negation(not: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<Negation>) {
+/// A statement of a query: a negated literal without `with` modifiers is collected.
+fn statement(
+    stmt: &Value,
+    source: &str,
+    names: &HashSet<String>,
+    unbraced: bool,
+    found: &mut Vec<Negation>,
+) {
+    let plain = stmt
+        .get("with_mods")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if let (Some(not), true) = (stmt["literal"].get("NotExpr"), plain) {
+        negation(not, source, names, unbraced, found);
+    }
+}
+
+fn negation(
+    not: &Value,
+    source: &str,
+    names: &HashSet<String>,
+    unbraced: bool,
+    found: &mut Vec<Negation>,
+) {
     let (Some((start, end)), Some(expr)) = (span(not), not.get("expr")) else {
         return;
     };
@@ -327,24 +378,36 @@ fn negation(not: &Value, source: &str, names: &HashSet<String>, found: &mut Vec<
     bind.sort_unstable();
     let inside = bind.iter().all(|(s, e)| start <= *s && s <= e && *e <= end);
     let disjoint = bind.windows(2).all(|w| w[0].1 <= w[1].0);
-    let Some(before) = source
-        .get(..start)
-        .filter(|_| inside && disjoint && !bind.is_empty())
-    else {
+    if bind.is_empty() || !inside || !disjoint || end > source.len() {
         return;
-    };
-    let before = before.trim_end();
-    let unbraced = before.ends_with("if")
-        && !before[..before.len() - 2]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    }
     found.push(Negation {
         start,
         end,
         bind,
         unbraced,
     });
+}
+
+/// Whether `term` has a variable as a bracketed key, or `_`, outside comprehensions (which
+/// bind their own).
+fn iterates(term: &Value) -> bool {
+    let Some((kind, body)) = node(term) else {
+        return match term {
+            Value::Array(a) => a.iter().any(iterates),
+            _ => false,
+        };
+    };
+    match kind {
+        "ArrayCompr" | "SetCompr" | "ObjectCompr" => false,
+        "Var" => body["value"] == "_",
+        "RefBrack" => {
+            matches!(node(&body["index"]), Some(("Var", _)))
+                || iterates(&body["refr"])
+                || iterates(&body["index"])
+        }
+        _ => body.as_object().is_some_and(|m| m.values().any(iterates)),
+    }
 }
 
 /// The one-key object `{"Kind": {...}}` a node of the AST is.
@@ -407,6 +470,12 @@ impl Binder<'_> {
         match kind {
             "RefDot" | "RefBrack" | "Call" | "ArithExpr" | "BinExpr" | "BoolExpr"
             | "Membership" | "UnaryExpr" | "ArrayCompr" | "SetCompr" | "ObjectCompr" => {
+                // A term with a variable as a key (`xs[_]`, `xs[i]`) may iterate over
+                // values the negation alone binds (OPA refuses such a negation as unsafe):
+                // binding it first would turn "none is" into "one is not". It stays.
+                if iterates(term) {
+                    return;
+                }
                 if let Some(s) = span(body) {
                     self.bind.push(s);
                 }
@@ -457,11 +526,13 @@ impl Binder<'_> {
                     }
                     match node(&b["refr"]) {
                         Some(next @ ("RefDot" | "RefBrack", _)) => at = next,
+                        // A name at the head (a local, a rule, an import) stays: OPA binds
+                        // only the keys after it.
+                        Some(("Var", _)) | None => break,
                         Some(_) => {
                             self.argument(&b["refr"]);
                             break;
                         }
-                        None => break,
                     }
                 }
             }
