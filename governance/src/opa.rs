@@ -25,6 +25,10 @@
 //! with `(` begins a new statement, where regorus reads it as a call of the term before
 //! (`input.parameters.spread` then `(a - b) >= c`). A `;` is put after such a function.
 //!
+//! **Partial set rules with several bodies.** OPA's v0 reads `p[x] { a } { b }` as two rules;
+//! regorus's parser refuses a second body of a set rule. The head is written again before each
+//! further body, on the same line (`split_set_rule_bodies`).
+//!
 //! **`sprintf` with arguments missing or left over.** Go's formatting prints `%!v(MISSING)` for
 //! a verb without an argument, and appends `%!(EXTRA ...)` for arguments left over; regorus
 //! fails the call, which ends the rule, so the violation is lost. With a literal format and a
@@ -86,6 +90,90 @@ pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
         }
     }
     (package, names)
+}
+
+/// What regorus's parser says of a set rule with a second body.
+pub(crate) const SET_RULE_BODIES: &str = "else cannot be used with set rules";
+
+/// `source` with the head of the set rule that regorus refused (`message`, its error, which
+/// points at the second body's `{`) written again before that body: `head { a } { b }` becomes
+/// `head { a } head { b }`. `None` when the error does not point at a body that follows a body
+/// of a rule whose head can be read.
+pub(crate) fn split_set_rule_bodies(source: &str, message: &str) -> Option<String> {
+    // "--> <module>:<line>:<col>" on the error's first line.
+    let at = message.lines().next()?.rsplit(':').collect::<Vec<_>>();
+    let (col, line) = (
+        at.first()?.trim().parse::<usize>().ok()?,
+        at.get(1)?.trim().parse::<usize>().ok()?,
+    );
+    let line_start: usize = source
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let offset = line_start
+        + source
+            .get(line_start..)?
+            .char_indices()
+            .nth(col.checked_sub(1)?)?
+            .0;
+    if !source.get(offset..)?.starts_with('{') || !source.get(..offset)?.trim_end().ends_with('}') {
+        return None;
+    }
+    // The rule starts at the last line before that begins at its first column with neither
+    // `}` nor a comment.
+    let rule_start = source
+        .get(..line_start)?
+        .split_inclusive('\n')
+        .scan(0usize, |pos, l| {
+            let start = *pos;
+            *pos += l.len();
+            Some((start, l))
+        })
+        .filter(|(_, l)| {
+            l.chars()
+                .next()
+                .is_some_and(|c| !c.is_whitespace() && c != '}' && c != '#')
+        })
+        .map(|(start, _)| start)
+        .last()?;
+    // The head runs to its first `{` outside brackets and strings.
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut head_end = None;
+    for (i, c) in source.get(rule_start..offset)?.char_indices() {
+        if quoted {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth -= 1,
+            '{' if depth == 0 => {
+                head_end = Some(rule_start + i);
+                break;
+            }
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    let head = source.get(rule_start..head_end?)?.trim_end();
+    if head.is_empty() || head.contains('\n') {
+        return None;
+    }
+    Some(format!(
+        "{} {head} {}",
+        source.get(..offset)?,
+        source.get(offset..)?
+    ))
 }
 
 /// An edit of a module's source: `source[start..end]` replaced by the text.

@@ -239,6 +239,9 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
     Ok((engine, package))
 }
 
+/// Most set-rule bodies written apart in one program (`opa::split_set_rule_bodies`).
+const MAX_BODY_SPLITS: usize = 64;
+
 /// Most passes of the rewrite to OPA's meaning (`opa`): a pass leaves an edit nested in
 /// another's text (a negation in a comprehension of another) to the next.
 const OPA_PASSES: usize = 4;
@@ -323,16 +326,44 @@ impl Program {
         version: RegoVersion,
         rule: &str,
     ) -> Result<Program, CompileError> {
-        let source = Source {
+        let mut source = Source {
             rego: rego.into(),
             libs: libs.to_vec(),
             version,
             rule: rule.into(),
         };
-        let (proto, package) = build(&source)?;
-        // What OPA evaluates before a `not` is bound first (`opa`). Should the rewritten
-        // source not compile, which would be Garrison's fault, the author's stands: its
-        // negations only ever report more, not less.
+        // A partial set rule with several bodies, which OPA's v0 reads as as many rules and
+        // regorus's parser refuses, is written as those rules (`opa`), one body at a time.
+        let mut splits = 0;
+        let (proto, package) = loop {
+            match build(&source) {
+                Ok(built) => break built,
+                Err(CompileError::Invalid { module, message })
+                    if splits < MAX_BODY_SPLITS
+                        && message.contains(crate::opa::SET_RULE_BODIES) =>
+                {
+                    let text = match module.as_str() {
+                        "template" => Some(&mut source.rego),
+                        l => l
+                            .strip_prefix("libs[")
+                            .and_then(|r| r.strip_suffix(']'))
+                            .and_then(|i| i.parse::<usize>().ok())
+                            .and_then(|i| source.libs.get_mut(i)),
+                    };
+                    match text.and_then(|t| {
+                        crate::opa::split_set_rule_bodies(t, &message).map(|s| (t, s))
+                    }) {
+                        Some((t, split)) => *t = split,
+                        None => return Err(CompileError::Invalid { module, message }),
+                    }
+                    splits += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // Where regorus reads Rego otherwise than OPA, the source is rewritten to OPA's meaning
+        // (`opa`). Should the rewritten source not compile, which would be Garrison's fault,
+        // the author's stands.
         let (proto, source) = read_as_opa(&proto, &source).unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
@@ -877,6 +908,28 @@ violation[{"msg": "flags"}] { msg := sprintf("%-10s of %v", [input.a, input.a]);
                 "x of %!v(MISSING), 100% of %!d(MISSING)"
             ]
         );
+    }
+
+    /// OPA's v0 reads a partial set rule with several bodies as as many rules (Gatekeeper's
+    /// noupdateserviceaccount); regorus's parser refuses it.
+    #[test]
+    fn a_set_rule_with_several_bodies_is_as_many_rules() {
+        let src = "package p\n\nviolation[{\"msg\": msg}] {\n  input.a == 1\n  msg := \"first\"\n} {\n  input.b == 2\n  msg := \"second\"\n} {\n  input.c\n  msg := sprintf(\"third %v\", [input.c])\n}\n";
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let mut got = p.eval("violation", &json!({"a": 1, "b": 2}), None).unwrap();
+        got.as_array_mut()
+            .unwrap()
+            .sort_by_key(|v| v["msg"].to_string());
+        assert_eq!(got, json!([{"msg": "first"}, {"msg": "second"}]));
+        assert_eq!(
+            p.eval("violation", &json!({"c": 3}), None).unwrap(),
+            json!([{"msg": "third 3"}])
+        );
+        // Another error in the template is still named, at its own line.
+        let broken = src.replace("input.c\n", "input.c\n  y == 1\n");
+        let e = Program::compile(&broken, &[], RegoVersion::V0, "violation").unwrap_err();
+        assert!(matches!(e, CompileError::Invalid { .. }), "{e}");
+        assert!(e.to_string().contains(":11:"), "{e}");
     }
 
     #[test]
