@@ -1,5 +1,5 @@
 //! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
-//! to OPA's meaning before it is compiled. Three differences are settled here.
+//! to OPA's meaning before it is compiled. Four differences are settled here.
 //!
 //! **What OPA evaluates before a `not`.** OPA's compiler binds the dynamic terms of every
 //! expression to variables of their own before the expression (its stages RewriteExprTerms and
