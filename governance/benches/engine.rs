@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use garrison_governance::gatekeeper::{
-    Constraint, Inventory, Review, Template, judge, judge_on_threads, judge_reviews,
+    Constraint, Inventory, Review, Template, Violation, judge, judge_on_threads, judge_reviews,
 };
 use serde_json::{Value, json};
 
@@ -65,11 +65,46 @@ fn constraint(t: &Template, i: usize, kinds: Value) -> Constraint {
     .expect("constraint fits")
 }
 
+/// `n` constraints of `t` that match Deployments, each requiring a label of its own.
+fn on_deployments(t: &Template, n: usize) -> Vec<Constraint> {
+    (0..n)
+        .map(|i| {
+            constraint(
+                t,
+                i,
+                json!([{"apiGroups": ["apps"], "kinds": ["Deployment"]}]),
+            )
+        })
+        .collect()
+}
+
 fn deployment(i: usize) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": format!("d{i}"), "namespace": format!("ns{}", i % 50),
             "labels": {"app": format!("a{i}"), "label-1": "x", "label-3": "y"}},
         "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.example.com/a:1"}]}}}})
+}
+
+/// Judges `works` (each a manifest of the work) `rounds` times as the gate does, reviews made
+/// each round, with `judge`: the time taken, the violations found and the manifests that
+/// passed, over all rounds.
+fn time_gate(
+    rounds: usize,
+    works: &[Value],
+    judge: impl Fn(&[Review]) -> Vec<Vec<Violation>>,
+) -> (Duration, usize, usize) {
+    let start = Instant::now();
+    let (mut found, mut passed) = (0, 0);
+    for _ in 0..rounds {
+        let reviews: Vec<Review> = works
+            .iter()
+            .map(|m| Review::admission(m, None, "CREATE"))
+            .collect();
+        let verdicts = judge(&reviews);
+        found += verdicts.iter().map(Vec::len).sum::<usize>();
+        passed += verdicts.iter().filter(|v| v.is_empty()).count();
+    }
+    (start.elapsed(), found, passed)
 }
 
 fn per_op(d: Duration, n: usize) -> String {
@@ -163,15 +198,7 @@ fn main() {
     );
 
     // 2. The gate: 10 manifests, 50 deny constraints.
-    let constraints: Vec<Constraint> = (0..50)
-        .map(|i| {
-            constraint(
-                &t,
-                i,
-                json!([{"apiGroups": ["apps"], "kinds": ["Deployment"]}]),
-            )
-        })
-        .collect();
+    let constraints = on_deployments(&t, 50);
     let manifests: Vec<Value> = (0..10).map(deployment).collect();
     let rounds = 200;
     let start = Instant::now();
@@ -186,33 +213,11 @@ fn main() {
     }
     let one_by_one = start.elapsed();
     let sets = vec![(t.clone(), constraints.clone())];
-    let start = Instant::now();
-    let mut gated = 0;
-    for _ in 0..rounds {
-        let reviews: Vec<Review> = manifests
-            .iter()
-            .map(|m| Review::admission(m, None, "CREATE"))
-            .collect();
-        gated += judge_reviews(&sets, &reviews, &inv, &data)
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>();
-    }
-    let gate = start.elapsed();
+    let all_cores = |r: &[Review]| judge_reviews(&sets, r, &inv, &data);
+    let one_core = |r: &[Review]| judge_on_threads(1, &sets, r, &inv, &data);
+    let (gate, gated, _) = time_gate(rounds, &manifests, all_cores);
     assert_eq!(gated, found);
-    let start = Instant::now();
-    let mut serial = 0;
-    for _ in 0..rounds {
-        let reviews: Vec<Review> = manifests
-            .iter()
-            .map(|m| Review::admission(m, None, "CREATE"))
-            .collect();
-        serial += judge_on_threads(1, &sets, &reviews, &inv, &data)
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>();
-    }
-    let one_thread = start.elapsed();
+    let (one_thread, serial, _) = time_gate(rounds, &manifests, one_core);
     assert_eq!(serial, found);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
@@ -235,31 +240,13 @@ fn main() {
             m
         })
         .collect();
-    let start = Instant::now();
-    let mut passed = 0;
-    for _ in 0..rounds {
-        let reviews: Vec<Review> = compliant
-            .iter()
-            .map(|m| Review::admission(m, None, "CREATE"))
-            .collect();
-        let verdicts = judge_reviews(&sets, &reviews, &inv, &data);
-        passed += verdicts.iter().filter(|v| v.is_empty()).count();
-    }
-    let clean = start.elapsed();
+    let (clean, _, passed) = time_gate(rounds, &compliant, all_cores);
     assert_eq!(
         passed,
         rounds * compliant.len(),
         "every compliant manifest passes"
     );
-    let start = Instant::now();
-    for _ in 0..rounds {
-        let reviews: Vec<Review> = compliant
-            .iter()
-            .map(|m| Review::admission(m, None, "CREATE"))
-            .collect();
-        std::hint::black_box(judge_on_threads(1, &sets, &reviews, &inv, &data));
-    }
-    let clean_one = start.elapsed();
+    let (clean_one, _, _) = time_gate(rounds, &compliant, one_core);
     println!(
         "gate, compliant work: 10 manifests x 50 constraints = {} per work as the gate runs them, {} on one thread (ratio {:.2}), 0 violations",
         per_op(clean, rounds),
@@ -270,15 +257,7 @@ fn main() {
     // 3. Audit.
     let objects = env_usize("GARRISON_BENCH_OBJECTS", 10_000);
     let count = env_usize("GARRISON_BENCH_CONSTRAINTS", 50);
-    let constraints: Vec<Constraint> = (0..count)
-        .map(|i| {
-            constraint(
-                &t,
-                i,
-                json!([{"apiGroups": ["apps"], "kinds": ["Deployment"]}]),
-            )
-        })
-        .collect();
+    let constraints = on_deployments(&t, count);
     let rss_before = peak_rss_mib();
     let start = Instant::now();
     let all: Vec<Value> = (0..objects).map(deployment).collect();

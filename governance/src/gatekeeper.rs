@@ -725,11 +725,9 @@ fn admission_request(
     Ok(r)
 }
 
-/// `v` in the engine's values, read in place (regorus's own conversion, without the copy that
-/// `regorus::Value::from` needs). regorus refuses only past the heap ceiling.
+/// `v` in the engine's values (`rego::from_json`), an error saying the engine cannot read it.
 fn rego_of(v: &Value) -> Result<regorus::Value, String> {
-    use serde::Deserialize;
-    regorus::Value::deserialize(v).map_err(|e| format!("the engine cannot read the object: {e}"))
+    crate::rego::from_json(v).map_err(|e| format!("the engine cannot read the object: {e}"))
 }
 
 /// The objects the Rego sees as `data.inventory`.

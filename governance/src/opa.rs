@@ -215,14 +215,18 @@ pub(crate) fn rewrite(
         edits.push((n.start, n.end, text));
     }
     let mut splits = vec![];
-    calls_across_lines(ast, source, &mut splits);
+    each_call(ast, &mut |call| {
+        call_across_lines(call, source, &mut splits)
+    });
     // Statement ends change what the AST is: a pass that finds any makes only them, and the
     // next pass reads the statements as OPA does.
     if !splits.is_empty() {
         edits.clear();
     }
     edits.extend(splits.into_iter().map(|p| (p, p, ";".to_string())));
-    missing_format_arguments(ast, source, &mut edits);
+    each_call(ast, &mut |call| {
+        missing_format_arguments(call, source, &mut edits)
+    });
     if edits.is_empty() {
         return None;
     }
@@ -249,39 +253,26 @@ pub(crate) fn rewrite(
 /// rule (a violation whose message has one argument too few is never reported; Gatekeeper's
 /// horizontalpodautoscaler has one). When the format and the arguments are literals, each such
 /// verb is rewritten to print what Go prints.
-fn missing_format_arguments(v: &Value, source: &str, edits: &mut Vec<Edit>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(call) = m.get("Call") {
-                let is_sprintf =
-                    node(&call["fcn"]).is_some_and(|(k, f)| k == "Var" && f["value"] == "sprintf");
-                let params = call["params"].as_array();
-                let format = params.and_then(|p| p.first()).and_then(node);
-                let args = params.and_then(|p| p.get(1)).and_then(node);
-                if let (true, Some(("String" | "RawString", f)), Some(("Array", a))) =
-                    (is_sprintf, format, args)
-                {
-                    let given = a["items"].as_array().map_or(0, Vec::len);
-                    if let Some((s, e)) = span(f)
-                        && let Some((missing, verbs)) = verbs_without_arguments(source, s, e, given)
-                    {
-                        edits.extend(missing);
-                        // Arguments left over: Go appends them; regorus fails the call too.
-                        // (The literal's span is its text, inside the quotes.)
-                        if given > verbs {
-                            let extra = vec!["%v"; given - verbs].join(", ");
-                            edits.push((e, e, format!("%%!(EXTRA {extra})")));
-                        }
-                    }
-                }
-            }
-            m.values()
-                .for_each(|x| missing_format_arguments(x, source, edits));
+fn missing_format_arguments(call: &Value, source: &str, edits: &mut Vec<Edit>) {
+    let is_sprintf = node(&call["fcn"]).is_some_and(|(k, f)| k == "Var" && f["value"] == "sprintf");
+    let params = call["params"].as_array();
+    let format = params.and_then(|p| p.first()).and_then(node);
+    let args = params.and_then(|p| p.get(1)).and_then(node);
+    let (true, Some(("String" | "RawString", f)), Some(("Array", a))) = (is_sprintf, format, args)
+    else {
+        return;
+    };
+    let given = a["items"].as_array().map_or(0, Vec::len);
+    if let Some((s, e)) = span(f)
+        && let Some((missing, verbs)) = verbs_without_arguments(source, s, e, given)
+    {
+        edits.extend(missing);
+        // Arguments left over: Go appends them; regorus fails the call too.
+        // (The literal's span is its text, inside the quotes.)
+        if given > verbs {
+            let extra = vec!["%v"; given - verbs].join(", ");
+            edits.push((e, e, format!("%%!(EXTRA {extra})")));
         }
-        Value::Array(a) => a
-            .iter()
-            .for_each(|x| missing_format_arguments(x, source, edits)),
-        _ => {}
     }
 }
 
@@ -336,38 +327,42 @@ fn verbs_without_arguments(
     Some((out, seen))
 }
 
-/// Where a statement ends that regorus reads on as a call: OPA ends a term at a line's end, so
-/// `input.parameters.spread` followed by a line `(a - b) >= c` is two statements, where
-/// regorus calls `input.parameters.spread` with `a - b`. Each such call's function ends a
-/// statement: the rewrite puts a `;` after it.
-fn calls_across_lines(v: &Value, source: &str, splits: &mut Vec<usize>) {
+/// Whether `call` is a statement end that regorus reads on as a call: OPA ends a term at a
+/// line's end, so `input.parameters.spread` followed by a line `(a - b) >= c` is two
+/// statements, where regorus calls `input.parameters.spread` with `a - b`. Such a call's
+/// function ends a statement: the rewrite puts a `;` after it.
+fn call_across_lines(call: &Value, source: &str, splits: &mut Vec<usize>) {
+    let fcn_end = node(&call["fcn"])
+        .and_then(|(_, f)| span(f))
+        .map(|(_, e)| e);
+    let open = call["params"]
+        .as_array()
+        .and_then(|p| p.first())
+        .and_then(|p| node(p))
+        .and_then(|(_, b)| span(b))
+        .map(|(s, _)| s);
+    if let (Some(end), Some(open)) = (fcn_end, open) {
+        // Between the function and its first argument only whitespace and `(`, and a line's
+        // end before the first `(`.
+        if source.get(end..open).is_some_and(|gap| {
+            gap.chars().all(|c| c.is_whitespace() || c == '(')
+                && gap.find('(').is_some_and(|p| gap[..p].contains('\n'))
+        }) {
+            splits.push(end);
+        }
+    }
+}
+
+/// Every call of the AST, depth first.
+fn each_call(v: &Value, f: &mut impl FnMut(&Value)) {
     match v {
         Value::Object(m) => {
             if let Some(call) = m.get("Call") {
-                let fcn_end = node(&call["fcn"])
-                    .and_then(|(_, f)| span(f))
-                    .map(|(_, e)| e);
-                let open = call["params"]
-                    .as_array()
-                    .and_then(|p| p.first())
-                    .and_then(|p| node(p))
-                    .and_then(|(_, b)| span(b))
-                    .map(|(s, _)| s);
-                if let (Some(end), Some(open)) = (fcn_end, open) {
-                    // Between the function and its first argument only whitespace and `(`,
-                    // and a line's end before the first `(`.
-                    if source.get(end..open).is_some_and(|gap| {
-                        gap.chars().all(|c| c.is_whitespace() || c == '(')
-                            && gap.find('(').is_some_and(|p| gap[..p].contains('\n'))
-                    }) {
-                        splits.push(end);
-                    }
-                }
+                f(call);
             }
-            m.values()
-                .for_each(|x| calls_across_lines(x, source, splits));
+            m.values().for_each(|x| each_call(x, f));
         }
-        Value::Array(a) => a.iter().for_each(|x| calls_across_lines(x, source, splits)),
+        Value::Array(a) => a.iter().for_each(|x| each_call(x, f)),
         _ => {}
     }
 }

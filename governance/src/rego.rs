@@ -106,10 +106,9 @@ impl Data {
     /// The document `json`, converted where it lies (regorus's own conversion, without the
     /// copy that `regorus::Value::from` needs: an inventory can be large).
     pub fn new(json: &Value) -> Data {
-        use serde::Deserialize;
         Data {
             id: NEXT_DATA.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            value: regorus::Value::deserialize(json).unwrap_or(regorus::Value::Undefined),
+            value: from_json(json).unwrap_or(regorus::Value::Undefined),
         }
     }
 
@@ -126,12 +125,26 @@ impl Data {
 const SPARE_LANES: usize = 8;
 
 /// What a program is compiled from, kept to compile it again for another lane.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Source {
     rego: String,
     libs: Vec<String>,
     version: RegoVersion,
     rule: String,
+}
+
+impl Source {
+    /// The text of the module `build` labelled `label` (`template` or `libs[i]`).
+    fn module_mut(&mut self, label: &str) -> Option<&mut String> {
+        if label == "template" {
+            return Some(&mut self.rego);
+        }
+        label
+            .strip_prefix("libs[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| self.libs.get_mut(i))
+    }
 }
 
 /// One compiled copy of a program, used by one evaluation at a time: `proto`, prepared and
@@ -268,48 +281,34 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Option<(regorus::En
 /// One pass of the rewrite over every module of `source`, or `None` when nothing changed.
 fn read_as_opa_once(engine: &regorus::Engine, source: &Source, pass: usize) -> Option<Source> {
     let ast: Value = serde_json::from_str(&engine.get_ast_as_json().ok()?).ok()?;
-    let modules = ast.as_array()?;
-    // The rules of each package, over all its modules: a bare name may be any of them.
+    // Each module: its label, the text regorus read, its AST and its package; and the rules of
+    // each package, over all its modules (a bare name may be any of them).
     let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
         Default::default();
-    for m in modules {
-        let text = m
-            .pointer("/source/contents")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (package, names) = crate::opa::rules(&m["ast"], text);
-        packages.entry(package).or_default().extend(names);
-    }
-    let mut bound = Source {
-        rego: source.rego.clone(),
-        libs: source.libs.clone(),
-        version: source.version,
-        rule: source.rule.clone(),
-    };
-    let mut changed = false;
-    for module in modules {
-        let label = module.pointer("/source/file").and_then(Value::as_str);
-        let text = module.pointer("/source/contents").and_then(Value::as_str);
-        let target = match label {
-            Some("template") => &mut bound.rego,
-            Some(l) => match l
-                .strip_prefix("libs[")
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| bound.libs.get_mut(i))
-            {
-                Some(lib) => lib,
-                None => continue,
-            },
-            None => continue,
-        };
-        // Spans index the text regorus read; a module it read otherwise is left as written.
-        let Some(text) = text.filter(|t| *t == target.as_str()) else {
+    let mut modules: Vec<(&str, &str, &Value, String)> = vec![];
+    for m in ast.as_array()? {
+        let label = m.pointer("/source/file").and_then(Value::as_str);
+        let text = m.pointer("/source/contents").and_then(Value::as_str);
+        let (Some(label), Some(text)) = (label, text) else {
             continue;
         };
-        let (package, _) = crate::opa::rules(&module["ast"], text);
-        let rules = packages.get(&package).cloned().unwrap_or_default();
-        if let Some(rewritten) = crate::opa::rewrite(&module["ast"], text, &rules, pass) {
+        let (package, names) = crate::opa::rules(&m["ast"], text);
+        packages.entry(package.clone()).or_default().extend(names);
+        modules.push((label, text, &m["ast"], package));
+    }
+    let mut bound = source.clone();
+    let mut changed = false;
+    for (label, text, ast, package) in modules {
+        let Some(target) = bound.module_mut(label) else {
+            continue;
+        };
+        // Spans index the text regorus read; a module it read otherwise is left as written.
+        if text != target.as_str() {
+            continue;
+        }
+        let none = std::collections::HashSet::new();
+        let rules = packages.get(&package).unwrap_or(&none);
+        if let Some(rewritten) = crate::opa::rewrite(ast, text, rules, pass) {
             *target = rewritten;
             changed = true;
         }
@@ -342,15 +341,7 @@ impl Program {
                     if splits < MAX_BODY_SPLITS
                         && message.contains(crate::opa::SET_RULE_BODIES) =>
                 {
-                    let text = match module.as_str() {
-                        "template" => Some(&mut source.rego),
-                        l => l
-                            .strip_prefix("libs[")
-                            .and_then(|r| r.strip_suffix(']'))
-                            .and_then(|i| i.parse::<usize>().ok())
-                            .and_then(|i| source.libs.get_mut(i)),
-                    };
-                    match text.and_then(|t| {
+                    match source.module_mut(&module).and_then(|t| {
                         crate::opa::split_set_rule_bodies(t, &message).map(|s| (t, s))
                     }) {
                         Some((t, split)) => *t = split,
@@ -597,6 +588,13 @@ fn timer(limit: Duration) -> ExecutionTimerConfig {
     }
 }
 
+/// JSON as a regorus value, read in place: regorus's own conversion, without the copy that
+/// `regorus::Value::from` needs. regorus refuses only past the heap ceiling.
+pub fn from_json(v: &Value) -> Result<regorus::Value, String> {
+    use serde::Deserialize;
+    regorus::Value::deserialize(v).map_err(|e| e.to_string())
+}
+
 /// A regorus value as JSON; undefined is `null`.
 pub fn to_json(v: &regorus::Value) -> Result<Value, EvalError> {
     if *v == regorus::Value::Undefined {
@@ -621,6 +619,20 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
   msg := sprintf("you must provide labels: %v", [missing])
 }
 "#;
+
+    /// The messages of `p`'s violations for `input`, sorted.
+    fn messages(p: &Program, input: &Value) -> Vec<String> {
+        let mut got: Vec<String> = p
+            .eval("violation", input, None)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["msg"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got
+    }
 
     #[test]
     fn a_v0_template_reports_its_violations() {
@@ -756,15 +768,7 @@ violation[{"msg": "assigned nothing"}] {
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
         let input = json!({"containers": [{"name": "no-image"}], "name": "absent",
             "parameters": {"present": {"users": ["a"]}}});
-        let mut got: Vec<String> = p
-            .eval("violation", &input, None)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["msg"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
+        let got = messages(&p, &input);
         assert_eq!(got, ["not allowed", "not exempt"]);
     }
 
@@ -816,15 +820,7 @@ no := "no"
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
         let input = json!({"no": "no", "params": {}, "list": [{}, {"missing": "no"}],
             "review": {}, "prefixes": ["x", "a"]});
-        let mut got: Vec<String> = p
-            .eval("violation", &input, None)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["msg"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
+        let got = messages(&p, &input);
         // Undefined arguments end the body; a defined one is negated as written.
         assert_eq!(
             got,
@@ -891,15 +887,7 @@ violation[{"msg": msg}] { msg := sprintf("%v of %v, 100%% of %d", [input.a]) }
 violation[{"msg": msg}] { msg := sprintf("%v and %v", [input.a, input.a, input.a]) }
 violation[{"msg": "flags"}] { msg := sprintf("%-10s of %v", [input.a, input.a]); msg != "" }"#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
-        let mut got: Vec<String> = p
-            .eval("violation", &json!({"a": "x"}), None)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["msg"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
+        let got = messages(&p, &json!({"a": "x"}));
         assert_eq!(
             got,
             [
@@ -954,36 +942,12 @@ violation[{"msg": "every tag numeric"}] {
             json!({"review": {"object": {"spec": {"containers": [{"name": "c", "image": image}]}}},
                 "parameters": {"repos": ["good.example/"]}, "tags": tags})
         };
-        let msgs = |v: Value| -> Vec<String> {
-            let mut m: Vec<String> = v
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["msg"].as_str().unwrap().to_string())
-                .collect();
-            m.sort();
-            m
-        };
         assert_eq!(
-            msgs(
-                p.eval(
-                    "violation",
-                    &input("good.example/a:1", json!(["1", "x"])),
-                    None
-                )
-                .unwrap()
-            ),
+            messages(&p, &input("good.example/a:1", json!(["1", "x"]))),
             Vec::<String>::new()
         );
         assert_eq!(
-            msgs(
-                p.eval(
-                    "violation",
-                    &input("bad.example/a:1", json!(["1", "22"])),
-                    None
-                )
-                .unwrap()
-            ),
+            messages(&p, &input("bad.example/a:1", json!(["1", "22"]))),
             vec![
                 "container <c> has an invalid image repo <bad.example/a:1>".to_string(),
                 "every tag numeric".to_string()
@@ -991,10 +955,7 @@ violation[{"msg": "every tag numeric"}] {
         );
         // `all` of nothing is true, as in OPA.
         assert_eq!(
-            msgs(
-                p.eval("violation", &input("good.example/a", json!([])), None)
-                    .unwrap()
-            ),
+            messages(&p, &input("good.example/a", json!([]))),
             vec!["every tag numeric".to_string()]
         );
         // Not an array or a set: undefined, as OPA's type error.

@@ -539,6 +539,26 @@ impl Agent {
         Self::join_at(hub, &url, name, token, pin, target, extra)
     }
 
+    /// A cluster on the network: another Garrison API server, which a `garrison join` agent
+    /// for `name` manages through `--kubeconfig`, with a 2 s lease and 1 s status syncs. The
+    /// agent's request still waits for approval.
+    pub async fn join_networked(hub: &Hub, name: &str) -> (Hub, Agent) {
+        let spoke = Hub::start_as_apiserver()
+            .await
+            .expect("the cluster's API server");
+        let (token, pin) = create_token(hub, "1h");
+        let spoke_kc = spoke.kubeconfig();
+        let agent = Self::join_cluster(
+            hub,
+            name,
+            &token,
+            &pin,
+            &["--kubeconfig", spoke_kc.to_str().expect("a UTF-8 path")],
+            &["--lease-duration", "2s", "--status-sync-interval", "1s"],
+        );
+        (spoke, agent)
+    }
+
     /// Starts `garrison join` for `name`, reaching the hub at `hub_url` (a proxy in front of
     /// it, say).
     pub fn join_at(

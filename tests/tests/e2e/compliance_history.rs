@@ -757,22 +757,6 @@ async fn run(pg: Option<garrison_e2e::Postgres>) {
 /// A policy of two templates under control AC-2: `accounts-namespace` (NonCompliant: no cluster
 /// has the namespace) and, when `both`, `no-forbidden-namespace` (Compliant).
 fn two_templates(both: bool) -> String {
-    let accounts = r#"
-    - objectDefinition:
-        apiVersion: policy.open-cluster-management.io/v1
-        kind: ConfigurationPolicy
-        metadata:
-          name: accounts-namespace
-        spec:
-          remediationAction: inform
-          severity: high
-          object-templates:
-            - complianceType: musthave
-              objectDefinition:
-                apiVersion: v1
-                kind: Namespace
-                metadata:
-                  name: accounts"#;
     let forbidden = r#"
     - objectDefinition:
         apiVersion: policy.open-cluster-management.io/v1
@@ -789,15 +773,17 @@ fn two_templates(both: bool) -> String {
                 kind: Namespace
                 metadata:
                   name: forbidden"#;
+    // POLICY's one template is accounts-namespace.
+    let (head, rest) = POLICY.split_once("  policy-templates:").unwrap();
+    let binding = rest
+        .find("---\napiVersion: policy.open-cluster-management.io/v1\nkind: PlacementBinding")
+        .unwrap();
+    let accounts = rest[..binding].trim_end();
     let templates = if both {
         format!("{accounts}{forbidden}")
     } else {
         forbidden.to_string()
     };
-    let (head, rest) = POLICY.split_once("  policy-templates:").unwrap();
-    let binding = rest
-        .find("---\napiVersion: policy.open-cluster-management.io/v1\nkind: PlacementBinding")
-        .unwrap();
     format!("{head}  policy-templates:{templates}\n{}", &rest[binding..])
 }
 
@@ -1043,17 +1029,7 @@ async fn the_history_of_a_hub_next_to_kubernetes() {
     .await
     .unwrap();
     let dir = hub.data_dir().to_str().unwrap().to_string();
-    let spoke = Hub::start_as_apiserver().await.unwrap();
-    let (token, pin) = garrison_e2e::create_token(&hub, "1h");
-    let spoke_kc = spoke.kubeconfig();
-    let _agent = garrison_e2e::Agent::join_cluster(
-        &hub,
-        "edge",
-        &token,
-        &pin,
-        &["--kubeconfig", spoke_kc.to_str().unwrap()],
-        &["--lease-duration", "2s", "--status-sync-interval", "1s"],
-    );
+    let (spoke, _agent) = garrison_e2e::Agent::join_networked(&hub, "edge").await;
     let admin = hub.client().await.unwrap();
     let clusters: Api<garrison_api::ManagedCluster> = Api::all(admin.clone());
     eventually(30, "the cluster to ask to join", || async {

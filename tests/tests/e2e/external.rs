@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use garrison_api::ManagedCluster;
 use garrison_api::cluster::v1beta1::PlacementDecision;
 use garrison_api::work::v1::ManifestWork;
-use garrison_e2e::{Agent, Hub, TEST_LEASE_SECS, create_token, eventually, garrison, ok};
+use garrison_e2e::{Agent, Hub, TEST_LEASE_SECS, eventually, garrison, ok};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -61,17 +61,7 @@ async fn registration_work_and_placement_with_the_hub_out_of_process_and_failove
     let admin = hub.client().await.unwrap();
 
     // The managed cluster: another API server, on the network, reached by --kubeconfig.
-    let spoke = Hub::start_as_apiserver().await.unwrap();
-    let (token, pin) = create_token(&hub, "1h");
-    let spoke_kc = spoke.kubeconfig();
-    let _agent = Agent::join_cluster(
-        &hub,
-        "edge",
-        &token,
-        &pin,
-        &["--kubeconfig", spoke_kc.to_str().unwrap()],
-        &["--lease-duration", "2s", "--status-sync-interval", "1s"],
-    );
+    let (spoke, _agent) = Agent::join_networked(&hub, "edge").await;
     let csrs: Api<CertificateSigningRequest> = Api::all(admin.clone());
     eventually(30, "the agent's certificate request", || async {
         csrs.list(&ListParams::default().labels("open-cluster-management.io/cluster-name=edge"))
