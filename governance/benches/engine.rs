@@ -10,6 +10,10 @@
 //!    judges a ManifestWork before applying it (on the machine's cores), and on one thread: a
 //!    work whose every manifest violates every constraint, and a work that complies (every
 //!    manifest carries all 50 required labels).
+//!    The same gate with the verdicts of earlier checks kept (`judge_reviews_remembered`, as
+//!    the agent's gate runs): a work's first check, the same work again (each resync), a work
+//!    with one manifest of ten changed; and the compiling of the template, which the agent
+//!    does once per template version.
 //! 3. An audit: 10,000 objects against 50 constraints, with the objects as inventory, as the
 //!    agent runs it (constraint by constraint, 512 reviews at a time, on the machine's cores)
 //!    and on one thread; time and
@@ -21,7 +25,8 @@
 use std::time::{Duration, Instant};
 
 use garrison_governance::gatekeeper::{
-    Constraint, Inventory, Review, Template, Violation, judge, judge_on_threads, judge_reviews,
+    Constraint, Inventory, Review, Template, Verdicts, Violation, judge, judge_on_threads,
+    judge_reviews, judge_reviews_remembered,
 };
 use serde_json::{Value, json};
 
@@ -44,15 +49,18 @@ violation[{"msg": msg, "details": {"missing_labels": missing}}] {
 "#;
 
 fn template(kind: &str) -> Template {
-    Template::from_object(&json!({
+    Template::from_object(&template_object(kind)).expect("template compiles")
+}
+
+fn template_object(kind: &str) -> Value {
+    json!({
         "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
         "metadata": {"name": kind.to_lowercase()},
         "spec": {"crd": {"spec": {"names": {"kind": kind},
             "validation": {"openAPIV3Schema": {"type": "object", "properties": {
                 "labels": {"type": "array", "items": {"type": "string"}}}}}}},
           "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": REGO}]}
-    }))
-    .expect("template compiles")
+    })
 }
 
 fn constraint(t: &Template, i: usize, kinds: Value) -> Constraint {
@@ -252,6 +260,64 @@ fn main() {
         per_op(clean, rounds),
         per_op(clean_one, rounds),
         clean_one.as_secs_f64() / clean.as_secs_f64(),
+    );
+
+    // 2c. The gate with the verdicts of earlier checks, as the agent runs it: every work is
+    // applied again at each resync, unchanged, and a new version of a work often changes one
+    // manifest of ten.
+    let verdicts = Verdicts::default();
+    let remembered = |r: &[Review]| judge_reviews_remembered(&verdicts, &sets, r, &inv, &data);
+    let (first, first_found, _) = time_gate(1, &manifests, remembered);
+    assert_eq!(first_found * rounds, found);
+    let (again, again_found, _) = time_gate(rounds, &manifests, remembered);
+    assert_eq!(again_found, found);
+    let changed: Vec<Vec<Value>> = (0..rounds)
+        .map(|round| {
+            let mut work = manifests.clone();
+            work[round % 10]["metadata"]["labels"]["revision"] = json!(round.to_string());
+            work
+        })
+        .collect();
+    let start = Instant::now();
+    let mut changed_found = 0;
+    for work in &changed {
+        changed_found += remembered(
+            &work
+                .iter()
+                .map(|m| Review::admission(m, None, "CREATE"))
+                .collect::<Vec<_>>(),
+        )
+        .iter()
+        .map(Vec::len)
+        .sum::<usize>();
+    }
+    let one_changed = start.elapsed();
+    assert_eq!(changed_found, found);
+    let (clean_first, _, _) = time_gate(1, &compliant, remembered);
+    let (clean_again, _, passed) = time_gate(rounds, &compliant, remembered);
+    assert_eq!(passed, rounds * compliant.len());
+    println!(
+        "gate with remembered verdicts: first check {} ({} evaluations), the same work again {} per work, one manifest of ten changed {} per work; the compliant work: first check {}, again {} per work; {} results found, {} evaluated",
+        per_op(first, 1),
+        10 * 50,
+        per_op(again, rounds),
+        per_op(one_changed, rounds),
+        per_op(clean_first, 1),
+        per_op(clean_again, rounds),
+        verdicts.found(),
+        verdicts.evaluated(),
+    );
+
+    // 2d. Compiling the template, which the agent now does once per template, not every pass.
+    let object = template_object("K8sRequiredLabels");
+    let n = 200;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Template::from_object(&object).expect("template compiles"));
+    }
+    println!(
+        "compiling the template: {} per compilation",
+        per_op(start.elapsed(), n)
     );
 
     // 3. Audit.

@@ -18,13 +18,15 @@
 //! version; a match that cannot be decided (a namespaced object under a `namespaceSelector`
 //! whose Namespace is unknown) is itself a violation, as Gatekeeper's autoreject.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use garrison_api::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
-use crate::rego::{CompileError, Data, EvalError, Held, Program, RegoVersion};
+use crate::rego::{CompileError, Data, Depends, EvalError, Held, Program, RegoVersion};
 
 /// The Gatekeeper target templates are written for.
 pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
@@ -312,8 +314,31 @@ fn labels_of(obj: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn is_namespace(obj: &Value) -> bool {
-    str_at(obj, "/apiVersion") == "v1" && str_at(obj, "/kind") == "Namespace"
+/// The fields of an object that matching reads, read once: a review is matched against every
+/// constraint.
+#[derive(Debug, Clone)]
+struct Facts {
+    group: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    generate_name: String,
+    is_namespace: bool,
+}
+
+impl Facts {
+    fn of(obj: &Value) -> Facts {
+        let api_version = str_at(obj, "/apiVersion");
+        let kind = str_at(obj, "/kind");
+        Facts {
+            group: group_version(api_version).0.into(),
+            kind: kind.into(),
+            namespace: str_at(obj, "/metadata/namespace").into(),
+            name: str_at(obj, "/metadata/name").into(),
+            generate_name: str_at(obj, "/metadata/generateName").into(),
+            is_namespace: api_version == "v1" && kind == "Namespace",
+        }
+    }
 }
 
 impl Match {
@@ -346,8 +371,18 @@ impl Match {
         namespace: Option<&Value>,
         namespaces: &HashMap<String, Value>,
     ) -> Result<bool, String> {
-        let (group, _) = group_version(str_at(obj, "/apiVersion"));
-        let kind = str_at(obj, "/kind");
+        self.matches_facts(&Facts::of(obj), obj, namespace, namespaces)
+    }
+
+    /// [`Match::matches`], with the fields of `obj` that every match reads read once.
+    fn matches_facts(
+        &self,
+        facts: &Facts,
+        obj: &Value,
+        namespace: Option<&Value>,
+        namespaces: &HashMap<String, Value>,
+    ) -> Result<bool, String> {
+        let (group, kind) = (facts.group.as_str(), facts.kind.as_str());
         if !self.kinds.is_empty()
             && !self.kinds.iter().any(|(groups, kinds)| {
                 (kinds.is_empty() || kinds.iter().any(|k| k == "*" || k == kind))
@@ -356,15 +391,15 @@ impl Match {
         {
             return Ok(false);
         }
-        let own_ns = str_at(obj, "/metadata/namespace");
+        let own_ns = facts.namespace.as_str();
         let has_ns = !own_ns.is_empty() || namespace.is_some();
         match self.scope.as_str() {
-            "Cluster" if !is_namespace(obj) && has_ns => return Ok(false),
-            "Namespaced" if is_namespace(obj) || !has_ns => return Ok(false),
+            "Cluster" if !facts.is_namespace && has_ns => return Ok(false),
+            "Namespaced" if facts.is_namespace || !has_ns => return Ok(false),
             _ => {}
         }
-        let ns_name = if is_namespace(obj) {
-            str_at(obj, "/metadata/name")
+        let ns_name = if facts.is_namespace {
+            facts.name.as_str()
         } else {
             namespace
                 .map(|n| str_at(n, "/metadata/name"))
@@ -390,7 +425,7 @@ impl Match {
             return Ok(false);
         }
         if let Some(sel) = &self.namespace_selector {
-            let ns_obj = if is_namespace(obj) {
+            let ns_obj = if facts.is_namespace {
                 Some(obj)
             } else if let Some(n) = namespace {
                 Some(n)
@@ -413,8 +448,7 @@ impl Match {
             }
         }
         if !self.name.is_empty() {
-            let name = str_at(obj, "/metadata/name");
-            let generate = str_at(obj, "/metadata/generateName");
+            let (name, generate) = (facts.name.as_str(), facts.generate_name.as_str());
             let prefix_like = self.name.ends_with('*');
             if !(wildcard(&self.name, name)
                 || (prefix_like && !generate.is_empty() && wildcard(&self.name, generate)))
@@ -438,6 +472,8 @@ pub struct Constraint {
     /// A hash of the parameters, so that equal parameter sets are found without comparing
     /// every pair.
     parameters_hash: u64,
+    /// The parameters as JSON text, which [`Verdicts`] keys on.
+    parameters_key: Arc<str>,
     action: EnforcementAction,
 }
 
@@ -501,6 +537,7 @@ impl Constraint {
             matcher,
             parameters_rego,
             parameters_hash: hash_of(&parameters),
+            parameters_key: parameters.to_string().into(),
             parameters,
             action,
         })
@@ -599,6 +636,8 @@ pub struct Review {
     operation: String,
     object: Value,
     old_object: Option<Value>,
+    /// What matching reads of the object, and of the old object when there is one.
+    facts: Vec<Facts>,
 }
 
 impl Review {
@@ -638,6 +677,10 @@ impl Review {
                 unreadable,
                 operation: str_at(&request, "/operation").into(),
                 given: Some(request),
+                facts: std::iter::once(&object)
+                    .chain(&old)
+                    .map(Facts::of)
+                    .collect(),
                 object,
                 old_object: old,
             });
@@ -665,6 +708,7 @@ impl Review {
             operation: operation.into(),
             object: obj.clone(),
             old_object: old.cloned(),
+            facts: std::iter::once(obj).chain(old).map(Facts::of).collect(),
         }
     }
 
@@ -674,6 +718,18 @@ impl Review {
             Some(r) => r.clone(),
             None => admission_request_json(&self.object, self.old_object.as_ref(), &self.operation),
         }
+    }
+
+    /// Text that is equal for two reviews only when their AdmissionRequests are: the request
+    /// as given, or else what it is made of (operation, object, old object), as JSON, without
+    /// copying the objects. [`Verdicts`] keys on it.
+    fn key_text(&self) -> Option<String> {
+        match &self.given {
+            // One element against three: the two forms never share a text.
+            Some(r) => serde_json::to_string(&[r]),
+            None => serde_json::to_string(&(&self.operation, &self.object, &self.old_object)),
+        }
+        .ok()
     }
 
     /// The object under review.
@@ -766,7 +822,7 @@ impl Inventory {
                 .expect("inventory nodes are objects");
         }
         node.insert(name.into(), obj.clone());
-        if is_namespace(obj) {
+        if str_at(obj, "/apiVersion") == "v1" && str_at(obj, "/kind") == "Namespace" {
             self.namespaces.insert(name.into(), obj.clone());
         }
         Ok(())
@@ -819,29 +875,16 @@ fn matches_review(
     review: &Review,
     inventory: &Inventory,
 ) -> Result<bool, String> {
-    for o in std::iter::once(&review.object).chain(review.old_object.iter()) {
+    let objects = std::iter::once(&review.object).chain(review.old_object.iter());
+    for (o, facts) in objects.zip(&review.facts) {
         if constraint
             .matcher
-            .matches(o, None, inventory.namespaces())?
+            .matches_facts(facts, o, None, inventory.namespaces())?
         {
             return Ok(true);
         }
     }
     Ok(false)
-}
-
-/// One result of the template's `violation` rule as a violation of `c`.
-fn read_violation(c: &Constraint, r: &regorus::Value) -> Violation {
-    let msg = match &r[&regorus::Value::from("msg")] {
-        regorus::Value::String(s) => s.to_string(),
-        regorus::Value::Undefined | regorus::Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    let details = match &r[&regorus::Value::from("details")] {
-        regorus::Value::Undefined => json!({}),
-        d => serde_json::to_value(d).unwrap_or_else(|_| json!({})),
-    };
-    violation_of(c, msg, details)
 }
 
 /// Judges `review` against `constraint` of `template`, with `inventory` as `data.inventory`
@@ -866,14 +909,24 @@ pub fn judge_all(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Violation> {
-    judge_on(template, &mut None, constraints, review, inventory, data)
+    judge_on(
+        template,
+        &mut None,
+        None,
+        constraints,
+        review,
+        inventory,
+        data,
+    )
 }
 
 /// [`judge_all`] on `lane`, a lane of the template's program that is taken at the first
-/// evaluation and kept there for the caller's next reviews.
+/// evaluation and kept there for the caller's next reviews; with `remember`, results are looked
+/// up in and added to the verdicts, for the review whose AdmissionRequest is the text given.
 fn judge_on<'t>(
     template: &'t Template,
     lane: &mut Option<Held<'t>>,
+    remember: Option<(&Verdicts, &ReviewKey)>,
     constraints: &[&Constraint],
     review: &Review,
     inventory: &Inventory,
@@ -917,8 +970,14 @@ fn judge_on<'t>(
         }
     };
     // The input is the review and the parameters alone, so constraints with equal parameters
-    // have the same result: each distinct parameter set is evaluated once.
-    let mut results: Vec<(&Constraint, Result<regorus::Value, EvalError>)> = vec![];
+    // have the same result: each distinct parameter set is evaluated once, or its result is
+    // taken from the verdicts remembered from earlier calls.
+    let remember = remember.filter(|_| program.depends() != Depends::Unrepeatable);
+    let data_id = match program.depends() {
+        Depends::InputAndData => data.id(),
+        _ => 0,
+    };
+    let mut results: Vec<(&Constraint, Result<Found, String>)> = vec![];
     for c in matched {
         let same = |(p, _): &(&Constraint, _)| {
             p.parameters_hash == c.parameters_hash && p.parameters == c.parameters
@@ -926,34 +985,252 @@ fn judge_on<'t>(
         let at = match results.iter().position(same) {
             Some(i) => i,
             None => {
-                let mut input = regorus::Value::new_object();
-                if let Ok(m) = input.as_object_mut() {
-                    m.insert("review".into(), review.request.clone());
-                    m.insert("parameters".into(), c.parameters_rego.clone());
-                }
-                let result = match lane {
-                    Some(held) => held.eval_value("violation", input, data),
-                    None => program
-                        .hold()
-                        .and_then(|held| lane.insert(held).eval_value("violation", input, data)),
+                let key = (program.id(), c.parameters_key.clone(), data_id);
+                let kept = remember.and_then(|(verdicts, r)| verdicts.get(r, &key));
+                let result = match kept {
+                    Some(found) => Ok(found),
+                    None => {
+                        let mut input = regorus::Value::new_object();
+                        if let Ok(m) = input.as_object_mut() {
+                            m.insert("review".into(), review.request.clone());
+                            m.insert("parameters".into(), c.parameters_rego.clone());
+                        }
+                        let result = match lane {
+                            Some(held) => held.eval_value("violation", input, data),
+                            None => program.hold().and_then(|held| {
+                                lane.insert(held).eval_value("violation", input, data)
+                            }),
+                        };
+                        let found = result.map_err(|e| e.to_string()).and_then(read_found);
+                        if let (Ok(found), Some((verdicts, r))) = (&found, remember) {
+                            verdicts.put(r, key, found.clone());
+                        }
+                        found
+                    }
                 };
                 results.push((c, result));
                 results.len() - 1
             }
         };
         match &results[at].1 {
-            Ok(regorus::Value::Set(s)) => out.extend(s.iter().map(|r| read_violation(c, r))),
-            Ok(regorus::Value::Array(a)) => out.extend(a.iter().map(|r| read_violation(c, r))),
-            Ok(regorus::Value::Undefined) => {}
-            Ok(other) => out.push(violation_of(
-                c,
-                EvalError::BadResult(format!("violation is not a set: {other}")).to_string(),
-                json!({}),
-            )),
-            Err(e) => out.push(violation_of(c, e.to_string(), json!({}))),
+            Ok(found) => out.extend(
+                found
+                    .iter()
+                    .map(|(msg, details)| violation_of(c, msg.clone(), details.clone())),
+            ),
+            Err(e) => out.push(violation_of(c, e.clone(), json!({}))),
         }
     }
     out
+}
+
+/// What one evaluation of a template's `violation` rule found: each result's message and
+/// details.
+type Found = Arc<[(String, Value)]>;
+
+/// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
+/// nothing when undefined.
+fn read_found(v: regorus::Value) -> Result<Found, String> {
+    let read = |r: &regorus::Value| {
+        let msg = match &r[&regorus::Value::from("msg")] {
+            regorus::Value::String(s) => s.to_string(),
+            regorus::Value::Undefined | regorus::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let details = match &r[&regorus::Value::from("details")] {
+            regorus::Value::Undefined => json!({}),
+            d => serde_json::to_value(d).unwrap_or_else(|_| json!({})),
+        };
+        (msg, details)
+    };
+    match &v {
+        regorus::Value::Set(s) => Ok(s.iter().map(read).collect()),
+        regorus::Value::Array(a) => Ok(a.iter().map(read).collect()),
+        regorus::Value::Undefined => Ok(Arc::new([])),
+        other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
+    }
+}
+
+/// Most bytes of reviews and results [`Verdicts::default`] keeps.
+pub const VERDICT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Results of templates' evaluations, kept from one call of [`judge_reviews_remembered`] to the
+/// next. The agent applies every work again at each resync, and the delivery gate judges it
+/// each time: an unchanged manifest is then not evaluated again, nor one of a work whose other
+/// manifests changed.
+///
+/// A result is found again only for an input equal in every byte that the template sees: the
+/// AdmissionRequest and the parameters as JSON text (compared whole, not by a hash that two
+/// inputs could share), the same compilation of the template, and, for a template that may read
+/// `data` (its inventory), the same conversion of it. The matching is done at every call,
+/// as are failed evaluations, and a template that reads the clock, randomness or the network
+/// ([`Depends::Unrepeatable`]) is always evaluated. Past the byte budget, the reviews least
+/// recently used are forgotten first.
+pub struct Verdicts {
+    budget: usize,
+    hasher: std::collections::hash_map::RandomState,
+    kept: std::sync::Mutex<Kept>,
+    found: AtomicU64,
+    evaluated: AtomicU64,
+}
+
+/// What [`Verdicts`] keeps: for each review (its AdmissionRequest as JSON text), the results of
+/// the evaluations made on it, by program, parameters and data.
+#[derive(Default)]
+struct Kept {
+    reviews: HashMap<ReviewKey, Remembered>,
+    /// The reviews in the order they came, for eviction: a review used since it was queued is
+    /// queued again once before it may go (a second chance).
+    queue: VecDeque<ReviewKey>,
+    bytes: usize,
+}
+
+/// A review's AdmissionRequest as JSON text, with its hash made once (by the verdicts' own
+/// randomly keyed hasher) rather than at each of the review's lookups. Equality is the text's.
+#[derive(Clone)]
+pub(crate) struct ReviewKey {
+    hash: u64,
+    text: Arc<str>,
+}
+
+impl PartialEq for ReviewKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for ReviewKey {}
+
+impl std::hash::Hash for ReviewKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+type ResultKey = (u64, Arc<str>, u64);
+
+struct Remembered {
+    results: HashMap<ResultKey, Found>,
+    bytes: usize,
+    used: bool,
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Verdicts::new(VERDICT_BYTES)
+    }
+}
+
+impl std::fmt::Debug for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdicts")
+            .field("budget", &self.budget)
+            .field("found", &self.found())
+            .field("evaluated", &self.evaluated())
+            .finish()
+    }
+}
+
+impl Verdicts {
+    /// Verdicts kept within about `budget` bytes.
+    pub fn new(budget: usize) -> Self {
+        Verdicts {
+            budget,
+            hasher: Default::default(),
+            kept: Default::default(),
+            found: AtomicU64::new(0),
+            evaluated: AtomicU64::new(0),
+        }
+    }
+
+    /// About how many bytes the kept reviews and results take.
+    pub fn kept_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// How many results were found here rather than evaluated.
+    pub fn found(&self) -> u64 {
+        self.found.load(Ordering::Relaxed)
+    }
+
+    /// How many evaluations were made (and kept, when they succeeded) because no result was
+    /// here.
+    pub fn evaluated(&self) -> u64 {
+        self.evaluated.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of the review whose AdmissionRequest is `text`.
+    fn review_key(&self, text: String) -> ReviewKey {
+        use std::hash::BuildHasher;
+        ReviewKey {
+            hash: self.hasher.hash_one(&text),
+            text: text.into(),
+        }
+    }
+
+    fn get(&self, review: &ReviewKey, key: &ResultKey) -> Option<Found> {
+        let mut kept = self.lock();
+        let hit = kept.reviews.get_mut(review).and_then(|r| {
+            r.used = true;
+            r.results.get(key).cloned()
+        });
+        drop(kept);
+        let counter = if hit.is_some() {
+            &self.found
+        } else {
+            &self.evaluated
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    fn put(&self, review: &ReviewKey, key: ResultKey, found: Found) {
+        let size = 64
+            + key.1.len()
+            + found
+                .iter()
+                .map(|(m, d)| 64 + m.len() + d.to_string().len())
+                .sum::<usize>();
+        let mut kept = self.lock();
+        let kept = &mut *kept;
+        let entry = match kept.reviews.get_mut(review) {
+            Some(e) => e,
+            None => {
+                kept.queue.push_back(review.clone());
+                kept.bytes += review.text.len();
+                kept.reviews.entry(review.clone()).or_insert(Remembered {
+                    results: HashMap::new(),
+                    bytes: review.text.len(),
+                    used: false,
+                })
+            }
+        };
+        if entry.results.insert(key, found).is_none() {
+            entry.bytes += size;
+            kept.bytes += size;
+        }
+        while kept.bytes > self.budget {
+            let Some(oldest) = kept.queue.pop_front() else {
+                break;
+            };
+            match kept.reviews.get_mut(&oldest) {
+                Some(r) if r.used => {
+                    r.used = false;
+                    kept.queue.push_back(oldest);
+                }
+                Some(_) => {
+                    if let Some(r) = kept.reviews.remove(&oldest) {
+                        kept.bytes -= r.bytes;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
 }
 
 /// Fewest evaluations worth a thread of their own: below this, starting the thread costs more
@@ -974,16 +1251,51 @@ pub fn judge_reviews(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Vec<Violation>> {
+    judge_in(None, sets, reviews, inventory, data)
+}
+
+/// [`judge_reviews`], with the results of earlier calls kept in `verdicts` (see [`Verdicts`]):
+/// a review judged before is judged again without evaluating. What is found is what
+/// [`judge_reviews`] finds.
+pub fn judge_reviews_remembered(
+    verdicts: &Verdicts,
+    sets: &[(Template, Vec<Constraint>)],
+    reviews: &[Review],
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Vec<Violation>> {
+    judge_in(Some(verdicts), sets, reviews, inventory, data)
+}
+
+/// [`judge_reviews`] on as many threads as the batch is worth.
+fn judge_in(
+    remember: Option<&Verdicts>,
+    sets: &[(Template, Vec<Constraint>)],
+    reviews: &[Review],
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Vec<Violation>> {
     let constraints: usize = sets.iter().map(|(_, cs)| cs.len()).sum();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = cores.min(reviews.len() * constraints / EVALUATIONS_PER_THREAD);
-    judge_on_threads(threads, sets, reviews, inventory, data)
+    judge_threads(threads, remember, sets, reviews, inventory, data)
 }
 
 /// [`judge_reviews`] on `threads` threads (at least one, at most one a review), whatever the
 /// batch's size.
 pub fn judge_on_threads(
     threads: usize,
+    sets: &[(Template, Vec<Constraint>)],
+    reviews: &[Review],
+    inventory: &Inventory,
+    data: &Data,
+) -> Vec<Vec<Violation>> {
+    judge_threads(threads, None, sets, reviews, inventory, data)
+}
+
+fn judge_threads(
+    threads: usize,
+    remember: Option<&Verdicts>,
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
     inventory: &Inventory,
@@ -998,9 +1310,14 @@ pub fn judge_on_threads(
         let mut lanes: Vec<Option<Held>> = refs.iter().map(|_| None).collect();
         part.iter()
             .map(|r| {
+                // What the engine is given, as text.
+                let text: Option<(&Verdicts, ReviewKey)> = remember
+                    .filter(|_| r.unreadable.is_none())
+                    .and_then(|v| Some((v, v.review_key(r.key_text()?))));
+                let remember = text.as_ref().map(|(v, k)| (*v, k));
                 refs.iter()
                     .zip(lanes.iter_mut())
-                    .flat_map(|((t, cs), lane)| judge_on(t, lane, cs, r, inventory, data))
+                    .flat_map(|((t, cs), lane)| judge_on(t, lane, remember, cs, r, inventory, data))
                     .collect()
             })
             .collect::<Vec<Vec<Violation>>>()
@@ -1459,5 +1776,275 @@ mod tests {
         assert!(d.pointer("/inventory/cluster/v1/Namespace/prod").is_some());
         assert!(inv.namespaces().contains_key("prod"));
         assert!(inv.add(&json!({"metadata": {"name": "x"}})).is_err());
+    }
+
+    fn need(t: &Template, name: &str, labels: Value) -> Constraint {
+        Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": t.kind(),
+                "metadata": {"name": name}, "spec": {"parameters": {"labels": labels}}}),
+            t,
+        )
+        .unwrap()
+    }
+
+    fn found(
+        verdicts: &Verdicts,
+        sets: &[(Template, Vec<Constraint>)],
+        objects: &[Value],
+        inv: &Inventory,
+        data: &Data,
+    ) -> Vec<Vec<String>> {
+        let reviews: Vec<Review> = objects
+            .iter()
+            .map(|o| Review::admission(o, None, "CREATE"))
+            .collect();
+        judge_reviews_remembered(verdicts, sets, &reviews, inv, data)
+            .into_iter()
+            .map(|vs| {
+                vs.into_iter()
+                    .map(|v| format!("{}: {}", v.constraint, v.msg))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remembered_verdicts_are_what_judging_finds_and_spare_the_evaluations() {
+        let t = template();
+        // Two constraints with equal parameters share one evaluation, remembered or not.
+        let cs = vec![
+            need(&t, "owner", json!(["owner"])),
+            need(&t, "owner-again", json!(["owner"])),
+            need(&t, "team", json!(["team"])),
+        ];
+        let sets = [(t, cs)];
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        let pods = [
+            pod("a", json!({})),
+            pod("b", json!({"owner": "x"})),
+            pod("c", json!({"owner": "x", "team": "y"})),
+        ];
+        let reviews: Vec<Review> = pods
+            .iter()
+            .map(|o| Review::admission(o, None, "CREATE"))
+            .collect();
+        let plain: Vec<Vec<String>> = judge_reviews(&sets, &reviews, &inv, &data)
+            .into_iter()
+            .map(|vs| {
+                vs.into_iter()
+                    .map(|v| format!("{}: {}", v.constraint, v.msg))
+                    .collect()
+            })
+            .collect();
+        let verdicts = Verdicts::default();
+        let first = found(&verdicts, &sets, &pods, &inv, &data);
+        assert_eq!(first, plain);
+        assert_eq!(
+            first[0],
+            [
+                "owner: missing label owner",
+                "owner-again: missing label owner",
+                "team: missing label team"
+            ]
+        );
+        assert!(first[2].is_empty());
+        assert_eq!((verdicts.found(), verdicts.evaluated()), (0, 6));
+        // Judged again: the same verdicts, without one evaluation.
+        assert_eq!(found(&verdicts, &sets, &pods, &inv, &data), plain);
+        assert_eq!((verdicts.found(), verdicts.evaluated()), (6, 6));
+        // One manifest changed: only its evaluations are made again.
+        let changed = [
+            pods[0].clone(),
+            pod("b", json!({"owner": "x", "team": "z"})),
+            pods[2].clone(),
+        ];
+        let again = found(&verdicts, &sets, &changed, &inv, &data);
+        assert!(again[1].is_empty());
+        assert_eq!(again[0], plain[0]);
+        assert_eq!((verdicts.found(), verdicts.evaluated()), (10, 8));
+    }
+
+    /// The attacks on a verdict cache: an input that differs from a remembered one in a way
+    /// the template sees must never be given the remembered verdict.
+    #[test]
+    fn a_remembered_verdict_is_never_given_to_another_input() {
+        let t = template();
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        let verdicts = Verdicts::default();
+        let sets = [(t.clone(), vec![need(&t, "owner", json!(["owner"]))])];
+        let good = pod("prod", json!({"owner": "x"}));
+        assert!(found(&verdicts, &sets, std::slice::from_ref(&good), &inv, &data)[0].is_empty());
+        // The same manifest, name and all, made to violate: judged anew.
+        let bad = pod("prod", json!({"owner-": "x"}));
+        assert_eq!(
+            found(&verdicts, &sets, &[bad], &inv, &data)[0],
+            ["owner: missing label owner"]
+        );
+        // An UPDATE is another request than a CREATE.
+        let update = Review::admission(&good, Some(&good), "UPDATE");
+        let create = Review::admission(&good, None, "CREATE");
+        assert_ne!(update.key_text(), create.key_text());
+        assert!(create.key_text().is_some());
+        // The constraint's parameters changed: judged anew.
+        let stricter = [(t.clone(), vec![need(&t, "owner", json!(["owner", "team"]))])];
+        assert_eq!(
+            found(
+                &verdicts,
+                &stricter,
+                std::slice::from_ref(&good),
+                &inv,
+                &data
+            )[0],
+            ["owner: missing label team"]
+        );
+        // The template changed (the same kind, another rule): another compilation, judged anew.
+        let strict = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8srequiredlabels"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels"}}},
+              "targets": [{"target": TARGET, "rego": "package k8srequiredlabels\nviolation[{\"msg\": \"no pods\"}] {\n  input.review.object.kind == \"Pod\"\n}"}]}
+        }))
+        .unwrap();
+        let sets = [(
+            strict.clone(),
+            vec![need(&strict, "owner", json!(["owner"]))],
+        )];
+        assert_eq!(
+            found(&verdicts, &sets, std::slice::from_ref(&good), &inv, &data)[0],
+            ["owner: no pods"]
+        );
+        // Failed evaluations are not remembered: they are tried again.
+        let failing = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8sconflict"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sConflict"}}},
+              "targets": [{"target": TARGET, "rego": "package k8sconflict\nv := 1 { input.review.object.metadata.labels.owner }\nv := 2 { input.review.object.metadata.labels.owner }\nviolation[{\"msg\": \"never\"}] { v == 3 }"}]}
+        }))
+        .unwrap();
+        let c = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sConflict",
+                "metadata": {"name": "conflict"}}),
+            &failing,
+        )
+        .unwrap();
+        let sets = [(failing, vec![c])];
+        let before = verdicts.evaluated();
+        for _ in 0..2 {
+            let judged = found(&verdicts, &sets, std::slice::from_ref(&good), &inv, &data);
+            assert!(
+                judged[0][0].starts_with("conflict: evaluation failed"),
+                "{judged:?}"
+            );
+        }
+        assert_eq!(verdicts.evaluated() - before, 2);
+    }
+
+    /// A template that reads the inventory is judged anew when the inventory changes: a work
+    /// once unique is refused when the cluster gains its duplicate.
+    #[test]
+    fn a_template_that_reads_the_inventory_is_judged_anew_with_each_inventory() {
+        let unique = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8suniquelabel"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sUniqueLabel"}}},
+              "targets": [{"target": TARGET, "rego": "package k8suniquelabel\nviolation[{\"msg\": msg}] {\n  app := input.review.object.metadata.labels.app\n  other := data.inventory.namespace[ns][_][\"Pod\"][name]\n  other.metadata.labels.app == app\n  msg := sprintf(\"app %v is taken by %v/%v\", [app, ns, name])\n}"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            unique.program().map(Program::depends),
+            Some(Depends::InputAndData)
+        );
+        assert_eq!(
+            template().program().map(Program::depends),
+            Some(Depends::Input)
+        );
+        let c = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sUniqueLabel",
+                "metadata": {"name": "unique-app"}}),
+            &unique,
+        )
+        .unwrap();
+        let sets = [(unique, vec![c])];
+        let verdicts = Verdicts::default();
+        let mine = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-2", "namespace": "prod", "labels": {"app": "shop"}}});
+        let before = Inventory::new();
+        assert!(
+            found(
+                &verdicts,
+                &sets,
+                std::slice::from_ref(&mine),
+                &before,
+                &before.prepared()
+            )[0]
+            .is_empty()
+        );
+        let mut after = Inventory::new();
+        after.add(&pod("prod", json!({"app": "shop"}))).unwrap();
+        assert_eq!(
+            found(&verdicts, &sets, &[mine], &after, &after.prepared())[0],
+            ["unique-app: app shop is taken by prod/web-1"]
+        );
+    }
+
+    #[test]
+    fn a_template_that_reads_the_clock_is_never_remembered() {
+        let clock = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8sbusinesshours"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sBusinessHours"}}},
+              "targets": [{"target": TARGET, "rego": "package k8sbusinesshours\nviolation[{\"msg\": \"not now\"}] {\n  time.now_ns() < 0\n}"}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            clock.program().map(Program::depends),
+            Some(Depends::Unrepeatable)
+        );
+        let c = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sBusinessHours",
+                "metadata": {"name": "hours"}}),
+            &clock,
+        )
+        .unwrap();
+        let sets = [(clock, vec![c])];
+        let verdicts = Verdicts::default();
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        for _ in 0..3 {
+            assert!(found(&verdicts, &sets, &[pod("a", json!({}))], &inv, &data)[0].is_empty());
+        }
+        assert_eq!((verdicts.found(), verdicts.evaluated()), (0, 0));
+    }
+
+    #[test]
+    fn verdicts_keep_to_their_budget_and_forget_the_least_used_first() {
+        let t = template();
+        let sets = [(t.clone(), vec![need(&t, "owner", json!(["owner"]))])];
+        let inv = Inventory::new();
+        let data = inv.prepared();
+        let verdicts = Verdicts::new(4 * 1024);
+        let pods: Vec<Value> = (0..40).map(|i| pod(&format!("ns{i}"), json!({}))).collect();
+        let hot = pod("hot", json!({}));
+        for p in &pods {
+            // The hot review is judged with every other, and stays.
+            found(&verdicts, &sets, &[hot.clone(), p.clone()], &inv, &data);
+        }
+        assert!(
+            verdicts.kept_bytes() <= 4 * 1024,
+            "{}",
+            verdicts.kept_bytes()
+        );
+        let before = verdicts.found();
+        found(&verdicts, &sets, &[hot], &inv, &data);
+        assert_eq!(verdicts.found(), before + 1, "the hot review is still kept");
+        let before = verdicts.evaluated();
+        found(&verdicts, &sets, &pods[..1], &inv, &data);
+        assert_eq!(
+            verdicts.evaluated(),
+            before + 1,
+            "the oldest cold review went"
+        );
     }
 }

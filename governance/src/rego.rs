@@ -112,6 +112,12 @@ impl Data {
         }
     }
 
+    /// This conversion's identity (0 for no data): documents converted apart have different
+    /// ids, even when equal.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// No data.
     pub fn empty() -> Data {
         Data {
@@ -158,11 +164,70 @@ struct Lane {
     work: Option<(regorus::Engine, u64)>,
 }
 
+/// What a program's result depends on besides its input, read conservatively from its source:
+/// a word the scan cannot rule out counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depends {
+    /// The input alone: equal inputs give equal results.
+    Input,
+    /// The input and the data document (`data.inventory`, say).
+    InputAndData,
+    /// Something that changes from one evaluation to the next: the clock, randomness, the
+    /// network.
+    Unrepeatable,
+}
+
+/// Built-ins (or families of them) whose result is not a function of their arguments.
+const UNREPEATABLE: [&str; 9] = [
+    "time.now_ns",
+    "rand.",
+    "uuid.",
+    "http.send",
+    "opa.runtime",
+    "net.lookup_ip_addr",
+    "crypto.x509.parse_and_verify",
+    "io.jwt.decode_verify",
+    "external_data",
+];
+
+/// What the program compiled from `source` depends on.
+fn depends(source: &Source) -> Depends {
+    let modules = || std::iter::once(&source.rego).chain(&source.libs);
+    if modules().any(|m| UNREPEATABLE.iter().any(|b| m.contains(b))) {
+        Depends::Unrepeatable
+    } else if modules().any(|m| reads_data(m)) {
+        Depends::InputAndData
+    } else {
+        Depends::Input
+    }
+}
+
+/// Whether `module` may read the data document beyond the libraries (`data.lib.`): whether it
+/// has a word `data` that is neither a field (`x.data`) nor followed by `.lib.`. Comments and
+/// strings count too: the scan errs towards depending.
+fn reads_data(module: &str) -> bool {
+    let b = module.as_bytes();
+    let word = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    module.match_indices("data").any(|(i, _)| {
+        let before = i.checked_sub(1).and_then(|j| b.get(j));
+        let after = b.get(i + 4);
+        !(word(before)
+            || word(after)
+            || before == Some(&b'.')
+            || module[i + 4..].starts_with(".lib."))
+    })
+}
+
+static NEXT_PROGRAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// A compiled policy: the main module's package, and lanes of the prepared interpreter engine
 /// kept for reuse; an evaluation takes a lane and gives it back, so a program serves concurrent
 /// callers. Clones share their lanes.
 #[derive(Clone)]
 pub struct Program {
+    /// Unique among the process's compilations; clones keep it.
+    id: u64,
+    depends: Depends,
     source: std::sync::Arc<Source>,
     package: String,
     /// The path of the rule the program was compiled for, `data.<package>.<rule>`, made once
@@ -359,6 +424,8 @@ impl Program {
         limit_heap();
         let entry = format!("{package}.{rule}");
         Ok(Program {
+            id: NEXT_PROGRAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            depends: depends(&source),
             source: std::sync::Arc::new(source),
             package,
             entry,
@@ -376,6 +443,17 @@ impl Program {
     /// The main module's package, as `data.<package>`.
     pub fn package(&self) -> &str {
         &self.package
+    }
+
+    /// This compilation's identity: two programs with the same id are clones of one
+    /// compilation, and give equal results for equal inputs where [`Program::depends`] allows.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the program's results depend on besides the input.
+    pub fn depends(&self) -> Depends {
+        self.depends
     }
 
     /// A lane for one evaluation: an idle one, or else one compiled now.
@@ -1000,6 +1078,55 @@ violation[{"msg": "every tag numeric"}] {
             p.eval("violation", &json!({"xs": [true]}), None),
             Err(EvalError::Failed(_))
         ));
+    }
+
+    #[test]
+    fn what_a_program_depends_on_is_read_conservatively_from_its_source() {
+        let src = |rego: &str, libs: &[&str]| Source {
+            rego: rego.into(),
+            libs: libs.iter().map(|l| l.to_string()).collect(),
+            version: RegoVersion::V0,
+            rule: "violation".into(),
+        };
+        for input_only in [
+            "import data.lib.helpers\nv { input.review.object.metadata.name }",
+            "v { input.review.object.data.key }",
+            "v { input.review.object.metadata.labels.metadata_owner }",
+            "v { mydata := input.x; datapoint := mydata }",
+        ] {
+            assert_eq!(
+                depends(&src(input_only, &[])),
+                Depends::Input,
+                "{input_only}"
+            );
+        }
+        for reads in [
+            "v { data.inventory.cluster[_] }",
+            "import data.inventory\nv { inventory }",
+            "v { x := data[\"inventory\"] }",
+            // A comment or a string counts: the scan errs towards depending.
+            "# data\nv { true }",
+            "v { data.lib }",
+        ] {
+            assert_eq!(depends(&src(reads, &[])), Depends::InputAndData, "{reads}");
+        }
+        // A library that reads the inventory counts for the template.
+        assert_eq!(
+            depends(&src("v { true }", &["package lib.x\nf { data.inventory }"])),
+            Depends::InputAndData
+        );
+        for unrepeatable in [
+            "v { time.now_ns() > 0 }",
+            "v { rand.intn(\"x\", 10) == 1 }",
+            "v { uuid.rfc4122(\"x\") }",
+            "v { http.send({}) }",
+        ] {
+            assert_eq!(
+                depends(&src(unrepeatable, &[])),
+                Depends::Unrepeatable,
+                "{unrepeatable}"
+            );
+        }
     }
 
     #[test]

@@ -499,6 +499,40 @@ async fn an_enforced_constraint_refuses_a_violating_work_before_anything_is_appl
     deliver(&works, "api", "registry.example.com/shop/api:2.0").await;
     applied(&works, "api", "True").await;
 
+    // The gate remembers its verdicts between resyncs, but a verdict is never given to other
+    // parameters: once the constraint allows another registry only, the same unchanged work
+    // is refused at its next resync; allowed again, it applies again.
+    let repos = |r: &str| {
+        json!([{"op": "replace",
+            "path": "/spec/policy-templates/1/objectDefinition/spec/parameters/repos",
+            "value": [r]}])
+    };
+    for (allowed, status) in [
+        ("registry.internal.example/", "False"),
+        ("registry.example.com/", "True"),
+    ] {
+        ok(hub.kubectl(&[
+            "patch",
+            "policy",
+            "internal-registries",
+            "-n",
+            "policies",
+            "--type=json",
+            "-p",
+            &repos(allowed).to_string(),
+        ]));
+        let cond = applied(&works, "api", status).await;
+        if status == "False" {
+            assert_eq!(cond.reason, "PolicyViolation");
+            assert!(
+                cond.message
+                    .contains("allowed repos are [\"registry.internal.example/\"]"),
+                "{}",
+                cond.message
+            );
+        }
+    }
+
     // With inform, the same violation is applied and reported by the audit.
     roots
         .patch(

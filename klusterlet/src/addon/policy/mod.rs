@@ -250,6 +250,10 @@ struct Memory {
     prepared: bool,
     /// The constraint CRDs installed, as written.
     constraint_crds: HashMap<String, Value>,
+    /// The ConstraintTemplates of the last pass, compiled, by their object as JSON text: an
+    /// unchanged template is not compiled again (a program's identity also keys the gate's
+    /// remembered verdicts).
+    compiled: HashMap<String, Result<Template, String>>,
 }
 
 async fn pass(
@@ -308,11 +312,18 @@ async fn pass(
     }
     // Templates first: a Constraint may come in another Policy than its template.
     let mut templates: HashMap<String, Result<Template, String>> = HashMap::new();
+    let mut last = std::mem::take(&mut memory.compiled);
     for p in &policies {
         for t in &p.spec.policy_templates {
             let o = &t.object_definition;
             if o["kind"] == "ConstraintTemplate" {
-                let compiled = Template::from_object(o).map_err(|e| e.to_string());
+                let text = o.to_string();
+                let kept = memory.compiled.get(&text).cloned();
+                let compiled = match kept.or_else(|| last.remove(&text)) {
+                    Some(c) => c,
+                    None => Template::from_object(o).map_err(|e| e.to_string()),
+                };
+                memory.compiled.insert(text, compiled.clone());
                 let kind = o
                     .pointer("/spec/crd/spec/names/kind")
                     .and_then(Value::as_str)
@@ -1909,6 +1920,9 @@ pub struct PolicyGate {
     enforcement: Enforcement,
     spoke: Option<kube::Client>,
     kinds: Kinds,
+    /// The verdicts of earlier checks: the agent applies every work again at each resync, and
+    /// an unchanged manifest is not evaluated again (`gatekeeper::Verdicts`).
+    verdicts: std::sync::Arc<gatekeeper::Verdicts>,
 }
 
 impl PolicyGate {
@@ -1919,6 +1933,7 @@ impl PolicyGate {
             enforcement,
             spoke,
             kinds: Kinds::default(),
+            verdicts: Default::default(),
         }
     }
 
@@ -1929,8 +1944,13 @@ impl PolicyGate {
         Some(namespaced)
     }
 
-    /// The violations of `manifests`: `(deny, line)`.
-    pub fn violations(enforcement: &Enforcement, manifests: &[Value]) -> Vec<(bool, String)> {
+    /// The violations of `manifests`: `(deny, line)`. Evaluations whose results are in
+    /// `verdicts` are not made again; those made are added.
+    pub fn violations(
+        enforcement: &Enforcement,
+        verdicts: &gatekeeper::Verdicts,
+        manifests: &[Value],
+    ) -> Vec<(bool, String)> {
         let shared = enforcement.read().unwrap_or_else(|e| e.into_inner());
         let enforced = match &shared.state {
             GateState::Off => return vec![],
@@ -1987,7 +2007,13 @@ impl PolicyGate {
             .iter()
             .map(|m| Review::admission(m, None, "CREATE"))
             .collect();
-        let judged = gatekeeper::judge_reviews(&enforced.constraints, &reviews, inventory, data);
+        let judged = gatekeeper::judge_reviews_remembered(
+            verdicts,
+            &enforced.constraints,
+            &reviews,
+            inventory,
+            data,
+        );
         for (m, found) in manifests.iter().zip(judged) {
             let kind = m["kind"].as_str().unwrap_or_default();
             let ns = m
@@ -2097,10 +2123,12 @@ impl crate::work::gate::Gate for PolicyGate {
             }
             // Rego is CPU work: off the async threads.
             let enforcement = self.enforcement.clone();
-            let found =
-                tokio::task::spawn_blocking(move || PolicyGate::violations(&enforcement, &judged))
-                    .await
-                    .unwrap_or_else(|e| vec![(true, format!("the policy check failed: {e}"))]);
+            let verdicts = self.verdicts.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                PolicyGate::violations(&enforcement, &verdicts, &judged)
+            })
+            .await
+            .unwrap_or_else(|e| vec![(true, format!("the policy check failed: {e}"))]);
             for (_, line) in found.iter().filter(|(deny, _)| !deny) {
                 tracing::warn!(addon = ADDON, work = ?work.metadata.name, violation = %line, "policy warning; applying the work");
             }
@@ -2127,6 +2155,11 @@ impl crate::work::gate::Gate for PolicyGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Verdicts shared by every gate check of these tests, as the agent's gate keeps them
+    /// across works: a verdict given to the wrong check would show as a failed test.
+    static VERDICTS: std::sync::LazyLock<gatekeeper::Verdicts> =
+        std::sync::LazyLock::new(Default::default);
 
     #[test]
     fn malformed_templates_are_refused_not_panicked_on_and_an_unreadable_enforced_one_breaks_the_gate()
@@ -2196,7 +2229,7 @@ mod tests {
         collect_enforced(&mut e, &templates, "p", &constraint, Some("Enforce"));
         collect_enforced(&mut e, &templates, "p", &forbid, Some("enforce"));
         set_gate(&enforcement, 1, GateState::Ready(Box::new(e)), true);
-        let v = PolicyGate::violations(&enforcement, &[pod.clone(), cm.clone()]);
+        let v = PolicyGate::violations(&enforcement, &VERDICTS, &[pod.clone(), cm.clone()]);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v.iter().all(|(deny, _)| *deny));
         assert_eq!(v[0].1, "NoLatest no-latest: latest tag (on Pod a/p)");
@@ -2205,11 +2238,14 @@ mod tests {
             "ConfigurationPolicy no-debug: mustnothave ConfigMap a/debug"
         );
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "a"}});
-        assert!(PolicyGate::violations(&enforcement, &[other]).is_empty());
+        assert!(PolicyGate::violations(&enforcement, &VERDICTS, &[other]).is_empty());
         // Another version of the same group and kind is forbidden too.
         let mut cm_v2 = cm.clone();
         cm_v2["apiVersion"] = json!("v2");
-        assert_eq!(PolicyGate::violations(&enforcement, &[cm_v2]).len(), 1);
+        assert_eq!(
+            PolicyGate::violations(&enforcement, &VERDICTS, &[cm_v2]).len(),
+            1
+        );
         // With a namespaceSelector, only in the namespaces it selects: by name, or by the
         // labels of a Namespace the work brings along.
         let scoped = json!({"apiVersion": "policy.open-cluster-management.io/v1", "kind": "ConfigurationPolicy",
@@ -2225,18 +2261,18 @@ mod tests {
         let trace = |ns: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "trace", "namespace": ns}});
         let prod_ns = json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "prod-a", "labels": {"tier": "prod"}}});
-        assert!(PolicyGate::violations(&scoped_gate, &[trace("dev")]).is_empty());
+        assert!(PolicyGate::violations(&scoped_gate, &VERDICTS, &[trace("dev")]).is_empty());
         assert!(
-            PolicyGate::violations(&scoped_gate, &[trace("prod-a")]).is_empty(),
+            PolicyGate::violations(&scoped_gate, &VERDICTS, &[trace("prod-a")]).is_empty(),
             "unlabelled"
         );
-        let v = PolicyGate::violations(&scoped_gate, &[prod_ns, trace("prod-a")]);
+        let v = PolicyGate::violations(&scoped_gate, &VERDICTS, &[prod_ns, trace("prod-a")]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].1.contains("mustnothave ConfigMap prod-a/trace"));
         let gate_state = |state: GateState| {
             let e = Enforcement::default();
             set_gate(&e, 1, state, true);
-            PolicyGate::violations(&e, std::slice::from_ref(&cm))
+            PolicyGate::violations(&e, &VERDICTS, std::slice::from_ref(&cm))
         };
         // Without the add-on nothing is enforced; before its first pass, or before the agent
         // knows whether it runs, everything waits.
@@ -2248,7 +2284,7 @@ mod tests {
         );
         let fresh = Enforcement::default();
         decided(&fresh, false);
-        assert!(PolicyGate::violations(&fresh, std::slice::from_ref(&cm)).is_empty());
+        assert!(PolicyGate::violations(&fresh, &VERDICTS, std::slice::from_ref(&cm)).is_empty());
         decided(&fresh, true);
         assert!(matches!(fresh.read().unwrap().state, GateState::Starting));
         let running = Enforcement::default();
@@ -2257,7 +2293,7 @@ mod tests {
         assert!(matches!(running.read().unwrap().state, GateState::Ready(_)));
         // A run that stops leaves the gate undecided, not off: works wait for the manager.
         set_gate(&running, 3, GateState::Undecided, false);
-        assert!(!PolicyGate::violations(&running, std::slice::from_ref(&cm)).is_empty());
+        assert!(!PolicyGate::violations(&running, &VERDICTS, std::slice::from_ref(&cm)).is_empty());
         decided(&running, false);
         assert!(matches!(running.read().unwrap().state, GateState::Off));
         let stuck = Enforcement::default();
