@@ -177,45 +177,66 @@ pub enum Depends {
     Unrepeatable,
 }
 
-/// Built-ins (or families of them) whose result is not a function of their arguments.
+/// The namespaces of built-ins whose result is not a function of their arguments (the clock,
+/// randomness, the network, the runtime; certificate and token checks read the clock), and
+/// Gatekeeper's external data. Deterministic built-ins of the same namespaces (`time.parse_ns`,
+/// `crypto.sha256`) count too: the scan reads names, not calls, so that no spelling of a call
+/// (`time["now_ns"]()`) escapes it.
 const UNREPEATABLE: [&str; 9] = [
-    "time.now_ns",
-    "rand.",
-    "uuid.",
-    "http.send",
-    "opa.runtime",
-    "net.lookup_ip_addr",
-    "crypto.x509.parse_and_verify",
-    "io.jwt.decode_verify",
+    "time",
+    "rand",
+    "uuid",
+    "http",
+    "opa",
+    "net",
+    "crypto",
+    "io",
     "external_data",
 ];
 
-/// What the program compiled from `source` depends on.
-fn depends(source: &Source) -> Depends {
+/// The keys at the root of the data document the engine is given (`gatekeeper::Inventory`).
+const DATA_ROOTS: [&str; 1] = ["inventory"];
+
+/// What the program compiled from `source`, whose main module's package is `package`
+/// (`data.…`), depends on.
+fn depends(source: &Source, package: &str) -> Depends {
     let modules = || std::iter::once(&source.rego).chain(&source.libs);
-    if modules().any(|m| UNREPEATABLE.iter().any(|b| m.contains(b))) {
+    // A bare name in a module resolves in the data document under the module's package: a
+    // template in package `inventory` reads the inventory without saying `data`.
+    let in_data = DATA_ROOTS.iter().any(|root| {
+        package
+            .strip_prefix("data.")
+            .is_some_and(|p| p == *root || p.starts_with(&format!("{root}.")))
+    });
+    if modules().any(|m| {
+        UNREPEATABLE
+            .iter()
+            .any(|w| root_words(m, w).next().is_some())
+    }) {
         Depends::Unrepeatable
-    } else if modules().any(|m| reads_data(m)) {
+    } else if in_data || modules().any(|m| reads_data(m)) {
         Depends::InputAndData
     } else {
         Depends::Input
     }
 }
 
-/// Whether `module` may read the data document beyond the libraries (`data.lib.`): whether it
-/// has a word `data` that is neither a field (`x.data`) nor followed by `.lib.`. Comments and
-/// strings count too: the scan errs towards depending.
-fn reads_data(module: &str) -> bool {
+/// Where `word` stands in `module` as a name of its own: not part of a longer name, and not a
+/// field (`x.word`). Comments and strings count too: the scan errs towards depending.
+fn root_words<'a>(module: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
     let b = module.as_bytes();
-    let word = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-    module.match_indices("data").any(|(i, _)| {
+    let ident = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    module.match_indices(word).filter_map(move |(i, _)| {
         let before = i.checked_sub(1).and_then(|j| b.get(j));
-        let after = b.get(i + 4);
-        !(word(before)
-            || word(after)
-            || before == Some(&b'.')
-            || module[i + 4..].starts_with(".lib."))
+        let after = b.get(i + word.len());
+        (!(ident(before) || ident(after) || before == Some(&b'.'))).then_some(i)
     })
+}
+
+/// Whether `module` may read the data document beyond the libraries (`data.lib.`): whether it
+/// names `data` other than as `data.lib.`.
+fn reads_data(module: &str) -> bool {
+    root_words(module, "data").any(|i| !module[i + 4..].starts_with(".lib."))
 }
 
 static NEXT_PROGRAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -326,32 +347,52 @@ const OPA_PASSES: usize = 4;
 
 /// `source` compiled with each module rewritten to OPA's meaning (`opa`: negations, statement
 /// ends, `sprintf` with arguments missing), or `None` when no module needs it or a rewrite
-/// does not compile. `engine` holds `source` compiled; its AST gives the spans.
-fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Option<(regorus::Engine, Source)> {
+/// does not compile. `engine` holds `source` compiled; its AST gives the spans. A limit
+/// reached on the way (the process's heap) is an error, not a reason to keep the author's
+/// reading: the program would then differ from one compiled a moment later.
+fn read_as_opa(
+    engine: &regorus::Engine,
+    source: &Source,
+) -> Result<Option<(regorus::Engine, Source)>, CompileError> {
     let mut done: Option<(regorus::Engine, Source)> = None;
     for pass in 0..OPA_PASSES {
         let current = done.as_ref().map_or(engine, |(e, _)| e);
         let from = done.as_ref().map_or(source, |(_, s)| s);
-        let Some(bound) = read_as_opa_once(current, from, pass) else {
+        let Some(bound) = read_as_opa_once(current, from, pass)? else {
             break;
         };
         match build(&bound) {
             Ok((e, _)) => done = Some((e, bound)),
+            Err(e @ CompileError::Limit { .. }) => return Err(e),
             Err(_) => break,
         }
     }
-    done
+    Ok(done)
 }
 
 /// One pass of the rewrite over every module of `source`, or `None` when nothing changed.
-fn read_as_opa_once(engine: &regorus::Engine, source: &Source, pass: usize) -> Option<Source> {
-    let ast: Value = serde_json::from_str(&engine.get_ast_as_json().ok()?).ok()?;
+fn read_as_opa_once(
+    engine: &regorus::Engine,
+    source: &Source,
+    pass: usize,
+) -> Result<Option<Source>, CompileError> {
+    let ast: Value = engine
+        .get_ast_as_json()
+        .map_err(|e| e.to_string())
+        .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()))
+        .map_err(|message| CompileError::Limit {
+            module: "template".into(),
+            message: format!("reading the syntax tree: {message}"),
+        })?;
+    let Some(module_list) = ast.as_array() else {
+        return Ok(None);
+    };
     // Each module: its label, the text regorus read, its AST and its package; and the rules of
     // each package, over all its modules (a bare name may be any of them).
     let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
         Default::default();
     let mut modules: Vec<(&str, &str, &Value, String)> = vec![];
-    for m in ast.as_array()? {
+    for m in module_list {
         let label = m.pointer("/source/file").and_then(Value::as_str);
         let text = m.pointer("/source/contents").and_then(Value::as_str);
         let (Some(label), Some(text)) = (label, text) else {
@@ -378,7 +419,7 @@ fn read_as_opa_once(engine: &regorus::Engine, source: &Source, pass: usize) -> O
             changed = true;
         }
     }
-    changed.then_some(bound)
+    Ok(changed.then_some(bound))
 }
 
 impl Program {
@@ -420,12 +461,12 @@ impl Program {
         // Where regorus reads Rego otherwise than OPA, the source is rewritten to OPA's meaning
         // (`opa`). Should the rewritten source not compile, which would be Garrison's fault,
         // the author's stands.
-        let (proto, source) = read_as_opa(&proto, &source).unwrap_or((proto, source));
+        let (proto, source) = read_as_opa(&proto, &source)?.unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
         Ok(Program {
             id: NEXT_PROGRAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            depends: depends(&source),
+            depends: depends(&source, &package),
             source: std::sync::Arc::new(source),
             package,
             entry,
@@ -1095,7 +1136,7 @@ violation[{"msg": "every tag numeric"}] {
             "v { mydata := input.x; datapoint := mydata }",
         ] {
             assert_eq!(
-                depends(&src(input_only, &[])),
+                depends(&src(input_only, &[]), "data.p"),
                 Depends::Input,
                 "{input_only}"
             );
@@ -1108,21 +1149,43 @@ violation[{"msg": "every tag numeric"}] {
             "# data\nv { true }",
             "v { data.lib }",
         ] {
-            assert_eq!(depends(&src(reads, &[])), Depends::InputAndData, "{reads}");
+            assert_eq!(
+                depends(&src(reads, &[]), "data.p"),
+                Depends::InputAndData,
+                "{reads}"
+            );
         }
         // A library that reads the inventory counts for the template.
         assert_eq!(
-            depends(&src("v { true }", &["package lib.x\nf { data.inventory }"])),
+            depends(
+                &src("v { true }", &["package lib.x\nf { data.inventory }"]),
+                "data.p"
+            ),
             Depends::InputAndData
+        );
+        // A template whose package is under the inventory reads it by bare names.
+        for package in ["data.inventory", "data.inventory.x"] {
+            assert_eq!(
+                depends(&src("v { namespace[_] }", &[]), package),
+                Depends::InputAndData
+            );
+        }
+        assert_eq!(
+            depends(&src("v { true }", &[]), "data.inventoryish"),
+            Depends::Input
         );
         for unrepeatable in [
             "v { time.now_ns() > 0 }",
             "v { rand.intn(\"x\", 10) == 1 }",
             "v { uuid.rfc4122(\"x\") }",
             "v { http.send({}) }",
+            // Every spelling of a call names its namespace.
+            "v { time[\"now_ns\"]() > 0 }",
+            "v { x := opa[\"runtime\"](); x }",
+            "v { t := time .now_ns(); t }",
         ] {
             assert_eq!(
-                depends(&src(unrepeatable, &[])),
+                depends(&src(unrepeatable, &[]), "data.p"),
                 Depends::Unrepeatable,
                 "{unrepeatable}"
             );

@@ -250,10 +250,11 @@ struct Memory {
     prepared: bool,
     /// The constraint CRDs installed, as written.
     constraint_crds: HashMap<String, Value>,
-    /// The ConstraintTemplates of the last pass, compiled, by their object as JSON text: an
-    /// unchanged template is not compiled again (a program's identity also keys the gate's
-    /// remembered verdicts).
-    compiled: HashMap<String, Result<Template, String>>,
+    /// The ConstraintTemplates of the last pass that compiled, by their object as JSON text:
+    /// an unchanged template is not compiled again (a program's identity also keys the gate's
+    /// remembered verdicts). One that failed is tried again at every pass, as a limit (the
+    /// heap) may have failed it.
+    compiled: HashMap<String, Template>,
 }
 
 async fn pass(
@@ -320,10 +321,12 @@ async fn pass(
                 let text = o.to_string();
                 let kept = memory.compiled.get(&text).cloned();
                 let compiled = match kept.or_else(|| last.remove(&text)) {
-                    Some(c) => c,
+                    Some(t) => Ok(t),
                     None => Template::from_object(o).map_err(|e| e.to_string()),
                 };
-                memory.compiled.insert(text, compiled.clone());
+                if let Ok(t) = &compiled {
+                    memory.compiled.insert(text, t.clone());
+                }
                 let kind = o
                     .pointer("/spec/crd/spec/names/kind")
                     .and_then(Value::as_str)
@@ -490,12 +493,21 @@ async fn pass(
     }
     // The inventory is built off the async runtime. Only deny constraints read it as data;
     // converting it (about 0.4 s for 10,000 objects) is skipped when there are none.
+    // An inventory equal to the one the gate holds keeps its conversion, and with it the
+    // gate's remembered verdicts for templates that read it.
+    let previous = ctx.enforcement.clone();
     let enforced = tokio::task::spawn_blocking(move || {
         for o in &audited {
             let _ = enforced.inventory.add(o);
         }
         if !enforced.constraints.is_empty() {
-            enforced.data = Some(enforced.inventory.prepared());
+            let shared = super::gate::read(&previous);
+            let same = match &shared.state {
+                GateState::Ready(e) if e.inventory == enforced.inventory => e.data.clone(),
+                _ => None,
+            };
+            drop(shared);
+            enforced.data = Some(same.unwrap_or_else(|| enforced.inventory.prepared()));
         }
         enforced
     })
@@ -2237,6 +2249,18 @@ mod tests {
             v[1].1,
             "ConfigurationPolicy no-debug: mustnothave ConfigMap a/debug"
         );
+        // Judged again, as at each resync, with verdicts of its own: the same findings, the
+        // constraint's two evaluations (the pod, the ConfigMap) found rather than made again.
+        let own = gatekeeper::Verdicts::default();
+        for round in 0..3 {
+            let again = PolicyGate::violations(&enforcement, &own, &[pod.clone(), cm.clone()]);
+            assert_eq!(again, v);
+            assert_eq!(
+                (own.found(), own.evaluated()),
+                (2 * round, 2),
+                "round {round}"
+            );
+        }
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "a"}});
         assert!(PolicyGate::violations(&enforcement, &VERDICTS, &[other]).is_empty());
         // Another version of the same group and kind is forbidden too.
