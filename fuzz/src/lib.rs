@@ -174,6 +174,26 @@ pub fn rego_source(data: &[u8]) {
     }
 }
 
+/// Resource quantities as a reviewed object carries them (`resources.limits.memory`), read by
+/// CEL's `quantity()`. A quantity that parses equals itself plus zero, compares consistently
+/// with another, and keeps its sign when negated.
+pub fn quantity(data: &[u8]) {
+    use garrison_governance::quantity::Quantity;
+    let s = text(data);
+    let (a, b) = s.split_once('|').unwrap_or((s, "1"));
+    let Ok(q) = Quantity::parse(a) else { return };
+    let zero = Quantity::from_int(0);
+    assert_eq!(q.add(&zero), q, "{a} + 0");
+    assert_eq!(q.sub(&q).sign(), 0, "{a} - {a}");
+    assert_eq!(zero.sub(&q).sign(), -q.sign(), "-{a}");
+    let _ = (q.as_integer(), q.as_approximate_float());
+    if let Ok(r) = Quantity::parse(b) {
+        assert_eq!(q.cmp(&r), r.cmp(&q).reverse(), "{a} against {b}");
+        assert_eq!(q.add(&r), r.add(&q), "{a} + {b}");
+        assert_eq!(q.add(&r).sub(&r), q, "{a} + {b} - {b}");
+    }
+}
+
 /// Image references as a work's container specs name them, and ClusterImagePolicy globs. A
 /// reference that parses must print as one that parses to the same reference.
 pub fn image_reference(data: &[u8]) {
@@ -305,6 +325,10 @@ pub fn targets() -> Vec<Target> {
         Target { name: "rego_source", run: rego_source, seeds: &[
             b"package p\nf(x) { x == 1 }\nobj := {\"a\": 1}\nviolation[{\"msg\": \"m\"}] { not f(input.a.b); not obj[input.k]; not input.x != 2; xs := [y | y := input.l[_]; not f(y.z)] }",
             b"package p\nviolation contains \"v\" if not startswith(lower(input.s), \"a\")\nviolation contains \"w\" if { not \"a\" in input.l; not [input.q][0] }",
+        ] },
+        Target { name: "quantity", run: quantity, seeds: &[
+            b"1.5Gi|1610612736", b"-0.1n|200m", b"9999999999999999999999999999999999999G|8Ei", b"1e3|.5",
+            b"123456789012345678|1e-9", b"+7Ki|1E18",
         ] },
         Target { name: "image_reference", run: image_reference, seeds: &[
             b"nginx", b"docker.io/library/nginx:1.27", b"127.0.0.1:5000/team/app:v1@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

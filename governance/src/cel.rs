@@ -15,9 +15,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cel::common::types::{CelBool, CelDouble, CelInt, CelString, Type};
+use cel::common::value::{StaticVal, Val};
 use cel::objects::{Key, Map};
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, DeclarationError, Env, ExecutionError, Program, Value as CelValue};
 use serde_json::Value;
+
+use crate::quantity::Quantity;
 
 /// One validation.
 #[derive(Debug)]
@@ -52,10 +56,124 @@ fn env() -> Arc<Env> {
                 .expect("the strings extension declares nothing the standard library does");
             env.add_extension(cel::extensions::lists)
                 .expect("the lists extension declares nothing the standard library does");
+            // Kubernetes' `quantity` library, which Gatekeeper's CEL templates call.
+            env.add_extension(quantity_library)
+                .expect("the quantity library declares nothing the standard library does");
             Arc::new(env)
         };
     }
     ENV.with(Arc::clone)
+}
+
+/// A Kubernetes quantity as a CEL value, of type `kubernetes.Quantity`.
+#[derive(Debug, Clone)]
+struct QuantityVal(Quantity);
+
+static QUANTITY_TYPE: Type = Type::new_unspecified_type("kubernetes.Quantity");
+
+impl Val for QuantityVal {
+    fn get_type(&self) -> &Type {
+        &QUANTITY_TYPE
+    }
+    fn cel_type() -> &'static Type {
+        &QUANTITY_TYPE
+    }
+    fn equals(&self, other: &dyn Val) -> bool {
+        other
+            .downcast_ref::<QuantityVal>()
+            .is_some_and(|o| o.0 == self.0)
+    }
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+impl StaticVal for QuantityVal {}
+
+fn parse_quantity(s: &CelString<'_>) -> Result<QuantityVal, ExecutionError> {
+    Quantity::parse(s.inner())
+        .map(QuantityVal)
+        .map_err(|e| ExecutionError::function_error("quantity", e))
+}
+
+fn is_quantity(s: &CelString<'_>) -> CelBool {
+    CelBool::from(Quantity::parse(s.inner()).is_ok())
+}
+
+fn sign(q: &QuantityVal) -> CelInt {
+    CelInt::from(q.0.sign())
+}
+
+fn is_integer(q: &QuantityVal) -> CelBool {
+    CelBool::from(q.0.as_integer().is_some())
+}
+
+fn as_integer(q: &QuantityVal) -> Result<CelInt, ExecutionError> {
+    q.0.as_integer().map(CelInt::from).ok_or_else(|| {
+        ExecutionError::function_error("asInteger", "cannot convert value to integer")
+    })
+}
+
+fn as_approximate_float(q: &QuantityVal) -> CelDouble {
+    CelDouble::from(q.0.as_approximate_float())
+}
+
+fn add_quantity(q: &QuantityVal, other: &QuantityVal) -> QuantityVal {
+    QuantityVal(q.0.add(&other.0))
+}
+
+fn add_int(q: &QuantityVal, n: &CelInt) -> QuantityVal {
+    QuantityVal(q.0.add(&Quantity::from_int(*n.inner())))
+}
+
+fn sub_quantity(q: &QuantityVal, other: &QuantityVal) -> QuantityVal {
+    QuantityVal(q.0.sub(&other.0))
+}
+
+fn sub_int(q: &QuantityVal, n: &CelInt) -> QuantityVal {
+    QuantityVal(q.0.sub(&Quantity::from_int(*n.inner())))
+}
+
+fn compare_to(q: &QuantityVal, other: &QuantityVal) -> CelInt {
+    CelInt::from(q.0.cmp(&other.0) as i64)
+}
+
+fn is_greater_than(q: &QuantityVal, other: &QuantityVal) -> CelBool {
+    CelBool::from(q.0 > other.0)
+}
+
+fn is_less_than(q: &QuantityVal, other: &QuantityVal) -> CelBool {
+    CelBool::from(q.0 < other.0)
+}
+
+/// Kubernetes' CEL `quantity` library (`k8s.io/apiserver/pkg/cel/library`): `quantity(s)`,
+/// `isQuantity(s)`, and on a quantity `sign()`, `isInteger()`, `asInteger()`,
+/// `asApproximateFloat()`, `add(q | int)`, `sub(q | int)`, `compareTo(q)`, `isGreaterThan(q)`,
+/// `isLessThan(q)`; `==` compares values (`quantity("1k") == quantity("1000")`). `sign(q)` is
+/// also a global function, as Kubernetes declares it.
+fn quantity_library(env: &mut Env) -> Result<(), DeclarationError> {
+    env.add_type(QUANTITY_TYPE.to_owned())?;
+    cel::add_overload!(env, fn parse_quantity: (CelString) -> Result<QuantityVal>,
+        name = "quantity", id = "string_to_quantity")?;
+    cel::add_overload!(env, fn is_quantity: (CelString) -> CelBool, name = "isQuantity")?;
+    cel::add_overload!(env, fn sign: (QuantityVal) -> CelInt, id = "quantity_sign")?;
+    cel::add_member_overload!(env, fn sign: (QuantityVal) -> CelInt)?;
+    cel::add_member_overload!(env, fn is_integer: (QuantityVal) -> CelBool)?;
+    cel::add_member_overload!(env, fn as_integer: (QuantityVal) -> Result<CelInt>)?;
+    cel::add_member_overload!(env, fn as_approximate_float: (QuantityVal) -> CelDouble)?;
+    cel::add_member_overload!(env, fn add_quantity: (QuantityVal, QuantityVal) -> QuantityVal,
+        name = "add")?;
+    cel::add_member_overload!(env, fn add_int: (QuantityVal, CelInt) -> QuantityVal, name = "add")?;
+    cel::add_member_overload!(env, fn sub_quantity: (QuantityVal, QuantityVal) -> QuantityVal,
+        name = "sub")?;
+    cel::add_member_overload!(env, fn sub_int: (QuantityVal, CelInt) -> QuantityVal, name = "sub")?;
+    cel::add_member_overload!(env, fn compare_to: (QuantityVal, QuantityVal) -> CelInt)?;
+    cel::add_member_overload!(env, fn is_greater_than: (QuantityVal, QuantityVal) -> CelBool)?;
+    cel::add_member_overload!(env, fn is_less_than: (QuantityVal, QuantityVal) -> CelBool)?;
+    Ok(())
 }
 
 fn compile(env: &Env, what: &str, source: &str) -> Result<Program, String> {
@@ -373,6 +491,47 @@ mod tests {
             "{v:?}"
         );
         assert!(v[1].contains("nope"), "{v:?}");
+    }
+
+    #[test]
+    fn kubernetes_quantities_compare_add_and_convert() {
+        let eval = |expression: &str| {
+            let code = Code::from_source(&json!({"validations": [{"expression": expression}]}))
+                .unwrap_or_else(|e| panic!("{expression}: {e}"));
+            code.violations(&request(json!({"metadata": {"name": "p"}})), &json!({}))
+        };
+        for holds in [
+            "quantity('200M').compareTo(quantity('0.2G')) == 0",
+            "quantity('50M').compareTo(quantity('50Mi')) == -1",
+            "quantity('50Mi').compareTo(quantity('50M')) == 1",
+            "quantity('150Mi').isGreaterThan(quantity('100Mi'))",
+            "!quantity('50Mi').isGreaterThan(quantity('100Mi'))",
+            "quantity('50M').isLessThan(quantity('100M'))",
+            "quantity('1k') == quantity('1000')",
+            "quantity('1k') != quantity('1001')",
+            "isQuantity('1.3Gi') && !isQuantity('200K') && !isQuantity('Mi') && !isQuantity('1,3G')",
+            "quantity('50000000G').isInteger() && !quantity('9999999999999999999999999999999999999G').isInteger()",
+            "quantity('50k').asInteger() == 50000",
+            "quantity('50k').sub(20000).asApproximateFloat() == 30000.0",
+            "quantity('50k').add(quantity('20k')) == quantity('70k')",
+            "quantity('50k').add(20).sub(quantity('100k')).sub(-50000) == quantity('20')",
+            "quantity('-2m').sign() == -1 && sign(quantity('0')) == 0",
+            "type(quantity('1')) == kubernetes.Quantity",
+        ] {
+            assert!(eval(holds).is_empty(), "{holds}: {:?}", eval(holds));
+        }
+        // A malformed quantity, or an integer out of reach, is an error: a violation under
+        // failurePolicy Fail.
+        for fails in [
+            "quantity('200K') == quantity('1')",
+            "quantity('9999999999999999999999999999999999999G').asInteger() == 1",
+        ] {
+            let v = eval(fails);
+            assert!(
+                v.len() == 1 && v[0].contains("evaluation failed"),
+                "{fails}: {v:?}"
+            );
+        }
     }
 
     #[test]

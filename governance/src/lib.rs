@@ -6,6 +6,7 @@
 //!   templates compiled, constraints' parameters checked against the template's schema,
 //!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
 //! - [`cel`]: Gatekeeper's K8sNativeValidation engine, CEL validations;
+//! - [`quantity`]: Kubernetes resource quantities, for CEL's `quantity` library;
 //! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
 //!   upstream's messages;
 //! - [`dependencies`]: policy dependencies, and the Pending message of a template that waits;
@@ -21,5 +22,6 @@ pub mod gatekeeper;
 #[cfg(feature = "history")]
 pub mod history;
 mod opa;
+pub mod quantity;
 pub mod rego;
 pub mod suite;
