@@ -15,13 +15,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::common::types::{CelBool, CelDouble, CelInt, CelString, Type};
+use cel::common::types::{CelBool, CelDouble, CelInt, CelMap, CelMapKey, CelString, Type};
 use cel::common::value::{StaticVal, Val};
 use cel::objects::{Key, Map};
 use cel::{Context, DeclarationError, Env, ExecutionError, Program, Value as CelValue};
 use serde_json::Value;
 
-use crate::quantity::Quantity;
+use crate::quantity::{Quantity, QuantityError};
 
 /// One validation.
 #[derive(Debug)]
@@ -99,8 +99,14 @@ fn parse_quantity(s: &CelString<'_>) -> Result<QuantityVal, ExecutionError> {
         .map_err(|e| ExecutionError::function_error("quantity", e))
 }
 
-fn is_quantity(s: &CelString<'_>) -> CelBool {
-    CelBool::from(Quantity::parse(s.inner()).is_ok())
+/// Whether `s` is a quantity. One Kubernetes reads but Garrison will not expand is an error,
+/// not a no: a policy that lets through what is not a quantity must not let it through.
+fn is_quantity(s: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    match Quantity::parse(s.inner()) {
+        Ok(_) => Ok(CelBool::from(true)),
+        Err(QuantityError::Malformed(_)) => Ok(CelBool::from(false)),
+        Err(e @ QuantityError::Refused(_)) => Err(ExecutionError::function_error("isQuantity", e)),
+    }
 }
 
 fn sign(q: &QuantityVal) -> CelInt {
@@ -158,7 +164,7 @@ fn quantity_library(env: &mut Env) -> Result<(), DeclarationError> {
     env.add_type(QUANTITY_TYPE.to_owned())?;
     cel::add_overload!(env, fn parse_quantity: (CelString) -> Result<QuantityVal>,
         name = "quantity", id = "string_to_quantity")?;
-    cel::add_overload!(env, fn is_quantity: (CelString) -> CelBool, name = "isQuantity")?;
+    cel::add_overload!(env, fn is_quantity: (CelString) -> Result<CelBool>, name = "isQuantity")?;
     cel::add_overload!(env, fn sign: (QuantityVal) -> CelInt, id = "quantity_sign")?;
     cel::add_member_overload!(env, fn sign: (QuantityVal) -> CelInt)?;
     cel::add_member_overload!(env, fn is_integer: (QuantityVal) -> CelBool)?;
@@ -264,13 +270,6 @@ impl Code {
         ctx.add_variable_from_value("oldObject", to_cel(&old));
         ctx.add_variable_from_value("request", to_cel(request));
         ctx.add_variable_from_value("params", to_cel(constraint));
-        let mut variables: HashMap<Key, CelValue> = HashMap::new();
-        let params = constraint
-            .pointer("/spec/parameters")
-            .cloned()
-            .unwrap_or(Value::Null);
-        variables.insert(key("params"), to_cel(&params));
-        variables.insert(key("anyObject"), to_cel(&any));
         let failed = |what: &str, e: &dyn std::fmt::Display| -> Vec<String> {
             if c.ignore_errors {
                 vec![]
@@ -278,6 +277,21 @@ impl Code {
                 vec![format!("{what}: evaluation failed: {e}")]
             }
         };
+        // Variables are kept as CEL values, not as `Value`s: a variable may hold a value of
+        // a library's own type (a quantity), which has no `Value`.
+        let mut variables: HashMap<String, Box<dyn Val>> = HashMap::new();
+        let params = constraint
+            .pointer("/spec/parameters")
+            .cloned()
+            .unwrap_or(Value::Null);
+        for (name, json) in [("params", &params), ("anyObject", &any)] {
+            match Box::<dyn Val>::try_from(to_cel(json)) {
+                Ok(v) => {
+                    variables.insert(name.into(), v);
+                }
+                Err(e) => return failed(&format!("variables.{name}"), &e),
+            }
+        }
         // Match conditions first, with Gatekeeper's own variables: any that is false skips the
         // validations, even when another one failed; otherwise the first failure decides.
         set_variables(&mut ctx, &variables);
@@ -305,9 +319,10 @@ impl Code {
         let mut broken: Vec<(String, String)> = vec![];
         for (name, program) in &c.variables {
             set_variables(&mut ctx, &variables);
-            match program.execute(&ctx) {
+            match CelValue::resolve_val(program.expression(), &ctx) {
                 Ok(v) => {
-                    variables.insert(key(name), v);
+                    let owned = v.as_ref().clone_as_boxed();
+                    variables.insert(name.clone(), owned);
                 }
                 Err(e) => broken.push((name.clone(), e.to_string())),
             }
@@ -382,13 +397,12 @@ fn key(s: &str) -> Key {
     Key::String(Arc::new(s.to_string()))
 }
 
-fn set_variables(ctx: &mut Context, variables: &HashMap<Key, CelValue>) {
-    ctx.add_variable_from_value(
-        "variables",
-        CelValue::Map(Map {
-            map: Arc::new(variables.clone()),
-        }),
-    );
+fn set_variables(ctx: &mut Context, variables: &HashMap<String, Box<dyn Val>>) {
+    let map: HashMap<CelMapKey<'static>, Box<dyn Val>> = variables
+        .iter()
+        .map(|(k, v)| (CelMapKey::from(k.clone()), v.clone_as_boxed()))
+        .collect();
+    ctx.add_variable_as_val("variables", Box::new(CelMap::from(map)));
 }
 
 #[cfg(test)]
@@ -521,10 +535,11 @@ mod tests {
             assert!(eval(holds).is_empty(), "{holds}: {:?}", eval(holds));
         }
         // A malformed quantity, or an integer out of reach, is an error: a violation under
-        // failurePolicy Fail.
+        // failurePolicy Fail. So is asking whether a quantity too large to expand is one.
         for fails in [
             "quantity('200K') == quantity('1')",
             "quantity('9999999999999999999999999999999999999G').asInteger() == 1",
+            "!isQuantity('1e1001') || quantity('1e1001').isLessThan(quantity('1'))",
         ] {
             let v = eval(fails);
             assert!(
@@ -532,6 +547,43 @@ mod tests {
                 "{fails}: {v:?}"
             );
         }
+    }
+
+    #[test]
+    fn variables_hold_quantities_and_lists_of_them() {
+        let code = Code::from_source(&json!({
+            "variables": [
+                {"name": "max", "expression": "quantity(variables.params.maxMemory)"},
+                {"name": "limits", "expression": "object.spec.containers.map(c, quantity(c.limit))"},
+                {"name": "over", "expression": "object.spec.containers.filter(c, quantity(c.limit).isGreaterThan(variables.max)).map(c, c.name)"},
+            ],
+            "validations": [
+                {"expression": "variables.limits.all(l, !l.isGreaterThan(variables.max))",
+                 "messageExpression": "'above ' + variables.params.maxMemory + ': ' + variables.over.join(', ')"},
+                {"expression": "variables.limits.size() == 0 || variables.limits[0].sign() == 1",
+                 "message": "the first limit is not positive"},
+            ]
+        }))
+        .unwrap();
+        let constraint = json!({"spec": {"parameters": {"maxMemory": "1Gi"}}});
+        let pod = |limits: &[(&str, &str)]| {
+            let containers: Vec<Value> = limits
+                .iter()
+                .map(|(name, limit)| json!({"name": name, "limit": limit}))
+                .collect();
+            request(json!({"metadata": {"name": "p"}, "spec": {"containers": containers}}))
+        };
+        assert!(
+            code.violations(&pod(&[("a", "512Mi"), ("b", "1G")]), &constraint)
+                .is_empty()
+        );
+        assert_eq!(
+            code.violations(
+                &pod(&[("a", "0"), ("b", "2Gi"), ("c", "1.5Gi")]),
+                &constraint
+            ),
+            ["above 1Gi: b, c", "the first limit is not positive"]
+        );
     }
 
     #[test]

@@ -16,8 +16,10 @@
 //!
 //! Where Garrison is stricter, it errs (so a CEL validation fails closed):
 //! - a number needs a digit (`Mi` alone is an error, as the Kubernetes CEL library documents);
-//! - a quantity longer than [`MAX_LEN`] characters, or with an exponent beyond
-//!   ±[`MAX_EXPONENT`], is refused rather than expanded.
+//! - a quantity of more than [`MAX_LEN`] characters past its sign and leading zeros, or with
+//!   an exponent beyond ±[`MAX_EXPONENT`], is refused rather than expanded. Kubernetes takes
+//!   it, so it is [`QuantityError::Refused`], not malformed: `isQuantity` cannot say no to it
+//!   either, and fails.
 
 use std::cmp::Ordering;
 
@@ -33,6 +35,17 @@ pub const MAX_EXPONENT: i64 = 1000;
 const FORMAT_WRONG: &str = "quantities must match the regular expression \
                             '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 const SUFFIX_WRONG: &str = "unable to parse quantity's suffix";
+
+/// Why a text is not a quantity here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// It is not a quantity, for Kubernetes either.
+    #[error("{0}")]
+    Malformed(String),
+    /// Kubernetes would read it, but it is beyond what Garrison expands.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// A parsed quantity.
 #[derive(Debug, Clone)]
@@ -62,7 +75,7 @@ enum Suffix {
     Binary(u32),
 }
 
-fn suffix(s: &str) -> Result<Suffix, String> {
+fn suffix(s: &str) -> Result<Suffix, QuantityError> {
     let decimal = match s {
         "n" => Some(-9),
         "u" => Some(-6),
@@ -95,11 +108,11 @@ fn suffix(s: &str) -> Result<Suffix, String> {
         .strip_prefix(['e', 'E'])
         .filter(|rest| !rest.is_empty())
         .and_then(|rest| rest.parse::<i64>().ok())
-        .ok_or_else(|| SUFFIX_WRONG.to_string())?;
+        .ok_or_else(|| QuantityError::Malformed(SUFFIX_WRONG.into()))?;
     if exponent.abs() > MAX_EXPONENT {
-        return Err(format!(
+        return Err(QuantityError::Refused(format!(
             "the quantity's exponent {exponent} is beyond ±{MAX_EXPONENT}"
-        ));
+        )));
     }
     Ok(Suffix::Decimal(exponent))
 }
@@ -116,12 +129,19 @@ fn rescale(value: BigInt, from: i32, to: i32) -> BigInt {
 impl Quantity {
     /// Reads `s` as Kubernetes does (see the module's documentation for where Garrison is
     /// stricter). The error is one line, Kubernetes' own where it has one.
-    pub fn parse(s: &str) -> Result<Quantity, String> {
+    pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
+        let malformed = |m: &str| QuantityError::Malformed(m.into());
         if s.is_empty() {
-            return Err(FORMAT_WRONG.into());
+            return Err(malformed(FORMAT_WRONG));
         }
-        if s.len() > MAX_LEN {
-            return Err(format!("a quantity is at most {MAX_LEN} characters"));
+        if s.trim_start_matches(['+', '-'])
+            .trim_start_matches('0')
+            .len()
+            > MAX_LEN
+        {
+            return Err(QuantityError::Refused(format!(
+                "a quantity is at most {MAX_LEN} characters past its sign and leading zeros"
+            )));
         }
         let b = s.as_bytes();
         let mut pos = 0;
@@ -147,7 +167,7 @@ impl Quantity {
             ("", int_end)
         };
         if int_end == pos && frac.is_empty() {
-            return Err(FORMAT_WRONG.into());
+            return Err(malformed(FORMAT_WRONG));
         }
         // The suffix: letters, then an optional sign and digits, to the end.
         let rest = &s[number_end..];
@@ -159,7 +179,7 @@ impl Quantity {
             .strip_prefix(['+', '-'])
             .unwrap_or(&rest[letters..]);
         if !tail.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(FORMAT_WRONG.into());
+            return Err(malformed(FORMAT_WRONG));
         }
         let suffix = suffix(rest)?;
         if int.is_empty() {
@@ -174,7 +194,7 @@ impl Quantity {
         if fast {
             let shifted: i64 = format!("{int}{frac}")
                 .parse()
-                .map_err(|_| "unable to parse numeric part of quantity".to_string())?;
+                .map_err(|_| malformed("unable to parse numeric part of quantity"))?;
             let (mantissa, exp) = match suffix {
                 Suffix::Decimal(e) => (1i64, e - frac.len() as i64),
                 Suffix::Binary(e) => (1i64 << e, 0),
@@ -187,7 +207,7 @@ impl Quantity {
         // Any size: the digits scaled by the suffix, rounded up to a nano-unit.
         let digits: BigInt = format!("{int}{frac}")
             .parse()
-            .map_err(|_| "unable to parse numeric part of quantity".to_string())?;
+            .map_err(|_| malformed("unable to parse numeric part of quantity"))?;
         let mut exp = -(frac.len() as i64);
         let mut value = match suffix {
             Suffix::Decimal(e) => {
@@ -398,14 +418,23 @@ mod tests {
             "1ki",
             "1KiB",
             "1Zi",
-            "1e1001",
-            "1e-1001",
             "1e99999999999999999999",
         ] {
             let e = Quantity::parse(bad).expect_err(bad);
-            assert!(!e.contains('\n'), "{bad}: {e}");
+            assert!(matches!(e, QuantityError::Malformed(_)), "{bad}: {e:?}");
+            assert!(!e.to_string().contains('\n'), "{bad}: {e}");
         }
-        assert!(Quantity::parse(&"1".repeat(MAX_LEN + 1)).is_err());
+        // What Kubernetes reads but Garrison will not expand is refused, not malformed.
+        for refused in [
+            "1e1001".to_string(),
+            "1e-1001".into(),
+            "1".repeat(MAX_LEN + 1),
+        ] {
+            let e = Quantity::parse(&refused).expect_err(&refused);
+            assert!(matches!(e, QuantityError::Refused(_)), "{refused}: {e:?}");
+        }
+        // Leading zeros do not count against the length.
+        assert_eq!(q(&format!("{}2Gi", "0".repeat(MAX_LEN))), q("2Gi"));
         // Within the limits, large and tiny values are exact.
         assert_eq!(q("1e1000").sign(), 1);
         assert_eq!(q("1e-1000"), q("1n"));
