@@ -63,6 +63,9 @@ fn test(args: TestArgs) -> Result<()> {
                 continue;
             }
         };
+        for (test, note) in &result.notes {
+            eprintln!("note: {}: {test}: {note}", path.display());
+        }
         for c in &result.cases {
             let name = match &c.case {
                 Some(case) => format!("{} / {case}", c.test),

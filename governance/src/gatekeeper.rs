@@ -249,6 +249,12 @@ impl Template {
         &self.kind
     }
 
+    /// Why the template's Rego is read in part as regorus reads it rather than as OPA does,
+    /// when it is ([`Program::rewrite_note`]).
+    pub fn rewrite_note(&self) -> Option<&str> {
+        self.program().and_then(Program::rewrite_note)
+    }
+
     /// The compiled Rego, when the template's violations come from Rego.
     pub fn program(&self) -> Option<&Program> {
         match &self.engine {

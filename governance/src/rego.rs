@@ -256,6 +256,8 @@ pub struct Program {
     entry: String,
     time_limit: Duration,
     lanes: std::sync::Arc<std::sync::Mutex<Vec<Lane>>>,
+    /// Why part of the rewrite to OPA's meaning was dropped, when it was.
+    note: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -345,16 +347,23 @@ const MAX_BODY_SPLITS: usize = 64;
 /// another's text (a negation in a comprehension of another) to the next.
 const OPA_PASSES: usize = 4;
 
+/// What the rewrite to OPA's meaning made of a source.
+struct Rewritten {
+    /// The source rewritten and compiled, or `None` when no module needed it.
+    done: Option<(regorus::Engine, Source)>,
+    /// Why a pass of the rewrite was dropped, when one was: its text did not compile.
+    dropped: Option<String>,
+}
+
 /// `source` compiled with each module rewritten to OPA's meaning (`opa`: negations, statement
-/// ends, `sprintf` with arguments missing), or `None` when no module needs it or a rewrite
-/// does not compile. `engine` holds `source` compiled; its AST gives the spans. A limit
-/// reached on the way (the process's heap) is an error, not a reason to keep the author's
-/// reading: the program would then differ from one compiled a moment later.
-fn read_as_opa(
-    engine: &regorus::Engine,
-    source: &Source,
-) -> Result<Option<(regorus::Engine, Source)>, CompileError> {
+/// ends, `sprintf` with arguments missing). A pass whose rewrite does not compile is dropped,
+/// with the reason, and the source stands as the passes before it left it. `engine` holds
+/// `source` compiled; its AST gives the spans. A limit reached on the way (the process's heap)
+/// is an error, not a reason to keep the author's reading: the program would then differ from
+/// one compiled a moment later.
+fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, CompileError> {
     let mut done: Option<(regorus::Engine, Source)> = None;
+    let mut dropped = None;
     for pass in 0..OPA_PASSES {
         let current = done.as_ref().map_or(engine, |(e, _)| e);
         let from = done.as_ref().map_or(source, |(_, s)| s);
@@ -364,10 +373,21 @@ fn read_as_opa(
         match build(&bound) {
             Ok((e, _)) => done = Some((e, bound)),
             Err(e @ CompileError::Limit { .. }) => return Err(e),
-            Err(_) => break,
+            Err(e) => {
+                let why = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                dropped = Some(format!(
+                    "pass {} of the rewrite to OPA's meaning did not compile, so the template is read as regorus reads it from there, and its answers may differ from OPA's: {why}",
+                    pass + 1
+                ));
+                break;
+            }
         }
     }
-    Ok(done)
+    Ok(Rewritten { done, dropped })
 }
 
 /// One pass of the rewrite over every module of `source`, or `None` when nothing changed.
@@ -460,8 +480,10 @@ impl Program {
         };
         // Where regorus reads Rego otherwise than OPA, the source is rewritten to OPA's meaning
         // (`opa`). Should the rewritten source not compile, which would be Garrison's fault,
-        // the author's stands.
-        let (proto, source) = read_as_opa(&proto, &source)?.unwrap_or((proto, source));
+        // the author's stands, and the program says so (`rewrite_note`).
+        let rewritten = read_as_opa(&proto, &source)?;
+        let note = rewritten.dropped;
+        let (proto, source) = rewritten.done.unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
         Ok(Program {
@@ -472,6 +494,7 @@ impl Program {
             entry,
             time_limit: DEFAULT_TIME_LIMIT,
             lanes: std::sync::Arc::new(std::sync::Mutex::new(vec![Lane { proto, work: None }])),
+            note: note.map(std::sync::Arc::from),
         })
     }
 
@@ -490,6 +513,14 @@ impl Program {
     /// compilation, and give equal results for equal inputs where [`Program::depends`] allows.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Why the program reads part of its source as regorus does rather than as OPA does, when
+    /// it does: a pass of the rewrite to OPA's meaning (`opa`) that did not compile, which is
+    /// Garrison's fault, not the author's. Such a program may find fewer violations than
+    /// Gatekeeper would.
+    pub fn rewrite_note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// What the program's results depend on besides the input.
@@ -1119,6 +1150,22 @@ violation[{"msg": "every tag numeric"}] {
             p.eval("violation", &json!({"xs": [true]}), None),
             Err(EvalError::Failed(_))
         ));
+    }
+
+    #[test]
+    fn a_rewrite_that_does_not_compile_is_dropped_with_a_note() {
+        // The author took the rewrite's own name in the body, so binding it again before the
+        // `not` declares it twice.
+        let src = "package p\nf(x) { x == 1 }\nviolation[{\"msg\": \"m\"}] { __garrison_not0_0__ := 2; not f(input.a) }";
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let note = p.rewrite_note().expect("the rewrite could not compile");
+        assert!(note.starts_with("pass 1 of the rewrite"), "{note}");
+        // As regorus reads it: `not f(undefined)` holds.
+        assert_eq!(messages(&p, &json!({})), ["m"]);
+        let plain = "package p\nf(x) { x == 1 }\nviolation[{\"msg\": \"m\"}] { not f(input.a) }";
+        let p = Program::compile(plain, &[], RegoVersion::V0, "violation").unwrap();
+        assert_eq!(p.rewrite_note(), None);
+        assert!(messages(&p, &json!({})).is_empty());
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct SuiteResult {
     pub path: PathBuf,
     /// One entry per case, in order.
     pub cases: Vec<CaseResult>,
+    /// What the reader should know about how the suite ran, by test: a template whose Rego
+    /// is read in part as regorus reads it ([`crate::gatekeeper::Template::rewrite_note`]).
+    pub notes: Vec<(String, String)>,
 }
 
 /// Whether `doc` is a gator Suite.
@@ -232,6 +235,7 @@ pub fn run(path: &Path) -> Result<SuiteResult, SuiteError> {
     let suite: SuiteFile = serde_json::from_value(doc).map_err(|e| parse_err(e.to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut cases = vec![];
+    let mut notes = vec![];
     for test in &suite.tests {
         let line = |case: Option<&str>, outcome: Outcome| CaseResult {
             test: test.name.clone(),
@@ -261,6 +265,9 @@ pub fn run(path: &Path) -> Result<SuiteResult, SuiteError> {
                 continue;
             }
         };
+        if let Some(note) = template.rewrite_note() {
+            notes.push((test.name.clone(), note.to_string()));
+        }
         let constraint = Constraint::from_object(&constraint_obj, &template);
         if test.invalid {
             cases.push(line(
@@ -308,6 +315,7 @@ pub fn run(path: &Path) -> Result<SuiteResult, SuiteError> {
     Ok(SuiteResult {
         path: path.to_path_buf(),
         cases,
+        notes,
     })
 }
 

@@ -30,6 +30,31 @@ fn passing_suites_print_a_line_per_case_and_exit_zero() {
     assert_eq!(lines[32], "32 passed, 0 failed");
 }
 
+/// A template whose rewrite to OPA's meaning had to be dropped is named on stderr, in one line;
+/// the report on stdout stays as it is.
+#[test]
+fn a_dropped_rewrite_is_noted_on_stderr() {
+    let out = garrison(&["policy", "test", &testdata("noted")]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 0 failed"),
+        "{stdout}"
+    );
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0]
+            .contains("rewrite-dropped: pass 1 of the rewrite to OPA's meaning did not compile")
+            && notes[0].contains("__garrison_not0_0__"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_wrong_assertion_fails_the_run() {
     let out = garrison(&["policy", "test", &testdata("failing")]);

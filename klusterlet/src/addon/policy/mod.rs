@@ -322,7 +322,19 @@ async fn pass(
                 let kept = memory.compiled.get(&text).cloned();
                 let compiled = match kept.or_else(|| last.remove(&text)) {
                     Some(t) => Ok(t),
-                    None => Template::from_object(o).map_err(|e| e.to_string()),
+                    None => {
+                        let fresh = Template::from_object(o).map_err(|e| e.to_string());
+                        if let Some(note) = fresh.as_ref().ok().and_then(Template::rewrite_note) {
+                            let name = o.pointer("/metadata/name").and_then(Value::as_str);
+                            tracing::warn!(
+                                addon = ADDON,
+                                template = name.unwrap_or_default(),
+                                note,
+                                "a ConstraintTemplate is read in part as regorus reads it"
+                            );
+                        }
+                        fresh
+                    }
                 };
                 if let Ok(t) = &compiled {
                     memory.compiled.insert(text, t.clone());
