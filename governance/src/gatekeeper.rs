@@ -1680,20 +1680,7 @@ mod tests {
                 .collect();
             assert_eq!(parted, each, "{threads} threads");
         }
-        let failing = Template::from_object(&json!({
-            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-            "metadata": {"name": "k8sconflict"},
-            "spec": {"crd": {"spec": {"names": {"kind": "K8sConflict"}}},
-              "targets": [{"target": TARGET, "rego": "package k8sconflict\nv := 1 { input.review.object.metadata.labels.owner }\nv := 2 { input.review.object.metadata.labels.owner }\nviolation[{\"msg\": \"never\"}] { v == 3 }"}]}
-        }))
-        .unwrap();
-        let conflict = Constraint::from_object(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sConflict",
-                "metadata": {"name": "conflict"}}),
-            &failing,
-        )
-        .unwrap();
-        let sets = [(failing, vec![conflict])];
+        let sets = [conflicting()];
         for threads in [1, 2, 3, 40] {
             let judged = judge_on_threads(threads, &sets, &reviews, &inv, &data);
             for (i, vs) in judged.iter().enumerate() {
@@ -1790,6 +1777,38 @@ mod tests {
         assert!(d.pointer("/inventory/cluster/v1/Namespace/prod").is_some());
         assert!(inv.namespaces().contains_key("prod"));
         assert!(inv.add(&json!({"metadata": {"name": "x"}})).is_err());
+    }
+
+    /// A template of `kind` (named after it in lower case) whose Rego is `rego`.
+    fn rego_template(kind: &str, rego: &str) -> Template {
+        Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": kind.to_lowercase()},
+            "spec": {"crd": {"spec": {"names": {"kind": kind}}},
+              "targets": [{"target": TARGET, "rego": rego}]}
+        }))
+        .unwrap()
+    }
+
+    /// A constraint of `t` named `name` that matches everything, without parameters.
+    fn bare(t: &Template, name: &str) -> Constraint {
+        Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": t.kind(),
+                "metadata": {"name": name}}),
+            t,
+        )
+        .unwrap()
+    }
+
+    /// A template whose rule conflicts (an evaluation error) for objects with an `owner`
+    /// label, with its constraint `conflict`.
+    fn conflicting() -> (Template, Vec<Constraint>) {
+        let t = rego_template(
+            "K8sConflict",
+            "package k8sconflict\nv := 1 { input.review.object.metadata.labels.owner }\nv := 2 { input.review.object.metadata.labels.owner }\nviolation[{\"msg\": \"never\"}] { v == 3 }",
+        );
+        let c = bare(&t, "conflict");
+        (t, vec![c])
     }
 
     fn need(t: &Template, name: &str, labels: Value) -> Constraint {
@@ -1909,13 +1928,10 @@ mod tests {
             ["owner: missing label team"]
         );
         // The template changed (the same kind, another rule): another compilation, judged anew.
-        let strict = Template::from_object(&json!({
-            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-            "metadata": {"name": "k8srequiredlabels"},
-            "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels"}}},
-              "targets": [{"target": TARGET, "rego": "package k8srequiredlabels\nviolation[{\"msg\": \"no pods\"}] {\n  input.review.object.kind == \"Pod\"\n}"}]}
-        }))
-        .unwrap();
+        let strict = rego_template(
+            "K8sRequiredLabels",
+            "package k8srequiredlabels\nviolation[{\"msg\": \"no pods\"}] {\n  input.review.object.kind == \"Pod\"\n}",
+        );
         let sets = [(
             strict.clone(),
             vec![need(&strict, "owner", json!(["owner"]))],
@@ -1925,20 +1941,7 @@ mod tests {
             ["owner: no pods"]
         );
         // Failed evaluations are not remembered: they are tried again.
-        let failing = Template::from_object(&json!({
-            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-            "metadata": {"name": "k8sconflict"},
-            "spec": {"crd": {"spec": {"names": {"kind": "K8sConflict"}}},
-              "targets": [{"target": TARGET, "rego": "package k8sconflict\nv := 1 { input.review.object.metadata.labels.owner }\nv := 2 { input.review.object.metadata.labels.owner }\nviolation[{\"msg\": \"never\"}] { v == 3 }"}]}
-        }))
-        .unwrap();
-        let c = Constraint::from_object(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sConflict",
-                "metadata": {"name": "conflict"}}),
-            &failing,
-        )
-        .unwrap();
-        let sets = [(failing, vec![c])];
+        let sets = [conflicting()];
         let before = verdicts.evaluated();
         for _ in 0..2 {
             let judged = found(&verdicts, &sets, std::slice::from_ref(&good), &inv, &data);
@@ -1954,13 +1957,10 @@ mod tests {
     /// once unique is refused when the cluster gains its duplicate.
     #[test]
     fn a_template_that_reads_the_inventory_is_judged_anew_with_each_inventory() {
-        let unique = Template::from_object(&json!({
-            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-            "metadata": {"name": "k8suniquelabel"},
-            "spec": {"crd": {"spec": {"names": {"kind": "K8sUniqueLabel"}}},
-              "targets": [{"target": TARGET, "rego": "package k8suniquelabel\nviolation[{\"msg\": msg}] {\n  app := input.review.object.metadata.labels.app\n  other := data.inventory.namespace[ns][_][\"Pod\"][name]\n  other.metadata.labels.app == app\n  msg := sprintf(\"app %v is taken by %v/%v\", [app, ns, name])\n}"}]}
-        }))
-        .unwrap();
+        let unique = rego_template(
+            "K8sUniqueLabel",
+            "package k8suniquelabel\nviolation[{\"msg\": msg}] {\n  app := input.review.object.metadata.labels.app\n  other := data.inventory.namespace[ns][_][\"Pod\"][name]\n  other.metadata.labels.app == app\n  msg := sprintf(\"app %v is taken by %v/%v\", [app, ns, name])\n}",
+        );
         assert_eq!(
             unique.program().map(Program::depends),
             Some(Depends::InputAndData)
@@ -1969,13 +1969,7 @@ mod tests {
             template().program().map(Program::depends),
             Some(Depends::Input)
         );
-        let c = Constraint::from_object(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sUniqueLabel",
-                "metadata": {"name": "unique-app"}}),
-            &unique,
-        )
-        .unwrap();
-        let sets = [(unique, vec![c])];
+        let sets = [(unique.clone(), vec![bare(&unique, "unique-app")])];
         let verdicts = Verdicts::default();
         let mine = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web-2", "namespace": "prod", "labels": {"app": "shop"}}});
@@ -2000,24 +1994,15 @@ mod tests {
 
     #[test]
     fn a_template_that_reads_the_clock_is_never_remembered() {
-        let clock = Template::from_object(&json!({
-            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-            "metadata": {"name": "k8sbusinesshours"},
-            "spec": {"crd": {"spec": {"names": {"kind": "K8sBusinessHours"}}},
-              "targets": [{"target": TARGET, "rego": "package k8sbusinesshours\nviolation[{\"msg\": \"not now\"}] {\n  time.now_ns() < 0\n}"}]}
-        }))
-        .unwrap();
+        let clock = rego_template(
+            "K8sBusinessHours",
+            "package k8sbusinesshours\nviolation[{\"msg\": \"not now\"}] {\n  time.now_ns() < 0\n}",
+        );
         assert_eq!(
             clock.program().map(Program::depends),
             Some(Depends::Unrepeatable)
         );
-        let c = Constraint::from_object(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sBusinessHours",
-                "metadata": {"name": "hours"}}),
-            &clock,
-        )
-        .unwrap();
-        let sets = [(clock, vec![c])];
+        let sets = [(clock.clone(), vec![bare(&clock, "hours")])];
         let verdicts = Verdicts::default();
         let inv = Inventory::new();
         let data = inv.prepared();

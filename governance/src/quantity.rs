@@ -76,33 +76,27 @@ enum Suffix {
 }
 
 fn suffix(s: &str) -> Result<Suffix, QuantityError> {
-    let decimal = match s {
-        "n" => Some(-9),
-        "u" => Some(-6),
-        "m" => Some(-3),
-        "" => Some(0),
-        "k" => Some(3),
-        "M" => Some(6),
-        "G" => Some(9),
-        "T" => Some(12),
-        "P" => Some(15),
-        "E" => Some(18),
+    let named = match s {
+        "n" => Some(Suffix::Decimal(-9)),
+        "u" => Some(Suffix::Decimal(-6)),
+        "m" => Some(Suffix::Decimal(-3)),
+        "" => Some(Suffix::Decimal(0)),
+        "k" => Some(Suffix::Decimal(3)),
+        "M" => Some(Suffix::Decimal(6)),
+        "G" => Some(Suffix::Decimal(9)),
+        "T" => Some(Suffix::Decimal(12)),
+        "P" => Some(Suffix::Decimal(15)),
+        "E" => Some(Suffix::Decimal(18)),
+        "Ki" => Some(Suffix::Binary(10)),
+        "Mi" => Some(Suffix::Binary(20)),
+        "Gi" => Some(Suffix::Binary(30)),
+        "Ti" => Some(Suffix::Binary(40)),
+        "Pi" => Some(Suffix::Binary(50)),
+        "Ei" => Some(Suffix::Binary(60)),
         _ => None,
     };
-    if let Some(e) = decimal {
-        return Ok(Suffix::Decimal(e));
-    }
-    let binary = match s {
-        "Ki" => Some(10),
-        "Mi" => Some(20),
-        "Gi" => Some(30),
-        "Ti" => Some(40),
-        "Pi" => Some(50),
-        "Ei" => Some(60),
-        _ => None,
-    };
-    if let Some(e) = binary {
-        return Ok(Suffix::Binary(e));
+    if let Some(named) = named {
+        return Ok(named);
     }
     let exponent = s
         .strip_prefix(['e', 'E'])

@@ -517,7 +517,7 @@ impl Program {
 
     /// Why the program reads part of its source as regorus does rather than as OPA does, when
     /// it does: a pass of the rewrite to OPA's meaning (`opa`) that did not compile, which is
-    /// Garrison's fault, not the author's. Such a program may find fewer violations than
+    /// Garrison's fault, not the author's. Such a program may answer otherwise than
     /// Gatekeeper would.
     pub fn rewrite_note(&self) -> Option<&str> {
         self.note.as_deref()
