@@ -32,6 +32,21 @@ pub struct TestArgs {
     /// Suite files or directories holding them.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The Rego engine: `machine` runs each template's violation rule on regorus's bytecode
+    /// virtual machine, as the agent does (templates it cannot run, or whose rules might
+    /// conflict, fall back to the interpreter); `interpreter` runs everything on regorus's
+    /// tree-walking interpreter, the slower reference. Both must give the same verdicts.
+    #[arg(long, value_enum, default_value_t = Engine::Machine)]
+    pub engine: Engine,
+}
+
+/// Which of regorus's engines evaluates templates.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The bytecode virtual machine, where a template allows it (the agent's choice).
+    Machine,
+    /// The tree-walking interpreter alone.
+    Interpreter,
 }
 
 /// Runs a policy command.
@@ -42,6 +57,7 @@ pub fn run(cmd: PolicyCommand) -> Result<()> {
 }
 
 fn test(args: TestArgs) -> Result<()> {
+    garrison_governance::rego::set_interpreter_only(args.engine == Engine::Interpreter);
     let suites = suite::find(&args.paths)?;
     if suites.is_empty() {
         bail!(

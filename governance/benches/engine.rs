@@ -1,15 +1,15 @@
 //! The policy engine, in this process (release build):
 //!
 //! 1. One Gatekeeper case (required labels, a violating Namespace) through `gatekeeper::judge`
-//!    (match, review shaping, evaluation, result reading) against the bare regorus call on the
-//!    same template (the prepared interpreter engine: input, `eval_rule`), to show what
-//!    Garrison's layer costs; and regorus's virtual machine on the same case, for reference
-//!    (Garrison does not use it: it fails open on undefined assignments, see `rego.rs`).
-//!    The bare call again with a Namespace of 1 and of 50 labels, which the template iterates.
+//!    (match, review shaping, evaluation on regorus's virtual machine, result reading) against
+//!    the bare call on the virtual machine (input, `execute`), to show what Garrison's layer
+//!    costs; and the bare call on regorus's interpreter (input, `eval_rule`), the reference
+//!    engine. The bare interpreter call again with a Namespace of 1 and of 50 labels, which the
+//!    template iterates.
 //! 2. The delivery gate's work: 10 manifests against 50 deny constraints, as the work gate
-//!    judges a ManifestWork before applying it (on the machine's cores), and on one thread: a
-//!    work whose every manifest violates every constraint, and a work that complies (every
-//!    manifest carries all 50 required labels).
+//!    judges a ManifestWork before applying it (on the machine's cores), on one thread, and on
+//!    the interpreter alone: a work whose every manifest violates every constraint, and a work
+//!    that complies (every manifest carries all 50 required labels).
 //!    The same gate with the verdicts of earlier checks kept (`judge_reviews_remembered`, as
 //!    the agent's gate runs): a work's first check, the same work again (each resync), a work
 //!    with one manifest of ten changed; and the compiling of the template, which the agent
@@ -134,6 +134,14 @@ fn peak_rss_mib() -> f64 {
 fn main() {
     // 1. One case: Garrison's judge against the bare regorus call.
     let t = template("K8sRequiredLabels");
+    assert!(
+        t.program().is_some_and(|p| p.on_machine()),
+        "the template runs on the machine"
+    );
+    // The same template on the interpreter alone, the reference engine, for the gate's figures.
+    garrison_governance::rego::set_interpreter_only(true);
+    let on_interpreter = template("K8sRequiredLabels");
+    garrison_governance::rego::set_interpreter_only(false);
     let c = constraint(&t, 0, json!([{"apiGroups": [""], "kinds": ["Namespace"]}]));
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod", "labels": {"a": "b"}}});
     let review = Review::of(&ns).unwrap();
@@ -175,11 +183,12 @@ fn main() {
     }
     let interpreted = start.elapsed();
     println!(
-        "one case, {n} times: judge {} per case, bare regorus interpreter {} per case (ratio {:.2}); regorus's virtual machine {} per case",
+        "one case, {n} times: judge {} per case (on the virtual machine), the bare call on regorus's virtual machine {} per case (ratio {:.2}); the bare call on regorus's interpreter {} per case (ratio to the machine {:.2})",
         per_op(ours, n),
-        per_op(interpreted, n),
-        ours.as_secs_f64() / interpreted.as_secs_f64(),
         per_op(raw, n),
+        ours.as_secs_f64() / raw.as_secs_f64(),
+        per_op(interpreted, n),
+        interpreted.as_secs_f64() / raw.as_secs_f64(),
     );
 
     // 1b. What a case costs as the object grows: the template iterates over the object's labels.
@@ -227,14 +236,21 @@ fn main() {
     assert_eq!(gated, found);
     let (one_thread, serial, _) = time_gate(rounds, &manifests, one_core);
     assert_eq!(serial, found);
+    let interpreted_sets = vec![(on_interpreter.clone(), on_deployments(&on_interpreter, 50))];
+    let (gate_interpreted, interpreted_found, _) = time_gate(rounds, &manifests, |r| {
+        judge_reviews(&interpreted_sets, r, &inv, &data)
+    });
+    assert_eq!(interpreted_found, found);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "gate: 10 manifests x 50 constraints of one template = {} per work through judge_reviews, as the gate runs them ({cores} cores); {} on one thread (ratio {:.2}); {} with one judge call per case ({} violations per work)",
+        "gate: 10 manifests x 50 constraints of one template = {} per work through judge_reviews, as the gate runs them ({cores} cores); {} on one thread (ratio {:.2}); {} with one judge call per case ({} violations per work); {} on the interpreter alone, as the gate runs them (ratio to the machine {:.2})",
         per_op(gate, rounds),
         per_op(one_thread, rounds),
         one_thread.as_secs_f64() / gate.as_secs_f64(),
         per_op(one_by_one, rounds),
-        found / rounds
+        found / rounds,
+        per_op(gate_interpreted, rounds),
+        gate_interpreted.as_secs_f64() / gate.as_secs_f64(),
     );
 
     // 2b. The same gate for a work that complies: every manifest carries every required label.
@@ -255,11 +271,17 @@ fn main() {
         "every compliant manifest passes"
     );
     let (clean_one, _, _) = time_gate(rounds, &compliant, one_core);
+    let (clean_interpreted, _, passed) = time_gate(rounds, &compliant, |r| {
+        judge_reviews(&interpreted_sets, r, &inv, &data)
+    });
+    assert_eq!(passed, rounds * compliant.len());
     println!(
-        "gate, compliant work: 10 manifests x 50 constraints = {} per work as the gate runs them, {} on one thread (ratio {:.2}), 0 violations",
+        "gate, compliant work: 10 manifests x 50 constraints = {} per work as the gate runs them, {} on one thread (ratio {:.2}), 0 violations; {} on the interpreter alone (ratio to the machine {:.2})",
         per_op(clean, rounds),
         per_op(clean_one, rounds),
         clean_one.as_secs_f64() / clean.as_secs_f64(),
+        per_op(clean_interpreted, rounds),
+        clean_interpreted.as_secs_f64() / clean.as_secs_f64(),
     );
 
     // 2c. The gate with the verdicts of earlier checks, as the agent runs it: every work is

@@ -626,3 +626,267 @@ impl Binder<'_> {
         }
     }
 }
+
+/// A module's source with every assignment guarded for regorus's virtual machine, or `None`
+/// when it has no assignment to guard.
+///
+/// In regorus 0.14.1 the virtual machine does not end a body at an assignment (`:=`, or `=`
+/// that binds) whose value is undefined, as Rego requires and its interpreter does: a helper
+/// such as `exempt(c) { img := c.image; ... }` holds for a container without an image, so
+/// `not exempt(c)` lets it through. Each variable such a statement binds is checked after it
+/// with `_ = <var>`, which the machine compiles to a test that the value is defined: the body
+/// ends there, as in OPA. The guards go on the statement's own line, so line numbers in
+/// messages stay the author's. A statement with `with` modifiers is left (the machine does not
+/// take them; such a program runs on the interpreter). `package_rules` are the rules of the
+/// module's package: a name among them is a reference, not a variable the statement binds.
+pub(crate) fn guard_assignments(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+) -> Option<String> {
+    let names = globals(ast, source, package_rules);
+    let mut inserts: Vec<(usize, String)> = vec![];
+    guard_walk(ast, source, &names, &mut inserts);
+    if inserts.is_empty() {
+        return None;
+    }
+    // Stable: a statement's opening brace and its guards keep their order at one position.
+    inserts.sort_by_key(|(at, _)| *at);
+    let mut out = String::with_capacity(source.len() + inserts.len() * 16);
+    let mut at = 0;
+    for (pos, text) in inserts {
+        out.push_str(source.get(at..pos)?);
+        out.push_str(&text);
+        at = pos;
+    }
+    out.push_str(source.get(at..)?);
+    Some(out)
+}
+
+fn guard_walk(v: &Value, source: &str, names: &HashSet<String>, out: &mut Vec<(usize, String)>) {
+    match v {
+        Value::Object(m) => {
+            // A rule's body: its query's statements are guarded here, and the walk goes on
+            // into everything else and into each statement (not into the query again).
+            if let (Some(query), true) = (m.get("query"), m.contains_key("is_else")) {
+                // A body written without braces (`p if x := f(y)`) holds one statement; its
+                // guard needs braces around it.
+                let unbraced = span(query)
+                    .and_then(|(s, e)| source.get(s..e))
+                    .is_some_and(|t| !t.trim_start().starts_with('{'));
+                for stmt in query["stmts"].as_array().into_iter().flatten() {
+                    guard_statement(stmt, source, names, unbraced, out);
+                    guard_walk(&stmt["literal"], source, names, out);
+                }
+                for (k, x) in m {
+                    if k != "query" {
+                        guard_walk(x, source, names, out);
+                    }
+                }
+                return;
+            }
+            if let Some(stmts) = m.get("stmts").and_then(Value::as_array) {
+                for stmt in stmts {
+                    guard_statement(stmt, source, names, false, out);
+                }
+            }
+            for x in m.values() {
+                guard_walk(x, source, names, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| guard_walk(x, source, names, out)),
+        _ => {}
+    }
+}
+
+fn guard_statement(
+    stmt: &Value,
+    source: &str,
+    names: &HashSet<String>,
+    unbraced: bool,
+    out: &mut Vec<(usize, String)>,
+) {
+    let plain = stmt
+        .get("with_mods")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    let Some(("AssignExpr", assign)) = stmt["literal"].get("Expr").and_then(|e| node(&e["expr"]))
+    else {
+        return;
+    };
+    let (Some((start, end)), true) = (span(stmt), plain) else {
+        return;
+    };
+    if end > source.len() || !source.is_char_boundary(start) || !source.is_char_boundary(end) {
+        return;
+    }
+    // A string's span leaves out its closing quote: a statement that ends in one ends after it
+    // (nothing else can follow a statement's last term without a space or a separator).
+    let end = match source[end..].chars().next() {
+        Some(q @ ('"' | '`')) => end + q.len_utf8(),
+        _ => end,
+    };
+    let mut vars = vec![];
+    bound_vars(&assign["lhs"], names, &mut vars);
+    if assign["op"] == "Eq" {
+        bound_vars(&assign["rhs"], names, &mut vars);
+    }
+    vars.dedup();
+    if vars.is_empty() {
+        return;
+    }
+    let mut guard: String = vars.iter().map(|v| format!("; _ = {v}")).collect();
+    if unbraced {
+        out.push((start, "{ ".to_string()));
+        guard.push_str(" }");
+    }
+    out.push((end, guard));
+}
+
+/// The variables a side of an assignment binds: the side itself when it is a variable, and the
+/// variables of an array's items and an object's values, as destructuring binds them. `_`,
+/// rules and imports are not bound; references, calls and comprehensions bind nothing.
+fn bound_vars<'a>(term: &'a Value, names: &HashSet<String>, vars: &mut Vec<&'a str>) {
+    let Some((kind, body)) = node(term) else {
+        return;
+    };
+    match kind {
+        "Var" => {
+            if let Some(v) = body["value"].as_str()
+                && v != "_"
+                && !names.contains(v)
+                && !vars.contains(&v)
+            {
+                vars.push(v);
+            }
+        }
+        "Array" => {
+            for x in body["items"].as_array().into_iter().flatten() {
+                bound_vars(x, names, vars);
+            }
+        }
+        "Object" => {
+            for field in body["fields"].as_array().into_iter().flatten() {
+                if let Some(value) = field.as_array().and_then(|f| f.get(2)) {
+                    bound_vars(value, names, vars);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One definition of a complete rule, a function or a partial object rule, as far as a
+/// conflict goes: the values its head and `else` branches give (`None` for one computed), and
+/// whether a body may succeed more than once (it iterates).
+#[derive(Debug, Clone)]
+pub(crate) struct Definition {
+    values: Vec<Option<String>>,
+    iterates: bool,
+    object: bool,
+}
+
+/// The definitions of `ast`'s complete rules, functions and partial object rules, by the
+/// rule's name within `package`, added to `groups`.
+pub(crate) fn definitions(
+    ast: &Value,
+    source: &str,
+    package: &str,
+    groups: &mut std::collections::HashMap<String, Vec<Definition>>,
+) {
+    for rule in ast["rules"].as_array().into_iter().flatten() {
+        let Some(("Spec", spec)) = node(rule) else {
+            continue;
+        };
+        let Some((kind, head)) = node(&spec["head"]) else {
+            continue;
+        };
+        if kind == "Set" {
+            continue;
+        }
+        let refr = &head["refr"];
+        let object = kind == "Compr" && matches!(node(refr), Some(("RefBrack", _)));
+        let name = span(&node(refr).map(|(_, r)| r.clone()).unwrap_or_default())
+            .and_then(|(s, e)| source.get(s..e))
+            .unwrap_or_default()
+            .to_string();
+        let constant = |assign: &Value| -> Option<String> {
+            if assign.is_null() {
+                return Some("true".into());
+            }
+            match node(&assign["value"]) {
+                Some(("Bool" | "Number" | "String" | "RawString" | "Null", v)) => {
+                    Some(v["value"].to_string())
+                }
+                _ => None,
+            }
+        };
+        let mut values = vec![constant(&head["assign"])];
+        let mut iterates = false;
+        for body in spec["bodies"].as_array().into_iter().flatten() {
+            if !body["assign"].is_null() {
+                values.push(constant(&body["assign"]));
+            }
+            for stmt in body["query"]["stmts"].as_array().into_iter().flatten() {
+                iterates |= may_iterate(&stmt["literal"]);
+            }
+        }
+        groups
+            .entry(format!("{package}.{name}"))
+            .or_default()
+            .push(Definition {
+                values,
+                iterates,
+                object,
+            });
+    }
+}
+
+/// Whether rules so defined may conflict: OPA then fails the evaluation ("complete rules must
+/// not produce multiple outputs", "object keys must be unique"), where regorus's virtual
+/// machine makes the rule undefined or keeps one value, silently. Read conservatively: a
+/// computed value that may be given more than once (several definitions, or a body that
+/// iterates), a partial object with a computed value, or constants that differ.
+pub(crate) fn may_conflict(groups: &std::collections::HashMap<String, Vec<Definition>>) -> bool {
+    groups.values().any(|defs| {
+        let computed = defs.iter().any(|d| d.values.iter().any(Option::is_none));
+        let object = defs.iter().any(|d| d.object);
+        let again = defs.len() > 1 || defs.iter().any(|d| d.iterates);
+        let mut constants = defs.iter().flat_map(|d| d.values.iter().flatten());
+        let first = constants.next();
+        let differ = constants.any(|c| Some(c) != first);
+        (computed && (again || object)) || differ
+    })
+}
+
+/// Whether a statement may succeed more than once: it declares or iterates variables (`some`,
+/// `x in xs`, a reference with a variable or `_` as a key). Comprehensions iterate within
+/// themselves and are not counted; a variable key already bound counts (the scan does not
+/// track bindings).
+fn may_iterate(literal: &Value) -> bool {
+    match node(literal) {
+        Some(("SomeVars" | "SomeIn", _)) => true,
+        Some(("Every", _)) => false,
+        Some((_, body)) => has_variable_key(body),
+        None => false,
+    }
+}
+
+fn has_variable_key(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            if let Some((kind, body)) = node(v) {
+                match kind {
+                    "ArrayCompr" | "SetCompr" | "ObjectCompr" => return false,
+                    "RefBrack" if matches!(node(&body["index"]), Some(("Var", _))) => {
+                        return true;
+                    }
+                    _ => {}
+                }
+            }
+            m.values().any(has_variable_key)
+        }
+        Value::Array(a) => a.iter().any(has_variable_key),
+        _ => false,
+    }
+}

@@ -1,24 +1,32 @@
 //! The Rego engine: regorus, wrapped so that a policy is compiled once and evaluated many times,
 //! each evaluation bounded in time, and all of them by the process's heap.
 //!
-//! A [`Program`] holds one compiled template (its Rego and its libraries) on regorus's
-//! tree-walking interpreter, with a time limit per evaluation and the process-wide heap ceiling
-//! [`HEAP_CEILING`]. The ceiling is the whole process's: while the heap is above it (a greedy
-//! template, or the rest of the process), every evaluation fails, and fails closed. An evaluation
-//! takes one of the program's lanes, copies compiled each from source that share no compiled
-//! policy with each other (only the data document given to them), so one program serves any
-//! number of reviews at once, on as many threads. An evaluation that runs past a limit is an
-//! error, never a silent pass.
+//! A [`Program`] holds one compiled template (its Rego and its libraries). Its entry rule (a
+//! template's `violation`) runs on regorus's bytecode virtual machine, two to three times faster
+//! than regorus's tree-walking interpreter, with a time limit and a memory budget
+//! ([`DEFAULT_MEMORY_LIMIT`]) per evaluation. Any other rule, and a program the machine's
+//! compiler does not take (the `with` keyword, say), runs on the interpreter, with the same time
+//! limit and the process-wide heap ceiling [`HEAP_CEILING`]. The ceiling is the whole
+//! process's: while the heap is above it (a greedy template, or the rest of the process), every
+//! evaluation fails, and fails closed. An evaluation takes one of the program's lanes, copies
+//! compiled each from source that share no compiled policy with each other (only the data
+//! document given to them), so one program serves any number of reviews at once, on as many
+//! threads. An evaluation that runs past a limit is an error, never a silent pass.
 //!
-//! regorus also has a bytecode virtual machine, two to three times faster, which Garrison does
-//! not use: in regorus 0.14.1 an assignment whose value is undefined does not end the rule's
-//! body there, as Rego says it must. A helper such as `exempt(c) { img := c.image; ... }` then
-//! holds for a container without an image, and `not exempt(c)` lets it through: the virtual
-//! machine fails open. The interpreter agrees with OPA (see the tests).
+//! In regorus 0.14.1 the virtual machine does not end a rule's body at an assignment whose
+//! value is undefined, as Rego says it must: a helper such as `exempt(c) { img := c.image; ...
+//! }` would hold for a container without an image, and `not exempt(c)` let it through. The
+//! source the machine runs is therefore guarded first (`opa::guard_assignments`): each variable
+//! an assignment binds is checked to be defined after it. The tests run every semantic case
+//! on both engines and require the same answer; [`Program::interpreted`] and
+//! [`set_interpreter_only`] put a program, or every program, on the interpreter, the reference.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 
@@ -28,6 +36,8 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(2);
 /// one evaluation alone, so it is stopped by the heap of the whole process; the ceiling is set
 /// when the first program is compiled.
 pub const HEAP_CEILING: u64 = 1024 * 1024 * 1024;
+/// The most one evaluation on the virtual machine may allocate, in bytes.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Largest Rego source accepted for one module, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 
@@ -81,7 +91,8 @@ pub enum EvalError {
     /// The evaluation ran past its time limit.
     #[error("evaluation exceeded its time limit of {0:?}")]
     Timeout(Duration),
-    /// The process's heap passed [`HEAP_CEILING`] (bytes) during the evaluation.
+    /// The evaluation allocated past its budget, or the process's heap passed
+    /// [`HEAP_CEILING`] (bytes).
     #[error("evaluation exceeded the memory limit of {} MiB", .0 / (1024 * 1024))]
     Memory(u64),
     /// The policy failed at run time (a builtin error, a conflict).
@@ -159,9 +170,23 @@ impl Source {
 /// the interpreter touches those counts at every step; lanes are therefore compiled each from
 /// source, so that evaluations on two threads touch no count in common (two threads on copies
 /// of one engine measured no faster than one).
+///
+/// `vm` is the lane's virtual machine for the entry rule, loaded with bytecode of its own (for
+/// the same reason), with the id of the data it holds; made at the lane's first evaluation of
+/// the entry rule, and dropped after an evaluation that failed.
 struct Lane {
     proto: regorus::Engine,
     work: Option<(regorus::Engine, u64)>,
+    vm: Option<(Box<RegoVM>, u64)>,
+}
+
+/// Whether programs compiled from now on run on the interpreter alone.
+static INTERPRETER_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Puts every program compiled from now on (`on`), or none, on regorus's interpreter alone: the
+/// reference engine, slower. For comparing the engines (`garrison policy test --engine`).
+pub fn set_interpreter_only(on: bool) {
+    INTERPRETER_ONLY.store(on, Ordering::Relaxed);
 }
 
 /// What a program's result depends on besides its input, read conservatively from its source:
@@ -256,6 +281,9 @@ pub struct Program {
     entry: String,
     time_limit: Duration,
     lanes: std::sync::Arc<std::sync::Mutex<Vec<Lane>>>,
+    /// The source guarded for the virtual machine (`opa::guard_assignments`), when the
+    /// machine's compiler takes it: the entry rule then runs on the machine.
+    vm_source: Option<Arc<Source>>,
     /// Why part of the rewrite to OPA's meaning was dropped, when it was.
     note: Option<std::sync::Arc<str>>,
 }
@@ -264,6 +292,7 @@ impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
             .field("package", &self.package)
+            .field("virtual_machine", &self.vm_source.is_some())
             .field("time_limit", &self.time_limit)
             .finish()
     }
@@ -396,14 +425,31 @@ fn read_as_opa_once(
     source: &Source,
     pass: usize,
 ) -> Result<Option<Source>, CompileError> {
-    let ast: Value = engine
+    each_module(engine, source, |ast, text, rules| {
+        crate::opa::rewrite(ast, text, rules, pass)
+    })
+}
+
+/// The syntax tree of every module compiled in `engine`, as regorus gives it in JSON.
+fn syntax_tree(engine: &regorus::Engine) -> Result<Value, CompileError> {
+    engine
         .get_ast_as_json()
         .map_err(|e| e.to_string())
         .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()))
         .map_err(|message| CompileError::Limit {
             module: "template".into(),
             message: format!("reading the syntax tree: {message}"),
-        })?;
+        })
+}
+
+/// `source` with each module rewritten by `f` (the module's AST, the text its spans index, the
+/// rules of its package), or `None` when `f` changed none. `engine` holds `source` compiled.
+fn each_module(
+    engine: &regorus::Engine,
+    source: &Source,
+    f: impl Fn(&Value, &str, &std::collections::HashSet<String>) -> Option<String>,
+) -> Result<Option<Source>, CompileError> {
+    let ast = syntax_tree(engine)?;
     let Some(module_list) = ast.as_array() else {
         return Ok(None);
     };
@@ -434,7 +480,7 @@ fn read_as_opa_once(
         }
         let none = std::collections::HashSet::new();
         let rules = packages.get(&package).unwrap_or(&none);
-        if let Some(rewritten) = crate::opa::rewrite(ast, text, rules, pass) {
+        if let Some(rewritten) = f(ast, text, rules) {
             *target = rewritten;
             changed = true;
         }
@@ -486,6 +532,15 @@ impl Program {
         let (proto, source) = rewritten.done.unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
+        let machine = if INTERPRETER_ONLY.load(Ordering::Relaxed) {
+            None
+        } else {
+            for_machine(&proto, &source, &entry)?
+        };
+        let (vm_source, vm) = match machine {
+            Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, 0))),
+            None => (None, None),
+        };
         Ok(Program {
             id: NEXT_PROGRAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             depends: depends(&source, &package),
@@ -493,7 +548,12 @@ impl Program {
             package,
             entry,
             time_limit: DEFAULT_TIME_LIMIT,
-            lanes: std::sync::Arc::new(std::sync::Mutex::new(vec![Lane { proto, work: None }])),
+            lanes: std::sync::Arc::new(std::sync::Mutex::new(vec![Lane {
+                proto,
+                work: None,
+                vm: vm.map(|(code, id)| (Box::new(machine_of(code)), id)),
+            }])),
+            vm_source,
             note: note.map(std::sync::Arc::from),
         })
     }
@@ -502,6 +562,19 @@ impl Program {
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self
+    }
+
+    /// The program on regorus's interpreter alone, the reference engine (slower).
+    pub fn interpreted(mut self) -> Self {
+        self.vm_source = None;
+        // Lanes are compiled again from source as evaluations need them.
+        self.lanes = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        self
+    }
+
+    /// Whether the entry rule runs on regorus's virtual machine (else on the interpreter).
+    pub fn on_machine(&self) -> bool {
+        self.vm_source.is_some()
     }
 
     /// The main module's package, as `data.<package>`.
@@ -537,7 +610,11 @@ impl Program {
                 // The source compiled once already, so only a limit can stop it now.
                 let (proto, _) = build(&self.source)
                     .map_err(|e| EvalError::Failed(format!("cannot compile the policy: {e}")))?;
-                Ok(Lane { proto, work: None })
+                Ok(Lane {
+                    proto,
+                    work: None,
+                    vm: None,
+                })
             }
         }
     }
@@ -590,6 +667,48 @@ impl Program {
             .map_err(|e| self.interpreter_error(e))
     }
 
+    /// Evaluates the entry rule on `lane`'s virtual machine, made first from `guarded` when the
+    /// lane has none. A machine whose evaluation failed is dropped.
+    fn run_machine(
+        &self,
+        lane: &mut Lane,
+        guarded: &Source,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        let (mut vm, loaded) = match lane.vm.take() {
+            Some(held) => held,
+            None => {
+                // The guarded source compiled once already, so only a limit can stop it now.
+                let code = build(guarded)
+                    .ok()
+                    .and_then(|(engine, _)| bytecode(&engine, &self.entry))
+                    .ok_or_else(|| {
+                        EvalError::Failed("cannot compile the policy to bytecode".into())
+                    })?;
+                (Box::new(machine_of(code)), 0)
+            }
+        };
+        if loaded != data.id {
+            vm.set_data(data.value.clone())
+                .map_err(|e| EvalError::Failed(e.to_string()))?;
+        }
+        vm.set_execution_timer_config(Some(timer(self.time_limit)));
+        vm.set_input(input);
+        let out = vm.execute().map_err(|e| self.vm_error(e))?;
+        lane.vm = Some((vm, data.id));
+        Ok(out)
+    }
+
+    fn vm_error(&self, e: VmError) -> EvalError {
+        match e {
+            VmError::TimeLimitExceeded { .. } => EvalError::Timeout(self.time_limit),
+            VmError::MemoryBudgetExceeded { budget, .. } => EvalError::Memory(budget),
+            VmError::MemoryLimitExceeded { limit, .. } => EvalError::Memory(limit),
+            other => EvalError::Failed(other.to_string().trim().to_string()),
+        }
+    }
+
     fn interpreter_error(&self, e: anyhow::Error) -> EvalError {
         match e.downcast_ref::<regorus::LimitError>() {
             Some(regorus::LimitError::TimeLimitExceeded { .. }) => {
@@ -640,6 +759,11 @@ impl Held<'_> {
         data: &Data,
     ) -> Result<regorus::Value, EvalError> {
         let lane = self.lane.as_mut().expect("a held lane until dropped");
+        if let Some(guarded) = &self.program.vm_source
+            && rule == self.program.source.rule
+        {
+            return self.program.run_machine(lane, guarded, input, data);
+        }
         let (mut engine, loaded) = lane.work.take().unwrap_or_else(|| (lane.proto.clone(), 0));
         let out = self.program.run(&mut engine, loaded, rule, input, data);
         // Only an engine that finished cleanly evaluates again; the lane's prototype is
@@ -669,13 +793,11 @@ impl Drop for Held<'_> {
 const DEPRECATED_BUILTINS: [(&str, &str); 3] = [
     (
         "any",
-        "any(xs) := count([x | x := xs[_]; x == true]) > 0 { is_array(xs) }\n\
-         any(xs) := count([x | x := xs[_]; x == true]) > 0 { is_set(xs) }",
+        "any(xs) := count([x | x := xs[_]; x == true]) > 0 { {\"array\", \"set\"}[type_name(xs)] }",
     ),
     (
         "all",
-        "all(xs) := count([x | x := xs[_]; x != true]) == 0 { is_array(xs) }\n\
-         all(xs) := count([x | x := xs[_]; x != true]) == 0 { is_set(xs) }",
+        "all(xs) := count([x | x := xs[_]; x != true]) == 0 { {\"array\", \"set\"}[type_name(xs)] }",
     ),
     (
         "re_match",
@@ -731,6 +853,75 @@ fn deprecated_builtins(
 }
 
 /// The time limit of one evaluation, checked every 64 steps.
+/// The entry rule `entry` of a program compiled from `source` (`proto`), as the virtual machine
+/// runs it: the source guarded (`opa::guard_assignments`) and its bytecode. `None` when the
+/// machine's compiler does not take the program (the `with` keyword, some partial objects) or
+/// the guarded source does not compile: the program then runs on the interpreter. A limit
+/// reached on the way is an error, as in `read_as_opa`.
+fn for_machine(
+    proto: &regorus::Engine,
+    source: &Source,
+    entry: &str,
+) -> Result<Option<(Source, Arc<regorus::rvm::program::Program>)>, CompileError> {
+    if conflicts_possible(proto)? {
+        return Ok(None);
+    }
+    let guarded = match guard_once(proto, source)? {
+        Some(guarded) => guarded,
+        None => source.clone(),
+    };
+    let engine = match build(&guarded) {
+        Ok((engine, _)) => engine,
+        Err(e @ CompileError::Limit { .. }) => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    Ok(bytecode(&engine, entry).map(|code| (guarded, code)))
+}
+
+/// Whether a rule of the program compiled in `engine` may conflict (`opa::may_conflict`): OPA
+/// fails such an evaluation, and so does the interpreter, where the virtual machine gives an
+/// answer silently. Such a program runs on the interpreter.
+fn conflicts_possible(engine: &regorus::Engine) -> Result<bool, CompileError> {
+    let ast = syntax_tree(engine)?;
+    let mut groups = std::collections::HashMap::new();
+    for m in ast.as_array().into_iter().flatten() {
+        let Some(text) = m.pointer("/source/contents").and_then(Value::as_str) else {
+            continue;
+        };
+        let (package, _) = crate::opa::rules(&m["ast"], text);
+        crate::opa::definitions(&m["ast"], text, &package, &mut groups);
+    }
+    Ok(crate::opa::may_conflict(&groups))
+}
+
+/// `source` with every module's assignments guarded, or `None` when none has any.
+fn guard_once(engine: &regorus::Engine, source: &Source) -> Result<Option<Source>, CompileError> {
+    each_module(engine, source, |ast, text, rules| {
+        crate::opa::guard_assignments(ast, text, rules)
+    })
+}
+
+/// `entry` of the prepared `engine` as bytecode, or `None` where the machine's compiler does
+/// not take it.
+fn bytecode(engine: &regorus::Engine, entry: &str) -> Option<Arc<regorus::rvm::program::Program>> {
+    let compiled = engine.clone().compile_with_entrypoint(&entry.into()).ok()?;
+    regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[entry]).ok()
+}
+
+/// A virtual machine loaded with `code`: builtin errors make a value undefined, as on the
+/// interpreter (and in OPA outside strict mode); a memory budget per evaluation; no instruction
+/// cap (the time limit bounds the work; the default cap would stop audits over an inventory).
+fn machine_of(code: Arc<regorus::rvm::program::Program>) -> RegoVM {
+    let mut vm = RegoVM::new();
+    vm.load_program(code);
+    vm.set_strict_builtin_errors(false);
+    vm.set_max_instructions(usize::MAX);
+    vm.set_memory_budget_config(Some(regorus::MemoryBudgetConfig {
+        limit: NonZeroU64::new(DEFAULT_MEMORY_LIMIT).expect("non-zero"),
+    }));
+    vm
+}
+
 fn timer(limit: Duration) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit,
@@ -770,18 +961,29 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
 }
 "#;
 
-    /// The messages of `p`'s violations for `input`, sorted.
+    /// The messages of `p`'s violations for `input`, sorted; the same on the virtual machine,
+    /// which must run `p`, and on the interpreter.
     fn messages(p: &Program, input: &Value) -> Vec<String> {
-        let mut got: Vec<String> = p
-            .eval("violation", input, None)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["msg"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
-        got
+        assert!(p.on_machine(), "the program runs on the virtual machine");
+        let read = |p: &Program| {
+            let mut got: Vec<String> = p
+                .eval("violation", input, None)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["msg"].as_str().unwrap().to_string())
+                .collect();
+            got.sort();
+            got
+        };
+        let machine = read(p);
+        let interpreter = read(&p.clone().interpreted());
+        assert_eq!(
+            machine, interpreter,
+            "the virtual machine and the interpreter agree"
+        );
+        machine
     }
 
     #[test]
@@ -1239,6 +1441,72 @@ violation[{"msg": "every tag numeric"}] {
         }
     }
 
+    /// OPA fails an evaluation where a complete rule or a function gives two values, or an
+    /// object two values for one key; regorus's virtual machine would answer undefined, or one
+    /// of them, silently. Programs whose rules may conflict run on the interpreter, which fails
+    /// as OPA does; rules that cannot (constant values, one computed value given once) stay on
+    /// the machine.
+    #[test]
+    fn rules_that_may_conflict_run_on_the_interpreter_which_fails_them_as_opa_does() {
+        let conflicting = [
+            "v := x { x := input.xs[_] }\nviolation[{\"msg\": \"v\"}] { v > 5 }",
+            "v := 1 { input.a }\nv := 2 { input.b }\nviolation[{\"msg\": \"v\"}] { v == 3 }",
+            "f(a) := a.x { true }\nf(a) := a.y { true }\nviolation[{\"msg\": \"f\"}] { f(input) == 9 }",
+            "o[k] := v { some k, v in input.m }\nviolation[{\"msg\": \"o\"}] { o.a == 9 }",
+        ];
+        for body in conflicting {
+            let src = format!("package p\nimport future.keywords.in\n{body}");
+            let p = Program::compile(&src, &[], RegoVersion::V0, "violation").unwrap();
+            assert!(!p.on_machine(), "{body}");
+        }
+        let input = json!({"xs": [1, 2], "a": true, "b": true, "x": 1, "y": 2});
+        let p = Program::compile(
+            &format!("package p\n{}", conflicting[0]),
+            &[],
+            RegoVersion::V0,
+            "violation",
+        )
+        .unwrap();
+        assert!(matches!(
+            p.eval("violation", &input, None),
+            Err(EvalError::Failed(_))
+        ));
+        let safe = [
+            "ok { input.a }\nok { input.b }\nviolation[{\"msg\": \"ok\"}] { ok }",
+            "has(o, k) { o[k] }\nhas(o, k) { o[k] == false }\nviolation[{\"msg\": \"has\"}] { has(input, \"a\") }",
+            "msg(p) := m { m := p.message }\nviolation[{\"msg\": msg(input)}] { input.a }",
+        ];
+        for body in safe {
+            let src = format!("package p\n{body}");
+            let p = Program::compile(&src, &[], RegoVersion::V0, "violation").unwrap();
+            let input = json!({"a": true, "b": true, "message": "ok"});
+            assert!(!messages(&p, &input).is_empty(), "{body}");
+        }
+    }
+
+    /// The guards the virtual machine's source gets stay out of strings, and a rule body
+    /// written without braces gets them inside braces of its own.
+    #[test]
+    fn guards_keep_strings_and_unbraced_bodies_whole() {
+        let src = r#"package p
+import rego.v1
+
+label := "a; b"
+undefined_head if x := input.missing
+violation contains {"msg": "no label"} if not undefined_head
+violation contains {"msg": label} if input.yes
+violation contains {"msg": m} if {
+  m := `raw "text"`
+  input.yes
+}
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
+        assert_eq!(
+            messages(&p, &json!({"yes": true})),
+            ["a; b", "no label", "raw \"text\""]
+        );
+    }
+
     #[test]
     fn programs_are_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
@@ -1274,23 +1542,32 @@ violation[{"msg": "every tag numeric"}] {
         let p = Program::compile(src, &[], RegoVersion::V0, "violation")
             .unwrap()
             .with_time_limit(Duration::from_millis(50));
-        let mut held = p.hold().unwrap();
-        let data = Data::empty();
-        for _ in 0..2 {
-            assert_eq!(
-                held.eval_value("violation", regorus::Value::from(json!({"n": 2000})), &data),
-                Err(EvalError::Timeout(Duration::from_millis(50)))
-            );
-            // The engine that failed is dropped; the next evaluation starts from the lane's
-            // prototype.
-            assert!(held.lane.as_ref().unwrap().work.is_none());
-            let v = held
-                .eval_value("violation", regorus::Value::from(json!({"n": 3})), &data)
-                .unwrap();
-            assert_eq!(to_json(&v).unwrap(), json!([{"msg": "small"}]));
-            assert!(held.lane.as_ref().unwrap().work.is_some());
+        assert!(p.on_machine());
+        // On the machine, and on the interpreter: what the lane keeps for the next evaluation.
+        let machine = |l: &Lane| l.vm.is_some();
+        let engine = |l: &Lane| l.work.is_some();
+        let interpreted = p.clone().interpreted();
+        for (p, kept) in [
+            (&p, &machine as &dyn Fn(&Lane) -> bool),
+            (&interpreted, &engine),
+        ] {
+            let mut held = p.hold().unwrap();
+            let data = Data::empty();
+            for _ in 0..2 {
+                assert_eq!(
+                    held.eval_value("violation", regorus::Value::from(json!({"n": 2000})), &data),
+                    Err(EvalError::Timeout(Duration::from_millis(50)))
+                );
+                // What failed is dropped; the next evaluation makes another.
+                assert!(!kept(held.lane.as_ref().unwrap()));
+                let v = held
+                    .eval_value("violation", regorus::Value::from(json!({"n": 3})), &data)
+                    .unwrap();
+                assert_eq!(to_json(&v).unwrap(), json!([{"msg": "small"}]));
+                assert!(kept(held.lane.as_ref().unwrap()));
+            }
+            drop(held);
+            assert_eq!(p.lanes.lock().unwrap().len(), 1);
         }
-        drop(held);
-        assert_eq!(p.lanes.lock().unwrap().len(), 1);
     }
 }
