@@ -1053,7 +1053,7 @@ fn read_found(v: regorus::Value) -> Result<Found, String> {
         };
         let details = match &r[&regorus::Value::from("details")] {
             regorus::Value::Undefined => json!({}),
-            d => serde_json::to_value(d).unwrap_or_else(|_| json!({})),
+            d => crate::rego::json_of(d).unwrap_or_else(|_| json!({})),
         };
         (msg, details)
     };

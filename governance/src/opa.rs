@@ -726,6 +726,24 @@ fn guard_statement(
         Some(q @ ('"' | '`')) => end + q.len_utf8(),
         _ => end,
     };
+    // A comprehension or a literal always has a value: no guard is needed.
+    let defined = matches!(
+        node(&assign["rhs"]),
+        Some((
+            "ArrayCompr"
+                | "SetCompr"
+                | "ObjectCompr"
+                | "String"
+                | "RawString"
+                | "Number"
+                | "Bool"
+                | "Null",
+            _
+        ))
+    );
+    if assign["op"] == "ColEq" && defined {
+        return;
+    }
     let mut vars = vec![];
     bound_vars(&assign["lhs"], names, &mut vars);
     if assign["op"] == "Eq" {

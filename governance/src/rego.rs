@@ -941,7 +941,48 @@ pub fn to_json(v: &regorus::Value) -> Result<Value, EvalError> {
     if *v == regorus::Value::Undefined {
         return Ok(Value::Null);
     }
-    serde_json::to_value(v).map_err(|e| EvalError::BadResult(e.to_string()))
+    json_of(v)
+}
+
+/// `v` as JSON, as regorus's own serialization writes it (objects and sets in sorted order, a
+/// set as an array, a key that is not a string as its JSON text, undefined as `"<undefined>"`),
+/// built directly: serialization through serde took a third of a Gatekeeper case's time on the
+/// virtual machine, reading each violation's details.
+pub fn json_of(v: &regorus::Value) -> Result<Value, EvalError> {
+    use regorus::Value as R;
+    Ok(match v {
+        R::Null => Value::Null,
+        R::Bool(b) => Value::Bool(*b),
+        R::String(s) => Value::String(s.to_string()),
+        // An integral value (a float's too: regorus writes 2.0 as `2`), but not zero, which a
+        // float writes as `-0` when negative.
+        R::Number(n) if n.as_i64().is_some_and(|i| i != 0) => {
+            Value::from(n.as_i64().unwrap_or_default())
+        }
+        R::Number(n) if n.as_u64().is_some_and(|u| u != 0) => {
+            Value::from(n.as_u64().unwrap_or_default())
+        }
+        R::Number(n) => n
+            .format_decimal()
+            .parse::<serde_json::Number>()
+            .map(Value::Number)
+            .map_err(|_| EvalError::BadResult(format!("a number JSON cannot hold: {v}")))?,
+        R::Array(a) => Value::Array(a.iter().map(json_of).collect::<Result<_, _>>()?),
+        R::Set(s) => Value::Array(s.iter_sorted().map(json_of).collect::<Result<_, _>>()?),
+        R::Object(o) => {
+            let mut map = serde_json::Map::with_capacity(o.len());
+            for (k, x) in o.iter_sorted() {
+                let key = match k {
+                    R::String(s) => s.to_string(),
+                    other => serde_json::to_string(other)
+                        .map_err(|e| EvalError::BadResult(e.to_string()))?,
+                };
+                map.insert(key, json_of(x)?);
+            }
+            Value::Object(map)
+        }
+        R::Undefined => Value::String("<undefined>".into()),
+    })
 }
 
 #[cfg(test)]
@@ -1504,6 +1545,32 @@ violation contains {"msg": m} if {
         assert_eq!(
             messages(&p, &json!({"yes": true})),
             ["a; b", "no label", "raw \"text\""]
+        );
+    }
+
+    /// Results are read into JSON directly, exactly as regorus's serialization writes them.
+    #[test]
+    fn results_read_as_regorus_serializes_them() {
+        let src = r#"package p
+r := {"set": {3, 1, "b", {"z": 1}}, 3: 2.5, "big": 123456789012345678901234567890, "float": 2.0,
+  "neg": -7, "tiny": 0.000001, "nested": [{"y": [true, null]}, "s"], [1]: "array key",
+  "huge": 1e300, "third": 1 / 3, "z": "last", "a": "first", "zero": 0, "minus zero": -0.0,
+  "u": 18446744073709551615, "f": 1e20}
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "r").unwrap();
+        let v = p
+            .eval_value("r", regorus::Value::new_object(), &Data::empty())
+            .unwrap();
+        let direct = json_of(&v).unwrap();
+        assert_eq!(direct, serde_json::to_value(&v).unwrap());
+        // The same text too: object order and number forms.
+        assert_eq!(
+            direct.to_string(),
+            serde_json::to_value(&v).unwrap().to_string()
+        );
+        assert_eq!(
+            json_of(&regorus::Value::Undefined).unwrap(),
+            json!("<undefined>")
         );
     }
 
