@@ -1,5 +1,7 @@
 //! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
-//! to OPA's meaning before it is compiled. Four differences are settled here.
+//! to OPA's meaning before it is compiled. Four differences are settled here, and, for
+//! regorus's virtual machine only, the source it runs is guarded (`guard_assignments`) or
+//! refused (`may_conflict`, `unguarded_forms`) where the machine differs from its interpreter.
 //!
 //! **What OPA evaluates before a `not`.** OPA's compiler binds the dynamic terms of every
 //! expression to variables of their own before the expression (its stages RewriteExprTerms and
@@ -627,138 +629,282 @@ impl Binder<'_> {
     }
 }
 
-/// A module's source with every assignment guarded for regorus's virtual machine, or `None`
-/// when it has no assignment to guard.
+/// A module's source could not be guarded exactly (a span that does not fall on its text):
+/// the virtual machine must not run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unguarded;
+
+/// An edit of a module's source: `source[start..end]` replaced by the text (an insertion when
+/// `start == end`).
+type Guard = (usize, usize, String);
+
+/// A module's source guarded for regorus's virtual machine, or `None` when nothing in it needs
+/// a guard.
 ///
-/// In regorus 0.14.1 the virtual machine does not end a body at an assignment (`:=`, or `=`
-/// that binds) whose value is undefined, as Rego requires and its interpreter does: a helper
-/// such as `exempt(c) { img := c.image; ... }` holds for a container without an image, so
-/// `not exempt(c)` lets it through. Each variable such a statement binds is checked after it
-/// with `_ = <var>`, which the machine compiles to a test that the value is defined: the body
-/// ends there, as in OPA. The guards go on the statement's own line, so line numbers in
-/// messages stay the author's. A statement with `with` modifiers is left (the machine does not
-/// take them; such a program runs on the interpreter). `package_rules` are the rules of the
-/// module's package: a name among them is a reference, not a variable the statement binds.
+/// In regorus 0.14.1 the virtual machine lets an undefined value through where Rego ends the
+/// body, in three places this settles:
+///
+/// - an assignment (`:=`, or `=` that binds) whose value is undefined does not end the body: a
+///   helper such as `exempt(c) { img := c.image; ... }` holds for a container without an
+///   image, so `not exempt(c)` lets it through. Each variable such a statement binds is
+///   checked after it with `_ = <var>`, which the machine compiles to a test that the value is
+///   defined;
+/// - an array comprehension keeps an undefined term as an element (`[c.limits.cpu | c := ...]`
+///   counts a container without a limit): the term is checked at the end of the
+///   comprehension's body, `_ = (<term>)`;
+/// - a function's argument written `_` is not checked to be defined: it is named
+///   (`__garrison_arg<n>__`), as a named argument is checked.
+///
+/// The guards go on the statement's own line, so line numbers in messages stay the author's. A
+/// statement with `with` modifiers is left (the machine does not take them; such a program runs
+/// on the interpreter). `package_rules` are the rules of the module's package: with `=`, a name
+/// among them is a reference, not a variable the statement binds (`:=` always declares a new
+/// one). Should a span not fall on the text, the module is [`Unguarded`].
 pub(crate) fn guard_assignments(
     ast: &Value,
     source: &str,
     package_rules: &HashSet<String>,
-) -> Option<String> {
+) -> Result<Option<String>, Unguarded> {
     let names = globals(ast, source, package_rules);
-    let mut inserts: Vec<(usize, String)> = vec![];
-    guard_walk(ast, source, &names, &mut inserts);
-    if inserts.is_empty() {
-        return None;
+    let mut edits: Vec<Guard> = vec![];
+    let mut ok = true;
+    let mut g = Guarder {
+        source,
+        names: &names,
+        edits: &mut edits,
+        ok: &mut ok,
+        args: 0,
+    };
+    g.walk(ast);
+    if !ok {
+        return Err(Unguarded);
+    }
+    if edits.is_empty() {
+        return Ok(None);
     }
     // Stable: a statement's opening brace and its guards keep their order at one position.
-    inserts.sort_by_key(|(at, _)| *at);
-    let mut out = String::with_capacity(source.len() + inserts.len() * 16);
+    edits.sort_by_key(|(start, _, _)| *start);
+    let mut out = String::with_capacity(source.len() + edits.len() * 16);
     let mut at = 0;
-    for (pos, text) in inserts {
-        out.push_str(source.get(at..pos)?);
+    for (start, end, text) in edits {
+        if start < at {
+            return Err(Unguarded);
+        }
+        out.push_str(source.get(at..start).ok_or(Unguarded)?);
         out.push_str(&text);
-        at = pos;
+        at = end;
     }
-    out.push_str(source.get(at..)?);
-    Some(out)
+    out.push_str(source.get(at..).ok_or(Unguarded)?);
+    Ok(Some(out))
 }
 
-fn guard_walk(v: &Value, source: &str, names: &HashSet<String>, out: &mut Vec<(usize, String)>) {
-    match v {
-        Value::Object(m) => {
-            // A rule's body: its query's statements are guarded here, and the walk goes on
-            // into everything else and into each statement (not into the query again).
-            if let (Some(query), true) = (m.get("query"), m.contains_key("is_else")) {
-                // A body written without braces (`p if x := f(y)`) holds one statement; its
-                // guard needs braces around it.
-                let unbraced = span(query)
-                    .and_then(|(s, e)| source.get(s..e))
-                    .is_some_and(|t| !t.trim_start().starts_with('{'));
-                for stmt in query["stmts"].as_array().into_iter().flatten() {
-                    guard_statement(stmt, source, names, unbraced, out);
-                    guard_walk(&stmt["literal"], source, names, out);
+struct Guarder<'a> {
+    source: &'a str,
+    names: &'a HashSet<String>,
+    edits: &'a mut Vec<Guard>,
+    ok: &'a mut bool,
+    args: usize,
+}
+
+impl Guarder<'_> {
+    /// Where a node ends in the text: its span's end, past the closing quote that a string's
+    /// span leaves out (nothing else can follow a term without a space or a separator).
+    fn end_of(&mut self, v: &Value) -> Option<usize> {
+        let Some((start, end)) = span(v) else {
+            *self.ok = false;
+            return None;
+        };
+        let source = self.source;
+        if end > source.len() || !source.is_char_boundary(start) || !source.is_char_boundary(end) {
+            *self.ok = false;
+            return None;
+        }
+        Some(match source[end..].chars().next() {
+            Some(q @ ('"' | '`')) => end + q.len_utf8(),
+            _ => end,
+        })
+    }
+
+    fn walk(&mut self, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                // A rule's body: its query's statements are guarded here, and the walk goes on
+                // into everything else and into each statement (not into the query again).
+                if let (Some(query), true) = (m.get("query"), m.contains_key("is_else")) {
+                    // A body written without braces (`p if x := f(y)`) holds one statement; its
+                    // guard needs braces around it.
+                    let unbraced = span(query)
+                        .and_then(|(s, e)| self.source.get(s..e))
+                        .is_some_and(|t| !t.trim_start().starts_with('{'));
+                    for stmt in query["stmts"].as_array().into_iter().flatten() {
+                        self.statement(stmt, unbraced);
+                        self.walk(&stmt["literal"]);
+                    }
+                    for (k, x) in m {
+                        if k != "query" {
+                            self.walk(x);
+                        }
+                    }
+                    return;
                 }
-                for (k, x) in m {
-                    if k != "query" {
-                        guard_walk(x, source, names, out);
+                match node(v) {
+                    Some(("ArrayCompr", c)) => {
+                        self.comprehension_loop(c);
+                        self.comprehension_term(c);
+                    }
+                    Some(("SetCompr", c)) => self.comprehension_loop(c),
+                    Some(("Func", head)) => self.function_arguments(head),
+                    _ => {}
+                }
+                if let Some(stmts) = m.get("stmts").and_then(Value::as_array) {
+                    for stmt in stmts {
+                        self.statement(stmt, false);
                     }
                 }
-                return;
-            }
-            if let Some(stmts) = m.get("stmts").and_then(Value::as_array) {
-                for stmt in stmts {
-                    guard_statement(stmt, source, names, false, out);
+                for x in m.values() {
+                    self.walk(x);
                 }
             }
-            for x in m.values() {
-                guard_walk(x, source, names, out);
+            Value::Array(a) => a.iter().for_each(|x| self.walk(x)),
+            _ => {}
+        }
+    }
+
+    fn statement(&mut self, stmt: &Value, unbraced: bool) {
+        let plain = stmt
+            .get("with_mods")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        let Some(("AssignExpr", assign)) =
+            stmt["literal"].get("Expr").and_then(|e| node(&e["expr"]))
+        else {
+            return;
+        };
+        if !plain {
+            return;
+        }
+        // A comprehension or a literal always has a value: no guard is needed.
+        let defined = matches!(
+            node(&assign["rhs"]),
+            Some((
+                "ArrayCompr"
+                    | "SetCompr"
+                    | "ObjectCompr"
+                    | "String"
+                    | "RawString"
+                    | "Number"
+                    | "Bool"
+                    | "Null",
+                _
+            ))
+        );
+        let declares = assign["op"] == "ColEq";
+        if declares && defined {
+            return;
+        }
+        let none = HashSet::new();
+        // `:=` declares new variables, whatever rules share their names.
+        let names = if declares { &none } else { self.names };
+        let mut vars = vec![];
+        bound_vars(&assign["lhs"], names, &mut vars);
+        if !declares {
+            bound_vars(&assign["rhs"], names, &mut vars);
+        }
+        if vars.is_empty() {
+            return;
+        }
+        let Some(end) = self.end_of(stmt) else {
+            return;
+        };
+        let mut guard: String = vars.iter().map(|v| format!("; _ = {v}")).collect();
+        if unbraced {
+            let Some((start, _)) = span(stmt) else {
+                *self.ok = false;
+                return;
+            };
+            self.edits.push((start, start, "{ ".to_string()));
+            guard.push_str(" }");
+        }
+        self.edits.push((end, end, guard));
+    }
+
+    /// An array comprehension's term, checked at the end of its body.
+    fn comprehension_term(&mut self, c: &Value) {
+        let term = &c["term"];
+        if matches!(
+            node(term),
+            Some(("String" | "RawString" | "Number" | "Bool" | "Null", _))
+        ) {
+            return;
+        }
+        let Some(last) = c["query"]["stmts"].as_array().and_then(|s| s.last()) else {
+            *self.ok = false;
+            return;
+        };
+        let with = last
+            .get("with_mods")
+            .and_then(Value::as_array)
+            .is_some_and(|w| !w.is_empty());
+        if with {
+            return;
+        }
+        let Some((start, _)) = node(term).and_then(|(_, t)| span(t)) else {
+            *self.ok = false;
+            return;
+        };
+        let (Some(term_end), Some(end)) = (
+            node(term).and_then(|(_, t)| self.end_of(t)),
+            self.end_of(last),
+        ) else {
+            return;
+        };
+        let Some(text) = self.source.get(start..term_end) else {
+            *self.ok = false;
+            return;
+        };
+        self.edits.push((end, end, format!("; _ = ({text})")));
+    }
+
+    /// A loop of one turn, `[true][_]; `, first in a comprehension's body. After a comprehension
+    /// whose body has no loop and fails, the machine runs on without end at the next body that
+    /// fails outside a loop (`[y | y := input.n; y > 5]`, then `input.n > 5` in another rule);
+    /// a comprehension with a loop does not.
+    fn comprehension_loop(&mut self, c: &Value) {
+        let Some(first) = c["query"]["stmts"].as_array().and_then(|s| s.first()) else {
+            *self.ok = false;
+            return;
+        };
+        let Some((start, _)) = span(first) else {
+            *self.ok = false;
+            return;
+        };
+        if !self.source.is_char_boundary(start) || start > self.source.len() {
+            *self.ok = false;
+            return;
+        }
+        self.edits.push((start, start, "[true][_]; ".to_string()));
+    }
+
+    /// A function's arguments written `_`, named.
+    fn function_arguments(&mut self, head: &Value) {
+        for arg in head["args"].as_array().into_iter().flatten() {
+            if let Some(("Var", var)) = node(arg)
+                && var["value"] == "_"
+            {
+                let Some((start, end)) = span(var) else {
+                    *self.ok = false;
+                    return;
+                };
+                if self.source.get(start..end) != Some("_") {
+                    *self.ok = false;
+                    return;
+                }
+                self.edits
+                    .push((start, end, format!("__garrison_arg{}__", self.args)));
+                self.args += 1;
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| guard_walk(x, source, names, out)),
-        _ => {}
     }
-}
-
-fn guard_statement(
-    stmt: &Value,
-    source: &str,
-    names: &HashSet<String>,
-    unbraced: bool,
-    out: &mut Vec<(usize, String)>,
-) {
-    let plain = stmt
-        .get("with_mods")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty);
-    let Some(("AssignExpr", assign)) = stmt["literal"].get("Expr").and_then(|e| node(&e["expr"]))
-    else {
-        return;
-    };
-    let (Some((start, end)), true) = (span(stmt), plain) else {
-        return;
-    };
-    if end > source.len() || !source.is_char_boundary(start) || !source.is_char_boundary(end) {
-        return;
-    }
-    // A string's span leaves out its closing quote: a statement that ends in one ends after it
-    // (nothing else can follow a statement's last term without a space or a separator).
-    let end = match source[end..].chars().next() {
-        Some(q @ ('"' | '`')) => end + q.len_utf8(),
-        _ => end,
-    };
-    // A comprehension or a literal always has a value: no guard is needed.
-    let defined = matches!(
-        node(&assign["rhs"]),
-        Some((
-            "ArrayCompr"
-                | "SetCompr"
-                | "ObjectCompr"
-                | "String"
-                | "RawString"
-                | "Number"
-                | "Bool"
-                | "Null",
-            _
-        ))
-    );
-    if assign["op"] == "ColEq" && defined {
-        return;
-    }
-    let mut vars = vec![];
-    bound_vars(&assign["lhs"], names, &mut vars);
-    if assign["op"] == "Eq" {
-        bound_vars(&assign["rhs"], names, &mut vars);
-    }
-    vars.dedup();
-    if vars.is_empty() {
-        return;
-    }
-    let mut guard: String = vars.iter().map(|v| format!("; _ = {v}")).collect();
-    if unbraced {
-        out.push((start, "{ ".to_string()));
-        guard.push_str(" }");
-    }
-    out.push((end, guard));
 }
 
 /// The variables a side of an assignment binds: the side itself when it is a variable, and the
@@ -802,6 +948,8 @@ pub(crate) struct Definition {
     values: Vec<Option<String>>,
     iterates: bool,
     object: bool,
+    /// Bodies, `else` branches included.
+    bodies: usize,
 }
 
 /// The definitions of `ast`'s complete rules, functions and partial object rules, by the
@@ -840,10 +988,13 @@ pub(crate) fn definitions(
             }
         };
         let mut values = vec![constant(&head["assign"])];
-        let mut iterates = false;
+        // A head's value (or key) that iterates gives as many values as its iterations.
+        let mut iterates = has_variable_key(&head["assign"]) || has_variable_key(refr);
+        let bodies = spec["bodies"].as_array().map_or(0, Vec::len);
         for body in spec["bodies"].as_array().into_iter().flatten() {
             if !body["assign"].is_null() {
                 values.push(constant(&body["assign"]));
+                iterates |= has_variable_key(&body["assign"]);
             }
             for stmt in body["query"]["stmts"].as_array().into_iter().flatten() {
                 iterates |= may_iterate(&stmt["literal"]);
@@ -856,24 +1007,33 @@ pub(crate) fn definitions(
                 values,
                 iterates,
                 object,
+                bodies,
             });
     }
 }
 
-/// Whether rules so defined may conflict: OPA then fails the evaluation ("complete rules must
-/// not produce multiple outputs", "object keys must be unique"), where regorus's virtual
-/// machine makes the rule undefined or keeps one value, silently. Read conservatively: a
-/// computed value that may be given more than once (several definitions, or a body that
-/// iterates), a partial object with a computed value, or constants that differ.
+/// Whether rules so defined may be answered otherwise on regorus's virtual machine than in OPA.
+/// Where OPA fails the evaluation because a rule gives two values ("complete rules must not
+/// produce multiple outputs", "object keys must be unique"), the machine makes the rule
+/// undefined or keeps one value, silently; and after a body that iterates and finds nothing it
+/// skips the definition's `else` branches. Read conservatively: a computed value that may be
+/// given more than once (several definitions, or a head or body that iterates), any partial
+/// object rule, constants that differ between definitions, or an `else` after a body of a
+/// definition that iterates.
 pub(crate) fn may_conflict(groups: &std::collections::HashMap<String, Vec<Definition>>) -> bool {
     groups.values().any(|defs| {
         let computed = defs.iter().any(|d| d.values.iter().any(Option::is_none));
         let object = defs.iter().any(|d| d.object);
+        if object || defs.iter().any(|d| d.bodies > 1 && d.iterates) {
+            return true;
+        }
         let again = defs.len() > 1 || defs.iter().any(|d| d.iterates);
+        // A definition's `else` branches are alternatives, never in conflict; definitions of
+        // the same rule are not.
         let mut constants = defs.iter().flat_map(|d| d.values.iter().flatten());
         let first = constants.next();
-        let differ = constants.any(|c| Some(c) != first);
-        (computed && (again || object)) || differ
+        let differ = defs.len() > 1 && constants.any(|c| Some(c) != first);
+        (computed && again) || differ
     })
 }
 
@@ -905,6 +1065,22 @@ fn has_variable_key(v: &Value) -> bool {
             m.values().any(has_variable_key)
         }
         Value::Array(a) => a.iter().any(has_variable_key),
+        _ => false,
+    }
+}
+
+/// Whether `ast` uses a form regorus's virtual machine evaluates otherwise than OPA, which no
+/// guard settles: an object comprehension (the machine keeps the last value of a key OPA fails
+/// on, and undefined keys and values) or the `in` operator (the machine answers `false` where
+/// OPA's answer is undefined, and ignores the key of `k, v in xs`). `some ... in` is a loop,
+/// not the operator.
+pub(crate) fn unguarded_forms(ast: &Value) -> bool {
+    match ast {
+        Value::Object(m) => {
+            matches!(node(ast), Some(("ObjectCompr" | "Membership", _)))
+                || m.values().any(unguarded_forms)
+        }
+        Value::Array(a) => a.iter().any(unguarded_forms),
         _ => false,
     }
 }

@@ -180,6 +180,10 @@ struct Lane {
     vm: Option<(Box<RegoVM>, u64)>,
 }
 
+/// The data id of a machine not yet given any: a fresh machine's data is `null`, not the empty
+/// object every other evaluation sees.
+const NO_DATA_YET: u64 = u64::MAX;
+
 /// Whether programs compiled from now on run on the interpreter alone.
 static INTERPRETER_ONLY: AtomicBool = AtomicBool::new(false);
 
@@ -425,9 +429,10 @@ fn read_as_opa_once(
     source: &Source,
     pass: usize,
 ) -> Result<Option<Source>, CompileError> {
-    each_module(engine, source, |ast, text, rules| {
-        crate::opa::rewrite(ast, text, rules, pass)
-    })
+    Ok(each_module(engine, source, false, |ast, text, rules| {
+        Ok(crate::opa::rewrite(ast, text, rules, pass))
+    })?
+    .unwrap_or(None))
 }
 
 /// The syntax tree of every module compiled in `engine`, as regorus gives it in JSON.
@@ -444,14 +449,23 @@ fn syntax_tree(engine: &regorus::Engine) -> Result<Value, CompileError> {
 
 /// `source` with each module rewritten by `f` (the module's AST, the text its spans index, the
 /// rules of its package), or `None` when `f` changed none. `engine` holds `source` compiled.
+/// Where `strict`, a module `f` cannot rewrite, or whose text regorus read otherwise, makes the
+/// whole source [`opa::Unguarded`](crate::opa::Unguarded); else such a module is left as
+/// written. Garrison's own modules of deprecated built-ins are not in `source` and are left.
 fn each_module(
     engine: &regorus::Engine,
     source: &Source,
-    f: impl Fn(&Value, &str, &std::collections::HashSet<String>) -> Option<String>,
-) -> Result<Option<Source>, CompileError> {
+    strict: bool,
+    f: impl Fn(
+        &Value,
+        &str,
+        &std::collections::HashSet<String>,
+    ) -> Result<Option<String>, crate::opa::Unguarded>,
+) -> Result<Result<Option<Source>, crate::opa::Unguarded>, CompileError> {
+    use crate::opa::Unguarded;
     let ast = syntax_tree(engine)?;
     let Some(module_list) = ast.as_array() else {
-        return Ok(None);
+        return Ok(if strict { Err(Unguarded) } else { Ok(None) });
     };
     // Each module: its label, the text regorus read, its AST and its package; and the rules of
     // each package, over all its modules (a bare name may be any of them).
@@ -462,6 +476,9 @@ fn each_module(
         let label = m.pointer("/source/file").and_then(Value::as_str);
         let text = m.pointer("/source/contents").and_then(Value::as_str);
         let (Some(label), Some(text)) = (label, text) else {
+            if strict {
+                return Ok(Err(Unguarded));
+            }
             continue;
         };
         let (package, names) = crate::opa::rules(&m["ast"], text);
@@ -472,20 +489,31 @@ fn each_module(
     let mut changed = false;
     for (label, text, ast, package) in modules {
         let Some(target) = bound.module_mut(label) else {
+            if strict && !label.starts_with(DEPRECATED_LABEL) {
+                return Ok(Err(Unguarded));
+            }
             continue;
         };
         // Spans index the text regorus read; a module it read otherwise is left as written.
         if text != target.as_str() {
+            if strict {
+                return Ok(Err(Unguarded));
+            }
             continue;
         }
         let none = std::collections::HashSet::new();
         let rules = packages.get(&package).unwrap_or(&none);
-        if let Some(rewritten) = f(ast, text, rules) {
-            *target = rewritten;
-            changed = true;
+        match f(ast, text, rules) {
+            Ok(Some(rewritten)) => {
+                *target = rewritten;
+                changed = true;
+            }
+            Ok(None) => {}
+            Err(e) if strict => return Ok(Err(e)),
+            Err(_) => {}
         }
     }
-    Ok(changed.then_some(bound))
+    Ok(Ok(changed.then_some(bound)))
 }
 
 impl Program {
@@ -538,7 +566,7 @@ impl Program {
             for_machine(&proto, &source, &entry)?
         };
         let (vm_source, vm) = match machine {
-            Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, 0))),
+            Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, NO_DATA_YET))),
             None => (None, None),
         };
         Ok(Program {
@@ -686,9 +714,16 @@ impl Program {
                     .ok_or_else(|| {
                         EvalError::Failed("cannot compile the policy to bytecode".into())
                     })?;
-                (Box::new(machine_of(code)), 0)
+                (Box::new(machine_of(code)), NO_DATA_YET)
             }
         };
+        // The interpreter refuses a data document that is not an object; so does the machine,
+        // which would read it as empty (an inventory that failed to convert, say).
+        if !matches!(data.value, regorus::Value::Object(_)) {
+            return Err(EvalError::Failed(
+                "the data document is not an object".into(),
+            ));
+        }
         if loaded != data.id {
             vm.set_data(data.value.clone())
                 .map_err(|e| EvalError::Failed(e.to_string()))?;
@@ -786,6 +821,10 @@ impl Drop for Held<'_> {
     }
 }
 
+/// The label of the module of deprecated built-ins Garrison adds to a package, before the
+/// package's name.
+const DEPRECATED_LABEL: &str = "garrison:deprecated-builtins:";
+
 /// OPA's built-ins that Rego v0 still has and regorus does not, as Rego: `any` and `all` (is
 /// any, or every, element of an array or set `true`; undefined for anything else, as OPA's
 /// type error is outside strict mode) and `re_match` (the old name of `regex.match`).
@@ -845,7 +884,7 @@ fn deprecated_builtins(
         }
         let package = package.strip_prefix("data.").unwrap_or(package);
         out.push((
-            format!("garrison:deprecated-builtins:{package}"),
+            format!("{DEPRECATED_LABEL}{package}"),
             format!("package {package}\n\n{}\n", wanted.join("\n")),
         ));
     }
@@ -863,12 +902,11 @@ fn for_machine(
     source: &Source,
     entry: &str,
 ) -> Result<Option<(Source, Arc<regorus::rvm::program::Program>)>, CompileError> {
-    if conflicts_possible(proto)? {
+    if machine_differs(proto)? {
         return Ok(None);
     }
-    let guarded = match guard_once(proto, source)? {
-        Some(guarded) => guarded,
-        None => source.clone(),
+    let Ok(guarded) = guard_once(proto, source)? else {
+        return Ok(None);
     };
     let engine = match build(&guarded) {
         Ok((engine, _)) => engine,
@@ -878,27 +916,37 @@ fn for_machine(
     Ok(bytecode(&engine, entry).map(|code| (guarded, code)))
 }
 
-/// Whether a rule of the program compiled in `engine` may conflict (`opa::may_conflict`): OPA
-/// fails such an evaluation, and so does the interpreter, where the virtual machine gives an
-/// answer silently. Such a program runs on the interpreter.
-fn conflicts_possible(engine: &regorus::Engine) -> Result<bool, CompileError> {
+/// Whether the virtual machine may answer the program compiled in `engine` otherwise than OPA
+/// in a way no guard settles: rules that may conflict or skip an `else`
+/// (`opa::may_conflict`), object comprehensions or the `in` operator (`opa::unguarded_forms`).
+/// OPA and the interpreter agree there; such a program runs on the interpreter. A module that
+/// cannot be read counts.
+fn machine_differs(engine: &regorus::Engine) -> Result<bool, CompileError> {
     let ast = syntax_tree(engine)?;
     let mut groups = std::collections::HashMap::new();
     for m in ast.as_array().into_iter().flatten() {
         let Some(text) = m.pointer("/source/contents").and_then(Value::as_str) else {
-            continue;
+            return Ok(true);
         };
+        if crate::opa::unguarded_forms(&m["ast"]) {
+            return Ok(true);
+        }
         let (package, _) = crate::opa::rules(&m["ast"], text);
         crate::opa::definitions(&m["ast"], text, &package, &mut groups);
     }
     Ok(crate::opa::may_conflict(&groups))
 }
 
-/// `source` with every module's assignments guarded, or `None` when none has any.
-fn guard_once(engine: &regorus::Engine, source: &Source) -> Result<Option<Source>, CompileError> {
-    each_module(engine, source, |ast, text, rules| {
-        crate::opa::guard_assignments(ast, text, rules)
-    })
+/// `source` with every module guarded for the virtual machine (`opa::guard_assignments`), or
+/// `Unguarded` when a module could not be.
+fn guard_once(
+    engine: &regorus::Engine,
+    source: &Source,
+) -> Result<Result<Source, crate::opa::Unguarded>, CompileError> {
+    Ok(
+        each_module(engine, source, true, crate::opa::guard_assignments)?
+            .map(|guarded| guarded.unwrap_or_else(|| source.clone())),
+    )
 }
 
 /// `entry` of the prepared `engine` as bytecode, or `None` where the machine's compiler does
@@ -950,17 +998,18 @@ pub fn to_json(v: &regorus::Value) -> Result<Value, EvalError> {
 /// virtual machine, reading each violation's details.
 pub fn json_of(v: &regorus::Value) -> Result<Value, EvalError> {
     use regorus::Value as R;
+    const EXACT: u64 = 1 << 53;
     Ok(match v {
         R::Null => Value::Null,
         R::Bool(b) => Value::Bool(*b),
         R::String(s) => Value::String(s.to_string()),
-        // An integral value (a float's too: regorus writes 2.0 as `2`), but not zero, which a
-        // float writes as `-0` when negative.
-        R::Number(n) if n.as_i64().is_some_and(|i| i != 0) => {
+        // An integral value within 2^53, where a float's shortest decimal is its exact value
+        // (regorus writes 2.0 as `2`); not zero, which a float writes as `-0` when negative.
+        R::Number(n)
+            if n.as_i64()
+                .is_some_and(|i| i != 0 && i.unsigned_abs() < EXACT) =>
+        {
             Value::from(n.as_i64().unwrap_or_default())
-        }
-        R::Number(n) if n.as_u64().is_some_and(|u| u != 0) => {
-            Value::from(n.as_u64().unwrap_or_default())
         }
         R::Number(n) => n
             .format_decimal()
@@ -1002,10 +1051,9 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
 }
 "#;
 
-    /// The messages of `p`'s violations for `input`, sorted; the same on the virtual machine,
-    /// which must run `p`, and on the interpreter.
+    /// The messages of `p`'s violations for `input`, sorted; where `p` runs on the virtual
+    /// machine, the same as on the interpreter.
     fn messages(p: &Program, input: &Value) -> Vec<String> {
-        assert!(p.on_machine(), "the program runs on the virtual machine");
         let read = |p: &Program| {
             let mut got: Vec<String> = p
                 .eval("violation", input, None)
@@ -1019,11 +1067,13 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
             got
         };
         let machine = read(p);
-        let interpreter = read(&p.clone().interpreted());
-        assert_eq!(
-            machine, interpreter,
-            "the virtual machine and the interpreter agree"
-        );
+        if p.on_machine() {
+            let interpreter = read(&p.clone().interpreted());
+            assert_eq!(
+                machine, interpreter,
+                "the virtual machine and the interpreter agree"
+            );
+        }
         machine
     }
 
@@ -1159,6 +1209,7 @@ violation[{"msg": "assigned nothing"}] {
 }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
         let input = json!({"containers": [{"name": "no-image"}], "name": "absent",
             "parameters": {"present": {"users": ["a"]}}});
         let got = messages(&p, &input);
@@ -1542,10 +1593,111 @@ violation contains {"msg": m} if {
 }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
+        assert!(p.on_machine());
         assert_eq!(
             messages(&p, &json!({"yes": true})),
             ["a; b", "no label", "raw \"text\""]
         );
+    }
+
+    /// Undefined values end a body, as in OPA, wherever they appear: in calls of functions and
+    /// built-ins, composite values, comparisons, arithmetic, keys, and assignments of each; on
+    /// the virtual machine as on the interpreter.
+    #[test]
+    fn undefined_values_end_bodies_on_both_engines() {
+        let src = r#"
+package p
+
+import future.keywords.every
+import future.keywords.in
+
+f(x) { true }
+g(x) := y { y := x }
+
+violation[{"msg": "function of undefined"}] { f(input.missing) }
+violation[{"msg": "function value of undefined"}] { g(input.missing) == g(input.missing) }
+violation[{"msg": "array with undefined"}] { x := [input.missing]; count(x) >= 0 }
+violation[{"msg": "object with undefined"}] { x := {"a": input.missing}; x == x }
+violation[{"msg": "undefined key"}] { x := {input.missing: 1}; x == x }
+violation[{"msg": "set with undefined"}] { x := {input.missing}; x == x }
+violation[{"msg": "sprintf of undefined"}] { msg := sprintf("%v", [input.missing]); msg != "" }
+violation[{"msg": "builtin of undefined"}] { x := lower(input.missing); x == x }
+violation[{"msg": "arithmetic"}] { x := input.n + input.missing; x == x }
+violation[{"msg": "comparison"}] { input.missing == input.missing }
+violation[{"msg": "inequality"}] { input.missing != 1 }
+violation[{"msg": "destructuring"}] { [a, b] := input.missing; a == b }
+violation[{"msg": "unification"}] { x = input.missing; x == x }
+violation[{"msg": "nested ref"}] { x := input.obj[input.missing]; x == x }
+violation[{"msg": "defined"}] { x := [input.n]; count(x) == 1 }
+violation[{"msg": msg}] { msg := input.missing }
+violation[{"msg": "else"}] { h == 1 }
+h := 1 { input.missing } else := 2 { true }
+violation[{"msg": "comprehension"}] { x := [y | y := input.missing]; count(x) == 0 }
+violation[{"msg": "every"}] { every y in input.list { y > input.missing } }
+violation[{"msg": "some"}] { some y in input.missing; y == y }
+violation[{"msg": "filtered"}] { x := [y | y := input.n; y > 5]; count(x) == 0 }
+violation[{"msg": "fails after"}] { input.n > 5 }
+k(_) { true }
+violation[{"msg": "argument written _"}] { k(input.missing) }
+violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]]; count(x) == 2 }
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        let input = json!({"n": 1, "obj": {"a": 1}, "list": [1], "cs": [{"cpu": 1}, {}]});
+        assert!(p.on_machine());
+        assert_eq!(
+            messages(&p, &input),
+            ["comprehension", "defined", "filtered"]
+        );
+    }
+
+    /// Forms the virtual machine answers otherwise than OPA, which no guard settles, keep a
+    /// program on the interpreter: the `in` operator, object comprehensions, an `else` after a
+    /// body that iterates, a head that iterates, partial objects.
+    #[test]
+    fn forms_the_machine_answers_otherwise_stay_on_the_interpreter() {
+        let forms: [(&str, &[&str]); 5] = [
+            // The machine ignores the key: `"b", 1 in {"a": 1}` holds there.
+            (r#"violation[{"msg": "in"}] { "b", 1 in {"a": 1} }"#, &[]),
+            // The machine keeps one value of a duplicate key; OPA fails.
+            (
+                r#"violation[{"msg": "object"}] { m := {c.n: c.v | c := input.cs[_]}; m.a == 2 }"#,
+                &["evaluation failed"],
+            ),
+            // After a body that iterates and finds nothing, the machine skips the `else`.
+            (
+                "p(c) { some x in c.caps; x == \"ADMIN\" } else { c.priv == true }\nviolation[{\"msg\": \"else\"}] { p(input.c) }",
+                &["else"],
+            ),
+            // A head that iterates gives two values: OPA fails; the machine keeps one.
+            (
+                "img := input.cs[_].v\nviolation[{\"msg\": \"head\"}] { img == 1 }",
+                &["evaluation failed"],
+            ),
+            (
+                "o[k] := v { some c in input.cs; k := c.n; v := c.v }\nviolation[{\"msg\": \"object rule\"}] { o.a == 2 }",
+                &["evaluation failed"],
+            ),
+        ];
+        let input = json!({"cs": [{"n": "a", "v": 1}, {"n": "a", "v": 2}],
+            "c": {"caps": [], "priv": true}});
+        for (body, want) in forms {
+            let src = format!(
+                "package p\nimport future.keywords.every\nimport future.keywords.in\n{body}"
+            );
+            let p = Program::compile(&src, &[], RegoVersion::V0, "violation").unwrap();
+            assert!(!p.on_machine(), "{body}");
+            let got: Vec<String> = match p.eval("violation", &input, None) {
+                Ok(v) => v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v["msg"].as_str().unwrap().to_string())
+                    .collect(),
+                Err(EvalError::Failed(_)) => vec!["evaluation failed".into()],
+                Err(e) => panic!("{body}: {e}"),
+            };
+            assert_eq!(got, want, "{body}");
+        }
     }
 
     /// Results are read into JSON directly, exactly as regorus's serialization writes them.
@@ -1555,7 +1707,8 @@ violation contains {"msg": m} if {
 r := {"set": {3, 1, "b", {"z": 1}}, 3: 2.5, "big": 123456789012345678901234567890, "float": 2.0,
   "neg": -7, "tiny": 0.000001, "nested": [{"y": [true, null]}, "s"], [1]: "array key",
   "huge": 1e300, "third": 1 / 3, "z": "last", "a": "first", "zero": 0, "minus zero": -0.0,
-  "u": 18446744073709551615, "f": 1e20}
+  "u": 18446744073709551615, "f": 1e20, "2^60": 1152921504606846976.0,
+  "2^63": 9223372036854775808.0, "2^64": 18446744073709551616.0, "i2^60": 1152921504606846976}
 "#;
         let p = Program::compile(src, &[], RegoVersion::V0, "r").unwrap();
         let v = p
