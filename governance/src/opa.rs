@@ -725,6 +725,24 @@ impl Guarder<'_> {
         })
     }
 
+    /// Where a statement starts in the text: its span's start, before the opening quote that a
+    /// string's span leaves out (a statement `"a" == x` starts at the quote).
+    fn start_of(&mut self, v: &Value) -> Option<usize> {
+        let Some((start, _)) = span(v) else {
+            *self.ok = false;
+            return None;
+        };
+        let source = self.source;
+        if start > source.len() || !source.is_char_boundary(start) {
+            *self.ok = false;
+            return None;
+        }
+        Some(match source[..start].chars().next_back() {
+            Some(q @ ('"' | '`')) => start - q.len_utf8(),
+            _ => start,
+        })
+    }
+
     fn walk(&mut self, v: &Value) {
         match v {
             Value::Object(m) => {
@@ -818,8 +836,7 @@ impl Guarder<'_> {
         };
         let mut guard: String = vars.iter().map(|v| format!("; _ = {v}")).collect();
         if unbraced {
-            let Some((start, _)) = span(stmt) else {
-                *self.ok = false;
+            let Some(start) = self.start_of(stmt) else {
                 return;
             };
             self.edits.push((start, start, "{ ".to_string()));
@@ -831,10 +848,21 @@ impl Guarder<'_> {
     /// An array comprehension's term, checked at the end of its body.
     fn comprehension_term(&mut self, c: &Value) {
         let term = &c["term"];
+        // A literal has a value; a variable is bound in the body, by a statement that is
+        // guarded or by a loop, which yields only what is there.
         if matches!(
             node(term),
-            Some(("String" | "RawString" | "Number" | "Bool" | "Null", _))
+            Some((
+                "String" | "RawString" | "Number" | "Bool" | "Null" | "Var",
+                _
+            ))
         ) {
+            return;
+        }
+        // A term that iterates, or holds a comprehension, would be evaluated again by the
+        // guard with loops of its own: such a program runs on the interpreter.
+        if iterates(term) || holds_comprehension(term) {
+            *self.ok = false;
             return;
         }
         let Some(last) = c["query"]["stmts"].as_array().and_then(|s| s.last()) else {
@@ -846,6 +874,7 @@ impl Guarder<'_> {
             .and_then(Value::as_array)
             .is_some_and(|w| !w.is_empty());
         if with {
+            *self.ok = false;
             return;
         }
         let Some((start, _)) = node(term).and_then(|(_, t)| span(t)) else {
@@ -874,19 +903,24 @@ impl Guarder<'_> {
             *self.ok = false;
             return;
         };
-        let Some((start, _)) = span(first) else {
-            *self.ok = false;
+        let Some(start) = self.start_of(first) else {
             return;
         };
-        if !self.source.is_char_boundary(start) || start > self.source.len() {
-            *self.ok = false;
-            return;
-        }
         self.edits.push((start, start, "[true][_]; ".to_string()));
     }
 
     /// A function's arguments written `_`, named.
     fn function_arguments(&mut self, head: &Value) {
+        let args = head["args"].as_array().map_or(0, Vec::len);
+        // The machine passes at most 8 arguments to a function, and checks nothing of an
+        // argument written `{}`: such a program runs on the interpreter.
+        let empty_object = head["args"].as_array().into_iter().flatten().any(|a| {
+            matches!(node(a), Some(("Object", o)) if o["fields"].as_array().is_none_or(Vec::is_empty))
+        });
+        if args > 8 || empty_object {
+            *self.ok = false;
+            return;
+        }
         for arg in head["args"].as_array().into_iter().flatten() {
             if let Some(("Var", var)) = node(arg)
                 && var["value"] == "_"
@@ -1024,7 +1058,12 @@ pub(crate) fn may_conflict(groups: &std::collections::HashMap<String, Vec<Defini
     groups.values().any(|defs| {
         let computed = defs.iter().any(|d| d.values.iter().any(Option::is_none));
         let object = defs.iter().any(|d| d.object);
-        if object || defs.iter().any(|d| d.bodies > 1 && d.iterates) {
+        // After a body that succeeds with an undefined value, the machine skips the `else`
+        // too: a definition with `else` branches and a computed value stays off it.
+        let else_skipped = defs
+            .iter()
+            .any(|d| d.bodies > 1 && (d.iterates || d.values.iter().any(Option::is_none)));
+        if object || else_skipped {
             return true;
         }
         let again = defs.len() > 1 || defs.iter().any(|d| d.iterates);
@@ -1044,7 +1083,8 @@ pub(crate) fn may_conflict(groups: &std::collections::HashMap<String, Vec<Defini
 fn may_iterate(literal: &Value) -> bool {
     match node(literal) {
         Some(("SomeVars" | "SomeIn", _)) => true,
-        Some(("Every", _)) => false,
+        // The body of `every` is a query of its own; its domain may iterate outside it.
+        Some(("Every", body)) => has_variable_key(&body["domain"]),
         Some((_, body)) => has_variable_key(body),
         None => false,
     }
@@ -1071,16 +1111,110 @@ fn has_variable_key(v: &Value) -> bool {
 
 /// Whether `ast` uses a form regorus's virtual machine evaluates otherwise than OPA, which no
 /// guard settles: an object comprehension (the machine keeps the last value of a key OPA fails
-/// on, and undefined keys and values) or the `in` operator (the machine answers `false` where
-/// OPA's answer is undefined, and ignores the key of `k, v in xs`). `some ... in` is a loop,
-/// not the operator.
+/// on, and undefined keys and values); the `in` operator (the machine answers `false` where
+/// OPA's answer is undefined, and ignores the key of `k, v in xs`); arithmetic on what may not
+/// be numbers (the machine fails the whole body, every turn of its loops included, where OPA
+/// makes the one expression undefined, so a badly typed first element hides the elements
+/// after it), except the difference of two variables that only ever hold sets. `some ... in`
+/// is a loop, not the operator.
 pub(crate) fn unguarded_forms(ast: &Value) -> bool {
-    match ast {
+    let sets = set_variables(ast);
+    forms(ast, &sets)
+}
+
+fn forms(v: &Value, sets: &HashSet<String>) -> bool {
+    match v {
         Value::Object(m) => {
-            matches!(node(ast), Some(("ObjectCompr" | "Membership", _)))
-                || m.values().any(unguarded_forms)
+            let refused = match node(v) {
+                Some(("ObjectCompr" | "Membership" | "UnaryExpr", _)) => true,
+                Some(("ArithExpr", a)) => {
+                    let set = |t: &Value| matches!(node(t), Some(("Var", x)) if x["value"].as_str().is_some_and(|n| sets.contains(n)));
+                    !(a["op"] == "Sub" && set(&a["lhs"]) && set(&a["rhs"]))
+                }
+                _ => false,
+            };
+            refused || m.values().any(|x| forms(x, sets))
         }
-        Value::Array(a) => a.iter().any(unguarded_forms),
+        Value::Array(a) => a.iter().any(|x| forms(x, sets)),
+        _ => false,
+    }
+}
+
+/// The variables of a module that only ever hold sets: every binding of the name, anywhere in
+/// the module, is `name := {...}` or `name := {x | ...}`. A name also bound otherwise (another
+/// assignment, a destructuring, a function's argument, `some`, a loop's key) is not one.
+fn set_variables(ast: &Value) -> HashSet<String> {
+    let mut sets = HashSet::new();
+    let mut other = HashSet::new();
+    bindings(ast, &mut sets, &mut other);
+    sets.retain(|n| !other.contains(n));
+    sets
+}
+
+fn bindings(v: &Value, sets: &mut HashSet<String>, other: &mut HashSet<String>) {
+    let names = |t: &Value, out: &mut HashSet<String>| {
+        let mut vars = vec![];
+        collect_vars(t, &mut vars);
+        out.extend(vars);
+    };
+    match node(v) {
+        Some(("AssignExpr", a)) => {
+            let lhs = node(&a["lhs"]);
+            let set_rhs = matches!(node(&a["rhs"]), Some(("Set" | "SetCompr", _)));
+            match lhs {
+                Some(("Var", x)) if a["op"] == "ColEq" && set_rhs => {
+                    if let Some(n) = x["value"].as_str() {
+                        sets.insert(n.to_string());
+                    }
+                }
+                _ => {
+                    names(&a["lhs"], other);
+                    if a["op"] == "Eq" {
+                        names(&a["rhs"], other);
+                    }
+                }
+            }
+        }
+        Some(("Func", head)) => names(&head["args"], other),
+        Some(("SomeVars" | "SomeIn" | "Every", body)) => {
+            for k in ["vars", "key", "value"] {
+                names(&body[k], other);
+            }
+        }
+        Some(("RefBrack", r)) => names(&r["index"], other),
+        _ => {}
+    }
+    match v {
+        Value::Object(m) => m.values().for_each(|x| bindings(x, sets, other)),
+        Value::Array(a) => a.iter().for_each(|x| bindings(x, sets, other)),
+        _ => {}
+    }
+}
+
+/// Every variable name in a term, at any depth.
+fn collect_vars(v: &Value, out: &mut Vec<String>) {
+    if let Some(("Var", x)) = node(v)
+        && let Some(n) = x["value"].as_str()
+    {
+        out.push(n.to_string());
+    }
+    match v {
+        Value::Object(m) => m.values().for_each(|x| collect_vars(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
+        _ => {}
+    }
+}
+
+/// Whether a term holds a comprehension anywhere.
+fn holds_comprehension(term: &Value) -> bool {
+    match term {
+        Value::Object(m) => {
+            matches!(
+                node(term),
+                Some(("ArrayCompr" | "SetCompr" | "ObjectCompr", _))
+            ) || m.values().any(holds_comprehension)
+        }
+        Value::Array(a) => a.iter().any(holds_comprehension),
         _ => false,
     }
 }
