@@ -1023,15 +1023,15 @@ pub(crate) fn definitions(
         };
         let mut values = vec![constant(&head["assign"])];
         // A head's value (or key) that iterates gives as many values as its iterations.
-        let mut iterates = has_variable_key(&head["assign"]) || has_variable_key(refr);
+        let mut repeats = iterates(&head["assign"]["value"]) || iterates(refr);
         let bodies = spec["bodies"].as_array().map_or(0, Vec::len);
         for body in spec["bodies"].as_array().into_iter().flatten() {
             if !body["assign"].is_null() {
                 values.push(constant(&body["assign"]));
-                iterates |= has_variable_key(&body["assign"]);
+                repeats |= iterates(&body["assign"]["value"]);
             }
             for stmt in body["query"]["stmts"].as_array().into_iter().flatten() {
-                iterates |= may_iterate(&stmt["literal"]);
+                repeats |= may_iterate(&stmt["literal"]);
             }
         }
         groups
@@ -1039,7 +1039,7 @@ pub(crate) fn definitions(
             .or_default()
             .push(Definition {
                 values,
-                iterates,
+                iterates: repeats,
                 object,
                 bodies,
             });
@@ -1084,28 +1084,9 @@ fn may_iterate(literal: &Value) -> bool {
     match node(literal) {
         Some(("SomeVars" | "SomeIn", _)) => true,
         // The body of `every` is a query of its own; its domain may iterate outside it.
-        Some(("Every", body)) => has_variable_key(&body["domain"]),
-        Some((_, body)) => has_variable_key(body),
+        Some(("Every", body)) => iterates(&body["domain"]),
+        Some(_) => iterates(literal),
         None => false,
-    }
-}
-
-fn has_variable_key(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => {
-            if let Some((kind, body)) = node(v) {
-                match kind {
-                    "ArrayCompr" | "SetCompr" | "ObjectCompr" => return false,
-                    "RefBrack" if matches!(node(&body["index"]), Some(("Var", _))) => {
-                        return true;
-                    }
-                    _ => {}
-                }
-            }
-            m.values().any(has_variable_key)
-        }
-        Value::Array(a) => a.iter().any(has_variable_key),
-        _ => false,
     }
 }
 

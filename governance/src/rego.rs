@@ -429,9 +429,10 @@ fn read_as_opa_once(
     source: &Source,
     pass: usize,
 ) -> Result<Option<Source>, CompileError> {
-    Ok(each_module(engine, source, false, |ast, text, rules| {
+    let ast = syntax_tree(engine)?;
+    Ok(each_module(&ast, source, false, |ast, text, rules| {
         Ok(crate::opa::rewrite(ast, text, rules, pass))
-    })?
+    })
     .unwrap_or(None))
 }
 
@@ -448,12 +449,13 @@ fn syntax_tree(engine: &regorus::Engine) -> Result<Value, CompileError> {
 }
 
 /// `source` with each module rewritten by `f` (the module's AST, the text its spans index, the
-/// rules of its package), or `None` when `f` changed none. `engine` holds `source` compiled.
+/// rules of its package), or `None` when `f` changed none. `ast` is the syntax tree of
+/// `source` compiled (`syntax_tree`).
 /// Where `strict`, a module `f` cannot rewrite, or whose text regorus read otherwise, makes the
 /// whole source [`opa::Unguarded`](crate::opa::Unguarded); else such a module is left as
 /// written. Garrison's own modules of deprecated built-ins are not in `source` and are left.
 fn each_module(
-    engine: &regorus::Engine,
+    ast: &Value,
     source: &Source,
     strict: bool,
     f: impl Fn(
@@ -461,11 +463,10 @@ fn each_module(
         &str,
         &std::collections::HashSet<String>,
     ) -> Result<Option<String>, crate::opa::Unguarded>,
-) -> Result<Result<Option<Source>, crate::opa::Unguarded>, CompileError> {
+) -> Result<Option<Source>, crate::opa::Unguarded> {
     use crate::opa::Unguarded;
-    let ast = syntax_tree(engine)?;
     let Some(module_list) = ast.as_array() else {
-        return Ok(if strict { Err(Unguarded) } else { Ok(None) });
+        return if strict { Err(Unguarded) } else { Ok(None) };
     };
     // Each module: its label, the text regorus read, its AST and its package; and the rules of
     // each package, over all its modules (a bare name may be any of them).
@@ -477,7 +478,7 @@ fn each_module(
         let text = m.pointer("/source/contents").and_then(Value::as_str);
         let (Some(label), Some(text)) = (label, text) else {
             if strict {
-                return Ok(Err(Unguarded));
+                return Err(Unguarded);
             }
             continue;
         };
@@ -490,14 +491,14 @@ fn each_module(
     for (label, text, ast, package) in modules {
         let Some(target) = bound.module_mut(label) else {
             if strict && !label.starts_with(DEPRECATED_LABEL) {
-                return Ok(Err(Unguarded));
+                return Err(Unguarded);
             }
             continue;
         };
         // Spans index the text regorus read; a module it read otherwise is left as written.
         if text != target.as_str() {
             if strict {
-                return Ok(Err(Unguarded));
+                return Err(Unguarded);
             }
             continue;
         }
@@ -509,11 +510,11 @@ fn each_module(
                 changed = true;
             }
             Ok(None) => {}
-            Err(e) if strict => return Ok(Err(e)),
+            Err(e) if strict => return Err(e),
             Err(_) => {}
         }
     }
-    Ok(Ok(changed.then_some(bound)))
+    Ok(changed.then_some(bound))
 }
 
 impl Program {
@@ -902,10 +903,12 @@ fn for_machine(
     source: &Source,
     entry: &str,
 ) -> Result<Option<(Source, Arc<regorus::rvm::program::Program>)>, CompileError> {
-    if machine_differs(proto)? {
+    // One reading of the syntax tree serves the refusals and the guards.
+    let ast = syntax_tree(proto)?;
+    if machine_differs(&ast) {
         return Ok(None);
     }
-    let Ok(guarded) = guard_once(proto, source)? else {
+    let Ok(guarded) = guard_once(&ast, source) else {
         return Ok(None);
     };
     let engine = match build(&guarded) {
@@ -916,37 +919,31 @@ fn for_machine(
     Ok(bytecode(&engine, entry).map(|code| (guarded, code)))
 }
 
-/// Whether the virtual machine may answer the program compiled in `engine` otherwise than OPA
+/// Whether the virtual machine may answer the program whose syntax tree is `ast` otherwise than OPA
 /// in a way no guard settles: rules that may conflict or skip an `else`
 /// (`opa::may_conflict`), object comprehensions or the `in` operator (`opa::unguarded_forms`).
 /// OPA and the interpreter agree there; such a program runs on the interpreter. A module that
 /// cannot be read counts.
-fn machine_differs(engine: &regorus::Engine) -> Result<bool, CompileError> {
-    let ast = syntax_tree(engine)?;
+fn machine_differs(ast: &Value) -> bool {
     let mut groups = std::collections::HashMap::new();
     for m in ast.as_array().into_iter().flatten() {
         let Some(text) = m.pointer("/source/contents").and_then(Value::as_str) else {
-            return Ok(true);
+            return true;
         };
         if crate::opa::unguarded_forms(&m["ast"]) {
-            return Ok(true);
+            return true;
         }
         let (package, _) = crate::opa::rules(&m["ast"], text);
         crate::opa::definitions(&m["ast"], text, &package, &mut groups);
     }
-    Ok(crate::opa::may_conflict(&groups))
+    crate::opa::may_conflict(&groups)
 }
 
 /// `source` with every module guarded for the virtual machine (`opa::guard_assignments`), or
-/// `Unguarded` when a module could not be.
-fn guard_once(
-    engine: &regorus::Engine,
-    source: &Source,
-) -> Result<Result<Source, crate::opa::Unguarded>, CompileError> {
-    Ok(
-        each_module(engine, source, true, crate::opa::guard_assignments)?
-            .map(|guarded| guarded.unwrap_or_else(|| source.clone())),
-    )
+/// `Unguarded` when a module could not be. `ast` is `source`'s syntax tree.
+fn guard_once(ast: &Value, source: &Source) -> Result<Source, crate::opa::Unguarded> {
+    each_module(ast, source, true, crate::opa::guard_assignments)
+        .map(|guarded| guarded.unwrap_or_else(|| source.clone()))
 }
 
 /// `entry` of the prepared `engine` as bytecode, or `None` where the machine's compiler does
@@ -1333,6 +1330,7 @@ violation[{"msg": msg}] { msg := sprintf("%v of %v, 100%% of %d", [input.a]) }
 violation[{"msg": msg}] { msg := sprintf("%v and %v", [input.a, input.a, input.a]) }
 violation[{"msg": "flags"}] { msg := sprintf("%-10s of %v", [input.a, input.a]); msg != "" }"#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
         let got = messages(&p, &json!({"a": "x"}));
         assert_eq!(
             got,
@@ -1384,6 +1382,7 @@ violation[{"msg": "every tag numeric"}] {
 }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
         let input = |image: &str, tags: Value| {
             json!({"review": {"object": {"spec": {"containers": [{"name": "c", "image": image}]}}},
                 "parameters": {"repos": ["good.example/"]}, "tags": tags})
@@ -1456,11 +1455,13 @@ violation[{"msg": "every tag numeric"}] {
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
         let note = p.rewrite_note().expect("the rewrite could not compile");
         assert!(note.starts_with("pass 1 of the rewrite"), "{note}");
+        assert!(p.on_machine());
         // As regorus reads it: `not f(undefined)` holds.
         assert_eq!(messages(&p, &json!({})), ["m"]);
         let plain = "package p\nf(x) { x == 1 }\nviolation[{\"msg\": \"m\"}] { not f(input.a) }";
         let p = Program::compile(plain, &[], RegoVersion::V0, "violation").unwrap();
         assert_eq!(p.rewrite_note(), None);
+        assert!(p.on_machine());
         assert!(messages(&p, &json!({})).is_empty());
     }
 
@@ -1573,6 +1574,7 @@ violation[{"msg": "every tag numeric"}] {
         for body in safe {
             let src = format!("package p\n{body}");
             let p = Program::compile(&src, &[], RegoVersion::V0, "violation").unwrap();
+            assert!(p.on_machine(), "{body}");
             let input = json!({"a": true, "b": true, "message": "ok"});
             assert!(!messages(&p, &input).is_empty(), "{body}");
         }
