@@ -1,5 +1,6 @@
 //! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
-//! to OPA's meaning before it is compiled. Four differences are settled here, and, for
+//! to OPA's meaning before it is compiled. Four differences are settled here, a fifth is
+//! refused as OPA refuses it (a `_` under `not`, `unsafe_wildcard`), and, for
 //! regorus's virtual machine only, the source it runs is guarded (`guard_assignments`) or
 //! refused (`may_conflict`, `unguarded_forms`) where the machine differs from its interpreter.
 //!
@@ -1087,6 +1088,80 @@ fn may_iterate(literal: &Value) -> bool {
         Some(("Every", body)) => iterates(&body["domain"]),
         Some(_) => iterates(literal),
         None => false,
+    }
+}
+
+/// Where a module uses a wildcard that OPA's safety check refuses, as (line, column): a `_`
+/// in a negated expression, outside the comprehensions and the nested calls that OPA
+/// evaluates before the negation.
+///
+/// Each `_` is a variable of its own, and a negated expression binds none, so OPA refuses
+/// `not xs[_] == "a"` (`rego_unsafe_var_error: var _ is unsafe`) and the template is never
+/// used. regorus compiles it, and iterates outside the `not`: it reads "some element is not
+/// `"a"`" where an author may mean "no element is", which lets an empty `xs` through. Garrison
+/// refuses it as OPA does. A nested call is evaluated first in OPA (its stage
+/// RewriteExprTerms), so its wildcards are bound: `not f(g(xs[_]))` and `not xs[_] + 1 == 3`
+/// compile, and iterate outside the negation in both. Named variables bound nowhere else are
+/// refused by OPA too; regorus's reading of those is not checked here.
+pub(crate) fn unsafe_wildcard(ast: &Value) -> Option<(u64, u64)> {
+    match ast {
+        Value::Object(m) => {
+            if let Some(expr) = m.get("NotExpr").and_then(|n| n.get("expr")) {
+                let found = match node(expr) {
+                    Some((kind, body)) if is_call(kind) => {
+                        operands(body).into_iter().find_map(negated_operand)
+                    }
+                    _ => negated_operand(expr),
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+            m.values().find_map(unsafe_wildcard)
+        }
+        Value::Array(a) => a.iter().find_map(unsafe_wildcard),
+        _ => None,
+    }
+}
+
+/// Whether a node of `kind` is a call in OPA: a function, an operator, `=` or `:=`.
+fn is_call(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Call" | "BoolExpr" | "ArithExpr" | "BinExpr" | "Membership" | "AssignExpr" | "UnaryExpr"
+    )
+}
+
+/// The operands of a call's node (not a function's name).
+fn operands(body: &Value) -> Vec<&Value> {
+    let mut out: Vec<&Value> = body["params"].as_array().into_iter().flatten().collect();
+    for key in ["lhs", "rhs", "key", "value", "collection", "expr"] {
+        if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The first `_` in an operand of a negated expression that OPA leaves inside the negation.
+fn negated_operand(term: &Value) -> Option<(u64, u64)> {
+    let (kind, body) = node(term)?;
+    match kind {
+        "Var" if body["value"] == "_" => Some((
+            body["span"]["line"].as_u64().unwrap_or(0),
+            body["span"]["col"].as_u64().unwrap_or(0),
+        )),
+        // Bodies of their own, and calls evaluated before the negation.
+        "ArrayCompr" | "SetCompr" | "ObjectCompr" => None,
+        k if is_call(k) => None,
+        "RefBrack" => negated_operand(&body["refr"]).or_else(|| negated_operand(&body["index"])),
+        "RefDot" => negated_operand(&body["refr"]),
+        "Array" | "Set" => body["items"].as_array()?.iter().find_map(negated_operand),
+        "Object" => body["fields"].as_array()?.iter().find_map(|field| {
+            // [span, key, value]
+            field.as_array()?.iter().skip(1).find_map(negated_operand)
+        }),
+        _ => None,
     }
 }
 

@@ -397,10 +397,14 @@ struct Rewritten {
 fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, CompileError> {
     let mut done: Option<(regorus::Engine, Source)> = None;
     let mut dropped = None;
+    let mut ast = syntax_tree(engine)?;
+    refuse_unsafe_wildcards(&ast)?;
     for pass in 0..OPA_PASSES {
-        let current = done.as_ref().map_or(engine, |(e, _)| e);
+        if let Some((e, _)) = &done {
+            ast = syntax_tree(e)?;
+        }
         let from = done.as_ref().map_or(source, |(_, s)| s);
-        let Some(bound) = read_as_opa_once(current, from, pass)? else {
+        let Some(bound) = read_as_opa_once(&ast, from, pass) else {
             break;
         };
         match build(&bound) {
@@ -423,17 +427,35 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
     Ok(Rewritten { done, dropped })
 }
 
-/// One pass of the rewrite over every module of `source`, or `None` when nothing changed.
-fn read_as_opa_once(
-    engine: &regorus::Engine,
-    source: &Source,
-    pass: usize,
-) -> Result<Option<Source>, CompileError> {
-    let ast = syntax_tree(engine)?;
-    Ok(each_module(&ast, source, false, |ast, text, rules| {
+/// One pass of the rewrite over every module of `source` (whose syntax tree is `ast`), or
+/// `None` when nothing changed.
+fn read_as_opa_once(ast: &Value, source: &Source, pass: usize) -> Option<Source> {
+    each_module(ast, source, false, |ast, text, rules| {
         Ok(crate::opa::rewrite(ast, text, rules, pass))
     })
-    .unwrap_or(None))
+    .unwrap_or(None)
+}
+
+/// A template or library that OPA refuses for a wildcard under `not` (`opa::unsafe_wildcard`)
+/// is refused, with OPA's reason and where: regorus would read it otherwise than its author.
+fn refuse_unsafe_wildcards(ast: &Value) -> Result<(), CompileError> {
+    for m in ast.as_array().into_iter().flatten() {
+        let Some(label) = m.pointer("/source/file").and_then(Value::as_str) else {
+            continue;
+        };
+        if label.starts_with(DEPRECATED_LABEL) {
+            continue;
+        }
+        if let Some((line, col)) = crate::opa::unsafe_wildcard(&m["ast"]) {
+            return Err(CompileError::Invalid {
+                module: label.into(),
+                message: format!(
+                    "{label}:{line}:{col}: rego_unsafe_var_error: var _ is unsafe: a `_` under `not` is bound by nothing, so OPA refuses it; to say that no element matches, define a rule that holds when one does and negate the rule"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The syntax tree of every module compiled in `engine`, as regorus gives it in JSON.
@@ -1178,6 +1200,97 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
     /// An assignment of an undefined value ends its rule's body, as in OPA. regorus's virtual
     /// machine (0.14.1) goes on instead, and so lets `not exempt(c)` pass a container without
     /// an image: this is why Garrison evaluates on the interpreter.
+    /// OPA refuses a `_` under `not` (`var _ is unsafe`); regorus compiles it and iterates
+    /// outside the negation, so `not c.ports[_].name == "http"` read "some port is not named
+    /// http": a container without ports passed, and one with an http port among others was
+    /// reported. Such a template is refused, with OPA's reason and where.
+    #[test]
+    fn a_wildcard_under_not_is_refused_as_opa_refuses_it() {
+        for (version, body) in [
+            (RegoVersion::V1, r#"not input.xs[_] == "a""#),
+            (RegoVersion::V1, r#"not input.xs[_]"#),
+            (RegoVersion::V1, r#"not input.xs[_].name == "a""#),
+            (RegoVersion::V1, r#"not input.xs[_] = "a""#),
+            (RegoVersion::V1, r#"not startswith(input.xs[_], "a")"#),
+            (RegoVersion::V1, r#"not input.xs[_] > 3"#),
+            (RegoVersion::V1, r#"not "a" in input.xs[_]"#),
+            (RegoVersion::V1, r#"not [input.xs[_]] == ["a"]"#),
+            (RegoVersion::V1, r#"not {"k": input.xs[_]} == {}"#),
+            (RegoVersion::V1, r#"x := input.xs; not x[_] == "a""#),
+        ] {
+            let src =
+                format!("package t\nviolation contains {{\"msg\": \"none\"}} if {{ {body} }}\n");
+            let err = Program::compile(&src, &[], version, "violation")
+                .err()
+                .unwrap_or_else(|| panic!("{body} compiles"))
+                .to_string();
+            // The body starts at column 41; the message names the first `_`.
+            let at = 41 + body.find('_').unwrap();
+            assert!(
+                err.contains(&format!(
+                    "template:2:{at}: rego_unsafe_var_error: var _ is unsafe"
+                )),
+                "{body}: {err}"
+            );
+        }
+        // In v0, in a helper rule, and in a library.
+        let v0 = "package t\nviolation[{\"msg\": \"m\"}] { ok }\nok { not input.xs[_].name == \"http\" }\n";
+        let err = Program::compile(v0, &[], RegoVersion::V0, "violation")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("template:3:19: rego_unsafe_var_error"),
+            "{err}"
+        );
+        let lib = "package lib.x\nnone(xs) { not xs[_] == 1 }\n".to_string();
+        let main =
+            "package t\nimport data.lib.x\nviolation[{\"msg\": \"m\"}] { x.none(input.xs) }\n";
+        let err = Program::compile(main, &[lib], RegoVersion::V0, "violation")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("libs[0]:2:19: rego_unsafe_var_error"),
+            "{err}"
+        );
+    }
+
+    /// What OPA accepts stays: a wildcard in a comprehension (a body of its own) or in a nested
+    /// call (evaluated before the negation, in OPA as in regorus), and the helper rule that says
+    /// "no element is".
+    #[test]
+    fn wildcards_that_opa_binds_are_kept_with_its_meaning() {
+        let src = r#"package t
+has_http(c) if c.ports[_].name == "http"
+violation contains {"msg": sprintf("%v has no http port", [c.name])} if {
+  some c in input.containers
+  not has_http(c)
+}
+violation contains {"msg": "none of them"} if { not count([p | p := input.containers[_].ports[_]]) > 0 }
+violation contains {"msg": sprintf("%v: not a small port", [p])} if {
+  p := input.containers[_].ports[_].port
+  not p + 0 < 1024
+}
+violation contains {"msg": "some name is not a"} if { not upper(lower(input.containers[_].name)) == "A" }
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
+        let input = json!({"containers": [
+            {"name": "a", "ports": []},
+            {"name": "b", "ports": [{"name": "metrics", "port": 9090}, {"name": "http", "port": 80}]},
+        ]});
+        assert_eq!(
+            messages(&p, &input),
+            [
+                "9090: not a small port",
+                "a has no http port",
+                "some name is not a",
+            ]
+        );
+        let empty = json!({"containers": []});
+        assert_eq!(messages(&p, &empty), ["none of them"]);
+    }
+
     #[test]
     fn an_undefined_assignment_ends_the_rule_as_in_opa() {
         let src = r#"
@@ -1251,7 +1364,6 @@ violation[{"msg": "nested"}] { not count([y | y := input.list[_]; not f(y.missin
 violation[{"msg": "local variable"}] { x := input.no; not f(x) }
 
 violation[{"msg": "undefined head"}] { not nothing.x }
-violation[{"msg": "iterates"}] { not startswith("abc", input.prefixes[_]) }
 violation[{"msg": "comment before"}] {
   x := 1 # only if
   not f(input.missing)
@@ -1262,7 +1374,7 @@ no := "no"
 "#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
         let input = json!({"no": "no", "params": {}, "list": [{}, {"missing": "no"}],
-            "review": {}, "prefixes": ["x", "a"]});
+            "review": {}});
         let got = messages(&p, &input);
         // Undefined arguments end the body; a defined one is negated as written.
         assert_eq!(
@@ -1272,9 +1384,6 @@ no := "no"
                 "call with defined argument",
                 "defined rule",
                 "equal",
-                // A negation that iterates (`_`) is left as regorus reads it: OPA refuses it
-                // as unsafe.
-                "iterates",
                 "local variable",
                 "lone ref",
                 "nested",
