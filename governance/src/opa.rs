@@ -1,6 +1,6 @@
 //! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
 //! to OPA's meaning before it is compiled. Four differences are settled here, a fifth is
-//! refused as OPA refuses it (a `_` under `not`, `unsafe_wildcard`), and, for
+//! refused as OPA refuses it (a `_` under `not`, `unsafe_var`), and, for
 //! regorus's virtual machine only, the source it runs is guarded (`guard_assignments`) or
 //! refused (`may_conflict`, `unguarded_forms`) where the machine differs from its interpreter.
 //!
@@ -1091,36 +1091,111 @@ fn may_iterate(literal: &Value) -> bool {
     }
 }
 
-/// Where a module uses a wildcard that OPA's safety check refuses, as (line, column): a `_`
-/// in a negated expression, outside the comprehensions and the nested calls that OPA
-/// evaluates before the negation.
+/// A variable that OPA's safety check refuses: its name, line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnsafeVar {
+    pub name: String,
+    pub line: u64,
+    pub col: u64,
+}
+
+/// The first variable of a module that OPA's safety check refuses in a negated expression: a
+/// `_`, or a name that nothing else in its rule mentions, outside the comprehensions and the
+/// nested calls that OPA evaluates before the negation. `source` is the text the spans index,
+/// `package_rules` the rules of the module's package.
 ///
-/// Each `_` is a variable of its own, and a negated expression binds none, so OPA refuses
-/// `not xs[_] == "a"` (`rego_unsafe_var_error: var _ is unsafe`) and the template is never
-/// used. regorus compiles it, and iterates outside the `not`: it reads "some element is not
-/// `"a"`" where an author may mean "no element is", which lets an empty `xs` through. Garrison
-/// refuses it as OPA does. A nested call is evaluated first in OPA (its stage
-/// RewriteExprTerms), so its wildcards are bound: `not f(g(xs[_]))` and `not xs[_] + 1 == 3`
-/// compile, and iterate outside the negation in both. Named variables bound nowhere else are
-/// refused by OPA too; regorus's reading of those is not checked here.
-pub(crate) fn unsafe_wildcard(ast: &Value) -> Option<(u64, u64)> {
-    match ast {
+/// A negated expression binds no variable, so OPA refuses `not xs[_] == "a"` (`var _ is
+/// unsafe`: each `_` is a variable of its own) and `not xs[i] == "a"` with `i` bound nowhere
+/// else, and the template is never used. regorus compiles both, and iterates outside the
+/// `not`: it reads "some element is not `"a"`" where an author may mean "no element is", which
+/// lets an empty `xs` through. Garrison refuses them as OPA does. A nested call is evaluated
+/// first in OPA (its stage RewriteExprTerms), so its variables are bound: `not f(g(xs[_]))`
+/// and `not xs[_] + 1 == 3` compile, and iterate outside the negation in both. A name that
+/// the rule mentions elsewhere is let through even where OPA would find it unbound there
+/// (only in another negation, say): this check refuses nothing OPA compiles.
+pub(crate) fn unsafe_var(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+) -> Option<UnsafeVar> {
+    let globals = globals(ast, source, package_rules);
+    for rule in ast["rules"].as_array().into_iter().flatten() {
+        let mut mentioned = HashSet::new();
+        let mut negated = vec![];
+        mentions(rule, &mut mentioned, &mut negated);
+        let unsafe_var = negated.into_iter().find(|v| {
+            v.name == "_"
+                || !(mentioned.contains(&v.name)
+                    || globals.contains(&v.name)
+                    || v.name == "input"
+                    || v.name == "data")
+        });
+        if unsafe_var.is_some() {
+            return unsafe_var;
+        }
+    }
+    None
+}
+
+/// The variables of `v`: those in the operands of negated expressions (`negated`), and every
+/// other (`mentioned`).
+fn mentions(v: &Value, mentioned: &mut HashSet<String>, negated: &mut Vec<UnsafeVar>) {
+    match v {
         Value::Object(m) => {
+            if let Some(("Var", var)) = node(v) {
+                mentioned.extend(var["value"].as_str().map(str::to_string));
+                return;
+            }
             if let Some(expr) = m.get("NotExpr").and_then(|n| n.get("expr")) {
-                let found = match node(expr) {
+                match node(expr) {
                     Some((kind, body)) if is_call(kind) => {
-                        operands(body).into_iter().find_map(negated_operand)
+                        for o in operands(body) {
+                            negated_operand(o, mentioned, negated);
+                        }
                     }
-                    _ => negated_operand(expr),
-                };
-                if found.is_some() {
-                    return found;
+                    _ => negated_operand(expr, mentioned, negated),
+                }
+                return;
+            }
+            m.values().for_each(|x| mentions(x, mentioned, negated));
+        }
+        Value::Array(a) => a.iter().for_each(|x| mentions(x, mentioned, negated)),
+        _ => {}
+    }
+}
+
+/// The variables of an operand of a negated expression: those OPA leaves inside the negation
+/// go to `negated`; those of comprehensions (bodies of their own) and nested calls (evaluated
+/// before the negation) are `mentioned`.
+fn negated_operand(term: &Value, mentioned: &mut HashSet<String>, negated: &mut Vec<UnsafeVar>) {
+    let Some((kind, body)) = node(term) else {
+        return;
+    };
+    match kind {
+        "Var" => negated.extend(body["value"].as_str().map(|name| UnsafeVar {
+            name: name.to_string(),
+            line: body["span"]["line"].as_u64().unwrap_or(0),
+            col: body["span"]["col"].as_u64().unwrap_or(0),
+        })),
+        "RefBrack" => {
+            negated_operand(&body["refr"], mentioned, negated);
+            negated_operand(&body["index"], mentioned, negated);
+        }
+        "RefDot" => negated_operand(&body["refr"], mentioned, negated),
+        "Array" | "Set" => {
+            for x in body["items"].as_array().into_iter().flatten() {
+                negated_operand(x, mentioned, negated);
+            }
+        }
+        "Object" => {
+            for field in body["fields"].as_array().into_iter().flatten() {
+                // [span, key, value]
+                for x in field.as_array().into_iter().flatten().skip(1) {
+                    negated_operand(x, mentioned, negated);
                 }
             }
-            m.values().find_map(unsafe_wildcard)
         }
-        Value::Array(a) => a.iter().find_map(unsafe_wildcard),
-        _ => None,
+        _ => mentions(term, mentioned, negated),
     }
 }
 
@@ -1141,28 +1216,6 @@ fn operands(body: &Value) -> Vec<&Value> {
         }
     }
     out
-}
-
-/// The first `_` in an operand of a negated expression that OPA leaves inside the negation.
-fn negated_operand(term: &Value) -> Option<(u64, u64)> {
-    let (kind, body) = node(term)?;
-    match kind {
-        "Var" if body["value"] == "_" => Some((
-            body["span"]["line"].as_u64().unwrap_or(0),
-            body["span"]["col"].as_u64().unwrap_or(0),
-        )),
-        // Bodies of their own, and calls evaluated before the negation.
-        "ArrayCompr" | "SetCompr" | "ObjectCompr" => None,
-        k if is_call(k) => None,
-        "RefBrack" => negated_operand(&body["refr"]).or_else(|| negated_operand(&body["index"])),
-        "RefDot" => negated_operand(&body["refr"]),
-        "Array" | "Set" => body["items"].as_array()?.iter().find_map(negated_operand),
-        "Object" => body["fields"].as_array()?.iter().find_map(|field| {
-            // [span, key, value]
-            field.as_array()?.iter().skip(1).find_map(negated_operand)
-        }),
-        _ => None,
-    }
 }
 
 /// Whether `ast` uses a form regorus's virtual machine evaluates otherwise than OPA, which no

@@ -398,7 +398,7 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
     let mut done: Option<(regorus::Engine, Source)> = None;
     let mut dropped = None;
     let mut ast = syntax_tree(engine)?;
-    refuse_unsafe_wildcards(&ast)?;
+    refuse_unsafe_vars(&ast)?;
     for pass in 0..OPA_PASSES {
         if let Some((e, _)) = &done {
             ast = syntax_tree(e)?;
@@ -436,21 +436,37 @@ fn read_as_opa_once(ast: &Value, source: &Source, pass: usize) -> Option<Source>
     .unwrap_or(None)
 }
 
-/// A template or library that OPA refuses for a wildcard under `not` (`opa::unsafe_wildcard`)
-/// is refused, with OPA's reason and where: regorus would read it otherwise than its author.
-fn refuse_unsafe_wildcards(ast: &Value) -> Result<(), CompileError> {
+/// A template or library that OPA refuses for a variable under `not` that nothing binds
+/// (`opa::unsafe_var`) is refused, with OPA's reason and where: regorus would read it
+/// otherwise than its author.
+fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
+    let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let mut modules = vec![];
     for m in ast.as_array().into_iter().flatten() {
-        let Some(label) = m.pointer("/source/file").and_then(Value::as_str) else {
+        let label = m.pointer("/source/file").and_then(Value::as_str);
+        let text = m.pointer("/source/contents").and_then(Value::as_str);
+        let (Some(label), Some(text)) = (label, text) else {
             continue;
         };
-        if label.starts_with(DEPRECATED_LABEL) {
-            continue;
+        let (package, names) = crate::opa::rules(&m["ast"], text);
+        packages.entry(package.clone()).or_default().extend(names);
+        if !label.starts_with(DEPRECATED_LABEL) {
+            modules.push((label, text, &m["ast"], package));
         }
-        if let Some((line, col)) = crate::opa::unsafe_wildcard(&m["ast"]) {
+    }
+    for (label, text, ast, package) in modules {
+        if let Some(v) = crate::opa::unsafe_var(ast, text, &packages[&package]) {
+            let hint = if v.name == "_" {
+                "a `_` under `not` is bound by nothing"
+            } else {
+                "a variable under `not` must be bound by another expression of its rule"
+            };
             return Err(CompileError::Invalid {
                 module: label.into(),
                 message: format!(
-                    "{label}:{line}:{col}: rego_unsafe_var_error: var _ is unsafe: a `_` under `not` is bound by nothing, so OPA refuses it; to say that no element matches, define a rule that holds when one does and negate the rule"
+                    "{label}:{}:{}: rego_unsafe_var_error: var {} is unsafe: {hint}, so OPA refuses it; to say that no element matches, define a rule that holds when one does and negate the rule",
+                    v.line, v.col, v.name
                 ),
             });
         }
@@ -1205,7 +1221,7 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
     /// http": a container without ports passed, and one with an http port among others was
     /// reported. Such a template is refused, with OPA's reason and where.
     #[test]
-    fn a_wildcard_under_not_is_refused_as_opa_refuses_it() {
+    fn an_unbound_variable_under_not_is_refused_as_opa_refuses_it() {
         for (version, body) in [
             (RegoVersion::V1, r#"not input.xs[_] == "a""#),
             (RegoVersion::V1, r#"not input.xs[_]"#),
@@ -1243,6 +1259,27 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
                 .contains("template:3:19: rego_unsafe_var_error"),
             "{err}"
         );
+        // A named variable that nothing else in its rule binds.
+        for (body, at) in [
+            (
+                r#"not input.xs[i] == "a""#,
+                "2:54: rego_unsafe_var_error: var i is unsafe",
+            ),
+            (
+                r#"some i; not input.xs[i].name == "a""#,
+                "2:62: rego_unsafe_var_error: var i is unsafe",
+            ),
+        ] {
+            let src =
+                format!("package t\nviolation contains {{\"msg\": \"none\"}} if {{ {body} }}\n");
+            let err = Program::compile(&src, &[], RegoVersion::V1, "violation")
+                .err()
+                .unwrap();
+            assert!(
+                err.to_string().contains(&format!("template:{at}")),
+                "{body}: {err}"
+            );
+        }
         let lib = "package lib.x\nnone(xs) { not xs[_] == 1 }\n".to_string();
         let main =
             "package t\nimport data.lib.x\nviolation[{\"msg\": \"m\"}] { x.none(input.xs) }\n";
@@ -1273,6 +1310,13 @@ violation contains {"msg": sprintf("%v: not a small port", [p])} if {
   not p + 0 < 1024
 }
 violation contains {"msg": "some name is not a"} if { not upper(lower(input.containers[_].name)) == "A" }
+violation contains {"msg": sprintf("%v: no port %v", [c.name, i])} if {
+  some i in [0, 1]
+  c := input.containers[_]
+  not c.ports[i]
+}
+names contains n if n := input.containers[_].name
+violation contains {"msg": sprintf("%v lacks a port", [n])} if { some n in names; not input.containers[j].ports[0]; input.containers[j].name == n }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
         let input = json!({"containers": [
@@ -1284,6 +1328,9 @@ violation contains {"msg": "some name is not a"} if { not upper(lower(input.cont
             [
                 "9090: not a small port",
                 "a has no http port",
+                "a lacks a port",
+                "a: no port 0",
+                "a: no port 1",
                 "some name is not a",
             ]
         );
