@@ -1,5 +1,5 @@
 //! Where regorus reads or evaluates Rego otherwise than OPA, each module's source is rewritten
-//! to OPA's meaning before it is compiled. Four differences are settled here, a fifth is
+//! to OPA's meaning before it is compiled. Five differences are settled here, a sixth is
 //! refused as OPA refuses it (a `_` under `not`, `unsafe_var`), and, for
 //! regorus's virtual machine only, the source it runs is guarded (`guard_assignments`) or
 //! refused (`may_conflict`, `unguarded_forms`) where the machine differs from its interpreter.
@@ -23,6 +23,11 @@
 //! The rewrite inserts `__garrison_not<pass>_<n>__ := (<term>); ` before the `not`, on the same
 //! line, so that line numbers in messages stay those of the author's source. A negation
 //! carrying `with` modifiers is left as written (regorus's reading reports more, not less).
+//!
+//! **The `in` operator.** OPA calls `internal.member_2` for `x in xs`, and a call with an
+//! undefined argument is undefined; regorus answers `false`, so `b := input.missing in xs`
+//! went on with `false`. A statement's `in` operands are bound before it as a negation's are
+//! (`membership`), so that an undefined one ends the body.
 //!
 //! **Where a statement ends.** OPA ends a term at the end of its line, so a line that starts
 //! with `(` begins a new statement, where regorus reads it as a call of the term before
@@ -443,6 +448,57 @@ fn statement(
     if let (Some(not), true) = (stmt["literal"].get("NotExpr"), plain) {
         negation(not, source, names, unbraced, found);
     }
+    if let (Some(expr), true) = (stmt["literal"].get("Expr"), plain) {
+        membership(expr, source, names, unbraced, found);
+    }
+}
+
+/// A statement that uses the `in` operator: OPA calls `internal.member_2` (or `_3`), and a
+/// call with an undefined argument is undefined, which ends the body; regorus answers
+/// `false` and goes on (`b := input.missing in xs` binds `false`). The operands are bound
+/// before the statement, as a negation's are, so that an undefined one ends the body.
+fn membership(
+    literal: &Value,
+    source: &str,
+    names: &HashSet<String>,
+    unbraced: bool,
+    found: &mut Vec<Negation>,
+) {
+    fn each<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+        match node(v) {
+            Some(("ArrayCompr" | "SetCompr" | "ObjectCompr", _)) => {}
+            Some(("Membership", body)) => {
+                out.push(body);
+                body.as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .for_each(|x| each(x, out));
+            }
+            _ => match v {
+                Value::Object(m) => m.values().for_each(|x| each(x, out)),
+                Value::Array(a) => a.iter().for_each(|x| each(x, out)),
+                _ => {}
+            },
+        }
+    }
+    let Some((start, end)) = span(literal) else {
+        return;
+    };
+    let mut uses = vec![];
+    each(literal, &mut uses);
+    let mut bind = vec![];
+    let mut binder = Binder {
+        names,
+        bind: &mut bind,
+    };
+    for body in uses {
+        for key in ["key", "value", "collection"] {
+            if !body[key].is_null() {
+                binder.argument(&body[key]);
+            }
+        }
+    }
+    settle(start, end, bind, source, unbraced, found);
 }
 
 fn negation(
@@ -461,7 +517,21 @@ fn negation(
         bind: &mut bind,
     }
     .expression(expr);
+    settle(start, end, bind, source, unbraced, found);
+}
+
+/// The terms `bind` of the statement at `start..end`, to be bound before it, when they lie
+/// inside it and apart (a term inside another is bound by a later pass).
+fn settle(
+    start: usize,
+    end: usize,
+    mut bind: Vec<(usize, usize)>,
+    source: &str,
+    unbraced: bool,
+    found: &mut Vec<Negation>,
+) {
     bind.sort_unstable();
+    bind.dedup();
     let inside = bind.iter().all(|(s, e)| start <= *s && s <= e && *e <= end);
     let disjoint = bind.windows(2).all(|w| w[0].1 <= w[1].0);
     if bind.is_empty() || !inside || !disjoint || end > source.len() {

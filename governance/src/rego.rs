@@ -1447,6 +1447,46 @@ no := "no"
         );
     }
 
+    /// OPA's `in` is a call, undefined when an operand is; regorus answered `false` and went
+    /// on, so each of these rules held for an input without `missing` (in OPA none does). A
+    /// defined operand is read as written.
+    #[test]
+    fn the_in_operator_with_an_undefined_operand_is_undefined_as_in_opa() {
+        let src = r#"package t
+violation contains "assigned" if { b := input.missing in [1]; b == false }
+violation contains "compared" if { (input.missing in [1]) == false }
+violation contains "collection" if { b := 1 in input.missing; b == false }
+violation contains "in an array" if { x := [input.missing in [1]]; count(x) == 1 }
+violation contains "key" if { b := input.missing, 1 in [1]; b == false }
+violation contains "call" if { b := lower(input.missing) in ["a"]; b == false }
+violation contains "defined, false" if { b := input.two in [1]; b == false }
+violation contains "defined, true" if { b := input.two in {2}; b == true }
+violation contains "key and value" if { b := 0, input.two in [2]; b }
+violation contains sprintf("%v is one", [x]) if { some x in input.list; x in [1] }
+violation contains "unbraced" if input.two in [2]
+"#;
+        let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
+        let mut got: Vec<String> = p
+            .eval("violation", &json!({"two": 2, "list": [1, 2]}), None)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "1 is one",
+                "defined, false",
+                "defined, true",
+                "key and value",
+                "unbraced"
+            ]
+        );
+    }
+
     /// OPA ends a term at the end of its line: a line that starts with `(` is a statement of
     /// its own, not a call of the line before (Gatekeeper's horizontalpodautoscaler).
     #[test]
