@@ -185,6 +185,35 @@ pub fn rego_source(data: &[u8]) {
     }
 }
 
+/// A `sprintf` format as a template carries it, with arguments of each kind OPA passes (an
+/// integer, a big integer, a fraction, a string): Go's formatting never fails, so neither does
+/// Garrison's (but for `%x` of a fraction, which it refuses), and a width or precision past
+/// Go's limit is not honoured.
+pub fn go_format(data: &[u8]) {
+    use garrison_governance::gofmt::{Arg, sprintf};
+    let format = text(data);
+    let big: num_bigint::BigInt = "-123456789012345678901234567890"
+        .parse()
+        .unwrap_or_default();
+    let args = [
+        Arg::Int(42.into()),
+        Arg::Int(big),
+        Arg::Float(-0.000123),
+        Arg::Str("é\"\n\u{200b}".into()),
+        Arg::Int((-7).into()),
+    ];
+    for n in 0..=args.len() {
+        match sprintf(format, &args[..n]) {
+            Ok(out) => assert!(
+                out.len() <= format.len() * 2_000_000 + 4096,
+                "{format:?} printed {} bytes",
+                out.len()
+            ),
+            Err(e) => assert!(e.contains("not supported"), "{format:?}: {e}"),
+        }
+    }
+}
+
 /// Resource quantities as a reviewed object carries them (`resources.limits.memory`), read by
 /// CEL's `quantity()`. A quantity that parses equals itself plus zero, compares consistently
 /// with another, and keeps its sign when negated.
@@ -336,6 +365,10 @@ pub fn targets() -> Vec<Target> {
         Target { name: "rego_source", run: rego_source, seeds: &[
             b"package p\nf(x) { x == 1 }\nobj := {\"a\": 1}\nviolation[{\"msg\": \"m\"}] { not f(input.a.b); not obj[input.k]; not input.x != 2; xs := [y | y := input.l[_]; not f(y.z)] }",
             b"package p\nviolation contains \"v\" if not startswith(lower(input.s), \"a\")\nviolation contains \"w\" if { not \"a\" in input.l; not [input.q][0] }",
+        ] },
+        Target { name: "go_format", run: go_format, seeds: &[
+            b"%v %-10s|%+05d|%8.3f|%#x|%q|%[2]*d|%.*e|%!|%", b"%x %X % x %#o %O %b %c %U %#U %g %G %E %t",
+            b"%[9]v %[0]d %.[2]f %*s %99999999999d",
         ] },
         Target { name: "quantity", run: quantity, seeds: &[
             b"1.5Gi|1610612736", b"-0.1n|200m", b"9999999999999999999999999999999999999G|8Ei", b"1e3|.5",

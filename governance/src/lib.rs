@@ -5,6 +5,7 @@
 //! - [`gatekeeper`]: Gatekeeper ConstraintTemplates and Constraints as upstream writes them:
 //!   templates compiled, constraints' parameters checked against the template's schema,
 //!   `match` applied, reviews shaped as AdmissionRequests, and the inventory as `data.inventory`;
+//! - [`gofmt`]: OPA's `sprintf`, Go's formatting, where regorus's differs;
 //! - [`cel`]: Gatekeeper's K8sNativeValidation engine, CEL validations;
 //! - [`quantity`]: Kubernetes resource quantities, for CEL's `quantity` library;
 //! - [`config_policy`]: ConfigurationPolicy judged without I/O: comparison, enforcement and
@@ -19,6 +20,7 @@ pub mod cel;
 pub mod config_policy;
 pub mod dependencies;
 pub mod gatekeeper;
+pub mod gofmt;
 #[cfg(feature = "history")]
 pub mod history;
 mod opa;

@@ -37,11 +37,11 @@
 //! regorus's parser refuses a second body of a set rule. The head is written again before each
 //! further body, on the same line (`split_set_rule_bodies`).
 //!
-//! **`sprintf` with arguments missing or left over.** Go's formatting prints `%!v(MISSING)` for
-//! a verb without an argument, and appends `%!(EXTRA ...)` for arguments left over; regorus
-//! fails the call, which ends the rule, so the violation is lost. With a literal format and a
-//! literal array, a missing verb prints what Go prints, and arguments left over are appended
-//! as `%!(EXTRA a, b)` (Go also names their types).
+//! **`sprintf`.** OPA formats with Go's `fmt`, which never fails: `%!v(MISSING)` for a verb
+//! without an argument, `%!(EXTRA string=a)` for arguments left over, `%!d(string=a)` for a
+//! verb that does not fit, and every flag, width and precision. regorus fails on many of these,
+//! which ends the rule, so the violation is lost, and misreads flags. Calls that regorus would
+//! not format as Go does call Garrison's `sprintf` (`go_formatted`, `gofmt`).
 
 use std::collections::HashSet;
 
@@ -232,9 +232,7 @@ pub(crate) fn rewrite(
         edits.clear();
     }
     edits.extend(splits.into_iter().map(|p| (p, p, ";".to_string())));
-    each_call(ast, &mut |call| {
-        missing_format_arguments(call, source, &mut edits)
-    });
+    each_call(ast, &mut |call| go_formatted(call, &mut edits));
     if edits.is_empty() {
         return None;
     }
@@ -256,83 +254,49 @@ pub(crate) fn rewrite(
     Some(out)
 }
 
-/// `sprintf` with fewer arguments than its format has verbs: Go's formatting (OPA's) prints
-/// `%!v(MISSING)` for each verb left without one, where regorus fails the call and so ends the
-/// rule (a violation whose message has one argument too few is never reported; Gatekeeper's
-/// horizontalpodautoscaler has one). When the format and the arguments are literals, each such
-/// verb is rewritten to print what Go prints.
-fn missing_format_arguments(call: &Value, source: &str, edits: &mut Vec<Edit>) {
-    let is_sprintf = node(&call["fcn"]).is_some_and(|(k, f)| k == "Var" && f["value"] == "sprintf");
+/// `sprintf` that regorus would not format as Go does (OPA's formatting): regorus reads flags
+/// as verbs (`%-10s` prints `10s`), fails on others (`%+d`, `%8.3f`, `%#v`, a verb without an
+/// argument, arguments left over), which ends the rule and loses the violation, and prints
+/// `%s` of a number as `%v` would. Such a call is made to Garrison's `sprintf` instead
+/// (`gofmt`, an extension of the interpreter: the template then runs there). regorus keeps
+/// only a literal format whose verbs are all `%v` (and `%%`), given a literal array of as
+/// many arguments.
+fn go_formatted(call: &Value, edits: &mut Vec<Edit>) {
+    let Some(("Var", fcn)) = node(&call["fcn"]) else {
+        return;
+    };
+    if fcn["value"] != "sprintf" {
+        return;
+    }
     let params = call["params"].as_array();
     let format = params.and_then(|p| p.first()).and_then(node);
     let args = params.and_then(|p| p.get(1)).and_then(node);
-    let (true, Some(("String" | "RawString", f)), Some(("Array", a))) = (is_sprintf, format, args)
-    else {
-        return;
+    let plain = match (format, args) {
+        (Some(("String" | "RawString", f)), Some(("Array", a))) => f["value"]
+            .as_str()
+            .and_then(plain_verbs)
+            .is_some_and(|verbs| Some(verbs) == a["items"].as_array().map(Vec::len)),
+        _ => false,
     };
-    let given = a["items"].as_array().map_or(0, Vec::len);
-    if let Some((s, e)) = span(f)
-        && let Some((missing, verbs)) = verbs_without_arguments(source, s, e, given)
-    {
-        edits.extend(missing);
-        // Arguments left over: Go appends them; regorus fails the call too.
-        // (The literal's span is its text, inside the quotes.)
-        if given > verbs {
-            let extra = vec!["%v"; given - verbs].join(", ");
-            edits.push((e, e, format!("%%!(EXTRA {extra})")));
-        }
+    if let (false, Some((s, e))) = (plain, span(fcn)) {
+        edits.push((s, e, crate::rego::GO_SPRINTF.to_string()));
     }
 }
 
-/// In the format literal at `source[start..end]`, the verbs after the first `given`, each as an
-/// edit to `%%!<verb>(MISSING)`, and the number of verbs; `None` when a verb is not a letter.
-/// Verbs are read exactly as regorus's `sprintf` reads them: `%%` is a percent sign; otherwise
-/// after `%` come, when the next character is a digit or `.`, that character and the digits
-/// that follow, then the verb, whatever character it is. Where that reading makes a verb of a
-/// flag (`%-10s`, `%5.2f`), Go's and regorus's counts differ, and the format is left alone.
-fn verbs_without_arguments(
-    source: &str,
-    start: usize,
-    end: usize,
-    given: usize,
-) -> Option<(Vec<Edit>, usize)> {
-    let text = source.get(start..end)?;
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut out = vec![];
-    let mut seen = 0;
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].1 != '%' {
-            i += 1;
-            continue;
-        }
-        let first = chars.get(i + 1)?.1;
-        if first == '%' {
-            i += 2;
-            continue;
-        }
-        let mut j = i + 1;
-        if first == '.' || first.is_numeric() {
-            j += 1;
-            while chars.get(j).is_some_and(|(_, c)| c.is_numeric()) {
-                j += 1;
+/// The number of `%v` verbs of `format` when it has no other (`%%` aside).
+fn plain_verbs(format: &str) -> Option<usize> {
+    let mut verbs = 0;
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next()? {
+                '%' => {}
+                'v' => verbs += 1,
+                _ => return None,
             }
         }
-        let (at, verb) = *chars.get(j)?;
-        if !verb.is_ascii_alphabetic() {
-            return None;
-        }
-        if seen >= given {
-            out.push((
-                start + chars[i].0,
-                start + at + verb.len_utf8(),
-                format!("%%!{verb}(MISSING)"),
-            ));
-        }
-        seen += 1;
-        i = j + 1;
     }
-    Some((out, seen))
+    Some(verbs)
 }
 
 /// Whether `call` is a statement end that regorus reads on as a call: OPA ends a term at a

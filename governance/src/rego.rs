@@ -323,11 +323,35 @@ fn label_error(module: &str, e: anyhow::Error) -> CompileError {
     }
 }
 
+/// The name under which templates call Garrison's `sprintf` (`gofmt`), where regorus's would
+/// not format as OPA does (`opa::rewrite`).
+pub(crate) const GO_SPRINTF: &str = "__garrison_sprintf";
+
+/// OPA's `sprintf(format, args)`: Go's formatting of the arguments as OPA converts them.
+fn go_sprintf(params: Vec<regorus::Value>) -> anyhow::Result<regorus::Value> {
+    let [format, args] = params.as_slice() else {
+        anyhow::bail!("sprintf: expected 2 arguments, got {}", params.len());
+    };
+    let regorus::Value::String(format) = format else {
+        anyhow::bail!("sprintf: operand 1 must be a string, got {format}");
+    };
+    let regorus::Value::Array(args) = args else {
+        anyhow::bail!("sprintf: operand 2 must be an array, got {args}");
+    };
+    let args: Vec<crate::gofmt::Arg> = args.iter().map(crate::gofmt::Arg::of).collect();
+    crate::gofmt::sprintf(format, &args)
+        .map(|s| regorus::Value::from(s.as_str()))
+        .map_err(anyhow::Error::msg)
+}
+
 /// Compiles `source` into a prepared engine, and names the main module's package.
 fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(source.version == RegoVersion::V0);
     engine.set_strict_builtin_errors(false);
+    engine
+        .add_extension(GO_SPRINTF.into(), 2, Box::new(go_sprintf))
+        .map_err(|e| label_error("template", e))?;
     let add = |engine: &mut regorus::Engine, label: &str, src: &str| {
         if src.len() > MAX_SOURCE_BYTES {
             return Err(CompileError::TooLarge(label.into()));
@@ -1515,27 +1539,37 @@ violation contains "unbraced" if input.two in [2]
         );
     }
 
-    /// Go's formatting prints `%!v(MISSING)` for a verb without an argument, and appends
-    /// arguments left over; the violation is reported, not lost (Gatekeeper's
-    /// horizontalpodautoscaler). Go prints `%!(EXTRA string=x)`; the type is not known here.
-    /// A format whose verbs regorus reads otherwise than Go (`%-10s`) is left alone.
+    /// OPA's `sprintf` is Go's `fmt`, which never fails; regorus failed on a verb without an
+    /// argument, arguments left over, and flags such as `+`, which ended the rule and lost the
+    /// violation (Gatekeeper's horizontalpodautoscaler has a verb too many), and printed
+    /// `%-10s` as `10s`. Such calls run Garrison's `sprintf` (on the interpreter); a format of
+    /// `%v` alone, with as many arguments, stays with regorus's (on the machine).
     #[test]
-    fn sprintf_with_an_argument_missing_formats_as_go_does() {
+    fn sprintf_formats_as_go_does() {
         let src = r#"package p
 violation[{"msg": msg}] { msg := sprintf("%v of %v, 100%% of %d", [input.a]) }
 violation[{"msg": msg}] { msg := sprintf("%v and %v", [input.a, input.a, input.a]) }
-violation[{"msg": "flags"}] { msg := sprintf("%-10s of %v", [input.a, input.a]); msg != "" }"#;
+violation[{"msg": msg}] { msg := sprintf("%-4s|%+d|%5.1f|%s|%t", [input.a, input.n, input.f, input.n, true]) }
+violation[{"msg": msg}] { args := [input.a]; msg := sprintf("computed %v", args) }
+violation[{"msg": msg}] { msg := sprintf(input.format, [input.a]) }"#;
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
-        assert!(p.on_machine());
-        let got = messages(&p, &json!({"a": "x"}));
+        assert!(!p.on_machine());
+        let got = messages(&p, &json!({"a": "x", "n": 7, "f": 2.25, "format": "%q"}));
         assert_eq!(
             got,
             [
-                "flags",
-                "x and x%!(EXTRA x)",
+                "\"x\"",
+                "computed x",
+                "x   |+7|  2.2|%!s(int=7)|%!t(string=true)",
+                "x and x%!(EXTRA string=x)",
                 "x of %!v(MISSING), 100% of %!d(MISSING)"
             ]
         );
+        // `%v` alone, with as many literal arguments: regorus's, on the machine.
+        let plain = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v is %v, 100%%\", [input.a, input.n]) }";
+        let p = Program::compile(plain, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
+        assert_eq!(messages(&p, &json!({"a": "x", "n": 7})), ["x is 7, 100%"]);
     }
 
     /// OPA's v0 reads a partial set rule with several bodies as as many rules (Gatekeeper's
