@@ -496,6 +496,12 @@ fn settle(
 ) {
     bind.sort_unstable();
     bind.dedup();
+    // A string's span leaves out its quotes: a statement that starts or ends with one starts
+    // or ends at the quote (`"a" in xs`, `p if x == "a"`).
+    let (Some(start), Some(end)) = (opening_quote(source, start), closing_quote(source, end))
+    else {
+        return;
+    };
     let inside = bind.iter().all(|(s, e)| start <= *s && s <= e && *e <= end);
     let disjoint = bind.windows(2).all(|w| w[0].1 <= w[1].0);
     if bind.is_empty() || !inside || !disjoint || end > source.len() {
@@ -528,6 +534,26 @@ fn iterates(term: &Value) -> bool {
         }
         _ => body.as_object().is_some_and(|m| m.values().any(iterates)),
     }
+}
+
+/// Where a statement whose span starts at `start` starts in the text: before the opening quote
+/// that a string's span leaves out; `None` off the text's characters.
+fn opening_quote(source: &str, start: usize) -> Option<usize> {
+    let before = source.get(..start)?;
+    Some(match before.chars().next_back() {
+        Some(q @ ('"' | '`')) => start - q.len_utf8(),
+        _ => start,
+    })
+}
+
+/// Where a statement whose span ends at `end` ends in the text: after the closing quote that a
+/// string's span leaves out; `None` off the text's characters.
+fn closing_quote(source: &str, end: usize) -> Option<usize> {
+    let after = source.get(end..)?;
+    Some(match after.chars().next() {
+        Some(q @ ('"' | '`')) => end + q.len_utf8(),
+        _ => end,
+    })
 }
 
 /// The one-key object `{"Kind": {...}}` a node of the AST is.
@@ -1156,7 +1182,7 @@ pub(crate) fn unsafe_var(
     for rule in ast["rules"].as_array().into_iter().flatten() {
         let mut mentioned = HashSet::new();
         let mut negated = vec![];
-        mentions(rule, &mut mentioned, &mut negated);
+        mentions(rule, source, &mut mentioned, &mut negated);
         let unsafe_var = negated.into_iter().find(|v| {
             v.name == "_"
                 || !(mentioned.contains(&v.name)
@@ -1173,27 +1199,43 @@ pub(crate) fn unsafe_var(
 
 /// The variables of `v`: those in the operands of negated expressions (`negated`), and every
 /// other (`mentioned`).
-fn mentions(v: &Value, mentioned: &mut HashSet<String>, negated: &mut Vec<UnsafeVar>) {
+fn mentions(
+    v: &Value,
+    source: &str,
+    mentioned: &mut HashSet<String>,
+    negated: &mut Vec<UnsafeVar>,
+) {
     match v {
         Value::Object(m) => {
             if let Some(("Var", var)) = node(v) {
                 mentioned.extend(var["value"].as_str().map(str::to_string));
                 return;
             }
+            // `every k, v in xs` binds its key and value, which the AST gives as spans.
+            if let Some(("Every", every)) = node(v) {
+                for name in [&every["key"], &every["value"]] {
+                    if let Some((s, e)) = span_of(name) {
+                        mentioned.extend(source.get(s..e).map(str::to_string));
+                    }
+                }
+            }
             if let Some(expr) = m.get("NotExpr").and_then(|n| n.get("expr")) {
                 match node(expr) {
                     Some((kind, body)) if is_call(kind) => {
                         for o in operands(body) {
-                            negated_operand(o, mentioned, negated);
+                            negated_operand(o, source, mentioned, negated);
                         }
                     }
-                    _ => negated_operand(expr, mentioned, negated),
+                    _ => negated_operand(expr, source, mentioned, negated),
                 }
                 return;
             }
-            m.values().for_each(|x| mentions(x, mentioned, negated));
+            m.values()
+                .for_each(|x| mentions(x, source, mentioned, negated));
         }
-        Value::Array(a) => a.iter().for_each(|x| mentions(x, mentioned, negated)),
+        Value::Array(a) => a
+            .iter()
+            .for_each(|x| mentions(x, source, mentioned, negated)),
         _ => {}
     }
 }
@@ -1201,7 +1243,12 @@ fn mentions(v: &Value, mentioned: &mut HashSet<String>, negated: &mut Vec<Unsafe
 /// The variables of an operand of a negated expression: those OPA leaves inside the negation
 /// go to `negated`; those of comprehensions (bodies of their own) and nested calls (evaluated
 /// before the negation) are `mentioned`.
-fn negated_operand(term: &Value, mentioned: &mut HashSet<String>, negated: &mut Vec<UnsafeVar>) {
+fn negated_operand(
+    term: &Value,
+    source: &str,
+    mentioned: &mut HashSet<String>,
+    negated: &mut Vec<UnsafeVar>,
+) {
     let Some((kind, body)) = node(term) else {
         return;
     };
@@ -1212,24 +1259,24 @@ fn negated_operand(term: &Value, mentioned: &mut HashSet<String>, negated: &mut 
             col: body["span"]["col"].as_u64().unwrap_or(0),
         })),
         "RefBrack" => {
-            negated_operand(&body["refr"], mentioned, negated);
-            negated_operand(&body["index"], mentioned, negated);
+            negated_operand(&body["refr"], source, mentioned, negated);
+            negated_operand(&body["index"], source, mentioned, negated);
         }
-        "RefDot" => negated_operand(&body["refr"], mentioned, negated),
+        "RefDot" => negated_operand(&body["refr"], source, mentioned, negated),
         "Array" | "Set" => {
             for x in body["items"].as_array().into_iter().flatten() {
-                negated_operand(x, mentioned, negated);
+                negated_operand(x, source, mentioned, negated);
             }
         }
         "Object" => {
             for field in body["fields"].as_array().into_iter().flatten() {
                 // [span, key, value]
                 for x in field.as_array().into_iter().flatten().skip(1) {
-                    negated_operand(x, mentioned, negated);
+                    negated_operand(x, source, mentioned, negated);
                 }
             }
         }
-        _ => mentions(term, mentioned, negated),
+        _ => mentions(term, source, mentioned, negated),
     }
 }
 

@@ -1341,6 +1341,7 @@ violation contains {"msg": sprintf("%v: no port %v", [c.name, i])} if {
 }
 names contains n if n := input.containers[_].name
 violation contains {"msg": sprintf("%v lacks a port", [n])} if { some n in names; not input.containers[j].ports[0]; input.containers[j].name == n }
+violation contains {"msg": "every key is good"} if { every k, v in {"a": 1} { not startswith(k, "x"); not v == 2 } }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
         let input = json!({"containers": [
@@ -1355,11 +1356,12 @@ violation contains {"msg": sprintf("%v lacks a port", [n])} if { some n in names
                 "a lacks a port",
                 "a: no port 0",
                 "a: no port 1",
+                "every key is good",
                 "some name is not a",
             ]
         );
         let empty = json!({"containers": []});
-        assert_eq!(messages(&p, &empty), ["none of them"]);
+        assert_eq!(messages(&p, &empty), ["every key is good", "none of them"]);
     }
 
     #[test]
@@ -1488,10 +1490,19 @@ violation contains "defined, true" if { b := input.two in {2}; b == true }
 violation contains "key and value" if { b := 0, input.two in [2]; b }
 violation contains sprintf("%v is one", [x]) if { some x in input.list; x in [1] }
 violation contains "unbraced" if input.two in [2]
+violation contains "string first" if { b := "a" in input.missing; b == false }
+violation contains "string first, unbraced" if "a" in input.letters
+violation contains "string last, unbraced" if not input.missing == "a"
+violation contains "raw string first" if { `b` in input.letters; not `b` in input.missing }
 "#;
         let p = Program::compile(src, &[], RegoVersion::V1, "violation").unwrap();
+        assert_eq!(p.rewrite_note(), None, "the rewrite compiled");
         let mut got: Vec<String> = p
-            .eval("violation", &json!({"two": 2, "list": [1, 2]}), None)
+            .eval(
+                "violation",
+                &json!({"two": 2, "list": [1, 2], "letters": ["a", "b"]}),
+                None,
+            )
             .unwrap()
             .as_array()
             .unwrap()
@@ -1506,6 +1517,8 @@ violation contains "unbraced" if input.two in [2]
                 "defined, false",
                 "defined, true",
                 "key and value",
+                "string first, unbraced",
+                "string last, unbraced",
                 "unbraced"
             ]
         );
