@@ -16,8 +16,8 @@
 //! `int` here and a `float64` in OPA, and a fraction inside an array prints in its shortest
 //! decimal form where OPA keeps the text it was given; a string inside an array is quoted as
 //! Go quotes it, with unicode's printable characters approximated (controls, spaces other
-//! than ` `, and format characters are escaped); `%x` and `%X` of a `float64` are refused
-//! with an error, not formatted.
+//! than ` `, format characters, private use and noncharacters are escaped; unassigned code
+//! points are not); and one call prints at most [`MAX_OUTPUT`] bytes, where Go has no limit.
 
 use std::fmt::Write as _;
 
@@ -126,16 +126,23 @@ fn write_rego(v: &regorus::Value, out: &mut String) {
     }
 }
 
-/// Whether Go's `strconv.IsPrint` holds for `c`, approximated: not a control, not a space
-/// other than ` `, not a format character.
+/// Whether Go's `strconv.IsPrint` holds for `c`, approximated without unicode's tables: not a
+/// control, not a space other than ` `, not a format character, not for private use, not a
+/// noncharacter (code points unassigned in unicode are taken as printable).
 fn printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }
     !(c.is_control()
         || c.is_whitespace()
-        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
-        || ('\u{e000}'..='\u{f8ff}').contains(&c))
+        || matches!(c,
+            '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}'
+            | '\u{890}'..='\u{891}' | '\u{8e2}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}'
+            | '\u{e000}'..='\u{f8ff}' | '\u{fdd0}'..='\u{fdef}' | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}' | '\u{fffe}'..='\u{ffff}' | '\u{110bd}' | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}' | '\u{e0020}'..='\u{e007f}' | '\u{f0000}'..='\u{10ffff}'))
 }
 
 /// `s` quoted as Go's `strconv.Quote` (`ascii`: `QuoteToASCII`) quotes it.
@@ -143,36 +150,68 @@ fn quote(s: &str, ascii: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if printable(c) && (!ascii || c.is_ascii()) => out.push(c),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
+        escape(c, '"', ascii, &mut out);
     }
     out.push('"');
     out
 }
 
-/// The most a width or a precision may be, as in Go (a larger one is ignored).
+/// One character of a Go quoted literal delimited by `delim`.
+fn escape(c: char, delim: char, ascii: bool, out: &mut String) {
+    match c {
+        c if c == delim || c == '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if printable(c) && (!ascii || c.is_ascii()) => out.push(c),
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+}
+
+/// Whether Go's `strconv.CanBackquote` holds: no backquote, no control but tab, no BOM.
+fn can_backquote(s: &str) -> bool {
+    s.chars().all(|c| {
+        if c.len_utf8() > 1 {
+            c != '\u{feff}'
+        } else {
+            (c >= ' ' || c == '\t') && c != '`' && c != '\u{7f}'
+        }
+    })
+}
+
+/// Past this, a width, precision or argument index is a number Go does not read (its
+/// `tooLarge`).
 const MAX_WIDTH: usize = 1_000_000;
 
-/// One verb's flags, width and precision.
+/// The most bytes one call prints. Go has no such limit; past it the call fails (an
+/// evaluation error, which fails the template closed) rather than filling the agent's memory:
+/// a width of ten million characters is a few bytes of format.
+pub const MAX_OUTPUT: usize = 1 << 20;
+
+fn too_long(len: usize) -> Result<(), String> {
+    if len > MAX_OUTPUT {
+        Err(format!("sprintf: the result would pass {MAX_OUTPUT} bytes"))
+    } else {
+        Ok(())
+    }
+}
+
+/// One verb's flags, width and precision, as Go's `fmt` keeps them.
 #[derive(Debug, Default, Clone, Copy)]
 struct Spec {
     plus: bool,
@@ -180,29 +219,38 @@ struct Spec {
     sharp: bool,
     space: bool,
     zero: bool,
+    /// `%+v`: the plus flag of a `v` verb.
+    plus_v: bool,
+    /// `%#v`: Go syntax.
+    sharp_v: bool,
     width: Option<usize>,
     prec: Option<usize>,
 }
 
-/// `format` formatted with `args`, as Go's `fmt.Sprintf` formats it; an error only for what
-/// Garrison does not format (`%x` of a `float64`).
+/// `format` formatted with `args`, as Go's `fmt.Sprintf` formats it (its `doPrintf`, verb by
+/// verb); an error only past [`MAX_OUTPUT`].
 pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
     let chars: Vec<char> = format.chars().collect();
+    let end = chars.len();
     let mut out = String::with_capacity(format.len() + 16 * args.len());
-    let mut next = 0usize;
+    let mut arg_num = 0usize;
     let mut reordered = false;
     let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '%' {
-            out.push(chars[i]);
+    while i < end {
+        let literal = i;
+        while i < end && chars[i] != '%' {
             i += 1;
-            continue;
+        }
+        out.extend(&chars[literal..i]);
+        if i >= end {
+            break;
         }
         i += 1;
         let mut spec = Spec::default();
-        while let Some(&c) = chars.get(i) {
-            match c {
+        while i < end {
+            match chars[i] {
                 '#' => spec.sharp = true,
+                // Zero padding is allowed only to the left.
                 '0' => spec.zero = !spec.minus,
                 '+' => spec.plus = true,
                 '-' => {
@@ -214,117 +262,136 @@ pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
             }
             i += 1;
         }
-        let mut good_index = true;
-        // An argument's index, `[n]`, before the width, the precision or the verb.
-        let mut index = |i: &mut usize, next: &mut usize, good: &mut bool| {
+        let mut good = true;
+        let mut index = |i: &mut usize, arg_num: &mut usize, good: &mut bool| -> bool {
             if chars.get(*i) != Some(&'[') {
-                return;
+                return false;
             }
             reordered = true;
-            let close = chars[*i..].iter().position(|&c| c == ']');
-            let parsed = close.and_then(|c| {
-                let digits: String = chars[*i + 1..*i + c].iter().collect();
-                digits.parse::<usize>().ok().map(|n| (n, c))
-            });
-            match parsed {
-                Some((n, c)) if n >= 1 && n <= args.len() => {
-                    *next = n - 1;
-                    *i += c + 1;
+            let (n, width, ok) = arg_index(&chars[*i..]);
+            *i += width;
+            match n {
+                Some(n) if ok && n < args.len() => {
+                    *arg_num = n;
+                    true
                 }
-                Some((_, c)) => {
+                _ => {
                     *good = false;
-                    *i += c + 1;
-                }
-                None => {
-                    *good = false;
-                    *i += close.map_or(1, |c| c + 1);
+                    ok
                 }
             }
         };
-        index(&mut i, &mut next, &mut good_index);
-        if chars.get(i) == Some(&'*') {
+        let mut after_index = index(&mut i, &mut arg_num, &mut good);
+        if i < end && chars[i] == '*' {
             i += 1;
-            match args.get(next).and_then(int_of) {
-                Some(w) => {
-                    if w < 0 {
-                        spec.minus = true;
-                        spec.zero = false;
-                    }
-                    let w = w.unsigned_abs();
-                    spec.width = usize::try_from(w).ok().filter(|w| *w <= MAX_WIDTH);
-                    if spec.width.is_none() {
-                        out.push_str("%!(BADWIDTH)");
-                    }
-                }
-                None => out.push_str("%!(BADWIDTH)"),
+            let (w, ok) = int_from_arg(args, &mut arg_num);
+            if !ok {
+                out.push_str("%!(BADWIDTH)");
             }
-            next += 1;
+            if w < 0 {
+                spec.minus = true;
+                spec.zero = false;
+            }
+            spec.width = ok.then(|| w.unsigned_abs() as usize);
+            after_index = false;
         } else {
-            let (w, after) = number(&chars, i);
+            let (w, next) = parse_num(&chars, i, end);
             spec.width = w;
-            i = after;
-        }
-        if chars.get(i) == Some(&'.') {
-            i += 1;
-            index(&mut i, &mut next, &mut good_index);
-            if chars.get(i) == Some(&'*') {
-                i += 1;
-                match args.get(next).and_then(int_of) {
-                    Some(p) if p >= 0 => {
-                        spec.prec = usize::try_from(p).ok().filter(|p| *p <= MAX_WIDTH);
-                        if spec.prec.is_none() {
-                            out.push_str("%!(BADPREC)");
-                        }
-                    }
-                    _ => out.push_str("%!(BADPREC)"),
-                }
-                next += 1;
-            } else {
-                let (p, after) = number(&chars, i);
-                spec.prec = Some(p.unwrap_or(0));
-                i = after;
+            i = next;
+            if after_index && spec.width.is_some() {
+                good = false;
             }
         }
-        index(&mut i, &mut next, &mut good_index);
-        let Some(&verb) = chars.get(i) else {
+        if i + 1 < end && chars[i] == '.' {
+            i += 1;
+            if after_index {
+                good = false;
+            }
+            after_index = index(&mut i, &mut arg_num, &mut good);
+            if i < end && chars[i] == '*' {
+                i += 1;
+                let (p, ok) = int_from_arg(args, &mut arg_num);
+                spec.prec = (ok && p >= 0).then_some(p as usize);
+                if spec.prec.is_none() {
+                    out.push_str("%!(BADPREC)");
+                }
+                after_index = false;
+            } else {
+                let (p, next) = parse_num(&chars, i, end);
+                spec.prec = Some(p.unwrap_or(0));
+                i = next;
+            }
+        }
+        if !after_index {
+            index(&mut i, &mut arg_num, &mut good);
+        }
+        if i >= end {
             out.push_str("%!(NOVERB)");
             break;
-        };
+        }
+        let verb = chars[i];
         i += 1;
         if verb == '%' {
             out.push('%');
-        } else if !good_index {
+        } else if !good {
             let _ = write!(out, "%!{verb}(BADINDEX)");
-        } else if let Some(arg) = args.get(next) {
+        } else if let Some(arg) = args.get(arg_num) {
+            if verb == 'v' {
+                spec.sharp_v = std::mem::take(&mut spec.sharp);
+                spec.plus_v = std::mem::take(&mut spec.plus);
+            }
             format_arg(&mut out, arg, verb, spec)?;
-            next += 1;
+            arg_num += 1;
         } else {
             let _ = write!(out, "%!{verb}(MISSING)");
         }
+        too_long(out.len())?;
     }
-    if !reordered && next < args.len() {
+    if !reordered && arg_num < args.len() {
         out.push_str("%!(EXTRA ");
-        for (n, arg) in args[next..].iter().enumerate() {
+        for (n, arg) in args[arg_num..].iter().enumerate() {
             if n > 0 {
                 out.push_str(", ");
             }
             out.push_str(arg.type_name());
             out.push('=');
             format_arg(&mut out, arg, 'v', Spec::default())?;
+            too_long(out.len())?;
         }
         out.push(')');
     }
     Ok(out)
 }
 
-/// The decimal number at `chars[i..]`, and where it ends. As in Go, a number that grows past
-/// [`MAX_WIDTH`] ends the format there (what follows prints `%!(NOVERB)`).
-fn number(chars: &[char], mut i: usize) -> (Option<usize>, usize) {
-    let start = i;
+/// An argument index `[n]` at the start of `s`: the argument (zero-based), how many characters
+/// it takes, and whether it parsed (Go's `parseArgNumber`).
+fn arg_index(s: &[char]) -> (Option<usize>, usize, bool) {
+    if s.len() < 3 {
+        return (None, 1, false);
+    }
+    match s.iter().position(|&c| c == ']') {
+        Some(close) => match parse_num(s, 1, close) {
+            (Some(n), next) if next == close => (n.checked_sub(1), close + 1, true),
+            _ => (None, close + 1, false),
+        },
+        None => (None, 1, false),
+    }
+}
+
+/// The decimal number at `chars[start..end]`, and where it ends (Go's `parsenum`): a number
+/// that grows past [`MAX_WIDTH`] is no number, and ends the format's reading at `end`.
+fn parse_num(chars: &[char], start: usize, end: usize) -> (Option<usize>, usize) {
+    if start >= end {
+        return (None, end);
+    }
     let mut n: usize = 0;
-    while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
+    let mut i = start;
+    while i < end {
+        let Some(d) = chars[i].to_digit(10) else {
+            break;
+        };
         if n > MAX_WIDTH {
-            return (None, chars.len());
+            return (None, end);
         }
         n = n * 10 + d as usize;
         i += 1;
@@ -332,88 +399,128 @@ fn number(chars: &[char], mut i: usize) -> (Option<usize>, usize) {
     ((i > start).then_some(n), i)
 }
 
-fn int_of(arg: &Arg) -> Option<i64> {
+/// A width or precision given as an argument (`*`): Go reads an `int` of at most
+/// [`MAX_WIDTH`], and moves past the argument when there is one.
+fn int_from_arg(args: &[Arg], arg_num: &mut usize) -> (i64, bool) {
+    let Some(arg) = args.get(*arg_num) else {
+        return (0, false);
+    };
+    *arg_num += 1;
     match arg {
-        Arg::Int(i) => i64::try_from(i).ok(),
-        _ => None,
+        Arg::Int(i) => match i64::try_from(i) {
+            Ok(n) if n.unsigned_abs() <= MAX_WIDTH as u64 => (n, true),
+            _ => (0, false),
+        },
+        _ => (0, false),
     }
 }
 
 fn format_arg(out: &mut String, arg: &Arg, verb: char, spec: Spec) -> Result<(), String> {
+    if spec.width.is_some_and(|w| w > MAX_OUTPUT) || spec.prec.is_some_and(|p| p > MAX_OUTPUT) {
+        return too_long(MAX_OUTPUT + 1);
+    }
+    if verb == 'T' {
+        return format_str(out, arg.type_name(), 's', spec);
+    }
     match arg {
-        Arg::Int(i) => format_int(out, i, verb, spec),
-        Arg::Float(f) => format_float(out, *f, verb, spec)?,
+        Arg::Int(i) if i64::try_from(i).is_ok() => format_int(out, i, verb, spec),
+        Arg::Int(i) => format_big(out, i, verb, spec),
+        Arg::Float(f) => format_float(out, *f, verb, spec),
         Arg::Str(s) => format_str(out, s, verb, spec),
     }
-    Ok(())
 }
 
-/// `body` padded to the width with spaces, on the left unless `-`.
-fn pad(out: &mut String, body: &str, spec: Spec) {
+/// `body` padded to the width, on the left with spaces (zeros with `0`), or on the right with
+/// spaces with `-` (Go's `pad`).
+fn pad(out: &mut String, body: &str, spec: Spec) -> Result<(), String> {
     let len = body.chars().count();
     let fill = spec.width.map_or(0, |w| w.saturating_sub(len));
+    too_long(out.len() + body.len() + fill)?;
     if spec.minus {
         out.push_str(body);
         out.extend(std::iter::repeat_n(' ', fill));
     } else {
-        out.extend(std::iter::repeat_n(' ', fill));
+        out.extend(std::iter::repeat_n(if spec.zero { '0' } else { ' ' }, fill));
         out.push_str(body);
     }
+    Ok(())
 }
 
-/// `%!verb(type=value)`, Go's report of a verb that does not fit its argument.
-fn bad_verb(out: &mut String, arg: &Arg, verb: char) {
+/// `%!verb(type=value)`, Go's report of a verb that does not fit its argument; the value is
+/// printed with the verb's flags, width and precision, as Go prints it.
+fn bad_verb(out: &mut String, arg: &Arg, verb: char, spec: Spec) -> Result<(), String> {
     let _ = write!(out, "%!{verb}({}=", arg.type_name());
-    let _ = format_arg(out, arg, 'v', Spec::default());
+    format_arg(out, arg, 'v', spec)?;
     out.push(')');
+    Ok(())
 }
 
-fn format_int(out: &mut String, i: &BigInt, verb: char, spec: Spec) {
-    let big = i64::try_from(i).is_err();
+/// A Go `int` (Go's `fmtInteger`, `fmtC`, `fmtQc`, `fmtUnicode`).
+fn format_int(out: &mut String, i: &BigInt, verb: char, spec: Spec) -> Result<(), String> {
     let (base, upper) = match verb {
         'd' | 'v' => (10, false),
-        's' if big => (10, false),
         'b' => (2, false),
         'o' | 'O' => (8, false),
         'x' => (16, false),
         'X' => (16, true),
-        'c' | 'q' | 'U' if !big => {
-            let code = u32::try_from(i).ok();
-            let c = code.and_then(char::from_u32).unwrap_or('\u{fffd}');
-            let body = match verb {
-                'c' => c.to_string(),
-                'q' => quote_rune(c, spec),
-                _ => {
-                    let mut u = format!("U+{:04X}", code.unwrap_or(0xfffd));
-                    if spec.sharp && printable(c) {
-                        let _ = write!(u, " '{c}'");
+        'c' | 'q' | 'U' => {
+            // Go converts to uint64: a negative number is past the last rune.
+            let u = i64::try_from(i).map_or(u64::MAX, |n| n as u64);
+            let c = u32::try_from(u)
+                .ok()
+                .and_then(char::from_u32)
+                .unwrap_or('\u{fffd}');
+            let mut body = String::new();
+            match verb {
+                'c' => body.push(c),
+                'q' => {
+                    body.push('\'');
+                    if c == '"' {
+                        body.push(c);
+                    } else {
+                        escape(c, '\'', spec.plus, &mut body);
                     }
-                    u
+                    body.push('\'');
                 }
-            };
-            pad(out, &body, spec);
-            return;
+                _ => {
+                    let hex = format!("{u:X}");
+                    let digits = spec.prec.filter(|p| *p > 4).unwrap_or(4);
+                    body.push_str("U+");
+                    body.extend(std::iter::repeat_n('0', digits.saturating_sub(hex.len())));
+                    body.push_str(&hex);
+                    if spec.sharp && u <= 0x10ffff && printable(c) {
+                        let _ = write!(body, " '{c}'");
+                    }
+                    return pad(
+                        out,
+                        &body,
+                        Spec {
+                            zero: false,
+                            ..spec
+                        },
+                    );
+                }
+            }
+            return pad(out, &body, spec);
         }
-        _ if big => {
-            let _ = write!(out, "%!{verb}(big.Int={i})");
-            return;
-        }
-        _ => {
-            bad_verb(out, &Arg::Int(i.clone()), verb);
-            return;
-        }
+        _ => return bad_verb(out, &Arg::Int(i.clone()), verb, spec),
     };
     let negative = i.sign() == num_bigint::Sign::Minus;
     let mut digits = i.magnitude().to_str_radix(base);
     if upper {
         digits.make_ascii_uppercase();
     }
-    let zero_value = i.sign() == num_bigint::Sign::NoSign;
-    // The precision is the least number of digits; zero with a precision of zero prints none.
+    // Two ways to ask for leading zeros: `%.3d`, or `%03d` without a precision.
     let least = match spec.prec {
-        Some(0) if zero_value => {
-            pad(out, "", spec);
-            return;
+        Some(0) if i.sign() == num_bigint::Sign::NoSign => {
+            return pad(
+                out,
+                "",
+                Spec {
+                    zero: false,
+                    ..spec
+                },
+            );
         }
         Some(p) => p,
         None if spec.zero && !spec.minus => spec.width.map_or(0, |w| {
@@ -421,71 +528,140 @@ fn format_int(out: &mut String, i: &BigInt, verb: char, spec: Spec) {
         }),
         None => 0,
     };
-    let mut body = String::new();
+    too_long(out.len() + least)?;
+    let mut number = "0".repeat(least.saturating_sub(digits.len()));
+    number.push_str(&digits);
+    let mut prefix = String::new();
     if negative {
-        body.push('-');
+        prefix.push('-');
     } else if spec.plus {
-        body.push('+');
+        prefix.push('+');
     } else if spec.space {
-        body.push(' ');
+        prefix.push(' ');
     }
-    match (verb, base) {
-        ('O', _) => body.push_str("0o"),
-        (_, 16) if spec.sharp => body.push_str(if upper { "0X" } else { "0x" }),
-        (_, 2) if spec.sharp => body.push_str("0b"),
-        (_, 8) if spec.sharp && least <= digits.len() && !digits.starts_with('0') => body.push('0'),
-        _ => {}
+    if verb == 'O' {
+        prefix.push_str("0o");
     }
-    body.extend(std::iter::repeat_n('0', least.saturating_sub(digits.len())));
-    body.push_str(&digits);
-    pad(out, &body, spec);
+    if spec.sharp {
+        match base {
+            2 => prefix.push_str("0b"),
+            8 if !number.starts_with('0') => prefix.push('0'),
+            16 => prefix.push_str(if upper { "0X" } else { "0x" }),
+            _ => {}
+        }
+    }
+    prefix.push_str(&number);
+    pad(
+        out,
+        &prefix,
+        Spec {
+            zero: false,
+            ..spec
+        },
+    )
 }
 
-/// A rune quoted as Go's `%q` quotes it: `'a'`.
-fn quote_rune(c: char, spec: Spec) -> String {
-    let quoted = match c {
-        '\'' => "\\'".to_string(),
-        '"' => "\"".to_string(),
-        c => {
-            let q = quote(&c.to_string(), spec.plus);
-            q[1..q.len() - 1].to_string()
+/// A Go `*big.Int`, which formats itself (its `Format`): no `%c`, `%q` or `%U`, and its own
+/// report of a verb it does not take.
+fn format_big(out: &mut String, i: &BigInt, verb: char, spec: Spec) -> Result<(), String> {
+    let (base, upper) = match verb {
+        'b' => (2, false),
+        'o' | 'O' => (8, false),
+        'd' | 's' | 'v' => (10, false),
+        'x' => (16, false),
+        'X' => (16, true),
+        _ => {
+            let _ = write!(out, "%!{verb}(big.Int={i})");
+            return Ok(());
         }
     };
-    format!("'{quoted}'")
+    // fmt's `Flag` answers for `%+v` and `%#v` as for `+` and `#`.
+    let (plus, sharp) = (spec.plus || spec.plus_v, spec.sharp || spec.sharp_v);
+    let sign = if i.sign() == num_bigint::Sign::Minus {
+        "-"
+    } else if plus {
+        "+"
+    } else if spec.space {
+        " "
+    } else {
+        ""
+    };
+    let prefix = match verb {
+        'O' => "0o",
+        'b' if sharp => "0b",
+        'o' if sharp => "0",
+        'x' if sharp => "0x",
+        'X' if sharp => "0X",
+        _ => "",
+    };
+    let mut digits = i.magnitude().to_str_radix(base);
+    if upper {
+        digits.make_ascii_uppercase();
+    }
+    let mut zeros = 0;
+    if let Some(p) = spec.prec {
+        if digits.len() < p {
+            zeros = p - digits.len();
+        } else if digits == "0" && p == 0 {
+            return Ok(());
+        }
+    }
+    let length = sign.len() + prefix.len() + zeros + digits.len();
+    let (mut left, mut right) = (0, 0);
+    if let Some(w) = spec.width.filter(|w| length < *w) {
+        let d = w - length;
+        if spec.minus {
+            right = d;
+        } else if spec.zero && spec.prec.is_none() {
+            zeros = d;
+        } else {
+            left = d;
+        }
+    }
+    too_long(out.len() + length + left + right + zeros)?;
+    out.extend(std::iter::repeat_n(' ', left));
+    out.push_str(sign);
+    out.push_str(prefix);
+    out.extend(std::iter::repeat_n('0', zeros));
+    out.push_str(&digits);
+    out.extend(std::iter::repeat_n(' ', right));
+    Ok(())
 }
 
-fn format_str(out: &mut String, s: &str, verb: char, spec: Spec) {
-    // The precision cuts the string to as many characters.
-    let cut: String;
-    let s = match spec.prec {
-        Some(p) => {
-            cut = s.chars().take(p).collect();
-            cut.as_str()
-        }
-        None => s,
+/// A Go `string` (Go's `fmtString`: `fmtS`, `fmtQ`, `fmtSbx`).
+fn format_str(out: &mut String, s: &str, verb: char, spec: Spec) -> Result<(), String> {
+    // The precision cuts a string to as many characters (`%x`: bytes).
+    let cut = |s: &str| match spec.prec {
+        Some(p) => s.chars().take(p).collect::<String>(),
+        None => s.to_string(),
     };
     match verb {
-        's' | 'v' if !(verb == 'v' && spec.sharp) => pad(out, s, spec),
-        'v' | 'q' => {
-            let body = if spec.sharp
-                && verb == 'q'
-                && !s.contains('`')
-                && s.chars().all(|c| c == '\t' || printable(c))
-            {
-                format!("`{s}`")
-            } else {
-                quote(s, spec.plus && verb == 'q')
-            };
-            pad(out, &body, spec);
-        }
+        'v' if spec.sharp_v => quoted(
+            out,
+            &cut(s),
+            Spec {
+                sharp: false,
+                ..spec
+            },
+        ),
+        's' | 'v' => pad(out, &cut(s), spec),
+        'q' => quoted(out, &cut(s), spec),
         'x' | 'X' => {
-            let mut body = String::new();
-            for (n, b) in s.bytes().enumerate() {
+            let bytes = &s.as_bytes()[..spec.prec.map_or(s.len(), |p| p.min(s.len()))];
+            if bytes.is_empty() {
+                return pad(out, "", spec);
+            }
+            let x = if verb == 'x' { "0x" } else { "0X" };
+            let mut body = String::with_capacity(bytes.len() * 5);
+            if spec.sharp {
+                body.push_str(x);
+            }
+            for (n, b) in bytes.iter().enumerate() {
                 if spec.space && n > 0 {
                     body.push(' ');
-                }
-                if spec.sharp && (spec.space || n == 0) {
-                    body.push_str(if verb == 'x' { "0x" } else { "0X" });
+                    if spec.sharp {
+                        body.push_str(x);
+                    }
                 }
                 let _ = if verb == 'x' {
                     write!(body, "{b:02x}")
@@ -493,75 +669,145 @@ fn format_str(out: &mut String, s: &str, verb: char, spec: Spec) {
                     write!(body, "{b:02X}")
                 };
             }
-            pad(out, &body, spec);
+            pad(out, &body, spec)
         }
-        _ => bad_verb(out, &Arg::Str(s.to_string()), verb),
+        _ => bad_verb(out, &Arg::Str(s.to_string()), verb, spec),
     }
 }
 
+/// `%q` of a string: backquoted with `#` where Go can, else quoted (`+`: ASCII only).
+fn quoted(out: &mut String, s: &str, spec: Spec) -> Result<(), String> {
+    if spec.sharp && can_backquote(s) {
+        return pad(out, &format!("`{s}`"), spec);
+    }
+    pad(out, &quote(s, spec.plus), spec)
+}
+
+/// A Go `float64` (Go's `fmtFloat`, with `strconv.AppendFloat`).
 fn format_float(out: &mut String, f: f64, verb: char, spec: Spec) -> Result<(), String> {
+    let (kind, default_prec) = match verb {
+        'v' => ('g', None),
+        'b' | 'g' | 'G' | 'x' | 'X' => (verb, None),
+        'e' | 'E' | 'f' | 'F' => (verb, Some(6)),
+        _ => return bad_verb(out, &Arg::Float(f), verb, spec),
+    };
+    let prec = spec.prec.or(default_prec);
+    let sign = if f.is_sign_negative() {
+        '-'
+    } else if spec.plus {
+        '+'
+    } else if spec.space {
+        ' '
+    } else {
+        '+'
+    };
     if !f.is_finite() {
         let body = if f.is_nan() {
-            "NaN"
-        } else if f > 0.0 {
-            if spec.plus { "+Inf" } else { "Inf" }
+            match sign {
+                '+' if !spec.plus => "NaN".to_string(),
+                s => format!("{s}NaN"),
+            }
         } else {
-            "-Inf"
+            match sign {
+                '+' if !spec.plus => "Inf".to_string(),
+                s => format!("{s}Inf"),
+            }
         };
-        pad(out, body, spec);
+        return pad(
+            out,
+            &body,
+            Spec {
+                zero: false,
+                ..spec
+            },
+        );
+    }
+    too_long(out.len() + prec.unwrap_or(0))?;
+    let a = f.abs();
+    let mut num = match kind {
+        'e' | 'E' => exponent_form(a, prec.unwrap_or(6), kind == 'E'),
+        'f' | 'F' => fixed_form(a, prec.unwrap_or(6)),
+        'g' | 'G' => general_form(a, prec, kind == 'G'),
+        'x' | 'X' => hex_form(a, prec, kind == 'X'),
+        _ => binary_form(a),
+    };
+    if spec.sharp && kind != 'b' {
+        num = with_point(&num, kind, prec);
+    }
+    let show_sign = spec.plus || sign != '+';
+    let len = num.chars().count() + usize::from(show_sign);
+    if spec.zero && !spec.minus && spec.width.is_some_and(|w| w > len) {
+        let zeros = spec.width.unwrap_or(0) - len;
+        too_long(out.len() + zeros + len)?;
+        if show_sign {
+            out.push(sign);
+        }
+        out.extend(std::iter::repeat_n('0', zeros));
+        out.push_str(&num);
         return Ok(());
     }
-    let magnitude = match verb {
-        'e' | 'E' => exponent_form(f.abs(), spec.prec.unwrap_or(6), verb == 'E'),
-        'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f.abs()),
-        'g' | 'G' | 'v' => general_form(f.abs(), spec.prec, verb == 'G'),
-        'b' => {
-            let bits = f.abs().to_bits();
-            let exp = ((bits >> 52) & 0x7ff) as i64;
-            let mut mant = bits & ((1 << 52) - 1);
-            let exp = if exp == 0 {
-                -1074
-            } else {
-                mant |= 1 << 52;
-                exp - 1075
-            };
-            format!("{mant}p{}{}", if exp < 0 { '-' } else { '+' }, exp.abs())
-        }
-        'x' | 'X' => {
-            return Err(format!(
-                "sprintf: %{verb} of a number with a fraction ({f}) is not supported"
-            ));
-        }
-        _ => {
-            bad_verb(out, &Arg::Float(f), verb);
-            return Ok(());
-        }
-    };
-    let sign = if f.is_sign_negative() {
-        "-"
-    } else if spec.plus {
-        "+"
-    } else if spec.space {
-        " "
-    } else {
-        ""
-    };
-    if spec.zero && !spec.minus {
-        let len = sign.len() + magnitude.chars().count();
-        let zeros = spec.width.map_or(0, |w| w.saturating_sub(len));
-        out.push_str(sign);
-        out.extend(std::iter::repeat_n('0', zeros));
-        out.push_str(&magnitude);
-    } else {
-        pad(out, &format!("{sign}{magnitude}"), spec);
+    if show_sign {
+        num.insert(0, sign);
     }
-    Ok(())
+    pad(out, &num, spec)
+}
+
+/// Go's `#` on a float: a decimal point always, and for `%g` (and `%x`) the trailing zeros up
+/// to the precision (6 when none is given).
+fn with_point(num: &str, kind: char, prec: Option<usize>) -> String {
+    let mut digits: i64 = match kind {
+        'g' | 'G' | 'x' => prec.map_or(6, |p| p as i64),
+        _ => 0,
+    };
+    let (mut body, tail) = match num.find(|c: char| {
+        matches!(c, 'p' | 'P') || (matches!(c, 'e' | 'E') && !matches!(kind, 'x' | 'X'))
+    }) {
+        Some(at) => (num[..at].to_string(), num[at..].to_string()),
+        None => (num.to_string(), String::new()),
+    };
+    let mut point = false;
+    let mut nonzero = false;
+    for c in body.chars() {
+        if c == '.' {
+            point = true;
+        } else {
+            nonzero |= c != '0';
+            if nonzero {
+                digits -= 1;
+            }
+        }
+    }
+    if !point {
+        // A leading 0 counts once.
+        if body == "0" {
+            digits -= 1;
+        }
+        body.push('.');
+    }
+    while digits > 0 {
+        body.push('0');
+        digits -= 1;
+    }
+    body + &tail
+}
+
+/// Digits after the point past which a `float64`'s exact decimal expansion has only zeros (it
+/// has at most 1074), and below Rust's limit on a formatting precision.
+const EXACT_DIGITS: usize = 1100;
+
+/// `f` with `prec` digits after the point, exactly rounded (`%f`).
+fn fixed_form(f: f64, prec: usize) -> String {
+    let mut s = format!("{f:.*}", prec.min(EXACT_DIGITS));
+    s.extend(std::iter::repeat_n('0', prec.saturating_sub(EXACT_DIGITS)));
+    s
 }
 
 /// `f` (not negative) as Go's `%e` writes it: `1.234560e+03`.
 fn exponent_form(f: f64, prec: usize, upper: bool) -> String {
-    let rust = format!("{f:.prec$e}");
-    go_exponent(&rust, upper)
+    let rust = format!("{f:.*e}", prec.min(EXACT_DIGITS));
+    let (mantissa, exp) = rust.split_once('e').unwrap_or((&rust, "0"));
+    let zeros = "0".repeat(prec.saturating_sub(EXACT_DIGITS));
+    go_exponent(&format!("{mantissa}{zeros}e{exp}"), upper)
 }
 
 /// Rust's exponent form (`1.5e3`, `1e-7`) in Go's (`1.5e+03`, `1e-07`).
@@ -579,7 +825,8 @@ fn go_exponent(rust: &str, upper: bool) -> String {
 fn general_form(f: f64, prec: Option<usize>, upper: bool) -> String {
     let rust = match prec {
         None => format!("{f:e}"),
-        Some(p) => format!("{f:.*e}", p.max(1) - 1),
+        // Trailing zeros go: digits past the exact expansion change nothing.
+        Some(p) => format!("{f:.*e}", (p.max(1) - 1).min(EXACT_DIGITS)),
     };
     let (mantissa, exp) = rust.split_once('e').unwrap_or((&rust, "0"));
     let exp: i64 = exp.parse().unwrap_or(0);
@@ -614,6 +861,85 @@ fn general_form(f: f64, prec: Option<usize>, upper: bool) -> String {
             format!("{}.{}", &digits[..point], &digits[point..])
         }
     }
+}
+
+/// `f` (not negative, finite) as Go's `%b` writes it: `4503599627370496p-52`.
+fn binary_form(f: f64) -> String {
+    let bits = f.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1 << 52) - 1);
+    let exp = if biased == 0 {
+        -1074
+    } else {
+        mant |= 1 << 52;
+        biased - 1075
+    };
+    format!("{mant}p{}{}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+/// `f` (not negative, finite) as Go's `%x` writes it: `0x1.8p+00`; `prec` hexadecimal digits
+/// after the point, rounded to even (`None`: as many as it takes).
+fn hex_form(f: f64, prec: Option<usize>, upper: bool) -> String {
+    let bits = f.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1 << 52) - 1);
+    let mut exp = if biased == 0 {
+        -1022
+    } else {
+        mant |= 1 << 52;
+        biased - 1023
+    };
+    if mant == 0 {
+        exp = 0;
+    }
+    // The leading 1, if any, at bit 60.
+    mant <<= 8;
+    while mant != 0 && mant & (1 << 60) == 0 {
+        mant <<= 1;
+        exp -= 1;
+    }
+    if let Some(p) = prec.filter(|p| *p < 15) {
+        let shift = (p * 4) as u32;
+        let extra = mant.wrapping_shl(shift) & ((1 << 60) - 1);
+        mant >>= 60 - shift;
+        if extra | (mant & 1) > 1 << 59 {
+            mant += 1;
+        }
+        mant <<= 60 - shift;
+        if mant & (1 << 61) != 0 {
+            mant >>= 1;
+            exp += 1;
+        }
+    }
+    let hex: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut out = String::from(if upper { "0X" } else { "0x" });
+    out.push(if (mant >> 60) & 1 == 1 { '1' } else { '0' });
+    mant <<= 4;
+    match prec {
+        None if mant != 0 => {
+            out.push('.');
+            while mant != 0 {
+                out.push(char::from(hex[((mant >> 60) & 15) as usize]));
+                mant <<= 4;
+            }
+        }
+        Some(p) if p > 0 => {
+            out.push('.');
+            for _ in 0..p {
+                out.push(char::from(hex[((mant >> 60) & 15) as usize]));
+                mant <<= 4;
+            }
+        }
+        _ => {}
+    }
+    out.push(if upper { 'P' } else { 'p' });
+    out.push(if exp < 0 { '-' } else { '+' });
+    let _ = write!(out, "{:02}", exp.abs());
+    out
 }
 
 #[cfg(test)]
@@ -795,12 +1121,101 @@ mod tests {
         assert_eq!(Arg::of(&regorus::Value::from("s")), s("s"));
     }
 
+    /// What a review of the first version found Go to print otherwise.
     #[test]
-    fn a_hexadecimal_fraction_is_an_error_not_a_guess() {
-        assert!(
-            sprintf("%x", &[Arg::Float(1.5)])
-                .unwrap_err()
-                .contains("not supported")
+    fn flags_indexes_and_verbs_as_go_reads_them() {
+        let f = Arg::Float;
+        let cases: Vec<(&str, Vec<Arg>, &str)> = vec![
+            ("%+v %+v %#v", vec![int(5), f(1.5), int(5)], "5 1.5 5"),
+            (
+                "%05s|%08q|%03c",
+                vec![s("abc"), s("abc"), int(65)],
+                "00abc|000\"abc\"|00A",
+            ),
+            (
+                "%5d|%.2f",
+                vec![s("a"), int(2)],
+                "%!d(string=    a)|%!f(int=02)",
+            ),
+            (
+                "%[1]5d %[1].2f",
+                vec![int(1)],
+                "%!d(BADINDEX) %!f(BADINDEX)",
+            ),
+            ("%[1][2]d", vec![int(1), int(2)], "%![(int=1)2]d"),
+            ("%[+1]v", vec![int(1)], "%!v(BADINDEX)"),
+            ("x%.", vec![], "x%!.(MISSING)"),
+            (
+                "%T %T %10T|",
+                vec![int(1), s("a"), f(0.5)],
+                "int string    float64|",
+            ),
+            (
+                "%U %.6U %#O",
+                vec![int(-1), int(65), int(8)],
+                "U+FFFFFFFFFFFFFFFF U+000041 0o010",
+            ),
+            ("%.1x|%.2s", vec![s("日本語"), s("日本語")], "e6|日本"),
+            (
+                "%#.0f %#g %#.0e %#v",
+                vec![f(1.0), f(1.1), f(1.0), f(1.0)],
+                "1. 1.10000 1.e+00 1",
+            ),
+            (
+                "%x %X %.2x %x %x",
+                vec![f(1.5), f(1.0), f(1.0 / 3.0), f(0.0), f(-2.5)],
+                "0x1.8p+00 0X1P+00 0x1.55p-02 0x0p+00 -0x1.4p+01",
+            ),
+            (
+                "% d|% .1f|%+q",
+                vec![int(3), f(2.25), s("é")],
+                " 3| 2.2|\"\\u00e9\"",
+            ),
+            (
+                "%#q|%#q|%q",
+                vec![s("a\tb"), s("a`b"), int(39)],
+                "`a\tb`|\"a`b\"|'\\''",
+            ),
+        ];
+        for (format, args, want) in cases {
+            assert_eq!(go(format, &args), want, "{format}");
+        }
+        let big: BigInt = "-100000000000000000000000".parse().unwrap();
+        assert_eq!(
+            go("%+v|%30d|", &[Arg::Int(-big.clone()), Arg::Int(big)]),
+            "+100000000000000000000000|     -100000000000000000000000|"
         );
+    }
+
+    /// Precisions past Rust's formatting limit (65,535), found by fuzzing: the digits past a
+    /// `float64`'s exact expansion are zeros.
+    #[test]
+    fn precisions_past_rusts_limit_print_their_zeros() {
+        let out = go(
+            "%.99999f|%.70000e|%.70000g|%.70000U",
+            &[Arg::Float(0.5), Arg::Float(0.5), Arg::Float(0.5), int(65)],
+        );
+        let parts: Vec<&str> = out.split('|').collect();
+        assert_eq!(parts[0].len(), 2 + 99_999);
+        assert!(parts[0].starts_with("0.5000") && parts[0].ends_with('0'));
+        assert_eq!(parts[1].len(), 2 + 70_000 + 4);
+        assert!(parts[1].ends_with("0e-01"));
+        assert_eq!(parts[2], "0.5");
+        assert_eq!(parts[3].len(), 2 + 70_000);
+        assert!(parts[3].ends_with("041"));
+    }
+
+    /// A few bytes of format may ask for a width of millions: past [`MAX_OUTPUT`] the call
+    /// fails, as an evaluation past its memory limit does.
+    #[test]
+    fn output_past_the_limit_is_an_error() {
+        assert!(
+            sprintf("%9999999d", &[int(1)])
+                .unwrap_err()
+                .contains("would pass")
+        );
+        let many = "%999999d".repeat(3);
+        assert!(sprintf(&many, &[int(1), int(2), int(3)]).is_err());
+        assert_eq!(sprintf("%999999d", &[int(1)]).unwrap().len(), 999_999);
     }
 }

@@ -328,15 +328,12 @@ fn label_error(module: &str, e: anyhow::Error) -> CompileError {
 pub(crate) const GO_SPRINTF: &str = "__garrison_sprintf";
 
 /// OPA's `sprintf(format, args)`: Go's formatting of the arguments as OPA converts them.
+/// Operands of the wrong type make the call undefined, as OPA's built-ins are when their errors
+/// are not strict (as Gatekeeper runs them, and as regorus's own `sprintf` was here); an output
+/// past `gofmt::MAX_OUTPUT` fails the evaluation.
 fn go_sprintf(params: Vec<regorus::Value>) -> anyhow::Result<regorus::Value> {
-    let [format, args] = params.as_slice() else {
-        anyhow::bail!("sprintf: expected 2 arguments, got {}", params.len());
-    };
-    let regorus::Value::String(format) = format else {
-        anyhow::bail!("sprintf: operand 1 must be a string, got {format}");
-    };
-    let regorus::Value::Array(args) = args else {
-        anyhow::bail!("sprintf: operand 2 must be an array, got {args}");
+    let [regorus::Value::String(format), regorus::Value::Array(args)] = params.as_slice() else {
+        return Ok(regorus::Value::Undefined);
     };
     let args: Vec<crate::gofmt::Arg> = args.iter().map(crate::gofmt::Arg::of).collect();
     crate::gofmt::sprintf(format, &args)
@@ -1578,6 +1575,10 @@ violation[{"msg": msg}] { msg := sprintf(input.format, [input.a]) }"#;
                 "x of %!v(MISSING), 100% of %!d(MISSING)"
             ]
         );
+        // Operands of the wrong type make the call undefined, not the evaluation an error.
+        let typed = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%d\", \"x\") }\nviolation[{\"msg\": \"after\"}] { true }";
+        let p = Program::compile(typed, &[], RegoVersion::V0, "violation").unwrap();
+        assert_eq!(messages(&p, &json!({})), ["after"]);
         // `%v` alone, with as many literal arguments: regorus's, on the machine.
         let plain = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v is %v, 100%%\", [input.a, input.n]) }";
         let p = Program::compile(plain, &[], RegoVersion::V0, "violation").unwrap();
