@@ -336,7 +336,8 @@ pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
         } else if !good {
             let _ = write!(out, "%!{verb}(BADINDEX)");
         } else if let Some(arg) = args.get(arg_num) {
-            if verb == 'v' {
+            // `%w` is `%v` to Sprintf, which wraps no error.
+            if verb == 'v' || verb == 'w' {
                 spec.sharp_v = std::mem::take(&mut spec.sharp);
                 spec.plus_v = std::mem::take(&mut spec.plus);
             }
@@ -360,6 +361,7 @@ pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
         }
         out.push(')');
     }
+    too_long(out.len())?;
     Ok(out)
 }
 
@@ -416,7 +418,8 @@ fn int_from_arg(args: &[Arg], arg_num: &mut usize) -> (i64, bool) {
 }
 
 fn format_arg(out: &mut String, arg: &Arg, verb: char, spec: Spec) -> Result<(), String> {
-    if spec.width.is_some_and(|w| w > MAX_OUTPUT) || spec.prec.is_some_and(|p| p > MAX_OUTPUT) {
+    // A precision is checked where it makes as many characters (it may cut, or be ignored).
+    if spec.width.is_some_and(|w| w > MAX_OUTPUT) {
         return too_long(MAX_OUTPUT + 1);
     }
     if verb == 'T' {
@@ -488,7 +491,9 @@ fn format_int(out: &mut String, i: &BigInt, verb: char, spec: Spec) -> Result<()
                     body.push_str("U+");
                     body.extend(std::iter::repeat_n('0', digits.saturating_sub(hex.len())));
                     body.push_str(&hex);
-                    if spec.sharp && u <= 0x10ffff && printable(c) {
+                    too_long(out.len() + digits)?;
+                    let point = u32::try_from(u).ok().and_then(char::from_u32);
+                    if spec.sharp && point.is_some_and(printable) {
                         let _ = write!(body, " '{c}'");
                     }
                     return pad(
@@ -702,27 +707,28 @@ fn format_float(out: &mut String, f: f64, verb: char, spec: Spec) -> Result<(), 
         '+'
     };
     if !f.is_finite() {
-        let body = if f.is_nan() {
-            match sign {
-                '+' if !spec.plus => "NaN".to_string(),
-                s => format!("{s}NaN"),
-            }
-        } else {
-            match sign {
-                '+' if !spec.plus => "Inf".to_string(),
-                s => format!("{s}Inf"),
-            }
+        // strconv writes `+Inf`, `-Inf` and `NaN`; fmt keeps the sign of an infinity, and
+        // gives NaN one only when asked.
+        let body = match (f.is_nan(), f.is_sign_negative()) {
+            (true, _) if spec.plus => "+NaN",
+            (true, _) if spec.space => " NaN",
+            (true, _) => "NaN",
+            (false, true) => "-Inf",
+            (false, false) if spec.space && !spec.plus => " Inf",
+            (false, false) => "+Inf",
         };
         return pad(
             out,
-            &body,
+            body,
             Spec {
                 zero: false,
                 ..spec
             },
         );
     }
-    too_long(out.len() + prec.unwrap_or(0))?;
+    if matches!(kind, 'e' | 'E' | 'f' | 'F' | 'x' | 'X') || spec.sharp {
+        too_long(out.len() + prec.unwrap_or(0))?;
+    }
     let a = f.abs();
     let mut num = match kind {
         'e' | 'E' => exponent_form(a, prec.unwrap_or(6), kind == 'E'),
@@ -1205,6 +1211,40 @@ mod tests {
         assert!(parts[3].ends_with("041"));
     }
 
+    /// What a second review found: `%w` moves flags as `%v` does, `%#U` quotes only a
+    /// printable code point, infinities keep their sign, and a large precision that prints
+    /// nothing of its size is no error.
+    #[test]
+    fn a_second_reading_of_gos_fmt() {
+        let f = Arg::Float;
+        assert_eq!(
+            go("%#w|%+w|%+w", &[s("a"), int(5), f(1.5)]),
+            "%!w(string=\"a\")|%!w(int=5)|%!w(float64=1.5)"
+        );
+        assert_eq!(go("%#U|%#U", &[int(0xd800), int(65)]), "U+D800|U+0041 'A'");
+        assert_eq!(
+            go(
+                "%f|%v|% v|%+f|%v",
+                &[
+                    f(f64::INFINITY),
+                    f(f64::NEG_INFINITY),
+                    f(f64::INFINITY),
+                    f(f64::NAN),
+                    f(-f64::NAN)
+                ]
+            ),
+            "+Inf|-Inf| Inf|+NaN|NaN"
+        );
+        assert_eq!(
+            go(
+                "%.5000000s|%.5000000g|%.5000000q",
+                &[s("abc"), f(0.5), s("a")]
+            ),
+            "abc|0.5|\"a\""
+        );
+        assert!(sprintf("%.5000000f", &[f(0.5)]).is_err());
+    }
+
     /// A few bytes of format may ask for a width of millions: past [`MAX_OUTPUT`] the call
     /// fails, as an evaluation past its memory limit does.
     #[test]
@@ -1217,5 +1257,8 @@ mod tests {
         let many = "%999999d".repeat(3);
         assert!(sprintf(&many, &[int(1), int(2), int(3)]).is_err());
         assert_eq!(sprintf("%999999d", &[int(1)]).unwrap().len(), 999_999);
+        // Text after the last verb counts too.
+        let tail = format!("%1048000d{}", "x".repeat(1000));
+        assert!(sprintf(&tail, &[int(1)]).is_err());
     }
 }
