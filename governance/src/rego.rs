@@ -407,6 +407,9 @@ struct Rewritten {
     done: Option<(regorus::Engine, Source)>,
     /// Why a pass of the rewrite was dropped, when one was: its text did not compile.
     dropped: Option<String>,
+    /// The syntax tree of the program as it stands (rewritten or not), when the rewrite read
+    /// it last; `None` when the last pass compiled a new one unread.
+    ast: Option<Value>,
 }
 
 /// `source` compiled with each module rewritten to OPA's meaning (`opa`: negations, statement
@@ -418,14 +421,19 @@ struct Rewritten {
 fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, CompileError> {
     let mut done: Option<(regorus::Engine, Source)> = None;
     let mut dropped = None;
-    let mut ast = syntax_tree(engine)?;
-    refuse_unsafe_vars(&ast)?;
+    let first = syntax_tree(engine)?;
+    refuse_unsafe_vars(&first)?;
+    // The syntax tree of the engine the rewrite stands at (`done`'s, else `engine`'s).
+    let mut ast = Some(first);
     for pass in 0..OPA_PASSES {
-        if let Some((e, _)) = &done {
-            ast = syntax_tree(e)?;
-        }
+        let tree = match (ast.take(), &done) {
+            (Some(tree), _) => tree,
+            (None, Some((e, _))) => syntax_tree(e)?,
+            (None, None) => syntax_tree(engine)?,
+        };
         let from = done.as_ref().map_or(source, |(_, s)| s);
-        let Some(bound) = read_as_opa_once(&ast, from, pass) else {
+        let Some(bound) = read_as_opa_once(&tree, from, pass) else {
+            ast = Some(tree);
             break;
         };
         match build(&bound) {
@@ -441,11 +449,12 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
                     "pass {} of the rewrite to OPA's meaning did not compile, so the template is read as regorus reads it from there, and its answers may differ from OPA's: {why}",
                     pass + 1
                 ));
+                ast = Some(tree);
                 break;
             }
         }
     }
-    Ok(Rewritten { done, dropped })
+    Ok(Rewritten { done, dropped, ast })
 }
 
 /// One pass of the rewrite over every module of `source` (whose syntax tree is `ast`), or
@@ -461,23 +470,13 @@ fn read_as_opa_once(ast: &Value, source: &Source, pass: usize) -> Option<Source>
 /// (`opa::unsafe_var`) is refused, with OPA's reason and where: regorus would read it
 /// otherwise than its author.
 fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
-    let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
-        Default::default();
-    let mut modules = vec![];
-    for m in ast.as_array().into_iter().flatten() {
-        let label = m.pointer("/source/file").and_then(Value::as_str);
-        let text = m.pointer("/source/contents").and_then(Value::as_str);
-        let (Some(label), Some(text)) = (label, text) else {
+    let read = modules_of(ast);
+    for m in &read.modules {
+        if m.label.starts_with(DEPRECATED_LABEL) {
             continue;
-        };
-        let (package, names) = crate::opa::rules(&m["ast"], text);
-        packages.entry(package.clone()).or_default().extend(names);
-        if !label.starts_with(DEPRECATED_LABEL) {
-            modules.push((label, text, &m["ast"], package));
         }
-    }
-    for (label, text, ast, package) in modules {
-        if let Some(v) = crate::opa::unsafe_var(ast, text, &packages[&package]) {
+        if let Some(v) = crate::opa::unsafe_var(m.ast, m.text, read.rules_of(m)) {
+            let label = m.label;
             let hint = if v.name == "_" {
                 "a `_` under `not` is bound by nothing"
             } else {
@@ -493,6 +492,60 @@ fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
         }
     }
     Ok(())
+}
+
+/// A module as regorus read it: its label, the text its spans index, its AST and its package.
+struct Module<'a> {
+    label: &'a str,
+    text: &'a str,
+    ast: &'a Value,
+    package: String,
+}
+
+/// The modules of a syntax tree (`syntax_tree`), with the rules of each package over all its
+/// modules (a bare name may be any of them).
+struct Modules<'a> {
+    modules: Vec<Module<'a>>,
+    packages: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// Every module had its label and text (a tree that is not a list has none).
+    complete: bool,
+}
+
+impl Modules<'_> {
+    fn rules_of(&self, m: &Module<'_>) -> &std::collections::HashSet<String> {
+        static NONE: std::sync::LazyLock<std::collections::HashSet<String>> =
+            std::sync::LazyLock::new(Default::default);
+        self.packages.get(&m.package).unwrap_or(&NONE)
+    }
+}
+
+/// The modules of `ast`, those without a label or text left out (and `complete` false).
+fn modules_of(ast: &Value) -> Modules<'_> {
+    let mut read = Modules {
+        modules: vec![],
+        packages: Default::default(),
+        complete: ast.is_array(),
+    };
+    for m in ast.as_array().into_iter().flatten() {
+        let label = m.pointer("/source/file").and_then(Value::as_str);
+        let text = m.pointer("/source/contents").and_then(Value::as_str);
+        let (Some(label), Some(text)) = (label, text) else {
+            read.complete = false;
+            continue;
+        };
+        let (package, names) = crate::opa::rules(&m["ast"], text);
+        read.packages
+            .entry(package.clone())
+            .or_default()
+            .extend(names);
+        read.modules.push(Module {
+            label,
+            text,
+            ast: &m["ast"],
+            package,
+        });
+    }
+    read
 }
 
 /// The syntax tree of every module compiled in `engine`, as regorus gives it in JSON.
@@ -524,46 +577,27 @@ fn each_module(
     ) -> Result<Option<String>, crate::opa::Unguarded>,
 ) -> Result<Option<Source>, crate::opa::Unguarded> {
     use crate::opa::Unguarded;
-    let Some(module_list) = ast.as_array() else {
-        return if strict { Err(Unguarded) } else { Ok(None) };
-    };
-    // Each module: its label, the text regorus read, its AST and its package; and the rules of
-    // each package, over all its modules (a bare name may be any of them).
-    let mut packages: std::collections::HashMap<String, std::collections::HashSet<String>> =
-        Default::default();
-    let mut modules: Vec<(&str, &str, &Value, String)> = vec![];
-    for m in module_list {
-        let label = m.pointer("/source/file").and_then(Value::as_str);
-        let text = m.pointer("/source/contents").and_then(Value::as_str);
-        let (Some(label), Some(text)) = (label, text) else {
-            if strict {
-                return Err(Unguarded);
-            }
-            continue;
-        };
-        let (package, names) = crate::opa::rules(&m["ast"], text);
-        packages.entry(package.clone()).or_default().extend(names);
-        modules.push((label, text, &m["ast"], package));
+    let read = modules_of(ast);
+    if strict && !read.complete {
+        return Err(Unguarded);
     }
     let mut bound = source.clone();
     let mut changed = false;
-    for (label, text, ast, package) in modules {
-        let Some(target) = bound.module_mut(label) else {
-            if strict && !label.starts_with(DEPRECATED_LABEL) {
+    for m in &read.modules {
+        let Some(target) = bound.module_mut(m.label) else {
+            if strict && !m.label.starts_with(DEPRECATED_LABEL) {
                 return Err(Unguarded);
             }
             continue;
         };
         // Spans index the text regorus read; a module it read otherwise is left as written.
-        if text != target.as_str() {
+        if m.text != target.as_str() {
             if strict {
                 return Err(Unguarded);
             }
             continue;
         }
-        let none = std::collections::HashSet::new();
-        let rules = packages.get(&package).unwrap_or(&none);
-        match f(ast, text, rules) {
+        match f(m.ast, m.text, read.rules_of(m)) {
             Ok(Some(rewritten)) => {
                 *target = rewritten;
                 changed = true;
@@ -617,13 +651,14 @@ impl Program {
         // the author's stands, and the program says so (`rewrite_note`).
         let rewritten = read_as_opa(&proto, &source)?;
         let note = rewritten.dropped;
+        let ast = rewritten.ast;
         let (proto, source) = rewritten.done.unwrap_or((proto, source));
         limit_heap();
         let entry = format!("{package}.{rule}");
         let machine = if INTERPRETER_ONLY.load(Ordering::Relaxed) {
             None
         } else {
-            for_machine(&proto, &source, &entry)?
+            for_machine(&proto, ast, &source, &entry)?
         };
         let (vm_source, vm) = match machine {
             Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, NO_DATA_YET))),
@@ -951,19 +986,23 @@ fn deprecated_builtins(
     out
 }
 
-/// The time limit of one evaluation, checked every 64 steps.
-/// The entry rule `entry` of a program compiled from `source` (`proto`), as the virtual machine
-/// runs it: the source guarded (`opa::guard_assignments`) and its bytecode. `None` when the
+/// The entry rule `entry` of a program compiled from `source` (`proto`, whose syntax tree is
+/// `ast` when it has been read already), as the virtual machine runs it: the source guarded (`opa::guard_assignments`) and its bytecode. `None` when the
 /// machine's compiler does not take the program (the `with` keyword, some partial objects) or
 /// the guarded source does not compile: the program then runs on the interpreter. A limit
 /// reached on the way is an error, as in `read_as_opa`.
 fn for_machine(
     proto: &regorus::Engine,
+    ast: Option<Value>,
     source: &Source,
     entry: &str,
 ) -> Result<Option<(Source, Arc<regorus::rvm::program::Program>)>, CompileError> {
-    // One reading of the syntax tree serves the refusals and the guards.
-    let ast = syntax_tree(proto)?;
+    // One reading of the syntax tree serves the refusals and the guards: the rewrite's last,
+    // when it read `proto`'s.
+    let ast = match ast {
+        Some(ast) => ast,
+        None => syntax_tree(proto)?,
+    };
     if machine_differs(&ast) {
         return Ok(None);
     }
