@@ -636,21 +636,21 @@ fn format_big(out: &mut String, i: &BigInt, verb: char, spec: Spec) -> Result<()
 /// A Go `string` (Go's `fmtString`: `fmtS`, `fmtQ`, `fmtSbx`).
 fn format_str(out: &mut String, s: &str, verb: char, spec: Spec) -> Result<(), String> {
     // The precision cuts a string to as many characters (`%x`: bytes).
-    let cut = |s: &str| match spec.prec {
-        Some(p) => s.chars().take(p).collect::<String>(),
-        None => s.to_string(),
+    let cut: std::borrow::Cow<'_, str> = match spec.prec {
+        Some(p) => s.chars().take(p).collect(),
+        None => s.into(),
     };
     match verb {
         'v' if spec.sharp_v => quoted(
             out,
-            &cut(s),
+            &cut,
             Spec {
                 sharp: false,
                 ..spec
             },
         ),
-        's' | 'v' => pad(out, &cut(s), spec),
-        'q' => quoted(out, &cut(s), spec),
+        's' | 'v' => pad(out, &cut, spec),
+        'q' => quoted(out, &cut, spec),
         'x' | 'X' => {
             let bytes = &s.as_bytes()[..spec.prec.map_or(s.len(), |p| p.min(s.len()))];
             if bytes.is_empty() {

@@ -465,12 +465,8 @@ fn membership(
         names,
         bind: &mut bind,
     };
-    for body in uses {
-        for key in ["key", "value", "collection"] {
-            if !body[key].is_null() {
-                binder.argument(&body[key]);
-            }
-        }
+    for term in uses.into_iter().flat_map(operands) {
+        binder.argument(term);
     }
     settle(start, end, bind, source, unbraced, found);
 }
@@ -781,37 +777,19 @@ impl Guarder<'_> {
     /// Where a node ends in the text: its span's end, past the closing quote that a string's
     /// span leaves out (nothing else can follow a term without a space or a separator).
     fn end_of(&mut self, v: &Value) -> Option<usize> {
-        let Some((start, end)) = span(v) else {
-            *self.ok = false;
-            return None;
-        };
-        let source = self.source;
-        if end > source.len() || !source.is_char_boundary(start) || !source.is_char_boundary(end) {
-            *self.ok = false;
-            return None;
-        }
-        Some(match source[end..].chars().next() {
-            Some(q @ ('"' | '`')) => end + q.len_utf8(),
-            _ => end,
-        })
+        let end = span(v)
+            .filter(|(start, _)| self.source.is_char_boundary(*start))
+            .and_then(|(_, end)| closing_quote(self.source, end));
+        *self.ok &= end.is_some();
+        end
     }
 
     /// Where a statement starts in the text: its span's start, before the opening quote that a
     /// string's span leaves out (a statement `"a" == x` starts at the quote).
     fn start_of(&mut self, v: &Value) -> Option<usize> {
-        let Some((start, _)) = span(v) else {
-            *self.ok = false;
-            return None;
-        };
-        let source = self.source;
-        if start > source.len() || !source.is_char_boundary(start) {
-            *self.ok = false;
-            return None;
-        }
-        Some(match source[..start].chars().next_back() {
-            Some(q @ ('"' | '`')) => start - q.len_utf8(),
-            _ => start,
-        })
+        let start = span(v).and_then(|(start, _)| opening_quote(self.source, start));
+        *self.ok &= start.is_some();
+        start
     }
 
     fn walk(&mut self, v: &Value) {
