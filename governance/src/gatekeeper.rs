@@ -1042,8 +1042,8 @@ fn judge_on<'t>(
 /// details.
 type Found = Arc<[(String, Value)]>;
 
-/// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
-/// nothing when undefined.
+/// The results of the `violation` rule, read: a set or array of `{"msg", "details"}` (or an
+/// object keyed by them), or nothing when undefined.
 fn read_found(v: regorus::Value) -> Result<Found, String> {
     let read = |r: &regorus::Value| {
         let msg = match &r[&regorus::Value::from("msg")] {
@@ -1060,6 +1060,9 @@ fn read_found(v: regorus::Value) -> Result<Found, String> {
     match &v {
         regorus::Value::Set(s) => Ok(s.iter().map(read).collect()),
         regorus::Value::Array(a) => Ok(a.iter().map(read).collect()),
+        // `violation[{"msg": msg}] if { ... }` is, in OPA, a rule of one value keyed by the
+        // result, and Gatekeeper's `violation[r]` takes each key.
+        regorus::Value::Object(o) => Ok(o.keys().map(read).collect()),
         regorus::Value::Undefined => Ok(Arc::new([])),
         other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
     }
@@ -1579,6 +1582,70 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(wrong, ConstraintError::WrongKind { .. }));
+    }
+
+    /// With `if` and no `contains`, OPA reads `violation[{"msg": msg}] if { ... }` as a rule of
+    /// one value each, keyed by the object (`{{"msg": ...}: true}`), and Gatekeeper's
+    /// `violation[r]` takes each key as a result. regorus evaluates the rule so, but refused to
+    /// say the template declares `violation`, so such a template did not compile.
+    #[test]
+    fn a_violation_rule_keyed_by_its_result_reports_each_key() {
+        let heads = [
+            (
+                "import rego.v1",
+                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
+            ),
+            (
+                "import future.keywords.if",
+                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
+            ),
+            (
+                "import future.keywords",
+                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
+            ),
+        ];
+        for (import, head) in heads {
+            let t = rego_template(
+                "K8sOwnerKnown",
+                &format!(
+                    "package k8sownerknown\n{import}\n\nknown := {{\"alice\", \"bob\"}}\n\n{head} {{\n  owner := object.get(input.review.object.metadata.labels, \"owner\", \"nobody\")\n  not known[owner]\n  msg := sprintf(\"owner %v is not known\", [owner])\n}}\n\n{head} {{\n  owner := input.review.object.metadata.labels.owner\n  startswith(owner, \"x\")\n  msg := \"owners do not start with x\"\n}}\n"
+                ),
+            );
+            let c = bare(&t, "known-owner");
+            let (inv, data) = (Inventory::new(), Data::empty());
+            let judged = |labels: Value| {
+                let mut v: Vec<(String, Value)> =
+                    judge(&t, &c, &Review::of(&pod("a", labels)).unwrap(), &inv, &data)
+                        .into_iter()
+                        .map(|v| (v.msg, v.details))
+                        .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            };
+            assert_eq!(
+                judged(json!({"owner": "xavier"})),
+                vec![
+                    (
+                        "owner xavier is not known".to_string(),
+                        json!({"owner": "xavier"})
+                    ),
+                    (
+                        "owners do not start with x".to_string(),
+                        json!({"owner": "xavier"})
+                    ),
+                ],
+                "{import}"
+            );
+            assert_eq!(
+                judged(json!({})),
+                vec![(
+                    "owner nobody is not known".to_string(),
+                    json!({"owner": "nobody"})
+                )],
+                "{import}"
+            );
+            assert!(judged(json!({"owner": "alice"})).is_empty(), "{import}");
+        }
     }
 
     #[test]

@@ -379,9 +379,15 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
             add(&mut engine, &label, &src)?;
         }
     }
-    let has_rule = engine
-        .has_declared_rule_rooted_at("template", &source.rule)
-        .map_err(|e| label_error("template", e))?;
+    let has_rule = match engine.has_declared_rule_rooted_at("template", &source.rule) {
+        Ok(found) => found,
+        // regorus 0.14.1 reads every rule head as a path there, and refuses a head keyed by
+        // a term that is not a scalar: `violation[{"msg": msg}] if { ... }`, which OPA (and
+        // regorus's evaluation) read as a rule of one value keyed by the object. The rules
+        // are then read from the syntax tree.
+        Err(e) if e.to_string().contains(NOT_A_PATH) => declares(&engine, &source.rule)?,
+        Err(e) => return Err(label_error("template", e)),
+    };
     if !has_rule {
         return Err(CompileError::MissingRule(source.rule.clone()));
     }
@@ -392,6 +398,18 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
         .eval_query("true".into(), false)
         .map_err(|e| label_error("template", e))?;
     Ok((engine, package))
+}
+
+/// What regorus says of a rule head it cannot read as a path.
+const NOT_A_PATH: &str = "not a valid ref";
+
+/// Whether the main module of `engine` defines `rule`, read from its syntax tree.
+fn declares(engine: &regorus::Engine, rule: &str) -> Result<bool, CompileError> {
+    let ast = syntax_tree(engine)?;
+    Ok(modules_of(&ast)
+        .modules
+        .iter()
+        .any(|m| m.label == "template" && crate::opa::rules(m.ast, m.text).1.contains(rule)))
 }
 
 /// Most set-rule bodies written apart in one program (`opa::split_set_rule_bodies`).

@@ -22,12 +22,12 @@ fn passing_suites_print_a_line_per_case_and_exit_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 35, "{stdout}");
+    assert_eq!(lines.len(), 38, "{stdout}");
     assert!(
-        lines[..34].iter().all(|l| l.starts_with("PASS  ")),
+        lines[..37].iter().all(|l| l.starts_with("PASS  ")),
         "{stdout}"
     );
-    assert_eq!(lines[34], "34 passed, 0 failed");
+    assert_eq!(lines[37], "37 passed, 0 failed");
 }
 
 /// A template whose rewrite to OPA's meaning had to be dropped is named on stderr, in one line;
