@@ -1042,8 +1042,8 @@ fn judge_on<'t>(
 /// details.
 type Found = Arc<[(String, Value)]>;
 
-/// The results of the `violation` rule, read: a set or array of `{"msg", "details"}` (or an
-/// object keyed by them), or nothing when undefined.
+/// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
+/// nothing when undefined.
 fn read_found(v: regorus::Value) -> Result<Found, String> {
     let read = |r: &regorus::Value| {
         let msg = match &r[&regorus::Value::from("msg")] {
@@ -1060,9 +1060,6 @@ fn read_found(v: regorus::Value) -> Result<Found, String> {
     match &v {
         regorus::Value::Set(s) => Ok(s.iter().map(read).collect()),
         regorus::Value::Array(a) => Ok(a.iter().map(read).collect()),
-        // `violation[{"msg": msg}] if { ... }` is, in OPA, a rule of one value keyed by the
-        // result, and Gatekeeper's `violation[r]` takes each key.
-        regorus::Value::Object(o) => Ok(o.keys().map(read).collect()),
         regorus::Value::Undefined => Ok(Arc::new([])),
         other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
     }
@@ -1585,67 +1582,87 @@ mod tests {
     }
 
     /// With `if` and no `contains`, OPA reads `violation[{"msg": msg}] if { ... }` as a rule of
-    /// one value each, keyed by the object (`{{"msg": ...}: true}`), and Gatekeeper's
-    /// `violation[r]` takes each key as a result. regorus evaluates the rule so, but refused to
-    /// say the template declares `violation`, so such a template did not compile.
+    /// one value keyed by the object and gives it no name, so Gatekeeper refuses the template
+    /// ("missing required rules: [violation]"). regorus refused to say whether the template
+    /// declares `violation` ("not a valid ref") for an object key, and took a variable key,
+    /// whose object result then failed every evaluation. Both are refused when the template
+    /// is read, with Gatekeeper's words and the fix.
     #[test]
-    fn a_violation_rule_keyed_by_its_result_reports_each_key() {
-        let heads = [
+    fn a_violation_rule_keyed_without_contains_is_refused_as_gatekeeper_refuses_it() {
+        let body = "{\n  msg := sprintf(\"no owner on %v\", [input.review.object.metadata.name])\n  not input.review.object.metadata.labels.owner\n}\n";
+        let rego = |import: &str, head: &str| {
+            json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+                "metadata": {"name": "k8sowner"},
+                "spec": {"crd": {"spec": {"names": {"kind": "K8sOwner"}}},
+                  "targets": [{"target": TARGET,
+                    "rego": format!("package k8sowner\n{import}\n\n{head} if {body}")}]}})
+        };
+        let v1 = |head: &str| {
+            json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+                "metadata": {"name": "k8sowner"},
+                "spec": {"crd": {"spec": {"names": {"kind": "K8sOwner"}}},
+                  "targets": [{"target": TARGET, "code": [{"engine": "Rego", "source": {
+                    "version": "v1", "rego": format!("package k8sowner\n\n{head} if {body}")}}]}]}})
+        };
+        let refused = [
+            (rego("import rego.v1", r#"violation[{"msg": msg}]"#), 4),
             (
-                "import rego.v1",
-                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
+                rego("import future.keywords.if", r#"violation[{"msg": msg}]"#),
+                4,
             ),
-            (
-                "import future.keywords.if",
-                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
-            ),
-            (
-                "import future.keywords",
-                r#"violation[{"msg": msg, "details": {"owner": owner}}] if"#,
-            ),
+            (rego("import future.keywords", "violation[msg]"), 4),
+            (v1(r#"violation[{"msg": msg}]"#), 3),
+            (v1("violation[msg]"), 3),
         ];
-        for (import, head) in heads {
-            let t = rego_template(
-                "K8sOwnerKnown",
-                &format!(
-                    "package k8sownerknown\n{import}\n\nknown := {{\"alice\", \"bob\"}}\n\n{head} {{\n  owner := object.get(input.review.object.metadata.labels, \"owner\", \"nobody\")\n  not known[owner]\n  msg := sprintf(\"owner %v is not known\", [owner])\n}}\n\n{head} {{\n  owner := input.review.object.metadata.labels.owner\n  startswith(owner, \"x\")\n  msg := \"owners do not start with x\"\n}}\n"
-                ),
+        for (template, line) in refused {
+            let err = Template::from_object(&template).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "template:{line}:1: missing required rules: [violation]"
+                )) && err.contains("write `violation contains ... if { ... }`"),
+                "{err}"
             );
-            let c = bare(&t, "known-owner");
-            let (inv, data) = (Inventory::new(), Data::empty());
-            let judged = |labels: Value| {
-                let mut v: Vec<(String, Value)> =
-                    judge(&t, &c, &Review::of(&pod("a", labels)).unwrap(), &inv, &data)
-                        .into_iter()
-                        .map(|v| (v.msg, v.details))
-                        .collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
-                v
-            };
-            assert_eq!(
-                judged(json!({"owner": "xavier"})),
-                vec![
-                    (
-                        "owner xavier is not known".to_string(),
-                        json!({"owner": "xavier"})
-                    ),
-                    (
-                        "owners do not start with x".to_string(),
-                        json!({"owner": "xavier"})
-                    ),
-                ],
-                "{import}"
-            );
-            assert_eq!(
-                judged(json!({})),
-                vec![(
-                    "owner nobody is not known".to_string(),
-                    json!({"owner": "nobody"})
-                )],
-                "{import}"
-            );
-            assert!(judged(json!({"owner": "alice"})).is_empty(), "{import}");
         }
+        // With `contains`, the same template compiles and reports.
+        let t = Template::from_object(&rego(
+            "import rego.v1",
+            r#"violation contains {"msg": msg}"#,
+        ))
+        .unwrap();
+        let c = bare(&t, "owned");
+        let (inv, data) = (Inventory::new(), Data::empty());
+        let v = judge(
+            &t,
+            &c,
+            &Review::of(&pod("a", json!({}))).unwrap(),
+            &inv,
+            &data,
+        );
+        assert_eq!(
+            v.iter().map(|v| v.msg.as_str()).collect::<Vec<_>>(),
+            ["no owner on web-1"]
+        );
+    }
+
+    /// A helper keyed by an object (`owners[{"team": t}] if { ... }`) is a rule OPA compiles
+    /// and Gatekeeper takes, though regorus cannot read its head as a path: the template
+    /// compiles, and Rego v0's deprecated built-ins it calls are still provided.
+    #[test]
+    fn a_helper_keyed_by_an_object_compiles_and_keeps_the_deprecated_builtins() {
+        let t = rego_template(
+            "K8sTeams",
+            "package k8steams\nimport future.keywords.if\n\nowners[{\"team\": t}] if {\n  t := input.review.object.metadata.labels.team\n}\n\nviolation[{\"msg\": \"no team\"}] {\n  not any([v | v := owners[_]])\n}\n",
+        );
+        let c = bare(&t, "teams");
+        let (inv, data) = (Inventory::new(), Data::empty());
+        let judged = |labels: Value| {
+            judge(&t, &c, &Review::of(&pod("a", labels)).unwrap(), &inv, &data)
+                .into_iter()
+                .map(|v| v.msg)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judged(json!({})), ["no team"]);
+        assert!(judged(json!({"team": "search"})).is_empty());
     }
 
     #[test]

@@ -100,6 +100,43 @@ pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
     (package, names)
 }
 
+/// Where a module defines `rule` as `rule[...] if { ... }`, without `contains` and without a
+/// value: its line and column. OPA reads such a head as a rule of one value, `true`, keyed by
+/// what is in the brackets (an object `{{"msg": ...}: true}`), and gives it no name, so
+/// Gatekeeper, which looks for a rule named `violation`, refuses the template: "missing
+/// required rules: [violation]". (`rule[x] { ... }` without `if` is a partial set rule in Rego
+/// v0; `rule[x] = v if` has a value and a name.) regorus reads the head as OPA does.
+pub(crate) fn keyed_without_value(ast: &Value, rule: &str) -> Option<(u64, u64)> {
+    ast["rules"].as_array()?.iter().find_map(|r| {
+        let (kind, head) = node(&r["Spec"]["head"])?;
+        if kind != "Compr" || !head["assign"].is_null() {
+            return None;
+        }
+        let (refr_kind, refr) = node(&head["refr"])?;
+        if refr_kind != "RefBrack" {
+            return None;
+        }
+        // The rule's name is the root of the head's reference.
+        let mut at = &refr["refr"];
+        while let Some((kind, body)) = node(at) {
+            match kind {
+                "Var" => {
+                    return (body["value"].as_str() == Some(rule)).then(|| {
+                        let span = &head["span"];
+                        (
+                            span["line"].as_u64().unwrap_or(0),
+                            span["col"].as_u64().unwrap_or(0),
+                        )
+                    });
+                }
+                "RefDot" | "RefBrack" => at = &body["refr"],
+                _ => return None,
+            }
+        }
+        None
+    })
+}
+
 /// What regorus's parser says of a set rule with a second body.
 pub(crate) const SET_RULE_BODIES: &str = "else cannot be used with set rules";
 

@@ -75,6 +75,20 @@ pub enum CompileError {
     /// The template's package is missing the rule it must define.
     #[error("the template's Rego defines no `{0}` rule")]
     MissingRule(String),
+    /// The rule the template must define is written `rule[...] if { ... }`, without
+    /// `contains`: OPA reads that as a rule of one value keyed by the brackets' term, not as
+    /// the rule, and Gatekeeper refuses the template (`opa::keyed_without_value`).
+    #[error(
+        "template:{line}:{col}: missing required rules: [{rule}]: `{rule}[...] if {{ ... }}` without `contains` defines an object keyed by what is in the brackets, not the `{rule}` rule, so Gatekeeper refuses the template; write `{rule} contains ... if {{ ... }}`"
+    )]
+    KeyedRule {
+        /// The rule's name.
+        rule: String,
+        /// The head's line in the main module.
+        line: u64,
+        /// Its column.
+        col: u64,
+    },
     /// Compiling passed a limit (the process's heap): not the policy author's fault.
     #[error("{module}: compiling passed a limit: {message}")]
     Limit {
@@ -382,10 +396,12 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
     let has_rule = match engine.has_declared_rule_rooted_at("template", &source.rule) {
         Ok(found) => found,
         // regorus 0.14.1 reads every rule head as a path there, and refuses a head keyed by
-        // a term that is not a scalar: `violation[{"msg": msg}] if { ... }`, which OPA (and
-        // regorus's evaluation) read as a rule of one value keyed by the object. The rules
+        // a term that is not a scalar (`helper[{"a": x}] if { ... }`), which OPA and
+        // regorus's evaluation read as a rule of one value keyed by the object. The rules
         // are then read from the syntax tree.
-        Err(e) if e.to_string().contains(NOT_A_PATH) => declares(&engine, &source.rule)?,
+        Err(e) if e.to_string().contains(NOT_A_PATH) => {
+            roots_of(&syntax_tree(&engine)?, "template").contains(&source.rule)
+        }
         Err(e) => return Err(label_error("template", e)),
     };
     if !has_rule {
@@ -403,13 +419,14 @@ fn build(source: &Source) -> Result<(regorus::Engine, String), CompileError> {
 /// What regorus says of a rule head it cannot read as a path.
 const NOT_A_PATH: &str = "not a valid ref";
 
-/// Whether the main module of `engine` defines `rule`, read from its syntax tree.
-fn declares(engine: &regorus::Engine, rule: &str) -> Result<bool, CompileError> {
-    let ast = syntax_tree(engine)?;
-    Ok(modules_of(&ast)
+/// The names of the rules that the module `label` of `ast` (a syntax tree) defines.
+fn roots_of(ast: &Value, label: &str) -> std::collections::HashSet<String> {
+    modules_of(ast)
         .modules
         .iter()
-        .any(|m| m.label == "template" && crate::opa::rules(m.ast, m.text).1.contains(rule)))
+        .filter(|m| m.label == label)
+        .flat_map(|m| crate::opa::rules(m.ast, m.text).1)
+        .collect()
 }
 
 /// Most set-rule bodies written apart in one program (`opa::split_set_rule_bodies`).
@@ -441,6 +458,7 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
     let mut dropped = None;
     let first = syntax_tree(engine)?;
     refuse_unsafe_vars(&first)?;
+    refuse_keyed_rule(&first, &source.rule)?;
     // The syntax tree of the engine the rewrite stands at (`done`'s, else `engine`'s).
     let mut ast = Some(first);
     for pass in 0..OPA_PASSES {
@@ -506,6 +524,22 @@ fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
                     "{label}:{}:{}: rego_unsafe_var_error: var {} is unsafe: {hint}, so OPA refuses it; to say that no element matches, define a rule that holds when one does and negate the rule",
                     v.line, v.col, v.name
                 ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A template whose main module writes its rule `rule[...] if { ... }` (`opa::keyed_without_value`)
+/// is refused, as Gatekeeper refuses it, with the head's place and the fix.
+fn refuse_keyed_rule(ast: &Value, rule: &str) -> Result<(), CompileError> {
+    let read = modules_of(ast);
+    for m in read.modules.iter().filter(|m| m.label == "template") {
+        if let Some((line, col)) = crate::opa::keyed_without_value(m.ast, rule) {
+            return Err(CompileError::KeyedRule {
+                rule: rule.into(),
+                line,
+                col,
             });
         }
     }
@@ -975,6 +1009,18 @@ fn deprecated_builtins(
     let mut packages: Vec<&str> = modules.iter().map(|(_, p, _)| p.as_str()).collect();
     packages.sort_unstable();
     packages.dedup();
+    // The syntax tree, read once and only for a module whose heads regorus cannot read as
+    // paths (`helper[{"a": x}] if { ... }`).
+    let tree = std::cell::OnceCell::new();
+    let declared = |label: &str, name: &str| match engine.has_declared_rule_rooted_at(label, name) {
+        Ok(found) => found,
+        Err(e) if e.to_string().contains(NOT_A_PATH) => tree
+            .get_or_init(|| syntax_tree(engine).ok())
+            .as_ref()
+            .is_none_or(|ast| roots_of(ast, label).contains(name)),
+        // A module that cannot even be asked keeps whatever it has.
+        Err(_) => true,
+    };
     let mut out = vec![];
     for package in packages {
         let same: Vec<&(String, String, &str)> =
@@ -983,12 +1029,7 @@ fn deprecated_builtins(
             .iter()
             .filter(|(name, _)| {
                 same.iter().any(|(_, _, src)| called(src, name))
-                    && !same.iter().any(|(label, _, _)| {
-                        // A module that cannot even be asked keeps whatever it has.
-                        engine
-                            .has_declared_rule_rooted_at(label, name)
-                            .unwrap_or(true)
-                    })
+                    && !same.iter().any(|(label, _, _)| declared(label, name))
             })
             .map(|(_, def)| *def)
             .collect();

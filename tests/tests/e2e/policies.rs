@@ -323,92 +323,6 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
     .await;
 }
 
-const REGISTRY_POLICY: &str = r#"
-apiVersion: cluster.open-cluster-management.io/v1beta2
-kind: ManagedClusterSetBinding
-metadata:
-  name: default
-  namespace: policies
-spec:
-  clusterSet: default
----
-apiVersion: cluster.open-cluster-management.io/v1beta1
-kind: Placement
-metadata:
-  name: all-clusters
-  namespace: policies
-spec:
-  clusterSets: [default]
----
-apiVersion: policy.open-cluster-management.io/v1
-kind: Policy
-metadata:
-  name: internal-registries
-  namespace: policies
-spec:
-  remediationAction: enforce
-  disabled: false
-  policy-templates:
-    - objectDefinition:
-        apiVersion: templates.gatekeeper.sh/v1
-        kind: ConstraintTemplate
-        metadata:
-          name: k8sallowedrepos
-        spec:
-          crd:
-            spec:
-              names:
-                kind: K8sAllowedRepos
-              validation:
-                openAPIV3Schema:
-                  type: object
-                  properties:
-                    repos:
-                      type: array
-                      items:
-                        type: string
-          targets:
-            - target: admission.k8s.gatekeeper.sh
-              rego: |
-                package k8sallowedrepos
-
-                violation[{"msg": msg}] {
-                  container := input.review.object.spec.template.spec.containers[_]
-                  not startswith_any(container.image, input.parameters.repos)
-                  msg := sprintf("container <%v> has an invalid image repo <%v>, allowed repos are %v", [container.name, container.image, input.parameters.repos])
-                }
-
-                startswith_any(s, prefixes) {
-                  startswith(s, prefixes[_])
-                }
-    - objectDefinition:
-        apiVersion: constraints.gatekeeper.sh/v1beta1
-        kind: K8sAllowedRepos
-        metadata:
-          name: internal-only
-        spec:
-          match:
-            kinds:
-              - apiGroups: ["apps"]
-                kinds: ["Deployment"]
-          parameters:
-            repos: ["registry.example.com/"]
----
-apiVersion: policy.open-cluster-management.io/v1
-kind: PlacementBinding
-metadata:
-  name: registries
-  namespace: policies
-placementRef:
-  apiGroup: cluster.open-cluster-management.io
-  kind: Placement
-  name: all-clusters
-subjects:
-  - apiGroup: policy.open-cluster-management.io
-    kind: Policy
-    name: internal-registries
-"#;
-
 fn work(name: &str, image: &str) -> serde_json::Value {
     json!({
         "apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
@@ -466,10 +380,9 @@ async fn an_enforced_constraint_refuses_a_violating_work_before_anything_is_appl
         "--data-dir",
         &dir,
     ]));
-    ok(hub.kubectl(&["create", "namespace", "policies"]));
-    let file = hub.data_dir().join("registries.yaml");
-    std::fs::write(&file, REGISTRY_POLICY).unwrap();
-    ok(hub.kubectl(&["apply", "-f", file.to_str().unwrap()]));
+    // The README's example, as a user applies it.
+    let example = garrison_e2e::workspace().join("examples/delivery-gate.yaml");
+    ok(hub.kubectl(&["apply", "-f", example.to_str().unwrap()]));
     let admin = hub.client().await.unwrap();
     let roots: Api<Policy> = Api::namespaced(admin.clone(), "policies");
     root_becomes(&roots, "internal-registries", "Compliant").await;
