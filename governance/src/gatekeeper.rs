@@ -1585,17 +1585,24 @@ mod tests {
     /// one value keyed by the object and gives it no name, so Gatekeeper refuses the template
     /// ("missing required rules: [violation]"). regorus refused to say whether the template
     /// declares `violation` ("not a valid ref") for an object key, and took a variable key,
-    /// whose object result then failed every evaluation. Both are refused when the template
-    /// is read, with Gatekeeper's words and the fix.
+    /// whose object result then failed every evaluation. Each head OPA leaves unnamed is
+    /// refused when the template is read, with Gatekeeper's words and the fix; each it names
+    /// is taken.
     #[test]
-    fn a_violation_rule_keyed_without_contains_is_refused_as_gatekeeper_refuses_it() {
+    fn a_violation_rule_that_opa_leaves_unnamed_is_refused_as_gatekeeper_refuses_it() {
         let body = "{\n  msg := sprintf(\"no owner on %v\", [input.review.object.metadata.name])\n  not input.review.object.metadata.labels.owner\n}\n";
-        let rego = |import: &str, head: &str| {
+        let template = |rego: String, libs: Vec<String>| {
             json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
                 "metadata": {"name": "k8sowner"},
                 "spec": {"crd": {"spec": {"names": {"kind": "K8sOwner"}}},
-                  "targets": [{"target": TARGET,
-                    "rego": format!("package k8sowner\n{import}\n\n{head} if {body}")}]}})
+                  "targets": [{"target": TARGET, "rego": rego, "libs": libs}]}})
+        };
+        let v0 = |import: &str, heads: &[&str]| {
+            let rules: Vec<String> = heads.iter().map(|h| format!("{h} if {body}")).collect();
+            template(
+                format!("package k8sowner\n{import}\n\n{}", rules.join("\n")),
+                vec![],
+            )
         };
         let v1 = |head: &str| {
             json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
@@ -1605,28 +1612,62 @@ mod tests {
                     "version": "v1", "rego": format!("package k8sowner\n\n{head} if {body}")}}]}]}})
         };
         let refused = [
-            (rego("import rego.v1", r#"violation[{"msg": msg}]"#), 4),
+            (v0("import rego.v1", &[r#"violation[{"msg": msg}]"#]), 4),
             (
-                rego("import future.keywords.if", r#"violation[{"msg": msg}]"#),
+                v0("import future.keywords.if", &[r#"violation[{"msg": msg}]"#]),
                 4,
             ),
-            (rego("import future.keywords", "violation[msg]"), 4),
+            (v0("import future.keywords", &["violation[msg]"]), 4),
+            (v0("import rego.v1", &["violation.owner"]), 4),
+            (
+                v0(
+                    "import rego.v1",
+                    &[r#"violation[msg] contains {"msg": msg}"#],
+                ),
+                4,
+            ),
+            // A rule of one value beside a set rule of the same name: OPA fails the mix.
+            (
+                v0(
+                    "import rego.v1",
+                    &[
+                        r#"violation contains {"msg": msg}"#,
+                        r#"violation[{"msg": msg}]"#,
+                    ],
+                ),
+                9,
+            ),
             (v1(r#"violation[{"msg": msg}]"#), 3),
             (v1("violation[msg]"), 3),
         ];
-        for (template, line) in refused {
-            let err = Template::from_object(&template).unwrap_err().to_string();
+        for (t, line) in refused {
+            let err = Template::from_object(&t).unwrap_err().to_string();
             assert!(
                 err.contains(&format!(
                     "template:{line}:1: missing required rules: [violation]"
-                )) && err.contains("write `violation contains ... if { ... }`"),
+                )) && err.contains(r#"write `violation contains {"msg": msg} if { ... }`"#),
                 "{err}"
             );
         }
-        // With `contains`, the same template compiles and reports.
-        let t = Template::from_object(&rego(
+        // Heads OPA names compile: a set rule, and a reference of two terms with a value.
+        for heads in [
+            &[r#"violation contains {"msg": msg}"#][..],
+            &[r#"violation[{"msg": msg}] = true"#],
+            &[r#"violation[{"msg": msg}] := true"#],
+        ] {
+            Template::from_object(&v0("import rego.v1", heads)).unwrap();
+        }
+        // A library may key a rule by an object: Gatekeeper looks at the template's module.
+        let lib = "package lib.owners\nimport rego.v1\n\nviolation[{\"a\": x}] if { x := 1 }\n";
+        Template::from_object(&template(
+            format!("package k8sowner\nimport rego.v1\nimport data.lib.owners\n\nviolation contains {{\"msg\": msg}} if {body}"),
+            vec![lib.into()],
+        ))
+        .unwrap();
+        // With `contains`, the template reports.
+        let t = Template::from_object(&v0(
             "import rego.v1",
-            r#"violation contains {"msg": msg}"#,
+            &[r#"violation contains {"msg": msg}"#],
         ))
         .unwrap();
         let c = bare(&t, "owned");
@@ -1642,6 +1683,15 @@ mod tests {
             v.iter().map(|v| v.msg.as_str()).collect::<Vec<_>>(),
             ["no owner on web-1"]
         );
+        // Other programs are read as OPA reads them: a sigstore policy's `isCompliant` so
+        // written compiles (its object is then no verdict of compliance).
+        crate::rego::Program::compile(
+            "package sigstore\nimport rego.v1\nisCompliant[x] if { x := 1 }\n",
+            &[],
+            RegoVersion::V0,
+            "isCompliant",
+        )
+        .unwrap();
     }
 
     /// A helper keyed by an object (`owners[{"team": t}] if { ... }`) is a rule OPA compiles
@@ -1651,7 +1701,7 @@ mod tests {
     fn a_helper_keyed_by_an_object_compiles_and_keeps_the_deprecated_builtins() {
         let t = rego_template(
             "K8sTeams",
-            "package k8steams\nimport future.keywords.if\n\nowners[{\"team\": t}] if {\n  t := input.review.object.metadata.labels.team\n}\n\nviolation[{\"msg\": \"no team\"}] {\n  not any([v | v := owners[_]])\n}\n",
+            "package k8steams\nimport future.keywords.if\n\nowners[{\"team\": t}] if {\n  t := input.review.object.metadata.labels.team\n}\n\nviolation[{\"msg\": \"no team\"}] {\n  not any([true | owners[k]; k.team != \"\"])\n}\n",
         );
         let c = bare(&t, "teams");
         let (inv, data) = (Inventory::new(), Data::empty());

@@ -100,41 +100,77 @@ pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
     (package, names)
 }
 
-/// Where a module defines `rule` as `rule[...] if { ... }`, without `contains` and without a
-/// value: its line and column. OPA reads such a head as a rule of one value, `true`, keyed by
-/// what is in the brackets (an object `{{"msg": ...}: true}`), and gives it no name, so
-/// Gatekeeper, which looks for a rule named `violation`, refuses the template: "missing
-/// required rules: [violation]". (`rule[x] { ... }` without `if` is a partial set rule in Rego
-/// v0; `rule[x] = v if` has a value and a name.) regorus reads the head as OPA does.
-pub(crate) fn keyed_without_value(ast: &Value, rule: &str) -> Option<(u64, u64)> {
-    ast["rules"].as_array()?.iter().find_map(|r| {
-        let (kind, head) = node(&r["Spec"]["head"])?;
-        if kind != "Compr" || !head["assign"].is_null() {
-            return None;
-        }
-        let (refr_kind, refr) = node(&head["refr"])?;
-        if refr_kind != "RefBrack" {
-            return None;
-        }
-        // The rule's name is the root of the head's reference.
-        let mut at = &refr["refr"];
-        while let Some((kind, body)) = node(at) {
-            match kind {
-                "Var" => {
-                    return (body["value"].as_str() == Some(rule)).then(|| {
-                        let span = &head["span"];
-                        (
-                            span["line"].as_u64().unwrap_or(0),
-                            span["col"].as_u64().unwrap_or(0),
-                        )
-                    });
-                }
-                "RefDot" | "RefBrack" => at = &body["refr"],
-                _ => return None,
+/// The number of terms of a rule head's reference (`p` 1, `p[x]` and `p.a` 2, `p[x].a` 3) and
+/// its root, the rule's name.
+fn head_ref(refr: &Value) -> Option<(usize, &str)> {
+    let mut terms = 1;
+    let mut at = refr;
+    loop {
+        match node(at)? {
+            ("Var", body) => return Some((terms, body["value"].as_str()?)),
+            ("RefDot" | "RefBrack", body) => {
+                terms += 1;
+                at = &body["refr"];
             }
+            _ => return None,
         }
-        None
-    })
+    }
+}
+
+/// Where a Gatekeeper template's main module defines `violation` so that Gatekeeper refuses
+/// it: the line and column of the head to blame.
+///
+/// Gatekeeper looks for a rule whose OPA `Head.Name` is `violation`, and refuses the template
+/// otherwise ("missing required rules: [violation]"). OPA names a rule whose head is the name
+/// alone (`violation`, `violation contains x`, and the Rego v0 `violation[x] { ... }`, a set
+/// rule), or a reference of two terms with a value (`violation[x] = v`) or, without `if`, a
+/// Rego v0 rule. It gives no name to a longer reference, nor to a reference of two terms
+/// without a value after `if` (`violation[{"msg": msg}] if { ... }` or `violation.a if`, which
+/// it reads as a rule of one value, `true`, keyed by the reference) nor with `contains`
+/// (`violation[k] contains x`). regorus's syntax tree gives a head without a value as
+/// `assign: null`, and a set rule's reference without its key. A definition without a name
+/// beside a set rule of the same name is also refused: OPA fails the mix of a rule of one
+/// value and a rule of many.
+pub(crate) fn unnamed_violation(ast: &Value) -> Option<(u64, u64)> {
+    let place = |head: &Value| {
+        let span = &head["span"];
+        (
+            span["line"].as_u64().unwrap_or(0),
+            span["col"].as_u64().unwrap_or(0),
+        )
+    };
+    // Each definition of `violation`: whether OPA names it, whether it is a set rule, and
+    // where its head is.
+    let mut defs = vec![];
+    for r in ast["rules"].as_array().into_iter().flatten() {
+        let (kind, head) = match node(r) {
+            Some(("Spec", spec)) => match node(&spec["head"]) {
+                Some(h) => h,
+                None => continue,
+            },
+            Some(("Default", d)) => ("Default", d),
+            _ => continue,
+        };
+        let Some((terms, name)) = head_ref(&head["refr"]) else {
+            continue;
+        };
+        if name != "violation" {
+            continue;
+        }
+        let named = terms == 1
+            || (terms == 2
+                && match kind {
+                    "Set" => head["key"].is_null(),
+                    "Compr" | "Func" => !head["assign"].is_null(),
+                    "Default" => true,
+                    _ => false,
+                });
+        defs.push((named, kind == "Set", place(head)));
+    }
+    let first_unnamed = defs.iter().find(|(named, _, _)| !named).map(|d| d.2)?;
+    let any_named = defs.iter().any(|(named, _, _)| *named);
+    let a_set = defs.iter().any(|(named, set, _)| *named && *set);
+    (!any_named || a_set).then_some(first_unnamed)
 }
 
 /// What regorus's parser says of a set rule with a second body.

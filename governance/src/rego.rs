@@ -75,15 +75,12 @@ pub enum CompileError {
     /// The template's package is missing the rule it must define.
     #[error("the template's Rego defines no `{0}` rule")]
     MissingRule(String),
-    /// The rule the template must define is written `rule[...] if { ... }`, without
-    /// `contains`: OPA reads that as a rule of one value keyed by the brackets' term, not as
-    /// the rule, and Gatekeeper refuses the template (`opa::keyed_without_value`).
+    /// The template defines `violation` only by heads that OPA gives no name, so Gatekeeper
+    /// refuses it (`opa::unnamed_violation`).
     #[error(
-        "template:{line}:{col}: missing required rules: [{rule}]: `{rule}[...] if {{ ... }}` without `contains` defines an object keyed by what is in the brackets, not the `{rule}` rule, so Gatekeeper refuses the template; write `{rule} contains ... if {{ ... }}`"
+        "template:{line}:{col}: missing required rules: [violation]: OPA gives a rule headed by a reference without a value after `if`, such as `violation[{{\"msg\": msg}}] if` (a rule of one value keyed by the brackets' term), no name, so Gatekeeper refuses the template; write `violation contains {{\"msg\": msg}} if {{ ... }}`"
     )]
-    KeyedRule {
-        /// The rule's name.
-        rule: String,
+    UnnamedViolation {
         /// The head's line in the main module.
         line: u64,
         /// Its column.
@@ -458,7 +455,7 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
     let mut dropped = None;
     let first = syntax_tree(engine)?;
     refuse_unsafe_vars(&first)?;
-    refuse_keyed_rule(&first, &source.rule)?;
+    refuse_unnamed_violation(&first, &source.rule)?;
     // The syntax tree of the engine the rewrite stands at (`done`'s, else `engine`'s).
     let mut ast = Some(first);
     for pass in 0..OPA_PASSES {
@@ -530,17 +527,18 @@ fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
     Ok(())
 }
 
-/// A template whose main module writes its rule `rule[...] if { ... }` (`opa::keyed_without_value`)
-/// is refused, as Gatekeeper refuses it, with the head's place and the fix.
-fn refuse_keyed_rule(ast: &Value, rule: &str) -> Result<(), CompileError> {
+/// A Gatekeeper template (entry rule `violation`) whose main module defines `violation` only
+/// by heads that OPA gives no name (`opa::unnamed_violation`) is refused, as Gatekeeper refuses
+/// it, with the head's place and the fix. Other programs (a sigstore policy's `isCompliant`)
+/// are read as OPA reads them.
+fn refuse_unnamed_violation(ast: &Value, rule: &str) -> Result<(), CompileError> {
+    if rule != "violation" {
+        return Ok(());
+    }
     let read = modules_of(ast);
     for m in read.modules.iter().filter(|m| m.label == "template") {
-        if let Some((line, col)) = crate::opa::keyed_without_value(m.ast, rule) {
-            return Err(CompileError::KeyedRule {
-                rule: rule.into(),
-                line,
-                col,
-            });
+        if let Some((line, col)) = crate::opa::unnamed_violation(m.ast) {
+            return Err(CompileError::UnnamedViolation { line, col });
         }
     }
     Ok(())
