@@ -1670,17 +1670,8 @@ mod tests {
             &[r#"violation contains {"msg": msg}"#],
         ))
         .unwrap();
-        let c = bare(&t, "owned");
-        let (inv, data) = (Inventory::new(), Data::empty());
-        let v = judge(
-            &t,
-            &c,
-            &Review::of(&pod("a", json!({}))).unwrap(),
-            &inv,
-            &data,
-        );
         assert_eq!(
-            v.iter().map(|v| v.msg.as_str()).collect::<Vec<_>>(),
+            messages(&t, &bare(&t, "owned"), json!({})),
             ["no owner on web-1"]
         );
         // Other programs are read as OPA reads them: a sigstore policy's `isCompliant` so
@@ -1704,15 +1695,8 @@ mod tests {
             "package k8steams\nimport future.keywords.if\n\nowners[{\"team\": t}] if {\n  t := input.review.object.metadata.labels.team\n}\n\nviolation[{\"msg\": \"no team\"}] {\n  not any([true | owners[k]; k.team != \"\"])\n}\n",
         );
         let c = bare(&t, "teams");
-        let (inv, data) = (Inventory::new(), Data::empty());
-        let judged = |labels: Value| {
-            judge(&t, &c, &Review::of(&pod("a", labels)).unwrap(), &inv, &data)
-                .into_iter()
-                .map(|v| v.msg)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(judged(json!({})), ["no team"]);
-        assert!(judged(json!({"team": "search"})).is_empty());
+        assert_eq!(messages(&t, &c, json!({})), ["no team"]);
+        assert!(messages(&t, &c, json!({"team": "search"})).is_empty());
     }
 
     #[test]
@@ -1922,6 +1906,16 @@ mod tests {
               "targets": [{"target": TARGET, "rego": rego}]}
         }))
         .unwrap()
+    }
+
+    /// The messages of the violations `c` of `t` finds in a Pod labelled `labels`, without an
+    /// inventory.
+    fn messages(t: &Template, c: &Constraint, labels: Value) -> Vec<String> {
+        let review = Review::of(&pod("a", labels)).unwrap();
+        judge(t, c, &review, &Inventory::new(), &Data::empty())
+            .into_iter()
+            .map(|v| v.msg)
+            .collect()
     }
 
     /// A constraint of `t` named `name` that matches everything, without parameters.

@@ -85,17 +85,7 @@ pub(crate) fn rules(ast: &Value, source: &str) -> (String, HashSet<String>) {
             _ => None,
         };
         // The rule's name is the root of its head's reference.
-        let mut at = refr;
-        while let Some((kind, body)) = at.and_then(node) {
-            match kind {
-                "Var" => {
-                    names.extend(body["value"].as_str().map(str::to_string));
-                    break;
-                }
-                "RefDot" | "RefBrack" => at = Some(&body["refr"]),
-                _ => break,
-            }
-        }
+        names.extend(refr.and_then(head_ref).map(|(_, name)| name.to_string()));
     }
     (package, names)
 }

@@ -454,8 +454,9 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
     let mut done: Option<(regorus::Engine, Source)> = None;
     let mut dropped = None;
     let first = syntax_tree(engine)?;
-    refuse_unsafe_vars(&first)?;
-    refuse_unnamed_violation(&first, &source.rule)?;
+    let read = modules_of(&first);
+    refuse_unsafe_vars(&read)?;
+    refuse_unnamed_violation(&read, &source.rule)?;
     // The syntax tree of the engine the rewrite stands at (`done`'s, else `engine`'s).
     let mut ast = Some(first);
     for pass in 0..OPA_PASSES {
@@ -502,8 +503,7 @@ fn read_as_opa_once(ast: &Value, source: &Source, pass: usize) -> Option<Source>
 /// A template or library that OPA refuses for a variable under `not` that nothing binds
 /// (`opa::unsafe_var`) is refused, with OPA's reason and where: regorus would read it
 /// otherwise than its author.
-fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
-    let read = modules_of(ast);
+fn refuse_unsafe_vars(read: &Modules) -> Result<(), CompileError> {
     for m in &read.modules {
         if m.label.starts_with(DEPRECATED_LABEL) {
             continue;
@@ -531,11 +531,10 @@ fn refuse_unsafe_vars(ast: &Value) -> Result<(), CompileError> {
 /// by heads that OPA gives no name (`opa::unnamed_violation`) is refused, as Gatekeeper refuses
 /// it, with the head's place and the fix. Other programs (a sigstore policy's `isCompliant`)
 /// are read as OPA reads them.
-fn refuse_unnamed_violation(ast: &Value, rule: &str) -> Result<(), CompileError> {
+fn refuse_unnamed_violation(read: &Modules, rule: &str) -> Result<(), CompileError> {
     if rule != "violation" {
         return Ok(());
     }
-    let read = modules_of(ast);
     for m in read.modules.iter().filter(|m| m.label == "template") {
         if let Some((line, col)) = crate::opa::unnamed_violation(m.ast) {
             return Err(CompileError::UnnamedViolation { line, col });
