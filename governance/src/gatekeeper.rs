@@ -262,6 +262,15 @@ impl Template {
             Engine::Cel(_) => None,
         }
     }
+
+    /// The template with its whole program alone: constraints that judge one review each
+    /// evaluate all of it, sharing nothing ([`Program::without_sharing`]). For comparisons.
+    pub fn without_sharing(mut self) -> Self {
+        if let Engine::Rego(p) = self.engine {
+            self.engine = Engine::Rego(Box::new(p.without_sharing()));
+        }
+        self
+    }
 }
 
 /// A label selector as Gatekeeper's `match` writes it.
@@ -925,7 +934,7 @@ pub fn judge_all(
 ) -> Vec<Violation> {
     judge_on(
         template,
-        &mut None,
+        &mut Lanes::default(),
         None,
         constraints,
         review,
@@ -939,7 +948,7 @@ pub fn judge_all(
 /// up in and added to the verdicts, for the review whose AdmissionRequest is the text given.
 fn judge_on<'t>(
     template: &'t Template,
-    lane: &mut Option<Held<'t>>,
+    lanes: &mut Lanes<'t>,
     remember: Option<(&Verdicts, &ReviewKey)>,
     constraints: &[&Constraint],
     review: &Review,
@@ -991,56 +1000,181 @@ fn judge_on<'t>(
         Depends::InputAndData => data.id(),
         _ => 0,
     };
-    let mut results: Vec<(&Constraint, Result<Found, String>)> = vec![];
-    for c in matched {
-        let same = |(p, _): &(&Constraint, _)| {
+    // For each matched constraint, the distinct parameter set it has; for each set, its first
+    // constraint, its key among the verdicts and its result, when known.
+    let mut distinct: Vec<(&Constraint, ResultKey, Option<Judged>)> = vec![];
+    let mut sets = vec![];
+    for c in &matched {
+        let same = |(p, _, _): &(&Constraint, _, _)| {
             p.parameters_hash == c.parameters_hash && p.parameters == c.parameters
         };
-        let at = match results.iter().position(same) {
+        let at = match distinct.iter().position(same) {
             Some(i) => i,
             None => {
                 let key = (program.id(), c.parameters_key.clone(), data_id);
                 let kept = remember.and_then(|(verdicts, r)| verdicts.get(r, &key));
-                let result = match kept {
-                    Some(found) => Ok(found),
-                    None => {
-                        let mut input = regorus::Value::new_object();
-                        if let Ok(m) = input.as_object_mut() {
-                            m.insert("review".into(), review.request.clone());
-                            m.insert("parameters".into(), c.parameters_rego.clone());
-                        }
-                        let result = match lane {
-                            Some(held) => held.eval_value("violation", input, data),
-                            None => program.hold().and_then(|held| {
-                                lane.insert(held).eval_value("violation", input, data)
-                            }),
-                        };
-                        let found = result.map_err(|e| e.to_string()).and_then(read_found);
-                        if let (Ok(found), Some((verdicts, r))) = (&found, remember) {
-                            verdicts.put(r, key, found.clone());
-                        }
-                        found
-                    }
-                };
-                results.push((c, result));
-                results.len() - 1
+                distinct.push((*c, key, kept.map(Ok)));
+                distinct.len() - 1
             }
         };
-        match &results[at].1 {
-            Ok(found) => out.extend(
+        sets.push(at);
+    }
+    // Several sets to evaluate for one review share the work that does not depend on them.
+    let pending = distinct.iter().filter(|(_, _, r)| r.is_none()).count();
+    let shared = match program.shared() {
+        Some(split) if pending > 1 => lanes
+            .shared_terms(split, review, data)
+            .map(|terms| (split, terms)),
+        _ => None,
+    };
+    let inputs = Inputs::of(review, shared.as_ref().map(|(_, terms)| terms));
+    for (c, key, result) in &mut distinct {
+        if result.is_some() {
+            continue;
+        }
+        let mut found = None;
+        if let Some((split, _)) = &shared {
+            let input = inputs.with_parameters(&inputs.split, c);
+            // An evaluation that fails is done again whole, so that its message is the
+            // program's own (the split one's places differ).
+            found = lanes
+                .eval(Slot::Split, &split.program, input, data)
+                .ok()
+                .and_then(|v| read_found(v).ok());
+        }
+        let found = match found {
+            Some(found) => Ok(found),
+            None => lanes
+                .eval(
+                    Slot::Whole,
+                    program,
+                    inputs.with_parameters(&inputs.whole, c),
+                    data,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(read_found),
+        };
+        if let (Ok(found), Some((verdicts, r))) = (&found, remember) {
+            verdicts.put(r, key.clone(), found.clone());
+        }
+        *result = Some(found);
+    }
+    for (c, at) in matched.iter().zip(sets) {
+        match &distinct[at].2 {
+            Some(Ok(found)) => out.extend(
                 found
                     .iter()
                     .map(|(msg, details)| violation_of(c, msg.clone(), details.clone())),
             ),
-            Err(e) => out.push(violation_of(c, e.clone(), json!({}))),
+            Some(Err(e)) => out.push(violation_of(c, e.clone(), json!({}))),
+            None => {}
         }
     }
     out
 }
 
+/// The inputs of one review's evaluations, made once: the review alone (`whole`), and with the
+/// terms its evaluations share (`split`, when there are any); each evaluation adds its
+/// constraint's parameters to a copy.
+struct Inputs {
+    whole: regorus::Value,
+    split: regorus::Value,
+    parameters: regorus::Value,
+}
+
+impl Inputs {
+    fn of(review: &Review, shared: Option<&regorus::Value>) -> Inputs {
+        let mut whole = regorus::Value::new_object();
+        if let Ok(m) = whole.as_object_mut() {
+            m.insert("review".into(), review.request.clone());
+        }
+        let mut split = whole.clone();
+        if let (Some(terms), Ok(m)) = (shared, split.as_object_mut()) {
+            m.insert(crate::rego::SHARED.into(), terms.clone());
+        }
+        Inputs {
+            whole,
+            split,
+            parameters: "parameters".into(),
+        }
+    }
+
+    /// `base` with `constraint`'s parameters.
+    fn with_parameters(&self, base: &regorus::Value, constraint: &Constraint) -> regorus::Value {
+        let mut input = base.clone();
+        if let Ok(m) = input.as_object_mut() {
+            m.insert(self.parameters.clone(), constraint.parameters_rego.clone());
+        }
+        input
+    }
+}
+
+/// Which of a template's programs a lane of [`Lanes`] holds.
+enum Slot {
+    Whole,
+    Terms,
+    Split,
+}
+
+/// The lanes of one template's programs that a thread holds from one review to the next: the
+/// whole program, and the two of its split ([`crate::rego::Shared`]), each taken at its first
+/// evaluation.
+#[derive(Default)]
+struct Lanes<'t> {
+    whole: Option<Held<'t>>,
+    terms: Option<Held<'t>>,
+    split: Option<Held<'t>>,
+}
+
+impl<'t> Lanes<'t> {
+    /// Evaluates `program`'s `violation` (or, for [`Slot::Terms`], its shared terms) on the
+    /// lane of `slot`.
+    fn eval(
+        &mut self,
+        slot: Slot,
+        program: &'t Program,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        let (lane, rule) = match slot {
+            Slot::Whole => (&mut self.whole, "violation"),
+            Slot::Terms => (&mut self.terms, crate::rego::SHARED),
+            Slot::Split => (&mut self.split, "violation"),
+        };
+        match lane {
+            Some(held) => held.eval_value(rule, input, data),
+            None => program
+                .hold()
+                .and_then(|held| lane.insert(held).eval_value(rule, input, data)),
+        }
+    }
+
+    /// The terms `review`'s evaluations share, or `None` when they could not be evaluated (the
+    /// whole program then runs for each).
+    fn shared_terms(
+        &mut self,
+        split: &'t crate::rego::Shared,
+        review: &Review,
+        data: &Data,
+    ) -> Option<regorus::Value> {
+        let mut input = regorus::Value::new_object();
+        input
+            .as_object_mut()
+            .ok()?
+            .insert("review".into(), review.request.clone());
+        match self.eval(Slot::Terms, &split.terms, input, data) {
+            Ok(terms @ regorus::Value::Object(_)) => Some(terms),
+            _ => None,
+        }
+    }
+}
+
 /// What one evaluation of a template's `violation` rule found: each result's message and
 /// details.
 type Found = Arc<[(String, Value)]>;
+
+/// What one evaluation found, or why it failed.
+type Judged = Result<Found, String>;
 
 /// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
 /// nothing when undefined.
@@ -1321,7 +1455,7 @@ fn judge_threads(
             .iter()
             .map(|(t, cs)| (t, cs.iter().collect()))
             .collect();
-        let mut lanes: Vec<Option<Held>> = refs.iter().map(|_| None).collect();
+        let mut lanes: Vec<Lanes> = refs.iter().map(|_| Lanes::default()).collect();
         part.iter()
             .map(|r| {
                 // What the engine is given, as text.
@@ -1738,6 +1872,161 @@ mod tests {
                 ("c2".to_string(), "missing label owner".to_string())
             ]
         );
+    }
+
+    /// Judges each of `labels` (a Pod's labels) against every constraint of `t` (one per
+    /// entry of `params`, as `spec.parameters`) together, and against each alone: what the
+    /// constraints find together, which must be what they find alone.
+    fn together_and_alone(t: &Template, params: &[Value], labels: &[Value]) -> Vec<Vec<String>> {
+        let cs: Vec<Constraint> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Constraint::from_object(
+                    &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": t.kind(),
+                        "metadata": {"name": format!("c{i}")}, "spec": {"parameters": p}}),
+                    t,
+                )
+                .unwrap()
+            })
+            .collect();
+        let refs: Vec<&Constraint> = cs.iter().collect();
+        let (inv, data) = (Inventory::new(), Data::empty());
+        let said = |vs: Vec<Violation>| -> Vec<String> {
+            vs.into_iter()
+                .map(|v| format!("{}: {}", v.constraint, v.msg))
+                .collect()
+        };
+        labels
+            .iter()
+            .map(|l| {
+                let review = Review::of(&pod("a", l.clone())).unwrap();
+                let together = said(judge_all(t, &refs, &review, &inv, &data));
+                let alone = said(
+                    cs.iter()
+                        .flat_map(|c| judge(t, c, &review, &inv, &data))
+                        .collect(),
+                );
+                assert_eq!(together, alone, "labels {l}");
+                together
+            })
+            .collect()
+    }
+
+    #[test]
+    fn constraints_of_one_template_share_what_their_parameters_cannot_change() {
+        let shared = |t: &Template| t.program().and_then(Program::shared).is_some();
+        // The labels a Pod has do not depend on the parameters: one evaluation serves all.
+        let required = rego_template(
+            "K8sRequiredLabels",
+            "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_]}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}",
+        );
+        assert!(shared(&required));
+        let params = [
+            json!({"labels": ["a"]}),
+            json!({"labels": ["b", "a"]}),
+            json!({"labels": []}),
+        ];
+        let pods = [json!({}), json!({"a": "1"}), json!({"a": "1", "b": "2"})];
+        assert_eq!(
+            together_and_alone(&required, &params, &pods),
+            vec![
+                vec![
+                    "c0: you must provide labels: {\"a\"}".to_string(),
+                    "c1: you must provide labels: {\"a\", \"b\"}".into()
+                ],
+                vec!["c1: you must provide labels: {\"b\"}".to_string()],
+                vec![],
+            ]
+        );
+        // Comprehensions that read the parameters through the package's rules or functions,
+        // or a variable of the body around them, are evaluated for each constraint. Shared,
+        // they would be evaluated without parameters, and find no banned label: each of these
+        // templates would then let every Pod through.
+        let banned = [json!({"label": "a"}), json!({"label": "b"})];
+        let pods = [json!({"a": "1"}), json!({"b": "1"}), json!({"c": "1"})];
+        let want = vec![
+            vec!["c0: label a is banned".to_string()],
+            vec!["c1: label b is banned".to_string()],
+            vec![],
+        ];
+        for (kind, rego) in [
+            (
+                "K8sBannedByRule",
+                "package k8sbannedbyrule\nbanned := input.parameters.label\nviolation[{\"msg\": msg}] {\n  found := {k | input.review.object.metadata.labels[k]; k == banned}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [banned])\n}",
+            ),
+            (
+                "K8sBannedByFunction",
+                "package k8sbannedbyfunction\nis_banned(k) { k == input.parameters.label }\nviolation[{\"msg\": msg}] {\n  found := {k | input.review.object.metadata.labels[k]; is_banned(k)}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [input.parameters.label])\n}",
+            ),
+            (
+                "K8sBannedByVariable",
+                "package k8sbannedbyvariable\nviolation[{\"msg\": msg}] {\n  banned := input.parameters.label\n  found := {k | input.review.object.metadata.labels[k]; k == banned}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [banned])\n}",
+            ),
+            (
+                "K8sBannedByImport",
+                "package k8sbannedbyimport\nimport input.parameters as params\nviolation[{\"msg\": msg}] {\n  found := {k | input.review.object.metadata.labels[k]; k == params.label}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [params.label])\n}",
+            ),
+        ] {
+            let t = rego_template(kind, rego);
+            assert!(!shared(&t), "{kind}");
+            assert_eq!(together_and_alone(&t, &banned, &pods), want, "{kind}");
+        }
+        // A comprehension's name that the body around it binds is that body's variable: here
+        // `k` is the required label, and the comprehension holds it when the Pod has it.
+        // Evaluated apart, `k` would be any label, and a Pod with any label would pass.
+        let captured = rego_template(
+            "K8sRequiredByCapture",
+            "package k8srequiredbycapture\nviolation[{\"msg\": msg}] {\n  k := input.parameters.label\n  found := {k | input.review.object.metadata.labels[k]}\n  count(found) == 0\n  msg := sprintf(\"label %v is required\", [k])\n}",
+        );
+        assert!(!shared(&captured));
+        assert_eq!(
+            together_and_alone(&captured, &banned, &pods),
+            vec![
+                vec!["c1: label b is required".to_string()],
+                vec!["c0: label a is required".to_string()],
+                vec![
+                    "c0: label a is required".to_string(),
+                    "c1: label b is required".into()
+                ],
+            ]
+        );
+        // A template that may see the input whole, or change it with `with`, is not split.
+        for (kind, rego) in [
+            (
+                "K8sWholeInput",
+                "package k8swholeinput\nviolation[{\"msg\": msg}] {\n  keys := {k | input[k]}\n  found := {k | input.review.object.metadata.labels[k]; k == input.parameters.label}\n  count(found) > 0\n  msg := sprintf(\"banned, input has %v\", [keys])\n}",
+            ),
+            (
+                "K8sWith",
+                "package k8swith\nlabels := {k | input.review.object.metadata.labels[k]}\nviolation[{\"msg\": \"label a is banned\"}] {\n  found := {k | input.review.object.metadata.labels[k]}\n  labels[input.parameters.label] with input.review.object.metadata.labels as {\"a\": \"1\"}\n  found[input.parameters.label]\n}",
+            ),
+        ] {
+            let t = rego_template(kind, rego);
+            assert!(!shared(&t), "{kind}");
+            together_and_alone(&t, &banned, &pods);
+        }
+        // A shared term whose evaluation fails (an object comprehension with two values for a
+        // key) leaves each constraint to the whole program, which reports the failure.
+        let conflict = rego_template(
+            "K8sConflictingKeys",
+            "package k8sconflictingkeys\nviolation[{\"msg\": msg}] {\n  by := {\"k\": v | v := input.review.object.metadata.labels[_]}\n  by.k == input.parameters.label\n  msg := \"matched\"\n}",
+        );
+        assert!(shared(&conflict));
+        let judged = together_and_alone(
+            &conflict,
+            &banned,
+            &[json!({"x": "a", "y": "b"}), json!({"x": "a"})],
+        );
+        // The failure is reported where the author wrote it, not where the split put it.
+        assert_eq!(judged[0].len(), 2);
+        assert!(
+            judged[0]
+                .iter()
+                .all(|m| m.contains("template:3:11") && m.contains("generated multiple times")),
+            "{judged:?}"
+        );
+        assert_eq!(judged[1], vec!["c0: matched".to_string()]);
     }
 
     #[test]

@@ -1356,11 +1356,21 @@ fn operands(body: &Value) -> Vec<&Value> {
 /// OPA's answer is undefined, and ignores the key of `k, v in xs`); arithmetic on what may not
 /// be numbers (the machine fails the whole body, every turn of its loops included, where OPA
 /// makes the one expression undefined, so a badly typed first element hides the elements
-/// after it), except the difference of two variables that only ever hold sets. `some ... in`
-/// is a loop, not the operator.
+/// after it), except the difference of two variables that only ever hold sets; a rule written
+/// as its name alone (`bare_rule`). `some ... in` is a loop, not the operator.
 pub(crate) fn unguarded_forms(ast: &Value) -> bool {
     let sets = set_variables(ast);
-    forms(ast, &sets)
+    bare_rule(ast) || forms(ast, &sets)
+}
+
+/// Whether a module defines a rule by its name alone (Rego v0's `q`, which is `q = true`): the
+/// machine reads it as undefined.
+fn bare_rule(ast: &Value) -> bool {
+    ast["rules"].as_array().into_iter().flatten().any(|rule| {
+        matches!(node(rule), Some(("Spec", r))
+            if r["bodies"].as_array().is_none_or(Vec::is_empty)
+                && matches!(node(&r["head"]), Some(("Compr", h)) if h["assign"].is_null()))
+    })
 }
 
 fn forms(v: &Value, sets: &HashSet<String>) -> bool {
@@ -1401,7 +1411,8 @@ fn bindings(v: &Value, sets: &mut HashSet<String>, other: &mut HashSet<String>) 
     match node(v) {
         Some(("AssignExpr", a)) => {
             let lhs = node(&a["lhs"]);
-            let set_rhs = matches!(node(&a["rhs"]), Some(("Set" | "SetCompr", _)));
+            let set_rhs =
+                matches!(node(&a["rhs"]), Some(("Set" | "SetCompr", _))) || shared_set(&a["rhs"]);
             match lhs {
                 Some(("Var", x)) if a["op"] == "ColEq" && set_rhs => {
                     if let Some(n) = x["value"].as_str() {
@@ -1457,5 +1468,199 @@ fn holds_comprehension(term: &Value) -> bool {
         }
         Value::Array(a) => a.iter().any(holds_comprehension),
         _ => false,
+    }
+}
+
+/// The comprehensions of a module (`ast`, whose spans index `source`) whose value is the same
+/// for every constraint of a template that judges one review, as byte ranges in `source`,
+/// outermost only, in order. The rules of the module's package are `package_rules`.
+///
+/// A comprehension qualifies when everything it reads is the same for all of them:
+/// - `input` only as `input.review`, and `data` only as `data.inventory`; never
+///   `input.parameters`, nor `input` or `data` whole;
+/// - no rule, function or import of the module (they may read the parameters), only built-ins;
+/// - no variable of an enclosing scope: a name it uses may stand elsewhere in its rule only
+///   inside a comprehension that does not enclose it, where it is that comprehension's own.
+///   Rego binds a name in a comprehension to the enclosing body's variable of that name wherever
+///   in that body it is bound, so a name of the rule's head, of a function's arguments, or of
+///   the body around it disqualifies it.
+///
+/// The caller makes sure no `with` changes `input` or `data` on the way (`rego::split_shared`).
+pub(crate) fn shared_terms(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+) -> Vec<SharedTerm> {
+    let names = globals(ast, source, package_rules);
+    let mut out = vec![];
+    for rule in ast["rules"].as_array().into_iter().flatten() {
+        let mut places = vec![];
+        var_places(rule, &mut vec![], &mut places);
+        find_shared(rule, &names, &places, &mut out);
+    }
+    out.sort_unstable_by_key(|t| t.at);
+    out
+}
+
+/// A comprehension that a review's evaluations share ([`shared_terms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedTerm {
+    /// Its byte range in the module's text.
+    pub at: (usize, usize),
+    /// It is a set comprehension: its value is a set.
+    pub set: bool,
+}
+
+/// The key under [`crate::rego::SHARED`] of the shared term `i`: `set<i>` for a set (so that
+/// the machine's checks read a variable bound to it as a set, `set_variables`), else `term<i>`.
+pub(crate) fn shared_key(i: usize, term: &SharedTerm) -> String {
+    if term.set {
+        format!("set{i}")
+    } else {
+        format!("term{i}")
+    }
+}
+
+/// Whether `v` is `input.__garrison_shared.set<i>`: a shared set comprehension's value.
+fn shared_set(v: &Value) -> bool {
+    let Some(("RefDot", outer)) = node(v) else {
+        return false;
+    };
+    let Some(("RefDot", inner)) = node(&outer["refr"]) else {
+        return false;
+    };
+    let root = matches!(node(&inner["refr"]), Some(("Var", x)) if x["value"] == "input");
+    root && inner["field"][1] == crate::rego::SHARED
+        && outer["field"][1].as_str().is_some_and(|k| {
+            k.strip_prefix("set")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Where a variable stands in a rule: its name, its span, and the span of the innermost
+/// comprehension around it (`None` at the rule's own level).
+struct VarPlace<'a> {
+    name: &'a str,
+    at: (usize, usize),
+    scope: Option<(usize, usize)>,
+}
+
+fn is_comprehension(kind: &str) -> bool {
+    matches!(kind, "ArrayCompr" | "SetCompr" | "ObjectCompr")
+}
+
+fn var_places<'a>(v: &'a Value, scopes: &mut Vec<(usize, usize)>, out: &mut Vec<VarPlace<'a>>) {
+    let kind = node(v);
+    if let Some(("Var", body)) = kind
+        && let (Some(name), Some(at)) = (body["value"].as_str(), span(body))
+    {
+        out.push(VarPlace {
+            name,
+            at,
+            scope: scopes.last().copied(),
+        });
+    }
+    let scope = kind
+        .filter(|(k, _)| is_comprehension(k))
+        .and_then(|(_, body)| span(body));
+    if let Some(s) = scope {
+        scopes.push(s);
+    }
+    match v {
+        // A call's function is a name, not a variable: only its arguments are read.
+        _ if matches!(kind, Some(("Call", _))) => {
+            let args = kind.and_then(|(_, body)| body["params"].as_array());
+            args.into_iter()
+                .flatten()
+                .for_each(|x| var_places(x, scopes, out));
+        }
+        Value::Object(m) => m.values().for_each(|x| var_places(x, scopes, out)),
+        Value::Array(a) => a.iter().for_each(|x| var_places(x, scopes, out)),
+        _ => {}
+    }
+    if scope.is_some() {
+        scopes.pop();
+    }
+}
+
+fn find_shared(v: &Value, names: &HashSet<String>, places: &[VarPlace], out: &mut Vec<SharedTerm>) {
+    if let Some((kind, body)) = node(v)
+        && is_comprehension(kind)
+        && let Some(at) = span(body)
+        && reads_only_shared(v, names)
+        && !captures(at, places)
+    {
+        out.push(SharedTerm {
+            at,
+            set: kind == "SetCompr",
+        });
+        return;
+    }
+    match v {
+        Value::Object(m) => m.values().for_each(|x| find_shared(x, names, places, out)),
+        Value::Array(a) => a.iter().for_each(|x| find_shared(x, names, places, out)),
+        _ => {}
+    }
+}
+
+/// Whether the comprehension at `at` uses a name that a scope around it also uses (see
+/// [`shared_terms`]).
+fn captures(at: (usize, usize), places: &[VarPlace]) -> bool {
+    let inside = |p: (usize, usize)| at.0 <= p.0 && p.1 <= at.1;
+    let own: HashSet<&str> = places
+        .iter()
+        .filter(|p| inside(p.at) && !matches!(p.name, "_" | "input" | "data"))
+        .map(|p| p.name)
+        .collect();
+    places.iter().any(|p| {
+        !inside(p.at)
+            && own.contains(p.name)
+            // Outside, the name is the enclosing scope's unless a comprehension that does not
+            // enclose `at` holds it.
+            && p.scope.is_none_or(|s| s.0 <= at.0 && at.1 <= s.1)
+    })
+}
+
+/// Whether a term reads nothing but the review, the inventory, built-ins and its own variables.
+fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
+    match node(v) {
+        Some(("RefDot", body)) => {
+            if let Some(("Var", root)) = node(&body["refr"]) {
+                let field = body["field"][1].as_str();
+                match root["value"].as_str() {
+                    Some("input") => return field == Some("review"),
+                    Some("data") => return field == Some("inventory"),
+                    _ => {}
+                }
+            }
+            reads_only_shared(&body["refr"], names)
+        }
+        Some(("Var", body)) => match body["value"].as_str() {
+            Some("input" | "data") | None => false,
+            Some(name) => !names.contains(name),
+        },
+        Some(("Call", body)) => {
+            // A built-in's name (`count`, `strings.any_suffix_match`) is read as such; a name
+            // of the module's own may read the parameters.
+            let mut root = &body["fcn"];
+            while let Some(("RefDot", r)) = node(root) {
+                root = &r["refr"];
+            }
+            let builtin = match node(root) {
+                Some(("Var", r)) => r["value"]
+                    .as_str()
+                    .is_some_and(|n| n != "input" && n != "data" && !names.contains(n)),
+                _ => false,
+            };
+            builtin
+                && body["params"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().all(|p| reads_only_shared(p, names)))
+        }
+        _ => match v {
+            Value::Object(m) => m.values().all(|x| reads_only_shared(x, names)),
+            Value::Array(a) => a.iter().all(|x| reads_only_shared(x, names)),
+            _ => true,
+        },
     }
 }

@@ -301,6 +301,87 @@ pub struct Program {
     vm_source: Option<Arc<Source>>,
     /// Why part of the rewrite to OPA's meaning was dropped, when it was.
     note: Option<std::sync::Arc<str>>,
+    /// The program split for evaluations that judge one input's review against several
+    /// parameters, when its source allows (`split_shared`).
+    shared: Option<Arc<Shared>>,
+}
+
+/// A program split in two for evaluations of one review against several parameters (several
+/// constraints of one template): `terms` evaluates, once per review, the comprehensions whose
+/// value does not depend on the parameters ([`SHARED`], an object of them), and `program` is
+/// the program with each of those comprehensions read from the input instead
+/// (`input.__garrison_shared.set<i>`, or `term<i>`). With the object in its input, `program` gives what the
+/// whole program gives, and skips their work.
+#[derive(Debug)]
+pub struct Shared {
+    /// Evaluates [`SHARED`], the object of the shared terms, from an input holding the review.
+    pub terms: Program,
+    /// The program with each shared term read from `input.__garrison_shared`.
+    pub program: Program,
+}
+
+/// The name of the rule that gives the terms a review's evaluations share, and of the input's
+/// key that holds them.
+pub const SHARED: &str = "__garrison_shared";
+
+/// `source` split for evaluations that share a review ([`Shared`]): the source with a rule
+/// [`SHARED`] added to the main module, an object of its shared comprehensions
+/// (`opa::shared_terms`), and the source with each of them read from the input; `None` when it
+/// has none, or may see the difference:
+/// - a `with` anywhere may change `input` or `data` under a comprehension;
+/// - a module that reads `input` otherwise than as `input.review` or `input.parameters` would
+///   see the added key;
+/// - a module that names [`SHARED`] itself.
+///
+/// `ast` is the syntax tree of `source` compiled.
+fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
+    let by_parts = |m: &str| {
+        root_words(m, "input").all(|i| {
+            let rest = &m[i + "input".len()..];
+            [".review", ".parameters"].iter().any(|part| {
+                rest.strip_prefix(part).is_some_and(|after| {
+                    !after
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            })
+        })
+    };
+    let modules = || std::iter::once(&source.rego).chain(&source.libs);
+    if modules()
+        .any(|m| m.contains(SHARED) || root_words(m, "with").next().is_some() || !by_parts(m))
+    {
+        return None;
+    }
+    let read = modules_of(ast);
+    let main = read.modules.iter().find(|m| m.label == "template")?;
+    if main.text != source.rego {
+        return None;
+    }
+    let shared = crate::opa::shared_terms(main.ast, main.text, read.rules_of(main));
+    if shared.is_empty() {
+        return None;
+    }
+    let mut terms = source.clone();
+    let fields: Vec<String> = shared
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = crate::opa::shared_key(i, t);
+            format!("\"{key}\": {}", &main.text[t.at.0..t.at.1])
+        })
+        .collect();
+    terms.rego = format!("{}\n{SHARED} := {{{}}}\n", source.rego, fields.join(", "));
+    terms.rule = SHARED.into();
+    let mut split = source.clone();
+    for (i, t) in shared.iter().enumerate().rev() {
+        let key = crate::opa::shared_key(i, t);
+        split
+            .rego
+            .replace_range(t.at.0..t.at.1, &format!("input.{SHARED}.{key}"));
+    }
+    Some((terms, split))
 }
 
 impl std::fmt::Debug for Program {
@@ -700,10 +781,38 @@ impl Program {
         // the author's stands, and the program says so (`rewrite_note`).
         let rewritten = read_as_opa(&proto, &source)?;
         let note = rewritten.dropped;
-        let ast = rewritten.ast;
         let (proto, source) = rewritten.done.unwrap_or((proto, source));
+        let ast = match rewritten.ast {
+            Some(ast) => ast,
+            None => syntax_tree(&proto)?,
+        };
+        let shared = split_shared(&ast, &source).and_then(|(terms, split)| {
+            // Both compiled once already, as parts of the source: only a limit stops them.
+            let terms = Program::assemble(terms, None, None).ok()?;
+            let program = Program::assemble(split, None, None).ok()?;
+            Some(Arc::new(Shared { terms, program }))
+        });
+        let mut program = Program::assemble(source, Some((proto, package, ast)), note)?;
+        program.shared = shared;
+        Ok(program)
+    }
+
+    /// The program of `source`, already read as OPA reads it: `built` is its prepared engine,
+    /// package and syntax tree when the caller has them.
+    fn assemble(
+        source: Source,
+        built: Option<(regorus::Engine, String, Value)>,
+        note: Option<String>,
+    ) -> Result<Program, CompileError> {
+        let (proto, package, ast) = match built {
+            Some((proto, package, ast)) => (proto, package, Some(ast)),
+            None => {
+                let (proto, package) = build(&source)?;
+                (proto, package, None)
+            }
+        };
         limit_heap();
-        let entry = format!("{package}.{rule}");
+        let entry = format!("{package}.{}", source.rule);
         let machine = if INTERPRETER_ONLY.load(Ordering::Relaxed) {
             None
         } else {
@@ -727,17 +836,30 @@ impl Program {
             }])),
             vm_source,
             note: note.map(std::sync::Arc::from),
+            shared: None,
         })
     }
 
     /// Sets the time limit of each evaluation.
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.shared = self.shared.map(|s| {
+            Arc::new(Shared {
+                terms: s.terms.clone().with_time_limit(limit),
+                program: s.program.clone().with_time_limit(limit),
+            })
+        });
         self.time_limit = limit;
         self
     }
 
     /// The program on regorus's interpreter alone, the reference engine (slower).
     pub fn interpreted(mut self) -> Self {
+        self.shared = self.shared.map(|s| {
+            Arc::new(Shared {
+                terms: s.terms.clone().interpreted(),
+                program: s.program.clone().interpreted(),
+            })
+        });
         self.vm_source = None;
         // Lanes are compiled again from source as evaluations need them.
         self.lanes = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
@@ -771,6 +893,17 @@ impl Program {
     /// What the program's results depend on besides the input.
     pub fn depends(&self) -> Depends {
         self.depends
+    }
+
+    /// The program split for evaluations that share a review, when its source allows.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_deref()
+    }
+
+    /// The program without its split ([`Program::shared`]): every evaluation runs it whole.
+    pub fn without_sharing(mut self) -> Self {
+        self.shared = None;
+        self
     }
 
     /// A lane for one evaluation: an idle one, or else one compiled now.
@@ -1999,7 +2132,7 @@ violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]];
     /// body that iterates, a head that iterates, partial objects.
     #[test]
     fn forms_the_machine_answers_otherwise_stay_on_the_interpreter() {
-        let forms: [(&str, &[&str]); 10] = [
+        let forms: [(&str, &[&str]); 11] = [
             // A term that iterates would be evaluated again by its guard, with loops of its own.
             (
                 r#"violation[{"msg": "ports"}] { p := [c.ports[_] | c := input.cs[_]]; count(p) == 2 }"#,
@@ -2048,6 +2181,9 @@ violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]];
                 "o[k] := v { some c in input.cs; k := c.n; v := c.v }\nviolation[{\"msg\": \"object rule\"}] { o.a == 2 }",
                 &["evaluation failed"],
             ),
+            // A rule written as its name alone is `true`; the machine reads it as undefined.
+            // Found by the fuzz target `rego_source`.
+            ("q\nviolation[{\"msg\": \"bare\"}] { q }", &["bare"]),
         ];
         let input = json!({"cs": [{"n": "a", "v": "x", "ports": [1]}, {"n": "a", "v": 2, "ports": [2]}],
             "c": {"caps": [], "priv": true}});
