@@ -168,7 +168,7 @@ pub fn rego_source(data: &[u8]) {
         &[RegoVersion::V1]
     };
     for &version in versions {
-        if let Ok(p) = Program::compile(src, &[], version, "violation") {
+        if let Ok(p) = Program::compile(src, &[HELPERS.into()], version, "violation") {
             let p = p.with_time_limit(std::time::Duration::from_millis(50));
             let input = serde_json::json!({"a": {"b": 1}});
             let machine = p.eval("violation", &input, None);
@@ -186,36 +186,47 @@ pub fn rego_source(data: &[u8]) {
     }
 }
 
+/// A library every `rego_source` program is compiled with, whose rules read the parameters,
+/// for programs that import it (`import data.lib.helpers`, `import data.lib["helpers"]`).
+const HELPERS: &str =
+    "package lib.helpers\nbanned(k) := k == input.parameters.k\nlabels := input.parameters.labels";
+
 /// Where `p` is split for constraints that share a review (`rego::Shared`), the split program
-/// with the shared terms in its input answers as the whole program, for a review and
-/// parameters shaped as Gatekeeper's.
+/// with the shared terms in its input answers as the whole program, for a review and two sets
+/// of parameters shaped as Gatekeeper's.
 fn shared_split_agrees(p: &garrison_governance::rego::Program, src: &str) {
     use garrison_governance::rego::{Data, SHARED};
     let Some(split) = p.shared() else {
         return;
     };
     let review = serde_json::json!({"object": {"metadata": {"name": "n", "labels": {"a": "1", "b": "2"}}}, "a": {"b": 1}, "l": [1, {"z": 2}]});
-    let parameters = serde_json::json!({"labels": ["a", "c"], "a": {"b": 1}, "k": "a"});
-    let whole = p.eval_value(
-        "violation",
-        regorus::Value::from(serde_json::json!({"review": review, "parameters": parameters})),
-        &Data::empty(),
-    );
     let terms = split.terms.eval_value(
         SHARED,
         regorus::Value::from(serde_json::json!({"review": review})),
         &Data::empty(),
     );
-    let (Ok(whole), Ok(terms @ regorus::Value::Object(_))) = (whole, terms) else {
+    let Ok(terms @ regorus::Value::Object(_)) = terms else {
         return;
     };
-    let mut input =
-        regorus::Value::from(serde_json::json!({"review": review, "parameters": parameters}));
-    if let Ok(m) = input.as_object_mut() {
-        m.insert(SHARED.into(), terms);
-    }
-    if let Ok(found) = split.program.eval_value("violation", input, &Data::empty()) {
-        assert_eq!(found, whole, "the split program disagrees on {src:?}");
+    for parameters in [
+        serde_json::json!({"labels": ["a", "c"], "a": {"b": 1}, "k": "a"}),
+        serde_json::json!({"labels": ["b"], "k": "z"}),
+    ] {
+        let input = serde_json::json!({"review": review, "parameters": parameters});
+        let Ok(whole) = p.eval_value(
+            "violation",
+            regorus::Value::from(input.clone()),
+            &Data::empty(),
+        ) else {
+            continue;
+        };
+        let mut input = regorus::Value::from(input);
+        if let Ok(m) = input.as_object_mut() {
+            m.insert(SHARED.into(), terms.clone());
+        }
+        if let Ok(found) = split.program.eval_value("violation", input, &Data::empty()) {
+            assert_eq!(found, whole, "the split program disagrees on {src:?}");
+        }
     }
 }
 
@@ -398,6 +409,7 @@ pub fn targets() -> Vec<Target> {
         Target { name: "rego_source", run: rego_source, seeds: &[
             b"package p\nf(x) { x == 1 }\nobj := {\"a\": 1}\nviolation[{\"msg\": \"m\"}] { not f(input.a.b); not obj[input.k]; not input.x != 2; xs := [y | y := input.l[_]; not f(y.z)] }",
             b"package p\nviolation contains \"v\" if not startswith(lower(input.s), \"a\")\nviolation contains \"w\" if { not \"a\" in input.l; not [input.q][0] }",
+            b"package p\nimport data.lib[\"helpers\"]\nviolation contains {\"msg\": \"m\"} if { not all_set }\nall_set if { every l in input.parameters.labels { count({v | v := input.review.object.metadata.labels[l]}) > 0 } }\nviolation contains {\"msg\": \"b\"} if { count({k | input.review.object.metadata.labels[k]; helpers.banned(k)}) > 0 }\nviolation contains {\"msg\": \"s\"} if { some x; x = input.parameters.labels[_]; count({y | y := input.review.object.metadata.labels[x]}) == 0 }",
             b"package p\nviolation[{\"msg\": msg}] {\n  provided := {l | input.review.object.metadata.labels[l]}\n  required := {l | l := input.parameters.labels[_]}\n  missing := required - provided\n  count(missing) > 0\n  n := count([x | x := input.review.l[_]; x.z > 1])\n  k := input.parameters.k\n  found := {k | input.review.object.metadata.labels[k]}\n  msg := sprintf(\"%v %v %v\", [missing, n, found])\n}",
         ] },
         Target { name: "go_format", run: go_format, seeds: &[

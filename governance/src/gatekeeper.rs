@@ -1991,6 +1991,46 @@ mod tests {
                 ],
             ]
         );
+        // The same through a library imported by a bracketed path, whose name is the string.
+        let bracketed = Template::from_object(&json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8sbannedbylibrary"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sBannedByLibrary"}}},
+              "targets": [{"target": TARGET,
+                "rego": "package k8sbannedbylibrary\nimport data.lib[\"helpers\"]\nviolation[{\"msg\": msg}] {\n  found := {k | input.review.object.metadata.labels[k]; helpers.banned(k)}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [input.parameters.label])\n}",
+                "libs": ["package lib.helpers\nbanned(k) { k == input.parameters.label }"]}]}
+        }))
+        .unwrap();
+        assert!(!shared(&bracketed));
+        assert_eq!(together_and_alone(&bracketed, &banned, &pods), want);
+        // A variable of `every` (or `some`), which the syntax tree gives as a span, is the
+        // enclosing scope's too: `l` here is each required label.
+        let every = rego_template(
+            "K8sRequiredByEvery",
+            "package k8srequiredbyevery\nimport future.keywords.every\nviolation[{\"msg\": \"missing a required label\"}] { not has_all }\nhas_all {\n  every l in input.parameters.labels {\n    count({v | v := input.review.object.metadata.labels[l]}) > 0\n  }\n}",
+        );
+        assert!(!shared(&every));
+        let some = rego_template(
+            "K8sRequiredBySome",
+            "package k8srequiredbysome\nviolation[{\"msg\": \"missing a required label\"}] {\n  some l\n  l = input.parameters.labels[_]\n  count({v | v := input.review.object.metadata.labels[l]}) == 0\n}",
+        );
+        assert!(!shared(&some));
+        let required = [json!({"labels": ["a"]}), json!({"labels": ["b"]})];
+        for t in [&every, &some] {
+            assert_eq!(
+                together_and_alone(t, &required, &pods),
+                vec![
+                    vec!["c1: missing a required label".to_string()],
+                    vec!["c0: missing a required label".to_string()],
+                    vec![
+                        "c0: missing a required label".to_string(),
+                        "c1: missing a required label".into()
+                    ],
+                ],
+                "{}",
+                t.kind()
+            );
+        }
         // A template that may see the input whole, or change it with `with`, is not split.
         for (kind, rego) in [
             (

@@ -53,16 +53,26 @@ use serde_json::Value;
 fn globals(ast: &Value, source: &str, package_rules: &HashSet<String>) -> HashSet<String> {
     let mut names = package_rules.clone();
     for import in ast["imports"].as_array().into_iter().flatten() {
-        let alias = match span_of(&import["as"]) {
-            Some((s, e)) => source.get(s..e).map(str::to_string),
-            None => import["refr"]
-                .get("RefDot")
-                .and_then(|r| r["field"][1].as_str())
-                .map(str::to_string),
-        };
-        names.extend(alias);
+        names.extend(import_name(import, source));
     }
     names
+}
+
+/// The name an import gives: its alias, else the last term of its path, a field
+/// (`import data.lib.helpers`) or a string (`import data.lib["helpers"]`); `None` for a path
+/// read otherwise.
+fn import_name(import: &Value, source: &str) -> Option<String> {
+    if let Some((s, e)) = span_of(&import["as"]) {
+        return source.get(s..e).map(str::to_string);
+    }
+    match node(&import["refr"])? {
+        ("RefDot", r) => r["field"][1].as_str().map(str::to_string),
+        ("RefBrack", r) => match node(&r["index"])? {
+            ("String", x) => x["value"].as_str().map(str::to_string),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A module's package, as written after `package`, and the names of the rules it defines.
@@ -1356,20 +1366,23 @@ fn operands(body: &Value) -> Vec<&Value> {
 /// OPA's answer is undefined, and ignores the key of `k, v in xs`); arithmetic on what may not
 /// be numbers (the machine fails the whole body, every turn of its loops included, where OPA
 /// makes the one expression undefined, so a badly typed first element hides the elements
-/// after it), except the difference of two variables that only ever hold sets; a rule written
-/// as its name alone (`bare_rule`). `some ... in` is a loop, not the operator.
+/// after it), except the difference of two variables that only ever hold sets; `every` (the
+/// machine lets it hold when its body fails on an undefined reference, `every l in ls {
+/// labels[l] }`); a rule with neither body nor value (`bare_rule`). `some ... in` is a loop,
+/// not the operator.
 pub(crate) fn unguarded_forms(ast: &Value) -> bool {
     let sets = set_variables(ast);
     bare_rule(ast) || forms(ast, &sets)
 }
 
-/// Whether a module defines a rule by its name alone (Rego v0's `q`, which is `q = true`): the
-/// machine reads it as undefined.
+/// Whether a module defines a rule with neither a body nor a value (Rego v0's `q`, which is
+/// `q = true`, or `f("a")`): the machine's compiler emits nothing for it, so it is undefined
+/// there.
 fn bare_rule(ast: &Value) -> bool {
     ast["rules"].as_array().into_iter().flatten().any(|rule| {
         matches!(node(rule), Some(("Spec", r))
             if r["bodies"].as_array().is_none_or(Vec::is_empty)
-                && matches!(node(&r["head"]), Some(("Compr", h)) if h["assign"].is_null()))
+                && matches!(node(&r["head"]), Some((_, h)) if h["assign"].is_null()))
     })
 }
 
@@ -1377,7 +1390,7 @@ fn forms(v: &Value, sets: &HashSet<String>) -> bool {
     match v {
         Value::Object(m) => {
             let refused = match node(v) {
-                Some(("ObjectCompr" | "Membership" | "UnaryExpr", _)) => true,
+                Some(("ObjectCompr" | "Membership" | "UnaryExpr" | "Every", _)) => true,
                 Some(("ArithExpr", a)) => {
                     let set = |t: &Value| matches!(node(t), Some(("Var", x)) if x["value"].as_str().is_some_and(|n| sets.contains(n)));
                     !(a["op"] == "Sub" && set(&a["lhs"]) && set(&a["rhs"]))
@@ -1479,8 +1492,10 @@ fn holds_comprehension(term: &Value) -> bool {
 /// - `input` only as `input.review`, and `data` only as `data.inventory`; never
 ///   `input.parameters`, nor `input` or `data` whole;
 /// - no rule, function or import of the module (they may read the parameters), only built-ins;
-/// - no variable of an enclosing scope: a name it uses may stand elsewhere in its rule only
-///   inside a comprehension that does not enclose it, where it is that comprehension's own.
+///   a module with an import whose name cannot be read (`import data.lib[x]`) has none;
+/// - no variable of an enclosing scope: a name it uses (as a variable, or declared by `some`
+///   or `every`) may stand elsewhere in its rule only inside a comprehension that does not
+///   enclose it, where it is that comprehension's own.
 ///   Rego binds a name in a comprehension to the enclosing body's variable of that name wherever
 ///   in that body it is bound, so a name of the rule's head, of a function's arguments, or of
 ///   the body around it disqualifies it.
@@ -1491,11 +1506,16 @@ pub(crate) fn shared_terms(
     source: &str,
     package_rules: &HashSet<String>,
 ) -> Vec<SharedTerm> {
+    let imports = ast["imports"].as_array().into_iter().flatten();
+    // A name that cannot be told from a local variable would be read as one.
+    if imports.clone().any(|i| import_name(i, source).is_none()) {
+        return vec![];
+    }
     let names = globals(ast, source, package_rules);
     let mut out = vec![];
     for rule in ast["rules"].as_array().into_iter().flatten() {
         let mut places = vec![];
-        var_places(rule, &mut vec![], &mut places);
+        var_places(rule, source, &mut vec![], &mut places);
         find_shared(rule, &names, &places, &mut out);
     }
     out.sort_unstable_by_key(|t| t.at);
@@ -1549,16 +1569,39 @@ fn is_comprehension(kind: &str) -> bool {
     matches!(kind, "ArrayCompr" | "SetCompr" | "ObjectCompr")
 }
 
-fn var_places<'a>(v: &'a Value, scopes: &mut Vec<(usize, usize)>, out: &mut Vec<VarPlace<'a>>) {
+fn var_places<'a>(
+    v: &'a Value,
+    source: &'a str,
+    scopes: &mut Vec<(usize, usize)>,
+    out: &mut Vec<VarPlace<'a>>,
+) {
     let kind = node(v);
-    if let Some(("Var", body)) = kind
-        && let (Some(name), Some(at)) = (body["value"].as_str(), span(body))
-    {
-        out.push(VarPlace {
-            name,
-            at,
-            scope: scopes.last().copied(),
-        });
+    let scope_here = scopes.last().copied();
+    let mut place = |name: Option<&'a str>, at: Option<(usize, usize)>| {
+        if let (Some(name), Some(at)) = (name, at) {
+            out.push(VarPlace {
+                name,
+                at,
+                scope: scope_here,
+            });
+        }
+    };
+    match kind {
+        Some(("Var", body)) => place(body["value"].as_str(), span(body)),
+        // `some x, y` and `every k, v in ...` give their variables as spans, not as `Var`s.
+        Some(("SomeVars", body)) => {
+            for s in body["vars"].as_array().into_iter().flatten() {
+                let at = span_of(s);
+                place(at.and_then(|(a, b)| source.get(a..b)), at);
+            }
+        }
+        Some(("Every", body)) => {
+            for s in [&body["key"], &body["value"]] {
+                let at = span_of(s);
+                place(at.and_then(|(a, b)| source.get(a..b)), at);
+            }
+        }
+        _ => {}
     }
     let scope = kind
         .filter(|(k, _)| is_comprehension(k))
@@ -1572,10 +1615,10 @@ fn var_places<'a>(v: &'a Value, scopes: &mut Vec<(usize, usize)>, out: &mut Vec<
             let args = kind.and_then(|(_, body)| body["params"].as_array());
             args.into_iter()
                 .flatten()
-                .for_each(|x| var_places(x, scopes, out));
+                .for_each(|x| var_places(x, source, scopes, out));
         }
-        Value::Object(m) => m.values().for_each(|x| var_places(x, scopes, out)),
-        Value::Array(a) => a.iter().for_each(|x| var_places(x, scopes, out)),
+        Value::Object(m) => m.values().for_each(|x| var_places(x, source, scopes, out)),
+        Value::Array(a) => a.iter().for_each(|x| var_places(x, source, scopes, out)),
         _ => {}
     }
     if scope.is_some() {

@@ -310,8 +310,9 @@ pub struct Program {
 /// constraints of one template): `terms` evaluates, once per review, the comprehensions whose
 /// value does not depend on the parameters ([`SHARED`], an object of them), and `program` is
 /// the program with each of those comprehensions read from the input instead
-/// (`input.__garrison_shared.set<i>`, or `term<i>`). With the object in its input, `program` gives what the
-/// whole program gives, and skips their work.
+/// (`input.__garrison_shared.set<i>`, or `term<i>`). With the object in its input, `program`
+/// gives what the whole program gives (within its time limit, which the whole program may pass
+/// where the split does not), and skips their work.
 #[derive(Debug)]
 pub struct Shared {
     /// Evaluates [`SHARED`], the object of the shared terms, from an input holding the review.
@@ -787,7 +788,8 @@ impl Program {
             None => syntax_tree(&proto)?,
         };
         let shared = split_shared(&ast, &source).and_then(|(terms, split)| {
-            // Both compiled once already, as parts of the source: only a limit stops them.
+            // New text: should either not compile (a `default` value whose comprehension became
+            // a reference, say), the program is not split.
             let terms = Program::assemble(terms, None, None).ok()?;
             let program = Program::assemble(split, None, None).ok()?;
             Some(Arc::new(Shared { terms, program }))
@@ -2108,7 +2110,6 @@ violation[{"msg": msg}] { msg := input.missing }
 violation[{"msg": "else"}] { h == 1 }
 h := 1 { input.missing } else := 2 { true }
 violation[{"msg": "comprehension"}] { x := [y | y := input.missing]; count(x) == 0 }
-violation[{"msg": "every"}] { every y in input.list { y > input.missing } }
 violation[{"msg": "some"}] { some y in input.missing; y == y }
 violation[{"msg": "filtered"}] { x := [y | y := input.n; y > 5]; count(x) == 0 }
 violation[{"msg": "fails after"}] { input.n > 5 }
@@ -2132,7 +2133,7 @@ violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]];
     /// body that iterates, a head that iterates, partial objects.
     #[test]
     fn forms_the_machine_answers_otherwise_stay_on_the_interpreter() {
-        let forms: [(&str, &[&str]); 11] = [
+        let forms: [(&str, &[&str]); 12] = [
             // A term that iterates would be evaluated again by its guard, with loops of its own.
             (
                 r#"violation[{"msg": "ports"}] { p := [c.ports[_] | c := input.cs[_]]; count(p) == 2 }"#,
@@ -2184,6 +2185,12 @@ violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]];
             // A rule written as its name alone is `true`; the machine reads it as undefined.
             // Found by the fuzz target `rego_source`.
             ("q\nviolation[{\"msg\": \"bare\"}] { q }", &["bare"]),
+            // An `every` whose body fails for an element holds on the machine (fails open):
+            // here `input.c["a"]` is undefined, so `named` is, and `not named` holds.
+            (
+                "named { every c in input.cs { input.c[c.n] } }\nviolation[{\"msg\": \"every\"}] { not named }",
+                &["every"],
+            ),
         ];
         let input = json!({"cs": [{"n": "a", "v": "x", "ports": [1]}, {"n": "a", "v": 2, "ports": [2]}],
             "c": {"caps": [], "priv": true}});
