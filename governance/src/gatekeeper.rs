@@ -1019,10 +1019,12 @@ fn judge_on<'t>(
         };
         sets.push(at);
     }
-    // Several sets to evaluate for one review share the work that does not depend on them.
+    // Several sets to evaluate for one review share the work that does not depend on them;
+    // not where that work may read the clock, randomness or the network, which each
+    // evaluation reads anew.
     let pending = distinct.iter().filter(|(_, _, r)| r.is_none()).count();
     let shared = match program.shared() {
-        Some(split) if pending > 1 => lanes
+        Some(split) if pending > 1 && program.depends() != Depends::Unrepeatable => lanes
             .shared_terms(split, review, data)
             .map(|terms| (split, terms)),
         _ => None,
@@ -2031,6 +2033,58 @@ mod tests {
                 t.kind()
             );
         }
+        // Names that reach rules reading the parameters by another way: a package under
+        // `inventory` is `data.inventory` to itself; a package written with brackets is the
+        // dotted one; regorus resolves `helpers.banned` in a package nested under the
+        // template's; and a variable named `data` hides the data document.
+        let with_library = |kind: &str, package: &str, rego: &str, lib: &str| {
+            Template::from_object(&json!({
+                "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+                "metadata": {"name": kind.to_lowercase()},
+                "spec": {"crd": {"spec": {"names": {"kind": kind}}},
+                  "targets": [{"target": TARGET,
+                    "rego": format!("package {package}\n{rego}"),
+                    "libs": [lib]}]}
+            }))
+            .unwrap()
+        };
+        let count_banned = "violation[{\"msg\": msg}] {\n  found := {k | input.review.object.metadata.labels[k]; FIND}\n  count(found) > 0\n  msg := sprintf(\"label %v is banned\", [input.parameters.label])\n}";
+        for (kind, package, find, lib) in [
+            (
+                "K8sBannedInInventory",
+                "inventory.k8sbanned",
+                "k == data.inventory.k8sbanned.banned",
+                "package lib.unused\nx := 1",
+            ),
+            (
+                "K8sBannedBracketPackage",
+                "lib.k8sb",
+                "banned(k)",
+                "package lib[\"k8sb\"]\nbanned(k) { k == input.parameters.label }",
+            ),
+            (
+                "K8sBannedNestedPackage",
+                "lib",
+                "helpers.banned(k)",
+                "package lib.helpers\nbanned(k) { k == input.parameters.label }",
+            ),
+        ] {
+            let rego = count_banned.replace("FIND", find);
+            let rego = if kind == "K8sBannedInInventory" {
+                format!("banned := input.parameters.label\n{rego}")
+            } else {
+                rego
+            };
+            let t = with_library(kind, package, &rego, lib);
+            assert!(!shared(&t), "{kind}");
+            assert_eq!(together_and_alone(&t, &banned, &pods), want, "{kind}");
+        }
+        let rebound = rego_template(
+            "K8sBannedByDataVariable",
+            "package k8sbannedbydatavariable\nimport future.keywords.every\nviolation[{\"msg\": msg}] {\n  not clean\n  msg := sprintf(\"label %v is banned\", [input.parameters.label])\n}\nclean {\n  every data in [{\"inventory\": {\"banned\": input.parameters.label}}] {\n    count({k | input.review.object.metadata.labels[k]; k == data.inventory.banned}) == 0\n  }\n}",
+        );
+        assert!(!shared(&rebound));
+        assert_eq!(together_and_alone(&rebound, &banned, &pods), want);
         // A template that may see the input whole, or change it with `with`, is not split.
         for (kind, rego) in [
             (

@@ -1507,8 +1507,9 @@ pub(crate) fn shared_terms(
     package_rules: &HashSet<String>,
 ) -> Vec<SharedTerm> {
     let imports = ast["imports"].as_array().into_iter().flatten();
-    // A name that cannot be told from a local variable would be read as one.
-    if imports.clone().any(|i| import_name(i, source).is_none()) {
+    // A name that cannot be told from a local variable would be read as one; and where a
+    // variable is named `input` or `data`, `data.inventory` may be that variable.
+    if imports.clone().any(|i| import_name(i, source).is_none()) || binds_roots(ast, source) {
         return vec![];
     }
     let names = globals(ast, source, package_rules);
@@ -1520,6 +1521,42 @@ pub(crate) fn shared_terms(
     }
     out.sort_unstable_by_key(|t| t.at);
     out
+}
+
+/// Whether a module names a variable `input` or `data`: either word as a term of its own
+/// rather than the root of a reference (`data := ...`, `some input in ...`, a function's
+/// argument), or declared by `some` or `every`.
+fn binds_roots(v: &Value, source: &str) -> bool {
+    let root = |n: &str| matches!(n, "input" | "data");
+    let spans_root = |spans: Vec<&Value>| {
+        spans.into_iter().any(|s| {
+            span_of(s)
+                .and_then(|(a, b)| source.get(a..b))
+                .is_some_and(root)
+        })
+    };
+    match node(v) {
+        Some(("Var", x)) => x["value"].as_str().is_some_and(root),
+        Some(("RefDot" | "RefBrack", r)) => {
+            let from_root = matches!(node(&r["refr"]), Some(("Var", _)));
+            (!from_root && binds_roots(&r["refr"], source))
+                || (!r["index"].is_null() && binds_roots(&r["index"], source))
+        }
+        Some(("SomeVars", x)) => {
+            spans_root(x["vars"].as_array().into_iter().flatten().collect())
+                || binds_roots_in(v, source)
+        }
+        Some(("Every", x)) => spans_root(vec![&x["key"], &x["value"]]) || binds_roots_in(v, source),
+        _ => binds_roots_in(v, source),
+    }
+}
+
+fn binds_roots_in(v: &Value, source: &str) -> bool {
+    match v {
+        Value::Object(m) => m.values().any(|x| binds_roots(x, source)),
+        Value::Array(a) => a.iter().any(|x| binds_roots(x, source)),
+        _ => false,
+    }
 }
 
 /// A comprehension that a review's evaluations share ([`shared_terms`]).

@@ -332,7 +332,9 @@ pub const SHARED: &str = "__garrison_shared";
 /// - a `with` anywhere may change `input` or `data` under a comprehension;
 /// - a module that reads `input` otherwise than as `input.review` or `input.parameters` would
 ///   see the added key;
-/// - a module that names [`SHARED`] itself.
+/// - a module that names [`SHARED`] itself;
+/// - a package whose rules the main module could reach by another name than the one its
+///   package is read by (see below).
 ///
 /// `ast` is the syntax tree of `source` compiled.
 fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
@@ -358,6 +360,24 @@ fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
     let read = modules_of(ast);
     let main = read.modules.iter().find(|m| m.label == "template")?;
     if main.text != source.rego {
+        return None;
+    }
+    // The module's names must be all its package's rules and imports. A package is matched by
+    // its text, so each must be written as plain dotted names (`lib["x"]` is `lib.x`); a
+    // package under `inventory` is read as `data.inventory`; and regorus resolves a call
+    // `helpers.f(x)` in a package nested under the template's own.
+    let plain = |p: &str| {
+        p.split('.').all(|part| {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+    };
+    let nested = format!("{}.", main.package);
+    if read.modules.iter().any(|m| {
+        !plain(&m.package)
+            || m.package == "inventory"
+            || m.package.starts_with("inventory.")
+            || m.package.starts_with(&nested)
+    }) {
         return None;
     }
     let shared = crate::opa::shared_terms(main.ast, main.text, read.rules_of(main));
