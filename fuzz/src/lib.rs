@@ -192,41 +192,85 @@ const HELPERS: &str =
     "package lib.helpers\nbanned(k) := k == input.parameters.k\nlabels := input.parameters.labels";
 
 /// Where `p` is split for constraints that share a review (`rego::Shared`), the split program
-/// with the shared terms in its input answers as the whole program, for a review and two sets
-/// of parameters shaped as Gatekeeper's.
+/// with the shared terms in its input answers as the whole program; where it is made to judge
+/// a batch of parameter sets (`rego::Batch`), the batch answers for each set as the whole
+/// program does; for a review and two sets of parameters shaped as Gatekeeper's.
 fn shared_split_agrees(p: &garrison_governance::rego::Program, src: &str) {
-    use garrison_governance::rego::{Data, SHARED};
-    let Some(split) = p.shared() else {
-        return;
-    };
+    use garrison_governance::rego::{BATCH_INPUT, Data, SHARED};
     let review = serde_json::json!({"object": {"metadata": {"name": "n", "labels": {"a": "1", "b": "2"}}}, "a": {"b": 1}, "l": [1, {"z": 2}]});
-    let terms = split.terms.eval_value(
-        SHARED,
-        regorus::Value::from(serde_json::json!({"review": review})),
-        &Data::empty(),
-    );
-    let Ok(terms @ regorus::Value::Object(_)) = terms else {
-        return;
-    };
-    for parameters in [
+    let sets = [
         serde_json::json!({"labels": ["a", "c"], "a": {"b": 1}, "k": "a"}),
         serde_json::json!({"labels": ["b"], "k": "z"}),
-    ] {
+    ];
+    let terms = p.shared().map(|split| {
+        split.terms.eval_value(
+            SHARED,
+            regorus::Value::from(serde_json::json!({"review": review})),
+            &Data::empty(),
+        )
+    });
+    let terms = match terms {
+        Some(Ok(terms @ regorus::Value::Object(_))) => Some(terms),
+        _ => None,
+    };
+    let with_terms = |input: serde_json::Value| {
+        let mut input = regorus::Value::from(input);
+        if let (Some(terms), Ok(m)) = (&terms, input.as_object_mut()) {
+            m.insert(SHARED.into(), terms.clone());
+        }
+        input
+    };
+    let mut wholes = vec![];
+    for parameters in &sets {
         let input = serde_json::json!({"review": review, "parameters": parameters});
-        let Ok(whole) = p.eval_value(
+        let whole = p.eval_value(
             "violation",
             regorus::Value::from(input.clone()),
             &Data::empty(),
-        ) else {
+        );
+        if let (Some(split), Some(_), Ok(whole)) = (p.shared(), &terms, &whole)
+            && let Ok(found) =
+                split
+                    .program
+                    .eval_value("violation", with_terms(input), &Data::empty())
+        {
+            assert_eq!(&found, whole, "the split program disagrees on {src:?}");
+        }
+        wholes.push(whole);
+    }
+    let Some(batch) = p.batch() else {
+        return;
+    };
+    if batch.shared && terms.is_none() {
+        return;
+    }
+    let Ok(found) = batch.program.eval_value(
+        "violation",
+        with_terms(serde_json::json!({"review": review, BATCH_INPUT: sets})),
+        &Data::empty(),
+    ) else {
+        return;
+    };
+    for (i, whole) in wholes.iter().enumerate() {
+        let Ok(whole) = whole else {
             continue;
         };
-        let mut input = regorus::Value::from(input);
-        if let Ok(m) = input.as_object_mut() {
-            m.insert(SHARED.into(), terms.clone());
-        }
-        if let Ok(found) = split.program.eval_value("violation", input, &Data::empty()) {
-            assert_eq!(found, whole, "the split program disagrees on {src:?}");
-        }
+        // The batch's results for set `i`, in the set's order: the whole program's.
+        let mine: Vec<regorus::Value> = match &found {
+            regorus::Value::Set(s) => s
+                .iter()
+                .filter_map(|pair| match pair.as_array().map(|a| a.as_slice()) {
+                    Ok([at, x]) if at.as_u64().ok() == Some(i as u64) => Some(x.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let theirs: Vec<regorus::Value> = match whole {
+            regorus::Value::Set(s) => s.iter().cloned().collect(),
+            _ => vec![],
+        };
+        assert_eq!(mine, theirs, "the batch disagrees on {src:?}");
     }
 }
 

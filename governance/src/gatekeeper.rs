@@ -1022,14 +1022,48 @@ fn judge_on<'t>(
     // Several sets to evaluate for one review share the work that does not depend on them;
     // not where that work may read the clock, randomness or the network, which each
     // evaluation reads anew.
-    let pending = distinct.iter().filter(|(_, _, r)| r.is_none()).count();
+    let pending: Vec<usize> = (0..distinct.len())
+        .filter(|&i| distinct[i].2.is_none())
+        .collect();
+    let several = pending.len() > 1 && program.depends() != Depends::Unrepeatable;
     let shared = match program.shared() {
-        Some(split) if pending > 1 && program.depends() != Depends::Unrepeatable => lanes
+        Some(split) if several => lanes
             .shared_terms(split, review, data)
             .map(|terms| (split, terms)),
         _ => None,
     };
     let inputs = Inputs::of(review, shared.as_ref().map(|(_, terms)| terms));
+    // All of them in one evaluation, where the template allows; should it fail, each is
+    // evaluated on its own below.
+    if let Some(batch) = program
+        .batch()
+        .filter(|b| several && (!b.shared || shared.is_some()))
+    {
+        let base = if batch.shared {
+            &inputs.split
+        } else {
+            &inputs.whole
+        };
+        let sets: Vec<regorus::Value> = pending
+            .iter()
+            .map(|&i| distinct[i].0.parameters_rego.clone())
+            .collect();
+        let found = lanes
+            .eval(
+                Slot::Batch,
+                &batch.program,
+                inputs.with_batch(base, sets),
+                data,
+            )
+            .ok()
+            .and_then(|v| read_batch(&v, pending.len()));
+        for (found, &i) in found.into_iter().flatten().zip(&pending) {
+            if let Some((verdicts, r)) = remember {
+                verdicts.put(r, distinct[i].1.clone(), found.clone());
+            }
+            distinct[i].2 = Some(Ok(found));
+        }
+    }
     for (c, key, result) in &mut distinct {
         if result.is_some() {
             continue;
@@ -1101,6 +1135,15 @@ impl Inputs {
         }
     }
 
+    /// `base` with a batch's parameter sets, in order (`rego::Batch`).
+    fn with_batch(&self, base: &regorus::Value, sets: Vec<regorus::Value>) -> regorus::Value {
+        let mut input = base.clone();
+        if let Ok(m) = input.as_object_mut() {
+            m.insert(crate::opa::BATCH_INPUT.into(), regorus::Value::from(sets));
+        }
+        input
+    }
+
     /// `base` with `constraint`'s parameters.
     fn with_parameters(&self, base: &regorus::Value, constraint: &Constraint) -> regorus::Value {
         let mut input = base.clone();
@@ -1116,6 +1159,7 @@ enum Slot {
     Whole,
     Terms,
     Split,
+    Batch,
 }
 
 /// The lanes of one template's programs that a thread holds from one review to the next: the
@@ -1126,6 +1170,7 @@ struct Lanes<'t> {
     whole: Option<Held<'t>>,
     terms: Option<Held<'t>>,
     split: Option<Held<'t>>,
+    batch: Option<Held<'t>>,
 }
 
 impl<'t> Lanes<'t> {
@@ -1142,6 +1187,7 @@ impl<'t> Lanes<'t> {
             Slot::Whole => (&mut self.whole, "violation"),
             Slot::Terms => (&mut self.terms, crate::rego::SHARED),
             Slot::Split => (&mut self.split, "violation"),
+            Slot::Batch => (&mut self.batch, "violation"),
         };
         match lane {
             Some(held) => held.eval_value(rule, input, data),
@@ -1178,21 +1224,43 @@ type Found = Arc<[(String, Value)]>;
 /// What one evaluation found, or why it failed.
 type Judged = Result<Found, String>;
 
+/// One result of the `violation` rule, read: its message and details.
+fn read_result(r: &regorus::Value) -> (String, Value) {
+    let msg = match &r[&regorus::Value::from("msg")] {
+        regorus::Value::String(s) => s.to_string(),
+        regorus::Value::Undefined | regorus::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let details = match &r[&regorus::Value::from("details")] {
+        regorus::Value::Undefined => json!({}),
+        d => crate::rego::json_of(d).unwrap_or_else(|_| json!({})),
+    };
+    (msg, details)
+}
+
+/// The results of a batch's `violation` rule (`rego::Batch`): a set of `[i, result]`, read
+/// into what each of its `sets` parameter sets found, in order; `None` for anything else.
+fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
+    let mut found: Vec<Vec<(String, Value)>> = vec![vec![]; sets];
+    let items: Vec<&regorus::Value> = match v {
+        regorus::Value::Set(s) => s.iter().collect(),
+        regorus::Value::Undefined => vec![],
+        _ => return None,
+    };
+    for item in items {
+        let [i, result] = item.as_array().ok()?.as_slice() else {
+            return None;
+        };
+        let i = usize::try_from(i.as_u64().ok()?).ok()?;
+        found.get_mut(i)?.push(read_result(result));
+    }
+    Some(found.into_iter().map(Found::from).collect())
+}
+
 /// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
 /// nothing when undefined.
 fn read_found(v: regorus::Value) -> Result<Found, String> {
-    let read = |r: &regorus::Value| {
-        let msg = match &r[&regorus::Value::from("msg")] {
-            regorus::Value::String(s) => s.to_string(),
-            regorus::Value::Undefined | regorus::Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        let details = match &r[&regorus::Value::from("details")] {
-            regorus::Value::Undefined => json!({}),
-            d => crate::rego::json_of(d).unwrap_or_else(|_| json!({})),
-        };
-        (msg, details)
-    };
+    let read = read_result;
     match &v {
         regorus::Value::Set(s) => Ok(s.iter().map(read).collect()),
         regorus::Value::Array(a) => Ok(a.iter().map(read).collect()),
@@ -1918,12 +1986,13 @@ mod tests {
     #[test]
     fn constraints_of_one_template_share_what_their_parameters_cannot_change() {
         let shared = |t: &Template| t.program().and_then(Program::shared).is_some();
+        let batched = |t: &Template| t.program().and_then(Program::batch).is_some();
         // The labels a Pod has do not depend on the parameters: one evaluation serves all.
         let required = rego_template(
             "K8sRequiredLabels",
             "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_]}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}",
         );
-        assert!(shared(&required));
+        assert!(shared(&required) && batched(&required));
         let params = [
             json!({"labels": ["a"]}),
             json!({"labels": ["b", "a"]}),
@@ -1939,6 +2008,34 @@ mod tests {
                 ],
                 vec!["c1: you must provide labels: {\"b\"}".to_string()],
                 vec![],
+            ]
+        );
+        // Gatekeeper's library template: two definitions, and a function given the parameters.
+        let library = rego_template(
+            "K8sRequiredLabelsLibrary",
+            "package k8srequiredlabelslibrary\nget_message(parameters, _default) := _default {\n  not parameters.message\n}\nget_message(parameters, _) := parameters.message\nviolation[{\"msg\": msg, \"details\": {\"missing_labels\": missing}}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_].key}\n  missing := required - provided\n  count(missing) > 0\n  def_msg := sprintf(\"you must provide labels: %v\", [missing])\n  msg := get_message(input.parameters, def_msg)\n}\nviolation[{\"msg\": msg}] {\n  value := input.review.object.metadata.labels[key]\n  expected := input.parameters.labels[_]\n  expected.key == key\n  expected.allowedRegex != \"\"\n  not regex.match(expected.allowedRegex, value)\n  def_msg := sprintf(\"Label <%v: %v> does not satisfy allowed regex: %v\", [key, value, expected.allowedRegex])\n  msg := get_message(input.parameters, def_msg)\n}",
+        );
+        assert!(shared(&library) && batched(&library));
+        let params = [
+            json!({"labels": [{"key": "a", "allowedRegex": "^[0-9]+$"}]}),
+            json!({"labels": [{"key": "b"}], "message": "b please"}),
+            json!({"labels": [{"key": "a"}, {"key": "b"}]}),
+        ];
+        let pods = [json!({"a": "x"}), json!({"a": "1", "b": "2"}), json!({})];
+        assert_eq!(
+            together_and_alone(&library, &params, &pods),
+            vec![
+                vec![
+                    "c0: Label <a: x> does not satisfy allowed regex: ^[0-9]+$".to_string(),
+                    "c1: b please".into(),
+                    "c2: you must provide labels: {\"b\"}".into()
+                ],
+                vec![],
+                vec![
+                    "c0: you must provide labels: {\"a\"}".to_string(),
+                    "c1: b please".into(),
+                    "c2: you must provide labels: {\"a\", \"b\"}".into()
+                ],
             ]
         );
         // Comprehensions that read the parameters through the package's rules or functions,
@@ -1972,6 +2069,8 @@ mod tests {
         ] {
             let t = rego_template(kind, rego);
             assert!(!shared(&t), "{kind}");
+            // Batched only where the rule's own definitions alone read the parameters.
+            assert_eq!(batched(&t), kind == "K8sBannedByVariable", "{kind}");
             assert_eq!(together_and_alone(&t, &banned, &pods), want, "{kind}");
         }
         // A comprehension's name that the body around it binds is that body's variable: here
@@ -1981,7 +2080,7 @@ mod tests {
             "K8sRequiredByCapture",
             "package k8srequiredbycapture\nviolation[{\"msg\": msg}] {\n  k := input.parameters.label\n  found := {k | input.review.object.metadata.labels[k]}\n  count(found) == 0\n  msg := sprintf(\"label %v is required\", [k])\n}",
         );
-        assert!(!shared(&captured));
+        assert!(!shared(&captured) && batched(&captured));
         assert_eq!(
             together_and_alone(&captured, &banned, &pods),
             vec![
@@ -2003,7 +2102,7 @@ mod tests {
                 "libs": ["package lib.helpers\nbanned(k) { k == input.parameters.label }"]}]}
         }))
         .unwrap();
-        assert!(!shared(&bracketed));
+        assert!(!shared(&bracketed) && !batched(&bracketed));
         assert_eq!(together_and_alone(&bracketed, &banned, &pods), want);
         // A variable of `every` (or `some`), which the syntax tree gives as a span, is the
         // enclosing scope's too: `l` here is each required label.
@@ -2011,12 +2110,12 @@ mod tests {
             "K8sRequiredByEvery",
             "package k8srequiredbyevery\nimport future.keywords.every\nviolation[{\"msg\": \"missing a required label\"}] { not has_all }\nhas_all {\n  every l in input.parameters.labels {\n    count({v | v := input.review.object.metadata.labels[l]}) > 0\n  }\n}",
         );
-        assert!(!shared(&every));
+        assert!(!shared(&every) && !batched(&every));
         let some = rego_template(
             "K8sRequiredBySome",
             "package k8srequiredbysome\nviolation[{\"msg\": \"missing a required label\"}] {\n  some l\n  l = input.parameters.labels[_]\n  count({v | v := input.review.object.metadata.labels[l]}) == 0\n}",
         );
-        assert!(!shared(&some));
+        assert!(!shared(&some) && batched(&some));
         let required = [json!({"labels": ["a"]}), json!({"labels": ["b"]})];
         for t in [&every, &some] {
             assert_eq!(
@@ -2076,14 +2175,14 @@ mod tests {
                 rego
             };
             let t = with_library(kind, package, &rego, lib);
-            assert!(!shared(&t), "{kind}");
+            assert!(!shared(&t) && !batched(&t), "{kind}");
             assert_eq!(together_and_alone(&t, &banned, &pods), want, "{kind}");
         }
         let rebound = rego_template(
             "K8sBannedByDataVariable",
             "package k8sbannedbydatavariable\nimport future.keywords.every\nviolation[{\"msg\": msg}] {\n  not clean\n  msg := sprintf(\"label %v is banned\", [input.parameters.label])\n}\nclean {\n  every data in [{\"inventory\": {\"banned\": input.parameters.label}}] {\n    count({k | input.review.object.metadata.labels[k]; k == data.inventory.banned}) == 0\n  }\n}",
         );
-        assert!(!shared(&rebound));
+        assert!(!shared(&rebound) && !batched(&rebound));
         assert_eq!(together_and_alone(&rebound, &banned, &pods), want);
         // A template that may see the input whole, or change it with `with`, is not split.
         for (kind, rego) in [
@@ -2097,7 +2196,7 @@ mod tests {
             ),
         ] {
             let t = rego_template(kind, rego);
-            assert!(!shared(&t), "{kind}");
+            assert!(!shared(&t) && !batched(&t), "{kind}");
             together_and_alone(&t, &banned, &pods);
         }
         // A shared term whose evaluation fails (an object comprehension with two values for a
@@ -2106,7 +2205,7 @@ mod tests {
             "K8sConflictingKeys",
             "package k8sconflictingkeys\nviolation[{\"msg\": msg}] {\n  by := {\"k\": v | v := input.review.object.metadata.labels[_]}\n  by.k == input.parameters.label\n  msg := \"matched\"\n}",
         );
-        assert!(shared(&conflict));
+        assert!(shared(&conflict) && batched(&conflict));
         let judged = together_and_alone(
             &conflict,
             &banned,

@@ -1526,7 +1526,7 @@ pub(crate) fn shared_terms(
 /// Whether a module names a variable `input` or `data`: either word as a term of its own
 /// rather than the root of a reference (`data := ...`, `some input in ...`, a function's
 /// argument), or declared by `some` or `every`.
-fn binds_roots(v: &Value, source: &str) -> bool {
+pub(crate) fn binds_roots(v: &Value, source: &str) -> bool {
     let root = |n: &str| matches!(n, "input" | "data");
     let spans_root = |spans: Vec<&Value>| {
         spans.into_iter().any(|s| {
@@ -1742,5 +1742,121 @@ fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
             Value::Array(a) => a.iter().all(|x| reads_only_shared(x, names)),
             _ => true,
         },
+    }
+}
+
+/// The variable a batch's rule body binds to its constraint's parameters, and the one it binds
+/// to their place in the batch (`batch_edits`).
+pub(crate) const BATCH_PARAMETERS: &str = "__garrison_p";
+pub(crate) const BATCH_AT: &str = "__garrison_at";
+
+/// The key of the input that holds a batch's parameters, in order.
+pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
+
+/// The edits (byte range, new text) that make a module's set rule `rule` judge every
+/// parameter set of a batch in one evaluation: each of its definitions binds
+/// [`BATCH_PARAMETERS`] to `input.__garrison_parameters[__garrison_at]` first, reads it where
+/// it read `input.parameters`, and gives `[__garrison_at, x]` for each `x` it gave. `None`
+/// where that would change what it gives: some `input.parameters` stands outside the rule's
+/// definitions (a helper rule or function reading it is evaluated once for all), or a
+/// definition is not a set rule whose body is in braces.
+///
+/// The caller makes sure nothing else can read the parameters (`rego::split_batch`): no
+/// library names them, no `with`, no `input` read whole, no variable named `input`.
+pub(crate) fn batch_edits(
+    ast: &Value,
+    source: &str,
+    rule: &str,
+) -> Option<Vec<((usize, usize), String)>> {
+    let mut definitions = vec![];
+    let mut edits = vec![];
+    for r in ast["rules"].as_array().into_iter().flatten() {
+        let (kind, body) = node(r)?;
+        let head = match kind {
+            "Spec" => &body["head"],
+            _ => &body["refr"],
+        };
+        let named = match node(head) {
+            Some((_, h)) if kind == "Spec" => head_ref(&h["refr"]).map(|(_, n)| n),
+            _ => head_ref(head).map(|(_, n)| n),
+        };
+        if named != Some(rule) {
+            continue;
+        }
+        // A default, a rule of one value, or a set rule without a key of its own.
+        let Some(("Set", h)) = node(head).filter(|_| kind == "Spec") else {
+            return None;
+        };
+        let Some(("Var", name)) = node(&h["refr"]) else {
+            return None;
+        };
+        let key = set_key(span(h)?, span(name)?, source)?;
+        edits.push((key, format!("[{BATCH_AT}, {}]", source.get(key.0..key.1)?)));
+        for b in body["bodies"].as_array().into_iter().flatten() {
+            let (start, _) = span(&b["query"])?;
+            if source.as_bytes().get(start) != Some(&b'{') {
+                return None;
+            }
+            edits.push((
+                (start + 1, start + 1),
+                format!(" {BATCH_PARAMETERS} := input.{BATCH_INPUT}[{BATCH_AT}]; "),
+            ));
+        }
+        definitions.push(span(body)?);
+    }
+    if definitions.is_empty() {
+        return None;
+    }
+    let mut parameters = vec![];
+    parameter_refs(ast, &mut parameters);
+    for at in parameters {
+        if !definitions.iter().any(|d| d.0 <= at.0 && at.1 <= d.1) {
+            return None;
+        }
+        edits.push((at, BATCH_PARAMETERS.to_string()));
+    }
+    edits.sort_by_key(|(at, _)| *at);
+    // Edits that overlap cannot be made one after another.
+    if edits.windows(2).any(|w| w[0].0.1 > w[1].0.0) {
+        return None;
+    }
+    Some(edits)
+}
+
+/// The byte range of a set rule's key, read from the text of its head (`head`) after its name
+/// (`name`): `name[key]` or `name contains key`. (regorus's span of an object key may start
+/// at its last field.)
+fn set_key(head: (usize, usize), name: (usize, usize), source: &str) -> Option<(usize, usize)> {
+    let text = source.get(name.1..head.1)?;
+    let lead = text.len() - text.trim_start().len();
+    let rest = text.trim_start();
+    let start = name.1 + lead;
+    if let Some(inner) = rest.strip_prefix('[') {
+        let inner = inner.trim_end().strip_suffix(']')?;
+        return Some((start + 1, start + 1 + inner.len()));
+    }
+    let after = rest.strip_prefix("contains")?;
+    if !after.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let key = after.trim_start();
+    let key_start = head.1 - key.len();
+    Some((key_start, key_start + key.trim_end().len()))
+}
+
+/// The spans of every `input.parameters` in a syntax tree.
+fn parameter_refs(v: &Value, out: &mut Vec<(usize, usize)>) {
+    if let Some(("RefDot", r)) = node(v)
+        && matches!(node(&r["refr"]), Some(("Var", x)) if x["value"] == "input")
+        && r["field"][1] == "parameters"
+        && let Some(at) = span(r)
+    {
+        out.push(at);
+        return;
+    }
+    match v {
+        Value::Object(m) => m.values().for_each(|x| parameter_refs(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| parameter_refs(x, out)),
+        _ => {}
     }
 }

@@ -304,6 +304,20 @@ pub struct Program {
     /// The program split for evaluations that judge one input's review against several
     /// parameters, when its source allows (`split_shared`).
     shared: Option<Arc<Shared>>,
+    /// The program made to judge a batch of parameter sets in one evaluation, when its source
+    /// allows (`split_batch`).
+    batch: Option<Arc<Batch>>,
+}
+
+/// A program that judges one review against a batch of parameter sets in one evaluation: its
+/// entry rule gives `[i, x]` for each `x` the entry rule gives with the `i`-th parameter set of
+/// `input.__garrison_parameters` as `input.parameters` (`opa::batch_edits`).
+#[derive(Debug)]
+pub struct Batch {
+    /// The batch program.
+    pub program: Program,
+    /// It is made from the split program ([`Shared`]): its input holds the shared terms too.
+    pub shared: bool,
 }
 
 /// A program split in two for evaluations of one review against several parameters (several
@@ -325,6 +339,74 @@ pub struct Shared {
 /// key that holds them.
 pub const SHARED: &str = "__garrison_shared";
 
+/// The input's key that holds a batch's parameter sets, in order ([`Batch`]).
+pub const BATCH_INPUT: &str = crate::opa::BATCH_INPUT;
+
+/// Where `module` reads `input`: the parts it names after it (`review`, `parameters`), or
+/// `None` where it reads it otherwise (whole, or with brackets).
+fn input_parts(module: &str) -> Option<Vec<&str>> {
+    root_words(module, "input")
+        .map(|i| {
+            let rest = &module[i + "input".len()..];
+            ["review", "parameters"].into_iter().find(|part| {
+                rest.strip_prefix('.')
+                    .and_then(|r| r.strip_prefix(part))
+                    .is_some_and(|after| {
+                        !after
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+        })
+        .collect()
+}
+
+/// Whether a program may be split at all ([`Shared`], [`Batch`]): no module uses `with`
+/// (which may change `input` or `data` under a term), reads `input` otherwise than as
+/// `input.review` or `input.parameters` (it would see the keys the split adds), or names
+/// Garrison's own keys and variables.
+fn splittable(source: &Source) -> bool {
+    let own = [
+        SHARED,
+        crate::opa::BATCH_INPUT,
+        crate::opa::BATCH_PARAMETERS,
+        crate::opa::BATCH_AT,
+    ];
+    std::iter::once(&source.rego).chain(&source.libs).all(|m| {
+        own.iter().all(|w| !m.contains(w))
+            && root_words(m, "with").next().is_none()
+            && input_parts(m).is_some()
+    })
+}
+
+/// The program of `source` (whose syntax tree is `ast`) made to judge a batch of parameter
+/// sets in one evaluation ([`Batch`], `opa::batch_edits`), or `None` where it cannot be:
+/// where a library reads the parameters, a variable is named `input` or `data`, or the main
+/// module reads them outside its entry rule's definitions. `source` is the program as
+/// written, or its split ([`Shared`]); the caller checks that the program as written is
+/// [`splittable`].
+fn split_batch(ast: &Value, source: &Source) -> Option<Source> {
+    if source
+        .libs
+        .iter()
+        .any(|l| input_parts(l).is_none_or(|parts| parts.contains(&"parameters")))
+    {
+        return None;
+    }
+    let read = modules_of(ast);
+    let main = read.modules.iter().find(|m| m.label == "template")?;
+    if main.text != source.rego || crate::opa::binds_roots(main.ast, main.text) {
+        return None;
+    }
+    let edits = crate::opa::batch_edits(main.ast, main.text, &source.rule)?;
+    let mut batch = source.clone();
+    for ((s, e), text) in edits.iter().rev() {
+        batch.rego.replace_range(*s..*e, text);
+    }
+    Some(batch)
+}
+
 /// `source` split for evaluations that share a review ([`Shared`]): the source with a rule
 /// [`SHARED`] added to the main module, an object of its shared comprehensions
 /// (`opa::shared_terms`), and the source with each of them read from the input; `None` when it
@@ -338,23 +420,7 @@ pub const SHARED: &str = "__garrison_shared";
 ///
 /// `ast` is the syntax tree of `source` compiled.
 fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
-    let by_parts = |m: &str| {
-        root_words(m, "input").all(|i| {
-            let rest = &m[i + "input".len()..];
-            [".review", ".parameters"].iter().any(|part| {
-                rest.strip_prefix(part).is_some_and(|after| {
-                    !after
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                })
-            })
-        })
-    };
-    let modules = || std::iter::once(&source.rego).chain(&source.libs);
-    if modules()
-        .any(|m| m.contains(SHARED) || root_words(m, "with").next().is_some() || !by_parts(m))
-    {
+    if !splittable(source) {
         return None;
     }
     let read = modules_of(ast);
@@ -807,15 +873,38 @@ impl Program {
             Some(ast) => ast,
             None => syntax_tree(&proto)?,
         };
+        // The splits are new text: should one not compile (a `default` value whose
+        // comprehension became a reference, say), the program is not split so.
         let shared = split_shared(&ast, &source).and_then(|(terms, split)| {
-            // New text: should either not compile (a `default` value whose comprehension became
-            // a reference, say), the program is not split.
             let terms = Program::assemble(terms, None, None).ok()?;
-            let program = Program::assemble(split, None, None).ok()?;
-            Some(Arc::new(Shared { terms, program }))
+            let (proto, package) = build(&split).ok()?;
+            let split_ast = syntax_tree(&proto).ok()?;
+            let program = Program::assemble(
+                split.clone(),
+                Some((proto, package, split_ast.clone())),
+                None,
+            )
+            .ok()?;
+            Some((Arc::new(Shared { terms, program }), split, split_ast))
         });
+        // The batch is made from the split where there is one, and reads its shared terms.
+        let (base, base_ast) = match &shared {
+            Some((_, split, split_ast)) => (split, split_ast),
+            None => (&source, &ast),
+        };
+        let batch = Some(base)
+            .filter(|_| splittable(&source))
+            .and_then(|base| split_batch(base_ast, base))
+            .and_then(|batch| Program::assemble(batch, None, None).ok())
+            .map(|program| {
+                Arc::new(Batch {
+                    program,
+                    shared: shared.is_some(),
+                })
+            });
         let mut program = Program::assemble(source, Some((proto, package, ast)), note)?;
-        program.shared = shared;
+        program.shared = shared.map(|(s, _, _)| s);
+        program.batch = batch;
         Ok(program)
     }
 
@@ -859,11 +948,18 @@ impl Program {
             vm_source,
             note: note.map(std::sync::Arc::from),
             shared: None,
+            batch: None,
         })
     }
 
     /// Sets the time limit of each evaluation.
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.batch = self.batch.map(|b| {
+            Arc::new(Batch {
+                program: b.program.clone().with_time_limit(limit),
+                shared: b.shared,
+            })
+        });
         self.shared = self.shared.map(|s| {
             Arc::new(Shared {
                 terms: s.terms.clone().with_time_limit(limit),
@@ -876,6 +972,12 @@ impl Program {
 
     /// The program on regorus's interpreter alone, the reference engine (slower).
     pub fn interpreted(mut self) -> Self {
+        self.batch = self.batch.map(|b| {
+            Arc::new(Batch {
+                program: b.program.clone().interpreted(),
+                shared: b.shared,
+            })
+        });
         self.shared = self.shared.map(|s| {
             Arc::new(Shared {
                 terms: s.terms.clone().interpreted(),
@@ -922,9 +1024,17 @@ impl Program {
         self.shared.as_deref()
     }
 
-    /// The program without its split ([`Program::shared`]): every evaluation runs it whole.
+    /// The program made to judge a batch of parameter sets in one evaluation, when its source
+    /// allows.
+    pub fn batch(&self) -> Option<&Batch> {
+        self.batch.as_deref()
+    }
+
+    /// The program without its splits ([`Program::shared`], [`Program::batch`]): every
+    /// evaluation runs it whole.
     pub fn without_sharing(mut self) -> Self {
         self.shared = None;
+        self.batch = None;
         self
     }
 
