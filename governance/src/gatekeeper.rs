@@ -2038,6 +2038,25 @@ mod tests {
                 ],
             ]
         );
+        // A constraint whose parameters leave a key undefined gives no element, and takes
+        // none from the others (on the interpreter, where an undefined key dropped the
+        // rule's elements, a batch would have let every constraint's go).
+        let contact = rego_template(
+            "K8sContact",
+            "package k8scontact\nimport future.keywords.in\nviolation[{\"msg\": msg, \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  \"x\" in [\"x\"]\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
+        );
+        assert!(!contact.program().unwrap().on_machine() && batched(&contact));
+        for params in [
+            [json!({"contact": "sec@x"}), json!({})],
+            [json!({}), json!({"contact": "sec@x"})],
+        ] {
+            let judged = together_and_alone(&contact, &params, &[json!({"a": "1"})]);
+            let at = params
+                .iter()
+                .position(|p| p.get("contact").is_some())
+                .unwrap();
+            assert_eq!(judged, vec![vec![format!("c{at}: label value 1")]]);
+        }
         // Comprehensions that read the parameters through the package's rules or functions,
         // or a variable of the body around them, are evaluated for each constraint. Shared,
         // they would be evaluated without parameters, and find no banned label: each of these

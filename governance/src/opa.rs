@@ -1823,6 +1823,95 @@ pub(crate) fn batch_edits(
     Some(edits)
 }
 
+/// `source` (a module, whose syntax tree is `ast`) with each set rule's key bound at the end
+/// of its body (`set_keys`), for regorus's interpreter; `None` when no key needs it.
+pub(crate) fn bind_set_keys(
+    ast: &Value,
+    source: &str,
+    _package_rules: &HashSet<String>,
+) -> Result<Option<String>, Unguarded> {
+    let mut edits = vec![];
+    set_keys(ast, source, &mut edits);
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    edits.sort_by_key(|(s, e, _)| (*s, *e));
+    let mut out = String::with_capacity(source.len() + edits.len() * 32);
+    let mut at = 0;
+    for (start, end, text) in edits {
+        if start < at {
+            return Err(Unguarded);
+        }
+        out.push_str(source.get(at..start).ok_or(Unguarded)?);
+        out.push_str(&text);
+        at = end;
+    }
+    out.push_str(source.get(at..).ok_or(Unguarded)?);
+    Ok(Some(out))
+}
+
+/// The variable a set rule's key is bound to at the end of its body (`set_keys`).
+const SET_KEY: &str = "__garrison_key";
+
+/// Edits that bind each set rule's key, where it is not a variable, at the end of its body:
+/// `p[{"msg": m, "x": c.extra}] { ... }` becomes `p[__garrison_key] { ...
+/// __garrison_key := ({"msg": m, "x": c.extra}) }`. In OPA a pass of the body whose key is
+/// undefined gives no element; regorus's interpreter instead drops every element the
+/// definition gave before it (or fails the evaluation), so one object without `extra` hid
+/// the violations of all the others. The machine gives no element, as OPA; this is for the
+/// interpreter's source alone (`rego::Program::assemble`). A key spanning lines, or holding a
+/// comment or a raw string, is left as written (moving it would move the lines after it), as
+/// are bodies without braces.
+fn set_keys(ast: &Value, source: &str, edits: &mut Vec<Edit>) {
+    for r in ast["rules"].as_array().into_iter().flatten() {
+        let Some(("Spec", body)) = node(r) else {
+            continue;
+        };
+        let Some(("Set", h)) = node(&body["head"]) else {
+            continue;
+        };
+        let Some(("Var", name)) = node(&h["refr"]) else {
+            continue;
+        };
+        if matches!(node(&h["key"]), Some(("Var", _)) | None) {
+            continue;
+        }
+        let (Some(head), Some(name)) = (span(h), span(name)) else {
+            continue;
+        };
+        let Some(key) = set_key(head, name, source) else {
+            continue;
+        };
+        let Some(text) = source.get(key.0..key.1) else {
+            continue;
+        };
+        if text.contains(['\n', '#', '`']) {
+            continue;
+        }
+        let bodies: Vec<&Value> = body["bodies"].as_array().into_iter().flatten().collect();
+        let [only] = bodies.as_slice() else {
+            continue;
+        };
+        let Some((start, end)) = span(&only["query"]) else {
+            continue;
+        };
+        let bytes = source.as_bytes();
+        if bytes.get(start) != Some(&b'{') || end == 0 || bytes.get(end - 1) != Some(&b'}') {
+            continue;
+        }
+        let close = end - 1;
+        // On the closing brace's line when it has one of its own, else after a `;`.
+        let before = source[..close].trim_end_matches([' ', '\t']);
+        let sep = if before.ends_with('\n') || before.ends_with('{') {
+            ""
+        } else {
+            "; "
+        };
+        edits.push((key.0, key.1, SET_KEY.to_string()));
+        edits.push((close, close, format!("{sep}{SET_KEY} := ({text}) ")));
+    }
+}
+
 /// The byte range of a set rule's key, read from the text of its head (`head`) after its name
 /// (`name`): `name[key]` or `name contains key`. (regorus's span of an object key may start
 /// at its last field.)

@@ -916,10 +916,11 @@ impl Program {
         note: Option<String>,
     ) -> Result<Program, CompileError> {
         let (proto, package, ast) = match built {
-            Some((proto, package, ast)) => (proto, package, Some(ast)),
+            Some((proto, package, ast)) => (proto, package, ast),
             None => {
                 let (proto, package) = build(&source)?;
-                (proto, package, None)
+                let ast = syntax_tree(&proto)?;
+                (proto, package, ast)
             }
         };
         limit_heap();
@@ -927,7 +928,20 @@ impl Program {
         let machine = if INTERPRETER_ONLY.load(Ordering::Relaxed) {
             None
         } else {
-            for_machine(&proto, ast, &source, &entry)?
+            for_machine(&proto, Some(ast.clone()), &source, &entry)?
+        };
+        // The interpreter evaluates the source with each set rule's key bound in its body
+        // (`opa::bind_set_keys`): an undefined key there dropped the rule's other elements.
+        let (proto, source) = match each_module(&ast, &source, false, crate::opa::bind_set_keys)
+            .ok()
+            .flatten()
+        {
+            Some(bound) => match build(&bound) {
+                Ok((engine, _)) => (engine, bound),
+                Err(e @ CompileError::Limit { .. }) => return Err(e),
+                Err(_) => (proto, source),
+            },
+            None => (proto, source),
         };
         let (vm_source, vm) = match machine {
             Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, NO_DATA_YET))),
@@ -2341,6 +2355,29 @@ violation[{"msg": "term of a comprehension"}] { x := [c.cpu | c := input.cs[_]];
                 Err(e) => panic!("{body}: {e}"),
             };
             assert_eq!(got, want, "{body}");
+        }
+    }
+
+    /// A pass of a set rule's body whose key is undefined gives no element, as in OPA; on
+    /// regorus's interpreter it dropped the elements given before it (or failed), so one
+    /// container without `extra` hid the others' violations.
+    #[test]
+    fn an_undefined_key_drops_only_its_own_element_on_both_engines() {
+        let src = "package k\nviolation[{\"msg\": msg, \"details\": {\"x\": c.extra}}] {\n  c := input.cs[_]\n  msg := sprintf(\"container %v\", [c.name])\n}\n";
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
+        for cs in [
+            json!([{"name": "a", "extra": 1}, {"name": "b"}]),
+            json!([{"name": "b"}, {"name": "a", "extra": 1}]),
+        ] {
+            let input = json!({"cs": cs});
+            for engine in [p.clone(), p.clone().interpreted()] {
+                assert_eq!(
+                    engine.eval("violation", &input, None).unwrap(),
+                    json!([{"details": {"x": 1}, "msg": "container a"}]),
+                    "{input}"
+                );
+            }
         }
     }
 
