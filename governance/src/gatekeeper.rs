@@ -2046,16 +2046,29 @@ mod tests {
             "package k8scontact\nimport future.keywords.in\nviolation[{\"msg\": msg, \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  \"x\" in [\"x\"]\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
         );
         assert!(!contact.program().unwrap().on_machine() && batched(&contact));
-        for params in [
-            [json!({"contact": "sec@x"}), json!({})],
-            [json!({}), json!({"contact": "sec@x"})],
-        ] {
-            let judged = together_and_alone(&contact, &params, &[json!({"a": "1"})]);
-            let at = params
-                .iter()
-                .position(|p| p.get("contact").is_some())
-                .unwrap();
-            assert_eq!(judged, vec![vec![format!("c{at}: label value 1")]]);
+        // The same with a key over two lines, which stays in the head: not batched.
+        let across = rego_template(
+            "K8sContactAcross",
+            "package k8scontactacross\nimport future.keywords.in\nviolation[{\"msg\": msg,\n  \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  \"x\" in [\"x\"]\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
+        );
+        assert!(!batched(&across));
+        for t in [&contact, &across] {
+            for params in [
+                [json!({"contact": "sec@x"}), json!({})],
+                [json!({}), json!({"contact": "sec@x"})],
+            ] {
+                let judged = together_and_alone(t, &params, &[json!({"a": "1"})]);
+                let at = params
+                    .iter()
+                    .position(|p| p.get("contact").is_some())
+                    .unwrap();
+                assert_eq!(
+                    judged,
+                    vec![vec![format!("c{at}: label value 1")]],
+                    "{}",
+                    t.kind()
+                );
+            }
         }
         // Comprehensions that read the parameters through the package's rules or functions,
         // or a variable of the body around them, are evaluated for each constraint. Shared,

@@ -1750,6 +1750,9 @@ fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
 pub(crate) const BATCH_PARAMETERS: &str = "__garrison_p";
 pub(crate) const BATCH_AT: &str = "__garrison_at";
 
+/// The variable a batch's rule body binds to the key it gives (`batch_edits`).
+pub(crate) const BATCH_KEY: &str = "__garrison_k";
+
 /// The key of the input that holds a batch's parameters, in order.
 pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 
@@ -1790,18 +1793,20 @@ pub(crate) fn batch_edits(
         let Some(("Var", name)) = node(&h["refr"]) else {
             return None;
         };
+        // The key is bound at the end of the body, so that a pass whose key is undefined
+        // gives nothing on either engine (`set_keys`), whatever the other sets give.
         let key = set_key(span(h)?, span(name)?, source)?;
-        edits.push((key, format!("[{BATCH_AT}, {}]", source.get(key.0..key.1)?)));
-        for b in body["bodies"].as_array().into_iter().flatten() {
-            let (start, _) = span(&b["query"])?;
-            if source.as_bytes().get(start) != Some(&b'{') {
-                return None;
-            }
-            edits.push((
-                (start + 1, start + 1),
-                format!(" {BATCH_PARAMETERS} := input.{BATCH_INPUT}[{BATCH_AT}]; "),
-            ));
-        }
+        let key_text = movable(source.get(key.0..key.1)?)?;
+        edits.push((key, format!("[{BATCH_AT}, {BATCH_KEY}]")));
+        let [b] = body["bodies"].as_array()?.as_slice() else {
+            return None;
+        };
+        let (open, close) = braced(b, source)?;
+        edits.push((
+            (open + 1, open + 1),
+            format!(" {BATCH_PARAMETERS} := input.{BATCH_INPUT}[{BATCH_AT}]; "),
+        ));
+        edits.push(bind_at(close, source, BATCH_KEY, key_text));
         definitions.push(span(body)?);
     }
     if definitions.is_empty() {
@@ -1882,34 +1887,50 @@ fn set_keys(ast: &Value, source: &str, edits: &mut Vec<Edit>) {
         let Some(key) = set_key(head, name, source) else {
             continue;
         };
-        let Some(text) = source.get(key.0..key.1) else {
+        let Some(text) = source.get(key.0..key.1).and_then(movable) else {
             continue;
         };
-        if text.contains(['\n', '#', '`']) {
-            continue;
-        }
         let bodies: Vec<&Value> = body["bodies"].as_array().into_iter().flatten().collect();
         let [only] = bodies.as_slice() else {
             continue;
         };
-        let Some((start, end)) = span(&only["query"]) else {
+        let Some((_, close)) = braced(only, source) else {
             continue;
-        };
-        let bytes = source.as_bytes();
-        if bytes.get(start) != Some(&b'{') || end == 0 || bytes.get(end - 1) != Some(&b'}') {
-            continue;
-        }
-        let close = end - 1;
-        // On the closing brace's line when it has one of its own, else after a `;`.
-        let before = source[..close].trim_end_matches([' ', '\t']);
-        let sep = if before.ends_with('\n') || before.ends_with('{') {
-            ""
-        } else {
-            "; "
         };
         edits.push((key.0, key.1, SET_KEY.to_string()));
-        edits.push((close, close, format!("{sep}{SET_KEY} := ({text}) ")));
+        let ((at, _), text) = bind_at(close, source, SET_KEY, text);
+        edits.push((at, at, text));
     }
+}
+
+/// A key's text, when it can be moved into the body without moving the lines after it: on
+/// one line, without a comment or a raw string.
+fn movable(text: &str) -> Option<&str> {
+    (!text.contains(['\n', '#', '`'])).then_some(text)
+}
+
+/// The byte offsets of a rule body's opening and closing braces, when it is written in braces
+/// and holds statements (not a v1 `if` followed by one braced term).
+fn braced(body: &Value, source: &str) -> Option<(usize, usize)> {
+    let (start, end) = span(&body["query"])?;
+    let bytes = source.as_bytes();
+    if bytes.get(start) != Some(&b'{') || end == 0 || bytes.get(end - 1) != Some(&b'}') {
+        return None;
+    }
+    let first = span(body["query"]["stmts"].as_array()?.first()?)?;
+    (first.0 > start).then_some((start, end - 1))
+}
+
+/// The edit that binds `var` to `(key)` just before a body's closing brace at `close`: on the
+/// brace's line when it has one of its own, else after a `;`.
+fn bind_at(close: usize, source: &str, var: &str, key: &str) -> ((usize, usize), String) {
+    let before = source[..close].trim_end_matches([' ', '\t', '\r']);
+    let sep = if before.ends_with('\n') || before.ends_with('{') {
+        ""
+    } else {
+        "; "
+    };
+    ((close, close), format!("{sep}{var} := ({key}) "))
 }
 
 /// The byte range of a set rule's key, read from the text of its head (`head`) after its name

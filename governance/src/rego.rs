@@ -372,6 +372,7 @@ fn splittable(source: &Source) -> bool {
         crate::opa::BATCH_INPUT,
         crate::opa::BATCH_PARAMETERS,
         crate::opa::BATCH_AT,
+        crate::opa::BATCH_KEY,
     ];
     std::iter::once(&source.rego).chain(&source.libs).all(|m| {
         own.iter().all(|w| !m.contains(w))
