@@ -1745,24 +1745,26 @@ fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
     }
 }
 
-/// The variable a batch's rule body binds to its constraint's parameters, and the one it binds
-/// to their place in the batch (`batch_edits`).
-pub(crate) const BATCH_PARAMETERS: &str = "__garrison_p";
+/// The variable a batch's rule body binds to the place of its parameters in the batch
+/// (`batch_edits`).
 pub(crate) const BATCH_AT: &str = "__garrison_at";
-
-/// The variable a batch's rule body binds to the key it gives (`batch_edits`).
-pub(crate) const BATCH_KEY: &str = "__garrison_k";
 
 /// The key of the input that holds a batch's parameters, in order.
 pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 
 /// The edits (byte range, new text) that make a module's set rule `rule` judge every
-/// parameter set of a batch in one evaluation: each of its definitions binds
-/// [`BATCH_PARAMETERS`] to `input.__garrison_parameters[__garrison_at]` first, reads it where
-/// it read `input.parameters`, and gives `[__garrison_at, x]` for each `x` it gave. `None`
+/// parameter set of a batch in one evaluation: each of its definitions first iterates over
+/// `input.__garrison_parameters` (`_ = input.__garrison_parameters[__garrison_at]`), reads
+/// `input.__garrison_parameters[__garrison_at]` where it read `input.parameters` (a variable
+/// bound to them would move the template off the machine: an assignment of a variable to a
+/// variable is not guarded), and gives `[__garrison_at, x]` for each `x` it gave. `None`
 /// where that would change what it gives: some `input.parameters` stands outside the rule's
 /// definitions (a helper rule or function reading it is evaluated once for all), or a
 /// definition is not a set rule whose body is in braces.
+///
+/// A pass whose key is undefined must give nothing, whatever the other sets give: regorus's
+/// machine does so for `[__garrison_at, key]`, as OPA; its interpreter drops the rule's other
+/// elements instead (`set_keys`), so the caller keeps a batch only on the machine.
 ///
 /// The caller makes sure nothing else can read the parameters (`rego::split_batch`): no
 /// library names them, no `with`, no `input` read whole, no variable named `input`.
@@ -1793,20 +1795,16 @@ pub(crate) fn batch_edits(
         let Some(("Var", name)) = node(&h["refr"]) else {
             return None;
         };
-        // The key is bound at the end of the body, so that a pass whose key is undefined
-        // gives nothing on either engine (`set_keys`), whatever the other sets give.
         let key = set_key(span(h)?, span(name)?, source)?;
-        let key_text = movable(source.get(key.0..key.1)?)?;
-        edits.push((key, format!("[{BATCH_AT}, {BATCH_KEY}]")));
+        edits.push((key, format!("[{BATCH_AT}, {}]", source.get(key.0..key.1)?)));
         let [b] = body["bodies"].as_array()?.as_slice() else {
             return None;
         };
-        let (open, close) = braced(b, source)?;
+        let (open, _) = braced(b, source)?;
         edits.push((
             (open + 1, open + 1),
-            format!(" {BATCH_PARAMETERS} := input.{BATCH_INPUT}[{BATCH_AT}]; "),
+            format!(" _ = input.{BATCH_INPUT}[{BATCH_AT}]; "),
         ));
-        edits.push(bind_at(close, source, BATCH_KEY, key_text));
         definitions.push(span(body)?);
     }
     if definitions.is_empty() {
@@ -1818,7 +1816,7 @@ pub(crate) fn batch_edits(
         if !definitions.iter().any(|d| d.0 <= at.0 && at.1 <= d.1) {
             return None;
         }
-        edits.push((at, BATCH_PARAMETERS.to_string()));
+        edits.push((at, format!("input.{BATCH_INPUT}[{BATCH_AT}]")));
     }
     edits.sort_by_key(|(at, _)| *at);
     // Edits that overlap cannot be made one after another.

@@ -367,13 +367,7 @@ fn input_parts(module: &str) -> Option<Vec<&str>> {
 /// `input.review` or `input.parameters` (it would see the keys the split adds), or names
 /// Garrison's own keys and variables.
 fn splittable(source: &Source) -> bool {
-    let own = [
-        SHARED,
-        crate::opa::BATCH_INPUT,
-        crate::opa::BATCH_PARAMETERS,
-        crate::opa::BATCH_AT,
-        crate::opa::BATCH_KEY,
-    ];
+    let own = [SHARED, crate::opa::BATCH_INPUT, crate::opa::BATCH_AT];
     std::iter::once(&source.rego).chain(&source.libs).all(|m| {
         own.iter().all(|w| !m.contains(w))
             && root_words(m, "with").next().is_none()
@@ -897,6 +891,9 @@ impl Program {
             .filter(|_| splittable(&source))
             .and_then(|base| split_batch(base_ast, base))
             .and_then(|batch| Program::assemble(batch, None, None).ok())
+            // On the machine alone: regorus's interpreter lets an undefined key of one set
+            // drop the results of the others (`opa::batch_edits`).
+            .filter(Program::on_machine)
             .map(|program| {
                 Arc::new(Batch {
                     program,
@@ -987,12 +984,8 @@ impl Program {
 
     /// The program on regorus's interpreter alone, the reference engine (slower).
     pub fn interpreted(mut self) -> Self {
-        self.batch = self.batch.map(|b| {
-            Arc::new(Batch {
-                program: b.program.clone().interpreted(),
-                shared: b.shared,
-            })
-        });
+        // A batch runs on the machine alone (`split_batch`).
+        self.batch = None;
         self.shared = self.shared.map(|s| {
             Arc::new(Shared {
                 terms: s.terms.clone().interpreted(),
