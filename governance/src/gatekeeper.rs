@@ -1012,13 +1012,22 @@ fn judge_on<'t>(
             Some(i) => i,
             None => {
                 let key = (program.id(), c.parameters_key.clone(), data_id);
-                let kept = remember.and_then(|(verdicts, r)| verdicts.get(r, &key));
-                distinct.push((*c, key, kept.map(Ok)));
+                distinct.push((*c, key, None));
                 distinct.len() - 1
             }
         };
         sets.push(at);
     }
+    // What earlier calls found, looked up at once.
+    if let Some((verdicts, r)) = remember {
+        let keys: Vec<&ResultKey> = distinct.iter().map(|(_, k, _)| k).collect();
+        let kept = verdicts.get_all(r, &keys);
+        for (d, kept) in distinct.iter_mut().zip(kept) {
+            d.2 = kept.map(Ok);
+        }
+    }
+    // What this call finds, kept at once at the end.
+    let mut found_now: Vec<(ResultKey, Found)> = vec![];
     // Several sets to evaluate for one review share the work that does not depend on them;
     // not where that work may read the clock, randomness or the network, which each
     // evaluation reads anew.
@@ -1058,8 +1067,8 @@ fn judge_on<'t>(
             .ok()
             .and_then(|v| read_batch(&v, pending.len()));
         for (found, &i) in found.into_iter().flatten().zip(&pending) {
-            if let Some((verdicts, r)) = remember {
-                verdicts.put(r, distinct[i].1.clone(), found.clone());
+            if remember.is_some() {
+                found_now.push((distinct[i].1.clone(), found.clone()));
             }
             distinct[i].2 = Some(Ok(found));
         }
@@ -1090,10 +1099,15 @@ fn judge_on<'t>(
                 .map_err(|e| e.to_string())
                 .and_then(read_found),
         };
-        if let (Ok(found), Some((verdicts, r))) = (&found, remember) {
-            verdicts.put(r, key.clone(), found.clone());
+        if let (Ok(found), Some(_)) = (&found, remember) {
+            found_now.push((key.clone(), found.clone()));
         }
         *result = Some(found);
+    }
+    if let Some((verdicts, r)) = remember
+        && !found_now.is_empty()
+    {
+        verdicts.put_all(r, found_now);
     }
     for (c, at) in matched.iter().zip(sets) {
         match &distinct[at].2 {
@@ -1390,29 +1404,39 @@ impl Verdicts {
         }
     }
 
-    fn get(&self, review: &ReviewKey, key: &ResultKey) -> Option<Found> {
+    /// The results kept for `review` under each of `keys`, looked up under one lock.
+    fn get_all(&self, review: &ReviewKey, keys: &[&ResultKey]) -> Vec<Option<Found>> {
         let mut kept = self.lock();
-        let hit = kept.reviews.get_mut(review).and_then(|r| {
-            r.used = true;
-            r.results.get(key).cloned()
-        });
-        drop(kept);
-        let counter = if hit.is_some() {
-            &self.found
-        } else {
-            &self.evaluated
+        let hits: Vec<Option<Found>> = match kept.reviews.get_mut(review) {
+            Some(r) => {
+                r.used = true;
+                keys.iter().map(|k| r.results.get(*k).cloned()).collect()
+            }
+            None => vec![None; keys.len()],
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        hit
+        drop(kept);
+        let found = hits.iter().filter(|h| h.is_some()).count() as u64;
+        self.found.fetch_add(found, Ordering::Relaxed);
+        self.evaluated
+            .fetch_add(hits.len() as u64 - found, Ordering::Relaxed);
+        hits
     }
 
-    fn put(&self, review: &ReviewKey, key: ResultKey, found: Found) {
-        let size = 64
-            + key.1.len()
-            + found
-                .iter()
-                .map(|(m, d)| 64 + m.len() + d.to_string().len())
-                .sum::<usize>();
+    /// Keeps `found` for `review`, under one lock, and forgets the least used reviews past the
+    /// budget.
+    fn put_all(&self, review: &ReviewKey, found: Vec<(ResultKey, Found)>) {
+        let sized: Vec<(ResultKey, Found, usize)> = found
+            .into_iter()
+            .map(|(key, found)| {
+                let size = 64
+                    + key.1.len()
+                    + found
+                        .iter()
+                        .map(|(m, d)| 64 + m.len() + d.to_string().len())
+                        .sum::<usize>();
+                (key, found, size)
+            })
+            .collect();
         let mut kept = self.lock();
         let kept = &mut *kept;
         let entry = match kept.reviews.get_mut(review) {
@@ -1427,9 +1451,11 @@ impl Verdicts {
                 })
             }
         };
-        if entry.results.insert(key, found).is_none() {
-            entry.bytes += size;
-            kept.bytes += size;
+        for (key, found, size) in sized {
+            if entry.results.insert(key, found).is_none() {
+                entry.bytes += size;
+                kept.bytes += size;
+            }
         }
         while kept.bytes > self.budget {
             let Some(oldest) = kept.queue.pop_front() else {
