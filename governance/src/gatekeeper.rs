@@ -2019,6 +2019,43 @@ mod tests {
             "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_]}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}",
         );
         assert!(shared(&required) && batched(&required));
+        // The batch itself answers, on the machine (the fallback would hide a batch that
+        // always failed): two sets, their pairs read back per set.
+        {
+            let program = required.program().unwrap();
+            let (split, batch) = (program.shared().unwrap(), program.batch().unwrap());
+            assert!(batch.shared && batch.program.on_machine());
+            let review = Review::of(&pod("a", json!({"a": "1"}))).unwrap();
+            let data = Data::empty();
+            let mut input = regorus::Value::new_object();
+            input
+                .as_object_mut()
+                .unwrap()
+                .insert("review".into(), review.request.clone());
+            let terms = split
+                .terms
+                .eval_value(crate::rego::SHARED, input.clone(), &data)
+                .unwrap();
+            let m = input.as_object_mut().unwrap();
+            m.insert(crate::rego::SHARED.into(), terms);
+            m.insert(
+                crate::rego::BATCH_INPUT.into(),
+                regorus::Value::from(vec![
+                    regorus::Value::from(json!({"labels": ["a"]})),
+                    regorus::Value::from(json!({"labels": ["b", "c"]})),
+                ]),
+            );
+            let out = batch.program.eval_value("violation", input, &data).unwrap();
+            let found = read_batch(&out, 2).unwrap();
+            let msgs: Vec<Vec<&str>> = found
+                .iter()
+                .map(|f| f.iter().map(|(m, _)| m.as_str()).collect())
+                .collect();
+            assert_eq!(
+                msgs,
+                vec![vec![], vec!["you must provide labels: {\"b\", \"c\"}"]]
+            );
+        }
         let params = [
             json!({"labels": ["a"]}),
             json!({"labels": ["b", "a"]}),
@@ -2034,6 +2071,28 @@ mod tests {
                 ],
                 vec!["c1: you must provide labels: {\"b\"}".to_string()],
                 vec![],
+            ]
+        );
+        // Two definitions, a negation and a function given the parameters, batched on the
+        // machine.
+        let prefixed = rego_template(
+            "K8sPrefixed",
+            "package k8sprefixed\nhas_prefix(v, p) { startswith(v, p.prefix) }\nviolation[{\"msg\": \"missing\"}] {\n  not input.review.object.metadata.labels[input.parameters.key]\n}\nviolation[{\"msg\": msg}] {\n  v := input.review.object.metadata.labels[input.parameters.key]\n  not has_prefix(v, input.parameters)\n  msg := sprintf(\"bad %v\", [v])\n}",
+        );
+        assert!(batched(&prefixed));
+        assert_eq!(
+            together_and_alone(
+                &prefixed,
+                &[
+                    json!({"key": "a", "prefix": "x"}),
+                    json!({"key": "b", "prefix": "y"})
+                ],
+                &[json!({"a": "xy"}), json!({"a": "zz", "b": "yy"}), json!({})],
+            ),
+            vec![
+                vec!["c1: missing".to_string()],
+                vec!["c0: bad zz".to_string()],
+                vec!["c0: missing".to_string(), "c1: missing".into()],
             ]
         );
         // Gatekeeper's library template: two definitions, and a function given the parameters.
@@ -2080,7 +2139,8 @@ mod tests {
             "package k8scontactonmachine\nviolation[{\"msg\": msg, \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
         );
         assert!(on_machine.program().unwrap().on_machine() && batched(&on_machine));
-        // The same with a key over two lines, which stays in the head: not batched.
+        // The same on the interpreter with its key over two lines (where the interpreter's
+        // own key binding leaves it in the head): no batch either.
         let across = rego_template(
             "K8sContactAcross",
             "package k8scontactacross\nimport future.keywords.in\nviolation[{\"msg\": msg,\n  \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  \"x\" in [\"x\"]\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
