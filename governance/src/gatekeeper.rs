@@ -1274,10 +1274,9 @@ fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
 /// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
 /// nothing when undefined.
 fn read_found(v: regorus::Value) -> Result<Found, String> {
-    let read = read_result;
     match &v {
-        regorus::Value::Set(s) => Ok(s.iter().map(read).collect()),
-        regorus::Value::Array(a) => Ok(a.iter().map(read).collect()),
+        regorus::Value::Set(s) => Ok(s.iter().map(read_result).collect()),
+        regorus::Value::Array(a) => Ok(a.iter().map(read_result).collect()),
         regorus::Value::Undefined => Ok(Arc::new([])),
         other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
     }

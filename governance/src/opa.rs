@@ -824,7 +824,14 @@ pub(crate) fn guard_assignments(
     }
     // Stable: a statement's opening brace and its guards keep their order at one position.
     edits.sort_by_key(|(start, _, _)| *start);
-    let mut out = String::with_capacity(source.len() + edits.len() * 16);
+    apply_edits(source, edits).map(Some)
+}
+
+/// `source` with `edits` (byte range, new text), sorted, made; [`Unguarded`] where two
+/// overlap or a range does not fall on the text's characters.
+fn apply_edits(source: &str, edits: Vec<Edit>) -> Result<String, Unguarded> {
+    let added: usize = edits.iter().map(|(_, _, text)| text.len()).sum();
+    let mut out = String::with_capacity(source.len() + added);
     let mut at = 0;
     for (start, end, text) in edits {
         if start < at {
@@ -835,7 +842,7 @@ pub(crate) fn guard_assignments(
         at = end;
     }
     out.push_str(source.get(at..).ok_or(Unguarded)?);
-    Ok(Some(out))
+    Ok(out)
 }
 
 struct Guarder<'a> {
@@ -1839,18 +1846,7 @@ pub(crate) fn bind_set_keys(
         return Ok(None);
     }
     edits.sort_by_key(|(s, e, _)| (*s, *e));
-    let mut out = String::with_capacity(source.len() + edits.len() * 32);
-    let mut at = 0;
-    for (start, end, text) in edits {
-        if start < at {
-            return Err(Unguarded);
-        }
-        out.push_str(source.get(at..start).ok_or(Unguarded)?);
-        out.push_str(&text);
-        at = end;
-    }
-    out.push_str(source.get(at..).ok_or(Unguarded)?);
-    Ok(Some(out))
+    apply_edits(source, edits).map(Some)
 }
 
 /// The variable a set rule's key is bound to at the end of its body (`set_keys`).
@@ -1896,8 +1892,7 @@ fn set_keys(ast: &Value, source: &str, edits: &mut Vec<Edit>) {
             continue;
         };
         edits.push((key.0, key.1, SET_KEY.to_string()));
-        let ((at, _), text) = bind_at(close, source, SET_KEY, text);
-        edits.push((at, at, text));
+        edits.push(bind_at(close, source, SET_KEY, text));
     }
 }
 
@@ -1921,14 +1916,14 @@ fn braced(body: &Value, source: &str) -> Option<(usize, usize)> {
 
 /// The edit that binds `var` to `(key)` just before a body's closing brace at `close`: on the
 /// brace's line when it has one of its own, else after a `;`.
-fn bind_at(close: usize, source: &str, var: &str, key: &str) -> ((usize, usize), String) {
+fn bind_at(close: usize, source: &str, var: &str, key: &str) -> Edit {
     let before = source[..close].trim_end_matches([' ', '\t', '\r']);
     let sep = if before.ends_with('\n') || before.ends_with('{') {
         ""
     } else {
         "; "
     };
-    ((close, close), format!("{sep}{var} := ({key}) "))
+    (close, close, format!("{sep}{var} := ({key}) "))
 }
 
 /// The byte range of a set rule's key, read from the text of its head (`head`) after its name
