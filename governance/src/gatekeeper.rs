@@ -1476,18 +1476,18 @@ impl Verdicts {
     }
 }
 
-/// Fewest evaluations worth a thread of their own: below this, starting the thread costs more
-/// than it saves.
+/// Fewest evaluations worth a thread of their own: below this, handing a part to another thread
+/// costs more than it saves.
 const EVALUATIONS_PER_THREAD: usize = 64;
 
 /// Judges every review against every template's constraints, as the delivery gate judges a
 /// work's manifests: for each review in order, its violations in the order of `sets`.
 ///
-/// A large batch is shared among the machine's cores, each thread judging whole reviews. The
-/// interpreter counts references at every step, and a count that two cores touch turns each
-/// step into a cache miss (two threads on shared values measured no faster than one), so each
-/// thread judges with its own copy of the constraints' parameters, and the templates' programs
-/// give each concurrent evaluation a lane of its own.
+/// A large batch is shared among the machine's cores, each thread of a pool kept for the purpose
+/// judging whole reviews. The interpreter counts references at every step, and a count that two
+/// cores touch turns each step into a cache miss (two threads on shared values measured no
+/// faster than one), so each thread judges with its own copy of the constraints' parameters,
+/// and the templates' programs give each concurrent evaluation a lane of its own.
 pub fn judge_reviews(
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
@@ -1565,40 +1565,45 @@ fn judge_threads(
             })
             .collect::<Vec<Vec<Violation>>>()
     };
-    if threads == 1 {
+    let pool = if threads > 1 { judges() } else { None };
+    let Some(pool) = pool else {
         return judge_part(sets, reviews);
-    }
-    let mut parts = reviews.chunks(reviews.len().div_ceil(threads));
-    let first = parts.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        // A part whose thread cannot be started (the process's thread limit) is judged here.
-        let others: Vec<_> = parts
-            .map(|part| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || {
-                        let own: Vec<(Template, Vec<Constraint>)> = sets
-                            .iter()
-                            .map(|(t, cs)| {
-                                (t.clone(), cs.iter().map(Constraint::detached).collect())
-                            })
-                            .collect();
-                        judge_part(&own, part)
-                    })
-                    .map_err(|_| part)
+    };
+    let parts: Vec<&[Review]> = reviews.chunks(reviews.len().div_ceil(threads)).collect();
+    let judged: Vec<Vec<Vec<Violation>>> = pool.install(|| {
+        use rayon::prelude::*;
+        parts
+            .par_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    return judge_part(sets, part);
+                }
+                let own: Vec<(Template, Vec<Constraint>)> = sets
+                    .iter()
+                    .map(|(t, cs)| (t.clone(), cs.iter().map(Constraint::detached).collect()))
+                    .collect();
+                judge_part(&own, part)
             })
-            .collect();
-        let mut out = judge_part(sets, first);
-        for handle in others {
-            match handle {
-                Ok(h) => match h.join() {
-                    Ok(judged) => out.extend(judged),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                Err(part) => out.extend(judge_part(sets, part)),
-            }
-        }
-        out
+            .collect()
+    });
+    judged.into_iter().flatten().collect()
+}
+
+/// The threads that judge the parts of a batch, one for each core, started once and kept: a
+/// thread started for each batch cost a third of what it saved on a work's manifests (its
+/// start, an empty allocator heap, cold caches), where the pool's threads stay warm from one
+/// work to the next. `None` when no thread can be started (the process's thread limit): the
+/// batch is then judged on the calling thread.
+fn judges() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("garrison-judge-{i}"))
+            .build()
+            .ok()
     })
+    .as_ref()
 }
 
 /// The most violations a Constraint's status lists, as Gatekeeper's audit stores.
