@@ -1494,12 +1494,13 @@ pub fn judge_reviews(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Vec<Violation>> {
-    judge_in(None, sets, reviews, inventory, data)
+    judge_in(Pool::Shared, None, sets, reviews, inventory, data)
 }
 
 /// [`judge_reviews`], with the results of earlier calls kept in `verdicts` (see [`Verdicts`]):
 /// a review judged before is judged again without evaluating. What is found is what
-/// [`judge_reviews`] finds.
+/// [`judge_reviews`] finds. The agent's delivery gate judges with it, on threads of its own,
+/// so that a work's check never waits behind an audit's evaluations on [`judge_reviews`]'s.
 pub fn judge_reviews_remembered(
     verdicts: &Verdicts,
     sets: &[(Template, Vec<Constraint>)],
@@ -1507,11 +1508,12 @@ pub fn judge_reviews_remembered(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Vec<Violation>> {
-    judge_in(Some(verdicts), sets, reviews, inventory, data)
+    judge_in(Pool::Gate, Some(verdicts), sets, reviews, inventory, data)
 }
 
 /// [`judge_reviews`] on as many threads as the batch is worth.
 fn judge_in(
+    pool: Pool,
     remember: Option<&Verdicts>,
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
@@ -1519,13 +1521,17 @@ fn judge_in(
     data: &Data,
 ) -> Vec<Vec<Violation>> {
     let constraints: usize = sets.iter().map(|(_, cs)| cs.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = cores.min(reviews.len() * constraints / EVALUATIONS_PER_THREAD);
-    judge_threads(threads, remember, sets, reviews, inventory, data)
+    let threads = cores().min(reviews.len() * constraints / EVALUATIONS_PER_THREAD);
+    judge_threads(pool, threads, remember, sets, reviews, inventory, data)
 }
 
-/// [`judge_reviews`] on `threads` threads (at least one, at most one a review), whatever the
-/// batch's size.
+/// The machine's cores, as many as the judges' pools have threads.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// [`judge_reviews`] in `threads` parts (at least one, at most one a review), whatever the
+/// batch's size, judged on the pool's threads (one a core) when there is more than one.
 pub fn judge_on_threads(
     threads: usize,
     sets: &[(Template, Vec<Constraint>)],
@@ -1533,10 +1539,11 @@ pub fn judge_on_threads(
     inventory: &Inventory,
     data: &Data,
 ) -> Vec<Vec<Violation>> {
-    judge_threads(threads, None, sets, reviews, inventory, data)
+    judge_threads(Pool::Shared, threads, None, sets, reviews, inventory, data)
 }
 
 fn judge_threads(
+    pool: Pool,
     threads: usize,
     remember: Option<&Verdicts>,
     sets: &[(Template, Vec<Constraint>)],
@@ -1565,7 +1572,7 @@ fn judge_threads(
             })
             .collect::<Vec<Vec<Violation>>>()
     };
-    let pool = if threads > 1 { judges() } else { None };
+    let pool = if threads > 1 { judges(pool) } else { None };
     let Some(pool) = pool else {
         return judge_part(sets, reviews);
     };
@@ -1590,20 +1597,39 @@ fn judge_threads(
     judged.into_iter().flatten().collect()
 }
 
+/// Which threads judge a batch's parts.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// The delivery gate's ([`judge_reviews_remembered`]).
+    Gate,
+    /// Every other batch's: the audit's and [`judge_reviews`]'s callers'.
+    Shared,
+}
+
 /// The threads that judge the parts of a batch, one for each core, started once and kept: a
 /// thread started for each batch cost a third of what it saved on a work's manifests (its
 /// start, an empty allocator heap, cold caches), where the pool's threads stay warm from one
-/// work to the next. `None` when no thread can be started (the process's thread limit): the
-/// batch is then judged on the calling thread.
-fn judges() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("garrison-judge-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
+/// work to the next. The gate's pool is its own, so that a work's check never waits behind an
+/// audit's evaluations. `None` when the pool's threads cannot be started (the process's thread
+/// limit): the batch is then judged on the calling thread, and the pool is tried again with
+/// the next batch.
+fn judges(pool: Pool) -> Option<&'static rayon::ThreadPool> {
+    static GATE: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    static SHARED: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    let (cell, name) = match pool {
+        Pool::Gate => (&GATE, "gate-judge"),
+        Pool::Shared => (&SHARED, "judge"),
+    };
+    if let Some(p) = cell.get() {
+        return Some(p);
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores())
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .ok()?;
+    // Two first batches at once may both build one; the other is dropped, its threads ending.
+    Some(cell.get_or_init(|| built))
 }
 
 /// The most violations a Constraint's status lists, as Gatekeeper's audit stores.
