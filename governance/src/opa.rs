@@ -829,7 +829,7 @@ pub(crate) fn guard_assignments(
 
 /// `source` with `edits` (byte range, new text), sorted, made; [`Unguarded`] where two
 /// overlap or a range does not fall on the text's characters.
-fn apply_edits(source: &str, edits: Vec<Edit>) -> Result<String, Unguarded> {
+pub(crate) fn apply_edits(source: &str, edits: Vec<Edit>) -> Result<String, Unguarded> {
     let added: usize = edits.iter().map(|(_, _, text)| text.len()).sum();
     let mut out = String::with_capacity(source.len() + added);
     let mut at = 0;
@@ -1759,15 +1759,15 @@ pub(crate) const BATCH_AT: &str = "__garrison_at";
 /// The key of the input that holds a batch's parameters, in order.
 pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 
-/// The edits (byte range, new text) that make a module's set rule `rule` judge every
-/// parameter set of a batch in one evaluation: each of its definitions first iterates over
+/// `source` (a module, whose syntax tree is `ast`) edited so that its set rule `rule` judges
+/// every parameter set of a batch in one evaluation: each of its definitions first iterates over
 /// `input.__garrison_parameters` (`_ = input.__garrison_parameters[__garrison_at]`), reads
 /// `input.__garrison_parameters[__garrison_at]` where it read `input.parameters` (a variable
 /// bound to them would move the template off the machine: an assignment of a variable to a
 /// variable is not guarded), and gives `[__garrison_at, x]` for each `x` it gave. `None`
 /// where that would change what it gives: some `input.parameters` stands outside the rule's
-/// definitions (a helper rule or function reading it is evaluated once for all), or a
-/// definition is not a set rule whose body is in braces.
+/// definitions (a helper rule or function reading it is evaluated once for all), a
+/// definition is not a set rule whose body is in braces, or two edits overlap.
 ///
 /// A pass whose key is undefined must give nothing, whatever the other sets give: regorus's
 /// machine does so for `[__garrison_at, key]`, as OPA; its interpreter drops the rule's other
@@ -1775,11 +1775,7 @@ pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 ///
 /// The caller makes sure nothing else can read the parameters (`rego::split_batch`): no
 /// library names them, no `with`, no `input` read whole, no variable named `input`.
-pub(crate) fn batch_edits(
-    ast: &Value,
-    source: &str,
-    rule: &str,
-) -> Option<Vec<((usize, usize), String)>> {
+pub(crate) fn batch_edits(ast: &Value, source: &str, rule: &str) -> Option<String> {
     let mut definitions = vec![];
     let mut edits = vec![];
     for r in ast["rules"].as_array().into_iter().flatten() {
@@ -1803,13 +1799,18 @@ pub(crate) fn batch_edits(
             return None;
         };
         let key = set_key(span(h)?, span(name)?, source)?;
-        edits.push((key, format!("[{BATCH_AT}, {}]", source.get(key.0..key.1)?)));
+        edits.push((
+            key.0,
+            key.1,
+            format!("[{BATCH_AT}, {}]", source.get(key.0..key.1)?),
+        ));
         let [b] = body["bodies"].as_array()?.as_slice() else {
             return None;
         };
         let (open, _) = braced(b, source)?;
         edits.push((
-            (open + 1, open + 1),
+            open + 1,
+            open + 1,
             format!(" _ = input.{BATCH_INPUT}[{BATCH_AT}]; "),
         ));
         definitions.push(span(body)?);
@@ -1823,14 +1824,10 @@ pub(crate) fn batch_edits(
         if !definitions.iter().any(|d| d.0 <= at.0 && at.1 <= d.1) {
             return None;
         }
-        edits.push((at, format!("input.{BATCH_INPUT}[{BATCH_AT}]")));
+        edits.push((at.0, at.1, format!("input.{BATCH_INPUT}[{BATCH_AT}]")));
     }
-    edits.sort_by_key(|(at, _)| *at);
-    // Edits that overlap cannot be made one after another.
-    if edits.windows(2).any(|w| w[0].0.1 > w[1].0.0) {
-        return None;
-    }
-    Some(edits)
+    edits.sort_by_key(|(s, e, _)| (*s, *e));
+    apply_edits(source, edits).ok()
 }
 
 /// `source` (a module, whose syntax tree is `ast`) with each set rule's key bound at the end

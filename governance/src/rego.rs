@@ -394,12 +394,11 @@ fn split_batch(ast: &Value, source: &Source) -> Option<Source> {
     if main.text != source.rego || crate::opa::binds_roots(main.ast, main.text) {
         return None;
     }
-    let edits = crate::opa::batch_edits(main.ast, main.text, &source.rule)?;
-    let mut batch = source.clone();
-    for ((s, e), text) in edits.iter().rev() {
-        batch.rego.replace_range(*s..*e, text);
-    }
-    Some(batch)
+    let rego = crate::opa::batch_edits(main.ast, main.text, &source.rule)?;
+    Some(Source {
+        rego,
+        ..source.clone()
+    })
 }
 
 /// `source` split for evaluations that share a review ([`Shared`]): the source with a rule
@@ -456,13 +455,19 @@ fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
         .collect();
     terms.rego = format!("{}\n{SHARED} := {{{}}}\n", source.rego, fields.join(", "));
     terms.rule = SHARED.into();
-    let mut split = source.clone();
-    for (i, t) in shared.iter().enumerate().rev() {
-        let key = crate::opa::shared_key(i, t);
-        split
-            .rego
-            .replace_range(t.at.0..t.at.1, &format!("input.{SHARED}.{key}"));
-    }
+    let mut edits: Vec<(usize, usize, String)> = shared
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = crate::opa::shared_key(i, t);
+            (t.at.0, t.at.1, format!("input.{SHARED}.{key}"))
+        })
+        .collect();
+    edits.sort_by_key(|(s, e, _)| (*s, *e));
+    let split = Source {
+        rego: crate::opa::apply_edits(&source.rego, edits).ok()?,
+        ..source.clone()
+    };
     Some((terms, split))
 }
 
