@@ -115,6 +115,14 @@ pub fn policy_objects(data: &[u8]) {
     let Ok(v) = serde_json::from_slice::<Value>(data) else {
         return;
     };
+    // Read into the engine's values directly, the object is what regorus's own conversion
+    // makes of it.
+    if let (Ok(ours), Ok(theirs)) = (
+        garrison_governance::rego::from_json(&v),
+        regorus::Value::from_json_str(&v.to_string()),
+    ) {
+        assert_eq!(ours, theirs, "the conversions disagree on {v}");
+    }
     let _ = gatekeeper::Template::from_object(&v);
     let _ = config_policy::ConfigurationPolicy::from_object(&v);
     if let Ok(code) = garrison_governance::cel::Code::from_source(&v) {
@@ -196,7 +204,7 @@ const HELPERS: &str =
 /// a batch of parameter sets (`rego::Batch`), the batch answers for each set as the whole
 /// program does; for a review and two sets of parameters shaped as Gatekeeper's.
 fn shared_split_agrees(p: &garrison_governance::rego::Program, src: &str) {
-    use garrison_governance::rego::{BATCH_INPUT, Data, SHARED};
+    use garrison_governance::rego::{BATCH_INPUT, BATCH_TERMS, Data, SHARED};
     let review = serde_json::json!({"object": {"metadata": {"name": "n", "labels": {"a": "1", "b": "2"}}}, "a": {"b": 1}, "l": [1, {"z": 2}]});
     let sets = [
         serde_json::json!({"labels": ["a", "c"], "a": {"b": 1}, "k": "a"}),
@@ -244,11 +252,25 @@ fn shared_split_agrees(p: &garrison_governance::rego::Program, src: &str) {
     if batch.shared && terms.is_none() {
         return;
     }
-    let Ok(found) = batch.program.eval_value(
-        "violation",
-        with_terms(serde_json::json!({"review": review, BATCH_INPUT: sets})),
-        &Data::empty(),
-    ) else {
+    let mut input = with_terms(serde_json::json!({"review": review, BATCH_INPUT: sets}));
+    // Each set's terms that read only the parameters, where the batch reads them; a set
+    // without them is judged on its own, not in a batch.
+    if batch.reads_parameter_terms() {
+        let Some(parameter_terms) = sets
+            .iter()
+            .map(|s| {
+                let value = garrison_governance::rego::from_json(s).ok()?;
+                batch.parameter_terms(&s.to_string().into(), &value)
+            })
+            .collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        if let Ok(m) = input.as_object_mut() {
+            m.insert(BATCH_TERMS.into(), regorus::Value::from(parameter_terms));
+        }
+    }
+    let Ok(found) = batch.program.eval_value("violation", input, &Data::empty()) else {
         return;
     };
     for (i, whole) in wholes.iter().enumerate() {

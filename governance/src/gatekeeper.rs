@@ -489,6 +489,10 @@ pub struct Constraint {
     parameters_hash: u64,
     /// The parameters as JSON text, which [`Verdicts`] keys on.
     parameters_key: Arc<str>,
+    /// The values of its template's batch's terms that read only the parameters, with the id
+    /// of the batch program that reads them (`rego::Batch::parameter_terms`), when it has
+    /// them.
+    batch_terms: Option<(u64, regorus::Value)>,
     action: EnforcementAction,
 }
 
@@ -546,13 +550,21 @@ impl Constraint {
         if !errors.is_empty() {
             return Err(ConstraintError::Schema(errors));
         }
+        let parameters_key: Arc<str> = parameters.to_string().into();
+        // Evaluated here, where the agent builds its constraints, rather than at a work's
+        // first check; the batch keeps them for the constraint's next version.
+        let batch_terms = template.program().and_then(Program::batch).and_then(|b| {
+            let terms = b.parameter_terms(&parameters_key, &parameters_rego)?;
+            Some((b.program.id(), terms))
+        });
         Ok(Constraint {
             kind: kind.into(),
             name: str_at(obj, "/metadata/name").into(),
             matcher,
             parameters_rego,
             parameters_hash: hash_of(&parameters),
-            parameters_key: parameters.to_string().into(),
+            parameters_key,
+            batch_terms,
             parameters,
             action,
         })
@@ -586,6 +598,10 @@ impl Constraint {
             // Past the heap ceiling, the shared value serves: slower, not wrong.
             parameters_rego: rego_of(&self.parameters)
                 .unwrap_or_else(|_| self.parameters_rego.clone()),
+            batch_terms: self
+                .batch_terms
+                .as_ref()
+                .map(|(id, terms)| (*id, crate::rego::detach(terms))),
             ..self.clone()
         }
     }
@@ -1053,20 +1069,36 @@ fn judge_on<'t>(
         } else {
             &inputs.whole
         };
-        let sets: Vec<regorus::Value> = pending
-            .iter()
-            .map(|&i| distinct[i].0.parameters_rego.clone())
-            .collect();
-        let found = lanes
-            .eval(
-                Slot::Batch,
-                &batch.program,
-                inputs.with_batch(base, sets),
-                data,
-            )
-            .ok()
-            .and_then(|v| read_batch(&v, pending.len()));
-        for (found, &i) in found.into_iter().flatten().zip(&pending) {
+        // A set whose terms the batch cannot read (they failed, or the constraint was built
+        // for another version of the template) is judged on its own below.
+        let terms_of = |c: &Constraint| match &c.batch_terms {
+            _ if !batch.reads_parameter_terms() => Some(None),
+            Some((id, terms)) if *id == batch.program.id() => Some(Some(terms.clone())),
+            _ => None,
+        };
+        let (mut batched, mut sets, mut terms) = (vec![], vec![], vec![]);
+        for &i in &pending {
+            if let Some(t) = terms_of(distinct[i].0) {
+                batched.push(i);
+                sets.push(distinct[i].0.parameters_rego.clone());
+                terms.extend(t);
+            }
+        }
+        let terms = batch.reads_parameter_terms().then_some(terms);
+        let found = Some(())
+            .filter(|_| !batched.is_empty())
+            .and_then(|_| {
+                lanes
+                    .eval(
+                        Slot::Batch,
+                        &batch.program,
+                        inputs.with_batch(base, sets, terms),
+                        data,
+                    )
+                    .ok()
+            })
+            .and_then(|v| read_batch(&v, batched.len()));
+        for (found, &i) in found.into_iter().flatten().zip(&batched) {
             if remember.is_some() {
                 found_now.push((distinct[i].1.clone(), found.clone()));
             }
@@ -1149,11 +1181,20 @@ impl Inputs {
         }
     }
 
-    /// `base` with a batch's parameter sets, in order (`rego::Batch`).
-    fn with_batch(&self, base: &regorus::Value, sets: Vec<regorus::Value>) -> regorus::Value {
+    /// `base` with a batch's parameter sets, in order, and their terms where the batch reads
+    /// them (`rego::Batch`).
+    fn with_batch(
+        &self,
+        base: &regorus::Value,
+        sets: Vec<regorus::Value>,
+        terms: Option<Vec<regorus::Value>>,
+    ) -> regorus::Value {
         let mut input = base.clone();
         if let Ok(m) = input.as_object_mut() {
             m.insert(crate::opa::BATCH_INPUT.into(), regorus::Value::from(sets));
+            if let Some(terms) = terms {
+                m.insert(crate::rego::BATCH_TERMS.into(), regorus::Value::from(terms));
+            }
         }
         input
     }
@@ -2066,14 +2107,21 @@ mod tests {
                 .terms
                 .eval_value(crate::rego::SHARED, input.clone(), &data)
                 .unwrap();
+            // The required labels, which only the parameters give, are read from the input:
+            // evaluated once per parameter set, not once per review.
+            assert!(batch.reads_parameter_terms());
+            let sets = [json!({"labels": ["a"]}), json!({"labels": ["b", "c"]})];
+            let sets: Vec<regorus::Value> = sets.iter().map(|p| rego_of(p).unwrap()).collect();
+            let parameter_terms: Vec<regorus::Value> = sets
+                .iter()
+                .map(|p| batch.parameter_terms(&p.to_string().into(), p).unwrap())
+                .collect();
             let m = input.as_object_mut().unwrap();
             m.insert(crate::rego::SHARED.into(), terms);
+            m.insert(crate::rego::BATCH_INPUT.into(), regorus::Value::from(sets));
             m.insert(
-                crate::rego::BATCH_INPUT.into(),
-                regorus::Value::from(vec![
-                    regorus::Value::from(json!({"labels": ["a"]})),
-                    regorus::Value::from(json!({"labels": ["b", "c"]})),
-                ]),
+                crate::rego::BATCH_TERMS.into(),
+                regorus::Value::from(parameter_terms),
             );
             let out = batch.program.eval_value("violation", input, &data).unwrap();
             let found = read_batch(&out, 2).unwrap();
@@ -2536,6 +2584,111 @@ mod tests {
     }
 
     /// A template of `kind` (named after it in lower case) whose Rego is `rego`.
+    #[test]
+    fn what_only_the_parameters_give_is_evaluated_once_per_constraint() {
+        let hoists = |t: &Template| {
+            t.program()
+                .and_then(Program::batch)
+                .is_some_and(|b| b.reads_parameter_terms())
+        };
+        let required = [
+            json!({"labels": [{"key": "a"}]}),
+            json!({"labels": [{"key": "b"}, {"key": "c"}]}),
+            json!({"labels": []}),
+        ];
+        let pods = [
+            json!({}),
+            json!({"a": "1"}),
+            json!({"b": "1", "c": "2"}),
+            json!({"a": "1", "b": "1", "c": "1"}),
+        ];
+        let want = vec![
+            vec![
+                "c0: you must provide labels: {\"a\"}".to_string(),
+                "c1: you must provide labels: {\"b\", \"c\"}".into(),
+            ],
+            vec!["c1: you must provide labels: {\"b\", \"c\"}".to_string()],
+            vec!["c0: you must provide labels: {\"a\"}".to_string()],
+            vec![],
+        ];
+        // Gatekeeper's library writes the required labels as objects with a key.
+        let library_rego = "package k8srequiredlabelkeys\nviolation[{\"msg\": msg}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_].key}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}";
+        let library = rego_template("K8sRequiredLabelKeys", library_rego);
+        assert!(hoists(&library));
+        assert_eq!(together_and_alone(&library, &required, &pods), want);
+        // A comprehension that names a variable of the body around it reads that variable:
+        // here the Pod's namespace, never a required label. Evaluated once for the constraint,
+        // it would require the label `a` of the Pods in namespace `a` too.
+        let captured = rego_template(
+            "K8sRequiredButOwn",
+            "package k8srequiredbutown\nviolation[{\"msg\": msg}] {\n  own := input.review.object.metadata.namespace\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_].key; label != own}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}",
+        );
+        assert!(!hoists(&captured));
+        let c1 = "c1: you must provide labels: {\"b\", \"c\"}".to_string();
+        assert_eq!(
+            together_and_alone(&captured, &required, &pods),
+            vec![vec![c1.clone()], vec![c1], vec![], vec![]]
+        );
+        // One that reads the inventory changes with it: not kept.
+        let inventory = rego_template(
+            "K8sRequiredKnown",
+            "package k8srequiredknown\nviolation[{\"msg\": msg}] {\n  provided := {label | input.review.object.metadata.labels[label]}\n  required := {label | label := input.parameters.labels[_].key; not data.inventory.cluster.v1.Namespace[label]}\n  missing := required - provided\n  count(missing) > 0\n  msg := sprintf(\"you must provide labels: %v\", [missing])\n}",
+        );
+        assert!(!hoists(&inventory));
+        assert_eq!(together_and_alone(&inventory, &required, &pods), want);
+        // Terms that cannot be evaluated for a set (an object comprehension giving a key two
+        // values) leave that set to be judged on its own, which reports why. The object
+        // comprehension, which the machine reads otherwise than OPA, runs on the interpreter;
+        // the batch, without it, on the machine.
+        let named = rego_template(
+            "K8sMaxLabels",
+            "package k8smaxlabels\nviolation[{\"msg\": msg}] {\n  allowed := {k: v | some i; v := input.parameters.values[i]; k := input.parameters.names[i]}\n  count(input.review.object.metadata.labels) > count(allowed)\n  msg := sprintf(\"more than %v labels\", [count(allowed)])\n}",
+        );
+        assert!(hoists(&named));
+        let limits = [
+            json!({"names": ["a", "b", "c", "d"], "values": [1, 2, 3, 4]}),
+            json!({"names": ["x", "x"], "values": [1, 2]}),
+            json!({"names": ["a"], "values": [1]}),
+        ];
+        let judged = together_and_alone(&named, &limits, &pods);
+        for (i, found) in judged.iter().enumerate() {
+            assert!(!found.iter().any(|m| m.starts_with("c0")), "{found:?}");
+            assert!(
+                found
+                    .iter()
+                    .any(|m| m.starts_with("c1: ") && m.contains("generated multiple times")),
+                "{found:?}"
+            );
+            let over = "c2: more than 1 labels".to_string();
+            assert_eq!(found.contains(&over), i >= 2, "{found:?}");
+        }
+        // Constraints built for another compilation of the template are judged on their own.
+        let again = rego_template("K8sRequiredLabelKeys", library_rego);
+        let cs: Vec<Constraint> = required
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Constraint::from_object(
+                    &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+                        "kind": "K8sRequiredLabelKeys",
+                        "metadata": {"name": format!("c{i}")}, "spec": {"parameters": p}}),
+                    &library,
+                )
+                .unwrap()
+            })
+            .collect();
+        let refs: Vec<&Constraint> = cs.iter().collect();
+        let (inv, data) = (Inventory::new(), Data::empty());
+        for (pod_labels, want) in pods.iter().zip(&want) {
+            let review = Review::of(&pod("a", pod_labels.clone())).unwrap();
+            let said: Vec<String> = judge_all(&again, &refs, &review, &inv, &data)
+                .into_iter()
+                .map(|v| format!("{}: {}", v.constraint, v.msg))
+                .collect();
+            assert_eq!(&said, want);
+        }
+    }
+
     fn rego_template(kind: &str, rego: &str) -> Template {
         Template::from_object(&json!({
             "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",

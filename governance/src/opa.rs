@@ -1513,6 +1513,37 @@ pub(crate) fn shared_terms(
     source: &str,
     package_rules: &HashSet<String>,
 ) -> Vec<SharedTerm> {
+    terms_reading(ast, source, package_rules, Reads::Review)
+}
+
+/// The comprehensions of a module (as [`shared_terms`]) whose value is the same for every
+/// review a constraint judges: everything they read is the constraint's own. The same rules
+/// as for [`shared_terms`], but that `input` may be read only as `input.parameters`, and
+/// `data` not at all (the inventory changes from one review to the next). The batch
+/// (`batch_edits`) reads their values from its input, evaluated once per parameter set.
+pub(crate) fn parameter_terms(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+) -> Vec<SharedTerm> {
+    terms_reading(ast, source, package_rules, Reads::Parameters)
+}
+
+/// What a term may read of `input` and `data` to be the same for many evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// `input.review` and `data.inventory`: the same for every constraint judging a review.
+    Review,
+    /// `input.parameters` alone: the same for every review a constraint judges.
+    Parameters,
+}
+
+fn terms_reading(
+    ast: &Value,
+    source: &str,
+    package_rules: &HashSet<String>,
+    reads: Reads,
+) -> Vec<SharedTerm> {
     let imports = ast["imports"].as_array().into_iter().flatten();
     // A name that cannot be told from a local variable would be read as one; and where a
     // variable is named `input` or `data`, `data.inventory` may be that variable.
@@ -1524,7 +1555,7 @@ pub(crate) fn shared_terms(
     for rule in ast["rules"].as_array().into_iter().flatten() {
         let mut places = vec![];
         var_places(rule, source, &mut vec![], &mut places);
-        find_shared(rule, &names, &places, &mut out);
+        find_shared(rule, &names, reads, &places, &mut out);
     }
     out.sort_unstable_by_key(|t| t.at);
     out
@@ -1585,20 +1616,30 @@ pub(crate) fn shared_key(i: usize, term: &SharedTerm) -> String {
     }
 }
 
-/// Whether `v` is `input.__garrison_shared.set<i>`: a shared set comprehension's value.
+/// Whether `v` is `input.__garrison_shared.set<i>`, a shared set comprehension's value, or
+/// `input.__garrison_parameter_terms[__garrison_at].set<i>`, a hoisted one's (`batch_edits`).
 fn shared_set(v: &Value) -> bool {
     let Some(("RefDot", outer)) = node(v) else {
         return false;
     };
-    let Some(("RefDot", inner)) = node(&outer["refr"]) else {
-        return false;
+    let is_set = outer["field"][1].as_str().is_some_and(|k| {
+        k.strip_prefix("set")
+            .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let input_field = |r: &Value, name: &str| {
+        matches!(node(r), Some(("RefDot", inner))
+            if matches!(node(&inner["refr"]), Some(("Var", x)) if x["value"] == "input")
+                && inner["field"][1] == name)
     };
-    let root = matches!(node(&inner["refr"]), Some(("Var", x)) if x["value"] == "input");
-    root && inner["field"][1] == crate::rego::SHARED
-        && outer["field"][1].as_str().is_some_and(|k| {
-            k.strip_prefix("set")
-                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-        })
+    let read = match node(&outer["refr"]) {
+        Some(("RefDot", _)) => input_field(&outer["refr"], crate::rego::SHARED),
+        Some(("RefBrack", b)) => {
+            input_field(&b["refr"], BATCH_TERMS)
+                && matches!(node(&b["index"]), Some(("Var", x)) if x["value"] == BATCH_AT)
+        }
+        _ => false,
+    };
+    is_set && read
 }
 
 /// Where a variable stands in a rule: its name, its span, and the span of the innermost
@@ -1670,11 +1711,17 @@ fn var_places<'a>(
     }
 }
 
-fn find_shared(v: &Value, names: &HashSet<String>, places: &[VarPlace], out: &mut Vec<SharedTerm>) {
+fn find_shared(
+    v: &Value,
+    names: &HashSet<String>,
+    reads: Reads,
+    places: &[VarPlace],
+    out: &mut Vec<SharedTerm>,
+) {
     if let Some((kind, body)) = node(v)
         && is_comprehension(kind)
         && let Some(at) = span(body)
-        && reads_only_shared(v, names)
+        && reads_only(v, names, reads)
         && !captures(at, places)
     {
         out.push(SharedTerm {
@@ -1684,8 +1731,12 @@ fn find_shared(v: &Value, names: &HashSet<String>, places: &[VarPlace], out: &mu
         return;
     }
     match v {
-        Value::Object(m) => m.values().for_each(|x| find_shared(x, names, places, out)),
-        Value::Array(a) => a.iter().for_each(|x| find_shared(x, names, places, out)),
+        Value::Object(m) => m
+            .values()
+            .for_each(|x| find_shared(x, names, reads, places, out)),
+        Value::Array(a) => a
+            .iter()
+            .for_each(|x| find_shared(x, names, reads, places, out)),
         _ => {}
     }
 }
@@ -1708,19 +1759,22 @@ fn captures(at: (usize, usize), places: &[VarPlace]) -> bool {
     })
 }
 
-/// Whether a term reads nothing but the review, the inventory, built-ins and its own variables.
-fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
+/// Whether a term reads nothing but built-ins, its own variables and what `reads` allows: the
+/// review and the inventory, or the parameters.
+fn reads_only(v: &Value, names: &HashSet<String>, reads: Reads) -> bool {
     match node(v) {
         Some(("RefDot", body)) => {
             if let Some(("Var", root)) = node(&body["refr"]) {
                 let field = body["field"][1].as_str();
-                match root["value"].as_str() {
-                    Some("input") => return field == Some("review"),
-                    Some("data") => return field == Some("inventory"),
+                match (root["value"].as_str(), reads) {
+                    (Some("input"), Reads::Review) => return field == Some("review"),
+                    (Some("data"), Reads::Review) => return field == Some("inventory"),
+                    (Some("input"), Reads::Parameters) => return field == Some("parameters"),
+                    (Some("data"), Reads::Parameters) => return false,
                     _ => {}
                 }
             }
-            reads_only_shared(&body["refr"], names)
+            reads_only(&body["refr"], names, reads)
         }
         Some(("Var", body)) => match body["value"].as_str() {
             Some("input" | "data") | None => false,
@@ -1742,11 +1796,11 @@ fn reads_only_shared(v: &Value, names: &HashSet<String>) -> bool {
             builtin
                 && body["params"]
                     .as_array()
-                    .is_some_and(|ps| ps.iter().all(|p| reads_only_shared(p, names)))
+                    .is_some_and(|ps| ps.iter().all(|p| reads_only(p, names, reads)))
         }
         _ => match v {
-            Value::Object(m) => m.values().all(|x| reads_only_shared(x, names)),
-            Value::Array(a) => a.iter().all(|x| reads_only_shared(x, names)),
+            Value::Object(m) => m.values().all(|x| reads_only(x, names, reads)),
+            Value::Array(a) => a.iter().all(|x| reads_only(x, names, reads)),
             _ => true,
         },
     }
@@ -1759,6 +1813,11 @@ pub(crate) const BATCH_AT: &str = "__garrison_at";
 /// The key of the input that holds a batch's parameters, in order.
 pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 
+/// The key of the input that holds, for each parameter set of a batch in order, the values of
+/// the comprehensions that read only the parameters (`batch_edits`); and the name of the rule
+/// that gives them for one set.
+pub(crate) const BATCH_TERMS: &str = "__garrison_parameter_terms";
+
 /// `source` (a module, whose syntax tree is `ast`) edited so that its set rule `rule` judges
 /// every parameter set of a batch in one evaluation: each of its definitions first iterates over
 /// `input.__garrison_parameters` (`_ = input.__garrison_parameters[__garrison_at]`), reads
@@ -1769,14 +1828,26 @@ pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 /// definitions (a helper rule or function reading it is evaluated once for all), a
 /// definition is not a set rule whose body is in braces, or two edits overlap.
 ///
+/// Each of `hoist` (comprehensions of `source` that read only the parameters,
+/// [`parameter_terms`]) that stands in a definition's body is read from the input instead,
+/// as `input.__garrison_parameter_terms[__garrison_at].<key>`, its value for that parameter
+/// set, which the caller evaluates once per set; the others are left. Returns the edited
+/// source and the terms read so, in order: the `i`-th has key `shared_key(i, term)`.
+///
 /// A pass whose key is undefined must give nothing, whatever the other sets give: regorus's
 /// machine does so for `[__garrison_at, key]`, as OPA; its interpreter drops the rule's other
 /// elements instead (`set_keys`), so the caller keeps a batch only on the machine.
 ///
 /// The caller makes sure nothing else can read the parameters (`rego::split_batch`): no
 /// library names them, no `with`, no `input` read whole, no variable named `input`.
-pub(crate) fn batch_edits(ast: &Value, source: &str, rule: &str) -> Option<String> {
+pub(crate) fn batch_edits(
+    ast: &Value,
+    source: &str,
+    rule: &str,
+    hoist: &[SharedTerm],
+) -> Option<(String, Vec<SharedTerm>)> {
     let mut definitions = vec![];
+    let mut bodies = vec![];
     let mut edits = vec![];
     for r in ast["rules"].as_array().into_iter().flatten() {
         let (kind, body) = node(r)?;
@@ -1807,27 +1878,48 @@ pub(crate) fn batch_edits(ast: &Value, source: &str, rule: &str) -> Option<Strin
         let [b] = body["bodies"].as_array()?.as_slice() else {
             return None;
         };
-        let (open, _) = braced(b, source)?;
+        let (open, close) = braced(b, source)?;
         edits.push((
             open + 1,
             open + 1,
             format!(" _ = input.{BATCH_INPUT}[{BATCH_AT}]; "),
         ));
         definitions.push(span(body)?);
+        bodies.push((open, close));
     }
     if definitions.is_empty() {
         return None;
     }
+    let within = |spans: &[(usize, usize)], at: (usize, usize)| {
+        spans.iter().any(|d| d.0 <= at.0 && at.1 <= d.1)
+    };
+    let hoisted: Vec<SharedTerm> = hoist
+        .iter()
+        .filter(|t| within(&bodies, t.at))
+        .copied()
+        .collect();
+    for (i, t) in hoisted.iter().enumerate() {
+        let key = shared_key(i, t);
+        edits.push((
+            t.at.0,
+            t.at.1,
+            format!("input.{BATCH_TERMS}[{BATCH_AT}].{key}"),
+        ));
+    }
     let mut parameters = vec![];
     parameter_refs(ast, &mut parameters);
     for at in parameters {
-        if !definitions.iter().any(|d| d.0 <= at.0 && at.1 <= d.1) {
+        if !within(&definitions, at) {
             return None;
+        }
+        // Inside a hoisted term, the term's value is read instead.
+        if hoisted.iter().any(|t| t.at.0 <= at.0 && at.1 <= t.at.1) {
+            continue;
         }
         edits.push((at.0, at.1, format!("input.{BATCH_INPUT}[{BATCH_AT}]")));
     }
     edits.sort_by_key(|(s, e, _)| (*s, *e));
-    apply_edits(source, edits).ok()
+    Some((apply_edits(source, edits).ok()?, hoisted))
 }
 
 /// `source` (a module, whose syntax tree is `ast`) with each set rule's key bound at the end

@@ -312,12 +312,78 @@ pub struct Program {
 /// A program that judges one review against a batch of parameter sets in one evaluation: its
 /// entry rule gives `[i, x]` for each `x` the entry rule gives with the `i`-th parameter set of
 /// `input.__garrison_parameters` as `input.parameters` (`opa::batch_edits`).
-#[derive(Debug)]
+///
+/// Where the template computes from the parameters alone (`{l | l := input.parameters.labels[_]}`),
+/// the batch reads those values from `input.__garrison_parameter_terms`, the `i`-th set's at
+/// `i` ([`Batch::parameter_terms`]), rather than computing them again for every review.
+#[derive(Debug, Clone)]
 pub struct Batch {
     /// The batch program.
     pub program: Program,
     /// It is made from the split program ([`Shared`]): its input holds the shared terms too.
     pub shared: bool,
+    /// Evaluates [`BATCH_TERMS`] (an object of the comprehensions the batch reads from its
+    /// input) from an input holding one parameter set, when the batch reads any.
+    terms: Option<Program>,
+    /// The values of `terms` for each parameter set evaluated so far, by the set's JSON text;
+    /// `None` where they could not be evaluated. Clones share it.
+    kept: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, Option<regorus::Value>>>>,
+}
+
+/// The input's key, and the rule, for the values of a batch's comprehensions that read only the
+/// parameters ([`Batch`]).
+pub const BATCH_TERMS: &str = crate::opa::BATCH_TERMS;
+
+/// How many parameter sets' terms a [`Batch`] keeps before it forgets them all: constraints
+/// come and go, and each set is evaluated again at its next use.
+const KEPT_PARAMETER_TERMS: usize = 4096;
+
+impl Batch {
+    fn new(program: Program, shared: bool, terms: Option<Program>) -> Batch {
+        Batch {
+            program,
+            shared,
+            terms,
+            kept: Default::default(),
+        }
+    }
+
+    /// Whether each parameter set must come with the values of its terms
+    /// ([`Batch::parameter_terms`]) to be judged in the batch.
+    pub fn reads_parameter_terms(&self) -> bool {
+        self.terms.is_some()
+    }
+
+    /// The values of the batch's comprehensions that read only the parameters, for the
+    /// parameter set `parameters` (whose JSON text is `key`), evaluated at its first use and
+    /// kept; `None` when the batch reads none, or they cannot be evaluated (the set is then
+    /// judged on its own, whose program reports why).
+    pub fn parameter_terms(
+        &self,
+        key: &Arc<str>,
+        parameters: &regorus::Value,
+    ) -> Option<regorus::Value> {
+        let terms = self.terms.as_ref()?;
+        let lock = || self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = lock().get(key) {
+            return kept.clone();
+        }
+        let mut input = regorus::Value::new_object();
+        input
+            .as_object_mut()
+            .ok()?
+            .insert("parameters".into(), parameters.clone());
+        let value = match terms.eval_value(BATCH_TERMS, input, &Data::empty()) {
+            Ok(v @ regorus::Value::Object(_)) => Some(v),
+            _ => None,
+        };
+        let mut kept = lock();
+        if kept.len() >= KEPT_PARAMETER_TERMS {
+            kept.clear();
+        }
+        kept.insert(key.clone(), value.clone());
+        value
+    }
 }
 
 /// A program split in two for evaluations of one review against several parameters (several
@@ -367,7 +433,12 @@ fn input_parts(module: &str) -> Option<Vec<&str>> {
 /// `input.review` or `input.parameters` (it would see the keys the split adds), or names
 /// Garrison's own keys and variables.
 fn splittable(source: &Source) -> bool {
-    let own = [SHARED, crate::opa::BATCH_INPUT, crate::opa::BATCH_AT];
+    let own = [
+        SHARED,
+        crate::opa::BATCH_INPUT,
+        crate::opa::BATCH_AT,
+        crate::opa::BATCH_TERMS,
+    ];
     std::iter::once(&source.rego).chain(&source.libs).all(|m| {
         own.iter().all(|w| !m.contains(w))
             && root_words(m, "with").next().is_none()
@@ -381,7 +452,11 @@ fn splittable(source: &Source) -> bool {
 /// module reads them outside its entry rule's definitions. `source` is the program as
 /// written, or its split ([`Shared`]); the caller checks that the program as written is
 /// [`splittable`].
-fn split_batch(ast: &Value, source: &Source) -> Option<Source> {
+///
+/// Where `hoist`, the comprehensions of the entry rule's bodies that read only the parameters
+/// (`opa::parameter_terms`) are read from the input, and the second source evaluates them
+/// for one parameter set ([`BATCH_TERMS`], an object of them); `None` when there are none.
+fn split_batch(ast: &Value, source: &Source, hoist: bool) -> Option<(Source, Option<Source>)> {
     if source
         .libs
         .iter()
@@ -394,11 +469,37 @@ fn split_batch(ast: &Value, source: &Source) -> Option<Source> {
     if main.text != source.rego || crate::opa::binds_roots(main.ast, main.text) {
         return None;
     }
-    let rego = crate::opa::batch_edits(main.ast, main.text, &source.rule)?;
-    Some(Source {
-        rego,
-        ..source.clone()
-    })
+    let candidates = match hoist {
+        true => crate::opa::parameter_terms(main.ast, main.text, read.rules_of(main)),
+        false => vec![],
+    };
+    let (rego, hoisted) = crate::opa::batch_edits(main.ast, main.text, &source.rule, &candidates)?;
+    let terms = (!hoisted.is_empty()).then(|| {
+        let fields: Vec<String> = hoisted
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let key = crate::opa::shared_key(i, t);
+                format!("\"{key}\": {}", &main.text[t.at.0..t.at.1])
+            })
+            .collect();
+        Source {
+            rego: format!(
+                "{}\n{BATCH_TERMS} := {{{}}}\n",
+                source.rego,
+                fields.join(", ")
+            ),
+            rule: BATCH_TERMS.into(),
+            ..source.clone()
+        }
+    });
+    Some((
+        Source {
+            rego,
+            ..source.clone()
+        },
+        terms,
+    ))
 }
 
 /// `source` split for evaluations that share a review ([`Shared`]): the source with a rule
@@ -892,19 +993,24 @@ impl Program {
             Some((_, split, split_ast)) => (split, split_ast),
             None => (&source, &ast),
         };
-        let batch = Some(base)
+        // With the terms that read only the parameters read from the input where the template
+        // has any and both programs compile, else without.
+        let batch_of = |hoist: bool| {
+            let (batch, terms) = split_batch(base_ast, base, hoist)?;
+            let program = Program::assemble(batch, None, None)
+                .ok()
+                // On the machine alone: regorus's interpreter lets an undefined key of one set
+                // drop the results of the others (`opa::batch_edits`).
+                .filter(Program::on_machine)?;
+            let terms = match terms {
+                Some(t) => Some(Program::assemble(t, None, None).ok()?),
+                None => None,
+            };
+            Some(Arc::new(Batch::new(program, shared.is_some(), terms)))
+        };
+        let batch = Some(())
             .filter(|_| splittable(&source))
-            .and_then(|base| split_batch(base_ast, base))
-            .and_then(|batch| Program::assemble(batch, None, None).ok())
-            // On the machine alone: regorus's interpreter lets an undefined key of one set
-            // drop the results of the others (`opa::batch_edits`).
-            .filter(Program::on_machine)
-            .map(|program| {
-                Arc::new(Batch {
-                    program,
-                    shared: shared.is_some(),
-                })
-            });
+            .and_then(|_| batch_of(true).or_else(|| batch_of(false)));
         let mut program = Program::assemble(source, Some((proto, package, ast)), note)?;
         program.shared = shared.map(|(s, _, _)| s);
         program.batch = batch;
@@ -974,7 +1080,8 @@ impl Program {
         self.batch = self.batch.map(|b| {
             Arc::new(Batch {
                 program: b.program.clone().with_time_limit(limit),
-                shared: b.shared,
+                terms: b.terms.clone().map(|t| t.with_time_limit(limit)),
+                ..(*b).clone()
             })
         });
         self.shared = self.shared.map(|s| {
@@ -1406,11 +1513,62 @@ fn timer(limit: Duration) -> ExecutionTimerConfig {
     }
 }
 
-/// JSON as a regorus value, read in place: regorus's own conversion, without the copy that
-/// `regorus::Value::from` needs. regorus refuses only past the heap ceiling.
+/// JSON as a regorus value, read in place, without the copy that `regorus::Value::from`
+/// needs: the value regorus's own conversion (`Deserialize`) gives, built directly, which
+/// takes about two thirds of its time (each string is copied once, not twice). Refused only
+/// past the heap ceiling, checked after each array and object as regorus checks after each
+/// element. A number that is not an integer goes through regorus's conversion, whose reading
+/// of floats (and of numbers beyond 64 bits) it keeps.
 pub fn from_json(v: &Value) -> Result<regorus::Value, String> {
-    use serde::Deserialize;
-    regorus::Value::deserialize(v).map_err(|e| e.to_string())
+    use regorus::Value as R;
+    let heap = || regorus::utils::limits::check_memory_limit_if_needed().map_err(|e| e.to_string());
+    Ok(match v {
+        Value::Null => R::Null,
+        Value::Bool(b) => R::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => R::from(u),
+            (None, Some(i)) => R::from(i),
+            (None, None) => {
+                use serde::Deserialize;
+                R::deserialize(v).map_err(|e| e.to_string())?
+            }
+        },
+        Value::String(s) => R::String(s.as_str().into()),
+        Value::Array(a) => {
+            let items = a.iter().map(from_json).collect::<Result<Vec<_>, _>>()?;
+            heap()?;
+            R::from(items)
+        }
+        Value::Object(m) => {
+            let mut fields = std::collections::BTreeMap::new();
+            for (k, x) in m {
+                fields.insert(R::String(k.as_str().into()), from_json(x)?);
+            }
+            heap()?;
+            R::from(fields)
+        }
+    })
+}
+
+/// `v` copied to its leaves, sharing no reference count with it: for a judge on another
+/// thread, whose clones of shared values would contend with this one's.
+pub fn detach(v: &regorus::Value) -> regorus::Value {
+    use regorus::Value as R;
+    match v {
+        R::String(s) => R::String(s.as_ref().into()),
+        R::Array(a) => R::from(a.iter().map(detach).collect::<Vec<_>>()),
+        R::Set(s) => R::from(
+            s.iter_sorted()
+                .map(detach)
+                .collect::<std::collections::BTreeSet<_>>(),
+        ),
+        R::Object(o) => R::from(
+            o.iter_sorted()
+                .map(|(k, x)| (detach(k), detach(x)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// A regorus value as JSON; undefined is `null`.
@@ -2405,6 +2563,33 @@ r := {"set": {3, 1, "b", {"z": 1}}, 3: 2.5, "big": 12345678901234567890123456789
             json_of(&regorus::Value::Undefined).unwrap(),
             json!("<undefined>")
         );
+    }
+
+    /// JSON is read into the engine's values directly, giving what regorus's own conversion
+    /// gives: the same value, compared as values and as the text they serialize to.
+    #[test]
+    fn json_read_as_regorus_reads_it() {
+        use serde::Deserialize;
+        let docs = [
+            json!(null),
+            json!({}),
+            json!([]),
+            json!({"z": 1, "a": [1, -2, 2.5, 0.1, -0.0, 1e300, 18446744073709551615u64,
+                -9223372036854775808i64, 2.0, 1e-7], "m": {"": "", "é": "ü\u{0000}"},
+                "b": [true, false, null, [], {}], "n": {"n": {"n": [{"n": "deep"}]}}}),
+            serde_json::from_str(r#"{"big": 123456789012345678901234567890, "f": 1.0e20}"#)
+                .unwrap(),
+        ];
+        for doc in docs {
+            let ours = from_json(&doc).unwrap();
+            let theirs = regorus::Value::deserialize(&doc).unwrap();
+            assert_eq!(ours, theirs, "{doc}");
+            assert_eq!(
+                serde_json::to_string(&ours).unwrap(),
+                serde_json::to_string(&theirs).unwrap(),
+                "{doc}"
+            );
+        }
     }
 
     #[test]
