@@ -590,21 +590,6 @@ impl Constraint {
     pub fn parameters(&self) -> &Value {
         &self.parameters
     }
-
-    /// A copy whose engine values are converted anew, so that it shares no reference counts
-    /// with this one: for a judge on another thread.
-    fn detached(&self) -> Constraint {
-        Constraint {
-            // Past the heap ceiling, the shared value serves: slower, not wrong.
-            parameters_rego: rego_of(&self.parameters)
-                .unwrap_or_else(|_| self.parameters_rego.clone()),
-            batch_terms: self
-                .batch_terms
-                .as_ref()
-                .map(|(id, terms)| (*id, crate::rego::detach(terms))),
-            ..self.clone()
-        }
-    }
 }
 
 /// A hash of a JSON value, equal for equal values (objects' keys are hashed in order).
@@ -1593,7 +1578,7 @@ fn judge_threads(
     data: &Data,
 ) -> Vec<Vec<Violation>> {
     let threads = threads.min(reviews.len()).max(1);
-    let judge_part = |sets: &[(Template, Vec<Constraint>)], part: &[Review]| {
+    let judge_part = |part: &[Review]| {
         let refs: Vec<(&Template, Vec<&Constraint>)> = sets
             .iter()
             .map(|(t, cs)| (t, cs.iter().collect()))
@@ -1615,25 +1600,14 @@ fn judge_threads(
     };
     let pool = if threads > 1 { judges(pool) } else { None };
     let Some(pool) = pool else {
-        return judge_part(sets, reviews);
+        return judge_part(reviews);
     };
     let parts: Vec<&[Review]> = reviews.chunks(reviews.len().div_ceil(threads)).collect();
     let judged: Vec<Vec<Vec<Violation>>> = pool.install(|| {
         use rayon::prelude::*;
-        parts
-            .par_iter()
-            .enumerate()
-            .map(|(i, part)| {
-                if i == 0 {
-                    return judge_part(sets, part);
-                }
-                let own: Vec<(Template, Vec<Constraint>)> = sets
-                    .iter()
-                    .map(|(t, cs)| (t.clone(), cs.iter().map(Constraint::detached).collect()))
-                    .collect();
-                judge_part(&own, part)
-            })
-            .collect()
+        // The parts share the constraints' values: copies made for each part cost more than
+        // the reference counts they would spare.
+        parts.par_iter().map(|part| judge_part(part)).collect()
     });
     judged.into_iter().flatten().collect()
 }

@@ -1550,27 +1550,6 @@ pub fn from_json(v: &Value) -> Result<regorus::Value, String> {
     })
 }
 
-/// `v` copied to its leaves, sharing no reference count with it: for a judge on another
-/// thread, whose clones of shared values would contend with this one's.
-pub fn detach(v: &regorus::Value) -> regorus::Value {
-    use regorus::Value as R;
-    match v {
-        R::String(s) => R::String(s.as_ref().into()),
-        R::Array(a) => R::from(a.iter().map(detach).collect::<Vec<_>>()),
-        R::Set(s) => R::from(
-            s.iter_sorted()
-                .map(detach)
-                .collect::<std::collections::BTreeSet<_>>(),
-        ),
-        R::Object(o) => R::from(
-            o.iter_sorted()
-                .map(|(k, x)| (detach(k), detach(x)))
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// A regorus value as JSON; undefined is `null`.
 pub fn to_json(v: &regorus::Value) -> Result<Value, EvalError> {
     if *v == regorus::Value::Undefined {
