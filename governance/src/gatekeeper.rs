@@ -553,10 +553,16 @@ impl Constraint {
         let parameters_key: Arc<str> = parameters.to_string().into();
         // Evaluated here, where the agent builds its constraints, rather than at a work's
         // first check; the batch keeps them for the constraint's next version.
-        let batch_terms = template.program().and_then(Program::batch).and_then(|b| {
-            let terms = b.parameter_terms(&parameters_key, &parameters_rego)?;
-            Some((b.program.id(), terms))
-        });
+        // Not for a template that reads the clock, randomness or the network, which is never
+        // judged in a batch.
+        let batch_terms = template
+            .program()
+            .filter(|p| p.depends() != Depends::Unrepeatable)
+            .and_then(Program::batch)
+            .and_then(|b| {
+                let terms = b.parameter_terms(&parameters_key, &parameters_rego)?;
+                Some((b.program.id(), terms))
+            });
         Ok(Constraint {
             kind: kind.into(),
             name: str_at(obj, "/metadata/name").into(),
@@ -2557,7 +2563,6 @@ mod tests {
         assert!(inv.add(&json!({"metadata": {"name": "x"}})).is_err());
     }
 
-    /// A template of `kind` (named after it in lower case) whose Rego is `rego`.
     #[test]
     fn what_only_the_parameters_give_is_evaluated_once_per_constraint() {
         let hoists = |t: &Template| {
@@ -2663,6 +2668,7 @@ mod tests {
         }
     }
 
+    /// A template of `kind` (named after it in lower case) whose Rego is `rego`.
     fn rego_template(kind: &str, rego: &str) -> Template {
         Template::from_object(&json!({
             "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",

@@ -316,7 +316,7 @@ pub struct Program {
 /// Where the template computes from the parameters alone (`{l | l := input.parameters.labels[_]}`),
 /// the batch reads those values from `input.__garrison_parameter_terms`, the `i`-th set's at
 /// `i` ([`Batch::parameter_terms`]), rather than computing them again for every review.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Batch {
     /// The batch program.
     pub program: Program,
@@ -337,6 +337,16 @@ pub const BATCH_TERMS: &str = crate::opa::BATCH_TERMS;
 /// How many parameter sets' terms a [`Batch`] keeps before it forgets them all: constraints
 /// come and go, and each set is evaluated again at its next use.
 const KEPT_PARAMETER_TERMS: usize = 4096;
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("program", &self.program)
+            .field("shared", &self.shared)
+            .field("terms", &self.terms)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Batch {
     fn new(program: Program, shared: bool, terms: Option<Program>) -> Batch {
@@ -375,6 +385,9 @@ impl Batch {
             .insert("parameters".into(), parameters.clone());
         let value = match terms.eval_value(BATCH_TERMS, input, &Data::empty()) {
             Ok(v @ regorus::Value::Object(_)) => Some(v),
+            // A limit may be passed because of what else the process runs: tried again at the
+            // set's next use, not kept.
+            Err(EvalError::Timeout(_) | EvalError::Memory(_)) => return None,
             _ => None,
         };
         let mut kept = lock();
@@ -1303,7 +1316,9 @@ impl Program {
         data: Option<&Value>,
     ) -> Result<Value, EvalError> {
         let data = data.map(Data::new).unwrap_or_else(Data::empty);
-        let out = self.eval_value(rule, regorus::Value::from(input.clone()), &data)?;
+        let input = from_json(input)
+            .map_err(|e| EvalError::Failed(format!("the engine cannot read the input: {e}")))?;
+        let out = self.eval_value(rule, input, &data)?;
         to_json(&out)
     }
 }
@@ -1514,11 +1529,15 @@ fn timer(limit: Duration) -> ExecutionTimerConfig {
 }
 
 /// JSON as a regorus value, read in place, without the copy that `regorus::Value::from`
-/// needs: the value regorus's own conversion (`Deserialize`) gives, built directly, which
-/// takes about two thirds of its time (each string is copied once, not twice). Refused only
-/// past the heap ceiling, checked after each array and object as regorus checks after each
-/// element. A number that is not an integer goes through regorus's conversion, whose reading
-/// of floats (and of numbers beyond 64 bits) it keeps.
+/// needs, built directly: about two thirds of the time of regorus's own conversion
+/// (`Deserialize`), as each string is copied once, not twice. It gives the value that
+/// conversion gives, but for an object whose first key is serde_json's private number marker
+/// (`$serde_json::private::Number`), which regorus reads as the number it names and this
+/// keeps as the object it is, as OPA does; every path from JSON into the engine goes through
+/// here, so one document reads alike everywhere. A number that is not an integer goes
+/// through regorus's conversion, whose reading of floats it keeps. Refused past the heap
+/// ceiling, which is checked after each array and each object is read (regorus checks after
+/// each element): a soft limit, passed by at most one container's size.
 pub fn from_json(v: &Value) -> Result<regorus::Value, String> {
     use regorus::Value as R;
     let heap = || regorus::utils::limits::check_memory_limit_if_needed().map_err(|e| e.to_string());
@@ -2569,6 +2588,17 @@ r := {"set": {3, 1, "b", {"z": 1}}, 3: 2.5, "big": 12345678901234567890123456789
                 "{doc}"
             );
         }
+        // serde_json's private number marker is an object like any other here, as in OPA;
+        // regorus's conversion reads it as the number it names.
+        let marker = json!({"$serde_json::private::Number": "1"});
+        assert_eq!(
+            serde_json::to_value(from_json(&marker).unwrap()).unwrap(),
+            marker
+        );
+        assert_eq!(
+            regorus::Value::deserialize(&marker).unwrap(),
+            regorus::Value::from(1u64)
+        );
     }
 
     #[test]
