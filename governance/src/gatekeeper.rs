@@ -883,13 +883,25 @@ pub struct Violation {
     pub constraint: String,
     /// The message.
     pub msg: String,
-    /// The details (`{}` when the template gives none).
-    pub details: Value,
+    /// The details as the template gave them, in the engine's values (undefined when it gave
+    /// none): read into JSON only when asked for ([`Violation::details`]), as neither the gate
+    /// nor the audit reports them.
+    details: regorus::Value,
     /// The constraint's enforcement action.
     pub action: EnforcementAction,
 }
 
-fn violation_of(c: &Constraint, msg: String, details: Value) -> Violation {
+impl Violation {
+    /// The details, as JSON (`{}` when the template gives none).
+    pub fn details(&self) -> Value {
+        match &self.details {
+            regorus::Value::Undefined => json!({}),
+            d => crate::rego::json_of(d).unwrap_or_else(|_| json!({})),
+        }
+    }
+}
+
+fn violation_of(c: &Constraint, msg: String, details: regorus::Value) -> Violation {
     Violation {
         kind: c.kind.clone(),
         constraint: c.name.clone(),
@@ -968,7 +980,7 @@ fn judge_on<'t>(
         match matches_review(c, review, inventory) {
             Ok(true) => matched.push(c),
             Ok(false) => {}
-            Err(e) => out.push(violation_of(c, e, json!({}))),
+            Err(e) => out.push(violation_of(c, e, regorus::Value::Undefined)),
         }
     }
     if matched.is_empty() {
@@ -978,7 +990,7 @@ fn judge_on<'t>(
         out.extend(
             matched
                 .iter()
-                .map(|c| violation_of(c, e.clone(), json!({}))),
+                .map(|c| violation_of(c, e.clone(), regorus::Value::Undefined)),
         );
         return out;
     }
@@ -993,7 +1005,7 @@ fn judge_on<'t>(
                 out.extend(
                     code.violations(&request, &constraint)
                         .into_iter()
-                        .map(|msg| violation_of(c, msg, json!({}))),
+                        .map(|msg| violation_of(c, msg, regorus::Value::Undefined)),
                 );
             }
             return out;
@@ -1139,7 +1151,7 @@ fn judge_on<'t>(
                     .iter()
                     .map(|(msg, details)| violation_of(c, msg.clone(), details.clone())),
             ),
-            Some(Err(e)) => out.push(violation_of(c, e.clone(), json!({}))),
+            Some(Err(e)) => out.push(violation_of(c, e.clone(), regorus::Value::Undefined)),
             None => {}
         }
     }
@@ -1265,29 +1277,27 @@ impl<'t> Lanes<'t> {
 
 /// What one evaluation of a template's `violation` rule found: each result's message and
 /// details.
-type Found = Arc<[(String, Value)]>;
+type Found = Arc<[(String, regorus::Value)]>;
 
 /// What one evaluation found, or why it failed.
 type Judged = Result<Found, String>;
 
 /// One result of the `violation` rule, read: its message and details.
-fn read_result(r: &regorus::Value) -> (String, Value) {
-    let msg = match &r[&regorus::Value::from("msg")] {
+fn read_result(r: &regorus::Value) -> (String, regorus::Value) {
+    static KEYS: std::sync::OnceLock<[regorus::Value; 2]> = std::sync::OnceLock::new();
+    let [msg, details] = KEYS.get_or_init(|| ["msg".into(), "details".into()]);
+    let msg = match &r[msg] {
         regorus::Value::String(s) => s.to_string(),
         regorus::Value::Undefined | regorus::Value::Null => String::new(),
         other => other.to_string(),
     };
-    let details = match &r[&regorus::Value::from("details")] {
-        regorus::Value::Undefined => json!({}),
-        d => crate::rego::json_of(d).unwrap_or_else(|_| json!({})),
-    };
-    (msg, details)
+    (msg, r[details].clone())
 }
 
 /// The results of a batch's `violation` rule (`rego::Batch`): a set of `[i, result]`, read
 /// into what each of its `sets` parameter sets found, in order; `None` for anything else.
 fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
-    let mut found: Vec<Vec<(String, Value)>> = vec![vec![]; sets];
+    let mut found: Vec<Vec<(String, regorus::Value)>> = vec![vec![]; sets];
     let items: Vec<&regorus::Value> = match v {
         regorus::Value::Set(s) => s.iter().collect(),
         regorus::Value::Undefined => vec![],
@@ -1311,6 +1321,23 @@ fn read_found(v: regorus::Value) -> Result<Found, String> {
         regorus::Value::Array(a) => Ok(a.iter().map(read_result).collect()),
         regorus::Value::Undefined => Ok(Arc::new([])),
         other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
+    }
+}
+
+/// About how many bytes `v` holds: its strings' and numbers' lengths and a word for each value,
+/// for [`Verdicts`]'s budget, without writing it out.
+fn approx_bytes(v: &regorus::Value) -> usize {
+    use regorus::Value as R;
+    16 + match v {
+        R::String(s) => s.len(),
+        R::Number(_) => 16,
+        R::Array(a) => a.iter().map(approx_bytes).sum(),
+        R::Set(s) => s.iter().map(approx_bytes).sum(),
+        R::Object(o) => o
+            .iter()
+            .map(|(k, x)| approx_bytes(k) + approx_bytes(x))
+            .sum(),
+        _ => 0,
     }
 }
 
@@ -1463,7 +1490,7 @@ impl Verdicts {
                     + key.1.len()
                     + found
                         .iter()
-                        .map(|(m, d)| 64 + m.len() + d.to_string().len())
+                        .map(|(m, d)| 64 + m.len() + approx_bytes(d))
                         .sum::<usize>();
                 (key, found, size)
             })
@@ -2561,6 +2588,39 @@ mod tests {
         assert!(d.pointer("/inventory/cluster/v1/Namespace/prod").is_some());
         assert!(inv.namespaces().contains_key("prod"));
         assert!(inv.add(&json!({"metadata": {"name": "x"}})).is_err());
+    }
+
+    /// A violation's details are the template's, read into JSON when asked for; `{}` where the
+    /// template gives none or the evaluation failed.
+    #[test]
+    fn violations_give_their_details_as_json() {
+        let t = rego_template(
+            "K8sRequiredDetails",
+            "package k8srequireddetails\nviolation[{\"msg\": \"missing\", \"details\": {\"missing_labels\": missing, \"n\": 2}}] {\n  missing := {l | l := input.parameters.labels[_]} - {l | input.review.object.metadata.labels[l]}\n  count(missing) > 0\n}\nviolation[{\"msg\": \"none\"}] {\n  input.parameters.labels[_] == \"b\"\n}",
+        );
+        let c = Constraint::from_object(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredDetails",
+                "metadata": {"name": "c"}, "spec": {"parameters": {"labels": ["b", "a"]}}}),
+            &t,
+        )
+        .unwrap();
+        let (inv, data) = (Inventory::new(), Data::empty());
+        let review = Review::of(&pod("x", json!({"c": "1"}))).unwrap();
+        let mut found: Vec<(String, Value)> = judge(&t, &c, &review, &inv, &data)
+            .iter()
+            .map(|v| (v.msg.clone(), v.details()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "missing".to_string(),
+                    json!({"missing_labels": ["a", "b"], "n": 2})
+                ),
+                ("none".to_string(), json!({})),
+            ]
+        );
     }
 
     #[test]
