@@ -885,7 +885,8 @@ pub struct Violation {
     pub msg: String,
     /// The details as the template gave them, in the engine's values (undefined when it gave
     /// none): read into JSON only when asked for ([`Violation::details`]), as neither the gate
-    /// nor the audit reports them.
+    /// nor the audit reports them. Violations compare equal by these values, so details of
+    /// `{}` and none, equal as JSON, differ here.
     details: regorus::Value,
     /// The constraint's enforcement action.
     pub action: EnforcementAction,
@@ -1544,9 +1545,9 @@ const EVALUATIONS_PER_THREAD: usize = 64;
 ///
 /// A large batch is shared among the machine's cores, each thread of a pool kept for the purpose
 /// judging whole reviews. The interpreter counts references at every step, and a count that two
-/// cores touch turns each step into a cache miss (two threads on shared values measured no
-/// faster than one), so each thread judges with its own copy of the constraints' parameters,
-/// and the templates' programs give each concurrent evaluation a lane of its own.
+/// cores touch turns each step into a cache miss (two threads on one engine measured no faster
+/// than one), so the templates' programs give each concurrent evaluation a lane of its own.
+/// The threads share the constraints' parameters, which each evaluation only reads.
 pub fn judge_reviews(
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
@@ -2591,36 +2592,73 @@ mod tests {
     }
 
     /// A violation's details are the template's, read into JSON when asked for; `{}` where the
-    /// template gives none or the evaluation failed.
+    /// template gives none. Alike judged alone, in a batch, and found again among the verdicts.
     #[test]
     fn violations_give_their_details_as_json() {
         let t = rego_template(
             "K8sRequiredDetails",
-            "package k8srequireddetails\nviolation[{\"msg\": \"missing\", \"details\": {\"missing_labels\": missing, \"n\": 2}}] {\n  missing := {l | l := input.parameters.labels[_]} - {l | input.review.object.metadata.labels[l]}\n  count(missing) > 0\n}\nviolation[{\"msg\": \"none\"}] {\n  input.parameters.labels[_] == \"b\"\n}",
+            "package k8srequireddetails\nviolation[{\"msg\": \"missing\", \"details\": {\"missing_labels\": missing, \"n\": 2}}] {\n  required := {l | l := input.parameters.labels[_]}\n  provided := {l | input.review.object.metadata.labels[l]}\n  missing := required - provided\n  count(missing) > 0\n}\nviolation[{\"msg\": \"none\"}] {\n  input.parameters.labels[_] == \"b\"\n}",
         );
-        let c = Constraint::from_object(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredDetails",
-                "metadata": {"name": "c"}, "spec": {"parameters": {"labels": ["b", "a"]}}}),
-            &t,
-        )
-        .unwrap();
+        assert!(
+            t.program()
+                .and_then(Program::batch)
+                .is_some_and(|b| b.reads_parameter_terms())
+        );
+        let cs: Vec<Constraint> = [json!(["b", "a"]), json!(["a"])]
+            .iter()
+            .enumerate()
+            .map(|(i, labels)| {
+                Constraint::from_object(
+                    &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+                        "kind": "K8sRequiredDetails", "metadata": {"name": format!("c{i}")},
+                        "spec": {"parameters": {"labels": labels}}}),
+                    &t,
+                )
+                .unwrap()
+            })
+            .collect();
         let (inv, data) = (Inventory::new(), Data::empty());
         let review = Review::of(&pod("x", json!({"c": "1"}))).unwrap();
-        let mut found: Vec<(String, Value)> = judge(&t, &c, &review, &inv, &data)
+        let said = |vs: &[Violation]| {
+            let mut found: Vec<(String, String, Value)> = vs
+                .iter()
+                .map(|v| (v.constraint.clone(), v.msg.clone(), v.details()))
+                .collect();
+            found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            found
+        };
+        let want = vec![
+            (
+                "c0".to_string(),
+                "missing".to_string(),
+                json!({"missing_labels": ["a", "b"], "n": 2}),
+            ),
+            ("c0".to_string(), "none".to_string(), json!({})),
+            (
+                "c1".to_string(),
+                "missing".to_string(),
+                json!({"missing_labels": ["a"], "n": 2}),
+            ),
+        ];
+        let alone: Vec<Violation> = cs
             .iter()
-            .map(|v| (v.msg.clone(), v.details()))
+            .flat_map(|c| judge(&t, c, &review, &inv, &data))
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(
-            found,
-            vec![
-                (
-                    "missing".to_string(),
-                    json!({"missing_labels": ["a", "b"], "n": 2})
-                ),
-                ("none".to_string(), json!({})),
-            ]
-        );
+        assert_eq!(said(&alone), want);
+        let sets = vec![(t.clone(), cs)];
+        let verdicts = Verdicts::default();
+        for _ in 0..2 {
+            let judged = judge_reviews_remembered(
+                &verdicts,
+                &sets,
+                std::slice::from_ref(&review),
+                &inv,
+                &data,
+            );
+            assert_eq!(said(&judged[0]), want);
+        }
+        // The second check found both sets' results again, rather than evaluating them.
+        assert_eq!((verdicts.evaluated(), verdicts.found()), (2, 2));
     }
 
     #[test]

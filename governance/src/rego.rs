@@ -325,10 +325,19 @@ pub struct Batch {
     /// Evaluates [`BATCH_TERMS`] (an object of the comprehensions the batch reads from its
     /// input) from an input holding one parameter set, when the batch reads any.
     terms: Option<Program>,
-    /// The values of `terms` for each parameter set evaluated so far, by the set's JSON text;
-    /// `None` where they could not be evaluated. Clones share it.
-    kept: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, Option<regorus::Value>>>>,
+    /// The values of `terms` for each parameter set evaluated so far, by the set's JSON text,
+    /// or when they could not be evaluated, when they failed. Clones share it.
+    kept: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, KeptTerms>>>,
 }
+
+/// What a [`Batch`] keeps of a parameter set's terms: their values, or when they failed.
+type KeptTerms = Result<regorus::Value, std::time::Instant>;
+
+/// How long a [`Batch`] remembers that a parameter set's terms failed before it evaluates them
+/// again: a limit may have been passed because of what else the process ran then (the heap is
+/// the whole process's), and a set that fails each time should not cost its time limit at
+/// every pass of the agent.
+const RETRY_FAILED_TERMS: Duration = Duration::from_secs(600);
 
 /// The input's key, and the rule, for the values of a batch's comprehensions that read only the
 /// parameters ([`Batch`]).
@@ -367,7 +376,8 @@ impl Batch {
     /// The values of the batch's comprehensions that read only the parameters, for the
     /// parameter set `parameters` (whose JSON text is `key`), evaluated at its first use and
     /// kept; `None` when the batch reads none, or they cannot be evaluated (the set is then
-    /// judged on its own, whose program reports why).
+    /// judged on its own, whose program reports why; a failure is remembered for
+    /// [`RETRY_FAILED_TERMS`]).
     pub fn parameter_terms(
         &self,
         key: &Arc<str>,
@@ -375,8 +385,10 @@ impl Batch {
     ) -> Option<regorus::Value> {
         let terms = self.terms.as_ref()?;
         let lock = || self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(kept) = lock().get(key) {
-            return kept.clone();
+        match lock().get(key) {
+            Some(Ok(value)) => return Some(value.clone()),
+            Some(Err(at)) if at.elapsed() < RETRY_FAILED_TERMS => return None,
+            _ => {}
         }
         let mut input = regorus::Value::new_object();
         input
@@ -384,18 +396,15 @@ impl Batch {
             .ok()?
             .insert("parameters".into(), parameters.clone());
         let value = match terms.eval_value(BATCH_TERMS, input, &Data::empty()) {
-            Ok(v @ regorus::Value::Object(_)) => Some(v),
-            // A limit may be passed because of what else the process runs: tried again at the
-            // set's next use, not kept.
-            Err(EvalError::Timeout(_) | EvalError::Memory(_)) => return None,
-            _ => None,
+            Ok(v @ regorus::Value::Object(_)) => Ok(v),
+            _ => Err(std::time::Instant::now()),
         };
         let mut kept = lock();
         if kept.len() >= KEPT_PARAMETER_TERMS {
             kept.clear();
         }
         kept.insert(key.clone(), value.clone());
-        value
+        value.ok()
     }
 }
 
@@ -1316,8 +1325,8 @@ impl Program {
         data: Option<&Value>,
     ) -> Result<Value, EvalError> {
         let data = data.map(Data::new).unwrap_or_else(Data::empty);
-        let input = from_json(input)
-            .map_err(|e| EvalError::Failed(format!("the engine cannot read the input: {e}")))?;
+        // It refuses only past the heap ceiling.
+        let input = from_json(input).map_err(|_| EvalError::Memory(HEAP_CEILING))?;
         let out = self.eval_value(rule, input, &data)?;
         to_json(&out)
     }
