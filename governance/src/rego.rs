@@ -468,6 +468,25 @@ fn splittable(source: &Source) -> bool {
     })
 }
 
+/// `source` with a rule `rule` added to its main module, whose text is `text`: an object of
+/// `terms` (comprehensions of `text`), each under its key (`opa::shared_key`); `rule` is the
+/// source's entry rule.
+fn terms_rule(source: &Source, text: &str, terms: &[crate::opa::SharedTerm], rule: &str) -> Source {
+    let fields: Vec<String> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = crate::opa::shared_key(i, t);
+            format!("\"{key}\": {}", &text[t.at.0..t.at.1])
+        })
+        .collect();
+    Source {
+        rego: format!("{}\n{rule} := {{{}}}\n", source.rego, fields.join(", ")),
+        rule: rule.into(),
+        ..source.clone()
+    }
+}
+
 /// The program of `source` (whose syntax tree is `ast`) made to judge a batch of parameter
 /// sets in one evaluation ([`Batch`], `opa::batch_edits`), or `None` where it cannot be:
 /// where a library reads the parameters, a variable is named `input` or `data`, or the main
@@ -496,25 +515,7 @@ fn split_batch(ast: &Value, source: &Source, hoist: bool) -> Option<(Source, Opt
         false => vec![],
     };
     let (rego, hoisted) = crate::opa::batch_edits(main.ast, main.text, &source.rule, &candidates)?;
-    let terms = (!hoisted.is_empty()).then(|| {
-        let fields: Vec<String> = hoisted
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let key = crate::opa::shared_key(i, t);
-                format!("\"{key}\": {}", &main.text[t.at.0..t.at.1])
-            })
-            .collect();
-        Source {
-            rego: format!(
-                "{}\n{BATCH_TERMS} := {{{}}}\n",
-                source.rego,
-                fields.join(", ")
-            ),
-            rule: BATCH_TERMS.into(),
-            ..source.clone()
-        }
-    });
+    let terms = (!hoisted.is_empty()).then(|| terms_rule(source, main.text, &hoisted, BATCH_TERMS));
     Some((
         Source {
             rego,
@@ -567,17 +568,7 @@ fn split_shared(ast: &Value, source: &Source) -> Option<(Source, Source)> {
     if shared.is_empty() {
         return None;
     }
-    let mut terms = source.clone();
-    let fields: Vec<String> = shared
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let key = crate::opa::shared_key(i, t);
-            format!("\"{key}\": {}", &main.text[t.at.0..t.at.1])
-        })
-        .collect();
-    terms.rego = format!("{}\n{SHARED} := {{{}}}\n", source.rego, fields.join(", "));
-    terms.rule = SHARED.into();
+    let terms = terms_rule(source, main.text, &shared, SHARED);
     let mut edits: Vec<(usize, usize, String)> = shared
         .iter()
         .enumerate()
