@@ -18,6 +18,7 @@
 //! version; a match that cannot be decided (a namespaced object under a `namespaceSelector`
 //! whose Namespace is unknown) is itself a violation, as Gatekeeper's autoreject.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -644,29 +645,32 @@ pub enum ReviewError {
     Missing(&'static str),
 }
 
-/// An object under review, as the AdmissionRequest the Rego sees.
+/// An object under review, as the AdmissionRequest the Rego sees. A review made by
+/// [`Review::admission`] borrows the objects it is given (`'a`): the delivery gate reviews a
+/// work's manifests where they lie, without copying them.
 #[derive(Debug, Clone)]
-pub struct Review {
-    /// The AdmissionRequest, in the engine's values: made once, for every constraint.
-    request: regorus::Value,
-    /// Why the request could not be put in the engine's values (the heap ceiling), if it could
-    /// not: every constraint that matches the object is then violated with this message, as a
-    /// review the engine cannot see is not a pass.
-    unreadable: Option<String>,
+pub struct Review<'a> {
+    /// The AdmissionRequest in the engine's values, or why it could not be put there (the
+    /// heap ceiling): made once, for every constraint, when the first constraint that matches
+    /// the object is judged. So it is made on the thread that judges the review, in parallel
+    /// with the other reviews of a batch, and not at all when no constraint matches. A review
+    /// the engine cannot see is not a pass: every constraint that matches it is violated with
+    /// the reason.
+    converted: std::sync::OnceLock<Result<regorus::Value, String>>,
     /// The AdmissionRequest as given, for an AdmissionReview.
     given: Option<Value>,
     operation: String,
-    object: Value,
-    old_object: Option<Value>,
+    object: Cow<'a, Value>,
+    old_object: Option<Cow<'a, Value>>,
     /// What matching reads of the object, and of the old object when there is one.
     facts: Vec<Facts>,
 }
 
-impl Review {
+impl Review<'static> {
     /// A review of `obj`: an `admission.k8s.io` AdmissionReview as its request (a DELETE's
     /// oldObject standing in for its object), anything else as an AdmissionRequest carrying
     /// the object, its kind, name and namespace.
-    pub fn of(obj: &Value) -> Result<Review, ReviewError> {
+    pub fn of(obj: &Value) -> Result<Review<'static>, ReviewError> {
         let (group, _) = group_version(str_at(obj, "/apiVersion"));
         if group == "admission.k8s.io" && str_at(obj, "/kind") == "AdmissionReview" {
             let mut request = obj.get("request").cloned().ok_or(ReviewError::NoRequest)?;
@@ -690,21 +694,16 @@ impl Review {
                     return Err(ReviewError::Missing("kind"));
                 }
             }
-            let (converted, unreadable) = match rego_of(&request) {
-                Ok(r) => (r, None),
-                Err(e) => (regorus::Value::Undefined, Some(e)),
-            };
             return Ok(Review {
-                request: converted,
-                unreadable,
+                converted: std::sync::OnceLock::new(),
                 operation: str_at(&request, "/operation").into(),
                 given: Some(request),
                 facts: std::iter::once(&object)
                     .chain(&old)
                     .map(Facts::of)
                     .collect(),
-                object,
-                old_object: old,
+                object: Cow::Owned(object),
+                old_object: old.map(Cow::Owned),
             });
         }
         if str_at(obj, "/kind").is_empty() {
@@ -713,32 +712,52 @@ impl Review {
         if str_at(obj, "/apiVersion").is_empty() {
             return Err(ReviewError::Missing("apiVersion"));
         }
-        Ok(Review::admission(obj, None, ""))
+        Ok(Review::made(Cow::Owned(obj.clone()), None, ""))
     }
+}
 
+impl<'a> Review<'a> {
     /// A review of a change as an admission webhook sees it: `operation` (`CREATE`, `UPDATE`,
     /// `DELETE`) of `obj`, with its previous version `old`.
-    pub fn admission(obj: &Value, old: Option<&Value>, operation: &str) -> Review {
-        let (request, unreadable) = match admission_request(obj, old, operation) {
-            Ok(r) => (r, None),
-            Err(e) => (regorus::Value::Undefined, Some(e)),
-        };
+    pub fn admission(obj: &'a Value, old: Option<&'a Value>, operation: &str) -> Review<'a> {
+        Review::made(Cow::Borrowed(obj), old.map(Cow::Borrowed), operation)
+    }
+
+    fn made(object: Cow<'a, Value>, old: Option<Cow<'a, Value>>, operation: &str) -> Review<'a> {
         Review {
-            request,
-            unreadable,
+            converted: std::sync::OnceLock::new(),
             given: None,
             operation: operation.into(),
-            object: obj.clone(),
-            old_object: old.cloned(),
-            facts: std::iter::once(obj).chain(old).map(Facts::of).collect(),
+            facts: std::iter::once(&*object)
+                .chain(old.as_deref())
+                .map(Facts::of)
+                .collect(),
+            object,
+            old_object: old,
         }
+    }
+
+    /// The AdmissionRequest (`input.review`) in the engine's values, made at the first call;
+    /// why the engine cannot read it, when it cannot.
+    fn engine_request(&self) -> Result<&regorus::Value, &str> {
+        self.converted
+            .get_or_init(|| match &self.given {
+                Some(r) => rego_of(r),
+                None => {
+                    admission_request(&self.object, self.old_object.as_deref(), &self.operation)
+                }
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     /// The AdmissionRequest (`input.review`), as JSON.
     pub fn request(&self) -> Value {
         match &self.given {
             Some(r) => r.clone(),
-            None => admission_request_json(&self.object, self.old_object.as_ref(), &self.operation),
+            None => {
+                admission_request_json(&self.object, self.old_object.as_deref(), &self.operation)
+            }
         }
     }
 
@@ -963,13 +982,30 @@ pub fn judge_all(
     )
 }
 
+/// The verdicts a judge looks results up in and adds to, for one review.
+struct Remember<'a> {
+    verdicts: &'a Verdicts,
+    review: &'a Review<'a>,
+    /// The review's key among the verdicts: its AdmissionRequest as text, written when the
+    /// first template that matches it is judged (`None` when it cannot be written).
+    key: &'a std::cell::OnceCell<Option<ReviewKey>>,
+}
+
+impl Remember<'_> {
+    fn key(&self) -> Option<&ReviewKey> {
+        self.key
+            .get_or_init(|| Some(self.verdicts.review_key(self.review.key_text()?)))
+            .as_ref()
+    }
+}
+
 /// [`judge_all`] on `lane`, a lane of the template's program that is taken at the first
 /// evaluation and kept there for the caller's next reviews; with `remember`, results are looked
 /// up in and added to the verdicts, for the review whose AdmissionRequest is the text given.
 fn judge_on<'t>(
     template: &'t Template,
     lanes: &mut Lanes<'t>,
-    remember: Option<(&Verdicts, &ReviewKey)>,
+    remember: Option<&Remember>,
     constraints: &[&Constraint],
     review: &Review,
     inventory: &Inventory,
@@ -985,14 +1021,6 @@ fn judge_on<'t>(
         }
     }
     if matched.is_empty() {
-        return out;
-    }
-    if let Some(e) = &review.unreadable {
-        out.extend(
-            matched
-                .iter()
-                .map(|c| violation_of(c, e.clone(), regorus::Value::Undefined)),
-        );
         return out;
     }
     let program = match &template.engine {
@@ -1012,10 +1040,23 @@ fn judge_on<'t>(
             return out;
         }
     };
+    let request = match review.engine_request() {
+        Ok(r) => r,
+        Err(e) => {
+            out.extend(
+                matched
+                    .iter()
+                    .map(|c| violation_of(c, e.to_string(), regorus::Value::Undefined)),
+            );
+            return out;
+        }
+    };
     // The input is the review and the parameters alone, so constraints with equal parameters
     // have the same result: each distinct parameter set is evaluated once, or its result is
     // taken from the verdicts remembered from earlier calls.
-    let remember = remember.filter(|_| program.depends() != Depends::Unrepeatable);
+    let remember = remember
+        .filter(|_| program.depends() != Depends::Unrepeatable)
+        .and_then(|r| Some((r.verdicts, r.key()?)));
     let data_id = match program.depends() {
         Depends::InputAndData => data.id(),
         _ => 0,
@@ -1057,11 +1098,11 @@ fn judge_on<'t>(
     let several = pending.len() > 1 && program.depends() != Depends::Unrepeatable;
     let shared = match program.shared() {
         Some(split) if several => lanes
-            .shared_terms(split, review, data)
+            .shared_terms(split, request, data)
             .map(|terms| (split, terms)),
         _ => None,
     };
-    let inputs = Inputs::of(review, shared.as_ref().map(|(_, terms)| terms));
+    let inputs = Inputs::of(request, shared.as_ref().map(|(_, terms)| terms));
     // All of them in one evaluation, where the template allows; should it fail, each is
     // evaluated on its own below.
     if let Some(batch) = program
@@ -1169,10 +1210,10 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn of(review: &Review, shared: Option<&regorus::Value>) -> Inputs {
+    fn of(request: &regorus::Value, shared: Option<&regorus::Value>) -> Inputs {
         let mut whole = regorus::Value::new_object();
         if let Ok(m) = whole.as_object_mut() {
-            m.insert("review".into(), review.request.clone());
+            m.insert("review".into(), request.clone());
         }
         let mut split = whole.clone();
         if let (Some(terms), Ok(m)) = (shared, split.as_object_mut()) {
@@ -1261,14 +1302,14 @@ impl<'t> Lanes<'t> {
     fn shared_terms(
         &mut self,
         split: &'t crate::rego::Shared,
-        review: &Review,
+        request: &regorus::Value,
         data: &Data,
     ) -> Option<regorus::Value> {
         let mut input = regorus::Value::new_object();
         input
             .as_object_mut()
             .ok()?
-            .insert("review".into(), review.request.clone());
+            .insert("review".into(), request.clone());
         match self.eval(Slot::Terms, &split.terms, input, data) {
             Ok(terms @ regorus::Value::Object(_)) => Some(terms),
             _ => None,
@@ -1620,14 +1661,17 @@ fn judge_threads(
         let mut lanes: Vec<Lanes> = refs.iter().map(|_| Lanes::default()).collect();
         part.iter()
             .map(|r| {
-                // What the engine is given, as text.
-                let text: Option<(&Verdicts, ReviewKey)> = remember
-                    .filter(|_| r.unreadable.is_none())
-                    .and_then(|v| Some((v, v.review_key(r.key_text()?))));
-                let remember = text.as_ref().map(|(v, k)| (*v, k));
+                let key = std::cell::OnceCell::new();
+                let remember = remember.map(|verdicts| Remember {
+                    verdicts,
+                    review: r,
+                    key: &key,
+                });
                 refs.iter()
                     .zip(lanes.iter_mut())
-                    .flat_map(|((t, cs), lane)| judge_on(t, lane, remember, cs, r, inventory, data))
+                    .flat_map(|((t, cs), lane)| {
+                        judge_on(t, lane, remember.as_ref(), cs, r, inventory, data)
+                    })
                     .collect()
             })
             .collect::<Vec<Vec<Violation>>>()
@@ -1636,12 +1680,19 @@ fn judge_threads(
     let Some(pool) = pool else {
         return judge_part(reviews);
     };
+    // The parts share the constraints' values: copies made for each part cost more than the
+    // reference counts they would spare. The calling thread judges the first part itself
+    // while the pool's threads judge the others: handing every part to the pool left the
+    // caller asleep, to be woken, and a core's worth of the pool's threads idle.
     let parts: Vec<&[Review]> = reviews.chunks(reviews.len().div_ceil(threads)).collect();
-    let judged: Vec<Vec<Vec<Violation>>> = pool.install(|| {
-        use rayon::prelude::*;
-        // The parts share the constraints' values: copies made for each part cost more than
-        // the reference counts they would spare.
-        parts.par_iter().map(|part| judge_part(part)).collect()
+    let mut judged: Vec<Vec<Vec<Violation>>> = parts.iter().map(|_| vec![]).collect();
+    let judge_part = &judge_part;
+    pool.in_place_scope(|s| {
+        let (first, rest) = judged.split_at_mut(1);
+        for (slot, part) in rest.iter_mut().zip(&parts[1..]) {
+            s.spawn(move |_| *slot = judge_part(part));
+        }
+        first[0] = judge_part(parts[0]);
     });
     judged.into_iter().flatten().collect()
 }
@@ -1655,7 +1706,8 @@ enum Pool {
     Shared,
 }
 
-/// The threads that judge the parts of a batch, one for each core, started once and kept: a
+/// The threads that judge the parts of a batch beside the calling thread, one for each core
+/// but the caller's, started once and kept: a
 /// thread started for each batch cost a third of what it saved on a work's manifests (its
 /// start, an empty allocator heap, cold caches), where the pool's threads stay warm from one
 /// work to the next. The gate's pool is its own, so that a work's check never waits behind an
@@ -1673,7 +1725,9 @@ fn judges(pool: Pool) -> Option<&'static rayon::ThreadPool> {
         return Some(p);
     }
     let built = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores())
+        // The calling thread judges a part too (`judge_threads`). A thread more would, idle,
+        // take its turns at looking for work from the threads judging.
+        .num_threads(cores().saturating_sub(1).max(1))
         .thread_name(move |i| format!("{name}-{i}"))
         .build()
         .ok()?;
@@ -2110,7 +2164,7 @@ mod tests {
             input
                 .as_object_mut()
                 .unwrap()
-                .insert("review".into(), review.request.clone());
+                .insert("review".into(), review.engine_request().unwrap().clone());
             let terms = split
                 .terms
                 .eval_value(crate::rego::SHARED, input.clone(), &data)
@@ -2528,12 +2582,24 @@ mod tests {
         let data = inv.prepared();
         let mut review = Review::of(&pod("a", json!({"owner": "me"}))).unwrap();
         assert!(judge_all(&t, &[&pods, &services], &review, &inv, &data).is_empty());
-        review.unreadable = Some("the engine cannot read the object: out of memory".into());
-        review.request = regorus::Value::Undefined;
+        review.converted = std::sync::OnceLock::from(Err(
+            "the engine cannot read the object: out of memory".into(),
+        ));
         let v = judge_all(&t, &[&pods, &services], &review, &inv, &data);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].constraint, "pods");
         assert_eq!(v[0].msg, "the engine cannot read the object: out of memory");
+        // The request is put in the engine's values when a constraint first matches the
+        // object, and not at all when none does.
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "n"}});
+        let review = Review::admission(&service, None, "CREATE");
+        assert!(judge_all(&t, &[&pods], &review, &inv, &data).is_empty());
+        assert!(review.converted.get().is_none());
+        let v = judge_all(&t, &[&pods, &services], &review, &inv, &data);
+        assert_eq!(v.len(), 1, "{v:?}");
+        let request = review.converted.get().unwrap().as_ref().unwrap();
+        assert_eq!(request["object"]["metadata"]["name"], "s".into());
     }
 
     /// CEL sees the request as JSON, numbers as they were given.

@@ -1819,8 +1819,9 @@ pub(crate) const BATCH_INPUT: &str = "__garrison_parameters";
 pub(crate) const BATCH_TERMS: &str = "__garrison_parameter_terms";
 
 /// `source` (a module, whose syntax tree is `ast`) edited so that its set rule `rule` judges
-/// every parameter set of a batch in one evaluation: each of its definitions first iterates over
-/// `input.__garrison_parameters` (`_ = input.__garrison_parameters[__garrison_at]`), reads
+/// every parameter set of a batch in one evaluation: each of its definitions iterates over
+/// `input.__garrison_parameters` (`_ = input.__garrison_parameters[__garrison_at]`, from its
+/// first statement that reads the parameters: `iteration_point`), reads
 /// `input.__garrison_parameters[__garrison_at]` where it read `input.parameters` (a variable
 /// bound to them would move the template off the machine: an assignment of a variable to a
 /// variable is not guarded), and gives `[__garrison_at, x]` for each `x` it gave. `None`
@@ -1879,13 +1880,14 @@ pub(crate) fn batch_edits(
             return None;
         };
         let (open, close) = braced(b, source)?;
-        edits.push((
-            open + 1,
-            open + 1,
-            format!(" _ = input.{BATCH_INPUT}[{BATCH_AT}]; "),
-        ));
+        let statements: Vec<(usize, usize)> = b["query"]["stmts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(span)
+            .collect();
         definitions.push(span(body)?);
-        bodies.push((open, close));
+        bodies.push((open, close, statements));
     }
     if definitions.is_empty() {
         return None;
@@ -1893,9 +1895,10 @@ pub(crate) fn batch_edits(
     let within = |spans: &[(usize, usize)], at: (usize, usize)| {
         spans.iter().any(|d| d.0 <= at.0 && at.1 <= d.1)
     };
+    let braces: Vec<(usize, usize)> = bodies.iter().map(|(o, c, _)| (*o, *c)).collect();
     let hoisted: Vec<SharedTerm> = hoist
         .iter()
-        .filter(|t| within(&bodies, t.at))
+        .filter(|t| within(&braces, t.at))
         .copied()
         .collect();
     for (i, t) in hoisted.iter().enumerate() {
@@ -1918,8 +1921,43 @@ pub(crate) fn batch_edits(
         }
         edits.push((at.0, at.1, format!("input.{BATCH_INPUT}[{BATCH_AT}]")));
     }
+    // Each body iterates over the sets from its first statement that reads them: the
+    // statements before it are evaluated once for all sets.
+    let read_at: Vec<usize> = edits.iter().map(|(start, _, _)| *start).collect();
+    for (open, _, statements) in &bodies {
+        let at = iteration_point(*open, statements, &read_at, source);
+        edits.push((at, at, format!(" _ = input.{BATCH_INPUT}[{BATCH_AT}]; ")));
+    }
     edits.sort_by_key(|(s, e, _)| (*s, *e));
     Some((apply_edits(source, edits).ok()?, hoisted))
+}
+
+/// Where a batch's body (its opening brace at `open`, its statements' spans `statements`)
+/// starts to iterate over the parameter sets: before the first statement that holds one of
+/// `reads` (where the parameters are read), when that statement starts a line or follows a
+/// `;`; else at the body's start. A conjunction's value does not depend on the order of its
+/// statements, so the place changes only how often the statements before it are evaluated.
+fn iteration_point(
+    open: usize,
+    statements: &[(usize, usize)],
+    reads: &[usize],
+    source: &str,
+) -> usize {
+    let first = statements
+        .iter()
+        .find(|(start, end)| reads.iter().any(|r| start <= r && r < end));
+    match first {
+        Some(&(start, _)) if start > open => {
+            let before = source
+                .get(open + 1..start)
+                .map(|t| t.trim_end_matches([' ', '\t', '\r']));
+            match before {
+                Some(b) if b.is_empty() || b.ends_with(['\n', ';']) => start,
+                _ => open + 1,
+            }
+        }
+        _ => open + 1,
+    }
 }
 
 /// `source` (a module, whose syntax tree is `ast`) with each set rule's key bound at the end

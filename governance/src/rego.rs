@@ -1662,6 +1662,36 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
         machine
     }
 
+    /// A batch iterates over the parameter sets from the first statement that reads them, so
+    /// the statements before it (what the review alone gives) are evaluated once for all.
+    #[test]
+    fn a_batch_iterates_from_the_first_statement_that_reads_the_parameters() {
+        let iterate = "_ = input.__garrison_parameters[__garrison_at]";
+        for (template, reads) in [
+            (V0.to_string(), "required :="),
+            // Statements after `;` on one line.
+            (
+                V0.replace("\n  required :=", "; required :="),
+                "required :=",
+            ),
+            // The parameters read by the first statement: the body's start.
+            (
+                V0.replace("  provided :=", "  input.parameters.labels\n  provided :="),
+                "input.__garrison_parameters[__garrison_at].labels\n",
+            ),
+        ] {
+            let p = Program::compile(&template, &[], RegoVersion::V0, "violation").unwrap();
+            let batch = &p.batch().expect("a batch").program.source.rego;
+            let at = batch.find(iterate).expect(batch);
+            assert_eq!(batch.matches(iterate).count(), 1, "{batch}");
+            let first = batch[at..].find(reads).expect(batch) + at;
+            assert!(
+                batch[at + iterate.len()..first].trim() == ";",
+                "iterates just before the first read: {batch}"
+            );
+        }
+    }
+
     #[test]
     fn a_v0_template_reports_its_violations() {
         let p = Program::compile(V0, &[], RegoVersion::V0, "violation").unwrap();

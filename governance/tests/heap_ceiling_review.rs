@@ -1,5 +1,4 @@
-//! A review made while the heap is above the ceiling is not a pass once the heap is back below
-//! it. In a process of its own: while the heap is above the ceiling every evaluation in the
+//! A review judged while the heap is above the ceiling is not a pass. In a process of its own: while the heap is above the ceiling every evaluation in the
 //! process fails, so this cannot share one with other tests.
 
 use garrison_governance::gatekeeper::{Constraint, Inventory, Review, Template, judge};
@@ -30,13 +29,13 @@ fn a_review_made_past_the_heap_ceiling_is_a_violation_not_a_pass() {
     assert_eq!(normal.len(), 1);
     assert_eq!(normal[0].msg, "privileged");
 
-    // The review is made while the process's heap is above the ceiling (1 GiB), and judged
-    // after the memory is freed, as an audit judges the reviews it made earlier.
-    let hog = vec![7u8; 1100 << 20];
+    // The review is put in the engine's values when it is first judged: judged while the
+    // process's heap is above the ceiling (1 GiB), it cannot be read, and that is a violation.
     let review = Review::of(&pod).unwrap();
+    let hog = vec![7u8; 1100 << 20];
     assert_eq!(std::hint::black_box(&hog)[hog.len() - 1], 7);
-    drop(hog);
     let v = judge(&t, &c, &review, &inv, &data);
+    drop(hog);
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(
         v[0].msg.starts_with("the engine cannot read the object"),

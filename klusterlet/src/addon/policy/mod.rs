@@ -1693,7 +1693,7 @@ type Listing = Vec<(String, String)>;
 /// What an audit listed, ready for every constraint that covers the same resources: a review of
 /// each object, and the objects with the cluster's Namespaces as the inventory.
 struct Listed {
-    reviews: Vec<Review>,
+    reviews: Vec<Review<'static>>,
     inventory: Inventory,
     data: garrison_governance::rego::Data,
 }
