@@ -1551,6 +1551,7 @@ impl Verdicts {
                 })
             }
         };
+        entry.results.reserve(sized.len());
         for (key, found, size) in sized {
             if entry.results.insert(key, found).is_none() {
                 entry.bytes += size;
