@@ -650,13 +650,13 @@ pub enum ReviewError {
 /// work's manifests where they lie, without copying them.
 #[derive(Debug, Clone)]
 pub struct Review<'a> {
-    /// The AdmissionRequest in the engine's values, or why it could not be put there (the
-    /// heap ceiling): made once, for every constraint, when the first constraint that matches
-    /// the object is judged. So it is made on the thread that judges the review, in parallel
-    /// with the other reviews of a batch, and not at all when no constraint matches. A review
-    /// the engine cannot see is not a pass: every constraint that matches it is violated with
-    /// the reason.
-    converted: std::sync::OnceLock<Result<regorus::Value, String>>,
+    /// The AdmissionRequest in the engine's values: made once, for every constraint, when the
+    /// first Rego constraint that matches the object is judged. So it is made on the thread
+    /// that judges the review, in parallel with the other reviews of a batch, and not at all
+    /// when no constraint matches (CEL reads the request as JSON). When it cannot be made
+    /// (the heap ceiling), the constraints judged then are violated with the reason (a review
+    /// the engine cannot see is not a pass), and the next constraint tries again.
+    converted: std::sync::OnceLock<regorus::Value>,
     /// The AdmissionRequest as given, for an AdmissionReview.
     given: Option<Value>,
     operation: String,
@@ -737,18 +737,18 @@ impl<'a> Review<'a> {
         }
     }
 
-    /// The AdmissionRequest (`input.review`) in the engine's values, made at the first call;
-    /// why the engine cannot read it, when it cannot.
-    fn engine_request(&self) -> Result<&regorus::Value, &str> {
-        self.converted
-            .get_or_init(|| match &self.given {
-                Some(r) => rego_of(r),
-                None => {
-                    admission_request(&self.object, self.old_object.as_deref(), &self.operation)
-                }
-            })
-            .as_ref()
-            .map_err(String::as_str)
+    /// The AdmissionRequest (`input.review`) in the engine's values, made at the first call
+    /// that can make it; why the engine cannot read it, when it cannot.
+    fn engine_request(&self) -> Result<&regorus::Value, String> {
+        if let Some(r) = self.converted.get() {
+            return Ok(r);
+        }
+        let made = match &self.given {
+            Some(r) => rego_of(r)?,
+            None => admission_request(&self.object, self.old_object.as_deref(), &self.operation)?,
+        };
+        // Two threads may both make it; the first one's is kept.
+        Ok(self.converted.get_or_init(|| made))
     }
 
     /// The AdmissionRequest (`input.review`), as JSON.
@@ -1001,7 +1001,7 @@ impl Remember<'_> {
 
 /// [`judge_all`] on `lane`, a lane of the template's program that is taken at the first
 /// evaluation and kept there for the caller's next reviews; with `remember`, results are looked
-/// up in and added to the verdicts, for the review whose AdmissionRequest is the text given.
+/// up in and added to the verdicts, under the review's key (written when first needed).
 fn judge_on<'t>(
     template: &'t Template,
     lanes: &mut Lanes<'t>,
@@ -1046,7 +1046,7 @@ fn judge_on<'t>(
             out.extend(
                 matched
                     .iter()
-                    .map(|c| violation_of(c, e.to_string(), regorus::Value::Undefined)),
+                    .map(|c| violation_of(c, e.clone(), regorus::Value::Undefined)),
             );
             return out;
         }
@@ -1585,8 +1585,8 @@ const EVALUATIONS_PER_THREAD: usize = 64;
 /// Judges every review against every template's constraints, as the delivery gate judges a
 /// work's manifests: for each review in order, its violations in the order of `sets`.
 ///
-/// A large batch is shared among the machine's cores, each thread of a pool kept for the purpose
-/// judging whole reviews. The interpreter counts references at every step, and a count that two
+/// A large batch is shared among the machine's cores, the calling thread and those of a pool
+/// kept for the purpose each judging whole reviews. The interpreter counts references at every step, and a count that two
 /// cores touch turns each step into a cache miss (two threads on one engine measured no faster
 /// than one), so the templates' programs give each concurrent evaluation a lane of its own.
 /// The threads share the constraints' parameters, which each evaluation only reads.
@@ -1627,13 +1627,15 @@ fn judge_in(
     judge_threads(pool, threads, remember, sets, reviews, inventory, data)
 }
 
-/// The machine's cores, as many as the judges' pools have threads.
+/// The machine's cores, as many as the threads that judge a batch's parts: the calling thread
+/// and its pool's.
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// [`judge_reviews`] in `threads` parts (at least one, at most one a review), whatever the
-/// batch's size, judged on the pool's threads (one a core) when there is more than one.
+/// batch's size: when there is more than one, the calling thread judges the first and the
+/// pool's threads (one a core but the caller's) the others.
 pub fn judge_on_threads(
     threads: usize,
     sets: &[(Template, Vec<Constraint>)],
@@ -1708,10 +1710,9 @@ enum Pool {
 }
 
 /// The threads that judge the parts of a batch beside the calling thread, one for each core
-/// but the caller's, started once and kept: a
-/// thread started for each batch cost a third of what it saved on a work's manifests (its
-/// start, an empty allocator heap, cold caches), where the pool's threads stay warm from one
-/// work to the next. The gate's pool is its own, so that a work's check never waits behind an
+/// but the caller's, started once and kept: a thread started for each batch cost a third of
+/// what it saved on a work's manifests (its start, an empty allocator heap, cold caches),
+/// where the pool's threads stay warm from one work to the next. The gate's pool is its own, so that a work's check never waits behind an
 /// audit's evaluations. `None` when the pool's threads cannot be started (the process's thread
 /// limit): the batch is then judged on the calling thread, and the pool is tried again with
 /// the next batch.
@@ -2287,7 +2288,39 @@ mod tests {
             "package k8scontactacross\nimport future.keywords.in\nviolation[{\"msg\": msg,\n  \"details\": {\"contact\": p.contact}}] {\n  p := input.parameters\n  \"x\" in [\"x\"]\n  l := input.review.object.metadata.labels[_]\n  msg := sprintf(\"label value %v\", [l])\n}",
         );
         assert!(!batched(&across));
-        for t in [&contact, &across, &on_machine] {
+        // The same on the machine with a loop over the review before the parameters are read:
+        // the batch iterates over the sets inside that loop (`opa::iteration_point`).
+        let after_loop = rego_template(
+            "K8sContactAfterLoop",
+            "package k8scontactafterloop\nviolation[{\"msg\": msg, \"details\": {\"contact\": p.contact}}] {\n  l := input.review.object.metadata.labels[_]\n  p := input.parameters\n  msg := sprintf(\"label value %v\", [l])\n}",
+        );
+        assert!(after_loop.program().unwrap().on_machine() && batched(&after_loop));
+        for t in [&on_machine, &after_loop] {
+            let judged = together_and_alone(
+                t,
+                &[
+                    json!({"contact": "a@x"}),
+                    json!({}),
+                    json!({"contact": "b@x"}),
+                ],
+                &[json!({"a": "1", "b": "2"}), json!({})],
+            );
+            assert_eq!(
+                judged,
+                vec![
+                    vec![
+                        "c0: label value 1".to_string(),
+                        "c0: label value 2".into(),
+                        "c2: label value 1".into(),
+                        "c2: label value 2".into()
+                    ],
+                    vec![]
+                ],
+                "{}",
+                t.kind()
+            );
+        }
+        for t in [&contact, &across, &on_machine, &after_loop] {
             for params in [
                 [json!({"contact": "sec@x"}), json!({})],
                 [json!({}), json!({"contact": "sec@x"})],
@@ -2563,10 +2596,12 @@ mod tests {
         }
     }
 
-    /// A review the engine could not take in (past the heap ceiling) is a violation of every
-    /// constraint that matches its object, never an evaluation that sees no object.
+    /// A review is put in the engine's values when a Rego constraint first matches its
+    /// object, on the judging thread, and not at all when none does. (A review the engine
+    /// cannot take in, past the heap ceiling, is a violation of every constraint that matches
+    /// it: `tests/heap_ceiling_review.rs`, in a process of its own.)
     #[test]
-    fn an_object_the_engine_cannot_read_violates_what_matches_it() {
+    fn a_review_is_read_into_the_engine_when_a_constraint_first_matches_it() {
         let t = template();
         let constraint = |name: &str, kind: &str| {
             Constraint::from_object(
@@ -2581,15 +2616,6 @@ mod tests {
         let (pods, services) = (constraint("pods", "Pod"), constraint("services", "Service"));
         let inv = Inventory::new();
         let data = inv.prepared();
-        let mut review = Review::of(&pod("a", json!({"owner": "me"}))).unwrap();
-        assert!(judge_all(&t, &[&pods, &services], &review, &inv, &data).is_empty());
-        review.converted = std::sync::OnceLock::from(Err(
-            "the engine cannot read the object: out of memory".into(),
-        ));
-        let v = judge_all(&t, &[&pods, &services], &review, &inv, &data);
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!(v[0].constraint, "pods");
-        assert_eq!(v[0].msg, "the engine cannot read the object: out of memory");
         // The request is put in the engine's values when a constraint first matches the
         // object, and not at all when none does.
         let service = json!({"apiVersion": "v1", "kind": "Service",
@@ -2599,7 +2625,7 @@ mod tests {
         assert!(review.converted.get().is_none());
         let v = judge_all(&t, &[&pods, &services], &review, &inv, &data);
         assert_eq!(v.len(), 1, "{v:?}");
-        let request = review.converted.get().unwrap().as_ref().unwrap();
+        let request = review.converted.get().unwrap();
         assert_eq!(request["object"]["metadata"]["name"], "s".into());
     }
 

@@ -1936,7 +1936,9 @@ pub(crate) fn batch_edits(
 /// starts to iterate over the parameter sets: before the first statement that holds one of
 /// `reads` (where the parameters are read), when that statement starts a line or follows a
 /// `;`; else at the body's start. A conjunction's value does not depend on the order of its
-/// statements, so the place changes only how often the statements before it are evaluated.
+/// statements, so the place changes only how often the statements before it are evaluated
+/// (regorus schedules statements in their order where their variables allow: one before the
+/// point that needs a variable bound after it still runs for each set).
 fn iteration_point(
     open: usize,
     statements: &[(usize, usize)],

@@ -1690,6 +1690,16 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
                 "iterates just before the first read: {batch}"
             );
         }
+        // A statement whose span starts after its first character (a string's opening quote)
+        // does not show where it starts: the body's start, as before.
+        let quoted = V0.replace(
+            "  required :=",
+            "  \"owner\" != input.parameters.skip\n  required :=",
+        );
+        let p = Program::compile(&quoted, &[], RegoVersion::V0, "violation").unwrap();
+        let batch = &p.batch().expect("a batch").program.source.rego;
+        let at = batch.find(iterate).expect(batch);
+        assert!(batch[..at].trim_end().ends_with('{'), "{batch}");
     }
 
     #[test]
