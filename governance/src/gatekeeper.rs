@@ -1586,10 +1586,11 @@ const EVALUATIONS_PER_THREAD: usize = 64;
 /// work's manifests: for each review in order, its violations in the order of `sets`.
 ///
 /// A large batch is shared among the machine's cores, the calling thread and those of a pool
-/// kept for the purpose each judging whole reviews. The interpreter counts references at every step, and a count that two
-/// cores touch turns each step into a cache miss (two threads on one engine measured no faster
-/// than one), so the templates' programs give each concurrent evaluation a lane of its own.
-/// The threads share the constraints' parameters, which each evaluation only reads.
+/// kept for the purpose each judging whole reviews. The interpreter counts references at
+/// every step, and a count that two cores touch turns each step into a cache miss (two
+/// threads on one engine measured no faster than one), so the templates' programs give each
+/// concurrent evaluation a lane of its own. The threads share the constraints' parameters,
+/// which each evaluation only reads.
 pub fn judge_reviews(
     sets: &[(Template, Vec<Constraint>)],
     reviews: &[Review],
@@ -1712,10 +1713,10 @@ enum Pool {
 /// The threads that judge the parts of a batch beside the calling thread, one for each core
 /// but the caller's, started once and kept: a thread started for each batch cost a third of
 /// what it saved on a work's manifests (its start, an empty allocator heap, cold caches),
-/// where the pool's threads stay warm from one work to the next. The gate's pool is its own, so that a work's check never waits behind an
-/// audit's evaluations. `None` when the pool's threads cannot be started (the process's thread
-/// limit): the batch is then judged on the calling thread, and the pool is tried again with
-/// the next batch.
+/// where the pool's threads stay warm from one work to the next. The gate's pool is its own,
+/// so that a work's check never waits behind an audit's evaluations. `None` when the pool's
+/// threads cannot be started (the process's thread limit): the batch is then judged on the
+/// calling thread, and the pool is tried again with the next batch.
 fn judges(pool: Pool) -> Option<&'static rayon::ThreadPool> {
     static GATE: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     static SHARED: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
