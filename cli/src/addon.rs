@@ -14,7 +14,12 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
-use crate::admin::{Output, Target, age, client, print_list, print_table, runtime, unreachable};
+use crate::admin::{
+    Output, Target, age, client, print_list, print_table, runtime, unreachable, wait_admitted,
+};
+
+/// How long `garrison addon enable` waits for the hub to set up a cluster just accepted.
+const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `garrison addon ...`.
 #[derive(Subcommand, Debug)]
@@ -169,7 +174,11 @@ fn enable(args: EnableArgs) -> Result<()> {
                 }
             );
         }
-        for cluster in resolve(&client, &args.clusters).await? {
+        let names = resolve(&client, &args.clusters).await?;
+        // The ManagedClusterAddOn lives in the cluster namespace, which the hub creates once
+        // the cluster is accepted.
+        wait_admitted(&Api::all(client.clone()), &names, ADMIT_WAIT).await?;
+        for cluster in names {
             let mcas: Api<ManagedClusterAddOn> = Api::namespaced(client.clone(), &cluster);
             if mcas
                 .get_opt(&args.name)

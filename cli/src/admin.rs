@@ -1,6 +1,7 @@
 //! The admin verbs on a running hub: `accept`, `deny`, `get clusters`, `get hub-info`.
 //! They talk to the hub over HTTPS with the admin kubeconfig, like any other client.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -350,8 +351,66 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
                 choice.approve.len()
             );
         }
-        Ok(())
+        wait_admitted(&clusters, &args.names, ADMIT_TIMEOUT).await
     })
+}
+
+/// How long `garrison accept` waits for the hub to set an accepted cluster up.
+const ADMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the hub has set accepted clusters up: their namespaces, RBAC and leases exist
+/// and `HubAcceptedManagedCluster` is True. Until then nothing can be created in a cluster
+/// namespace (add-ons, works), so `garrison accept` returns only once it is done.
+pub(crate) async fn wait_admitted(
+    clusters: &Api<ManagedCluster>,
+    names: &[String],
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let listed: HashMap<String, ManagedCluster> = clusters
+            .list(&ListParams::default())
+            .await
+            .map_err(unreachable)?
+            .items
+            .into_iter()
+            .map(|c| (c.name_any(), c))
+            .collect();
+        let mut waiting = Vec::new();
+        for name in names {
+            let Some(cluster) = listed.get(name) else {
+                bail!("cluster {name:?} was deleted while the hub was setting it up");
+            };
+            if cluster.spec.hub_accepts_client != Some(true) {
+                bail!(
+                    "cluster {name} is not accepted (hubAcceptsClient is not true); accept it with `garrison accept {name}`"
+                );
+            }
+            if condition_status(cluster, mc::HUB_ACCEPTED) != "True" {
+                waiting.push(name.as_str());
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            bail!(
+                "the hub has not set up the namespace and RBAC of accepted cluster(s) {} within {} s (condition {} is not True); see the hub's log",
+                waiting.join(", "),
+                timeout.as_secs(),
+                mc::HUB_ACCEPTED
+            );
+        }
+        if !told && start.elapsed() >= std::time::Duration::from_secs(2) {
+            eprintln!(
+                "waiting for the hub to set up {} accepted cluster(s)...",
+                waiting.len()
+            );
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// Runs `garrison deny`.

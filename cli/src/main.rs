@@ -102,7 +102,8 @@ enum Command {
     /// and CPU per cluster when stopped (Ctrl-C or --duration).
     Sim(sim::SimArgs),
     /// Accept clusters: show each pending certificate request (requester, identity, key
-    /// fingerprint), then approve them and set hubAcceptsClient=true.
+    /// fingerprint), then approve them and set hubAcceptsClient=true. Returns once the hub has
+    /// created each cluster's namespace and RBAC, so add-ons and works can follow at once.
     Accept(admin::AcceptArgs),
     /// Deny a cluster: hubAcceptsClient=false. Its certificates are refused at once, its RBAC is
     /// removed and its pending requests are denied.

@@ -99,6 +99,35 @@ async fn three_clusters_join_two_are_accepted_and_every_boundary_holds() {
         out.contains("system:open-cluster-management:alpha:"),
         "{out}"
     );
+    // accept returns once the hub has set the clusters up, so what goes into a cluster
+    // namespace (an add-on, a work) can be created at once.
+    for name in ["alpha", "bravo"] {
+        Api::<Namespace>::all(admin.clone())
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}'s namespace right after accept: {e}"));
+        let mc = cluster(&admin, name).await.unwrap();
+        assert_eq!(
+            condition(&mc, "HubAcceptedManagedCluster").unwrap().0,
+            "True"
+        );
+    }
+    // An add-on cannot be enabled on a cluster not accepted; the error says what to do.
+    let out = garrison(&[
+        "addon",
+        "enable",
+        "managed-serviceaccount",
+        "--clusters",
+        "charlie",
+        "--data-dir",
+        hub.data_dir().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cluster charlie is not accepted") && err.contains("garrison accept charlie"),
+        "{err}"
+    );
     // Without --yes and without a terminal, nothing is approved.
     let refused = garrison(&[
         "accept",
