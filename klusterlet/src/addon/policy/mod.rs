@@ -2095,6 +2095,48 @@ impl PolicyGate {
     }
 }
 
+/// The most a condition's message may hold: Kubernetes's `metav1.Condition` declares
+/// `maxLength: 32768`, and an API server with upstream's CRDs refuses a longer one.
+const CONDITION_MESSAGE_MAX: usize = 32768;
+
+/// The refusal of a work with the `denied` violations: every one, in order, as long as they fit
+/// in a condition's message; then how many more there are. A single violation longer than
+/// the message can hold is cut (at a character boundary, with `...`).
+fn refusal_message(denied: &[&str]) -> String {
+    let mut out = format!("refused by {} policy violation(s): ", denied.len());
+    // Room kept for the longest ending: "; ... and N more not listed (...)".
+    let tail = |more: usize| {
+        format!(
+            "; ... and {more} more not listed (a condition's message holds {CONDITION_MESSAGE_MAX} bytes)"
+        )
+    };
+    let room = CONDITION_MESSAGE_MAX - tail(denied.len()).len();
+    for (i, line) in denied.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        if out.len() + sep.len() + line.len() <= room {
+            out.push_str(sep);
+            out.push_str(line);
+            continue;
+        }
+        if i == 0 {
+            let mut cut = room.saturating_sub(out.len() + 3);
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push_str(&line[..cut]);
+            out.push_str("...");
+            if denied.len() == 1 {
+                return out;
+            }
+            out.push_str(&tail(denied.len() - 1));
+        } else {
+            out.push_str(&tail(denied.len() - i));
+        }
+        return out;
+    }
+    out
+}
+
 /// The labels of Namespace `ns` as the inventory (the cluster's, and the work's own) has them.
 fn namespace_labels(inventory: &Inventory, ns: &str) -> BTreeMap<String, String> {
     inventory
@@ -2166,11 +2208,7 @@ impl crate::work::gate::Gate for PolicyGate {
             }
             Err(crate::work::gate::Refusal {
                 reason: "PolicyViolation".into(),
-                message: format!(
-                    "refused by {} policy violation(s): {}",
-                    denied.len(),
-                    denied.join("; ")
-                ),
+                message: refusal_message(&denied),
             })
         })
     }
@@ -2219,6 +2257,49 @@ mod tests {
             Some("enforce"),
         );
         assert_eq!(informing.broken.len(), 1);
+    }
+
+    #[test]
+    fn a_refusal_lists_every_violation_that_fits_in_a_condition_message_and_counts_the_rest() {
+        assert_eq!(
+            refusal_message(&["K a: x (on Pod n/p)", "K b: y (on Pod n/p)"]),
+            "refused by 2 policy violation(s): K a: x (on Pod n/p); K b: y (on Pod n/p)"
+        );
+        // 480 violations of about 150 bytes each, as a work whose ten manifests break 48
+        // constraints: what fits is listed in order, and the rest counted.
+        let lines: Vec<String> = (0..480)
+            .map(|i| format!("K8sRequiredLabels c{i}: you must provide labels: {{\"label-{i}\"}} and more text to make it long (on Deployment ns/d{})", i % 10))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let m = refusal_message(&refs);
+        assert!(m.len() <= CONDITION_MESSAGE_MAX, "{}", m.len());
+        assert!(m.starts_with("refused by 480 policy violation(s): K8sRequiredLabels c0: "));
+        let listed = m.matches("K8sRequiredLabels c").count();
+        assert!(listed > 100 && listed < 480, "{listed}");
+        assert!(
+            m.ends_with(&format!(
+                "; ... and {} more not listed (a condition's message holds 32768 bytes)",
+                480 - listed
+            )),
+            "{}",
+            &m[m.len() - 120..]
+        );
+        assert!(m.contains(&lines[listed - 1]) && !m.contains(&lines[listed]));
+        // One violation longer than a message: cut at a character boundary, alone or first.
+        let long = format!("K c: {} (on Pod n/p)", "é".repeat(40_000));
+        let m = refusal_message(&[&long]);
+        assert!(
+            m.len() <= CONDITION_MESSAGE_MAX && m.ends_with("..."),
+            "{}",
+            m.len()
+        );
+        let m = refusal_message(&[&long, "K d: short (on Pod n/q)"]);
+        assert!(m.len() <= CONDITION_MESSAGE_MAX, "{}", m.len());
+        assert!(
+            m.contains("é...; ... and 1 more not listed"),
+            "{}",
+            &m[m.len() - 120..]
+        );
     }
 
     #[test]
