@@ -108,6 +108,7 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
         };
         let mut value = serde_json::to_value(&*schema).expect("a schema serializes to JSON");
         strip_nullable(&mut value);
+        constrain_conditions(&mut value);
         if let Some(root) = value.as_object_mut() {
             root.remove("title");
             add_object_meta_properties(root);
@@ -141,6 +142,67 @@ fn strip_nullable(value: &mut Value) {
         _ => {}
     }
 }
+
+/// The properties of `metav1.Condition`, in its schema.
+const CONDITION_PROPERTIES: [&str; 6] = [
+    "lastTransitionTime",
+    "message",
+    "observedGeneration",
+    "reason",
+    "status",
+    "type",
+];
+
+/// Gives every `metav1.Condition` in a schema the validation upstream's CRDs carry (the
+/// markers of the Go type, which the derive does not know): `type` a qualified name of at most
+/// 316 characters, `status` one of True, False and Unknown, `reason` a CamelCase identifier of
+/// 1 to 1024 characters, `message` at most 32768 characters, `observedGeneration` not negative.
+/// kube-apiserver with upstream's CRDs refuses a status that breaks them; so does Garrison's.
+fn constrain_conditions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let is_condition = map
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|p| {
+                    p.len() == CONDITION_PROPERTIES.len()
+                        && CONDITION_PROPERTIES.iter().all(|k| p.contains_key(*k))
+                });
+            if is_condition {
+                let p = map["properties"]
+                    .as_object_mut()
+                    .expect("checked to be an object");
+                let mut add = |field: &str, extra: Value| {
+                    if let (Some(f), Value::Object(extra)) =
+                        (p.get_mut(field).and_then(Value::as_object_mut), extra)
+                    {
+                        f.extend(extra);
+                    }
+                };
+                add(
+                    "type",
+                    json!({"maxLength": 316, "pattern": CONDITION_TYPE_PATTERN}),
+                );
+                add("status", json!({"enum": ["True", "False", "Unknown"]}));
+                add(
+                    "reason",
+                    json!({"minLength": 1, "maxLength": 1024, "pattern": CONDITION_REASON_PATTERN}),
+                );
+                add("message", json!({"maxLength": 32768}));
+                add("observedGeneration", json!({"minimum": 0}));
+            }
+            map.values_mut().for_each(constrain_conditions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(constrain_conditions),
+        _ => {}
+    }
+}
+
+/// `metav1.Condition`'s `type`: CamelCase, or prefixed by a DNS subdomain and `/`.
+const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+
+/// `metav1.Condition`'s `reason`: a CamelCase identifier (letters, digits, `_`, `,`, `:`).
+const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
 
 /// Adds the `apiVersion`, `kind` and `metadata` properties every object has.
 fn add_object_meta_properties(root: &mut Map<String, Value>) {
@@ -179,5 +241,55 @@ fn mark_nullable(root: &mut Value, path: &[&str]) {
     }
     if let Some(map) = node.as_object_mut() {
         map.insert("nullable".into(), Value::Bool(true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the condition schemas under `v`, and those that carry upstream's rules.
+    fn conditions(v: &Value, found: &mut (usize, usize)) {
+        match v {
+            Value::Object(m) => {
+                if let Some(p) = m.get("properties").and_then(Value::as_object)
+                    && p.contains_key("lastTransitionTime")
+                    && p.contains_key("reason")
+                {
+                    found.0 += 1;
+                    if p["message"]["maxLength"] == 32768
+                        && p["reason"]["minLength"] == 1
+                        && p["status"]["enum"] == json!(["True", "False", "Unknown"])
+                        && p["type"]["maxLength"] == 316
+                    {
+                        found.1 += 1;
+                    }
+                }
+                m.values().for_each(|x| conditions(x, found));
+            }
+            Value::Array(a) => a.iter().for_each(|x| conditions(x, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_condition_carries_the_rules_of_metav1_condition() {
+        let mut found = (0, 0);
+        for crd in all_json() {
+            conditions(&crd, &mut found);
+        }
+        assert!(found.0 >= 20, "{found:?}");
+        assert_eq!(found.0, found.1, "{found:?}");
+        // The patterns compile and judge as kube-apiserver does.
+        let reason = regex::Regex::new(CONDITION_REASON_PATTERN).unwrap();
+        assert!(reason.is_match("PolicyViolation") && reason.is_match("A_b,c:D"));
+        assert!(
+            !reason.is_match("Policy Violation")
+                && !reason.is_match("1st")
+                && !reason.is_match("x-y")
+        );
+        let type_ = regex::Regex::new(CONDITION_TYPE_PATTERN).unwrap();
+        assert!(type_.is_match("Applied") && type_.is_match("example.com/Ready-1"));
+        assert!(!type_.is_match("Has space") && !type_.is_match("-lead"));
     }
 }

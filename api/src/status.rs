@@ -7,15 +7,35 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// A condition to pass to [`set_condition`]: no observed generation, and the zero transition
 /// time, so `set_condition` stamps its `now` when the status changes.
+///
+/// A message longer than a condition holds ([`CONDITION_MESSAGE_MAX`]) is cut to fit, at a
+/// character boundary, ending in `...`: a status with a longer one would be refused whole.
 pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
     Condition {
         type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
-        message: message.into(),
+        message: fit_message(message),
         last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
         observed_generation: None,
     }
+}
+
+/// The most characters a condition's message may hold: `metav1.Condition` declares
+/// `maxLength: 32768`, and the API server refuses a status with a longer one.
+pub const CONDITION_MESSAGE_MAX: usize = 32768;
+
+/// `message` as a condition may hold it: whole when it fits in [`CONDITION_MESSAGE_MAX`] bytes
+/// (so in as many characters), else cut at a character boundary and ended with `...`.
+pub fn fit_message(message: &str) -> String {
+    if message.len() <= CONDITION_MESSAGE_MAX {
+        return message.to_string();
+    }
+    let mut cut = CONDITION_MESSAGE_MAX - 3;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &message[..cut])
 }
 
 /// Returns the condition of the given type, if the list has one.
@@ -102,6 +122,21 @@ fn is_zero_time(time: &Time) -> bool {
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn a_message_longer_than_a_condition_holds_is_cut_at_a_character_boundary() {
+        assert_eq!(fit_message("short"), "short");
+        let exact = "x".repeat(CONDITION_MESSAGE_MAX);
+        assert_eq!(fit_message(&exact), exact);
+        let long = "é".repeat(CONDITION_MESSAGE_MAX);
+        let fit = super::condition("Applied", "False", "R", &long).message;
+        assert!(
+            fit.len() <= CONDITION_MESSAGE_MAX && fit.ends_with("é..."),
+            "{}",
+            fit.len()
+        );
+        assert!(fit.chars().count() <= CONDITION_MESSAGE_MAX);
+    }
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).unwrap())

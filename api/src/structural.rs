@@ -333,6 +333,25 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// The compiled `pattern` of a schema. Patterns are compiled once and kept (every condition of
+/// every status carries two); should the schemas in use bring more than a few hundred, the kept
+/// ones are dropped and compiled again as needed.
+fn pattern(p: &str) -> Result<regex::Regex, regex::Error> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static KEPT: LazyLock<Mutex<HashMap<String, regex::Regex>>> = LazyLock::new(Default::default);
+    if let Some(re) = KEPT.lock().unwrap_or_else(|e| e.into_inner()).get(p) {
+        return Ok(re.clone());
+    }
+    let re = regex::Regex::new(p)?;
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() >= 512 {
+        kept.clear();
+    }
+    kept.insert(p.to_string(), re.clone());
+    Ok(re)
+}
+
 fn check_string(schema: &Value, s: &str, field: &str, causes: &mut Vec<Cause>) {
     let n = s.chars().count() as u64;
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
@@ -352,7 +371,7 @@ fn check_string(schema: &Value, s: &str, field: &str, causes: &mut Vec<Cause>) {
         ));
     }
     if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(p) {
+        match pattern(p) {
             Ok(re) if !re.is_match(s) => causes.push(Cause::invalid(
                 field,
                 format!("Invalid value: {s:?}: {field} in body should match '{p}'"),

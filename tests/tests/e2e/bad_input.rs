@@ -293,3 +293,71 @@ async fn dry_run_writes_answer_but_store_nothing() {
         "a dry-run delete of a finalizer-free object keeps it"
     );
 }
+
+/// A status whose conditions break `metav1.Condition`'s rules (a message past 32768
+/// characters, an empty or spaced reason, a status other than True, False or Unknown) is
+/// refused as kube-apiserver refuses it with upstream's CRDs, and the status kept is the last
+/// good one.
+#[tokio::test]
+async fn conditions_are_held_to_the_rules_of_upstreams_crds() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c1"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let works: Api<garrison_api::work::v1::ManifestWork> = Api::namespaced(client.clone(), "c1");
+    works
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "work.open-cluster-management.io/v1",
+                "kind": "ManifestWork", "metadata": {"name": "w", "namespace": "c1"},
+                "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "cm", "namespace": "default"}}]}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let condition = |reason: &str, status: &str, message: &str| {
+        json!({"status": {"conditions": [{"type": "Applied", "status": status, "reason": reason,
+            "message": message, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    };
+    let patch = |body: Value| {
+        let works = works.clone();
+        async move {
+            works
+                .patch_status("w", &PatchParams::default(), &Patch::Merge(body))
+                .await
+        }
+    };
+    patch(condition("PolicyViolation", "False", &"x".repeat(32768)))
+        .await
+        .expect("a message of 32768 characters fits");
+    for (what, body) in [
+        (
+            "a message too long",
+            condition("PolicyViolation", "False", &"x".repeat(32769)),
+        ),
+        ("an empty reason", condition("", "False", "m")),
+        (
+            "a reason with a space",
+            condition("Policy Violation", "False", "m"),
+        ),
+        (
+            "a status not True, False or Unknown",
+            condition("Applied", "Maybe", "m"),
+        ),
+    ] {
+        let err = patch(body)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
+        assert_eq!(api_code(&err), 422, "{what}: {err}");
+    }
+    let kept = works.get("w").await.unwrap().status.unwrap();
+    assert_eq!(kept.conditions[0].message.len(), 32768);
+    assert_eq!(kept.conditions[0].reason, "PolicyViolation");
+}
