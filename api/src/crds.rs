@@ -181,12 +181,12 @@ fn constrain_conditions(value: &mut Value) {
                 };
                 add(
                     "type",
-                    json!({"maxLength": 316, "pattern": CONDITION_TYPE_PATTERN}),
+                    json!({"maxLength": 316, "pattern": crate::status::CONDITION_TYPE_PATTERN}),
                 );
                 add("status", json!({"enum": ["True", "False", "Unknown"]}));
                 add(
                     "reason",
-                    json!({"minLength": 1, "maxLength": 1024, "pattern": CONDITION_REASON_PATTERN}),
+                    json!({"minLength": 1, "maxLength": 1024, "pattern": crate::status::CONDITION_REASON_PATTERN}),
                 );
                 add("message", json!({"maxLength": 32768}));
                 add("observedGeneration", json!({"minimum": 0}));
@@ -197,12 +197,6 @@ fn constrain_conditions(value: &mut Value) {
         _ => {}
     }
 }
-
-/// `metav1.Condition`'s `type`: CamelCase, or prefixed by a DNS subdomain and `/`.
-const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
-
-/// `metav1.Condition`'s `reason`: a CamelCase identifier (letters, digits, `_`, `,`, `:`).
-const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
 
 /// Adds the `apiVersion`, `kind` and `metadata` properties every object has.
 fn add_object_meta_properties(root: &mut Map<String, Value>) {
@@ -281,14 +275,14 @@ mod tests {
         assert!(found.0 >= 20, "{found:?}");
         assert_eq!(found.0, found.1, "{found:?}");
         // The patterns compile and judge as kube-apiserver does.
-        let reason = regex::Regex::new(CONDITION_REASON_PATTERN).unwrap();
+        let reason = regex::Regex::new(crate::status::CONDITION_REASON_PATTERN).unwrap();
         assert!(reason.is_match("PolicyViolation") && reason.is_match("A_b,c:D"));
         assert!(
             !reason.is_match("Policy Violation")
                 && !reason.is_match("1st")
                 && !reason.is_match("x-y")
         );
-        let type_ = regex::Regex::new(CONDITION_TYPE_PATTERN).unwrap();
+        let type_ = regex::Regex::new(crate::status::CONDITION_TYPE_PATTERN).unwrap();
         assert!(type_.is_match("Applied") && type_.is_match("example.com/Ready-1"));
         assert!(!type_.is_match("Has space") && !type_.is_match("-lead"));
     }

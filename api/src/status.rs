@@ -38,6 +38,21 @@ pub fn fit_message(message: &str) -> String {
     format!("{}...", &message[..cut])
 }
 
+/// `metav1.Condition`'s `type`: CamelCase, or prefixed by a DNS subdomain and `/`.
+pub const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+
+/// `metav1.Condition`'s `reason`: a CamelCase identifier (letters, digits, `_`, `,`, `:`).
+pub const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
+
+/// Whether `t` may be a condition's `type` ([`CONDITION_TYPE_PATTERN`], at most 316
+/// characters): a status with any other is refused.
+pub fn valid_condition_type(t: &str) -> bool {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(CONDITION_TYPE_PATTERN).expect("the pattern compiles")
+    });
+    t.chars().count() <= 316 && RE.is_match(t)
+}
+
 /// Returns the condition of the given type, if the list has one.
 pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

@@ -177,7 +177,7 @@ fn enable(args: EnableArgs) -> Result<()> {
         let names = resolve(&client, &args.clusters).await?;
         // The ManagedClusterAddOn lives in the cluster namespace, which the hub creates once
         // the cluster is accepted.
-        wait_admitted(&Api::all(client.clone()), &names, ADMIT_WAIT).await?;
+        wait_admitted(&client, &names, ADMIT_WAIT).await?;
         for cluster in names {
             let mcas: Api<ManagedClusterAddOn> = Api::namespaced(client.clone(), &cluster);
             if mcas

@@ -12,6 +12,7 @@ use garrison_api::conditions::managed_cluster as mc;
 use garrison_api::status::find_condition;
 use garrison_hub::registration::approver;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -351,65 +352,114 @@ pub fn accept(args: AcceptArgs) -> Result<()> {
                 choice.approve.len()
             );
         }
-        wait_admitted(&clusters, &args.names, ADMIT_TIMEOUT).await
+        wait_admitted(&client, &args.names, ADMIT_TIMEOUT).await
     })
 }
 
 /// How long `garrison accept` waits for the hub to set an accepted cluster up.
 const ADMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Waits until the hub has set accepted clusters up: their namespaces, RBAC and leases exist
-/// and `HubAcceptedManagedCluster` is True. Until then nothing can be created in a cluster
-/// namespace (add-ons, works), so `garrison accept` returns only once it is done.
+/// Waits until the hub has set accepted clusters up: `HubAcceptedManagedCluster` is True for
+/// the cluster's current spec (its `observedGeneration`, so an acceptance from before a deny
+/// does not count) and the cluster namespace exists. Until then nothing can be created in a
+/// cluster namespace (add-ons, works), so `garrison accept` returns only once it is done.
+/// `timeout` runs from the last cluster found set up, so a large fleet that the hub sets up
+/// steadily is waited for.
 pub(crate) async fn wait_admitted(
-    clusters: &Api<ManagedCluster>,
+    client: &kube::Client,
     names: &[String],
     timeout: std::time::Duration,
 ) -> Result<()> {
-    let start = std::time::Instant::now();
+    let clusters: Api<ManagedCluster> = Api::all(client.clone());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // A few clusters are read one by one; a fleet is listed, less often.
+    let few = names.len() <= 10;
+    let every = std::time::Duration::from_millis(if few { 200 } else { 1000 });
+    let mut progress = std::time::Instant::now();
+    let mut waiting: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut told = false;
     loop {
-        let listed: HashMap<String, ManagedCluster> = clusters
-            .list(&ListParams::default())
-            .await
-            .map_err(unreachable)?
-            .items
-            .into_iter()
-            .map(|c| (c.name_any(), c))
-            .collect();
-        let mut waiting = Vec::new();
-        for name in names {
+        let listed: HashMap<String, ManagedCluster> = if few {
+            let mut m = HashMap::new();
+            for name in &waiting {
+                if let Some(c) = clusters.get_opt(name).await.map_err(unreachable)? {
+                    m.insert(name.to_string(), c);
+                }
+            }
+            m
+        } else {
+            clusters
+                .list(&ListParams::default())
+                .await
+                .map_err(unreachable)?
+                .items
+                .into_iter()
+                .map(|c| (c.name_any(), c))
+                .collect()
+        };
+        let mut still = Vec::new();
+        for name in waiting.iter().copied() {
             let Some(cluster) = listed.get(name) else {
-                bail!("cluster {name:?} was deleted while the hub was setting it up");
+                bail!("cluster {name:?} no longer exists");
             };
+            if cluster.metadata.deletion_timestamp.is_some() {
+                bail!("cluster {name} is being deleted");
+            }
             if cluster.spec.hub_accepts_client != Some(true) {
                 bail!(
                     "cluster {name} is not accepted (hubAcceptsClient is not true); accept it with `garrison accept {name}`"
                 );
             }
-            if condition_status(cluster, mc::HUB_ACCEPTED) != "True" {
-                waiting.push(name.as_str());
+            let admitted = cluster
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_deref())
+                .and_then(|cs| find_condition(cs, mc::HUB_ACCEPTED))
+                .is_some_and(|c| {
+                    c.status == "True"
+                        && c.observed_generation.unwrap_or(0)
+                            >= cluster.metadata.generation.unwrap_or(0)
+                });
+            if !admitted
+                || namespaces
+                    .get_opt(name)
+                    .await
+                    .map_err(unreachable)?
+                    .is_none()
+            {
+                still.push(name);
             }
         }
+        if still.len() < waiting.len() {
+            progress = std::time::Instant::now();
+        }
+        waiting = still;
         if waiting.is_empty() {
             return Ok(());
         }
-        if start.elapsed() >= timeout {
+        if progress.elapsed() >= timeout {
+            let shown: Vec<&str> = waiting.iter().take(10).copied().collect();
+            let more = waiting.len() - shown.len();
             bail!(
-                "the hub has not set up the namespace and RBAC of accepted cluster(s) {} within {} s (condition {} is not True); see the hub's log",
-                waiting.join(", "),
+                "the acceptance is recorded (hubAcceptsClient=true), but the hub has not set up the namespace and RBAC of {}{} within {} s (condition {} is not True for the current spec); see the hub's log",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
                 timeout.as_secs(),
                 mc::HUB_ACCEPTED
             );
         }
-        if !told && start.elapsed() >= std::time::Duration::from_secs(2) {
+        if !told && progress.elapsed() >= std::time::Duration::from_secs(2) {
             eprintln!(
                 "waiting for the hub to set up {} accepted cluster(s)...",
                 waiting.len()
             );
             told = true;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -237,16 +237,16 @@ async fn reconcile(cluster: Arc<ManagedCluster>, ctx: Arc<Ctx>) -> Result<Action
             admit(&name, &ctx).await?;
             ctx.rbac_done.lock().expect("rbac state").insert(uid, true);
         }
-        set_condition(
-            &mut conditions,
-            condition(
-                mc::HUB_ACCEPTED,
-                STATUS_TRUE,
-                mc::REASON_HUB_CLUSTER_ADMIN_ACCEPTED,
-                "Accepted by hub cluster admin",
-            ),
-            now.clone(),
+        // With the generation of the spec it judged, so that `garrison accept` tells this
+        // acceptance from an earlier one.
+        let mut admitted = condition(
+            mc::HUB_ACCEPTED,
+            STATUS_TRUE,
+            mc::REASON_HUB_CLUSTER_ADMIN_ACCEPTED,
+            "Accepted by hub cluster admin",
         );
+        admitted.observed_generation = cluster.metadata.generation;
+        set_condition(&mut conditions, admitted, now.clone());
     } else {
         let done = ctx.rbac_done.lock().expect("rbac state").get(&uid) == Some(&false);
         if !done {

@@ -523,6 +523,12 @@ fn rule_conditions(
                 "CEL condition rules are not evaluated by this agent",
             ),
         };
+        // A rule naming a type no condition may have (spaces, say) would get the whole
+        // status refused: it is left out, and said.
+        if !garrison_api::status::valid_condition_type(&c.type_) {
+            tracing::warn!(condition = %c.type_, "a condition rule names an invalid condition type; left out of the status");
+            continue;
+        }
         out.retain(|x| x.type_ != c.type_);
         out.push(c);
     }
@@ -715,6 +721,23 @@ pub fn carry_transition_times(old: &ManifestWorkStatus, new: &mut ManifestWorkSt
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_condition_rule_with_a_type_no_condition_may_have_is_left_out() {
+        let config: ManifestConfigOption = serde_json::from_value(json!({
+            "resourceIdentifier": {"resource": "configmaps", "name": "c", "namespace": "default"},
+            "conditionRules": [
+                {"condition": "my check", "type": "CEL", "celExpressions": ["true"]},
+                {"condition": "-lead", "type": "CEL", "celExpressions": ["true"]},
+                {"condition": "example.com/MyCheck", "type": "CEL", "celExpressions": ["true"]}]
+        }))
+        .unwrap();
+        let types: Vec<String> = rule_conditions("ConfigMap", Some(&config), &json!({}))
+            .into_iter()
+            .map(|c| c.type_)
+            .collect();
+        assert_eq!(types, ["example.com/MyCheck"]);
+    }
 
     #[test]
     fn well_known_feedback_of_a_deployment() {

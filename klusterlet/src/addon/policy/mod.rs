@@ -28,6 +28,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use garrison_api::policy::v1::{ComplianceHistory, DetailsPerTemplate, Policy, PolicyDependency};
 use garrison_api::policy::{CLUSTER_NAME_LABEL, POLICY_LABEL, ROOT_POLICY_LABEL};
+use garrison_api::status::CONDITION_MESSAGE_MAX;
 use garrison_governance::config_policy::{
     self, ComplianceType, ConfigurationPolicy, Found, Remediation,
 };
@@ -2094,10 +2095,6 @@ impl PolicyGate {
         out
     }
 }
-
-/// The most a condition's message may hold: Kubernetes's `metav1.Condition` declares
-/// `maxLength: 32768`, and an API server with upstream's CRDs refuses a longer one.
-const CONDITION_MESSAGE_MAX: usize = 32768;
 
 /// The refusal of a work with the `denied` violations: every one, in order, as long as they fit
 /// in a condition's message; then how many more there are. A single violation longer than
