@@ -15,7 +15,7 @@ pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Cond
         type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
-        message: fit_message(message),
+        message: cut_to(message.to_string(), CONDITION_MESSAGE_MAX),
         last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
         observed_generation: None,
     }
@@ -25,17 +25,17 @@ pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Cond
 /// `maxLength: 32768`, and the API server refuses a status with a longer one.
 pub const CONDITION_MESSAGE_MAX: usize = 32768;
 
-/// `message` as a condition may hold it: whole when it fits in [`CONDITION_MESSAGE_MAX`] bytes
-/// (so in as many characters), else cut at a character boundary and ended with `...`.
-pub fn fit_message(message: &str) -> String {
-    if message.len() <= CONDITION_MESSAGE_MAX {
-        return message.to_string();
+/// `message` cut to at most `max` bytes at a character boundary, ending in `...` when cut.
+pub fn cut_to(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("...");
     }
-    let mut cut = CONDITION_MESSAGE_MAX - 3;
-    while !message.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &message[..cut])
+    message
 }
 
 /// `metav1.Condition`'s `type`: CamelCase, or prefixed by a DNS subdomain and `/`.
@@ -140,9 +140,9 @@ mod tests {
 
     #[test]
     fn a_message_longer_than_a_condition_holds_is_cut_at_a_character_boundary() {
-        assert_eq!(fit_message("short"), "short");
+        assert_eq!(cut_to("short".into(), CONDITION_MESSAGE_MAX), "short");
         let exact = "x".repeat(CONDITION_MESSAGE_MAX);
-        assert_eq!(fit_message(&exact), exact);
+        assert_eq!(cut_to(exact.clone(), CONDITION_MESSAGE_MAX), exact);
         let long = "é".repeat(CONDITION_MESSAGE_MAX);
         let fit = super::condition("Applied", "False", "R", &long).message;
         assert!(

@@ -558,16 +558,8 @@ pub fn compliance_message(compliant: bool, details: &[String]) -> String {
 pub const MAX_MESSAGE: usize = 4096;
 
 /// `message` cut to [`MAX_MESSAGE`] bytes, ending in `...` when cut.
-pub fn truncate(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE - 3;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push_str("...");
-    }
-    message
+pub fn truncate(message: String) -> String {
+    garrison_api::status::cut_to(message, MAX_MESSAGE)
 }
 
 #[cfg(test)]

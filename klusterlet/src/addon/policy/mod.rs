@@ -2116,12 +2116,8 @@ fn refusal_message(denied: &[&str]) -> String {
             continue;
         }
         if i == 0 {
-            let mut cut = room.saturating_sub(out.len() + 3);
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.push_str(&line[..cut]);
-            out.push_str("...");
+            let fits = room.saturating_sub(out.len());
+            out.push_str(&garrison_api::status::cut_to(line.to_string(), fits));
             if denied.len() == 1 {
                 return out;
             }
