@@ -191,6 +191,26 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Validates `value` against `schema`, collecting every violation.
 pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    validate_update(schema, value, None, path, causes);
+}
+
+/// Validates `value`, an update of `old` (the value stored at the same place, `None` on create
+/// or where nothing correlates), against `schema`, as kube-apiserver's validation ratcheting
+/// does: a value equal to its old one is not checked, so that a schema made stricter leaves the
+/// objects stored before it writable while they keep what it no longer allows. Old values are
+/// found through object fields, maps and list-map items (by their keys); items of other lists
+/// correlate with nothing, so a list is ratcheted only whole. Every value that changed, and
+/// everything new, is checked in full.
+pub fn validate_update(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    if old == Some(value) {
+        return;
+    }
     let field = if path.is_empty() {
         "<root>".to_string()
     } else {
@@ -274,13 +294,22 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
                 ));
             }
             if let Some(item_schema) = schema.get("items") {
+                let old_items = old.and_then(Value::as_array).map(Vec::as_slice);
                 for (i, item) in items.iter().enumerate() {
-                    validate(item_schema, item, &format!("{path}[{i}]"), causes);
+                    let was = old_items.and_then(|o| old_item(schema, item, o));
+                    validate_update(item_schema, item, was, &format!("{path}[{i}]"), causes);
                 }
             }
             check_list_type(schema, items, &field, causes);
         }
-        Value::Object(map) => check_object(schema, map, path, &field, causes),
+        Value::Object(map) => check_object(
+            schema,
+            map,
+            old.and_then(Value::as_object),
+            path,
+            &field,
+            causes,
+        ),
         _ => {}
     }
     for combinator in ["allOf", "anyOf", "oneOf"] {
@@ -438,6 +467,28 @@ fn check_number(schema: &Value, v: &Value, field: &str, causes: &mut Vec<Cause>)
     }
 }
 
+/// The item of `old`, the old value of a list whose schema is `schema`, that `item` updates:
+/// for a list-map, the item with the same keys; for a set, an equal item; for any other list,
+/// none (kube-apiserver does not correlate the items of atomic lists).
+fn old_item<'a>(schema: &Value, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("map") => {
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return None;
+            }
+            old.iter()
+                .find(|o| keys.iter().all(|k| o.get(*k) == item.get(*k)))
+        }
+        Some("set") => old.iter().find(|o| *o == item),
+        _ => None,
+    }
+}
+
 fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Vec<Cause>) {
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => {
@@ -480,6 +531,7 @@ fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Ve
 fn check_object(
     schema: &Value,
     map: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     path: &str,
     field: &str,
     causes: &mut Vec<Cause>,
@@ -512,10 +564,11 @@ fn check_object(
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     for (k, v) in map {
         let child_path = join(path, k);
+        let was = old.and_then(|o| o.get(k));
         if let Some(p) = props.and_then(|p| p.get(k)) {
-            validate(p, v, &child_path, causes);
+            validate_update(p, v, was, &child_path, causes);
         } else if let Some(add) = additional {
-            validate(add, v, &child_path, causes);
+            validate_update(add, v, was, &child_path, causes);
         }
     }
     if schema
@@ -648,5 +701,52 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, vec!["a".to_string()]);
+    }
+
+    /// Ratcheting: on update, a value equal to the one stored at the same place is not checked;
+    /// sets correlate equal items, maps their keys, atomic lists nothing but the whole list.
+    #[test]
+    fn an_update_checks_only_what_it_changes() {
+        let schema = json!({"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 2},
+            "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 2}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set",
+                "items": {"type": "string", "maxLength": 2}},
+            "words": {"type": "array", "items": {"type": "string", "maxLength": 2}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name", "protocol"],
+                "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "protocol": {"type": "string"},
+                    "port": {"type": "integer", "maximum": 10}}}}}});
+        let old = json!({"name": "long", "labels": {"a": "long"}, "tags": ["long"],
+            "words": ["long"], "ports": [{"name": "p", "protocol": "TCP", "port": 80}]});
+        let fields = |new: Value, old: Option<&Value>| {
+            let mut causes = vec![];
+            validate_update(&schema, &new, old, "", &mut causes);
+            causes.into_iter().map(|c| c.field).collect::<Vec<_>>()
+        };
+        let all = ["name", "labels.a", "tags[0]", "words[0]", "ports[0].port"];
+        assert_eq!(fields(old.clone(), None), all, "a create checks everything");
+        assert!(
+            fields(old.clone(), Some(&old)).is_empty(),
+            "nothing changed"
+        );
+        // Unchanged values moved within their lists, beside new valid ones.
+        let moved = json!({"name": "long", "labels": {"a": "long", "b": "ok"},
+            "tags": ["ok", "long"], "words": ["ok", "long"],
+            "ports": [{"name": "q", "protocol": "TCP", "port": 1},
+                {"name": "p", "protocol": "TCP", "port": 80}]});
+        assert_eq!(
+            fields(moved, Some(&old)),
+            ["words[1]"],
+            "an atomic list's items correlate with nothing"
+        );
+        // Changed values, and a list-map item whose keys changed, are checked.
+        let changed = json!({"name": "longer", "labels": {"a": "longer"}, "tags": ["longer"],
+            "words": ["long"], "ports": [{"name": "p", "protocol": "UDP", "port": 80}]});
+        assert_eq!(
+            fields(changed, Some(&old)),
+            ["name", "labels.a", "tags[0]", "ports[0].port"]
+        );
     }
 }

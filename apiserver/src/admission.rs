@@ -42,11 +42,15 @@ impl FieldValidation {
 }
 
 /// Decodes an object of `res`: checks types, handles unknown fields, applies defaults, and
-/// validates. Returns the object to store and any warnings.
+/// validates. `old` is the object an update replaces, `None` on create: a custom resource's
+/// values that the update leaves as they were are not held to its CRD's schema again
+/// (kube-apiserver's validation ratcheting, `schema::validate_update`). Returns the object to
+/// store and any warnings.
 pub fn decode(
     res: &Resource,
     input: Value,
     fv: FieldValidation,
+    old: Option<&Value>,
 ) -> ApiResult<(Value, Vec<String>)> {
     let name = input
         .pointer("/metadata/name")
@@ -111,7 +115,8 @@ pub fn decode(
                         continue;
                     }
                     if let Some(child) = sch.get("properties").and_then(|p| p.get(k)) {
-                        schema::validate(child, v, k, &mut causes);
+                        let was = old.and_then(|o| o.get(k));
+                        schema::validate_update(child, v, was, k, &mut causes);
                     }
                 }
                 if let Some(req) = sch.get("required").and_then(Value::as_array) {
@@ -669,14 +674,14 @@ mod tests {
         let reg = Registry::new();
         let cm = reg.get("", "v1", "configmaps").unwrap();
         let input = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "spec": {"x": 1}});
-        let err = decode(&cm, input.clone(), FieldValidation::Strict).unwrap_err();
+        let err = decode(&cm, input.clone(), FieldValidation::Strict, None).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
             err.message.contains("unknown field \"spec\""),
             "{}",
             err.message
         );
-        let (obj, warnings) = decode(&cm, input, FieldValidation::Warn).unwrap();
+        let (obj, warnings) = decode(&cm, input, FieldValidation::Warn, None).unwrap();
         assert!(obj.get("spec").is_none());
         assert_eq!(warnings, vec!["unknown field \"spec\"".to_string()]);
     }
@@ -685,7 +690,7 @@ mod tests {
     fn string_data_is_folded_into_data() {
         let reg = Registry::new();
         let s = reg.get("", "v1", "secrets").unwrap();
-        let (obj, _) = decode(&s, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"k": "v"}}), FieldValidation::Strict).unwrap();
+        let (obj, _) = decode(&s, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"k": "v"}}), FieldValidation::Strict, None).unwrap();
         assert_eq!(obj["data"]["k"], "dg==");
         assert!(obj.get("stringData").is_none());
     }
@@ -699,7 +704,7 @@ mod tests {
         let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "ws.example.com"},
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "ws", "kind": "W"},
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"description": "no type"}}}}}]}});
-        let err = decode(&r, crd, FieldValidation::Strict).unwrap_err();
+        let err = decode(&r, crd, FieldValidation::Strict, None).unwrap_err();
         assert_eq!(err.code, 422);
         assert!(err.message.contains("spec.type"), "{}", err.message);
     }

@@ -206,6 +206,33 @@ pub fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
         .encode(json!({"v": "garrison/1", "rv": rv, "ns": ns, "n": name}).to_string())
 }
 
+/// How many times a patch is applied again to an object that changed while it was applied.
+const WRITE_ATTEMPTS: usize = 16;
+
+/// The message of a write refused because its object changed, as kube-apiserver words it.
+const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
+
+/// What a write expects of the object it replaces.
+enum Expect {
+    /// Nothing: the write replaces whatever is stored.
+    Nothing,
+    /// The resourceVersion the caller gave: another one stored is a conflict for the caller
+    /// to resolve.
+    Caller(String),
+    /// The resourceVersion of the object the write was computed from: another one stored
+    /// means the object changed meanwhile, and the write is computed again.
+    Read(String),
+}
+
+/// `obj`'s resourceVersion, empty when it has none.
+fn resource_version(obj: &Value) -> String {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn decode_continue(token: &str) -> ApiResult<(u64, String, String)> {
     use base64::Engine;
     let bad =
@@ -416,7 +443,7 @@ impl Objects {
             simulated_rejection(&body)?;
         }
         let body = without_status(res, "", body);
-        let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
+        let (mut obj, warnings) = admission::decode(res, body, ctx.field_validation, None)?;
         if res.builtin == Some(Builtin::EventV1) {
             let causes = crate::events::validate_v1_create(&obj);
             if !causes.is_empty() {
@@ -547,13 +574,23 @@ impl Objects {
             ));
         }
         let body = without_status(res, subresource, body);
-        let (obj, warnings) = admission::decode(res, body, ctx.field_validation)?;
+        // A custom resource's update is held to its schema where it changes the object stored
+        // (ratcheting). Its resourceVersion is required, so the object read here is the one it
+        // replaces, or the update fails as a conflict.
+        let old = match &res.schema {
+            Some(_) => self.store.get(&res.key(), ns, name)?,
+            None => None,
+        };
+        let (obj, warnings) = admission::decode(res, body, ctx.field_validation, old.as_ref())?;
         ctx.warnings.extend(warnings);
-        self.replace(res, ns, name, subresource, obj, body_rv, ctx)
+        let expect = body_rv.map_or(Expect::Nothing, Expect::Caller);
+        self.replace(res, ns, name, subresource, obj, expect, ctx)?
+            .ok_or_else(|| ApiError::internal("an update raced without a precondition"))
     }
 
-    /// Writes `new` over the current object with all update semantics. `expect_rv` is the
-    /// optimistic-concurrency precondition, if any.
+    /// Writes `new` over the current object with all update semantics. `expect` is what it
+    /// expects of the object it replaces. Returns None when `new` was computed from an object
+    /// that has changed since (`Expect::Read`): the caller computes it again.
     #[allow(clippy::too_many_arguments)]
     fn replace(
         &self,
@@ -562,9 +599,9 @@ impl Objects {
         name: &str,
         subresource: &str,
         new: Value,
-        expect_rv: Option<String>,
+        expect: Expect,
         ctx: &mut WriteCtx<'_>,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Option<Value>> {
         let mut new = self.to_storage(res, new)?;
         Self::check_body_namespace(res, ns, &mut new)?;
         let key = res.key();
@@ -573,13 +610,19 @@ impl Objects {
         let user = ctx.user;
         let manager = ctx.manager.clone();
         let authz = self.authz.clone();
+        let raced = std::cell::Cell::new(false);
         let out = self.store.mutate(&key, ns, name, |current, _| {
             let old = current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-            if let Some(rv) = &expect_rv
-                && !rv.is_empty()
-                && old.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv.as_str())
-            {
-                return Err(ApiError::conflict(&res.group, &res.plural, name, "the object has been modified; please apply your changes to the latest version and try again"));
+            let stored_rv = old.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            match &expect {
+                Expect::Caller(rv) if !rv.is_empty() && stored_rv != Some(rv.as_str()) => {
+                    return Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED));
+                }
+                Expect::Read(rv) if stored_rv != Some(rv.as_str()) => {
+                    raced.set(true);
+                    return Ok(Mutation::Keep(old));
+                }
+                _ => {}
             }
             let mut next = match subresource {
                 // A status write changes only status.
@@ -682,7 +725,10 @@ impl Objects {
             }
             Ok(Mutation::Put(next))
         })?;
-        Ok(self.present(res, out.into_object()))
+        if raced.get() {
+            return Ok(None);
+        }
+        Ok(Some(self.present(res, out.into_object())))
     }
 
     /// Stores the result of a write that admission webhooks reviewed and left as it was:
@@ -753,38 +799,50 @@ impl Objects {
             return self.server_side_apply(res, ns, name, subresource, config, force, ctx);
         }
         let patch_doc = parse_json(body)?;
-        let current = self
-            .store
-            .get(&res.key(), ns, name)?
-            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-        let current = self.present(res, current);
-        let patched = match content_type {
-            "application/json-patch+json" => patch::json_patch(&current, &patch_doc),
-            "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
-            "application/strategic-merge-patch+json" => match res.builtin {
-                Some(b) => patch::strategic_merge_patch(b, &current, &patch_doc),
-                None => {
-                    return Err(ApiError::unsupported_media_type(
-                        content_type,
-                        PATCH_TYPES_CUSTOM,
-                    ));
-                }
-            },
-            other => return Err(ApiError::unsupported_media_type(other, PATCH_TYPES)),
-        }
-        .map_err(|e| ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("", e)]))?;
-        // A patch carries a resourceVersion precondition only if it sets one.
-        let expect_rv = patch_doc
+        // A patch carries a resourceVersion precondition only if it sets one. Without one, it is
+        // applied to the object as it stands when stored: should the object change between the
+        // read and the write, the patch is applied again to the new one, as kube-apiserver's
+        // guaranteed update does, so that no racing writer's change is undone.
+        let caller_rv = patch_doc
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .map(String::from);
-        self.check_type(res, &patched)?;
-        let (obj, warnings) = admission::decode(res, patched, ctx.field_validation)?;
-        ctx.warnings.extend(warnings);
-        Ok((
-            200,
-            self.replace(res, ns, name, subresource, obj, expect_rv, ctx)?,
-        ))
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self
+                .store
+                .get(&res.key(), ns, name)?
+                .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+            let current = self.present(res, current);
+            let patched = match content_type {
+                "application/json-patch+json" => patch::json_patch(&current, &patch_doc),
+                "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
+                "application/strategic-merge-patch+json" => match res.builtin {
+                    Some(b) => patch::strategic_merge_patch(b, &current, &patch_doc),
+                    None => {
+                        return Err(ApiError::unsupported_media_type(
+                            content_type,
+                            PATCH_TYPES_CUSTOM,
+                        ));
+                    }
+                },
+                other => return Err(ApiError::unsupported_media_type(other, PATCH_TYPES)),
+            }
+            .map_err(|e| {
+                ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("", e)])
+            })?;
+            self.check_type(res, &patched)?;
+            let (obj, warnings) =
+                admission::decode(res, patched, ctx.field_validation, Some(&current))?;
+            let expect = match &caller_rv {
+                Some(rv) => Expect::Caller(rv.clone()),
+                None => Expect::Read(resource_version(&current)),
+            };
+            if let Some(out) = self.replace(res, ns, name, subresource, obj, expect, ctx)? {
+                ctx.warnings.extend(warnings);
+                return Ok((200, out));
+            }
+        }
+        Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -817,13 +875,13 @@ impl Objects {
         }
         let api_version = res.api_version();
         let now = now_rfc3339();
+        let manager = ctx.manager.clone();
         let w = Writer {
-            manager: &ctx.manager,
+            manager: &manager,
             api_version: &api_version,
             subresource,
             now: &now,
         };
-        let current = self.store.get(&res.key(), ns, name)?;
         let conflict_err = |conflicts: Vec<apply::Conflict>| {
             let causes: Vec<Cause> = conflicts
                 .iter()
@@ -856,8 +914,14 @@ impl Objects {
             e.causes = causes;
             e
         };
-        match current {
-            None => {
+        // As a patch: applied again to the object as it stands should it change meanwhile.
+        let caller_rv = config
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            .map(String::from);
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(live) = self.store.get(&res.key(), ns, name)? else {
                 let merged = apply::apply(None, &config, &w, force).map_err(conflict_err)?;
                 let managed = merged.pointer("/metadata/managedFields").cloned();
                 let mut created = self.create(res, ns, merged, ctx)?;
@@ -874,24 +938,26 @@ impl Objects {
                         created = self.present(res, o.into_object());
                     }
                 }
-                Ok((201, created))
+                return Ok((201, created));
+            };
+            let live = self.present(res, live);
+            let merged = apply::apply(Some(&live), &config, &w, force).map_err(conflict_err)?;
+            let managed = merged.pointer("/metadata/managedFields").cloned();
+            let (mut obj, warnings) =
+                admission::decode(res, merged, ctx.field_validation, Some(&live))?;
+            if let Some(m) = managed {
+                obj["metadata"]["managedFields"] = m;
             }
-            Some(live) => {
-                let live = self.present(res, live);
-                let merged = apply::apply(Some(&live), &config, &w, force).map_err(conflict_err)?;
-                let managed = merged.pointer("/metadata/managedFields").cloned();
-                let (mut obj, warnings) = admission::decode(res, merged, ctx.field_validation)?;
+            let expect = match &caller_rv {
+                Some(rv) => Expect::Caller(rv.clone()),
+                None => Expect::Read(resource_version(&live)),
+            };
+            if let Some(out) = self.replace(res, ns, name, subresource, obj, expect, ctx)? {
                 ctx.warnings.extend(warnings);
-                if let Some(m) = managed {
-                    obj["metadata"]["managedFields"] = m;
-                }
-                let rv = live
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(String::from);
-                Ok((200, self.replace(res, ns, name, subresource, obj, rv, ctx)?))
+                return Ok((200, out));
             }
         }
+        Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
     }
 
     /// Deletes an object, or marks it for deletion when finalizers or propagation must run first.

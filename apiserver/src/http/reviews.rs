@@ -55,8 +55,12 @@ pub fn answer(
     let b = res
         .builtin
         .ok_or_else(|| ApiError::internal("review of a custom kind"))?;
-    let (normalized, _) =
-        crate::admission::decode(res, obj.clone(), crate::admission::FieldValidation::Ignore)?;
+    let (normalized, _) = crate::admission::decode(
+        res,
+        obj.clone(),
+        crate::admission::FieldValidation::Ignore,
+        None,
+    )?;
     obj = normalized;
     let authz = &srv.objects.authz;
     match b {

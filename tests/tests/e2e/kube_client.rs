@@ -739,3 +739,182 @@ async fn a_new_crd_is_served_validated_defaulted_and_cleaned_up() {
         404
     );
 }
+
+/// A CRD whose schema is tightened keeps its objects writable, as kube-apiserver's validation
+/// ratcheting does: a value that no longer passes is accepted on update while it is unchanged
+/// (an object's field, or a list-map item found by its keys), and refused once changed, on
+/// create, and wherever it is new.
+#[tokio::test]
+async fn a_tightened_schema_lets_unchanged_values_stand_on_update() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = |name_max: u64, size_max: u64, value_max: u64| {
+        let item = json!({"type": "object", "required": ["key"], "properties": {
+            "key": {"type": "string"}, "value": {"type": "string", "maxLength": value_max}}});
+        serde_json::from_value::<CustomResourceDefinition>(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "gizmos.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "gizmos", "kind": "Gizmo"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "name": {"type": "string", "maxLength": name_max},
+                            "size": {"type": "integer", "maximum": size_max},
+                            "items": {"type": "array", "x-kubernetes-list-type": "map",
+                                "x-kubernetes-list-map-keys": ["key"], "items": item}}}}}}}]}
+        }))
+        .unwrap()
+    };
+    crds.create(&PostParams::default(), &crd(64, 1000, 64))
+        .await
+        .unwrap();
+    namespace(&client, "shop").await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Gizmo"),
+        "gizmos",
+    );
+    let gizmos: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar);
+    let gizmo = |name: &str, spec: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Gizmo",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    };
+    let stored = json!({"name": "a-long-name", "size": 100,
+        "items": [{"key": "a", "value": "long-value"}]});
+    eventually(10, "the new kind to be served", || async {
+        gizmos
+            .create(&PostParams::default(), &gizmo("g1", stored.clone()))
+            .await
+            .ok()
+    })
+    .await;
+    // Tighter: a name of at most 5 characters, a size of at most 10, values of at most 3.
+    let mut tight = crd(5, 10, 3);
+    tight.metadata.resource_version = crds
+        .get("gizmos.example.com")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    crds.replace("gizmos.example.com", &PostParams::default(), &tight)
+        .await
+        .unwrap();
+    let patch = |spec: serde_json::Value| {
+        let gizmos = gizmos.clone();
+        async move {
+            gizmos
+                .patch(
+                    "g1",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": spec})),
+                )
+                .await
+        }
+    };
+    // The schema is served once the CRD's new version is read: a new object is refused.
+    let err = eventually(10, "the tightened schema to be served", || async {
+        gizmos
+            .create(&PostParams::default(), &gizmo("g2", stored.clone()))
+            .await
+            .err()
+            .filter(|e| api_code(e) == 422)
+    })
+    .await;
+    for field in ["spec.name", "spec.size", "spec.items[0].value"] {
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+
+    // An update that leaves the values the schema no longer allows as they are.
+    let got = patch(json!({"size": 5}))
+        .await
+        .expect("unchanged values stand");
+    assert_eq!(got.data["spec"]["size"], 5);
+    assert_eq!(got.data["spec"]["name"], "a-long-name");
+    // The list-map item is found by its key wherever it stands: a new valid item before it.
+    let got =
+        patch(json!({"items": [{"key": "b", "value": "ok"}, {"key": "a", "value": "long-value"}]}))
+            .await
+            .expect("an unchanged item stands where it moves");
+    assert_eq!(got.data["spec"]["items"][1]["value"], "long-value");
+    // A replace (PUT) is ratcheted as a patch is.
+    let mut whole = gizmos.get("g1").await.unwrap();
+    whole.data["spec"]["size"] = json!(6);
+    gizmos
+        .replace("g1", &PostParams::default(), &whole)
+        .await
+        .expect("a replace with unchanged values");
+
+    // Changed values, and new ones, are held to the schema.
+    for (what, spec, field) in [
+        (
+            "a changed name",
+            json!({"name": "another-long-name"}),
+            "spec.name",
+        ),
+        ("a size past the maximum", json!({"size": 11}), "spec.size"),
+        (
+            "a changed item",
+            json!({"items": [{"key": "b", "value": "ok"}, {"key": "a", "value": "longer-value"}]}),
+            "spec.items[1].value",
+        ),
+        (
+            "a new item",
+            json!({"items": [{"key": "b", "value": "too-long"}, {"key": "a", "value": "long-value"}]}),
+            "spec.items[0].value",
+        ),
+    ] {
+        let err = patch(spec)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
+        assert_eq!(api_code(&err), 422, "{what}: {err}");
+        assert!(err.to_string().contains(field), "{what}: {err}");
+    }
+    let kept = gizmos.get("g1").await.unwrap();
+    assert_eq!(kept.data["spec"]["size"], 6);
+    assert_eq!(kept.data["spec"]["items"][0]["value"], "ok");
+}
+
+/// Merge patches that race on one object are each applied to the object as it stands when
+/// stored, as kube-apiserver's guaranteed update retries them: none undoes another's change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_patches_lose_no_change() {
+    let hub = Hub::start().await.unwrap();
+    let client = hub.client().await.unwrap();
+    namespace(&client, "race").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "race");
+    cms.create(&PostParams::default(), &cm("shared", &[]))
+        .await
+        .unwrap();
+    let writers = 4;
+    let each = 40;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let cms = cms.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    cms.patch(
+                        "shared",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"data": {format!("w{w}-{i}"): "x"}})),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let data = cms.get("shared").await.unwrap().data.unwrap_or_default();
+    let lost: Vec<String> = (0..writers)
+        .flat_map(|w| (0..each).map(move |i| format!("w{w}-{i}")))
+        .filter(|k| !data.contains_key(k))
+        .collect();
+    assert!(lost.is_empty(), "{} changes lost: {lost:?}", lost.len());
+}
