@@ -27,6 +27,10 @@ pub enum AddonCommand {
     /// Enable an add-on on clusters: create its ManagedClusterAddOn in each cluster's
     /// namespace. The add-on's agent then registers with its own certificate and reports
     /// Available (see `garrison get addons`).
+    ///
+    /// Every cluster must be accepted first (`garrison accept NAME`); one that is not is
+    /// refused, and nothing is created. A cluster accepted a moment ago is waited for until
+    /// the hub has set it up, up to 30 s.
     Enable(EnableArgs),
     /// Disable an add-on on clusters: delete its ManagedClusterAddOn. The agent removes the
     /// add-on's credentials from the cluster.
