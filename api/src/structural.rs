@@ -198,9 +198,10 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
 /// or where nothing correlates), against `schema`, as kube-apiserver's validation ratcheting
 /// does: a value equal to its old one is not checked, so that a schema made stricter leaves the
 /// objects stored before it writable while they keep what it no longer allows. Old values are
-/// found through object fields, maps and list-map items (by their keys); items of other lists
-/// correlate with nothing, so a list is ratcheted only whole. Every value that changed, and
-/// everything new, is checked in full.
+/// found through object fields, maps, list-map items (by their keys) and the items of lists
+/// without a list type (by their index); items of sets and atomic lists correlate with
+/// nothing, so such a list is ratcheted only whole. Every value that changed, and everything
+/// new, is checked in full.
 pub fn validate_update(
     schema: &Value,
     value: &Value,
@@ -296,7 +297,7 @@ pub fn validate_update(
             if let Some(item_schema) = schema.get("items") {
                 let old_items = old.and_then(Value::as_array).map(Vec::as_slice);
                 for (i, item) in items.iter().enumerate() {
-                    let was = old_items.and_then(|o| old_item(schema, item, o));
+                    let was = old_items.and_then(|o| old_item(schema, i, item, o));
                     validate_update(item_schema, item, was, &format!("{path}[{i}]"), causes);
                 }
             }
@@ -318,7 +319,7 @@ pub fn validate_update(
                 .iter()
                 .filter(|s| {
                     let mut c = vec![];
-                    validate(s, value, path, &mut c);
+                    validate_update(s, value, old, path, &mut c);
                     c.is_empty()
                 })
                 .count();
@@ -467,10 +468,11 @@ fn check_number(schema: &Value, v: &Value, field: &str, causes: &mut Vec<Cause>)
     }
 }
 
-/// The item of `old`, the old value of a list whose schema is `schema`, that `item` updates:
-/// for a list-map, the item with the same keys; for a set, an equal item; for any other list,
-/// none (kube-apiserver does not correlate the items of atomic lists).
-fn old_item<'a>(schema: &Value, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
+/// The item of `old`, the old value of a list whose schema is `schema`, that `item` (at
+/// `index`) updates, as kube-apiserver correlates them: for a list-map, the item with the same
+/// keys; for a list without a list type, the item at the same index; for sets and atomic
+/// lists, none.
+fn old_item<'a>(schema: &Value, index: usize, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("map") => {
             let keys: Vec<&str> = schema
@@ -478,14 +480,17 @@ fn old_item<'a>(schema: &Value, item: &Value, old: &'a [Value]) -> Option<&'a Va
                 .and_then(Value::as_array)
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            let key_of = |v: &'a Value| -> Option<Vec<&'a Value>> {
+                keys.iter().map(|k| v.get(*k)).collect()
+            };
+            let wanted: Vec<&Value> = keys.iter().map(|k| item.get(*k)).collect::<Option<_>>()?;
             if keys.is_empty() {
                 return None;
             }
-            old.iter()
-                .find(|o| keys.iter().all(|k| o.get(*k) == item.get(*k)))
+            old.iter().find(|o| key_of(o).as_ref() == Some(&wanted))
         }
-        Some("set") => old.iter().find(|o| *o == item),
-        _ => None,
+        Some(_) => None,
+        None => old.get(index),
     }
 }
 
@@ -704,7 +709,8 @@ mod tests {
     }
 
     /// Ratcheting: on update, a value equal to the one stored at the same place is not checked;
-    /// sets correlate equal items, maps their keys, atomic lists nothing but the whole list.
+    /// list-maps correlate their items by keys, lists without a list type by index, sets and
+    /// atomic lists nothing but the whole list.
     #[test]
     fn an_update_checks_only_what_it_changes() {
         let schema = json!({"type": "object", "properties": {
@@ -712,20 +718,30 @@ mod tests {
             "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 2}},
             "tags": {"type": "array", "x-kubernetes-list-type": "set",
                 "items": {"type": "string", "maxLength": 2}},
-            "words": {"type": "array", "items": {"type": "string", "maxLength": 2}},
+            "words": {"type": "array", "x-kubernetes-list-type": "atomic",
+                "items": {"type": "string", "maxLength": 2}},
+            "lines": {"type": "array", "items": {"type": "string", "maxLength": 2}},
             "ports": {"type": "array", "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["name", "protocol"],
                 "items": {"type": "object", "properties": {
                     "name": {"type": "string"}, "protocol": {"type": "string"},
                     "port": {"type": "integer", "maximum": 10}}}}}});
         let old = json!({"name": "long", "labels": {"a": "long"}, "tags": ["long"],
-            "words": ["long"], "ports": [{"name": "p", "protocol": "TCP", "port": 80}]});
+            "words": ["long"], "lines": ["long"],
+            "ports": [{"name": "p", "protocol": "TCP", "port": 80}]});
         let fields = |new: Value, old: Option<&Value>| {
             let mut causes = vec![];
             validate_update(&schema, &new, old, "", &mut causes);
             causes.into_iter().map(|c| c.field).collect::<Vec<_>>()
         };
-        let all = ["name", "labels.a", "tags[0]", "words[0]", "ports[0].port"];
+        let all = [
+            "name",
+            "labels.a",
+            "tags[0]",
+            "words[0]",
+            "lines[0]",
+            "ports[0].port",
+        ];
         assert_eq!(fields(old.clone(), None), all, "a create checks everything");
         assert!(
             fields(old.clone(), Some(&old)).is_empty(),
@@ -733,17 +749,23 @@ mod tests {
         );
         // Unchanged values moved within their lists, beside new valid ones.
         let moved = json!({"name": "long", "labels": {"a": "long", "b": "ok"},
-            "tags": ["ok", "long"], "words": ["ok", "long"],
+            "tags": ["long", "ok"], "words": ["long", "ok"], "lines": ["long", "ok"],
             "ports": [{"name": "q", "protocol": "TCP", "port": 1},
                 {"name": "p", "protocol": "TCP", "port": 80}]});
         assert_eq!(
             fields(moved, Some(&old)),
-            ["words[1]"],
-            "an atomic list's items correlate with nothing"
+            ["tags[0]", "words[0]"],
+            "the items of sets and atomic lists correlate with nothing; of other lists, by index"
+        );
+        let shifted = json!({"lines": ["ok", "long"]});
+        assert_eq!(
+            fields(shifted, Some(&json!({"lines": ["long"]}))),
+            ["lines[1]"]
         );
         // Changed values, and a list-map item whose keys changed, are checked.
         let changed = json!({"name": "longer", "labels": {"a": "longer"}, "tags": ["longer"],
-            "words": ["long"], "ports": [{"name": "p", "protocol": "UDP", "port": 80}]});
+            "words": ["long"], "lines": ["long"],
+            "ports": [{"name": "p", "protocol": "UDP", "port": 80}]});
         assert_eq!(
             fields(changed, Some(&old)),
             ["name", "labels.a", "tags[0]", "ports[0].port"]

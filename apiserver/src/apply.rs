@@ -314,8 +314,14 @@ pub fn apply(
                         && get_path(config, a)
                             .and_then(Value::as_object)
                             .is_some_and(Map::is_empty);
+                    // A field applied inside a map another manager owns as a whole (one it
+                    // made empty) leaves that map a map: the two paths differ, and neither
+                    // contends, as in Kubernetes's structured merge.
+                    let inside_map = owned.len() < a.len()
+                        && get_path(live, owned).is_some_and(Value::is_object);
                     if overlaps(owned, a)
                         && !asserts_map
+                        && !inside_map
                         && get_path(live, a) != get_path(config, a)
                     {
                         conflicts.push(Conflict {
@@ -440,6 +446,30 @@ mod tests {
         );
         // The same value is shared ownership, not a conflict.
         assert!(apply(Some(&first), &json!({"data": {"x": "1"}}), &w("bob"), false).is_ok());
+    }
+
+    /// A map another manager made empty is its as a whole; a key applied inside it is a field
+    /// of its own, which does not contend with the map. A scalar another manager owns does.
+    #[test]
+    fn a_key_applied_inside_an_empty_map_of_another_manager_does_not_conflict() {
+        let mut made = json!({"metadata": {"name": "a"}, "data": {}, "spec": {"x": "1"}});
+        record_update(None, &mut made, &w("creator"));
+        let applied = apply(
+            Some(&made),
+            &json!({"metadata": {"name": "a"}, "data": {"k": "v"}}),
+            &w("applier"),
+            false,
+        )
+        .expect("no conflict inside the empty map");
+        assert_eq!(applied["data"], json!({"k": "v"}));
+        let err = apply(
+            Some(&made),
+            &json!({"spec": {"x": {"y": "2"}}}),
+            &w("applier"),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err[0].field, ".spec.x");
     }
 
     #[test]

@@ -206,8 +206,16 @@ pub fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
         .encode(json!({"v": "garrison/1", "rv": rv, "ns": ns, "n": name}).to_string())
 }
 
-/// How many times a patch is applied again to an object that changed while it was applied.
-const WRITE_ATTEMPTS: usize = 16;
+/// How long a patch is applied again, as often as needed, to an object that keeps changing
+/// while it is applied: kube-apiserver's guaranteed update tries until the request's deadline.
+const WRITE_RETRIES: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether a write that raced may be computed again: until `WRITE_RETRIES` after `started`.
+/// It lets the writers it raced with go first.
+fn retry(started: std::time::Instant) -> bool {
+    std::thread::yield_now();
+    started.elapsed() < WRITE_RETRIES
+}
 
 /// The message of a write refused because its object changed, as kube-apiserver words it.
 const MODIFIED: &str =
@@ -578,14 +586,26 @@ impl Objects {
         // (ratcheting). Its resourceVersion is required, so the object read here is the one it
         // replaces, or the update fails as a conflict.
         let old = match &res.schema {
-            Some(_) => self.store.get(&res.key(), ns, name)?,
+            Some(_) => self
+                .store
+                .get(&res.key(), ns, name)?
+                .map(|o| self.present(res, o)),
             None => None,
+        };
+        let expect = match (&old, body_rv) {
+            // Validated against the object read, the update is stored over that object only.
+            (Some(old), Some(rv)) => {
+                if resource_version(old) != rv {
+                    return Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED));
+                }
+                Expect::Read(rv)
+            }
+            (_, rv) => rv.map_or(Expect::Nothing, Expect::Caller),
         };
         let (obj, warnings) = admission::decode(res, body, ctx.field_validation, old.as_ref())?;
         ctx.warnings.extend(warnings);
-        let expect = body_rv.map_or(Expect::Nothing, Expect::Caller);
         self.replace(res, ns, name, subresource, obj, expect, ctx)?
-            .ok_or_else(|| ApiError::internal("an update raced without a precondition"))
+            .ok_or_else(|| ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
     }
 
     /// Writes `new` over the current object with all update semantics. `expect` is what it
@@ -806,13 +826,23 @@ impl Objects {
         let caller_rv = patch_doc
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
             .map(String::from);
-        for _ in 0..WRITE_ATTEMPTS {
+        let started = std::time::Instant::now();
+        while retry(started) {
             let current = self
                 .store
                 .get(&res.key(), ns, name)?
                 .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
             let current = self.present(res, current);
+            // A patch that names the resourceVersion it was made for is applied to that
+            // version only; it is not applied again to another.
+            if caller_rv
+                .as_ref()
+                .is_some_and(|rv| *rv != resource_version(&current))
+            {
+                break;
+            }
             let patched = match content_type {
                 "application/json-patch+json" => patch::json_patch(&current, &patch_doc),
                 "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
@@ -833,13 +863,13 @@ impl Objects {
             self.check_type(res, &patched)?;
             let (obj, warnings) =
                 admission::decode(res, patched, ctx.field_validation, Some(&current))?;
-            let expect = match &caller_rv {
-                Some(rv) => Expect::Caller(rv.clone()),
-                None => Expect::Read(resource_version(&current)),
-            };
+            let expect = Expect::Read(resource_version(&current));
             if let Some(out) = self.replace(res, ns, name, subresource, obj, expect, ctx)? {
                 ctx.warnings.extend(warnings);
                 return Ok((200, out));
+            }
+            if caller_rv.is_some() {
+                break;
             }
         }
         Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
@@ -920,27 +950,53 @@ impl Objects {
             .and_then(Value::as_str)
             .filter(|rv| !rv.is_empty())
             .map(String::from);
-        for _ in 0..WRITE_ATTEMPTS {
+        let started = std::time::Instant::now();
+        while retry(started) {
             let Some(live) = self.store.get(&res.key(), ns, name)? else {
                 let merged = apply::apply(None, &config, &w, force).map_err(conflict_err)?;
                 let managed = merged.pointer("/metadata/managedFields").cloned();
-                let mut created = self.create(res, ns, merged, ctx)?;
+                let warned = ctx.warnings.len();
+                let mut created = match self.create(res, ns, merged, ctx) {
+                    Ok(created) => created,
+                    // Created meanwhile by another writer: applied to that object instead.
+                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {
+                        ctx.warnings.truncate(warned);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 // Creation recorded an Update entry; an apply-created object is owned by Apply.
                 if let Some(m) = managed {
-                    let key = res.key();
-                    let out = self.store.mutate(&key, ns, name, |cur, _| {
-                        let mut cur =
-                            cur.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-                        cur["metadata"]["managedFields"] = m;
-                        Ok(Mutation::Put(cur))
-                    });
-                    if let Ok(o) = out {
-                        created = self.present(res, o.into_object());
+                    if ctx.dry_run {
+                        created["metadata"]["managedFields"] = m;
+                    } else {
+                        let key = res.key();
+                        let made = resource_version(&created);
+                        let out = self.store.mutate(&key, ns, name, |cur, _| {
+                            let mut cur = cur.ok_or_else(|| {
+                                ApiError::not_found(&res.group, &res.plural, name)
+                            })?;
+                            // A write since the creation keeps what it recorded.
+                            if resource_version(&cur) != made {
+                                return Ok(Mutation::Keep(cur));
+                            }
+                            cur["metadata"]["managedFields"] = m;
+                            Ok(Mutation::Put(cur))
+                        });
+                        if let Ok(o) = out {
+                            created = self.present(res, o.into_object());
+                        }
                     }
                 }
                 return Ok((201, created));
             };
             let live = self.present(res, live);
+            if caller_rv
+                .as_ref()
+                .is_some_and(|rv| *rv != resource_version(&live))
+            {
+                break;
+            }
             let merged = apply::apply(Some(&live), &config, &w, force).map_err(conflict_err)?;
             let managed = merged.pointer("/metadata/managedFields").cloned();
             let (mut obj, warnings) =
@@ -948,13 +1004,17 @@ impl Objects {
             if let Some(m) = managed {
                 obj["metadata"]["managedFields"] = m;
             }
-            let expect = match &caller_rv {
-                Some(rv) => Expect::Caller(rv.clone()),
-                None => Expect::Read(resource_version(&live)),
-            };
-            if let Some(out) = self.replace(res, ns, name, subresource, obj, expect, ctx)? {
-                ctx.warnings.extend(warnings);
-                return Ok((200, out));
+            let expect = Expect::Read(resource_version(&live));
+            match self.replace(res, ns, name, subresource, obj, expect, ctx) {
+                Ok(Some(out)) => {
+                    ctx.warnings.extend(warnings);
+                    return Ok((200, out));
+                }
+                // Changed meanwhile, or deleted: applied again to what stands now.
+                Ok(None) if caller_rv.is_none() => {}
+                Err(e) if e.code == 404 && caller_rv.is_none() && subresource.is_empty() => {}
+                Ok(None) => break,
+                Err(e) => return Err(e),
             }
         }
         Err(ApiError::conflict(&res.group, &res.plural, name, MODIFIED))

@@ -1194,6 +1194,8 @@ async fn write_through_webhooks(
     let res = write.res;
     let dry_run = ctx.dry_run;
     for _ in 0..ADMISSION_ATTEMPTS {
+        // Warnings of an attempt that is made again are not given twice.
+        let warned = ctx.warnings.len();
         let old = if write.verb == "create" {
             None
         } else {
@@ -1203,6 +1205,7 @@ async fn write_through_webhooks(
         let prepared = write.run(srv, ctx);
         ctx.dry_run = dry_run;
         let (code, prepared) = prepared?;
+        let prepared_warnings = ctx.warnings.len();
         // A server-side apply of a missing object creates it.
         let old = old.filter(|_| code != 201);
         let old_rv = old
@@ -1211,6 +1214,7 @@ async fn write_through_webhooks(
             .map(String::from);
         if old_rv.is_some() && old_rv.as_deref() != prepared["metadata"]["resourceVersion"].as_str()
         {
+            ctx.warnings.truncate(warned);
             continue;
         }
         let old = old.map(|o| srv.objects.present(res, o));
@@ -1242,7 +1246,9 @@ async fn write_through_webhooks(
             // A webhook changed the object: it goes through the server's whole write path
             // again (type, decoding, its own admission, the status-only rule of subresources,
             // generation), pinned to the version it was prepared from, as kube-apiserver
-            // validates after mutating admission.
+            // validates after mutating admission. That path gives the decoding's warnings
+            // again; the webhooks' stay.
+            ctx.warnings.drain(warned..prepared_warnings);
             let written = match &old_rv {
                 None => srv.objects.create(res, write.ns, admitted, ctx),
                 Some(rv) => {
@@ -1260,6 +1266,7 @@ async fn write_through_webhooks(
                         && old_rv.is_some()
                         && e.message.contains("has been modified") =>
                 {
+                    ctx.warnings.truncate(warned);
                     continue;
                 }
                 r => return Ok((code, r?)),
@@ -1271,6 +1278,7 @@ async fn write_through_webhooks(
         {
             return Ok((code, stored));
         }
+        ctx.warnings.truncate(warned);
     }
     Err(ApiError::conflict(
         &res.group,

@@ -879,8 +879,9 @@ async fn a_tightened_schema_lets_unchanged_values_stand_on_update() {
     assert_eq!(kept.data["spec"]["items"][0]["value"], "ok");
 }
 
-/// Merge patches that race on one object are each applied to the object as it stands when
-/// stored, as kube-apiserver's guaranteed update retries them: none undoes another's change.
+/// Patches that race on one object (merge, merge with an empty resourceVersion, strategic, and
+/// server-side apply) are each applied to the object as it stands when stored, as
+/// kube-apiserver's guaranteed update retries them: none undoes another's change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_patches_lose_no_change() {
     let hub = Hub::start().await.unwrap();
@@ -897,13 +898,37 @@ async fn racing_patches_lose_no_change() {
             let cms = cms.clone();
             tokio::spawn(async move {
                 for i in 0..each {
-                    cms.patch(
-                        "shared",
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"data": {format!("w{w}-{i}"): "x"}})),
-                    )
-                    .await
-                    .unwrap();
+                    let key = format!("w{w}-{i}");
+                    let (params, patch) = match w {
+                        0 => (
+                            PatchParams::default(),
+                            Patch::Merge(json!({"data": {key: "x"}})),
+                        ),
+                        // An empty resourceVersion is no precondition.
+                        1 => (
+                            PatchParams::default(),
+                            Patch::Merge(
+                                json!({"metadata": {"resourceVersion": ""}, "data": {key: "x"}}),
+                            ),
+                        ),
+                        2 => (
+                            PatchParams::default(),
+                            Patch::Strategic(json!({"data": {key: "x"}})),
+                        ),
+                        // An apply names every key its manager owns.
+                        _ => {
+                            let owned: serde_json::Map<String, serde_json::Value> =
+                                (0..=i).map(|j| (format!("w{w}-{j}"), json!("x"))).collect();
+                            (
+                                PatchParams::apply("racer"),
+                                Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "shared"}, "data": owned})),
+                            )
+                        }
+                    };
+                    if let Err(e) = cms.patch("shared", &params, &patch).await {
+                        panic!("writer {w}, change {i}: {e}");
+                    }
                 }
             })
         })
