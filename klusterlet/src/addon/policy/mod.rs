@@ -240,6 +240,13 @@ struct Pass<'a> {
     /// inventory. A pass judges one snapshot: what the pass itself enforces (a
     /// ConfigurationPolicy that creates an object) is seen by the next pass's audits.
     listed: std::sync::Mutex<HashMap<Listing, std::sync::Arc<Listed>>>,
+    /// The Constraints of the pass's policies by kind, as the audit judges them (with their
+    /// policy's remediation): a kind's constraints that cover the same resources are judged
+    /// together (`audit_together`).
+    constraints: HashMap<String, Vec<Value>>,
+    /// What those joint audits found, by kind and listing: each constraint's violations by its
+    /// name, taken by the constraint's audit, with the constraint as judged.
+    together: std::sync::Mutex<HashMap<(String, Listing), Together>>,
     /// The TrustRoots delivered to this cluster, which ClusterImagePolicy templates may name.
     image_roots: BTreeMap<String, garrison_supply_chain::policy::TrustRoot>,
 }
@@ -349,6 +356,24 @@ async fn pass(
             }
         }
     }
+    // The Constraints, by kind, as their audits judge them.
+    let mut constraints: HashMap<String, Vec<Value>> = HashMap::new();
+    for p in &policies {
+        let remediation = p.spec.remediation_action.as_deref();
+        for t in &p.spec.policy_templates {
+            let o = &t.object_definition;
+            let (group, _) =
+                gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+            if group == gatekeeper::CONSTRAINT_GROUP
+                && let Some(kind) = o["kind"].as_str()
+            {
+                constraints
+                    .entry(kind.to_string())
+                    .or_default()
+                    .push(with_remediation(o, remediation));
+            }
+        }
+    }
     // The cluster's Namespaces, read once per pass: ConfigurationPolicies select by them,
     // audits and the delivery gate serve namespaceSelectors with them.
     let namespaces: Vec<Value> = Api::<Namespace>::all(ctx.spoke.clone())
@@ -428,6 +453,8 @@ async fn pass(
         kept_constraints: Default::default(),
         discovered: Default::default(),
         listed: Default::default(),
+        constraints,
+        together: Default::default(),
         image_roots: garrison_supply_chain::policy::Policies::load(&super::image::image_objects(
             &policies,
         ))
@@ -1560,26 +1587,16 @@ async fn audit(
     remediation: Option<&str>,
 ) -> Audited {
     // The Policy's remediation overrides the constraint's action, as upstream.
-    let constraint = match Constraint::from_object(&with_remediation(o, remediation), template) {
+    let judged_as = with_remediation(o, remediation);
+    let constraint = match Constraint::from_object(&judged_as, template) {
         Ok(c) => c,
         Err(e) => return Audited::failed(e),
     };
-    let wanted = o
-        .pointer("/spec/match/kinds")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     // An audit that cannot list what the constraint covers is not a pass.
-    let targets = match audit_targets(run, &wanted).await {
+    let (targets, key) = match listing_of(run, o).await {
         Ok(t) => t,
         Err(e) => return Audited::failed(e),
     };
-    let mut key: Listing = targets
-        .iter()
-        .map(|ar| (ar.api_version.clone(), ar.kind.clone()))
-        .collect();
-    key.sort();
-    key.dedup();
     let cached = run
         .listed
         .lock()
@@ -1621,7 +1638,7 @@ async fn audit(
             run.listed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key, listed.clone());
+                .insert(key.clone(), listed.clone());
             (listed, true)
         }
     };
@@ -1632,7 +1649,12 @@ async fn audit(
     } else {
         vec![]
     };
-    let judged = match listed.clone().judge(template.clone(), constraint).await {
+    let together = audit_together(run, template, &judged_as, &key, &listed).await;
+    let judged = match together {
+        Some(found) => Ok(found),
+        None => listed.clone().judge(template.clone(), constraint).await,
+    };
+    let judged = match judged {
         Ok(j) => j,
         Err(e) => {
             return Audited {
@@ -1691,6 +1713,130 @@ async fn audit(
 /// The resources an audit lists, as `(apiVersion, kind)`, sorted.
 type Listing = Vec<(String, String)>;
 
+/// What the audit of constraint `o` lists (`audit_targets` of its `match.kinds`), and that as a
+/// [`Listing`].
+async fn listing_of(run: &Pass<'_>, o: &Value) -> Result<(Vec<ApiResource>, Listing), String> {
+    let wanted = o
+        .pointer("/spec/match/kinds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let targets = audit_targets(run, &wanted).await?;
+    let mut listing: Listing = targets
+        .iter()
+        .map(|ar| (ar.api_version.clone(), ar.kind.clone()))
+        .collect();
+    listing.sort();
+    listing.dedup();
+    Ok((targets, listing))
+}
+
+/// What the joint audit of a kind's constraints over one listing found: by constraint name, the
+/// constraint as judged and its violations with the index of their review.
+type Together = HashMap<String, (Value, Vec<(usize, KeptViolation)>)>;
+
+/// The violations of constraint `judged_as` (its template `template`) among the reviews of
+/// `listed` (listing `key`), found by judging at once every constraint of its kind in the pass
+/// that covers the same resources, as the delivery gate judges a work: the constraints of one
+/// template share what their parameters cannot change, and one evaluation of a review judges
+/// all their parameters (`gatekeeper::judge_reviews`). The first constraint of a kind and
+/// listing judges them all; the others take what was found for them. `None` where the
+/// constraint was not judged so (its name is shared by constraints that differ, it stands
+/// alone, or the joint judging failed): its audit judges it alone, as before.
+async fn audit_together(
+    run: &Pass<'_>,
+    template: &Template,
+    judged_as: &Value,
+    key: &Listing,
+    listed: &std::sync::Arc<Listed>,
+) -> Option<Vec<(usize, KeptViolation)>> {
+    let kind = judged_as["kind"].as_str()?.to_string();
+    let name = judged_as.pointer("/metadata/name")?.as_str()?.to_string();
+    let at = (kind, key.clone());
+    let computed = run
+        .together
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&at);
+    if !computed {
+        let found = judge_together(run, template, &at.0, key, listed).await;
+        run.together
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(at.clone(), found);
+    }
+    let mut together = run.together.lock().unwrap_or_else(|e| e.into_inner());
+    let found = together.get_mut(&at)?;
+    // The same constraint in two policies is found once; the second judges it alone.
+    match found.remove(&name) {
+        Some((object, violations)) if object == *judged_as => Some(violations),
+        _ => None,
+    }
+}
+
+/// Judges together the constraints of `kind` in the pass whose audits list `key`: those a name
+/// of their own (constraints of one name that differ are left to be judged alone) and that
+/// build. Nothing when fewer than two are left, or when the judging fails.
+async fn judge_together(
+    run: &Pass<'_>,
+    template: &Template,
+    kind: &str,
+    key: &Listing,
+    listed: &std::sync::Arc<Listed>,
+) -> Together {
+    let mut by_name: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    for o in run.constraints.get(kind).into_iter().flatten() {
+        let Some(name) = o.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        by_name
+            .entry(name.to_string())
+            .and_modify(|kept| {
+                if kept.as_ref() != Some(o) {
+                    *kept = None;
+                }
+            })
+            .or_insert_with(|| Some(o.clone()));
+    }
+    let mut members = vec![];
+    for (name, o) in by_name {
+        let Some(o) = o else { continue };
+        match listing_of(run, &o).await {
+            Ok((_, listing)) if listing == *key => {}
+            _ => continue,
+        }
+        if let Ok(c) = Constraint::from_object(&o, template) {
+            members.push((name, o, c));
+        }
+    }
+    if members.len() < 2 {
+        return Together::new();
+    }
+    tracing::debug!(
+        addon = ADDON,
+        kind,
+        constraints = members.len(),
+        objects = listed.reviews.len(),
+        "auditing constraints together"
+    );
+    let constraints = members.iter().map(|(_, _, c)| c.clone()).collect();
+    let Ok(judged) = listed
+        .clone()
+        .judge_all(template.clone(), constraints)
+        .await
+    else {
+        return Together::new();
+    };
+    let mut judged = judged;
+    members
+        .into_iter()
+        .map(|(name, o, _)| {
+            let found = judged.remove(&name).unwrap_or_default();
+            (name, (o, found))
+        })
+        .collect()
+}
+
 /// What an audit listed, ready for every constraint that covers the same resources: a review of
 /// each object, and the objects with the cluster's Namespaces as the inventory.
 struct Listed {
@@ -1726,19 +1872,61 @@ impl Listed {
         self: std::sync::Arc<Self>,
         template: Template,
         constraint: Constraint,
-    ) -> Result<Vec<(usize, gatekeeper::Violation)>, String> {
+    ) -> Result<Vec<(usize, KeptViolation)>, String> {
+        let name = constraint.name().to_string();
+        let mut found = self.judge_all(template, vec![constraint]).await?;
+        Ok(found.remove(&name).unwrap_or_default())
+    }
+
+    /// [`Listed::judge`] for several constraints of one template at once: the violations of
+    /// each, by the constraint's name. The reviews are judged `AUDIT_PART` at a time, and each
+    /// part's violations read into what the audit keeps of them before the next part.
+    async fn judge_all(
+        self: std::sync::Arc<Self>,
+        template: Template,
+        constraints: Vec<Constraint>,
+    ) -> Result<HashMap<String, Vec<(usize, KeptViolation)>>, String> {
         tokio::task::spawn_blocking(move || {
-            let sets = [(template, vec![constraint])];
-            gatekeeper::judge_reviews(&sets, &self.reviews, &self.inventory, &self.data)
-                .into_iter()
-                .enumerate()
-                .flat_map(|(i, vs)| vs.into_iter().map(move |v| (i, v)))
-                .collect()
+            let sets = [(template, constraints)];
+            let mut found: HashMap<String, Vec<(usize, KeptViolation)>> = HashMap::new();
+            for (part, reviews) in self.reviews.chunks(AUDIT_PART).enumerate() {
+                let judged = gatekeeper::judge_reviews(&sets, reviews, &self.inventory, &self.data);
+                for (i, violations) in judged.into_iter().enumerate() {
+                    for v in violations {
+                        let kept = (
+                            part * AUDIT_PART + i,
+                            KeptViolation {
+                                msg: v.msg,
+                                action: v.action,
+                            },
+                        );
+                        match found.get_mut(&v.constraint) {
+                            Some(list) => list.push(kept),
+                            None => {
+                                found.insert(v.constraint, vec![kept]);
+                            }
+                        }
+                    }
+                }
+            }
+            found
         })
         .await
         .map_err(|e| format!("the audit stopped: {e}"))
     }
 }
+
+/// What an audit keeps of a violation: its message, and the constraint's action.
+struct KeptViolation {
+    msg: String,
+    action: gatekeeper::EnforcementAction,
+}
+
+/// How many reviews an audit judges at once. Each part's violations are read into what the
+/// audit keeps of them (`KeptViolation`) before the next part is judged: an audit whose every object
+/// breaks every constraint of a template judged together holds their messages, not the
+/// engine's results.
+const AUDIT_PART: usize = 512;
 
 /// The resources a Constraint's `match.kinds` covers on this cluster, as Gatekeeper's audit
 /// lists them. Named groups and kinds are listed at their group's preferred version, and one
