@@ -28,8 +28,8 @@
 use std::time::{Duration, Instant};
 
 use garrison_governance::gatekeeper::{
-    Constraint, Inventory, Review, Template, Verdicts, Violation, judge, judge_on_threads,
-    judge_reviews, judge_reviews_remembered,
+    Constraint, EnforcementAction, Inventory, Review, Template, Verdicts, Violation, judge,
+    judge_on_threads, judge_reviews, judge_reviews_remembered,
 };
 use serde_json::{Value, json};
 
@@ -387,7 +387,7 @@ fn main() {
     // The reviews are judged 512 at a time, and each part's violations read into what the
     // audit keeps (the review, the message and the action, by constraint) before the next.
     let together = [(t.clone(), constraints.clone())];
-    let mut kept: std::collections::HashMap<String, Vec<(usize, String, String)>> =
+    let mut kept: std::collections::HashMap<String, Vec<(usize, String, EnforcementAction)>> =
         Default::default();
     for (part, chunk) in reviews.chunks(512).enumerate() {
         for (i, found) in judge_reviews(&together, chunk, &inventory, &data)
@@ -395,30 +395,39 @@ fn main() {
             .enumerate()
         {
             for v in found {
-                kept.entry(v.constraint).or_default().push((
-                    part * 512 + i,
-                    v.msg,
-                    v.action.as_str().to_string(),
-                ));
+                kept.entry(v.constraint)
+                    .or_default()
+                    .push((part * 512 + i, v.msg, v.action));
             }
         }
     }
     let violations: usize = kept.values().map(Vec::len).sum();
     let audit = start.elapsed();
     let peak = peak_rss_mib();
-    drop(kept);
-    // As the agent audited before: constraint by constraint.
+    // As the agent audited before: constraint by constraint. Each finds what it found
+    // together, in the same order.
     let start = Instant::now();
-    let mut alone = 0;
+    let mut alone = vec![];
     for c in &constraints {
         let sets = [(t.clone(), vec![c.clone()])];
-        alone += judge_reviews(&sets, &reviews, &inventory, &data)
-            .iter()
-            .map(Vec::len)
-            .sum::<usize>();
+        alone.push(judge_reviews(&sets, &reviews, &inventory, &data));
     }
     let one_by_one = start.elapsed();
-    assert_eq!(alone, violations);
+    for (c, judged) in constraints.iter().zip(&alone) {
+        let found: Vec<(usize, &str, &EnforcementAction)> = judged
+            .iter()
+            .enumerate()
+            .flat_map(|(i, vs)| vs.iter().map(move |v| (i, v.msg.as_str(), &v.action)))
+            .collect();
+        let together: Vec<(usize, &str, &EnforcementAction)> = kept
+            .get(c.name())
+            .into_iter()
+            .flatten()
+            .map(|(i, msg, action)| (*i, msg.as_str(), action))
+            .collect();
+        assert_eq!(found, together, "constraint {}", c.name());
+    }
+    drop((alone, kept));
     // The same evaluations on one thread, one judge call per case.
     let start = Instant::now();
     let mut serial = 0;

@@ -240,13 +240,15 @@ struct Pass<'a> {
     /// inventory. A pass judges one snapshot: what the pass itself enforces (a
     /// ConfigurationPolicy that creates an object) is seen by the next pass's audits.
     listed: std::sync::Mutex<HashMap<Listing, std::sync::Arc<Listed>>>,
-    /// The Constraints of the pass's policies by kind, as the audit judges them (with their
+    /// The Constraints the pass will audit, by kind, as their audits judge them (with their
     /// policy's remediation): a kind's constraints that cover the same resources are judged
     /// together (`audit_together`).
     constraints: HashMap<String, Vec<Value>>,
     /// What those joint audits found, by kind and listing: each constraint's violations by its
-    /// name, taken by the constraint's audit, with the constraint as judged.
+    /// name, taken by the constraint's audits, with the constraint as judged.
     together: std::sync::Mutex<HashMap<(String, Listing), Together>>,
+    /// What the audit of a `match.kinds` lists (`listing_of`), found once per pass.
+    listings: std::sync::Mutex<HashMap<String, ListingFound>>,
     /// The TrustRoots delivered to this cluster, which ClusterImagePolicy templates may name.
     image_roots: BTreeMap<String, garrison_supply_chain::policy::TrustRoot>,
 }
@@ -356,24 +358,6 @@ async fn pass(
             }
         }
     }
-    // The Constraints, by kind, as their audits judge them.
-    let mut constraints: HashMap<String, Vec<Value>> = HashMap::new();
-    for p in &policies {
-        let remediation = p.spec.remediation_action.as_deref();
-        for t in &p.spec.policy_templates {
-            let o = &t.object_definition;
-            let (group, _) =
-                gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
-            if group == gatekeeper::CONSTRAINT_GROUP
-                && let Some(kind) = o["kind"].as_str()
-            {
-                constraints
-                    .entry(kind.to_string())
-                    .or_default()
-                    .push(with_remediation(o, remediation));
-            }
-        }
-    }
     // The cluster's Namespaces, read once per pass: ConfigurationPolicies select by them,
     // audits and the delivery gate serve namespaceSelectors with them.
     let namespaces: Vec<Value> = Api::<Namespace>::all(ctx.spoke.clone())
@@ -453,13 +437,15 @@ async fn pass(
         kept_constraints: Default::default(),
         discovered: Default::default(),
         listed: Default::default(),
-        constraints,
+        constraints: HashMap::new(),
         together: Default::default(),
+        listings: Default::default(),
         image_roots: garrison_supply_chain::policy::Policies::load(&super::image::image_objects(
             &policies,
         ))
         .roots,
     };
+    run.constraints = run.audited_constraints(&policies);
     // ConfigurationPolicies being deleted prune their objects first.
     let terminating: Vec<DynamicObject> = run
         .written
@@ -531,6 +517,8 @@ async fn pass(
         }
         judged_all.push(judged);
     }
+    // What the joint audits found for constraints that were not audited after all.
+    run.together = Default::default();
     // The inventory is built off the async runtime. Only deny constraints read it as data;
     // converting it (about 0.4 s for 10,000 objects) is skipped when there are none.
     // An inventory equal to the one the gate holds keeps its conversion, and with it the
@@ -598,6 +586,37 @@ fn event_reason(cluster: &str, o: &Value) -> String {
 
 impl Pass<'_> {
     /// The `status.compliant` of a dependency, as last reported.
+    /// The Constraints of `policies` that the pass audits, by kind, as their audits judge them:
+    /// those whose dependencies are met (a template pending on them is not audited).
+    fn audited_constraints(&self, policies: &[Policy]) -> HashMap<String, Vec<Value>> {
+        let mut constraints: HashMap<String, Vec<Value>> = HashMap::new();
+        for p in policies {
+            let remediation = p.spec.remediation_action.as_deref();
+            for t in &p.spec.policy_templates {
+                let o = &t.object_definition;
+                let (group, _) =
+                    gatekeeper::group_version(o["apiVersion"].as_str().unwrap_or_default());
+                let Some(kind) = o["kind"].as_str() else {
+                    continue;
+                };
+                if group != gatekeeper::CONSTRAINT_GROUP {
+                    continue;
+                }
+                let met = dependencies::merge(&p.spec.dependencies, &t.extra_dependencies)
+                    .is_ok_and(|deps| {
+                        dependencies::unsatisfied(&deps, |d| self.state_of(d)).is_empty()
+                    });
+                if met {
+                    constraints
+                        .entry(kind.to_string())
+                        .or_default()
+                        .push(with_remediation(o, remediation));
+                }
+            }
+        }
+        constraints
+    }
+
     fn state_of(&self, d: &PolicyDependency) -> Option<String> {
         let kind = d.kind.as_deref().unwrap_or("Policy");
         match kind {
@@ -1713,36 +1732,57 @@ async fn audit(
 /// The resources an audit lists, as `(apiVersion, kind)`, sorted.
 type Listing = Vec<(String, String)>;
 
+/// What an audit lists: the resources, and them as a [`Listing`]; or why it cannot list them.
+type ListingFound = Result<(Vec<ApiResource>, Listing), String>;
+
 /// What the audit of constraint `o` lists (`audit_targets` of its `match.kinds`), and that as a
 /// [`Listing`].
-async fn listing_of(run: &Pass<'_>, o: &Value) -> Result<(Vec<ApiResource>, Listing), String> {
+async fn listing_of(run: &Pass<'_>, o: &Value) -> ListingFound {
     let wanted = o
         .pointer("/spec/match/kinds")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let targets = audit_targets(run, &wanted).await?;
-    let mut listing: Listing = targets
-        .iter()
-        .map(|ar| (ar.api_version.clone(), ar.kind.clone()))
-        .collect();
-    listing.sort();
-    listing.dedup();
-    Ok((targets, listing))
+    let text = Value::Array(wanted.clone()).to_string();
+    let known = run
+        .listings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&text)
+        .cloned();
+    if let Some(known) = known {
+        return known;
+    }
+    let found = audit_targets(run, &wanted).await.map(|targets| {
+        let mut listing: Listing = targets
+            .iter()
+            .map(|ar| (ar.api_version.clone(), ar.kind.clone()))
+            .collect();
+        listing.sort();
+        listing.dedup();
+        (targets, listing)
+    });
+    run.listings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(text, found.clone());
+    found
 }
 
 /// What the joint audit of a kind's constraints over one listing found: by constraint name, the
-/// constraint as judged and its violations with the index of their review.
-type Together = HashMap<String, (Value, Vec<(usize, KeptViolation)>)>;
+/// constraint as judged, how many audits are still to take it (the same constraint may come in
+/// several policies), and its violations with the index of their review.
+type Together = HashMap<String, (Value, usize, Vec<(usize, KeptViolation)>)>;
 
 /// The violations of constraint `judged_as` (its template `template`) among the reviews of
-/// `listed` (listing `key`), found by judging at once every constraint of its kind in the pass
-/// that covers the same resources, as the delivery gate judges a work: the constraints of one
-/// template share what their parameters cannot change, and one evaluation of a review judges
-/// all their parameters (`gatekeeper::judge_reviews`). The first constraint of a kind and
-/// listing judges them all; the others take what was found for them. `None` where the
-/// constraint was not judged so (its name is shared by constraints that differ, it stands
-/// alone, or the joint judging failed): its audit judges it alone, as before.
+/// `listed` (listing `key`), found by judging at once every constraint of its kind that the
+/// pass audits and that covers the same resources, as the delivery gate judges a work: the
+/// constraints of one template share what their parameters cannot change, and one evaluation
+/// of a review judges all their parameters (`gatekeeper::judge_reviews`). The first constraint
+/// of a kind and listing judges them all; the others take what was found for them. `None`
+/// where the constraint was not judged so: its name is shared by constraints that differ, it
+/// stands alone, its listing differed when they were judged, or the joint judging failed. Its
+/// audit then judges it alone.
 async fn audit_together(
     run: &Pass<'_>,
     template: &Template,
@@ -1752,6 +1792,10 @@ async fn audit_together(
 ) -> Option<Vec<(usize, KeptViolation)>> {
     let kind = judged_as["kind"].as_str()?.to_string();
     let name = judged_as.pointer("/metadata/name")?.as_str()?.to_string();
+    // A kind with one constraint to audit has nothing to share.
+    if run.constraints.get(&kind).is_none_or(|c| c.len() < 2) {
+        return None;
+    }
     let at = (kind, key.clone());
     let computed = run
         .together
@@ -1767,16 +1811,23 @@ async fn audit_together(
     }
     let mut together = run.together.lock().unwrap_or_else(|e| e.into_inner());
     let found = together.get_mut(&at)?;
-    // The same constraint in two policies is found once; the second judges it alone.
-    match found.remove(&name) {
-        Some((object, violations)) if object == *judged_as => Some(violations),
-        _ => None,
+    let (object, takers, _) = found.get_mut(&name)?;
+    if *object != *judged_as {
+        return None;
     }
+    // The last audit to take it takes it whole; the ones before, a copy.
+    *takers -= 1;
+    if *takers > 0 {
+        return found
+            .get(&name)
+            .map(|(_, _, violations)| violations.clone());
+    }
+    found.remove(&name).map(|(_, _, violations)| violations)
 }
 
-/// Judges together the constraints of `kind` in the pass whose audits list `key`: those a name
-/// of their own (constraints of one name that differ are left to be judged alone) and that
-/// build. Nothing when fewer than two are left, or when the judging fails.
+/// Judges together the constraints of `kind` that the pass audits and whose audits list `key`:
+/// those with a name of their own (constraints of one name that differ are left to be judged
+/// alone) and that build. Nothing when fewer than two are left, or when the judging fails.
 async fn judge_together(
     run: &Pass<'_>,
     template: &Template,
@@ -1784,29 +1835,29 @@ async fn judge_together(
     key: &Listing,
     listed: &std::sync::Arc<Listed>,
 ) -> Together {
-    let mut by_name: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    // Each name's constraint, and how many times it comes; `None` when two of a name differ.
+    let mut by_name: BTreeMap<String, Option<(Value, usize)>> = BTreeMap::new();
     for o in run.constraints.get(kind).into_iter().flatten() {
         let Some(name) = o.pointer("/metadata/name").and_then(Value::as_str) else {
             continue;
         };
         by_name
             .entry(name.to_string())
-            .and_modify(|kept| {
-                if kept.as_ref() != Some(o) {
-                    *kept = None;
-                }
+            .and_modify(|kept| match kept {
+                Some((same, times)) if same == o => *times += 1,
+                _ => *kept = None,
             })
-            .or_insert_with(|| Some(o.clone()));
+            .or_insert_with(|| Some((o.clone(), 1)));
     }
     let mut members = vec![];
-    for (name, o) in by_name {
-        let Some(o) = o else { continue };
+    for (name, kept) in by_name {
+        let Some((o, times)) = kept else { continue };
         match listing_of(run, &o).await {
             Ok((_, listing)) if listing == *key => {}
             _ => continue,
         }
         if let Ok(c) = Constraint::from_object(&o, template) {
-            members.push((name, o, c));
+            members.push((name, o, times, c));
         }
     }
     if members.len() < 2 {
@@ -1819,20 +1870,23 @@ async fn judge_together(
         objects = listed.reviews.len(),
         "auditing constraints together"
     );
-    let constraints = members.iter().map(|(_, _, c)| c.clone()).collect();
-    let Ok(judged) = listed
+    let constraints = members.iter().map(|(_, _, _, c)| c.clone()).collect();
+    let mut judged = match listed
         .clone()
         .judge_all(template.clone(), constraints)
         .await
-    else {
-        return Together::new();
+    {
+        Ok(judged) => judged,
+        Err(e) => {
+            tracing::warn!(addon = ADDON, kind, error = %e, "the joint audit failed; each constraint is audited alone");
+            return Together::new();
+        }
     };
-    let mut judged = judged;
     members
         .into_iter()
-        .map(|(name, o, _)| {
+        .map(|(name, o, times, _)| {
             let found = judged.remove(&name).unwrap_or_default();
-            (name, (o, found))
+            (name, (o, times, found))
         })
         .collect()
 }
@@ -1878,9 +1932,10 @@ impl Listed {
         Ok(found.remove(&name).unwrap_or_default())
     }
 
-    /// [`Listed::judge`] for several constraints of one template at once: the violations of
-    /// each, by the constraint's name. The reviews are judged `AUDIT_PART` at a time, and each
-    /// part's violations read into what the audit keeps of them before the next part.
+    /// [`Listed::judge`] for several constraints of one template at once, whose names differ:
+    /// the violations of each, by the constraint's name. The reviews are judged `AUDIT_PART` at
+    /// a time, and each part's violations read into what the audit keeps of them before the
+    /// next part.
     async fn judge_all(
         self: std::sync::Arc<Self>,
         template: Template,
@@ -1917,6 +1972,7 @@ impl Listed {
 }
 
 /// What an audit keeps of a violation: its message, and the constraint's action.
+#[derive(Clone)]
 struct KeptViolation {
     msg: String,
     action: gatekeeper::EnforcementAction,
