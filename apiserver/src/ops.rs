@@ -233,6 +233,20 @@ enum Expect {
     Read(String),
 }
 
+/// Whether a patch document (a merge or strategic patch's object, or a JSON patch's
+/// operations) writes `metadata.resourceVersion`.
+fn patch_names_version(doc: &Value) -> bool {
+    match doc {
+        Value::Array(ops) => ops.iter().any(|op| {
+            op["path"]
+                .as_str()
+                .is_some_and(|p| p == "/metadata/resourceVersion" || p == "/metadata")
+                && matches!(op["op"].as_str(), Some("add" | "replace" | "copy" | "move"))
+        }),
+        _ => doc.pointer("/metadata/resourceVersion").is_some(),
+    }
+}
+
 /// `obj`'s resourceVersion, empty when it has none.
 fn resource_version(obj: &Value) -> String {
     obj.pointer("/metadata/resourceVersion")
@@ -819,15 +833,11 @@ impl Objects {
             return self.server_side_apply(res, ns, name, subresource, config, force, ctx);
         }
         let patch_doc = parse_json(body)?;
-        // A patch carries a resourceVersion precondition only if it sets one. Without one, it is
-        // applied to the object as it stands when stored: should the object change between the
-        // read and the write, the patch is applied again to the new one, as kube-apiserver's
-        // guaranteed update does, so that no racing writer's change is undone.
-        let caller_rv = patch_doc
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|rv| !rv.is_empty())
-            .map(String::from);
+        // A patch carries a resourceVersion precondition only if it sets one (whatever its
+        // format: the object it gives names a version other than the one it was applied to).
+        // Without one, it is applied to the object as it stands when stored: should the object
+        // change between the read and the write, the patch is applied again to the new one, as
+        // kube-apiserver's guaranteed update does, so that no racing writer's change is undone.
         let started = std::time::Instant::now();
         while retry(started) {
             let current = self
@@ -835,14 +845,6 @@ impl Objects {
                 .get(&res.key(), ns, name)?
                 .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
             let current = self.present(res, current);
-            // A patch that names the resourceVersion it was made for is applied to that
-            // version only; it is not applied again to another.
-            if caller_rv
-                .as_ref()
-                .is_some_and(|rv| *rv != resource_version(&current))
-            {
-                break;
-            }
             let patched = match content_type {
                 "application/json-patch+json" => patch::json_patch(&current, &patch_doc),
                 "application/merge-patch+json" => patch::merge_patch(&current, &patch_doc),
@@ -860,15 +862,24 @@ impl Objects {
             .map_err(|e| {
                 ApiError::invalid(&res.group, &res.kind, name, vec![Cause::invalid("", e)])
             })?;
+            // A patch that names the resourceVersion it was made for is applied to that
+            // version only; it is not applied again to another.
+            let named = resource_version(&patched);
+            let read = resource_version(&current);
+            let precondition = !named.is_empty() && patch_names_version(&patch_doc);
+            if precondition && named != read {
+                break;
+            }
             self.check_type(res, &patched)?;
             let (obj, warnings) =
                 admission::decode(res, patched, ctx.field_validation, Some(&current))?;
-            let expect = Expect::Read(resource_version(&current));
-            if let Some(out) = self.replace(res, ns, name, subresource, obj, expect, ctx)? {
+            if let Some(out) =
+                self.replace(res, ns, name, subresource, obj, Expect::Read(read), ctx)?
+            {
                 ctx.warnings.extend(warnings);
                 return Ok((200, out));
             }
-            if caller_rv.is_some() {
+            if precondition {
                 break;
             }
         }

@@ -121,6 +121,42 @@ async fn kubectl_applies_gets_describes_patches_and_deletes_upstream_ocm_objects
         "jsonpath={.spec.hubAcceptsClient}",
     ]));
     assert_eq!(jp, "false");
+    // A JSON patch that names a resourceVersion other than the current one is refused, as a
+    // merge patch that names one is: the version is its precondition.
+    for (kind, p) in [
+        (
+            "json",
+            r#"[{"op":"replace","path":"/metadata/resourceVersion","value":"1"},
+                {"op":"replace","path":"/spec/hubAcceptsClient","value":true}]"#,
+        ),
+        (
+            "merge",
+            r#"{"metadata":{"resourceVersion":"1"},"spec":{"hubAcceptsClient":true}}"#,
+        ),
+    ] {
+        let stale = hub.kubectl(&[
+            "patch",
+            "managedcluster",
+            "cluster1",
+            "--type",
+            kind,
+            "-p",
+            p,
+        ]);
+        let err = String::from_utf8_lossy(&stale.stderr);
+        assert!(
+            !stale.status.success() && err.contains("the object has been modified"),
+            "{kind}: {err}"
+        );
+    }
+    let jp = ok(hub.kubectl(&[
+        "get",
+        "managedcluster",
+        "cluster1",
+        "-o",
+        "jsonpath={.spec.hubAcceptsClient}",
+    ]));
+    assert_eq!(jp, "false", "a refused patch changes nothing");
     // Custom resources refuse strategic merge patch, as kube-apiserver does.
     let smp = hub.kubectl(&[
         "patch",
