@@ -475,23 +475,27 @@ fn check_number(schema: &Value, v: &Value, field: &str, causes: &mut Vec<Cause>)
 fn old_item<'a>(schema: &Value, index: usize, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("map") => {
-            let keys: Vec<&str> = schema
-                .get("x-kubernetes-list-map-keys")
-                .and_then(Value::as_array)
-                .map(|k| k.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let key_of = |v: &'a Value| -> Option<Vec<&'a Value>> {
-                keys.iter().map(|k| v.get(*k)).collect()
-            };
-            let wanted: Vec<&Value> = keys.iter().map(|k| item.get(*k)).collect::<Option<_>>()?;
+            let keys = list_map_keys(schema);
             if keys.is_empty() {
                 return None;
             }
-            old.iter().find(|o| key_of(o).as_ref() == Some(&wanted))
+            // An item without every key correlates with nothing.
+            let wanted: Vec<&Value> = keys.iter().map(|k| item.get(*k)).collect::<Option<_>>()?;
+            old.iter()
+                .find(|o| keys.iter().zip(&wanted).all(|(k, w)| o.get(*k) == Some(*w)))
         }
         Some(_) => None,
         None => old.get(index),
     }
+}
+
+/// The keys of a list-map's items (`x-kubernetes-list-map-keys`).
+fn list_map_keys(schema: &Value) -> Vec<&str> {
+    schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Vec<Cause>) {
@@ -508,11 +512,7 @@ fn check_list_type(schema: &Value, items: &[Value], field: &str, causes: &mut Ve
             }
         }
         Some("map") => {
-            let keys: Vec<&str> = schema
-                .get("x-kubernetes-list-map-keys")
-                .and_then(Value::as_array)
-                .map(|k| k.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let keys = list_map_keys(schema);
             let key_of = |v: &Value| {
                 keys.iter()
                     .map(|k| v.get(*k).cloned().unwrap_or(Value::Null))

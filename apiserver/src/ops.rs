@@ -210,11 +210,30 @@ pub fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
 /// while it is applied: kube-apiserver's guaranteed update tries until the request's deadline.
 const WRITE_RETRIES: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether a write that raced may be computed again: until `WRITE_RETRIES` after `started`.
-/// It lets the writers it raced with go first.
-fn retry(started: std::time::Instant) -> bool {
-    std::thread::yield_now();
-    started.elapsed() < WRITE_RETRIES
+/// The attempts of a write that is computed again when it races: the first at once, the
+/// others until `WRITE_RETRIES` after the first, each letting the writers it raced with go
+/// first.
+struct Attempts {
+    started: std::time::Instant,
+    first: bool,
+}
+
+impl Attempts {
+    fn new() -> Self {
+        Attempts {
+            started: std::time::Instant::now(),
+            first: true,
+        }
+    }
+
+    /// Whether another attempt may be made.
+    fn next(&mut self) -> bool {
+        if std::mem::take(&mut self.first) {
+            return true;
+        }
+        std::thread::yield_now();
+        self.started.elapsed() < WRITE_RETRIES
+    }
 }
 
 /// The message of a write refused because its object changed, as kube-apiserver words it.
@@ -838,8 +857,8 @@ impl Objects {
         // Without one, it is applied to the object as it stands when stored: should the object
         // change between the read and the write, the patch is applied again to the new one, as
         // kube-apiserver's guaranteed update does, so that no racing writer's change is undone.
-        let started = std::time::Instant::now();
-        while retry(started) {
+        let mut attempts = Attempts::new();
+        while attempts.next() {
             let current = self
                 .store
                 .get(&res.key(), ns, name)?
@@ -961,8 +980,8 @@ impl Objects {
             .and_then(Value::as_str)
             .filter(|rv| !rv.is_empty())
             .map(String::from);
-        let started = std::time::Instant::now();
-        while retry(started) {
+        let mut attempts = Attempts::new();
+        while attempts.next() {
             let Some(live) = self.store.get(&res.key(), ns, name)? else {
                 let merged = apply::apply(None, &config, &w, force).map_err(conflict_err)?;
                 let managed = merged.pointer("/metadata/managedFields").cloned();

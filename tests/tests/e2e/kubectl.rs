@@ -113,14 +113,16 @@ async fn kubectl_applies_gets_describes_patches_and_deletes_upstream_ocm_objects
         "-p",
         r#"[{"op":"replace","path":"/spec/hubAcceptsClient","value":false}]"#,
     ]));
-    let jp = ok(hub.kubectl(&[
-        "get",
-        "managedcluster",
-        "cluster1",
-        "-o",
-        "jsonpath={.spec.hubAcceptsClient}",
-    ]));
-    assert_eq!(jp, "false");
+    let accepts = || {
+        ok(hub.kubectl(&[
+            "get",
+            "managedcluster",
+            "cluster1",
+            "-o",
+            "jsonpath={.spec.hubAcceptsClient}",
+        ]))
+    };
+    assert_eq!(accepts(), "false");
     // A JSON patch that names a resourceVersion other than the current one is refused, as a
     // merge patch that names one is: the version is its precondition.
     for (kind, p) in [
@@ -149,14 +151,7 @@ async fn kubectl_applies_gets_describes_patches_and_deletes_upstream_ocm_objects
             "{kind}: {err}"
         );
     }
-    let jp = ok(hub.kubectl(&[
-        "get",
-        "managedcluster",
-        "cluster1",
-        "-o",
-        "jsonpath={.spec.hubAcceptsClient}",
-    ]));
-    assert_eq!(jp, "false", "a refused patch changes nothing");
+    assert_eq!(accepts(), "false", "a refused patch changes nothing");
     // Custom resources refuse strategic merge patch, as kube-apiserver does.
     let smp = hub.kubectl(&[
         "patch",
