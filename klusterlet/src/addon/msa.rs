@@ -91,6 +91,14 @@ pub fn refresh_at(last: i64, expires: i64) -> i64 {
     last + (expires - last) * 4 / 5
 }
 
+/// How long to sleep, from a moment within the whole second `now`, to be past the whole
+/// second `at`. Sleeping `at - now` seconds from anywhere within `now` wakes at or after `at`;
+/// the quarter second more covers the timer's rounding. Nothing longer is added: a 30 s token
+/// is refreshed at 24 s, and slack here is taken from the 6 s it has left.
+fn wait_until(at: i64, now: i64) -> Duration {
+    Duration::from_secs((at - now).max(0) as u64) + Duration::from_millis(250)
+}
+
 /// The `sub` claim of a JWT, unverified: only compared with the account it should name.
 fn token_subject(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
@@ -263,8 +271,10 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
         _ => true,
     };
     if !due {
-        let at = refresh_at(last.unwrap_or(now), expires.unwrap_or(now));
-        return Ok(Duration::from_secs((at - now).max(0) as u64 + 5));
+        return Ok(wait_until(
+            refresh_at(last.unwrap_or(now), expires.unwrap_or(now)),
+            now,
+        ));
     }
     let sas: Api<ServiceAccount> = Api::namespaced(ctx.spoke.clone(), &ctx.namespace);
     let request: TokenRequest = serde_json::from_value(json!({
@@ -329,9 +339,7 @@ async fn reconcile(ctx: &Ctx, msa: &ManagedServiceAccount) -> Result<Duration, k
     .await?;
     tracing::info!(addon = ADDON, msa = %name, expires = %expires, "token reported");
     let at = refresh_at(now_t.0.as_second(), expires.as_second());
-    Ok(Duration::from_secs(
-        (at - now_t.0.as_second()).max(0) as u64 + 5,
-    ))
+    Ok(wait_until(at, now_t.0.as_second()))
 }
 
 async fn report_failure(ctx: &Ctx, msa: &ManagedServiceAccount, message: &str) {
@@ -376,5 +384,16 @@ mod tests {
     fn refresh_is_at_four_fifths_of_the_lifetime() {
         assert_eq!(refresh_at(1000, 2000), 1800);
         assert_eq!(refresh_at(0, 8640 * 3600), 8640 * 3600 * 4 / 5);
+    }
+
+    #[test]
+    fn the_wait_ends_just_past_the_refresh_time_and_never_near_expiry() {
+        // A 30 s token reported at 1000 is due at 1024: the wait ends within a second of it,
+        // far from its expiry at 1030.
+        let wait = wait_until(refresh_at(1000, 1030), 1000);
+        assert!(wait >= Duration::from_secs(24), "{wait:?}");
+        assert!(wait < Duration::from_secs(25), "{wait:?}");
+        // Already due: at once, not in some seconds.
+        assert!(wait_until(1000, 1003) < Duration::from_secs(1));
     }
 }
