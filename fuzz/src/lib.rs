@@ -312,9 +312,10 @@ fn shared_split_agrees(p: &garrison_governance::rego::Program, src: &str) {
 
 /// A `sprintf` format as a template carries it, with arguments of each kind OPA passes (an
 /// integer, a big integer, a fraction, a string): Go's formatting never fails, so neither does
-/// Garrison's but past its output limit, which it keeps.
+/// Garrison's but past its output limit, which it keeps. The short path for formats of `%v`
+/// alone gives what reading every verb gives.
 pub fn go_format(data: &[u8]) {
-    use garrison_governance::gofmt::{Arg, sprintf};
+    use garrison_governance::gofmt::{Arg, sprintf, sprintf_verbs};
     let format = text(data);
     let big: num_bigint::BigInt = "-123456789012345678901234567890"
         .parse()
@@ -327,6 +328,11 @@ pub fn go_format(data: &[u8]) {
         Arg::Int((-7).into()),
     ];
     for n in 0..=args.len() {
+        assert_eq!(
+            sprintf(format, &args[..n]),
+            sprintf_verbs(format, &args[..n]),
+            "{format:?} with {n} arguments"
+        );
         match sprintf(format, &args[..n]) {
             Ok(out) => assert!(
                 out.len() <= garrison_governance::gofmt::MAX_OUTPUT,
@@ -500,7 +506,7 @@ pub fn targets() -> Vec<Target> {
         ] },
         Target { name: "go_format", run: go_format, seeds: &[
             b"%v %-10s|%+05d|%8.3f|%#x|%q|%[2]*d|%.*e|%!|%", b"%x %X % x %#o %O %b %c %U %#U %g %G %E %t",
-            b"%[9]v %[0]d %.[2]f %*s %99999999999d",
+            b"%[9]v %[0]d %.[2]f %*s %99999999999d", b"you must provide labels: %v, 100%% %v%v",
         ] },
         Target { name: "quantity", run: quantity, seeds: &[
             b"1.5Gi|1610612736", b"-0.1n|200m", b"9999999999999999999999999999999999999G|8Ei", b"1e3|.5",

@@ -1289,11 +1289,12 @@ impl<'t> Lanes<'t> {
             Slot::Split => (&mut self.split, "violation"),
             Slot::Batch => (&mut self.batch, "violation"),
         };
+        // The results are read once, messages formatted then ([`read_result`]).
         match lane {
-            Some(held) => held.eval_value(rule, input, data),
+            Some(held) => held.eval_unformatted(rule, input, data),
             None => program
                 .hold()
-                .and_then(|held| lane.insert(held).eval_value(rule, input, data)),
+                .and_then(|held| lane.insert(held).eval_unformatted(rule, input, data)),
         }
     }
 
@@ -1324,22 +1325,92 @@ type Found = Arc<[(String, regorus::Value)]>;
 /// What one evaluation found, or why it failed.
 type Judged = Result<Found, String>;
 
-/// One result of the `violation` rule, read: its message and details.
-fn read_result(r: &regorus::Value) -> (String, regorus::Value) {
-    static KEYS: std::sync::OnceLock<[regorus::Value; 2]> = std::sync::OnceLock::new();
-    let [msg, details] = KEYS.get_or_init(|| ["msg".into(), "details".into()]);
-    let msg = match &r[msg] {
-        regorus::Value::String(s) => s.to_string(),
-        regorus::Value::Undefined | regorus::Value::Null => String::new(),
-        other => other.to_string(),
+/// One result of the `violation` rule, read: its message and details; `None` for a result
+/// whose message, left to be formatted after the evaluation ([`crate::rego::late_message`]),
+/// would have been undefined; an error for a message past the formatting's output limit.
+fn read_result(r: &regorus::Value) -> Result<Option<Read<'_>>, String> {
+    static DETAILS: std::sync::OnceLock<regorus::Value> = std::sync::OnceLock::new();
+    let details = DETAILS.get_or_init(|| "details".into());
+    let (msg, late) = match &r[crate::rego::msg_key()] {
+        regorus::Value::String(s) => (s.to_string(), false),
+        regorus::Value::Undefined | regorus::Value::Null => (String::new(), false),
+        other => match crate::rego::late_message(other) {
+            None => (other.to_string(), false),
+            Some(Ok(Some(msg))) => (msg, true),
+            Some(Ok(None)) => return Ok(None),
+            Some(Err(e)) => return Err(e),
+        },
     };
-    (msg, r[details].clone())
+    Ok(Some(Read {
+        msg,
+        details: r[details].clone(),
+        result: r,
+        late,
+    }))
+}
+
+/// A result of the `violation` rule as read ([`read_result`]), with the value it was read from.
+struct Read<'a> {
+    msg: String,
+    details: regorus::Value,
+    result: &'a regorus::Value,
+    /// Its message was formatted after the evaluation.
+    late: bool,
+}
+
+/// The results of one evaluation, read from a set in its order, kept as the set of results
+/// with their messages formatted would hold them: where a message was formatted after the
+/// evaluation, in the order of those results' values, and results equal once formatted as
+/// one (messages formatted alike from different arguments, as OPA's set holds them).
+fn settled(mut read: Vec<Read<'_>>) -> Vec<(String, regorus::Value)> {
+    if read.len() > 1 && read.iter().any(|r| r.late) {
+        read.sort_by(|a, b| formatted_cmp(a, b));
+        read.dedup_by(|a, b| formatted_cmp(a, b).is_eq());
+    }
+    read.into_iter().map(|r| (r.msg, r.details)).collect()
+}
+
+/// How two results compare as values with their messages formatted: object by object, field
+/// by field, a formatted message as the string it is.
+fn formatted_cmp(a: &Read<'_>, b: &Read<'_>) -> std::cmp::Ordering {
+    use regorus::Value as R;
+    let (R::Object(x), R::Object(y)) = (a.result, b.result) else {
+        return a.result.cmp(b.result);
+    };
+    let msg_of = |r: &Read<'_>, v: &R| -> R {
+        if r.late {
+            R::from(r.msg.as_str())
+        } else {
+            v.clone()
+        }
+    };
+    let (mut xs, mut ys) = (x.iter(), y.iter());
+    loop {
+        match (xs.next(), ys.next()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((kx, vx)), Some((ky, vy))) => {
+                let order = kx.cmp(ky).then_with(|| {
+                    if kx == crate::rego::msg_key() {
+                        msg_of(a, vx).cmp(&msg_of(b, vy))
+                    } else {
+                        vx.cmp(vy)
+                    }
+                });
+                if order.is_ne() {
+                    return order;
+                }
+            }
+        }
+    }
 }
 
 /// The results of a batch's `violation` rule (`rego::Batch`): a set of `[i, result]`, read
-/// into what each of its `sets` parameter sets found, in order; `None` for anything else.
+/// into what each of its `sets` parameter sets found, in order; `None` for anything else, and
+/// for a message that cannot be formatted (each set is then judged alone, and fails so).
 fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
-    let mut found: Vec<Vec<(String, regorus::Value)>> = vec![vec![]; sets];
+    let mut found: Vec<Vec<Read<'_>>> = (0..sets).map(|_| vec![]).collect();
     let items: Vec<&regorus::Value> = match v {
         regorus::Value::Set(s) => s.iter().collect(),
         regorus::Value::Undefined => vec![],
@@ -1350,17 +1421,29 @@ fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
             return None;
         };
         let i = usize::try_from(i.as_u64().ok()?).ok()?;
-        found.get_mut(i)?.push(read_result(result));
+        let read = read_result(result).ok()?;
+        found.get_mut(i)?.extend(read);
     }
-    Some(found.into_iter().map(Found::from).collect())
+    Some(found.into_iter().map(|f| Found::from(settled(f))).collect())
 }
 
 /// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
 /// nothing when undefined.
 fn read_found(v: regorus::Value) -> Result<Found, String> {
+    fn read<'a>(items: impl Iterator<Item = &'a regorus::Value>) -> Result<Vec<Read<'a>>, String> {
+        let mut out = vec![];
+        for r in items {
+            out.extend(read_result(r)?);
+        }
+        Ok(out)
+    }
     match &v {
-        regorus::Value::Set(s) => Ok(s.iter().map(read_result).collect()),
-        regorus::Value::Array(a) => Ok(a.iter().map(read_result).collect()),
+        regorus::Value::Set(s) => Ok(settled(read(s.iter())?).into()),
+        // An array is no set: its results stay as they are, in order.
+        regorus::Value::Array(a) => Ok(read(a.iter())?
+            .into_iter()
+            .map(|r| (r.msg, r.details))
+            .collect()),
         regorus::Value::Undefined => Ok(Arc::new([])),
         other => Err(EvalError::BadResult(format!("violation is not a set: {other}")).to_string()),
     }
@@ -2143,6 +2226,33 @@ mod tests {
                 together
             })
             .collect()
+    }
+
+    /// Messages formatted after the evaluation (`rego::late_message`) are read as OPA's set of
+    /// formatted results holds them, whether judged together (the batch) or alone: `1` and
+    /// `"1"` print alike and are one violation, in the order of the messages.
+    #[test]
+    fn messages_formatted_alike_are_one_violation_together_and_alone() {
+        let t = rego_template(
+            "K8sValues",
+            "package k\nviolation[{\"msg\": msg}] {\n  v := input.review.object.metadata.labels[_]\n  x := [v, to_number(v)][_]\n  msg := sprintf(\"%v: value %v\", [input.parameters.p, x])\n}",
+        );
+        let program = t.program().unwrap();
+        assert!(program.batch().is_some() && program.on_machine());
+        let got = together_and_alone(
+            &t,
+            &[json!({"p": "b"}), json!({"p": "a"})],
+            &[json!({"x": "2", "y": "1"})],
+        );
+        assert_eq!(
+            got,
+            [[
+                "c0: b: value 1",
+                "c0: b: value 2",
+                "c1: a: value 1",
+                "c1: a: value 2"
+            ]]
+        );
     }
 
     #[test]

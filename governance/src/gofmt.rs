@@ -66,7 +66,7 @@ impl Arg {
 /// collections with `, ` between elements, objects' keys and sets' elements in order, and
 /// the empty set `set()`.
 pub fn rego_text(v: &regorus::Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(32);
     write_rego(v, &mut out);
     out
 }
@@ -88,7 +88,7 @@ fn write_rego(v: &regorus::Value, out: &mut String) {
                 None => out.push_str(&n.format_decimal()),
             },
         },
-        V::String(s) => out.push_str(&quote(s, false)),
+        V::String(s) => quote_into(s, false, out),
         V::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -148,12 +148,24 @@ fn printable(c: char) -> bool {
 /// `s` quoted as Go's `strconv.Quote` (`ascii`: `QuoteToASCII`) quotes it.
 fn quote(s: &str, ascii: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    quote_into(s, ascii, &mut out);
+    out
+}
+
+/// [`quote`], written at the end of `out`.
+fn quote_into(s: &str, ascii: bool, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        escape(c, '"', ascii, &mut out);
+    // Printable ASCII but the quote and the backslash stands as it is: most strings are that.
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            escape(c, '"', ascii, out);
+        }
     }
     out.push('"');
-    out
 }
 
 /// One character of a Go quoted literal delimited by `delim`.
@@ -230,6 +242,13 @@ struct Spec {
 /// `format` formatted with `args`, as Go's `fmt.Sprintf` formats it (its `doPrintf`, verb by
 /// verb); an error only past [`MAX_OUTPUT`].
 pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
+    plain_sprintf(format, args).unwrap_or_else(|| sprintf_verbs(format, args))
+}
+
+/// [`sprintf`], reading every verb's flags, width, precision and index, even where the
+/// format is of `%v` alone (public for the fuzz target that compares the two).
+#[doc(hidden)]
+pub fn sprintf_verbs(format: &str, args: &[Arg]) -> Result<String, String> {
     let chars: Vec<char> = format.chars().collect();
     let end = chars.len();
     let mut out = String::with_capacity(format.len() + 16 * args.len());
@@ -363,6 +382,45 @@ pub fn sprintf(format: &str, args: &[Arg]) -> Result<String, String> {
     }
     too_long(out.len())?;
     Ok(out)
+}
+
+/// [`sprintf`] of a format whose verbs are all `%v` (or `%%`), given as many arguments: each
+/// argument as `%v` formats it alone, the text between as it is. `None` for any other format.
+/// Most messages are made so; this spares them the reading of flags, widths and indices.
+fn plain_sprintf(format: &str, args: &[Arg]) -> Option<Result<String, String>> {
+    let mut verbs = 0;
+    let mut bytes = format.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            match bytes.next()? {
+                b'%' => {}
+                b'v' => verbs += 1,
+                _ => return None,
+            }
+        }
+    }
+    if verbs != args.len() {
+        return None;
+    }
+    let mut out = String::with_capacity(format.len() + 16 * args.len());
+    let mut args = args.iter();
+    let mut rest = format;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        if rest.as_bytes()[at + 1] == b'%' {
+            out.push('%');
+        } else if let Some(arg) = args.next()
+            && let Err(e) = format_arg(&mut out, arg, 'v', Spec::default())
+        {
+            return Some(Err(e));
+        }
+        rest = &rest[at + 2..];
+        if let Err(e) = too_long(out.len()) {
+            return Some(Err(e));
+        }
+    }
+    out.push_str(rest);
+    Some(too_long(out.len()).map(|()| out))
 }
 
 /// An argument index `[n]` at the start of `s`: the argument (zero-based), how many characters
@@ -950,6 +1008,45 @@ fn hex_form(f: f64, prec: Option<usize>, upper: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The path for formats of `%v` alone gives what the reading of every verb gives.
+    #[test]
+    fn plain_formats_read_as_every_verb_is_read() {
+        let set = regorus::Value::from(std::collections::BTreeSet::from([
+            regorus::Value::from("a\"b"),
+            regorus::Value::from("é\u{1}"),
+        ]));
+        let args = [
+            Arg::Str("x".into()),
+            Arg::Int(BigInt::from(-7)),
+            Arg::Float(1e21),
+            Arg::Float(0.5),
+            Arg::of(&set),
+            Arg::of(&regorus::Value::new_set()),
+            Arg::Str("ünï %v".into()),
+        ];
+        let formats = [
+            "", "%v", "%v%v", "a %v b", "100%% %v", "%v%%", "%%", "é %v ü", "%v %v %v",
+        ];
+        for format in formats {
+            for n in 0..=3 {
+                for start in 0..args.len() - n {
+                    let a = &args[start..start + n];
+                    let general = sprintf_verbs(format, a);
+                    assert_eq!(sprintf(format, a), general, "{format:?} {a:?}");
+                    if format.matches("%v").count() == n {
+                        assert!(plain_sprintf(format, a).is_some(), "{format:?}");
+                    }
+                }
+            }
+        }
+        // Not plain: another verb, a verb missing or one too many, a `%` at the end.
+        for (format, n) in [("%s", 1), ("%v", 0), ("%v", 2), ("a %", 0), ("%-v", 1)] {
+            assert!(plain_sprintf(format, &args[..n]).is_none(), "{format:?}");
+        }
+        assert_eq!(quote("plain text", false), "\"plain text\"");
+        assert_eq!(quote("a\"b\\c\u{1}", false), "\"a\\\"b\\\\c\\x01\"");
+    }
+
     use super::*;
 
     fn int(i: i64) -> Arg {

@@ -307,6 +307,9 @@ pub struct Program {
     /// The program made to judge a batch of parameter sets in one evaluation, when its source
     /// allows (`split_batch`).
     batch: Option<Arc<Batch>>,
+    /// Its entry rule's messages may be formatted after the evaluation (`opa::late_calls`,
+    /// [`format_late`]).
+    late: bool,
 }
 
 /// A program that judges one review against a batch of parameter sets in one evaluation: its
@@ -632,6 +635,107 @@ fn go_sprintf(params: Vec<regorus::Value>) -> anyhow::Result<regorus::Value> {
     crate::gofmt::sprintf(format, &args)
         .map(|s| regorus::Value::from(s.as_str()))
         .map_err(anyhow::Error::msg)
+}
+
+/// The key of a `violation` result's message.
+pub(crate) fn msg_key() -> &'static regorus::Value {
+    static MSG: std::sync::OnceLock<regorus::Value> = std::sync::OnceLock::new();
+    MSG.get_or_init(|| regorus::Value::from("msg"))
+}
+
+/// A `violation` result's message left to be formatted after the evaluation (`[opa::LATE,
+/// format, args]`, `opa::late_calls`), formatted as OPA's `sprintf` would have: `None` when
+/// `v` is not one; `Ok(None)` when the call would have been undefined (a format that is not a
+/// string, arguments that are not an array or hold an undefined value), and the result with
+/// it; an error for a message past `gofmt::MAX_OUTPUT`, which fails the evaluation as the
+/// call would have.
+pub(crate) fn late_message(v: &regorus::Value) -> Option<Result<Option<String>, String>> {
+    use regorus::Value as R;
+    fn undefined_within(v: &R) -> bool {
+        match v {
+            R::Undefined => true,
+            R::Array(a) => a.iter().any(undefined_within),
+            R::Set(s) => s.iter().any(undefined_within),
+            R::Object(o) => o
+                .iter()
+                .any(|(k, x)| undefined_within(k) || undefined_within(x)),
+            _ => false,
+        }
+    }
+    let R::Array(parts) = v else {
+        return None;
+    };
+    let [R::String(mark), format, args] = parts.as_slice() else {
+        return None;
+    };
+    if mark.as_ref() != crate::opa::LATE {
+        return None;
+    }
+    let (R::String(format), R::Array(args)) = (format, args) else {
+        return Some(Ok(None));
+    };
+    if args.iter().any(undefined_within) {
+        return Some(Ok(None));
+    }
+    let args: Vec<crate::gofmt::Arg> = args.iter().map(crate::gofmt::Arg::of).collect();
+    Some(crate::gofmt::sprintf(format, &args).map(Some))
+}
+
+/// The entry rule's results with each message left to be formatted ([`late_message`])
+/// formatted: a set of results (or of a batch's `[i, result]`) is made again, so that results
+/// formatted alike are one, in the order of their values, as the set would have held them. A
+/// result whose message would have been undefined is dropped; a message past the output limit
+/// fails the evaluation.
+fn format_late(v: regorus::Value) -> Result<regorus::Value, EvalError> {
+    use regorus::Value as R;
+    fn has_late(item: &R) -> bool {
+        match item {
+            R::Object(o) => o.get(msg_key()).is_some_and(late_message_of),
+            R::Array(a) if a.len() == 2 => has_late(&a[1]),
+            _ => false,
+        }
+    }
+    fn late_message_of(v: &R) -> bool {
+        matches!(v, R::Array(a) if a.len() == 3 && matches!(&a[0], R::String(s) if s.as_ref() == crate::opa::LATE))
+    }
+    // One result (or `[i, result]`) with its message formatted; `None` when dropped.
+    fn formatted(item: &R) -> Result<Option<R>, EvalError> {
+        match item {
+            R::Array(a) if a.len() == 2 => {
+                Ok(formatted(&a[1])?.map(|r| R::from(vec![a[0].clone(), r])))
+            }
+            R::Object(o) => match o.get(msg_key()).and_then(late_message) {
+                None => Ok(Some(item.clone())),
+                Some(Ok(None)) => Ok(None),
+                Some(Err(e)) => Err(EvalError::Failed(e)),
+                Some(Ok(Some(msg))) => {
+                    let mut out = item.clone();
+                    if let Ok(fields) = out.as_object_mut() {
+                        fields.insert(msg_key().clone(), R::from(msg.as_str()));
+                    }
+                    Ok(Some(out))
+                }
+            },
+            _ => Ok(Some(item.clone())),
+        }
+    }
+    match &v {
+        R::Set(items) if items.iter().any(has_late) => {
+            let mut out = std::collections::BTreeSet::new();
+            for item in items.iter() {
+                out.extend(formatted(item)?);
+            }
+            Ok(R::from(out))
+        }
+        R::Array(items) if items.iter().any(has_late) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.extend(formatted(item)?);
+            }
+            Ok(R::from(out))
+        }
+        _ => Ok(v),
+    }
 }
 
 /// Compiles `source` into a prepared engine, and names the main module's package.
@@ -1069,6 +1173,7 @@ impl Program {
             Some((guarded, code)) => (Some(Arc::new(guarded)), Some((code, NO_DATA_YET))),
             None => (None, None),
         };
+        let late = source.rego.contains(crate::opa::LATE);
         Ok(Program {
             id: NEXT_PROGRAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             depends: depends(&source, &package),
@@ -1085,6 +1190,7 @@ impl Program {
             note: note.map(std::sync::Arc::from),
             shared: None,
             batch: None,
+            late,
         })
     }
 
@@ -1332,6 +1438,21 @@ pub struct Held<'a> {
 impl Held<'_> {
     /// Evaluates as [`Program::eval_value`] does, on the held lane.
     pub fn eval_value(
+        &mut self,
+        rule: &str,
+        input: regorus::Value,
+        data: &Data,
+    ) -> Result<regorus::Value, EvalError> {
+        let out = self.eval_unformatted(rule, input, data);
+        match out {
+            Ok(v) if self.program.late && rule == self.program.source.rule => format_late(v),
+            other => other,
+        }
+    }
+
+    /// Evaluates as [`Held::eval_value`] does, but leaves the entry rule's messages to be
+    /// formatted by the caller ([`late_message`]), which reads them once into its own results.
+    pub(crate) fn eval_unformatted(
         &mut self,
         rule: &str,
         input: regorus::Value,
@@ -2121,8 +2242,10 @@ violation contains "raw string first" if { `b` in input.letters; not `b` in inpu
     /// OPA's `sprintf` is Go's `fmt`, which never fails; regorus failed on a verb without an
     /// argument, arguments left over, and flags such as `+`, which ended the rule and lost the
     /// violation (Gatekeeper's horizontalpodautoscaler has a verb too many), and printed
-    /// `%-10s` as `10s`. Such calls run Garrison's `sprintf` (on the interpreter); a format of
-    /// `%v` alone, with as many arguments, stays with regorus's (on the machine).
+    /// `%-10s` as `10s`. A message only the head reads is formatted so after the evaluation
+    /// (`opa::late_calls`), and the template stays on the machine; any other such call runs
+    /// Garrison's `sprintf` (on the interpreter); a format of `%v` alone, with as many
+    /// arguments, stays with regorus's (on the machine).
     #[test]
     fn sprintf_formats_as_go_does() {
         let src = r#"package p
@@ -2131,28 +2254,91 @@ violation[{"msg": msg}] { msg := sprintf("%v and %v", [input.a, input.a, input.a
 violation[{"msg": msg}] { msg := sprintf("%-4s|%+d|%5.1f|%s|%t", [input.a, input.n, input.f, input.n, true]) }
 violation[{"msg": msg}] { args := [input.a]; msg := sprintf("computed %v", args) }
 violation[{"msg": msg}] { msg := sprintf(input.format, [input.a]) }"#;
+        let want = [
+            "\"x\"",
+            "computed x",
+            "x   |+7|  2.2|%!s(int=7)|%!t(string=true)",
+            "x and x%!(EXTRA string=x)",
+            "x of %!v(MISSING), 100% of %!d(MISSING)",
+        ];
+        let input = json!({"a": "x", "n": 7, "f": 2.25, "format": "%q"});
         let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
-        assert!(!p.on_machine());
-        let got = messages(&p, &json!({"a": "x", "n": 7, "f": 2.25, "format": "%q"}));
-        assert_eq!(
-            got,
-            [
-                "\"x\"",
-                "computed x",
-                "x   |+7|  2.2|%!s(int=7)|%!t(string=true)",
-                "x and x%!(EXTRA string=x)",
-                "x of %!v(MISSING), 100% of %!d(MISSING)"
-            ]
+        assert!(p.on_machine());
+        assert_eq!(messages(&p, &input), want);
+        // Each message read again in the body: Garrison's `sprintf`, on the interpreter.
+        let read = src.replace("]) }", "]); count(msg) >= 0 }").replace(
+            "sprintf(\"computed %v\", args) }",
+            "sprintf(\"computed %v\", args); count(msg) >= 0 }",
         );
+        assert_eq!(read.matches("count(msg)").count(), 5, "{read}");
+        let p = Program::compile(&read, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(!p.on_machine());
+        assert_eq!(messages(&p, &input), want);
         // Operands of the wrong type make the call undefined, not the evaluation an error.
         let typed = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%d\", \"x\") }\nviolation[{\"msg\": \"after\"}] { true }";
         let p = Program::compile(typed, &[], RegoVersion::V0, "violation").unwrap();
         assert_eq!(messages(&p, &json!({})), ["after"]);
+        assert_eq!(messages(&p.clone().interpreted(), &json!({})), ["after"]);
         // `%v` alone, with as many literal arguments: regorus's, on the machine.
         let plain = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v is %v, 100%%\", [input.a, input.n]) }";
         let p = Program::compile(plain, &[], RegoVersion::V0, "violation").unwrap();
         assert!(p.on_machine());
         assert_eq!(messages(&p, &json!({"a": "x", "n": 7})), ["x is 7, 100%"]);
+    }
+
+    /// A message that only the head of a `violation` rule reads is formatted after the
+    /// evaluation, with OPA's formatting, on both engines: regorus's `%v` printed an empty set
+    /// as `{}` and a large number in full. Results formatted alike are one, as in OPA's set; a
+    /// result whose arguments are undefined is none; a message past the output limit fails the
+    /// evaluation, as the call does; a message read elsewhere is formatted in the evaluation.
+    #[test]
+    fn a_message_only_the_head_reads_is_formatted_after_the_evaluation() {
+        let src = r#"package p
+violation[{"msg": msg, "details": {}}] { msg := sprintf("empty %v", [{x | x := input.none[_]}]) }
+violation[{"msg": msg}] { msg := sprintf("big %v", [input.big]) }
+violation[{"msg": sprintf("same %v", [x])}] { x := input.same[_] }
+violation[{"msg": msg}] { msg := sprintf("gone %v", [input.missing]) }
+violation[{"msg": msg}] { x := input.same[_]; msg := sprintf("%v", [x]); x == 1 }"#;
+        let input = json!({"big": 1e21, "same": [1, "1"], "none": []});
+        let p = Program::compile(src, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.on_machine());
+        assert_eq!(
+            p.source.rego.matches(crate::opa::LATE).count(),
+            5,
+            "{}",
+            p.source.rego
+        );
+        assert_eq!(
+            messages(&p, &input),
+            ["1", "big 1e+21", "empty set()", "same 1"]
+        );
+        // v1, with `contains`.
+        let v1 = "package p\nviolation contains {\"msg\": msg} if {\n  some x in input.same\n  msg := sprintf(\"v1 %v\", [x])\n}\n";
+        let p = Program::compile(v1, &[], RegoVersion::V1, "violation").unwrap();
+        assert!(
+            p.source.rego.contains(crate::opa::LATE),
+            "{}",
+            p.source.rego
+        );
+        assert_eq!(messages(&p, &input), ["v1 1"]);
+        // A message read elsewhere, or a rule that reads `violation`, is formatted as before.
+        for kept in [
+            "package p\nviolation[{\"msg\": msg, \"details\": {\"m\": msg}}] { msg := sprintf(\"%v\", [input.big]) }",
+            "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v\", [input.big]) }\nviolation[{\"msg\": \"n\"}] { count(violation) > 5 }",
+        ] {
+            let p = Program::compile(kept, &[], RegoVersion::V0, "violation").unwrap();
+            assert!(
+                !p.source.rego.contains(crate::opa::LATE),
+                "{}",
+                p.source.rego
+            );
+        }
+        // Past the output limit: the evaluation fails, on both engines.
+        let long = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%2000000d\", [1]) }";
+        let p = Program::compile(long, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.source.rego.contains(crate::opa::LATE));
+        assert!(p.eval("violation", &json!({}), None).is_err());
+        assert!(p.interpreted().eval("violation", &json!({}), None).is_err());
     }
 
     /// OPA's v0 reads a partial set rule with several bodies as as many rules (Gatekeeper's
