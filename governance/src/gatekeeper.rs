@@ -1142,7 +1142,7 @@ fn judge_on<'t>(
                     )
                     .ok()
             })
-            .and_then(|v| read_batch(&v, batched.len()));
+            .and_then(|v| read_batch(&v, batched.len(), batch.program.late()));
         for (found, &i) in found.into_iter().flatten().zip(&batched) {
             if remember.is_some() {
                 found_now.push((distinct[i].1.clone(), found.clone()));
@@ -1162,7 +1162,7 @@ fn judge_on<'t>(
             found = lanes
                 .eval(Slot::Split, &split.program, input, data)
                 .ok()
-                .and_then(|v| read_found(v).ok());
+                .and_then(|v| read_found(v, split.program.late()).ok());
         }
         let found = match found {
             Some(found) => Ok(found),
@@ -1174,7 +1174,7 @@ fn judge_on<'t>(
                     data,
                 )
                 .map_err(|e| e.to_string())
-                .and_then(read_found),
+                .and_then(|v| read_found(v, program.late())),
         };
         if let (Ok(found), Some(_)) = (&found, remember) {
             found_now.push((key.clone(), found.clone()));
@@ -1326,15 +1326,16 @@ type Found = Arc<[(String, regorus::Value)]>;
 type Judged = Result<Found, String>;
 
 /// One result of the `violation` rule, read: its message and details; `None` for a result
-/// whose message, left to be formatted after the evaluation ([`crate::rego::late_message`]),
-/// would have been undefined; an error for a message past the formatting's output limit.
-fn read_result(r: &regorus::Value) -> Result<Option<Read<'_>>, String> {
+/// whose message, left to be formatted after the evaluation ([`crate::rego::late_message`],
+/// where the program does so: `late`), would have been undefined; an error for a message past
+/// the formatting's output limit.
+fn read_result(r: &regorus::Value, late: bool) -> Result<Option<Read<'_>>, String> {
     static DETAILS: std::sync::OnceLock<regorus::Value> = std::sync::OnceLock::new();
     let details = DETAILS.get_or_init(|| "details".into());
     let (msg, late) = match &r[crate::rego::msg_key()] {
         regorus::Value::String(s) => (s.to_string(), false),
         regorus::Value::Undefined | regorus::Value::Null => (String::new(), false),
-        other => match crate::rego::late_message(other) {
+        other => match late.then(|| crate::rego::late_message(other)).flatten() {
             None => (other.to_string(), false),
             Some(Ok(Some(msg))) => (msg, true),
             Some(Ok(None)) => return Ok(None),
@@ -1409,7 +1410,7 @@ fn formatted_cmp(a: &Read<'_>, b: &Read<'_>) -> std::cmp::Ordering {
 /// The results of a batch's `violation` rule (`rego::Batch`): a set of `[i, result]`, read
 /// into what each of its `sets` parameter sets found, in order; `None` for anything else, and
 /// for a message that cannot be formatted (each set is then judged alone, and fails so).
-fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
+fn read_batch(v: &regorus::Value, sets: usize, late: bool) -> Option<Vec<Found>> {
     let mut found: Vec<Vec<Read<'_>>> = (0..sets).map(|_| vec![]).collect();
     let items: Vec<&regorus::Value> = match v {
         regorus::Value::Set(s) => s.iter().collect(),
@@ -1421,7 +1422,7 @@ fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
             return None;
         };
         let i = usize::try_from(i.as_u64().ok()?).ok()?;
-        let read = read_result(result).ok()?;
+        let read = read_result(result, late).ok()?;
         found.get_mut(i)?.extend(read);
     }
     Some(found.into_iter().map(|f| Found::from(settled(f))).collect())
@@ -1429,18 +1430,21 @@ fn read_batch(v: &regorus::Value, sets: usize) -> Option<Vec<Found>> {
 
 /// The results of the `violation` rule, read: a set or array of `{"msg", "details"}`, or
 /// nothing when undefined.
-fn read_found(v: regorus::Value) -> Result<Found, String> {
-    fn read<'a>(items: impl Iterator<Item = &'a regorus::Value>) -> Result<Vec<Read<'a>>, String> {
+fn read_found(v: regorus::Value, late: bool) -> Result<Found, String> {
+    fn read<'a>(
+        items: impl Iterator<Item = &'a regorus::Value>,
+        late: bool,
+    ) -> Result<Vec<Read<'a>>, String> {
         let mut out = vec![];
         for r in items {
-            out.extend(read_result(r)?);
+            out.extend(read_result(r, late)?);
         }
         Ok(out)
     }
     match &v {
-        regorus::Value::Set(s) => Ok(settled(read(s.iter())?).into()),
+        regorus::Value::Set(s) => Ok(settled(read(s.iter(), late)?).into()),
         // An array is no set: its results stay as they are, in order.
-        regorus::Value::Array(a) => Ok(read(a.iter())?
+        regorus::Value::Array(a) => Ok(read(a.iter(), late)?
             .into_iter()
             .map(|r| (r.msg, r.details))
             .collect()),
@@ -2299,7 +2303,7 @@ mod tests {
                 regorus::Value::from(parameter_terms),
             );
             let out = batch.program.eval_value("violation", input, &data).unwrap();
-            let found = read_batch(&out, 2).unwrap();
+            let found = read_batch(&out, 2, batch.program.late()).unwrap();
             let msgs: Vec<Vec<&str>> = found
                 .iter()
                 .map(|f| f.iter().map(|(m, _)| m.as_str()).collect())

@@ -64,7 +64,8 @@ impl Arg {
 
 /// The Rego text of `v`, as OPA's `String()` writes it: strings quoted as Go quotes them,
 /// collections with `, ` between elements, objects' keys and sets' elements in order, and
-/// the empty set `set()`.
+/// the empty set `set()`. The writing stops once past [`MAX_OUTPUT`] (the text is then cut,
+/// and no `sprintf` takes it): formatting runs outside an evaluation's memory budget.
 pub fn rego_text(v: &regorus::Value) -> String {
     let mut out = String::with_capacity(32);
     write_rego(v, &mut out);
@@ -73,6 +74,9 @@ pub fn rego_text(v: &regorus::Value) -> String {
 
 fn write_rego(v: &regorus::Value, out: &mut String) {
     use regorus::Value as V;
+    if out.len() > MAX_OUTPUT {
+        return;
+    }
     match v {
         V::Null => out.push_str("null"),
         V::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -96,6 +100,9 @@ fn write_rego(v: &regorus::Value, out: &mut String) {
                     out.push_str(", ");
                 }
                 write_rego(x, out);
+                if out.len() > MAX_OUTPUT {
+                    return;
+                }
             }
             out.push(']');
         }
@@ -107,6 +114,9 @@ fn write_rego(v: &regorus::Value, out: &mut String) {
                     out.push_str(", ");
                 }
                 write_rego(x, out);
+                if out.len() > MAX_OUTPUT {
+                    return;
+                }
             }
             out.push('}');
         }
@@ -119,6 +129,9 @@ fn write_rego(v: &regorus::Value, out: &mut String) {
                 write_rego(k, out);
                 out.push_str(": ");
                 write_rego(x, out);
+                if out.len() > MAX_OUTPUT {
+                    return;
+                }
             }
             out.push('}');
         }
@@ -1008,6 +1021,26 @@ fn hex_form(f: f64, prec: Option<usize>, upper: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A value's text stops once past the output limit, so a huge argument costs no more than
+    /// the limit, and its `sprintf` fails as any output past it does.
+    #[test]
+    fn a_huge_argument_is_written_only_to_the_limit() {
+        let big: std::collections::BTreeSet<regorus::Value> = (0..200_000)
+            .map(|i| regorus::Value::from(format!("element-{i:08}")))
+            .collect();
+        let text = rego_text(&regorus::Value::from(big.clone()));
+        assert!(
+            text.len() > MAX_OUTPUT && text.len() < MAX_OUTPUT + 64,
+            "{}",
+            text.len()
+        );
+        assert!(text.starts_with("{\"element-00000000\", \"element-00000001\""));
+        let arg = [Arg::of(&regorus::Value::from(big))];
+        assert!(sprintf("%v", &arg).unwrap_err().contains("would pass"));
+        // A precision cuts it as it would cut the whole text.
+        assert_eq!(sprintf("%.12v", &arg).unwrap(), "{\"element-00");
+    }
+
     /// The path for formats of `%v` alone gives what the reading of every verb gives.
     #[test]
     fn plain_formats_read_as_every_verb_is_read() {

@@ -265,12 +265,15 @@ type Edit = (usize, usize, String);
 /// A module's source rewritten, or `None` when nothing in it needed binding. `ast` is the
 /// module's entry of regorus's AST (`Engine::get_ast_as_json`), `source` the text its spans
 /// index, `package_rules` the rules its package defines (in all its modules), and `pass`
-/// numbers the names it binds, distinct from an earlier pass's.
+/// numbers the names it binds, distinct from an earlier pass's. `late`: the module is a
+/// template's main module whose `violation` results nothing but the caller reads
+/// ([`late_allowed`]), so that its messages may be formatted after the evaluation.
 pub(crate) fn rewrite(
     ast: &Value,
     source: &str,
     package_rules: &HashSet<String>,
     pass: usize,
+    late: bool,
 ) -> Option<String> {
     let names = globals(ast, source, package_rules);
     let mut found = vec![];
@@ -316,15 +319,15 @@ pub(crate) fn rewrite(
     if !mocked {
         // A message only the head reads is formatted after the evaluation (`late_calls`);
         // any other call that regorus would not format as Go does calls Garrison's `sprintf`.
-        let mut late = HashSet::new();
-        for call in late_calls(ast) {
+        let mut late_at = HashSet::new();
+        for call in late.then(|| late_calls(ast, source)).into_iter().flatten() {
             if let (Some(at), Some(made)) = (span(call), late_edits(call, source)) {
-                late.insert(at);
+                late_at.insert(at);
                 edits.extend(made);
             }
         }
         each_call(ast, &mut |call| {
-            if !span(call).is_some_and(|at| late.contains(&at)) {
+            if !span(call).is_some_and(|at| late_at.contains(&at)) {
                 go_formatted(call, &mut edits)
             }
         });
@@ -381,23 +384,46 @@ fn go_formatted(call: &Value, edits: &mut Vec<Edit>) {
     }
 }
 
-/// The first element of the array that stands, in a `violation` result's `msg`, for a message
-/// formatted after the evaluation: `[LATE, format, args]` (`late_calls`, `rego::format_late`).
+/// The string in the set that is the first element of the array standing, in a `violation`
+/// result's `msg`, for a message formatted after the evaluation: `[{LATE}, format, args]`
+/// (`late_calls`, `rego::late_message`). No JSON input holds a set, so no reviewed object or
+/// parameter can pass for one.
 pub(crate) const LATE: &str = "__garrison_late";
+
+/// Whether a template's main module may have its messages formatted after the evaluation: the
+/// program's entry rule is `violation`, and no library names `violation` (a library's own
+/// `violation` rules keep their messages as strings for whoever reads them). The main module
+/// is checked by [`late_calls`].
+pub(crate) fn late_allowed(rule: &str, libs: &[String]) -> bool {
+    rule == "violation" && libs.iter().all(|l| word_count(l, "violation") == 0)
+}
+
+/// How many times `word` stands in `text` as a name of its own, not inside a longer name
+/// (what comes before may be a `.`, as in `data.k.violation`). Comments and strings count.
+fn word_count(text: &str, word: &str) -> usize {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .filter(|(at, _)| {
+            !text[..*at].chars().next_back().is_some_and(ident)
+                && !text[at + word.len()..].chars().next().is_some_and(ident)
+        })
+        .count()
+}
 
 /// The calls of `sprintf` whose value is only ever a `violation` result's message: the call
 /// is the value of the `msg` field of a set rule's key (`violation[{"msg": sprintf(...)}]`), or
-/// that value is a variable that the rule's one body assigns from the call and that nothing
-/// else in the rule names (`msg := sprintf(...)`). Nothing else in the module may name
-/// `violation`.
+/// that value is a variable that the rule's one body declares from the call (`msg :=
+/// sprintf(...)`; not `=`, which compares where `msg` names a rule) and that nothing else in
+/// the rule names. Nothing else in the module may name `violation` in any form
+/// (`data.k.violation`, an import, even a comment): its text names it once per definition.
 ///
-/// Such a call is written as the array `[LATE, format, args]` (`late_edits`), and the message
-/// formatted from it after the evaluation, with OPA's formatting (`gofmt`), and the set made
-/// again, so that messages formatted alike are one result, as OPA's set would hold them.
-/// regorus's own `sprintf` takes about a quarter of the instructions of a work whose every
-/// manifest violates (480 messages), and prints `%v` otherwise than OPA in edge cases (an
-/// empty set as `{}`); calls with other verbs no longer send the template to the interpreter.
-fn late_calls(ast: &Value) -> Vec<&Value> {
+/// Such a call is written as the array `[{LATE}, format, args]` (`late_edits`), and the
+/// message formatted from it when the results are read, with OPA's formatting (`gofmt`);
+/// results then formatted alike are one, as OPA's set would hold them. regorus's own
+/// `sprintf` took about an eighth of the instructions of a work whose every manifest violates
+/// (480 messages), and prints `%v` otherwise than OPA in edge cases (an empty set as `{}`);
+/// calls with other verbs no longer send the template to the interpreter.
+fn late_calls<'a>(ast: &'a Value, source: &str) -> Vec<&'a Value> {
     let rules: Vec<&Value> = ast["rules"].as_array().into_iter().flatten().collect();
     let mut heads = 0;
     let mut calls = vec![];
@@ -438,7 +464,7 @@ fn late_calls(ast: &Value) -> Vec<&Value> {
                     .filter(|stmt| stmt.get("with_mods").is_none())
                     .filter_map(|stmt| match node(&stmt["literal"]) {
                         Some(("Expr", e)) => match node(&e["expr"]) {
-                            Some(("AssignExpr", a)) => Some(a),
+                            Some(("AssignExpr", a)) if a["op"] == "ColEq" => Some(a),
                             _ => None,
                         },
                         _ => None,
@@ -458,7 +484,7 @@ fn late_calls(ast: &Value) -> Vec<&Value> {
             _ => {}
         }
     }
-    if var_count(&ast["rules"], "violation") != heads {
+    if var_count(&ast["rules"], "violation") != heads || word_count(source, "violation") != heads {
         return vec![];
     }
     calls
@@ -494,11 +520,15 @@ fn late_edits(call: &Value, source: &str) -> Option<[Edit; 2]> {
         .get(open..end)?
         .strip_prefix('(')?
         .strip_suffix(')')?;
-    if name_start != start || inner.trim_end().ends_with(',') {
+    // A line's end before `(` ends the statement in OPA (`call_across_lines`).
+    if name_start != start
+        || source[name_end..open].contains('\n')
+        || inner.trim_end().ends_with(',')
+    {
         return None;
     }
     Some([
-        (name_start, open + 1, format!("[\"{LATE}\", ")),
+        (name_start, open + 1, format!("[{{\"{LATE}\"}}, ")),
         (end - 1, end, "]".to_string()),
     ])
 }
@@ -1086,7 +1116,8 @@ impl Guarder<'_> {
         // where an element of the array is undefined (tested on both engines), and its
         // compiler refuses any later reading of a variable assigned an array that holds one.
         let late = matches!(node(&assign["rhs"]), Some(("Array", a))
-            if matches!(a["items"].get(0).and_then(node), Some(("String", s)) if s["value"] == LATE));
+            if matches!(a["items"].get(0).and_then(node), Some(("Set", set))
+                if matches!(set["items"].get(0).and_then(node), Some(("String", s)) if s["value"] == LATE)));
         let declares = assign["op"] == "ColEq";
         if declares && (defined || late) {
             return;

@@ -643,9 +643,24 @@ pub(crate) fn msg_key() -> &'static regorus::Value {
     MSG.get_or_init(|| regorus::Value::from("msg"))
 }
 
-/// A `violation` result's message left to be formatted after the evaluation (`[opa::LATE,
-/// format, args]`, `opa::late_calls`), formatted as OPA's `sprintf` would have: `None` when
-/// `v` is not one; `Ok(None)` when the call would have been undefined (a format that is not a
+/// Whether `v` is a message left to be formatted after the evaluation: `[{opa::LATE}, format,
+/// args]` (`opa::late_calls`).
+fn is_late(v: &regorus::Value) -> bool {
+    use regorus::Value as R;
+    match v {
+        R::Array(parts) if parts.len() == 3 => match &parts[0] {
+            R::Set(mark) => {
+                mark.len() == 1
+                    && matches!(mark.first(), Some(R::String(s)) if s.as_ref() == crate::opa::LATE)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// A `violation` result's message left to be formatted after the evaluation ([`is_late`]),
+/// formatted as OPA's `sprintf` would have: `None` when `v` is not one; `Ok(None)` when the call would have been undefined (a format that is not a
 /// string, arguments that are not an array or hold an undefined value), and the result with
 /// it; an error for a message past `gofmt::MAX_OUTPUT`, which fails the evaluation as the
 /// call would have.
@@ -662,15 +677,15 @@ pub(crate) fn late_message(v: &regorus::Value) -> Option<Result<Option<String>, 
             _ => false,
         }
     }
+    if !is_late(v) {
+        return None;
+    }
     let R::Array(parts) = v else {
         return None;
     };
-    let [R::String(mark), format, args] = parts.as_slice() else {
+    let [_, format, args] = parts.as_slice() else {
         return None;
     };
-    if mark.as_ref() != crate::opa::LATE {
-        return None;
-    }
     let (R::String(format), R::Array(args)) = (format, args) else {
         return Some(Ok(None));
     };
@@ -690,13 +705,10 @@ fn format_late(v: regorus::Value) -> Result<regorus::Value, EvalError> {
     use regorus::Value as R;
     fn has_late(item: &R) -> bool {
         match item {
-            R::Object(o) => o.get(msg_key()).is_some_and(late_message_of),
+            R::Object(o) => o.get(msg_key()).is_some_and(is_late),
             R::Array(a) if a.len() == 2 => has_late(&a[1]),
             _ => false,
         }
-    }
-    fn late_message_of(v: &R) -> bool {
-        matches!(v, R::Array(a) if a.len() == 3 && matches!(&a[0], R::String(s) if s.as_ref() == crate::opa::LATE))
     }
     // One result (or `[i, result]`) with its message formatted; `None` when dropped.
     fn formatted(item: &R) -> Result<Option<R>, EvalError> {
@@ -880,8 +892,10 @@ fn read_as_opa(engine: &regorus::Engine, source: &Source) -> Result<Rewritten, C
 /// One pass of the rewrite over every module of `source` (whose syntax tree is `ast`), or
 /// `None` when nothing changed.
 fn read_as_opa_once(ast: &Value, source: &Source, pass: usize) -> Option<Source> {
+    let late = crate::opa::late_allowed(&source.rule, &source.libs);
     each_module(ast, source, false, |ast, text, rules| {
-        Ok(crate::opa::rewrite(ast, text, rules, pass))
+        let main = late && text == source.rego;
+        Ok(crate::opa::rewrite(ast, text, rules, pass, main))
     })
     .unwrap_or(None)
 }
@@ -1232,6 +1246,12 @@ impl Program {
     /// Whether the entry rule runs on regorus's virtual machine (else on the interpreter).
     pub fn on_machine(&self) -> bool {
         self.vm_source.is_some()
+    }
+
+    /// Whether the entry rule's messages may be left to be formatted after the evaluation
+    /// ([`Held::eval_unformatted`], [`late_message`]).
+    pub(crate) fn late(&self) -> bool {
+        self.late
     }
 
     /// The main module's package, as `data.<package>`.
@@ -2333,6 +2353,65 @@ violation[{"msg": msg}] { x := input.same[_]; msg := sprintf("%v", [x]); x == 1 
                 p.source.rego
             );
         }
+        // A library's own `violation` keeps its messages: the template reads them as text.
+        let lib =
+            "package lib.x\nviolation[{\"msg\": msg}] { msg := sprintf(\"bad %v\", [input.name]) }"
+                .to_string();
+        let main = "package k\nviolation[{\"msg\": m}] { v := data.lib.x.violation[_]; m := concat(\"\", [\"lib: \", v.msg]) }";
+        let p = Program::compile(main, &[lib], RegoVersion::V0, "violation").unwrap();
+        assert!(
+            !p.source.libs[0].contains(crate::opa::LATE),
+            "{:?}",
+            p.source.libs
+        );
+        assert_eq!(messages(&p, &json!({"name": "n"})), ["lib: bad n"]);
+        // A program whose entry is another rule, which reads `violation` itself.
+        let other = "package sigstore\nviolation[{\"msg\": msg}] { input.kind != \"x\"; msg := sprintf(\"unexpected %v\", [input.kind]) }\ndefault isCompliant = false\nisCompliant { not blocked }\nblocked { v := data.sigstore.violation[_]; startswith(v.msg, \"unexpected\") }";
+        let p = Program::compile(other, &[], RegoVersion::V0, "isCompliant").unwrap();
+        assert!(
+            !p.source.rego.contains(crate::opa::LATE),
+            "{}",
+            p.source.rego
+        );
+        assert_eq!(
+            p.eval("isCompliant", &json!({"kind": "y"}), None).unwrap(),
+            json!(false)
+        );
+        // `=` compares where the name is a rule: `msg = sprintf(...)` holds only where the
+        // message is the rule's value.
+        let compare = "package p\nmsg := \"forbidden\"\nviolation[{\"msg\": msg}] { x := input.mode; msg = sprintf(\"%v\", [x]) }";
+        let p = Program::compile(compare, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(
+            !p.source.rego.contains(crate::opa::LATE),
+            "{}",
+            p.source.rego
+        );
+        assert_eq!(messages(&p, &json!({"mode": "forbidden"})), ["forbidden"]);
+        assert!(messages(&p, &json!({"mode": "other"})).is_empty());
+        // A line's end between the name and `(` ends the statement in OPA: not rewritten.
+        let split = "package p\nviolation[{\"msg\": msg}] {\n  msg := sprintf\n  (\"%v\", [1])\n}";
+        if let Ok(p) = Program::compile(split, &[], RegoVersion::V0, "violation") {
+            assert!(
+                !p.source.rego.contains(crate::opa::LATE),
+                "{}",
+                p.source.rego
+            );
+        }
+        // A reviewed value shaped like the old marker is only a value: its text is the message.
+        let copied = "package p\nviolation[{\"msg\": input.m}] { true }\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v\", [input.n]) }";
+        let p = Program::compile(copied, &[], RegoVersion::V0, "violation").unwrap();
+        assert!(p.source.rego.contains(crate::opa::LATE));
+        let got = p
+            .eval(
+                "violation",
+                &json!({"m": ["__garrison_late", "%v", []], "n": 1}),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            got,
+            json!([{"msg": 1.to_string()}, {"msg": ["__garrison_late", "%v", []]}])
+        );
         // Past the output limit: the evaluation fails, on both engines.
         let long = "package p\nviolation[{\"msg\": msg}] { msg := sprintf(\"%2000000d\", [1]) }";
         let p = Program::compile(long, &[], RegoVersion::V0, "violation").unwrap();
