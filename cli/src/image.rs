@@ -158,6 +158,9 @@ pub struct GetImagePoliciesArgs {
     /// Only the policies of this namespace.
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    #[arg(long, short = 'A', conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// Output format; `wide` adds each cluster's state.
     #[arg(long, short = 'o', value_enum, default_value_t = crate::admin::Output::Table)]
     pub output: crate::admin::Output,
@@ -175,7 +178,7 @@ pub fn get(args: GetImagePoliciesArgs) -> Result<()> {
     use kube::api::{Api, ListParams};
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
-        let roots: Api<Policy> = match &args.namespace {
+        let roots: Api<Policy> = match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };

@@ -86,6 +86,9 @@ pub struct GetPlacementsArgs {
     /// Only this namespace's placements.
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    #[arg(long, short = 'A', conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -338,7 +341,7 @@ pub fn get(args: GetPlacementsArgs) -> Result<()> {
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
         let (placements, decisions): (Api<Placement>, Api<PlacementDecision>) =
-            match &args.namespace {
+            match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
                 Some(ns) => (
                     Api::namespaced(client.clone(), ns),
                     Api::namespaced(client, ns),

@@ -123,6 +123,9 @@ pub struct GetPoliciesArgs {
     /// Only the policies of this namespace.
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    #[arg(long, short = 'A', conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// Output format; `wide` adds each cluster's compliance and the standards and controls.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -151,7 +154,7 @@ fn or_dash(s: Option<&str>) -> String {
 pub fn get_policies(args: GetPoliciesArgs) -> Result<()> {
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
-        let api: Api<Policy> = match &args.namespace {
+        let api: Api<Policy> = match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };

@@ -268,6 +268,34 @@ async fn policies_reach_the_clusters_and_report_compliance_back_to_the_root() {
             && row.contains("NIST SP 800-53"),
         "{out}"
     );
+    // `-A`, as kubectl users type it: every namespace, which is also the default.
+    let all = ok(garrison_e2e::garrison(&[
+        "get",
+        "policies",
+        "-A",
+        "--data-dir",
+        &dir,
+    ]));
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("policies") && l.contains("policy-namespace")),
+        "{all}"
+    );
+    let both = garrison_e2e::garrison(&[
+        "get",
+        "policies",
+        "-A",
+        "-n",
+        "policies",
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
     let out = ok(garrison_e2e::garrison(&[
         "get",
         "compliance",
