@@ -342,14 +342,23 @@ fn main() {
     time_gate(1, &compliant, remembered);
     let (clean_again, _, passed) = time_gate(rounds, &compliant, remembered);
     assert_eq!(passed, rounds * compliant.len());
+    // A work refused as most are: one manifest lacks one label, the rest comply.
+    let mut one_short = compliant.clone();
+    one_short[0]["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("label-7");
+    let (short_first, short_found, _) = time_gate(rounds, &one_short, first_check);
+    assert_eq!(short_found, rounds, "one violation per work");
     println!(
-        "gate with remembered verdicts: first check {} ({} evaluations), the same work again {} per work, one manifest of ten changed {} per work; the compliant work: first check {}, again {} per work; {} results found, {} evaluated",
+        "gate with remembered verdicts: first check {} ({} evaluations), the same work again {} per work, one manifest of ten changed {} per work; the compliant work: first check {}, again {} per work; a work with one violation (one manifest lacking one label): first check {}; {} results found, {} evaluated",
         per_op(first, rounds),
         10 * 50,
         per_op(again, rounds),
         per_op(one_changed, rounds),
         per_op(clean_first, rounds),
         per_op(clean_again, rounds),
+        per_op(short_first, rounds),
         verdicts.found(),
         verdicts.evaluated(),
     );
