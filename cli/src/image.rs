@@ -159,6 +159,7 @@ pub struct GetImagePoliciesArgs {
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    // Refused beside `-n` by clap, so no code needs to read it.
     #[arg(long, short = 'A', conflicts_with = "namespace")]
     pub all_namespaces: bool,
     /// Output format; `wide` adds each cluster's state.
@@ -178,7 +179,7 @@ pub fn get(args: GetImagePoliciesArgs) -> Result<()> {
     use kube::api::{Api, ListParams};
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
-        let roots: Api<Policy> = match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
+        let roots: Api<Policy> = match &args.namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };

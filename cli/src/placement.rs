@@ -87,6 +87,7 @@ pub struct GetPlacementsArgs {
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    // Refused beside `-n` by clap, so no code needs to read it.
     #[arg(long, short = 'A', conflicts_with = "namespace")]
     pub all_namespaces: bool,
     /// Output format.
@@ -341,7 +342,7 @@ pub fn get(args: GetPlacementsArgs) -> Result<()> {
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
         let (placements, decisions): (Api<Placement>, Api<PlacementDecision>) =
-            match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
+            match &args.namespace {
                 Some(ns) => (
                     Api::namespaced(client.clone(), ns),
                     Api::namespaced(client, ns),

@@ -124,6 +124,7 @@ pub struct GetPoliciesArgs {
     #[arg(long, short = 'n', value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Every namespace's (the default without `-n`; accepted as kubectl accepts it).
+    // Refused beside `-n` by clap, so no code needs to read it.
     #[arg(long, short = 'A', conflicts_with = "namespace")]
     pub all_namespaces: bool,
     /// Output format; `wide` adds each cluster's compliance and the standards and controls.
@@ -154,7 +155,7 @@ fn or_dash(s: Option<&str>) -> String {
 pub fn get_policies(args: GetPoliciesArgs) -> Result<()> {
     runtime()?.block_on(async {
         let (client, _) = client(&args.target).await?;
-        let api: Api<Policy> = match args.namespace.as_deref().filter(|_| !args.all_namespaces) {
+        let api: Api<Policy> = match &args.namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
