@@ -397,10 +397,8 @@ pub fn sprintf_verbs(format: &str, args: &[Arg]) -> Result<String, String> {
     Ok(out)
 }
 
-/// [`sprintf`] of a format whose verbs are all `%v` (or `%%`), given as many arguments: each
-/// argument as `%v` formats it alone, the text between as it is. `None` for any other format.
-/// Most messages are made so; this spares them the reading of flags, widths and indices.
-fn plain_sprintf(format: &str, args: &[Arg]) -> Option<Result<String, String>> {
+/// The number of `%v` verbs of `format` when it has no other (`%%` aside), and no `%` ends it.
+pub(crate) fn plain_verbs(format: &str) -> Option<usize> {
     let mut verbs = 0;
     let mut bytes = format.bytes();
     while let Some(b) = bytes.next() {
@@ -412,7 +410,14 @@ fn plain_sprintf(format: &str, args: &[Arg]) -> Option<Result<String, String>> {
             }
         }
     }
-    if verbs != args.len() {
+    Some(verbs)
+}
+
+/// [`sprintf`] of a format whose verbs are all `%v` (or `%%`), given as many arguments: each
+/// argument as `%v` formats it alone, the text between as it is. `None` for any other format.
+/// Most messages are made so; this spares them the reading of flags, widths and indices.
+fn plain_sprintf(format: &str, args: &[Arg]) -> Option<Result<String, String>> {
+    if plain_verbs(format)? != args.len() {
         return None;
     }
     let mut out = String::with_capacity(format.len() + 16 * args.len());

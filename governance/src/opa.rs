@@ -375,7 +375,7 @@ fn go_formatted(call: &Value, edits: &mut Vec<Edit>) {
     let plain = match (format, args) {
         (Some(("String" | "RawString", f)), Some(("Array", a))) => f["value"]
             .as_str()
-            .and_then(plain_verbs)
+            .and_then(crate::gofmt::plain_verbs)
             .is_some_and(|verbs| Some(verbs) == a["items"].as_array().map(Vec::len)),
         _ => false,
     };
@@ -484,7 +484,9 @@ fn late_calls<'a>(ast: &'a Value, source: &str) -> Vec<&'a Value> {
             _ => {}
         }
     }
-    if var_count(&ast["rules"], "violation") != heads || word_count(source, "violation") != heads {
+    // Each variable `violation` is a word of the text, the heads' included: a text that names
+    // it only once per head has no other reference to it.
+    if word_count(source, "violation") != heads {
         return vec![];
     }
     calls
@@ -531,22 +533,6 @@ fn late_edits(call: &Value, source: &str) -> Option<[Edit; 2]> {
         (name_start, open + 1, format!("[{{\"{LATE}\"}}, ")),
         (end - 1, end, "]".to_string()),
     ])
-}
-
-/// The number of `%v` verbs of `format` when it has no other (`%%` aside).
-fn plain_verbs(format: &str) -> Option<usize> {
-    let mut verbs = 0;
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            match chars.next()? {
-                '%' => {}
-                'v' => verbs += 1,
-                _ => return None,
-            }
-        }
-    }
-    Some(verbs)
 }
 
 /// Whether `call` is a statement end that regorus reads on as a call: OPA ends a term at a

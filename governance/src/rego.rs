@@ -643,26 +643,30 @@ pub(crate) fn msg_key() -> &'static regorus::Value {
     MSG.get_or_init(|| regorus::Value::from("msg"))
 }
 
-/// Whether `v` is a message left to be formatted after the evaluation: `[{opa::LATE}, format,
-/// args]` (`opa::late_calls`).
-fn is_late(v: &regorus::Value) -> bool {
+/// The format and arguments of a message left to be formatted after the evaluation:
+/// `[{opa::LATE}, format, args]` (`opa::late_calls`); `None` for any other value.
+fn late_parts(v: &regorus::Value) -> Option<(&regorus::Value, &regorus::Value)> {
     use regorus::Value as R;
-    match v {
-        R::Array(parts) if parts.len() == 3 => match &parts[0] {
-            R::Set(mark) => {
-                mark.len() == 1
-                    && matches!(mark.first(), Some(R::String(s)) if s.as_ref() == crate::opa::LATE)
-            }
-            _ => false,
-        },
-        _ => false,
-    }
+    let R::Array(parts) = v else {
+        return None;
+    };
+    let [R::Set(mark), format, args] = parts.as_slice() else {
+        return None;
+    };
+    let marked = mark.len() == 1
+        && matches!(mark.first(), Some(R::String(s)) if s.as_ref() == crate::opa::LATE);
+    marked.then_some((format, args))
 }
 
-/// A `violation` result's message left to be formatted after the evaluation ([`is_late`]),
-/// formatted as OPA's `sprintf` would have: `None` when `v` is not one; `Ok(None)` when the call would have been undefined (a format that is not a
-/// string, arguments that are not an array or hold an undefined value), and the result with
-/// it; an error for a message past `gofmt::MAX_OUTPUT`, which fails the evaluation as the
+/// Whether `v` is a message left to be formatted after the evaluation ([`late_parts`]).
+fn is_late(v: &regorus::Value) -> bool {
+    late_parts(v).is_some()
+}
+
+/// A `violation` result's message left to be formatted after the evaluation ([`late_parts`]),
+/// formatted as OPA's `sprintf` would have: `None` when `v` is not one; `Ok(None)` when the
+/// call would have been undefined (a format that is not a string, arguments that are not an
+/// array or hold an undefined value), and the result with it; an error for a message past `gofmt::MAX_OUTPUT`, which fails the evaluation as the
 /// call would have.
 pub(crate) fn late_message(v: &regorus::Value) -> Option<Result<Option<String>, String>> {
     use regorus::Value as R;
@@ -677,15 +681,7 @@ pub(crate) fn late_message(v: &regorus::Value) -> Option<Result<Option<String>, 
             _ => false,
         }
     }
-    if !is_late(v) {
-        return None;
-    }
-    let R::Array(parts) = v else {
-        return None;
-    };
-    let [_, format, args] = parts.as_slice() else {
-        return None;
-    };
+    let (format, args) = late_parts(v)?;
     let (R::String(format), R::Array(args)) = (format, args) else {
         return Some(Ok(None));
     };
